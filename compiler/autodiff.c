@@ -1,0 +1,128 @@
+/* Reverse-mode automatic differentiation: the backward graph as ordinary IR.
+ *
+ * ad_backward walks the forward graph from the loss back to the parameters in reverse
+ * creation (topological) order. For each node that carries a gradient it calls the op's
+ * rule (grad.c), stamping the nodes the rule builds with the forward node, the rule's
+ * name and the forward node's YAML location. Rules hand back contributions through
+ * ad_accum; this driver alone sums a contribution back to its input's shape where the op
+ * broadcast (un-broadcasting) and adds up contributions from several consumers. The
+ * result is plain IR: it can be printed, optimized and differentiated again.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc.h"
+
+struct Grad {
+	Graph *g;
+	int n0;      /* nodes that existed before the backward pass */
+	Node **adj;  /* adj[id]: d(loss)/d(node), NULL while zero */
+	char *needs; /* needs[id]: some wrt node depends on it */
+	char *reach; /* reach[id]: the loss depends on it */
+};
+
+Graph *ad_graph(Grad *gr)
+{
+	return gr->g;
+}
+
+/* Sums dx over the axes where x was broadcast, so the result has x's shape. */
+static Node *unbroadcast(Graph *g, Node *dx, const Shape *to)
+{
+	if (!dx || shape_eq(&dx->sh, to))
+		return dx;
+	int lead = dx->sh.rank - to->rank;
+	check(lead >= 0);
+	uint32_t axes = 0;
+	for (int i = 0; i < dx->sh.rank; i++)
+		if (i < lead || (to->d[i - lead] == 1 && dx->sh.d[i] != 1))
+			axes |= 1u << i;
+	return ir_reshape(g, ir_sum(g, dx, axes, 1), *to);
+}
+
+void ad_accum(Grad *gr, Node *n, int i, Node *dx)
+{
+	Node *x = n->in[i];
+	if (!dx || !gr->needs[x->id])
+		return;
+	dx = unbroadcast(gr->g, dx, &x->sh);
+	gr->adj[x->id] = gr->adj[x->id] ? ir_add(gr->g, gr->adj[x->id], dx) : dx;
+}
+
+static void mark(Grad *gr, Node *loss, Node *const *wrt, int nwrt)
+{
+	for (int k = 0; k < nwrt; k++)
+		gr->needs[wrt[k]->id] = 1;
+	for (int i = 0; i < gr->n0; i++) {
+		Node *n = gr->g->nodes[i];
+		for (int j = 0; j < n->nin; j++)
+			gr->needs[i] |= gr->needs[n->in[j]->id];
+	}
+	gr->reach[loss->id] = 1;
+	for (int i = loss->id; i >= 0; i--) {
+		Node *n = gr->g->nodes[i];
+		if (gr->reach[i])
+			for (int j = 0; j < n->nin; j++)
+				gr->reach[n->in[j]->id] = 1;
+	}
+}
+
+/* The first wrt node that depends on n, to name it in an error. */
+static const char *dependent_param(Grad *gr, Node *n, Node *const *wrt, int nwrt)
+{
+	for (int k = 0; k < nwrt; k++) {
+		Node *w = wrt[k];
+		if (w->op == OP_PARAM && w->id <= n->id)
+			return gr->g->params[w->a[0]].name;
+	}
+	return "a parameter";
+}
+
+int ad_backward(Graph *g, Node *loss, Node *const *wrt, int nwrt, Node **out)
+{
+	check(loss->sh.rank == 0);
+	Grad gr = {g, g->n, NULL, NULL, NULL};
+	gr.adj = calloc(g->n, sizeof *gr.adj);
+	gr.needs = calloc(g->n, 1);
+	gr.reach = calloc(g->n, 1);
+	if (!gr.adj || !gr.needs || !gr.reach)
+		die("out of memory");
+	mark(&gr, loss, wrt, nwrt);
+	SrcLoc saved_loc = g->cur_loc;
+	int status = 0;
+
+	g->cur_loc = loss->loc;
+	g->cur_rule = "seed";
+	gr.adj[loss->id] = ir_scalar(g, 1.0);
+	for (int i = loss->id; i >= 0 && status == 0; i--) {
+		Node *n = g->nodes[i], *dy = gr.adj[i];
+		if (!dy || !gr.needs[i] || !gr.reach[i] ||
+		    (opinfo[n->op].flags & OPF_LEAF))
+			continue;
+		if (opinfo[n->op].flags & OPF_NODIFF) {
+			error_at(g->diags, n->loc,
+			         "the loss depends on '%s' through '%s', which has no "
+			         "derivative",
+			         dependent_param(&gr, n, wrt, nwrt), opinfo[n->op].name);
+			status = -1;
+			break;
+		}
+		g->cur_loc = n->loc;
+		g->cur_fwd = n;
+		g->cur_label = n->label;
+		g->cur_rule = opinfo[n->op].name;
+		grad_rules[n->op](&gr, n, dy);
+		if (g->diags->nerr)
+			status = -1;
+	}
+	for (int k = 0; k < nwrt; k++)
+		out[k] = gr.adj[wrt[k]->id];
+	g->cur_loc = saved_loc;
+	g->cur_fwd = NULL;
+	g->cur_rule = NULL;
+	g->cur_label = NULL;
+	free(gr.adj);
+	free(gr.needs);
+	free(gr.reach);
+	return status;
+}

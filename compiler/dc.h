@@ -1,0 +1,482 @@
+/* descent compiler: the internal header, and a map of the compiler.
+ *
+ * The compiler is a straight pipeline, one file per stage:
+ *
+ *   spec.c      YAML text -> Spec tree (every node keeps file:line:col)
+ *   model.c     Spec tree -> Model (typed, validated description of the network)
+ *   lower.c     Model -> Graph: forward graph of primitive ops, loss, optimizer update
+ *   shape.c     shape inference, one function per op (called by the builders)
+ *   graph.c     the IR: nodes, builders, functions (sets of outputs)
+ *   autodiff.c  reverse-mode driver: walks the graph backwards, un-broadcasts,
+ * accumulates grad.c      one short chain-rule rule per op eval.c      reference
+ * interpreter in float64 (gradient checks, differential tests) plan.c      buffer layout:
+ * where every node of a function lives dump.c      IR as text codegen.c   Graph -> LLVM
+ * IR, verified and optimized for the host CPU jit.c       LLVM object -> callable code
+ * through ORC LLJIT compile.c   the whole pipeline behind one call, used by the CLI and
+ * the tests main.c      the `descent` command line
+ *
+ * Only codegen.c and jit.c include llvm-c/. The runtime (runtime/) includes nothing
+ * from here. Each section below lists one file's exports.
+ */
+#ifndef DC_H
+#define DC_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "descent/runtime.h"
+
+#define MAXRANK RT_MAXRANK
+#define MAXIN 3
+
+/* ================= util.c: arena, diagnostics, internal errors ================= */
+
+typedef struct SrcLoc {
+	const char *file; /* NULL when unknown */
+	int line, col;    /* 1-based; 0 when unknown */
+} SrcLoc;
+
+typedef struct Arena Arena;
+Arena *arena_new(void);
+void arena_free(Arena *a);
+void *arena_alloc(Arena *a, size_t bytes); /* zeroed, 16-byte aligned */
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...);
+
+typedef enum { SEV_ERROR, SEV_WARNING, SEV_NOTE } Severity;
+
+typedef struct Diag {
+	Severity sev;
+	SrcLoc loc;
+	char *msg;
+} Diag;
+
+/* A list of diagnostics plus the source texts they point into, so that printing can
+ * show the offending line and a caret. Lives outside any arena: it outlives them. */
+typedef struct Diags {
+	Diag *v;
+	int n, cap, nerr;
+	struct DiagSrc {
+		char *file, *text;
+		size_t len;
+	} * src;
+	int nsrc;
+} Diags;
+
+void diag_add(Diags *d, Severity sev, SrcLoc loc, const char *fmt, ...);
+void diag_vadd(Diags *d, Severity sev, SrcLoc loc, const char *fmt, va_list ap);
+__attribute__((format(printf, 3, 4))) static inline void error_at(Diags *d, SrcLoc loc,
+                                                                  const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	diag_vadd(d, SEV_ERROR, loc, fmt, ap);
+	va_end(ap);
+}
+__attribute__((format(printf, 3, 4))) static inline void warn_at(Diags *d, SrcLoc loc,
+                                                                 const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	diag_vadd(d, SEV_WARNING, loc, fmt, ap);
+	va_end(ap);
+}
+void diag_source(Diags *d, const char *file, const char *text, size_t len);
+/* file:line:col: error: message, then the source line and a caret under col. */
+void diag_print(const Diags *d, FILE *f);
+void diag_format(const Diags *d, const Diag *g, char *buf,
+                 size_t len); /* first line only */
+void diags_free(Diags *d);
+/* The candidate closest to s by edit distance, or NULL if none is close. */
+const char *did_you_mean(const char *s, const char *const *cands, int n);
+
+/* Internal invariant broken: a bug in descent, never a user error. */
+_Noreturn void dc_die(const char *file, int line, const char *fmt, ...);
+#define die(...) dc_die(__FILE__, __LINE__, __VA_ARGS__)
+#define check(c)                                                                         \
+	do {                                                                             \
+		if (!(c))                                                                \
+			die("check failed: %s", #c);                                     \
+	} while (0)
+
+/* Overflow-checked products for sizes that come from user input. */
+int mul_ok(int64_t a, int64_t b, int64_t *out);
+
+/* ================= spec.c: YAML -> Spec tree ================= */
+
+typedef enum { SPEC_SCALAR, SPEC_SEQ, SPEC_MAP } SpecKind;
+
+typedef struct Spec Spec;
+struct Spec {
+	SpecKind kind;
+	SrcLoc loc;
+	const char *str; /* SPEC_SCALAR: the text */
+	int quoted;      /* SPEC_SCALAR: written in quotes (so never a number) */
+	int n;           /* SPEC_SEQ, SPEC_MAP: number of items / entries */
+	Spec **items;    /* SPEC_SEQ: items; SPEC_MAP: values */
+	Spec **keys;     /* SPEC_MAP: keys, each a SPEC_SCALAR */
+};
+
+/* Parses one YAML document. Returns NULL with an error in d on bad YAML, anchors or
+ * aliases past the limits, or non-scalar keys. The text is registered with d. */
+Spec *spec_parse(Arena *A, Diags *d, const char *file, const char *text, size_t len);
+/* Reads path and parses it; a file that cannot be read is an error naming it. */
+Spec *spec_load(Arena *A, Diags *d, const char *path);
+
+/* Typed access. Each returns 0 on success, -1 after recording an error that quotes the
+ * value and points at it. */
+const char *spec_kind_name(SpecKind k); /* "scalar", "list", "mapping" */
+/* What a node is, for messages: "a list", "'2.5'", "the string \"64\"", "nothing". */
+const char *spec_describe(const Spec *s, char *buf, size_t len);
+Spec *spec_get(const Spec *map, const char *key); /* NULL if absent or not a map */
+int spec_expect(Diags *d, const Spec *s, SpecKind kind, const char *what);
+int spec_int(Diags *d, const Spec *s, const char *what, int64_t min, int64_t max,
+             int64_t *out);
+/* Finite decimal or a fraction "a/b"; min/max inclusive. */
+int spec_num(Diags *d, const Spec *s, const char *what, double min, double max,
+             double *out);
+int spec_bool(Diags *d, const Spec *s, const char *what, int *out);
+int spec_str(Diags *d, const Spec *s, const char *what, const char **out);
+/* One of the names; error lists them, with "did you mean". */
+int spec_enum(Diags *d, const Spec *s, const char *what, const char *const *names, int n,
+              int *out);
+/* Every key of map must be one of allowed (NULL-terminated): unknown keys are errors
+ * with "did you mean", duplicates too. */
+int spec_keys(Diags *d, const Spec *map, const char *what, const char *const *allowed);
+/* A required key: error at the map if missing. */
+Spec *spec_need(Diags *d, const Spec *map, const char *key, const char *what);
+
+/* ================= model.c: Spec -> Model ================= */
+
+typedef enum { DT_F32, DT_I32 } DType;
+
+typedef enum { ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
+
+typedef enum { LAYER_DENSE, LAYER_ACT } LayerKind;
+
+typedef struct Layer {
+	LayerKind kind;
+	SrcLoc loc;
+	const char *name; /* parameter prefix: "fc1" */
+	int64_t units;    /* dense */
+	Act act;          /* dense: activation after it; LAYER_ACT: the activation */
+	int bias;         /* dense */
+	rt_init init;     /* dense weight */
+} Layer;
+
+typedef struct ModelInput {
+	const char *name;
+	SrcLoc loc;
+	DType dt;
+	int rank; /* including the batch dim, which is dims[0] = -1 until compiled */
+	int64_t dims[MAXRANK];
+} ModelInput;
+
+typedef enum { LOSS_SOFTMAX_XENT, LOSS_MSE } LossKind;
+typedef enum { OPT_SGD, OPT_ADAM } OptKind;
+
+typedef struct DataSource {
+	const char *path; /* IDX, .gz or not */
+	double scale;
+	SrcLoc loc;
+} DataSource;
+
+typedef struct Model {
+	const char *file, *name;
+	ModelInput *inputs;
+	int ninputs;
+	int x, y; /* indices into inputs: the network's input and the loss target */
+	Layer *layers;
+	int nlayers;
+	LossKind loss;
+	SrcLoc loss_loc;
+	OptKind opt;
+	double lr, momentum;      /* sgd */
+	double beta1, beta2, eps; /* adam */
+	SrcLoc opt_loc;
+	int64_t batch, epochs;
+	uint64_t seed;
+	/* per input, indexed like inputs; path NULL when not given */
+	DataSource *train, *test;
+	int has_train, has_test;
+} Model;
+
+/* Reads and validates the model description. NULL on error (reported in d). */
+Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file);
+Model *model_load(Arena *A, Diags *d, const char *path);
+
+/* ================= graph.c: the IR ================= */
+
+typedef enum {
+#define OP(E, name, nin, flags) OP_##E,
+#include "ops.h"
+#undef OP
+	OP_COUNT
+} Op;
+
+enum {
+	OPF_LEAF = 1 << 0,     /* no inputs; reads a buffer or a constant */
+	OPF_ELEMWISE = 1 << 1, /* out[i] = f(in0[i'], in1[i'']) with broadcasting */
+	OPF_REDUCE = 1 << 2,   /* sums over axes */
+	OPF_VIEW = 1 << 3,     /* same data, another shape: needs no buffer of its own */
+	OPF_NODIFF = 1 << 4,   /* no derivative (integer or piecewise constant) */
+	OPF_KINK = 1 << 5      /* derivative jumps at 0: gradient checks stay away */
+};
+
+typedef struct OpInfo {
+	const char *name;
+	int nin, flags;
+} OpInfo;
+extern const OpInfo opinfo[OP_COUNT];
+int op_lookup(const char *name); /* -1 if none */
+
+typedef struct Shape {
+	int rank;
+	int64_t d[MAXRANK];
+} Shape;
+
+typedef struct Node Node;
+struct Node {
+	int id;
+	Op op;
+	DType dt;
+	Shape sh;
+	int nin;
+	Node *in[MAXIN];
+	int64_t a[4]; /* integer attributes, see ops.h */
+	double f;     /* CONST value */
+	/* provenance: where the node came from */
+	SrcLoc loc;        /* the YAML entry that made it (backward nodes inherit it) */
+	Node *fwd;         /* backward nodes: the forward node whose rule made it */
+	const char *rule;  /* backward nodes: the rule, "grad_mul" */
+	const char *label; /* optional: "fc1" for a layer's nodes */
+	int uses;          /* scratch for passes */
+	void *aux;         /* scratch for passes */
+};
+
+/* A tensor that lives in a buffer outside the workspace: parameter, optimizer state or
+ * io slot. */
+typedef struct Tensor {
+	const char *name;
+	SrcLoc loc;
+	DType dt;
+	Shape sh;
+	int64_t off; /* floats into the blob (params, state); io slot index for io */
+	rt_init init;
+	int64_t fan_in, fan_out;
+	int trainable;
+	rt_iokind iokind;
+	Node *node; /* the leaf that reads it, once made */
+} Tensor;
+
+/* Where a function's output goes. */
+typedef enum { DEST_PARAM, DEST_GRAD, DEST_STATE, DEST_IO } DestKind;
+typedef struct Out {
+	Node *node;
+	DestKind kind;
+	int index; /* into params (DEST_PARAM, DEST_GRAD), states, or ios */
+} Out;
+
+/* A compiled entry point: the outputs it writes; it computes what they need. */
+typedef enum {
+	FN_FORWARD,
+	FN_EVALUATE,
+	FN_GRAD,
+	FN_STEP,
+	FN_TRAIN_STEP,
+	FN_COUNT
+} FnKind;
+extern const char *const fn_names[FN_COUNT];
+typedef struct Fn {
+	Out *outs;
+	int nouts, cap;
+	int defined;
+} Fn;
+
+typedef struct Graph {
+	Arena *A;
+	Diags *diags;
+	Node **nodes; /* creation order, which is a topological order */
+	int n, cap;
+	Tensor *params, *states, *ios;
+	int nparams, nstates, nios, capparams, capstates, capios;
+	const char **hypers;
+	double *hyper_init;
+	int nhypers, caphypers;
+	int64_t param_floats, state_floats;
+	int io_x, io_y, io_weight, io_loss, io_output;
+	Fn fns[FN_COUNT];
+	/* stamped on every node a builder makes */
+	SrcLoc cur_loc;
+	Node *cur_fwd;
+	const char *cur_rule, *cur_label;
+} Graph;
+
+Graph *ir_new(Arena *A, Diags *d);
+int64_t shape_numel(const Shape *s);
+int shape_eq(const Shape *a, const Shape *b);
+Shape shape_of(int rank, const int64_t *d);
+char *shape_str(const Shape *s, char *buf, size_t len); /* "[64, 784]" */
+
+/* Table entries; each returns its index. */
+int ir_add_param(Graph *g, const char *name, Shape sh, rt_init init, int64_t fan_in,
+                 int64_t fan_out, SrcLoc loc);
+int ir_add_state(Graph *g, const char *name, Shape sh);
+int ir_add_io(Graph *g, const char *name, rt_iokind kind, DType dt, Shape sh, SrcLoc loc);
+int ir_add_hyper(Graph *g, const char *name, double init);
+void ir_fn_out(Graph *g, FnKind fn, Node *node, DestKind kind, int index);
+
+/* Builders. Each infers the result's shape; on a shape error it records a diagnostic at
+ * g->cur_loc and returns NULL. A NULL input gives NULL without a new error, so a
+ * builder chain reports only its first problem. */
+Node *ir_param(Graph *g, int index);
+Node *ir_state(Graph *g, int index);
+Node *ir_gradbuf(Graph *g, int param_index);
+Node *ir_input(Graph *g, int io_index);
+Node *ir_hyper(Graph *g, int index);
+Node *ir_const(Graph *g, double v, Shape sh);
+Node *ir_scalar(Graph *g, double v); /* rank-0 constant */
+Node *ir_unary(Graph *g, Op op, Node *x);
+Node *ir_binary(Graph *g, Op op, Node *x, Node *y);
+Node *ir_neg(Graph *g, Node *x);
+Node *ir_add(Graph *g, Node *x, Node *y);
+Node *ir_sub(Graph *g, Node *x, Node *y);
+Node *ir_mul(Graph *g, Node *x, Node *y);
+Node *ir_div(Graph *g, Node *x, Node *y);
+Node *ir_sum(Graph *g, Node *x, uint32_t axes, int keepdims);
+Node *ir_sum_all(Graph *g, Node *x); /* rank 0 */
+Node *ir_mean(Graph *g, Node *x, uint32_t axes, int keepdims);
+Node *ir_broadcast(Graph *g, Node *x, Shape to);
+Node *ir_reshape(Graph *g, Node *x, Shape to);
+Node *ir_matmul(Graph *g, Node *x, Node *y, int tx, int ty);
+Node *ir_logsoftmax(Graph *g, Node *x);
+Node *ir_onehot(Graph *g, Node *labels, int64_t classes);
+/* The raw builder under all of the above. */
+Node *ir_node(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f);
+
+/* ================= shape.c ================= */
+
+/* Sets n->sh and n->dt from its inputs and attributes; -1 after an error at n->loc. */
+int shape_infer(Graph *g, Node *n);
+/* Broadcast shape of two shapes (numpy rules); -1 if they do not broadcast. */
+int shape_bcast(const Shape *a, const Shape *b, Shape *out);
+
+/* ================= autodiff.c, grad.c ================= */
+
+typedef struct Grad Grad;
+/* Builds d(loss)/d(wrt[i]) for every i into out[i] as ordinary IR nodes appended to g.
+ * loss must be rank 0. out[i] is NULL where the gradient is identically zero. Returns -1
+ * after an error (a trainable parameter reached only through an OPF_NODIFF op). */
+int ad_backward(Graph *g, Node *loss, Node *const *wrt, int nwrt, Node **out);
+/* Used by rules: add contribution dx to the gradient of input i of n. dx may have the
+ * broadcast shape of n; the driver sums it back to the input's shape. */
+void ad_accum(Grad *gr, Node *n, int i, Node *dx);
+Graph *ad_graph(Grad *gr);
+
+typedef void (*GradRule)(Grad *gr, Node *n, Node *dy);
+extern const GradRule grad_rules[OP_COUNT];
+
+/* ================= eval.c: reference interpreter ================= */
+
+/* Values of every node reachable from the given outputs, float64. Leaves read from the
+ * callbacks' arrays: params/states/gradbufs as float64 blobs in the graph's layout,
+ * io[k] as float64 arrays (labels hold integral values). */
+typedef struct EvalEnv {
+	const double *params, *states, *grads, *hyper;
+	const double *const *io;
+} EvalEnv;
+/* Evaluates node (and what it needs); returns a malloc'd array of its numel values. */
+double *eval_node(Graph *g, Node *node, const EvalEnv *env);
+
+/* ================= dump.c ================= */
+
+void dump_graph(FILE *f, Graph *g, int only_fn); /* only_fn < 0: every node */
+void dump_node(FILE *f, Graph *g, Node *n);
+
+/* ================= plan.c ================= */
+
+/* Where a node's values live in one function. */
+typedef enum {
+	BUF_NONE,
+	BUF_PARAM,
+	BUF_GRAD,
+	BUF_STATE,
+	BUF_HYPER,
+	BUF_IO,
+	BUF_WORK
+} BufKind;
+typedef struct Buf {
+	BufKind kind;
+	int64_t off; /* floats (or elements) into the blob, or io slot */
+} Buf;
+typedef struct Plan {
+	int fn;
+	Node **order; /* nodes to compute, in order */
+	int n;
+	Buf *buf;      /* indexed by node id */
+	char *live;    /* indexed by node id: the function needs it */
+	int64_t nwork; /* floats of workspace this function needs */
+} Plan;
+/* Lays out one function; the Plan lives in g's arena. */
+Plan *plan_fn(Graph *g, FnKind fn);
+
+/* ================= codegen.c, jit.c ================= */
+
+typedef struct CodegenOpts {
+	int opt_level; /* 0..3 */
+	int dump_llvm; /* print the optimized module to stderr */
+} CodegenOpts;
+
+/* An object file in memory, ready to be loaded by the JIT or written out. */
+typedef struct ObjCode {
+	void *data;
+	size_t size;
+	char *llvm_ir; /* when requested */
+} ObjCode;
+int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
+               char **ir_text);
+void objcode_free(ObjCode *o);
+
+typedef struct Jit Jit;
+/* Loads the object; fills fns[k] with the address of fn_names[k], NULL if absent. */
+Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT]);
+void jit_free(Jit *j);
+
+/* ================= optim.c: gradients -> parameter updates ================= */
+
+typedef struct Optim Optim;
+/* Adds the optimizer's hyperparameters and state tensors to g. */
+Optim *optim_setup(Graph *g, const Model *m);
+/* Builds the update of every trainable parameter from grads[i] (NULL: no gradient)
+ * as outputs of function fn. */
+void optim_update(Graph *g, Optim *o, Node *const *grads, FnKind fn);
+
+/* ================= lower.c ================= */
+
+/* Builds the whole graph for a model at a fixed batch size: the forward pass, the loss,
+ * the backward pass, the optimizer update, and the functions forward, evaluate, grad,
+ * step, train_step. NULL on error. */
+Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch);
+
+/* ================= compile.c ================= */
+
+typedef struct Compiled {
+	rt_program prog; /* points into the structures below */
+	Graph *g;
+	Jit *jit;
+	double compile_seconds;
+	/* owned copies behind prog */
+	rt_param *params;
+	rt_state *states;
+	rt_io *ios;
+	Arena *A;
+} Compiled;
+
+/* YAML model -> ready program. NULL on error. */
+Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOpts *o);
+void compiled_free(Compiled *c);
+
+#endif

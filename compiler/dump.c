@@ -1,0 +1,102 @@
+/* The IR as text: one node a line, with its shape, where in the YAML it came from and,
+ * for backward nodes, which forward node's chain-rule rule made it.
+ *
+ *   %12 = matmul %0, %3 (T2)        f32[64, 256]   fc1  models/fashion_mlp.yaml:9:5
+ *   %40 = mul %38, %39              f32[64, 256]   fc1  models/fashion_mlp.yaml:9:5  grad
+ * relu %14
+ */
+#include <string.h>
+
+#include "dc.h"
+
+static const char *dtname(DType t)
+{
+	return t == DT_I32 ? "i32" : "f32";
+}
+
+static int attrs(char *buf, size_t len, Graph *g, Node *n)
+{
+	switch (n->op) {
+	case OP_INPUT:
+		return snprintf(buf, len, " %s", g->ios[n->a[0]].name);
+	case OP_PARAM:
+	case OP_GRADBUF:
+		return snprintf(buf, len, " %s", g->params[n->a[0]].name);
+	case OP_STATE:
+		return snprintf(buf, len, " %s", g->states[n->a[0]].name);
+	case OP_HYPER:
+		return snprintf(buf, len, " %s", g->hypers[n->a[0]]);
+	case OP_CONST:
+		return snprintf(buf, len, " %g", n->f);
+	case OP_SUM: {
+		int k = snprintf(buf, len, " axes=");
+		for (int i = 0; i < n->in[0]->sh.rank; i++)
+			if (n->a[0] >> i & 1)
+				k += snprintf(buf + k, len - k, "%d", i);
+		return k;
+	}
+	case OP_MATMUL:
+		return snprintf(buf, len, "%s%s", n->a[0] ? " T1" : "",
+		                n->a[1] ? " T2" : "");
+	default:
+		return 0;
+	}
+}
+
+void dump_node(FILE *f, Graph *g, Node *n)
+{
+	char lhs[256], sh[128];
+	int k = snprintf(lhs, sizeof lhs, "%%%d = %s", n->id, opinfo[n->op].name);
+	for (int i = 0; i < n->nin; i++)
+		k += snprintf(lhs + k, sizeof lhs - k, "%s%%%d", i ? ", " : " ",
+		              n->in[i]->id);
+	attrs(lhs + k, sizeof lhs - k, g, n);
+	fprintf(f, "  %-36s %s%-14s", lhs, dtname(n->dt),
+	        shape_str(&n->sh, sh, sizeof sh));
+	if (n->label)
+		fprintf(f, " %s", n->label);
+	if (n->loc.file)
+		fprintf(f, " %s:%d:%d", n->loc.file, n->loc.line, n->loc.col);
+	if (n->fwd)
+		fprintf(f, "  grad %s %%%d", n->rule, n->fwd->id);
+	else if (n->rule)
+		fprintf(f, "  grad %s", n->rule);
+	fputc('\n', f);
+}
+
+static const char *const dest_names[] = {"param", "grad", "state", "io"};
+
+static const char *dest_name(Graph *g, const Out *o)
+{
+	switch (o->kind) {
+	case DEST_PARAM:
+	case DEST_GRAD:
+		return g->params[o->index].name;
+	case DEST_STATE:
+		return g->states[o->index].name;
+	case DEST_IO:
+		return g->ios[o->index].name;
+	}
+	return "?";
+}
+
+void dump_graph(FILE *f, Graph *g, int only_fn)
+{
+	char *live;
+	if (only_fn < 0) {
+		live = arena_alloc(g->A, (size_t)g->n + 1);
+		memset(live, 1, (size_t)g->n);
+	} else {
+		live = plan_fn(g, only_fn)->live;
+		fprintf(f, "fn %s:\n", fn_names[only_fn]);
+	}
+	for (int i = 0; i < g->n; i++)
+		if (live[i])
+			dump_node(f, g, g->nodes[i]);
+	if (only_fn >= 0) {
+		Fn *fn = &g->fns[only_fn];
+		for (int i = 0; i < fn->nouts; i++)
+			fprintf(f, "  -> %s %s = %%%d\n", dest_names[fn->outs[i].kind],
+			        dest_name(g, &fn->outs[i]), fn->outs[i].node->id);
+	}
+}

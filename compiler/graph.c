@@ -1,0 +1,351 @@
+/* The graph IR: a dataflow graph of primitive tensor ops with static shapes.
+ *
+ * Nodes live in the graph's arena and are appended in creation order, which is always a
+ * topological order (a builder can only use nodes that exist). Every builder goes through
+ * ir_node, which stamps the node with the graph's current provenance (YAML location,
+ * and for backward nodes the forward node and rule that made it) and infers its shape.
+ * Parameters, optimizer state and io slots are tables beside the nodes; a function
+ * (forward, grad, step, ...) is just a list of outputs and where they are stored.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc.h"
+
+const OpInfo opinfo[OP_COUNT] = {
+#define OP(E, name, nin, flags) [OP_##E] = {#name, nin, flags},
+#include "ops.h"
+#undef OP
+};
+
+const char *const fn_names[FN_COUNT] = {"forward", "evaluate", "grad", "step",
+                                        "train_step"};
+
+int op_lookup(const char *name)
+{
+	for (int i = 0; i < OP_COUNT; i++)
+		if (!strcmp(opinfo[i].name, name))
+			return i;
+	return -1;
+}
+
+Graph *ir_new(Arena *A, Diags *d)
+{
+	Graph *g = arena_alloc(A, sizeof *g);
+	g->A = A;
+	g->diags = d;
+	g->io_x = g->io_y = g->io_weight = g->io_loss = g->io_output = -1;
+	return g;
+}
+
+/* Grows an arena-backed array to hold one more element. */
+static void *grow(Arena *A, void *v, int n, int *cap, size_t elem)
+{
+	if (n < *cap)
+		return v;
+	int ncap = *cap ? *cap * 2 : 16;
+	void *nv = arena_alloc(A, (size_t)ncap * elem);
+	if (n)
+		memcpy(nv, v, (size_t)n * elem);
+	*cap = ncap;
+	return nv;
+}
+
+int64_t shape_numel(const Shape *s)
+{
+	int64_t n = 1;
+	for (int i = 0; i < s->rank; i++)
+		n *= s->d[i];
+	return n;
+}
+
+int shape_eq(const Shape *a, const Shape *b)
+{
+	if (a->rank != b->rank)
+		return 0;
+	for (int i = 0; i < a->rank; i++)
+		if (a->d[i] != b->d[i])
+			return 0;
+	return 1;
+}
+
+Shape shape_of(int rank, const int64_t *d)
+{
+	Shape s = {rank, {0}};
+	for (int i = 0; i < rank; i++)
+		s.d[i] = d[i];
+	return s;
+}
+
+char *shape_str(const Shape *s, char *buf, size_t len)
+{
+	size_t k = 0;
+	k += snprintf(buf + k, len - k, "[");
+	for (int i = 0; i < s->rank && k < len; i++)
+		k += snprintf(buf + k, len - k, "%s%lld", i ? ", " : "",
+		              (long long)s->d[i]);
+	if (k < len)
+		snprintf(buf + k, len - k, "]");
+	return buf;
+}
+
+static Tensor *new_tensor(Graph *g, Tensor **v, int *n, int *cap, const char *name)
+{
+	*v = grow(g->A, *v, *n, cap, sizeof **v);
+	Tensor *t = &(*v)[(*n)++];
+	memset(t, 0, sizeof *t);
+	t->name = arena_strdup(g->A, name);
+	return t;
+}
+
+int ir_add_param(Graph *g, const char *name, Shape sh, rt_init init, int64_t fan_in,
+                 int64_t fan_out, SrcLoc loc)
+{
+	Tensor *t = new_tensor(g, &g->params, &g->nparams, &g->capparams, name);
+	t->loc = loc;
+	t->dt = DT_F32;
+	t->sh = sh;
+	t->off = g->param_floats;
+	t->init = init;
+	t->fan_in = fan_in;
+	t->fan_out = fan_out;
+	t->trainable = 1;
+	/* every tensor starts on a 64-byte boundary of the blob */
+	g->param_floats += (shape_numel(&sh) + 15) & ~(int64_t)15;
+	return g->nparams - 1;
+}
+
+int ir_add_state(Graph *g, const char *name, Shape sh)
+{
+	Tensor *t = new_tensor(g, &g->states, &g->nstates, &g->capstates, name);
+	t->dt = DT_F32;
+	t->sh = sh;
+	t->off = g->state_floats;
+	g->state_floats += (shape_numel(&sh) + 15) & ~(int64_t)15;
+	return g->nstates - 1;
+}
+
+int ir_add_io(Graph *g, const char *name, rt_iokind kind, DType dt, Shape sh, SrcLoc loc)
+{
+	Tensor *t = new_tensor(g, &g->ios, &g->nios, &g->capios, name);
+	t->loc = loc;
+	t->dt = dt;
+	t->sh = sh;
+	t->iokind = kind;
+	t->off = g->nios - 1;
+	return g->nios - 1;
+}
+
+int ir_add_hyper(Graph *g, const char *name, double init)
+{
+	int cap = g->caphypers;
+	g->hypers = grow(g->A, g->hypers, g->nhypers, &g->caphypers, sizeof *g->hypers);
+	g->hyper_init =
+	    grow(g->A, g->hyper_init, g->nhypers, &cap, sizeof *g->hyper_init);
+	g->hyper_init[g->nhypers] = init;
+	g->hypers[g->nhypers++] = arena_strdup(g->A, name);
+	return g->nhypers - 1;
+}
+
+void ir_fn_out(Graph *g, FnKind fn, Node *node, DestKind kind, int index)
+{
+	Fn *f = &g->fns[fn];
+	f->defined = 1;
+	if (!node)
+		return;
+	f->outs = grow(g->A, f->outs, f->nouts, &f->cap, sizeof *f->outs);
+	f->outs[f->nouts++] = (Out){node, kind, index};
+}
+
+/* Ops whose result shape is given rather than inferred (CONST, BROADCAST, RESHAPE) pass
+ * it in sh; their shape functions check it. */
+static Node *make(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f,
+                  const Shape *sh)
+{
+	check(nin == opinfo[op].nin);
+	for (int i = 0; i < nin; i++)
+		if (!in[i])
+			return NULL;
+	Node *n = arena_alloc(g->A, sizeof *n);
+	n->op = op;
+	n->nin = nin;
+	for (int i = 0; i < nin; i++)
+		n->in[i] = in[i];
+	if (attrs)
+		memcpy(n->a, attrs, sizeof n->a);
+	n->f = f;
+	n->loc = g->cur_loc;
+	n->fwd = g->cur_fwd;
+	n->rule = g->cur_rule;
+	n->label = g->cur_label;
+	if (sh)
+		n->sh = *sh;
+	if (shape_infer(g, n) < 0)
+		return NULL;
+	n->id = g->n;
+	g->nodes = grow(g->A, g->nodes, g->n, &g->cap, sizeof *g->nodes);
+	g->nodes[g->n++] = n;
+	return n;
+}
+
+Node *ir_node(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f)
+{
+	return make(g, op, nin, in, attrs, f, NULL);
+}
+
+/* A leaf reading table entry `index`; it carries the entry's own YAML location. */
+static Node *leaf(Graph *g, Op op, int64_t index, const Tensor *t)
+{
+	int64_t a[4] = {index};
+	Node *n = ir_node(g, op, 0, NULL, a, 0);
+	if (n && t && t->loc.file)
+		n->loc = t->loc;
+	return n;
+}
+
+Node *ir_param(Graph *g, int i)
+{
+	if (!g->params[i].node)
+		g->params[i].node = leaf(g, OP_PARAM, i, &g->params[i]);
+	return g->params[i].node;
+}
+
+Node *ir_state(Graph *g, int i)
+{
+	if (!g->states[i].node)
+		g->states[i].node = leaf(g, OP_STATE, i, &g->states[i]);
+	return g->states[i].node;
+}
+
+Node *ir_input(Graph *g, int i)
+{
+	if (!g->ios[i].node)
+		g->ios[i].node = leaf(g, OP_INPUT, i, &g->ios[i]);
+	return g->ios[i].node;
+}
+
+Node *ir_gradbuf(Graph *g, int i)
+{
+	return leaf(g, OP_GRADBUF, i, &g->params[i]);
+}
+
+Node *ir_hyper(Graph *g, int i)
+{
+	return leaf(g, OP_HYPER, i, NULL);
+}
+
+Node *ir_const(Graph *g, double v, Shape sh)
+{
+	return make(g, OP_CONST, 0, NULL, NULL, v, &sh);
+}
+
+Node *ir_scalar(Graph *g, double v)
+{
+	return ir_const(g, v, (Shape){0, {0}});
+}
+
+Node *ir_unary(Graph *g, Op op, Node *x)
+{
+	return ir_node(g, op, 1, &x, NULL, 0);
+}
+
+Node *ir_binary(Graph *g, Op op, Node *x, Node *y)
+{
+	Node *in[2] = {x, y};
+	return ir_node(g, op, 2, in, NULL, 0);
+}
+
+Node *ir_neg(Graph *g, Node *x)
+{
+	return ir_unary(g, OP_NEG, x);
+}
+
+Node *ir_add(Graph *g, Node *x, Node *y)
+{
+	return ir_binary(g, OP_ADD, x, y);
+}
+
+Node *ir_sub(Graph *g, Node *x, Node *y)
+{
+	return ir_binary(g, OP_SUB, x, y);
+}
+
+Node *ir_mul(Graph *g, Node *x, Node *y)
+{
+	return ir_binary(g, OP_MUL, x, y);
+}
+
+Node *ir_div(Graph *g, Node *x, Node *y)
+{
+	return ir_binary(g, OP_DIV, x, y);
+}
+
+/* SUM keeps reduced axes as size 1; without keepdims a reshape drops them. */
+Node *ir_sum(Graph *g, Node *x, uint32_t axes, int keepdims)
+{
+	if (!x)
+		return NULL;
+	int64_t a[4] = {axes};
+	Node *s = ir_node(g, OP_SUM, 1, &x, a, 0);
+	if (!s || keepdims)
+		return s;
+	Shape to = {0, {0}};
+	for (int i = 0; i < x->sh.rank; i++)
+		if (!(axes >> i & 1))
+			to.d[to.rank++] = x->sh.d[i];
+	return ir_reshape(g, s, to);
+}
+
+Node *ir_sum_all(Graph *g, Node *x)
+{
+	if (!x)
+		return NULL;
+	return ir_sum(g, x, (1u << x->sh.rank) - 1, 0);
+}
+
+Node *ir_mean(Graph *g, Node *x, uint32_t axes, int keepdims)
+{
+	if (!x)
+		return NULL;
+	int64_t count = 1;
+	for (int i = 0; i < x->sh.rank; i++)
+		if (axes >> i & 1)
+			count *= x->sh.d[i];
+	return ir_mul(g, ir_sum(g, x, axes, keepdims), ir_scalar(g, 1.0 / (double)count));
+}
+
+Node *ir_broadcast(Graph *g, Node *x, Shape to)
+{
+	if (!x)
+		return NULL;
+	if (shape_eq(&x->sh, &to))
+		return x;
+	return make(g, OP_BROADCAST, 1, &x, NULL, 0, &to);
+}
+
+Node *ir_reshape(Graph *g, Node *x, Shape to)
+{
+	if (!x)
+		return NULL;
+	if (shape_eq(&x->sh, &to))
+		return x;
+	return make(g, OP_RESHAPE, 1, &x, NULL, 0, &to);
+}
+
+Node *ir_matmul(Graph *g, Node *x, Node *y, int tx, int ty)
+{
+	Node *in[2] = {x, y};
+	int64_t a[4] = {tx, ty};
+	return ir_node(g, OP_MATMUL, 2, in, a, 0);
+}
+
+Node *ir_logsoftmax(Graph *g, Node *x)
+{
+	return ir_unary(g, OP_LOGSOFTMAX, x);
+}
+
+Node *ir_onehot(Graph *g, Node *labels, int64_t classes)
+{
+	int64_t a[4] = {classes};
+	return ir_node(g, OP_ONEHOT, 1, &labels, a, 0);
+}

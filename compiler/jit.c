@@ -1,0 +1,82 @@
+/* The JIT: loads an object file made by codegen.c into an ORC LLJIT instance and looks
+ * up the entry points. The JIT's target machine is built for the host CPU's name and
+ * features, like the optimizer's; symbols the object needs from outside (libm, memset)
+ * resolve against this process.
+ */
+#include <stdlib.h>
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+
+#include "dc.h"
+#include "target.h"
+
+struct Jit {
+	LLVMOrcLLJITRef lljit;
+};
+
+static int llvm_error(Diags *d, LLVMErrorRef e, const char *what)
+{
+	char *msg = LLVMGetErrorMessage(e);
+	error_at(d, (SrcLoc){0}, "%s: %s", what, msg);
+	LLVMDisposeErrorMessage(msg);
+	return -1;
+}
+
+Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
+{
+	LLVMTargetMachineRef tm = target_host_machine(d, 3);
+	if (!tm)
+		return NULL;
+	Jit *j = calloc(1, sizeof *j);
+	if (!j)
+		die("out of memory");
+	LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+	/* the builder takes the target machine builder, which takes tm */
+	LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
+	    builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+	LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, builder); /* consumes builder */
+	if (e) {
+		llvm_error(d, e, "cannot create the JIT");
+		free(j);
+		return NULL;
+	}
+	LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
+	LLVMOrcDefinitionGeneratorRef gen;
+	e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+	    &gen, LLVMOrcLLJITGetGlobalPrefix(j->lljit), NULL, NULL);
+	if (e)
+		goto fail;
+	LLVMOrcJITDylibAddGenerator(jd, gen); /* jd owns gen */
+	LLVMMemoryBufferRef mb =
+	    LLVMCreateMemoryBufferWithMemoryRangeCopy(obj->data, obj->size, "descent.o");
+	e = LLVMOrcLLJITAddObjectFile(j->lljit, jd, mb); /* consumes mb */
+	if (e)
+		goto fail;
+	for (int k = 0; k < FN_COUNT; k++) {
+		LLVMOrcExecutorAddress addr = 0;
+		e = LLVMOrcLLJITLookup(j->lljit, &addr, fn_names[k]);
+		if (e) { /* a function the model does not have */
+			LLVMConsumeError(e);
+			fns[k] = NULL;
+			continue;
+		}
+		fns[k] = (rt_fn)(uintptr_t)addr;
+	}
+	return j;
+fail:
+	llvm_error(d, e, "cannot load the compiled model");
+	jit_free(j);
+	return NULL;
+}
+
+void jit_free(Jit *j)
+{
+	if (!j)
+		return;
+	if (j->lljit)
+		LLVMOrcDisposeLLJIT(j->lljit);
+	free(j);
+}

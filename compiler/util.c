@@ -1,0 +1,373 @@
+/* Utilities every stage uses: an arena, diagnostics and internal errors.
+ *
+ * The arena is a list of chunks with a bump pointer; everything a compilation builds
+ * lives in one arena and is freed at once. Diagnostics are kept in a malloc'd list
+ * (Diags) that outlives the arenas, together with copies of the source texts they
+ * point into, so that diag_print can show the offending line with a caret under the
+ * column, the way clang and chibicc do. A Diag's file name always points into a copy
+ * that Diags owns. Internal errors (bugs in descent, never user input) abort through
+ * dc_die with the file and line of the check that failed.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc.h"
+
+/* ---------------- arena ---------------- */
+
+enum { CHUNK_SIZE = 64 * 1024, ALIGN = 16 };
+
+typedef struct Chunk Chunk;
+struct Chunk {
+	Chunk *next;
+	size_t size, used;
+	_Alignas(16) unsigned char data[];
+};
+
+struct Arena {
+	Chunk *head; /* the chunk being filled; large blocks go behind it */
+};
+
+Arena *arena_new(void)
+{
+	Arena *a = calloc(1, sizeof *a);
+	if (!a)
+		die("out of memory");
+	return a;
+}
+
+void arena_free(Arena *a)
+{
+	if (!a)
+		return;
+	for (Chunk *c = a->head, *next; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(a);
+}
+
+static Chunk *chunk_new(size_t size)
+{
+	if (size > SIZE_MAX - sizeof(Chunk))
+		die("arena allocation of %zu bytes is too large", size);
+	Chunk *c = malloc(sizeof(Chunk) + size);
+	if (!c)
+		die("out of memory (arena chunk of %zu bytes)", size);
+	c->next = NULL;
+	c->size = size;
+	c->used = 0;
+	return c;
+}
+
+void *arena_alloc(Arena *a, size_t bytes)
+{
+	if (bytes > SIZE_MAX - ALIGN)
+		die("arena allocation of %zu bytes is too large", bytes);
+	size_t n = (bytes + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+	Chunk *c = a->head;
+	if (!c || c->size - c->used < n) {
+		if (n > CHUNK_SIZE / 4) {
+			/* a big block gets a chunk of its own, behind the current one, so
+			 * the space left in the current chunk is not wasted */
+			Chunk *big = chunk_new(n);
+			big->used = n;
+			if (c) {
+				big->next = c->next;
+				c->next = big;
+			} else {
+				a->head = big;
+			}
+			return memset(big->data, 0, n);
+		}
+		c = chunk_new(CHUNK_SIZE);
+		c->next = a->head;
+		a->head = c;
+	}
+	void *p = c->data + c->used;
+	c->used += n;
+	return memset(p, 0, n);
+}
+
+char *arena_strndup(Arena *a, const char *s, size_t n)
+{
+	size_t len = 0;
+	while (len < n && s[len])
+		len++;
+	char *p = arena_alloc(a, len + 1);
+	memcpy(p, s, len);
+	return p;
+}
+
+char *arena_strdup(Arena *a, const char *s)
+{
+	return arena_strndup(a, s, strlen(s));
+}
+
+char *arena_printf(Arena *a, const char *fmt, ...)
+{
+	va_list ap, ap2;
+	va_start(ap, fmt);
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		die("bad format '%s'", fmt);
+	char *p = arena_alloc(a, (size_t)n + 1);
+	vsnprintf(p, (size_t)n + 1, fmt, ap2);
+	va_end(ap2);
+	return p;
+}
+
+/* ---------------- diagnostics ---------------- */
+
+static char *xstrndup(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+	if (!p)
+		die("out of memory");
+	memcpy(p, s, n);
+	p[n] = 0;
+	return p;
+}
+
+static struct DiagSrc *find_src(const Diags *d, const char *file)
+{
+	for (int i = 0; i < d->nsrc; i++)
+		if (!strcmp(d->src[i].file, file))
+			return &d->src[i];
+	return NULL;
+}
+
+/* The entry for file, made (without text) if there is none yet. */
+static struct DiagSrc *add_src(Diags *d, const char *file)
+{
+	struct DiagSrc *s = find_src(d, file);
+	if (s)
+		return s;
+	struct DiagSrc *v = realloc(d->src, (size_t)(d->nsrc + 1) * sizeof *v);
+	if (!v)
+		die("out of memory");
+	d->src = v;
+	s = &v[d->nsrc++];
+	s->file = xstrndup(file, strlen(file));
+	s->text = NULL;
+	s->len = 0;
+	return s;
+}
+
+void diag_source(Diags *d, const char *file, const char *text, size_t len)
+{
+	if (!file)
+		return;
+	struct DiagSrc *s = add_src(d, file);
+	free(s->text);
+	s->text = xstrndup(text, len);
+	s->len = len;
+}
+
+void diag_vadd(Diags *d, Severity sev, SrcLoc loc, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	if (n < 0)
+		die("bad format '%s'", fmt);
+	char *msg = malloc((size_t)n + 1);
+	if (!msg)
+		die("out of memory");
+	vsnprintf(msg, (size_t)n + 1, fmt, ap2);
+	va_end(ap2);
+
+	if (d->n == d->cap) {
+		int cap = d->cap ? 2 * d->cap : 16;
+		Diag *v = realloc(d->v, (size_t)cap * sizeof *v);
+		if (!v)
+			die("out of memory");
+		d->v = v;
+		d->cap = cap;
+	}
+	/* the file name may live in an arena that is freed before d */
+	if (loc.file)
+		loc.file = add_src(d, loc.file)->file;
+	d->v[d->n++] = (Diag){sev, loc, msg};
+	if (sev == SEV_ERROR)
+		d->nerr++;
+}
+
+void diag_add(Diags *d, Severity sev, SrcLoc loc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	diag_vadd(d, sev, loc, fmt, ap);
+	va_end(ap);
+}
+
+static const char *sev_name(Severity s)
+{
+	return s == SEV_ERROR ? "error" : s == SEV_WARNING ? "warning" : "note";
+}
+
+void diag_format(const Diags *d, const Diag *g, char *buf, size_t len)
+{
+	(void)d;
+	const char *sev = sev_name(g->sev);
+	if (!g->loc.file)
+		snprintf(buf, len, "descent: %s: %s", sev, g->msg);
+	else if (g->loc.line <= 0)
+		snprintf(buf, len, "%s: %s: %s", g->loc.file, sev, g->msg);
+	else if (g->loc.col <= 0)
+		snprintf(buf, len, "%s:%d: %s: %s", g->loc.file, g->loc.line, sev,
+		         g->msg);
+	else
+		snprintf(buf, len, "%s:%d:%d: %s: %s", g->loc.file, g->loc.line,
+		         g->loc.col, sev, g->msg);
+}
+
+/* Prints line `line` of src and a caret under character column col (1-based). Tabs
+ * before the column are kept so that the caret lines up; a UTF-8 sequence counts as
+ * one column, as in libyaml's marks. */
+static void print_caret(FILE *f, const struct DiagSrc *src, int line, int col)
+{
+	const char *p = src->text, *end = src->text + src->len;
+	for (int l = 1; l < line && p < end; p++)
+		if (*p == '\n')
+			l++;
+	if (p >= end && line > 1)
+		return;
+	const char *eol = p;
+	while (eol < end && *eol != '\n' && *eol != '\r')
+		eol++;
+	fprintf(f, "%.*s\n", (int)(eol - p), p);
+	if (col <= 0)
+		return;
+	int c = 1;
+	for (const char *q = p; q < eol && c < col; q++) {
+		if (((unsigned char)*q & 0xc0) == 0x80)
+			continue; /* UTF-8 continuation byte */
+		fputc(*q == '\t' ? '\t' : ' ', f);
+		c++;
+	}
+	for (; c < col; c++)
+		fputc(' ', f);
+	fputs("^\n", f);
+}
+
+void diag_print(const Diags *d, FILE *f)
+{
+	char buf[4096];
+	for (int i = 0; i < d->n; i++) {
+		const Diag *g = &d->v[i];
+		diag_format(d, g, buf, sizeof buf);
+		fprintf(f, "%s\n", buf);
+		if (!g->loc.file || g->loc.line <= 0)
+			continue;
+		const struct DiagSrc *src = find_src(d, g->loc.file);
+		if (src && src->text)
+			print_caret(f, src, g->loc.line, g->loc.col);
+	}
+}
+
+void diags_free(Diags *d)
+{
+	for (int i = 0; i < d->n; i++)
+		free(d->v[i].msg);
+	for (int i = 0; i < d->nsrc; i++) {
+		free(d->src[i].file);
+		free(d->src[i].text);
+	}
+	free(d->v);
+	free(d->src);
+	*d = (Diags){0};
+}
+
+/* ---------------- suggestions ---------------- */
+
+enum { MAXSUGGEST = 64 };
+
+/* Edit distance ignoring case, where swapping two neighbours counts as one edit
+ * (optimal string alignment), so 'rleu' is one edit from 'relu'. */
+static int edit_distance(const char *a, int na, const char *b, int nb)
+{
+	int rows[3][MAXSUGGEST + 1];
+	int *pp = rows[0], *p = rows[1], *c = rows[2];
+	for (int j = 0; j <= nb; j++)
+		p[j] = j;
+	for (int i = 1; i <= na; i++) {
+		c[0] = i;
+		for (int j = 1; j <= nb; j++) {
+			int ai = tolower((unsigned char)a[i - 1]);
+			int bj = tolower((unsigned char)b[j - 1]);
+			int v = p[j - 1] + (ai != bj);
+			if (p[j] + 1 < v)
+				v = p[j] + 1;
+			if (c[j - 1] + 1 < v)
+				v = c[j - 1] + 1;
+			if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) &&
+			    tolower((unsigned char)a[i - 2]) == bj && pp[j - 2] + 1 < v)
+				v = pp[j - 2] + 1;
+			c[j] = v;
+		}
+		int *t = pp;
+		pp = p;
+		p = c;
+		c = t;
+	}
+	return p[nb];
+}
+
+static int bounded_len(const char *s)
+{
+	int n = 0;
+	while (n <= MAXSUGGEST && s[n])
+		n++;
+	return n;
+}
+
+const char *did_you_mean(const char *s, const char *const *cands, int n)
+{
+	int ns = bounded_len(s);
+	if (ns > MAXSUGGEST)
+		return NULL;
+	int best = ns / 3 > 1 ? ns / 3 : 1;
+	const char *found = NULL;
+	for (int i = 0; i < n; i++) {
+		int nc = bounded_len(cands[i]);
+		if (nc > MAXSUGGEST || abs(nc - ns) > best)
+			continue;
+		int dist = edit_distance(s, ns, cands[i], nc);
+		/* changing every letter ('q' to 'x') is no suggestion */
+		if (dist >= (nc > ns ? nc : ns))
+			continue;
+		if (dist <= best && (!found || dist < best)) {
+			found = cands[i];
+			best = dist;
+		}
+	}
+	return found;
+}
+
+/* ---------------- internal errors, checked arithmetic ---------------- */
+
+_Noreturn void dc_die(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	fflush(stdout);
+	fprintf(stderr, "descent: internal error at %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+
+int mul_ok(int64_t a, int64_t b, int64_t *out)
+{
+	if (a < 0 || b < 0)
+		return 0;
+	if (a != 0 && b > INT64_MAX / a)
+		return 0;
+	*out = a * b;
+	return 1;
+}

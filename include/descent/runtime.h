@@ -1,0 +1,197 @@
+/* descent runtime: what compiled models need at run time, and nothing of the compiler.
+ *
+ * JIT-compiled and ahead-of-time objects link against this library alone (no LLVM).
+ * Every compiled entry point has the same signature, rt_fn: it receives one array of
+ * buffer pointers, indexed by RT_* below and then by the program's io slots.
+ *
+ * Ownership: functions named _new/_load return objects the caller frees with the
+ * matching _free. Errors are returned as status codes with a message written into a
+ * caller-supplied buffer; the runtime never prints and never exits.
+ */
+#ifndef DESCENT_RUNTIME_H
+#define DESCENT_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RT_MAXRANK 6
+#define RT_ALIGN 64
+
+/* Slots of the buffer array every compiled function receives. */
+enum {
+	RT_PARAMS, /* float[nparams]: all parameters, one flat blob */
+	RT_GRADS,  /* float[nparams]: gradients, same layout as the parameters */
+	RT_STATE,  /* float[nstate]: optimizer state (momentum buffers, ...) */
+	RT_WORK,   /* float[nwork]: scratch for intermediates */
+	RT_HYPER,  /* float[nhyper]: run-time scalars (learning rate, ...) */
+	RT_IO0     /* first io slot: inputs and outputs, see rt_io */
+};
+
+typedef void (*rt_fn)(void *const *bufs);
+
+typedef enum { RT_F32, RT_I32 } rt_dtype;
+
+/* Parameter initialisation schemes (PyTorch's names). */
+typedef enum {
+	RT_INIT_ZEROS,
+	RT_INIT_ONES,
+	RT_INIT_KAIMING_UNIFORM, /* He: U(-b, b), b = sqrt(6 / fan_in) */
+	RT_INIT_XAVIER_UNIFORM,  /* Glorot: U(-b, b), b = sqrt(6 / (fan_in + fan_out)) */
+	RT_INIT_TORCH_LINEAR     /* PyTorch's nn.Linear default: b = 1 / sqrt(fan_in) */
+} rt_init;
+
+typedef struct rt_param {
+	const char *name; /* PyTorch-style: "fc1.weight" */
+	int rank;
+	int64_t shape[RT_MAXRANK];
+	int64_t offset; /* in floats, into RT_PARAMS and RT_GRADS */
+	int64_t numel;
+	rt_init init;
+	int64_t fan_in, fan_out;
+	int trainable;
+} rt_param;
+
+typedef struct rt_state {
+	const char *name; /* "fc1.weight.momentum_buffer" */
+	int64_t offset, numel;
+} rt_state;
+
+/* One io slot: an input the caller fills or an output a function writes. */
+typedef enum { RT_IO_INPUT, RT_IO_OUTPUT } rt_iokind;
+typedef struct rt_io {
+	const char *name; /* the YAML input's name, or "loss", "output", "weight" */
+	rt_iokind kind;
+	rt_dtype dtype;
+	int rank;
+	int64_t shape[RT_MAXRANK]; /* first dim is the compiled batch size */
+	int64_t numel;
+} rt_io;
+
+/* A compiled model: layout plus entry points. Filled by the JIT, or statically by an
+ * ahead-of-time header. Entry points that a model does not have are NULL. */
+typedef struct rt_program {
+	int64_t batch;
+	int64_t nparams, nstate, nwork; /* floats */
+	int nhyper;
+	const char *const *hyper_names; /* "lr", "momentum", ... */
+	const float *hyper_init;        /* their values from the model file */
+	int nparam;
+	const rt_param *params;
+	int nstates;
+	const rt_state *states;
+	int nio;
+	const rt_io *io;
+	/* io slot of each role, -1 when absent */
+	int io_x, io_y, io_weight, io_loss, io_output;
+	rt_fn forward;    /* inputs -> output (predictions) */
+	rt_fn evaluate;   /* inputs, labels, weight -> loss, output */
+	rt_fn grad;       /* inputs, labels, weight -> loss, RT_GRADS */
+	rt_fn step;       /* RT_GRADS, RT_HYPER -> RT_PARAMS, RT_STATE updated */
+	rt_fn train_step; /* grad + step fused, from one joint graph */
+} rt_program;
+
+/* ---- memory ---- */
+void *rt_alloc(size_t bytes); /* RT_ALIGN-aligned, zeroed; NULL on failure */
+void rt_free(void *p);
+
+/* ---- random numbers: xoshiro256**, seeded with splitmix64 ---- */
+typedef struct rt_rng {
+	uint64_t s[4];
+} rt_rng;
+void rt_rng_seed(rt_rng *r, uint64_t seed);
+uint64_t rt_rng_next(rt_rng *r);
+double rt_rng_uniform(rt_rng *r);                    /* [0, 1) */
+uint64_t rt_rng_below(rt_rng *r, uint64_t n);        /* [0, n), unbiased */
+void rt_shuffle(rt_rng *r, int64_t *idx, int64_t n); /* Fisher-Yates */
+
+/* ---- parameter initialisation ---- */
+/* Fills every parameter of prog in params from rng, in table order. */
+void rt_init_params(const rt_program *prog, float *params, rt_rng *rng);
+
+/* ---- data ---- */
+/* A dataset: n examples, each of shape dims[0..rank) (not counting n). */
+typedef struct rt_tensor {
+	rt_dtype dtype;
+	int64_t n;
+	int rank;
+	int64_t dims[RT_MAXRANK];
+	int64_t stride; /* elements per example */
+	void *data;     /* float or int32_t, n * stride elements, owned */
+} rt_tensor;
+
+/* Loads an IDX file, gzipped or not (detected from the magic bytes). Unsigned-byte
+ * images become float32 multiplied by scale; a rank-1 file of unsigned bytes becomes
+ * int32 labels when as_labels is set. Returns 0, or -1 with a message in err that names
+ * the file and what is wrong with it. Sizes the file declares are checked against its
+ * length before anything is allocated from them. */
+int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, char *err,
+                size_t errlen);
+void rt_tensor_free(rt_tensor *t);
+
+/* Copies examples idx[0..count) of src into dst (room for batch examples); rows from
+ * count to batch are zeroed so a final partial batch can be padded. */
+void rt_gather(const rt_tensor *src, const int64_t *idx, int64_t count, int64_t batch,
+               void *dst);
+
+/* Index of the largest of the n values in each of the rows of x. */
+void rt_argmax_rows(const float *x, int64_t rows, int64_t n, int32_t *out);
+
+/* ---- training session ---- */
+/* Every buffer one compiled program needs, allocated once: hyper values start at
+ * prog->hyper_init (rt_set_hyper changes them) and the session runs the program's entry
+ * points over datasets. The session does not own prog, which must outlive it. */
+typedef struct rt_session {
+	const rt_program *prog;
+	float *params, *grads, *state, *work, *hyper;
+	void **bufs;   /* RT_IO0 + prog->nio pointers, passed to every rt_fn */
+	void **io;     /* == bufs + RT_IO0: one buffer per io slot, numel of its dtype */
+	uint64_t step; /* train steps taken */
+} rt_session;
+
+/* Allocates every buffer, zeroed; NULL when out of memory. Free with rt_session_free. */
+rt_session *rt_session_new(const rt_program *prog);
+void rt_session_free(rt_session *s);
+/* Initialises the parameters from a fresh rng seeded with seed (rt_init_params); zeroes
+ * gradients and optimizer state; step = 0. Hyper values are left as they are. */
+void rt_session_init(rt_session *s, uint64_t seed);
+/* Sets the named hyper value (prog->hyper_names); 0, or -1 if there is no such name. */
+int rt_set_hyper(rt_session *s, const char *name, float v);
+
+typedef struct rt_metrics {
+	double loss;     /* mean over the examples */
+	double accuracy; /* fraction of argmax == label; NAN when not computed */
+	int64_t examples, steps;
+	double seconds; /* wall clock, monotonic */
+} rt_metrics;
+
+/* Called after each step with (step in epoch, 1-based; steps in epoch; running mean loss
+ * over the examples so far). */
+typedef void (*rt_progress_fn)(void *ud, int64_t step, int64_t nsteps, double loss);
+
+/* One epoch of prog->train_step over (x, y) in minibatches of prog->batch, in an order
+ * shuffled from rng (in order if rng is NULL). The final partial batch is trained on
+ * too: rows past its count are zero padding, and the io slot prog->io_weight
+ * (float[batch]) holds 1/count for real rows and 0 for padding, so the compiled loss is
+ * the mean over the real rows. limit > 0 uses only the first limit examples. x's and
+ * y's per-example sizes and dtypes must match the io slots io_x and io_y (less the batch
+ * dim). Returns 0 with m filled (accuracy is NAN), or -1 with a message in err: a
+ * mismatch, or a loss that is not finite ("loss is nan at step 17 of 469 in the
+ * epoch"), which stops the epoch at once. cb may be NULL. */
+int rt_train_epoch(rt_session *s, const rt_tensor *x, const rt_tensor *y, int64_t limit,
+                   rt_rng *rng, rt_progress_fn cb, void *ud, rt_metrics *m, char *err,
+                   size_t errlen);
+/* Mean loss over the whole of (x, y), in order, with prog->evaluate and the same padding
+ * and weights; and accuracy (argmax of each output row against its label) when the
+ * output slot is a float [batch, C] score matrix with C > 1 and y holds RT_I32 labels,
+ * NAN otherwise. 0, or -1 with a message in err. */
+int rt_evaluate(rt_session *s, const rt_tensor *x, const rt_tensor *y, rt_metrics *m,
+                char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,257 @@
+/* Datasets: IDX files (the MNIST family's format) and the per-batch helpers the training
+ * loop needs. An IDX file is a 4-byte magic (0, 0, element type, number of dims), the
+ * dims as big-endian uint32, then the elements in row-major order. Files are read through
+ * zlib's gz* functions, which decompress gzipped files and pass plain ones through
+ * unchanged. Everything the header declares is checked before it is trusted: the magic,
+ * the rank, each dim, the product (for overflow) and, before the output is allocated,
+ * the data size against the file: a plain file's length is known from fstat, a gzipped
+ * one's is not, so its declared size is capped at 2 GiB and the count actually
+ * decompressed is checked afterwards. Bytes past the declared data are an error too. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "descent/runtime.h"
+
+#define GZ_LIMIT ((int64_t)1 << 31) /* the most data a gzipped file may declare */
+#define CHUNK 65536
+
+static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return -1;
+	int k = snprintf(err, errlen, "%s: ", path);
+	if (k >= 0 && (size_t)k < errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* Reads up to n bytes; returns how many were read (fewer at end of file), -1 on error. */
+static int64_t read_upto(gzFile g, unsigned char *buf, int64_t n)
+{
+	int64_t got = 0;
+	while (got < n) {
+		int64_t want = n - got < CHUNK ? n - got : CHUNK;
+		int k = gzread(g, buf + got, (unsigned)want);
+		if (k < 0)
+			return -1;
+		if (k == 0)
+			break;
+		got += k;
+	}
+	return got;
+}
+
+static int read_error(gzFile g, char *err, size_t errlen, const char *path)
+{
+	int code;
+	const char *msg = gzerror(g, &code);
+	return fail(err, errlen, path, "read error: %s",
+	            code == Z_ERRNO ? strerror(errno) : msg);
+}
+
+/* The header: fills dims and *total (product of dims); 0, or -1 with a message. */
+static int read_header(gzFile g, const char *path, int as_labels, int *ndim,
+                       int64_t *dims, int64_t *total, char *err, size_t errlen)
+{
+	unsigned char h[4 * RT_MAXRANK];
+	int64_t got = read_upto(g, h, 4);
+	if (got < 0)
+		return read_error(g, err, errlen, path);
+	if (got < 4)
+		return fail(err, errlen, path, "not an IDX file (only %lld bytes long)",
+		            (long long)got);
+	if (h[0] != 0 || h[1] != 0)
+		return fail(err, errlen, path,
+		            "not an IDX file (bad magic %02x %02x %02x %02x)", h[0], h[1],
+		            h[2], h[3]);
+	if (h[2] != 0x08)
+		return fail(
+		    err, errlen, path,
+		    "IDX element type 0x%02x is not supported (only 0x08, unsigned byte)",
+		    h[2]);
+	*ndim = h[3];
+	if (*ndim < 1 || *ndim > RT_MAXRANK)
+		return fail(err, errlen, path,
+		            "IDX file has %d dimensions (must be 1 to %d)", *ndim,
+		            RT_MAXRANK);
+	if (as_labels && *ndim != 1)
+		return fail(
+		    err, errlen, path,
+		    "labels must be a 1-dimensional IDX file, this one has %d dimensions",
+		    *ndim);
+	got = read_upto(g, h, 4 * *ndim);
+	if (got < 0)
+		return read_error(g, err, errlen, path);
+	if (got < 4 * *ndim)
+		return fail(err, errlen, path,
+		            "truncated: header declares %d dimensions but ends after "
+		            "%lld of them",
+		            *ndim, (long long)got / 4);
+	*total = 1;
+	for (int i = 0; i < *ndim; i++) {
+		const unsigned char *b = h + 4 * i;
+		dims[i] =
+		    (int64_t)b[0] << 24 | (int64_t)b[1] << 16 | (int64_t)b[2] << 8 | b[3];
+		if (dims[i] == 0)
+			return fail(err, errlen, path, "dimension %d of %d is 0", i + 1,
+			            *ndim);
+		if (*total > INT64_MAX / 4 / dims[i])
+			return fail(err, errlen, path,
+			            "declared size overflows (dimension %d is %lld)",
+			            i + 1, (long long)dims[i]);
+		*total *= dims[i];
+	}
+	return 0;
+}
+
+/* Decompresses the data into t->data, converting each byte. */
+static int read_data(gzFile g, const char *path, double scale, rt_tensor *t,
+                     int64_t total, char *err, size_t errlen)
+{
+	unsigned char buf[CHUNK];
+	int64_t pos = 0;
+	while (pos < total) {
+		int64_t k = read_upto(g, buf, total - pos < CHUNK ? total - pos : CHUNK);
+		if (k < 0)
+			return read_error(g, err, errlen, path);
+		if (k == 0)
+			break;
+		if (t->dtype == RT_I32) {
+			int32_t *d = (int32_t *)t->data + pos;
+			for (int64_t i = 0; i < k; i++)
+				d[i] = buf[i];
+		} else {
+			float *d = (float *)t->data + pos;
+			for (int64_t i = 0; i < k; i++)
+				d[i] = (float)(buf[i] * scale);
+		}
+		pos += k;
+	}
+	if (pos < total)
+		return fail(err, errlen, path,
+		            "truncated: expected %lld bytes of data, found %lld",
+		            (long long)total, (long long)pos);
+	int64_t extra = 0, k;
+	while ((k = read_upto(g, buf, CHUNK)) > 0)
+		extra += k;
+	if (k < 0)
+		return read_error(g, err, errlen, path);
+	if (extra)
+		return fail(err, errlen, path,
+		            "%lld bytes of trailing data after the %lld bytes declared",
+		            (long long)extra, (long long)total);
+	return 0;
+}
+
+int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, char *err,
+                size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+	struct stat st;
+	int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	gzFile g = gzdopen(fd, "rb");
+	if (!g) {
+		close(fd);
+		return fail(err, errlen, path, "cannot open: out of memory");
+	}
+	int ndim = 0, rc = -1;
+	int64_t dims[RT_MAXRANK], total = 0;
+	if (read_header(g, path, as_labels, &ndim, dims, &total, err, errlen))
+		goto done;
+	if (gzdirect(g) && regular) {
+		int64_t have = (int64_t)st.st_size - (4 + 4 * ndim);
+		if (have < total) {
+			fail(err, errlen, path,
+			     "truncated: expected %lld bytes of data, found %lld",
+			     (long long)total, (long long)have);
+			goto done;
+		}
+		if (have > total) {
+			fail(err, errlen, path,
+			     "%lld bytes of trailing data after the %lld bytes declared",
+			     (long long)(have - total), (long long)total);
+			goto done;
+		}
+	} else if (total > GZ_LIMIT) {
+		fail(err, errlen, path,
+		     "declares %lld bytes of data, more than the 2 GiB limit for "
+		     "compressed files",
+		     (long long)total);
+		goto done;
+	}
+	if ((uint64_t)total > SIZE_MAX / 4) {
+		fail(err, errlen, path,
+		     "declares %lld bytes of data, too many for this machine",
+		     (long long)total);
+		goto done;
+	}
+	out->dtype = as_labels ? RT_I32 : RT_F32;
+	out->n = dims[0];
+	out->rank = ndim - 1;
+	for (int i = 1; i < ndim; i++)
+		out->dims[i - 1] = dims[i];
+	out->stride = total / dims[0];
+	out->data = rt_alloc((size_t)total * 4);
+	if (!out->data) {
+		fail(err, errlen, path, "out of memory (%lld bytes)",
+		     (long long)total * 4);
+		goto done;
+	}
+	rc = read_data(g, path, scale, out, total, err, errlen);
+done:
+	gzclose(g);
+	if (rc)
+		rt_tensor_free(out);
+	return rc;
+}
+
+void rt_tensor_free(rt_tensor *t)
+{
+	if (!t)
+		return;
+	rt_free(t->data);
+	memset(t, 0, sizeof *t);
+}
+
+void rt_gather(const rt_tensor *src, const int64_t *idx, int64_t count, int64_t batch,
+               void *dst)
+{
+	/* both dtypes are 4 bytes wide */
+	size_t row = (size_t)src->stride * 4;
+	if (count > batch)
+		count = batch;
+	char *d = dst;
+	const char *s = src->data;
+	for (int64_t i = 0; i < count; i++)
+		memcpy(d + (size_t)i * row, s + (size_t)idx[i] * row, row);
+	if (batch > count)
+		memset(d + (size_t)count * row, 0, (size_t)(batch - count) * row);
+}
+
+void rt_argmax_rows(const float *x, int64_t rows, int64_t n, int32_t *out)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		const float *v = x + r * n;
+		int64_t best = 0;
+		for (int64_t j = 1; j < n; j++)
+			if (v[j] > v[best])
+				best = j;
+		out[r] = (int32_t)best;
+	}
+}

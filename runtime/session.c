@@ -1,0 +1,295 @@
+/* Training sessions: one allocation of every buffer a compiled program reads or writes
+ * (parameters, gradients, optimizer state, workspace, hyper values and one buffer per io
+ * slot), wired into the pointer array that every rt_fn receives. The loops here feed it
+ * minibatches: rt_gather copies the chosen examples into the x and y slots and zero-pads
+ * a final partial batch, and the weight slot gets 1/count for real rows and 0 for padding
+ * so that the compiled, weighted loss is the mean over real rows whatever the batch's
+ * fill. The epoch's mean loss weights each step's loss by its count, which makes it the
+ * exact mean over the examples. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "descent/runtime.h"
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* 4-byte elements: both rt_dtypes are that wide. */
+static void *elems(int64_t n)
+{
+	if (n < 0 || (uint64_t)n > SIZE_MAX / 4)
+		return NULL;
+	return rt_alloc((size_t)n * 4);
+}
+
+rt_session *rt_session_new(const rt_program *prog)
+{
+	if (prog->nio < 0 || (size_t)prog->nio > SIZE_MAX / sizeof(void *) - RT_IO0)
+		return NULL;
+	rt_session *s = rt_alloc(sizeof *s);
+	if (!s)
+		return NULL;
+	s->prog = prog;
+	s->params = elems(prog->nparams);
+	s->grads = elems(prog->nparams);
+	s->state = elems(prog->nstate);
+	s->work = elems(prog->nwork);
+	s->hyper = elems(prog->nhyper);
+	s->bufs = rt_alloc((RT_IO0 + (size_t)prog->nio) * sizeof(void *));
+	if (!s->params || !s->grads || !s->state || !s->work || !s->hyper || !s->bufs)
+		goto oom;
+	for (int i = 0; i < prog->nhyper && prog->hyper_init; i++)
+		s->hyper[i] = prog->hyper_init[i];
+	s->io = s->bufs + RT_IO0;
+	s->bufs[RT_PARAMS] = s->params;
+	s->bufs[RT_GRADS] = s->grads;
+	s->bufs[RT_STATE] = s->state;
+	s->bufs[RT_WORK] = s->work;
+	s->bufs[RT_HYPER] = s->hyper;
+	for (int i = 0; i < prog->nio; i++)
+		if (!(s->io[i] = elems(prog->io[i].numel)))
+			goto oom;
+	return s;
+oom:
+	rt_session_free(s);
+	return NULL;
+}
+
+void rt_session_free(rt_session *s)
+{
+	if (!s)
+		return;
+	if (s->io)
+		for (int i = 0; i < s->prog->nio; i++)
+			rt_free(s->io[i]);
+	rt_free(s->bufs);
+	rt_free(s->params);
+	rt_free(s->grads);
+	rt_free(s->state);
+	rt_free(s->work);
+	rt_free(s->hyper);
+	rt_free(s);
+}
+
+void rt_session_init(rt_session *s, uint64_t seed)
+{
+	const rt_program *p = s->prog;
+	rt_rng rng;
+	rt_rng_seed(&rng, seed);
+	memset(s->params, 0, (size_t)p->nparams * 4);
+	rt_init_params(p, s->params, &rng);
+	memset(s->grads, 0, (size_t)p->nparams * 4);
+	memset(s->state, 0, (size_t)p->nstate * 4);
+	s->step = 0;
+}
+
+int rt_set_hyper(rt_session *s, const char *name, float v)
+{
+	for (int i = 0; i < s->prog->nhyper; i++)
+		if (!strcmp(s->prog->hyper_names[i], name)) {
+			s->hyper[i] = v;
+			return 0;
+		}
+	return -1;
+}
+
+static const char *dtype_name(rt_dtype t)
+{
+	return t == RT_I32 ? "i32" : "f32";
+}
+
+static char *shape_str(char *buf, size_t len, int rank, const int64_t *dims, rt_dtype t)
+{
+	size_t k = (size_t)snprintf(buf, len, "[");
+	for (int i = 0; i < rank && k < len; i++)
+		k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? ", " : "",
+		                      (long long)dims[i]);
+	if (k < len)
+		snprintf(buf + k, len - k, "] %s", dtype_name(t));
+	return buf;
+}
+
+/* Does dataset t fit io slot `slot` (less its batch dim)? */
+static int check_slot(const rt_program *p, int slot, const rt_tensor *t, const char *what,
+                      char *err, size_t errlen)
+{
+	const rt_io *io = &p->io[slot];
+	if (t->dtype == io->dtype && io->numel == t->stride * p->batch)
+		return 0;
+	char a[128], b[128];
+	return fail(err, errlen,
+	            "%s holds examples of shape %s, the program's input '%s' takes %s",
+	            what, shape_str(a, sizeof a, t->rank, t->dims, t->dtype), io->name,
+	            shape_str(b, sizeof b, io->rank - 1, io->shape + 1, io->dtype));
+}
+
+static int check(const rt_session *s, rt_fn fn, const char *fname, const rt_tensor *x,
+                 const rt_tensor *y, char *err, size_t errlen)
+{
+	const rt_program *p = s->prog;
+	if (!fn)
+		return fail(err, errlen, "the program has no %s function", fname);
+	const int slots[] = {p->io_x, p->io_y, p->io_weight, p->io_loss};
+	const char *names[] = {"input", "label", "weight", "loss"};
+	for (int i = 0; i < 4; i++)
+		if (slots[i] < 0 || slots[i] >= p->nio)
+			return fail(err, errlen, "the program has no %s io slot",
+			            names[i]);
+	if (p->batch < 1)
+		return fail(err, errlen, "the program's batch size is %lld",
+		            (long long)p->batch);
+	const rt_io *w = &p->io[p->io_weight], *l = &p->io[p->io_loss];
+	if (w->dtype != RT_F32 || w->numel != p->batch || l->dtype != RT_F32 ||
+	    l->numel < 1)
+		return fail(err, errlen,
+		            "the program's weight or loss slot has the wrong size");
+	if (x->n != y->n)
+		return fail(err, errlen, "x has %lld examples but y has %lld",
+		            (long long)x->n, (long long)y->n);
+	if (check_slot(p, p->io_x, x, "x", err, errlen) ||
+	    check_slot(p, p->io_y, y, "y", err, errlen))
+		return -1;
+	return 0;
+}
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Number of classes when the output is a [batch, C > 1] score matrix and y holds
+ * labels, else 0. */
+static int64_t classes(const rt_program *p, const rt_tensor *y)
+{
+	if (p->io_output < 0 || p->io_output >= p->nio || y->dtype != RT_I32 ||
+	    y->stride != 1)
+		return 0;
+	const rt_io *o = &p->io[p->io_output];
+	if (o->dtype != RT_F32 || o->rank != 2 || o->shape[0] != p->batch ||
+	    o->shape[1] < 2)
+		return 0;
+	return o->shape[1];
+}
+
+/* Runs fn over examples order[0..n) in batches; train: count steps, stop on a loss that
+ * is not finite; nclass > 0: count correct argmaxes. */
+static int run(rt_session *s, rt_fn fn, int train, const rt_tensor *x, const rt_tensor *y,
+               const int64_t *order, int64_t n, int64_t nclass, rt_progress_fn cb,
+               void *ud, rt_metrics *m, char *err, size_t errlen)
+{
+	const rt_program *p = s->prog;
+	int64_t B = p->batch, nsteps = (n + B - 1) / B, steps = 0, correct = 0, done = 0;
+	float *w = s->io[p->io_weight];
+	const float *loss = s->io[p->io_loss];
+	int32_t *pred = nclass ? elems(B) : NULL;
+	if (nclass && !pred)
+		return fail(err, errlen, "out of memory");
+	double t0 = now(), sum = 0;
+	int rc = 0;
+	for (int64_t k = 0; k < nsteps; k++) {
+		int64_t count = n - done < B ? n - done : B;
+		rt_gather(x, order + done, count, B, s->io[p->io_x]);
+		rt_gather(y, order + done, count, B, s->io[p->io_y]);
+		for (int64_t i = 0; i < B; i++)
+			w[i] = i < count ? 1.0f / (float)count : 0.0f;
+		fn(s->bufs);
+		steps++;
+		if (train)
+			s->step++;
+		if (train && !isfinite(*loss)) {
+			rc = fail(err, errlen,
+			          "loss is %s at step %lld of %lld in the epoch",
+			          isnan(*loss) ? "nan"
+			          : *loss > 0  ? "inf"
+			                       : "-inf",
+			          (long long)k + 1, (long long)nsteps);
+			break;
+		}
+		sum += (double)*loss * (double)count;
+		if (nclass) {
+			const int32_t *lab = y->data;
+			rt_argmax_rows(s->io[p->io_output], count, nclass, pred);
+			for (int64_t i = 0; i < count; i++)
+				correct += pred[i] == lab[order[done + i]];
+		}
+		done += count;
+		if (cb)
+			cb(ud, k + 1, nsteps, sum / (double)done);
+	}
+	rt_free(pred);
+	m->loss = done ? sum / (double)done : NAN;
+	m->accuracy = nclass && done ? (double)correct / (double)done : NAN;
+	m->examples = done;
+	m->steps = steps;
+	m->seconds = now() - t0;
+	return rc;
+}
+
+/* order[i] = i for i < n; NULL when out of memory or n is absurd. */
+static int64_t *identity(int64_t n)
+{
+	if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof(int64_t))
+		return NULL;
+	int64_t *o = rt_alloc((size_t)n * sizeof *o);
+	for (int64_t i = 0; o && i < n; i++)
+		o[i] = i;
+	return o;
+}
+
+int rt_train_epoch(rt_session *s, const rt_tensor *x, const rt_tensor *y, int64_t limit,
+                   rt_rng *rng, rt_progress_fn cb, void *ud, rt_metrics *m, char *err,
+                   size_t errlen)
+{
+	rt_metrics dummy;
+	if (!m)
+		m = &dummy;
+	memset(m, 0, sizeof *m);
+	if (check(s, s->prog->train_step, "train_step", x, y, err, errlen))
+		return -1;
+	int64_t n = limit > 0 && limit < x->n ? limit : x->n;
+	if (n < 1)
+		return fail(err, errlen, "no examples to train on");
+	int64_t *order = identity(n);
+	if (!order)
+		return fail(err, errlen, "out of memory");
+	if (rng)
+		rt_shuffle(rng, order, n);
+	int rc =
+	    run(s, s->prog->train_step, 1, x, y, order, n, 0, cb, ud, m, err, errlen);
+	rt_free(order);
+	return rc;
+}
+
+int rt_evaluate(rt_session *s, const rt_tensor *x, const rt_tensor *y, rt_metrics *m,
+                char *err, size_t errlen)
+{
+	rt_metrics dummy;
+	if (!m)
+		m = &dummy;
+	memset(m, 0, sizeof *m);
+	if (check(s, s->prog->evaluate, "evaluate", x, y, err, errlen))
+		return -1;
+	if (x->n < 1)
+		return fail(err, errlen, "no examples to evaluate");
+	int64_t *order = identity(x->n);
+	if (!order)
+		return fail(err, errlen, "out of memory");
+	int rc = run(s, s->prog->evaluate, 0, x, y, order, x->n, classes(s->prog, y),
+	             NULL, NULL, m, err, errlen);
+	rt_free(order);
+	return rc;
+}
