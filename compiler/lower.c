@@ -101,6 +101,15 @@ static Node *example_loss(Graph *g, const Model *m, Net net)
 	if (y && shape_numel(&y->sh) == shape_numel(&out->sh) &&
 	    !shape_eq(&y->sh, &out->sh))
 		y = ir_reshape(g, y, out->sh);
+	if (!y || !shape_eq(&y->sh, &out->sh)) {
+		char a[128], b[128];
+		error_at(
+		    g->diags, m->loss_loc,
+		    "mse: the network's output has shape %s but the target '%s' has %s",
+		    shape_str(&out->sh, a, sizeof a), g->ios[g->io_y].name,
+		    y ? shape_str(&y->sh, b, sizeof b) : "none");
+		return NULL;
+	}
 	Node *d = ir_sub(g, out, y);
 	if (!d)
 		return NULL;

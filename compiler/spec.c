@@ -452,7 +452,7 @@ const char *spec_describe(const Spec *s, char *buf, size_t len)
 	for (const char *c = s->str; *c && n < sizeof text - 1; c++)
 		text[n++] = (unsigned char)*c < ' ' ? ' ' : *c;
 	text[n] = 0;
-	if (strlen(s->str) > n)
+	if (s->str[n] && n >= 3) /* cut short: the loop stopped at the buffer's end */
 		memcpy(text + n - 3, "...", 4);
 	snprintf(buf, len, s->quoted ? "the string \"%s\"" : "'%s'", text);
 	return buf;

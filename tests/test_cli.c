@@ -1,0 +1,128 @@
+/* The `descent` command line, run as a user runs it: malformed model files give one
+ * clear file:line:col error with the source line and a caret, and a non-zero exit; the
+ * IR dump shows shapes, YAML lines and which chain-rule rule made each backward node. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+/* Runs `descent ARGS` with the model text in a temporary file; returns the exit code
+ * and what it printed (stdout and stderr) in out. */
+static int run(const char *cmd, const char *model, char *out, size_t len)
+{
+	char path[] = "/tmp/descent_cli_XXXXXX.yaml";
+	int fd = mkstemps(path, 5);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(write(fd, model, strlen(model)) == (ssize_t)strlen(model));
+	close(fd);
+	char line[8192];
+	snprintf(line, sizeof line, "%s/descent %s %s 2>&1", DESCENT_BINARY_DIR, cmd,
+	         path);
+	FILE *p = popen(line, "r");
+	CU_ASSERT_FATAL(p != NULL);
+	size_t n = fread(out, 1, len - 1, p);
+	out[n] = 0;
+	int status = pclose(p);
+	/* name the file as the test does, so messages can be matched */
+	char *at;
+	while ((at = strstr(out, path))) {
+		memcpy(at, "m.yaml", 6);
+		memmove(at + 6, at + strlen(path), strlen(at + strlen(path)) + 1);
+	}
+	unlink(path);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+#define INPUTS "inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch], dtype: i32}\n"
+
+static const struct {
+	const char *model, *want;
+} bad[] = {
+    /* unknown layer */
+    {INPUTS "layers:\n  - dense: {units: 3}\n  - conv9: {units: 2}\n"
+            "loss: softmax_cross_entropy\n",
+     "m.yaml:6:5: error: unknown layer 'conv9'"},
+    /* shape mismatch between the network and the target */
+    {"inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch, 3]}\n"
+     "layers:\n  - dense: {units: 2}\nloss: {type: mse, target: y}\n",
+     "m.yaml:6:7: error: mse: the network's output has shape [32, 2] but the target 'y' "
+     "has [32, 3]"},
+    /* missing key */
+    {INPUTS "layers:\n  - dense: {activation: relu}\nloss: softmax_cross_entropy\n",
+     "m.yaml:5:12: error: missing key 'units' in dense layer"},
+    /* wrong type */
+    {INPUTS "layers: {dense: {units: 3}}\nloss: softmax_cross_entropy\n",
+     "m.yaml:4:9: error: expected a list for 'layers', found a mapping"},
+    /* bad YAML */
+    {"inputs:\n  x: {shape: [batch, 4]\nlayers: []\n",
+     "m.yaml:3:1: error: did not find expected ','"},
+    /* a bad number, quoted */
+    {INPUTS "layers:\n  - dense: {units: -3}\nloss: softmax_cross_entropy\n",
+     "m.yaml:5:20: error: 'units' must be an integer from 1 to 2147483648, got '-3'"},
+};
+
+static void test_cli_malformed_models_give_one_located_error(void)
+{
+	char out[16384];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int rc = run("train", bad[i].model, out, sizeof out);
+		CU_ASSERT_EQUAL(rc, 1);
+		if (!strstr(out, bad[i].want))
+			fprintf(stderr, "\n--- want: %s\n--- got:\n%s", bad[i].want, out);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, bad[i].want));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "^")); /* the caret under the column */
+		/* one error, not a cascade */
+		int errors = 0;
+		for (const char *p = out; (p = strstr(p, "error:")); p++)
+			errors++;
+		CU_ASSERT_EQUAL(errors, 1);
+	}
+}
+
+static void test_cli_missing_model_file_is_an_error(void)
+{
+	char line[4096], out[4096];
+	snprintf(line, sizeof line, "%s/descent train /nonexistent/m.yaml 2>&1",
+	         DESCENT_BINARY_DIR);
+	FILE *p = popen(line, "r");
+	size_t n = fread(out, 1, sizeof out - 1, p);
+	out[n] = 0;
+	int status = pclose(p);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "/nonexistent/m.yaml: error: cannot open model file"));
+}
+
+static void test_cli_ir_shows_shapes_lines_and_rules(void)
+{
+	char out[65536];
+	int rc =
+	    run("ir --fn grad",
+	        INPUTS "layers:\n  - dense: {name: fc1, units: 3, activation: relu}\n"
+	               "  - dense: {name: fc2, units: 2}\nloss: softmax_cross_entropy\n",
+	        out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "fn grad:"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "param fc1.weight"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "f32[3, 4]"));      /* PyTorch's [out, in] */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "fc1 m.yaml:5:5")); /* the layer's YAML line */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "grad relu %")); /* a backward node's rule */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "-> grad fc1.weight = %"));
+}
+
+void suite_cli(void)
+{
+	static CU_TestInfo tests[] = {
+	    {"test_cli_malformed_models_give_one_located_error",
+	     test_cli_malformed_models_give_one_located_error},
+	    {"test_cli_missing_model_file_is_an_error",
+	     test_cli_missing_model_file_is_an_error},
+	    {"test_cli_ir_shows_shapes_lines_and_rules",
+	     test_cli_ir_shows_shapes_lines_and_rules},
+	    CU_TEST_INFO_NULL,
+	};
+	add_suite("cli", tests);
+}
