@@ -310,11 +310,11 @@ static void parse_layers(Ctx *c, const Spec *s)
 	m->nlayers = s->n;
 	m->layers = arena_alloc(c->A, (size_t)s->n * sizeof *m->layers);
 	int *init_set = arena_alloc(c->A, (size_t)s->n * sizeof *init_set);
-	int ndense = 0;
+	int ndense = 0, nerr = c->d->nerr;
 	for (int i = 0; i < s->n; i++)
 		parse_layer(c, s->items[i], &m->layers[i], &ndense, &init_set[i]);
 	finish_layers(c, init_set);
-	if (!ndense)
+	if (!ndense && c->d->nerr == nerr) /* a misspelt layer said enough already */
 		error_at(c->d, s->loc,
 		         "the model has no dense layer, so nothing to train");
 }
