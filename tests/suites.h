@@ -2,6 +2,7 @@
  * tests/test_<name>.c. ctest runs each as its own test (tests/CMakeLists.txt). */
 SUITE(spec)
 SUITE(runtime)
+SUITE(shape)
 SUITE(grad)
 SUITE(e2e)
 SUITE(cli)
