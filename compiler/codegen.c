@@ -18,41 +18,22 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
-#include "dc.h"
+#include "cg.h"
 #include "target.h"
 
-typedef struct CG {
-	Graph *g;
-	Plan *p;
-	LLVMContextRef ctx;
-	LLVMModuleRef mod;
-	LLVMBuilderRef b;
-	LLVMTypeRef f32, i32, i64, i1, ptr, f32p, i32p, fnty;
-	LLVMValueRef fn, bufs;
-	LLVMValueRef base[RT_IO0]; /* RT_PARAMS.. RT_HYPER as float* */
-	LLVMValueRef *io;          /* io slot pointers, loaded once at entry */
-	int64_t nwork;             /* the largest workspace of any function */
-} CG;
 
-typedef struct Loop {
-	LLVMBasicBlockRef body, exit;
-	LLVMValueRef i, n;
-} Loop;
-
-#define B cg->b
-
-static LLVMValueRef i64c(CG *cg, int64_t v)
+LLVMValueRef cg_i64(CG *cg, int64_t v)
 {
 	return LLVMConstInt(cg->i64, (unsigned long long)v, 0);
 }
 
-static LLVMValueRef f32c(CG *cg, double v)
+LLVMValueRef cg_f32(CG *cg, double v)
 {
 	return LLVMConstReal(cg->f32, v);
 }
 
 /* Reassociation lets LLVM vectorize reductions; the C API has it from LLVM 18 on. */
-static LLVMValueRef fast(LLVMValueRef v)
+LLVMValueRef cg_fast(LLVMValueRef v)
 {
 #if LLVM_VERSION_MAJOR >= 18
 	if (LLVMIsAInstruction(v))
@@ -63,32 +44,45 @@ static LLVMValueRef fast(LLVMValueRef v)
 }
 
 /* for (i = 0; i < n; i++) as a do-while: every static extent is at least 1. */
-static LLVMValueRef loop_begin(CG *cg, Loop *l, int64_t n)
+LLVMValueRef cg_loop(CG *cg, Loop *l, int64_t n)
 {
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	l->body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "loop");
 	l->exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "after");
-	l->n = i64c(cg, n);
+	l->n = cg_i64(cg, n);
 	LLVMBuildBr(B, l->body);
 	LLVMPositionBuilderAtEnd(B, l->body);
 	l->i = LLVMBuildPhi(B, cg->i64, "i");
-	LLVMValueRef zero = i64c(cg, 0);
+	LLVMValueRef zero = cg_i64(cg, 0);
 	LLVMAddIncoming(l->i, &zero, &pre, 1);
 	return l->i;
 }
 
-static void loop_end(CG *cg, Loop *l)
+void cg_loop_end(CG *cg, Loop *l)
 {
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
-	LLVMValueRef next = LLVMBuildAdd(B, l->i, i64c(cg, 1), "");
+	LLVMValueRef next = LLVMBuildAdd(B, l->i, cg_i64(cg, 1), "");
 	LLVMAddIncoming(l->i, &next, &latch, 1);
-	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntULT, next, l->n, ""), l->body,
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, next, l->n, ""), l->body,
 	                l->exit);
 	LLVMPositionBuilderAtEnd(B, l->exit);
 }
 
+LLVMValueRef cg_loop_range(CG *cg, Loop *l, LLVMValueRef lo, LLVMValueRef hi)
+{
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	l->body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "loop");
+	l->exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "after");
+	l->n = hi;
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, lo, hi, ""), l->body, l->exit);
+	LLVMPositionBuilderAtEnd(B, l->body);
+	l->i = LLVMBuildPhi(B, cg->i64, "i");
+	LLVMAddIncoming(l->i, &lo, &pre, 1);
+	return l->i;
+}
+
 /* Pointer to element 0 of a node's buffer. */
-static LLVMValueRef node_ptr(CG *cg, Node *n)
+LLVMValueRef cg_node_ptr(CG *cg, Node *n)
 {
 	Buf bf = cg->p->buf[n->id];
 	LLVMTypeRef et = n->dt == DT_I32 ? cg->i32 : cg->f32;
@@ -115,7 +109,7 @@ static LLVMValueRef node_ptr(CG *cg, Node *n)
 	default:
 		die("node %d has no buffer", n->id);
 	}
-	LLVMValueRef off = i64c(cg, bf.off);
+	LLVMValueRef off = cg_i64(cg, bf.off);
 	return LLVMBuildGEP2(B, et, base, &off, 1, "");
 }
 
@@ -127,38 +121,87 @@ static Node *const_of(CG *cg, Node *n)
 	return n->op == OP_CONST ? n : NULL;
 }
 
-static LLVMValueRef load_at(CG *cg, Node *n, LLVMValueRef off)
+LLVMValueRef cg_load(CG *cg, Node *n, LLVMValueRef off)
 {
 	Node *c = const_of(cg, n);
 	if (c)
-		return f32c(cg, c->f);
+		return cg_f32(cg, c->f);
 	LLVMTypeRef et = n->dt == DT_I32 ? cg->i32 : cg->f32;
-	LLVMValueRef p = LLVMBuildGEP2(B, et, node_ptr(cg, n), &off, 1, "");
+	LLVMValueRef p = LLVMBuildGEP2(B, et, cg_node_ptr(cg, n), &off, 1, "");
 	return LLVMBuildLoad2(B, et, p, "");
 }
 
-static void store_at(CG *cg, Node *n, LLVMValueRef off, LLVMValueRef v)
+void cg_store(CG *cg, Node *n, LLVMValueRef off, LLVMValueRef v)
 {
-	LLVMValueRef p = LLVMBuildGEP2(B, cg->f32, node_ptr(cg, n), &off, 1, "");
+	LLVMValueRef p = LLVMBuildGEP2(B, cg->f32, cg_node_ptr(cg, n), &off, 1, "");
 	LLVMBuildStore(B, v, p);
 }
 
-static LLVMValueRef intrinsic(CG *cg, const char *name, LLVMValueRef x)
+/* A call to a function of one or more floats: an LLVM intrinsic ("llvm.exp.f32") or a
+ * libm function ("erff") that the JIT resolves in this process. */
+LLVMValueRef cg_call(CG *cg, const char *name, int nargs, LLVMValueRef *args)
 {
-	LLVMTypeRef ty = LLVMFunctionType(cg->f32, &cg->f32, 1, 0);
+	LLVMTypeRef params[3] = {cg->f32, cg->f32, cg->f32};
+	LLVMTypeRef ty = LLVMFunctionType(cg->f32, params, nargs, 0);
 	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
 	if (!f)
 		f = LLVMAddFunction(cg->mod, name, ty);
-	return LLVMBuildCall2(B, ty, f, &x, 1, "");
+	return LLVMBuildCall2(B, ty, f, args, nargs, "");
+}
+
+static LLVMValueRef call1(CG *cg, const char *name, LLVMValueRef x)
+{
+	return cg_call(cg, name, 1, &x);
+}
+
+LLVMValueRef cg_add(CG *cg, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildAdd(B, a, b, "");
+}
+
+LLVMValueRef cg_mul(CG *cg, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildMul(B, a, b, "");
+}
+
+LLVMValueRef cg_min(CG *cg, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+LLVMValueRef cg_max(CG *cg, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+LLVMValueRef cg_acc_begin(CG *cg, LLVMBasicBlockRef pre, LLVMValueRef init)
+{
+	LLVMValueRef acc = LLVMBuildPhi(B, LLVMTypeOf(init), "acc");
+	LLVMAddIncoming(acc, &init, &pre, 1);
+	return acc;
+}
+
+void cg_acc_next(CG *cg, LLVMValueRef acc, LLVMValueRef next)
+{
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
+	LLVMAddIncoming(acc, &next, &latch, 1);
+}
+
+void cg_zero(CG *cg, Node *n)
+{
+	Loop l;
+	LLVMValueRef i = cg_loop(cg, &l, shape_numel(&n->sh));
+	cg_store(cg, n, i, cg_f32(cg, 0));
+	cg_loop_end(cg, &l);
 }
 
 /* ---- elementwise ops: one broadcasting loop nest, a scalar expression per op ---- */
 
-typedef LLVMValueRef (*Scalar)(CG *cg, LLVMValueRef a, LLVMValueRef b);
+typedef LLVMValueRef (*Scalar)(CG *cg, LLVMValueRef *v);
 
-/* out[idx] = f(in0[idx'], in1[idx'']) with numpy broadcasting: an input's stride is 0
- * along the axes it is broadcast over. Inputs of the output's full size are indexed
- * flat, so the common case is a single loop. */
+/* out[idx] = f(in0[idx'], in1[idx''], ...) with numpy broadcasting: an input's stride
+ * is 0 along the axes it is broadcast over. When every input has the output's size or
+ * is a single value, the nest is one flat loop, the common case. */
 static void elemwise(CG *cg, Node *n, Scalar f)
 {
 	int r = n->sh.rank, flat = 1;
@@ -180,253 +223,120 @@ static void elemwise(CG *cg, Node *n, Scalar f)
 		for (int k = 0; k < n->nin; k++)
 			stride[k][0] = shape_numel(&n->in[k]->sh) != 1;
 	Loop l[MAXRANK];
-	LLVMValueRef idx[MAXRANK] = {0};
+	LLVMValueRef idx[MAXRANK] = {0}, v[MAXIN];
 	for (int d = 0; d < dims.rank; d++)
-		idx[d] = loop_begin(cg, &l[d], dims.d[d]);
-	LLVMValueRef out = dims.rank ? idx[dims.rank - 1] : i64c(cg, 0), v[MAXIN];
-	if (dims.rank > 1) { /* row-major flat output offset */
-		out = idx[0];
-		for (int d = 1; d < dims.rank; d++)
-			out = LLVMBuildAdd(
-			    B, LLVMBuildMul(B, out, i64c(cg, dims.d[d]), ""), idx[d], "");
-	}
+		idx[d] = cg_loop(cg, &l[d], dims.d[d]);
+	LLVMValueRef out = cg_i64(cg, 0);
+	for (int d = 0; d < dims.rank; d++) /* row-major flat output offset */
+		out = cg_add(cg, cg_mul(cg, out, cg_i64(cg, dims.d[d])), idx[d]);
 	for (int k = 0; k < n->nin; k++) {
-		LLVMValueRef off = i64c(cg, 0);
+		LLVMValueRef off = cg_i64(cg, 0);
 		for (int d = 0; d < dims.rank; d++)
 			if (stride[k][d])
-				off = LLVMBuildAdd(
-				    B, off,
-				    LLVMBuildMul(B, idx[d], i64c(cg, stride[k][d]), ""),
-				    "");
-		v[k] = load_at(cg, n->in[k], off);
+				off = cg_add(cg, off, cg_mul(cg, idx[d], cg_i64(cg, stride[k][d])));
+		v[k] = cg_load(cg, n->in[k], off);
 	}
-	store_at(cg, n, out, f(cg, v[0], n->nin > 1 ? v[1] : NULL));
+	cg_store(cg, n, out, f(cg, v));
 	for (int d = dims.rank - 1; d >= 0; d--)
-		loop_end(cg, &l[d]);
+		cg_loop_end(cg, &l[d]);
 }
 
-#define SCALAR(name) static LLVMValueRef sc_##name(CG *cg, LLVMValueRef a, LLVMValueRef b)
-#define EMIT(name) static void cg_##name(CG *cg, Node *n)
-#define ELEMWISE(name, expr)                                                             \
-	SCALAR(name)                                                                     \
-	{                                                                                \
-		(void)cg, (void)b;                                                       \
-		return (expr);                                                           \
-	}                                                                                \
-	EMIT(name)                                                                       \
-	{                                                                                \
-		elemwise(cg, n, sc_##name);                                              \
-	}
+#define EMIT(name) void emit_##name(CG *cg, Node *n)
+#define ELEMWISE(name, expr)                                                           \
+	static LLVMValueRef sc_##name(CG *cg, LLVMValueRef *v)                         \
+	{                                                                              \
+		LLVMValueRef a = v[0], b = v[1], c = v[2];                             \
+		(void)cg, (void)a, (void)b, (void)c;                                   \
+		return (expr);                                                         \
+	}                                                                              \
+	EMIT(name) { elemwise(cg, n, sc_##name); }
 
-static LLVMValueRef gt0(CG *cg, LLVMValueRef a)
+static LLVMValueRef fcmp(CG *cg, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b)
 {
-	return LLVMBuildFCmp(B, LLVMRealOGT, a, f32c(cg, 0), "");
+	return LLVMBuildFCmp(B, p, a, b, "");
+}
+
+static LLVMValueRef pick(CG *cg, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildSelect(B, c, a, b, "");
+}
+
+static LLVMValueRef as_f32(CG *cg, LLVMValueRef cond)
+{
+	return pick(cg, cond, cg_f32(cg, 1), cg_f32(cg, 0));
+}
+
+static LLVMValueRef fadd(CG *cg, LLVMValueRef a, LLVMValueRef b)
+{
+	return cg_fast(LLVMBuildFAdd(B, a, b, ""));
+}
+
+static LLVMValueRef fmul(CG *cg, LLVMValueRef a, LLVMValueRef b)
+{
+	return cg_fast(LLVMBuildFMul(B, a, b, ""));
+}
+
+static LLVMValueRef fdiv(CG *cg, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildFDiv(B, a, b, "");
+}
+
+static LLVMValueRef fexp(CG *cg, LLVMValueRef a)
+{
+	return call1(cg, "llvm.exp.f32", a);
 }
 
 ELEMWISE(neg, LLVMBuildFNeg(B, a, ""))
-ELEMWISE(exp, intrinsic(cg, "llvm.exp.f32", a))
-ELEMWISE(log, intrinsic(cg, "llvm.log.f32", a))
-ELEMWISE(sqrt, intrinsic(cg, "llvm.sqrt.f32", a))
-ELEMWISE(relu, LLVMBuildSelect(B, gt0(cg, a), a, f32c(cg, 0), ""))
-ELEMWISE(step, LLVMBuildSelect(B, gt0(cg, a), f32c(cg, 1), f32c(cg, 0), ""))
-/* 1 / (1 + e^-a): exact limits 0 and 1 at large |a| */
-ELEMWISE(sigmoid, LLVMBuildFDiv(B, f32c(cg, 1),
-                                LLVMBuildFAdd(B, f32c(cg, 1),
-                                              intrinsic(cg, "llvm.exp.f32",
-                                                        LLVMBuildFNeg(B, a, "")),
-                                              ""),
-                                ""))
+ELEMWISE(exp, fexp(cg, a))
+ELEMWISE(log, call1(cg, "llvm.log.f32", a))
+ELEMWISE(sqrt, call1(cg, "llvm.sqrt.f32", a))
+ELEMWISE(abs, call1(cg, "llvm.fabs.f32", a))
+ELEMWISE(sin, call1(cg, "llvm.sin.f32", a))
+ELEMWISE(cos, call1(cg, "llvm.cos.f32", a))
 /* 1 - 2 / (e^2a + 1): exact limits -1 and 1 at large |a| */
-ELEMWISE(tanh,
-         LLVMBuildFSub(
-             B, f32c(cg, 1),
-             LLVMBuildFDiv(B, f32c(cg, 2),
-                           LLVMBuildFAdd(B,
-                                         intrinsic(cg, "llvm.exp.f32",
-                                                   LLVMBuildFMul(B, a, f32c(cg, 2), "")),
-                                         f32c(cg, 1), ""),
-                           ""),
-             ""))
-ELEMWISE(add, fast(LLVMBuildFAdd(B, a, b, "")))
-ELEMWISE(sub, fast(LLVMBuildFSub(B, a, b, "")))
-ELEMWISE(mul, fast(LLVMBuildFMul(B, a, b, "")))
-ELEMWISE(div, LLVMBuildFDiv(B, a, b, ""))
+ELEMWISE(tanh, LLVMBuildFSub(B, cg_f32(cg, 1),
+                             fdiv(cg, cg_f32(cg, 2),
+                                  fadd(cg, fexp(cg, fmul(cg, a, cg_f32(cg, 2))), cg_f32(cg, 1))),
+                             ""))
+/* 1 / (1 + e^-a): exact limits 0 and 1 at large |a| */
+ELEMWISE(sigmoid, fdiv(cg, cg_f32(cg, 1), fadd(cg, cg_f32(cg, 1), fexp(cg, LLVMBuildFNeg(B, a, "")))))
+/* max(a, 0) + log(1 + e^-|a|): no overflow for large a */
+ELEMWISE(softplus,
+         fadd(cg, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)),
+              call1(cg, "llvm.log.f32",
+                    fadd(cg, cg_f32(cg, 1),
+                         fexp(cg, LLVMBuildFNeg(B, call1(cg, "llvm.fabs.f32", a), ""))))))
+ELEMWISE(erf, call1(cg, "erff", a))
+ELEMWISE(relu, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)))
+ELEMWISE(step, as_f32(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0))))
+ELEMWISE(stopgrad, a)
+ELEMWISE(add, fadd(cg, a, b))
+ELEMWISE(sub, cg_fast(LLVMBuildFSub(B, a, b, "")))
+ELEMWISE(mul, fmul(cg, a, b))
+/* 0 * anything = 0, also 0 * inf: gradients of branches not taken stay 0 */
+ELEMWISE(mul0, pick(cg, fcmp(cg, LLVMRealOEQ, a, cg_f32(cg, 0)), cg_f32(cg, 0), fmul(cg, a, b)))
+ELEMWISE(div, fdiv(cg, a, b))
+ELEMWISE(pow, cg_call(cg, "llvm.pow.f32", 2, v))
+ELEMWISE(max, pick(cg, fcmp(cg, LLVMRealOGE, a, b), a, b))
+ELEMWISE(min, pick(cg, fcmp(cg, LLVMRealOGE, b, a), a, b))
+ELEMWISE(gt, as_f32(cg, fcmp(cg, LLVMRealOGT, a, b)))
+ELEMWISE(ge, as_f32(cg, fcmp(cg, LLVMRealOGE, a, b)))
+ELEMWISE(eq, as_f32(cg, fcmp(cg, LLVMRealOEQ, a, b)))
+ELEMWISE(select, pick(cg, fcmp(cg, LLVMRealUNE, a, cg_f32(cg, 0)), b, c))
 /* broadcasting is the elementwise identity */
 ELEMWISE(broadcast, a)
 
-/* ---- everything else ---- */
-
 /* Leaves and views are buffers, not code. */
-EMIT(input)
-{
-	(void)cg, (void)n;
-}
-EMIT(param)
-{
-	(void)cg, (void)n;
-}
-EMIT(state)
-{
-	(void)cg, (void)n;
-}
-EMIT(gradbuf)
-{
-	(void)cg, (void)n;
-}
-EMIT(hyper)
-{
-	(void)cg, (void)n;
-}
-EMIT(const)
-{
-	(void)cg, (void)n;
-}
-EMIT(reshape)
-{
-	(void)cg, (void)n;
-}
-
-static void zero(CG *cg, Node *n)
-{
-	Loop l;
-	LLVMValueRef i = loop_begin(cg, &l, shape_numel(&n->sh));
-	store_at(cg, n, i, f32c(cg, 0));
-	loop_end(cg, &l);
-}
-
-/* out[o] += in[i] over every input element; o drops the reduced axes' indices. */
-EMIT(sum)
-{
-	Node *x = n->in[0];
-	zero(cg, n);
-	Loop l[MAXRANK];
-	LLVMValueRef in = i64c(cg, 0), out = i64c(cg, 0);
-	for (int d = 0; d < x->sh.rank; d++) {
-		LLVMValueRef i = loop_begin(cg, &l[d], x->sh.d[d]);
-		in =
-		    LLVMBuildAdd(B, LLVMBuildMul(B, in, i64c(cg, x->sh.d[d]), ""), i, "");
-		out = LLVMBuildMul(B, out, i64c(cg, n->sh.d[d]), "");
-		if (!(n->a[0] >> d & 1))
-			out = LLVMBuildAdd(B, out, i, "");
-	}
-	LLVMValueRef s =
-	    fast(LLVMBuildFAdd(B, load_at(cg, n, out), load_at(cg, x, in), ""));
-	store_at(cg, n, out, s);
-	for (int d = x->sh.rank - 1; d >= 0; d--)
-		loop_end(cg, &l[d]);
-}
-
-/* C[M,N] = op(A) op(B). With B untransposed the inner loop runs along a row of B and
- * C (C[i,:] += A(i,k) * B[k,:]); with B transposed it is a dot product over k. */
-EMIT(matmul)
-{
-	Node *A = n->in[0], *Bm = n->in[1];
-	int ta = n->a[0], tb = n->a[1];
-	int64_t M = n->sh.d[0], N = n->sh.d[1], K = ta ? A->sh.d[0] : A->sh.d[1];
-	Loop li, lj, lk;
-	LLVMValueRef i = loop_begin(cg, &li, M);
-	LLVMValueRef a_i = ta ? i : LLVMBuildMul(B, i, i64c(cg, K), "");
-	LLVMValueRef c_i = LLVMBuildMul(B, i, i64c(cg, N), "");
-	if (!tb) {
-		LLVMValueRef j = loop_begin(cg, &lj, N);
-		store_at(cg, n, LLVMBuildAdd(B, c_i, j, ""), f32c(cg, 0));
-		loop_end(cg, &lj);
-		LLVMValueRef k = loop_begin(cg, &lk, K);
-		LLVMValueRef aoff =
-		    ta ? LLVMBuildAdd(B, LLVMBuildMul(B, k, i64c(cg, M), ""), i, "")
-		       : LLVMBuildAdd(B, a_i, k, "");
-		LLVMValueRef a = load_at(cg, A, aoff);
-		LLVMValueRef b_k = LLVMBuildMul(B, k, i64c(cg, N), "");
-		j = loop_begin(cg, &lj, N);
-		LLVMValueRef co = LLVMBuildAdd(B, c_i, j, "");
-		LLVMValueRef bv = load_at(cg, Bm, LLVMBuildAdd(B, b_k, j, ""));
-		LLVMValueRef s = fast(LLVMBuildFAdd(
-		    B, load_at(cg, n, co), fast(LLVMBuildFMul(B, a, bv, "")), ""));
-		store_at(cg, n, co, s);
-		loop_end(cg, &lj);
-		loop_end(cg, &lk);
-	} else {
-		LLVMValueRef j = loop_begin(cg, &lj, N);
-		LLVMValueRef b_j = LLVMBuildMul(B, j, i64c(cg, K), "");
-		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-		LLVMValueRef k = loop_begin(cg, &lk, K);
-		LLVMValueRef acc = LLVMBuildPhi(B, cg->f32, "acc");
-		LLVMValueRef z = f32c(cg, 0);
-		LLVMAddIncoming(acc, &z, &pre, 1);
-		LLVMValueRef aoff =
-		    ta ? LLVMBuildAdd(B, LLVMBuildMul(B, k, i64c(cg, M), ""), i, "")
-		       : LLVMBuildAdd(B, a_i, k, "");
-		LLVMValueRef prod =
-		    fast(LLVMBuildFMul(B, load_at(cg, A, aoff),
-		                       load_at(cg, Bm, LLVMBuildAdd(B, b_j, k, "")), ""));
-		LLVMValueRef next = fast(LLVMBuildFAdd(B, acc, prod, ""));
-		LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
-		LLVMAddIncoming(acc, &next, &latch, 1);
-		loop_end(cg, &lk);
-		store_at(cg, n, LLVMBuildAdd(B, c_i, j, ""), next);
-		loop_end(cg, &lj);
-	}
-	loop_end(cg, &li);
-}
-
-/* Per row: m = max x, s = sum e^(x - m), out = x - m - log s. */
-EMIT(logsoftmax)
-{
-	Node *x = n->in[0];
-	int64_t C = n->sh.d[n->sh.rank - 1], rows = shape_numel(&n->sh) / C;
-	Loop lr, lc;
-	LLVMValueRef r = loop_begin(cg, &lr, rows);
-	LLVMValueRef row = LLVMBuildMul(B, r, i64c(cg, C), "");
-	LLVMValueRef m = load_at(cg, x, row), s = f32c(cg, 0);
-	for (int pass = 0; pass < 2; pass++) {
-		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-		LLVMValueRef c = loop_begin(cg, &lc, C);
-		LLVMValueRef acc = LLVMBuildPhi(B, cg->f32, "");
-		LLVMValueRef init = pass ? s : m;
-		LLVMAddIncoming(acc, &init, &pre, 1);
-		LLVMValueRef v = load_at(cg, x, LLVMBuildAdd(B, row, c, ""));
-		LLVMValueRef next;
-		if (!pass) {
-			next = LLVMBuildSelect(
-			    B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc, "");
-		} else {
-			LLVMValueRef e =
-			    intrinsic(cg, "llvm.exp.f32", LLVMBuildFSub(B, v, m, ""));
-			next = fast(LLVMBuildFAdd(B, acc, e, ""));
-		}
-		LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
-		LLVMAddIncoming(acc, &next, &latch, 1);
-		loop_end(cg, &lc);
-		if (!pass)
-			m = next;
-		else
-			s = next;
-	}
-	LLVMValueRef shift = LLVMBuildFAdd(B, m, intrinsic(cg, "llvm.log.f32", s), "");
-	LLVMValueRef c = loop_begin(cg, &lc, C);
-	LLVMValueRef off = LLVMBuildAdd(B, row, c, "");
-	store_at(cg, n, off, LLVMBuildFSub(B, load_at(cg, x, off), shift, ""));
-	loop_end(cg, &lc);
-	loop_end(cg, &lr);
-}
-
-/* out[r, c] = labels[r] == c */
-EMIT(onehot)
-{
-	int64_t C = n->a[0], rows = shape_numel(&n->sh) / C;
-	Loop lr, lc;
-	LLVMValueRef r = loop_begin(cg, &lr, rows);
-	LLVMValueRef lab = LLVMBuildSExt(B, load_at(cg, n->in[0], r), cg->i64, "");
-	LLVMValueRef c = loop_begin(cg, &lc, C);
-	LLVMValueRef eq = LLVMBuildICmp(B, LLVMIntEQ, lab, c, "");
-	store_at(cg, n, LLVMBuildAdd(B, LLVMBuildMul(B, r, i64c(cg, C), ""), c, ""),
-	         LLVMBuildSelect(B, eq, f32c(cg, 1), f32c(cg, 0), ""));
-	loop_end(cg, &lc);
-	loop_end(cg, &lr);
-}
+EMIT(input) { (void)cg, (void)n; }
+EMIT(param) { (void)cg, (void)n; }
+EMIT(state) { (void)cg, (void)n; }
+EMIT(gradbuf) { (void)cg, (void)n; }
+EMIT(hyper) { (void)cg, (void)n; }
+EMIT(const) { (void)cg, (void)n; }
+EMIT(reshape) { (void)cg, (void)n; }
 
 static void (*const emitters[OP_COUNT])(CG *, Node *) = {
-#define OP(E, name, nin, flags) [OP_##E] = cg_##name,
+#define OP(E, name, nin, flags) [OP_##E] = emit_##name,
 #include "ops.h"
 #undef OP
 };
@@ -451,7 +361,7 @@ static LLVMValueRef dest_ptr(CG *cg, const Out *o)
 	default:
 		return LLVMBuildPointerCast(B, cg->io[o->index], cg->f32p, "");
 	}
-	LLVMValueRef o_ = i64c(cg, off);
+	LLVMValueRef o_ = cg_i64(cg, off);
 	return LLVMBuildGEP2(B, cg->f32, cg->base[slot], &o_, 1, "");
 }
 
@@ -470,7 +380,7 @@ static void emit_fn(CG *cg, FnKind k)
 	 */
 	cg->io = arena_alloc(g->A, (size_t)(g->nios + 1) * sizeof *cg->io);
 	for (int s = 0; s < RT_IO0 + g->nios; s++) {
-		LLVMValueRef idx = i64c(cg, s);
+		LLVMValueRef idx = cg_i64(cg, s);
 		LLVMValueRef p = LLVMBuildLoad2(
 		    B, cg->ptr, LLVMBuildGEP2(B, cg->ptr, cg->bufs, &idx, 1, ""), "");
 		if (s < RT_IO0)
@@ -486,12 +396,12 @@ static void emit_fn(CG *cg, FnKind k)
 		Out *o = &fn->outs[i];
 		LLVMValueRef dst = dest_ptr(cg, o);
 		Loop l;
-		LLVMValueRef j = loop_begin(cg, &l, shape_numel(&o->node->sh));
-		LLVMValueRef v = load_at(cg, o->node, j);
+		LLVMValueRef j = cg_loop(cg, &l, shape_numel(&o->node->sh));
+		LLVMValueRef v = cg_load(cg, o->node, j);
 		if (o->node->dt == DT_I32)
 			v = LLVMBuildSIToFP(B, v, cg->f32, "");
 		LLVMBuildStore(B, v, LLVMBuildGEP2(B, cg->f32, dst, &j, 1, ""));
-		loop_end(cg, &l);
+		cg_loop_end(cg, &l);
 	}
 	LLVMBuildRetVoid(B);
 }

@@ -30,6 +30,7 @@
 
 #define MAXRANK RT_MAXRANK
 #define MAXIN 3
+#define NATTR 12
 
 /* ================= util.c: arena, diagnostics, internal errors ================= */
 
@@ -149,6 +150,43 @@ int spec_keys(Diags *d, const Spec *map, const char *what, const char *const *al
 /* A required key: error at the map if missing. */
 Spec *spec_need(Diags *d, const Spec *map, const char *key, const char *what);
 
+/* ================= expr.c: expressions in model files ================= */
+
+/* An expression such as "relu(h1 + h2)", "dense(x, units=128, activation=relu)" or
+ * "(1 - x)^2 + 100*(y - x^2)^2", parsed from a YAML scalar. Every node has the
+ * file:line:col of its first character. */
+typedef enum {
+	EX_NUM,  /* num */
+	EX_NAME, /* name; may be dotted: fc1.weight */
+	EX_CALL, /* name(args..., kwnames[i]=kwargs[i]...) */
+	EX_BIN,  /* args[0] op args[1] */
+	EX_NEG,  /* -args[0] */
+	EX_LIST  /* [args...] or (a, b, ...) */
+} ExprKind;
+
+typedef struct Expr Expr;
+struct Expr {
+	ExprKind kind;
+	SrcLoc loc;
+	double num;
+	const char *name;
+	int op; /* EX_BIN: '+', '-', '*', '/', '^', '<', '>', 'l' (<=), 'g' (>=), '=' (==) */
+	Expr **args;
+	int nargs;
+	const char **kwnames;
+	Expr **kwargs;
+	int nkw;
+};
+
+/* Parses text, which starts at file:line:col `at` (the first character of the text, so
+ * a quoted YAML scalar's loc plus one column). NULL after an error pointing into it. */
+Expr *expr_parse(Arena *A, Diags *d, const char *text, SrcLoc at);
+/* A YAML value as an expression: a scalar is parsed (numbers, names, expressions), a
+ * list becomes EX_LIST of its items; a mapping is an error. */
+Expr *expr_from_spec(Arena *A, Diags *d, const Spec *s);
+/* The expression as text, normalized ("relu(h1 + h2)"), for messages and dumps. */
+char *expr_str(Arena *A, const Expr *e);
+
 /* ================= model.c: Spec -> Model ================= */
 
 typedef enum { DT_F32, DT_I32 } DType;
@@ -222,8 +260,11 @@ enum {
 	OPF_ELEMWISE = 1 << 1, /* out[i] = f(in0[i'], in1[i'']) with broadcasting */
 	OPF_REDUCE = 1 << 2,   /* sums over axes */
 	OPF_VIEW = 1 << 3,     /* same data, another shape: needs no buffer of its own */
-	OPF_NODIFF = 1 << 4,   /* no derivative (integer or piecewise constant) */
-	OPF_KINK = 1 << 5      /* derivative jumps at 0: gradient checks stay away */
+	OPF_NODIFF = 1 << 4,   /* no derivative: a parameter reaching the loss through it is an
+	                          error (integer results) */
+	OPF_KINK = 1 << 5,     /* derivative jumps at 0: gradient checks stay away */
+	OPF_POSITIVE = 1 << 6, /* defined for positive inputs only (gradient checks) */
+	OPF_CUT = 1 << 7       /* gradient cut on purpose (stop_gradient, dropout masks) */
 };
 
 typedef struct OpInfo {
@@ -246,7 +287,7 @@ struct Node {
 	Shape sh;
 	int nin;
 	Node *in[MAXIN];
-	int64_t a[4]; /* integer attributes, see ops.h */
+	int64_t a[NATTR]; /* integer attributes, see ops.h */
 	double f;     /* CONST value */
 	/* provenance: where the node came from */
 	SrcLoc loc;        /* the YAML entry that made it (backward nodes inherit it) */
@@ -354,8 +395,61 @@ Node *ir_reshape(Graph *g, Node *x, Shape to);
 Node *ir_matmul(Graph *g, Node *x, Node *y, int tx, int ty);
 Node *ir_logsoftmax(Graph *g, Node *x);
 Node *ir_onehot(Graph *g, Node *labels, int64_t classes);
-/* The raw builder under all of the above. */
+Node *ir_select(Graph *g, Node *cond, Node *a, Node *b); /* cond != 0 ? a : b */
+Node *ir_rmax(Graph *g, Node *x, uint32_t axes, int keepdims);
+Node *ir_transpose(Graph *g, Node *x, const int *perm);
+Node *ir_slice(Graph *g, Node *x, const int64_t *start, Shape to);
+Node *ir_pad(Graph *g, Node *x, const int64_t *before, Shape to);
+
+/* Convolution and pooling geometry, NCHW; see ops.h. */
+typedef struct ConvP {
+	int64_t stride[2], pad[4], dil[2], groups; /* pad: top, bottom, left, right */
+} ConvP;
+typedef struct PoolP {
+	int64_t k[2], stride[2], pad[4];
+} PoolP;
+Node *ir_conv2d(Graph *g, Node *x, Node *w, const ConvP *p);
+Node *ir_conv2d_bwd_data(Graph *g, Node *dy, Node *w, const ConvP *p, Shape xs);
+Node *ir_conv2d_bwd_filter(Graph *g, Node *x, Node *dy, const ConvP *p, Shape ws);
+ConvP convp_of(const Node *n);
+Node *ir_poolmax(Graph *g, int scatter, Node *sel, Node *v, const PoolP *p);
+Node *ir_avgpool(Graph *g, Node *x, const PoolP *p);
+Node *ir_avgpool_bwd(Graph *g, Node *dy, const PoolP *p, Shape xs);
+PoolP poolp_of(const Node *n);
+Node *ir_gather(Graph *g, Node *table, Node *idx);
+Node *ir_scatter_add(Graph *g, Node *idx, Node *dy, Shape table);
+Node *ir_argmax(Graph *g, Node *x);
+Node *ir_dropmask(Graph *g, Node *seed, Node *counter, double p, Shape sh);
+/* The raw builder under all of the above; attrs has NATTR entries or is NULL. */
 Node *ir_node(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f);
+/* Same, for ops whose result shape the builder gives (see ops.h). */
+Node *ir_node_sh(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f,
+                 Shape sh);
+
+/* ================= fold.c: rewrites at build time ================= */
+
+/* Called by every builder before it makes a node: returns an existing or simpler node
+ * computing the same value (x + 0 -> x, constant folding, log(exp x) -> x,
+ * log(1 + exp x) -> softplus x, log(sigmoid x) -> -softplus(-x)), or NULL to build
+ * the node as asked. Forward and backward graphs both go through it. */
+Node *fold(Graph *g, Op op, Node **in, const int64_t *attrs, double f, const Shape *sh);
+
+/* The dropout mask's hash, splitmix64 of (seed, counter, element index): eval.c calls
+ * it, codegen emits the same arithmetic, so both draw the same masks. */
+static inline uint32_t dropout_hash(uint64_t seed, uint64_t counter, uint64_t i)
+{
+	uint64_t z = ((seed << 32) ^ (counter & 0xffffffffu)) + (i + 1) * 0x9E3779B97F4A7C15ull;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+/* An element is kept when its hash is at least this: probability 1 - p. */
+static inline uint32_t dropout_threshold(double p)
+{
+	double t = p * 4294967296.0;
+	return t >= 4294967295.0 ? 0xffffffffu : (uint32_t)t;
+}
 
 /* ================= shape.c ================= */
 

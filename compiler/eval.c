@@ -83,10 +83,16 @@ EW1(neg, -a)
 EW1(exp, exp(a))
 EW1(log, log(a))
 EW1(sqrt, sqrt(a))
+EW1(abs, fabs(a))
+EW1(sin, sin(a))
+EW1(cos, cos(a))
 EW1(relu, a > 0 ? a : 0)
 EW1(sigmoid, 1 / (1 + exp(-a)))
+EW1(softplus, fmax(a, 0) + log1p(exp(-fabs(a))))
+EW1(erf, erf(a))
 EW1(tanh, tanh(a))
 EW1(step, a > 0 ? 1 : 0)
+EW1(stopgrad, a)
 
 #define EW2(name, expr)                                                                  \
 	EVAL(name)                                                                       \
@@ -102,12 +108,28 @@ EW2(add, a + b)
 EW2(sub, a - b)
 EW2(mul, a *b)
 EW2(div, a / b)
+EW2(mul0, a == 0 ? 0 : a * b)
+EW2(pow, pow(a, b))
+EW2(max, a >= b ? a : b)
+EW2(min, b >= a ? a : b)
+EW2(gt, a > b)
+EW2(ge, a >= b)
+EW2(eq, a == b)
 
-EVAL(sum)
+EVAL(select)
+{
+	for (int64_t i = 0, k = shape_numel(&n->sh); i < k; i++) {
+		int pick = IN(0)[bcast_off(&n->in[0]->sh, &n->sh, i)] != 0 ? 1 : 2;
+		out[i] = IN(pick)[bcast_off(&n->in[pick]->sh, &n->sh, i)];
+	}
+}
+
+/* Every input element folds into the output element it reduces to. */
+static void reduce(Ev *e, Node *n, double *out, int max)
 {
 	const Shape *in = &n->in[0]->sh;
-	memset(out, 0, (size_t)shape_numel(&n->sh) * sizeof *out);
-	/* every input element adds into the output element it reduces to */
+	for (int64_t i = 0, k = shape_numel(&n->sh); i < k; i++)
+		out[i] = max ? -INFINITY : 0;
 	for (int64_t i = 0, k = shape_numel(in); i < k; i++) {
 		int64_t o = 0, rest = i, stride = 1;
 		for (int d = in->rank - 1; d >= 0; d--) {
@@ -117,9 +139,13 @@ EVAL(sum)
 				o += c * stride;
 			stride *= n->sh.d[d];
 		}
-		out[o] += IN(0)[i];
+		double v = IN(0)[i];
+		out[o] = max ? fmax(out[o], v) : out[o] + v;
 	}
 }
+
+EVAL(sum) { reduce(e, n, out, 0); }
+EVAL(rmax) { reduce(e, n, out, 1); }
 
 EVAL(broadcast)
 {
@@ -130,6 +156,239 @@ EVAL(broadcast)
 EVAL(reshape)
 {
 	memcpy(out, IN(0), (size_t)shape_numel(&n->sh) * sizeof *out);
+}
+
+/* Row-major strides of a shape. */
+static void strides(const Shape *s, int64_t *st)
+{
+	int64_t k = 1;
+	for (int i = s->rank - 1; i >= 0; i--)
+		st[i] = k, k *= s->d[i];
+}
+
+/* Flat index i of shape s as coordinates. */
+static void coords(const Shape *s, int64_t i, int64_t *c)
+{
+	for (int d = s->rank - 1; d >= 0; d--)
+		c[d] = i % s->d[d], i /= s->d[d];
+}
+
+EVAL(transpose)
+{
+	int64_t st[MAXRANK], c[MAXRANK];
+	strides(&n->in[0]->sh, st);
+	for (int64_t i = 0, k = shape_numel(&n->sh); i < k; i++) {
+		coords(&n->sh, i, c);
+		int64_t off = 0;
+		for (int d = 0; d < n->sh.rank; d++)
+			off += c[d] * st[n->a[d]];
+		out[i] = IN(0)[off];
+	}
+}
+
+/* out (small) = in (big) at offsets a[], or the reverse for pad */
+static void window(Ev *e, Node *n, double *out, int pad)
+{
+	const Shape *big = pad ? &n->sh : &n->in[0]->sh, *small = pad ? &n->in[0]->sh : &n->sh;
+	int64_t st[MAXRANK], c[MAXRANK];
+	strides(big, st);
+	if (pad)
+		memset(out, 0, (size_t)shape_numel(big) * sizeof *out);
+	for (int64_t i = 0, k = shape_numel(small); i < k; i++) {
+		coords(small, i, c);
+		int64_t off = 0;
+		for (int d = 0; d < small->rank; d++)
+			off += (c[d] + n->a[d]) * st[d];
+		if (pad)
+			out[off] = IN(0)[i];
+		else
+			out[i] = IN(0)[off];
+	}
+}
+
+EVAL(slice) { window(e, n, out, 0); }
+EVAL(pad) { window(e, n, out, 1); }
+
+/* Offset of element (b, c, h, w) of an NCHW shape. */
+static int64_t at4(const Shape *s, int64_t b, int64_t c, int64_t h, int64_t w)
+{
+	return ((b * s->d[1] + c) * s->d[2] + h) * s->d[3] + w;
+}
+
+/* The convolution loop nest, once for all three ops: for every output position and
+ * every kernel tap inside the input, combine the x (input), w (weight) and y (output)
+ * elements by mode: 0 y += x w, 1 x += y w, 2 w += x y. */
+static void conv_loops(const Node *n, const Shape *xs, const Shape *ws, const Shape *ys,
+                       double *x, double *w, double *y, int mode)
+{
+	ConvP p = convp_of(n);
+	int64_t Cg = ws->d[1], Og = ws->d[0] / p.groups;
+	for (int64_t b = 0; b < ys->d[0]; b++)
+	for (int64_t o = 0; o < ws->d[0]; o++)
+	for (int64_t c = 0; c < Cg; c++)
+	for (int64_t kh = 0; kh < ws->d[2]; kh++)
+	for (int64_t kw = 0; kw < ws->d[3]; kw++)
+	for (int64_t oh = 0; oh < ys->d[2]; oh++)
+	for (int64_t ow = 0; ow < ys->d[3]; ow++) {
+		int64_t ih = oh * p.stride[0] - p.pad[0] + kh * p.dil[0];
+		int64_t iw = ow * p.stride[1] - p.pad[2] + kw * p.dil[1];
+		if (ih < 0 || ih >= xs->d[2] || iw < 0 || iw >= xs->d[3])
+			continue;
+		double *xp = &x[at4(xs, b, o / Og * Cg + c, ih, iw)];
+		double *wp = &w[at4(ws, o, c, kh, kw)];
+		double *yp = &y[at4(ys, b, o, oh, ow)];
+		if (mode == 0)
+			*yp += *xp * *wp;
+		else if (mode == 1)
+			*xp += *yp * *wp;
+		else
+			*wp += *xp * *yp;
+	}
+}
+
+static void zero(Node *n, double *out)
+{
+	memset(out, 0, (size_t)shape_numel(&n->sh) * sizeof *out);
+}
+
+EVAL(conv2d)
+{
+	zero(n, out);
+	conv_loops(n, &n->in[0]->sh, &n->in[1]->sh, &n->sh, IN(0), IN(1), out, 0);
+}
+
+EVAL(conv2d_bwd_data)
+{
+	zero(n, out);
+	conv_loops(n, &n->sh, &n->in[1]->sh, &n->in[0]->sh, out, IN(1), IN(0), 1);
+}
+
+EVAL(conv2d_bwd_filter)
+{
+	zero(n, out);
+	conv_loops(n, &n->in[0]->sh, &n->sh, &n->in[1]->sh, IN(0), out, IN(1), 2);
+}
+
+/* The flat input index of the maximum on sel of pooling window (b, c, oh, ow), or -1
+ * if the window holds only padding; the first maximum wins ties. */
+static int64_t window_max(const Node *n, const Shape *xs, const double *sel, int64_t b,
+                          int64_t c, int64_t oh, int64_t ow)
+{
+	PoolP p = poolp_of(n);
+	int64_t best = -1;
+	for (int64_t kh = 0; kh < p.k[0]; kh++)
+		for (int64_t kw = 0; kw < p.k[1]; kw++) {
+			int64_t ih = oh * p.stride[0] - p.pad[0] + kh;
+			int64_t iw = ow * p.stride[1] - p.pad[2] + kw;
+			if (ih < 0 || ih >= xs->d[2] || iw < 0 || iw >= xs->d[3])
+				continue;
+			int64_t i = at4(xs, b, c, ih, iw);
+			if (best < 0 || sel[i] > sel[best])
+				best = i;
+		}
+	return best;
+}
+
+/* gather: out[o] = v[argmax]; scatter: out[argmax] += v[o] */
+static void poolmax(Ev *e, Node *n, double *out, int scatter)
+{
+	const Shape *xs = &n->in[0]->sh, *ys = scatter ? &n->in[1]->sh : &n->sh;
+	if (scatter)
+		zero(n, out);
+	int64_t o = 0;
+	for (int64_t b = 0; b < ys->d[0]; b++)
+		for (int64_t c = 0; c < ys->d[1]; c++)
+			for (int64_t oh = 0; oh < ys->d[2]; oh++)
+				for (int64_t ow = 0; ow < ys->d[3]; ow++, o++) {
+					int64_t i = window_max(n, xs, IN(0), b, c, oh, ow);
+					if (scatter && i >= 0)
+						out[i] += IN(1)[o];
+					else if (!scatter)
+						out[o] = i >= 0 ? IN(1)[i] : 0;
+				}
+}
+
+EVAL(poolmax_gather) { poolmax(e, n, out, 0); }
+EVAL(poolmax_scatter) { poolmax(e, n, out, 1); }
+
+/* forward: y = mean of the window of x; backward: x += y / window size over it */
+static void avgpool(const Node *n, const Shape *xs, const Shape *ys, double *x, double *y,
+                    int bwd)
+{
+	PoolP p = poolp_of(n);
+	double scale = 1.0 / (double)(p.k[0] * p.k[1]);
+	int64_t o = 0;
+	for (int64_t b = 0; b < ys->d[0]; b++)
+	for (int64_t c = 0; c < ys->d[1]; c++)
+	for (int64_t oh = 0; oh < ys->d[2]; oh++)
+	for (int64_t ow = 0; ow < ys->d[3]; ow++, o++)
+	for (int64_t kh = 0; kh < p.k[0]; kh++)
+	for (int64_t kw = 0; kw < p.k[1]; kw++) {
+		int64_t ih = oh * p.stride[0] - p.pad[0] + kh;
+		int64_t iw = ow * p.stride[1] - p.pad[2] + kw;
+		if (ih < 0 || ih >= xs->d[2] || iw < 0 || iw >= xs->d[3])
+			continue;
+		if (bwd)
+			x[at4(xs, b, c, ih, iw)] += y[o] * scale;
+		else
+			y[o] += x[at4(xs, b, c, ih, iw)] * scale;
+	}
+}
+
+EVAL(avgpool)
+{
+	zero(n, out);
+	avgpool(n, &n->in[0]->sh, &n->sh, IN(0), out, 0);
+}
+
+EVAL(avgpool_bwd)
+{
+	zero(n, out);
+	avgpool(n, &n->sh, &n->in[0]->sh, out, IN(0), 1);
+}
+
+/* Rows of the table; an index out of range gives a row of zeros. */
+EVAL(gather)
+{
+	const Shape *t = &n->in[0]->sh;
+	int64_t rows = shape_numel(&n->in[1]->sh), row = shape_numel(t) / t->d[0];
+	for (int64_t r = 0; r < rows; r++) {
+		int64_t k = (int64_t)IN(1)[r];
+		for (int64_t j = 0; j < row; j++)
+			out[r * row + j] = k >= 0 && k < t->d[0] ? IN(0)[k * row + j] : 0;
+	}
+}
+
+EVAL(scatter_add)
+{
+	int64_t rows = shape_numel(&n->in[0]->sh), row = shape_numel(&n->sh) / n->sh.d[0];
+	zero(n, out);
+	for (int64_t r = 0; r < rows; r++) {
+		int64_t k = (int64_t)IN(0)[r];
+		if (k >= 0 && k < n->sh.d[0])
+			for (int64_t j = 0; j < row; j++)
+				out[k * row + j] += IN(1)[r * row + j];
+	}
+}
+
+EVAL(argmax)
+{
+	int64_t C = n->in[0]->sh.d[n->in[0]->sh.rank - 1], rows = shape_numel(&n->sh);
+	for (int64_t r = 0; r < rows; r++) {
+		int64_t best = 0;
+		for (int64_t c = 1; c < C; c++)
+			if (IN(0)[r * C + c] > IN(0)[r * C + best])
+				best = c;
+		out[r] = (double)best;
+	}
+}
+
+EVAL(dropmask)
+{
+	uint64_t seed = (uint64_t)IN(0)[0], counter = (uint64_t)IN(1)[0];
+	uint32_t thresh = dropout_threshold(n->f);
+	for (int64_t i = 0, k = shape_numel(&n->sh); i < k; i++)
+		out[i] = dropout_hash(seed, counter, (uint64_t)i) >= thresh ? 1 / (1 - n->f) : 0;
 }
 
 EVAL(matmul)

@@ -24,8 +24,23 @@ NO_RULE(state)
 NO_RULE(gradbuf)
 NO_RULE(hyper)
 NO_RULE(const)
-NO_RULE(step)
 NO_RULE(onehot)
+NO_RULE(argmax)
+
+/* Piecewise constant, or cut on purpose: the derivative is zero, so nothing flows. */
+#define ZERO_RULE(op_)                                                                 \
+	RULE(op_) { (void)gr, (void)n, (void)dy; }
+ZERO_RULE(step)
+ZERO_RULE(stopgrad)
+ZERO_RULE(gt)
+ZERO_RULE(ge)
+ZERO_RULE(eq)
+ZERO_RULE(dropmask)
+
+static Node *num(Grad *gr, double v)
+{
+	return ir_scalar(G, v);
+}
 
 /* d(-x) = -dy */
 RULE(neg)
@@ -39,16 +54,34 @@ RULE(exp)
 	ad_accum(gr, n, 0, ir_mul(G, dy, n));
 }
 
-/* d(log x) = dy / x */
-RULE(log)
+/* d(log x) = dy / x, and 0 where dy is 0 (x = 0 on a branch not taken) */
+RULE(log) { ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, dy, ir_div(G, num(gr, 1), X))); }
+
+/* d(sqrt x) = dy * 0.5 / sqrt x, and 0 where dy is 0 */
+RULE(sqrt) { ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, dy, ir_div(G, num(gr, 0.5), n))); }
+
+/* d|x| = dy * sign x */
+RULE(abs)
 {
-	ad_accum(gr, n, 0, ir_div(G, dy, X));
+	Node *zero = num(gr, 0);
+	Node *sign = ir_sub(G, ir_binary(G, OP_GT, X, zero), ir_binary(G, OP_GT, zero, X));
+	ad_accum(gr, n, 0, ir_mul(G, dy, sign));
 }
 
-/* d(sqrt x) = dy * 0.5 / sqrt x */
-RULE(sqrt)
+/* d(sin x) = dy * cos x */
+RULE(sin) { ad_accum(gr, n, 0, ir_mul(G, dy, ir_unary(G, OP_COS, X))); }
+
+/* d(cos x) = -dy * sin x */
+RULE(cos) { ad_accum(gr, n, 0, ir_neg(G, ir_mul(G, dy, ir_unary(G, OP_SIN, X)))); }
+
+/* d(softplus x) = dy * sigmoid x */
+RULE(softplus) { ad_accum(gr, n, 0, ir_mul(G, dy, ir_unary(G, OP_SIGMOID, X))); }
+
+/* d(erf x) = dy * 2/sqrt(pi) * exp(-x^2) */
+RULE(erf)
 {
-	ad_accum(gr, n, 0, ir_div(G, ir_mul(G, dy, ir_scalar(G, 0.5)), n));
+	Node *e = ir_unary(G, OP_EXP, ir_neg(G, ir_mul(G, X, X)));
+	ad_accum(gr, n, 0, ir_mul(G, dy, ir_mul(G, num(gr, 1.1283791670955126), e)));
 }
 
 /* d(relu x) = dy * (x > 0) */
@@ -90,6 +123,46 @@ RULE(mul)
 	ad_accum(gr, n, 1, ir_mul(G, dy, X));
 }
 
+/* d(x * y) with 0 * anything = 0: the same, through mul0 */
+RULE(mul0)
+{
+	ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, dy, Y));
+	ad_accum(gr, n, 1, ir_binary(G, OP_MUL0, dy, X));
+}
+
+/* d(x ^ y) = dy * y * x^(y-1), dy * log(x) * x^y; 0 where dy is 0 */
+RULE(pow)
+{
+	Node *xm1 = ir_binary(G, OP_POW, X, ir_sub(G, Y, num(gr, 1)));
+	ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, dy, ir_mul(G, Y, xm1)));
+	ad_accum(gr, n, 1, ir_binary(G, OP_MUL0, dy, ir_mul(G, ir_unary(G, OP_LOG, X), n)));
+}
+
+/* d max(x, y): dy goes to the larger (to x on ties) */
+RULE(max)
+{
+	Node *xwins = ir_binary(G, OP_GE, X, Y), *zero = num(gr, 0);
+	ad_accum(gr, n, 0, ir_select(G, xwins, dy, zero));
+	ad_accum(gr, n, 1, ir_select(G, xwins, zero, dy));
+}
+
+/* d min(x, y): dy goes to the smaller (to x on ties) */
+RULE(min)
+{
+	Node *xwins = ir_binary(G, OP_GE, Y, X), *zero = num(gr, 0);
+	ad_accum(gr, n, 0, ir_select(G, xwins, dy, zero));
+	ad_accum(gr, n, 1, ir_select(G, xwins, zero, dy));
+}
+
+/* d where(c, a, b) = where(c, dy, 0), where(c, 0, dy): the branch not taken gets an
+ * exact 0, whatever its own derivative would be */
+RULE(select)
+{
+	Node *zero = num(gr, 0);
+	ad_accum(gr, n, 1, ir_select(G, X, dy, zero));
+	ad_accum(gr, n, 2, ir_select(G, X, zero, dy));
+}
+
 /* d(x / y) = dy / y, -dy * (x / y) / y */
 RULE(div)
 {
@@ -103,6 +176,9 @@ RULE(sum)
 	ad_accum(gr, n, 0, ir_broadcast(G, dy, X->sh));
 }
 
+/* d(max over axes) = dy where x is the maximum (every tie gets it) */
+RULE(rmax) { ad_accum(gr, n, 0, ir_mul(G, ir_broadcast(G, dy, X->sh), ir_binary(G, OP_EQ, X, n))); }
+
 /* d(broadcast x) = dy; the driver sums it back to x's shape */
 RULE(broadcast)
 {
@@ -114,6 +190,80 @@ RULE(reshape)
 {
 	ad_accum(gr, n, 0, ir_reshape(G, dy, X->sh));
 }
+
+/* d(transpose x) = dy transposed back */
+RULE(transpose)
+{
+	int inv[MAXRANK];
+	for (int i = 0; i < n->sh.rank; i++)
+		inv[n->a[i]] = i;
+	ad_accum(gr, n, 0, ir_transpose(G, dy, inv));
+}
+
+/* d(slice x) = dy padded back into x's shape */
+RULE(slice) { ad_accum(gr, n, 0, ir_pad(G, dy, n->a, X->sh)); }
+
+/* d(pad x) = the window of dy where x was */
+RULE(pad) { ad_accum(gr, n, 0, ir_slice(G, dy, n->a, X->sh)); }
+
+/* y = conv(x, w): dx = conv_bwd_data(dy, w), dw = conv_bwd_filter(x, dy) */
+RULE(conv2d)
+{
+	ConvP p = convp_of(n);
+	ad_accum(gr, n, 0, ir_conv2d_bwd_data(G, dy, Y, &p, X->sh));
+	ad_accum(gr, n, 1, ir_conv2d_bwd_filter(G, X, dy, &p, Y->sh));
+}
+
+/* z = conv_bwd_data(g, w) is linear in each: <z, dz> = <g, conv(dz, w)>, so
+ * dg = conv(dz, w) and dw = conv_bwd_filter(dz, g) */
+RULE(conv2d_bwd_data)
+{
+	ConvP p = convp_of(n);
+	ad_accum(gr, n, 0, ir_conv2d(G, dy, Y, &p));
+	ad_accum(gr, n, 1, ir_conv2d_bwd_filter(G, dy, X, &p, Y->sh));
+}
+
+/* z = conv_bwd_filter(x, g): <z, dz> = <g, conv(x, dz)>, so dx = conv_bwd_data(g, dz)
+ * and dg = conv(x, dz) */
+RULE(conv2d_bwd_filter)
+{
+	ConvP p = convp_of(n);
+	ad_accum(gr, n, 0, ir_conv2d_bwd_data(G, Y, dy, &p, X->sh));
+	ad_accum(gr, n, 1, ir_conv2d(G, X, dy, &p));
+}
+
+/* gather v at the windows' maxima of sel: dv = scatter dy there; sel only chooses */
+RULE(poolmax_gather)
+{
+	PoolP p = poolp_of(n);
+	ad_accum(gr, n, 1, ir_poolmax(G, 1, X, dy, &p));
+}
+
+/* scatter g to the windows' maxima of sel: dg = gather dy there */
+RULE(poolmax_scatter)
+{
+	PoolP p = poolp_of(n);
+	ad_accum(gr, n, 1, ir_poolmax(G, 0, X, dy, &p));
+}
+
+/* average pooling and its transpose are each other's gradient */
+RULE(avgpool)
+{
+	PoolP p = poolp_of(n);
+	ad_accum(gr, n, 0, ir_avgpool_bwd(G, dy, &p, X->sh));
+}
+
+RULE(avgpool_bwd)
+{
+	PoolP p = poolp_of(n);
+	ad_accum(gr, n, 0, ir_avgpool(G, dy, &p));
+}
+
+/* rows of a table: d(table) = dy added back into the rows it came from */
+RULE(gather) { ad_accum(gr, n, 0, ir_scatter_add(G, Y, dy, X->sh)); }
+
+/* the transpose of gather */
+RULE(scatter_add) { ad_accum(gr, n, 1, ir_gather(G, dy, X)); }
 
 /* C = op(A) op(B): dA = dC op(B)^T, dB = op(A)^T dC, with the transposes folded into
  * the flags instead of materialized. */

@@ -166,6 +166,9 @@ static Node *make(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, dou
 	for (int i = 0; i < nin; i++)
 		if (!in[i])
 			return NULL;
+	Node *folded = fold(g, op, in, attrs, f, sh);
+	if (folded)
+		return folded;
 	Node *n = arena_alloc(g->A, sizeof *n);
 	n->op = op;
 	n->nin = nin;
@@ -193,10 +196,16 @@ Node *ir_node(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double 
 	return make(g, op, nin, in, attrs, f, NULL);
 }
 
+Node *ir_node_sh(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f,
+                 Shape sh)
+{
+	return make(g, op, nin, in, attrs, f, &sh);
+}
+
 /* A leaf reading table entry `index`; it carries the entry's own YAML location. */
 static Node *leaf(Graph *g, Op op, int64_t index, const Tensor *t)
 {
-	int64_t a[4] = {index};
+	int64_t a[NATTR] = {index};
 	Node *n = ir_node(g, op, 0, NULL, a, 0);
 	if (n && t && t->loc.file)
 		n->loc = t->loc;
@@ -280,13 +289,15 @@ Node *ir_div(Graph *g, Node *x, Node *y)
 	return ir_binary(g, OP_DIV, x, y);
 }
 
-/* SUM keeps reduced axes as size 1; without keepdims a reshape drops them. */
-Node *ir_sum(Graph *g, Node *x, uint32_t axes, int keepdims)
+/* SUM and RMAX keep reduced axes as size 1; without keepdims a reshape drops them. */
+static Node *reduce(Graph *g, Op op, Node *x, uint32_t axes, int keepdims)
 {
 	if (!x)
 		return NULL;
-	int64_t a[4] = {axes};
-	Node *s = ir_node(g, OP_SUM, 1, &x, a, 0);
+	if (!axes)
+		return x;
+	int64_t a[NATTR] = {axes};
+	Node *s = ir_node(g, op, 1, &x, a, 0);
 	if (!s || keepdims)
 		return s;
 	Shape to = {0, {0}};
@@ -294,6 +305,16 @@ Node *ir_sum(Graph *g, Node *x, uint32_t axes, int keepdims)
 		if (!(axes >> i & 1))
 			to.d[to.rank++] = x->sh.d[i];
 	return ir_reshape(g, s, to);
+}
+
+Node *ir_sum(Graph *g, Node *x, uint32_t axes, int keepdims)
+{
+	return reduce(g, OP_SUM, x, axes, keepdims);
+}
+
+Node *ir_rmax(Graph *g, Node *x, uint32_t axes, int keepdims)
+{
+	return reduce(g, OP_RMAX, x, axes, keepdims);
 }
 
 Node *ir_sum_all(Graph *g, Node *x)
@@ -335,7 +356,7 @@ Node *ir_reshape(Graph *g, Node *x, Shape to)
 Node *ir_matmul(Graph *g, Node *x, Node *y, int tx, int ty)
 {
 	Node *in[2] = {x, y};
-	int64_t a[4] = {tx, ty};
+	int64_t a[NATTR] = {tx, ty};
 	return ir_node(g, OP_MATMUL, 2, in, a, 0);
 }
 
@@ -346,6 +367,145 @@ Node *ir_logsoftmax(Graph *g, Node *x)
 
 Node *ir_onehot(Graph *g, Node *labels, int64_t classes)
 {
-	int64_t a[4] = {classes};
+	int64_t a[NATTR] = {classes};
 	return ir_node(g, OP_ONEHOT, 1, &labels, a, 0);
+}
+
+Node *ir_select(Graph *g, Node *cond, Node *a, Node *b)
+{
+	Node *in[3] = {cond, a, b};
+	return ir_node(g, OP_SELECT, 3, in, NULL, 0);
+}
+
+Node *ir_transpose(Graph *g, Node *x, const int *perm)
+{
+	if (!x)
+		return NULL;
+	int64_t a[NATTR] = {0};
+	int ident = 1;
+	for (int i = 0; i < x->sh.rank; i++) {
+		a[i] = perm[i];
+		ident &= perm[i] == i;
+	}
+	return ident ? x : ir_node(g, OP_TRANSPOSE, 1, &x, a, 0);
+}
+
+static Node *window(Graph *g, Op op, Node *x, const int64_t *v, Shape to)
+{
+	if (!x)
+		return NULL;
+	if (shape_eq(&x->sh, &to))
+		return x;
+	int64_t a[NATTR] = {0};
+	for (int i = 0; i < to.rank; i++)
+		a[i] = v[i];
+	return make(g, op, 1, &x, a, 0, &to);
+}
+
+Node *ir_slice(Graph *g, Node *x, const int64_t *start, Shape to)
+{
+	return window(g, OP_SLICE, x, start, to);
+}
+
+Node *ir_pad(Graph *g, Node *x, const int64_t *before, Shape to)
+{
+	return window(g, OP_PAD, x, before, to);
+}
+
+static void conv_attrs(int64_t *a, const ConvP *p)
+{
+	a[0] = p->stride[0], a[1] = p->stride[1];
+	for (int i = 0; i < 4; i++)
+		a[2 + i] = p->pad[i];
+	a[6] = p->dil[0], a[7] = p->dil[1], a[8] = p->groups;
+}
+
+ConvP convp_of(const Node *n)
+{
+	ConvP p = {{n->a[0], n->a[1]}, {n->a[2], n->a[3], n->a[4], n->a[5]}, {n->a[6], n->a[7]}, n->a[8]};
+	return p;
+}
+
+Node *ir_conv2d(Graph *g, Node *x, Node *w, const ConvP *p)
+{
+	Node *in[2] = {x, w};
+	int64_t a[NATTR] = {0};
+	conv_attrs(a, p);
+	return ir_node(g, OP_CONV2D, 2, in, a, 0);
+}
+
+Node *ir_conv2d_bwd_data(Graph *g, Node *dy, Node *w, const ConvP *p, Shape xs)
+{
+	Node *in[2] = {dy, w};
+	int64_t a[NATTR] = {0};
+	conv_attrs(a, p);
+	return make(g, OP_CONV2D_BWD_DATA, 2, in, a, 0, &xs);
+}
+
+Node *ir_conv2d_bwd_filter(Graph *g, Node *x, Node *dy, const ConvP *p, Shape ws)
+{
+	Node *in[2] = {x, dy};
+	int64_t a[NATTR] = {0};
+	conv_attrs(a, p);
+	return make(g, OP_CONV2D_BWD_FILTER, 2, in, a, 0, &ws);
+}
+
+static void pool_attrs(int64_t *a, const PoolP *p)
+{
+	a[0] = p->k[0], a[1] = p->k[1], a[2] = p->stride[0], a[3] = p->stride[1];
+	for (int i = 0; i < 4; i++)
+		a[4 + i] = p->pad[i];
+}
+
+PoolP poolp_of(const Node *n)
+{
+	PoolP p = {{n->a[0], n->a[1]}, {n->a[2], n->a[3]}, {n->a[4], n->a[5], n->a[6], n->a[7]}};
+	return p;
+}
+
+Node *ir_poolmax(Graph *g, int scatter, Node *sel, Node *v, const PoolP *p)
+{
+	Node *in[2] = {sel, v};
+	int64_t a[NATTR] = {0};
+	pool_attrs(a, p);
+	if (!scatter)
+		return ir_node(g, OP_POOLMAX_GATHER, 2, in, a, 0);
+	return sel ? make(g, OP_POOLMAX_SCATTER, 2, in, a, 0, &sel->sh) : NULL;
+}
+
+Node *ir_avgpool(Graph *g, Node *x, const PoolP *p)
+{
+	int64_t a[NATTR] = {0};
+	pool_attrs(a, p);
+	return ir_node(g, OP_AVGPOOL, 1, &x, a, 0);
+}
+
+Node *ir_avgpool_bwd(Graph *g, Node *dy, const PoolP *p, Shape xs)
+{
+	int64_t a[NATTR] = {0};
+	pool_attrs(a, p);
+	return make(g, OP_AVGPOOL_BWD, 1, &dy, a, 0, &xs);
+}
+
+Node *ir_gather(Graph *g, Node *table, Node *idx)
+{
+	Node *in[2] = {table, idx};
+	return ir_node(g, OP_GATHER, 2, in, NULL, 0);
+}
+
+Node *ir_scatter_add(Graph *g, Node *idx, Node *dy, Shape table)
+{
+	Node *in[2] = {idx, dy};
+	return make(g, OP_SCATTER_ADD, 2, in, NULL, 0, &table);
+}
+
+Node *ir_argmax(Graph *g, Node *x)
+{
+	return ir_unary(g, OP_ARGMAX, x);
+}
+
+Node *ir_dropmask(Graph *g, Node *seed, Node *counter, double p, Shape sh)
+{
+	Node *in[2] = {seed, counter};
+	return make(g, OP_DROPMASK, 2, in, NULL, p, &sh);
 }

@@ -1,0 +1,57 @@
+/* Shared by the code generator's files: codegen.c (functions, module, loops, buffers,
+ * elementwise ops) and kernels.c (every other op's loop nest). Only these two include
+ * it, and only they (with jit.c and aot.c) see LLVM. */
+#ifndef DC_CG_H
+#define DC_CG_H
+
+#include <llvm-c/Core.h>
+
+#include "dc.h"
+
+typedef struct CG {
+	Graph *g;
+	Plan *p;
+	LLVMContextRef ctx;
+	LLVMModuleRef mod;
+	LLVMBuilderRef b;
+	LLVMTypeRef f32, i32, i64, i1, ptr, f32p, i32p, fnty;
+	LLVMValueRef fn, bufs;
+	LLVMValueRef base[RT_IO0]; /* RT_PARAMS.. RT_HYPER as float* */
+	LLVMValueRef *io;          /* io slot pointers, loaded once at entry */
+	int64_t nwork;             /* the largest workspace of any function */
+} CG;
+
+typedef struct Loop {
+	LLVMBasicBlockRef body, exit;
+	LLVMValueRef i, n;
+} Loop;
+
+#define B cg->b
+
+LLVMValueRef cg_i64(CG *cg, int64_t v);
+LLVMValueRef cg_f32(CG *cg, double v);
+LLVMValueRef cg_fast(LLVMValueRef v); /* allow reassociation (vectorized reductions) */
+/* for (i = 0; i < n; i++) with a static n >= 1 */
+LLVMValueRef cg_loop(CG *cg, Loop *l, int64_t n);
+/* for (i = lo; i < hi; i++) with run-time bounds, possibly empty */
+LLVMValueRef cg_loop_range(CG *cg, Loop *l, LLVMValueRef lo, LLVMValueRef hi);
+void cg_loop_end(CG *cg, Loop *l);
+/* An accumulator carried around the innermost open loop: create after cg_loop, close
+ * with the value for the next iteration before cg_loop_end. */
+LLVMValueRef cg_acc_begin(CG *cg, LLVMBasicBlockRef pre, LLVMValueRef init);
+void cg_acc_next(CG *cg, LLVMValueRef acc, LLVMValueRef next);
+LLVMValueRef cg_node_ptr(CG *cg, Node *n); /* element 0 of the node's buffer */
+LLVMValueRef cg_load(CG *cg, Node *n, LLVMValueRef off);
+void cg_store(CG *cg, Node *n, LLVMValueRef off, LLVMValueRef v);
+void cg_zero(CG *cg, Node *n);
+LLVMValueRef cg_call(CG *cg, const char *name, int nargs, LLVMValueRef *args);
+LLVMValueRef cg_add(CG *cg, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_mul(CG *cg, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_min(CG *cg, LLVMValueRef a, LLVMValueRef b); /* signed i64 */
+LLVMValueRef cg_max(CG *cg, LLVMValueRef a, LLVMValueRef b); /* signed i64 */
+
+#define OP(E, name, nin, flags) void emit_##name(CG *cg, Node *n);
+#include "ops.h"
+#undef OP
+
+#endif

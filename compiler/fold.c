@@ -1,0 +1,129 @@
+/* Rewrites at build time: every builder asks fold() first, so simplifications and
+ * stability rewrites apply to the forward graph, the backward graph and any graph built
+ * from those, with no separate pass and no change to the topological order (a rewrite
+ * only ever returns existing nodes or builds new ones from them).
+ *
+ *   algebra      x + 0, x - 0, x * 1, x / 1, x ^ 1 -> x;  x ^ 2 -> x * x;  -(-x) -> x
+ *   constants    an op on scalar constants is a constant
+ *   stability    log(exp x) -> x                  (so log(softmax x) -> log_softmax x)
+ *                log(1 + exp x) -> softplus x
+ *                log(sigmoid x) -> -softplus(-x)
+ *
+ * A rewrite only applies when the result has the shape the node would have had.
+ */
+#include <math.h>
+
+#include "dc.h"
+
+static int is_const(const Node *n, double v)
+{
+	while (n->op == OP_RESHAPE || n->op == OP_BROADCAST)
+		n = n->in[0];
+	return n->op == OP_CONST && n->f == v;
+}
+
+static int scalar_const(const Node *n)
+{
+	return n->op == OP_CONST && n->sh.rank == 0;
+}
+
+/* x stands for the node being built only if it already has the result's shape. */
+static Node *same(Node *x, Node *a, Node *b)
+{
+	Shape out;
+	if (shape_bcast(&a->sh, &b->sh, &out) < 0 || !shape_eq(&out, &x->sh))
+		return NULL;
+	return x;
+}
+
+static double fold_value(Op op, double a, double b)
+{
+	switch (op) {
+	case OP_NEG:
+		return -a;
+	case OP_EXP:
+		return exp(a);
+	case OP_SQRT:
+		return sqrt(a);
+	case OP_LOG:
+		return log(a);
+	case OP_ADD:
+		return a + b;
+	case OP_SUB:
+		return a - b;
+	case OP_MUL:
+		return a * b;
+	case OP_DIV:
+		return a / b;
+	case OP_POW:
+		return pow(a, b);
+	default:
+		return NAN;
+	}
+}
+
+static Node *fold_log(Graph *g, Node *x)
+{
+	if (x->op == OP_EXP)
+		return x->in[0];
+	if (x->op == OP_SIGMOID)
+		return ir_neg(g, ir_unary(g, OP_SOFTPLUS, ir_neg(g, x->in[0])));
+	if (x->op == OP_ADD)
+		for (int i = 0; i < 2; i++) {
+			Node *one = x->in[i], *e = x->in[1 - i];
+			if (is_const(one, 1) && e->op == OP_EXP && shape_eq(&e->sh, &x->sh))
+				return ir_unary(g, OP_SOFTPLUS, e->in[0]);
+		}
+	return NULL;
+}
+
+static Node *fold_binary(Graph *g, Op op, Node *a, Node *b)
+{
+	switch (op) {
+	case OP_ADD:
+		if (is_const(b, 0))
+			return same(a, a, b);
+		if (is_const(a, 0))
+			return same(b, a, b);
+		return NULL;
+	case OP_SUB:
+		return is_const(b, 0) ? same(a, a, b) : NULL;
+	case OP_MUL:
+		if (is_const(b, 1))
+			return same(a, a, b);
+		if (is_const(a, 1))
+			return same(b, a, b);
+		return NULL;
+	case OP_DIV:
+		return is_const(b, 1) ? same(a, a, b) : NULL;
+	case OP_POW:
+		if (is_const(b, 1))
+			return same(a, a, b);
+		if (is_const(b, 2) && same(a, a, b))
+			return ir_mul(g, a, a);
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+Node *fold(Graph *g, Op op, Node **in, const int64_t *attrs, double f, const Shape *sh)
+{
+	(void)attrs, (void)f, (void)sh;
+	int fl = opinfo[op].flags;
+	if (!(fl & OPF_ELEMWISE))
+		return NULL;
+	int nin = opinfo[op].nin;
+	if (nin == 1 && scalar_const(in[0]) && !isnan(fold_value(op, in[0]->f, 0)))
+		return ir_scalar(g, fold_value(op, in[0]->f, 0));
+	if (nin == 2 && scalar_const(in[0]) && scalar_const(in[1]) &&
+	    !isnan(fold_value(op, in[0]->f, in[1]->f)))
+		return ir_scalar(g, fold_value(op, in[0]->f, in[1]->f));
+	if (op == OP_NEG && in[0]->op == OP_NEG)
+		return in[0]->in[0];
+	if (op == OP_LOG)
+		return fold_log(g, in[0]);
+	if (nin == 2)
+		return fold_binary(g, op, in[0], in[1]);
+	return NULL;
+}

@@ -1,0 +1,567 @@
+/* Loop nests for every op that is not elementwise: reductions, matmul, softmax, layout
+ * (transpose, slice, pad), convolution and pooling with their backward ops, gather and
+ * scatter, argmax, one-hot and dropout masks. Each is the plain loop nest of its
+ * definition (ops.h), written so that LLVM can vectorize the innermost loop: contiguous
+ * along the last axis, bounds hoisted out of it, accumulators in registers.
+ */
+#include <math.h>
+
+#include "cg.h"
+
+#define EMIT(name) void emit_##name(CG *cg, Node *n)
+
+static LLVMValueRef cg_call1(CG *cg, const char *name, LLVMValueRef x)
+{
+	return cg_call(cg, name, 1, &x);
+}
+
+/* Reduction over axes: out[o] = fold of in[i] over every input element, where o drops
+ * the reduced axes' indices. */
+static void reduce(CG *cg, Node *n, int max)
+{
+	Node *x = n->in[0];
+	Loop l[MAXRANK];
+	LLVMValueRef init = cg_f32(cg, max ? -INFINITY : 0);
+	{
+		Loop z;
+		LLVMValueRef i = cg_loop(cg, &z, shape_numel(&n->sh));
+		cg_store(cg, n, i, init);
+		cg_loop_end(cg, &z);
+	}
+	LLVMValueRef in = cg_i64(cg, 0), out = cg_i64(cg, 0);
+	for (int d = 0; d < x->sh.rank; d++) {
+		LLVMValueRef i = cg_loop(cg, &l[d], x->sh.d[d]);
+		in = cg_add(cg, cg_mul(cg, in, cg_i64(cg, x->sh.d[d])), i);
+		out = cg_mul(cg, out, cg_i64(cg, n->sh.d[d]));
+		if (!(n->a[0] >> d & 1))
+			out = cg_add(cg, out, i);
+	}
+	LLVMValueRef acc = cg_load(cg, n, out), v = cg_load(cg, x, in), r;
+	if (max)
+		r = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc, "");
+	else
+		r = cg_fast(LLVMBuildFAdd(B, acc, v, ""));
+	cg_store(cg, n, out, r);
+	for (int d = x->sh.rank - 1; d >= 0; d--)
+		cg_loop_end(cg, &l[d]);
+}
+
+EMIT(sum) { reduce(cg, n, 0); }
+EMIT(rmax) { reduce(cg, n, 1); }
+
+/* C[M,N] = op(A) op(B). With B untransposed the inner loop runs along a row of B and
+ * C (C[i,:] += A(i,k) * B[k,:]); with B transposed it is a dot product over k. */
+EMIT(matmul)
+{
+	Node *A = n->in[0], *Bm = n->in[1];
+	int ta = n->a[0], tb = n->a[1];
+	int64_t M = n->sh.d[0], N = n->sh.d[1], K = ta ? A->sh.d[0] : A->sh.d[1];
+	Loop li, lj, lk;
+	LLVMValueRef i = cg_loop(cg, &li, M);
+	LLVMValueRef a_i = ta ? i : LLVMBuildMul(B, i, cg_i64(cg, K), "");
+	LLVMValueRef c_i = LLVMBuildMul(B, i, cg_i64(cg, N), "");
+	if (!tb) {
+		LLVMValueRef j = cg_loop(cg, &lj, N);
+		cg_store(cg, n, LLVMBuildAdd(B, c_i, j, ""), cg_f32(cg, 0));
+		cg_loop_end(cg, &lj);
+		LLVMValueRef k = cg_loop(cg, &lk, K);
+		LLVMValueRef aoff =
+		    ta ? LLVMBuildAdd(B, LLVMBuildMul(B, k, cg_i64(cg, M), ""), i, "")
+		       : LLVMBuildAdd(B, a_i, k, "");
+		LLVMValueRef a = cg_load(cg, A, aoff);
+		LLVMValueRef b_k = LLVMBuildMul(B, k, cg_i64(cg, N), "");
+		j = cg_loop(cg, &lj, N);
+		LLVMValueRef co = LLVMBuildAdd(B, c_i, j, "");
+		LLVMValueRef bv = cg_load(cg, Bm, LLVMBuildAdd(B, b_k, j, ""));
+		LLVMValueRef s = cg_fast(LLVMBuildFAdd(
+		    B, cg_load(cg, n, co), cg_fast(LLVMBuildFMul(B, a, bv, "")), ""));
+		cg_store(cg, n, co, s);
+		cg_loop_end(cg, &lj);
+		cg_loop_end(cg, &lk);
+	} else {
+		LLVMValueRef j = cg_loop(cg, &lj, N);
+		LLVMValueRef b_j = LLVMBuildMul(B, j, cg_i64(cg, K), "");
+		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+		LLVMValueRef k = cg_loop(cg, &lk, K);
+		LLVMValueRef acc = LLVMBuildPhi(B, cg->f32, "acc");
+		LLVMValueRef z = cg_f32(cg, 0);
+		LLVMAddIncoming(acc, &z, &pre, 1);
+		LLVMValueRef aoff =
+		    ta ? LLVMBuildAdd(B, LLVMBuildMul(B, k, cg_i64(cg, M), ""), i, "")
+		       : LLVMBuildAdd(B, a_i, k, "");
+		LLVMValueRef prod =
+		    cg_fast(LLVMBuildFMul(B, cg_load(cg, A, aoff),
+		                       cg_load(cg, Bm, LLVMBuildAdd(B, b_j, k, "")), ""));
+		LLVMValueRef next = cg_fast(LLVMBuildFAdd(B, acc, prod, ""));
+		LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
+		LLVMAddIncoming(acc, &next, &latch, 1);
+		cg_loop_end(cg, &lk);
+		cg_store(cg, n, LLVMBuildAdd(B, c_i, j, ""), next);
+		cg_loop_end(cg, &lj);
+	}
+	cg_loop_end(cg, &li);
+}
+
+/* Per row: m = max x, s = sum e^(x - m), out = x - m - log s. */
+EMIT(logsoftmax)
+{
+	Node *x = n->in[0];
+	int64_t C = n->sh.d[n->sh.rank - 1], rows = shape_numel(&n->sh) / C;
+	Loop lr, lc;
+	LLVMValueRef r = cg_loop(cg, &lr, rows);
+	LLVMValueRef row = LLVMBuildMul(B, r, cg_i64(cg, C), "");
+	LLVMValueRef m = cg_load(cg, x, row), s = cg_f32(cg, 0);
+	for (int pass = 0; pass < 2; pass++) {
+		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+		LLVMValueRef c = cg_loop(cg, &lc, C);
+		LLVMValueRef acc = LLVMBuildPhi(B, cg->f32, "");
+		LLVMValueRef init = pass ? s : m;
+		LLVMAddIncoming(acc, &init, &pre, 1);
+		LLVMValueRef v = cg_load(cg, x, LLVMBuildAdd(B, row, c, ""));
+		LLVMValueRef next;
+		if (!pass) {
+			next = LLVMBuildSelect(
+			    B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc, "");
+		} else {
+			LLVMValueRef e =
+			    cg_call1(cg, "llvm.exp.f32", LLVMBuildFSub(B, v, m, ""));
+			next = cg_fast(LLVMBuildFAdd(B, acc, e, ""));
+		}
+		LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
+		LLVMAddIncoming(acc, &next, &latch, 1);
+		cg_loop_end(cg, &lc);
+		if (!pass)
+			m = next;
+		else
+			s = next;
+	}
+	LLVMValueRef shift = LLVMBuildFAdd(B, m, cg_call1(cg, "llvm.log.f32", s), "");
+	LLVMValueRef c = cg_loop(cg, &lc, C);
+	LLVMValueRef off = LLVMBuildAdd(B, row, c, "");
+	cg_store(cg, n, off, LLVMBuildFSub(B, cg_load(cg, x, off), shift, ""));
+	cg_loop_end(cg, &lc);
+	cg_loop_end(cg, &lr);
+}
+
+/* out[r, c] = labels[r] == c */
+EMIT(onehot)
+{
+	int64_t C = n->a[0], rows = shape_numel(&n->sh) / C;
+	Loop lr, lc;
+	LLVMValueRef r = cg_loop(cg, &lr, rows);
+	LLVMValueRef lab = LLVMBuildSExt(B, cg_load(cg, n->in[0], r), cg->i64, "");
+	LLVMValueRef c = cg_loop(cg, &lc, C);
+	LLVMValueRef eq = LLVMBuildICmp(B, LLVMIntEQ, lab, c, "");
+	cg_store(cg, n, LLVMBuildAdd(B, LLVMBuildMul(B, r, cg_i64(cg, C), ""), c, ""),
+	         LLVMBuildSelect(B, eq, cg_f32(cg, 1), cg_f32(cg, 0), ""));
+	cg_loop_end(cg, &lc);
+	cg_loop_end(cg, &lr);
+}
+
+
+/* ---- layout: transpose, slice, pad ---- */
+
+static void row_strides(const Shape *s, int64_t *st)
+{
+	int64_t k = 1;
+	for (int i = s->rank - 1; i >= 0; i--)
+		st[i] = k, k *= s->d[i];
+}
+
+/* dst[dbase + sum i_k dst_st[k]] = src[sbase + sum i_k src_st[k]] over the extents. */
+static void strided_copy(CG *cg, Node *dst, int64_t dbase, const int64_t *dst_st, Node *src,
+                         int64_t sbase, const int64_t *src_st, const Shape *ext)
+{
+	Loop l[MAXRANK];
+	LLVMValueRef d = cg_i64(cg, dbase), s = cg_i64(cg, sbase);
+	for (int k = 0; k < ext->rank; k++) {
+		LLVMValueRef i = cg_loop(cg, &l[k], ext->d[k]);
+		d = cg_add(cg, d, cg_mul(cg, i, cg_i64(cg, dst_st[k])));
+		s = cg_add(cg, s, cg_mul(cg, i, cg_i64(cg, src_st[k])));
+	}
+	cg_store(cg, dst, d, cg_load(cg, src, s));
+	for (int k = ext->rank - 1; k >= 0; k--)
+		cg_loop_end(cg, &l[k]);
+}
+
+EMIT(transpose)
+{
+	int64_t in_st[MAXRANK], st[MAXRANK], out_st[MAXRANK];
+	row_strides(&n->in[0]->sh, in_st);
+	row_strides(&n->sh, out_st);
+	for (int k = 0; k < n->sh.rank; k++)
+		st[k] = in_st[n->a[k]];
+	strided_copy(cg, n, 0, out_st, n->in[0], 0, st, &n->sh);
+}
+
+static int64_t offset_of(const int64_t *start, const int64_t *st, int rank)
+{
+	int64_t off = 0;
+	for (int k = 0; k < rank; k++)
+		off += start[k] * st[k];
+	return off;
+}
+
+EMIT(slice)
+{
+	int64_t in_st[MAXRANK], out_st[MAXRANK];
+	row_strides(&n->in[0]->sh, in_st);
+	row_strides(&n->sh, out_st);
+	strided_copy(cg, n, 0, out_st, n->in[0], offset_of(n->a, in_st, n->sh.rank), in_st, &n->sh);
+}
+
+EMIT(pad)
+{
+	int64_t in_st[MAXRANK], out_st[MAXRANK];
+	row_strides(&n->in[0]->sh, in_st);
+	row_strides(&n->sh, out_st);
+	cg_zero(cg, n);
+	strided_copy(cg, n, offset_of(n->a, out_st, n->sh.rank), out_st, n->in[0], 0, in_st,
+	             &n->in[0]->sh);
+}
+
+/* ---- convolution ---- */
+
+/* The output positions o in [0, out) whose input position o * s - p + k * d lies in
+ * [0, in): lo = ceil((p - k d) / s) clamped at 0, hi = floor((in - 1 + p - k d) / s) + 1
+ * clamped at out. k is a loop value, the rest are constants. */
+static void valid_range(CG *cg, LLVMValueRef k, int64_t in, int64_t out, int64_t s, int64_t p,
+                        int64_t d, LLVMValueRef *lo, LLVMValueRef *hi)
+{
+	LLVMValueRef kd = cg_mul(cg, k, cg_i64(cg, d));
+	LLVMValueRef a = LLVMBuildSub(B, cg_i64(cg, p), kd, "");
+	LLVMValueRef up = LLVMBuildSDiv(B, cg_add(cg, a, cg_i64(cg, s - 1)), cg_i64(cg, s), "");
+	*lo = cg_max(cg, cg_i64(cg, 0), up);
+	LLVMValueRef b = LLVMBuildSub(B, cg_i64(cg, in - 1 + p), kd, "");
+	LLVMValueRef down = cg_add(cg, LLVMBuildSDiv(B, b, cg_i64(cg, s), ""), cg_i64(cg, 1));
+	/* b < 0: nothing is valid (sdiv rounds toward zero, so test it apart) */
+	down = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, b, cg_i64(cg, 0), ""), cg_i64(cg, 0),
+	                       down, "");
+	*hi = cg_min(cg, cg_i64(cg, out), down);
+}
+
+/* x[a] * y[b] summed over a run-time range of j, in a register: the innermost loop of a
+ * reduction. dot(j) gives the product for index j; an empty range sums to 0. */
+typedef LLVMValueRef (*Term)(CG *cg, LLVMValueRef j, void *ctx);
+static LLVMValueRef range_sum(CG *cg, LLVMValueRef lo, LLVMValueRef hi, Term term, void *ctx)
+{
+	Loop l;
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	LLVMValueRef j = cg_loop_range(cg, &l, lo, hi);
+	LLVMValueRef acc = cg_acc_begin(cg, pre, cg_f32(cg, 0));
+	LLVMValueRef next = cg_fast(LLVMBuildFAdd(B, acc, term(cg, j, ctx), ""));
+	cg_acc_next(cg, acc, next);
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
+	cg_loop_end(cg, &l);
+	LLVMValueRef sum = LLVMBuildPhi(B, cg->f32, "sum");
+	LLVMValueRef vals[2] = {cg_f32(cg, 0), next};
+	LLVMBasicBlockRef from[2] = {pre, latch};
+	LLVMAddIncoming(sum, vals, from, 2);
+	return sum;
+}
+
+/* Where the convolution loop nest is: the flat offsets of one row of x and y and the
+ * strides along it. */
+typedef struct ConvRow {
+	Node *x, *y;
+	LLVMValueRef xrow, yrow; /* x offset at ow = 0 (may be out of the row), y offset */
+	int64_t sw;              /* x advances sw per output column */
+} ConvRow;
+
+static LLVMValueRef conv_term(CG *cg, LLVMValueRef ow, void *ctx)
+{
+	ConvRow *r = ctx;
+	LLVMValueRef xo = cg_add(cg, r->xrow, cg_mul(cg, ow, cg_i64(cg, r->sw)));
+	return cg_fast(LLVMBuildFMul(B, cg_load(cg, r->x, xo), cg_load(cg, r->y, cg_add(cg, r->yrow, ow)), ""));
+}
+
+/* One loop nest for the three convolution ops (as in eval.c): over batch, output
+ * channel, input channel of its group and kernel taps, then the output rows and columns
+ * whose input position is inside the image (bounds computed, not tested per element),
+ * innermost along a row so that it vectorizes. mode 0: y += x w; 1: x += y w;
+ * 2: w += sum x y. x, w, y are the nodes in each role; n is the one being computed. */
+static void conv_nest(CG *cg, Node *n, Node *x, Node *w, Node *y, int mode)
+{
+	const Shape *xs = &x->sh, *ws = &w->sh, *ys = &y->sh;
+	ConvP p = convp_of(n);
+	int64_t Cg = ws->d[1], Og = ws->d[0] / p.groups;
+	int64_t H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3], KH = ws->d[2], KW = ws->d[3];
+	cg_zero(cg, n);
+	Loop lb, lo, lc, lkh, lkw, loh, low;
+	LLVMValueRef b = cg_loop(cg, &lb, ys->d[0]);
+	LLVMValueRef o = cg_loop(cg, &lo, ws->d[0]);
+	LLVMValueRef c = cg_loop(cg, &lc, Cg);
+	LLVMValueRef ci = cg_add(cg, cg_mul(cg, LLVMBuildSDiv(B, o, cg_i64(cg, Og), ""), cg_i64(cg, Cg)), c);
+	LLVMValueRef kh = cg_loop(cg, &lkh, KH);
+	LLVMValueRef kw = cg_loop(cg, &lkw, KW);
+	LLVMValueRef oc = cg_add(cg, cg_mul(cg, o, cg_i64(cg, Cg)), c);
+	LLVMValueRef woff = cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, oc, cg_i64(cg, KH)), kh), cg_i64(cg, KW)), kw);
+	LLVMValueRef xplane = cg_mul(cg, cg_add(cg, cg_mul(cg, b, cg_i64(cg, xs->d[1])), ci), cg_i64(cg, H * W));
+	LLVMValueRef yplane = cg_mul(cg, cg_add(cg, cg_mul(cg, b, cg_i64(cg, ys->d[1])), o), cg_i64(cg, OH * OW));
+	LLVMValueRef lo_h, hi_h, lo_w, hi_w;
+	valid_range(cg, kh, H, OH, p.stride[0], p.pad[0], p.dil[0], &lo_h, &hi_h);
+	valid_range(cg, kw, W, OW, p.stride[1], p.pad[2], p.dil[1], &lo_w, &hi_w);
+	LLVMValueRef wv = mode == 2 ? NULL : cg_load(cg, w, woff);
+	LLVMValueRef oh = cg_loop_range(cg, &loh, lo_h, hi_h);
+	LLVMValueRef ih = cg_add(cg, cg_i64(cg, -p.pad[0]), cg_add(cg, cg_mul(cg, oh, cg_i64(cg, p.stride[0])), cg_mul(cg, kh, cg_i64(cg, p.dil[0]))));
+	LLVMValueRef xcol0 = cg_add(cg, cg_i64(cg, -p.pad[2]), cg_mul(cg, kw, cg_i64(cg, p.dil[1])));
+	ConvRow r = {x, y, cg_add(cg, cg_add(cg, xplane, cg_mul(cg, ih, cg_i64(cg, W))), xcol0),
+	             cg_add(cg, yplane, cg_mul(cg, oh, cg_i64(cg, OW))), p.stride[1]};
+	if (mode == 2) {
+		LLVMValueRef sum = range_sum(cg, lo_w, hi_w, conv_term, &r);
+		cg_store(cg, w, woff, cg_fast(LLVMBuildFAdd(B, cg_load(cg, w, woff), sum, "")));
+	} else {
+		LLVMValueRef ow = cg_loop_range(cg, &low, lo_w, hi_w);
+		LLVMValueRef xo = cg_add(cg, r.xrow, cg_mul(cg, ow, cg_i64(cg, p.stride[1])));
+		LLVMValueRef yo = cg_add(cg, r.yrow, ow);
+		Node *dst = mode == 0 ? y : x;
+		LLVMValueRef dsto = mode == 0 ? yo : xo, src = cg_load(cg, mode == 0 ? x : y, mode == 0 ? xo : yo);
+		LLVMValueRef v = cg_fast(LLVMBuildFMul(B, src, wv, ""));
+		cg_store(cg, dst, dsto, cg_fast(LLVMBuildFAdd(B, cg_load(cg, dst, dsto), v, "")));
+		cg_loop_end(cg, &low);
+	}
+	cg_loop_end(cg, &loh);
+	cg_loop_end(cg, &lkw);
+	cg_loop_end(cg, &lkh);
+	cg_loop_end(cg, &lc);
+	cg_loop_end(cg, &lo);
+	cg_loop_end(cg, &lb);
+}
+
+EMIT(conv2d) { conv_nest(cg, n, n->in[0], n->in[1], n, 0); }
+EMIT(conv2d_bwd_data) { conv_nest(cg, n, n, n->in[1], n->in[0], 1); }
+EMIT(conv2d_bwd_filter) { conv_nest(cg, n, n->in[0], n, n->in[1], 2); }
+
+/* ---- pooling ---- */
+
+/* For the window at output (plane, oh, ow): walks the kernel taps; valid says whether a
+ * tap is inside the image and idx its flat input index (0 when outside, so loads stay in
+ * bounds). */
+typedef struct Tap {
+	LLVMValueRef valid, idx;
+} Tap;
+
+static Tap pool_tap(CG *cg, const PoolP *p, const Shape *xs, LLVMValueRef plane, LLVMValueRef oh,
+                    LLVMValueRef ow, LLVMValueRef kh, LLVMValueRef kw)
+{
+	LLVMValueRef ih = cg_add(cg, cg_i64(cg, -p->pad[0]), cg_add(cg, cg_mul(cg, oh, cg_i64(cg, p->stride[0])), kh));
+	LLVMValueRef iw = cg_add(cg, cg_i64(cg, -p->pad[2]), cg_add(cg, cg_mul(cg, ow, cg_i64(cg, p->stride[1])), kw));
+	LLVMValueRef in_h = LLVMBuildICmp(B, LLVMIntULT, ih, cg_i64(cg, xs->d[2]), "");
+	LLVMValueRef in_w = LLVMBuildICmp(B, LLVMIntULT, iw, cg_i64(cg, xs->d[3]), "");
+	Tap t;
+	t.valid = LLVMBuildAnd(B, in_h, in_w, "");
+	LLVMValueRef i = cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, xs->d[2])), ih), cg_i64(cg, xs->d[3])), iw);
+	t.idx = LLVMBuildSelect(B, t.valid, i, cg_i64(cg, 0), "");
+	return t;
+}
+
+/* Loops over every window (plane = batch * channel, oh, ow) and its taps; body gets the
+ * tap and the flat output index. Taps are unrolled: kernels are small. */
+typedef void (*PoolBody)(CG *cg, Node *n, Tap t, LLVMValueRef o, void *st);
+
+static void pool_nest(CG *cg, Node *n, const Shape *xs, const Shape *ys, PoolBody body, void *st,
+                      void (*begin)(CG *, void *), void (*end)(CG *, Node *, LLVMValueRef, void *))
+{
+	PoolP p = poolp_of(n);
+	Loop lp, lh, lw;
+	LLVMValueRef plane = cg_loop(cg, &lp, ys->d[0] * ys->d[1]);
+	LLVMValueRef oh = cg_loop(cg, &lh, ys->d[2]);
+	LLVMValueRef ow = cg_loop(cg, &lw, ys->d[3]);
+	LLVMValueRef o = cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, ys->d[2])), oh), cg_i64(cg, ys->d[3])), ow);
+	if (begin)
+		begin(cg, st);
+	for (int64_t kh = 0; kh < p.k[0]; kh++)
+		for (int64_t kw = 0; kw < p.k[1]; kw++)
+			body(cg, n, pool_tap(cg, &p, xs, plane, oh, ow, cg_i64(cg, kh), cg_i64(cg, kw)), o, st);
+	if (end)
+		end(cg, n, o, st);
+	cg_loop_end(cg, &lw);
+	cg_loop_end(cg, &lh);
+	cg_loop_end(cg, &lp);
+}
+
+typedef struct MaxSt {
+	LLVMValueRef best, bidx, found; /* running maximum, its index, any tap valid */
+	int scatter;
+} MaxSt;
+
+static void max_begin(CG *cg, void *st)
+{
+	MaxSt *m = st;
+	m->best = cg_f32(cg, -INFINITY);
+	m->bidx = cg_i64(cg, 0);
+	m->found = LLVMConstInt(LLVMInt1TypeInContext(cg->ctx), 0, 0);
+}
+
+static void max_tap(CG *cg, Node *n, Tap t, LLVMValueRef o, void *st)
+{
+	(void)o;
+	MaxSt *m = st;
+	LLVMValueRef v = cg_load(cg, n->in[0], t.idx);
+	/* the first valid tap, or a strictly larger one: the first maximum wins ties */
+	LLVMValueRef better = LLVMBuildOr(B, LLVMBuildNot(B, m->found, ""), LLVMBuildFCmp(B, LLVMRealOGT, v, m->best, ""), "");
+	LLVMValueRef take = LLVMBuildAnd(B, t.valid, better, "");
+	m->best = LLVMBuildSelect(B, take, v, m->best, "");
+	m->bidx = LLVMBuildSelect(B, take, t.idx, m->bidx, "");
+	m->found = LLVMBuildOr(B, m->found, t.valid, "");
+}
+
+static void max_end(CG *cg, Node *n, LLVMValueRef o, void *st)
+{
+	MaxSt *m = st;
+	if (!m->scatter) {
+		LLVMValueRef v = cg_load(cg, n->in[1], m->bidx);
+		cg_store(cg, n, o, LLVMBuildSelect(B, m->found, v, cg_f32(cg, 0), ""));
+	} else {
+		LLVMValueRef g = LLVMBuildSelect(B, m->found, cg_load(cg, n->in[1], o), cg_f32(cg, 0), "");
+		cg_store(cg, n, m->bidx, LLVMBuildFAdd(B, cg_load(cg, n, m->bidx), g, ""));
+	}
+}
+
+EMIT(poolmax_gather)
+{
+	MaxSt m = {.scatter = 0};
+	pool_nest(cg, n, &n->in[0]->sh, &n->sh, max_tap, &m, max_begin, max_end);
+}
+
+EMIT(poolmax_scatter)
+{
+	MaxSt m = {.scatter = 1};
+	cg_zero(cg, n);
+	pool_nest(cg, n, &n->in[0]->sh, &n->in[1]->sh, max_tap, &m, max_begin, max_end);
+}
+
+typedef struct AvgSt {
+	LLVMValueRef sum;
+	double scale;
+} AvgSt;
+
+static void avg_begin(CG *cg, void *st)
+{
+	((AvgSt *)st)->sum = cg_f32(cg, 0);
+}
+
+static void avg_tap(CG *cg, Node *n, Tap t, LLVMValueRef o, void *st)
+{
+	(void)o;
+	AvgSt *a = st;
+	LLVMValueRef v = LLVMBuildSelect(B, t.valid, cg_load(cg, n->in[0], t.idx), cg_f32(cg, 0), "");
+	a->sum = LLVMBuildFAdd(B, a->sum, v, "");
+}
+
+static void avg_end(CG *cg, Node *n, LLVMValueRef o, void *st)
+{
+	AvgSt *a = st;
+	cg_store(cg, n, o, LLVMBuildFMul(B, a->sum, cg_f32(cg, a->scale), ""));
+}
+
+/* padding taps add 0 at index 0: harmless, and no branch */
+static void avg_bwd_tap(CG *cg, Node *n, Tap t, LLVMValueRef o, void *st)
+{
+	AvgSt *a = st;
+	LLVMValueRef g = LLVMBuildFMul(B, cg_load(cg, n->in[0], o), cg_f32(cg, a->scale), "");
+	g = LLVMBuildSelect(B, t.valid, g, cg_f32(cg, 0), "");
+	cg_store(cg, n, t.idx, LLVMBuildFAdd(B, cg_load(cg, n, t.idx), g, ""));
+}
+
+EMIT(avgpool)
+{
+	PoolP p = poolp_of(n);
+	AvgSt a = {NULL, 1.0 / (double)(p.k[0] * p.k[1])};
+	pool_nest(cg, n, &n->in[0]->sh, &n->sh, avg_tap, &a, avg_begin, avg_end);
+}
+
+EMIT(avgpool_bwd)
+{
+	PoolP p = poolp_of(n);
+	AvgSt a = {NULL, 1.0 / (double)(p.k[0] * p.k[1])};
+	cg_zero(cg, n);
+	pool_nest(cg, n, &n->sh, &n->in[0]->sh, avg_bwd_tap, &a, NULL, NULL);
+}
+
+/* ---- gather, scatter, argmax, dropout ---- */
+
+/* Row r's index, clamped into the table (valid says whether it was inside). */
+static LLVMValueRef row_index(CG *cg, Node *idx, LLVMValueRef r, int64_t rows, LLVMValueRef *valid)
+{
+	LLVMValueRef k = LLVMBuildSExt(B, cg_load(cg, idx, r), cg->i64, "");
+	*valid = LLVMBuildICmp(B, LLVMIntULT, k, cg_i64(cg, rows), "");
+	return LLVMBuildSelect(B, *valid, k, cg_i64(cg, 0), "");
+}
+
+EMIT(gather)
+{
+	const Shape *t = &n->in[0]->sh;
+	int64_t rows = shape_numel(&n->in[1]->sh), row = shape_numel(t) / t->d[0];
+	Loop lr, lj;
+	LLVMValueRef r = cg_loop(cg, &lr, rows), valid;
+	LLVMValueRef src = cg_mul(cg, row_index(cg, n->in[1], r, t->d[0], &valid), cg_i64(cg, row));
+	LLVMValueRef j = cg_loop(cg, &lj, row);
+	LLVMValueRef v = cg_load(cg, n->in[0], cg_add(cg, src, j));
+	cg_store(cg, n, cg_add(cg, cg_mul(cg, r, cg_i64(cg, row)), j), LLVMBuildSelect(B, valid, v, cg_f32(cg, 0), ""));
+	cg_loop_end(cg, &lj);
+	cg_loop_end(cg, &lr);
+}
+
+EMIT(scatter_add)
+{
+	int64_t rows = shape_numel(&n->in[0]->sh), row = shape_numel(&n->sh) / n->sh.d[0];
+	cg_zero(cg, n);
+	Loop lr, lj;
+	LLVMValueRef r = cg_loop(cg, &lr, rows), valid;
+	LLVMValueRef dst = cg_mul(cg, row_index(cg, n->in[0], r, n->sh.d[0], &valid), cg_i64(cg, row));
+	LLVMValueRef j = cg_loop(cg, &lj, row);
+	LLVMValueRef v = cg_load(cg, n->in[1], cg_add(cg, cg_mul(cg, r, cg_i64(cg, row)), j));
+	LLVMValueRef o = cg_add(cg, dst, j);
+	v = LLVMBuildSelect(B, valid, v, cg_f32(cg, 0), "");
+	cg_store(cg, n, o, LLVMBuildFAdd(B, cg_load(cg, n, o), v, ""));
+	cg_loop_end(cg, &lj);
+	cg_loop_end(cg, &lr);
+}
+
+EMIT(argmax)
+{
+	Node *x = n->in[0];
+	int64_t C = x->sh.d[x->sh.rank - 1];
+	Loop lr, lc;
+	LLVMValueRef r = cg_loop(cg, &lr, shape_numel(&n->sh));
+	LLVMValueRef row = cg_mul(cg, r, cg_i64(cg, C));
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	LLVMValueRef c = cg_loop(cg, &lc, C);
+	LLVMValueRef best = cg_acc_begin(cg, pre, cg_f32(cg, -INFINITY));
+	LLVMValueRef bi = cg_acc_begin(cg, pre, cg_i64(cg, 0));
+	LLVMValueRef v = cg_load(cg, x, cg_add(cg, row, c));
+	LLVMValueRef gt = LLVMBuildFCmp(B, LLVMRealOGT, v, best, "");
+	LLVMValueRef nbest = LLVMBuildSelect(B, gt, v, best, ""), nbi = LLVMBuildSelect(B, gt, c, bi, "");
+	cg_acc_next(cg, best, nbest);
+	cg_acc_next(cg, bi, nbi);
+	cg_loop_end(cg, &lc);
+	LLVMValueRef p = LLVMBuildGEP2(B, cg->i32, LLVMBuildPointerCast(B, cg_node_ptr(cg, n), cg->i32p, ""), &r, 1, "");
+	LLVMBuildStore(B, LLVMBuildTrunc(B, nbi, cg->i32, ""), p);
+	cg_loop_end(cg, &lr);
+}
+
+/* mask[i] = hash(seed, counter, i) >= threshold ? 1 / (1 - p) : 0, the same hash as
+ * dropout_hash in dc.h */
+EMIT(dropmask)
+{
+	LLVMTypeRef i64 = cg->i64;
+	LLVMValueRef seed = LLVMBuildFPToUI(B, cg_load(cg, n->in[0], cg_i64(cg, 0)), i64, "");
+	LLVMValueRef ctr = LLVMBuildFPToUI(B, cg_load(cg, n->in[1], cg_i64(cg, 0)), i64, "");
+	LLVMValueRef key = LLVMBuildXor(B, LLVMBuildShl(B, seed, cg_i64(cg, 32), ""),
+	                                LLVMBuildAnd(B, ctr, cg_i64(cg, 0xffffffff), ""), "");
+	Loop l;
+	LLVMValueRef i = cg_loop(cg, &l, shape_numel(&n->sh));
+	LLVMValueRef z = cg_add(cg, key, cg_mul(cg, cg_add(cg, i, cg_i64(cg, 1)), cg_i64(cg, (int64_t)0x9E3779B97F4A7C15ull)));
+	static const uint64_t mul[2] = {0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull};
+	static const int shift[3] = {30, 27, 31};
+	for (int k = 0; k < 3; k++) {
+		z = LLVMBuildXor(B, z, LLVMBuildLShr(B, z, cg_i64(cg, shift[k]), ""), "");
+		if (k < 2)
+			z = cg_mul(cg, z, cg_i64(cg, (int64_t)mul[k]));
+	}
+	LLVMValueRef h = LLVMBuildLShr(B, z, cg_i64(cg, 32), "");
+	LLVMValueRef keep = LLVMBuildICmp(B, LLVMIntUGE, h, cg_i64(cg, dropout_threshold(n->f)), "");
+	cg_store(cg, n, i, LLVMBuildSelect(B, keep, cg_f32(cg, 1 / (1 - n->f)), cg_f32(cg, 0), ""));
+	cg_loop_end(cg, &l);
+}
