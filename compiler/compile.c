@@ -42,6 +42,7 @@ static void describe(Compiled *c, int64_t batch, int64_t nwork)
 		q->offset = t->off;
 		q->numel = shape_numel(&t->sh);
 		q->init = t->init;
+		q->value = t->value;
 		q->fan_in = t->fan_in;
 		q->fan_out = t->fan_out;
 		q->trainable = t->trainable;

@@ -191,20 +191,6 @@ char *expr_str(Arena *A, const Expr *e);
 
 typedef enum { DT_F32, DT_I32 } DType;
 
-typedef enum { ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
-
-typedef enum { LAYER_DENSE, LAYER_ACT } LayerKind;
-
-typedef struct Layer {
-	LayerKind kind;
-	SrcLoc loc;
-	const char *name; /* parameter prefix: "fc1" */
-	int64_t units;    /* dense */
-	Act act;          /* dense: activation after it; LAYER_ACT: the activation */
-	int bias;         /* dense */
-	rt_init init;     /* dense weight */
-} Layer;
-
 typedef struct ModelInput {
 	const char *name;
 	SrcLoc loc;
@@ -213,7 +199,25 @@ typedef struct ModelInput {
 	int64_t dims[MAXRANK];
 } ModelInput;
 
-typedef enum { LOSS_SOFTMAX_XENT, LOSS_MSE } LossKind;
+/* A free parameter of the model (params:), such as x and y of a Rosenbrock model. */
+typedef struct ParamDecl {
+	const char *name;
+	SrcLoc loc;
+	int rank;
+	int64_t dims[MAXRANK];
+	rt_init init;
+	double value; /* RT_INIT_CONSTANT's value, RT_INIT_NORMAL's std */
+	int trainable;
+} ParamDecl;
+
+/* One named value of the network: a layer of the sequential list or a node of the
+ * graph form, as a call or an expression ("dense(h1, units=128)"). */
+typedef struct Def {
+	const char *name;
+	SrcLoc loc;
+	const Expr *e;
+} Def;
+
 typedef enum { OPT_SGD, OPT_ADAM } OptKind;
 
 typedef struct DataSource {
@@ -226,16 +230,19 @@ typedef struct Model {
 	const char *file, *name;
 	ModelInput *inputs;
 	int ninputs;
-	int x, y; /* indices into inputs: the network's input and the loss target */
-	Layer *layers;
-	int nlayers;
-	LossKind loss;
+	int x, y; /* indices into inputs: the network's data and the loss target; -1: none */
+	ParamDecl *params;
+	int nparams;
+	Def *defs;
+	int ndefs;
+	const char *output; /* the def holding the network's prediction */
+	const Expr *loss;
 	SrcLoc loss_loc;
 	OptKind opt;
 	double lr, momentum;      /* sgd */
 	double beta1, beta2, eps; /* adam */
 	SrcLoc opt_loc;
-	int64_t batch, epochs;
+	int64_t batch, epochs, steps; /* steps: for models without data */
 	uint64_t seed;
 	/* per input, indexed like inputs; path NULL when not given */
 	DataSource *train, *test;
@@ -307,8 +314,9 @@ typedef struct Tensor {
 	Shape sh;
 	int64_t off; /* floats into the blob (params, state); io slot index for io */
 	rt_init init;
+	double value; /* RT_INIT_CONSTANT, RT_INIT_NORMAL */
 	int64_t fan_in, fan_out;
-	int trainable;
+	int trainable; /* 0: a buffer (running statistics) or a frozen parameter */
 	rt_iokind iokind;
 	Node *node; /* the leaf that reads it, once made */
 } Tensor;
@@ -350,6 +358,8 @@ typedef struct Graph {
 	int64_t param_floats, state_floats;
 	int io_x, io_y, io_weight, io_loss, io_output;
 	Fn fns[FN_COUNT];
+	Node **cse; /* open-addressing table of every node, for build-time CSE */
+	int cse_cap;
 	/* stamped on every node a builder makes */
 	SrcLoc cur_loc;
 	Node *cur_fwd;
@@ -548,7 +558,101 @@ Optim *optim_setup(Graph *g, const Model *m);
  * as outputs of function fn. */
 void optim_update(Graph *g, Optim *o, Node *const *grads, FnKind fn);
 
-/* ================= lower.c ================= */
+/* ================= layers.c: what a model file can call ================= */
+
+/* Every function a model can call (layers, activations, math, losses) has a signature
+ * in one table: positional arguments and typed keyword arguments. One checker
+ * validates any call, written as a YAML layer or in an expression, and hands the
+ * builder typed values. */
+typedef enum {
+	K_INT,     /* integer in [lo, hi] */
+	K_NUM,     /* finite number in [lo, hi] */
+	K_BOOL,    /* true / false */
+	K_ENUM,    /* one of names */
+	K_INTS,    /* an integer or a list of them (axis: 1 or [2, 3]) */
+	K_PAIR,    /* an integer or two (kernel_size: 5 or [5, 3]) */
+	K_PADDING, /* integer, [h, w], [top, bottom, left, right], same or valid */
+	K_SHAPE    /* list of integers, -1 at most once */
+} KwType;
+
+typedef struct Kw {
+	const char *name;
+	KwType type;
+	double lo, hi;
+	const char *const *names; /* K_ENUM, NULL-terminated */
+	int required;
+} Kw;
+
+#define MAXKW 10
+typedef struct KwVal {
+	int set;
+	int n;           /* K_INTS, K_PADDING, K_SHAPE: how many integers */
+	int64_t i[MAXRANK];
+	double f;        /* K_NUM, K_INT, K_BOOL */
+	int e;           /* K_ENUM: index; K_PADDING: 1 same, 2 valid */
+	SrcLoc loc;
+} KwVal;
+
+typedef struct Lower Lower;
+typedef Node *(*Builder)(Lower *L, const Expr *call, Node **args, int nargs, const KwVal *kw);
+
+enum {
+	FUN_LAYER = 1, /* makes parameters, named after its node */
+	FUN_LOSS = 2,  /* a loss: reduces over the batch */
+	FUN_RAW = 4    /* gets its arguments unevaluated (grad) */
+};
+
+typedef struct Fun {
+	const char *name;
+	int minargs, maxargs; /* maxargs -1: any number */
+	Kw kw[MAXKW];
+	Builder build;
+	int flags;
+	const char *prefix; /* FUN_LAYER: automatic names, fc1, conv1, ... */
+} Fun;
+
+const Fun *fun_lookup(const char *name);
+/* Checks one call against its signature; fills kw (MAXKW entries) if given. */
+int fun_args(Diags *d, const Fun *f, const Expr *call, KwVal *kw);
+/* Checks every call in e, recursively; -1 after errors. */
+int fun_check(Diags *d, const Expr *e);
+const char *const *fun_names(int *n); /* every function's name, for suggestions */
+
+/* ================= lower.c: Model -> Graph ================= */
+
+/* State of one lowering of a model into the graph (see lower.c). */
+struct Lower {
+	Graph *g;
+	Diags *d;
+	const Model *m;
+	int train;      /* the training graph: dropout on, batch statistics */
+	int64_t batch;  /* 0: the model has no batch inputs */
+	Node *mask;     /* [batch]: 1 for real rows, 0 for padding; NULL without data */
+	const char *def; /* the node being lowered: its layers' parameters are named after it */
+	int nlayers;    /* layers made so far in this node */
+	int ndropout;   /* dropout layers so far: each gets its own masks */
+	int mode_dependent; /* some layer behaves differently in training */
+	struct Update {
+		Node *value;
+		int param;
+	} *updates;     /* buffers a training step writes back (batch norm statistics) */
+	int nupdates, capupdates;
+	const char **names; /* values in scope: inputs, parameters, nodes */
+	Node **vals;
+	int n, cap;
+};
+
+/* For builders: a parameter of the layer being built, "<node>.<suffix>", made on first
+ * use and found again by the second lowering. */
+Node *lower_param(Lower *L, const char *suffix, Shape sh, rt_init init, double value,
+                  int64_t fan_in, int64_t fan_out, int trainable, SrcLoc loc);
+/* A buffer update done by the training step (running statistics). */
+void lower_update(Lower *L, Node *param, Node *value);
+/* Dropout's random inputs: the seed hyperparameter and the step counter. */
+Node *lower_seed(Lower *L);
+Node *lower_counter(Lower *L);
+/* Evaluates an expression in the current scope. */
+Node *lower_expr(Lower *L, const Expr *e);
 
 /* Builds the whole graph for a model at a fixed batch size: the forward pass, the loss,
  * the backward pass, the optimizer update, and the functions forward, evaluate, grad,

@@ -157,6 +157,58 @@ void ir_fn_out(Graph *g, FnKind fn, Node *node, DestKind kind, int index)
 	f->outs[f->nouts++] = (Out){node, kind, index};
 }
 
+/* Build-time common subexpression elimination: a node identical to one that exists
+ * (same op, inputs, attributes and shape) is that node. */
+static uint64_t node_hash(Op op, int nin, Node **in, const int64_t *a, double f)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)op;
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+	for (int i = 0; i < nin; i++)
+		MIX(in[i]->id);
+	for (int i = 0; a && i < NATTR; i++)
+		MIX(a[i]);
+	uint64_t fb;
+	memcpy(&fb, &f, sizeof fb);
+	MIX(fb);
+#undef MIX
+	return h;
+}
+
+static int same_node(const Node *n, Op op, int nin, Node **in, const int64_t *a, double f,
+                     const Shape *sh)
+{
+	static const int64_t zero[NATTR];
+	if (n->op != op || n->f != f || memcmp(n->a, a ? a : zero, sizeof n->a))
+		return 0;
+	for (int i = 0; i < nin; i++)
+		if (n->in[i] != in[i])
+			return 0;
+	return !sh || shape_eq(&n->sh, sh);
+}
+
+static Node **cse_slot(Graph *g, Op op, int nin, Node **in, const int64_t *a, double f,
+                       const Shape *sh)
+{
+	if (2 * (g->n + 1) > g->cse_cap) { /* grow and rehash */
+		int cap = g->cse_cap ? 2 * g->cse_cap : 256;
+		Node **t = arena_alloc(g->A, (size_t)cap * sizeof *t);
+		for (int i = 0; i < g->n; i++) {
+			Node *n = g->nodes[i];
+			uint64_t h = node_hash(n->op, n->nin, n->in, n->a, n->f);
+			int k = (int)(h & (uint64_t)(cap - 1));
+			while (t[k])
+				k = (k + 1) & (cap - 1);
+			t[k] = n;
+		}
+		g->cse = t, g->cse_cap = cap;
+	}
+	/* the shape is compared only where the builder gives it; else the inputs fix it */
+	int k = (int)(node_hash(op, nin, in, a, f) & (uint64_t)(g->cse_cap - 1));
+	while (g->cse[k] && !same_node(g->cse[k], op, nin, in, a, f, sh))
+		k = (k + 1) & (g->cse_cap - 1);
+	return &g->cse[k];
+}
+
 /* Ops whose result shape is given rather than inferred (CONST, BROADCAST, RESHAPE) pass
  * it in sh; their shape functions check it. */
 static Node *make(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f,
@@ -169,6 +221,9 @@ static Node *make(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, dou
 	Node *folded = fold(g, op, in, attrs, f, sh);
 	if (folded)
 		return folded;
+	Node **slot = cse_slot(g, op, nin, in, attrs, f, sh);
+	if (*slot)
+		return *slot;
 	Node *n = arena_alloc(g->A, sizeof *n);
 	n->op = op;
 	n->nin = nin;
@@ -188,6 +243,7 @@ static Node *make(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, dou
 	n->id = g->n;
 	g->nodes = grow(g->A, g->nodes, g->n, &g->cap, sizeof *g->nodes);
 	g->nodes[g->n++] = n;
+	*slot = n;
 	return n;
 }
 

@@ -1,172 +1,336 @@
 /* Lowering: Model -> Graph at a fixed batch size.
  *
- * Layers become primitive ops (a dense layer is matmul + add + activation, with the
- * weight in PyTorch's [out, in] layout), the loss becomes a per-example loss weighted by
- * the `weight` input (1/count for real rows, 0 for the padding of a final partial batch,
- * so the loss is the mean over real examples), autodiff adds the backward graph, and the
- * optimizer its update. The functions:
+ * The model's nodes (sequential layers or the graph form, both calls and expressions,
+ * see model.c) are evaluated in order in a scope of names: inputs, free parameters,
+ * nodes so far. Calls go through the function table (layers.c), which builds primitive
+ * ops. The loss is one more expression; loss functions reduce over the batch with the
+ * `weight` input (1 for real rows, 0 for the padding of a final partial batch), so the
+ * loss is the mean over real examples.
  *
- *   forward     x -> output
- *   evaluate    x, y, weight -> loss, output
- *   grad        x, y, weight -> loss, d(loss)/d(param) into the gradient buffer
+ * A model whose layers behave differently in training (dropout, batch norm) is lowered
+ * twice into the same graph, sharing parameters: a training graph for grad and
+ * train_step, an evaluation graph for forward and evaluate. Then autodiff adds the
+ * backward graph and the optimizer its update:
+ *
+ *   forward     inputs -> output
+ *   evaluate    inputs, target, weight -> loss, output
+ *   grad        inputs, target, weight -> loss, d(loss)/d(param) into the gradient buffer
  *   step        gradient buffer -> updated parameters and optimizer state
- *   train_step  grad and step from one joint graph
+ *   train_step  grad and step from one joint graph, plus running statistics
  */
+#include <string.h>
+
 #include "dc.h"
 
-typedef struct Net {
-	Node *out; /* the network's output (predictions) */
-	Node
-	    *logits; /* what a softmax cross-entropy takes: the output before a softmax */
-} Net;
-
-static Node *activate(Graph *g, Act act, Node *h)
+static void bind(Lower *L, const char *name, Node *v)
 {
-	switch (act) {
-	case ACT_NONE:
-		return h;
-	case ACT_RELU:
-		return ir_unary(g, OP_RELU, h);
-	case ACT_SIGMOID:
-		return ir_unary(g, OP_SIGMOID, h);
-	case ACT_TANH:
-		return ir_unary(g, OP_TANH, h);
-	case ACT_SOFTMAX:
-		return ir_unary(g, OP_EXP, ir_logsoftmax(g, h));
+	if (L->n == L->cap) {
+		int cap = L->cap ? 2 * L->cap : 32;
+		const char **nn = arena_alloc(L->g->A, (size_t)cap * sizeof *nn);
+		Node **nv = arena_alloc(L->g->A, (size_t)cap * sizeof *nv);
+		if (L->n) {
+			memcpy(nn, L->names, (size_t)L->n * sizeof *nn);
+			memcpy(nv, L->vals, (size_t)L->n * sizeof *nv);
+		}
+		L->names = nn, L->vals = nv, L->cap = cap;
+	}
+	L->names[L->n] = name;
+	L->vals[L->n++] = v;
+}
+
+static int find_param(Graph *g, const char *name)
+{
+	for (int i = 0; i < g->nparams; i++)
+		if (!strcmp(g->params[i].name, name))
+			return i;
+	return -1;
+}
+
+Node *lower_param(Lower *L, const char *suffix, Shape sh, rt_init init, double value,
+                  int64_t fan_in, int64_t fan_out, int trainable, SrcLoc loc)
+{
+	Graph *g = L->g;
+	const char *name = L->nlayers > 1 ? arena_printf(g->A, "%s_%d.%s", L->def, L->nlayers, suffix)
+	                                  : arena_printf(g->A, "%s.%s", L->def, suffix);
+	int k = find_param(g, name);
+	if (k < 0) { /* the first lowering makes it, the second finds it */
+		k = ir_add_param(g, name, sh, init, fan_in, fan_out, loc);
+		g->params[k].value = value;
+		g->params[k].trainable = trainable;
+	}
+	return ir_param(g, k);
+}
+
+void lower_update(Lower *L, Node *param, Node *value)
+{
+	if (L->nupdates == L->capupdates) {
+		int cap = L->capupdates ? 2 * L->capupdates : 8;
+		struct Update *u = arena_alloc(L->g->A, (size_t)cap * sizeof *u);
+		if (L->nupdates)
+			memcpy(u, L->updates, (size_t)L->nupdates * sizeof *u);
+		L->updates = u, L->capupdates = cap;
+	}
+	L->updates[L->nupdates++] = (struct Update){value, (int)param->a[0]};
+}
+
+static int find_name(const char *const *v, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(v[i], name))
+			return i;
+	return -1;
+}
+
+Node *lower_seed(Lower *L)
+{
+	Graph *g = L->g;
+	int k = find_name(g->hypers, g->nhypers, "seed");
+	return ir_hyper(g, k >= 0 ? k : ir_add_hyper(g, "seed", (double)(L->m->seed & 0xffffff)));
+}
+
+/* The step counter that draws fresh dropout masks every step: one float in the state,
+ * exact up to 2^24 steps; train_step increments it. */
+Node *lower_counter(Lower *L)
+{
+	Graph *g = L->g;
+	for (int i = 0; i < g->nstates; i++)
+		if (!strcmp(g->states[i].name, "dropout_step"))
+			return ir_state(g, i);
+	return ir_state(g, ir_add_state(g, "dropout_step", (Shape){0, {0}}));
+}
+
+/* ---- expressions ---- */
+
+static Node *lookup(Lower *L, const Expr *e)
+{
+	for (int i = L->n - 1; i >= 0; i--)
+		if (!strcmp(L->names[i], e->name))
+			return L->vals[i];
+	int k = find_param(L->g, e->name); /* a layer's parameter: fc1.weight */
+	if (k >= 0)
+		return ir_param(L->g, k);
+	const char *near = did_you_mean(e->name, L->names, L->n);
+	if (near)
+		error_at(L->d, e->loc, "unknown name '%s'; did you mean '%s'?", e->name, near);
+	else
+		error_at(L->d, e->loc, "unknown name '%s'", e->name);
+	return NULL;
+}
+
+static Node *binary(Lower *L, const Expr *e)
+{
+	Node *a = lower_expr(L, e->args[0]), *b = lower_expr(L, e->args[1]);
+	Graph *g = L->g;
+	g->cur_loc = e->loc;
+	if (!a || !b)
+		return NULL;
+	switch (e->op) {
+	case '+':
+		return ir_add(g, a, b);
+	case '-':
+		return ir_sub(g, a, b);
+	case '*':
+		return ir_mul(g, a, b);
+	case '/':
+		return ir_div(g, a, b);
+	case '^':
+		return ir_binary(g, OP_POW, a, b);
+	case '>':
+		return ir_binary(g, OP_GT, a, b);
+	case '<':
+		return ir_binary(g, OP_GT, b, a);
+	case 'g':
+		return ir_binary(g, OP_GE, a, b);
+	case 'l':
+		return ir_binary(g, OP_GE, b, a);
+	default:
+		return ir_binary(g, OP_EQ, a, b);
+	}
+}
+
+static Node *call(Lower *L, const Expr *e)
+{
+	const Fun *f = fun_lookup(e->name);
+	KwVal kw[MAXKW];
+	if (!f || fun_args(L->d, f, e, kw) < 0) {
+		if (!f)
+			fun_check(L->d, e);
+		return NULL;
+	}
+	Node *args[64] = {0};
+	int na = e->nargs < 64 ? e->nargs : 64, ok = 1;
+	for (int i = 0; i < na && !(f->flags & FUN_RAW); i++)
+		ok &= (args[i] = lower_expr(L, e->args[i])) != NULL;
+	if (!ok)
+		return NULL;
+	L->g->cur_loc = e->loc;
+	if (f->flags & FUN_LAYER)
+		L->nlayers++;
+	return f->build(L, e, args, na, kw);
+}
+
+Node *lower_expr(Lower *L, const Expr *e)
+{
+	Graph *g = L->g;
+	g->cur_loc = e->loc;
+	switch (e->kind) {
+	case EX_NUM:
+		return ir_scalar(g, e->num);
+	case EX_NAME:
+		return lookup(L, e);
+	case EX_NEG: {
+		Node *x = lower_expr(L, e->args[0]);
+		g->cur_loc = e->loc;
+		return ir_neg(g, x);
+	}
+	case EX_BIN:
+		return binary(L, e);
+	case EX_CALL:
+		return call(L, e);
+	case EX_LIST:
+		error_at(L->d, e->loc, "a list is not a value here");
+		return NULL;
 	}
 	return NULL;
 }
 
-static Node *dense(Graph *g, const Layer *l, Node *h)
-{
-	int64_t in = h->sh.d[1];
-	Shape ws = {2, {l->units, in}};
-	int w = ir_add_param(g, arena_printf(g->A, "%s.weight", l->name), ws, l->init, in,
-	                     l->units, l->loc);
-	h = ir_matmul(g, h, ir_param(g, w), 0, 1);
-	if (l->bias) {
-		int b = ir_add_param(g, arena_printf(g->A, "%s.bias", l->name),
-		                     (Shape){1, {l->units}}, RT_INIT_TORCH_LINEAR, in,
-		                     l->units, l->loc);
-		h = ir_add(g, h, ir_param(g, b));
-	}
-	return h;
-}
-
-static Net forward(Graph *g, const Model *m)
-{
-	Node *h = ir_input(g, g->io_x), *logits = NULL;
-	if (h->sh.rank != 2) { /* flatten to [batch, features] */
-		int64_t b = h->sh.d[0];
-		h = ir_reshape(g, h, (Shape){2, {b, shape_numel(&h->sh) / b}});
-	}
-	for (int i = 0; i < m->nlayers && h; i++) {
-		const Layer *l = &m->layers[i];
-		g->cur_loc = l->loc;
-		g->cur_label = l->name;
-		if (l->kind == LAYER_DENSE)
-			h = dense(g, l, h);
-		logits = h;
-		h = activate(g, l->act, h);
-	}
-	g->cur_label = NULL;
-	/* softmax cross-entropy takes the logits: a trailing softmax is its own business
-	 */
-	int last_softmax = m->nlayers && m->layers[m->nlayers - 1].act == ACT_SOFTMAX;
-	return (Net){h, last_softmax ? logits : h};
-}
-
-/* Per-example loss, shape [batch]. */
-static Node *example_loss(Graph *g, const Model *m, Net net)
-{
-	Node *y = ir_input(g, g->io_y);
-	g->cur_loc = m->loss_loc;
-	if (!net.out)
-		return NULL;
-	if (m->loss == LOSS_SOFTMAX_XENT) {
-		/* -sum_c onehot(y)_c * log_softmax(logits)_c */
-		Node *ls = ir_logsoftmax(g, net.logits);
-		if (!ls)
-			return NULL;
-		if (ls->sh.rank != 2) {
-			error_at(g->diags, m->loss_loc,
-			         "softmax_cross_entropy needs [batch, classes] scores");
-			return NULL;
-		}
-		Node *oh = ir_onehot(g, y, ls->sh.d[1]);
-		return ir_neg(g, ir_sum(g, ir_mul(g, oh, ls), 2, 0));
-	}
-	/* mse: mean over the features of (out - y)^2 */
-	Node *out = net.out;
-	if (y && shape_numel(&y->sh) == shape_numel(&out->sh) &&
-	    !shape_eq(&y->sh, &out->sh))
-		y = ir_reshape(g, y, out->sh);
-	if (!y || !shape_eq(&y->sh, &out->sh)) {
-		char a[128], b[128];
-		error_at(
-		    g->diags, m->loss_loc,
-		    "mse: the network's output has shape %s but the target '%s' has %s",
-		    shape_str(&out->sh, a, sizeof a), g->ios[g->io_y].name,
-		    y ? shape_str(&y->sh, b, sizeof b) : "none");
-		return NULL;
-	}
-	Node *d = ir_sub(g, out, y);
-	if (!d)
-		return NULL;
-	uint32_t feat = ((1u << d->sh.rank) - 1) & ~1u;
-	Node *sq = ir_mul(g, d, d);
-	return feat ? ir_mean(g, sq, feat, 0) : sq;
-}
+/* ---- the model ---- */
 
 static void add_ios(Graph *g, const Model *m, int64_t batch)
 {
-	for (int k = 0; k < 2; k++) {
-		const ModelInput *in = &m->inputs[k ? m->y : m->x];
+	for (int k = 0; k < m->ninputs; k++) {
+		const ModelInput *in = &m->inputs[k];
 		Shape s = shape_of(in->rank, in->dims);
 		s.d[0] = batch;
-		int slot = ir_add_io(g, in->name, RT_IO_INPUT, in->dt, s, in->loc);
-		*(k ? &g->io_y : &g->io_x) = slot;
+		ir_add_io(g, in->name, RT_IO_INPUT, in->dt, s, in->loc);
 	}
-	g->io_weight =
-	    ir_add_io(g, "weight", RT_IO_INPUT, DT_F32, (Shape){1, {batch}}, m->loss_loc);
+	g->io_x = m->x;
+	g->io_y = m->y;
+	if (m->ninputs)
+		g->io_weight = ir_add_io(g, "weight", RT_IO_INPUT, DT_F32, (Shape){1, {batch}}, m->loss_loc);
 }
 
-Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch)
+/* The model's values in one mode; returns the loss, *out the output (NULL if none). */
+static Node *lower_once(Lower *L, Node **out)
 {
-	Graph *g = ir_new(A, d);
-	add_ios(g, m, batch);
-	Net net = forward(g, m);
-	Node *per = example_loss(g, m, net);
-	Node *loss = ir_sum_all(g, ir_mul(g, per, ir_input(g, g->io_weight)));
-	if (!loss || d->nerr)
+	const Model *m = L->m;
+	Graph *g = L->g;
+	L->n = 0;
+	for (int k = 0; k < m->ninputs; k++)
+		bind(L, m->inputs[k].name, ir_input(g, k));
+	for (int k = 0; k < m->nparams; k++) {
+		const ParamDecl *p = &m->params[k];
+		int i = find_param(g, p->name);
+		if (i < 0) {
+			i = ir_add_param(g, p->name, shape_of(p->rank, p->dims), p->init, 1, 1, p->loc);
+			g->params[i].value = p->value;
+			g->params[i].trainable = p->trainable;
+		}
+		bind(L, p->name, ir_param(g, i));
+	}
+	for (int i = 0; i < m->ndefs; i++) {
+		const Def *d = &m->defs[i];
+		L->def = d->name;
+		L->nlayers = 0;
+		g->cur_label = d->name;
+		Node *v = lower_expr(L, d->e);
+		if (!v)
+			return NULL;
+		bind(L, d->name, v);
+	}
+	g->cur_label = NULL;
+	*out = NULL;
+	if (m->output) {
+		Expr e = {.kind = EX_NAME, .name = m->output, .loc = m->loss_loc};
+		if (!(*out = lookup(L, &e)))
+			return NULL;
+		bind(L, "output", *out);
+	}
+	L->def = "loss";
+	Node *loss = lower_expr(L, m->loss);
+	char s[128];
+	if (loss && loss->sh.rank != 0) {
+		error_at(L->d, m->loss->loc, "the loss must be a single number, got shape %s; "
+		                             "reduce it with sum() or mean()", shape_str(&loss->sh, s, sizeof s));
 		return NULL;
-	g->io_output =
-	    ir_add_io(g, "output", RT_IO_OUTPUT, DT_F32, net.out->sh, m->loss_loc);
-	g->io_loss =
-	    ir_add_io(g, "loss", RT_IO_OUTPUT, DT_F32, (Shape){0, {0}}, m->loss_loc);
-	ir_fn_out(g, FN_FORWARD, net.out, DEST_IO, g->io_output);
-	ir_fn_out(g, FN_EVALUATE, net.out, DEST_IO, g->io_output);
-	ir_fn_out(g, FN_EVALUATE, loss, DEST_IO, g->io_loss);
+	}
+	return loss;
+}
 
-	Optim *opt = optim_setup(g, m);
+static void functions(Graph *g, Lower *L, Node *loss, Node *out, Node *eloss, Node *eout)
+{
+	const Model *m = L->m;
+	if (eout) {
+		g->io_output = ir_add_io(g, "output", RT_IO_OUTPUT, DT_F32, eout->sh, m->loss_loc);
+		ir_fn_out(g, FN_FORWARD, eout, DEST_IO, g->io_output);
+		ir_fn_out(g, FN_EVALUATE, eout, DEST_IO, g->io_output);
+	}
+	(void)out;
+	g->io_loss = ir_add_io(g, "loss", RT_IO_OUTPUT, DT_F32, (Shape){0, {0}}, m->loss_loc);
+	ir_fn_out(g, FN_EVALUATE, eloss, DEST_IO, g->io_loss);
+	ir_fn_out(g, FN_GRAD, loss, DEST_IO, g->io_loss);
+	ir_fn_out(g, FN_TRAIN_STEP, loss, DEST_IO, g->io_loss);
+}
+
+/* Gradients of the trainable parameters (the rest are constants to autodiff), the
+ * update that uses them, and what else a training step writes back. */
+static int training(Graph *g, Lower *L, Node *loss)
+{
+	Arena *A = g->A;
+	Optim *opt = optim_setup(g, L->m);
 	Node **wrt = arena_alloc(A, (size_t)(g->nparams + 1) * sizeof *wrt);
 	Node **grads = arena_alloc(A, (size_t)(g->nparams + 1) * sizeof *grads);
+	int *which = arena_alloc(A, (size_t)(g->nparams + 1) * sizeof *which), nw = 0;
 	for (int i = 0; i < g->nparams; i++)
-		wrt[i] = ir_param(g, i);
-	if (ad_backward(g, loss, wrt, g->nparams, grads) < 0)
-		return NULL;
-	ir_fn_out(g, FN_GRAD, loss, DEST_IO, g->io_loss);
+		if (g->params[i].trainable)
+			which[nw] = i, wrt[nw++] = ir_param(g, i);
+	Node **got = arena_alloc(A, (size_t)(nw + 1) * sizeof *got);
+	if (ad_backward(g, loss, wrt, nw, got) < 0)
+		return -1;
+	for (int k = 0; k < nw; k++)
+		grads[which[k]] = got[k];
 	for (int i = 0; i < g->nparams; i++) {
 		/* a parameter the loss does not reach has gradient 0 */
 		Node *gi = grads[i] ? grads[i] : ir_const(g, 0, g->params[i].sh);
 		ir_fn_out(g, FN_GRAD, gi, DEST_GRAD, i);
 	}
-	ir_fn_out(g, FN_TRAIN_STEP, loss, DEST_IO, g->io_loss);
 	optim_update(g, opt, grads, FN_TRAIN_STEP);
-
+	for (int i = 0; i < L->nupdates; i++)
+		ir_fn_out(g, FN_TRAIN_STEP, L->updates[i].value, DEST_PARAM, L->updates[i].param);
+	for (int i = 0; i < g->nstates; i++)
+		if (!strcmp(g->states[i].name, "dropout_step"))
+			ir_fn_out(g, FN_TRAIN_STEP, ir_add(g, ir_state(g, i), ir_scalar(g, 1)), DEST_STATE, i);
 	Node **gbuf = arena_alloc(A, (size_t)(g->nparams + 1) * sizeof *gbuf);
 	for (int i = 0; i < g->nparams; i++)
-		gbuf[i] = ir_gradbuf(g, i);
+		gbuf[i] = g->params[i].trainable ? ir_gradbuf(g, i) : NULL;
 	optim_update(g, opt, gbuf, FN_STEP);
-	return d->nerr ? NULL : g;
+	return 0;
+}
+
+Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch)
+{
+	Graph *g = ir_new(A, d);
+	Lower L = {.g = g, .d = d, .m = m, .train = 1, .batch = m->ninputs ? batch : 0};
+	add_ios(g, m, batch);
+	if (g->io_weight >= 0)
+		L.mask = ir_input(g, g->io_weight);
+	Node *out, *eout, *loss = lower_once(&L, &out);
+	if (!loss || d->nerr)
+		return NULL;
+	Node *eloss = loss;
+	eout = out;
+	if (L.mode_dependent) { /* the evaluation graph: dropout off, running statistics */
+		Lower E = L;
+		E.train = 0;
+		E.nupdates = 0;
+		E.updates = NULL;
+		E.capupdates = 0;
+		E.names = NULL, E.vals = NULL, E.n = E.cap = 0;
+		if (!(eloss = lower_once(&E, &eout)))
+			return NULL;
+	}
+	functions(g, &L, loss, out, eloss, eout);
+	if (training(g, &L, loss) < 0 || d->nerr)
+		return NULL;
+	return g;
 }

@@ -18,7 +18,7 @@
 
 typedef struct Opts {
 	const char *model, *report, *fn;
-	int64_t epochs, batch, train_limit, test_limit;
+	int64_t epochs, batch, train_limit, test_limit, steps;
 	int64_t seed;
 	double lr;
 	int opt_level;
@@ -52,13 +52,14 @@ static int parse_int(const char *flag, const char *s, int64_t min, int64_t *out)
 static int parse_args(int argc, char **argv, Opts *o)
 {
 	memset(o, 0, sizeof *o);
-	o->epochs = o->batch = o->seed = -1;
+	o->epochs = o->batch = o->seed = o->steps = -1;
 	o->opt_level = 3;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int64_t *iv = !strcmp(a, "--epochs")        ? &o->epochs
 		              : !strcmp(a, "--batch")       ? &o->batch
 		              : !strcmp(a, "--seed")        ? &o->seed
+		              : !strcmp(a, "--steps")       ? &o->steps
 		              : !strcmp(a, "--train-limit") ? &o->train_limit
 		              : !strcmp(a, "--test-limit")  ? &o->test_limit
 		                                            : NULL;
@@ -271,6 +272,45 @@ done:
 	return status;
 }
 
+/* A model without data (a function of its parameters): train_step, steps times. */
+static int train_steps(const Opts *o, const Model *m, Compiled *c)
+{
+	int64_t steps = o->steps >= 0 ? o->steps : m->steps;
+	rt_session *s = rt_session_new(&c->prog);
+	if (!s) {
+		fprintf(stderr, "descent: error: out of memory for the training session\n");
+		return 1;
+	}
+	rt_session_init(s, m->seed);
+	if (o->lr > 0)
+		rt_set_hyper(s, "lr", (float)o->lr);
+	float *loss = s->io[c->prog.io_loss];
+	double t0 = now();
+	int status = 0;
+	for (int64_t k = 1; k <= steps; k++) {
+		c->prog.train_step(s->bufs);
+		if (!isfinite(*loss)) {
+			fprintf(stderr, "%s: error: the loss is %f at step %lld\n", m->file, *loss,
+			        (long long)k);
+			status = 1;
+			break;
+		}
+		if (k == steps || k % (steps / 10 ? steps / 10 : 1) == 0)
+			printf("step %lld/%lld  loss %.6g\n", (long long)k, (long long)steps, *loss);
+	}
+	c->prog.evaluate(s->bufs);
+	printf("final loss %.6g after %lld steps in %.3f s\n", *loss, (long long)steps, now() - t0);
+	for (int i = 0; i < c->prog.nparam; i++) {
+		const rt_param *p = &c->prog.params[i];
+		printf("%s =", p->name);
+		for (int64_t j = 0; j < p->numel && j < 8; j++)
+			printf(" %.6g", s->params[p->offset + j]);
+		printf("%s\n", p->numel > 8 ? " ..." : "");
+	}
+	rt_session_free(s);
+	return status;
+}
+
 static int cmd_train(const Opts *o, Diags *d, Arena *A)
 {
 	Model *m = model_load(A, d, o->model);
@@ -286,7 +326,7 @@ static int cmd_train(const Opts *o, Diags *d, Arena *A)
 	Compiled *c = compile_model(d, m, m->batch, &co);
 	if (!c)
 		return 1;
-	int status = train_loop(o, m, c);
+	int status = m->ninputs ? train_loop(o, m, c) : train_steps(o, m, c);
 	compiled_free(c);
 	return status;
 }

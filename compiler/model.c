@@ -27,32 +27,28 @@ typedef struct Ctx {
 	const char *dir;    /* of the model file, "" if none: data paths are relative */
 	const char **names; /* input names, NULL-terminated */
 	int inputs_ok;      /* no error in the inputs section */
+	const char *net_input; /* the input the first layer takes */
+	const char *prefix[64]; /* automatic layer names: fc, conv, ... and their counts */
+	int count[64], nprefix;
 	SrcLoc inputs_loc;
 } Ctx;
 
-static const char *const top_keys[] = {"name",      "inputs", "layers", "loss",
-                                       "optimizer", "train",  "data",   NULL};
+static const char *const top_keys[] = {"name", "inputs", "params", "input", "layers", "nodes",
+                                       "output", "loss", "optimizer", "train", "data", NULL};
 static const char *const input_keys[] = {"shape", "dtype", NULL};
-static const char *const dense_keys[] = {"name", "units", "activation",
-                                         "bias", "init",  NULL};
-static const char *const loss_keys[] = {"type", "target", NULL};
 static const char *const opt_keys[] = {"type", "lr", "learning_rate", "momentum", "betas",
                                        "eps",  NULL};
-static const char *const train_keys[] = {"batch", "epochs", "seed", NULL};
+static const char *const train_keys[] = {"batch", "epochs", "steps", "seed", NULL};
 static const char *const data_keys[] = {"train", "test", NULL};
 static const char *const source_keys[] = {"idx", "scale", NULL};
 
 static const char *const dtype_names[] = {"f32", "i32"}; /* DType */
-static const char *const act_names[] = {"none", "relu", "sigmoid", "tanh",
-                                        "softmax"}; /* Act */
-/* a layer item's kind; the activations are at their Act index */
-static const char *const layer_names[] = {"dense", "relu", "sigmoid", "tanh", "softmax"};
-static const char *const loss_names[] = {"softmax_cross_entropy", "mse"}; /* LossKind */
 static const char *const opt_names[] = {"sgd", "adam"};                   /* OptKind */
 static const char *const init_names[] = {"kaiming_uniform", "xavier_uniform", "torch",
-                                         "zeros"};
+                                         "zeros", "ones", "normal"};
 static const rt_init init_vals[] = {RT_INIT_KAIMING_UNIFORM, RT_INIT_XAVIER_UNIFORM,
-                                    RT_INIT_TORCH_LINEAR, RT_INIT_ZEROS};
+                                    RT_INIT_TORCH_LINEAR, RT_INIT_ZEROS, RT_INIT_ONES,
+                                    RT_INIT_NORMAL};
 
 /* io slot names the compiler adds next to the inputs */
 static const char *const reserved[] = {"loss", "output", "weight"};
@@ -110,18 +106,6 @@ static int check_ident(Ctx *c, const Spec *s, const char *what)
 	return -1;
 }
 
-/* "[batch, 28, 28]" */
-static const char *shape_text(Ctx *c, const ModelInput *in)
-{
-	char buf[160];
-	size_t n = (size_t)snprintf(buf, sizeof buf, "[batch");
-	for (int i = 1; i < in->rank && n < sizeof buf; i++)
-		n += (size_t)snprintf(buf + n, sizeof buf - n, ", %lld",
-		                      (long long)in->dims[i]);
-	if (n < sizeof buf)
-		snprintf(buf + n, sizeof buf - n, "]");
-	return arena_strdup(c->A, buf);
-}
 
 /* ---------------- inputs ---------------- */
 
@@ -207,99 +191,154 @@ static void parse_inputs(Ctx *c, const Spec *s)
 	c->inputs_ok = c->d->nerr == nerr;
 }
 
-/* ---------------- layers ---------------- */
+/* ---------------- params ---------------- */
 
-static void parse_dense(Ctx *c, const Spec *val, Layer *L, int ndense, int *init_set)
+static const char *const param_keys[] = {"shape", "init", "trainable", NULL};
+
+static void parse_param(Ctx *c, const Spec *key, const Spec *val, ParamDecl *p)
 {
-	L->kind = LAYER_DENSE;
-	L->name = arena_printf(c->A, "fc%d", ndense);
-	L->bias = 1;
-	if (!keys_ok(c, val, "dense layer", dense_keys))
+	p->name = key->str;
+	p->loc = key->loc;
+	p->trainable = 1;
+	p->init = RT_INIT_ZEROS;
+	check_ident(c, key, "parameter");
+	const char *what = arena_printf(c->A, "parameter '%s'", p->name);
+	if (!keys_ok(c, val, what, param_keys))
 		return;
-	const Spec *s;
-	int k;
-	if ((s = spec_get(val, "name")) && !spec_str(c->d, s, "name", &L->name))
-		check_ident(c, s, "layer");
-	if ((s = spec_need(c->d, val, "units", "dense layer")))
-		spec_int(c->d, s, "units", 1, INT64_C(1) << 31, &L->units);
-	if ((s = spec_get(val, "activation")) &&
-	    !spec_enum(c->d, s, "activation", act_names, N(act_names), &k))
-		L->act = (Act)k;
-	if ((s = spec_get(val, "bias")))
-		spec_bool(c->d, s, "bias", &L->bias);
-	if ((s = spec_get(val, "init")) &&
-	    !spec_enum(c->d, s, "init", init_names, N(init_names), &k)) {
-		L->init = init_vals[k];
-		*init_set = 1;
+	const Spec *v;
+	if ((v = spec_get(val, "shape")) && !spec_expect(c->d, v, SPEC_SEQ, "shape")) {
+		if (v->n > MAXRANK)
+			error_at(c->d, v->loc, "parameter '%s' has %d dimensions; at most %d",
+			         p->name, v->n, MAXRANK);
+		for (int i = 0; i < v->n && i < MAXRANK; i++)
+			spec_int(c->d, v->items[i], "shape", 1, INT64_C(1) << 31, &p->dims[i]);
+		p->rank = v->n < MAXRANK ? v->n : MAXRANK;
 	}
+	if ((v = spec_get(val, "init"))) {
+		int k;
+		if (v->kind == SPEC_SCALAR && !v->quoted && v->str[0] &&
+		    strchr("-+.0123456789", v->str[0])) {
+			if (!spec_num(c->d, v, "init", -1e30, 1e30, &p->value))
+				p->init = RT_INIT_CONSTANT;
+		} else if (!spec_enum(c->d, v, "init", init_names, N(init_names), &k)) {
+			p->init = init_vals[k];
+		}
+	}
+	if ((v = spec_get(val, "trainable")))
+		spec_bool(c->d, v, "trainable", &p->trainable);
 }
 
-/* An item is a bare activation ("- relu") or a mapping with one key, the kind. */
-static void parse_layer(Ctx *c, const Spec *item, Layer *L, int *ndense, int *init_set)
+static void parse_params(Ctx *c, const Spec *s)
 {
-	L->loc = item->loc;
+	Model *m = c->m;
+	if (spec_expect(c->d, s, SPEC_MAP, "params"))
+		return;
+	m->nparams = s->n;
+	m->params = arena_alloc(c->A, (size_t)(s->n + 1) * sizeof *m->params);
+	for (int i = 0; i < s->n; i++)
+		parse_param(c, s->keys[i], s->items[i], &m->params[i]);
+}
+
+/* ---------------- layers and nodes ---------------- */
+
+static Expr *name_expr(Ctx *c, const char *name, SrcLoc loc)
+{
+	Expr *e = arena_alloc(c->A, sizeof *e);
+	e->kind = EX_NAME;
+	e->name = name;
+	e->loc = loc;
+	return e;
+}
+
+static Def *new_def(Ctx *c, const char *name, SrcLoc loc, const Expr *e)
+{
+	Model *m = c->m;
+	Def *d = &m->defs[m->ndefs++];
+	d->name = name;
+	d->loc = loc;
+	d->e = e;
+	return d;
+}
+
+/* The positional values of a sequential layer: the previous layer's output, then
+ * what 'with' names (the other branch of add or concat). */
+static int layer_args(Ctx *c, const Spec *with, const char *prev, SrcLoc at, Expr ***out)
+{
+	int n = 1 + (with ? (with->kind == SPEC_SEQ ? with->n : 1) : 0);
+	Expr **args = arena_alloc(c->A, (size_t)n * sizeof *args);
+	args[0] = name_expr(c, prev, at);
+	for (int i = 1; i < n; i++) {
+		const Spec *w = with->kind == SPEC_SEQ ? with->items[i - 1] : with;
+		const char *nm = "?";
+		spec_str(c->d, w, "with", &nm);
+		args[i] = name_expr(c, nm, w->loc);
+	}
+	*out = args;
+	return n;
+}
+
+/* "- relu" or "- conv2d: {out_channels: 6, kernel_size: 5}" as the call
+ * conv2d(prev, out_channels=6, kernel_size=5); 'name' names it, 'with' adds values. */
+/* Automatic layer names count per prefix, as PyTorch users write them: fc1, fc2, conv1. */
+static const char *auto_name(Ctx *c, const char *prefix)
+{
+	for (int i = 0; i < c->nprefix; i++)
+		if (!strcmp(c->prefix[i], prefix))
+			return arena_printf(c->A, "%s%d", prefix, ++c->count[i]);
+	if (c->nprefix < 64) {
+		c->prefix[c->nprefix] = prefix;
+		c->count[c->nprefix++] = 1;
+	}
+	return arena_printf(c->A, "%s1", prefix);
+}
+
+static void parse_layer(Ctx *c, const Spec *item, const char **prev)
+{
 	const Spec *kind = item, *val = NULL;
 	if (item->kind == SPEC_MAP && item->n == 1) {
 		kind = item->keys[0];
 		val = item->items[0];
-	} else if (item->kind != SPEC_SCALAR) {
+	} else if (item->kind != SPEC_SCALAR || item->quoted) {
 		char buf[80];
 		error_at(c->d, item->loc,
 		         "a layer is a name like 'relu' or a mapping with one key, like "
-		         "'dense: "
-		         "{units: 10}'; found %s",
-		         item->kind == SPEC_MAP
-		             ? arena_printf(c->A, "a mapping with %d keys", item->n)
-		             : spec_describe(item, buf, sizeof buf));
+		         "'dense: {units: 10}'; found %s",
+		         item->kind == SPEC_MAP ? arena_printf(c->A, "a mapping with %d keys", item->n)
+		                                : spec_describe(item, buf, sizeof buf));
 		return;
 	}
-	int k;
-	if (spec_enum(c->d, kind, "layer", layer_names, N(layer_names), &k))
+	if (val && val->kind == SPEC_SCALAR && !val->quoted && !val->str[0])
+		val = NULL; /* "- relu:" */
+	if (val && spec_expect(c->d, val, SPEC_MAP, arena_printf(c->A, "layer '%s'", kind->str)))
 		return;
-	if (k == 0 && !val) {
-		++*ndense;
-		error_at(c->d, item->loc,
-		         "a dense layer needs settings, like 'dense: {units: 10}'");
-	} else if (k == 0) {
-		parse_dense(c, val, L, ++*ndense, init_set);
-	} else if (val && (val->kind != SPEC_SCALAR || val->quoted || val->str[0])) {
-		error_at(c->d, val->loc,
-		         "layer '%s' takes no settings; write it as '- %s'",
-		         layer_names[k], layer_names[k]);
-	} else {
-		L->kind = LAYER_ACT;
-		L->act = (Act)k;
-		L->name = layer_names[k];
-	}
-}
-
-/* Defaults that depend on neighbours, and names that must be unique. */
-static void finish_layers(Ctx *c, const int *init_set)
-{
-	Model *m = c->m;
-	for (int i = 0; i < m->nlayers; i++) {
-		Layer *L = &m->layers[i];
-		if (L->kind != LAYER_DENSE ||
-		    !L->name) /* !name: the item was not understood */
+	Expr *call = arena_alloc(c->A, sizeof *call);
+	call->kind = EX_CALL;
+	call->name = kind->str;
+	call->loc = kind->loc;
+	const Spec *nm = val ? spec_get(val, "name") : NULL;
+	call->nargs = layer_args(c, val ? spec_get(val, "with") : NULL, *prev, kind->loc, &call->args);
+	int nkw = 0;
+	call->kwnames = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwnames + 1);
+	call->kwargs = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwargs + 1);
+	for (int i = 0; val && i < val->n; i++) {
+		const char *k = val->keys[i]->str;
+		if (!strcmp(k, "name") || !strcmp(k, "with"))
 			continue;
-		/* He initialisation when a ReLU follows, in the layer or right after it
-		 */
-		int relu = L->act == ACT_RELU ||
-		           (i + 1 < m->nlayers && m->layers[i + 1].kind == LAYER_ACT &&
-		            m->layers[i + 1].act == ACT_RELU);
-		if (!init_set[i])
-			L->init = relu ? RT_INIT_KAIMING_UNIFORM : RT_INIT_XAVIER_UNIFORM;
-		for (int j = 0; j < i; j++) {
-			const Layer *P = &m->layers[j];
-			if (P->kind == LAYER_DENSE && P->name &&
-			    !strcmp(P->name, L->name)) {
-				error_at(c->d, L->loc,
-				         "layer name '%s' is already used at line %d",
-				         L->name, m->layers[j].loc.line);
-				break;
-			}
-		}
+		Expr *v = expr_from_spec(c->A, c->d, val->items[i]);
+		if (!v)
+			continue;
+		call->kwnames[nkw] = k;
+		call->kwargs[nkw++] = v;
 	}
+	call->nkw = nkw;
+	const Fun *f = fun_lookup(kind->str);
+	const char *name = NULL;
+	if (nm && !spec_str(c->d, nm, "name", &name))
+		check_ident(c, nm, "layer");
+	if (!name)
+		name = auto_name(c, f && f->prefix ? f->prefix : kind->str);
+	new_def(c, name, item->loc, call);
+	*prev = name;
 }
 
 static void parse_layers(Ctx *c, const Spec *s)
@@ -307,97 +346,155 @@ static void parse_layers(Ctx *c, const Spec *s)
 	Model *m = c->m;
 	if (spec_expect(c->d, s, SPEC_SEQ, "layers"))
 		return;
-	m->nlayers = s->n;
-	m->layers = arena_alloc(c->A, (size_t)s->n * sizeof *m->layers);
-	int *init_set = arena_alloc(c->A, (size_t)s->n * sizeof *init_set);
-	int ndense = 0, nerr = c->d->nerr;
+	if (!s->n)
+		error_at(c->d, s->loc, "the model has no layers");
+	m->defs = arena_alloc(c->A, (size_t)(s->n + 1) * sizeof *m->defs);
+	const char *prev = c->net_input ? c->net_input : "?";
 	for (int i = 0; i < s->n; i++)
-		parse_layer(c, s->items[i], &m->layers[i], &ndense, &init_set[i]);
-	finish_layers(c, init_set);
-	if (!ndense && c->d->nerr == nerr) /* a misspelt layer said enough already */
-		error_at(c->d, s->loc,
-		         "the model has no dense layer, so nothing to train");
+		parse_layer(c, s->items[i], &prev);
+}
+
+/* nodes: {h1: "dense(image, units=128)", out: "relu(h1 + h2)"} */
+static void parse_nodes(Ctx *c, const Spec *s)
+{
+	Model *m = c->m;
+	if (spec_expect(c->d, s, SPEC_MAP, "nodes"))
+		return;
+	m->defs = arena_alloc(c->A, (size_t)(s->n + 1) * sizeof *m->defs);
+	for (int i = 0; i < s->n; i++) {
+		check_ident(c, s->keys[i], "node");
+		Expr *e = expr_from_spec(c->A, c->d, s->items[i]);
+		if (e)
+			new_def(c, s->keys[i]->str, s->keys[i]->loc, e);
+	}
+}
+
+/* Node names are unique and differ from inputs and parameters. */
+static void check_def_names(Ctx *c)
+{
+	Model *m = c->m;
+	for (int i = 0; i < m->ndefs; i++) {
+		const Def *d = &m->defs[i];
+		for (int j = 0; j < i; j++)
+			if (!strcmp(m->defs[j].name, d->name))
+				error_at(c->d, d->loc, "the name '%s' is already used at line %d", d->name,
+				         m->defs[j].loc.line);
+		for (int j = 0; j < m->ninputs; j++)
+			if (!strcmp(m->inputs[j].name, d->name))
+				error_at(c->d, d->loc, "the name '%s' is already an input", d->name);
+		for (int j = 0; j < m->nparams; j++)
+			if (!strcmp(m->params[j].name, d->name))
+				error_at(c->d, d->loc, "the name '%s' is already a parameter", d->name);
+	}
 }
 
 /* ---------------- loss ---------------- */
 
-/* The target's type must suit the loss, and the one other input is the network's. */
-static void check_target(Ctx *c, SrcLoc at)
+static const char *const loss_keys[] = {"type", "target", "reduction", "label_smoothing",
+                                        "delta", "l2", NULL};
+
+static int input_index(const Model *m, const char *name)
+{
+	for (int i = 0; i < m->ninputs; i++)
+		if (!strcmp(m->inputs[i].name, name))
+			return i;
+	return -1;
+}
+
+/* The loss target of the short forms: the one input that is not the network's. */
+static const char *default_target(Ctx *c, SrcLoc at)
 {
 	Model *m = c->m;
-	const ModelInput *y = &m->inputs[m->y];
-	if (m->loss == LOSS_SOFTMAX_XENT && (y->dt != DT_I32 || y->rank != 1))
-		error_at(
-		    c->d, at,
-		    "softmax_cross_entropy needs an i32 target of shape [batch] (class "
-		    "indices); input '%s' is %s with shape %s",
-		    y->name, dtype_names[y->dt], shape_text(c, y));
-	if (m->loss == LOSS_MSE && y->dt != DT_F32)
-		error_at(c->d, at, "mse needs an f32 target; input '%s' is %s", y->name,
-		         dtype_names[y->dt]);
-	if (m->ninputs == 1) {
-		error_at(c->d, c->inputs_loc,
-		         "the model's only input '%s' is the loss target; the network "
-		         "needs an "
-		         "input of its own",
-		         y->name);
-		return;
+	for (int i = 0; i < m->ninputs; i++)
+		if (!c->net_input || strcmp(m->inputs[i].name, c->net_input))
+			if (m->ninputs == 2 || (m->ninputs == 1 && !c->net_input))
+				return m->inputs[i].name;
+	error_at(c->d, at, "name the loss target: 'loss: {type: ..., target: INPUT}'");
+	return NULL;
+}
+
+static Expr *loss_call(Ctx *c, const char *type, SrcLoc at, const char *target, SrcLoc tloc)
+{
+	Expr *call = arena_alloc(c->A, sizeof *call);
+	call->kind = EX_CALL;
+	call->name = type;
+	call->loc = at;
+	call->nargs = 2;
+	call->args = arena_alloc(c->A, 2 * sizeof *call->args);
+	call->args[0] = name_expr(c, "output", at);
+	call->args[1] = name_expr(c, target, tloc);
+	call->kwnames = arena_alloc(c->A, 8 * sizeof *call->kwnames);
+	call->kwargs = arena_alloc(c->A, 8 * sizeof *call->kwargs);
+	return call;
+}
+
+/* {type: softmax_cross_entropy, target: label, l2: 1e-4, ...} as the expression
+ * softmax_cross_entropy(output, label, ...) + 1e-4 * l2() */
+static Expr *loss_mapping(Ctx *c, const Spec *s)
+{
+	if (!keys_ok(c, s, "loss", loss_keys))
+		return NULL;
+	const Spec *type = spec_need(c->d, s, "type", "loss"), *t = spec_get(s, "target");
+	const char *target = t ? NULL : default_target(c, s->loc);
+	if (t)
+		spec_str(c->d, t, "target", &target);
+	if (!type || !target || spec_expect(c->d, type, SPEC_SCALAR, "loss type"))
+		return NULL;
+	Expr *call = loss_call(c, type->str, type->loc, target, t ? t->loc : s->loc);
+	for (int i = 0; i < s->n; i++) {
+		const char *k = s->keys[i]->str;
+		if (!strcmp(k, "type") || !strcmp(k, "target") || !strcmp(k, "l2"))
+			continue;
+		Expr *v = expr_from_spec(c->A, c->d, s->items[i]);
+		if (v)
+			call->kwnames[call->nkw] = k, call->kwargs[call->nkw++] = v;
 	}
-	if (m->ninputs > 2) {
-		error_at(c->d, c->inputs_loc,
-		         "the model has %d inputs; it needs exactly two, the network's "
-		         "input and the "
-		         "loss target '%s'",
-		         m->ninputs, y->name);
-		return;
+	const Spec *l2 = spec_get(s, "l2");
+	double w;
+	if (!l2 || spec_num(c->d, l2, "l2", 0, 1e6, &w))
+		return call;
+	Expr *pen = arena_alloc(c->A, sizeof *pen), *num = arena_alloc(c->A, sizeof *num);
+	Expr *sum = arena_alloc(c->A, sizeof *sum), *l2c = arena_alloc(c->A, sizeof *l2c);
+	*num = (Expr){.kind = EX_NUM, .loc = l2->loc, .num = w};
+	*l2c = (Expr){.kind = EX_CALL, .loc = l2->loc, .name = "l2"};
+	Expr **pa = arena_alloc(c->A, 2 * sizeof *pa), **sa = arena_alloc(c->A, 2 * sizeof *sa);
+	pa[0] = num, pa[1] = l2c, sa[0] = call, sa[1] = pen;
+	*pen = (Expr){.kind = EX_BIN, .loc = l2->loc, .op = '*', .args = pa, .nargs = 2};
+	*sum = (Expr){.kind = EX_BIN, .loc = call->loc, .op = '+', .args = sa, .nargs = 2};
+	return sum;
+}
+
+/* The target: the input the loss names that the network does not take. */
+static void find_target(Ctx *c, const Expr *e)
+{
+	Model *m = c->m;
+	if (e->kind == EX_NAME) {
+		int k = input_index(m, e->name);
+		if (k >= 0 && (!c->net_input || strcmp(c->net_input, e->name)) && m->y < 0)
+			m->y = k;
 	}
-	m->x = 1 - m->y;
-	const ModelInput *x = &m->inputs[m->x];
-	if (x->dt != DT_F32)
-		error_at(c->d, x->loc, "the network's input '%s' must be f32, not %s",
-		         x->name, dtype_names[x->dt]);
+	for (int i = 0; i < e->nargs; i++)
+		find_target(c, e->args[i]);
 }
 
 static void parse_loss(Ctx *c, const Spec *s)
 {
 	Model *m = c->m;
 	m->loss_loc = s->loc;
-	const Spec *type = s, *target = NULL;
-	if (s->kind == SPEC_SEQ) {
-		spec_expect(c->d, s, SPEC_MAP, "loss");
-		return;
-	}
 	if (s->kind == SPEC_MAP) {
-		if (!keys_ok(c, s, "loss", loss_keys))
-			return;
-		type = spec_need(c->d, s, "type", "loss");
-		target = spec_need(c->d, s, "target", "loss");
+		m->loss = loss_mapping(c, s);
+	} else if (!spec_expect(c->d, s, SPEC_SCALAR, "loss")) {
+		Expr *e = expr_from_spec(c->A, c->d, s);
+		/* the short form 'loss: mse' */
+		if (e && e->kind == EX_NAME && fun_lookup(e->name) &&
+		    (fun_lookup(e->name)->flags & FUN_LOSS)) {
+			const char *t = default_target(c, s->loc);
+			e = t ? loss_call(c, e->name, e->loc, t, s->loc) : NULL;
+		}
+		m->loss = e;
 	}
-	int k = -1;
-	if (type && spec_enum(c->d, type, "loss", loss_names, N(loss_names), &k))
-		k = -1;
-	if (k >= 0)
-		m->loss = (LossKind)k;
-	if (!c->inputs_ok || (s->kind == SPEC_MAP && !target))
-		return;
-	if (target) {
-		if (spec_enum(c->d, target, "input", c->names, m->ninputs, &m->y) ||
-		    k < 0)
-			return;
-	} else if (k < 0) {
-		return;
-	} else if (m->ninputs == 2) {
-		m->y = 1;
-	} else {
-		error_at(
-		    c->d, s->loc,
-		    "the short form 'loss: %s' needs exactly two inputs, the network's "
-		    "and the "
-		    "target; with %d, name the target: 'loss: {type: %s, target: ...}'",
-		    loss_names[k], m->ninputs, loss_names[k]);
-		return;
-	}
-	check_target(c, target ? target->loc : s->loc);
+	if (m->loss)
+		find_target(c, m->loss);
 }
 
 /* ---------------- optimizer, train ---------------- */
@@ -491,6 +588,8 @@ static void parse_train(Ctx *c, const Spec *s)
 		spec_int(c->d, v, "batch", 1, 1 << 20, &m->batch);
 	if ((v = spec_get(s, "epochs")))
 		spec_int(c->d, v, "epochs", 0, 1000000, &m->epochs);
+	if ((v = spec_get(s, "steps")))
+		spec_int(c->d, v, "steps", 0, INT64_C(1) << 40, &m->steps);
 	if ((v = spec_get(s, "seed")) && !spec_int(c->d, v, "seed", 0, INT64_MAX, &seed))
 		m->seed = (uint64_t)seed;
 }
@@ -583,6 +682,36 @@ static void split_path(Ctx *c, const char *file)
 	    c->A, base, dot && dot > base ? (size_t)(dot - base) : strlen(base));
 }
 
+/* The network's input: 'input:' names it; otherwise the one input the loss target
+ * leaves (decided once the loss is read, when there are two). */
+static void network_input(Ctx *c, const Spec *root)
+{
+	Model *m = c->m;
+	const Spec *s = spec_get(root, "input");
+	if (s && !spec_str(c->d, s, "input", &c->net_input)) {
+		if (c->inputs_ok && (m->x = input_index(m, c->net_input)) < 0)
+			spec_enum(c->d, s, "input", c->names, m->ninputs, &m->x);
+	} else if (m->ninputs == 1) {
+		c->net_input = m->inputs[0].name;
+	} else if (m->ninputs == 2 && spec_get(root, "loss")) {
+		/* the loss target decides: read it first */
+		const Spec *l = spec_get(root, "loss"), *t = l->kind == SPEC_MAP ? spec_get(l, "target") : NULL;
+		int y = t && t->kind == SPEC_SCALAR ? input_index(m, t->str) : 1;
+		c->net_input = m->inputs[y == 0 ? 1 : 0].name;
+	}
+	if (c->net_input && m->x < 0)
+		m->x = input_index(m, c->net_input);
+}
+
+static void check_calls(Ctx *c)
+{
+	Model *m = c->m;
+	for (int i = 0; i < m->ndefs; i++)
+		fun_check(c->d, m->defs[i].e);
+	if (m->loss)
+		fun_check(c->d, m->loss);
+}
+
 Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 {
 	int nerr = d->nerr;
@@ -602,10 +731,24 @@ Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 	const Spec *s;
 	if ((s = spec_get(root, "name")))
 		spec_str(d, s, "name", &m->name);
-	if ((s = spec_need(d, root, "inputs", "model")))
+	if ((s = spec_get(root, "inputs")))
 		parse_inputs(&c, s);
-	if ((s = spec_need(d, root, "layers", "model")))
+	else
+		c.inputs_ok = 1;
+	if ((s = spec_get(root, "params")))
+		parse_params(&c, s);
+	network_input(&c, root);
+	if ((s = spec_get(root, "layers")) && spec_get(root, "nodes"))
+		error_at(d, s->loc, "a model has either 'layers' (a sequence) or 'nodes' (a graph)");
+	else if (s)
 		parse_layers(&c, s);
+	else if ((s = spec_get(root, "nodes")))
+		parse_nodes(&c, s);
+	check_def_names(&c);
+	if ((s = spec_get(root, "output")))
+		spec_str(d, s, "output", &m->output);
+	else if (m->ndefs)
+		m->output = m->defs[m->ndefs - 1].name;
 	if ((s = spec_need(d, root, "loss", "model")))
 		parse_loss(&c, s);
 	if ((s = spec_get(root, "optimizer")))
@@ -614,6 +757,8 @@ Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 		parse_train(&c, s);
 	if ((s = spec_get(root, "data")))
 		parse_data(&c, s);
+	if (d->nerr == nerr)
+		check_calls(&c);
 	return d->nerr > nerr ? NULL : m;
 }
 

@@ -2,7 +2,7 @@
  * (parameters, gradients, optimizer state, workspace, hyper values and one buffer per io
  * slot), wired into the pointer array that every rt_fn receives. The loops here feed it
  * minibatches: rt_gather copies the chosen examples into the x and y slots and zero-pads
- * a final partial batch, and the weight slot gets 1/count for real rows and 0 for padding
+ * a final partial batch, and the weight slot gets 1 for real rows and 0 for padding
  * so that the compiled, weighted loss is the mean over real rows whatever the batch's
  * fill. The epoch's mean loss weights each step's loss by its count, which makes it the
  * exact mean over the examples. */
@@ -205,7 +205,7 @@ static int run(rt_session *s, rt_fn fn, int train, const rt_tensor *x, const rt_
 		rt_gather(x, order + done, count, B, s->io[p->io_x]);
 		rt_gather(y, order + done, count, B, s->io[p->io_y]);
 		for (int64_t i = 0; i < B; i++)
-			w[i] = i < count ? 1.0f / (float)count : 0.0f;
+			w[i] = i < count ? 1.0f : 0.0f;
 		fn(s->bufs);
 		steps++;
 		if (train)

@@ -41,7 +41,9 @@ typedef enum {
 	RT_INIT_ONES,
 	RT_INIT_KAIMING_UNIFORM, /* He: U(-b, b), b = sqrt(6 / fan_in) */
 	RT_INIT_XAVIER_UNIFORM,  /* Glorot: U(-b, b), b = sqrt(6 / (fan_in + fan_out)) */
-	RT_INIT_TORCH_LINEAR     /* PyTorch's nn.Linear default: b = 1 / sqrt(fan_in) */
+	RT_INIT_TORCH_LINEAR,    /* PyTorch's nn.Linear default: b = 1 / sqrt(fan_in) */
+	RT_INIT_CONSTANT,        /* every element = value */
+	RT_INIT_NORMAL           /* N(0, value^2), as nn.Embedding's N(0, 1) */
 } rt_init;
 
 typedef struct rt_param {
@@ -51,8 +53,9 @@ typedef struct rt_param {
 	int64_t offset; /* in floats, into RT_PARAMS and RT_GRADS */
 	int64_t numel;
 	rt_init init;
+	double value; /* RT_INIT_CONSTANT, RT_INIT_NORMAL */
 	int64_t fan_in, fan_out;
-	int trainable;
+	int trainable; /* 0: a buffer (running statistics) or a frozen parameter */
 } rt_param;
 
 typedef struct rt_state {
@@ -189,6 +192,99 @@ int rt_train_epoch(rt_session *s, const rt_tensor *x, const rt_tensor *y, int64_
  * output slot is a float [batch, C] score matrix with C > 1 and y holds RT_I32 labels,
  * NAN otherwise. 0, or -1 with a message in err. */
 int rt_evaluate(rt_session *s, const rt_tensor *x, const rt_tensor *y, rt_metrics *m,
+                char *err, size_t errlen);
+
+/* ---- file formats: safetensors, NumPy .npy, CSV ---- */
+/* Writes the concatenation of parts[0..nparts) (sizes[i] bytes each) to path
+ * crash-safely: into a new temporary file in the same directory, fsync'd, renamed over
+ * path, then the directory fsync'd. A failure before the rename removes the temporary
+ * file and leaves any file already at path untouched; if only the directory's fsync
+ * fails, the new file is in place but may not survive a crash. 0, or -1 with a
+ * message in err. */
+int rt_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
+                    int nparts, char *err, size_t errlen);
+
+/* safetensors (Hugging Face): an 8-byte little-endian header length, a JSON header,
+ * then the tensors' bytes, little-endian, row-major. */
+typedef enum {
+	RT_ST_F32,
+	RT_ST_F64,
+	RT_ST_I32,
+	RT_ST_I64,
+	RT_ST_U8,
+	RT_ST_F16,
+	RT_ST_BF16,
+	RT_ST_I8,
+	RT_ST_I16,
+	RT_ST_BOOL
+} rt_st_dtype; /* the format's names: "F32", "F64", ..., "BF16", "I8", "I16", "BOOL" */
+
+typedef struct rt_st_tensor {
+	const char *name; /* UTF-8 */
+	rt_st_dtype dtype;
+	int rank; /* 0 for a scalar */
+	int64_t shape[RT_MAXRANK];
+	const void *data; /* nbytes bytes; when loaded, points into the file's image */
+	size_t nbytes;    /* product of shape times rt_st_dtype_size(dtype) */
+} rt_st_tensor;
+
+/* A loaded file: the tensors in header order and the __metadata__ entries. Everything,
+ * including the names and the data, is owned by the file (freed by rt_st_free). */
+typedef struct rt_st_file {
+	int n;
+	rt_st_tensor *t;
+	int nmeta;
+	const char **meta_keys, **meta_vals;
+	void *mem; /* owned storage: the file's image, RT_ALIGN-aligned */
+} rt_st_file;
+
+/* Loads a whole safetensors file into memory and checks all of it before trusting any
+ * of it: the header's length, its JSON, each tensor's dtype, shape and offsets, and
+ * that the tensors cover the data section exactly, without gaps or overlaps. Returns 0,
+ * or -1 with a message in err naming the file (and the tensor) and what is wrong; out
+ * is then zeroed. Free with rt_st_free. */
+int rt_st_load(const char *path, rt_st_file *out, char *err, size_t errlen);
+const rt_st_tensor *rt_st_find(const rt_st_file *f, const char *name); /* NULL: absent */
+const char *rt_st_meta(const rt_st_file *f, const char *key);          /* NULL: absent */
+void rt_st_free(rt_st_file *f);
+/* Writes t[0..n) in that order, with the metadata pairs (nmeta may be 0), through
+ * rt_write_atomic. The header is padded with spaces so that the data section starts at
+ * a multiple of 8 bytes. Names must be valid UTF-8, unique and not "__metadata__";
+ * each nbytes must match its shape and dtype. 0, or -1 with a message in err. */
+int rt_st_save(const char *path, const rt_st_tensor *t, int n,
+               const char *const *meta_keys, const char *const *meta_vals, int nmeta,
+               char *err, size_t errlen);
+size_t rt_st_dtype_size(rt_st_dtype t); /* bytes per element, 0 for an invalid dtype */
+
+/* Loads a NumPy .npy file (format 1.0, 2.0 or 3.0, C order, little-endian). The first
+ * dimension is the number of examples, the rest are each example's dims. Data must be
+ * float32 or float64 ('<f4', '<f8'; stored as float32); with as_labels, integers
+ * ('<i4', '<i8', '|u1', '|i1', '<i2', '<u2', ...; stored as int32, each checked to fit).
+ * Returns 0, or -1 with a message in err naming the file and what is wrong. */
+int rt_npy_load(const char *path, int as_labels, rt_tensor *out, char *err,
+                size_t errlen);
+/* Writes a format 1.0 .npy file ('<f4' for RT_F32, '<i4' for RT_I32) of the given
+ * shape (rank 0 to RT_MAXRANK + 1) through rt_write_atomic. 0, or -1 with err. */
+int rt_npy_save(const char *path, rt_dtype dtype, int rank, const int64_t *shape,
+                const void *data, char *err, size_t errlen);
+
+/* CSV: one example per row. */
+typedef struct rt_csv_opts {
+	char delimiter;    /* ',' when 0 */
+	int header;        /* the first row is a header of column names */
+	const char *label; /* label column: a header name, or a 0-based index as decimal
+	                      text; NULL: no labels */
+	double scale;      /* multiplies the feature values (not the labels); 0 means 1 */
+	int labels_are_classes; /* labels become RT_I32 (must be integers), else RT_F32 */
+} rt_csv_opts;
+
+/* Loads a CSV file of numbers: x gets the feature columns (RT_F32, per-example rank 1),
+ * y the label column (per-example rank 0), or is zeroed when o->label is NULL. o may
+ * be NULL for the defaults. Handles \r\n line ends, blank lines, a UTF-8 byte order
+ * mark, double-quoted fields ("" inside is a quote) and spaces around fields. Returns
+ * 0, or -1 with a message in err naming the file, the row (line number in the file)
+ * and the column (1-based, with its header name). */
+int rt_csv_load(const char *path, const rt_csv_opts *o, rt_tensor *x, rt_tensor *y,
                 char *err, size_t errlen);
 
 #ifdef __cplusplus

@@ -1,0 +1,1113 @@
+/* What a model file can call: layers, activations, math and losses, one table row each
+ * with its signature (positional arguments, typed keyword arguments) and its builder.
+ *
+ * A sequential layer `- conv2d: {out_channels: 6, kernel_size: 5}` and the expression
+ * `conv2d(x, out_channels=6, kernel_size=5)` are the same call: model.c turns the first
+ * into the second, fun_args checks either against the row (arity, names with "did you
+ * mean", types, ranges, each error at its YAML line and column), and the builder gets
+ * typed values. Builders lower to primitive ops; layers name their parameters after
+ * the node that holds them, with PyTorch's names and layouts (fc1.weight is [out, in],
+ * conv weights are [out, in/groups, kh, kw], batch norm keeps running_mean/var).
+ * Losses return per-example values reduced over the batch with the padding mask.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc.h"
+
+#define BUILD(name) static Node *build_##name(Lower *L, const Expr *call, Node **a, int na, const KwVal *kw)
+#define G L->g
+#define UNUSED (void)L, (void)call, (void)a, (void)na, (void)kw
+
+static const char *const act_names[] = {"none", "relu", "sigmoid", "tanh", "softmax", "log_softmax",
+                                        "leaky_relu", "elu", "gelu", "silu", "softplus", NULL};
+static const char *const init_names[] = {"kaiming_uniform", "xavier_uniform", "torch", "zeros",
+                                         "ones", NULL};
+static const rt_init init_vals[] = {RT_INIT_KAIMING_UNIFORM, RT_INIT_XAVIER_UNIFORM,
+                                    RT_INIT_TORCH_LINEAR, RT_INIT_ZEROS, RT_INIT_ONES};
+static const char *const reduction_names[] = {"mean", "sum", NULL};
+static const char *const gelu_names[] = {"none", "tanh", NULL};
+static const char *const bool_names[] = {"false", "true", NULL};
+
+static Node *scalar(Lower *L, double v)
+{
+	return ir_scalar(G, v);
+}
+
+static Node *gt0(Lower *L, Node *x)
+{
+	return ir_binary(G, OP_GT, x, scalar(L, 0));
+}
+
+static int error(Lower *L, const Expr *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	diag_vadd(L->d, SEV_ERROR, e->loc, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static double kwf(const KwVal *kw, int i, double def)
+{
+	return kw[i].set ? kw[i].f : def;
+}
+
+/* ---- activations ---- */
+
+static Node *activation(Lower *L, int act, Node *x)
+{
+	switch (act) {
+	case 1:
+		return ir_unary(G, OP_RELU, x);
+	case 2:
+		return ir_unary(G, OP_SIGMOID, x);
+	case 3:
+		return ir_unary(G, OP_TANH, x);
+	case 4:
+		return ir_unary(G, OP_EXP, ir_logsoftmax(G, x));
+	case 5:
+		return ir_logsoftmax(G, x);
+	case 6: /* leaky_relu, slope 0.01 */
+		return ir_select(G, gt0(L, x), x, ir_mul(G, x, scalar(L, 0.01)));
+	case 7: /* elu, alpha 1 */
+		return ir_select(G, gt0(L, x), x, ir_sub(G, ir_unary(G, OP_EXP, x), scalar(L, 1)));
+	case 8: /* gelu, erf form */
+		return ir_mul(G, ir_mul(G, x, scalar(L, 0.5)),
+		              ir_add(G, scalar(L, 1), ir_unary(G, OP_ERF, ir_mul(G, x, scalar(L, M_SQRT1_2)))));
+	case 9: /* silu */
+		return ir_mul(G, x, ir_unary(G, OP_SIGMOID, x));
+	case 10:
+		return ir_unary(G, OP_SOFTPLUS, x);
+	default:
+		return x;
+	}
+}
+
+#define ACT(name, k)                                                                   \
+	BUILD(name)                                                                    \
+	{                                                                              \
+		UNUSED;                                                                \
+		return activation(L, k, a[0]);                                         \
+	}
+ACT(relu, 1)
+ACT(sigmoid, 2)
+ACT(tanh, 3)
+ACT(softmax, 4)
+ACT(log_softmax, 5)
+ACT(silu, 9)
+ACT(softplus, 10)
+
+/* where(x > 0, x, slope * x) */
+BUILD(leaky_relu)
+{
+	UNUSED;
+	return ir_select(G, gt0(L, a[0]), a[0], ir_mul(G, a[0], scalar(L, kwf(kw, 0, 0.01))));
+}
+
+/* where(x > 0, x, alpha * (e^x - 1)) */
+BUILD(elu)
+{
+	UNUSED;
+	Node *neg = ir_mul(G, scalar(L, kwf(kw, 0, 1)), ir_sub(G, ir_unary(G, OP_EXP, a[0]), scalar(L, 1)));
+	return ir_select(G, gt0(L, a[0]), a[0], neg);
+}
+
+/* x/2 (1 + erf(x / sqrt 2)), or with approximate=tanh:
+ * x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+BUILD(gelu)
+{
+	UNUSED;
+	Node *x = a[0];
+	if (!kw[0].set || kw[0].e == 0)
+		return activation(L, 8, x);
+	Node *inner = ir_add(G, x, ir_mul(G, scalar(L, 0.044715), ir_mul(G, x, ir_mul(G, x, x))));
+	Node *t = ir_unary(G, OP_TANH, ir_mul(G, scalar(L, 0.7978845608028654), inner));
+	return ir_mul(G, ir_mul(G, x, scalar(L, 0.5)), ir_add(G, scalar(L, 1), t));
+}
+
+/* ---- math ---- */
+
+#define UNARY(name, op)                                                                \
+	BUILD(name)                                                                    \
+	{                                                                              \
+		UNUSED;                                                                \
+		return ir_unary(G, op, a[0]);                                          \
+	}
+UNARY(exp, OP_EXP)
+UNARY(log, OP_LOG)
+UNARY(sqrt, OP_SQRT)
+UNARY(abs, OP_ABS)
+UNARY(sin, OP_SIN)
+UNARY(cos, OP_COS)
+UNARY(erf, OP_ERF)
+UNARY(stop_gradient, OP_STOPGRAD)
+
+BUILD(pow)
+{
+	UNUSED;
+	return ir_binary(G, OP_POW, a[0], a[1]);
+}
+
+BUILD(where)
+{
+	UNUSED;
+	return ir_select(G, a[0], a[1], a[2]);
+}
+
+BUILD(matmul)
+{
+	UNUSED;
+	return ir_matmul(G, a[0], a[1], 0, 0);
+}
+
+/* Axes from an `axis` keyword (an integer or a list, negative from the end), or all. */
+static uint32_t axes_of(Lower *L, const Expr *call, const KwVal *k, int rank, int *bad)
+{
+	if (!k->set)
+		return (1u << rank) - 1;
+	uint32_t m = 0;
+	for (int i = 0; i < k->n; i++) {
+		int64_t ax = k->i[i] < 0 ? k->i[i] + rank : k->i[i];
+		if (ax < 0 || ax >= rank) {
+			*bad = error(L, call, "axis %lld is out of range for a value with %d axes",
+			             (long long)k->i[i], rank);
+			return 0;
+		}
+		m |= 1u << ax;
+	}
+	return m;
+}
+
+/* max(a, b) elementwise, max(x) or max(x, axis=...) a reduction; likewise min, sum, mean */
+static Node *reduce_call(Lower *L, const Expr *call, Node **a, int na, const KwVal *kw, int kind)
+{
+	if (!a[0])
+		return NULL;
+	if (na == 2) {
+		if (kind >= 2)
+			return error(L, call, "%s takes one value; to add two, use +", call->name), NULL;
+		return ir_binary(G, kind ? OP_MIN : OP_MAX, a[0], a[1]);
+	}
+	int bad = 0;
+	uint32_t axes = axes_of(L, call, &kw[0], a[0]->sh.rank, &bad);
+	int keep = kw[1].set && kw[1].f != 0;
+	if (bad)
+		return NULL;
+	switch (kind) {
+	case 0:
+		return ir_rmax(G, a[0], axes, keep);
+	case 1:
+		return ir_neg(G, ir_rmax(G, ir_neg(G, a[0]), axes, keep));
+	case 2:
+		return ir_sum(G, a[0], axes, keep);
+	default:
+		return ir_mean(G, a[0], axes, keep);
+	}
+}
+
+BUILD(max) { return reduce_call(L, call, a, na, kw, 0); }
+BUILD(min) { return reduce_call(L, call, a, na, kw, 1); }
+BUILD(sum) { return reduce_call(L, call, a, na, kw, 2); }
+BUILD(mean) { return reduce_call(L, call, a, na, kw, 3); }
+
+BUILD(transpose)
+{
+	UNUSED;
+	Node *x = a[0];
+	int perm[MAXRANK];
+	if (!x)
+		return NULL;
+	if (kw[0].set && kw[0].n != x->sh.rank)
+		return error(L, call, "transpose: 'perm' has %d axes, the value has %d", kw[0].n,
+		             x->sh.rank), NULL;
+	for (int i = 0; i < x->sh.rank; i++) {
+		perm[i] = kw[0].set ? (int)kw[0].i[i] : x->sh.rank - 1 - i;
+		for (int j = 0; j < i; j++)
+			if (perm[j] == perm[i] || perm[i] < 0 || perm[i] >= x->sh.rank)
+				return error(L, call, "transpose: 'perm' is not a permutation of 0..%d",
+				             x->sh.rank - 1), NULL;
+	}
+	return ir_transpose(G, x, perm);
+}
+
+BUILD(argmax)
+{
+	UNUSED;
+	return ir_argmax(G, a[0]);
+}
+
+BUILD(one_hot)
+{
+	UNUSED;
+	return ir_onehot(G, a[0], (int64_t)kw[0].f);
+}
+
+/* ---- shapes ---- */
+
+/* Whether x carries the batch on axis 0 (the model has data and x is one of its). */
+static int batched(Lower *L, const Node *x)
+{
+	return L->batch && x->sh.rank >= 1 && x->sh.d[0] == L->batch;
+}
+
+/* reshape(x, shape=[...]): for a batched value the shape is per example, like
+ * Keras's Reshape; -1 stands for what is left. */
+BUILD(reshape)
+{
+	UNUSED;
+	Node *x = a[0];
+	if (!x)
+		return NULL;
+	int lead = batched(L, x);
+	Shape to = {lead, {x->sh.d[0]}};
+	int64_t known = lead ? x->sh.d[0] : 1, hole = -1;
+	if (kw[0].n + lead > MAXRANK)
+		return error(L, call, "reshape: at most %d axes", MAXRANK), NULL;
+	for (int i = 0; i < kw[0].n; i++) {
+		int64_t d = kw[0].i[i];
+		if (d == -1)
+			hole = to.rank;
+		else
+			known *= d;
+		to.d[to.rank++] = d;
+	}
+	int64_t total = shape_numel(&x->sh);
+	if (hole >= 0 && known > 0 && total % known == 0)
+		to.d[hole] = total / known, known = total;
+	char s1[128], s2[128];
+	if (known != total)
+		return error(L, call, "reshape: %s has %lld elements, which do not fit %s",
+		             shape_str(&x->sh, s1, sizeof s1), (long long)total,
+		             shape_str(&to, s2, sizeof s2)), NULL;
+	return ir_reshape(G, x, to);
+}
+
+/* [batch, everything else] */
+BUILD(flatten)
+{
+	UNUSED;
+	Node *x = a[0];
+	if (!x || x->sh.rank < 2)
+		return x;
+	return ir_reshape(G, x, (Shape){2, {x->sh.d[0], shape_numel(&x->sh) / x->sh.d[0]}});
+}
+
+/* concat(a, b, ..., axis=1): each part padded into place, then added. */
+BUILD(concat)
+{
+	UNUSED;
+	for (int i = 0; i < na; i++)
+		if (!a[i])
+			return NULL;
+	int rank = a[0]->sh.rank;
+	int64_t ax = kw[0].set ? kw[0].i[0] : 1;
+	if (ax < 0)
+		ax += rank;
+	if (ax < 0 || ax >= rank)
+		return error(L, call, "concat: axis %lld is out of range for %d axes",
+		             (long long)kw[0].i[0], rank), NULL;
+	Shape out = a[0]->sh;
+	out.d[ax] = 0;
+	for (int i = 0; i < na; i++) {
+		char s1[128], s2[128];
+		Shape s = a[i]->sh;
+		s.d[ax] = a[0]->sh.d[ax];
+		if (!shape_eq(&s, &a[0]->sh))
+			return error(L, call, "concat: %s and %s differ beyond axis %lld",
+			             shape_str(&a[0]->sh, s1, sizeof s1),
+			             shape_str(&a[i]->sh, s2, sizeof s2), (long long)ax), NULL;
+		out.d[ax] += a[i]->sh.d[ax];
+	}
+	Node *sum = NULL;
+	int64_t at[MAXRANK] = {0};
+	for (int i = 0; i < na; i++) {
+		Node *p = ir_pad(G, a[i], at, out);
+		sum = sum ? ir_add(G, sum, p) : p;
+		at[ax] += a[i]->sh.d[ax];
+	}
+	return sum;
+}
+
+BUILD(add)
+{
+	UNUSED;
+	Node *s = a[0];
+	for (int i = 1; i < na; i++)
+		s = ir_add(G, s, a[i]);
+	return s;
+}
+
+/* ---- layers ---- */
+
+static rt_init init_of(const KwVal *k, rt_init def)
+{
+	return k->set ? init_vals[k->e] : def;
+}
+
+static Node *bias_act(Lower *L, Node *y, Node *b, const KwVal *act)
+{
+	if (b)
+		y = ir_add(G, y, b);
+	return activation(L, act->set ? act->e : 0, y);
+}
+
+/* y = x W^T + b over the last axis, W: [units, in] */
+BUILD(dense)
+{
+	UNUSED;
+	Node *x = a[0];
+	if (!x)
+		return NULL;
+	if (x->sh.rank < 1)
+		return error(L, call, "dense needs a vector of features, got a single number"), NULL;
+	int64_t in = x->sh.d[x->sh.rank - 1], units = (int64_t)kw[0].f;
+	int act = kw[1].set ? kw[1].e : 0, train = !kw[4].set || kw[4].f != 0;
+	rt_init init = init_of(&kw[3], act == 1 ? RT_INIT_KAIMING_UNIFORM : RT_INIT_TORCH_LINEAR);
+	Node *w = lower_param(L, "weight", (Shape){2, {units, in}}, init, 0, in, units, train, call->loc);
+	Node *b = !kw[2].set || kw[2].f != 0
+	              ? lower_param(L, "bias", (Shape){1, {units}}, RT_INIT_TORCH_LINEAR, 0, in,
+	                            units, train, call->loc)
+	              : NULL;
+	Shape outs = x->sh;
+	outs.d[outs.rank - 1] = units;
+	Node *x2 = ir_reshape(G, x, (Shape){2, {shape_numel(&x->sh) / in, in}});
+	Node *y = ir_reshape(G, ir_matmul(G, x2, w, 0, 1), outs);
+	return bias_act(L, y, b, &kw[1]);
+}
+
+static int need_nchw(Lower *L, const Expr *call, Node *x)
+{
+	char s[128];
+	if (x->sh.rank == 4)
+		return 0;
+	return error(L, call, "%s needs a [batch, channels, height, width] value, got %s; "
+	                      "give the input that shape or reshape it",
+	             call->name, shape_str(&x->sh, s, sizeof s));
+}
+
+/* an integer or a pair, as a pair */
+static void pair(const KwVal *k, int64_t def, int64_t *out)
+{
+	out[0] = k->set ? k->i[0] : def;
+	out[1] = k->set ? k->i[k->n > 1] : def;
+}
+
+/* Padding from an integer, [h, w], [top, bottom, left, right], valid, or same (TF's
+ * rule: the output has ceil(in / stride) positions, any odd pixel at the end). */
+static void padding(const KwVal *k, const Shape *xs, const int64_t *kern, const int64_t *st,
+                    const int64_t *dil, int64_t *pad)
+{
+	memset(pad, 0, 4 * sizeof *pad);
+	if (!k->set || k->e == 2)
+		return;
+	if (k->e == 1) {
+		for (int i = 0; i < 2; i++) {
+			int64_t in = xs->d[2 + i], out = (in + st[i] - 1) / st[i];
+			int64_t total = (out - 1) * st[i] + dil[i] * (kern[i] - 1) + 1 - in;
+			total = total > 0 ? total : 0;
+			pad[2 * i] = total / 2, pad[2 * i + 1] = total - total / 2;
+		}
+		return;
+	}
+	for (int i = 0; i < 4; i++)
+		pad[i] = k->n == 4 ? k->i[i] : k->n == 2 ? k->i[i / 2] : k->i[0];
+}
+
+BUILD(conv2d)
+{
+	UNUSED;
+	Node *x = a[0];
+	if (!x || need_nchw(L, call, x))
+		return NULL;
+	ConvP p;
+	int64_t kern[2], out = (int64_t)kw[0].f, C = x->sh.d[1];
+	pair(&kw[1], 1, kern);
+	pair(&kw[2], 1, p.stride);
+	pair(&kw[4], 1, p.dil);
+	padding(&kw[3], &x->sh, kern, p.stride, p.dil, p.pad);
+	p.groups = kw[5].set ? (int64_t)kw[5].f : 1;
+	if (C % p.groups || out % p.groups)
+		return error(L, call, "conv2d: %lld input and %lld output channels do not split "
+		                      "into %lld groups",
+		             (long long)C, (long long)out, (long long)p.groups), NULL;
+	int train = !kw[9].set || kw[9].f != 0;
+	int64_t fan_in = C / p.groups * kern[0] * kern[1], fan_out = out / p.groups * kern[0] * kern[1];
+	int act = kw[7].set ? kw[7].e : 0;
+	Shape ws = {4, {out, C / p.groups, kern[0], kern[1]}};
+	Node *w = lower_param(L, "weight", ws, init_of(&kw[8], act == 1 ? RT_INIT_KAIMING_UNIFORM : RT_INIT_TORCH_LINEAR),
+	                      0, fan_in, fan_out, train, call->loc);
+	Node *b = !kw[6].set || kw[6].f != 0
+	              ? lower_param(L, "bias", (Shape){1, {out}}, RT_INIT_TORCH_LINEAR, 0, fan_in,
+	                            fan_out, train, call->loc)
+	              : NULL;
+	Node *y = ir_conv2d(G, x, w, &p);
+	if (b)
+		b = ir_reshape(G, b, (Shape){3, {out, 1, 1}});
+	return bias_act(L, y, b, &kw[7]);
+}
+
+static int pool_geometry(Lower *L, const Expr *call, Node *x, const KwVal *kw, PoolP *p)
+{
+	if (need_nchw(L, call, x))
+		return -1;
+	int64_t one[2] = {1, 1};
+	pair(&kw[0], 1, p->k);
+	pair(&kw[1], 0, p->stride);
+	if (!kw[1].set)
+		p->stride[0] = p->k[0], p->stride[1] = p->k[1]; /* PyTorch: stride = kernel */
+	padding(&kw[2], &x->sh, p->k, p->stride, one, p->pad);
+	for (int i = 0; i < 4; i++)
+		if (p->pad[i] * 2 > p->k[i / 2])
+			return error(L, call, "%s: padding %lld is more than half the kernel %lld",
+			             call->name, (long long)p->pad[i], (long long)p->k[i / 2]);
+	return 0;
+}
+
+BUILD(max_pool2d)
+{
+	UNUSED;
+	PoolP p;
+	if (!a[0] || pool_geometry(L, call, a[0], kw, &p) < 0)
+		return NULL;
+	return ir_poolmax(G, 0, a[0], a[0], &p);
+}
+
+BUILD(avg_pool2d)
+{
+	UNUSED;
+	PoolP p;
+	if (!a[0] || pool_geometry(L, call, a[0], kw, &p) < 0)
+		return NULL;
+	return ir_avgpool(G, a[0], &p);
+}
+
+/* the mean over height and width: [batch, channels] */
+BUILD(global_avg_pool)
+{
+	UNUSED;
+	if (!a[0] || need_nchw(L, call, a[0]))
+		return NULL;
+	return ir_mean(G, a[0], 0xc, 0);
+}
+
+/* Training: x * mask / (1 - p) with a fresh mask every step; evaluation: x. */
+BUILD(dropout)
+{
+	UNUSED;
+	Node *x = a[0];
+	double p = kwf(kw, 0, 0.5);
+	L->mode_dependent = 1;
+	if (!x || !L->train || p == 0)
+		return x;
+	/* each dropout layer hashes its own seed, so their masks differ */
+	Node *seed = ir_add(G, lower_seed(L), scalar(L, 4096.0 * ++L->ndropout));
+	return ir_mul(G, x, ir_dropmask(G, seed, lower_counter(L), p, x->sh));
+}
+
+/* The padding mask shaped to broadcast against x along the batch axis. */
+static Node *mask_for(Lower *L, const Node *x)
+{
+	if (!L->mask || !batched(L, x))
+		return NULL;
+	Shape s = {x->sh.rank, {L->batch}};
+	for (int i = 1; i < s.rank; i++)
+		s.d[i] = 1;
+	return ir_reshape(G, L->mask, s);
+}
+
+/* Mean and (biased) variance over the axes, counting only real rows. */
+static void moments(Lower *L, Node *x, uint32_t axes, Node **mean, Node **var, Node **count)
+{
+	Node *m = mask_for(L, x);
+	int64_t per = 1;
+	for (int i = 0; i < x->sh.rank; i++)
+		if (axes >> i & 1 && !(i == 0 && m))
+			per *= x->sh.d[i];
+	Node *cnt = m ? ir_mul(G, ir_sum_all(G, L->mask), scalar(L, (double)per)) : scalar(L, (double)per);
+	Node *xm = m ? ir_mul(G, x, m) : x;
+	*mean = ir_div(G, ir_sum(G, xm, axes, 1), cnt);
+	Node *d = ir_sub(G, x, *mean);
+	Node *d2 = ir_mul(G, d, d);
+	*var = ir_div(G, ir_sum(G, m ? ir_mul(G, d2, m) : d2, axes, 1), cnt);
+	*count = cnt;
+}
+
+/* Batch statistics in training (and running statistics updated, PyTorch's momentum
+ * and unbiased running variance), running statistics in evaluation. Over the batch
+ * for [batch, features], over batch, height and width for NCHW. */
+BUILD(batch_norm)
+{
+	UNUSED;
+	Node *x = a[0];
+	if (!x)
+		return NULL;
+	if (x->sh.rank != 2 && x->sh.rank != 4)
+		return error(L, call, "batch_norm needs [batch, features] or [batch, channels, h, w]"), NULL;
+	L->mode_dependent = 1;
+	int64_t C = x->sh.d[1];
+	double mom = kwf(kw, 0, 0.1), eps = kwf(kw, 1, 1e-5);
+	Shape cs = {1, {C}}, bs = x->sh.rank == 4 ? (Shape){3, {C, 1, 1}} : (Shape){1, {C}};
+	uint32_t axes = x->sh.rank == 4 ? 0xd : 0x1;
+	Node *w = lower_param(L, "weight", cs, RT_INIT_ONES, 0, C, C, 1, call->loc);
+	Node *b = lower_param(L, "bias", cs, RT_INIT_ZEROS, 0, C, C, 1, call->loc);
+	Node *rm = lower_param(L, "running_mean", cs, RT_INIT_ZEROS, 0, C, C, 0, call->loc);
+	Node *rv = lower_param(L, "running_var", cs, RT_INIT_ONES, 0, C, C, 0, call->loc);
+	Node *nb = lower_param(L, "num_batches_tracked", (Shape){0, {0}}, RT_INIT_ZEROS, 0, 1, 1, 0, call->loc);
+	Node *mean, *var;
+	if (L->train) {
+		Node *cnt;
+		moments(L, x, axes, &mean, &var, &cnt);
+		Node *m1 = ir_reshape(G, mean, cs), *unbiased = ir_reshape(G, ir_div(G, ir_mul(G, var, cnt), ir_binary(G, OP_MAX, ir_sub(G, cnt, scalar(L, 1)), scalar(L, 1))), cs);
+		Node *keep = scalar(L, 1 - mom), *take = scalar(L, mom);
+		lower_update(L, rm, ir_add(G, ir_mul(G, keep, rm), ir_mul(G, take, ir_unary(G, OP_STOPGRAD, m1))));
+		lower_update(L, rv, ir_add(G, ir_mul(G, keep, rv), ir_mul(G, take, ir_unary(G, OP_STOPGRAD, unbiased))));
+		lower_update(L, nb, ir_add(G, nb, scalar(L, 1)));
+	} else {
+		mean = ir_reshape(G, rm, bs);
+		var = ir_reshape(G, rv, bs);
+	}
+	Node *xhat = ir_div(G, ir_sub(G, x, mean), ir_unary(G, OP_SQRT, ir_add(G, var, scalar(L, eps))));
+	return ir_add(G, ir_mul(G, xhat, ir_reshape(G, w, bs)), ir_reshape(G, b, bs));
+}
+
+/* Normalizes over the last axis, with weight and bias of its size. */
+BUILD(layer_norm)
+{
+	UNUSED;
+	Node *x = a[0];
+	if (!x)
+		return NULL;
+	if (x->sh.rank < 1)
+		return error(L, call, "layer_norm needs at least one axis"), NULL;
+	int64_t F = x->sh.d[x->sh.rank - 1];
+	uint32_t last = 1u << (x->sh.rank - 1);
+	Node *w = lower_param(L, "weight", (Shape){1, {F}}, RT_INIT_ONES, 0, F, F, 1, call->loc);
+	Node *b = lower_param(L, "bias", (Shape){1, {F}}, RT_INIT_ZEROS, 0, F, F, 1, call->loc);
+	Node *mean = ir_mean(G, x, last, 1), *d = ir_sub(G, x, mean);
+	Node *var = ir_mean(G, ir_mul(G, d, d), last, 1);
+	Node *xhat = ir_div(G, d, ir_unary(G, OP_SQRT, ir_add(G, var, scalar(L, kwf(kw, 0, 1e-5)))));
+	return ir_add(G, ir_mul(G, xhat, w), b);
+}
+
+/* Rows of a [num_embeddings, embedding_dim] table, N(0, 1) like PyTorch's. */
+BUILD(embedding)
+{
+	UNUSED;
+	Node *idx = a[0];
+	if (!idx)
+		return NULL;
+	if (idx->dt != DT_I32)
+		return error(L, call, "embedding takes integer indices (an input with dtype: i32)"), NULL;
+	int64_t V = (int64_t)kw[0].f, D = (int64_t)kw[1].f;
+	Node *w = lower_param(L, "weight", (Shape){2, {V, D}}, RT_INIT_NORMAL, 1, V, D, 1, call->loc);
+	return ir_gather(G, w, idx);
+}
+
+/* ---- losses ---- */
+
+/* Per-example losses (shape [batch, ...]) to one number: the mean (or sum) over the
+ * real rows and, for the mean, over the other axes, as PyTorch's reduction='mean'. */
+static Node *reduce_loss(Lower *L, const KwVal *red, Node *l)
+{
+	if (!l)
+		return NULL;
+	int sum = red->set && red->e == 1;
+	Node *m = mask_for(L, l);
+	if (!m)
+		return sum ? ir_sum_all(G, l) : ir_mean(G, l, (1u << l->sh.rank) - 1, 0);
+	Node *total = ir_sum_all(G, ir_mul(G, l, m));
+	if (sum)
+		return total;
+	double per = (double)(shape_numel(&l->sh) / L->batch);
+	return ir_div(G, total, ir_mul(G, ir_sum_all(G, L->mask), scalar(L, per)));
+}
+
+static int same_shape(Lower *L, const Expr *call, Node *p, Node *t)
+{
+	char s1[128], s2[128];
+	if (shape_eq(&p->sh, &t->sh))
+		return 0;
+	return error(L, call, "%s: the prediction has shape %s but the target has %s", call->name,
+	             shape_str(&p->sh, s1, sizeof s1), shape_str(&t->sh, s2, sizeof s2));
+}
+
+/* Prediction and target as floats of one shape (a [batch] target fits [batch, 1]). */
+static int pred_target(Lower *L, const Expr *call, Node **a)
+{
+	if (!a[0] || !a[1])
+		return -1;
+	if (a[1]->dt != DT_F32)
+		return error(L, call, "%s needs a floating-point target (dtype f32)", call->name);
+	if (!shape_eq(&a[0]->sh, &a[1]->sh) && shape_numel(&a[0]->sh) == shape_numel(&a[1]->sh))
+		a[1] = ir_reshape(G, a[1], a[0]->sh);
+	return same_shape(L, call, a[0], a[1]);
+}
+
+BUILD(mse)
+{
+	UNUSED;
+	if (pred_target(L, call, a) < 0)
+		return NULL;
+	Node *d = ir_sub(G, a[0], a[1]);
+	return reduce_loss(L, &kw[0], ir_mul(G, d, d));
+}
+
+BUILD(l1)
+{
+	UNUSED;
+	if (pred_target(L, call, a) < 0)
+		return NULL;
+	return reduce_loss(L, &kw[0], ir_unary(G, OP_ABS, ir_sub(G, a[0], a[1])));
+}
+
+/* 0.5 d^2 where |d| < delta, else delta (|d| - delta / 2) */
+BUILD(huber)
+{
+	UNUSED;
+	if (pred_target(L, call, a) < 0)
+		return NULL;
+	double delta = kwf(kw, 1, 1.0);
+	Node *d = ir_sub(G, a[0], a[1]), *ad = ir_unary(G, OP_ABS, d);
+	Node *quad = ir_mul(G, scalar(L, 0.5), ir_mul(G, d, d));
+	Node *lin = ir_mul(G, scalar(L, delta), ir_sub(G, ad, scalar(L, delta / 2)));
+	return reduce_loss(L, &kw[0], ir_select(G, ir_binary(G, OP_GT, scalar(L, delta), ad), quad, lin));
+}
+
+/* The log-probabilities a cross-entropy takes: log_softmax of the logits. A softmax
+ * layer right before the loss is seen through (as Keras does), so its output's
+ * log-probabilities come from the logits, stably. */
+static Node *log_probs(Lower *L, Node *x)
+{
+	if (x->op == OP_EXP && x->in[0]->op == OP_LOGSOFTMAX)
+		return x->in[0];
+	return ir_logsoftmax(G, x);
+}
+
+/* Targets as a distribution [batch, C]: class indices one-hot, or probabilities as
+ * given; label smoothing mixes in the uniform distribution. */
+static Node *target_dist(Lower *L, const Expr *call, Node *logits, Node *t, double smooth)
+{
+	char s1[128], s2[128];
+	int64_t C = logits->sh.d[logits->sh.rank - 1];
+	Shape rows = logits->sh;
+	rows.rank--;
+	if (t->dt == DT_I32) {
+		if (!shape_eq(&t->sh, &rows))
+			return error(L, call, "%s: class indices of shape %s do not fit scores %s",
+			             call->name, shape_str(&t->sh, s1, sizeof s1),
+			             shape_str(&logits->sh, s2, sizeof s2)), NULL;
+		t = ir_onehot(G, t, C);
+	} else if (same_shape(L, call, logits, t) < 0) {
+		return NULL;
+	}
+	if (smooth > 0)
+		t = ir_add(G, ir_mul(G, t, scalar(L, 1 - smooth)), scalar(L, smooth / (double)C));
+	return t;
+}
+
+/* -sum_c target_c log_softmax(logits)_c, per example */
+BUILD(softmax_cross_entropy)
+{
+	UNUSED;
+	if (!a[0] || !a[1])
+		return NULL;
+	char s[128];
+	if (a[0]->sh.rank < 1 || a[0]->sh.d[a[0]->sh.rank - 1] < 2)
+		return error(L, call, "%s needs scores for at least 2 classes on the last axis, got %s",
+		             call->name, shape_str(&a[0]->sh, s, sizeof s)), NULL;
+	Node *t = target_dist(L, call, a[0], a[1], kwf(kw, 1, 0));
+	if (!t)
+		return NULL;
+	uint32_t last = 1u << (a[0]->sh.rank - 1);
+	Node *per = ir_neg(G, ir_sum(G, ir_mul(G, t, log_probs(L, a[0])), last, 0));
+	return reduce_loss(L, &kw[0], per);
+}
+
+/* -sum_c target_c x_c: x already holds log-probabilities */
+BUILD(nll)
+{
+	UNUSED;
+	if (!a[0] || !a[1])
+		return NULL;
+	Node *t = target_dist(L, call, a[0], a[1], 0);
+	if (!t)
+		return NULL;
+	uint32_t last = 1u << (a[0]->sh.rank - 1);
+	return reduce_loss(L, &kw[0], ir_neg(G, ir_sum(G, ir_mul(G, t, a[0]), last, 0)));
+}
+
+/* softplus(x) - x t: log(1 + e^x) computed without overflow */
+BUILD(binary_cross_entropy_with_logits)
+{
+	UNUSED;
+	if (pred_target(L, call, a) < 0)
+		return NULL;
+	Node *l = ir_sub(G, ir_unary(G, OP_SOFTPLUS, a[0]), ir_mul(G, a[0], a[1]));
+	return reduce_loss(L, &kw[0], l);
+}
+
+/* sum of squares of the given values, or of every trainable weight */
+BUILD(l2)
+{
+	UNUSED;
+	Node *s = NULL;
+	for (int i = 0; i < na; i++)
+		s = s ? ir_add(G, s, ir_sum_all(G, ir_mul(G, a[i], a[i]))) : ir_sum_all(G, ir_mul(G, a[i], a[i]));
+	for (int i = 0; !na && i < G->nparams; i++) {
+		const char *nm = G->params[i].name, *dot = strrchr(nm, '.');
+		if (!G->params[i].trainable || !dot || strcmp(dot, ".weight"))
+			continue;
+		Node *p = ir_param(G, i), *q = ir_sum_all(G, ir_mul(G, p, p));
+		s = s ? ir_add(G, s, q) : q;
+	}
+	return s ? s : scalar(L, 0);
+}
+
+/* grad(f, p): d f / d p as a value, so a loss can hold gradients (a gradient penalty,
+ * a Hessian-vector product); the backward graph is differentiated again. */
+BUILD(grad)
+{
+	UNUSED;
+	Node *f = lower_expr(L, &*((const Expr *)call->args[0]));
+	Node *p = lower_expr(L, call->args[1]);
+	if (!f || !p)
+		return NULL;
+	char s[128];
+	if (f->sh.rank != 0)
+		return error(L, call, "grad: the function must be a single number, got shape %s",
+		             shape_str(&f->sh, s, sizeof s)), NULL;
+	if (p->op != OP_PARAM)
+		return error(L, call->args[1], "grad: '%s' is not a parameter", expr_str(G->A, call->args[1])), NULL;
+	Node *out;
+	if (ad_backward(G, f, &p, 1, &out) < 0)
+		return NULL;
+	return out ? out : ir_const(G, 0, p->sh);
+}
+
+/* ---- the table ---- */
+
+#define KW_INT(n, lo, hi) {n, K_INT, lo, hi, NULL, 0}
+#define KW_NEED(n, lo, hi) {n, K_INT, lo, hi, NULL, 1}
+#define KW_NUM(n, lo, hi) {n, K_NUM, lo, hi, NULL, 0}
+#define KW_BOOL(n) {n, K_BOOL, 0, 0, bool_names, 0}
+#define KW_ENUM(n, names) {n, K_ENUM, 0, 0, names, 0}
+#define KW_INTS(n, lo, hi) {n, K_INTS, lo, hi, NULL, 0}
+#define KW_PAIR(n, req) {n, K_PAIR, 1, 1 << 16, NULL, req}
+#define KW_PAD(n) {n, K_PADDING, 0, 1 << 20, NULL, 0}
+#define BIG (1 << 30)
+#define RED KW_ENUM("reduction", reduction_names)
+
+static const Fun funs[] = {
+	/* activations */
+	{"relu", 1, 1, {{0}}, build_relu, 0, NULL},
+	{"sigmoid", 1, 1, {{0}}, build_sigmoid, 0, NULL},
+	{"tanh", 1, 1, {{0}}, build_tanh, 0, NULL},
+	{"softmax", 1, 1, {{0}}, build_softmax, 0, NULL},
+	{"log_softmax", 1, 1, {{0}}, build_log_softmax, 0, NULL},
+	{"leaky_relu", 1, 1, {KW_NUM("negative_slope", 0, 1)}, build_leaky_relu, 0, NULL},
+	{"elu", 1, 1, {KW_NUM("alpha", 0, 1e6)}, build_elu, 0, NULL},
+	{"gelu", 1, 1, {KW_ENUM("approximate", gelu_names)}, build_gelu, 0, NULL},
+	{"silu", 1, 1, {{0}}, build_silu, 0, NULL},
+	{"softplus", 1, 1, {{0}}, build_softplus, 0, NULL},
+	/* math */
+	{"exp", 1, 1, {{0}}, build_exp, 0, NULL},
+	{"log", 1, 1, {{0}}, build_log, 0, NULL},
+	{"sqrt", 1, 1, {{0}}, build_sqrt, 0, NULL},
+	{"abs", 1, 1, {{0}}, build_abs, 0, NULL},
+	{"sin", 1, 1, {{0}}, build_sin, 0, NULL},
+	{"cos", 1, 1, {{0}}, build_cos, 0, NULL},
+	{"erf", 1, 1, {{0}}, build_erf, 0, NULL},
+	{"pow", 2, 2, {{0}}, build_pow, 0, NULL},
+	{"where", 3, 3, {{0}}, build_where, 0, NULL},
+	{"matmul", 2, 2, {{0}}, build_matmul, 0, NULL},
+	{"max", 1, 2, {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")}, build_max, 0, NULL},
+	{"min", 1, 2, {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")}, build_min, 0, NULL},
+	{"sum", 1, 1, {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")}, build_sum, 0, NULL},
+	{"mean", 1, 1, {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")}, build_mean, 0, NULL},
+	{"transpose", 1, 1, {{"perm", K_SHAPE, 0, MAXRANK - 1, NULL, 0}}, build_transpose, 0, NULL},
+	{"stop_gradient", 1, 1, {{0}}, build_stop_gradient, 0, NULL},
+	{"argmax", 1, 1, {{0}}, build_argmax, 0, NULL},
+	{"one_hot", 1, 1, {KW_NEED("num_classes", 1, BIG)}, build_one_hot, 0, NULL},
+	{"grad", 2, 2, {{0}}, build_grad, FUN_RAW, NULL},
+	/* shapes */
+	{"reshape", 1, 1, {{"shape", K_SHAPE, -1, BIG, NULL, 1}}, build_reshape, 0, NULL},
+	{"flatten", 1, 1, {{0}}, build_flatten, 0, NULL},
+	{"concat", 1, -1, {KW_INTS("axis", -MAXRANK, MAXRANK - 1)}, build_concat, 0, NULL},
+	{"add", 1, -1, {{0}}, build_add, 0, NULL},
+	/* layers */
+	{"dense", 1, 1,
+	 {KW_NEED("units", 1, BIG), KW_ENUM("activation", act_names), KW_BOOL("bias"),
+	  KW_ENUM("init", init_names), KW_BOOL("trainable")},
+	 build_dense, FUN_LAYER, "fc"},
+	{"conv2d", 1, 1,
+	 {KW_NEED("out_channels", 1, BIG), KW_PAIR("kernel_size", 1),
+	  KW_PAIR("stride", 0), KW_PAD("padding"), KW_PAIR("dilation", 0),
+	  KW_INT("groups", 1, BIG), KW_BOOL("bias"), KW_ENUM("activation", act_names),
+	  KW_ENUM("init", init_names), KW_BOOL("trainable")},
+	 build_conv2d, FUN_LAYER, "conv"},
+	{"max_pool2d", 1, 1,
+	 {KW_PAIR("kernel_size", 1), KW_PAIR("stride", 0), KW_PAD("padding")},
+	 build_max_pool2d, 0, "pool"},
+	{"avg_pool2d", 1, 1,
+	 {KW_PAIR("kernel_size", 1), KW_PAIR("stride", 0), KW_PAD("padding")},
+	 build_avg_pool2d, 0, "pool"},
+	{"global_avg_pool", 1, 1, {{0}}, build_global_avg_pool, 0, "pool"},
+	{"dropout", 1, 1, {KW_NUM("p", 0, 0.999999)}, build_dropout, 0, "dropout"},
+	{"batch_norm", 1, 1, {KW_NUM("momentum", 0, 1), KW_NUM("eps", 1e-12, 1)}, build_batch_norm, FUN_LAYER, "bn"},
+	{"layer_norm", 1, 1, {KW_NUM("eps", 1e-12, 1)}, build_layer_norm, FUN_LAYER, "ln"},
+	{"embedding", 1, 1, {KW_NEED("num_embeddings", 1, BIG), KW_NEED("embedding_dim", 1, BIG)},
+	 build_embedding, FUN_LAYER, "emb"},
+	/* losses */
+	{"mse", 2, 2, {RED}, build_mse, FUN_LOSS, NULL},
+	{"l1", 2, 2, {RED}, build_l1, FUN_LOSS, NULL},
+	{"huber", 2, 2, {RED, KW_NUM("delta", 1e-12, 1e12)}, build_huber, FUN_LOSS, NULL},
+	{"softmax_cross_entropy", 2, 2, {RED, KW_NUM("label_smoothing", 0, 1)},
+	 build_softmax_cross_entropy, FUN_LOSS, NULL},
+	{"binary_cross_entropy_with_logits", 2, 2, {RED}, build_binary_cross_entropy_with_logits,
+	 FUN_LOSS, NULL},
+	{"nll", 2, 2, {RED}, build_nll, FUN_LOSS, NULL},
+	{"l2", 0, -1, {{0}}, build_l2, 0, NULL},
+};
+
+#define NFUNS ((int)(sizeof funs / sizeof funs[0]))
+
+const Fun *fun_lookup(const char *name)
+{
+	for (int i = 0; i < NFUNS; i++)
+		if (!strcmp(funs[i].name, name))
+			return &funs[i];
+	return NULL;
+}
+
+const char *const *fun_names(int *n)
+{
+	static const char *names[NFUNS];
+	for (int i = 0; i < NFUNS; i++)
+		names[i] = funs[i].name;
+	*n = NFUNS;
+	return names;
+}
+
+/* ---- checking calls ---- */
+
+static const char *quote(Arena *A, const Expr *e)
+{
+	return expr_str(A, e);
+}
+
+/* A number written as a literal, possibly negative. */
+static int literal(const Expr *e, double *v)
+{
+	if (e->kind == EX_NUM) {
+		*v = e->num;
+		return 0;
+	}
+	if (e->kind == EX_NEG && e->args[0]->kind == EX_NUM) {
+		*v = -e->args[0]->num;
+		return 0;
+	}
+	return -1;
+}
+
+static int bad_value(Diags *d, Arena *A, const Kw *k, const Expr *e, const char *what)
+{
+	error_at(d, e->loc, "'%s' must be %s, got '%s'", k->name, what, quote(A, e));
+	return -1;
+}
+
+static int one_int(Diags *d, Arena *A, const Kw *k, const Expr *e, int64_t *out)
+{
+	double v;
+	if (literal(e, &v) || v != floor(v) || v < k->lo || v > k->hi) {
+		char what[96];
+		snprintf(what, sizeof what, "an integer from %.0f to %.0f", k->lo, k->hi);
+		return bad_value(d, A, k, e, what);
+	}
+	*out = (int64_t)v;
+	return 0;
+}
+
+/* An integer or a list of them, at most max. */
+static int ints(Diags *d, Arena *A, const Kw *k, const Expr *e, int max, KwVal *v)
+{
+	if (e->kind != EX_LIST) {
+		v->n = 1;
+		return one_int(d, A, k, e, &v->i[0]);
+	}
+	if (e->nargs < 1 || e->nargs > max) {
+		error_at(d, e->loc, "'%s' takes an integer or a list of 1 to %d of them, got %d",
+		         k->name, max, e->nargs);
+		return -1;
+	}
+	v->n = e->nargs;
+	for (int i = 0; i < e->nargs; i++)
+		if (one_int(d, A, k, e->args[i], &v->i[i]))
+			return -1;
+	return 0;
+}
+
+static int enum_value(Diags *d, const Kw *k, const Expr *e, KwVal *v)
+{
+	int n = 0;
+	while (k->names[n])
+		n++;
+	const char *s = e->kind == EX_NAME ? e->name : NULL;
+	for (int i = 0; s && i < n; i++)
+		if (!strcmp(s, k->names[i])) {
+			v->e = i;
+			v->f = i;
+			return 0;
+		}
+	const char *near = s ? did_you_mean(s, k->names, n) : NULL;
+	if (near) {
+		error_at(d, e->loc, "unknown %s '%s'; did you mean '%s'?", k->name, s, near);
+		return -1;
+	}
+	char list[256] = "";
+	for (int i = 0; i < n; i++)
+		snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", k->names[i]);
+	error_at(d, e->loc, "'%s' must be one of: %s", k->name, list);
+	return -1;
+}
+
+static int padding_value(Diags *d, Arena *A, const Kw *k, const Expr *e, KwVal *v)
+{
+	if (e->kind == EX_NAME && (!strcmp(e->name, "same") || !strcmp(e->name, "valid"))) {
+		v->e = e->name[0] == 's' ? 1 : 2;
+		return 0;
+	}
+	if (e->kind == EX_NAME)
+		return bad_value(d, A, k, e, "an integer, a list of 2 or 4, same or valid");
+	if (ints(d, A, k, e, 4, v))
+		return -1;
+	if (v->n == 3) {
+		error_at(d, e->loc, "'%s' takes 1, 2 ([h, w]) or 4 ([top, bottom, left, right]) "
+		                    "integers, got 3", k->name);
+		return -1;
+	}
+	return 0;
+}
+
+static int shape_value(Diags *d, Arena *A, const Kw *k, const Expr *e, KwVal *v)
+{
+	if (e->kind != EX_LIST || e->nargs > MAXRANK)
+		return bad_value(d, A, k, e, "a list of at most 6 integers");
+	int holes = 0;
+	v->n = e->nargs;
+	for (int i = 0; i < e->nargs; i++) {
+		double x;
+		const Expr *it = e->args[i];
+		if (literal(it, &x) || x != floor(x) || x > k->hi || (x < 1 && x != k->lo) ||
+		    (x == -1 && holes++))
+			return bad_value(d, A, k, it, k->lo < 0 ? "a positive integer or one -1" : "an integer in range");
+		v->i[i] = (int64_t)x;
+	}
+	return 0;
+}
+
+static int kw_value(Diags *d, Arena *A, const Kw *k, const Expr *e, KwVal *v)
+{
+	v->set = 1;
+	v->loc = e->loc;
+	switch (k->type) {
+	case K_INT:
+		if (one_int(d, A, k, e, &v->i[0]))
+			return -1;
+		v->f = (double)v->i[0];
+		v->n = 1;
+		return 0;
+	case K_NUM:
+		if (literal(e, &v->f) || v->f < k->lo || v->f > k->hi) {
+			char what[96];
+			snprintf(what, sizeof what, "a number from %g to %g", k->lo, k->hi);
+			return bad_value(d, A, k, e, what);
+		}
+		return 0;
+	case K_BOOL:
+	case K_ENUM:
+		return enum_value(d, k, e, v);
+	case K_INTS:
+		return ints(d, A, k, e, MAXRANK, v);
+	case K_PAIR:
+		return ints(d, A, k, e, 2, v);
+	case K_PADDING:
+		return padding_value(d, A, k, e, v);
+	case K_SHAPE:
+		return shape_value(d, A, k, e, v);
+	}
+	return -1;
+}
+
+int fun_args(Diags *d, const Fun *f, const Expr *call, KwVal *kw)
+{
+	KwVal scratch[MAXKW];
+	Arena *A = arena_new();
+	int status = 0, nkw = 0;
+	const char *names[MAXKW];
+	kw = kw ? kw : scratch;
+	memset(kw, 0, MAXKW * sizeof *kw);
+	while (nkw < MAXKW && f->kw[nkw].name)
+		names[nkw] = f->kw[nkw].name, nkw++;
+	if (call->nargs < f->minargs || (f->maxargs >= 0 && call->nargs > f->maxargs)) {
+		if (f->minargs == f->maxargs)
+			error_at(d, call->loc, "%s takes %d value%s, got %d", f->name, f->minargs,
+			         f->minargs == 1 ? "" : "s", call->nargs);
+		else
+			error_at(d, call->loc, "%s takes %d%s value%s, got %d", f->name, f->minargs,
+			         f->maxargs < 0 ? " or more" : arena_printf(A, " to %d", f->maxargs),
+			         f->maxargs == 1 ? "" : "s", call->nargs);
+		status = -1;
+	}
+	for (int i = 0; i < call->nkw; i++) {
+		int k = 0;
+		while (k < nkw && strcmp(names[k], call->kwnames[i]))
+			k++;
+		if (k < nkw) {
+			status |= kw_value(d, A, &f->kw[k], call->kwargs[i], &kw[k]);
+			continue;
+		}
+		const char *near = did_you_mean(call->kwnames[i], names, nkw);
+		if (near)
+			error_at(d, call->kwargs[i]->loc, "unknown setting '%s' for %s; did you mean '%s'?",
+			         call->kwnames[i], f->name, near);
+		else
+			error_at(d, call->kwargs[i]->loc, "%s has no setting '%s'%s", f->name,
+			         call->kwnames[i], nkw ? "" : "; it takes none");
+		status = -1;
+	}
+	for (int k = 0; k < nkw; k++)
+		if (f->kw[k].required && !kw[k].set && status == 0) {
+			error_at(d, call->loc, "%s needs '%s'", f->name, f->kw[k].name);
+			status = -1;
+		}
+	arena_free(A);
+	return status;
+}
+
+int fun_check(Diags *d, const Expr *e)
+{
+	if (!e)
+		return -1;
+	int status = 0;
+	if (e->kind == EX_CALL) {
+		const Fun *f = fun_lookup(e->name);
+		if (!f) {
+			int n;
+			const char *const *names = fun_names(&n);
+			const char *near = did_you_mean(e->name, names, n);
+			if (near)
+				error_at(d, e->loc, "unknown function or layer '%s'; did you mean '%s'?",
+				         e->name, near);
+			else
+				error_at(d, e->loc, "unknown function or layer '%s'", e->name);
+			status = -1;
+		} else {
+			status = fun_args(d, f, e, NULL);
+		}
+	}
+	for (int i = 0; i < e->nargs; i++)
+		status |= fun_check(d, e->args[i]);
+	return status ? -1 : 0;
+}
