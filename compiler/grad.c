@@ -28,7 +28,7 @@ NO_RULE(onehot)
 NO_RULE(argmax)
 
 /* Piecewise constant, or cut on purpose: the derivative is zero, so nothing flows. */
-#define ZERO_RULE(op_)                                                                 \
+#define ZERO_RULE(op_)                                                                   \
 	RULE(op_) { (void)gr, (void)n, (void)dy; }
 ZERO_RULE(step)
 ZERO_RULE(stopgrad)
@@ -37,22 +37,13 @@ ZERO_RULE(ge)
 ZERO_RULE(eq)
 ZERO_RULE(dropmask)
 
-static Node *num(Grad *gr, double v)
-{
-	return ir_scalar(G, v);
-}
+static Node *num(Grad *gr, double v) { return ir_scalar(G, v); }
 
 /* d(-x) = -dy */
-RULE(neg)
-{
-	ad_accum(gr, n, 0, ir_neg(G, dy));
-}
+RULE(neg) { ad_accum(gr, n, 0, ir_neg(G, dy)); }
 
-/* d(exp x) = dy * exp x */
-RULE(exp)
-{
-	ad_accum(gr, n, 0, ir_mul(G, dy, n));
-}
+/* d(exp x) = dy * exp x; 0 where dy is 0 (exp x = inf on a branch not taken) */
+RULE(exp) { ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, dy, n)); }
 
 /* d(log x) = dy / x, and 0 where dy is 0 (x = 0 on a branch not taken) */
 RULE(log) { ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, dy, ir_div(G, num(gr, 1), X))); }
@@ -64,7 +55,8 @@ RULE(sqrt) { ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, dy, ir_div(G, num(gr, 0.5)
 RULE(abs)
 {
 	Node *zero = num(gr, 0);
-	Node *sign = ir_sub(G, ir_binary(G, OP_GT, X, zero), ir_binary(G, OP_GT, zero, X));
+	Node *sign =
+	    ir_sub(G, ir_binary(G, OP_GT, X, zero), ir_binary(G, OP_GT, zero, X));
 	ad_accum(gr, n, 0, ir_mul(G, dy, sign));
 }
 
@@ -85,10 +77,7 @@ RULE(erf)
 }
 
 /* d(relu x) = dy * (x > 0) */
-RULE(relu)
-{
-	ad_accum(gr, n, 0, ir_mul(G, dy, ir_unary(G, OP_STEP, X)));
-}
+RULE(relu) { ad_accum(gr, n, 0, ir_mul(G, dy, ir_unary(G, OP_STEP, X))); }
 
 /* d(sigmoid x) = dy * s * (1 - s) */
 RULE(sigmoid)
@@ -135,7 +124,8 @@ RULE(pow)
 {
 	Node *xm1 = ir_binary(G, OP_POW, X, ir_sub(G, Y, num(gr, 1)));
 	ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, dy, ir_mul(G, Y, xm1)));
-	ad_accum(gr, n, 1, ir_binary(G, OP_MUL0, dy, ir_mul(G, ir_unary(G, OP_LOG, X), n)));
+	ad_accum(gr, n, 1,
+	         ir_binary(G, OP_MUL0, dy, ir_mul(G, ir_unary(G, OP_LOG, X), n)));
 }
 
 /* d max(x, y): dy goes to the larger (to x on ties) */
@@ -163,33 +153,28 @@ RULE(select)
 	ad_accum(gr, n, 2, ir_select(G, X, zero, dy));
 }
 
-/* d(x / y) = dy / y, -dy * (x / y) / y */
+/* d(x / y) = dy / y, -dy * (x / y) / y; 0 where dy is 0 (y = 0 on a branch not taken) */
 RULE(div)
 {
-	ad_accum(gr, n, 0, ir_div(G, dy, Y));
-	ad_accum(gr, n, 1, ir_neg(G, ir_div(G, ir_mul(G, dy, n), Y)));
+	ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, dy, ir_div(G, num(gr, 1), Y)));
+	ad_accum(gr, n, 1, ir_neg(G, ir_binary(G, OP_MUL0, dy, ir_div(G, n, Y))));
 }
 
 /* d(sum x) = dy broadcast back over the summed axes */
-RULE(sum)
-{
-	ad_accum(gr, n, 0, ir_broadcast(G, dy, X->sh));
-}
+RULE(sum) { ad_accum(gr, n, 0, ir_broadcast(G, dy, X->sh)); }
 
 /* d(max over axes) = dy where x is the maximum (every tie gets it) */
-RULE(rmax) { ad_accum(gr, n, 0, ir_mul(G, ir_broadcast(G, dy, X->sh), ir_binary(G, OP_EQ, X, n))); }
+RULE(rmax)
+{
+	ad_accum(gr, n, 0,
+	         ir_mul(G, ir_broadcast(G, dy, X->sh), ir_binary(G, OP_EQ, X, n)));
+}
 
 /* d(broadcast x) = dy; the driver sums it back to x's shape */
-RULE(broadcast)
-{
-	ad_accum(gr, n, 0, dy);
-}
+RULE(broadcast) { ad_accum(gr, n, 0, dy); }
 
 /* d(reshape x) = dy reshaped back */
-RULE(reshape)
-{
-	ad_accum(gr, n, 0, ir_reshape(G, dy, X->sh));
-}
+RULE(reshape) { ad_accum(gr, n, 0, ir_reshape(G, dy, X->sh)); }
 
 /* d(transpose x) = dy transposed back */
 RULE(transpose)

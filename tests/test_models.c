@@ -1,0 +1,364 @@
+/* Models end to end: every file in models/ compiles and trains a step; the example
+ * models do what they are for (Rosenbrock converges, the residual MLP and LeNet
+ * learn); losses are stable at extreme logits; where() keeps the untaken branch's
+ * gradient at 0; gradients of gradients match closed forms; frozen parameters stay;
+ * dropout and batch norm behave differently in training and evaluation. */
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc.h"
+#include "tests.h"
+
+#define FASHION "/usr/share/datasets/fashion-mnist/"
+
+typedef struct Run {
+	Arena *A;
+	Diags d;
+	Model *m;
+	Compiled *c;
+	rt_session *s;
+} Run;
+
+/* Compiles a model from a file (path) or from YAML text; batch 0 keeps the model's. */
+static int start(Run *r, const char *path, const char *text, int64_t batch)
+{
+	memset(r, 0, sizeof *r);
+	r->A = arena_new();
+	if (path) {
+		r->m = model_load(r->A, &r->d, path);
+	} else {
+		Spec *sp = spec_parse(r->A, &r->d, "t.yaml", text, strlen(text));
+		r->m = sp ? model_from_spec(r->A, &r->d, sp, "t.yaml") : NULL;
+	}
+	CodegenOpts o = {2, 0};
+	r->c = r->m ? compile_model(&r->d, r->m, batch ? batch : r->m->batch, &o) : NULL;
+	if (!r->c) {
+		diag_print(&r->d, stderr);
+		return -1;
+	}
+	r->s = rt_session_new(&r->c->prog);
+	rt_session_init(r->s, 1);
+	return 0;
+}
+
+static void finish(Run *r)
+{
+	rt_session_free(r->s);
+	compiled_free(r->c);
+	diags_free(&r->d);
+	arena_free(r->A);
+}
+
+static float *param(Run *r, const char *name)
+{
+	for (int i = 0; i < r->c->prog.nparam; i++)
+		if (!strcmp(r->c->prog.params[i].name, name))
+			return r->s->params + r->c->prog.params[i].offset;
+	CU_FAIL("no such parameter");
+	return r->s->params;
+}
+
+static float *grad(Run *r, const char *name)
+{
+	return r->s->grads + (param(r, name) - r->s->params);
+}
+
+static float loss(Run *r) { return *(float *)r->s->io[r->c->prog.io_loss]; }
+
+/* Random inputs in [0, 1), class labels below the output's class count, all rows real. */
+static void random_batch(Run *r, rt_rng *rng)
+{
+	const rt_program *p = &r->c->prog;
+	int64_t classes = p->io_output >= 0
+	                      ? p->io[p->io_output].shape[p->io[p->io_output].rank - 1]
+	                      : 2;
+	for (int k = 0; k < p->nio; k++) {
+		const rt_io *io = &p->io[k];
+		if (io->kind != RT_IO_INPUT)
+			continue;
+		for (int64_t i = 0; i < io->numel; i++)
+			if (io->dtype == RT_I32)
+				((int32_t *)r->s->io[k])[i] =
+				    (int32_t)rt_rng_below(rng, (uint64_t)classes);
+			else if (k == p->io_weight)
+				((float *)r->s->io[k])[i] = 1;
+			else
+				((float *)r->s->io[k])[i] = (float)rt_rng_uniform(rng);
+	}
+}
+
+static void test_models_every_model_compiles_and_trains_a_step(void)
+{
+	DIR *dir = opendir(src_path("models"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	struct dirent *e;
+	int seen = 0;
+	while ((e = readdir(dir))) {
+		size_t n = strlen(e->d_name);
+		if (n < 6 || strcmp(e->d_name + n - 5, ".yaml"))
+			continue;
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", src_path("models"), e->d_name);
+		Run r;
+		CU_ASSERT_FATAL(start(&r, path, NULL, 8) == 0);
+		rt_rng rng;
+		rt_rng_seed(&rng, 3);
+		random_batch(&r, &rng);
+		float *before = malloc((size_t)r.c->prog.nparams * sizeof *before);
+		memcpy(before, r.s->params, (size_t)r.c->prog.nparams * sizeof *before);
+		r.c->prog.train_step(r.s->bufs);
+		CU_ASSERT(isfinite(loss(&r)));
+		CU_ASSERT(memcmp(before, r.s->params,
+		                 (size_t)r.c->prog.nparams * sizeof *before) != 0);
+		free(before);
+		finish(&r);
+		seen++;
+	}
+	closedir(dir);
+	CU_ASSERT(seen >= 4);
+}
+
+static void test_models_rosenbrock_converges_to_one_one(void)
+{
+	Run r;
+	CU_ASSERT_FATAL(start(&r, src_path("models/rosenbrock.yaml"), NULL, 0) == 0);
+	for (int64_t k = 0; k < r.m->steps; k++)
+		r.c->prog.train_step(r.s->bufs);
+	float x = *param(&r, "x"), y = *param(&r, "y");
+	CU_ASSERT(fabsf(x - 1) < 1e-3f && fabsf(y - 1) < 1e-3f);
+	finish(&r);
+}
+
+static int load_fashion(rt_tensor *xtr, rt_tensor *ytr, rt_tensor *xte, rt_tensor *yte)
+{
+	char err[512];
+	if (rt_idx_load(FASHION "train-images-idx3-ubyte.gz", 1 / 255.0, 0, xtr, err,
+	                sizeof err) ||
+	    rt_idx_load(FASHION "train-labels-idx1-ubyte.gz", 1, 1, ytr, err,
+	                sizeof err) ||
+	    rt_idx_load(FASHION "t10k-images-idx3-ubyte.gz", 1 / 255.0, 0, xte, err,
+	                sizeof err) ||
+	    rt_idx_load(FASHION "t10k-labels-idx1-ubyte.gz", 1, 1, yte, err,
+	                sizeof err)) {
+		fprintf(stderr, "\n%s\n", err);
+		return -1;
+	}
+	xte->n = yte->n = 2000;
+	return 0;
+}
+
+/* One epoch over the first `limit` training images; the test accuracy it reaches. */
+static double short_run(const char *model, int64_t limit)
+{
+	Run r;
+	rt_tensor xtr, ytr, xte, yte;
+	if (start(&r, src_path(model), NULL, 0) < 0 ||
+	    load_fashion(&xtr, &ytr, &xte, &yte) < 0)
+		return 0;
+	rt_rng rng;
+	rt_rng_seed(&rng, 1);
+	rt_metrics tr, te;
+	char err[512];
+	double acc = 0;
+	if (rt_train_epoch(r.s, &xtr, &ytr, limit, &rng, NULL, NULL, &tr, err,
+	                   sizeof err) == 0 &&
+	    rt_evaluate(r.s, &xte, &yte, &te, err, sizeof err) == 0)
+		acc = te.accuracy;
+	printf("\n  %s: test accuracy %.4f after %lld examples ", model, acc,
+	       (long long)limit);
+	rt_tensor_free(&xtr), rt_tensor_free(&ytr), rt_tensor_free(&xte),
+	    rt_tensor_free(&yte);
+	finish(&r);
+	return acc;
+}
+
+static void test_models_residual_mlp_learns(void)
+{
+	CU_ASSERT(short_run("models/residual_mlp.yaml", 10000) > 0.75);
+}
+
+static void test_models_lenet_learns(void)
+{
+	CU_ASSERT(short_run("models/fashion_lenet.yaml", 6000) > 0.65);
+}
+
+/* logits [1000, 0, -1000]: a finite loss and the exact gradient softmax - target */
+static void test_models_cross_entropy_is_stable_at_extreme_logits(void)
+{
+	const char *forms[] = {"softmax_cross_entropy(z, t)",
+	                       "sum(-log(softmax(z)) * t)"};
+	for (int f = 0; f < 2; f++) {
+		char text[512];
+		snprintf(
+		    text, sizeof text,
+		    "params: {z: {shape: [1, 3]}, t: {shape: [1, 3], trainable: false}}\n"
+		    "loss: \"%s\"\n",
+		    forms[f]);
+		Run r;
+		CU_ASSERT_FATAL(start(&r, NULL, text, 0) == 0);
+		float *z = param(&r, "z"), *t = param(&r, "t");
+		z[0] = 1000, z[1] = 0, z[2] = -1000;
+		t[0] = 0, t[1] = 1, t[2] = 0;
+		r.c->prog.grad(r.s->bufs);
+		float *g = grad(&r, "z");
+		CU_ASSERT_DOUBLE_EQUAL(loss(&r), 1000, 1e-3);
+		CU_ASSERT(g[0] == 1 && g[1] == -1 && g[2] == 0);
+		finish(&r);
+	}
+}
+
+/* where(x > 0, sqrt(x), 0) at x = 0: the sqrt branch is not taken, its gradient 0 */
+static void test_models_where_keeps_untaken_branch_gradient_finite(void)
+{
+	const char *forms[] = {
+	    "sum(where(x > 0, sqrt(x), 0))", "sum(where(x > 0, log(x), 0))",
+	    "sum(where(x > 0, x^0.5, 0))", "sum(where(x > 0, 1 / x, 0))"};
+	double want4[] = {0.25, 0.25, 0.25, -1.0 / 16};
+	for (int f = 0; f < 4; f++) {
+		char text[512];
+		snprintf(text, sizeof text, "params: {x: {shape: [2]}}\nloss: \"%s\"\n",
+		         forms[f]);
+		Run r;
+		CU_ASSERT_FATAL(start(&r, NULL, text, 0) == 0);
+		float *x = param(&r, "x");
+		x[0] = 0, x[1] = 4;
+		r.c->prog.grad(r.s->bufs);
+		float *g = grad(&r, "x");
+		CU_ASSERT_EQUAL(g[0], 0);
+		CU_ASSERT_DOUBLE_EQUAL(g[1], want4[f], 1e-6);
+		finish(&r);
+	}
+}
+
+/* f = x0^2 x1: grad f = [2 x0 x1, x0^2], Hessian [[2 x1, 2 x0], [2 x0, 0]].
+ * A gradient-norm penalty L = f + |grad f|^2 / 2 has dL/dx = grad f + H grad f. */
+static void test_models_gradient_penalty_matches_hessian(void)
+{
+	Run r;
+	CU_ASSERT_FATAL(start(&r, NULL,
+	                      "params: {x0: {init: 0.7}, x1: {init: -1.3}}\n"
+	                      "nodes: {f: \"x0^2 * x1\"}\n"
+	                      "loss: \"f + 0.5 * (grad(f, x0)^2 + grad(f, x1)^2)\"\n",
+	                      0) == 0);
+	r.c->prog.grad(r.s->bufs);
+	double x0 = 0.7, x1 = -1.3, g0 = 2 * x0 * x1, g1 = x0 * x0;
+	double want0 = g0 + 2 * x1 * g0 + 2 * x0 * g1, want1 = g1 + 2 * x0 * g0;
+	CU_ASSERT_DOUBLE_EQUAL(*grad(&r, "x0"), want0, 1e-5);
+	CU_ASSERT_DOUBLE_EQUAL(*grad(&r, "x1"), want1, 1e-5);
+	finish(&r);
+}
+
+/* A Hessian-vector product: d/dx (grad f . v) = H v, here for f = sum(x^3) / 3 + x0 x1 */
+static void test_models_hessian_vector_product(void)
+{
+	Run r;
+	CU_ASSERT_FATAL(
+	    start(&r, NULL,
+	          "params: {x: {shape: [2]}, v: {shape: [2], trainable: false}}\n"
+	          "nodes: {f: \"sum(x^3) / 3 + sum(x) ^ 2 / 2\"}\n"
+	          "loss: \"sum(grad(f, x) * v)\"\n",
+	          0) == 0);
+	float *x = param(&r, "x"), *v = param(&r, "v");
+	x[0] = 0.5f, x[1] = -2, v[0] = 1.5f, v[1] = 0.25f;
+	r.c->prog.grad(r.s->bufs);
+	/* H = diag(2x) + [[1, 1], [1, 1]] */
+	double h0 = (2 * 0.5 + 1) * 1.5 + 1 * 0.25, h1 = 1 * 1.5 + (2 * -2.0 + 1) * 0.25;
+	CU_ASSERT_DOUBLE_EQUAL(grad(&r, "x")[0], h0, 1e-5);
+	CU_ASSERT_DOUBLE_EQUAL(grad(&r, "x")[1], h1, 1e-5);
+	finish(&r);
+}
+
+static void test_models_frozen_parameters_do_not_move(void)
+{
+	Run r;
+	CU_ASSERT_FATAL(
+	    start(&r, NULL,
+	          "params: {a: {init: 2}, b: {init: 3, trainable: false}}\n"
+	          "loss: \"(a * b - 1)^2\"\noptimizer: {type: sgd, lr: 0.01}\n",
+	          0) == 0);
+	r.c->prog.train_step(r.s->bufs);
+	CU_ASSERT_EQUAL(*param(&r, "b"), 3);
+	CU_ASSERT(*param(&r, "a") != 2);
+	finish(&r);
+}
+
+static void test_models_path_through_argmax_is_an_error(void)
+{
+	Arena *A = arena_new();
+	Diags d = {0};
+	const char *text = "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch, 3]}}\n"
+	                   "layers: [{dense: {units: 3}}]\n"
+	                   "loss: \"sum(one_hot(argmax(output), num_classes=3) * y)\"\n";
+	Spec *sp = spec_parse(A, &d, "t.yaml", text, strlen(text));
+	Model *m = model_from_spec(A, &d, sp, "t.yaml");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_PTR_NULL(lower_model(A, &d, m, 4));
+	CU_ASSERT_EQUAL_FATAL(d.n, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(d.v[0].msg, "fc1.weight"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(d.v[0].msg, "no derivative"));
+	CU_ASSERT_EQUAL(d.v[0].loc.line, 3);
+	diags_free(&d);
+	arena_free(A);
+}
+
+/* Dropout draws a new mask every training step and is off in evaluation; batch norm
+ * updates its running statistics in training and uses them in evaluation. */
+static void test_models_dropout_and_batch_norm_modes(void)
+{
+	Run r;
+	CU_ASSERT_FATAL(
+	    start(&r, NULL,
+	          "inputs: {x: {shape: [batch, 6]}, y: {shape: [batch], dtype: i32}}\n"
+	          "layers: [{dense: {units: 5}}, batch_norm, {dropout: {p: 0.5}}, "
+	          "{dense: {units: 3}}]\n"
+	          "loss: softmax_cross_entropy\noptimizer: {type: sgd, lr: 1e-30}\n",
+	          4) == 0);
+	rt_rng rng;
+	rt_rng_seed(&rng, 2);
+	random_batch(&r, &rng);
+	float l[2], e[2];
+	for (int k = 0; k < 2; k++) {
+		r.c->prog.train_step(r.s->bufs);
+		l[k] = loss(&r);
+		r.c->prog.evaluate(r.s->bufs);
+		e[k] = loss(&r);
+	}
+	CU_ASSERT(l[0] != l[1]); /* new masks, the same parameters (lr 1e-30) */
+	CU_ASSERT(param(&r, "bn1.running_mean")[0] != 0);
+	CU_ASSERT_EQUAL(*param(&r, "bn1.num_batches_tracked"), 2);
+	/* evaluation uses running statistics, which moved between the two */
+	CU_ASSERT(e[0] != e[1]);
+	float before = e[1];
+	r.c->prog.evaluate(r.s->bufs);
+	CU_ASSERT_EQUAL(loss(&r), before); /* and is deterministic */
+	finish(&r);
+}
+
+void suite_models(void)
+{
+	static CU_TestInfo tests[] = {
+	    {"test_models_every_model_compiles_and_trains_a_step",
+	     test_models_every_model_compiles_and_trains_a_step},
+	    {"test_models_rosenbrock_converges_to_one_one",
+	     test_models_rosenbrock_converges_to_one_one},
+	    {"test_models_residual_mlp_learns", test_models_residual_mlp_learns},
+	    {"test_models_lenet_learns", test_models_lenet_learns},
+	    {"test_models_cross_entropy_is_stable_at_extreme_logits",
+	     test_models_cross_entropy_is_stable_at_extreme_logits},
+	    {"test_models_where_keeps_untaken_branch_gradient_finite",
+	     test_models_where_keeps_untaken_branch_gradient_finite},
+	    {"test_models_gradient_penalty_matches_hessian",
+	     test_models_gradient_penalty_matches_hessian},
+	    {"test_models_hessian_vector_product", test_models_hessian_vector_product},
+	    {"test_models_frozen_parameters_do_not_move",
+	     test_models_frozen_parameters_do_not_move},
+	    {"test_models_path_through_argmax_is_an_error",
+	     test_models_path_through_argmax_is_an_error},
+	    {"test_models_dropout_and_batch_norm_modes",
+	     test_models_dropout_and_batch_norm_modes},
+	    CU_TEST_INFO_NULL,
+	};
+	add_suite("models", tests);
+}
