@@ -1,0 +1,134 @@
+/* Crash-safe file writes, shared by every saver in the runtime. The bytes go to a new
+ * temporary file next to the target (same directory, so the rename cannot cross file
+ * systems), created with O_EXCL under a name made of the target's, the process id and
+ * a counter; the file is fsync'd and closed, renamed over the target, and the
+ * directory is fsync'd so the rename itself survives a crash. Readers therefore see
+ * either the old file or the complete new one, never a partial write. Any failure up
+ * to the rename removes the temporary file and leaves an existing target untouched. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "descent/runtime.h"
+
+#define WRITE_MAX ((size_t)1 << 30) /* bytes per write(2) call */
+
+static atomic_uint counter;
+
+static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return -1;
+	int k = snprintf(err, errlen, "%s: ", path);
+	if (k >= 0 && (size_t)k < errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n < WRITE_MAX ? n : WRITE_MAX);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Makes the rename durable. File systems that cannot sync a directory say EINVAL. */
+static int sync_dir(const char *path, char *err, size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 1;
+	char *dir = malloc(n + 1);
+	if (!dir)
+		return fail(err, errlen, path, "out of memory");
+	if (!slash)
+		strcpy(dir, ".");
+	else if (n == 0)
+		strcpy(dir, "/");
+	else {
+		memcpy(dir, path, n);
+		dir[n] = 0;
+	}
+	int rc = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (fsync(fd) && errno != EINVAL))
+		rc = fail(err, errlen, path,
+		          "written, but cannot sync its directory %s: %s", dir,
+		          strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	return rc;
+}
+
+int rt_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
+                    int nparts, char *err, size_t errlen)
+{
+	size_t tlen = strlen(path) + 48;
+	char *tmp = malloc(tlen);
+	if (!tmp)
+		return fail(err, errlen, path, "out of memory");
+	int fd = -1;
+	for (int tries = 0; tries < 100; tries++) {
+		snprintf(tmp, tlen, "%s.tmp-%ld-%u", path, (long)getpid(),
+		         atomic_fetch_add(&counter, 1));
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd < 0) {
+		fail(err, errlen, path, "cannot create temporary file %s: %s", tmp,
+		     strerror(errno));
+		free(tmp);
+		return -1;
+	}
+	int rc = -1;
+	for (int i = 0; i < nparts; i++)
+		if (sizes[i] && write_all(fd, parts[i], sizes[i])) {
+			fail(err, errlen, path, "cannot write temporary file %s: %s", tmp,
+			     strerror(errno));
+			goto fail_open;
+		}
+	if (fsync(fd)) {
+		fail(err, errlen, path, "cannot sync temporary file %s: %s", tmp,
+		     strerror(errno));
+		goto fail_open;
+	}
+	int closed = close(fd);
+	fd = -1;
+	if (closed) {
+		fail(err, errlen, path, "cannot write temporary file %s: %s", tmp,
+		     strerror(errno));
+		goto fail_open;
+	}
+	if (rename(tmp, path)) {
+		fail(err, errlen, path, "cannot rename temporary file %s over it: %s",
+		     tmp, strerror(errno));
+		goto fail_open;
+	}
+	rc = sync_dir(path, err, errlen);
+	free(tmp);
+	return rc;
+fail_open:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	return rc;
+}
