@@ -17,7 +17,7 @@
 #include "dc.h"
 
 typedef struct Opts {
-	const char *model, *report, *fn;
+	const char *model, *report, *fn, *params, *inputs, *out;
 	int64_t epochs, batch, train_limit, test_limit, steps;
 	int64_t seed;
 	double lr;
@@ -30,6 +30,8 @@ static void usage(FILE *f)
 	           "[--lr X]\n"
 	           "                     [--train-limit N] [--test-limit N] [--report "
 	           "FILE.json] [-O0..3]\n"
+	           "       descent grad MODEL.yaml [--params P.safetensors] [--inputs B.safetensors]\n"
+	           "                    --out G.safetensors [--seed S]\n"
 	           "       descent ir MODEL.yaml [--fn "
 	           "forward|evaluate|grad|step|train_step|all|llvm]\n"
 	           "                     [--batch B]\n");
@@ -67,9 +69,13 @@ static int parse_args(int argc, char **argv, Opts *o)
 			o->opt_level = a[2] - '0';
 			continue;
 		}
-		if ((iv || !strcmp(a, "--report") || !strcmp(a, "--fn") ||
-		     !strcmp(a, "--lr")) &&
-		    !v) {
+		const char **sv = !strcmp(a, "--report")   ? &o->report
+		                  : !strcmp(a, "--fn")     ? &o->fn
+		                  : !strcmp(a, "--params") ? &o->params
+		                  : !strcmp(a, "--inputs") ? &o->inputs
+		                  : !strcmp(a, "--out")    ? &o->out
+		                                           : NULL;
+		if ((iv || sv || !strcmp(a, "--lr")) && !v) {
 			fprintf(stderr, "descent: error: %s needs a value\n", a);
 			return -1;
 		}
@@ -77,10 +83,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 			if (parse_int(a, v, !strcmp(a, "--batch") ? 1 : 0, iv) < 0)
 				return -1;
 			i++;
-		} else if (!strcmp(a, "--report")) {
-			o->report = argv[++i];
-		} else if (!strcmp(a, "--fn")) {
-			o->fn = argv[++i];
+		} else if (sv) {
+			*sv = argv[++i];
 		} else if (!strcmp(a, "--lr")) {
 			char *end;
 			o->lr = strtod(v, &end);
@@ -331,6 +335,70 @@ static int cmd_train(const Opts *o, Diags *d, Arena *A)
 	return status;
 }
 
+/* The batch size of an inputs file: the first dim of the network's input in it. */
+static int64_t file_batch(const Model *m, const rt_st_file *f)
+{
+	for (int i = 0; i < m->ninputs; i++) {
+		const rt_st_tensor *t = rt_st_find(f, m->inputs[i].name);
+		if (t && t->rank >= 1)
+			return t->shape[0];
+	}
+	return 0;
+}
+
+/* Loss and gradients at given parameters and inputs, as safetensors under the
+ * parameters' names: what another framework's gradients can be compared with. */
+static int cmd_grad(const Opts *o, Diags *d, Arena *A)
+{
+	char err[2048];
+	rt_st_file pf = {0}, xf = {0};
+	rt_session *s = NULL;
+	Compiled *c = NULL;
+	int status = 1;
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	if (!o->out || (m->ninputs && !o->inputs)) {
+		fprintf(stderr, "descent: error: grad needs --out%s\n", m->ninputs ? " and --inputs" : "");
+		return 2;
+	}
+	if ((o->inputs && rt_st_load(o->inputs, &xf, err, sizeof err) < 0) ||
+	    (o->params && rt_st_load(o->params, &pf, err, sizeof err) < 0)) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		goto done;
+	}
+	int64_t batch = m->ninputs ? file_batch(m, &xf) : 1;
+	if (m->ninputs && batch < 1) {
+		fprintf(stderr, "descent: error: %s: no tensor for any of the model's inputs\n", o->inputs);
+		goto done;
+	}
+	CodegenOpts co = {o->opt_level, 0};
+	if (!(c = compile_model(d, m, batch, &co)) || !(s = rt_session_new(&c->prog)))
+		goto done;
+	rt_session_init(s, o->seed >= 0 ? (uint64_t)o->seed : m->seed);
+	const char *bad = o->params && rt_load_params(s, &pf, err, sizeof err) < 0   ? o->params
+	                  : o->inputs && rt_load_inputs(s, &xf, err, sizeof err) < 0 ? o->inputs
+	                                                                              : NULL;
+	if (bad) {
+		fprintf(stderr, "descent: error: %s: %s\n", bad, err);
+		goto done;
+	}
+	c->prog.grad(s->bufs);
+	const float *loss = s->io[c->prog.io_loss];
+	if (rt_save_params(s, o->out, 1, "loss", loss, err, sizeof err) < 0) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		goto done;
+	}
+	printf("loss %.9g; gradients of %d parameters written to %s\n", *loss, c->prog.nparam, o->out);
+	status = 0;
+done:
+	rt_session_free(s);
+	compiled_free(c);
+	rt_st_free(&pf);
+	rt_st_free(&xf);
+	return status;
+}
+
 static int cmd_ir(const Opts *o, Diags *d, Arena *A)
 {
 	Model *m = model_load(A, d, o->model);
@@ -375,9 +443,10 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	Opts o;
-	int (*cmd)(const Opts *, Diags *, Arena *) = !strcmp(argv[1], "train") ? cmd_train
-	                                             : !strcmp(argv[1], "ir")  ? cmd_ir
-	                                                                       : NULL;
+	int (*cmd)(const Opts *, Diags *, Arena *) = !strcmp(argv[1], "train")  ? cmd_train
+	                                             : !strcmp(argv[1], "grad") ? cmd_grad
+	                                             : !strcmp(argv[1], "ir")   ? cmd_ir
+	                                                                        : NULL;
 	if (!cmd) {
 		fprintf(stderr, "descent: error: unknown command '%s'\n", argv[1]);
 		usage(stderr);

@@ -287,6 +287,19 @@ typedef struct rt_csv_opts {
 int rt_csv_load(const char *path, const rt_csv_opts *o, rt_tensor *x, rt_tensor *y,
                 char *err, size_t errlen);
 
+/* ---- named tensors of a session, through safetensors ---- */
+/* Copies every parameter from f by name (PyTorch's state_dict names: fc1.weight), F32 or
+ * F64. Checks everything first: on a mismatch, err lists the missing, unexpected and
+ * mis-shaped tensors and nothing is copied; non-finite values are refused too. */
+int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen);
+/* Fills the input io slots from f by name (floats for f32 inputs, integers for i32);
+ * a missing "weight" means every row counts. */
+int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen);
+/* Writes the parameters (grads 0) or the trainable parameters' gradients (grads 1)
+ * under the parameters' names, plus one scalar extra (as "loss") if extra_name. */
+int rt_save_params(const rt_session *s, const char *path, int grads, const char *extra_name,
+                   const float *extra, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
