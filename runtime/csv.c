@@ -320,7 +320,7 @@ static int fill(Csv *c, int header, int lab, double scale, int classes, rt_tenso
 		float *xr = r >= 0 ? (float *)x->data + r * x->stride : NULL;
 		int last = 0;
 		for (int k = 0, j = 0; !last; k++) {
-			double v;
+			double v = 0;
 			if (read_field(c, row, k + 1, &last))
 				return -1;
 			if (r < 0)

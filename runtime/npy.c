@@ -87,7 +87,7 @@ static void skip_ws(Py *y)
 static int bad_header(const Py *y, const char *what)
 {
 	int c = peek(y);
-	char f[48];
+	char f[64];
 	if (c < 0)
 		snprintf(f, sizeof f, "the end of the header");
 	else if (c >= 0x20 && c < 0x7f)
@@ -437,10 +437,10 @@ int rt_npy_load(const char *path, int as_labels, rt_tensor *out, char *err, size
 	FILE *fp = fopen(path, "rb");
 	if (!fp)
 		return fail(err, errlen, path, "cannot open: %s", strerror(errno));
-	int rc = -1, k;
+	int rc = -1, k = 0;
 	struct stat st;
 	Header h;
-	int64_t pre, total;
+	int64_t pre = 0, total = 0;
 	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
 		fail(err, errlen, path, "not a regular file");
 		goto done;

@@ -787,8 +787,8 @@ done:
 int rt_st_load(const char *path, rt_st_file *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
-	uint64_t hlen;
-	size_t size;
+	uint64_t hlen = 0;
+	size_t size = 0;
 	if (read_image(path, out, &hlen, &size, err, errlen)) {
 		rt_st_free(out);
 		return -1;
@@ -938,7 +938,7 @@ static int check_save(const char *path, const rt_st_tensor *t, int n,
 	if (n < 0 || nmeta < 0 || (n && !t) || (nmeta && (!mk || !mv)))
 		return fail(err, errlen, path, "invalid arguments (n = %d, nmeta = %d)",
 		            n, nmeta);
-	uint64_t total = 0, bytes;
+	uint64_t total = 0, bytes = 0;
 	for (int i = 0; i < n; i++) {
 		if (check_save_tensor(path, &t[i], i, &bytes, err, errlen))
 			return -1;
