@@ -19,6 +19,7 @@ typedef struct CG {
 	LLVMValueRef base[RT_IO0]; /* RT_PARAMS.. RT_HYPER as float* */
 	LLVMValueRef *io;          /* io slot pointers, loaded once at entry */
 	int64_t nwork;             /* the largest workspace of any function */
+	const char *prefix;        /* of the functions' symbols */
 } CG;
 
 typedef struct Loop {

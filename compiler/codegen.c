@@ -9,10 +9,13 @@
  * for the host CPU's name and features, and emitted as an object file in memory, which
  * the JIT loads (jit.c) or the AOT path writes out.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
@@ -266,17 +269,17 @@ static LLVMValueRef as_f32(CG *cg, LLVMValueRef cond)
 	return pick(cg, cond, cg_f32(cg, 1), cg_f32(cg, 0));
 }
 
-static LLVMValueRef fadd(CG *cg, LLVMValueRef a, LLVMValueRef b)
+static LLVMValueRef build_fadd(CG *cg, LLVMValueRef a, LLVMValueRef b)
 {
 	return cg_fast(LLVMBuildFAdd(B, a, b, ""));
 }
 
-static LLVMValueRef fmul(CG *cg, LLVMValueRef a, LLVMValueRef b)
+static LLVMValueRef build_fmul(CG *cg, LLVMValueRef a, LLVMValueRef b)
 {
 	return cg_fast(LLVMBuildFMul(B, a, b, ""));
 }
 
-static LLVMValueRef fdiv(CG *cg, LLVMValueRef a, LLVMValueRef b)
+static LLVMValueRef build_fdiv(CG *cg, LLVMValueRef a, LLVMValueRef b)
 {
 	return LLVMBuildFDiv(B, a, b, "");
 }
@@ -295,27 +298,27 @@ ELEMWISE(sin, call1(cg, "llvm.sin.f32", a))
 ELEMWISE(cos, call1(cg, "llvm.cos.f32", a))
 /* 1 - 2 / (e^2a + 1): exact limits -1 and 1 at large |a| */
 ELEMWISE(tanh, LLVMBuildFSub(B, cg_f32(cg, 1),
-                             fdiv(cg, cg_f32(cg, 2),
-                                  fadd(cg, fexp(cg, fmul(cg, a, cg_f32(cg, 2))), cg_f32(cg, 1))),
+                             build_fdiv(cg, cg_f32(cg, 2),
+                                  build_fadd(cg, fexp(cg, build_fmul(cg, a, cg_f32(cg, 2))), cg_f32(cg, 1))),
                              ""))
 /* 1 / (1 + e^-a): exact limits 0 and 1 at large |a| */
-ELEMWISE(sigmoid, fdiv(cg, cg_f32(cg, 1), fadd(cg, cg_f32(cg, 1), fexp(cg, LLVMBuildFNeg(B, a, "")))))
+ELEMWISE(sigmoid, build_fdiv(cg, cg_f32(cg, 1), build_fadd(cg, cg_f32(cg, 1), fexp(cg, LLVMBuildFNeg(B, a, "")))))
 /* max(a, 0) + log(1 + e^-|a|): no overflow for large a */
 ELEMWISE(softplus,
-         fadd(cg, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)),
+         build_fadd(cg, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)),
               call1(cg, "llvm.log.f32",
-                    fadd(cg, cg_f32(cg, 1),
+                    build_fadd(cg, cg_f32(cg, 1),
                          fexp(cg, LLVMBuildFNeg(B, call1(cg, "llvm.fabs.f32", a), ""))))))
 ELEMWISE(erf, call1(cg, "erff", a))
 ELEMWISE(relu, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)))
 ELEMWISE(step, as_f32(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0))))
 ELEMWISE(stopgrad, a)
-ELEMWISE(add, fadd(cg, a, b))
+ELEMWISE(add, build_fadd(cg, a, b))
 ELEMWISE(sub, cg_fast(LLVMBuildFSub(B, a, b, "")))
-ELEMWISE(mul, fmul(cg, a, b))
+ELEMWISE(mul, build_fmul(cg, a, b))
 /* 0 * anything = 0, also 0 * inf: gradients of branches not taken stay 0 */
-ELEMWISE(mul0, pick(cg, fcmp(cg, LLVMRealOEQ, a, cg_f32(cg, 0)), cg_f32(cg, 0), fmul(cg, a, b)))
-ELEMWISE(div, fdiv(cg, a, b))
+ELEMWISE(mul0, pick(cg, fcmp(cg, LLVMRealOEQ, a, cg_f32(cg, 0)), cg_f32(cg, 0), build_fmul(cg, a, b)))
+ELEMWISE(div, build_fdiv(cg, a, b))
 ELEMWISE(pow, cg_call(cg, "llvm.pow.f32", 2, v))
 ELEMWISE(max, pick(cg, fcmp(cg, LLVMRealOGE, a, b), a, b))
 ELEMWISE(min, pick(cg, fcmp(cg, LLVMRealOGE, b, a), a, b))
@@ -365,13 +368,44 @@ static LLVMValueRef dest_ptr(CG *cg, const Out *o)
 	return LLVMBuildGEP2(B, cg->f32, cg->base[slot], &o_, 1, "");
 }
 
+static int updates_buffers(const Fn *fn)
+{
+	for (int i = 0; i < fn->nouts; i++)
+		if (fn->outs[i].kind == DEST_PARAM || fn->outs[i].kind == DEST_STATE)
+			return 1;
+	return 0;
+}
+
+/* 1 if any float output value is NaN or infinite (x - x is NaN exactly then). */
+static LLVMValueRef any_nonfinite(CG *cg, const Fn *fn)
+{
+	/* the flag lives in the entry block, where mem2reg turns it into registers */
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B), entry = LLVMGetEntryBasicBlock(cg->fn);
+	LLVMPositionBuilderBefore(B, LLVMGetFirstInstruction(entry));
+	LLVMValueRef flag = LLVMBuildAlloca(B, cg->i32, "nonfinite");
+	LLVMPositionBuilderAtEnd(B, here);
+	LLVMBuildStore(B, LLVMConstInt(cg->i32, 0, 0), flag);
+	for (int i = 0; i < fn->nouts; i++) {
+		Node *n = fn->outs[i].node;
+		if (n->dt != DT_F32)
+			continue;
+		Loop l;
+		LLVMValueRef j = cg_loop(cg, &l, shape_numel(&n->sh)), v = cg_load(cg, n, j);
+		LLVMValueRef nan = LLVMBuildFCmp(B, LLVMRealUNO, LLVMBuildFSub(B, v, v, ""), cg_f32(cg, 0), "");
+		LLVMValueRef f = LLVMBuildLoad2(B, cg->i32, flag, "");
+		LLVMBuildStore(B, LLVMBuildOr(B, f, LLVMBuildZExt(B, nan, cg->i32, ""), ""), flag);
+		cg_loop_end(cg, &l);
+	}
+	return LLVMBuildICmp(B, LLVMIntNE, LLVMBuildLoad2(B, cg->i32, flag, ""), LLVMConstInt(cg->i32, 0, 0), "");
+}
+
 static void emit_fn(CG *cg, FnKind k)
 {
 	Graph *g = cg->g;
 	cg->p = plan_fn(g, k);
 	if (cg->p->nwork > cg->nwork)
 		cg->nwork = cg->p->nwork;
-	cg->fn = LLVMAddFunction(cg->mod, fn_names[k], cg->fnty);
+	cg->fn = LLVMAddFunction(cg->mod, arena_printf(g->A, "%s%s", cg->prefix, fn_names[k]), cg->fnty);
 	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
 	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
 	cg->bufs = LLVMGetParam(cg->fn, 0);
@@ -392,6 +426,22 @@ static void emit_fn(CG *cg, FnKind k)
 		emitters[cg->p->order[i]->op](cg, cg->p->order[i]);
 	/* outputs are copied last, so updates never disturb values still being read */
 	Fn *fn = &g->fns[k];
+	LLVMBasicBlockRef keep = NULL, refuse = NULL;
+	if (updates_buffers(fn)) {
+		/* a step whose loss or new values are not all finite writes no parameter
+		 * or state: the loss output says NaN, and the buffers keep the last good
+		 * values */
+		LLVMValueRef bad = any_nonfinite(cg, fn);
+		keep = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "keep");
+		refuse = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "refuse");
+		LLVMBuildCondBr(B, bad, refuse, keep);
+		LLVMPositionBuilderAtEnd(B, refuse);
+		for (int i = 0; i < fn->nouts; i++)
+			if (fn->outs[i].kind == DEST_IO && g->ios[fn->outs[i].index].sh.rank == 0)
+				LLVMBuildStore(B, cg_f32(cg, NAN), dest_ptr(cg, &fn->outs[i]));
+		LLVMBuildRetVoid(B);
+		LLVMPositionBuilderAtEnd(B, keep);
+	}
 	for (int i = 0; i < fn->nouts; i++) {
 		Out *o = &fn->outs[i];
 		LLVMValueRef dst = dest_ptr(cg, o);
@@ -406,27 +456,46 @@ static void emit_fn(CG *cg, FnKind k)
 	LLVMBuildRetVoid(B);
 }
 
-LLVMTargetMachineRef target_host_machine(Diags *d, int opt_level)
+static double now(void)
 {
-	LLVMInitializeNativeTarget();
-	LLVMInitializeNativeAsmPrinter();
-	char *triple = LLVMGetDefaultTargetTriple(), *err = NULL;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+LLVMTargetMachineRef target_machine(Diags *d, const CodegenOpts *o)
+{
+	int host = !o->triple;
+	if (host) {
+		LLVMInitializeNativeTarget();
+		LLVMInitializeNativeAsmPrinter();
+	} else {
+		LLVMInitializeAllTargetInfos();
+		LLVMInitializeAllTargets();
+		LLVMInitializeAllTargetMCs();
+		LLVMInitializeAllAsmPrinters();
+	}
+	char *triple = host ? LLVMGetDefaultTargetTriple() : LLVMNormalizeTargetTriple(o->triple);
+	char *cpu = host ? LLVMGetHostCPUName() : NULL, *features = host ? LLVMGetHostCPUFeatures() : NULL;
+	char *err = NULL;
 	LLVMTargetRef target;
 	LLVMTargetMachineRef tm = NULL;
 	if (LLVMGetTargetFromTriple(triple, &target, &err)) {
-		error_at(d, (SrcLoc){0}, "LLVM has no target for %s: %s", triple, err);
+		error_at(d, (SrcLoc){0}, "LLVM has no target for '%s': %s", triple, err);
 		LLVMDisposeMessage(err);
 		goto cleanup;
 	}
-	char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-	LLVMCodeGenOptLevel lvl = opt_level >= 3   ? LLVMCodeGenLevelAggressive
-	                          : opt_level == 0 ? LLVMCodeGenLevelNone
-	                                           : LLVMCodeGenLevelDefault;
-	tm = LLVMCreateTargetMachine(target, triple, cpu, features, lvl, LLVMRelocPIC,
-	                             LLVMCodeModelDefault);
-	LLVMDisposeMessage(cpu);
-	LLVMDisposeMessage(features);
+	LLVMCodeGenOptLevel lvl = o->opt_level >= 3   ? LLVMCodeGenLevelAggressive
+	                          : o->opt_level == 0 ? LLVMCodeGenLevelNone
+	                                              : LLVMCodeGenLevelDefault;
+	tm = LLVMCreateTargetMachine(target, triple, o->cpu ? o->cpu : cpu ? cpu : "generic",
+	                             o->features ? o->features : features ? features : "", lvl,
+	                             LLVMRelocPIC, LLVMCodeModelDefault);
 cleanup:
+	if (cpu)
+		LLVMDisposeMessage(cpu);
+	if (features)
+		LLVMDisposeMessage(features);
 	LLVMDisposeMessage(triple);
 	return tm;
 }
@@ -471,9 +540,9 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 	int status = -1;
 	char *err = NULL;
 	LLVMMemoryBufferRef mb = NULL;
-	CG cgs = {.g = g}, *cg = &cgs;
+	CG cgs = {.g = g, .prefix = o->prefix ? o->prefix : ""}, *cg = &cgs;
 	memset(out, 0, sizeof *out);
-	LLVMTargetMachineRef tm = target_host_machine(d, o->opt_level);
+	LLVMTargetMachineRef tm = target_machine(d, o);
 	if (!tm)
 		return -1;
 	cg->ctx = LLVMContextCreate();
@@ -486,6 +555,7 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 	LLVMSetModuleDataLayout(cg->mod, dl);
 	LLVMDisposeTargetData(dl);
 
+	double t0 = now();
 	emit_module(cg);
 	*nwork = cg->nwork;
 	if (LLVMVerifyModule(cg->mod, LLVMReturnStatusAction, &err)) {
@@ -493,23 +563,41 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 		         "internal error: generated LLVM IR is invalid: %s", err);
 		goto cleanup;
 	}
+	double t1 = now();
 	if (optimize(d, cg->mod, tm, o->opt_level) < 0)
 		goto cleanup;
+	double t2 = now();
 	if (ir_text) {
 		char *s = LLVMPrintModuleToString(cg->mod);
 		*ir_text = strdup(s);
 		LLVMDisposeMessage(s);
 	}
-	if (LLVMTargetMachineEmitToMemoryBuffer(tm, cg->mod, LLVMObjectFile, &err, &mb)) {
-		error_at(d, (SrcLoc){0}, "LLVM could not emit object code: %s", err);
-		goto cleanup;
+	if (o->emit == EMIT_LLVM) {
+		char *text = LLVMPrintModuleToString(cg->mod);
+		out->size = strlen(text);
+		out->data = malloc(out->size + 1);
+		if (out->data)
+			memcpy(out->data, text, out->size + 1);
+		LLVMDisposeMessage(text);
+	} else {
+		if (o->emit == EMIT_BC)
+			mb = LLVMWriteBitcodeToMemoryBuffer(cg->mod);
+		else if (LLVMTargetMachineEmitToMemoryBuffer(tm, cg->mod,
+		                                             o->emit == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
+		                                             &err, &mb)) {
+			error_at(d, (SrcLoc){0}, "LLVM could not emit code: %s", err);
+			goto cleanup;
+		}
+		out->size = LLVMGetBufferSize(mb);
+		out->data = malloc(out->size);
+		if (out->data)
+			memcpy(out->data, LLVMGetBufferStart(mb), out->size);
+		LLVMDisposeMemoryBuffer(mb);
 	}
-	out->size = LLVMGetBufferSize(mb);
-	out->data = malloc(out->size);
 	if (!out->data)
 		die("out of memory");
-	memcpy(out->data, LLVMGetBufferStart(mb), out->size);
-	LLVMDisposeMemoryBuffer(mb);
+	if (o->seconds)
+		o->seconds[0] = t1 - t0, o->seconds[1] = t2 - t1, o->seconds[2] = now() - t2;
 	status = 0;
 cleanup:
 	if (err)

@@ -24,19 +24,61 @@ static void copy_shape(const Shape *s, int *rank, int64_t *dims)
 		dims[i] = s->d[i];
 }
 
-/* Fills c->prog's tables from the graph. */
-static void describe(Compiled *c, int64_t batch, int64_t nwork)
+/* FNV-1a, 64 bits, over bytes and over 0-terminated strings (the 0 included, so that
+ * "ab" "c" and "a" "bc" differ). */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
-	Graph *g = c->g;
-	rt_program *p = &c->prog;
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t fnv_tensor(uint64_t h, const char *name, DType dt, const Shape *sh,
+                           int from)
+{
+	h = fnv(h, name, strlen(name) + 1);
+	int64_t v[MAXRANK + 2] = {dt, sh->rank - from};
+	for (int i = from; i < sh->rank; i++)
+		v[2 + i - from] = sh->d[i];
+	return fnv(h, v, (size_t)(2 + sh->rank - from) * sizeof v[0]);
+}
+
+/* What a checkpoint must agree with: every parameter, state tensor, hyper value and io
+ * slot by name, dtype and shape (io slots less their batch dim, so a checkpoint outlives
+ * a change of batch size). */
+static uint64_t graph_hash(const Graph *g)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (int i = 0; i < g->nparams; i++)
+		h = fnv_tensor(h, g->params[i].name, g->params[i].dt, &g->params[i].sh,
+		               0);
+	h = fnv(h, "/", 2);
+	for (int i = 0; i < g->nstates; i++)
+		h = fnv_tensor(h, g->states[i].name, g->states[i].dt, &g->states[i].sh,
+		               0);
+	h = fnv(h, "/", 2);
+	for (int i = 0; i < g->nhypers; i++)
+		h = fnv(h, g->hypers[i], strlen(g->hypers[i]) + 1);
+	h = fnv(h, "/", 2);
+	for (int i = 0; i < g->nios; i++)
+		h = fnv_tensor(h, g->ios[i].name, g->ios[i].dt, &g->ios[i].sh,
+		               g->ios[i].sh.rank > 0);
+	return h;
+}
+
+void program_describe(Graph *g, int64_t batch, int64_t nwork, rt_program *p)
+{
+	rt_param *params = arena_alloc(g->A, (size_t)(g->nparams + 1) * sizeof *params);
+	rt_state *states = arena_alloc(g->A, (size_t)(g->nstates + 1) * sizeof *states);
+	rt_io *ios = arena_alloc(g->A, (size_t)(g->nios + 1) * sizeof *ios);
 	p->batch = batch;
 	p->nparams = g->param_floats;
 	p->nstate = g->state_floats;
 	p->nwork = nwork;
-	c->params = arena_alloc(c->A, (size_t)(g->nparams + 1) * sizeof *c->params);
 	for (int i = 0; i < g->nparams; i++) {
 		Tensor *t = &g->params[i];
-		rt_param *q = &c->params[i];
+		rt_param *q = &params[i];
 		q->name = t->name;
 		copy_shape(&t->sh, &q->rank, q->shape);
 		q->offset = t->off;
@@ -47,37 +89,39 @@ static void describe(Compiled *c, int64_t batch, int64_t nwork)
 		q->fan_out = t->fan_out;
 		q->trainable = t->trainable;
 	}
-	c->states = arena_alloc(c->A, (size_t)(g->nstates + 1) * sizeof *c->states);
-	for (int i = 0; i < g->nstates; i++)
-		c->states[i] = (rt_state){g->states[i].name, g->states[i].off,
-		                          shape_numel(&g->states[i].sh)};
-	c->ios = arena_alloc(c->A, (size_t)(g->nios + 1) * sizeof *c->ios);
+	for (int i = 0; i < g->nstates; i++) {
+		states[i] = (rt_state){.name = g->states[i].name,
+		                       .offset = g->states[i].off,
+		                       .numel = shape_numel(&g->states[i].sh)};
+		copy_shape(&g->states[i].sh, &states[i].rank, states[i].shape);
+	}
 	for (int i = 0; i < g->nios; i++) {
 		Tensor *t = &g->ios[i];
-		rt_io *q = &c->ios[i];
+		rt_io *q = &ios[i];
 		q->name = t->name;
 		q->kind = t->iokind;
 		q->dtype = t->dt == DT_I32 ? RT_I32 : RT_F32;
 		copy_shape(&t->sh, &q->rank, q->shape);
 		q->numel = shape_numel(&t->sh);
 	}
-	float *hinit = arena_alloc(c->A, (size_t)(g->nhypers + 1) * sizeof *hinit);
+	float *hinit = arena_alloc(g->A, (size_t)(g->nhypers + 1) * sizeof *hinit);
 	for (int i = 0; i < g->nhypers; i++)
 		hinit[i] = (float)g->hyper_init[i];
 	p->nhyper = g->nhypers;
 	p->hyper_names = g->hypers;
 	p->hyper_init = hinit;
 	p->nparam = g->nparams;
-	p->params = c->params;
+	p->params = params;
 	p->nstates = g->nstates;
-	p->states = c->states;
+	p->states = states;
 	p->nio = g->nios;
-	p->io = c->ios;
+	p->io = ios;
 	p->io_x = g->io_x;
 	p->io_y = g->io_y;
 	p->io_weight = g->io_weight;
 	p->io_loss = g->io_loss;
 	p->io_output = g->io_output;
+	p->graph_hash = graph_hash(g);
 }
 
 Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOpts *o)
@@ -99,7 +143,7 @@ Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOp
 	objcode_free(&obj);
 	if (!c->jit)
 		goto fail;
-	describe(c, batch, nwork);
+	program_describe(c->g, batch, nwork, &c->prog);
 	c->prog.forward = fns[FN_FORWARD];
 	c->prog.evaluate = fns[FN_EVALUATE];
 	c->prog.grad = fns[FN_GRAD];

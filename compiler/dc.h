@@ -175,6 +175,7 @@ struct Expr {
 	int nargs;
 	const char **kwnames;
 	Expr **kwargs;
+	SrcLoc *kwlocs; /* where each keyword's name is; NULL: at its value */
 	int nkw;
 };
 
@@ -218,32 +219,79 @@ typedef struct Def {
 	const Expr *e;
 } Def;
 
-typedef enum { OPT_SGD, OPT_ADAM } OptKind;
+/* torch.optim's optimizers, in model.c's name table order */
+typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_ADAGRAD } OptKind;
+
+typedef enum { SRC_IDX, SRC_NPY, SRC_CSV } SrcKind;
 
 typedef struct DataSource {
-	const char *path; /* IDX, .gz or not */
-	double scale;
+	SrcKind kind;
+	const char *path; /* IDX (.gz or not), .npy, or a CSV holding both x and y */
+	double scale;     /* f32 values are multiplied by it */
 	SrcLoc loc;
+	/* SRC_CSV, set on the sources of both the network's input and the target */
+	const char *label; /* the label column: a header name or a 0-based index */
+	char delimiter;
+	int header;
 } DataSource;
+
+/* Metrics the training loop can monitor (early stopping, reduce_on_plateau); MON_AUTO:
+ * val_loss with a validation split, else test_loss with a test set, else train_loss. */
+typedef enum {
+	MON_AUTO,
+	MON_TRAIN_LOSS,
+	MON_VAL_LOSS,
+	MON_VAL_ACCURACY,
+	MON_TEST_LOSS,
+	MON_TEST_ACCURACY
+} Monitor;
+
+/* The training loop's settings beyond batch/epochs/seed (train: in the model file). All
+ * zero when not given: no schedule, no split, no accumulation, no early stopping. */
+typedef struct TrainCfg {
+	rt_schedule sched; /* base_lr: the optimizer's lr, set by the CLI */
+	int sched_set;     /* a schedule or a warm-up is given; else sched is unset */
+	Monitor sched_monitor;
+	int sched_mode;          /* reduce_on_plateau: 1 min, 2 max, 0 from the monitor */
+	double validation_split; /* the last fraction of the training set; 0: none */
+	int64_t accumulate;      /* micro-batches per optimizer step; <= 1: none */
+	int early;               /* early_stopping: given */
+	Monitor es_monitor;
+	int es_mode; /* as sched_mode */
+	double es_min_delta;
+	int64_t es_patience;
+	int64_t
+	    ckpt_every; /* epochs between checkpoints; 0: 1 when a directory is given */
+	SrcLoc sched_loc, es_loc, split_loc;
+} TrainCfg;
 
 typedef struct Model {
 	const char *file, *name;
 	ModelInput *inputs;
 	int ninputs;
-	int x, y; /* indices into inputs: the network's data and the loss target; -1: none */
+	int x,
+	    y; /* indices into inputs: the network's data and the loss target; -1: none */
 	ParamDecl *params;
 	int nparams;
 	Def *defs;
 	int ndefs;
 	const char *output; /* the def holding the network's prediction */
+	SrcLoc output_loc;
 	const Expr *loss;
 	SrcLoc loss_loc;
+	/* The optimizer's settings under torch.optim's names, filled with the defaults of
+	 * its type (model.c); optim.c says which each optimizer reads. */
 	OptKind opt;
-	double lr, momentum;      /* sgd */
-	double beta1, beta2, eps; /* adam */
+	double lr, momentum, dampening, weight_decay; /* sgd; momentum: rmsprop too */
+	double beta1, beta2, eps;                     /* adam, adamw; eps: all but sgd */
+	double alpha;                                 /* rmsprop */
+	double lr_decay, initial_accumulator_value;   /* adagrad */
+	int nesterov, amsgrad, centered;              /* compile-time switches */
+	double max_norm, clip_value; /* clip_grad_norm, clip_grad_value; 0: none */
 	SrcLoc opt_loc;
 	int64_t batch, epochs, steps; /* steps: for models without data */
 	uint64_t seed;
+	TrainCfg tc;
 	/* per input, indexed like inputs; path NULL when not given */
 	DataSource *train, *test;
 	int has_train, has_test;
@@ -498,6 +546,7 @@ double *eval_node(Graph *g, Node *node, const EvalEnv *env);
 /* ================= dump.c ================= */
 
 void dump_graph(FILE *f, Graph *g, int only_fn); /* only_fn < 0: every node */
+void dump_set(FILE *f, Graph *g, const char *live); /* the nodes marked in live */
 void dump_node(FILE *f, Graph *g, Node *n);
 
 /* ================= plan.c ================= */
@@ -529,9 +578,16 @@ Plan *plan_fn(Graph *g, FnKind fn);
 
 /* ================= codegen.c, jit.c ================= */
 
+typedef enum { EMIT_OBJ, EMIT_ASM, EMIT_LLVM, EMIT_BC } EmitKind;
+
 typedef struct CodegenOpts {
 	int opt_level; /* 0..3 */
 	int dump_llvm; /* print the optimized module to stderr */
+	/* ahead of time: */
+	const char *prefix;            /* of every symbol ("fashion_mlp_"); NULL: none */
+	const char *triple, *cpu, *features; /* NULL: this host's, as the JIT uses */
+	EmitKind emit;
+	double *seconds; /* if not NULL: [0] building LLVM IR, [1] optimizing, [2] emitting */
 } CodegenOpts;
 
 /* An object file in memory, ready to be loaded by the JIT or written out. */
@@ -659,6 +715,76 @@ Node *lower_expr(Lower *L, const Expr *e);
  * step, train_step. NULL on error. */
 Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch);
 
+/* ================= aot.c ================= */
+
+typedef enum {
+	AOT_OBJ = EMIT_OBJ,
+	AOT_ASM = EMIT_ASM,
+	AOT_LLVM = EMIT_LLVM,
+	AOT_BC = EMIT_BC,
+	AOT_SHARED
+} AotEmit;
+
+typedef struct AotOpts {
+	const char *out, *header;            /* header NULL: none */
+	const char *prefix;                  /* of symbols; NULL: "<model name>_" */
+	const char *triple, *cpu, *features; /* NULL: this host */
+	AotEmit emit;
+	int opt_level;
+} AotOpts;
+
+/* Writes the model compiled for o's target, and its C header. -1 after errors. */
+int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o);
+
+/* ================= inspect.c: what descent made of a model ================= */
+
+typedef enum { ST_SPEC, ST_GRAPH, ST_BACKWARD, ST_OPTIMIZED, ST_KERNELS, ST_LLVM, ST_ASM } Stage;
+extern const char *const stage_names[];
+
+typedef struct InspectOpts {
+	Stage stage;
+	int fn;                 /* -1: the stage's own (graph: evaluate, backward: grad, ...) */
+	const char *grad_param; /* only the slice that makes this parameter's gradient */
+	int dot;                /* Graphviz instead of text */
+	int stats;              /* op counts, FLOPs, bytes, compile timings */
+	int opt_level;
+	int64_t batch;          /* 0: the model's */
+} InspectOpts;
+
+int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out);
+
+/* ================= trainlog.c: the per-epoch log (CSV) and its plot (SVG)
+ * ================= */
+
+enum {
+	LOG_EPOCH,
+	LOG_STEP,
+	LOG_LR,
+	LOG_TRAIN_LOSS,
+	LOG_VAL_LOSS,
+	LOG_VAL_ACC,
+	LOG_TEST_LOSS,
+	LOG_TEST_ACC,
+	LOG_SECONDS,
+	LOG_NCOLS
+};
+extern const char *const log_columns[LOG_NCOLS]; /* the CSV header: "epoch", ... */
+typedef struct LogRow {
+	double v[LOG_NCOLS]; /* NAN: not measured */
+} LogRow;
+typedef struct TrainLog {
+	LogRow *rows;
+	int n, cap;
+} TrainLog;
+void log_add(TrainLog *l, const LogRow *r);
+void log_free(TrainLog *l);
+/* The log as CSV text, malloc'd; *len bytes. */
+char *log_csv(const TrainLog *l, size_t *len);
+/* Reads a CSV log (columns by header name); -1 with a message naming file:line. */
+int log_read(const char *path, TrainLog *l, char *err, size_t errlen);
+/* A self-contained SVG of the loss and accuracy curves, malloc'd; *len bytes. */
+char *log_svg(const TrainLog *l, const char *title, size_t *len);
+
 /* ================= compile.c ================= */
 
 typedef struct Compiled {
@@ -666,13 +792,11 @@ typedef struct Compiled {
 	Graph *g;
 	Jit *jit;
 	double compile_seconds;
-	/* owned copies behind prog */
-	rt_param *params;
-	rt_state *states;
-	rt_io *ios;
-	Arena *A;
+	Arena *A; /* the graph and the tables behind prog */
 } Compiled;
 
+/* The layout tables of a program compiled from g (in g's arena); no entry points. */
+void program_describe(Graph *g, int64_t batch, int64_t nwork, rt_program *p);
 /* YAML model -> ready program. NULL on error. */
 Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOpts *o);
 void compiled_free(Compiled *c);

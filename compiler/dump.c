@@ -80,6 +80,13 @@ static const char *dest_name(Graph *g, const Out *o)
 	return "?";
 }
 
+void dump_set(FILE *f, Graph *g, const char *live)
+{
+	for (int i = 0; i < g->n; i++)
+		if (live[i])
+			dump_node(f, g, g->nodes[i]);
+}
+
 void dump_graph(FILE *f, Graph *g, int only_fn)
 {
 	char *live;

@@ -60,6 +60,7 @@ typedef struct Items {
 	int npos, cappos;
 	const char **kwn;
 	Expr **kwv;
+	SrcLoc *kwl;
 	int nkw, capkwn, capkwv;
 	int h; /* height of the tallest */
 } Items;
@@ -365,8 +366,11 @@ static int keyword(Parser *p, Items *it, const char *callee)
 	Expr *v = expr(p, &h);
 	if (!v)
 		return 0;
+	int cap = it->capkwv;
 	it->kwn = grow(p->A, it->kwn, it->nkw, &it->capkwn, sizeof *it->kwn);
 	it->kwv = grow(p->A, it->kwv, it->nkw, &it->capkwv, sizeof *it->kwv);
+	it->kwl = grow(p->A, it->kwl, it->nkw, &cap, sizeof *it->kwl);
+	it->kwl[it->nkw] = name.loc;
 	it->kwn[it->nkw] = arena_strndup(p->A, name.s, (size_t)name.len);
 	it->kwv[it->nkw++] = v;
 	it->h = h > it->h ? h : it->h;
@@ -421,6 +425,7 @@ static Expr *collect(Parser *p, ExprKind kind, SrcLoc loc, Items *it, int *h)
 	e->nargs = it->npos;
 	e->kwnames = it->kwn;
 	e->kwargs = it->kwv;
+	e->kwlocs = it->kwl;
 	e->nkw = it->nkw;
 	return e;
 }

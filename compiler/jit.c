@@ -27,7 +27,8 @@ static int llvm_error(Diags *d, LLVMErrorRef e, const char *what)
 
 Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 {
-	LLVMTargetMachineRef tm = target_host_machine(d, 3);
+	CodegenOpts host = {.opt_level = 3};
+	LLVMTargetMachineRef tm = target_machine(d, &host);
 	if (!tm)
 		return NULL;
 	Jit *j = calloc(1, sizeof *j);

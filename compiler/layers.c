@@ -49,6 +49,15 @@ static int error(Lower *L, const Expr *e, const char *fmt, ...)
 	return -1;
 }
 
+/* Layers compute on floats; an integer input (labels, indices) is a mistake. */
+static int need_float(Lower *L, const Expr *call, Node *x)
+{
+	if (x->dt == DT_F32)
+		return 0;
+	return error(L, call, "%s takes floating-point values; its input holds integers (dtype i32)",
+	             call->name);
+}
+
 static double kwf(const KwVal *kw, int i, double def)
 {
 	return kw[i].set ? kw[i].f : def;
@@ -362,6 +371,8 @@ BUILD(dense)
 		return NULL;
 	if (x->sh.rank < 1)
 		return error(L, call, "dense needs a vector of features, got a single number"), NULL;
+	if (need_float(L, call, x))
+		return NULL;
 	int64_t in = x->sh.d[x->sh.rank - 1], units = (int64_t)kw[0].f;
 	int act = kw[1].set ? kw[1].e : 0, train = !kw[4].set || kw[4].f != 0;
 	rt_init init = init_of(&kw[3], act == 1 ? RT_INIT_KAIMING_UNIFORM : RT_INIT_TORCH_LINEAR);
@@ -379,6 +390,8 @@ BUILD(dense)
 
 static int need_nchw(Lower *L, const Expr *call, Node *x)
 {
+	if (need_float(L, call, x))
+		return -1;
 	char s[128];
 	if (x->sh.rank == 4)
 		return 0;
@@ -1069,12 +1082,13 @@ int fun_args(Diags *d, const Fun *f, const Expr *call, KwVal *kw)
 			continue;
 		}
 		const char *near = did_you_mean(call->kwnames[i], names, nkw);
+		SrcLoc at = call->kwlocs ? call->kwlocs[i] : call->kwargs[i]->loc;
 		if (near)
-			error_at(d, call->kwargs[i]->loc, "unknown setting '%s' for %s; did you mean '%s'?",
-			         call->kwnames[i], f->name, near);
+			error_at(d, at, "unknown setting '%s' for %s; did you mean '%s'?", call->kwnames[i],
+			         f->name, near);
 		else
-			error_at(d, call->kwargs[i]->loc, "%s has no setting '%s'%s", f->name,
-			         call->kwnames[i], nkw ? "" : "; it takes none");
+			error_at(d, at, "%s has no setting '%s'%s", f->name, call->kwnames[i],
+			         nkw ? "" : "; it takes none");
 		status = -1;
 	}
 	for (int k = 0; k < nkw; k++)

@@ -109,6 +109,11 @@ static Node *lookup(Lower *L, const Expr *e)
 	int k = find_param(L->g, e->name); /* a layer's parameter: fc1.weight */
 	if (k >= 0)
 		return ir_param(L->g, k);
+	if (!strcmp(e->name, "output") && !L->m->output) {
+		error_at(L->d, e->loc, "the loss takes the network's output, but the model has no "
+		                       "layers or nodes to make one");
+		return NULL;
+	}
 	const char *near = did_you_mean(e->name, L->names, L->n);
 	if (near)
 		error_at(L->d, e->loc, "unknown name '%s'; did you mean '%s'?", e->name, near);
@@ -241,7 +246,7 @@ static Node *lower_once(Lower *L, Node **out)
 	g->cur_label = NULL;
 	*out = NULL;
 	if (m->output) {
-		Expr e = {.kind = EX_NAME, .name = m->output, .loc = m->loss_loc};
+		Expr e = {.kind = EX_NAME, .name = m->output, .loc = m->output_loc};
 		if (!(*out = lookup(L, &e)))
 			return NULL;
 		bind(L, "output", *out);

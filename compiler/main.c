@@ -2,7 +2,14 @@
  *
  *   descent train MODEL.yaml [--epochs N] [--batch B] [--seed S] [--lr X]
  *                            [--train-limit N] [--test-limit N] [--report FILE.json]
- *   descent ir MODEL.yaml [--fn NAME] [--batch B]
+ *                            [--checkpoint-dir DIR] [--resume CKPT] [--max-steps N]
+ *                            [--log FILE.csv] [--plot FILE.svg] [--accumulate K] ...
+ *   descent eval MODEL.yaml --params CKPT [--data-x F --data-y F | --label COL]
+ *   descent predict MODEL.yaml --params CKPT --input F -o OUT(.npy|.csv)
+ *   descent plot LOG.csv -o PLOT.svg
+ *   descent grad MODEL.yaml --params P --inputs B --out G
+ *   descent compile MODEL.yaml -o OUT [--header H] [--emit KIND] [--target T] [--cpu C]
+ *   descent ir MODEL.yaml [--stage S] [--fn F] [--grad P] [--format text|dot] [-o F] [--stats]
  *
  * Only this file decides to exit; the library reports diagnostics and returns.
  */
@@ -12,15 +19,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dc.h"
 
 typedef struct Opts {
 	const char *model, *report, *fn, *params, *inputs, *out;
+	const char *header, *emit, *target, *cpu, *prefix; /* compile */
+	const char *stage, *grad, *format;                 /* ir */
+	int stats;
 	int64_t epochs, batch, train_limit, test_limit, steps;
 	int64_t seed;
 	double lr;
+	/* train, eval, predict, plot */
+	const char *resume, *ckpt_dir, *log, *plot, *data_x, *data_y, *input, *label;
+	int64_t max_steps, accumulate, ckpt_every;
+	double val_split;
 	int opt_level;
 } Opts;
 
@@ -30,11 +45,21 @@ static void usage(FILE *f)
 	           "[--lr X]\n"
 	           "                     [--train-limit N] [--test-limit N] [--report "
 	           "FILE.json] [-O0..3]\n"
+	           "                     [--checkpoint-dir DIR] [--checkpoint-every N] [--resume CKPT]\n"
+	           "                     [--max-steps N] [--log FILE.csv] [--plot FILE.svg]\n"
+	           "                     [--accumulate K] [--validation-split F]\n"
+	           "       descent eval MODEL.yaml --params CKPT [--data-x F --data-y F] [--label COL]\n"
+	           "       descent predict MODEL.yaml --params CKPT --input F(.npy|.csv|IDX)\n"
+	           "                     -o OUT(.npy|.csv)\n"
+	           "       descent plot LOG.csv -o PLOT.svg\n"
 	           "       descent grad MODEL.yaml [--params P.safetensors] [--inputs B.safetensors]\n"
 	           "                    --out G.safetensors [--seed S]\n"
-	           "       descent ir MODEL.yaml [--fn "
-	           "forward|evaluate|grad|step|train_step|all|llvm]\n"
-	           "                     [--batch B]\n");
+	           "       descent compile MODEL.yaml -o OUT [--header OUT.h] [--batch B]\n"
+	           "                    [--emit obj|asm|llvm|bc|shared] [--target TRIPLE] [--cpu CPU]\n"
+	           "                    [--prefix NAME]\n"
+	           "       descent ir MODEL.yaml [--stage spec|graph|backward|optimized|kernels|llvm|asm]\n"
+	           "                    [--fn forward|evaluate|grad|step|train_step] [--grad PARAM]\n"
+	           "                    [--format text|dot] [-o FILE(.txt|.dot|.svg|.png)] [--stats]\n");
 }
 
 static int parse_int(const char *flag, const char *s, int64_t min, int64_t *out)
@@ -55,6 +80,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->epochs = o->batch = o->seed = o->steps = -1;
+	o->max_steps = o->accumulate = o->ckpt_every = -1;
+	o->val_split = -1;
 	o->opt_level = 3;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -64,7 +91,14 @@ static int parse_args(int argc, char **argv, Opts *o)
 		              : !strcmp(a, "--steps")       ? &o->steps
 		              : !strcmp(a, "--train-limit") ? &o->train_limit
 		              : !strcmp(a, "--test-limit")  ? &o->test_limit
+		              : !strcmp(a, "--max-steps")   ? &o->max_steps
+		              : !strcmp(a, "--accumulate")  ? &o->accumulate
+		              : !strcmp(a, "--checkpoint-every") ? &o->ckpt_every
 		                                            : NULL;
+		if (!strcmp(a, "--stats")) {
+			o->stats = 1;
+			continue;
+		}
 		if (!strncmp(a, "-O", 2) && a[2] >= '0' && a[2] <= '3' && !a[3]) {
 			o->opt_level = a[2] - '0';
 			continue;
@@ -74,13 +108,32 @@ static int parse_args(int argc, char **argv, Opts *o)
 		                  : !strcmp(a, "--params") ? &o->params
 		                  : !strcmp(a, "--inputs") ? &o->inputs
 		                  : !strcmp(a, "--out")    ? &o->out
+		                  : !strcmp(a, "-o")       ? &o->out
+		                  : !strcmp(a, "--header") ? &o->header
+		                  : !strcmp(a, "--emit")   ? &o->emit
+		                  : !strcmp(a, "--target") ? &o->target
+		                  : !strcmp(a, "--cpu")    ? &o->cpu
+		                  : !strcmp(a, "--prefix") ? &o->prefix
+		                  : !strcmp(a, "--stage")  ? &o->stage
+		                  : !strcmp(a, "--grad")   ? &o->grad
+		                  : !strcmp(a, "--format") ? &o->format
+		                  : !strcmp(a, "--resume") ? &o->resume
+		                  : !strcmp(a, "--checkpoint-dir") ? &o->ckpt_dir
+		                  : !strcmp(a, "--log")    ? &o->log
+		                  : !strcmp(a, "--plot")   ? &o->plot
+		                  : !strcmp(a, "--data-x") ? &o->data_x
+		                  : !strcmp(a, "--data-y") ? &o->data_y
+		                  : !strcmp(a, "--input")  ? &o->input
+		                  : !strcmp(a, "--label")  ? &o->label
 		                                           : NULL;
-		if ((iv || sv || !strcmp(a, "--lr")) && !v) {
+		if ((iv || sv || !strcmp(a, "--lr") || !strcmp(a, "--validation-split")) && !v) {
 			fprintf(stderr, "descent: error: %s needs a value\n", a);
 			return -1;
 		}
 		if (iv) {
-			if (parse_int(a, v, !strcmp(a, "--batch") ? 1 : 0, iv) < 0)
+			int one = !strcmp(a, "--batch") || !strcmp(a, "--accumulate") ||
+			          !strcmp(a, "--max-steps") || !strcmp(a, "--checkpoint-every");
+			if (parse_int(a, v, one, iv) < 0)
 				return -1;
 			i++;
 		} else if (sv) {
@@ -91,6 +144,17 @@ static int parse_args(int argc, char **argv, Opts *o)
 			if (*end || !(o->lr > 0) || !isfinite(o->lr)) {
 				fprintf(stderr,
 				        "descent: error: --lr takes a positive number, "
+				        "got '%s'\n",
+				        v);
+				return -1;
+			}
+			i++;
+		} else if (!strcmp(a, "--validation-split")) {
+			char *end;
+			o->val_split = strtod(v, &end);
+			if (*end || !(o->val_split >= 0 && o->val_split < 1)) {
+				fprintf(stderr,
+				        "descent: error: --validation-split takes a fraction in [0, 1), "
 				        "got '%s'\n",
 				        v);
 				return -1;
@@ -119,7 +183,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 typedef struct Progress {
 	int tty;
 	int64_t epoch, epochs;
-	double t0;
+	int64_t base; /* steps of the epoch done before this run (a resumed epoch) */
+	double t0, last;
 } Progress;
 
 static double now(void)
@@ -129,18 +194,32 @@ static double now(void)
 	return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/* A bar redrawn in place on a terminal; elsewhere (a log file, a pipe) a plain line every
+ * 30 seconds, so long epochs still show they are alive. */
 static void progress(void *ud, int64_t step, int64_t nsteps, double loss)
 {
 	Progress *p = ud;
-	if (!p->tty || (step % 16 && step != nsteps))
+	double t = now(), el = t - p->t0, rate = (step - p->base) / (el > 0 ? el : 1e-9);
+	double eta = (nsteps - step) / (rate > 0 ? rate : 1);
+	if (!p->tty) {
+		if (t - p->last >= 30 && step < nsteps) {
+			fprintf(stderr,
+			        "epoch %lld/%lld  step %lld/%lld  loss %.4f  %.0f "
+			        "steps/s  ETA %ds\n",
+			        (long long)p->epoch, (long long)p->epochs,
+			        (long long)step, (long long)nsteps, loss, rate,
+			        (int)ceil(eta));
+			p->last = t;
+		}
 		return;
-	double el = now() - p->t0, rate = step / (el > 0 ? el : 1e-9);
+	}
+	if (step % 16 && step != nsteps)
+		return;
 	int w = 30, done = (int)(w * step / nsteps);
 	char bar[64];
 	for (int i = 0; i < w; i++)
 		bar[i] = i < done ? '=' : i == done ? '>' : ' ';
 	bar[w] = 0;
-	double eta = (nsteps - step) / (rate > 0 ? rate : 1);
 	fprintf(stderr,
 	        "\repoch %lld/%lld [%s] %lld/%lld  loss %.4f  %.0f steps/s  ETA %ds ",
 	        (long long)p->epoch, (long long)p->epochs, bar, (long long)step,
@@ -151,24 +230,136 @@ static void progress(void *ud, int64_t step, int64_t nsteps, double loss)
 
 /* ---- data ---- */
 
+static int has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static void scale_values(rt_tensor *t, double scale)
+{
+	if (t->dtype != RT_F32 || scale == 1 || scale == 0)
+		return;
+	float *v = t->data;
+	for (int64_t i = 0; i < t->n * t->stride; i++)
+		v[i] = (float)(v[i] * scale);
+}
+
+/* One input's values from an IDX or .npy file; labels for an i32 input. */
+static int load_file(SrcKind kind, const char *path, double scale, int labels,
+                     rt_tensor *t, char *err, size_t errlen)
+{
+	if (kind == SRC_NPY) {
+		if (rt_npy_load(path, labels, t, err, errlen) < 0)
+			return -1;
+		scale_values(t, scale);
+		return 0;
+	}
+	return rt_idx_load(path, scale, labels, t, err, errlen);
+}
+
+/* Does the first line of a CSV file hold names rather than numbers? */
+static int csv_has_header(const char *path, char delim)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	int header = 0;
+	if (f && fgets(line, sizeof line, f)) {
+		for (char *p = line, *end; *p && !header; p = *end ? end + 1 : end) {
+			while (*p == ' ' || *p == '"' || (unsigned char)*p >= 0x80)
+				p++;
+			strtod(p, &end);
+			header =
+			    end == p && *p != delim && *p != '\n' && *p != '\r' && *p;
+			for (end = p; *end && *end != delim; end++)
+				;
+		}
+	}
+	if (f)
+		fclose(f);
+	return header;
+}
+
+static int load_csv(const char *path, const char *label, char delim, int header,
+                    double scale, int classes, rt_tensor *x, rt_tensor *y, char *err,
+                    size_t errlen)
+{
+	rt_csv_opts co = {delim, header, label, scale, classes};
+	rt_tensor dummy = {0};
+	int rc = rt_csv_load(path, &co, x, y ? y : &dummy, err, errlen);
+	rt_tensor_free(&dummy);
+	return rc;
+}
+
 static int load_split(const Model *m, const DataSource *src, const char *split,
                       rt_tensor *x, rt_tensor *y)
 {
-	char err[512];
+	char err[1024];
 	const DataSource *sx = &src[m->x], *sy = &src[m->y];
+	int labels = m->inputs[m->y].dt == DT_I32;
 	if (!sx->path || !sy->path) {
 		fprintf(stderr, "%s: error: data.%s needs a source for '%s' and '%s'\n",
 		        m->file, split, m->inputs[m->x].name, m->inputs[m->y].name);
 		return -1;
 	}
-	if (rt_idx_load(sx->path, sx->scale, 0, x, err, sizeof err) < 0 ||
-	    rt_idx_load(sy->path, sy->scale, m->inputs[m->y].dt == DT_I32, y, err,
-	                sizeof err) < 0) {
+	int rc =
+	    sx->kind == SRC_CSV ? load_csv(sx->path, sx->label, sx->delimiter, sx->header,
+	                                   sx->scale, labels, x, y, err, sizeof err)
+	    : load_file(sx->kind, sx->path, sx->scale, 0, x, err, sizeof err) < 0 ||
+	            load_file(sy->kind, sy->path, sy->scale, labels, y, err, sizeof err)
+	        ? -1
+	        : 0;
+	if (rc < 0) {
 		fprintf(stderr, "descent: error: %s\n", err);
 		rt_tensor_free(x);
+		rt_tensor_free(y);
 		return -1;
 	}
 	return 0;
+}
+
+/* Data named on the command line: x from an IDX, .npy or CSV file (the model's scale
+ * for its input applies), y (when wanted) from an IDX or .npy file, or from the CSV's
+ * column named by --label; with y NULL, a --label column is left out of x. */
+static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
+                         const char *label, rt_tensor *x, rt_tensor *y)
+{
+	char err[1024];
+	int labels = m->y >= 0 && m->inputs[m->y].dt == DT_I32;
+	const DataSource *ds = m->has_test ? m->test : m->has_train ? m->train : NULL;
+	double scale = ds && m->x >= 0 ? ds[m->x].scale : 1;
+	int rc;
+	if (has_suffix(xpath, ".csv")) {
+		if (y && !label) {
+			fprintf(
+			    stderr,
+			    "descent: error: %s: name its label column with --label\n",
+			    xpath);
+			return -1;
+		}
+		rc = load_csv(xpath, label, ',', csv_has_header(xpath, ','), scale,
+		              labels, x, y, err, sizeof err);
+	} else {
+		SrcKind k = has_suffix(xpath, ".npy") ? SRC_NPY : SRC_IDX;
+		rc = load_file(k, xpath, scale, 0, x, err, sizeof err);
+		if (!rc && y && !ypath) {
+			rt_tensor_free(x);
+			fprintf(
+			    stderr,
+			    "descent: error: --data-x needs --data-y with the labels\n");
+			return -1;
+		}
+		if (!rc && y)
+			rc = load_file(has_suffix(ypath, ".npy") ? SRC_NPY : SRC_IDX,
+			               ypath, 1, labels, y, err, sizeof err);
+	}
+	if (rc < 0) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		rt_tensor_free(x);
+		if (y)
+			rt_tensor_free(y);
+	}
+	return rc;
 }
 
 /* ---- report ---- */
@@ -204,75 +395,432 @@ static int write_report(const char *path, const Model *m, const rt_metrics *test
 
 /* ---- commands ---- */
 
-static int train_loop(const Opts *o, const Model *m, Compiled *c)
+/* ---- training over data ---- */
+
+/* OptKind's names, for checkpoints' metadata (model.c's table order). */
+static const char *const opt_names[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
+static const char *const monitor_names[] = {
+    "auto", "train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy"};
+static const int monitor_col[] = {LOG_TRAIN_LOSS, LOG_TRAIN_LOSS, LOG_VAL_LOSS,
+                                  LOG_VAL_ACC,    LOG_TEST_LOSS,  LOG_TEST_ACC};
+
+/* One `descent train` of a model with data. */
+typedef struct Run {
+	const Opts *o;
+	const Model *m;
+	Compiled *c;
+	Diags *d;
+	rt_tensor xtr, ytr, xte, yte;
+	rt_tensor xval, yval; /* views of the training set's last examples */
+	int64_t ntrain;       /* examples trained on: those before the validation split */
+	int has_val, has_test, classifier;
+	Monitor sched_mon, es_mon;
+	rt_session *s;
+	rt_trainer *t;
+	TrainLog log;
+	int64_t every;        /* epochs between checkpoints, 0: none */
+	char last_ckpt[4096]; /* the newest checkpoint written or resumed from; "" if none
+	                       */
+} Run;
+
+static rt_tensor view(const rt_tensor *t, int64_t from, int64_t n)
 {
-	rt_tensor xtr = {0}, ytr = {0}, xte = {0}, yte = {0};
-	rt_session *s = NULL;
-	int status = 1;
-	char err[512];
-	if (load_split(m, m->train, "train", &xtr, &ytr) < 0 ||
-	    load_split(m, m->test, "test", &xte, &yte) < 0)
-		goto done;
-	if (o->test_limit > 0 && o->test_limit < xte.n)
-		xte.n = yte.n = o->test_limit;
-	s = rt_session_new(&c->prog);
-	if (!s) {
+	rt_tensor v = *t;
+	v.data = (char *)t->data + from * t->stride * 4; /* both dtypes are 4 bytes */
+	v.n = n;
+	return v;
+}
+
+/* The training set (less the validation split at its end), the test set. */
+static int run_data(Run *r)
+{
+	const Model *m = r->m;
+	const Opts *o = r->o;
+	if (!m->has_train) {
+		fprintf(
+		    stderr,
+		    "%s: error: the model has no training data (data: {train: ...})\n",
+		    m->file);
+		return -1;
+	}
+	if (load_split(m, m->train, "train", &r->xtr, &r->ytr) < 0 ||
+	    (m->has_test && load_split(m, m->test, "test", &r->xte, &r->yte) < 0))
+		return -1;
+	r->has_test = m->has_test;
+	if (o->test_limit > 0 && o->test_limit < r->xte.n)
+		r->xte.n = r->yte.n = o->test_limit;
+	int64_t n =
+	    o->train_limit > 0 && o->train_limit < r->xtr.n ? o->train_limit : r->xtr.n;
+	double split = o->val_split >= 0 ? o->val_split : m->tc.validation_split;
+	r->ntrain = n;
+	if (split > 0) { /* as Keras: the last fraction, before any shuffling */
+		r->ntrain = (int64_t)((double)n * (1 - split));
+		if (r->ntrain < 1 || r->ntrain >= n) {
+			fprintf(stderr,
+			        "%s: error: a validation split of %g of %lld examples "
+			        "leaves %lld to "
+			        "train on and %lld to validate on\n",
+			        m->file, split, (long long)n, (long long)r->ntrain,
+			        (long long)(n - r->ntrain));
+			return -1;
+		}
+		r->xval = view(&r->xtr, r->ntrain, n - r->ntrain);
+		r->yval = view(&r->ytr, r->ntrain, n - r->ntrain);
+		r->has_val = 1;
+	}
+	const rt_program *p = &r->c->prog;
+	r->classifier = p->io_output >= 0 && p->io[p->io_output].rank == 2 &&
+	                p->io[p->io_output].shape[1] > 1 &&
+	                p->io[p->io_y].dtype == RT_I32;
+	return 0;
+}
+
+/* The metric a monitor stands for, checked against what this run measures. */
+static int pick_monitor(Run *r, Monitor mon, SrcLoc loc, const char *who, Monitor *out)
+{
+	if (mon == MON_AUTO)
+		mon = r->has_val    ? MON_VAL_LOSS
+		      : r->has_test ? MON_TEST_LOSS
+		                    : MON_TRAIN_LOSS;
+	const char *why =
+	    (mon == MON_VAL_LOSS || mon == MON_VAL_ACCURACY) && !r->has_val
+	        ? "there is no validation split (train: {validation_split: 0.1})"
+	    : (mon == MON_TEST_LOSS || mon == MON_TEST_ACCURACY) && !r->has_test
+	        ? "there is no test set (data: {test: ...})"
+	    : (mon == MON_VAL_ACCURACY || mon == MON_TEST_ACCURACY) && !r->classifier
+	        ? "accuracy is measured for classifiers only (integer labels, [batch, C] "
+	          "scores)"
+	        : NULL;
+	if (why) {
+		error_at(r->d, loc, "%s monitors %s, but %s", who, monitor_names[mon],
+		         why);
+		return -1;
+	}
+	*out = mon;
+	return 0;
+}
+
+static int max_mode(int mode, Monitor mon)
+{
+	return mode ? mode == 2 : mon == MON_VAL_ACCURACY || mon == MON_TEST_ACCURACY;
+}
+
+static int run_resume(Run *r)
+{
+	char err[4096];
+	rt_st_file f;
+	const char *path = r->o->resume;
+	if (rt_st_load(path, &f, err, sizeof err) < 0) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		return -1;
+	}
+	int rc = rt_trainer_load(r->t, &f, err, sizeof err);
+	rt_st_free(&f);
+	if (rc < 0) {
+		fprintf(stderr, "descent: error: %s: %s\n", path, err);
+		return -1;
+	}
+	snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
+	printf("resumed from %s: epoch %lld, step %llu, %lld of %lld examples into epoch "
+	       "%lld\n",
+	       path, (long long)r->t->epoch, (unsigned long long)r->s->step,
+	       (long long)r->t->pos, (long long)r->t->n, (long long)r->t->epoch + 1);
+	/* the log goes on from the checkpoint's epoch: rows after it are redone */
+	TrainLog old = {0};
+	if (r->o->log && access(r->o->log, F_OK) == 0) {
+		if (log_read(r->o->log, &old, err, sizeof err) < 0) {
+			fprintf(stderr, "descent: error: %s\n", err);
+			return -1;
+		}
+		for (int i = 0; i < old.n; i++)
+			if (old.rows[i].v[LOG_EPOCH] <= (double)r->t->epoch)
+				log_add(&r->log, &old.rows[i]);
+		log_free(&old);
+	}
+	return 0;
+}
+
+/* The session, the schedule, the trainer, early stopping; then --resume. */
+static int run_setup(Run *r)
+{
+	const Model *m = r->m;
+	const Opts *o = r->o;
+	const TrainCfg *tc = &m->tc;
+	char err[1024];
+	if (!(r->s = rt_session_new(&r->c->prog))) {
 		fprintf(stderr,
 		        "descent: error: out of memory for the training session\n");
-		goto done;
+		return -1;
 	}
-	rt_session_init(s, m->seed);
-	if (o->lr > 0)
-		rt_set_hyper(s, "lr", (float)o->lr);
-	rt_rng rng;
-	rt_rng_seed(&rng, m->seed ^ 0x5eedda7aULL);
-	Progress pr = {isatty(2), 0, m->epochs, 0};
-	double train_s = 0, train_loss = NAN;
-	int64_t steps = 0;
-	rt_metrics te = {0};
-	te.accuracy = NAN;
-	printf("%s: %lld parameters, batch %lld, compiled in %.3f s\n", m->name,
-	       (long long)c->prog.nparams, (long long)c->prog.batch, c->compile_seconds);
-	for (int64_t e = 1; e <= m->epochs; e++) {
+	rt_session_init(r->s, m->seed);
+	rt_trainer_opts to = {
+	    .limit = r->ntrain, .shuffle = 1, .seed = m->seed ^ 0x5eedda7aULL};
+	to.accumulate = o->accumulate > 0 ? o->accumulate : tc->accumulate;
+	to.sched = tc->sched;
+	if (!tc->sched_set)
+		rt_schedule_defaults(&to.sched, RT_LR_CONSTANT, 0);
+	to.sched.base_lr = o->lr > 0 ? o->lr : m->lr;
+	if (to.sched.kind == RT_LR_PLATEAU) {
+		if (pick_monitor(r, tc->sched_monitor, tc->sched_loc, "reduce_on_plateau",
+		                 &r->sched_mon) < 0)
+			return -1;
+		to.sched.mode_max = max_mode(tc->sched_mode, r->sched_mon);
+	}
+	if (tc->early &&
+	    pick_monitor(r, tc->es_monitor, tc->es_loc, "early_stopping", &r->es_mon) < 0)
+		return -1;
+	if (!(r->t = rt_trainer_new(r->s, &r->xtr, &r->ytr, &to, err, sizeof err))) {
+		fprintf(stderr, "%s: error: %s\n", m->file, err);
+		return -1;
+	}
+	if (tc->early) {
+		r->t->es_on = 1;
+		rt_early_stop_init(&r->t->es, max_mode(tc->es_mode, r->es_mon),
+		                   tc->es_min_delta, tc->es_patience);
+	}
+	if (to.accumulate > 1)
+		for (int i = 0; i < r->c->prog.nparam; i++)
+			if (!r->c->prog.params[i].trainable) {
+				fprintf(stderr,
+				        "%s: warning: with accumulate, buffers such as "
+				        "'%s' (batch norm's "
+				        "running statistics) are not updated\n",
+				        m->file, r->c->prog.params[i].name);
+				break;
+			}
+	r->every = o->ckpt_every > 0    ? o->ckpt_every
+	           : tc->ckpt_every > 0 ? tc->ckpt_every
+	                                : 1;
+	if (!o->ckpt_dir) {
+		r->every = 0;
+		if (tc->ckpt_every > 0)
+			fprintf(stderr,
+			        "%s: note: checkpoint.every: no --checkpoint-dir, none "
+			        "saved\n",
+			        m->file);
+	}
+	return o->resume ? run_resume(r) : 0;
+}
+
+/* DIR/name.safetensors, crash-safely; remembered as the last good one if `keep`. */
+static int save_ckpt(Run *r, const char *name, int keep)
+{
+	char path[4096], err[1024];
+	const char *opt = (unsigned)r->m->opt < sizeof opt_names / sizeof *opt_names
+	                      ? opt_names[r->m->opt]
+	                      : "unknown";
+	const char *keys[] = {"optimizer", "model"}, *vals[] = {opt, r->m->name};
+	if (mkdir(r->o->ckpt_dir, 0777) < 0 && errno != EEXIST) {
+		fprintf(stderr, "descent: error: cannot make %s: %s\n", r->o->ckpt_dir,
+		        strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof path, "%s/%s.safetensors", r->o->ckpt_dir, name);
+	if (rt_trainer_save(r->t, path, keys, vals, 2, err, sizeof err) < 0) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		return -1;
+	}
+	if (keep)
+		snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
+	return 0;
+}
+
+/* --log and --plot, rewritten whole (crash-safely) after every epoch. */
+static int write_outputs(Run *r)
+{
+	char err[1024];
+	const char *paths[2] = {r->o->log, r->o->plot};
+	for (int k = 0; k < 2; k++) {
+		if (!paths[k])
+			continue;
+		size_t len;
+		char *text =
+		    k ? log_svg(&r->log, r->m->name, &len) : log_csv(&r->log, &len);
+		const void *parts[] = {text};
+		int rc = rt_write_atomic(paths[k], parts, &len, 1, err, sizeof err);
+		free(text);
+		if (rc < 0) {
+			fprintf(stderr, "descent: error: %s\n", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int evaluate_into(Run *r, const rt_tensor *x, const rt_tensor *y, LogRow *row,
+                         int lcol, int acol)
+{
+	char err[1024];
+	rt_metrics mm;
+	if (rt_evaluate(r->s, x, y, &mm, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: error: evaluating: %s\n", r->m->file, err);
+		return -1;
+	}
+	row->v[lcol] = mm.loss;
+	row->v[acol] = mm.accuracy;
+	return 0;
+}
+
+static void print_epoch(const Run *r, const LogRow *row, const rt_metrics *tr)
+{
+	static const struct {
+		int col;
+		const char *name;
+	} shown[] = {{LOG_TRAIN_LOSS, "train loss"},
+	             {LOG_VAL_LOSS, "val loss"},
+	             {LOG_VAL_ACC, "val acc"},
+	             {LOG_TEST_LOSS, "test loss"},
+	             {LOG_TEST_ACC, "test acc"}};
+	printf("epoch %lld/%lld ", (long long)row->v[LOG_EPOCH], (long long)r->m->epochs);
+	for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++)
+		if (!isnan(row->v[shown[i].col]))
+			printf(" %s %.4f", shown[i].name, row->v[shown[i].col]);
+	printf("  lr %.3g  %.0f steps/s  %.1f s\n", row->v[LOG_LR],
+	       tr->seconds > 0 ? tr->steps / tr->seconds : 0, row->v[LOG_SECONDS]);
+	fflush(stdout);
+}
+
+/* After an epoch: evaluate, log, step the plateau schedule and early stopping, save a
+ * checkpoint when due. *stop is set when early stopping says so. */
+static int epoch_end(Run *r, const rt_metrics *tr, int last, int *stop)
+{
+	rt_trainer *t = r->t;
+	LogRow row;
+	for (int i = 0; i < LOG_NCOLS; i++)
+		row.v[i] = NAN;
+	row.v[LOG_EPOCH] = (double)t->epoch;
+	row.v[LOG_STEP] = (double)r->s->step;
+	row.v[LOG_LR] = t->lr;
+	row.v[LOG_TRAIN_LOSS] = tr->loss;
+	row.v[LOG_SECONDS] = t->seconds;
+	if ((r->has_val &&
+	     evaluate_into(r, &r->xval, &r->yval, &row, LOG_VAL_LOSS, LOG_VAL_ACC)) ||
+	    (r->has_test &&
+	     evaluate_into(r, &r->xte, &r->yte, &row, LOG_TEST_LOSS, LOG_TEST_ACC)))
+		return -1;
+	print_epoch(r, &row, tr);
+	if (t->o.sched.kind == RT_LR_PLATEAU &&
+	    rt_schedule_epoch_end(&t->o.sched, &t->lrs, row.v[monitor_col[r->sched_mon]]))
+		printf("reduce_on_plateau: %s has not improved for %lld epochs; lr -> "
+		       "%.3g\n",
+		       monitor_names[r->sched_mon], (long long)t->o.sched.patience + 1,
+		       t->lrs.lr);
+	if (t->es_on && rt_early_stop_update(&t->es, row.v[monitor_col[r->es_mon]])) {
+		printf("early stopping: %s has not improved on %.4g for %lld epochs\n",
+		       monitor_names[r->es_mon], t->es.best, (long long)t->es.wait);
+		*stop = 1;
+	}
+	log_add(&r->log, &row);
+	if (write_outputs(r) < 0)
+		return -1;
+	if (r->every && t->epoch % r->every == 0) {
+		char name[64];
+		snprintf(name, sizeof name, "epoch-%lld", (long long)t->epoch);
+		if (save_ckpt(r, name, 1) < 0)
+			return -1;
+	}
+	int due = r->every && t->epoch % r->every == 0;
+	if (r->every && (due || last || *stop) && save_ckpt(r, "last", !due) < 0)
+		return -1;
+	return 0;
+}
+
+/* Stopped by --max-steps inside an epoch: a checkpoint to resume from. */
+static int stopped_inside(Run *r)
+{
+	char name[64];
+	printf(
+	    "stopped at step %llu (--max-steps), %lld of %lld examples into epoch %lld\n",
+	    (unsigned long long)r->s->step, (long long)r->t->pos, (long long)r->t->n,
+	    (long long)r->t->epoch + 1);
+	if (!r->o->ckpt_dir) {
+		printf("no --checkpoint-dir: nothing saved\n");
+		return 0;
+	}
+	snprintf(name, sizeof name, "step-%llu", (unsigned long long)r->s->step);
+	if (save_ckpt(r, name, 1) < 0 || save_ckpt(r, "last", 0) < 0)
+		return -1;
+	printf("checkpoint %s\n", r->last_ckpt);
+	return 0;
+}
+
+static int run_epochs(Run *r)
+{
+	const Model *m = r->m;
+	rt_trainer *t = r->t;
+	char err[1024];
+	int64_t max = r->o->max_steps > 0 ? r->o->max_steps : 0;
+	Progress pr = {isatty(2), 0, m->epochs, 0, 0, 0};
+	int stop = 0;
+	while (t->epoch < m->epochs && !stop) {
 		rt_metrics tr;
-		pr.epoch = e;
-		pr.t0 = now();
-		if (rt_train_epoch(s, &xtr, &ytr, o->train_limit, &rng, progress, &pr,
-		                   &tr, err, sizeof err) < 0) {
-			fprintf(stderr, "%s: error: epoch %lld: %s\n", m->file,
-			        (long long)e, err);
-			goto done;
+		pr.epoch = t->epoch + 1;
+		pr.base = t->pos / (r->c->prog.batch * t->o.accumulate);
+		pr.t0 = pr.last = now();
+		int rc = rt_trainer_run(t, max, progress, &pr, &tr, err, sizeof err);
+		if (rc < 0) {
+			fprintf(
+			    stderr, "%s: error: training diverged: %s; %s%s\n", m->file,
+			    err, r->last_ckpt[0] ? "the last good checkpoint is " : "",
+			    r->last_ckpt[0] ? r->last_ckpt : "no checkpoint was saved");
+			return -1;
 		}
-		if (rt_evaluate(s, &xte, &yte, &te, err, sizeof err) < 0) {
-			fprintf(stderr, "%s: error: evaluating: %s\n", m->file, err);
-			goto done;
+		if (rc == 0)
+			return stopped_inside(r);
+		int last = t->epoch == m->epochs || (max && (int64_t)r->s->step >= max);
+		if (epoch_end(r, &tr, last, &stop) < 0)
+			return -1;
+		if (max && (int64_t)r->s->step >= max && t->epoch < m->epochs) {
+			printf("stopped at step %llu (--max-steps), at the end of epoch "
+			       "%lld\n",
+			       (unsigned long long)r->s->step, (long long)t->epoch);
+			break;
 		}
-		train_s += tr.seconds;
-		steps += tr.steps;
-		train_loss = tr.loss;
-		printf("epoch %lld/%lld  train loss %.4f  test loss %.4f  test acc %.4f  "
-		       "%.0f steps/s  %.1f s\n",
-		       (long long)e, (long long)m->epochs, tr.loss, te.loss, te.accuracy,
-		       tr.steps / tr.seconds, train_s);
-		fflush(stdout);
 	}
-	if (m->epochs == 0 && rt_evaluate(s, &xte, &yte, &te, err, sizeof err) < 0) {
+	return 0;
+}
+
+static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
+{
+	Run r = {.o = o, .m = m, .c = c, .d = d};
+	int status = 1;
+	if (run_data(&r) < 0 || run_setup(&r) < 0)
+		goto done;
+	printf("%s: %lld parameters, batch %lld, %lld training examples%s, compiled in "
+	       "%.3f s\n",
+	       m->name, (long long)c->prog.nparams, (long long)c->prog.batch,
+	       (long long)r.ntrain,
+	       r.has_val
+	           ? arena_printf(c->A, " (+%lld for validation)", (long long)r.xval.n)
+	           : "",
+	       c->compile_seconds);
+	fflush(stdout);
+	if (run_epochs(&r) < 0)
+		goto done;
+	rt_metrics te = {.loss = NAN, .accuracy = NAN};
+	char err[1024];
+	if (r.has_test && rt_evaluate(r.s, &r.xte, &r.yte, &te, err, sizeof err) < 0) {
 		fprintf(stderr, "%s: error: evaluating: %s\n", m->file, err);
 		goto done;
 	}
-	printf("final test accuracy %.4f (loss %.4f) after %.1f s of training\n",
-	       te.accuracy, te.loss, train_s);
+	if (r.has_test)
+		printf("final test accuracy %.4f (loss %.4f) after %.1f s of training\n",
+		       te.accuracy, te.loss, r.t->seconds);
 	status = 0;
+	double train_loss = r.log.n ? r.log.rows[r.log.n - 1].v[LOG_TRAIN_LOSS] : NAN;
 	if (o->report &&
-	    write_report(o->report, m, &te, train_s, train_s > 0 ? steps / train_s : 0,
+	    write_report(o->report, m, &te, r.t->seconds,
+	                 r.t->seconds > 0 ? (double)r.s->step / r.t->seconds : 0,
 	                 c->compile_seconds, train_loss) < 0)
 		status = 1;
 done:
-	rt_session_free(s);
-	rt_tensor_free(&xtr);
-	rt_tensor_free(&ytr);
-	rt_tensor_free(&xte);
-	rt_tensor_free(&yte);
+	log_free(&r.log);
+	rt_trainer_free(r.t);
+	rt_session_free(r.s);
+	rt_tensor_free(&r.xtr);
+	rt_tensor_free(&r.ytr);
+	rt_tensor_free(&r.xte);
+	rt_tensor_free(&r.yte);
 	return status;
 }
 
@@ -326,13 +874,250 @@ static int cmd_train(const Opts *o, Diags *d, Arena *A)
 		m->batch = o->batch;
 	if (o->seed >= 0)
 		m->seed = (uint64_t)o->seed;
-	CodegenOpts co = {o->opt_level, 0};
+	CodegenOpts co = {.opt_level = o->opt_level};
 	Compiled *c = compile_model(d, m, m->batch, &co);
 	if (!c)
 		return 1;
-	int status = m->ninputs ? train_loop(o, m, c) : train_steps(o, m, c);
+	int status = m->ninputs ? train_loop(o, d, m, c) : train_steps(o, m, c);
 	compiled_free(c);
 	return status;
+}
+
+/* ---- eval, predict, plot ---- */
+
+/* --params: a checkpoint, or a file of parameters alone, for eval and predict. */
+static int load_params_file(const Opts *o, rt_st_file *f)
+{
+	char err[4096];
+	memset(f, 0, sizeof *f);
+	if (!o->params) {
+		fprintf(stderr, "descent: error: %s needs --params CKPT.safetensors\n",
+		        o->model);
+		return -1;
+	}
+	if (rt_st_load(o->params, f, err, sizeof err) < 0) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* A session of the model's program with the parameters of f (freed here). */
+static rt_session *session_with_params(const Opts *o, const Model *m, Compiled *c,
+                                       rt_st_file *fp)
+{
+	char err[4096];
+	rt_st_file f = *fp;
+	memset(fp, 0, sizeof *fp);
+	rt_session *s = rt_session_new(&c->prog);
+	if (!s) {
+		fprintf(stderr, "descent: error: out of memory for the session\n");
+	} else {
+		rt_session_init(s, m->seed);
+		if (rt_load_params(s, &f, err, sizeof err) < 0) {
+			fprintf(stderr, "descent: error: %s: %s\n", o->params, err);
+			rt_session_free(s);
+			s = NULL;
+		}
+	}
+	rt_st_free(&f);
+	return s;
+}
+
+static Compiled *compile_for_use(const Opts *o, Diags *d, Model *m)
+{
+	if (o->batch > 0)
+		m->batch = o->batch;
+	CodegenOpts co = {.opt_level = o->opt_level};
+	return compile_model(d, m, m->batch, &co);
+}
+
+/* Loss and accuracy of a checkpoint on the test set or on --data-x/--data-y. */
+static int cmd_eval(const Opts *o, Diags *d, Arena *A)
+{
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	if (!m->ninputs || m->x < 0 || m->y < 0) {
+		fprintf(
+		    stderr,
+		    "descent: error: %s: eval needs a model with inputs and a target\n",
+		    o->model);
+		return 1;
+	}
+	rt_tensor x = {0}, y = {0};
+	rt_st_file f = {0};
+	int status = 1;
+	char err[1024];
+	Compiled *c = NULL;
+	rt_session *s = NULL;
+	const char *what = o->data_x ? o->data_x : "the test set";
+	if (!o->data_x && !m->has_test) {
+		fprintf(stderr,
+		        "%s: error: no test set (data: {test: ...}); give --data-x\n",
+		        m->file);
+		return 1;
+	}
+	if (o->data_x ? load_cli_data(m, o->data_x, o->data_y, o->label, &x, &y) < 0
+	              : load_split(m, m->test, "test", &x, &y) < 0)
+		return 1;
+	if (o->test_limit > 0 && o->test_limit < x.n)
+		x.n = y.n = o->test_limit;
+	if (load_params_file(o, &f) < 0)
+		goto done;
+	if (!(c = compile_for_use(o, d, m)) || !(s = session_with_params(o, m, c, &f)))
+		goto done;
+	rt_metrics mm;
+	if (rt_evaluate(s, &x, &y, &mm, err, sizeof err) < 0) {
+		fprintf(stderr, "descent: error: %s: %s\n", what, err);
+		goto done;
+	}
+	printf("%s: %lld examples  loss %.6f", what, (long long)mm.examples, mm.loss);
+	if (!isnan(mm.accuracy))
+		printf("  accuracy %.4f", mm.accuracy);
+	printf("\n");
+	status = 0;
+done:
+	rt_st_free(&f);
+	rt_session_free(s);
+	compiled_free(c);
+	rt_tensor_free(&x);
+	rt_tensor_free(&y);
+	return status;
+}
+
+/* The network's output rows as CSV: output_0..output_{C-1}, and for classifiers the
+ * argmax as "class". */
+static int write_predictions_csv(const char *path, const float *out, int64_t n,
+                                 int64_t row, int classifier, char *err, size_t errlen)
+{
+	size_t cap = 64 + (size_t)(n + 1) * (size_t)(row + 1) * 18, len = 0;
+	char *b = malloc(cap);
+	if (!b) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int64_t j = 0; j < row; j++)
+		len += (size_t)snprintf(b + len, cap - len, "%soutput_%lld", j ? "," : "",
+		                        (long long)j);
+	len += (size_t)snprintf(b + len, cap - len, "%s\n", classifier ? ",class" : "");
+	int32_t k;
+	for (int64_t i = 0; i < n; i++) {
+		for (int64_t j = 0; j < row; j++)
+			len += (size_t)snprintf(b + len, cap - len, "%s%.9g",
+			                        j ? "," : "", out[i * row + j]);
+		if (classifier) {
+			rt_argmax_rows(out + i * row, 1, row, &k);
+			len += (size_t)snprintf(b + len, cap - len, ",%d", k);
+		}
+		len += (size_t)snprintf(b + len, cap - len, "\n");
+	}
+	const void *parts[] = {b};
+	int rc = rt_write_atomic(path, parts, &len, 1, err, errlen);
+	free(b);
+	return rc;
+}
+
+/* The network's outputs for the rows of --input, to -o as .npy or .csv. */
+static int cmd_predict(const Opts *o, Diags *d, Arena *A)
+{
+	if (!o->input || !o->out) {
+		fprintf(
+		    stderr,
+		    "descent: error: predict needs --input FILE and -o OUT(.npy|.csv)\n");
+		return 2;
+	}
+	if (!has_suffix(o->out, ".npy") && !has_suffix(o->out, ".csv")) {
+		fprintf(
+		    stderr,
+		    "descent: error: -o %s: predictions are written as .npy or .csv\n",
+		    o->out);
+		return 2;
+	}
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	rt_tensor x = {0};
+	rt_st_file f = {0};
+	int status = 1;
+	char err[1024];
+	float *out = NULL;
+	Compiled *c = NULL;
+	rt_session *s = NULL;
+	if (m->x < 0 || load_cli_data(m, o->input, NULL, o->label, &x, NULL) < 0)
+		return 1;
+	if (load_params_file(o, &f) < 0)
+		goto done;
+	if (!(c = compile_for_use(o, d, m)) || !(s = session_with_params(o, m, c, &f)))
+		goto done;
+	const rt_program *p = &c->prog;
+	if (p->io_output < 0) {
+		fprintf(stderr, "descent: error: the model has no output to predict\n");
+		goto done;
+	}
+	const rt_io *io = &p->io[p->io_output];
+	int64_t row = io->numel / p->batch;
+	if (!(out = malloc((size_t)(x.n * row) * sizeof *out + 1))) {
+		fprintf(stderr, "descent: error: out of memory\n");
+		goto done;
+	}
+	if (rt_predict(s, &x, out, err, sizeof err) < 0) {
+		fprintf(stderr, "descent: error: %s: %s\n", o->input, err);
+		goto done;
+	}
+	int classifier =
+	    io->rank == 2 && row > 1 && m->y >= 0 && m->inputs[m->y].dt == DT_I32;
+	int64_t shape[RT_MAXRANK + 1] = {x.n};
+	for (int i = 1; i < io->rank; i++)
+		shape[i] = io->shape[i];
+	int rc = has_suffix(o->out, ".npy")
+	             ? rt_npy_save(o->out, RT_F32, io->rank > 0 ? io->rank : 1, shape,
+	                           out, err, sizeof err)
+	             : write_predictions_csv(o->out, out, x.n, row, classifier, err,
+	                                     sizeof err);
+	if (rc < 0) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		goto done;
+	}
+	printf("%lld predictions of %lld value%s each written to %s\n", (long long)x.n,
+	       (long long)row, row == 1 ? "" : "s", o->out);
+	status = 0;
+done:
+	rt_st_free(&f);
+	free(out);
+	rt_session_free(s);
+	compiled_free(c);
+	rt_tensor_free(&x);
+	return status;
+}
+
+/* descent plot LOG.csv -o PLOT.svg: the loss and accuracy curves of a --log file. */
+static int cmd_plot(const Opts *o, Diags *d, Arena *A)
+{
+	(void)d;
+	(void)A;
+	char err[1024];
+	TrainLog l;
+	if (!o->out) {
+		fprintf(stderr, "descent: error: plot needs -o FILE.svg\n");
+		return 2;
+	}
+	if (log_read(o->model, &l, err, sizeof err) < 0) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		return 1;
+	}
+	const char *base = strrchr(o->model, '/') ? strrchr(o->model, '/') + 1 : o->model;
+	size_t len;
+	char *svg = log_svg(&l, base, &len);
+	const void *parts[] = {svg};
+	int rc = rt_write_atomic(o->out, parts, &len, 1, err, sizeof err);
+	free(svg);
+	if (rc < 0)
+		fprintf(stderr, "descent: error: %s\n", err);
+	else
+		printf("%d epoch%s plotted to %s\n", l.n, l.n == 1 ? "" : "s", o->out);
+	log_free(&l);
+	return rc < 0;
 }
 
 /* The batch size of an inputs file: the first dim of the network's input in it. */
@@ -372,7 +1157,7 @@ static int cmd_grad(const Opts *o, Diags *d, Arena *A)
 		fprintf(stderr, "descent: error: %s: no tensor for any of the model's inputs\n", o->inputs);
 		goto done;
 	}
-	CodegenOpts co = {o->opt_level, 0};
+	CodegenOpts co = {.opt_level = o->opt_level};
 	if (!(c = compile_model(d, m, batch, &co)) || !(s = rt_session_new(&c->prog)))
 		goto done;
 	rt_session_init(s, o->seed >= 0 ? (uint64_t)o->seed : m->seed);
@@ -399,41 +1184,103 @@ done:
 	return status;
 }
 
-static int cmd_ir(const Opts *o, Diags *d, Arena *A)
+/* Ahead of time: an object (or assembly, LLVM IR, bitcode, a shared library) and a C
+ * header, for a program that links the runtime alone. */
+static int cmd_compile(const Opts *o, Diags *d, Arena *A)
 {
+	static const char *const emits[] = {"obj", "asm", "llvm", "bc", "shared"};
+	int emit = 0;
+	while (o->emit && emit < 5 && strcmp(o->emit, emits[emit]))
+		emit++;
+	if (emit == 5 || !o->out) {
+		fprintf(stderr, "descent: error: %s\n",
+		        !o->out ? "compile needs -o FILE" : "--emit takes obj, asm, llvm, bc or shared");
+		return 2;
+	}
 	Model *m = model_load(A, d, o->model);
 	if (!m)
 		return 1;
-	Graph *g = lower_model(A, d, m, o->batch > 0 ? o->batch : m->batch);
-	if (!g)
+	AotOpts ao = {o->out, o->header, o->prefix, o->target, o->cpu, NULL, (AotEmit)emit, o->opt_level};
+	if (aot_compile(d, m, o->batch > 0 ? o->batch : m->batch, &ao) < 0)
 		return 1;
-	const char *fn = o->fn ? o->fn : "grad";
-	if (!strcmp(fn, "llvm")) { /* the optimized LLVM IR of every function */
-		CodegenOpts co = {o->opt_level, 0};
-		ObjCode obj;
-		int64_t nwork;
-		char *text = NULL;
-		if (cg_compile(g, &co, &obj, &nwork, &text) < 0)
-			return 1;
-		fputs(text, stdout);
-		free(text);
-		objcode_free(&obj);
-		return 0;
+	printf("wrote %s%s%s\n", o->out, o->header ? " and " : "", o->header ? o->header : "");
+	return 0;
+}
+
+/* A picture of the graph: Graphviz's dot renders the DOT text to SVG (or PNG, PDF). */
+static int render(const char *dot_path, const char *out)
+{
+	const char *ext = strrchr(out, '.');
+	char cmd[8192];
+	if (system("command -v dot >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "descent: error: rendering %s needs Graphviz's dot: apt-get install "
+		                "graphviz (or write DOT text with --format dot -o FILE.dot)\n", out);
+		return 1;
 	}
-	if (!strcmp(fn, "all")) {
-		dump_graph(stdout, g, -1);
-		return 0;
+	snprintf(cmd, sizeof cmd, "dot -T%s '%s' -o '%s'", ext + 1, dot_path, out);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "descent: error: dot could not render %s\n", out);
+		return 1;
 	}
-	for (int k = 0; k < FN_COUNT; k++)
-		if (!strcmp(fn, fn_names[k])) {
-			dump_graph(stdout, g, k);
-			return 0;
+	return 0;
+}
+
+/* descent ir: text or Graphviz of any stage, to stdout or -o FILE (.svg/.png/.pdf are
+ * rendered with Graphviz). */
+static int cmd_ir(const Opts *o, Diags *d, Arena *A)
+{
+	InspectOpts io = {ST_BACKWARD, -1, o->grad, 0, o->stats, o->opt_level, o->batch};
+	const char *ext = o->out ? strrchr(o->out, '.') : NULL;
+	int picture = ext && (!strcmp(ext, ".svg") || !strcmp(ext, ".png") || !strcmp(ext, ".pdf"));
+	io.dot = picture || (o->format && !strcmp(o->format, "dot"));
+	if (o->format && strcmp(o->format, "dot") && strcmp(o->format, "text")) {
+		fprintf(stderr, "descent: error: --format takes text or dot, not '%s'\n", o->format);
+		return 2;
+	}
+	if (o->stage) {
+		int k = 0;
+		while (k < 7 && strcmp(o->stage, stage_names[k]))
+			k++;
+		if (k == 7) {
+			fprintf(stderr, "descent: error: unknown stage '%s' (spec, graph, backward, "
+			                "optimized, kernels, llvm, asm)\n", o->stage);
+			return 2;
 		}
-	fprintf(stderr,
-	        "descent: error: unknown function '%s' (forward, evaluate, grad, step, "
-	        "train_step, all)\n",
-	        fn);
-	return 1;
+		io.stage = (Stage)k;
+	}
+	for (int k = 0; o->fn && k <= FN_COUNT; k++) {
+		if (k == FN_COUNT) {
+			fprintf(stderr, "descent: error: unknown function '%s' (forward, evaluate, grad, "
+			                "step, train_step)\n", o->fn);
+			return 2;
+		}
+		if (!strcmp(o->fn, fn_names[k])) {
+			io.fn = k;
+			break;
+		}
+	}
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	char tmp[] = "/tmp/descent-ir-XXXXXX";
+	int fd = o->out ? mkstemp(tmp) : -1;
+	FILE *f = o->out ? fdopen(fd, "w") : stdout;
+	if (!f) {
+		fprintf(stderr, "descent: error: cannot write a temporary file\n");
+		return 1;
+	}
+	int bad = inspect(d, m, &io, f) < 0;
+	if (o->out)
+		fclose(f);
+	if (!bad && o->out && picture)
+		bad = render(tmp, o->out);
+	else if (!bad && o->out && rename(tmp, o->out) != 0) {
+		fprintf(stderr, "descent: error: cannot write %s\n", o->out);
+		bad = 1;
+	}
+	if (o->out)
+		unlink(tmp);
+	return bad;
 }
 
 int main(int argc, char **argv)
@@ -445,6 +1292,10 @@ int main(int argc, char **argv)
 	Opts o;
 	int (*cmd)(const Opts *, Diags *, Arena *) = !strcmp(argv[1], "train")  ? cmd_train
 	                                             : !strcmp(argv[1], "grad") ? cmd_grad
+	                                             : !strcmp(argv[1], "eval") ? cmd_eval
+	                                             : !strcmp(argv[1], "predict") ? cmd_predict
+	                                             : !strcmp(argv[1], "plot") ? cmd_plot
+	                                             : !strcmp(argv[1], "compile") ? cmd_compile
 	                                             : !strcmp(argv[1], "ir")   ? cmd_ir
 	                                                                        : NULL;
 	if (!cmd) {

@@ -36,14 +36,16 @@ typedef struct Ctx {
 static const char *const top_keys[] = {"name", "inputs", "params", "input", "layers", "nodes",
                                        "output", "loss", "optimizer", "train", "data", NULL};
 static const char *const input_keys[] = {"shape", "dtype", NULL};
-static const char *const opt_keys[] = {"type", "lr", "learning_rate", "momentum", "betas",
-                                       "eps",  NULL};
-static const char *const train_keys[] = {"batch", "epochs", "steps", "seed", NULL};
+static const char *const train_keys[] = {"batch", "epochs", "steps", "seed", "schedule",
+                                         "warmup", "validation_split", "early_stopping",
+                                         "accumulate", "checkpoint", NULL};
 static const char *const data_keys[] = {"train", "test", NULL};
-static const char *const source_keys[] = {"idx", "scale", NULL};
+static const char *const source_keys[] = {"idx", "npy", "scale", NULL};
+static const char *const csv_keys[] = {"csv", "label", "delimiter", "header", "scale", NULL};
 
 static const char *const dtype_names[] = {"f32", "i32"}; /* DType */
-static const char *const opt_names[] = {"sgd", "adam"};                   /* OptKind */
+static const char *const opt_names[] = {"sgd", "adam", "adamw", "rmsprop",
+                                        "adagrad"}; /* OptKind */
 static const char *const init_names[] = {"kaiming_uniform", "xavier_uniform", "torch",
                                          "zeros", "ones", "normal"};
 static const rt_init init_vals[] = {RT_INIT_KAIMING_UNIFORM, RT_INIT_XAVIER_UNIFORM,
@@ -279,6 +281,14 @@ static int layer_args(Ctx *c, const Spec *with, const char *prev, SrcLoc at, Exp
 
 /* "- relu" or "- conv2d: {out_channels: 6, kernel_size: 5}" as the call
  * conv2d(prev, out_channels=6, kernel_size=5); 'name' names it, 'with' adds values. */
+/* A layer's setting: a quoted scalar is text (padding: "same"), not an expression. */
+static Expr *setting(Ctx *c, const Spec *v)
+{
+	if (v->kind == SPEC_SCALAR && v->quoted)
+		return name_expr(c, v->str, v->loc);
+	return expr_from_spec(c->A, c->d, v);
+}
+
 /* Automatic layer names count per prefix, as PyTorch users write them: fc1, fc2, conv1. */
 static const char *auto_name(Ctx *c, const char *prefix)
 {
@@ -320,13 +330,15 @@ static void parse_layer(Ctx *c, const Spec *item, const char **prev)
 	int nkw = 0;
 	call->kwnames = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwnames + 1);
 	call->kwargs = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwargs + 1);
+	call->kwlocs = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwlocs + 1);
 	for (int i = 0; val && i < val->n; i++) {
 		const char *k = val->keys[i]->str;
 		if (!strcmp(k, "name") || !strcmp(k, "with"))
 			continue;
-		Expr *v = expr_from_spec(c->A, c->d, val->items[i]);
+		Expr *v = setting(c, val->items[i]);
 		if (!v)
 			continue;
+		call->kwlocs[nkw] = val->keys[i]->loc;
 		call->kwnames[nkw] = k;
 		call->kwargs[nkw++] = v;
 	}
@@ -350,6 +362,9 @@ static void parse_layers(Ctx *c, const Spec *s)
 		error_at(c->d, s->loc, "the model has no layers");
 	m->defs = arena_alloc(c->A, (size_t)(s->n + 1) * sizeof *m->defs);
 	const char *prev = c->net_input ? c->net_input : "?";
+	if (!c->net_input && c->inputs_ok)
+		error_at(c->d, s->loc, m->ninputs ? "the layers need an input: name it with 'input: NAME'"
+		                                   : "the layers need an input, and the model has none");
 	for (int i = 0; i < s->n; i++)
 		parse_layer(c, s->items[i], &prev);
 }
@@ -425,6 +440,7 @@ static Expr *loss_call(Ctx *c, const char *type, SrcLoc at, const char *target, 
 	call->args[1] = name_expr(c, target, tloc);
 	call->kwnames = arena_alloc(c->A, 8 * sizeof *call->kwnames);
 	call->kwargs = arena_alloc(c->A, 8 * sizeof *call->kwargs);
+	call->kwlocs = arena_alloc(c->A, 8 * sizeof *call->kwlocs);
 	return call;
 }
 
@@ -445,9 +461,11 @@ static Expr *loss_mapping(Ctx *c, const Spec *s)
 		const char *k = s->keys[i]->str;
 		if (!strcmp(k, "type") || !strcmp(k, "target") || !strcmp(k, "l2"))
 			continue;
-		Expr *v = expr_from_spec(c->A, c->d, s->items[i]);
-		if (v)
+		Expr *v = setting(c, s->items[i]);
+		if (v) {
+			call->kwlocs[call->nkw] = s->keys[i]->loc;
 			call->kwnames[call->nkw] = k, call->kwargs[call->nkw++] = v;
+		}
 	}
 	const Spec *l2 = spec_get(s, "l2");
 	double w;
@@ -499,60 +517,113 @@ static void parse_loss(Ctx *c, const Spec *s)
 
 /* ---------------- optimizer, train ---------------- */
 
-/* betas: [beta1, beta2], each in [0, 1); eps > 0. Only adam has them. */
-static void parse_adam(Ctx *c, const Spec *s)
+/* torch.optim's defaults for optimizer k; sgd's lr is descent's 0.01 (torch: 1e-3). */
+static void opt_defaults(Model *m, OptKind k)
 {
-	Model *m = c->m;
-	const Spec *v;
-	for (int i = 0; i < 2; i++) {
-		const char *key = i ? "eps" : "betas";
-		if (spec_get(s, key) && m->opt != OPT_ADAM)
-			error_at(c->d, key_of(s, key)->loc,
-			         "'%s' is a setting of adam; %s has none", key,
-			         opt_names[m->opt]);
-	}
-	if (m->opt != OPT_ADAM)
-		return;
-	if ((v = spec_get(s, "betas")) && !spec_expect(c->d, v, SPEC_SEQ, "betas")) {
-		if (v->n != 2) {
-			error_at(c->d, v->loc,
-			         "'betas' takes two numbers, [beta1, beta2], got %d",
-			         v->n);
-			return;
-		}
-		double *b[2] = {&m->beta1, &m->beta2};
-		for (int i = 0; i < 2; i++)
-			if (!spec_num(c->d, v->items[i], "betas", 0, 1, b[i]) &&
-			    *b[i] >= 1)
-				error_at(c->d, v->items[i]->loc,
-				         "each of 'betas' must be less than 1, got '%s'",
-				         v->items[i]->str);
-	}
-	if ((v = spec_get(s, "eps")))
-		num_pos(c, v, "eps", 1, &m->eps);
+	m->opt = k;
+	m->lr = k == OPT_SGD ? 0.01 : k == OPT_ADAM || k == OPT_ADAMW ? 1e-3 : 1e-2;
+	m->momentum = m->dampening = 0;
+	m->weight_decay = k == OPT_ADAMW ? 1e-2 : 0;
+	m->beta1 = 0.9, m->beta2 = 0.999;
+	m->eps = k == OPT_ADAGRAD ? 1e-10 : 1e-8;
+	m->alpha = 0.99;
+	m->lr_decay = m->initial_accumulator_value = 0;
+	m->nesterov = m->amsgrad = m->centered = 0;
+	m->max_norm = m->clip_value = 0;
 }
 
-static void parse_optimizer(Ctx *c, const Spec *s)
+#define OB(k) (1u << (k))
+#define ALL_OPT                                                                          \
+	(OB(OPT_SGD) | OB(OPT_ADAM) | OB(OPT_ADAMW) | OB(OPT_RMSPROP) | OB(OPT_ADAGRAD))
+
+/* Every key of the optimizer mapping: the optimizers that have it, and how it is read.
+ * Ranges are torch.optim's checks, except that lr must be > 0, momentum < 1 and
+ * alpha, dampening at most 1; the clipping settings must be > 0. */
+static const struct OptSetting {
+	const char *key;
+	unsigned in; /* OB(OptKind) of the optimizers that have it */
+	char kind;   /* 'n': a number in [lo, hi]; 'b': a boolean; 0: read by hand */
+	size_t off;  /* the Model field: double for 'n', int for 'b' */
+	double lo, hi;
+	char open; /* '>': lo is excluded, '<': hi is */
+} opt_settings[] = {
+    {"type", ALL_OPT, 0, 0, 0, 0, 0},
+    {"lr", ALL_OPT, 0, offsetof(Model, lr), 0, 1e6, '>'},
+    {"learning_rate", ALL_OPT, 0, offsetof(Model, lr), 0, 1e6, '>'},
+    {"momentum", OB(OPT_SGD) | OB(OPT_RMSPROP), 'n', offsetof(Model, momentum), 0, 1,
+     '<'},
+    {"dampening", OB(OPT_SGD), 'n', offsetof(Model, dampening), 0, 1, 0},
+    {"nesterov", OB(OPT_SGD), 'b', offsetof(Model, nesterov), 0, 0, 0},
+    {"weight_decay", ALL_OPT, 'n', offsetof(Model, weight_decay), 0, 1e6, 0},
+    {"betas", OB(OPT_ADAM) | OB(OPT_ADAMW), 0, 0, 0, 0, 0},
+    {"eps", ALL_OPT & ~OB(OPT_SGD), 'n', offsetof(Model, eps), 0, 1, 0},
+    {"amsgrad", OB(OPT_ADAM) | OB(OPT_ADAMW), 'b', offsetof(Model, amsgrad), 0, 0, 0},
+    {"alpha", OB(OPT_RMSPROP), 'n', offsetof(Model, alpha), 0, 1, 0},
+    {"centered", OB(OPT_RMSPROP), 'b', offsetof(Model, centered), 0, 0, 0},
+    {"lr_decay", OB(OPT_ADAGRAD), 'n', offsetof(Model, lr_decay), 0, 1e6, 0},
+    {"initial_accumulator_value", OB(OPT_ADAGRAD), 'n',
+     offsetof(Model, initial_accumulator_value), 0, 1e6, 0},
+    {"clip_grad_norm", ALL_OPT, 'n', offsetof(Model, max_norm), 0, 1e6, '>'},
+    {"clip_grad_value", ALL_OPT, 'n', offsetof(Model, clip_value), 0, 1e6, '>'},
+};
+
+enum { LR_SETTING = 1 }; /* opt_settings' row of lr */
+
+/* A number in the setting's range, into its field. */
+static void opt_num(Ctx *c, const struct OptSetting *t, const Spec *v, const char *what)
+{
+	double x;
+	if (spec_num(c->d, v, what, t->lo, t->hi, &x))
+		return;
+	if (t->open == '>' && x <= t->lo)
+		error_at(c->d, v->loc, "'%s' must be greater than %g, got '%s'", what,
+		         t->lo, v->str);
+	else if (t->open == '<' && x >= t->hi)
+		error_at(c->d, v->loc, "'%s' must be less than %g, got '%s'", what, t->hi,
+		         v->str);
+	else
+		*(double *)((char *)c->m + t->off) = x;
+}
+
+/* betas: [beta1, beta2], each in [0, 1). */
+static void parse_betas(Ctx *c, const Spec *v)
 {
 	Model *m = c->m;
-	m->opt_loc = s->loc;
-	const Spec *type = s, *v;
-	int k;
-	if (s->kind == SPEC_SEQ) {
-		spec_expect(c->d, s, SPEC_MAP, "optimizer");
+	if (spec_expect(c->d, v, SPEC_SEQ, "betas"))
+		return;
+	if (v->n != 2) {
+		error_at(c->d, v->loc,
+		         "'betas' takes two numbers, [beta1, beta2], got %d", v->n);
 		return;
 	}
-	if (s->kind == SPEC_MAP) {
-		if (!keys_ok(c, s, "optimizer", opt_keys))
-			return;
-		type = spec_get(s, "type");
-	}
-	if (type && !spec_enum(c->d, type, "optimizer", opt_names, N(opt_names), &k))
-		m->opt = (OptKind)k;
-	if (m->opt == OPT_ADAM) /* torch.optim.Adam's defaults */
-		m->lr = 1e-3, m->beta1 = 0.9, m->beta2 = 0.999, m->eps = 1e-8;
-	if (s->kind != SPEC_MAP)
-		return;
+	double *b[2] = {&m->beta1, &m->beta2};
+	for (int i = 0; i < 2; i++)
+		if (!spec_num(c->d, v->items[i], "betas", 0, 1, b[i]) && *b[i] >= 1)
+			error_at(c->d, v->items[i]->loc,
+			         "each of 'betas' must be less than 1, got '%s'",
+			         v->items[i]->str);
+}
+
+/* "sgd", "sgd and rmsprop", "adam, adamw, rmsprop and adagrad" */
+static const char *opt_owners(Ctx *c, unsigned in)
+{
+	const char *s = "";
+	int n = 0, left = __builtin_popcount(in);
+	for (int k = 0; k < N(opt_names); k++)
+		if (in & OB(k)) {
+			left--;
+			s = arena_printf(c->A, "%s%s%s", s,
+			                 !n++   ? ""
+			                 : left ? ", "
+			                        : " and ",
+			                 opt_names[k]);
+		}
+	return s;
+}
+
+/* lr or learning_rate: the same setting, given once. */
+static void parse_lr(Ctx *c, const Spec *s)
+{
 	const Spec *lr = spec_get(s, "lr"), *lr2 = spec_get(s, "learning_rate");
 	if (lr && lr2) {
 		const Spec *k1 = key_of(s, "lr"), *k2 = key_of(s, "learning_rate");
@@ -564,22 +635,194 @@ static void parse_optimizer(Ctx *c, const Spec *s)
 		error_at(c->d, later->loc,
 		         "'lr' and 'learning_rate' are the same setting; give one");
 	} else if (lr || lr2) {
-		num_pos(c, lr ? lr : lr2, lr ? "lr" : "learning_rate", 1e6, &m->lr);
+		opt_num(c, &opt_settings[LR_SETTING], lr ? lr : lr2,
+		        lr ? "lr" : "learning_rate");
 	}
-	if ((v = spec_get(s, "momentum")) && m->opt != OPT_SGD)
-		error_at(c->d, key_of(s, "momentum")->loc,
-		         "'momentum' is a setting of sgd; %s has none",
-		         opt_names[m->opt]);
-	else if (v && !spec_num(c->d, v, "momentum", 0, 1, &m->momentum) &&
-	         m->momentum >= 1)
-		error_at(c->d, v->loc, "'momentum' must be less than 1, got '%s'",
+}
+
+/* optimizer: a name (sgd) or {type: adam, lr: 1e-3, ...}, settings per type. */
+static void parse_optimizer(Ctx *c, const Spec *s)
+{
+	Model *m = c->m;
+	m->opt_loc = s->loc;
+	const Spec *type = s, *v;
+	const char *keys[N(opt_settings) + 1];
+	int k, nerr = c->d->nerr, type_ok = 1;
+	for (int i = 0; i < N(opt_settings); i++)
+		keys[i] = opt_settings[i].key;
+	keys[N(opt_settings)] = NULL;
+	if (s->kind == SPEC_SEQ) {
+		spec_expect(c->d, s, SPEC_MAP, "optimizer");
+		return;
+	}
+	if (s->kind == SPEC_MAP) {
+		if (!keys_ok(c, s, "optimizer", keys))
+			return;
+		type = spec_get(s, "type");
+	}
+	if (type && spec_enum(c->d, type, "optimizer", opt_names, N(opt_names), &k))
+		type_ok = 0; /* so whose settings the others are is unknown */
+	else if (type)
+		opt_defaults(m, (OptKind)k);
+	if (s->kind != SPEC_MAP)
+		return;
+	parse_lr(c, s);
+	for (int i = 0; i < N(opt_settings); i++) {
+		const struct OptSetting *t = &opt_settings[i];
+		if (!(v = spec_get(s, t->key)))
+			continue;
+		if (!(t->in & OB(m->opt))) {
+			if (type_ok)
+				error_at(c->d, key_of(s, t->key)->loc,
+				         "'%s' is a setting of %s; %s has none", t->key,
+				         opt_owners(c, t->in), opt_names[m->opt]);
+		} else if (t->kind == 'n') {
+			opt_num(c, t, v, t->key);
+		} else if (t->kind == 'b') {
+			spec_bool(c->d, v, t->key, (int *)((char *)m + t->off));
+		} else if (!strcmp(t->key, "betas")) {
+			parse_betas(c, v);
+		}
+	}
+	if (m->nesterov && c->d->nerr == nerr && (m->momentum <= 0 || m->dampening != 0))
+		error_at(
+		    c->d, spec_get(s, "nesterov")->loc,
+		    "nesterov momentum needs 'momentum' greater than 0 and 'dampening' "
+		    "0, got momentum %g and dampening %g",
+		    m->momentum, m->dampening);
+}
+
+/* torch.optim.lr_scheduler's schedules and the settings each has (besides type). */
+static const char *const sched_names[] = {"constant", "step", "exponential", "cosine",
+                                          "reduce_on_plateau"}; /* rt_lr_kind */
+static const char *const *const sched_keys[] = {
+    (const char *const[]){"type", NULL},
+    (const char *const[]){"type", "interval", "step_size", "gamma", NULL},
+    (const char *const[]){"type", "interval", "gamma", NULL},
+    (const char *const[]){"type", "interval", "T_max", "eta_min", NULL},
+    (const char *const[]){"type", "monitor", "mode", "factor", "patience", "threshold",
+                          "threshold_mode", "cooldown", "min_lr", "eps", NULL}};
+static const char *const monitor_names[] = {
+    "auto", "train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy"};
+static const char *const mode_names[] = {"auto", "min", "max"};
+static const char *const interval_names[] = {"epoch", "step"};
+static const char *const threshold_modes[] = {"rel", "abs"};
+static const char *const warmup_keys[] = {"epochs", "steps", "start_factor", NULL};
+static const char *const early_keys[] = {"monitor", "patience", "min_delta", "mode",
+                                         NULL};
+static const char *const checkpoint_keys[] = {"every", NULL};
+
+static void parse_monitor(Ctx *c, const Spec *map, Monitor *mon, int *mode, SrcLoc *loc)
+{
+	const Spec *v;
+	int k;
+	if ((v = spec_get(map, "monitor")) &&
+	    !spec_enum(c->d, v, "monitor", monitor_names, N(monitor_names), &k)) {
+		*mon = (Monitor)k;
+		*loc = v->loc;
+	}
+	if ((v = spec_get(map, "mode")) &&
+	    !spec_enum(c->d, v, "mode", mode_names, N(mode_names), &k))
+		*mode = k;
+}
+
+/* schedule: {type: cosine, T_max: 10, eta_min: 0, interval: epoch} */
+static void parse_schedule(Ctx *c, const Spec *s, TrainCfg *tc)
+{
+	rt_schedule *r = &tc->sched;
+	const Spec *v, *type;
+	int k = 0;
+	tc->sched_loc = s->loc;
+	if (spec_expect(c->d, s, SPEC_MAP, "schedule") ||
+	    !(type = spec_need(c->d, s, "type", "schedule")) ||
+	    spec_enum(c->d, type, "schedule type", sched_names, N(sched_names), &k))
+		return;
+	rt_schedule_defaults(r, (rt_lr_kind)k, 0);
+	spec_keys(c->d, s, arena_printf(c->A, "schedule (%s)", sched_names[k]),
+	          sched_keys[k]);
+	const char *required = k == RT_LR_STEP          ? "step_size"
+	                       : k == RT_LR_EXPONENTIAL ? "gamma"
+	                       : k == RT_LR_COSINE      ? "T_max"
+	                                                : NULL;
+	if (required)
+		spec_need(c->d, s, required,
+		          arena_printf(c->A, "schedule (%s)", sched_names[k]));
+	int i;
+	if ((v = spec_get(s, "interval")) &&
+	    !spec_enum(c->d, v, "interval", interval_names, N(interval_names), &i))
+		r->per_step = i;
+	if ((v = spec_get(s, "step_size")))
+		spec_int(c->d, v, "step_size", 1, INT64_C(1) << 40, &r->step_size);
+	if ((v = spec_get(s, "T_max")))
+		spec_int(c->d, v, "T_max", 1, INT64_C(1) << 40, &r->T_max);
+	if ((v = spec_get(s, "gamma")))
+		num_pos(c, v, "gamma", 1e6, &r->gamma);
+	if ((v = spec_get(s, "eta_min")))
+		spec_num(c->d, v, "eta_min", 0, 1e6, &r->eta_min);
+	if ((v = spec_get(s, "factor")) &&
+	    !spec_num(c->d, v, "factor", 0, 1, &r->factor) && r->factor >= 1)
+		error_at(c->d, v->loc, "'factor' must be less than 1, got '%s'", v->str);
+	if ((v = spec_get(s, "patience")))
+		spec_int(c->d, v, "patience", 0, INT64_C(1) << 40, &r->patience);
+	if ((v = spec_get(s, "cooldown")))
+		spec_int(c->d, v, "cooldown", 0, INT64_C(1) << 40, &r->cooldown);
+	if ((v = spec_get(s, "threshold")))
+		spec_num(c->d, v, "threshold", 0, 1e9, &r->threshold);
+	if ((v = spec_get(s, "threshold_mode")) &&
+	    !spec_enum(c->d, v, "threshold_mode", threshold_modes, N(threshold_modes),
+	               &i))
+		r->threshold_abs = i;
+	if ((v = spec_get(s, "min_lr")))
+		spec_num(c->d, v, "min_lr", 0, 1e6, &r->min_lr);
+	if ((v = spec_get(s, "eps")))
+		spec_num(c->d, v, "eps", 0, 1, &r->eps);
+	parse_monitor(c, s, &tc->sched_monitor, &tc->sched_mode, &tc->sched_loc);
+}
+
+/* warmup: {epochs: 1, start_factor: 0.1} or {steps: 500} */
+static void parse_warmup(Ctx *c, const Spec *s, TrainCfg *tc)
+{
+	rt_schedule *r = &tc->sched;
+	const Spec *v, *e = NULL, *st = NULL;
+	if (!keys_ok(c, s, "warmup", warmup_keys))
+		return;
+	if ((e = spec_get(s, "epochs")))
+		spec_int(c->d, e, "epochs", 1, 1000000, &r->warmup_epochs);
+	if ((st = spec_get(s, "steps")))
+		spec_int(c->d, st, "steps", 1, INT64_C(1) << 40, &r->warmup_steps);
+	if (e && st)
+		error_at(c->d, key_of(s, "steps")->loc,
+		         "give the warm-up's length in 'epochs' or in 'steps', not both");
+	else if (!e && !st)
+		error_at(c->d, s->loc,
+		         "the warm-up needs its length: 'epochs' or 'steps'");
+	if ((v = spec_get(s, "start_factor")) &&
+	    !spec_num(c->d, v, "start_factor", 0, 1, &r->start_factor) &&
+	    r->start_factor <= 0)
+		error_at(c->d, v->loc, "'start_factor' must be greater than 0, got '%s'",
 		         v->str);
-	parse_adam(c, s);
+}
+
+/* early_stopping: {monitor: val_loss, patience: 3, min_delta: 0, mode: auto} */
+static void parse_early(Ctx *c, const Spec *s, TrainCfg *tc)
+{
+	const Spec *v;
+	tc->early = 1;
+	tc->es_patience = 3;
+	tc->es_loc = s->loc;
+	if (!keys_ok(c, s, "early_stopping", early_keys))
+		return;
+	if ((v = spec_get(s, "patience")))
+		spec_int(c->d, v, "patience", 0, INT64_C(1) << 40, &tc->es_patience);
+	if ((v = spec_get(s, "min_delta")))
+		spec_num(c->d, v, "min_delta", 0, 1e9, &tc->es_min_delta);
+	parse_monitor(c, s, &tc->es_monitor, &tc->es_mode, &tc->es_loc);
 }
 
 static void parse_train(Ctx *c, const Spec *s)
 {
 	Model *m = c->m;
+	TrainCfg *tc = &m->tc;
 	const Spec *v;
 	int64_t seed;
 	if (!keys_ok(c, s, "train", train_keys))
@@ -592,6 +835,32 @@ static void parse_train(Ctx *c, const Spec *s)
 		spec_int(c->d, v, "steps", 0, INT64_C(1) << 40, &m->steps);
 	if ((v = spec_get(s, "seed")) && !spec_int(c->d, v, "seed", 0, INT64_MAX, &seed))
 		m->seed = (uint64_t)seed;
+	rt_schedule_defaults(&tc->sched, RT_LR_CONSTANT, 0);
+	if ((v = spec_get(s, "schedule"))) {
+		parse_schedule(c, v, tc);
+		tc->sched_set = 1;
+	}
+	if ((v = spec_get(s, "warmup"))) {
+		parse_warmup(c, v, tc);
+		tc->sched_set = 1;
+	}
+	if ((v = spec_get(s, "validation_split"))) {
+		tc->split_loc = v->loc;
+		if (!spec_num(c->d, v, "validation_split", 0, 1, &tc->validation_split) &&
+		    (tc->validation_split <= 0 || tc->validation_split >= 1))
+			error_at(c->d, v->loc,
+			         "'validation_split' is the fraction of the training set "
+			         "to hold out, "
+			         "between 0 and 1; got '%s'",
+			         v->str);
+	}
+	if ((v = spec_get(s, "accumulate")))
+		spec_int(c->d, v, "accumulate", 1, 1 << 16, &tc->accumulate);
+	if ((v = spec_get(s, "early_stopping")))
+		parse_early(c, v, tc);
+	if ((v = spec_get(s, "checkpoint")) &&
+	    keys_ok(c, v, "checkpoint", checkpoint_keys) && (v = spec_get(v, "every")))
+		spec_int(c->d, v, "every", 1, 1000000, &tc->ckpt_every);
 }
 
 /* ---------------- data ---------------- */
@@ -605,15 +874,26 @@ static const char *resolve(Ctx *c, const char *path)
 	                    path);
 }
 
+/* {idx: path, scale: 1/255} or {npy: path}: one input's values. */
 static void parse_source(Ctx *c, const Spec *s, const ModelInput *in, DataSource *ds,
                          const char *what)
 {
-	const Spec *v;
+	const Spec *v, *idx, *npy;
 	const char *path;
 	ds->loc = s->loc;
 	if (!keys_ok(c, s, what, source_keys))
 		return;
-	if ((v = spec_need(c->d, s, "idx", what)) && !spec_str(c->d, v, "idx", &path)) {
+	idx = spec_get(s, "idx");
+	npy = spec_get(s, "npy");
+	if (idx && npy)
+		error_at(c->d, key_of(s, "npy")->loc,
+		         "%s has both 'idx' and 'npy'; give one file", what);
+	else if (!idx && !npy)
+		error_at(c->d, s->loc,
+		         "%s needs a file: 'idx: PATH' (IDX, .gz or not) or 'npy: PATH'",
+		         what);
+	if ((v = idx ? idx : npy) && !spec_str(c->d, v, idx ? "idx" : "npy", &path)) {
+		ds->kind = idx ? SRC_IDX : SRC_NPY;
 		ds->path = resolve(c, path);
 		ds->loc = v->loc;
 	}
@@ -627,13 +907,66 @@ static void parse_source(Ctx *c, const Spec *s, const ModelInput *in, DataSource
 	}
 }
 
-/* One data set: every input must have a source. */
+/* {csv: path, label: column, delimiter: ',', header: true, scale: 1}: one file holding
+ * the network's input (every other column) and the loss target (the label column). */
+static void parse_csv(Ctx *c, const Spec *s, DataSource *ds, const char *what)
+{
+	Model *m = c->m;
+	const Spec *v;
+	DataSource d = {
+	    .kind = SRC_CSV, .scale = 1, .loc = s->loc, .delimiter = ',', .header = 1};
+	if (!keys_ok(c, s, what, csv_keys))
+		return;
+	if (m->x < 0 || m->y < 0 || m->ninputs != 2) {
+		error_at(c->d, s->loc,
+		         "a CSV data set feeds the network's input and the loss target; "
+		         "this model "
+		         "has %d inputs",
+		         m->ninputs);
+		return;
+	}
+	if ((v = spec_get(s, "csv")) && !spec_str(c->d, v, "csv", &d.path)) {
+		d.path = resolve(c, d.path);
+		d.loc = v->loc;
+	}
+	if ((v = spec_need(c->d, s, "label", what)) &&
+	    spec_expect(c->d, v, SPEC_SCALAR, "label") == 0)
+		d.label = v->str;
+	if ((v = spec_get(s, "delimiter")) &&
+	    !spec_expect(c->d, v, SPEC_SCALAR, "delimiter")) {
+		if (!strcmp(v->str, "\\t") || !strcmp(v->str, "tab"))
+			d.delimiter = '\t';
+		else if (strlen(v->str) == 1 && v->str[0] != '"' && v->str[0] != '\n')
+			d.delimiter = v->str[0];
+		else
+			error_at(c->d, v->loc,
+			         "'delimiter' is one character (or 'tab'), got '%s'",
+			         v->str);
+	}
+	if ((v = spec_get(s, "header")))
+		spec_bool(c->d, v, "header", &d.header);
+	if ((v = spec_get(s, "scale"))) {
+		if (m->inputs[m->x].dt != DT_F32)
+			error_at(c->d, key_of(s, "scale")->loc,
+			         "'scale' applies to f32 inputs; '%s' is %s",
+			         m->inputs[m->x].name, dtype_names[m->inputs[m->x].dt]);
+		else
+			num_pos(c, v, "scale", 1e9, &d.scale);
+	}
+	ds[m->x] = ds[m->y] = d;
+}
+
+/* One data set: every input must have a source, or one CSV file feeds them. */
 static DataSource *parse_set(Ctx *c, const Spec *s, const char *what)
 {
 	Model *m = c->m;
 	DataSource *ds = arena_alloc(c->A, (size_t)m->ninputs * sizeof *ds);
 	for (int i = 0; i < m->ninputs; i++)
 		ds[i].scale = 1;
+	if (s->kind == SPEC_MAP && spec_get(s, "csv")) {
+		parse_csv(c, s, ds, what);
+		return ds;
+	}
 	if (!keys_ok(c, s, what, c->names))
 		return ds;
 	for (int i = 0; i < m->ninputs; i++) {
@@ -684,19 +1017,45 @@ static void split_path(Ctx *c, const char *file)
 
 /* The network's input: 'input:' names it; otherwise the one input the loss target
  * leaves (decided once the loss is read, when there are two). */
+/* The inputs an expression names, as a bit mask. */
+static uint64_t inputs_named(const Model *m, const Expr *e)
+{
+	uint64_t mask = 0;
+	if (e->kind == EX_NAME) {
+		int k = input_index(m, e->name);
+		if (k >= 0 && k < 64)
+			mask |= UINT64_C(1) << k;
+	}
+	for (int i = 0; i < e->nargs; i++)
+		mask |= inputs_named(m, e->args[i]);
+	return mask;
+}
+
+/* The network's input: 'input:' names it; one input is it; of two, it is the one the
+ * loss does not take as its target (the mapping's target, the input a loss expression
+ * names, or the second for the short form 'loss: mse'). */
 static void network_input(Ctx *c, const Spec *root)
 {
 	Model *m = c->m;
-	const Spec *s = spec_get(root, "input");
+	const Spec *s = spec_get(root, "input"), *l = spec_get(root, "loss");
 	if (s && !spec_str(c->d, s, "input", &c->net_input)) {
 		if (c->inputs_ok && (m->x = input_index(m, c->net_input)) < 0)
 			spec_enum(c->d, s, "input", c->names, m->ninputs, &m->x);
 	} else if (m->ninputs == 1) {
 		c->net_input = m->inputs[0].name;
-	} else if (m->ninputs == 2 && spec_get(root, "loss")) {
-		/* the loss target decides: read it first */
-		const Spec *l = spec_get(root, "loss"), *t = l->kind == SPEC_MAP ? spec_get(l, "target") : NULL;
+	} else if (m->ninputs == 2 && l) {
+		const Spec *t = l->kind == SPEC_MAP ? spec_get(l, "target") : NULL;
 		int y = t && t->kind == SPEC_SCALAR ? input_index(m, t->str) : 1;
+		if (l->kind == SPEC_SCALAR) { /* an expression: the input it names */
+			Diags quiet = {0};
+			Arena *A = arena_new();
+			Expr *e = expr_from_spec(A, &quiet, l);
+			uint64_t named = e ? inputs_named(m, e) : 0;
+			if (named == 1 || named == 2)
+				y = named == 1 ? 0 : 1;
+			arena_free(A);
+			diags_free(&quiet);
+		}
 		c->net_input = m->inputs[y == 0 ? 1 : 0].name;
 	}
 	if (c->net_input && m->x < 0)
@@ -719,8 +1078,7 @@ Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 	Ctx c = {.A = A, .d = d, .m = m};
 	m->file = file ? arena_strdup(A, file) : NULL;
 	m->x = m->y = -1;
-	m->opt = OPT_SGD;
-	m->lr = 0.01;
+	opt_defaults(m, OPT_SGD);
 	m->batch = 32;
 	m->epochs = 1;
 	split_path(&c, file);
@@ -745,10 +1103,10 @@ Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 	else if ((s = spec_get(root, "nodes")))
 		parse_nodes(&c, s);
 	check_def_names(&c);
-	if ((s = spec_get(root, "output")))
-		spec_str(d, s, "output", &m->output);
+	if ((s = spec_get(root, "output")) && !spec_str(d, s, "output", &m->output))
+		m->output_loc = s->loc;
 	else if (m->ndefs)
-		m->output = m->defs[m->ndefs - 1].name;
+		m->output = m->defs[m->ndefs - 1].name, m->output_loc = m->defs[m->ndefs - 1].loc;
 	if ((s = spec_need(d, root, "loss", "model")))
 		parse_loss(&c, s);
 	if ((s = spec_get(root, "optimizer")))
@@ -757,8 +1115,7 @@ Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 		parse_train(&c, s);
 	if ((s = spec_get(root, "data")))
 		parse_data(&c, s);
-	if (d->nerr == nerr)
-		check_calls(&c);
+	check_calls(&c);
 	return d->nerr > nerr ? NULL : m;
 }
 

@@ -6,7 +6,8 @@
 
 #include "dc.h"
 
-/* A target machine for this host's triple, CPU name and feature string; NULL after an
- * error in d. The caller disposes of it. */
-LLVMTargetMachineRef target_host_machine(Diags *d, int opt_level);
+/* A target machine for o's triple, CPU and features, or for this host's triple, CPU
+ * name and feature string when o gives none; NULL after an error in d. The caller
+ * disposes of it. */
+LLVMTargetMachineRef target_machine(Diags *d, const CodegenOpts *o);
 #endif

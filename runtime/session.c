@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "descent/runtime.h"
+#include "session.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -135,8 +136,8 @@ static int check_slot(const rt_program *p, int slot, const rt_tensor *t, const c
 	            shape_str(b, sizeof b, io->rank - 1, io->shape + 1, io->dtype));
 }
 
-static int check(const rt_session *s, rt_fn fn, const char *fname, const rt_tensor *x,
-                 const rt_tensor *y, char *err, size_t errlen)
+int session_check(const rt_session *s, rt_fn fn, const char *fname, const rt_tensor *x,
+                  const rt_tensor *y, char *err, size_t errlen)
 {
 	const rt_program *p = s->prog;
 	if (!fn)
@@ -185,6 +186,17 @@ static int64_t classes(const rt_program *p, const rt_tensor *y)
 	return o->shape[1];
 }
 
+void session_fill(rt_session *s, const rt_tensor *x, const rt_tensor *y,
+                  const int64_t *idx, int64_t count)
+{
+	const rt_program *p = s->prog;
+	float *w = s->io[p->io_weight];
+	rt_gather(x, idx, count, p->batch, s->io[p->io_x]);
+	rt_gather(y, idx, count, p->batch, s->io[p->io_y]);
+	for (int64_t i = 0; i < p->batch; i++)
+		w[i] = i < count ? 1.0f : 0.0f;
+}
+
 /* Runs fn over examples order[0..n) in batches; train: count steps, stop on a loss that
  * is not finite; nclass > 0: count correct argmaxes. */
 static int run(rt_session *s, rt_fn fn, int train, const rt_tensor *x, const rt_tensor *y,
@@ -193,7 +205,6 @@ static int run(rt_session *s, rt_fn fn, int train, const rt_tensor *x, const rt_
 {
 	const rt_program *p = s->prog;
 	int64_t B = p->batch, nsteps = (n + B - 1) / B, steps = 0, correct = 0, done = 0;
-	float *w = s->io[p->io_weight];
 	const float *loss = s->io[p->io_loss];
 	int32_t *pred = nclass ? elems(B) : NULL;
 	if (nclass && !pred)
@@ -202,10 +213,7 @@ static int run(rt_session *s, rt_fn fn, int train, const rt_tensor *x, const rt_
 	int rc = 0;
 	for (int64_t k = 0; k < nsteps; k++) {
 		int64_t count = n - done < B ? n - done : B;
-		rt_gather(x, order + done, count, B, s->io[p->io_x]);
-		rt_gather(y, order + done, count, B, s->io[p->io_y]);
-		for (int64_t i = 0; i < B; i++)
-			w[i] = i < count ? 1.0f : 0.0f;
+		session_fill(s, x, y, order + done, count);
 		fn(s->bufs);
 		steps++;
 		if (train)
@@ -258,7 +266,7 @@ int rt_train_epoch(rt_session *s, const rt_tensor *x, const rt_tensor *y, int64_
 	if (!m)
 		m = &dummy;
 	memset(m, 0, sizeof *m);
-	if (check(s, s->prog->train_step, "train_step", x, y, err, errlen))
+	if (session_check(s, s->prog->train_step, "train_step", x, y, err, errlen))
 		return -1;
 	int64_t n = limit > 0 && limit < x->n ? limit : x->n;
 	if (n < 1)
@@ -281,7 +289,7 @@ int rt_evaluate(rt_session *s, const rt_tensor *x, const rt_tensor *y, rt_metric
 	if (!m)
 		m = &dummy;
 	memset(m, 0, sizeof *m);
-	if (check(s, s->prog->evaluate, "evaluate", x, y, err, errlen))
+	if (session_check(s, s->prog->evaluate, "evaluate", x, y, err, errlen))
 		return -1;
 	if (x->n < 1)
 		return fail(err, errlen, "no examples to evaluate");
@@ -292,4 +300,33 @@ int rt_evaluate(rt_session *s, const rt_tensor *x, const rt_tensor *y, rt_metric
 	             NULL, NULL, m, err, errlen);
 	rt_free(order);
 	return rc;
+}
+
+int rt_predict(rt_session *s, const rt_tensor *x, float *out, char *err, size_t errlen)
+{
+	const rt_program *p = s->prog;
+	if (!p->forward)
+		return fail(err, errlen, "the program has no forward function");
+	if (p->io_x < 0 || p->io_output < 0 || p->batch < 1)
+		return fail(err, errlen, "the program has no input or no output slot");
+	if (check_slot(p, p->io_x, x, "x", err, errlen))
+		return -1;
+	if (x->n < 1)
+		return fail(err, errlen, "no examples to predict");
+	int64_t B = p->batch, row = p->io[p->io_output].numel / B;
+	float *w = p->io_weight >= 0 ? s->io[p->io_weight] : NULL;
+	int64_t *order = identity(x->n);
+	if (!order)
+		return fail(err, errlen, "out of memory");
+	for (int64_t done = 0; done < x->n; done += B) {
+		int64_t count = x->n - done < B ? x->n - done : B;
+		rt_gather(x, order + done, count, B, s->io[p->io_x]);
+		for (int64_t i = 0; w && i < B; i++)
+			w[i] = i < count ? 1.0f : 0.0f;
+		p->forward(s->bufs);
+		memcpy(out + done * row, s->io[p->io_output],
+		       (size_t)(count * row) * sizeof *out);
+	}
+	rt_free(order);
+	return 0;
 }

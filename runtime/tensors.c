@@ -121,8 +121,10 @@ int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 		int known = 0;
 		for (int k = 0; k < p->nparam && !known; k++)
 			known = !strcmp(p->params[k].name, f->t[i].name);
-		if (!known)
-			append(extra, sizeof extra, "%s%s", nextra++ ? ", " : "", f->t[i].name);
+		if (!known &&
+		    strncmp(f->t[i].name, "optimizer.", 10)) /* a checkpoint's state */
+			append(extra, sizeof extra, "%s%s", nextra++ ? ", " : "",
+			       f->t[i].name);
 	}
 	if (nmissing || nshape || nextra || nnonfinite) {
 		snprintf(err, errlen, "the parameters do not fit this model:");

@@ -44,15 +44,14 @@ static const struct {
     /* unknown layer */
     {INPUTS "layers:\n  - dense: {units: 3}\n  - conv9: {units: 2}\n"
             "loss: softmax_cross_entropy\n",
-     "m.yaml:6:5: error: unknown layer 'conv9'"},
+     "m.yaml:6:5: error: unknown function or layer 'conv9'"},
     /* shape mismatch between the network and the target */
     {"inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch, 3]}\n"
      "layers:\n  - dense: {units: 2}\nloss: {type: mse, target: y}\n",
-     "m.yaml:6:7: error: mse: the network's output has shape [32, 2] but the target 'y' "
-     "has [32, 3]"},
+     "m.yaml:6:14: error: mse: the prediction has shape [32, 2] but the target has [32, 3]"},
     /* missing key */
     {INPUTS "layers:\n  - dense: {activation: relu}\nloss: softmax_cross_entropy\n",
-     "m.yaml:5:12: error: missing key 'units' in dense layer"},
+     "m.yaml:5:5: error: dense needs 'units'"},
     /* wrong type */
     {INPUTS "layers: {dense: {units: 3}}\nloss: softmax_cross_entropy\n",
      "m.yaml:4:9: error: expected a list for 'layers', found a mapping"},
@@ -61,7 +60,7 @@ static const struct {
      "m.yaml:3:1: error: did not find expected ','"},
     /* a bad number, quoted */
     {INPUTS "layers:\n  - dense: {units: -3}\nloss: softmax_cross_entropy\n",
-     "m.yaml:5:20: error: 'units' must be an integer from 1 to 2147483648, got '-3'"},
+     "m.yaml:5:20: error: 'units' must be an integer from 1 to 1073741824, got '-3'"},
 };
 
 static void test_cli_malformed_models_give_one_located_error(void)

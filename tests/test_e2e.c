@@ -23,7 +23,7 @@ static Compiled *compile_file(const char *rel, int64_t batch, Arena *A, Diags *d
 		return NULL;
 	}
 	*mp = m;
-	CodegenOpts o = {3, 0};
+	CodegenOpts o = {.opt_level = 3};
 	Compiled *c = compile_model(d, m, batch ? batch : m->batch, &o);
 	if (!c)
 		diag_print(d, stderr);

@@ -295,7 +295,7 @@ static void check_f32(Case *c, const double *params, double *const *want, const 
 {
 	Graph *g = c->g;
 	Diags d = {0};
-	CodegenOpts o = {2, 0};
+	CodegenOpts o = {.opt_level = 2};
 	ObjCode obj;
 	int64_t nwork = 0;
 	rt_fn fns[FN_COUNT];

@@ -32,7 +32,7 @@ static int start(Run *r, const char *path, const char *text, int64_t batch)
 		Spec *sp = spec_parse(r->A, &r->d, "t.yaml", text, strlen(text));
 		r->m = sp ? model_from_spec(r->A, &r->d, sp, "t.yaml") : NULL;
 	}
-	CodegenOpts o = {2, 0};
+	CodegenOpts o = {.opt_level = 2};
 	r->c = r->m ? compile_model(&r->d, r->m, batch ? batch : r->m->batch, &o) : NULL;
 	if (!r->c) {
 		diag_print(&r->d, stderr);

@@ -106,12 +106,12 @@ static void test_shuffle_is_a_deterministic_permutation(void)
 
 #define NINIT 5584
 static const rt_param init_params[] = {
-    {"a.weight", 2, {50, 100}, 0, 5000, RT_INIT_KAIMING_UNIFORM, 100, 50, 1},
-    {"a.bias", 1, {50}, 5000, 50, RT_INIT_ZEROS, 100, 50, 1},
+    {"a.weight", 2, {50, 100}, 0, 5000, RT_INIT_KAIMING_UNIFORM, 0, 100, 50, 1},
+    {"a.bias", 1, {50}, 5000, 50, RT_INIT_ZEROS, 0, 100, 50, 1},
     /* floats 5050..5060 belong to no parameter */
-    {"b.weight", 2, {10, 50}, 5060, 500, RT_INIT_XAVIER_UNIFORM, 50, 10, 1},
-    {"b.bias", 1, {10}, 5560, 10, RT_INIT_TORCH_LINEAR, 50, 10, 1},
-    {"norm.weight", 1, {10}, 5570, 10, RT_INIT_ONES, 10, 10, 0},
+    {"b.weight", 2, {10, 50}, 5060, 500, RT_INIT_XAVIER_UNIFORM, 0, 50, 10, 1},
+    {"b.bias", 1, {10}, 5560, 10, RT_INIT_TORCH_LINEAR, 0, 50, 10, 1},
+    {"norm.weight", 1, {10}, 5570, 10, RT_INIT_ONES, 0, 10, 10, 0},
 };
 static const rt_program init_prog = {
     .nparams = NINIT, .nparam = 5, .params = init_params};
@@ -168,6 +168,32 @@ static void test_init_params_deterministic_per_seed(void)
 	init_with_seed(c, 12);
 	CU_ASSERT(memcmp(a, b, sizeof a) == 0);
 	CU_ASSERT(memcmp(a, c, sizeof a) != 0);
+}
+
+/* RT_INIT_CONSTANT fills with value; RT_INIT_NORMAL draws N(0, value^2). */
+static void test_init_params_constant_and_normal_use_value(void)
+{
+	enum { N = 10004 };
+	static const rt_param ps[] = {
+	    {"x", 1, {4}, 0, 4, RT_INIT_CONSTANT, -1.5, 1, 1, 0},
+	    {"emb.weight", 2, {100, 100}, 4, 10000, RT_INIT_NORMAL, 0.5, 100, 100, 1},
+	};
+	const rt_program p = {.nparams = N, .nparam = 2, .params = ps};
+	static float w[N];
+	rt_rng r;
+	rt_rng_seed(&r, 5);
+	rt_init_params(&p, w, &r);
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_EQUAL(w[i], -1.5f);
+	double sum = 0, sq = 0;
+	for (int i = 4; i < N; i++) {
+		CU_ASSERT_FATAL(isfinite(w[i]));
+		sum += w[i];
+		sq += (double)w[i] * w[i];
+	}
+	double mean = sum / (N - 4), var = sq / (N - 4) - mean * mean;
+	CU_ASSERT(fabs(mean) < 0.03);
+	CU_ASSERT(fabs(sqrt(var) / 0.5 - 1) < 0.05);
 }
 
 /* ---- IDX files ---- */
@@ -464,7 +490,9 @@ static void test_argmax_rows_first_of_ties(void)
 }
 
 /* ---- the training loop, on a hand-written program ----
- * A linear model pred = w0 x0 + w1 x1 with loss sum_i weight_i (pred_i - y_i)^2, batch 2;
+ * A linear model pred = w0 x0 + w1 x1, batch 2, with the compiled loss's convention:
+ * weight_i is 1 for a real row and 0 for padding, and the loss is
+ * sum_i weight_i (pred_i - y_i)^2 / sum_i weight_i, the mean over real rows.
  * train_step does SGD with hyper "lr" and logs what it was given. */
 
 enum { B = 2 };
@@ -476,13 +504,15 @@ static double lin_loss(void *const *bufs, float *g)
 {
 	const float *w = bufs[RT_PARAMS], *x = bufs[RT_IO0], *y = bufs[RT_IO0 + 1];
 	const float *wt = bufs[RT_IO0 + 2];
-	double loss = 0;
+	double loss = 0, n = 0;
 	g[0] = g[1] = 0;
+	for (int i = 0; i < B; i++)
+		n += wt[i];
 	for (int i = 0; i < B; i++) {
 		float e = w[0] * x[2 * i] + w[1] * x[2 * i + 1] - y[i];
-		loss += wt[i] * e * e;
-		g[0] += 2 * wt[i] * e * x[2 * i];
-		g[1] += 2 * wt[i] * e * x[2 * i + 1];
+		loss += wt[i] * e * e / n;
+		g[0] += (float)(2 * wt[i] * e * x[2 * i] / n);
+		g[1] += (float)(2 * wt[i] * e * x[2 * i + 1] / n);
 	}
 	return loss;
 }
@@ -508,7 +538,7 @@ static void lin_evaluate(void *const *bufs)
 
 static const char *const lin_hypers[] = {"lr"};
 static const rt_param lin_params[] = {
-    {"w", 1, {2}, 0, 2, RT_INIT_TORCH_LINEAR, 2, 1, 1},
+    {"w", 1, {2}, 0, 2, RT_INIT_TORCH_LINEAR, 0, 2, 1, 1},
 };
 static const rt_io lin_io[] = {
     {"x", RT_IO_INPUT, RT_F32, 2, {B, 2}, B * 2},
@@ -581,7 +611,7 @@ static void test_train_epoch_pads_final_batch_with_zero_weight(void)
 	CU_ASSERT(ncb == 3 && cb_last_step == 3 && cb_nsteps == 3);
 	CU_ASSERT(isfinite(m.loss) && m.loss > 0 && isnan(m.accuracy) && m.seconds >= 0);
 	for (int k = 0; k < 2; k++)
-		CU_ASSERT(log_w[k][0] == 0.5f && log_w[k][1] == 0.5f);
+		CU_ASSERT(log_w[k][0] == 1.0f && log_w[k][1] == 1.0f);
 	CU_ASSERT(log_w[2][0] == 1.0f && log_w[2][1] == 0.0f);
 	CU_ASSERT(log_x[2][2] == 0.0f && log_x[2][3] == 0.0f);
 	/* every example once: the x0 values seen are 1/5 .. 5/5 in some order */
@@ -600,6 +630,31 @@ static void test_train_epoch_pads_final_batch_with_zero_weight(void)
 	CU_ASSERT(log_w[1][0] == 1.0f && log_w[1][1] == 0.0f);
 	for (int k = 0; k < 2; k++)
 		CU_ASSERT(log_x[k][0] <= 3.0f / 5 && log_x[k][2] <= 3.0f / 5);
+	rt_session_free(s);
+}
+
+/* Batches of 2, 2 and a padded 1: with 1/0 weights each batch's loss is the mean over
+ * its real rows, and the epoch's loss the exact mean over the 5 examples. */
+static void test_evaluate_loss_is_the_mean_over_examples(void)
+{
+	rt_session *s = rt_session_new(&lin_prog);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	rt_session_init(s, 1);
+	s->params[0] = 1.5f;
+	s->params[1] = -0.5f;
+	rt_tensor x, y;
+	lin_data(5, &x, &y);
+	const float *xs = x.data, *ys = y.data;
+	double want = 0;
+	for (int i = 0; i < 5; i++) {
+		double e = 1.5 * xs[2 * i] - 0.5 * xs[2 * i + 1] - ys[i];
+		want += e * e / 5;
+	}
+	rt_metrics m;
+	char err[256] = "";
+	CU_ASSERT_EQUAL_FATAL(rt_evaluate(s, &x, &y, &m, err, sizeof err), 0);
+	CU_ASSERT(m.steps == 3 && m.examples == 5);
+	CU_ASSERT_DOUBLE_EQUAL(m.loss, want, 1e-6 * want);
 	rt_session_free(s);
 }
 
@@ -751,6 +806,8 @@ void suite_runtime(void)
 	    {"init_params_bounds_per_scheme", test_init_params_bounds_per_scheme},
 	    {"init_params_deterministic_per_seed",
 	     test_init_params_deterministic_per_seed},
+	    {"init_params_constant_and_normal_use_value",
+	     test_init_params_constant_and_normal_use_value},
 	    {"idx_loads_images_plain_and_gzipped",
 	     test_idx_loads_images_plain_and_gzipped},
 	    {"idx_loads_labels_and_rank1_values", test_idx_loads_labels_and_rank1_values},
@@ -762,6 +819,8 @@ void suite_runtime(void)
 	    {"argmax_rows_first_of_ties", test_argmax_rows_first_of_ties},
 	    {"train_epoch_pads_final_batch_with_zero_weight",
 	     test_train_epoch_pads_final_batch_with_zero_weight},
+	    {"evaluate_loss_is_the_mean_over_examples",
+	     test_evaluate_loss_is_the_mean_over_examples},
 	    {"train_epoch_loss_decreases", test_train_epoch_loss_decreases},
 	    {"train_epoch_stops_on_nan_loss", test_train_epoch_stops_on_nan_loss},
 	    {"train_epoch_rejects_shape_mismatch",

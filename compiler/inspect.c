@@ -1,0 +1,243 @@
+/* Inspection: what descent made of a model, at any stage, as text or Graphviz.
+ *
+ *   spec        the model as read: inputs, parameters, nodes as expressions, the loss
+ *   graph       the forward graph and the loss (the evaluate function)
+ *   backward    forward and backward (grad): every backward node names the forward node
+ *               and the chain-rule rule that made it, and its YAML line
+ *   optimized   the whole training step (train_step), after build-time folding and CSE
+ *   kernels     the loop nests of train_step in order, with the buffer each writes
+ *   llvm, asm   the optimized LLVM IR, the host's assembly
+ *
+ * --grad P keeps only the slice that computes P's gradient: the chain rule's path from
+ * the loss back to P. --stats adds op counts, FLOPs per step, bytes and timings.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dc.h"
+
+const char *const stage_names[] = {"spec", "graph", "backward", "optimized", "kernels", "llvm", "asm"};
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void print_spec(FILE *f, const Model *m, Arena *A)
+{
+	fprintf(f, "model %s\n", m->name);
+	for (int i = 0; i < m->ninputs; i++) {
+		const ModelInput *in = &m->inputs[i];
+		fprintf(f, "  input %s %s[batch", in->name, in->dt == DT_I32 ? "i32" : "f32");
+		for (int k = 1; k < in->rank; k++)
+			fprintf(f, ", %lld", (long long)in->dims[k]);
+		fprintf(f, "]  %s:%d:%d\n", in->loc.file, in->loc.line, in->loc.col);
+	}
+	for (int i = 0; i < m->nparams; i++)
+		fprintf(f, "  param %s%s  %s:%d:%d\n", m->params[i].name,
+		        m->params[i].trainable ? "" : " (frozen)", m->params[i].loc.file,
+		        m->params[i].loc.line, m->params[i].loc.col);
+	for (int i = 0; i < m->ndefs; i++)
+		fprintf(f, "  %s = %s  %s:%d:%d\n", m->defs[i].name, expr_str(A, m->defs[i].e),
+		        m->defs[i].loc.file, m->defs[i].loc.line, m->defs[i].loc.col);
+	if (m->output)
+		fprintf(f, "  output = %s\n", m->output);
+	fprintf(f, "  loss = %s\n", expr_str(A, m->loss));
+}
+
+static void mark(const Node *n, char *live)
+{
+	if (live[n->id])
+		return;
+	live[n->id] = 1;
+	for (int i = 0; i < n->nin; i++)
+		mark(n->in[i], live);
+}
+
+/* The gradient output of parameter name in the grad function, or NULL. */
+static Node *grad_of(Graph *g, const char *name)
+{
+	const Fn *fn = &g->fns[FN_GRAD];
+	for (int i = 0; i < fn->nouts; i++)
+		if (fn->outs[i].kind == DEST_GRAD && !strcmp(g->params[fn->outs[i].index].name, name))
+			return fn->outs[i].node;
+	return NULL;
+}
+
+/* ---- Graphviz ---- */
+
+static void dot(FILE *f, Graph *g, const char *live)
+{
+	char sh[128];
+	fprintf(f, "digraph descent {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n");
+	for (int i = 0; i < g->n; i++) {
+		Node *n = g->nodes[i];
+		if (!live[i])
+			continue;
+		const char *color = opinfo[n->op].flags & OPF_LEAF ? "#e8e8e8"
+		                    : n->rule                      ? "#ffd8b0"
+		                                                   : "#cfe2ff";
+		fprintf(f, "  n%d [label=\"%%%d %s\\n%s", n->id, n->id, opinfo[n->op].name,
+		        shape_str(&n->sh, sh, sizeof sh));
+		if (n->op == OP_PARAM)
+			fprintf(f, "\\n%s", g->params[n->a[0]].name);
+		if (n->op == OP_INPUT)
+			fprintf(f, "\\n%s", g->ios[n->a[0]].name);
+		if (n->loc.line)
+			fprintf(f, "\\nline %d", n->loc.line);
+		if (n->fwd)
+			fprintf(f, "\\ngrad %s of %%%d", n->rule, n->fwd->id);
+		fprintf(f, "\", style=filled, fillcolor=\"%s\"];\n", color);
+		for (int k = 0; k < n->nin; k++)
+			fprintf(f, "  n%d -> n%d;\n", n->in[k]->id, n->id);
+	}
+	fprintf(f, "}\n");
+}
+
+/* ---- kernels ---- */
+
+static const char *const buf_names[] = {"none", "params", "grads", "state", "hyper", "io", "work"};
+
+static void kernels(FILE *f, Graph *g, int fn)
+{
+	Plan *p = plan_fn(g, fn);
+	char sh[128];
+	fprintf(f, "fn %s: %d loop nests, workspace %lld floats (%lld bytes)\n", fn_names[fn], p->n,
+	        (long long)p->nwork, (long long)p->nwork * 4);
+	for (int i = 0; i < p->n; i++) {
+		Node *n = p->order[i];
+		fprintf(f, "  %-18s %%%-4d %-16s -> work+%lld", opinfo[n->op].name, n->id,
+		        shape_str(&n->sh, sh, sizeof sh), (long long)p->buf[n->id].off);
+		for (int k = 0; k < n->nin; k++) {
+			Buf b = p->buf[n->in[k]->id];
+			fprintf(f, "%s %%%d@%s+%lld", k ? "," : "  reads", n->in[k]->id, buf_names[b.kind],
+			        (long long)b.off);
+		}
+		fputc('\n', f);
+	}
+}
+
+/* ---- statistics ---- */
+
+/* Floating-point operations of one node (multiply-adds count 2). */
+static double flops(const Node *n)
+{
+	double out = (double)shape_numel(&n->sh);
+	switch (n->op) {
+	case OP_MATMUL:
+		return 2 * out * (double)n->in[0]->sh.d[n->a[0] ? 0 : 1];
+	case OP_CONV2D:
+		return 2 * out * (double)(shape_numel(&n->in[1]->sh) / n->in[1]->sh.d[0]);
+	case OP_CONV2D_BWD_DATA: /* as many as the forward convolution */
+		return 2 * (double)shape_numel(&n->in[0]->sh) * (double)(shape_numel(&n->in[1]->sh) / n->in[1]->sh.d[0]);
+	case OP_CONV2D_BWD_FILTER:
+		return 2 * (double)shape_numel(&n->in[1]->sh) * (double)(shape_numel(&n->sh) / n->sh.d[0]);
+	case OP_SUM:
+	case OP_RMAX:
+	case OP_LOGSOFTMAX:
+		return (double)shape_numel(&n->in[0]->sh) * (n->op == OP_LOGSOFTMAX ? 4 : 1);
+	default:
+		return opinfo[n->op].flags & OPF_ELEMWISE ? out : 0;
+	}
+}
+
+static void stats(FILE *f, Graph *g, const double *t)
+{
+	fprintf(f, "stats:\n");
+	int64_t pf = 0, nparams = 0;
+	for (int i = 0; i < g->nparams; i++)
+		pf += shape_numel(&g->params[i].sh), nparams++;
+	fprintf(f, "  parameters   %lld in %lld tensors, %lld bytes (+ as many for gradients)\n",
+	        (long long)pf, (long long)nparams, (long long)pf * 4);
+	fprintf(f, "  state        %lld bytes (optimizer)\n", (long long)g->state_floats * 4);
+	for (int k = 0; k < FN_COUNT; k++) {
+		if (!g->fns[k].defined)
+			continue;
+		Plan *p = plan_fn(g, k);
+		int count[OP_COUNT] = {0};
+		double fl = 0;
+		for (int i = 0; i < p->n; i++)
+			count[p->order[i]->op]++, fl += flops(p->order[i]);
+		fprintf(f, "  %-11s  %.3f GFLOP per call, %d loop nests, workspace %lld bytes:", fn_names[k],
+		        fl / 1e9, p->n, (long long)p->nwork * 4);
+		for (int op = 0; op < OP_COUNT; op++)
+			if (count[op])
+				fprintf(f, " %s %d", opinfo[op].name, count[op]);
+		fputc('\n', f);
+	}
+	fprintf(f, "  compile      lower+autodiff %.3f s, LLVM IR %.3f s, optimize %.3f s, emit %.3f s\n",
+	        t[0], t[1], t[2], t[3]);
+}
+
+static int codegen_text(Graph *g, const InspectOpts *o, FILE *out, double *t)
+{
+	EmitKind k = o->stage == ST_ASM ? EMIT_ASM : o->stage == ST_LLVM ? EMIT_LLVM : EMIT_OBJ;
+	CodegenOpts co = {.opt_level = o->opt_level, .emit = k, .seconds = t};
+	ObjCode obj;
+	int64_t nwork;
+	if (cg_compile(g, &co, &obj, &nwork, NULL) < 0)
+		return -1;
+	if (o->stage == ST_LLVM || o->stage == ST_ASM)
+		fwrite(obj.data, 1, obj.size, out);
+	objcode_free(&obj);
+	return 0;
+}
+
+int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out)
+{
+	Arena *A = arena_new();
+	int status = -1;
+	double t[4] = {0}, t0 = now();
+	if (o->stage == ST_SPEC) {
+		print_spec(out, m, A);
+		arena_free(A);
+		return 0;
+	}
+	Graph *g = lower_model(A, d, m, o->batch > 0 ? o->batch : m->batch);
+	t[0] = now() - t0;
+	if (!g)
+		goto done;
+	static const FnKind stage_fn[] = {FN_EVALUATE, FN_EVALUATE, FN_GRAD, FN_TRAIN_STEP, FN_TRAIN_STEP};
+	int fn = o->fn >= 0 ? o->fn : o->stage <= ST_KERNELS ? (int)stage_fn[o->stage] : FN_TRAIN_STEP;
+	if (o->stage >= ST_LLVM || o->stats) {
+		if (codegen_text(g, o, out, t + 1) < 0)
+			goto done;
+	} else if (!g->fns[fn].defined) {
+		error_at(d, (SrcLoc){m->file, 0, 0}, "the model has no %s function", fn_names[fn]);
+		goto done;
+	}
+	char *live = plan_fn(g, fn)->live;
+	if (o->grad_param) {
+		Node *gn = grad_of(g, o->grad_param);
+		if (!gn) {
+			const char **names = arena_alloc(A, (size_t)(g->nparams + 1) * sizeof *names);
+			for (int i = 0; i < g->nparams; i++)
+				names[i] = g->params[i].name;
+			const char *near = did_you_mean(o->grad_param, names, g->nparams);
+			error_at(d, (SrcLoc){m->file, 0, 0}, "no trainable parameter '%s'%s%s%s", o->grad_param,
+			         near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+			goto done;
+		}
+		live = arena_alloc(A, (size_t)g->n);
+		mark(gn, live);
+	}
+	if (o->stage < ST_LLVM && o->dot)
+		dot(out, g, live);
+	else if (o->stage == ST_KERNELS)
+		kernels(out, g, fn);
+	else if (o->stage < ST_LLVM && o->grad_param) {
+		fprintf(out, "the chain rule from the loss back to %s:\n", o->grad_param);
+		dump_set(out, g, live);
+	} else if (o->stage < ST_LLVM)
+		dump_graph(out, g, fn);
+	if (o->stats)
+		stats(out, g, t);
+	status = 0;
+done:
+	arena_free(A);
+	return status;
+}

@@ -1,0 +1,118 @@
+/* descent: the C API for training from your own program through the JIT.
+ *
+ *   dc_context *ctx = dc_context_new();
+ *   dc_model *m;
+ *   if (dc_compile_file(ctx, "models/fashion_mlp.yaml", NULL, &m) != DC_OK) {
+ *       for (int i = 0; i < dc_diag_count(ctx); i++) {
+ *           const dc_diag *d = dc_diag_get(ctx, i);
+ *           fprintf(stderr, "%s:%d:%d: %s\n", d->file, d->line, d->column, d->message);
+ *       }
+ *   }
+ *   dc_session *s;
+ *   dc_session_new(m, 42, &s);                      parameters initialized from the seed
+ *   dc_set_input(s, "image", x, bytes);             a batch of your data
+ *   dc_set_input(s, "label", y, bytes);
+ *   float loss;
+ *   dc_train_step(s, &loss);                        forward, backward and update
+ *
+ * Handles are opaque; every function returns a status and never prints or exits.
+ * Errors in model files are diagnostics with a file, line and column, kept in the
+ * context until dc_diag_clear. Ownership: each _new/_compile result is freed by the
+ * matching _free; a session must be freed before its model, a model before its context.
+ * Buffers passed in are copied; buffers passed out are filled by the caller's size.
+ */
+#ifndef DESCENT_H
+#define DESCENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "descent/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+	DC_OK = 0,
+	DC_ERR_MODEL,   /* the model file is wrong: see the diagnostics */
+	DC_ERR_COMPILE, /* LLVM failed: see the diagnostics */
+	DC_ERR_ARG,     /* a wrong argument: unknown name, wrong size, NULL */
+	DC_ERR_IO,      /* a file could not be read or written */
+	DC_ERR_NOMEM,
+	DC_ERR_NUMERIC, /* the loss is not finite */
+	DC_ERR_UNSUPPORTED
+} dc_status;
+
+const char *dc_status_str(dc_status s);
+
+typedef enum { DC_ERROR, DC_WARNING, DC_NOTE } dc_severity;
+
+typedef struct dc_diag {
+	dc_severity severity;
+	const char *file; /* NULL when the message is not about a file */
+	int line, column; /* 1-based; 0 when unknown */
+	const char *message;
+} dc_diag;
+
+typedef struct dc_context dc_context;
+typedef struct dc_model dc_model;
+typedef struct dc_session dc_session;
+
+dc_context *dc_context_new(void); /* NULL when out of memory */
+void dc_context_free(dc_context *ctx);
+int dc_diag_count(const dc_context *ctx);
+const dc_diag *dc_diag_get(const dc_context *ctx, int i);
+void dc_diag_clear(dc_context *ctx);
+
+typedef struct dc_options {
+	int64_t batch;  /* 0: the model file's */
+	int opt_level;  /* 0 to 3; -1: 3 */
+	int threads;    /* 0 or 1: one thread (more are not supported yet) */
+	int dtype_bits; /* 0 or 32: float32 (float64 is not supported yet) */
+} dc_options;
+
+/* Compiles a model (YAML) for this machine. opts may be NULL for the defaults. */
+dc_status dc_compile_file(dc_context *ctx, const char *path, const dc_options *opts,
+                          dc_model **out);
+dc_status dc_compile_string(dc_context *ctx, const char *yaml, const char *name,
+                            const dc_options *opts, dc_model **out);
+void dc_model_free(dc_model *m);
+
+/* What the model is: its layout, entry points and tensor names. */
+const rt_program *dc_model_program(const dc_model *m);
+double dc_model_compile_seconds(const dc_model *m);
+
+/* A session owns parameters, optimizer state and io buffers; init from the seed. */
+dc_status dc_session_new(dc_model *m, uint64_t seed, dc_session **out);
+void dc_session_free(dc_session *s);
+rt_session *dc_session_runtime(dc_session *s); /* the buffers, for direct access */
+
+/* Inputs by name ("image", "label", "weight"): bytes must be the slot's size (batch
+ * rows of float32, or int32 for integer inputs). A missing weight counts every row. */
+dc_status dc_set_input(dc_session *s, const char *name, const void *data, size_t bytes);
+dc_status dc_get_output(dc_session *s, const char *name, void *data, size_t bytes);
+
+dc_status dc_train_step(dc_session *s, float *loss); /* forward, backward, update */
+dc_status dc_grad(dc_session *s, float *loss);       /* loss and gradients only */
+dc_status dc_step(dc_session *s);                    /* the update from the gradients */
+dc_status dc_forward(dc_session *s);                 /* output from the inputs */
+dc_status dc_evaluate(dc_session *s, float *loss);   /* loss and output, no update */
+
+/* Parameters and gradients by name (PyTorch's: "fc1.weight"), count floats. */
+dc_status dc_get_param(dc_session *s, const char *name, float *data, size_t count);
+dc_status dc_set_param(dc_session *s, const char *name, const float *data, size_t count);
+dc_status dc_get_grad(dc_session *s, const char *name, float *data, size_t count);
+/* Run-time hyperparameters ("lr", "momentum", ...): no recompile. */
+dc_status dc_set_hyper(dc_session *s, const char *name, float value);
+
+/* Parameters as safetensors (PyTorch's names and layouts), written crash-safely. */
+dc_status dc_save_params(dc_session *s, const char *path);
+dc_status dc_load_params(dc_session *s, const char *path);
+/* The message of the last failed call on this session ("" if none). */
+const char *dc_session_error(const dc_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,219 @@
+/* Ahead-of-time compilation and the C API, the way users build with them.
+ *
+ * build/descent compiles the MLP to an object and a header; cc links a program from
+ * the object and the static runtime alone (no LLVM on the link line); that program's
+ * parameters after 20 steps must equal, bit for bit, those of the same 20 steps run
+ * through the JIT with the same seed and flags. Objects for another architecture and
+ * the other output kinds are checked too, and the C API's errors.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dc.h"
+#include "descent/descent.h"
+#include "tests.h"
+
+#define FASHION "/usr/share/datasets/fashion-mnist/"
+
+static char dir[64];
+
+static int sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	int rc = system(cmd);
+	if (rc)
+		fprintf(stderr, "\n`%s` failed (%d)\n", cmd, rc);
+	return rc;
+}
+
+static const char *tmp(const char *name)
+{
+	static char buf[4][512];
+	static int k;
+	if (!dir[0]) {
+		strcpy(dir, "/tmp/descent-aot-XXXXXX");
+		if (!mkdtemp(dir))
+			return "/nonexistent";
+	}
+	char *b = buf[k++ % 4];
+	snprintf(b, sizeof buf[0], "%s/%s", dir, name);
+	return b;
+}
+
+/* The JIT's parameters after the same 20 steps the AOT program takes. */
+static void jit_reference(rt_st_file *aot)
+{
+	dc_context *ctx = dc_context_new();
+	dc_model *m;
+	dc_options o = {.batch = 16, .opt_level = 2};
+	CU_ASSERT_FATAL(dc_compile_file(ctx, src_path("models/fashion_mlp.yaml"), &o, &m) == DC_OK);
+	rt_session *s = rt_session_new(dc_model_program(m));
+	const rt_program *p = s->prog;
+	rt_session_init(s, 7);
+	char err[512];
+	rt_tensor x, y;
+	CU_ASSERT_FATAL(rt_idx_load(FASHION "train-images-idx3-ubyte.gz", 1 / 255.0, 0, &x, err, sizeof err) == 0);
+	CU_ASSERT_FATAL(rt_idx_load(FASHION "train-labels-idx1-ubyte.gz", 1, 1, &y, err, sizeof err) == 0);
+	int64_t idx[16];
+	for (int i = 0; i < 16; i++)
+		((float *)s->io[p->io_weight])[i] = 1;
+	for (int k = 0; k < 20; k++) {
+		for (int64_t i = 0; i < 16; i++)
+			idx[i] = k * 16 + i;
+		rt_gather(&x, idx, 16, 16, s->io[p->io_x]);
+		rt_gather(&y, idx, 16, 16, s->io[p->io_y]);
+		p->train_step(s->bufs);
+	}
+	int same = 1;
+	for (int i = 0; i < p->nparam; i++) {
+		const rt_st_tensor *t = rt_st_find(aot, p->params[i].name);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+		CU_ASSERT_EQUAL_FATAL(t->nbytes, (size_t)p->params[i].numel * 4);
+		same &= !memcmp(t->data, s->params + p->params[i].offset, t->nbytes);
+	}
+	CU_ASSERT(same);
+	rt_tensor_free(&x), rt_tensor_free(&y);
+	rt_session_free(s);
+	dc_model_free(m);
+	dc_context_free(ctx);
+}
+
+static void test_aot_object_links_without_llvm_and_matches_the_jit(void)
+{
+	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s --header %s --prefix model_ --batch 16 -O2 >/dev/null",
+	                   DESCENT_BINARY_DIR, src_path("models/fashion_mlp.yaml"), tmp("mlp.o"),
+	                   tmp("mlp.h")) == 0);
+	/* the runtime library and libz, libm: nothing of LLVM */
+	CU_ASSERT_FATAL(sh("cc -O2 -I%s -I%s %s %s %s/libdescent_rt.a -lz -lm -o %s", src_path("include"),
+	                   dir, src_path("examples/aot_train.c"), tmp("mlp.o"), DESCENT_BINARY_DIR,
+	                   tmp("aot_train")) == 0);
+	CU_ASSERT_FATAL(sh("%s %strain-images-idx3-ubyte.gz %strain-labels-idx1-ubyte.gz 20 %s >/dev/null",
+	                   tmp("aot_train"), FASHION, FASHION, tmp("params.safetensors")) == 0);
+	CU_ASSERT(sh("! nm %s | grep -qi llvm", tmp("aot_train")) == 0);
+	rt_st_file f;
+	char err[512];
+	CU_ASSERT_FATAL(rt_st_load(tmp("params.safetensors"), &f, err, sizeof err) == 0);
+	jit_reference(&f);
+	rt_st_free(&f);
+}
+
+/* ELF e_machine of a file: 62 x86-64, 183 aarch64. */
+static int elf_machine(const char *path)
+{
+	unsigned char h[20] = {0};
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	size_t n = fread(h, 1, sizeof h, f);
+	fclose(f);
+	return n == sizeof h && !memcmp(h, "\177ELF", 4) ? h[18] | h[19] << 8 : -1;
+}
+
+static int file_has(const char *path, const char *text)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "grep -q '%s' %s", text, path);
+	return system(cmd) == 0;
+}
+
+static void test_aot_cross_compiles_and_emits_every_kind(void)
+{
+	const char *model = src_path("models/fashion_mlp.yaml");
+	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s --target aarch64-linux-gnu >/dev/null",
+	                   DESCENT_BINARY_DIR, model, tmp("arm.o")) == 0);
+	CU_ASSERT_EQUAL(elf_machine(tmp("arm.o")), 183);
+	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s >/dev/null", DESCENT_BINARY_DIR, model,
+	                   tmp("x86.o")) == 0);
+	CU_ASSERT_EQUAL(elf_machine(tmp("x86.o")), 62);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --emit asm >/dev/null", DESCENT_BINARY_DIR, model, tmp("m.s")) == 0);
+	CU_ASSERT(file_has(tmp("m.s"), "fashion_mlp_train_step:"));
+	CU_ASSERT(sh("%s/descent compile %s -o %s --emit llvm >/dev/null", DESCENT_BINARY_DIR, model, tmp("m.ll")) == 0);
+	CU_ASSERT(file_has(tmp("m.ll"), "define void @fashion_mlp_grad"));
+	CU_ASSERT(sh("%s/descent compile %s -o %s --emit bc >/dev/null", DESCENT_BINARY_DIR, model, tmp("m.bc")) == 0);
+	CU_ASSERT(sh("head -c 2 %s | grep -q BC", tmp("m.bc")) == 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --emit shared >/dev/null", DESCENT_BINARY_DIR, model, tmp("m.so")) == 0);
+	CU_ASSERT(sh("nm -D %s | grep -q fashion_mlp_train_step", tmp("m.so")) == 0);
+	/* an unknown target is an error, and nothing is written */
+	CU_ASSERT(sh("%s/descent compile %s -o %s --target nosuch-cpu-none 2>/dev/null", DESCENT_BINARY_DIR,
+	             model, tmp("bad.o")) != 0);
+	CU_ASSERT(access(tmp("bad.o"), F_OK) != 0);
+}
+
+static void test_api_reports_model_errors_as_diagnostics(void)
+{
+	dc_context *ctx = dc_context_new();
+	dc_model *m = (dc_model *)1;
+	dc_status st = dc_compile_string(ctx,
+	                                 "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
+	                                 "layers: [{dense: {units: 3, activation: rleu}}]\n"
+	                                 "loss: softmax_cross_entropy\n",
+	                                 "m.yaml", NULL, &m);
+	CU_ASSERT_EQUAL(st, DC_ERR_MODEL);
+	CU_ASSERT_PTR_NULL(m);
+	CU_ASSERT_EQUAL_FATAL(dc_diag_count(ctx), 1);
+	const dc_diag *d = dc_diag_get(ctx, 0);
+	CU_ASSERT_EQUAL(d->severity, DC_ERROR);
+	CU_ASSERT_STRING_EQUAL(d->file, "m.yaml");
+	CU_ASSERT(d->line == 2 && d->column == 41);
+	CU_ASSERT_PTR_NOT_NULL(strstr(d->message, "did you mean 'relu'"));
+	dc_context_free(ctx);
+}
+
+static void test_api_checks_names_sizes_and_values(void)
+{
+	dc_context *ctx = dc_context_new();
+	dc_model *m;
+	dc_session *s;
+	CU_ASSERT_FATAL(dc_compile_string(ctx,
+	                                  "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
+	                                  "layers: [{dense: {units: 3}}]\nloss: softmax_cross_entropy\n",
+	                                  NULL, &(dc_options){.batch = 2}, &m) == DC_OK);
+	CU_ASSERT_FATAL(dc_session_new(m, 1, &s) == DC_OK);
+	float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, w[12], loss;
+	int32_t y[2] = {0, 2};
+	CU_ASSERT_EQUAL(dc_set_input(s, "x", x, sizeof x), DC_OK);
+	CU_ASSERT_EQUAL(dc_set_input(s, "x", x, 4), DC_ERR_ARG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dc_session_error(s), "takes 32 bytes"));
+	CU_ASSERT_EQUAL(dc_set_input(s, "z", x, sizeof x), DC_ERR_ARG);
+	CU_ASSERT_EQUAL(dc_set_input(s, "y", y, sizeof y), DC_OK);
+	CU_ASSERT_EQUAL(dc_get_param(s, "fc1.weight", w, 12), DC_OK);
+	CU_ASSERT_EQUAL(dc_get_param(s, "fc1.weight", w, 11), DC_ERR_ARG);
+	CU_ASSERT_EQUAL(dc_train_step(s, &loss), DC_OK);
+	float nan[12];
+	for (int i = 0; i < 12; i++)
+		nan[i] = i == 5 ? 0.0f / 0.0f : 0;
+	CU_ASSERT_EQUAL(dc_set_param(s, "fc1.weight", nan, 12), DC_ERR_NUMERIC);
+	CU_ASSERT_EQUAL(dc_set_hyper(s, "lr", 0.5f), DC_OK);
+	CU_ASSERT_EQUAL(dc_set_hyper(s, "nosuch", 0.5f), DC_ERR_ARG);
+	/* a huge learning rate: the loss blows up and the parameters stay finite */
+	CU_ASSERT_EQUAL(dc_set_hyper(s, "lr", 1e30f), DC_OK);
+	for (int k = 0; k < 5; k++)
+		dc_train_step(s, &loss);
+	CU_ASSERT_EQUAL(dc_get_param(s, "fc1.weight", w, 12), DC_OK);
+	for (int i = 0; i < 12; i++)
+		CU_ASSERT(w[i] == w[i] && w[i] - w[i] == 0);
+	CU_ASSERT_EQUAL(dc_save_params(s, tmp("api.safetensors")), DC_OK);
+	CU_ASSERT_EQUAL(dc_load_params(s, tmp("api.safetensors")), DC_OK);
+	CU_ASSERT_EQUAL(dc_load_params(s, tmp("nosuch.safetensors")), DC_ERR_IO);
+	dc_session_free(s);
+	dc_model_free(m);
+	dc_context_free(ctx);
+}
+
+void suite_aot(void)
+{
+	static CU_TestInfo tests[] = {
+		{"test_aot_object_links_without_llvm_and_matches_the_jit", test_aot_object_links_without_llvm_and_matches_the_jit},
+		{"test_aot_cross_compiles_and_emits_every_kind", test_aot_cross_compiles_and_emits_every_kind},
+		{"test_api_reports_model_errors_as_diagnostics", test_api_reports_model_errors_as_diagnostics},
+		{"test_api_checks_names_sizes_and_values", test_api_checks_names_sizes_and_values},
+		CU_TEST_INFO_NULL,
+	};
+	add_suite("aot", tests);
+}

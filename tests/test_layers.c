@@ -1,0 +1,494 @@
+/* Tests of the function table (layers.c) and of lowering a model into the graph
+ * (lower.c). Valid models must come out with the parameters PyTorch would have (names
+ * after the node that holds them, layouts, init schemes, buffers that do not train) and
+ * with a loss that the reference interpreter evaluates to the right number, the mean
+ * over the real rows of a batch. Two tables of broken models: calls that break their
+ * signature are rejected when the model is loaded, and problems that need the values'
+ * shapes and types when it is lowered (at batch 4); every case asserts the message and
+ * its line:col in t.yaml. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc.h"
+#include "tests.h"
+
+/* ---- helpers ---- */
+
+typedef struct Lowered {
+	Arena *A;
+	Diags d;
+	Model *m;
+	Graph *g;
+} Lowered;
+
+/* Parses yaml as t.yaml and, if it loads, lowers it at batch 4. */
+static void lower_text(Lowered *l, const char *yaml)
+{
+	l->A = arena_new();
+	l->d = (Diags){0};
+	Spec *root = spec_parse(l->A, &l->d, "t.yaml", yaml, strlen(yaml));
+	l->m = root ? model_from_spec(l->A, &l->d, root, "t.yaml") : NULL;
+	l->g = l->m ? lower_model(l->A, &l->d, l->m, 4) : NULL;
+}
+
+static void done(Lowered *l)
+{
+	diags_free(&l->d);
+	arena_free(l->A);
+}
+
+static const Tensor *param(const Graph *g, const char *name)
+{
+	for (int i = 0; i < g->nparams; i++)
+		if (!strcmp(g->params[i].name, name))
+			return &g->params[i];
+	return NULL;
+}
+
+/* The parameter exists with this shape, init scheme and trainable flag. */
+static int has_param(const Graph *g, const char *name, Shape sh, rt_init init,
+                     int trainable)
+{
+	const Tensor *t = param(g, name);
+	if (!t)
+		fprintf(stderr, "\nno parameter %s\n", name);
+	return t && shape_eq(&t->sh, &sh) && t->init == init && t->trainable == trainable;
+}
+
+#define SH(...)                                                                          \
+	((Shape){sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t), {__VA_ARGS__}})
+#define SCALAR ((Shape){0, {0}})
+
+/* An expected diagnostic: an error containing msg at line:col of t.yaml. */
+typedef struct Case {
+	const char *yaml;
+	const char *msg;
+	int line, col;
+} Case;
+
+static int has_error(const Diags *d, const char *msg, int line, int col)
+{
+	for (int i = 0; i < d->n; i++) {
+		const Diag *g = &d->v[i];
+		if (g->sev == SEV_ERROR && strstr(g->msg, msg) && g->loc.line == line &&
+		    g->loc.col == col && g->loc.file && !strcmp(g->loc.file, "t.yaml"))
+			return 1;
+	}
+	return 0;
+}
+
+/* lowered: the model must load and fail to lower; otherwise it must fail to load. */
+static int check_case(const Case *c, int lowered)
+{
+	Lowered l;
+	lower_text(&l, c->yaml);
+	int stage_ok = lowered ? l.m != NULL : l.m == NULL;
+	int ok =
+	    stage_ok && !l.g && l.d.nerr > 0 && has_error(&l.d, c->msg, c->line, c->col);
+	if (!ok) {
+		fprintf(stderr, "\n--- expected %d:%d %s: %s\n%s--- got:\n", c->line,
+		        c->col, lowered ? "when lowered" : "when loaded", c->msg,
+		        c->yaml);
+		diag_print(&l.d, stderr);
+	}
+	done(&l);
+	return ok;
+}
+
+#define RUN(cases, lowered)                                                              \
+	for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++)                  \
+	CU_ASSERT(check_case(&cases[i], lowered))
+
+/* The value of the loss that FN_EVALUATE computes, by the reference interpreter, with
+ * every parameter at its constant init (0 for other schemes). */
+static double eval_loss(Graph *g, const double *const *io)
+{
+	double *params = calloc((size_t)g->param_floats + 1, sizeof *params);
+	for (int i = 0; i < g->nparams; i++)
+		for (int64_t k = 0; k < shape_numel(&g->params[i].sh); k++)
+			params[g->params[i].off + k] =
+			    g->params[i].init == RT_INIT_CONSTANT ? g->params[i].value
+			    : g->params[i].init == RT_INIT_ONES   ? 1
+			                                          : 0;
+	double *state = calloc((size_t)g->state_floats + 1, sizeof *state);
+	EvalEnv env = {.params = params, .states = state, .io = io};
+	double v = NAN;
+	const Fn *f = &g->fns[FN_EVALUATE];
+	for (int i = 0; i < f->nouts; i++)
+		if (f->outs[i].kind == DEST_IO && f->outs[i].index == g->io_loss) {
+			double *r = eval_node(g, f->outs[i].node, &env);
+			v = r[0];
+			free(r);
+		}
+	free(params);
+	free(state);
+	return v;
+}
+
+/* ---- valid models ---- */
+
+#define IMG                                                                              \
+	"inputs:\n  image: {shape: [batch, 4]}\n  label: {shape: [batch], dtype: i32}\n"
+#define SCE "loss: {type: softmax_cross_entropy, target: label}\n"
+
+static void test_layers_dense_parameters_follow_pytorch(void)
+{
+	Lowered l;
+	lower_text(&l,
+	           IMG "layers:\n"
+	               "  - dense: {units: 8, activation: relu}\n"
+	               "  - dense: {units: 6, name: hidden, bias: false, init: zeros}\n"
+	               "  - dense: {units: 3, trainable: false}\n" SCE);
+	Graph *g = l.g;
+	CU_ASSERT_EQUAL(l.d.n, 0);
+	CU_ASSERT_FATAL(g != NULL);
+	/* weights are [out, in]; relu picks He's init, else PyTorch's nn.Linear default
+	 */
+	CU_ASSERT(has_param(g, "fc1.weight", SH(8, 4), RT_INIT_KAIMING_UNIFORM, 1));
+	CU_ASSERT(has_param(g, "fc1.bias", SH(8), RT_INIT_TORCH_LINEAR, 1));
+	CU_ASSERT(has_param(g, "hidden.weight", SH(6, 8), RT_INIT_ZEROS, 1));
+	CU_ASSERT_PTR_NULL(param(g, "hidden.bias"));
+	CU_ASSERT(has_param(g, "fc2.weight", SH(3, 6), RT_INIT_TORCH_LINEAR, 0));
+	CU_ASSERT(has_param(g, "fc2.bias", SH(3), RT_INIT_TORCH_LINEAR, 0));
+	CU_ASSERT_EQUAL(g->nparams, 5);
+	const Tensor *w = param(g, "fc1.weight");
+	CU_ASSERT(w->fan_in == 4 && w->fan_out == 8 && w->loc.line == 5 &&
+	          w->loc.col == 5);
+	/* the io slots: the inputs, the padding weights, the loss and the output */
+	CU_ASSERT_EQUAL_FATAL(g->nios, 5);
+	CU_ASSERT(!strcmp(g->ios[g->io_x].name, "image") &&
+	          !strcmp(g->ios[g->io_y].name, "label"));
+	CU_ASSERT(shape_eq(&g->ios[g->io_x].sh, &SH(4, 4)));
+	CU_ASSERT(!strcmp(g->ios[g->io_weight].name, "weight") &&
+	          shape_eq(&g->ios[g->io_weight].sh, &SH(4)));
+	CU_ASSERT(shape_eq(&g->ios[g->io_loss].sh, &SCALAR));
+	CU_ASSERT(shape_eq(&g->ios[g->io_output].sh, &SH(4, 3)));
+	for (int k = 0; k < FN_COUNT; k++)
+		CU_ASSERT(g->fns[k].nouts > 0);
+	done(&l);
+}
+
+static void test_layers_conv_and_norm_parameters(void)
+{
+	Lowered l;
+	lower_text(
+	    &l, "inputs:\n"
+	        "  image: {shape: [batch, 1, 12, 12]}\n"
+	        "  label: {shape: [batch], dtype: i32}\n"
+	        "layers:\n"
+	        "  - conv2d: {out_channels: 6, kernel_size: [5, 3], padding: same}\n"
+	        "  - batch_norm\n"
+	        "  - relu\n"
+	        "  - max_pool2d: {kernel_size: 2}\n"
+	        "  - conv2d: {out_channels: 4, kernel_size: 3, groups: 2, bias: false}\n"
+	        "  - global_avg_pool\n"
+	        "  - dropout: {p: 0.25}\n"
+	        "  - layer_norm\n"
+	        "  - dense: {units: 3}\n" SCE);
+	Graph *g = l.g;
+	CU_ASSERT_EQUAL(l.d.n, 0);
+	CU_ASSERT_FATAL(g != NULL);
+	CU_ASSERT(has_param(g, "conv1.weight", SH(6, 1, 5, 3), RT_INIT_TORCH_LINEAR, 1));
+	CU_ASSERT(has_param(g, "conv1.bias", SH(6), RT_INIT_TORCH_LINEAR, 1));
+	CU_ASSERT_EQUAL(param(g, "conv1.weight")->fan_in, 15);
+	/* batch norm keeps its running statistics as parameters that do not train */
+	CU_ASSERT(has_param(g, "bn1.weight", SH(6), RT_INIT_ONES, 1));
+	CU_ASSERT(has_param(g, "bn1.bias", SH(6), RT_INIT_ZEROS, 1));
+	CU_ASSERT(has_param(g, "bn1.running_mean", SH(6), RT_INIT_ZEROS, 0));
+	CU_ASSERT(has_param(g, "bn1.running_var", SH(6), RT_INIT_ONES, 0));
+	CU_ASSERT(has_param(g, "bn1.num_batches_tracked", SCALAR, RT_INIT_ZEROS, 0));
+	/* grouped: each output channel sees in/groups channels */
+	CU_ASSERT(has_param(g, "conv2.weight", SH(4, 3, 3, 3), RT_INIT_TORCH_LINEAR, 1));
+	CU_ASSERT_PTR_NULL(param(g, "conv2.bias"));
+	CU_ASSERT(has_param(g, "ln1.weight", SH(4), RT_INIT_ONES, 1));
+	CU_ASSERT(has_param(g, "fc1.weight", SH(3, 4), RT_INIT_TORCH_LINEAR, 1));
+	CU_ASSERT(shape_eq(&g->ios[g->io_output].sh, &SH(4, 3)));
+	/* dropout draws its masks from a step counter that train_step advances */
+	int counter = 0;
+	for (int i = 0; i < g->nstates; i++)
+		counter += !strcmp(g->states[i].name, "dropout_step");
+	CU_ASSERT_EQUAL(counter, 1);
+	done(&l);
+}
+
+/* Parameters live in the node that makes them: a second layer in one node is <node>_2;
+ * embedding tables draw from N(0, 1). */
+static void test_layers_nodes_name_their_parameters(void)
+{
+	Lowered l;
+	lower_text(
+	    &l, "inputs:\n"
+	        "  tokens: {shape: [batch, 5], dtype: i32}\n"
+	        "  y: {shape: [batch, 2]}\n"
+	        "nodes:\n"
+	        "  e: \"embedding(tokens, num_embeddings=10, embedding_dim=3)\"\n"
+	        "  h: \"dense(dense(flatten(e), units=8, activation=relu), units=2)\"\n"
+	        "loss: \"mse(h, y) + 0.5 * sum(h.weight^2) + l2()\"\n");
+	Graph *g = l.g;
+	CU_ASSERT_EQUAL(l.d.n, 0);
+	CU_ASSERT_FATAL(g != NULL);
+	CU_ASSERT(has_param(g, "e.weight", SH(10, 3), RT_INIT_NORMAL, 1));
+	CU_ASSERT_DOUBLE_EQUAL(param(g, "e.weight")->value, 1, 0);
+	CU_ASSERT(has_param(g, "h.weight", SH(8, 15), RT_INIT_KAIMING_UNIFORM, 1));
+	CU_ASSERT(has_param(g, "h_2.weight", SH(2, 8), RT_INIT_TORCH_LINEAR, 1));
+	CU_ASSERT(has_param(g, "h_2.bias", SH(2), RT_INIT_TORCH_LINEAR, 1));
+	CU_ASSERT_EQUAL(g->io_x, 0);
+	CU_ASSERT_EQUAL(g->io_y, 1);
+	done(&l);
+}
+
+/* Rosenbrock's function from (-1.5, 2): (1 + 1.5)^2 + 100 (2 - 2.25)^2 = 12.5. */
+static void test_layers_free_parameters_and_loss_value(void)
+{
+	Lowered l;
+	lower_text(&l, "params:\n"
+	               "  x: {init: -1.5}\n"
+	               "  y: {init: 2}\n"
+	               "  s: {shape: [3], init: 0.5, trainable: false}\n"
+	               "loss: \"(1 - x)^2 + 100*(y - x^2)^2 + sum(s) - 1.5\"\n");
+	Graph *g = l.g;
+	CU_ASSERT_EQUAL(l.d.n, 0);
+	CU_ASSERT_FATAL(g != NULL);
+	CU_ASSERT(has_param(g, "x", SCALAR, RT_INIT_CONSTANT, 1));
+	CU_ASSERT_DOUBLE_EQUAL(param(g, "x")->value, -1.5, 0);
+	CU_ASSERT(has_param(g, "s", SH(3), RT_INIT_CONSTANT, 0));
+	/* no data: no inputs, no padding weights, no output; only the loss */
+	CU_ASSERT(g->nios == 1 && g->io_loss == 0);
+	CU_ASSERT_DOUBLE_EQUAL(eval_loss(g, NULL), 12.5, 1e-12);
+	done(&l);
+}
+
+/* The weight slot holds 1 for real rows and 0 for padding: the loss is the mean over
+ * the real rows (or their sum), whatever is in the padding. */
+static void test_layers_loss_is_mean_over_real_rows(void)
+{
+	const char *forms[] = {"loss: mse\n", "loss: {type: mse, reduction: sum}\n",
+	                       "loss: \"huber(output, y, delta=2)\"\n"};
+	/* huber: 0.5 d^2 within delta, delta (|d| - delta / 2) beyond: (0.5 + 2 + 4) / 3
+	 */
+	const double want[] = {14.0 / 3, 14, 6.5 / 3};
+	for (int k = 0; k < 3; k++) {
+		char yaml[512];
+		snprintf(yaml, sizeof yaml,
+		         "inputs: {x: {shape: [batch, 1]}, y: {shape: [batch, 1]}}\n"
+		         "nodes: {out: \"x\"}\n%s",
+		         forms[k]);
+		Lowered l;
+		lower_text(&l, yaml);
+		CU_ASSERT_FATAL(l.g != NULL);
+		const double x[] = {1, 2, 3, 100}, y[] = {0, 0, 0, 0}, w[] = {1, 1, 1, 0};
+		const double *io[] = {x, y, w};
+		CU_ASSERT_EQUAL_FATAL(l.g->io_weight, 2);
+		CU_ASSERT_DOUBLE_EQUAL(eval_loss(l.g, io), want[k], 1e-12);
+		done(&l);
+	}
+}
+
+/* ---- calls that break their signature: rejected when the model is loaded ---- */
+
+#define CONV(settings)                                                                   \
+	"inputs:\n  image: {shape: [batch, 1, 8, 8]}\n  label: {shape: [batch], dtype: " \
+	"i32}\n"                                                                         \
+	"layers:\n  - " settings "\n  - flatten\n  - dense: {units: 3}\n" SCE
+#define NODE(text)                                                                       \
+	IMG "nodes:\n  h: \"" text "\"\n  out: \"dense(image, units=3)\"\n"              \
+	    "loss: \"softmax_cross_entropy(out, label)\"\n"
+
+static void test_layers_reject_bad_calls(void)
+{
+	static const Case cases[] = {
+	    {CONV("conv2d: {out_channels: 6}"), "conv2d needs 'kernel_size'", 5, 5},
+	    {CONV("conv2d: {kernel_size: 3}"), "conv2d needs 'out_channels'", 5, 5},
+	    {CONV("conv2d: {out_channels: 6, kernel_size: 5, padding: [1, 2, 3]}"),
+	     "'padding' takes 1, 2 ([h, w]) or 4 ([top, bottom, left, right]) integers, "
+	     "got 3",
+	     5, 56},
+	    {CONV("conv2d: {out_channels: 6, kernel_size: 5, padding: full}"),
+	     "'padding' must be an integer, a list of 2 or 4, same or valid, got 'full'",
+	     5, 56},
+	    {CONV("conv2d: {out_channels: 6, kernel_size: [5, 5, 5]}"),
+	     "'kernel_size' takes an integer or a list of 1 to 2 of them, got 3", 5, 44},
+	    {CONV("conv2d: {out_channels: 6, kernel_size: 5, activation: rleu}"),
+	     "unknown activation 'rleu'; did you mean 'relu'?", 5, 59},
+	    {CONV("conv2d: {out_channels: 6, kernel_size: 5, stride: 0}"),
+	     "'stride' must be an integer from 1 to 65536, got '0'", 5, 55},
+	    {CONV("conv2d: {out_channels: 6, kernel_size: 5, strides: 2}"),
+	     "unknown setting 'strides' for conv2d; did you mean 'stride'?", 5, 47},
+	    {CONV("dropout: {p: 1.5}"),
+	     "'p' must be a number from 0 to 0.999999, got '1.5'", 5, 18},
+	    {CONV("dropout: {rate: 0.5}"), "dropout has no setting 'rate'", 5, 15},
+	    {CONV("max_pool2d: {size: 2}"), "max_pool2d has no setting 'size'", 5, 18},
+	    {CONV("max_pool2d"), "max_pool2d needs 'kernel_size'", 5, 5},
+	    {CONV("avg_pool2d: {kernel_size: 0}"),
+	     "'kernel_size' must be an integer from 1 to 65536, got '0'", 5, 31},
+	    {CONV("batch_norm: {momentum: 2}"),
+	     "'momentum' must be a number from 0 to 1, got '2'", 5, 28},
+	    {CONV("batch_norm: {eps: 0}"),
+	     "'eps' must be a number from 1e-12 to 1, got '0'", 5, 23},
+	    {CONV("embedding: {num_embeddings: 10}"), "embedding needs 'embedding_dim'",
+	     5, 5},
+	    {CONV("layer_norm: {eps: x}"),
+	     "'eps' must be a number from 1e-12 to 1, got 'x'", 5, 23},
+	    {NODE("leaky_relu(image, negative_slope=2)"),
+	     "'negative_slope' must be a number from 0 to 1, got '2'", 5, 40},
+	    {NODE("gelu(image, approximate=fast)"),
+	     "'approximate' must be one of: none, tanh", 5, 31},
+	    {NODE("reshape(image, shape=[-1, -1])"),
+	     "'shape' must be a positive integer or one -1, got '-1'", 5, 33},
+	    {NODE("sum(image, axis=7)"),
+	     "'axis' must be an integer from -6 to 5, got '7'", 5, 23},
+	    {NODE("max(image, keepdims=maybe)"), "'keepdims' must be one of: false, true",
+	     5, 27},
+	    {NODE("transpose(image, perm=3)"),
+	     "'perm' must be a list of at most 6 integers, got '3'", 5, 29},
+	    {NODE("one_hot(label)"), "one_hot needs 'num_classes'", 5, 7},
+	    {NODE("exp(image, image)"), "exp takes 1 value, got 2", 5, 7},
+	    {NODE("where(image, image)"), "where takes 3 values, got 2", 5, 7},
+	    {NODE("concat()"), "concat takes 1 or more values, got 0", 5, 7},
+	    {NODE("softmax_cross_entropy(image, label, label_smoothing=-1)"),
+	     "'label_smoothing' must be a number from 0 to 1, got '-1'", 5, 59},
+	    {IMG "nodes:\n  out: \"dense(image, units=3)\"\nloss: \"grad(out)\"\n",
+	     "grad takes 2 values, got 1", 6, 8},
+	    {IMG "nodes:\n  out: \"dense(image, units=3)\"\n"
+	         "loss: \"mse(out, label, reduction=mean, reduction=sum)\"\n",
+	     "duplicate keyword argument 'reduction' in the call of 'mse'", 6, 40},
+	};
+	RUN(cases, 0);
+}
+
+/* ---- problems with shapes and types: found when the model is lowered ---- */
+
+#define FLAT                                                                             \
+	"inputs:\n  image: {shape: [batch, 784]}\n  label: {shape: [batch], dtype: "     \
+	"i32}\n"
+#define GRID(node)                                                                       \
+	FLAT "nodes:\n  g: \"reshape(image, shape=[1, 28, 28])\"\n  h: \"" node "\"\n"   \
+	     "  out: \"dense(flatten(h), units=10)\"\n"                                  \
+	     "loss: \"softmax_cross_entropy(out, label)\"\n"
+#define FNODE(node)                                                                      \
+	FLAT "nodes:\n  h: \"" node "\"\n  out: \"dense(image, units=10)\"\n"            \
+	     "loss: \"softmax_cross_entropy(out, label)\"\n"
+
+static void test_layers_lowering_reports_shapes_and_types(void)
+{
+	static const Case cases[] = {
+	    {FLAT "layers:\n  - conv2d: {out_channels: 6, kernel_size: 5}\n" SCE,
+	     "conv2d needs a [batch, channels, height, width] value, got [4, 784]; give "
+	     "the "
+	     "input that shape or reshape it",
+	     5, 5},
+	    {FLAT
+	     "layers:\n  - dense: {units: 8}\n  - max_pool2d: {kernel_size: 2}\n" SCE,
+	     "max_pool2d needs a [batch, channels, height, width] value, got [4, 8]", 6,
+	     5},
+	    {FLAT "layers:\n  - global_avg_pool\n" SCE,
+	     "global_avg_pool needs a [batch, channels, height, width] value, got [4, "
+	     "784]",
+	     5, 5},
+	    {FLAT
+	     "layers:\n  - reshape: {shape: [1, 27, 27]}\n  - dense: {units: 10}\n" SCE,
+	     "reshape: [4, 784] has 3136 elements, which do not fit [4, 1, 27, 27]", 5,
+	     5},
+	    {FNODE("reshape(image, shape=[-1, 5])"),
+	     "reshape: [4, 784] has 3136 elements, which do not fit [4, -1, 5]", 5, 7},
+	    {FNODE("reshape(image, shape=[3, 3, 3, 3, 3, 3])"), "reshape: at most 6 axes",
+	     5, 7},
+	    {GRID("conv2d(g, out_channels=6, kernel_size=3, groups=4)"),
+	     "conv2d: 1 input and 6 output channels do not split into 4 groups", 6, 7},
+	    {GRID("conv2d(g, out_channels=6, kernel_size=29)"),
+	     "conv2d: the kernel [6, 1, 29, 29] is larger than the padded input [4, 1, "
+	     "28, 28]",
+	     6, 7},
+	    {GRID("max_pool2d(g, kernel_size=2, padding=2)"),
+	     "max_pool2d: padding 2 is more than half the kernel 2", 6, 7},
+	    {FNODE("embedding(image, num_embeddings=10, embedding_dim=4)"),
+	     "embedding takes integer indices (an input with dtype: i32)", 5, 7},
+	    {FNODE("batch_norm(reshape(image, shape=[28, 28]))"),
+	     "batch_norm needs [batch, features] or [batch, channels, h, w]", 5, 7},
+	    {FNODE("transpose(image, perm=[0, 1, 2])"),
+	     "transpose: 'perm' has 3 axes, the value has 2", 5, 7},
+	    {FNODE("transpose(image, perm=[0, 0])"),
+	     "transpose: 'perm' is not a permutation of 0..1", 5, 7},
+	    {FNODE("sum(image, axis=3)"),
+	     "axis 3 is out of range for a value with 2 axes", 5, 7},
+	    {FNODE("concat(image, reshape(image, shape=[28, 28]), axis=1)"),
+	     "concat: [4, 784] and [4, 28, 28] differ beyond axis 1", 5, 7},
+	    {FLAT
+	     "layers: [{dense: {units: 3, name: a}}, {dense: {units: 4}}, {add: {with: "
+	     "a}}]\n" SCE,
+	     "shapes [4, 4] and [4, 3] do not broadcast", 4, 62},
+	    {FNODE("image + [1, 2]"), "a list is not a value here", 5, 15},
+	    {"params:\n  x: {init: 1}\nnodes:\n  h: \"dense(x, units=3)\"\nloss: "
+	     "\"sum(h)\"\n",
+	     "dense needs a vector of features, got a single number", 4, 7},
+	    {"params:\n  x: {shape: [3]}\n  y: {shape: [2]}\nloss: \"sum(x * y)\"\n",
+	     "shapes [3] and [2] do not broadcast", 4, 12},
+	    /* names are looked up in order: inputs, parameters, earlier nodes */
+	    {FLAT
+	     "nodes:\n  h1: \"dense(image, units=8)\"\n  out: \"dense(h2, units=10)\"\n"
+	     "loss: \"softmax_cross_entropy(out, label)\"\n",
+	     "unknown name 'h2'; did you mean 'h1'?", 6, 15},
+	    {FLAT
+	     "nodes:\n  h1: \"dense(imag, units=8)\"\n  out: \"dense(h1, units=10)\"\n"
+	     "loss: \"softmax_cross_entropy(out, label)\"\n",
+	     "unknown name 'imag'; did you mean 'image'?", 5, 14},
+	    {FLAT "nodes:\n  out: \"dense(later, units=10)\"\n  later: \"relu(image)\"\n"
+	          "loss: \"softmax_cross_entropy(out, label)\"\n",
+	     "unknown name 'later'", 5, 15},
+	    {FLAT "layers: [{dense: {units: 3, name: a}}, {add: {with: b}}]\n" SCE,
+	     "unknown name 'b'", 4, 53},
+	    {"params:\n  x: {shape: [3]}\nloss: \"sum(x) + x.y\"\n", "unknown name 'x.y'",
+	     3, 17},
+	    /* the loss */
+	    {FLAT "layers: [{dense: {units: 10}}]\nloss: \"output\"\n",
+	     "the loss must be a single number, got shape [4, 10]; reduce it with sum() "
+	     "or "
+	     "mean()",
+	     5, 8},
+	    {FLAT "layers: [{dense: {units: 10}}]\nloss: \"sum(output, axis=1)\"\n",
+	     "the loss must be a single number, got shape [4]", 5, 8},
+	    {"params:\n  x: {shape: [3]}\nloss: \"x^2\"\n",
+	     "the loss must be a single number, got shape [3]", 3, 8},
+	    {"inputs:\n  image: {shape: [batch, 784]}\n  label: {shape: [batch]}\n"
+	     "layers: [{dense: {units: 10}}]\n" SCE,
+	     "softmax_cross_entropy: the prediction has shape [4, 10] but the target has "
+	     "[4]",
+	     5, 14},
+	    {FLAT "layers: [{dense: {units: 10}}]\nloss: \"l1(output, label)\"\n",
+	     "l1 needs a floating-point target (dtype f32)", 5, 8},
+	    {FLAT "layers: [{dense: {units: 10}}]\nloss: \"sum(argmax(output))\"\n",
+	     "sum expects floating-point values, got integers", 5, 8},
+	    /* grad(f, p): a number's gradient with respect to a parameter */
+	    {"params:\n  x: {init: 1}\nloss: \"x^2 + grad(x^2, 2*x)\"\n",
+	     "grad: '2 * x' is not a parameter", 3, 24},
+	    {"params:\n  x: {init: 1}\nloss: \"x^2 + grad(x^2, z)\"\n",
+	     "unknown name 'z'", 3, 24},
+	    {FLAT "layers: [{dense: {units: 10}}]\n"
+	          "loss: \"softmax_cross_entropy(output, label) + sum(grad(output, "
+	          "fc1.weight))\"\n",
+	     "grad: the function must be a single number, got shape [4, 10]", 5, 51},
+	};
+	RUN(cases, 1);
+}
+
+void suite_layers(void)
+{
+	static CU_TestInfo tests[] = {
+	    {"layers_dense_parameters_follow_pytorch",
+	     test_layers_dense_parameters_follow_pytorch},
+	    {"layers_conv_and_norm_parameters", test_layers_conv_and_norm_parameters},
+	    {"layers_nodes_name_their_parameters",
+	     test_layers_nodes_name_their_parameters},
+	    {"layers_free_parameters_and_loss_value",
+	     test_layers_free_parameters_and_loss_value},
+	    {"layers_loss_is_mean_over_real_rows",
+	     test_layers_loss_is_mean_over_real_rows},
+	    {"layers_reject_bad_calls", test_layers_reject_bad_calls},
+	    {"layers_lowering_reports_shapes_and_types",
+	     test_layers_lowering_reports_shapes_and_types},
+	    CU_TEST_INFO_NULL,
+	};
+	add_suite("layers", tests);
+}

@@ -1,0 +1,946 @@
+/* The training loop users rely on: learning-rate schedules against torch's formulas,
+ * early stopping, gradient accumulation against one big batch, checkpoints (a round
+ * trip, and a table of corrupted files each refused with its message), an exact resume
+ * in a new process, divergence, the CSV log and its SVG plot, eval and predict, and the
+ * CSV and .npy data sources. Small models on a synthetic data set written into a
+ * temporary directory keep the suite fast. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dc.h"
+#include "tests.h"
+
+static char dir[64]; /* the suite's temporary directory */
+
+static const char *in_dir(const char *name)
+{
+	static char buf[8][512];
+	static int k;
+	char *b = buf[k++ % 8];
+	snprintf(b, sizeof buf[0], "%s/%s", dir, name);
+	return b;
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fputs(text, f);
+	fclose(f);
+}
+
+static char *read_text(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *s = malloc((size_t)n + 1);
+	size_t got = fread(s, 1, (size_t)n, f);
+	s[got] = 0;
+	fclose(f);
+	if (len)
+		*len = got;
+	return s;
+}
+
+/* `descent ARGS` run from the suite's directory; its exit code, and what it printed. */
+static int descent(const char *args, char *out, size_t len)
+{
+	char line[8192];
+	snprintf(line, sizeof line, "cd %s && %s/descent %s 2>&1", dir,
+	         DESCENT_BINARY_DIR, args);
+	FILE *p = popen(line, "r");
+	CU_ASSERT_FATAL(p != NULL);
+	size_t n = fread(out, 1, len - 1, p);
+	out[n] = 0;
+	int status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- the data: 120 examples of 6 features, 3 classes a linear map separates ---- */
+
+#define NEX 120
+#define NFEAT 6
+
+static int make_data(void)
+{
+	rt_rng r;
+	rt_rng_seed(&r, 11);
+	static float x[NEX * NFEAT];
+	static int32_t y[NEX];
+	static const float w[3][NFEAT] = {{1, -1, 0.5f, 0, 0.2f, -0.3f},
+	                                  {-0.5f, 1, 0, 1, -0.4f, 0},
+	                                  {0, 0.3f, -1, -0.6f, 1, 0.5f}};
+	char *csv = malloc(NEX * 128 + 64), *p = csv;
+	p += sprintf(p, "f0,f1,f2,f3,f4,f5,label\n");
+	for (int i = 0; i < NEX; i++) {
+		float best = -1e9f;
+		for (int j = 0; j < NFEAT; j++)
+			x[i * NFEAT + j] = (float)(2 * rt_rng_uniform(&r) - 1);
+		for (int c = 0; c < 3; c++) {
+			float s = 0;
+			for (int j = 0; j < NFEAT; j++)
+				s += w[c][j] * x[i * NFEAT + j];
+			if (s > best)
+				best = s, y[i] = c;
+		}
+		for (int j = 0; j < NFEAT; j++)
+			p += sprintf(p, "%.6f,", x[i * NFEAT + j]);
+		p += sprintf(p, "%d\n", y[i]);
+	}
+	char err[512];
+	int64_t xs[2] = {NEX, NFEAT}, ys[1] = {NEX};
+	FILE *f = fopen(in_dir("train.csv"), "w");
+	int ok = f && fputs(csv, f) >= 0;
+	if (f)
+		fclose(f);
+	free(csv);
+	return ok && !rt_npy_save(in_dir("x.npy"), RT_F32, 2, xs, x, err, sizeof err) &&
+	               !rt_npy_save(in_dir("y.npy"), RT_I32, 1, ys, y, err, sizeof err)
+	           ? 0
+	           : -1;
+}
+
+#define TINY_HEAD                                                                        \
+	"name: tiny\n"                                                                   \
+	"inputs:\n  x: {shape: [batch, 6]}\n  y: {shape: [batch], dtype: i32}\n"         \
+	"layers:\n"                                                                      \
+	"  - dense: {name: fc1, units: 16, activation: relu}\n"                          \
+	"  - dropout: {p: 0.1}\n"                                                        \
+	"  - dense: {name: fc2, units: 3}\n"                                             \
+	"loss: {type: softmax_cross_entropy, target: y}\n"
+#define NPY_DATA                                                                         \
+	"data:\n"                                                                        \
+	"  train: {x: {npy: x.npy}, y: {npy: y.npy}}\n"                                  \
+	"  test: {x: {npy: x.npy}, y: {npy: y.npy}}\n"
+
+/* The resume test's model: adam, a warm-up then a cosine, a validation split, dropout. */
+static const char *tiny_yaml =
+    TINY_HEAD "optimizer: {type: adam, lr: 0.01}\n"
+              "train:\n  batch: 8\n  epochs: 3\n  seed: 3\n  validation_split: 0.2\n"
+              "  schedule: {type: cosine, T_max: 3}\n"
+              "  warmup: {steps: 5, start_factor: 0.1}\n" NPY_DATA;
+
+static Compiled *compile_yaml(const char *name, const char *yaml, int64_t batch, Arena *A,
+                              Diags *d, Model **mp)
+{
+	write_text(in_dir(name), yaml);
+	Model *m = model_load(A, d, in_dir(name));
+	if (!m) {
+		diag_print(d, stderr);
+		return NULL;
+	}
+	*mp = m;
+	CodegenOpts o = {.opt_level = 1};
+	Compiled *c = compile_model(d, m, batch ? batch : m->batch, &o);
+	if (!c)
+		diag_print(d, stderr);
+	return c;
+}
+
+static int setup(void)
+{
+	strcpy(dir, "/tmp/descent_train_XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	return make_data();
+}
+
+static int cleanup(void)
+{
+	char cmd[128];
+	if (getenv("DESCENT_KEEP_TMP")) /* to look at what the tests wrote */
+		return 0;
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- schedules: torch's formulas, written as torch computes them (recursively) ---- */
+
+static int close_rel(double a, double b)
+{
+	return fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b)) + 1e-300;
+}
+
+static void test_train_schedules_match_torch_formulas(void)
+{
+	rt_schedule s;
+	rt_lr_state st;
+	const int64_t P = 7; /* steps per epoch */
+	/* StepLR(step_size=3, gamma=0.1), stepped per epoch: constant inside an epoch */
+	rt_schedule_defaults(&s, RT_LR_STEP, 0.1);
+	s.step_size = 3;
+	rt_lr_state_init(&s, &st);
+	double lr = 0.1;
+	for (int e = 0; e < 20; e++) {
+		if (e > 0 && e % 3 == 0)
+			lr *= 0.1;
+		for (int k = 0; k < P; k++)
+			CU_ASSERT(close_rel(rt_schedule_lr(&s, &st, e * P + k, P), lr));
+	}
+	/* ExponentialLR(gamma=0.9) per step */
+	rt_schedule_defaults(&s, RT_LR_EXPONENTIAL, 0.05);
+	s.gamma = 0.9;
+	s.per_step = 1;
+	lr = 0.05;
+	for (int t = 0; t < 50; t++, lr *= 0.9)
+		CU_ASSERT(close_rel(rt_schedule_lr(&s, &st, t, P), lr));
+	/* CosineAnnealingLR(T_max=10, eta_min=1e-3), torch's recursive form, past T_max
+	 */
+	rt_schedule_defaults(&s, RT_LR_COSINE, 0.1);
+	s.T_max = 10;
+	s.eta_min = 1e-3;
+	lr = 0.1;
+	const double pi = 3.14159265358979323846, T = 10, base = 0.1, emin = 1e-3;
+	for (int t = 0; t < 35; t++) {
+		if (t > 0 && (t - 1 - 10) % 20 == 0)
+			lr = lr + (base - emin) * (1 - cos(pi / T)) / 2;
+		else if (t > 0)
+			lr = (1 + cos(pi * t / T)) / (1 + cos(pi * (t - 1) / T)) *
+			         (lr - emin) +
+			     emin;
+		double got = rt_schedule_lr(&s, &st, t * P, P);
+		CU_ASSERT(fabs(got - lr) < 1e-12);
+	}
+	/* LinearLR(start_factor=0.1, total_iters=12) then CosineAnnealingLR(T_max=30) per
+	 * step, as SequentialLR(milestones=[12]) chains them */
+	rt_schedule_defaults(&s, RT_LR_COSINE, 0.2);
+	s.T_max = 30;
+	s.per_step = 1;
+	s.warmup_steps = 12;
+	s.start_factor = 0.1;
+	lr = 0.2 * 0.1;
+	for (int t = 0; t < 12; t++) {
+		if (t > 0) /* torch's LinearLR.get_lr */
+			lr *= 1 + 0.9 / (12 * 0.1 + (t - 1) * 0.9);
+		CU_ASSERT(close_rel(rt_schedule_lr(&s, &st, t, P), lr));
+	}
+	for (int t = 12; t < 60; t++)
+		CU_ASSERT(fabs(rt_schedule_lr(&s, &st, t, P) -
+		               0.2 * (1 + cos(pi * (t - 12) / 30)) / 2) < 1e-12);
+	/* warm-up in epochs is warm-up in steps: epochs * steps per epoch */
+	s.warmup_steps = 0;
+	s.warmup_epochs = 2;
+	CU_ASSERT(close_rel(rt_schedule_lr(&s, &st, 7, P), 0.2 * (0.1 + 0.9 * 7 / 14.0)));
+	CU_ASSERT(close_rel(rt_schedule_lr(&s, &st, 14, P), 0.2));
+}
+
+/* ReduceLROnPlateau(mode=min, factor=0.5, patience=2, cooldown=1), worked by hand from
+ * torch's step(): a reduction after patience + 1 bad epochs, cooldown epochs ignored. */
+static void test_train_plateau_follows_torch(void)
+{
+	rt_schedule s;
+	rt_lr_state st;
+	rt_schedule_defaults(&s, RT_LR_PLATEAU, 1.0);
+	CU_ASSERT_EQUAL(s.patience, 10); /* torch's defaults */
+	CU_ASSERT(s.factor == 0.1 && s.threshold == 1e-4 && s.cooldown == 0 &&
+	          s.min_lr == 0);
+	s.factor = 0.5;
+	s.patience = 2;
+	s.cooldown = 1;
+	rt_lr_state_init(&s, &st);
+	const double metric[] = {1.0, 0.9, 0.95, 0.95, 0.95, 0.8, 0.85, 0.85, 0.85, 0.85};
+	const double want[] = {1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25};
+	for (int e = 0; e < 10; e++) {
+		rt_schedule_epoch_end(&s, &st, metric[e]);
+		CU_ASSERT_DOUBLE_EQUAL(rt_schedule_lr(&s, &st, 100, 10), want[e], 1e-15);
+	}
+	/* 0.9 -> 0.89995 is not better than 0.9 by the relative threshold 1e-4 */
+	rt_lr_state_init(&s, &st);
+	rt_schedule_epoch_end(&s, &st, 0.9);
+	rt_schedule_epoch_end(&s, &st, 0.89995);
+	CU_ASSERT_EQUAL(st.bad_epochs, 1);
+	/* min_lr bounds it; mode max with an absolute threshold */
+	s.min_lr = 0.3;
+	s.mode_max = 1;
+	s.threshold_abs = 1;
+	s.threshold = 0.1;
+	s.cooldown = 0;
+	rt_lr_state_init(&s, &st);
+	const double acc[] = {0.5, 0.55, 0.59, 0.6, 0.61, 0.62, 0.63, 0.64, 0.65};
+	for (int e = 0; e < 9; e++)
+		rt_schedule_epoch_end(&s, &st, acc[e]);
+	/* best 0.5 until 0.61 (> 0.5 + 0.1): epochs 2-4 bad -> 0.5; then 0.62..0.65 bad
+	 * for 4 epochs -> max(0.25, 0.3) */
+	CU_ASSERT_DOUBLE_EQUAL(st.lr, 0.3, 1e-15);
+	CU_ASSERT_DOUBLE_EQUAL(st.best, 0.61, 1e-15);
+}
+
+static void test_train_early_stopping_counts_epochs_without_improvement(void)
+{
+	rt_early_stop e;
+	rt_early_stop_init(&e, 0, 0.01, 2);
+	CU_ASSERT_FALSE(rt_early_stop_update(&e, 1.0));
+	CU_ASSERT_FALSE(
+	    rt_early_stop_update(&e, 0.995));            /* less than min_delta: wait 1 */
+	CU_ASSERT_FALSE(rt_early_stop_update(&e, 0.98)); /* improves on 1.0 by 0.02 */
+	CU_ASSERT_DOUBLE_EQUAL(e.best, 0.98, 0);
+	CU_ASSERT_FALSE(rt_early_stop_update(&e, 0.975));
+	CU_ASSERT_TRUE(
+	    rt_early_stop_update(&e, NAN)); /* not finite: never an improvement */
+	rt_early_stop_init(&e, 1, 0, 1);    /* max mode, accuracy */
+	CU_ASSERT_FALSE(rt_early_stop_update(&e, 0.5));
+	CU_ASSERT_FALSE(rt_early_stop_update(&e, 0.6));
+	CU_ASSERT_TRUE(rt_early_stop_update(&e, 0.6));
+}
+
+/* In the CLI: min_delta larger than any improvement stops after 1 + patience epochs. */
+static void test_train_early_stopping_stops_the_run(void)
+{
+	char out[16384];
+	write_text(in_dir("es.yaml"), TINY_HEAD
+	           "optimizer: {type: adam, lr: 0.01}\n"
+	           "train:\n  batch: 16\n  epochs: 10\n  validation_split: 0.25\n"
+	           "  early_stopping: {monitor: val_loss, patience: 2, min_delta: "
+	           "5}\n" NPY_DATA);
+	int rc = descent("train es.yaml -O1 --log es.csv", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "early stopping: val_loss has not improved"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "epoch 3/10"));
+	CU_ASSERT_PTR_NULL(strstr(out, "epoch 4/10"));
+	/* a monitor of something the run does not measure is a located error */
+	write_text(in_dir("es2.yaml"), TINY_HEAD
+	           "train:\n  early_stopping: {monitor: val_accuracy}\n" NPY_DATA);
+	rc = descent("train es2.yaml", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out,
+	                              "es2.yaml:11:29: error: early_stopping monitors "
+	                              "val_accuracy, but there is no validation split"));
+}
+
+/* ---- accumulation ---- */
+
+static void fill_data(rt_tensor *x, rt_tensor *y, int64_t n)
+{
+	rt_rng r;
+	rt_rng_seed(&r, 5);
+	*x = (rt_tensor){RT_F32, n, 1, {5}, 5, rt_alloc((size_t)n * 5 * 4)};
+	*y = (rt_tensor){RT_I32, n, 0, {0}, 1, rt_alloc((size_t)n * 4)};
+	for (int64_t i = 0; i < n * 5; i++)
+		((float *)x->data)[i] = (float)(2 * rt_rng_uniform(&r) - 1);
+	for (int64_t i = 0; i < n; i++)
+		((int32_t *)y->data)[i] = (int32_t)rt_rng_below(&r, 3);
+}
+
+/* k micro-batches of b examples make the same update as one batch of k*b (a model
+ * without batch statistics), a final partial group included. */
+static void test_train_accumulation_equals_one_big_batch(void)
+{
+	static const char *yaml =
+	    "inputs: {x: {shape: [batch, 5]}, y: {shape: [batch], dtype: i32}}\n"
+	    "layers: [{dense: {name: fc1, units: 7, activation: tanh}}, {dense: {name: "
+	    "fc2, "
+	    "units: 3}}]\n"
+	    "loss: {type: softmax_cross_entropy, target: y}\n"
+	    "optimizer: {type: sgd, lr: 0.5, momentum: 0.9}\n";
+	Arena *A = arena_new();
+	Diags d = {0};
+	Model *m;
+	Compiled *small = compile_yaml("acc.yaml", yaml, 4, A, &d, &m);
+	Compiled *big = compile_yaml("acc.yaml", yaml, 12, A, &d, &m);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(small);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	rt_tensor x, y;
+	fill_data(&x, &y, 24);
+	const int64_t sizes[] = {24, 22};
+	for (int k = 0; k < 2; k++) {
+		rt_session *s1 = rt_session_new(&small->prog),
+		           *s2 = rt_session_new(&big->prog);
+		rt_session_init(s1, 9);
+		rt_session_init(s2, 9);
+		rt_trainer_opts o1 = {.limit = sizes[k], .accumulate = 3},
+		                o2 = {.limit = sizes[k]};
+		rt_schedule_defaults(&o1.sched, RT_LR_CONSTANT, 0.5);
+		o2.sched = o1.sched;
+		char err[512];
+		rt_trainer *t1 = rt_trainer_new(s1, &x, &y, &o1, err, sizeof err);
+		rt_trainer *t2 = rt_trainer_new(s2, &x, &y, &o2, err, sizeof err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(t1);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(t2);
+		CU_ASSERT_EQUAL(t1->steps_per_epoch, 2);
+		rt_metrics m1, m2;
+		for (int e = 0; e < 2; e++) {
+			CU_ASSERT_EQUAL(
+			    rt_trainer_run(t1, 0, NULL, NULL, &m1, err, sizeof err), 1);
+			CU_ASSERT_EQUAL(
+			    rt_trainer_run(t2, 0, NULL, NULL, &m2, err, sizeof err), 1);
+			CU_ASSERT(fabs(m1.loss - m2.loss) < 1e-5);
+		}
+		CU_ASSERT_EQUAL(s1->step, 4);
+		double worst = 0;
+		for (int64_t i = 0; i < small->prog.nparams; i++)
+			worst = fmax(worst, fabs(s1->params[i] - s2->params[i]));
+		for (int64_t i = 0; i < small->prog.nstate; i++)
+			worst = fmax(worst, fabs(s1->state[i] - s2->state[i]));
+		CU_ASSERT(worst < 1e-5);
+		if (worst >= 1e-5)
+			fprintf(stderr, "\n  n=%lld: largest difference %g\n",
+			        (long long)sizes[k], worst);
+		rt_trainer_free(t1);
+		rt_trainer_free(t2);
+		rt_session_free(s1);
+		rt_session_free(s2);
+	}
+	rt_tensor_free(&x);
+	rt_tensor_free(&y);
+	compiled_free(small);
+	compiled_free(big);
+	diags_free(&d);
+	arena_free(A);
+}
+
+/* ---- checkpoints ---- */
+
+typedef struct Tiny {
+	Arena *A;
+	Diags d;
+	Model *m;
+	Compiled *c;
+	rt_tensor x, y;
+} Tiny;
+
+static rt_trainer *tiny_trainer(Tiny *k, rt_session **sp, uint64_t init_seed)
+{
+	char err[512];
+	rt_session *s = rt_session_new(&k->c->prog);
+	rt_session_init(s, init_seed);
+	rt_trainer_opts o = {.shuffle = 1, .seed = 77};
+	rt_schedule_defaults(&o.sched, RT_LR_COSINE, 0.01);
+	o.sched.T_max = 3;
+	o.sched.warmup_steps = 4;
+	rt_trainer *t = rt_trainer_new(s, &k->x, &k->y, &o, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL(t);
+	*sp = s;
+	return t;
+}
+
+static int tiny_open(Tiny *k)
+{
+	char err[512];
+	memset(k, 0, sizeof *k);
+	k->A = arena_new();
+	k->c = compile_yaml("tiny.yaml", tiny_yaml, 0, k->A, &k->d, &k->m);
+	if (!k->c)
+		return -1;
+	if (rt_npy_load(in_dir("x.npy"), 0, &k->x, err, sizeof err) ||
+	    rt_npy_load(in_dir("y.npy"), 1, &k->y, err, sizeof err))
+		return -1;
+	return 0;
+}
+
+static void tiny_close(Tiny *k)
+{
+	rt_tensor_free(&k->x);
+	rt_tensor_free(&k->y);
+	compiled_free(k->c);
+	diags_free(&k->d);
+	arena_free(k->A);
+}
+
+static void test_train_checkpoint_round_trip_resumes_exactly(void)
+{
+	Tiny k;
+	CU_ASSERT_FATAL(tiny_open(&k) == 0);
+	const rt_program *p = &k.c->prog;
+	char err[2048];
+	rt_session *s1, *s2;
+	rt_trainer *t1 = tiny_trainer(&k, &s1, 1), *t2 = tiny_trainer(&k, &s2, 2);
+	CU_ASSERT_EQUAL(rt_trainer_run(t1, 0, NULL, NULL, NULL, err, sizeof err), 1);
+	CU_ASSERT_EQUAL(rt_trainer_run(t1, 20, NULL, NULL, NULL, err, sizeof err), 0);
+	CU_ASSERT_EQUAL(t1->pos, 5 * 8);
+	const char *keys[] = {"optimizer"}, *vals[] = {"adam"};
+	CU_ASSERT_EQUAL_FATAL(
+	    rt_trainer_save(t1, in_dir("rt.safetensors"), keys, vals, 1, err, sizeof err),
+	    0);
+	rt_st_file f;
+	CU_ASSERT_EQUAL_FATAL(rt_st_load(in_dir("rt.safetensors"), &f, err, sizeof err),
+	                      0);
+	CU_ASSERT_PTR_NOT_NULL(rt_st_find(&f, "fc1.weight"));
+	CU_ASSERT_PTR_NOT_NULL(rt_st_find(&f, "optimizer.fc1.weight.exp_avg"));
+	CU_ASSERT_PTR_NOT_NULL(rt_st_find(&f, "optimizer.dropout_step"));
+	CU_ASSERT_STRING_EQUAL(rt_st_meta(&f, "optimizer"), "adam");
+	CU_ASSERT_STRING_EQUAL(rt_st_meta(&f, "step"), "20");
+	CU_ASSERT_STRING_EQUAL(rt_st_meta(&f, "epoch_position"), "40");
+	int rc = rt_trainer_load(t2, &f, err, sizeof err);
+	if (rc)
+		fprintf(stderr, "\n  %s\n", err);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	rt_st_free(&f);
+	CU_ASSERT(!memcmp(s1->params, s2->params, (size_t)p->nparams * 4));
+	CU_ASSERT(!memcmp(s1->state, s2->state, (size_t)p->nstate * 4));
+	CU_ASSERT(!memcmp(&t1->rng, &t2->rng, sizeof t1->rng));
+	CU_ASSERT(s2->step == 20 && t2->epoch == 1 && t2->pos == 40);
+	/* both go on the same way: the same order, rates and dropout masks */
+	CU_ASSERT_EQUAL(rt_trainer_run(t1, 0, NULL, NULL, NULL, err, sizeof err), 1);
+	CU_ASSERT_EQUAL(rt_trainer_run(t2, 0, NULL, NULL, NULL, err, sizeof err), 1);
+	CU_ASSERT(!memcmp(s1->params, s2->params, (size_t)p->nparams * 4));
+	CU_ASSERT(!memcmp(s1->state, s2->state, (size_t)p->nstate * 4));
+	CU_ASSERT_EQUAL(t1->loss_sum, t2->loss_sum);
+	rt_trainer_free(t1);
+	rt_trainer_free(t2);
+	rt_session_free(s1);
+	rt_session_free(s2);
+	tiny_close(&k);
+}
+
+/* A variant of a good checkpoint: which tensor to change, and how. */
+typedef enum {
+	C_HASH,
+	C_DROP,
+	C_SHAPE,
+	C_NAN,
+	C_EXTRA,
+	C_BATCH,
+	C_TRUNCATE,
+	C_PARAMS
+} Corrupt;
+
+static void write_variant(Corrupt how, const char *from, const char *to)
+{
+	char err[1024];
+	if (how == C_TRUNCATE) {
+		size_t n;
+		char *b = read_text(from, &n);
+		FILE *f = fopen(to, "wb");
+		fwrite(b, 1, n / 2, f);
+		fclose(f);
+		free(b);
+		return;
+	}
+	rt_st_file f;
+	CU_ASSERT_FATAL(rt_st_load(from, &f, err, sizeof err) == 0);
+	rt_st_tensor t[64];
+	const char *mk[64], *mv[64];
+	int n = 0, nm = 0;
+	float nan_data[16 * 6];
+	for (int i = 0; i < f.n; i++) {
+		t[n] = f.t[i];
+		if (how == C_DROP && !strcmp(t[n].name, "optimizer.fc1.weight.exp_avg"))
+			continue;
+		if (how == C_PARAMS && !strncmp(t[n].name, "optimizer.", 10))
+			continue;
+		if (how == C_SHAPE && !strcmp(t[n].name, "fc2.bias"))
+			t[n].shape[0] = 2, t[n].nbytes = 8;
+		if (how == C_NAN && !strcmp(t[n].name, "fc1.weight")) {
+			memcpy(nan_data, t[n].data, sizeof nan_data);
+			nan_data[17] = NAN;
+			t[n].data = nan_data;
+		}
+		n++;
+	}
+	if (how == C_EXTRA)
+		t[n++] = (rt_st_tensor){"fc3.weight", RT_ST_F32, 1, {2}, nan_data, 8};
+	for (int i = 0; i < f.nmeta && how != C_PARAMS; i++) {
+		const char *key = f.meta_keys[i];
+		mk[nm] = key;
+		mv[nm++] = how == C_HASH && !strcmp(key, "graph_hash")
+		               ? "0123456789abcdef"
+		           : how == C_BATCH && !strcmp(key, "batch") ? "16"
+		                                                     : f.meta_vals[i];
+	}
+	CU_ASSERT_FATAL(rt_st_save(to, t, n, mk, mv, nm, err, sizeof err) == 0);
+	rt_st_free(&f);
+}
+
+static void test_train_corrupted_checkpoints_are_refused(void)
+{
+	static const struct {
+		Corrupt how;
+		const char *want;
+	} cases[] = {
+	    {C_HASH,
+	     "the checkpoint is of another model (graph hash 0123456789abcdef; this "
+	     "model's is "},
+	    {C_DROP, "the checkpoint does not fit this model: missing 1: "
+	             "optimizer.fc1.weight.exp_avg"},
+	    {C_SHAPE, "mis-shaped 1: fc2.bias (file: [2], model: [3])"},
+	    {C_NAN, "not finite: fc1.weight"},
+	    {C_EXTRA, "unexpected 1: fc3.weight"},
+	    {C_BATCH, "the checkpoint was made with batch 16"},
+	    {C_TRUNCATE, "bad.safetensors: "},
+	    {C_PARAMS, "not a descent checkpoint"},
+	};
+	Tiny k;
+	CU_ASSERT_FATAL(tiny_open(&k) == 0);
+	char err[4096];
+	rt_session *s;
+	rt_trainer *t = tiny_trainer(&k, &s, 1);
+	CU_ASSERT_EQUAL(rt_trainer_run(t, 3, NULL, NULL, NULL, err, sizeof err), 0);
+	CU_ASSERT_FATAL(rt_trainer_save(t, in_dir("good.safetensors"), NULL, NULL, 0, err,
+	                                sizeof err) == 0);
+	rt_session *s2;
+	rt_trainer *t2 = tiny_trainer(&k, &s2, 5);
+	size_t np = (size_t)k.c->prog.nparams * 4;
+	float *before = malloc(np);
+	memcpy(before, s2->params, np);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		write_variant(cases[i].how, in_dir("good.safetensors"),
+		              in_dir("bad.safetensors"));
+		rt_st_file f;
+		int rc = rt_st_load(in_dir("bad.safetensors"), &f, err, sizeof err);
+		if (rc == 0) {
+			rc = rt_trainer_load(t2, &f, err, sizeof err);
+			rt_st_free(&f);
+		}
+		CU_ASSERT_EQUAL(rc, -1);
+		if (!strstr(err, cases[i].want))
+			fprintf(stderr, "\n  case %zu: want '%s'\n  got '%s'\n", i,
+			        cases[i].want, err);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].want));
+		CU_ASSERT(!memcmp(before, s2->params, np)); /* nothing restored */
+		CU_ASSERT_EQUAL(s2->step, 0);
+	}
+	/* and a checkpoint is never written with a value that is not finite */
+	s->params[3] = INFINITY;
+	CU_ASSERT_EQUAL(
+	    rt_trainer_save(t, in_dir("inf.safetensors"), NULL, NULL, 0, err, sizeof err),
+	    -1);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(err, "not written: fc1.weight holds a value that is not finite"));
+	CU_ASSERT(access(in_dir("inf.safetensors"), F_OK) != 0);
+	free(before);
+	rt_trainer_free(t);
+	rt_trainer_free(t2);
+	rt_session_free(s);
+	rt_session_free(s2);
+	tiny_close(&k);
+}
+
+/* ---- the CLI: resume, divergence, log, plot, eval, predict ---- */
+
+/* The tensors and metadata of two checkpoints, the run's wall-clock time aside. */
+static int same_checkpoints(const char *a, const char *b)
+{
+	char err[1024];
+	rt_st_file f, g;
+	if (rt_st_load(a, &f, err, sizeof err) || rt_st_load(b, &g, err, sizeof err)) {
+		fprintf(stderr, "\n  %s\n", err);
+		return 0;
+	}
+	int same = f.n == g.n && f.nmeta == g.nmeta && f.n > 0;
+	for (int i = 0; same && i < f.n; i++) {
+		const rt_st_tensor *u = rt_st_find(&g, f.t[i].name);
+		same = u && u->nbytes == f.t[i].nbytes &&
+		       !memcmp(u->data, f.t[i].data, u->nbytes);
+		if (!same)
+			fprintf(stderr, "\n  tensor %s differs\n", f.t[i].name);
+	}
+	for (int i = 0; same && i < f.nmeta; i++) {
+		const char *v = rt_st_meta(&g, f.meta_keys[i]);
+		same = v &&
+		       (!strcmp(f.meta_keys[i], "seconds") || !strcmp(v, f.meta_vals[i]));
+		if (!same)
+			fprintf(stderr, "\n  metadata %s differs\n", f.meta_keys[i]);
+	}
+	rt_st_free(&f);
+	rt_st_free(&g);
+	return same;
+}
+
+/* N steps in one process == K steps, then a resume in a new process, then N - K. */
+static void test_train_resume_in_a_new_process_is_bitwise_identical(void)
+{
+	char out[16384];
+	int rc =
+	    descent("train tiny.yaml -O1 --max-steps 17 --checkpoint-dir a --log a.csv",
+	            out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "stopped at step 17 (--max-steps), 40 of 96 examples "
+	                "into epoch 2"));
+	rc = descent("train tiny.yaml -O1 --resume a/last.safetensors --checkpoint-dir b "
+	             "--log a.csv",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "resumed from a/last.safetensors: epoch 1, step 17"));
+	rc = descent("train tiny.yaml -O1 --checkpoint-dir c --log c.csv", out,
+	             sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT(
+	    same_checkpoints(in_dir("b/last.safetensors"), in_dir("c/last.safetensors")));
+	CU_ASSERT(same_checkpoints(in_dir("b/epoch-3.safetensors"),
+	                           in_dir("c/epoch-3.safetensors")));
+	/* and the logs agree but for the seconds */
+	TrainLog la, lc;
+	char err[512];
+	CU_ASSERT_FATAL(log_read(in_dir("a.csv"), &la, err, sizeof err) == 0);
+	CU_ASSERT_FATAL(log_read(in_dir("c.csv"), &lc, err, sizeof err) == 0);
+	CU_ASSERT_EQUAL(la.n, 3);
+	CU_ASSERT_EQUAL(lc.n, 3);
+	for (int i = 0; i < la.n && i < lc.n; i++)
+		for (int j = 0; j < LOG_SECONDS; j++)
+			CU_ASSERT(la.rows[i].v[j] == lc.rows[i].v[j] ||
+			          (isnan(la.rows[i].v[j]) && isnan(lc.rows[i].v[j])));
+	log_free(&la);
+	log_free(&lc);
+	/* resuming another model's checkpoint is refused */
+	write_text(in_dir("other.yaml"),
+	           TINY_HEAD "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n"
+	                     "train: {batch: 8, validation_split: 0.2}\n" NPY_DATA);
+	rc = descent("train other.yaml -O1 --resume c/last.safetensors", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "c/last.safetensors: the checkpoint is of another model"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "missing 4: optimizer.fc1.weight.momentum_buffer"));
+}
+
+/* SGD at lr 1000 from epoch 2 on (a step schedule): the loss overflows there. */
+static void test_train_divergence_stops_with_finite_parameters(void)
+{
+	char out[16384];
+	write_text(
+	    in_dir("div.yaml"),
+	    "inputs: {x: {shape: [batch, 6]}, t: {shape: [batch, 1]}}\n"
+	    "layers: [{dense: {name: fc1, units: 1}}]\n"
+	    "loss: {type: mse, target: t}\n"
+	    "optimizer: {type: sgd, lr: 0.001}\n"
+	    "train:\n  batch: 4\n  epochs: 3\n  schedule: {type: step, step_size: 1, "
+	    "gamma: 1000000}\n"
+	    "data: {train: {x: {npy: x.npy}, t: {npy: t.npy}}}\n");
+	static float t[NEX];
+	for (int i = 0; i < NEX; i++)
+		t[i] = (float)(i % 7) - 3;
+	int64_t shape[2] = {NEX, 1};
+	char err[512];
+	CU_ASSERT_FATAL(
+	    rt_npy_save(in_dir("t.npy"), RT_F32, 2, shape, t, err, sizeof err) == 0);
+	int rc = descent("train div.yaml -O1 --checkpoint-dir div", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	if (!strstr(out, "training diverged: the loss is"))
+		fprintf(stderr, "\n%s", out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "training diverged: the loss is"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "(epoch 2, step "));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "the last good checkpoint is div/epoch-1.safetensors"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rolled back to step 30"));
+	/* in process: the session keeps finite values */
+	Arena *A = arena_new();
+	Diags d = {0};
+	Model *m;
+	char *yaml = read_text(in_dir("div.yaml"), NULL);
+	Compiled *c = compile_yaml("div2.yaml", yaml, 0, A, &d, &m);
+	free(yaml);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	rt_tensor x, y;
+	CU_ASSERT_FATAL(rt_npy_load(in_dir("x.npy"), 0, &x, err, sizeof err) == 0);
+	CU_ASSERT_FATAL(rt_npy_load(in_dir("t.npy"), 0, &y, err, sizeof err) == 0);
+	rt_session *s = rt_session_new(&c->prog);
+	rt_session_init(s, 1);
+	rt_trainer_opts o = {.shuffle = 1};
+	rt_schedule_defaults(&o.sched, RT_LR_CONSTANT, 1e4);
+	rt_trainer *tr = rt_trainer_new(s, &x, &y, &o, err, sizeof err);
+	CU_ASSERT_EQUAL(rt_trainer_run(tr, 0, NULL, NULL, NULL, err, sizeof err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "(epoch 1, step "));
+	CU_ASSERT(tr->bad_step > 1);
+	int finite = 1;
+	for (int64_t i = 0; i < c->prog.nparams; i++)
+		finite &= isfinite(s->params[i]);
+	for (int64_t i = 0; i < c->prog.nstate; i++)
+		finite &= isfinite(s->state[i]);
+	CU_ASSERT(finite);
+	rt_trainer_free(tr);
+	rt_session_free(s);
+	rt_tensor_free(&x);
+	rt_tensor_free(&y);
+	compiled_free(c);
+	diags_free(&d);
+	arena_free(A);
+}
+
+static int count(const char *s, const char *what)
+{
+	int n = 0;
+	for (; (s = strstr(s, what)); s++)
+		n++;
+	return n;
+}
+
+static void test_train_log_and_plot(void)
+{
+	char out[16384];
+	/* c.csv: written by the resume test's uninterrupted run */
+	char *csv = read_text(in_dir("c.csv"), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+	const char *head = "epoch,step,lr,train_loss,val_loss,val_accuracy,test_loss,"
+	                   "test_accuracy,seconds\n1,12,0.01,";
+	CU_ASSERT(!strncmp(csv, head, strlen(head)));
+	CU_ASSERT_EQUAL(count(csv, "\n"), 4);
+	CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n3,36,"));
+	free(csv);
+	int rc = descent("plot c.csv -o c.svg", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 epochs plotted to c.svg"));
+	char *svg = read_text(in_dir("c.svg"), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(svg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(svg, "</svg>\n"));
+	CU_ASSERT_EQUAL(count(svg, "<path"), 5); /* 3 losses, 2 accuracies */
+	CU_ASSERT_EQUAL(count(svg, "<text"), count(svg, "</text>"));
+	CU_ASSERT_EQUAL(count(svg, "<"), count(svg, ">"));
+	const char *labels[] = {">Loss<",       ">Accuracy<",        ">epoch<",
+	                        ">train loss<", ">validation loss<", ">test accuracy<",
+	                        ">c.csv<"};
+	for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+		CU_ASSERT_PTR_NOT_NULL(strstr(svg, labels[i]));
+	free(svg);
+	/* --plot during training; a log that is not one */
+	rc = descent("train tiny.yaml -O1 --epochs 1 --plot p.svg", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT(access(in_dir("p.svg"), F_OK) == 0);
+	rc = descent("plot x.npy -o q.svg", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+}
+
+static void test_train_eval_and_predict(void)
+{
+	char out[16384];
+	int rc =
+	    descent("eval tiny.yaml -O1 --params c/last.safetensors", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the test set: 120 examples  loss "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "accuracy "));
+	rc = descent("eval tiny.yaml -O1 --params c/last.safetensors --data-x train.csv "
+	             "--label label",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "train.csv: 120 examples"));
+	rc = descent(
+	    "predict tiny.yaml -O1 --params c/last.safetensors --input x.npy -o p.npy",
+	    out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	rt_tensor p = {0};
+	char err[512];
+	CU_ASSERT_FATAL(rt_npy_load(in_dir("p.npy"), 0, &p, err, sizeof err) == 0);
+	CU_ASSERT(p.n == NEX && p.rank == 1 && p.dims[0] == 3);
+	rc = descent(
+	    "predict tiny.yaml -O1 --params c/last.safetensors --input train.csv --label "
+	    "label -o p.csv",
+	    out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	char *csv = read_text(in_dir("p.csv"), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+	CU_ASSERT(!strncmp(csv, "output_0,output_1,output_2,class\n", 33));
+	CU_ASSERT_EQUAL(count(csv, "\n"), NEX + 1);
+	/* the class column is the argmax of the row, and the CSV's rows are p.npy's */
+	const char *row = strchr(csv, '\n') + 1;
+	float v[3];
+	int cls;
+	CU_ASSERT(sscanf(row, "%f,%f,%f,%d", &v[0], &v[1], &v[2], &cls) == 4);
+	int32_t want;
+	rt_argmax_rows(p.data, 1, 3, &want);
+	CU_ASSERT_EQUAL(cls, want);
+	CU_ASSERT(fabs(v[0] - ((float *)p.data)[0]) < 1e-6);
+	free(csv);
+	rt_tensor_free(&p);
+	/* a parameters file of another model */
+	rc = descent("eval es.yaml --params nothing.safetensors", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nothing.safetensors"));
+}
+
+/* ---- data sources ---- */
+
+static void test_train_csv_and_npy_sources(void)
+{
+	char out[16384];
+	write_text(in_dir("csv.yaml"),
+	           TINY_HEAD "optimizer: {type: adam, lr: 0.02}\n"
+	                     "train: {batch: 16, epochs: 2}\n"
+	                     "data:\n  train: {csv: train.csv, label: label}\n"
+	                     "  test: {x: {npy: x.npy}, y: {npy: y.npy}}\n");
+	int rc = descent("train csv.yaml -O1", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "120 training examples"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "final test accuracy"));
+	/* a bad cell: the loader names file, row and column */
+	char *csv = read_text(in_dir("train.csv"), NULL);
+	char *p = strstr(csv, "\n") + 1;
+	p = strstr(p, "\n") + 1; /* row 3 of the file */
+	memcpy(p, "abc", 3);
+	write_text(in_dir("bad.csv"), csv);
+	free(csv);
+	write_text(in_dir("badcsv.yaml"),
+	           TINY_HEAD "data: {train: {csv: bad.csv, label: label}}\n");
+	rc = descent("train badcsv.yaml -O1", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "bad.csv"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "row 3") ? strstr(out, "row 3")
+	                                            : strstr(out, ":3"));
+	/* mistakes in the train and data sections are located errors */
+	static const struct {
+		const char *yaml, *want;
+	} bad[] = {
+	    {"train: {schedule: {type: cosine}}\n", "missing key 'T_max'"},
+	    {"train: {schedule: {type: cosine, T_max: 3, gamma: 0.5}}\n", "'gamma'"},
+	    {"train: {schedule: {type: linear}}\n", "linear"},
+	    {"train: {warmup: {start_factor: 0.1}}\n", "the warm-up needs its length"},
+	    {"train: {validation_split: 1.5}\n", "validation_split"},
+	    {"data: {train: {x: {npy: a.npy, idx: b}, y: {npy: y.npy}}}\n",
+	     "has both 'idx' and 'npy'"},
+	    {"data: {train: {csv: a.csv}}\n", "missing key 'label'"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char yaml[2048];
+		snprintf(yaml, sizeof yaml, TINY_HEAD "%s", bad[i].yaml);
+		write_text(in_dir("bad.yaml"), yaml);
+		rc = descent("train bad.yaml", out, sizeof out);
+		CU_ASSERT_EQUAL(rc, 1);
+		if (!strstr(out, bad[i].want))
+			fprintf(stderr, "\n  want '%s'\n  got: %s", bad[i].want, out);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, bad[i].want));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "bad.yaml:10:"));
+	}
+}
+
+static void test_train_accumulate_in_the_cli(void)
+{
+	char out[16384];
+	int rc = descent("train tiny.yaml -O1 --epochs 1 --accumulate 3 --log acc.csv",
+	                 out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	char *csv = read_text(in_dir("acc.csv"), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+	CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n1,4,")); /* 12 micro-batches, 4 steps */
+	free(csv);
+}
+
+void suite_train(void)
+{
+	static CU_TestInfo tests[] = {
+	    {"test_train_schedules_match_torch_formulas",
+	     test_train_schedules_match_torch_formulas},
+	    {"test_train_plateau_follows_torch", test_train_plateau_follows_torch},
+	    {"test_train_early_stopping_counts_epochs_without_improvement",
+	     test_train_early_stopping_counts_epochs_without_improvement},
+	    {"test_train_early_stopping_stops_the_run",
+	     test_train_early_stopping_stops_the_run},
+	    {"test_train_accumulation_equals_one_big_batch",
+	     test_train_accumulation_equals_one_big_batch},
+	    {"test_train_checkpoint_round_trip_resumes_exactly",
+	     test_train_checkpoint_round_trip_resumes_exactly},
+	    {"test_train_corrupted_checkpoints_are_refused",
+	     test_train_corrupted_checkpoints_are_refused},
+	    {"test_train_resume_in_a_new_process_is_bitwise_identical",
+	     test_train_resume_in_a_new_process_is_bitwise_identical},
+	    {"test_train_divergence_stops_with_finite_parameters",
+	     test_train_divergence_stops_with_finite_parameters},
+	    {"test_train_log_and_plot", test_train_log_and_plot},
+	    {"test_train_eval_and_predict", test_train_eval_and_predict},
+	    {"test_train_csv_and_npy_sources", test_train_csv_and_npy_sources},
+	    {"test_train_accumulate_in_the_cli", test_train_accumulate_in_the_cli},
+	    CU_TEST_INFO_NULL,
+	};
+	CU_pSuite s = CU_add_suite("train", setup, cleanup);
+	for (CU_TestInfo *t = tests; s && t->pName; t++)
+		CU_add_test(s, t->pName, t->pTestFunc);
+}
