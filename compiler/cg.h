@@ -20,6 +20,8 @@ typedef struct CG {
 	LLVMValueRef *io;          /* io slot pointers, loaded once at entry */
 	int64_t nwork;             /* the largest workspace of any function */
 	const char *prefix;        /* of the functions' symbols */
+	LLVMValueRef *scalar_args; /* set: pointwise emitters give one element's value */
+	LLVMValueRef scalar_out;
 } CG;
 
 typedef struct Loop {

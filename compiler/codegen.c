@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <llvm-c/Analysis.h>
+#include <llvm/Config/llvm-config.h>
 #include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Target.h>
@@ -202,49 +203,79 @@ void cg_zero(CG *cg, Node *n)
 
 typedef LLVMValueRef (*Scalar)(CG *cg, LLVMValueRef *v);
 
-/* out[idx] = f(in0[idx'], in1[idx''], ...) with numpy broadcasting: an input's stride
- * is 0 along the axes it is broadcast over. When every input has the output's size or
- * is a single value, the nest is one flat loop, the common case. */
-static void elemwise(CG *cg, Node *n, Scalar f)
+static void (*const emitters[OP_COUNT])(CG *, Node *);
+
+/* The scalar expression of a pointwise op: its emitter, asked for one element. */
+static LLVMValueRef scalar(CG *cg, Node *n, LLVMValueRef *v)
 {
-	int r = n->sh.rank, flat = 1;
-	int64_t stride[MAXIN][MAXRANK] = {{0}};
-	for (int k = 0; k < n->nin; k++) {
-		const Shape *s = &n->in[k]->sh;
-		if (shape_numel(s) != 1 && shape_numel(s) != shape_numel(&n->sh))
-			flat = 0;
-		int64_t st = 1;
-		for (int d = r - 1, j = s->rank - 1; d >= 0; d--, j--) {
-			if (j >= 0 && s->d[j] != 1)
-				stride[k][d] = st;
-			if (j >= 0)
-				st *= s->d[j];
-		}
-	}
-	Shape dims = flat ? (Shape){1, {shape_numel(&n->sh)}} : n->sh;
-	if (flat)
+	cg->scalar_args = v;
+	emitters[n->op](cg, n);
+	cg->scalar_args = NULL;
+	return cg->scalar_out;
+}
+
+/* Whether every stored value a fused expression reads has n elements or one, so that
+ * it can run as a single flat loop. */
+static int flat_ok(CG *cg, Node *n, int64_t count)
+{
+	if (cg->p->inl[n->id]) {
 		for (int k = 0; k < n->nin; k++)
-			stride[k][0] = shape_numel(&n->in[k]->sh) != 1;
+			if (!flat_ok(cg, n->in[k], count))
+				return 0;
+		return 1;
+	}
+	return shape_numel(&n->sh) == count || shape_numel(&n->sh) == 1;
+}
+
+/* Element idx (of the loop nest over dims) of n: loaded with n's broadcasting strides,
+ * or, for a fused node, computed from its inputs right here. */
+static LLVMValueRef value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
+{
+	if (cg->p->inl[n->id]) {
+		LLVMValueRef v[MAXIN] = {0};
+		for (int k = 0; k < n->nin; k++)
+			v[k] = value(cg, n->in[k], dims, idx);
+		return scalar(cg, n, v);
+	}
+	LLVMValueRef off = cg_i64(cg, 0);
+	if (dims->rank == 1 && shape_numel(&n->sh) == dims->d[0]) /* flat */
+		return cg_load(cg, n, idx[0]);
+	int64_t st = 1;
+	for (int d = dims->rank - 1, j = n->sh.rank - 1; d >= 0 && j >= 0; d--, j--) {
+		if (n->sh.d[j] != 1)
+			off = cg_add(cg, off, cg_mul(cg, idx[d], cg_i64(cg, st)));
+		st *= n->sh.d[j];
+	}
+	return cg_load(cg, n, off);
+}
+
+/* One loop nest for a pointwise node and every node fused into it: out[idx] =
+ * f(in0[idx'], in1[idx''], ...) with numpy broadcasting. When every stored input has
+ * the output's size or is a single value, the nest is one flat loop. */
+static void elemwise(CG *cg, Node *n)
+{
+	int64_t count = shape_numel(&n->sh);
+	int flat = 1;
+	for (int k = 0; k < n->nin; k++)
+		flat &= flat_ok(cg, n->in[k], count);
+	Shape dims = flat ? (Shape){1, {count}} : n->sh;
 	Loop l[MAXRANK];
-	LLVMValueRef idx[MAXRANK] = {0}, v[MAXIN];
+	LLVMValueRef idx[MAXRANK] = {0}, v[MAXIN] = {0};
 	for (int d = 0; d < dims.rank; d++)
 		idx[d] = cg_loop(cg, &l[d], dims.d[d]);
 	LLVMValueRef out = cg_i64(cg, 0);
 	for (int d = 0; d < dims.rank; d++) /* row-major flat output offset */
 		out = cg_add(cg, cg_mul(cg, out, cg_i64(cg, dims.d[d])), idx[d]);
-	for (int k = 0; k < n->nin; k++) {
-		LLVMValueRef off = cg_i64(cg, 0);
-		for (int d = 0; d < dims.rank; d++)
-			if (stride[k][d])
-				off = cg_add(cg, off, cg_mul(cg, idx[d], cg_i64(cg, stride[k][d])));
-		v[k] = cg_load(cg, n->in[k], off);
-	}
-	cg_store(cg, n, out, f(cg, v));
+	for (int k = 0; k < n->nin; k++)
+		v[k] = value(cg, n->in[k], &dims, idx);
+	cg_store(cg, n, out, scalar(cg, n, v));
 	for (int d = dims.rank - 1; d >= 0; d--)
 		cg_loop_end(cg, &l[d]);
 }
 
 #define EMIT(name) void emit_##name(CG *cg, Node *n)
+/* A pointwise op's emitter runs its loop nest, or, asked for one element by scalar(),
+ * gives its expression of the arguments. */
 #define ELEMWISE(name, expr)                                                           \
 	static LLVMValueRef sc_##name(CG *cg, LLVMValueRef *v)                         \
 	{                                                                              \
@@ -252,7 +283,13 @@ static void elemwise(CG *cg, Node *n, Scalar f)
 		(void)cg, (void)a, (void)b, (void)c;                                   \
 		return (expr);                                                         \
 	}                                                                              \
-	EMIT(name) { elemwise(cg, n, sc_##name); }
+	EMIT(name)                                                                     \
+	{                                                                              \
+		if (cg->scalar_args)                                                   \
+			cg->scalar_out = sc_##name(cg, cg->scalar_args);               \
+		else                                                                   \
+			elemwise(cg, n);                                               \
+	}
 
 static LLVMValueRef fcmp(CG *cg, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b)
 {
@@ -399,6 +436,15 @@ static LLVMValueRef any_nonfinite(CG *cg, const Fn *fn)
 	return LLVMBuildICmp(B, LLVMIntNE, LLVMBuildLoad2(B, cg->i32, flag, ""), LLVMConstInt(cg->i32, 0, 0), "");
 }
 
+/* LLVM's tuning for some AVX-512 CPUs (znver4, znver5) prefers 256-bit vectors; dense
+ * loops here run at twice the FLOPs with all 512 bits. */
+static void prefer_wide_vectors(CG *cg, LLVMValueRef fn)
+{
+	const char *k = "prefer-vector-width", *v = "512";
+	LLVMAddAttributeAtIndex(fn, (unsigned)LLVMAttributeFunctionIndex,
+	                        LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k), v, 3));
+}
+
 static void emit_fn(CG *cg, FnKind k)
 {
 	Graph *g = cg->g;
@@ -406,6 +452,10 @@ static void emit_fn(CG *cg, FnKind k)
 	if (cg->p->nwork > cg->nwork)
 		cg->nwork = cg->p->nwork;
 	cg->fn = LLVMAddFunction(cg->mod, arena_printf(g->A, "%s%s", cg->prefix, fn_names[k]), cg->fnty);
+	prefer_wide_vectors(cg, cg->fn);
+	if (k != FN_TRAIN_STEP) /* the hot path is train_step: the rest need not unroll */
+		LLVMAddAttributeAtIndex(cg->fn, (unsigned)LLVMAttributeFunctionIndex,
+		                        LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("optsize", 7), 0));
 	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
 	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
 	cg->bufs = LLVMGetParam(cg->fn, 0);
@@ -461,6 +511,18 @@ static double now(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+const char *host_cpu_text(void)
+{
+	static char buf[4096];
+	if (!buf[0]) {
+		char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+		snprintf(buf, sizeof buf, "%s %s %s", LLVM_VERSION_STRING, cpu, features);
+		LLVMDisposeMessage(cpu);
+		LLVMDisposeMessage(features);
+	}
+	return buf;
 }
 
 LLVMTargetMachineRef target_machine(Diags *d, const CodegenOpts *o)
@@ -615,4 +677,73 @@ void objcode_free(ObjCode *o)
 	if (o->llvm_ir)
 		free(o->llvm_ir);
 	memset(o, 0, sizeof *o);
+}
+
+/* The machine's fp32 FMA peak on one core, measured with generated code: 12
+ * independent chains of VW-wide fused multiply-adds, as ../shared/bench/peak.c does,
+ * in GFLOP/s; 0 after an error. */
+double cg_measure_peak(Diags *d)
+{
+	CodegenOpts o = {.opt_level = 2};
+	LLVMTargetMachineRef tm = target_machine(d, &o);
+	if (!tm)
+		return 0;
+	CG cgs = {0}, *cg = &cgs;
+	cg->ctx = LLVMContextCreate();
+	cg->mod = LLVMModuleCreateWithNameInContext("peak", cg->ctx);
+	cg->b = LLVMCreateBuilderInContext(cg->ctx);
+	cg->f32 = LLVMFloatTypeInContext(cg->ctx);
+	cg->i32 = LLVMInt32TypeInContext(cg->ctx);
+	cg->i64 = LLVMInt64TypeInContext(cg->ctx);
+	LLVMTypeRef vt = LLVMVectorType(cg->f32, 16), pt = LLVMPointerType(cg->f32, 0);
+	LLVMTypeRef fnty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), &pt, 1, 0);
+	cg->fn = LLVMAddFunction(cg->mod, "peak", fnty);
+	prefer_wide_vectors(cg, cg->fn);
+	LLVMPositionBuilderAtEnd(B, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	Loop l;
+	cg_loop(cg, &l, 20000000);
+	LLVMValueRef acc[12], next[12], b = LLVMConstNull(vt), c = LLVMConstNull(vt);
+	LLVMTypeRef args[3] = {vt, vt, vt}, fty = LLVMFunctionType(vt, args, 3, 0);
+	LLVMValueRef fma = LLVMAddFunction(cg->mod, "llvm.fma.v16f32", fty);
+	for (int i = 0; i < 12; i++)
+		acc[i] = cg_acc_begin(cg, pre, LLVMConstNull(vt));
+	b = LLVMConstVector((LLVMValueRef[]){cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001)}, 16);
+	for (int i = 0; i < 12; i++) {
+		LLVMValueRef v[3] = {acc[i], b, c};
+		next[i] = LLVMBuildCall2(B, fty, fma, v, 3, "");
+		cg_acc_next(cg, acc[i], next[i]);
+	}
+	cg_loop_end(cg, &l);
+	LLVMValueRef sum = next[0];
+	for (int i = 1; i < 12; i++)
+		sum = LLVMBuildFAdd(B, sum, next[i], "");
+	LLVMBuildStore(B, LLVMBuildExtractElement(B, sum, cg_i64(cg, 0), ""), LLVMGetParam(cg->fn, 0));
+	LLVMBuildRetVoid(B);
+	char *triple = LLVMGetTargetMachineTriple(tm);
+	LLVMSetTarget(cg->mod, triple);
+	LLVMDisposeMessage(triple);
+	LLVMMemoryBufferRef mb = NULL;
+	char *err = NULL;
+	double gflops = 0;
+	if (!LLVMTargetMachineEmitToMemoryBuffer(tm, cg->mod, LLVMObjectFile, &err, &mb)) {
+		ObjCode obj = {(void *)LLVMGetBufferStart(mb), LLVMGetBufferSize(mb), NULL};
+		Jit *j = jit_load(d, &obj, NULL);
+		rt_fn peak = j ? jit_lookup(j, "peak") : NULL;
+		if (peak) {
+			float out;
+			double t0 = now();
+			peak((void *const *)(void *)&out); /* really void peak(float *) */
+			gflops = 20000000.0 * 12 * 16 * 2 / (now() - t0) / 1e9;
+		}
+		jit_free(j);
+		LLVMDisposeMemoryBuffer(mb);
+	} else {
+		LLVMDisposeMessage(err);
+	}
+	LLVMDisposeBuilder(cg->b);
+	LLVMDisposeModule(cg->mod);
+	LLVMContextDispose(cg->ctx);
+	LLVMDisposeTargetMachine(tm);
+	return gflops;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "dc.h"
 
@@ -30,7 +31,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *b = p;
 	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
+		h = (h ^ b[i]) * 1099511628211ull;
 	return h;
 }
 
@@ -124,6 +125,97 @@ void program_describe(Graph *g, int64_t batch, int64_t nwork, rt_program *p)
 	p->graph_hash = graph_hash(g);
 }
 
+/* ---- the object cache ----
+ *
+ * Compiled objects are kept on disk, under $DESCENT_CACHE or $XDG_CACHE_HOME/descent or
+ * ~/.cache/descent, named by a hash of everything that decides the code: the graph of
+ * every function as text, the code generation options, the host CPU and its features,
+ * and the program doing the compiling (its size and time, so a rebuilt descent never
+ * reads an older one's objects). A second run of the same model skips LLVM. Set
+ * DESCENT_CACHE=off to disable it. A cache that cannot be read or written is ignored. */
+
+
+static uint64_t cache_key(Graph *g, const CodegenOpts *o)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		return 0;
+	for (int k = 0; k < FN_COUNT; k++)
+		if (g->fns[k].defined)
+			dump_graph(f, g, k);
+	for (int i = 0; i < g->nparams; i++)
+		fprintf(f, "%s %lld %d\n", g->params[i].name, (long long)g->params[i].off, g->params[i].trainable);
+	fprintf(f, "%d %s\n", o->opt_level, host_cpu_text());
+	struct stat st;
+	if (stat("/proc/self/exe", &st) == 0)
+		fprintf(f, "%lld %lld\n", (long long)st.st_size, (long long)st.st_mtime);
+	fclose(f);
+	uint64_t h = fnv(1469598103934665603ull, text, len);
+	free(text);
+	return h;
+}
+
+static const char *cache_dir(char *buf, size_t len)
+{
+	const char *env = getenv("DESCENT_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	if (env && !strcmp(env, "off"))
+		return NULL;
+	if (env && *env)
+		snprintf(buf, len, "%s", env);
+	else if (xdg && *xdg)
+		snprintf(buf, len, "%s/descent", xdg);
+	else if (home && *home)
+		snprintf(buf, len, "%s/.cache/descent", home);
+	else
+		return NULL;
+	return buf;
+}
+
+/* The cached object and workspace size for key, or 0. */
+static int cache_read(uint64_t key, ObjCode *obj, int64_t *nwork)
+{
+	char dir[3072], path[4096];
+	if (!key || !cache_dir(dir, sizeof dir))
+		return 0;
+	snprintf(path, sizeof path, "%s/%016llx.o", dir, (unsigned long long)key);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return 0;
+	int ok = fread(nwork, sizeof *nwork, 1, f) == 1 && fseek(f, 0, SEEK_END) == 0;
+	long size = ok ? ftell(f) - (long)sizeof *nwork : 0;
+	ok = ok && size > 0 && fseek(f, (long)sizeof *nwork, SEEK_SET) == 0;
+	obj->data = ok ? malloc((size_t)size) : NULL;
+	ok = ok && obj->data && fread(obj->data, 1, (size_t)size, f) == (size_t)size;
+	fclose(f);
+	if (!ok) {
+		free(obj->data);
+		obj->data = NULL;
+		return 0;
+	}
+	obj->size = (size_t)size;
+	return 1;
+}
+
+static void cache_write(uint64_t key, const ObjCode *obj, int64_t nwork)
+{
+	char dir[3072], path[4096], err[256];
+	if (!key || !cache_dir(dir, sizeof dir))
+		return;
+	for (char *p = dir + 1; *p; p++) /* mkdir -p */
+		if (*p == '/') {
+			*p = 0;
+			mkdir(dir, 0755);
+			*p = '/';
+		}
+	mkdir(dir, 0755);
+	snprintf(path, sizeof path, "%s/%016llx.o", dir, (unsigned long long)key);
+	const void *parts[2] = {&nwork, obj->data};
+	size_t sizes[2] = {sizeof nwork, obj->size};
+	rt_write_atomic(path, parts, sizes, 2, err, sizeof err); /* a failure only costs time */
+}
+
 Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOpts *o)
 {
 	double t0 = now();
@@ -137,8 +229,12 @@ Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOp
 	c->g = lower_model(c->A, d, m, batch);
 	if (!c->g)
 		goto fail;
-	if (cg_compile(c->g, o, &obj, &nwork, NULL) < 0)
-		goto fail;
+	uint64_t key = cache_key(c->g, o);
+	if (!cache_read(key, &obj, &nwork)) {
+		if (cg_compile(c->g, o, &obj, &nwork, NULL) < 0)
+			goto fail;
+		cache_write(key, &obj, nwork);
+	}
 	c->jit = jit_load(d, &obj, fns);
 	objcode_free(&obj);
 	if (!c->jit)

@@ -88,6 +88,9 @@ __attribute__((format(printf, 3, 4))) static inline void warn_at(Diags *d, SrcLo
 void diag_source(Diags *d, const char *file, const char *text, size_t len);
 /* file:line:col: error: message, then the source line and a caret under col. */
 void diag_print(const Diags *d, FILE *f);
+/* Prints the diagnostics so far and forgets them (nerr stays): warnings before a long
+ * run, not after it. */
+void diag_flush(Diags *d, FILE *f);
 void diag_format(const Diags *d, const Diag *g, char *buf,
                  size_t len); /* first line only */
 void diags_free(Diags *d);
@@ -105,6 +108,13 @@ _Noreturn void dc_die(const char *file, int line, const char *fmt, ...);
 
 /* Overflow-checked products for sizes that come from user input. */
 int mul_ok(int64_t a, int64_t b, int64_t *out);
+/* a * b for a, b >= 0, or INT64_MAX when it overflows: past every limit below. */
+int64_t mul_sat(int64_t a, int64_t b);
+
+/* What a model may ask for (README, "Errors and limits"); each has its own error. */
+#define MAX_BATCH (INT64_C(1) << 20)
+#define MAX_ELEMS (INT64_C(1) << 32)  /* of one value: 16 GiB of floats */
+#define MAX_BYTES (INT64_C(16) << 30) /* parameters, gradients, state and workspace */
 
 /* ================= spec.c: YAML -> Spec tree ================= */
 
@@ -169,6 +179,7 @@ struct Expr {
 	ExprKind kind;
 	SrcLoc loc;
 	double num;
+	const char *text; /* EX_NUM: as written ("1e400", "-3", ".nan"), for messages */
 	const char *name;
 	int op; /* EX_BIN: '+', '-', '*', '/', '^', '<', '>', 'l' (<=), 'g' (>=), '=' (==) */
 	Expr **args;
@@ -183,7 +194,8 @@ struct Expr {
  * a quoted YAML scalar's loc plus one column). NULL after an error pointing into it. */
 Expr *expr_parse(Arena *A, Diags *d, const char *text, SrcLoc at);
 /* A YAML value as an expression: a scalar is parsed (numbers, names, expressions), a
- * list becomes EX_LIST of its items; a mapping is an error. */
+ * list becomes EX_LIST of its items; a mapping is an error. YAML's .nan and .inf become
+ * EX_NUM nodes that are not finite, for the checks of each place to reject by name. */
 Expr *expr_from_spec(Arena *A, Diags *d, const Spec *s);
 /* The expression as text, normalized ("relu(h1 + h2)"), for messages and dumps. */
 char *expr_str(Arena *A, const Expr *e);
@@ -571,6 +583,7 @@ typedef struct Plan {
 	int n;
 	Buf *buf;      /* indexed by node id */
 	char *live;    /* indexed by node id: the function needs it */
+	char *inl;     /* indexed by node id: fused, computed inside its user's loop */
 	int64_t nwork; /* floats of workspace this function needs */
 } Plan;
 /* Lays out one function; the Plan lives in g's arena. */
@@ -602,7 +615,13 @@ void objcode_free(ObjCode *o);
 
 typedef struct Jit Jit;
 /* Loads the object; fills fns[k] with the address of fn_names[k], NULL if absent. */
-Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT]);
+Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT]); /* fns may be NULL */
+rt_fn jit_lookup(Jit *j, const char *name); /* NULL if the object has no such symbol */
+/* The machine's fp32 FMA peak on one core in GFLOP/s, measured with JIT-compiled
+ * independent FMA chains (0 after an error). */
+double cg_measure_peak(Diags *d);
+/* LLVM's version and this host's CPU name and features, as one line of text. */
+const char *host_cpu_text(void);
 void jit_free(Jit *j);
 
 /* ================= optim.c: gradients -> parameter updates ================= */
@@ -752,6 +771,20 @@ typedef struct InspectOpts {
 } InspectOpts;
 
 int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out);
+/* Floating-point operations of one call of a function (multiply-adds count 2). */
+double fn_flops(Graph *g, FnKind fn);
+
+/* ================= bench.c: how fast a compiled model trains ================= */
+
+typedef struct BenchOpts {
+	int64_t batch;   /* 0: the model's */
+	int64_t steps;   /* timed steps; 0: about 2 seconds' worth */
+	int threads;     /* 1 (more are not supported yet) */
+	int opt_level;
+	double peak;     /* GFLOP/s of one core; 0: measure it */
+} BenchOpts;
+
+int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out);
 
 /* ================= trainlog.c: the per-epoch log (CSV) and its plot (SVG)
  * ================= */
@@ -784,6 +817,23 @@ char *log_csv(const TrainLog *l, size_t *len);
 int log_read(const char *path, TrainLog *l, char *err, size_t errlen);
 /* A self-contained SVG of the loss and accuracy curves, malloc'd; *len bytes. */
 char *log_svg(const TrainLog *l, const char *title, size_t *len);
+
+/* ================= gradcheck.c: the model's gradients against finite differences
+ * ================= */
+
+typedef struct GradcheckOpts {
+	int64_t batch;      /* 0: the model's */
+	uint64_t seed;      /* parameters (unless given), inputs, directions */
+	const char *params; /* a safetensors file; NULL: parameters from the seed */
+	double tolerance;   /* of the relative error; 0: 1e-3 */
+	int opt_level;
+} GradcheckOpts;
+
+/* Compiles m, runs its grad function on a random batch and compares, per trainable
+ * parameter, the gradient's projection on a random unit direction with the float64
+ * interpreter's central difference of the loss along it; reports to out. 0 if every
+ * relative error is within the tolerance, 1 if not, -1 after an error (in d). */
+int gradcheck(Diags *d, const Model *m, const GradcheckOpts *o, FILE *out);
 
 /* ================= compile.c ================= */
 

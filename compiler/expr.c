@@ -506,6 +506,7 @@ static Expr *atom(Parser *p, int *h)
 		next(p);
 		e = node(p, EX_NUM, t.loc);
 		e->num = t.num;
+		e->text = arena_strndup(p->A, t.s, (size_t)t.len);
 		return e;
 	case T_NAME:
 		next(p);
@@ -562,6 +563,7 @@ static Expr *unary(Parser *p, int *h)
 		return x;
 	if (x->kind == EX_NUM) {
 		x->num = -x->num;
+		x->text = arena_printf(p->A, "-%s", x->text);
 		x->loc = op.loc;
 		return x;
 	}
@@ -644,6 +646,20 @@ Expr *expr_parse(Arena *A, Diags *d, const char *text, SrcLoc at)
 	return p.failed ? NULL : e;
 }
 
+/* YAML's not-a-number and infinities (.nan, -.inf, .Inf, ...): NAN or +-INFINITY; 0 for
+ * any other text. */
+static double yaml_special(const char *s)
+{
+	static const char *const names[] = {".nan", ".NaN", ".NAN",
+	                                    ".inf", ".Inf", ".INF"};
+	int sign = *s == '-' ? -1 : 1;
+	s += *s == '-' || *s == '+';
+	for (int i = 0; i < 6; i++)
+		if (!strcmp(s, names[i]))
+			return i < 3 ? (double)NAN : sign * (double)INFINITY;
+	return 0;
+}
+
 Expr *expr_from_spec(Arena *A, Diags *d, const Spec *s)
 {
 	check(s);
@@ -654,6 +670,15 @@ Expr *expr_from_spec(Arena *A, Diags *d, const Spec *s)
 	if (s->kind == SPEC_SCALAR) {
 		SrcLoc at = s->loc;
 		at.col += s->quoted; /* the text starts after the quote */
+		double special = s->quoted ? 0 : yaml_special(s->str);
+		if (special != 0) {
+			Expr *e = arena_alloc(A, sizeof *e);
+			*e = (Expr){.kind = EX_NUM,
+			            .loc = s->loc,
+			            .num = special,
+			            .text = s->str};
+			return e;
+		}
 		return expr_parse(A, d, s->str, at);
 	}
 	Expr *e = arena_alloc(A, sizeof *e);

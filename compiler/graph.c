@@ -51,12 +51,21 @@ static void *grow(Arena *A, void *v, int n, int *cap, size_t elem)
 	return nv;
 }
 
+/* Saturates at INT64_MAX, past MAX_ELEMS: builders check every node against it. */
 int64_t shape_numel(const Shape *s)
 {
 	int64_t n = 1;
 	for (int i = 0; i < s->rank; i++)
-		n *= s->d[i];
+		n = mul_sat(n, s->d[i]);
 	return n;
+}
+
+/* Floats a table entry takes in its blob, 64-byte aligned; 0 past the limit (its leaf
+ * node reports it). */
+static int64_t blob_floats(const Shape *sh)
+{
+	int64_t n = shape_numel(sh);
+	return n > MAX_ELEMS ? 0 : (n + 15) & ~(int64_t)15;
 }
 
 int shape_eq(const Shape *a, const Shape *b)
@@ -111,7 +120,7 @@ int ir_add_param(Graph *g, const char *name, Shape sh, rt_init init, int64_t fan
 	t->fan_out = fan_out;
 	t->trainable = 1;
 	/* every tensor starts on a 64-byte boundary of the blob */
-	g->param_floats += (shape_numel(&sh) + 15) & ~(int64_t)15;
+	g->param_floats += blob_floats(&sh);
 	return g->nparams - 1;
 }
 
@@ -121,7 +130,7 @@ int ir_add_state(Graph *g, const char *name, Shape sh)
 	t->dt = DT_F32;
 	t->sh = sh;
 	t->off = g->state_floats;
-	g->state_floats += (shape_numel(&sh) + 15) & ~(int64_t)15;
+	g->state_floats += blob_floats(&sh);
 	return g->nstates - 1;
 }
 
@@ -211,6 +220,28 @@ static Node **cse_slot(Graph *g, Op op, int nin, Node **in, const int64_t *a, do
 
 /* Ops whose result shape is given rather than inferred (CONST, BROADCAST, RESHAPE) pass
  * it in sh; their shape functions check it. */
+/* One value may hold at most MAX_ELEMS elements: sizes from the model file (dims,
+ * units, batch) are checked where they are used, whatever their products. */
+static int too_big(Graph *g, const Node *n)
+{
+	if (shape_numel(&n->sh) <= MAX_ELEMS)
+		return 0;
+	char s[160];
+	const char *what = n->op == OP_PARAM   ? g->params[n->a[0]].name
+	                   : n->op == OP_INPUT ? g->ios[n->a[0]].name
+	                                       : n->label;
+	error_at(g->diags, n->loc,
+	         "%s%s%s has shape %s: more than %lld elements (16 GiB), the limit for "
+	         "one value",
+	         n->op == OP_PARAM   ? "parameter '"
+	         : n->op == OP_INPUT ? "input '"
+	         : what              ? "the value of '"
+	                             : "a value",
+	         what ? what : "", what ? "'" : "", shape_str(&n->sh, s, sizeof s),
+	         (long long)MAX_ELEMS);
+	return 1;
+}
+
 static Node *make(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f,
                   const Shape *sh)
 {
@@ -238,7 +269,7 @@ static Node *make(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, dou
 	n->label = g->cur_label;
 	if (sh)
 		n->sh = *sh;
-	if (shape_infer(g, n) < 0)
+	if (shape_infer(g, n) < 0 || too_big(g, n))
 		return NULL;
 	n->id = g->n;
 	g->nodes = grow(g->A, g->nodes, g->n, &g->cap, sizeof *g->nodes);
@@ -262,9 +293,11 @@ Node *ir_node_sh(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, doub
 static Node *leaf(Graph *g, Op op, int64_t index, const Tensor *t)
 {
 	int64_t a[NATTR] = {index};
+	SrcLoc at = g->cur_loc;
+	if (t && t->loc.file)
+		g->cur_loc = t->loc;
 	Node *n = ir_node(g, op, 0, NULL, a, 0);
-	if (n && t && t->loc.file)
-		n->loc = t->loc;
+	g->cur_loc = at;
 	return n;
 }
 

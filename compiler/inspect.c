@@ -145,6 +145,15 @@ static double flops(const Node *n)
 	}
 }
 
+double fn_flops(Graph *g, FnKind fn)
+{
+	Plan *p = plan_fn(g, fn);
+	double fl = 0;
+	for (int i = 0; i < p->n; i++)
+		fl += flops(p->order[i]);
+	return fl;
+}
+
 static void stats(FILE *f, Graph *g, const double *t)
 {
 	fprintf(f, "stats:\n");

@@ -25,6 +25,17 @@ static int llvm_error(Diags *d, LLVMErrorRef e, const char *what)
 	return -1;
 }
 
+rt_fn jit_lookup(Jit *j, const char *name)
+{
+	LLVMOrcExecutorAddress addr = 0;
+	LLVMErrorRef e = LLVMOrcLLJITLookup(j->lljit, &addr, name);
+	if (e) { /* a function the object does not have */
+		LLVMConsumeError(e);
+		return NULL;
+	}
+	return (rt_fn)(uintptr_t)addr;
+}
+
 Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 {
 	CodegenOpts host = {.opt_level = 3};
@@ -56,16 +67,8 @@ Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 	e = LLVMOrcLLJITAddObjectFile(j->lljit, jd, mb); /* consumes mb */
 	if (e)
 		goto fail;
-	for (int k = 0; k < FN_COUNT; k++) {
-		LLVMOrcExecutorAddress addr = 0;
-		e = LLVMOrcLLJITLookup(j->lljit, &addr, fn_names[k]);
-		if (e) { /* a function the model does not have */
-			LLVMConsumeError(e);
-			fns[k] = NULL;
-			continue;
-		}
-		fns[k] = (rt_fn)(uintptr_t)addr;
-	}
+	for (int k = 0; fns && k < FN_COUNT; k++)
+		fns[k] = jit_lookup(j, fn_names[k]);
 	return j;
 fail:
 	llvm_error(d, e, "cannot load the compiled model");

@@ -49,57 +49,264 @@ static void reduce(CG *cg, Node *n, int max)
 EMIT(sum) { reduce(cg, n, 0); }
 EMIT(rmax) { reduce(cg, n, 1); }
 
-/* C[M,N] = op(A) op(B). With B untransposed the inner loop runs along a row of B and
- * C (C[i,:] += A(i,k) * B[k,:]); with B transposed it is a dot product over k. */
+/* ---- matrix multiplication ----
+ *
+ * C[M,N] = op(A) op(B), computed by register-blocked micro-kernels: a tile of MR rows by
+ * NV vectors of VW columns of C stays in registers while k runs over the whole inner
+ * dimension, each step loading NV vectors of a row of B, broadcasting MR elements of A
+ * and doing MR*NV fused multiply-adds. B is read along its rows; a transposed B (the
+ * weight of a dense layer, [out, in]) is first transposed into the node's scratch space
+ * (see plan.c). Rows and columns that do not fill a tile go to smaller tiles, and the
+ * last columns to a plain loop. */
+
+enum { VW = 16, MR = 6 };
+
+/* One matrix product on raw pointers: C[M, N] (row stride ldc) = op(A) B, or += with
+ * acc. op(A)[i, k] is A[i * lda + k], or A[k * lda + i] when ta; B is [K, N] with row
+ * stride ldb, or, for the dot-product kernel, [N, K] with row stride ldb. */
+typedef struct Gemm {
+	LLVMValueRef pa, pb, pc;
+	int ta, acc;
+	int64_t M, N, K, lda, ldb, ldc;
+	LLVMTypeRef vt; /* <VW x float> */
+} Gemm;
+
+static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off)
+{
+	return LLVMBuildGEP2(B, cg->f32, base, &off, 1, "");
+}
+
+static LLVMValueRef fload(CG *cg, LLVMValueRef base, LLVMValueRef off)
+{
+	return LLVMBuildLoad2(B, cg->f32, gep(cg, base, off), "");
+}
+
+static LLVMValueRef a_elem(CG *cg, const Gemm *g, LLVMValueRef i, LLVMValueRef k)
+{
+	LLVMValueRef off = g->ta ? cg_add(cg, cg_mul(cg, k, cg_i64(cg, g->lda)), i)
+	                         : cg_add(cg, cg_mul(cg, i, cg_i64(cg, g->lda)), k);
+	return fload(cg, g->pa, off);
+}
+
+static LLVMValueRef vload(CG *cg, const Gemm *g, LLVMValueRef p)
+{
+	LLVMValueRef v = LLVMBuildLoad2(B, g->vt, LLVMBuildPointerCast(B, p, LLVMPointerType(g->vt, 0), ""), "");
+	LLVMSetAlignment(v, 4);
+	return v;
+}
+
+static void vstore(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef p)
+{
+	if (g->acc)
+		v = LLVMBuildFAdd(B, vload(cg, g, p), v, "");
+	LLVMValueRef st = LLVMBuildStore(B, v, LLVMBuildPointerCast(B, p, LLVMPointerType(g->vt, 0), ""));
+	LLVMSetAlignment(st, 4);
+}
+
+static void sstore(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef off)
+{
+	LLVMValueRef p = gep(cg, g->pc, off);
+	if (g->acc)
+		v = LLVMBuildFAdd(B, LLVMBuildLoad2(B, cg->f32, p, ""), v, "");
+	LLVMBuildStore(B, v, p);
+}
+
+static LLVMValueRef splat(CG *cg, const Gemm *g, LLVMValueRef x)
+{
+	LLVMValueRef v = LLVMBuildInsertElement(B, LLVMGetUndef(g->vt), x, cg_i64(cg, 0), "");
+	LLVMValueRef mask = LLVMConstNull(LLVMVectorType(cg->i32, VW));
+	return LLVMBuildShuffleVector(B, v, LLVMGetUndef(g->vt), mask, "");
+}
+
+static LLVMValueRef vfma(CG *cg, const Gemm *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+	LLVMTypeRef args[3] = {g->vt, g->vt, g->vt};
+	LLVMTypeRef ty = LLVMFunctionType(g->vt, args, 3, 0);
+	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "llvm.fmuladd.v16f32");
+	if (!f)
+		f = LLVMAddFunction(cg->mod, "llvm.fmuladd.v16f32", ty);
+	LLVMValueRef v[3] = {a, b, c};
+	return LLVMBuildCall2(B, ty, f, v, 3, "");
+}
+
+/* The sum of a vector's lanes (in any order: reassociation is allowed here). */
+static LLVMValueRef hsum(CG *cg, const Gemm *g, LLVMValueRef v)
+{
+	LLVMTypeRef args[2] = {cg->f32, g->vt};
+	LLVMTypeRef ty = LLVMFunctionType(cg->f32, args, 2, 0);
+	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "llvm.vector.reduce.fadd.v16f32");
+	if (!f)
+		f = LLVMAddFunction(cg->mod, "llvm.vector.reduce.fadd.v16f32", ty);
+	LLVMValueRef a[2] = {cg_f32(cg, -0.0), v};
+	return cg_fast(LLVMBuildCall2(B, ty, f, a, 2, ""));
+}
+
+/* Tiles of mr rows x nv vectors over rows [i0, i0 + mr * ni) and columns [j0, j0 +
+ * nv * VW * nj): the accumulators stay in registers over the whole of k. */
+static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t j0, int64_t nj, int nv)
+{
+	if (ni <= 0 || nj <= 0)
+		return;
+	Loop li, lj, lk;
+	LLVMValueRef i = cg_add(cg, cg_i64(cg, i0), cg_mul(cg, cg_loop(cg, &li, ni), cg_i64(cg, mr)));
+	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nv * VW)));
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	LLVMValueRef k = cg_loop(cg, &lk, g->K), acc[MR][4], next[MR][4], bv[4];
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < nv; v++)
+			acc[r][v] = cg_acc_begin(cg, pre, LLVMConstNull(g->vt));
+	LLVMValueRef brow = cg_add(cg, cg_mul(cg, k, cg_i64(cg, g->ldb)), j);
+	for (int v = 0; v < nv; v++)
+		bv[v] = vload(cg, g, gep(cg, g->pb, cg_add(cg, brow, cg_i64(cg, v * VW))));
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef a = splat(cg, g, a_elem(cg, g, cg_add(cg, i, cg_i64(cg, r)), k));
+		for (int v = 0; v < nv; v++)
+			next[r][v] = vfma(cg, g, a, bv[v], acc[r][v]);
+	}
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < nv; v++)
+			cg_acc_next(cg, acc[r][v], next[r][v]);
+	cg_loop_end(cg, &lk);
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef row = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->ldc));
+		for (int v = 0; v < nv; v++)
+			vstore(cg, g, next[r][v], gep(cg, g->pc, cg_add(cg, row, cg_add(cg, j, cg_i64(cg, v * VW)))));
+	}
+	cg_loop_end(cg, &lj);
+	cg_loop_end(cg, &li);
+}
+
+/* Columns [j0, N) of every row, one element at a time: a dot product over k. */
+static void columns(CG *cg, const Gemm *g, int64_t j0)
+{
+	if (j0 >= g->N)
+		return;
+	Loop li, lj, lk;
+	LLVMValueRef i = cg_loop(cg, &li, g->M);
+	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0), cg_loop(cg, &lj, g->N - j0));
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	LLVMValueRef k = cg_loop(cg, &lk, g->K);
+	LLVMValueRef acc = cg_acc_begin(cg, pre, cg_f32(cg, 0));
+	LLVMValueRef b = fload(cg, g->pb, cg_add(cg, cg_mul(cg, k, cg_i64(cg, g->ldb)), j));
+	LLVMValueRef next = cg_fast(LLVMBuildFAdd(B, acc, cg_fast(LLVMBuildFMul(B, a_elem(cg, g, i, k), b, "")), ""));
+	cg_acc_next(cg, acc, next);
+	cg_loop_end(cg, &lk);
+	sstore(cg, g, next, cg_add(cg, cg_mul(cg, i, cg_i64(cg, g->ldc)), j));
+	cg_loop_end(cg, &lj);
+	cg_loop_end(cg, &li);
+}
+
+/* C = op(A) B with B [K, N]: tiles of MR rows by 2 or 1 vectors, then what is left. */
+static void gemm(CG *cg, const Gemm *g)
+{
+	int64_t nj2 = g->N / (2 * VW), nj1 = (g->N - nj2 * 2 * VW) / VW;
+	int64_t ni = g->M / MR, mr = g->M % MR, j1 = nj2 * 2 * VW;
+	tiles(cg, g, 0, ni, MR, 0, nj2, 2);
+	tiles(cg, g, ni * MR, 1, (int)mr, 0, mr ? nj2 : 0, 2);
+	tiles(cg, g, 0, ni, MR, j1, nj1, 1);
+	tiles(cg, g, ni * MR, 1, (int)mr, j1, mr ? nj1 : 0, 1);
+	columns(cg, g, j1 + nj1 * VW);
+}
+
+/* C = A B^T with A [M, K] (ta = 0) and B [N, K] both read along k: each element of a tile
+ * of mr rows by nc columns is a dot product, accumulated in vectors over k and summed
+ * across the vector at the end (no transposed copy of B needed). */
+static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t j0, int64_t nj, int nc)
+{
+	if (ni <= 0 || nj <= 0)
+		return;
+	int64_t kv = g->K / VW;
+	Loop li, lj, lk;
+	LLVMValueRef i = cg_add(cg, cg_i64(cg, i0), cg_mul(cg, cg_loop(cg, &li, ni), cg_i64(cg, mr)));
+	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nc)));
+	LLVMValueRef arow[4], brow[4], sum[4][4];
+	for (int r = 0; r < mr; r++)
+		arow[r] = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->lda));
+	for (int c = 0; c < nc; c++)
+		brow[c] = cg_mul(cg, cg_add(cg, j, cg_i64(cg, c)), cg_i64(cg, g->ldb));
+	for (int r = 0; r < mr; r++)
+		for (int c = 0; c < nc; c++)
+			sum[r][c] = cg_f32(cg, 0);
+	if (kv > 0) {
+		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[4][4], next[4][4], av[4], bv[4];
+		for (int r = 0; r < mr; r++) /* the phis first, at the top of the loop */
+			for (int c = 0; c < nc; c++)
+				acc[r][c] = cg_acc_begin(cg, pre, LLVMConstNull(g->vt));
+		LLVMValueRef k = cg_mul(cg, kk, cg_i64(cg, VW));
+		for (int r = 0; r < mr; r++)
+			av[r] = vload(cg, g, gep(cg, g->pa, cg_add(cg, arow[r], k)));
+		for (int c = 0; c < nc; c++)
+			bv[c] = vload(cg, g, gep(cg, g->pb, cg_add(cg, brow[c], k)));
+		for (int r = 0; r < mr; r++)
+			for (int c = 0; c < nc; c++) {
+				next[r][c] = vfma(cg, g, av[r], bv[c], acc[r][c]);
+				cg_acc_next(cg, acc[r][c], next[r][c]);
+			}
+		cg_loop_end(cg, &lk);
+		for (int r = 0; r < mr; r++)
+			for (int c = 0; c < nc; c++)
+				sum[r][c] = hsum(cg, g, next[r][c]);
+	}
+	for (int64_t k = kv * VW; k < g->K; k++) /* the tail of k, unrolled: fewer than VW */
+		for (int r = 0; r < mr; r++)
+			for (int c = 0; c < nc; c++) {
+				LLVMValueRef a = fload(cg, g->pa, cg_add(cg, arow[r], cg_i64(cg, k)));
+				LLVMValueRef b = fload(cg, g->pb, cg_add(cg, brow[c], cg_i64(cg, k)));
+				sum[r][c] = cg_fast(LLVMBuildFAdd(B, sum[r][c], cg_fast(LLVMBuildFMul(B, a, b, "")), ""));
+			}
+	for (int r = 0; r < mr; r++)
+		for (int c = 0; c < nc; c++)
+			sstore(cg, g, sum[r][c], cg_add(cg, cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->ldc)),
+			                                cg_add(cg, j, cg_i64(cg, c))));
+	cg_loop_end(cg, &lj);
+	cg_loop_end(cg, &li);
+}
+
+/* A B^T: tiles of 4 rows by 3 columns, then the rows and columns left over. */
+static void gemm_bt(CG *cg, const Gemm *g)
+{
+	int64_t ni = g->M / 4, mr = g->M % 4, nj = g->N / 3, nc = g->N % 3;
+	dots(cg, g, 0, ni, 4, 0, nj, 3);
+	dots(cg, g, ni * 4, mr ? 1 : 0, (int)mr, 0, nj, 3);
+	dots(cg, g, 0, ni, 4, nj * 3, nc ? 1 : 0, (int)nc);
+	dots(cg, g, ni * 4, mr ? 1 : 0, (int)mr, nj * 3, nc ? 1 : 0, (int)nc);
+}
+
+/* B^T into scratch: Bp[k, j] = B[j, k], for a transposed B the kernels cannot read. */
+static LLVMValueRef transpose_into(CG *cg, LLVMValueRef dst, LLVMValueRef src, int64_t N, int64_t K)
+{
+	Loop lj, lk;
+	LLVMValueRef j = cg_loop(cg, &lj, N), k = cg_loop(cg, &lk, K);
+	LLVMValueRef v = fload(cg, src, cg_add(cg, cg_mul(cg, j, cg_i64(cg, K)), k));
+	LLVMBuildStore(B, v, gep(cg, dst, cg_add(cg, cg_mul(cg, k, cg_i64(cg, N)), j)));
+	cg_loop_end(cg, &lk);
+	cg_loop_end(cg, &lj);
+	return dst;
+}
+
+/* Scratch after a node's values (plan.c's footprint reserves it). */
+static LLVMValueRef scratch(CG *cg, Node *n)
+{
+	return gep(cg, cg_node_ptr(cg, n), cg_i64(cg, (shape_numel(&n->sh) + 15) & ~(int64_t)15));
+}
+
 EMIT(matmul)
 {
 	Node *A = n->in[0], *Bm = n->in[1];
-	int ta = n->a[0], tb = n->a[1];
+	int ta = (int)n->a[0], tb = (int)n->a[1];
 	int64_t M = n->sh.d[0], N = n->sh.d[1], K = ta ? A->sh.d[0] : A->sh.d[1];
-	Loop li, lj, lk;
-	LLVMValueRef i = cg_loop(cg, &li, M);
-	LLVMValueRef a_i = ta ? i : LLVMBuildMul(B, i, cg_i64(cg, K), "");
-	LLVMValueRef c_i = LLVMBuildMul(B, i, cg_i64(cg, N), "");
-	if (!tb) {
-		LLVMValueRef j = cg_loop(cg, &lj, N);
-		cg_store(cg, n, LLVMBuildAdd(B, c_i, j, ""), cg_f32(cg, 0));
-		cg_loop_end(cg, &lj);
-		LLVMValueRef k = cg_loop(cg, &lk, K);
-		LLVMValueRef aoff =
-		    ta ? LLVMBuildAdd(B, LLVMBuildMul(B, k, cg_i64(cg, M), ""), i, "")
-		       : LLVMBuildAdd(B, a_i, k, "");
-		LLVMValueRef a = cg_load(cg, A, aoff);
-		LLVMValueRef b_k = LLVMBuildMul(B, k, cg_i64(cg, N), "");
-		j = cg_loop(cg, &lj, N);
-		LLVMValueRef co = LLVMBuildAdd(B, c_i, j, "");
-		LLVMValueRef bv = cg_load(cg, Bm, LLVMBuildAdd(B, b_k, j, ""));
-		LLVMValueRef s = cg_fast(LLVMBuildFAdd(
-		    B, cg_load(cg, n, co), cg_fast(LLVMBuildFMul(B, a, bv, "")), ""));
-		cg_store(cg, n, co, s);
-		cg_loop_end(cg, &lj);
-		cg_loop_end(cg, &lk);
-	} else {
-		LLVMValueRef j = cg_loop(cg, &lj, N);
-		LLVMValueRef b_j = LLVMBuildMul(B, j, cg_i64(cg, K), "");
-		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-		LLVMValueRef k = cg_loop(cg, &lk, K);
-		LLVMValueRef acc = LLVMBuildPhi(B, cg->f32, "acc");
-		LLVMValueRef z = cg_f32(cg, 0);
-		LLVMAddIncoming(acc, &z, &pre, 1);
-		LLVMValueRef aoff =
-		    ta ? LLVMBuildAdd(B, LLVMBuildMul(B, k, cg_i64(cg, M), ""), i, "")
-		       : LLVMBuildAdd(B, a_i, k, "");
-		LLVMValueRef prod =
-		    cg_fast(LLVMBuildFMul(B, cg_load(cg, A, aoff),
-		                       cg_load(cg, Bm, LLVMBuildAdd(B, b_j, k, "")), ""));
-		LLVMValueRef next = cg_fast(LLVMBuildFAdd(B, acc, prod, ""));
-		LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
-		LLVMAddIncoming(acc, &next, &latch, 1);
-		cg_loop_end(cg, &lk);
-		cg_store(cg, n, LLVMBuildAdd(B, c_i, j, ""), next);
-		cg_loop_end(cg, &lj);
+	Gemm g = {cg_node_ptr(cg, A), cg_node_ptr(cg, Bm), cg_node_ptr(cg, n), ta, 0, M, N, K,
+	          ta ? M : K, tb ? K : N, N, LLVMVectorType(cg->f32, VW)};
+	if (tb && !ta && K >= VW) {
+		gemm_bt(cg, &g);
+		return;
 	}
-	cg_loop_end(cg, &li);
+	if (tb) {
+		g.pb = transpose_into(cg, scratch(cg, n), g.pb, N, K);
+		g.ldb = N;
+	}
+	gemm(cg, &g);
 }
 
 /* Per row: m = max x, s = sum e^(x - m), out = x - m - log s. */
@@ -328,9 +535,116 @@ static void conv_nest(CG *cg, Node *n, Node *x, Node *w, Node *y, int mode)
 	cg_loop_end(cg, &lb);
 }
 
-EMIT(conv2d) { conv_nest(cg, n, n->in[0], n->in[1], n, 0); }
-EMIT(conv2d_bwd_data) { conv_nest(cg, n, n, n->in[1], n->in[0], 1); }
-EMIT(conv2d_bwd_filter) { conv_nest(cg, n, n->in[0], n, n->in[1], 2); }
+/* Convolution as matrix products (im2col): the kernel-sized patches of one image are
+ * laid out as the columns of col [C*KH*KW, OH*OW] in the node's scratch, so that for
+ * each group the output is W_g [O/g, Kc] times col_g [Kc, OH*OW] (Kc = C/g*KH*KW),
+ * and the two backward convolutions are products with the transposes. */
+typedef struct Conv {
+	Node *x, *w, *y; /* the nodes in the roles of input, weight and output */
+	ConvP p;
+	int64_t Bn, C, H, W, O, OH, OW, KH, KW, Og, Kc, P;
+} Conv;
+
+static Conv conv_of(Node *n, Node *x, Node *w, Node *y)
+{
+	Conv c = {x, w, y, convp_of(n), x->sh.d[0], x->sh.d[1], x->sh.d[2], x->sh.d[3], w->sh.d[0],
+	          y->sh.d[2], y->sh.d[3], w->sh.d[2], w->sh.d[3], 0, 0, 0};
+	c.Og = c.O / c.p.groups;
+	c.Kc = w->sh.d[1] * c.KH * c.KW;
+	c.P = c.OH * c.OW;
+	return c;
+}
+
+/* col <-> image b of x: im2col copies patches into col (0 outside the image); back
+ * adds col into the image (col2im). */
+static void patches(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col, int back)
+{
+	Loop lc, lh, lw, lo, lq;
+	LLVMValueRef ch = cg_loop(cg, &lc, c->C), kh = cg_loop(cg, &lh, c->KH), kw = cg_loop(cg, &lw, c->KW);
+	LLVMValueRef crow = cg_mul(cg, cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, c->KH)), kh), cg_i64(cg, c->KW)), kw), cg_i64(cg, c->P));
+	LLVMValueRef plane = cg_mul(cg, ch, cg_i64(cg, c->H * c->W));
+	LLVMValueRef oh = cg_loop(cg, &lo, c->OH);
+	LLVMValueRef ih = cg_add(cg, cg_i64(cg, -c->p.pad[0]), cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->p.stride[0])), cg_mul(cg, kh, cg_i64(cg, c->p.dil[0]))));
+	LLVMValueRef ow = cg_loop(cg, &lq, c->OW);
+	LLVMValueRef iw = cg_add(cg, cg_i64(cg, -c->p.pad[2]), cg_add(cg, cg_mul(cg, ow, cg_i64(cg, c->p.stride[1])), cg_mul(cg, kw, cg_i64(cg, c->p.dil[1]))));
+	LLVMValueRef valid = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntULT, ih, cg_i64(cg, c->H), ""),
+	                                  LLVMBuildICmp(B, LLVMIntULT, iw, cg_i64(cg, c->W), ""), "");
+	LLVMValueRef at = LLVMBuildSelect(B, valid, cg_add(cg, plane, cg_add(cg, cg_mul(cg, ih, cg_i64(cg, c->W)), iw)), cg_i64(cg, 0), "");
+	LLVMValueRef ci = cg_add(cg, crow, cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->OW)), ow));
+	if (!back) {
+		LLVMValueRef v = LLVMBuildSelect(B, valid, fload(cg, img, at), cg_f32(cg, 0), "");
+		LLVMBuildStore(B, v, gep(cg, col, ci));
+	} else { /* outside the image: add 0 to element 0, harmless and branch-free */
+		LLVMValueRef v = LLVMBuildSelect(B, valid, fload(cg, col, ci), cg_f32(cg, 0), "");
+		LLVMBuildStore(B, LLVMBuildFAdd(B, fload(cg, img, at), v, ""), gep(cg, img, at));
+	}
+	cg_loop_end(cg, &lq);
+	cg_loop_end(cg, &lo);
+	cg_loop_end(cg, &lw);
+	cg_loop_end(cg, &lh);
+	cg_loop_end(cg, &lc);
+}
+
+static LLVMValueRef at_index(CG *cg, LLVMValueRef base, LLVMValueRef i, int64_t stride, int64_t add)
+{
+	return gep(cg, base, cg_add(cg, cg_mul(cg, i, cg_i64(cg, stride)), cg_i64(cg, add)));
+}
+
+/* mode 0: y = conv(x, w); 1: dx = conv_bwd_data(dy, w); 2: dw = conv_bwd_filter(x, dy) */
+static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
+{
+	LLVMTypeRef vt = LLVMVectorType(cg->f32, VW);
+	LLVMValueRef X = cg_node_ptr(cg, c->x), Wt = cg_node_ptr(cg, c->w), Y = cg_node_ptr(cg, c->y);
+	LLVMValueRef col = scratch(cg, n);
+	if (mode)
+		cg_zero(cg, n);
+	Loop lb, lg;
+	LLVMValueRef b = cg_loop(cg, &lb, c->Bn);
+	LLVMValueRef img = at_index(cg, X, b, c->C * c->H * c->W, 0);
+	if (mode != 1)
+		patches(cg, c, img, col, 0);
+	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
+	LLVMValueRef wg = at_index(cg, Wt, gi, c->Og * c->Kc, 0);
+	LLVMValueRef colg = at_index(cg, col, gi, c->Kc * c->P, 0);
+	LLVMValueRef yg = gep(cg, Y, cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)), cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
+	if (mode == 0) { /* y_g = W_g col_g */
+		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt};
+		gemm(cg, &g);
+	} else if (mode == 1) { /* col_g = W_g^T dy_g */
+		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt};
+		gemm(cg, &g);
+	} else { /* dW_g += dy_g col_g^T, a dot product over the image's positions */
+		Gemm g = {yg, colg, wg, 0, 1, c->Og, c->Kc, c->P, c->P, c->P, c->Kc, vt};
+		gemm_bt(cg, &g);
+	}
+	cg_loop_end(cg, &lg);
+	if (mode == 1)
+		patches(cg, c, img, col, 1);
+	cg_loop_end(cg, &lb);
+}
+
+EMIT(conv2d)
+{
+	Conv c = conv_of(n, n->in[0], n->in[1], n);
+	conv_gemm(cg, n, &c, 0);
+}
+
+EMIT(conv2d_bwd_data)
+{
+	Conv c = conv_of(n, n, n->in[1], n->in[0]);
+	conv_gemm(cg, n, &c, 1);
+}
+
+/* The dot-product kernel needs rows of at least VW positions; smaller images take the
+ * direct loop nest. */
+EMIT(conv2d_bwd_filter)
+{
+	Conv c = conv_of(n, n->in[0], n, n->in[1]);
+	if (c.P >= VW)
+		conv_gemm(cg, n, &c, 2);
+	else
+		conv_nest(cg, n, n->in[0], n, n->in[1], 2);
+}
 
 /* ---- pooling ---- */
 

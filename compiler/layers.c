@@ -233,10 +233,12 @@ BUILD(transpose)
 		             x->sh.rank), NULL;
 	for (int i = 0; i < x->sh.rank; i++) {
 		perm[i] = kw[0].set ? (int)kw[0].i[i] : x->sh.rank - 1 - i;
+		int bad = perm[i] < 0 || perm[i] >= x->sh.rank;
 		for (int j = 0; j < i; j++)
-			if (perm[j] == perm[i] || perm[i] < 0 || perm[i] >= x->sh.rank)
-				return error(L, call, "transpose: 'perm' is not a permutation of 0..%d",
-				             x->sh.rank - 1), NULL;
+			bad |= perm[j] == perm[i];
+		if (bad)
+			return error(L, call, "transpose: 'perm' is not a permutation of 0..%d",
+			             x->sh.rank - 1), NULL;
 	}
 	return ir_transpose(G, x, perm);
 }
@@ -273,13 +275,15 @@ BUILD(reshape)
 	Shape to = {lead, {x->sh.d[0]}};
 	int64_t known = lead ? x->sh.d[0] : 1, hole = -1;
 	if (kw[0].n + lead > MAXRANK)
-		return error(L, call, "reshape: at most %d axes", MAXRANK), NULL;
+		return error(L, call, "reshape: %d axes%s; at most %d are supported",
+		             kw[0].n + lead, lead ? " with the batch" : "", MAXRANK),
+		       NULL;
 	for (int i = 0; i < kw[0].n; i++) {
 		int64_t d = kw[0].i[i];
 		if (d == -1)
 			hole = to.rank;
 		else
-			known *= d;
+			known = mul_sat(known, d); /* past any value's size: no fit */
 		to.d[to.rank++] = d;
 	}
 	int64_t total = shape_numel(&x->sh);
@@ -446,7 +450,9 @@ BUILD(conv2d)
 		                      "into %lld groups",
 		             (long long)C, (long long)out, (long long)p.groups), NULL;
 	int train = !kw[9].set || kw[9].f != 0;
-	int64_t fan_in = C / p.groups * kern[0] * kern[1], fan_out = out / p.groups * kern[0] * kern[1];
+	int64_t area = mul_sat(kern[0], kern[1]);
+	int64_t fan_in = mul_sat(C / p.groups, area),
+	        fan_out = mul_sat(out / p.groups, area);
 	int act = kw[7].set ? kw[7].e : 0;
 	Shape ws = {4, {out, C / p.groups, kern[0], kern[1]}};
 	Node *w = lower_param(L, "weight", ws, init_of(&kw[8], act == 1 ? RT_INIT_KAIMING_UNIFORM : RT_INIT_TORCH_LINEAR),
@@ -905,8 +911,13 @@ const char *const *fun_names(int *n)
 
 /* ---- checking calls ---- */
 
+/* What the user wrote: a number as its source text (99999999999999999999, not 1e+20). */
 static const char *quote(Arena *A, const Expr *e)
 {
+	if (e->kind == EX_NUM && e->text)
+		return e->text;
+	if (e->kind == EX_NEG && e->args[0]->kind == EX_NUM && e->args[0]->text)
+		return arena_printf(A, "-%s", e->args[0]->text);
 	return expr_str(A, e);
 }
 
@@ -1032,7 +1043,8 @@ static int kw_value(Diags *d, Arena *A, const Kw *k, const Expr *e, KwVal *v)
 		v->n = 1;
 		return 0;
 	case K_NUM:
-		if (literal(e, &v->f) || v->f < k->lo || v->f > k->hi) {
+		if (literal(e, &v->f) || !isfinite(v->f) || v->f < k->lo ||
+		    v->f > k->hi) {
 			char what[96];
 			snprintf(what, sizeof what, "a number from %g to %g", k->lo, k->hi);
 			return bad_value(d, A, k, e, what);

@@ -18,6 +18,7 @@
  *   step        gradient buffer -> updated parameters and optimizer state
  *   train_step  grad and step from one joint graph, plus running statistics
  */
+#include <math.h>
 #include <string.h>
 
 #include "dc.h"
@@ -114,7 +115,15 @@ static Node *lookup(Lower *L, const Expr *e)
 		                       "layers or nodes to make one");
 		return NULL;
 	}
-	const char *near = did_you_mean(e->name, L->names, L->n);
+	/* the candidates: every name of the model, those not yet in scope too */
+	const Model *m = L->m;
+	const char **cands =
+	    arena_alloc(L->g->A, (size_t)(L->n + m->ndefs + 1) * sizeof *cands);
+	if (L->n)
+		memcpy(cands, L->names, (size_t)L->n * sizeof *cands);
+	for (int i = 0; i < m->ndefs; i++)
+		cands[L->n + i] = m->defs[i].name;
+	const char *near = did_you_mean(e->name, cands, L->n + m->ndefs);
 	if (near)
 		error_at(L->d, e->loc, "unknown name '%s'; did you mean '%s'?", e->name, near);
 	else
@@ -180,6 +189,11 @@ Node *lower_expr(Lower *L, const Expr *e)
 	g->cur_loc = e->loc;
 	switch (e->kind) {
 	case EX_NUM:
+		if (!isfinite(e->num)) {
+			error_at(L->d, e->loc, "'%s' is not a finite number",
+			         e->text ? e->text : "?");
+			return NULL;
+		}
 		return ir_scalar(g, e->num);
 	case EX_NAME:
 		return lookup(L, e);
@@ -292,8 +306,14 @@ static int training(Graph *g, Lower *L, Node *loss)
 	Node **got = arena_alloc(A, (size_t)(nw + 1) * sizeof *got);
 	if (ad_backward(g, loss, wrt, nw, got) < 0)
 		return -1;
-	for (int k = 0; k < nw; k++)
+	for (int k = 0; k < nw; k++) {
 		grads[which[k]] = got[k];
+		if (!got[k])
+			warn_at(L->d, g->params[which[k]].loc,
+			        "parameter '%s' does not affect the loss; it will not be "
+			        "trained",
+			        g->params[which[k]].name);
+	}
 	for (int i = 0; i < g->nparams; i++) {
 		/* a parameter the loss does not reach has gradient 0 */
 		Node *gi = grads[i] ? grads[i] : ir_const(g, 0, g->params[i].sh);
@@ -312,10 +332,93 @@ static int training(Graph *g, Lower *L, Node *loss)
 	return 0;
 }
 
+/* Inputs and nodes that neither the loss nor the output is computed from, in either
+ * mode (L, E: the lowerings; their scopes hold inputs, parameters, then the nodes). */
+static void warn_unused(Graph *g, const Lower *L, const Lower *E, Node *const *roots,
+                        int nroots)
+{
+	const Model *m = L->m;
+	char *seen = arena_alloc(g->A, (size_t)g->n + 1);
+	for (int i = 0; i < nroots; i++)
+		if (roots[i])
+			seen[roots[i]->id] = 1;
+	for (int i = g->n - 1; i >= 0; i--) /* creation order is topological */
+		for (int k = 0; seen[i] && k < g->nodes[i]->nin; k++)
+			seen[g->nodes[i]->in[k]->id] = 1;
+	for (int k = 0; k < m->ninputs; k++)
+		if (!seen[L->vals[k]->id] && (!E || !seen[E->vals[k]->id]))
+			warn_at(L->d, m->inputs[k].loc, "input '%s' is never used",
+			        m->inputs[k].name);
+	int base = m->ninputs + m->nparams;
+	for (int i = 0; i < m->ndefs; i++) {
+		const Def *df = &m->defs[i];
+		Node *v = L->vals[base + i], *ev = E ? E->vals[base + i] : NULL;
+		if (!seen[v->id] && (!ev || !seen[ev->id]) &&
+		    (!m->output || strcmp(m->output, df->name)))
+			warn_at(L->d, df->loc, "the value of node '%s' is never used",
+			        df->name);
+	}
+}
+
+/* Parameters and their gradients, optimizer state, io slots and the largest function's
+ * workspace must fit in MAX_BYTES; past it, the error names the largest tensor. Every
+ * value is at most MAX_ELEMS (graph.c), so the sums do not overflow. */
+static int check_memory(Graph *g, Diags *d, const Model *m)
+{
+	int64_t fixed = 2 * g->param_floats + g->state_floats, bound = 0;
+	for (int i = 0; i < g->nios; i++)
+		fixed += shape_numel(&g->ios[i].sh);
+	for (int i = 0; i < g->n && bound <= MAX_BYTES;
+	     i++) /* all in the workspace at once */
+		if (!(opinfo[g->nodes[i]->op].flags & (OPF_LEAF | OPF_VIEW)))
+			bound += shape_numel(&g->nodes[i]->sh);
+	if ((fixed + bound) * 4 <= MAX_BYTES)
+		return 0;
+	Plan *worst = NULL;
+	for (int f = 0; f < FN_COUNT; f++) {
+		Plan *p = g->fns[f].defined ? plan_fn(g, (FnKind)f) : NULL;
+		if (p && (!worst || p->nwork > worst->nwork))
+			worst = p;
+	}
+	int64_t total = fixed + (worst ? worst->nwork : 0);
+	if (total * 4 <= MAX_BYTES)
+		return 0;
+	const Tensor *bp = NULL;
+	const Node *bn = NULL;
+	for (int i = 0; i < g->nparams; i++)
+		if (!bp || shape_numel(&g->params[i].sh) > shape_numel(&bp->sh))
+			bp = &g->params[i];
+	for (int k = 0; worst && k < worst->n; k++)
+		if (!bn || shape_numel(&worst->order[k]->sh) > shape_numel(&bn->sh))
+			bn = worst->order[k];
+	char s[160];
+	int node = bn && (!bp || shape_numel(&bn->sh) > shape_numel(&bp->sh));
+	const Shape *sh = node ? &bn->sh : &bp->sh;
+	SrcLoc at = node ? bn->loc : bp->loc;
+	if (!at.file)
+		at = (SrcLoc){m->file, 0, 0};
+	error_at(
+	    d, at,
+	    "the model needs %.1f GiB for its parameters, gradients, optimizer state and "
+	    "workspace, more than the limit of %lld GiB; the largest tensor is %s%s%s %s "
+	    "(%.1f GiB)",
+	    (double)total * 4 / (1 << 30), (long long)(MAX_BYTES >> 30),
+	    node ? (bn->label ? "the value of '" : "a value") : "parameter '",
+	    node ? (bn->label ? bn->label : "") : bp->name, node && !bn->label ? "" : "'",
+	    shape_str(sh, s, sizeof s), (double)shape_numel(sh) * 4 / (1 << 30));
+	return -1;
+}
+
 Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch)
 {
 	Graph *g = ir_new(A, d);
 	Lower L = {.g = g, .d = d, .m = m, .train = 1, .batch = m->ninputs ? batch : 0};
+	if (m->ninputs && (batch < 1 || batch > MAX_BATCH)) {
+		error_at(d, (SrcLoc){m->file, 0, 0},
+		         "batch size %lld is out of range: it must be from 1 to %lld",
+		         (long long)batch, (long long)MAX_BATCH);
+		return NULL;
+	}
 	add_ios(g, m, batch);
 	if (g->io_weight >= 0)
 		L.mask = ir_input(g, g->io_weight);
@@ -324,8 +427,9 @@ Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch)
 		return NULL;
 	Node *eloss = loss;
 	eout = out;
+	Lower E = {0};
 	if (L.mode_dependent) { /* the evaluation graph: dropout off, running statistics */
-		Lower E = L;
+		E = L;
 		E.train = 0;
 		E.nupdates = 0;
 		E.updates = NULL;
@@ -335,7 +439,9 @@ Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch)
 			return NULL;
 	}
 	functions(g, &L, loss, out, eloss, eout);
-	if (training(g, &L, loss) < 0 || d->nerr)
+	Node *roots[] = {loss, out, eloss, eout};
+	warn_unused(g, &L, L.mode_dependent ? &E : NULL, roots, 4);
+	if (training(g, &L, loss) < 0 || d->nerr || check_memory(g, d, m) < 0)
 		return NULL;
 	return g;
 }

@@ -9,6 +9,7 @@
  *   descent plot LOG.csv -o PLOT.svg
  *   descent grad MODEL.yaml --params P --inputs B --out G
  *   descent compile MODEL.yaml -o OUT [--header H] [--emit KIND] [--target T] [--cpu C]
+ *   descent gradcheck MODEL.yaml [--batch B] [--seed S] [--params P] [--tolerance T]
  *   descent ir MODEL.yaml [--stage S] [--fn F] [--grad P] [--format text|dot] [-o F] [--stats]
  *
  * Only this file decides to exit; the library reports diagnostics and returns.
@@ -36,6 +37,7 @@ typedef struct Opts {
 	const char *resume, *ckpt_dir, *log, *plot, *data_x, *data_y, *input, *label;
 	int64_t max_steps, accumulate, ckpt_every;
 	double val_split;
+	double tolerance; /* gradcheck */
 	int opt_level;
 } Opts;
 
@@ -57,6 +59,9 @@ static void usage(FILE *f)
 	           "       descent compile MODEL.yaml -o OUT [--header OUT.h] [--batch B]\n"
 	           "                    [--emit obj|asm|llvm|bc|shared] [--target TRIPLE] [--cpu CPU]\n"
 	           "                    [--prefix NAME]\n"
+	           "       descent bench MODEL.yaml [--batch B] [--steps N]\n"
+	           "       descent gradcheck MODEL.yaml [--batch B] [--seed S] [--params P.safetensors]\n"
+	           "                    [--tolerance T]\n"
 	           "       descent ir MODEL.yaml [--stage spec|graph|backward|optimized|kernels|llvm|asm]\n"
 	           "                    [--fn forward|evaluate|grad|step|train_step] [--grad PARAM]\n"
 	           "                    [--format text|dot] [-o FILE(.txt|.dot|.svg|.png)] [--stats]\n");
@@ -126,7 +131,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 		                  : !strcmp(a, "--input")  ? &o->input
 		                  : !strcmp(a, "--label")  ? &o->label
 		                                           : NULL;
-		if ((iv || sv || !strcmp(a, "--lr") || !strcmp(a, "--validation-split")) && !v) {
+		if ((iv || sv || !strcmp(a, "--lr") || !strcmp(a, "--validation-split") ||
+		     !strcmp(a, "--tolerance")) && !v) {
 			fprintf(stderr, "descent: error: %s needs a value\n", a);
 			return -1;
 		}
@@ -145,6 +151,17 @@ static int parse_args(int argc, char **argv, Opts *o)
 				fprintf(stderr,
 				        "descent: error: --lr takes a positive number, "
 				        "got '%s'\n",
+				        v);
+				return -1;
+			}
+			i++;
+		} else if (!strcmp(a, "--tolerance")) {
+			char *end;
+			o->tolerance = strtod(v, &end);
+			if (*end || !(o->tolerance > 0) || !isfinite(o->tolerance)) {
+				fprintf(stderr,
+				        "descent: error: --tolerance takes a positive "
+				        "number, got '%s'\n",
 				        v);
 				return -1;
 			}
@@ -291,6 +308,52 @@ static int load_csv(const char *path, const char *label, char delim, int header,
 	return rc;
 }
 
+/* Class labels (integers, [batch, C] scores) name one of the C classes. */
+static int labels_fit(const Model *m, const rt_program *p, const DataSource *src,
+                      const char *split, const rt_tensor *y, const char *path)
+{
+	if (p->io_output < 0 || p->io[p->io_output].rank != 2 || y->dtype != RT_I32 ||
+	    y->stride != 1)
+		return 1;
+	int64_t C = p->io[p->io_output].shape[1];
+	const int32_t *v = y->data;
+	for (int64_t i = 0; i < y->n; i++)
+		if (v[i] < 0 || v[i] >= C) {
+			if (src)
+				fprintf(stderr, "%s:%d:%d: error: data.%s: ", m->file,
+				        src[m->y].loc.line, src[m->y].loc.col, split);
+			else
+				fprintf(stderr, "descent: error: ");
+			fprintf(stderr,
+			        "%s: label %d of example %lld is not one of the %lld classes "
+			        "of the output (0 to %lld)\n",
+			        src ? src[m->y].path : path, v[i], (long long)i,
+			        (long long)C, (long long)C - 1);
+			return 0;
+		}
+	return 1;
+}
+
+/* A data file's examples hold as many values as the input they feed (a [batch] target
+ * fits [batch, 1]); if not, an error at the file's place in the model. */
+static int example_fits(const Model *m, const char *split, int k, const DataSource *src,
+                        const rt_tensor *t)
+{
+	const ModelInput *in = &m->inputs[k];
+	Shape want = {in->rank - 1, {0}}, got = shape_of(t->rank, t->dims);
+	for (int i = 1; i < in->rank; i++)
+		want.d[i - 1] = in->dims[i];
+	if (shape_numel(&want) == t->stride)
+		return 1;
+	char a[128], b[128];
+	fprintf(stderr,
+	        "%s:%d:%d: error: data.%s: %s holds examples of shape %s; input '%s' "
+	        "takes %s\n",
+	        m->file, src->loc.line, src->loc.col, split, src->path,
+	        shape_str(&got, a, sizeof a), in->name, shape_str(&want, b, sizeof b));
+	return 0;
+}
+
 static int load_split(const Model *m, const DataSource *src, const char *split,
                       rt_tensor *x, rt_tensor *y)
 {
@@ -309,8 +372,20 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
 	            load_file(sy->kind, sy->path, sy->scale, labels, y, err, sizeof err)
 	        ? -1
 	        : 0;
-	if (rc < 0) {
+	if (rc == 0 && (!example_fits(m, split, m->x, sx, x) ||
+	                !example_fits(m, split, m->y, sy, y)))
+		rc = -1;
+	else if (rc == 0 && x->n != y->n) { /* two files that do not belong together */
+		fprintf(stderr,
+		        "%s:%d:%d: error: data.%s: %s has %lld %s but %s has %lld %s\n",
+		        m->file, sy->loc.line, sy->loc.col, split, sx->path,
+		        (long long)x->n, x->rank >= 2 ? "images" : "examples", sy->path,
+		        (long long)y->n, labels ? "labels" : "targets");
+		rc = -1;
+	} else if (rc < 0) {
 		fprintf(stderr, "descent: error: %s\n", err);
+	}
+	if (rc < 0) {
 		rt_tensor_free(x);
 		rt_tensor_free(y);
 		return -1;
@@ -352,6 +427,14 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 		if (!rc && y)
 			rc = load_file(has_suffix(ypath, ".npy") ? SRC_NPY : SRC_IDX,
 			               ypath, 1, labels, y, err, sizeof err);
+		if (!rc && y && x->n != y->n) {
+			snprintf(err, sizeof err, "%s has %lld %s but %s has %lld %s",
+			         xpath, (long long)x->n,
+			         x->rank >= 2 ? "images" : "examples", ypath,
+			         (long long)y->n, labels ? "labels" : "targets");
+			rt_tensor_free(y);
+			rc = -1;
+		}
 	}
 	if (rc < 0) {
 		fprintf(stderr, "descent: error: %s\n", err);
@@ -472,6 +555,9 @@ static int run_data(Run *r)
 	r->classifier = p->io_output >= 0 && p->io[p->io_output].rank == 2 &&
 	                p->io[p->io_output].shape[1] > 1 &&
 	                p->io[p->io_y].dtype == RT_I32;
+	if (!labels_fit(m, p, m->train, "train", &r->ytr, NULL) ||
+	    (r->has_test && !labels_fit(m, p, m->test, "test", &r->yte, NULL)))
+		return -1;
 	return 0;
 }
 
@@ -803,11 +889,14 @@ static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
 		fprintf(stderr, "%s: error: evaluating: %s\n", m->file, err);
 		goto done;
 	}
+	double train_loss = r.log.n ? r.log.rows[r.log.n - 1].v[LOG_TRAIN_LOSS] : NAN;
 	if (r.has_test)
 		printf("final test accuracy %.4f (loss %.4f) after %.1f s of training\n",
 		       te.accuracy, te.loss, r.t->seconds);
+	else if (r.log.n)
+		printf("final train loss %.4f after %.1f s of training\n", train_loss,
+		       r.t->seconds);
 	status = 0;
-	double train_loss = r.log.n ? r.log.rows[r.log.n - 1].v[LOG_TRAIN_LOSS] : NAN;
 	if (o->report &&
 	    write_report(o->report, m, &te, r.t->seconds,
 	                 r.t->seconds > 0 ? (double)r.s->step / r.t->seconds : 0,
@@ -878,6 +967,7 @@ static int cmd_train(const Opts *o, Diags *d, Arena *A)
 	Compiled *c = compile_model(d, m, m->batch, &co);
 	if (!c)
 		return 1;
+	diag_flush(d, stderr); /* the model's warnings, before training */
 	int status = m->ninputs ? train_loop(o, d, m, c) : train_steps(o, m, c);
 	compiled_free(c);
 	return status;
@@ -968,6 +1058,9 @@ static int cmd_eval(const Opts *o, Diags *d, Arena *A)
 	if (!(c = compile_for_use(o, d, m)) || !(s = session_with_params(o, m, c, &f)))
 		goto done;
 	rt_metrics mm;
+	if (!labels_fit(m, &c->prog, o->data_x ? NULL : m->test, "test", &y,
+	                o->data_y ? o->data_y : o->data_x))
+		goto done;
 	if (rt_evaluate(s, &x, &y, &mm, err, sizeof err) < 0) {
 		fprintf(stderr, "descent: error: %s: %s\n", what, err);
 		goto done;
@@ -1207,6 +1300,20 @@ static int cmd_compile(const Opts *o, Diags *d, Arena *A)
 	return 0;
 }
 
+/* The model's compiled gradients against float64 central differences (gradcheck.c):
+ * one line per parameter; status 1 when one is past --tolerance. */
+static int cmd_gradcheck(const Opts *o, Diags *d, Arena *A)
+{
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	GradcheckOpts go = {o->batch > 0 ? o->batch : 0,
+	                    o->seed >= 0 ? (uint64_t)o->seed : m->seed, o->params,
+	                    o->tolerance, o->opt_level};
+	int rc = gradcheck(d, m, &go, stdout);
+	return rc < 0 ? 1 : rc;
+}
+
 /* A picture of the graph: Graphviz's dot renders the DOT text to SVG (or PNG, PDF). */
 static int render(const char *dot_path, const char *out)
 {
@@ -1227,6 +1334,16 @@ static int render(const char *dot_path, const char *out)
 
 /* descent ir: text or Graphviz of any stage, to stdout or -o FILE (.svg/.png/.pdf are
  * rendered with Graphviz). */
+/* descent bench: steps/s, GFLOP/s and the share of the FMA peak for train_step. */
+static int cmd_bench(const Opts *o, Diags *d, Arena *A)
+{
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	BenchOpts bo = {o->batch > 0 ? o->batch : 0, o->steps > 0 ? o->steps : 0, 1, o->opt_level, 0};
+	return bench_run(d, m, &bo, stdout) < 0;
+}
+
 static int cmd_ir(const Opts *o, Diags *d, Arena *A)
 {
 	InspectOpts io = {ST_BACKWARD, -1, o->grad, 0, o->stats, o->opt_level, o->batch};
@@ -1296,6 +1413,8 @@ int main(int argc, char **argv)
 	                                             : !strcmp(argv[1], "predict") ? cmd_predict
 	                                             : !strcmp(argv[1], "plot") ? cmd_plot
 	                                             : !strcmp(argv[1], "compile") ? cmd_compile
+	                                             : !strcmp(argv[1], "bench") ? cmd_bench
+	                                             : !strcmp(argv[1], "gradcheck") ? cmd_gradcheck
 	                                             : !strcmp(argv[1], "ir")   ? cmd_ir
 	                                                                        : NULL;
 	if (!cmd) {

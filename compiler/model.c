@@ -129,19 +129,22 @@ static void parse_shape(Ctx *c, ModelInput *in, const Spec *sh)
 		         in->name, sh->n, MAXRANK);
 		return;
 	}
-	/* every product of dims with a batch size must fit an int64 */
-	int64_t numel = INT64_C(1) << 20;
+	/* one example within the limit of one value; times the batch, lowering checks */
+	int64_t numel = 1;
 	int ok = 1;
 	for (int i = 1; i < sh->n; i++) {
 		const char *what = arena_printf(c->A, "%s.shape[%d]", in->name, i);
 		if (spec_int(c->d, sh->items[i], what, 1, INT64_C(1) << 31, &in->dims[i]))
 			ok = 0;
-		else if (ok && !mul_ok(numel, in->dims[i], &numel)) {
-			error_at(c->d, sh->loc,
-			         "input '%s' has too many elements per example",
-			         in->name);
-			ok = 0;
-		}
+		else
+			numel = mul_sat(numel, in->dims[i]);
+	}
+	if (ok && numel > MAX_ELEMS) {
+		error_at(c->d, sh->loc,
+		         "input '%s' has more than %lld elements per example (16 GiB), "
+		         "the limit for one value",
+		         in->name, (long long)MAX_ELEMS);
+		ok = 0;
 	}
 	if (ok) {
 		in->rank = sh->n;
@@ -212,8 +215,18 @@ static void parse_param(Ctx *c, const Spec *key, const Spec *val, ParamDecl *p)
 		if (v->n > MAXRANK)
 			error_at(c->d, v->loc, "parameter '%s' has %d dimensions; at most %d",
 			         p->name, v->n, MAXRANK);
-		for (int i = 0; i < v->n && i < MAXRANK; i++)
-			spec_int(c->d, v->items[i], "shape", 1, INT64_C(1) << 31, &p->dims[i]);
+		int64_t numel = 1;
+		int ok = 1;
+		for (int i = 0; i < v->n && i < MAXRANK; i++) {
+			ok &= !spec_int(c->d, v->items[i], "shape", 1, INT64_C(1) << 31,
+			                &p->dims[i]);
+			numel = mul_sat(numel, p->dims[i]);
+		}
+		if (ok && numel > MAX_ELEMS)
+			error_at(c->d, v->loc,
+			         "parameter '%s' has more than %lld elements (16 GiB), "
+			         "the limit for one value",
+			         p->name, (long long)MAX_ELEMS);
 		p->rank = v->n < MAXRANK ? v->n : MAXRANK;
 	}
 	if ((v = spec_get(val, "init"))) {
@@ -327,7 +340,7 @@ static void parse_layer(Ctx *c, const Spec *item, const char **prev)
 	call->loc = kind->loc;
 	const Spec *nm = val ? spec_get(val, "name") : NULL;
 	call->nargs = layer_args(c, val ? spec_get(val, "with") : NULL, *prev, kind->loc, &call->args);
-	int nkw = 0;
+	int nkw = 0, bad = 0;
 	call->kwnames = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwnames + 1);
 	call->kwargs = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwargs + 1);
 	call->kwlocs = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwlocs + 1);
@@ -336,8 +349,10 @@ static void parse_layer(Ctx *c, const Spec *item, const char **prev)
 		if (!strcmp(k, "name") || !strcmp(k, "with"))
 			continue;
 		Expr *v = setting(c, val->items[i]);
-		if (!v)
+		if (!v) {
+			bad = 1;
 			continue;
+		}
 		call->kwlocs[nkw] = val->keys[i]->loc;
 		call->kwnames[nkw] = k;
 		call->kwargs[nkw++] = v;
@@ -349,7 +364,8 @@ static void parse_layer(Ctx *c, const Spec *item, const char **prev)
 		check_ident(c, nm, "layer");
 	if (!name)
 		name = auto_name(c, f && f->prefix ? f->prefix : kind->str);
-	new_def(c, name, item->loc, call);
+	/* a setting already reported: checking the call would only add "needs 'units'" */
+	new_def(c, name, item->loc, bad ? NULL : call);
 	*prev = name;
 }
 
@@ -378,10 +394,159 @@ static void parse_nodes(Ctx *c, const Spec *s)
 	m->defs = arena_alloc(c->A, (size_t)(s->n + 1) * sizeof *m->defs);
 	for (int i = 0; i < s->n; i++) {
 		check_ident(c, s->keys[i], "node");
-		Expr *e = expr_from_spec(c->A, c->d, s->items[i]);
-		if (e)
-			new_def(c, s->keys[i]->str, s->keys[i]->loc, e);
+		/* a broken expression keeps its node's name: uses of it are known */
+		new_def(c, s->keys[i]->str, s->keys[i]->loc,
+		        expr_from_spec(c->A, c->d, s->items[i]));
 	}
+}
+
+/* ---- the graph form in any order ---- */
+
+typedef struct Sorter {
+	Ctx *c;
+	int *slot, cap; /* open addressing: def index + 1 by name, 0 empty */
+	int **deps, *ndeps;
+} Sorter;
+
+static uint32_t name_hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+/* The def named by the first n bytes of s, or -1. */
+static int def_named(const Sorter *st, const char *s, size_t n)
+{
+	const Def *defs = st->c->m->defs;
+	for (uint32_t k = name_hash(s, n) & (uint32_t)(st->cap - 1); st->slot[k];
+	     k = (k + 1) & (uint32_t)(st->cap - 1)) {
+		const char *nm = defs[st->slot[k] - 1].name;
+		if (!strncmp(nm, s, n) && !nm[n])
+			return st->slot[k] - 1;
+	}
+	return -1;
+}
+
+/* The def a name refers to: a node ("h1"), or the node that made a parameter
+ * ("fc1.weight", "h_2.bias" for the second layer of node h). */
+static int def_of_name(const Sorter *st, const char *name)
+{
+	const char *dot = strchr(name, '.');
+	if (!dot)
+		return def_named(st, name, strlen(name));
+	size_t n = (size_t)(dot - name);
+	int k = def_named(st, name, n);
+	for (size_t u = n; k < 0 && u >= 2 && name[u - 1] >= '0' && name[u - 1] <= '9';
+	     u--)
+		if (name[u - 2] == '_')
+			k = def_named(st, name, u - 2);
+	return k;
+}
+
+/* The defs an expression uses: names among its values, not its settings (units=..). */
+static void collect_deps(Sorter *st, int i, const Expr *e, int *cap)
+{
+	if (!e)
+		return;
+	int k = e->kind == EX_NAME ? def_of_name(st, e->name) : -1;
+	if (k >= 0) {
+		if (st->ndeps[i] == *cap) {
+			int *nd = arena_alloc(st->c->A,
+			                      (size_t)(*cap ? 2 * *cap : 4) * sizeof *nd);
+			if (st->ndeps[i])
+				memcpy(nd, st->deps[i],
+				       (size_t)st->ndeps[i] * sizeof *nd);
+			st->deps[i] = nd;
+			*cap = *cap ? 2 * *cap : 4;
+		}
+		st->deps[i][st->ndeps[i]++] = k;
+	}
+	for (int a = 0; a < e->nargs; a++)
+		collect_deps(st, i, e->args[a], cap);
+}
+
+/* "h1 -> h2 -> h3 -> h1": the cycle in the order values flow, from its first node in
+ * the file, reported there. path[0..n) are defs each using the next, the last using
+ * path[0]. */
+static void report_cycle(Ctx *c, const int *path, int n)
+{
+	int first = 0;
+	for (int i = 1; i < n; i++)
+		if (path[i] < path[first])
+			first = i;
+	const Def *defs = c->m->defs;
+	char *s = arena_strdup(c->A, defs[path[first]].name);
+	/* values flow against uses: path[i] flows into path[i - 1] */
+	for (int k = 1; k <= n; k++)
+		s = arena_printf(c->A, "%s -> %s", s,
+		                 defs[path[((first - k) % n + n) % n]].name);
+	error_at(c->d, defs[path[first]].loc, "the nodes form a cycle: %s", s);
+}
+
+/* Orders the graph form's defs so that each comes after the defs it uses, keeping the
+ * file's order where it is free (a depth-first walk in file order, emitting what a def
+ * uses before it); a cycle is an error. Iterative: chains may be long. */
+static void sort_defs(Ctx *c)
+{
+	Model *m = c->m;
+	int n = m->ndefs;
+	if (n < 1)
+		return;
+	Sorter st = {.c = c, .cap = 16};
+	while (st.cap < 2 * n)
+		st.cap *= 2;
+	st.slot = arena_alloc(c->A, (size_t)st.cap * sizeof *st.slot);
+	for (int i = 0; i < n; i++) {
+		uint32_t k = name_hash(m->defs[i].name, strlen(m->defs[i].name)) &
+		             (uint32_t)(st.cap - 1);
+		while (st.slot[k])
+			k = (k + 1) & (uint32_t)(st.cap - 1);
+		st.slot[k] = i + 1;
+	}
+	st.deps = arena_alloc(c->A, (size_t)n * sizeof *st.deps);
+	st.ndeps = arena_alloc(c->A, (size_t)n * sizeof *st.ndeps);
+	for (int i = 0; i < n; i++) {
+		int cap = 0;
+		collect_deps(&st, i, m->defs[i].e, &cap);
+	}
+	char *state = arena_alloc(c->A, (size_t)n); /* 0 new, 1 on the path, 2 done */
+	int *path = arena_alloc(c->A, (size_t)n * sizeof *path);
+	int *next = arena_alloc(c->A, (size_t)n * sizeof *next); /* next dep to visit */
+	Def *out = arena_alloc(c->A, (size_t)(n + 1) * sizeof *out);
+	int nout = 0;
+	for (int root = 0; root < n; root++) {
+		if (state[root])
+			continue;
+		int top = 0;
+		path[top++] = root;
+		state[root] = 1;
+		next[root] = 0;
+		while (top) {
+			int i = path[top - 1];
+			if (next[i] == st.ndeps[i]) {
+				state[i] = 2;
+				out[nout++] = m->defs[i];
+				top--;
+				continue;
+			}
+			int j = st.deps[i][next[i]++];
+			if (state[j] == 1) {
+				int from = top - 1;
+				while (path[from] != j)
+					from--;
+				report_cycle(c, path + from, top - from);
+				return;
+			}
+			if (!state[j]) {
+				state[j] = 1;
+				next[j] = 0;
+				path[top++] = j;
+			}
+		}
+	}
+	memcpy(m->defs, out, (size_t)n * sizeof *out);
 }
 
 /* Node names are unique and differ from inputs and parameters. */
@@ -985,6 +1150,11 @@ static void parse_data(Ctx *c, const Spec *s)
 	const Spec *v;
 	if (!keys_ok(c, s, "data", data_keys) || !c->inputs_ok)
 		return;
+	if (!m->ninputs) { /* and c->names is NULL */
+		error_at(c->d, s->loc,
+		         "'data' feeds the model's inputs, and this model has none");
+		return;
+	}
 	if ((v = spec_get(s, "train"))) {
 		m->train = parse_set(c, v, "data.train");
 		m->has_train = 1;
@@ -1102,7 +1272,10 @@ Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 		parse_layers(&c, s);
 	else if ((s = spec_get(root, "nodes")))
 		parse_nodes(&c, s);
+	int named = d->nerr;
 	check_def_names(&c);
+	if (spec_get(root, "nodes") && !spec_get(root, "layers") && d->nerr == named)
+		sort_defs(&c); /* names that clash would make false cycles */
 	if ((s = spec_get(root, "output")) && !spec_str(d, s, "output", &m->output))
 		m->output_loc = s->loc;
 	else if (m->ndefs)

@@ -3,7 +3,9 @@
  * Requires: a graph whose function fn has its outputs. Leaves live in the buffers they
  * name (parameters, gradients, optimizer state, hyperparameters, io slots); constants
  * live nowhere (codegen inlines them, also through views); views (OPF_VIEW) share their
- * input's buffer; every other node gets its own span of the workspace, 64-byte aligned.
+ * input's buffer. A pointwise node used once by a pointwise node of its shape is fused:
+ * computed in its user's loop, never stored. Every other node gets a span of the
+ * workspace, 64-byte aligned, reused once the last loop reading it has run.
  */
 #include <string.h>
 
@@ -38,30 +40,165 @@ static Buf leaf_buf(Graph *g, Node *n)
 	}
 }
 
+/* Pointwise ops compute element i from element i (with broadcasting) of their inputs:
+ * a chain of them can run as one loop. */
+static int pointwise(const Node *n)
+{
+	return (opinfo[n->op].flags & OPF_ELEMWISE) || n->op == OP_BROADCAST;
+}
+
+/* The node that owns the memory n's values are in (views share their input's). */
+static Node *owner(Node *n)
+{
+	while (opinfo[n->op].flags & OPF_VIEW)
+		n = n->in[0];
+	return n;
+}
+
+/* Fusion: a pointwise node used once, by a pointwise node of its own shape, is
+ * computed inside its user's loop and never stored. */
+static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
+{
+	const Fn *f = &g->fns[fn];
+	for (int i = 0; i < f->nouts; i++)
+		nuse[f->outs[i].node->id] += 2; /* an output is stored */
+	for (int i = 0; i < g->n; i++) {
+		Node *n = g->nodes[i];
+		if (!p->live[i])
+			continue;
+		for (int k = 0; k < n->nin; k++) {
+			nuse[n->in[k]->id]++;
+			user[n->in[k]->id] = n;
+		}
+	}
+	for (int i = 0; i < g->n; i++) {
+		Node *n = g->nodes[i], *u = user[i];
+		p->inl[i] = p->live[i] && nuse[i] == 1 && pointwise(n) && pointwise(u) &&
+		            shape_eq(&n->sh, &u->sh) && n->dt == DT_F32;
+	}
+}
+
+/* Position in the order of the loop that computes n's values (its user's, if fused). */
+static int position(const Plan *p, Node **user, const int *pos, Node *n)
+{
+	while (p->inl[n->id])
+		n = user[n->id];
+	return pos[n->id];
+}
+
+/* Floats of workspace a node needs: its values, 64-byte aligned, plus scratch for its
+ * kernel: a matmul's transposed operand, a convolution's patches (im2col). */
+static int64_t footprint(const Node *n)
+{
+	int64_t size = (shape_numel(&n->sh) + 15) & ~(int64_t)15;
+	if (n->op == OP_MATMUL && n->a[1] && (n->a[0] || n->in[0]->sh.d[1] < 16))
+		size += (shape_numel(&n->in[1]->sh) + 15) & ~(int64_t)15;
+	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA || n->op == OP_CONV2D_BWD_FILTER) {
+		/* im2col: C*KH*KW rows of OH*OW positions, for one image */
+		const Shape *x = n->op == OP_CONV2D_BWD_DATA ? &n->sh : &n->in[0]->sh;
+		const Shape *w = n->op == OP_CONV2D_BWD_FILTER ? &n->sh : &n->in[1]->sh;
+		const Shape *y = n->op == OP_CONV2D ? &n->sh : n->op == OP_CONV2D_BWD_DATA ? &n->in[0]->sh : &n->in[1]->sh;
+		size += x->d[1] * w->d[2] * w->d[3] * y->d[2] * y->d[3];
+	}
+	return size;
+}
+
+/* First-fit allocation of workspace spans, freed after their last reader's loop. */
+typedef struct Span {
+	int64_t off, size;
+} Span;
+
+static int64_t take(Span *free, int *nfree, int64_t size, int64_t *top)
+{
+	for (int i = 0; i < *nfree; i++)
+		if (free[i].size >= size) {
+			int64_t off = free[i].off;
+			free[i].off += size, free[i].size -= size;
+			if (!free[i].size)
+				free[i] = free[--*nfree];
+			return off;
+		}
+	int64_t off = *top;
+	*top += size;
+	return off;
+}
+
+static void give(Span *free, int *nfree, int64_t off, int64_t size)
+{
+	for (int i = 0; i < *nfree; i++) { /* merge with a neighbour */
+		if (free[i].off + free[i].size == off) {
+			free[i].size += size;
+			return;
+		}
+		if (off + size == free[i].off) {
+			free[i].off = off, free[i].size += size;
+			return;
+		}
+	}
+	free[(*nfree)++] = (Span){off, size};
+}
+
+/* Workspace by liveness: a node's span is reused once the last loop reading it (directly,
+ * through a view, or through a fused user) has run. Outputs live to the end. */
+static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
+{
+	int *pos = arena_alloc(g->A, (size_t)g->n * sizeof *pos), *last = arena_alloc(g->A, (size_t)g->n * sizeof *last);
+	for (int k = 0; k < p->n; k++)
+		pos[p->order[k]->id] = k;
+	for (int i = 0; i < g->n; i++)
+		last[i] = -1;
+	for (int i = 0; i < g->n; i++) {
+		Node *n = g->nodes[i];
+		if (!p->live[i] || (opinfo[n->op].flags & OPF_LEAF))
+			continue;
+		int at = (opinfo[n->op].flags & OPF_VIEW) ? -1 : position(p, user, pos, n);
+		for (int k = 0; k < n->nin && at >= 0; k++) {
+			Node *o = owner(n->in[k]);
+			last[o->id] = last[o->id] > at ? last[o->id] : at;
+		}
+	}
+	for (int i = 0; i < g->fns[fn].nouts; i++)
+		last[owner(g->fns[fn].outs[i].node)->id] = p->n;
+	Span *free = arena_alloc(g->A, (size_t)(p->n + 1) * 2 * sizeof *free);
+	int nfree = 0;
+	for (int k = 0; k < p->n; k++) {
+		Node *n = p->order[k];
+		p->buf[n->id] = (Buf){BUF_WORK, take(free, &nfree, footprint(n), &p->nwork)};
+		for (int j = 0; j <= k; j++) { /* spans whose last reader was loop k */
+			Node *m = p->order[j];
+			if (last[m->id] == k)
+				give(free, &nfree, p->buf[m->id].off, footprint(m));
+		}
+	}
+}
+
 Plan *plan_fn(Graph *g, FnKind fn)
 {
 	Plan *p = arena_alloc(g->A, sizeof *p);
 	p->fn = fn;
 	p->buf = arena_alloc(g->A, (size_t)g->n * sizeof *p->buf);
 	p->order = arena_alloc(g->A, (size_t)g->n * sizeof *p->order);
+	p->inl = arena_alloc(g->A, (size_t)g->n);
 	char *live = p->live = arena_alloc(g->A, (size_t)g->n);
 	for (int i = 0; i < g->fns[fn].nouts; i++)
 		mark_live(g->fns[fn].outs[i].node, live);
+	int *nuse = arena_alloc(g->A, (size_t)g->n * sizeof *nuse);
+	Node **user = arena_alloc(g->A, (size_t)g->n * sizeof *user);
+	fuse(g, fn, p, nuse, user);
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i];
 		if (!live[i])
 			continue;
-		if (opinfo[n->op].flags & OPF_LEAF) {
+		if (opinfo[n->op].flags & OPF_LEAF)
 			p->buf[i] = leaf_buf(g, n);
-			continue;
-		}
-		if (opinfo[n->op].flags & OPF_VIEW) {
+		else if (opinfo[n->op].flags & OPF_VIEW)
 			p->buf[i] = p->buf[n->in[0]->id];
-			continue;
-		}
-		p->buf[i] = (Buf){BUF_WORK, p->nwork};
-		p->nwork += (shape_numel(&n->sh) + 15) & ~(int64_t)15;
-		p->order[p->n++] = n;
+		else if (!p->inl[i])
+			p->order[p->n++] = n;
 	}
+	assign(g, fn, p, user);
+	for (int i = 0; i < g->n; i++) /* views of computed nodes, now placed */
+		if (live[i] && (opinfo[g->nodes[i]->op].flags & OPF_VIEW))
+			p->buf[i] = p->buf[owner(g->nodes[i])->id];
 	return p;
 }

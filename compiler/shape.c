@@ -4,6 +4,8 @@
  * the node's source location naming the shapes involved and returns -1. Ops whose shape
  * is given by the builder (CONST, BROADCAST, RESHAPE) only check it.
  */
+#include <string.h>
+
 #include "dc.h"
 
 #define SHAPE(name) static int infer_##name(Graph *g, Node *n)
@@ -100,14 +102,38 @@ SHAPE(relu) { return unary(g, n); }
 SHAPE(step) { return unary(g, n); }
 SHAPE(stopgrad) { return unary(g, n); }
 
+/* Where an operand comes from, when that is another place than the node itself:
+ * "input 'x'", "parameter 'w'", "'h1' (line 7)"; "" otherwise. */
+static const char *origin(Graph *g, const Node *n, const Node *x)
+{
+	if (x->op == OP_INPUT)
+		return arena_printf(g->A, "input '%s'", g->ios[x->a[0]].name);
+	if (x->op == OP_PARAM)
+		return arena_printf(g->A, "parameter '%s'", g->params[x->a[0]].name);
+	if (!x->label || x->loc.line <= 0 || x->fwd ||
+	    (n->label && !strcmp(x->label, n->label) && x->loc.line == n->loc.line))
+		return "";
+	return arena_printf(g->A, "'%s' (line %d)", x->label, x->loc.line);
+}
+
 static int binary(Graph *g, Node *n)
 {
 	if (need_f32(g, n, n->in[0]) < 0 || need_f32(g, n, n->in[1]) < 0)
 		return -1;
-	if (shape_bcast(&n->in[0]->sh, &n->in[1]->sh, &n->sh) < 0)
-		return fail(g, n, "shapes %s and %s do not broadcast", &n->in[0]->sh,
-		            &n->in[1]->sh);
-	return 0;
+	if (shape_bcast(&n->in[0]->sh, &n->in[1]->sh, &n->sh) == 0)
+		return 0;
+	char sa[128], sb[128];
+	const Shape *a = &n->in[0]->sh, *b = &n->in[1]->sh;
+	const char *oa = origin(g, n, n->in[0]), *ob = origin(g, n, n->in[1]);
+	shape_str(a, sa, sizeof sa);
+	shape_str(b, sb, sizeof sb);
+	if (!*oa && !*ob)
+		error_at(g->diags, n->loc, "shapes %s and %s do not broadcast", sa, sb);
+	else
+		error_at(g->diags, n->loc,
+		         "shapes %s and %s do not broadcast: %s is %s, %s is %s", sa, sb,
+		         sa, *oa ? oa : "made here", sb, *ob ? ob : "made here");
+	return -1;
 }
 
 SHAPE(add) { return binary(g, n); }

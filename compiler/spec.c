@@ -81,6 +81,21 @@ static SrcLoc loc_of_offset(Parser *p, size_t off)
 	return loc;
 }
 
+/* The byte at a mark (libyaml counts lines and characters), or 0. */
+static char char_at(const Parser *p, yaml_mark_t m)
+{
+	size_t i = 0;
+	for (size_t line = 0; line < m.line && i < p->len; i++)
+		line += p->text[i] == '\n';
+	for (size_t col = 0; i < p->len && p->text[i] != '\n'; i++) {
+		if (((unsigned char)p->text[i] & 0xc0) == 0x80)
+			continue;
+		if (col++ == m.column)
+			return p->text[i];
+	}
+	return 0;
+}
+
 static void yaml_error(Parser *p)
 {
 	yaml_parser_t *y = &p->yp;
@@ -97,6 +112,10 @@ static void yaml_error(Parser *p)
 		return;
 	}
 	SrcLoc loc = loc_of(p, y->problem_mark);
+	if (char_at(p, y->problem_mark) == '\t') {
+		error_at(p->d, loc, "a tab character; YAML indents with spaces only");
+		return;
+	}
 	if (y->context)
 		error_at(p->d, loc, "%s (%s at line %d)", problem, y->context,
 		         (int)y->context_mark.line + 1);

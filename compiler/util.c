@@ -269,6 +269,14 @@ void diag_print(const Diags *d, FILE *f)
 	}
 }
 
+void diag_flush(Diags *d, FILE *f)
+{
+	diag_print(d, f);
+	for (int i = 0; i < d->n; i++)
+		free(d->v[i].msg);
+	d->n = 0;
+}
+
 void diags_free(Diags *d)
 {
 	for (int i = 0; i < d->n; i++)
@@ -360,6 +368,12 @@ _Noreturn void dc_die(const char *file, int line, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	abort();
+}
+
+int64_t mul_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+	return mul_ok(a, b, &r) ? r : INT64_MAX;
 }
 
 int mul_ok(int64_t a, int64_t b, int64_t *out)

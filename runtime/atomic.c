@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "descent/runtime.h"
+#include "mem.h"
 
 #define WRITE_MAX ((size_t)1 << 30) /* bytes per write(2) call */
 
@@ -50,14 +51,13 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Makes the rename durable. File systems that cannot sync a directory say EINVAL. */
-static int sync_dir(const char *path, char *err, size_t errlen)
+/* Makes the rename durable. File systems that cannot sync a directory say EINVAL. dir
+ * has room for path's directory name (allocated before anything is written, so that
+ * running out of memory cannot fail a write after its rename). */
+static int sync_dir(const char *path, char *dir, char *err, size_t errlen)
 {
 	const char *slash = strrchr(path, '/');
 	size_t n = slash ? (size_t)(slash - path) : 1;
-	char *dir = malloc(n + 1);
-	if (!dir)
-		return fail(err, errlen, path, "out of memory");
 	if (!slash)
 		strcpy(dir, ".");
 	else if (n == 0)
@@ -73,17 +73,18 @@ static int sync_dir(const char *path, char *err, size_t errlen)
 		          strerror(errno));
 	if (fd >= 0)
 		close(fd);
-	free(dir);
 	return rc;
 }
 
 int rt_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
                     int nparts, char *err, size_t errlen)
 {
+	/* the temporary file's name, then room for the directory's */
 	size_t tlen = strlen(path) + 48;
-	char *tmp = malloc(tlen);
+	char *tmp = rt_alloc(2 * tlen);
 	if (!tmp)
 		return fail(err, errlen, path, "out of memory");
+	char *dir = tmp + tlen;
 	int fd = -1;
 	for (int tries = 0; tries < 100; tries++) {
 		snprintf(tmp, tlen, "%s.tmp-%ld-%u", path, (long)getpid(),
@@ -95,7 +96,7 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 	if (fd < 0) {
 		fail(err, errlen, path, "cannot create temporary file %s: %s", tmp,
 		     strerror(errno));
-		free(tmp);
+		rt_free(tmp);
 		return -1;
 	}
 	int rc = -1;
@@ -122,13 +123,13 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 		     tmp, strerror(errno));
 		goto fail_open;
 	}
-	rc = sync_dir(path, err, errlen);
-	free(tmp);
+	rc = sync_dir(path, dir, err, errlen);
+	rt_free(tmp);
 	return rc;
 fail_open:
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
-	free(tmp);
+	rt_free(tmp);
 	return rc;
 }

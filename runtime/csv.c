@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "descent/runtime.h"
+#include "mem.h"
 
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
 {
@@ -84,7 +85,7 @@ static int append(Csv *c, const char *s, size_t n)
 		size_t cap = c->fcap ? c->fcap : 64;
 		while (cap < c->flen + n + 1)
 			cap *= 2;
-		char *q = realloc(c->f, cap);
+		char *q = rt_realloc(c->f, cap);
 		if (!q)
 			return fail(c->err, c->errlen, c->path, "out of memory");
 		c->f = q;
@@ -193,13 +194,13 @@ static int scan(Csv *c, int header, long long *records)
 				if (k == cap) {
 					cap = cap ? cap * 2 : 16;
 					char **q =
-					    realloc(c->names, (size_t)cap * sizeof *q);
+					    rt_realloc(c->names, (size_t)cap * sizeof *q);
 					if (!q)
 						return fail(c->err, c->errlen, c->path,
 						            "out of memory");
 					c->names = q;
 				}
-				c->names[k] = malloc(c->flen + 1);
+				c->names[k] = rt_alloc(c->flen + 1);
 				if (!c->names[k])
 					return fail(c->err, c->errlen, c->path,
 					            "out of memory");
@@ -361,7 +362,7 @@ static int read_all(const char *path, char **buf, size_t *n, char *err, size_t e
 		fail(err, errlen, path, "not a regular file");
 	else if ((uint64_t)st.st_size >= SIZE_MAX)
 		fail(err, errlen, path, "file is too large for this machine");
-	else if (!(*buf = malloc((size_t)st.st_size + 1)))
+	else if (!(*buf = rt_alloc((size_t)st.st_size + 1)))
 		fail(err, errlen, path, "out of memory (%lld bytes)",
 		     (long long)st.st_size);
 	else if (fread(*buf, 1, (size_t)st.st_size, fp) != (size_t)st.st_size)
@@ -433,9 +434,9 @@ done:
 		rt_tensor_free(y);
 	}
 	for (int i = 0; c.names && i < c.ncols; i++)
-		free(c.names[i]);
-	free(c.names);
-	free(c.f);
-	free(buf);
+		rt_free(c.names[i]);
+	rt_free(c.names);
+	rt_free(c.f);
+	rt_free(buf);
 	return rc;
 }

@@ -1,28 +1,29 @@
 /* Datasets: IDX files (the MNIST family's format) and the per-batch helpers the training
  * loop needs. An IDX file is a 4-byte magic (0, 0, element type, number of dims), the
- * dims as big-endian uint32, then the elements in row-major order. Files are read through
- * zlib's gz* functions, which decompress gzipped files and pass plain ones through
- * unchanged. Everything the header declares is checked before it is trusted: the magic,
- * the rank, each dim, the product (for overflow) and, before the output is allocated,
- * the data size against the file: a plain file's length is known from fstat, a gzipped
- * one's is not, so its declared size is capped at 2 GiB and the count actually
+ * dims as big-endian uint32, then the elements in row-major order. A file that starts
+ * with gzip's magic is inflated with zlib as it is read (zlib allocating through the
+ * runtime's allocator); any other is read as it is. Everything the header declares is
+ * checked before it is trusted: the magic, the rank, each dim, the product (for
+ * overflow) and, before the output is allocated, the data size against the file: a
+ * plain file's length is known from fstat, a gzipped one's is not, so its declared size
+ * is capped at 2 GiB, its output grows as the data is inflated and the count actually
  * decompressed is checked afterwards. Bytes past the declared data are an error too. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <zlib.h>
 
 #include "descent/runtime.h"
+#include "mem.h"
 
 #define GZ_LIMIT ((int64_t)1 << 31) /* the most data a gzipped file may declare */
 #define CHUNK 65536
+#define GROW_FROM ((int64_t)1 << 20) /* elements allocated at first for gzipped data */
 
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
 {
@@ -38,33 +39,135 @@ static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...
 	return -1;
 }
 
-/* Reads up to n bytes; returns how many were read (fewer at end of file), -1 on error. */
-static int64_t read_upto(gzFile g, unsigned char *buf, int64_t n)
+/* The file's bytes, inflated when it starts with gzip's magic: member after member, as
+ * gzip -d reads concatenated files; bytes after the last member that do not begin
+ * another one are ignored, as zlib's gzread does. zlib allocates through rt_alloc. */
+typedef struct Src {
+	FILE *fp;
+	int gz;          /* gzip members, else the bytes as they are */
+	int zinit;       /* z needs inflateEnd */
+	int between;     /* a member ended: another may follow */
+	int done;        /* no more data */
+	const char *msg; /* why the last read failed */
+	z_stream z;      /* next_in/avail_in: the unread part of in, in both modes */
+	unsigned char in[CHUNK];
+} Src;
+
+static voidpf zalloc(voidpf ud, uInt items, uInt size)
+{
+	(void)ud;
+	if (size && items > SIZE_MAX / size)
+		return Z_NULL;
+	return rt_alloc((size_t)items * size);
+}
+
+static void zfree(voidpf ud, voidpf p)
+{
+	(void)ud;
+	rt_free(p);
+}
+
+/* Appends what the file has to the unread input (up to the buffer's end); 1 if there
+ * is unread input now, 0 at the end of the file, -1 on a read error. */
+static int refill(Src *s)
+{
+	if (s->z.avail_in && s->z.next_in != s->in)
+		memmove(s->in, s->z.next_in, s->z.avail_in);
+	s->z.next_in = s->in;
+	size_t k = fread(s->in + s->z.avail_in, 1, CHUNK - s->z.avail_in, s->fp);
+	if (k == 0 && ferror(s->fp)) {
+		s->msg = strerror(errno);
+		return -1;
+	}
+	s->z.avail_in += (uInt)k;
+	return s->z.avail_in > 0;
+}
+
+/* Opens the source on fp; 0, or -1 with s->msg. */
+static int src_open(Src *s, FILE *fp)
+{
+	s->fp = fp;
+	s->z.zalloc = zalloc;
+	s->z.zfree = zfree;
+	if (refill(s) < 0)
+		return -1;
+	s->gz = s->z.avail_in >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b;
+	if (!s->gz)
+		return 0;
+	int rc = inflateInit2(&s->z, 15 + 16); /* gzip only */
+	if (rc != Z_OK) {
+		s->msg = rc == Z_MEM_ERROR ? "out of memory" : "cannot start zlib";
+		return -1;
+	}
+	s->zinit = 1;
+	return 0;
+}
+
+static void src_close(Src *s)
+{
+	if (s->zinit)
+		inflateEnd(&s->z);
+	fclose(s->fp);
+}
+
+/* Reads up to n bytes; returns how many were read (fewer at the end of the data, or
+ * where a gzip stream is cut short), -1 on an error (s->msg). */
+static int64_t read_upto(Src *s, unsigned char *buf, int64_t n)
 {
 	int64_t got = 0;
-	while (got < n) {
-		int64_t want = n - got < CHUNK ? n - got : CHUNK;
-		int k = gzread(g, buf + got, (unsigned)want);
-		if (k < 0)
+	while (got < n && !s->done) {
+		int r = s->z.avail_in ? 1 : refill(s);
+		if (r < 0)
 			return -1;
-		if (k == 0)
+		if (r == 0) {
+			s->done = 1;
 			break;
-		got += k;
+		}
+		uInt want = n - got < CHUNK ? (uInt)(n - got) : CHUNK;
+		if (!s->gz) {
+			uInt k = s->z.avail_in < want ? s->z.avail_in : want;
+			memcpy(buf + got, s->z.next_in, k);
+			s->z.next_in += k;
+			s->z.avail_in -= k;
+			got += k;
+			continue;
+		}
+		if (s->between) {
+			if (s->z.avail_in < 2 && refill(s) < 0)
+				return -1;
+			if (s->z.avail_in < 2 || s->z.next_in[0] != 0x1f ||
+			    s->z.next_in[1] != 0x8b) {
+				s->done = 1;
+				break;
+			}
+			inflateReset(&s->z);
+			s->between = 0;
+		}
+		s->z.next_out = buf + got;
+		s->z.avail_out = want;
+		int rc = inflate(&s->z, Z_NO_FLUSH);
+		got = s->z.next_out - buf;
+		if (rc == Z_STREAM_END)
+			s->between = 1;
+		else if (rc == Z_MEM_ERROR) {
+			s->msg = "out of memory";
+			return -1;
+		} else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+			s->msg = s->z.msg ? s->z.msg : "corrupt gzip data";
+			return -1;
+		}
 	}
 	return got;
 }
 
-static int read_error(gzFile g, char *err, size_t errlen, const char *path)
+static int read_error(Src *s, char *err, size_t errlen, const char *path)
 {
-	int code;
-	const char *msg = gzerror(g, &code);
-	return fail(err, errlen, path, "read error: %s",
-	            code == Z_ERRNO ? strerror(errno) : msg);
+	return fail(err, errlen, path, "read error: %s", s->msg);
 }
 
 /* The header: fills dims and *total (product of dims); 0, or -1 with a message. */
-static int read_header(gzFile g, const char *path, int as_labels, int *ndim,
-                       int64_t *dims, int64_t *total, char *err, size_t errlen)
+static int read_header(Src *g, const char *path, int as_labels, int *ndim, int64_t *dims,
+                       int64_t *total, char *err, size_t errlen)
 {
 	unsigned char h[4 * RT_MAXRANK];
 	int64_t got = read_upto(g, h, 4);
@@ -117,9 +220,10 @@ static int read_header(gzFile g, const char *path, int as_labels, int *ndim,
 	return 0;
 }
 
-/* Decompresses the data into t->data, converting each byte. */
-static int read_data(gzFile g, const char *path, double scale, rt_tensor *t,
-                     int64_t total, char *err, size_t errlen)
+/* Decompresses the data into t->data, converting each byte; t->data has room for cap
+ * elements and grows (to total at most) as data arrives. */
+static int read_data(Src *g, const char *path, double scale, rt_tensor *t, int64_t total,
+                     int64_t cap, char *err, size_t errlen)
 {
 	unsigned char buf[CHUNK];
 	int64_t pos = 0;
@@ -129,6 +233,17 @@ static int read_data(gzFile g, const char *path, double scale, rt_tensor *t,
 			return read_error(g, err, errlen, path);
 		if (k == 0)
 			break;
+		if (pos + k >
+		    cap) { /* pos <= cap and k <= CHUNK <= cap: doubling is enough */
+			int64_t c = cap > total / 2 ? total : 2 * cap;
+			void *q = rt_realloc(t->data, (size_t)c * 4);
+			if (!q)
+				return fail(err, errlen, path,
+				            "out of memory (%lld bytes)",
+				            (long long)c * 4);
+			t->data = q;
+			cap = c;
+		}
 		if (t->dtype == RT_I32) {
 			int32_t *d = (int32_t *)t->data + pos;
 			for (int64_t i = 0; i < k; i++)
@@ -160,21 +275,28 @@ int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, c
                 size_t errlen)
 {
 	memset(out, 0, sizeof *out);
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
 		return fail(err, errlen, path, "cannot open: %s", strerror(errno));
 	struct stat st;
-	int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	gzFile g = gzdopen(fd, "rb");
+	int regular = fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode);
+	Src *g = rt_alloc(sizeof *g);
 	if (!g) {
-		close(fd);
+		fclose(fp);
 		return fail(err, errlen, path, "cannot open: out of memory");
 	}
+	if (src_open(g, fp)) {
+		fail(err, errlen, path, "%s: %s", g->gz ? "cannot open" : "read error",
+		     g->msg);
+		src_close(g);
+		rt_free(g);
+		return -1;
+	}
 	int ndim = 0, rc = -1;
-	int64_t dims[RT_MAXRANK], total = 0;
+	int64_t dims[RT_MAXRANK] = {0}, total = 0;
 	if (read_header(g, path, as_labels, &ndim, dims, &total, err, errlen))
 		goto done;
-	if (gzdirect(g) && regular) {
+	if (!g->gz && regular) {
 		int64_t have = (int64_t)st.st_size - (4 + 4 * ndim);
 		if (have < total) {
 			fail(err, errlen, path,
@@ -207,15 +329,18 @@ int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, c
 	for (int i = 1; i < ndim; i++)
 		out->dims[i - 1] = dims[i];
 	out->stride = total / dims[0];
-	out->data = rt_alloc((size_t)total * 4);
+	/* a gzipped file's data size is only declared: the output grows with what really
+	 * arrives, so that a small file declaring gigabytes cannot take them */
+	int64_t cap = g->gz && total > GROW_FROM ? GROW_FROM : total;
+	out->data = rt_alloc((size_t)cap * 4);
 	if (!out->data) {
-		fail(err, errlen, path, "out of memory (%lld bytes)",
-		     (long long)total * 4);
+		fail(err, errlen, path, "out of memory (%lld bytes)", (long long)cap * 4);
 		goto done;
 	}
-	rc = read_data(g, path, scale, out, total, err, errlen);
+	rc = read_data(g, path, scale, out, total, cap, err, errlen);
 done:
-	gzclose(g);
+	src_close(g);
+	rt_free(g);
 	if (rc)
 		rt_tensor_free(out);
 	return rc;

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "descent/runtime.h"
+#include "mem.h"
 
 #define HEADER_MAX (1 << 20) /* NumPy itself refuses headers over 10000 bytes */
 #define CHUNK 65536          /* a multiple of every element size */
@@ -315,7 +316,7 @@ static int read_header(FILE *fp, const char *path, int64_t size, Header *h, int6
 		return fail(err, errlen, path,
 		            "header length %lu is over the 1 MiB limit",
 		            (unsigned long)hlen);
-	char *s = malloc(hlen + 1);
+	char *s = rt_alloc(hlen + 1);
 	if (!s)
 		return fail(err, errlen, path, "out of memory");
 	int rc = -1;
@@ -326,7 +327,7 @@ static int read_header(FILE *fp, const char *path, int64_t size, Header *h, int6
 		rc = parse_header(&y, h);
 	}
 	*pre += hlen;
-	free(s);
+	rt_free(s);
 	return rc;
 }
 

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "descent/runtime.h"
+#include "mem.h"
 
 #define HEADER_LIMIT 100000000u /* 100 MB, the reference implementation's limit */
 
@@ -393,7 +394,7 @@ static void *grow(void *p, int *cap, int n, size_t elem)
 	if (n >= INT_MAX / 2)
 		return NULL;
 	int c = *cap ? *cap * 2 : 16;
-	void *q = realloc(p, (size_t)c * elem);
+	void *q = rt_realloc(p, (size_t)c * elem);
 	if (q)
 		*cap = c;
 	return q;
@@ -645,7 +646,7 @@ static int check_names(Load *L)
 {
 	rt_st_file *f = L->out;
 	int n = f->n > f->nmeta ? f->n : f->nmeta;
-	const char **s = malloc(((size_t)n + 1) * sizeof *s), *dup;
+	const char **s = rt_alloc(((size_t)n + 1) * sizeof *s), *dup;
 	if (!s)
 		return fail(L->j.err, L->j.errlen, L->j.path, "out of memory");
 	for (int i = 0; i < f->nmeta; i++)
@@ -658,7 +659,7 @@ static int check_names(Load *L)
 	if (!dup && (dup = first_duplicate(s, f->n)))
 		fail(L->j.err, L->j.errlen, L->j.path,
 		     "tensor name '%s' appears twice in the header", dup);
-	free(s);
+	rt_free(s);
 	return dup ? -1 : 0;
 }
 
@@ -670,7 +671,7 @@ static int check_tiling(Load *L)
 	char *err = L->j.err;
 	size_t errlen = L->j.errlen;
 	rt_st_file *f = L->out;
-	const rt_st_tensor **ts = malloc(((size_t)f->n + 1) * sizeof *ts), *prev = NULL;
+	const rt_st_tensor **ts = rt_alloc(((size_t)f->n + 1) * sizeof *ts), *prev = NULL;
 	if (!ts)
 		return fail(err, errlen, path, "out of memory");
 	for (int i = 0; i < f->n; i++)
@@ -701,7 +702,7 @@ static int check_tiling(Load *L)
 		at = begin + t->nbytes;
 		prev = t;
 	}
-	free(ts);
+	rt_free(ts);
 	if (rc || at == L->datalen)
 		return rc;
 	if (!prev)
@@ -825,9 +826,9 @@ void rt_st_free(rt_st_file *f)
 {
 	if (!f)
 		return;
-	free(f->t);
-	free((void *)f->meta_keys);
-	free((void *)f->meta_vals);
+	rt_free(f->t);
+	rt_free((void *)f->meta_keys);
+	rt_free((void *)f->meta_vals);
 	rt_free(f->mem);
 	memset(f, 0, sizeof *f);
 }
@@ -848,7 +849,7 @@ static void put(Buf *b, const char *s, size_t n)
 		size_t c = b->cap ? b->cap : 256;
 		while (c < b->n + n)
 			c *= 2;
-		char *q = realloc(b->s, c);
+		char *q = rt_realloc(b->s, c);
 		if (!q) {
 			b->oom = 1;
 			return;
@@ -954,7 +955,8 @@ static int check_save(const char *path, const rt_st_tensor *t, int n,
 			    "__metadata__ entry %d: key and value must be valid UTF-8 "
 			    "strings",
 			    i);
-	const char **s = malloc(((size_t)(n > nmeta ? n : nmeta) + 1) * sizeof *s), *dup;
+	const char **s = rt_alloc(((size_t)(n > nmeta ? n : nmeta) + 1) * sizeof *s),
+	           *dup;
 	if (!s)
 		return fail(err, errlen, path, "out of memory");
 	for (int i = 0; i < n; i++)
@@ -965,7 +967,7 @@ static int check_save(const char *path, const rt_st_tensor *t, int n,
 		s[i] = mk[i];
 	if (!dup && (dup = first_duplicate(s, nmeta)))
 		fail(err, errlen, path, "__metadata__ key '%s' appears twice", dup);
-	free(s);
+	rt_free(s);
 	return dup ? -1 : 0;
 }
 
@@ -1004,7 +1006,7 @@ static void put_header(Buf *b, const rt_st_tensor *t, int n, const char *const *
 		puts_(b, "]}");
 	}
 	put(b, "}", 1);
-	while ((8 + b->n) % 8)
+	while (!b->oom && (8 + b->n) % 8) /* put does nothing once out of memory */
 		put(b, " ", 1);
 }
 
@@ -1017,8 +1019,8 @@ int rt_st_save(const char *path, const rt_st_tensor *t, int n,
 	Buf b = {0};
 	put_header(&b, t, n, meta_keys, meta_vals, nmeta);
 	int np = 0, rc = -1;
-	const void **parts = malloc(((size_t)n + 2) * sizeof *parts);
-	size_t *sizes = malloc(((size_t)n + 2) * sizeof *sizes);
+	const void **parts = rt_alloc(((size_t)n + 2) * sizeof *parts);
+	size_t *sizes = rt_alloc(((size_t)n + 2) * sizeof *sizes);
 	unsigned char len8[8];
 	if (b.oom || !parts || !sizes)
 		fail(err, errlen, path, "out of memory");
@@ -1038,8 +1040,8 @@ int rt_st_save(const char *path, const rt_st_tensor *t, int n,
 		}
 		rc = rt_write_atomic(path, parts, sizes, np, err, errlen);
 	}
-	free(parts);
-	free(sizes);
-	free(b.s);
+	rt_free(parts);
+	rt_free(sizes);
+	rt_free(b.s);
 	return rc;
 }

@@ -7,10 +7,12 @@
  * step comes from the schedule (schedule.c) and is written to the "lr" hyper value, so
  * a schedule never recompiles anything.
  *
- * Steps are the fused train_step, guarded: the parameters and the optimizer state are
- * copied before each step and put back if the loss or an updated value is not finite.
- * With gradient accumulation, grad runs on each micro-batch, the weighted sum of the
- * gradients is checked, and only then does step apply it.
+ * Steps are the fused train_step, whose generated code writes nothing when the loss or
+ * an updated value is not finite; the loop stops at such a step. As a fallback for
+ * programs without that guard, the parameters and state are copied when a run starts
+ * and put back if a non-finite value got into them. With gradient accumulation, grad
+ * runs on each micro-batch, the weighted sum of the gradients is checked, and only then
+ * does step apply it.
  *
  * Checkpoints are safetensors files holding the parameters, the state tensors
  * ("optimizer." + name) and the position in __metadata__, all checked on loading
@@ -69,13 +71,14 @@ static void *floats(int64_t n)
  * vectorizes, so the scan costs about what reading the values does. */
 static int64_t first_nonfinite(const float *v, int64_t n)
 {
-	const uint32_t *u = (const uint32_t *)(const void *)v;
 	const int64_t chunk = 4096;
 	for (int64_t i = 0; i < n; i += chunk) {
 		int64_t e = n - i < chunk ? n : i + chunk;
-		uint32_t bad = 0;
-		for (int64_t k = i; k < e; k++)
-			bad |= (u[k] & 0x7f800000u) == 0x7f800000u;
+		uint32_t bad = 0, u;
+		for (int64_t k = i; k < e; k++) {
+			memcpy(&u, v + k, 4);
+			bad |= (u & 0x7f800000u) == 0x7f800000u;
+		}
 		if (bad)
 			for (int64_t k = i; k < e; k++)
 				if (!isfinite(v[k]))
@@ -224,9 +227,11 @@ static void take_snapshot(rt_trainer *t)
 	t->snap_loss = t->loss_sum;
 }
 
-/* One fused step on examples order[pos, pos + count); the loss through *loss. A loss
- * that is not finite, or a parameter the update made so (a gradient that is not
- * finite), rolls the run back to its snapshot. */
+/* One fused step on examples order[pos, pos + count); the loss through *loss. Generated
+ * steps write no parameter or state when the loss or an updated value is not finite,
+ * and say so with a NaN loss: the session is then as before the step. A program
+ * without that guard may have written non-finite values: they are rolled back to the
+ * run's snapshot. */
 static int fused_step(rt_trainer *t, int64_t count, double *loss, char *err,
                       size_t errlen)
 {
@@ -235,25 +240,24 @@ static int fused_step(rt_trainer *t, int64_t count, double *loss, char *err,
 	session_fill(s, t->x, t->y, t->order + t->pos, count);
 	p->train_step(s->bufs);
 	*loss = *(const float *)s->io[p->io_loss];
-	if (!t->snap)
+	if (!t->snap || isfinite(*loss))
 		return 0;
-	int64_t bad = -1;
 	char at[160];
-	if (isfinite(*loss) && (bad = first_nonfinite(s->params, p->nparams)) < 0)
-		return 0;
 	where(t, at, sizeof at);
 	t->bad_step = (int64_t)s->step + 1;
+	if (first_nonfinite(s->params, p->nparams) < 0 &&
+	    first_nonfinite(s->state, p->nstate) < 0)
+		return fail(
+		    err, errlen,
+		    "the loss or an updated value is not finite at %s; the step was not "
+		    "taken: the parameters and optimizer state are those before it",
+		    at);
 	roll_back(t);
-	if (!isfinite(*loss))
-		return fail(err, errlen,
-		            "the loss is %s at %s; the parameters and optimizer state "
-		            "are rolled back "
-		            "to step %llu",
-		            nonfinite_name(*loss), at, (unsigned long long)s->step);
-	return fail(err, errlen,
-	            "the update at %s made %s not finite (a gradient is not finite); the "
-	            "parameters and optimizer state are rolled back to step %llu",
-	            at, param_at(p, bad), (unsigned long long)s->step);
+	return fail(
+	    err, errlen,
+	    "the loss is %s at %s; the parameters and optimizer state are rolled back "
+	    "to step %llu",
+	    nonfinite_name(*loss), at, (unsigned long long)s->step);
 }
 
 /* One accumulated step: grad on each micro-batch of examples order[pos, pos + count),
@@ -458,7 +462,7 @@ int rt_trainer_save(const rt_trainer *t, const char *path, const char *const *ke
 	for (int i = 0; i < p->nstates; i++) {
 		const rt_state *q = &p->states[i];
 		size_t len = strlen(q->name) + 11;
-		if (!(names[i] = malloc(len))) {
+		if (!(names[i] = rt_alloc(len))) {
 			fail(err, errlen, "out of memory");
 			goto done;
 		}
@@ -504,7 +508,7 @@ int rt_trainer_save(const rt_trainer *t, const char *path, const char *const *ke
 	status = rt_st_save(path, ts, n, mk, mv, nm, err, errlen);
 done:
 	for (int i = 0; names && i < p->nstates; i++)
-		free(names[i]);
+		rt_free(names[i]);
 	rt_free(names);
 	rt_free(ts);
 	rt_free(m);
@@ -526,7 +530,7 @@ static void shape_text(char *buf, size_t len, int rank, const int64_t *shape)
 /* The lists of what does not fit, built while checking. */
 typedef struct Misfit {
 	char miss[1024], shape[1024], extra[1024], bad[512];
-	int nmiss, nshape, nextra, nbad;
+	int nmiss, nshape, nextra, nbad, oom;
 } Misfit;
 
 static void check_tensor(const rt_st_file *f, const char *name, int rank,
@@ -550,14 +554,15 @@ static void check_tensor(const rt_st_file *f, const char *name, int rank,
 		return;
 	}
 	int64_t numel = (int64_t)(t->nbytes / 4);
-	float *v = floats(numel);
-	if (v) {
-		memcpy(v, t->data, t->nbytes);
-		if (first_nonfinite(v, numel) >= 0)
-			append(x->bad, sizeof x->bad, "%s%s", x->nbad++ ? ", " : "",
-			       name);
-		rt_free(v);
+	float *v = floats(numel); /* an aligned copy: the file's data may not be */
+	if (!v) {
+		x->oom = 1;
+		return;
 	}
+	memcpy(v, t->data, t->nbytes);
+	if (first_nonfinite(v, numel) >= 0)
+		append(x->bad, sizeof x->bad, "%s%s", x->nbad++ ? ", " : "", name);
+	rt_free(v);
 }
 
 /* Every tensor of the file is a parameter or "optimizer." + a state name. */
@@ -595,7 +600,9 @@ static int check_tensors(const rt_program *p, const rt_st_file *f, char *err,
 			append(x->extra, sizeof x->extra, "%s%s", x->nextra++ ? ", " : "",
 			       f->t[i].name);
 	int rc = 0;
-	if (x->nmiss || x->nshape || x->nextra || x->nbad) {
+	if (x->oom) {
+		rc = fail(err, errlen, "out of memory");
+	} else if (x->nmiss || x->nshape || x->nextra || x->nbad) {
 		snprintf(err, errlen, "the checkpoint does not fit this model:");
 		if (x->nmiss)
 			append(err, errlen, " missing %d: %s;", x->nmiss, x->miss);

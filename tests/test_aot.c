@@ -89,9 +89,11 @@ static void test_aot_object_links_without_llvm_and_matches_the_jit(void)
 	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s --header %s --prefix model_ --batch 16 -O2 >/dev/null",
 	                   DESCENT_BINARY_DIR, src_path("models/fashion_mlp.yaml"), tmp("mlp.o"),
 	                   tmp("mlp.h")) == 0);
-	/* the runtime library and libz, libm: nothing of LLVM */
-	CU_ASSERT_FATAL(sh("cc -O2 -I%s -I%s %s %s %s/libdescent_rt.a -lz -lm -o %s", src_path("include"),
-	                   dir, src_path("examples/aot_train.c"), tmp("mlp.o"), DESCENT_BINARY_DIR,
+	/* the runtime library and libz, libm: nothing of LLVM (plus the sanitizers' runtime
+	 * when the library is sanitized) */
+	CU_ASSERT_FATAL(sh("cc -O2 -I%s -I%s %s %s %s/libdescent_rt.a -lz -lm %s -o %s",
+	                   src_path("include"), dir, src_path("examples/aot_train.c"),
+	                   tmp("mlp.o"), DESCENT_BINARY_DIR, DESCENT_SAN_LINK,
 	                   tmp("aot_train")) == 0);
 	CU_ASSERT_FATAL(sh("%s %strain-images-idx3-ubyte.gz %strain-labels-idx1-ubyte.gz 20 %s >/dev/null",
 	                   tmp("aot_train"), FASHION, FASHION, tmp("params.safetensors")) == 0);

@@ -112,6 +112,114 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "-> grad fc1.weight = %"));
 }
 
+/* Runs `descent ARGS` as given; returns the exit code and the output (both streams). */
+static int run_args(const char *args, char *out, size_t len)
+{
+	char line[8192];
+	snprintf(line, sizeof line, "%s/descent %s 2>&1", DESCENT_BINARY_DIR, args);
+	FILE *p = popen(line, "r");
+	CU_ASSERT_FATAL(p != NULL);
+	size_t n = fread(out, 1, len - 1, p);
+	out[n] = 0;
+	int status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The relative error on the line of a parameter in a gradcheck report; -1 if none. */
+static double rel_error(const char *out, const char *param)
+{
+	char key[128];
+	snprintf(key, sizeof key, "\n%s ", param);
+	const char *at = strstr(out, key);
+	if (!at)
+		return -1;
+	const char *eol = strchr(at + 1, '\n');
+	const char *sp = eol;
+	while (sp > at && sp[-1] != ' ')
+		sp--;
+	return strtod(sp, NULL);
+}
+
+/* descent gradcheck on the models of models/: every parameter's compiled gradient
+ * agrees with float64 central differences to 1e-3 (in practice about 1e-6). LeNet and
+ * the residual MLP compile at -O0 to keep the suite fast: the graph is the same. */
+static void test_cli_gradcheck_passes_on_the_models(void)
+{
+	static const struct {
+		const char *args, *param;
+	} runs[] = {
+	    {"models/fashion_mlp.yaml --batch 3", "fc1.weight"},
+	    {"models/residual_mlp.yaml --batch 2 -O0", "h2.weight"},
+	    {"models/fashion_lenet.yaml --batch 2 -O0", "conv1.weight"},
+	    {"models/rosenbrock.yaml", "x"},
+	};
+	static char out[16384];
+	for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+		char args[1024];
+		snprintf(args, sizeof args, "gradcheck %s", src_path(runs[i].args));
+		int rc = run_args(args, out, sizeof out);
+		CU_ASSERT_EQUAL(rc, 0);
+		double rel = rel_error(out, runs[i].param);
+		CU_ASSERT(rel >= 0 && rel < 1e-3);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "worst relative error "));
+		if (rc != 0 || !(rel >= 0 && rel < 1e-3))
+			fprintf(stderr, "\n%s\n%s", args, out);
+	}
+}
+
+/* The report: a header, a line per trainable parameter (name, shape, the compiled
+ * gradient along the direction, the central difference, the relative error), the worst
+ * error with its parameter; past --tolerance, the lines say FAIL and the status is 1. */
+static void test_cli_gradcheck_report_and_tolerance(void)
+{
+	static char out[16384];
+	char args[1024];
+	snprintf(args, sizeof args, "gradcheck %s --batch 2 --seed 5",
+	         src_path("models/fashion_mlp.yaml"));
+	CU_ASSERT_EQUAL(run_args(args, out, sizeof out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "fashion_mlp: batch 2, seed 5: loss "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "compiled g.u"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nfc1.weight                   [256, 784]"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nfc2.bias                     [10]"));
+	const char *worst = strstr(out, "worst relative error ");
+	CU_ASSERT_FATAL(worst != NULL);
+	CU_ASSERT(strtod(worst + strlen("worst relative error "), NULL) < 1e-3);
+	CU_ASSERT_PTR_NOT_NULL(strstr(worst, " (fc"));
+	CU_ASSERT_PTR_NULL(strstr(out, "FAIL"));
+	/* the same run, held to float64 precision that float32 code cannot meet */
+	snprintf(args, sizeof args, "gradcheck %s --batch 2 --seed 5 --tolerance 1e-12",
+	         src_path("models/fashion_mlp.yaml"));
+	CU_ASSERT_EQUAL(run_args(args, out, sizeof out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "  FAIL\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "past the tolerance 1e-12"));
+	CU_ASSERT_PTR_NULL(strstr(out, "error:")); /* a finding, not a failure to run */
+	snprintf(args, sizeof args, "gradcheck %s --tolerance -1",
+	         src_path("models/fashion_mlp.yaml"));
+	CU_ASSERT_EQUAL(run_args(args, out, sizeof out), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--tolerance takes a positive number, got '-1'"));
+}
+
+/* The object cache: the second run of a model loads the object the first wrote, and
+ * trains to the same values. */
+static void test_cli_object_cache_is_reused(void)
+{
+	char dir[] = "/tmp/descent-cache-XXXXXX", cmd[8192], out[2][4096];
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	for (int k = 0; k < 2; k++) {
+		snprintf(cmd, sizeof cmd,
+		         "DESCENT_CACHE=%s %s/descent train %s --steps 300 | grep ' = '", dir,
+		         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
+		FILE *p = popen(cmd, "r");
+		size_t n = fread(out[k], 1, sizeof out[k] - 1, p);
+		out[k][n] = 0;
+		CU_ASSERT_EQUAL(pclose(p), 0);
+	}
+	CU_ASSERT(strstr(out[0], "x = ") != NULL);
+	CU_ASSERT_STRING_EQUAL(out[0], out[1]);
+	snprintf(cmd, sizeof cmd, "ls %s | grep -c '\\.o$' | grep -qx 1 && rm -rf %s", dir, dir);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 void suite_cli(void)
 {
 	static CU_TestInfo tests[] = {
@@ -121,6 +229,9 @@ void suite_cli(void)
 	     test_cli_missing_model_file_is_an_error},
 	    {"test_cli_ir_shows_shapes_lines_and_rules",
 	     test_cli_ir_shows_shapes_lines_and_rules},
+	    {"test_cli_object_cache_is_reused", test_cli_object_cache_is_reused},
+	    {"test_cli_gradcheck_passes_on_the_models", test_cli_gradcheck_passes_on_the_models},
+	    {"test_cli_gradcheck_report_and_tolerance", test_cli_gradcheck_report_and_tolerance},
 	    CU_TEST_INFO_NULL,
 	};
 	add_suite("cli", tests);

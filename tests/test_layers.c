@@ -239,6 +239,115 @@ static void test_layers_nodes_name_their_parameters(void)
 	done(&l);
 }
 
+/* The graph form in any order: each node is lowered after the nodes (and the layers'
+ * parameters, h.weight) it uses; where nothing depends, the file's order is kept, and
+ * with it the order of the parameters in the blob. */
+static void test_layers_nodes_in_any_order(void)
+{
+	Lowered l;
+	lower_text(&l, "inputs:\n"
+	               "  x: {shape: [batch, 4]}\n"
+	               "  y: {shape: [batch], dtype: i32}\n"
+	               "nodes:\n"
+	               "  out: \"dense(a + b, units=3)\"\n"
+	               "  b: \"relu(a) * sum(h.weight) + h\"\n"
+	               "  a: \"dense(x, units=5)\"\n"
+	               "  h: \"dense(x, units=5)\"\n"
+	               "output: out\n"
+	               "loss: \"softmax_cross_entropy(out, y)\"\n");
+	CU_ASSERT_FATAL(l.g != NULL);
+	static const char *const order[] = {"a", "h", "b", "out"};
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_STRING_EQUAL(l.m->defs[i].name, order[i]);
+	CU_ASSERT_STRING_EQUAL(l.g->params[0].name, "a.weight");
+	CU_ASSERT_STRING_EQUAL(l.g->params[2].name, "h.weight");
+	CU_ASSERT_STRING_EQUAL(l.g->params[4].name, "out.weight");
+	CU_ASSERT_EQUAL(l.d.n, 0);
+	if (l.d.n)
+		diag_print(&l.d, stderr);
+	done(&l);
+	/* without 'output:', the output is the node that comes last once sorted */
+	lower_text(&l, "inputs:\n"
+	               "  x: {shape: [batch, 4]}\n"
+	               "  y: {shape: [batch], dtype: i32}\n"
+	               "nodes:\n"
+	               "  out: \"dense(h, units=3)\"\n"
+	               "  h: \"relu(x)\"\n"
+	               "loss: \"softmax_cross_entropy(output, y)\"\n");
+	CU_ASSERT_FATAL(l.g != NULL);
+	CU_ASSERT_STRING_EQUAL(l.m->output, "out");
+	done(&l);
+}
+
+/* A cycle is one error, at the cycle's first node in the file, naming its path in the
+ * order values flow. */
+static void test_layers_node_cycles_are_errors(void)
+{
+	static const Case cases[] = {
+	    {"inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch], dtype: i32}\n"
+	     "nodes:\n  out: \"dense(h3, units=3)\"\n  h1: \"relu(h3 + x)\"\n"
+	     "  h2: \"relu(h1)\"\n  h3: \"relu(h2)\"\nloss: \"softmax_cross_entropy(out, y)\"\n",
+	     "the nodes form a cycle: h1 -> h2 -> h3 -> h1", 6, 3},
+	    {"inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch], dtype: i32}\n"
+	     "nodes:\n  h: \"relu(h)\"\nloss: \"softmax_cross_entropy(h, y)\"\n",
+	     "the nodes form a cycle: h -> h", 5, 3},
+	    /* through a parameter of the node: h.weight is made by h */
+	    {"inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch], dtype: i32}\n"
+	     "nodes:\n  h: \"dense(x, units=4) * sum(g)\"\n  g: \"h.weight\"\n"
+	     "loss: \"softmax_cross_entropy(h, y)\"\n",
+	     "the nodes form a cycle: h -> g -> h", 5, 3},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		Lowered l;
+		lower_text(&l, cases[i].yaml);
+		CU_ASSERT(l.m == NULL && l.d.n == 1 &&
+		          has_error(&l.d, cases[i].msg, cases[i].line, cases[i].col));
+		if (l.d.n != 1 || !has_error(&l.d, cases[i].msg, cases[i].line, cases[i].col))
+			diag_print(&l.d, stderr);
+		done(&l);
+	}
+}
+
+/* Warnings, which do not stop the model: an input nothing uses, a node whose value
+ * nothing uses, a trainable parameter the loss does not depend on (at its layer). */
+static void test_layers_warn_about_what_is_never_used(void)
+{
+	Lowered l;
+	lower_text(&l, "inputs:\n"
+	               "  x: {shape: [batch, 4]}\n"
+	               "  y: {shape: [batch], dtype: i32}\n"
+	               "  extra: {shape: [batch, 2]}\n"
+	               "input: x\n"
+	               "nodes:\n"
+	               "  h1: \"dense(x, units=3)\"\n"
+	               "  h3: \"dense(x, units=3, bias=false)\"\n"
+	               "  out: \"h1 + stop_gradient(h3)\"\n"
+	               "  dead: \"relu(h1)\"\n"
+	               "output: out\n"
+	               "loss: \"softmax_cross_entropy(out, y)\"\n");
+	CU_ASSERT_FATAL(l.g != NULL);
+	CU_ASSERT_EQUAL(l.d.nerr, 0);
+	CU_ASSERT_EQUAL(l.d.n, 3);
+	static const struct {
+		const char *msg;
+		int line, col;
+	} want[] = {
+	    {"input 'extra' is never used", 4, 3},
+	    {"the value of node 'dead' is never used", 10, 3},
+	    {"parameter 'h3.weight' does not affect the loss; it will not be trained", 8, 8},
+	};
+	for (int k = 0; k < 3; k++) {
+		int found = 0;
+		for (int i = 0; i < l.d.n; i++)
+			found |= l.d.v[i].sev == SEV_WARNING && !strcmp(l.d.v[i].msg, want[k].msg) &&
+			         l.d.v[i].loc.line == want[k].line && l.d.v[i].loc.col == want[k].col;
+		CU_ASSERT(found);
+	}
+	if (l.d.n != 3)
+		diag_print(&l.d, stderr);
+	done(&l);
+}
+
 /* Rosenbrock's function from (-1.5, 2): (1 + 1.5)^2 + 100 (2 - 2.25)^2 = 12.5. */
 static void test_layers_free_parameters_and_loss_value(void)
 {
@@ -393,7 +502,7 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	     5},
 	    {FNODE("reshape(image, shape=[-1, 5])"),
 	     "reshape: [4, 784] has 3136 elements, which do not fit [4, -1, 5]", 5, 7},
-	    {FNODE("reshape(image, shape=[3, 3, 3, 3, 3, 3])"), "reshape: at most 6 axes",
+	    {FNODE("reshape(image, shape=[3, 3, 3, 3, 3, 3])"), "reshape: 7 axes with the batch; at most 6 are supported",
 	     5, 7},
 	    {GRID("conv2d(g, out_channels=6, kernel_size=3, groups=4)"),
 	     "conv2d: 1 input and 6 output channels do not split into 4 groups", 6, 7},
@@ -434,9 +543,10 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	     "nodes:\n  h1: \"dense(imag, units=8)\"\n  out: \"dense(h1, units=10)\"\n"
 	     "loss: \"softmax_cross_entropy(out, label)\"\n",
 	     "unknown name 'imag'; did you mean 'image'?", 5, 14},
-	    {FLAT "nodes:\n  out: \"dense(later, units=10)\"\n  later: \"relu(image)\"\n"
+	    /* nodes may come in any order: a name defined later is found, and suggested */
+	    {FLAT "nodes:\n  out: \"dense(latr, units=10)\"\n  later: \"relu(image)\"\n"
 	          "loss: \"softmax_cross_entropy(out, label)\"\n",
-	     "unknown name 'later'", 5, 15},
+	     "unknown name 'latr'; did you mean 'later'?", 5, 15},
 	    {FLAT "layers: [{dense: {units: 3, name: a}}, {add: {with: b}}]\n" SCE,
 	     "unknown name 'b'", 4, 53},
 	    {"params:\n  x: {shape: [3]}\nloss: \"sum(x) + x.y\"\n", "unknown name 'x.y'",
@@ -481,6 +591,9 @@ void suite_layers(void)
 	    {"layers_conv_and_norm_parameters", test_layers_conv_and_norm_parameters},
 	    {"layers_nodes_name_their_parameters",
 	     test_layers_nodes_name_their_parameters},
+	    {"layers_nodes_in_any_order", test_layers_nodes_in_any_order},
+	    {"layers_node_cycles_are_errors", test_layers_node_cycles_are_errors},
+	    {"layers_warn_about_what_is_never_used", test_layers_warn_about_what_is_never_used},
 	    {"layers_free_parameters_and_loss_value",
 	     test_layers_free_parameters_and_loss_value},
 	    {"layers_loss_is_mean_over_real_rows",

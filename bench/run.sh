@@ -1,0 +1,23 @@
+#!/bin/sh
+# descent against PyTorch 1.13 (Debian's python3-torch) on the benchmark models of
+# ../shared/bench/torch_anchor.py, one thread, alternating in one session so that both see
+# the same machine: prints each round's steps/s and the ratio descent / torch.
+#   sh bench/run.sh [ROUNDS]      (from the source directory, after make)
+set -eu
+rounds=${1:-3}
+descent=${DESCENT:-build/descent}
+command -v /usr/bin/python3 >/dev/null && /usr/bin/python3 -c 'import torch' 2>/dev/null || {
+	echo "bench: needs Debian's python3-torch: apt-get install python3-torch" >&2
+	exit 1
+}
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+for model in mlp128 mlp512 lenet; do
+	"$descent" bench "bench/$model.yaml" --steps 20 >/dev/null # compile once, into the cache
+	r=1
+	while [ $r -le "$rounds" ]; do
+		d=$("$descent" bench "bench/$model.yaml" | sed -n 's/^ *\([0-9.]*\) steps\/s.*/\1/p')
+		t=$(/usr/bin/python3 bench/torch_bench.py $model | sed -n 's/^\([0-9.]*\) steps\/s/\1/p')
+		echo "$model round $r: descent $d steps/s, torch $t steps/s, ratio $(echo "$d $t" | awk '{printf "%.2f", $1 / $2}')"
+		r=$((r + 1))
+	done
+done

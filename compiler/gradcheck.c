@@ -1,0 +1,232 @@
+/* descent gradcheck: the user's own model's compiled gradients against finite
+ * differences.
+ *
+ * The model is compiled as for training and its grad function run once on a random
+ * batch: inputs uniform in [0, 1), integer inputs (class labels, embedding indices)
+ * below the smallest bound the graph puts on them, every row real. For each trainable
+ * parameter p, a random unit direction u (seeded) turns the float32 gradient g into one
+ * number, g.u, the directional derivative the code claims; the float64 reference
+ * interpreter (eval.c) evaluates the same graph's training loss at p + h u and p - h u,
+ * and the central difference (L+ - L-) / 2h is the directional derivative the math
+ * says. The step h is 1e-4 times the parameter's norm (at least 1e-4), so it is small
+ * against the parameter and large against float64 rounding. One direction per parameter
+ * checks every element of its gradient at once, with the cost of two evaluations.
+ *
+ * The relative error is |g.u - fd| / max(|g.u|, |fd|, 1e-6); float32 code on a healthy
+ * model stays near 1e-5. The report has one line per parameter and the worst error.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc.h"
+
+/* A standard normal draw (Box-Muller), for directions uniform on the sphere. */
+static double normal(rt_rng *r)
+{
+	double u1 = rt_rng_uniform(r), u2 = rt_rng_uniform(r);
+	return sqrt(-2 * log(1 - u1)) * cos(2 * M_PI * u2);
+}
+
+/* The io slot a chain of views ends at, or -1. */
+static int64_t io_under(const Node *n)
+{
+	while (opinfo[n->op].flags & OPF_VIEW)
+		n = n->in[0];
+	return n->op == OP_INPUT ? n->a[0] : -1;
+}
+
+/* The exclusive bound on an integer io slot's values: the rows of the tables it
+ * indexes (embedding), the classes it one-hot encodes (labels); 2 if neither. */
+static int64_t int_bound(Graph *g, int io)
+{
+	int64_t bound = 0;
+	for (int i = 0; i < g->n; i++) {
+		const Node *n = g->nodes[i];
+		int64_t b = n->op == OP_GATHER && io_under(n->in[1]) == io
+		                ? n->in[0]->sh.d[0]
+		            : n->op == OP_ONEHOT && io_under(n->in[0]) == io ? n->a[0]
+		                                                             : 0;
+		if (b > 0 && (!bound || b < bound))
+			bound = b;
+	}
+	return bound ? bound : 2;
+}
+
+/* Random inputs into the session and their float64 copies for the interpreter. */
+static void random_inputs(Graph *g, rt_session *s, rt_rng *rng, double **io)
+{
+	const rt_program *p = s->prog;
+	for (int k = 0; k < p->nio; k++) {
+		const rt_io *t = &p->io[k];
+		if (t->kind != RT_IO_INPUT)
+			continue;
+		int64_t bound = t->dtype == RT_I32 ? int_bound(g, k) : 0;
+		io[k] = malloc((size_t)t->numel * sizeof **io + 1);
+		check(io[k]);
+		for (int64_t i = 0; i < t->numel; i++) {
+			if (t->dtype == RT_I32) {
+				int32_t v = (int32_t)rt_rng_below(rng, (uint64_t)bound);
+				((int32_t *)s->io[k])[i] = v;
+				io[k][i] = v;
+			} else {
+				float v =
+				    k == p->io_weight ? 1.0f : (float)rt_rng_uniform(rng);
+				((float *)s->io[k])[i] = v;
+				io[k][i] = v;
+			}
+		}
+	}
+}
+
+static double *to_double(const float *v, int64_t n)
+{
+	double *d = malloc((size_t)n * sizeof *d + 1);
+	check(d);
+	for (int64_t i = 0; i < n; i++)
+		d[i] = v[i];
+	return d;
+}
+
+/* The training loss the grad function computes: the graph node the interpreter runs. */
+static Node *loss_node(Graph *g)
+{
+	const Fn *f = &g->fns[FN_GRAD];
+	for (int i = 0; i < f->nouts; i++)
+		if (f->outs[i].kind == DEST_IO && f->outs[i].index == g->io_loss)
+			return f->outs[i].node;
+	die("the grad function has no loss output");
+}
+
+static double loss_at(Graph *g, Node *loss, const EvalEnv *env)
+{
+	double *v = eval_node(g, loss, env), l = v[0];
+	free(v);
+	return l;
+}
+
+/* One parameter: g.u and the central difference along u; returns the relative error. */
+static double check_param(Graph *g, Node *loss, EvalEnv *env, double *params,
+                          const float *grads, const Tensor *t, rt_rng *rng, double *gu,
+                          double *fd)
+{
+	int64_t n = shape_numel(&t->sh);
+	double *u = malloc((size_t)n * sizeof *u + 1), *p = params + t->off;
+	double norm = 0, pnorm = 0;
+	check(u);
+	for (int64_t i = 0; i < n; i++) {
+		u[i] = normal(rng);
+		norm += u[i] * u[i];
+		pnorm += p[i] * p[i];
+	}
+	norm = sqrt(norm);
+	*gu = 0;
+	for (int64_t i = 0; i < n; i++) {
+		u[i] /= norm;
+		*gu += (double)grads[t->off + i] * u[i];
+	}
+	double h = 1e-4 * fmax(1, sqrt(pnorm)), l[2];
+	double *p0 = malloc((size_t)n * sizeof *p0 + 1);
+	check(p0);
+	memcpy(p0, p, (size_t)n * sizeof *p0);
+	for (int side = 0; side < 2; side++) {
+		for (int64_t i = 0; i < n; i++)
+			p[i] = p0[i] + (side ? -h : h) * u[i];
+		l[side] = loss_at(g, loss, env);
+	}
+	memcpy(p, p0, (size_t)n * sizeof *p0);
+	free(p0);
+	free(u);
+	*fd = (l[0] - l[1]) / (2 * h);
+	return fabs(*gu - *fd) / fmax(fmax(fabs(*gu), fabs(*fd)), 1e-6);
+}
+
+int gradcheck(Diags *d, const Model *m, const GradcheckOpts *o, FILE *out)
+{
+	char err[2048], sh[160];
+	int64_t batch = o->batch > 0 ? o->batch : m->batch;
+	double tol = o->tolerance > 0 ? o->tolerance : 1e-3;
+	CodegenOpts co = {.opt_level = o->opt_level};
+	Compiled *c = compile_model(d, m, batch, &co);
+	if (!c)
+		return -1;
+	const rt_program *p = &c->prog;
+	Graph *g = c->g;
+	rt_session *s = rt_session_new(p);
+	rt_st_file f = {0};
+	double **io = calloc((size_t)p->nio + 1, sizeof *io), *params = NULL;
+	int status = -1;
+	if (!s || !io) {
+		error_at(d, (SrcLoc){m->file, 0, 0}, "out of memory for the session");
+		goto done;
+	}
+	rt_session_init(s, o->seed);
+	if (o->params && rt_st_load(o->params, &f, err, sizeof err) < 0) {
+		error_at(d, (SrcLoc){0}, "%s", err); /* it names the file */
+		goto done;
+	}
+	if (o->params && rt_load_params(s, &f, err, sizeof err) < 0) {
+		error_at(d, (SrcLoc){o->params, 0, 0}, "%s", err);
+		goto done;
+	}
+	rt_rng rng;
+	rt_rng_seed(&rng, o->seed ^ 0x9c4ec4ecULL);
+	random_inputs(g, s, &rng, io);
+	p->grad(s->bufs);
+	params = to_double(s->params, p->nparams);
+	double *states = to_double(s->state, p->nstate),
+	       *hyper = to_double(s->hyper, p->nhyper);
+	EvalEnv env = {.params = params,
+	               .states = states,
+	               .hyper = hyper,
+	               .io = (const double *const *)io};
+	Node *loss = loss_node(g);
+	fprintf(
+	    out,
+	    "%s: batch %lld, seed %llu: loss %.6g (compiled, float32) %.6g (interpreted, "
+	    "float64)\n",
+	    m->name, (long long)(m->ninputs ? batch : 0), (unsigned long long)o->seed,
+	    *(const float *)s->io[p->io_loss], loss_at(g, loss, &env));
+	fprintf(out, "%-28s %-16s %14s %14s %10s\n", "parameter", "shape", "compiled g.u",
+	        "central diff", "rel error");
+	double worst = -1;
+	const char *worst_name = "";
+	int bad = 0;
+	for (int i = 0; i < g->nparams; i++) {
+		const Tensor *t = &g->params[i];
+		if (!t->trainable)
+			continue;
+		double gu, fd,
+		    rel = check_param(g, loss, &env, params, s->grads, t, &rng, &gu, &fd);
+		bad += !(rel <= tol);
+		fprintf(out, "%-28s %-16s %14.6e %14.6e %10.2e%s\n", t->name,
+		        shape_str(&t->sh, sh, sizeof sh), gu, fd, rel,
+		        rel <= tol ? "" : "  FAIL");
+		if (!(rel <= worst)) {
+			worst = rel;
+			worst_name = t->name;
+		}
+	}
+	free(states);
+	free(hyper);
+	if (worst < 0) {
+		fprintf(out, "no trainable parameters to check\n");
+		status = 0;
+		goto done;
+	}
+	fprintf(out, "worst relative error %.2e (%s)", worst, worst_name);
+	if (bad)
+		fprintf(out, "; %d parameter%s past the tolerance %.0e", bad,
+		        bad == 1 ? "" : "s", tol);
+	fprintf(out, "\n");
+	status = bad ? 1 : 0;
+done:
+	for (int k = 0; io && k < p->nio; k++)
+		free(io[k]);
+	free(io);
+	free(params);
+	rt_st_free(&f);
+	rt_session_free(s);
+	compiled_free(c);
+	return status;
+}
