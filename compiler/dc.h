@@ -2,21 +2,43 @@
  *
  * The compiler is a straight pipeline, one file per stage:
  *
- *   spec.c      YAML text -> Spec tree (every node keeps file:line:col)
- *   model.c     Spec tree -> Model (typed, validated description of the network)
- *   lower.c     Model -> Graph: forward graph of primitive ops, loss, optimizer update
- *   shape.c     shape inference, one function per op (called by the builders)
- *   graph.c     the IR: nodes, builders, functions (sets of outputs)
- *   autodiff.c  reverse-mode driver: walks the graph backwards, un-broadcasts,
- * accumulates grad.c      one short chain-rule rule per op eval.c      reference
- * interpreter in float64 (gradient checks, differential tests) plan.c      buffer layout:
- * where every node of a function lives dump.c      IR as text codegen.c   Graph -> LLVM
- * IR, verified and optimized for the host CPU jit.c       LLVM object -> callable code
- * through ORC LLJIT compile.c   the whole pipeline behind one call, used by the CLI and
- * the tests main.c      the `descent` command line
+ *   spec.c         YAML text -> Spec tree (every node keeps file:line:col)
+ *   expr.c         expressions in model files: text -> Expr tree, and back to text
+ *   model.c        Spec tree -> Model (typed, validated description of the network)
+ *   model_train.c  the model's train: and data: sections (model.h: what it shares
+ *                  with model.c)
+ *   layers.c       what a model can call: one table row per function, and its builder
+ *   calls.c        checks calls against their rows' signatures
+ *   lower.c        Model -> Graph: forward graph of primitive ops, loss, optimizer update
+ *   graph.c        the IR: nodes, builders, functions (sets of outputs)
+ *   fold.c         rewrites at build time: simplifications and numerically stable forms
+ *   shape.c        shape inference, one function per op (called by the builders)
+ *   autodiff.c     reverse-mode driver: walks the graph backwards, un-broadcasts,
+ *                  accumulates
+ *   grad.c         one short chain-rule rule per op
+ *   optim.c        gradients -> parameter updates, as IR
+ *   eval.c         reference interpreter in float64 (gradient checks, differential
+ *                  tests)
+ *   plan.c         buffer layout: where every node of a function lives
+ *   dump.c         IR as text
+ *   codegen.c      Graph -> LLVM IR, verified and optimized for the host CPU
+ *   kernels.c      loop nests of the ops that are not elementwise
+ *   jit.c          LLVM object -> callable code through ORC LLJIT
+ *   aot.c          ahead of time: an object file and a C header
+ *   compile.c      the whole pipeline behind one call, used by the CLI, the API, the tests
+ *   api.c          the public C API (include/descent/descent.h)
+ *   inspect.c      any stage as text or Graphviz (descent ir)
+ *   bench.c        how fast a compiled model trains (descent bench)
+ *   gradcheck.c    the model's gradients against finite differences (descent gradcheck)
+ *   trainlog.c     the per-epoch training log (CSV) and its plot (SVG)
+ *   util.c         arena, diagnostics, internal errors
  *
- * Only codegen.c and jit.c include llvm-c/. The runtime (runtime/) includes nothing
- * from here. Each section below lists one file's exports.
+ * The `descent` command line is not part of the library: main.c (options, dispatch),
+ * cli_train.c (train, eval, predict, plot) and cli_tools.c (grad, compile, gradcheck,
+ * bench, ir), sharing cli.h.
+ *
+ * Only codegen.c and jit.c include llvm-c/. The runtime (runtime/) includes
+ * nothing from here. Each section below lists one file's exports.
  */
 #ifndef DC_H
 #define DC_H
@@ -312,6 +334,11 @@ typedef struct Model {
 /* Reads and validates the model description. NULL on error (reported in d). */
 Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file);
 Model *model_load(Arena *A, Diags *d, const char *path);
+
+/* ================= model_train.c: the train: and data: sections ================= */
+
+/* parse_train and parse_data, called by model_from_spec, take model.c's parsing
+ * context: they are declared with it in model.h, internal to model.c and model_train.c. */
 
 /* ================= graph.c: the IR ================= */
 
@@ -687,11 +714,14 @@ typedef struct Fun {
 } Fun;
 
 const Fun *fun_lookup(const char *name);
+const char *const *fun_names(int *n); /* every function's name, for suggestions */
+
+/* ================= calls.c: checking calls against their signatures ================= */
+
 /* Checks one call against its signature; fills kw (MAXKW entries) if given. */
 int fun_args(Diags *d, const Fun *f, const Expr *call, KwVal *kw);
 /* Checks every call in e, recursively; -1 after errors. */
 int fun_check(Diags *d, const Expr *e);
-const char *const *fun_names(int *n); /* every function's name, for suggestions */
 
 /* ================= lower.c: Model -> Graph ================= */
 

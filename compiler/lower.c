@@ -17,6 +17,10 @@
  *   grad        inputs, target, weight -> loss, d(loss)/d(param) into the gradient buffer
  *   step        gradient buffer -> updated parameters and optimizer state
  *   train_step  grad and step from one joint graph, plus running statistics
+ *
+ * Last, what the graph shows about the model: warnings for inputs and nodes neither the
+ * loss nor the output is computed from and for trainable parameters the loss does not
+ * depend on, and an error when the memory it needs is past MAX_BYTES.
  */
 #include <math.h>
 #include <string.h>

@@ -1,0 +1,217 @@
+/* The `descent` command line, tools: grad (loss and gradients at given parameters),
+ * compile (ahead of time), gradcheck (against finite differences), bench and ir (any
+ * stage as text or Graphviz). main.c parses the options and calls these; see cli.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* The batch size of an inputs file: the first dim of the network's input in it. */
+static int64_t file_batch(const Model *m, const rt_st_file *f)
+{
+	for (int i = 0; i < m->ninputs; i++) {
+		const rt_st_tensor *t = rt_st_find(f, m->inputs[i].name);
+		if (t && t->rank >= 1)
+			return t->shape[0];
+	}
+	return 0;
+}
+
+/* Loss and gradients at given parameters and inputs, as safetensors under the
+ * parameters' names: what another framework's gradients can be compared with. */
+int cmd_grad(const Opts *o, Diags *d, Arena *A)
+{
+	char err[2048];
+	rt_st_file pf = {0}, xf = {0};
+	rt_session *s = NULL;
+	Compiled *c = NULL;
+	int status = 1;
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	if (!o->out || (m->ninputs && !o->inputs)) {
+		fprintf(stderr, "descent: error: grad needs --out%s\n",
+		        m->ninputs ? " and --inputs" : "");
+		return 2;
+	}
+	if ((o->inputs && rt_st_load(o->inputs, &xf, err, sizeof err) < 0) ||
+	    (o->params && rt_st_load(o->params, &pf, err, sizeof err) < 0)) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		goto done;
+	}
+	int64_t batch = m->ninputs ? file_batch(m, &xf) : 1;
+	if (m->ninputs && batch < 1) {
+		fprintf(stderr,
+		        "descent: error: %s: no tensor for any of the model's inputs\n",
+		        o->inputs);
+		goto done;
+	}
+	CodegenOpts co = {.opt_level = o->opt_level};
+	if (!(c = compile_model(d, m, batch, &co)) || !(s = rt_session_new(&c->prog)))
+		goto done;
+	rt_session_init(s, o->seed >= 0 ? (uint64_t)o->seed : m->seed);
+	const char *bad =
+	    o->params && rt_load_params(s, &pf, err, sizeof err) < 0   ? o->params
+	    : o->inputs && rt_load_inputs(s, &xf, err, sizeof err) < 0 ? o->inputs
+	                                                               : NULL;
+	if (bad) {
+		fprintf(stderr, "descent: error: %s: %s\n", bad, err);
+		goto done;
+	}
+	c->prog.grad(s->bufs);
+	const float *loss = s->io[c->prog.io_loss];
+	if (rt_save_params(s, o->out, 1, "loss", loss, err, sizeof err) < 0) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		goto done;
+	}
+	printf("loss %.9g; gradients of %d parameters written to %s\n", *loss,
+	       c->prog.nparam, o->out);
+	status = 0;
+done:
+	rt_session_free(s);
+	compiled_free(c);
+	rt_st_free(&pf);
+	rt_st_free(&xf);
+	return status;
+}
+
+/* Ahead of time: an object (or assembly, LLVM IR, bitcode, a shared library) and a C
+ * header, for a program that links the runtime alone. */
+int cmd_compile(const Opts *o, Diags *d, Arena *A)
+{
+	static const char *const emits[] = {"obj", "asm", "llvm", "bc", "shared"};
+	int emit = 0;
+	while (o->emit && emit < 5 && strcmp(o->emit, emits[emit]))
+		emit++;
+	if (emit == 5 || !o->out) {
+		fprintf(stderr, "descent: error: %s\n",
+		        !o->out ? "compile needs -o FILE"
+		                : "--emit takes obj, asm, llvm, bc or shared");
+		return 2;
+	}
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	AotOpts ao = {o->out, o->header, o->prefix,     o->target,
+	              o->cpu, NULL,      (AotEmit)emit, o->opt_level};
+	if (aot_compile(d, m, o->batch > 0 ? o->batch : m->batch, &ao) < 0)
+		return 1;
+	printf("wrote %s%s%s\n", o->out, o->header ? " and " : "",
+	       o->header ? o->header : "");
+	return 0;
+}
+
+/* The model's compiled gradients against float64 central differences (gradcheck.c):
+ * one line per parameter; status 1 when one is past --tolerance. */
+int cmd_gradcheck(const Opts *o, Diags *d, Arena *A)
+{
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	GradcheckOpts go = {o->batch > 0 ? o->batch : 0,
+	                    o->seed >= 0 ? (uint64_t)o->seed : m->seed, o->params,
+	                    o->tolerance, o->opt_level};
+	int rc = gradcheck(d, m, &go, stdout);
+	return rc < 0 ? 1 : rc;
+}
+
+/* A picture of the graph: Graphviz's dot renders the DOT text to SVG (or PNG, PDF). */
+static int render(const char *dot_path, const char *out)
+{
+	const char *ext = strrchr(out, '.');
+	char cmd[8192];
+	if (system("command -v dot >/dev/null 2>&1") != 0) {
+		fprintf(
+		    stderr,
+		    "descent: error: rendering %s needs Graphviz's dot: apt-get install "
+		    "graphviz (or write DOT text with --format dot -o FILE.dot)\n",
+		    out);
+		return 1;
+	}
+	snprintf(cmd, sizeof cmd, "dot -T%s '%s' -o '%s'", ext + 1, dot_path, out);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "descent: error: dot could not render %s\n", out);
+		return 1;
+	}
+	return 0;
+}
+
+/* descent bench: steps/s, GFLOP/s and the share of the FMA peak for train_step. */
+int cmd_bench(const Opts *o, Diags *d, Arena *A)
+{
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	BenchOpts bo = {o->batch > 0 ? o->batch : 0, o->steps > 0 ? o->steps : 0, 1,
+	                o->opt_level, 0};
+	return bench_run(d, m, &bo, stdout) < 0;
+}
+
+/* descent ir: text or Graphviz of any stage, to stdout or -o FILE (.svg/.png/.pdf are
+ * rendered with Graphviz). */
+int cmd_ir(const Opts *o, Diags *d, Arena *A)
+{
+	InspectOpts io = {ST_BACKWARD, -1, o->grad, 0, o->stats, o->opt_level, o->batch};
+	const char *ext = o->out ? strrchr(o->out, '.') : NULL;
+	int picture =
+	    ext && (!strcmp(ext, ".svg") || !strcmp(ext, ".png") || !strcmp(ext, ".pdf"));
+	io.dot = picture || (o->format && !strcmp(o->format, "dot"));
+	if (o->format && strcmp(o->format, "dot") && strcmp(o->format, "text")) {
+		fprintf(stderr, "descent: error: --format takes text or dot, not '%s'\n",
+		        o->format);
+		return 2;
+	}
+	if (o->stage) {
+		int k = 0;
+		while (k < 7 && strcmp(o->stage, stage_names[k]))
+			k++;
+		if (k == 7) {
+			fprintf(
+			    stderr,
+			    "descent: error: unknown stage '%s' (spec, graph, backward, "
+			    "optimized, kernels, llvm, asm)\n",
+			    o->stage);
+			return 2;
+		}
+		io.stage = (Stage)k;
+	}
+	for (int k = 0; o->fn && k <= FN_COUNT; k++) {
+		if (k == FN_COUNT) {
+			fprintf(stderr,
+			        "descent: error: unknown function '%s' (forward, "
+			        "evaluate, grad, "
+			        "step, train_step)\n",
+			        o->fn);
+			return 2;
+		}
+		if (!strcmp(o->fn, fn_names[k])) {
+			io.fn = k;
+			break;
+		}
+	}
+	Model *m = model_load(A, d, o->model);
+	if (!m)
+		return 1;
+	char tmp[] = "/tmp/descent-ir-XXXXXX";
+	int fd = o->out ? mkstemp(tmp) : -1;
+	FILE *f = o->out ? fdopen(fd, "w") : stdout;
+	if (!f) {
+		fprintf(stderr, "descent: error: cannot write a temporary file\n");
+		return 1;
+	}
+	int bad = inspect(d, m, &io, f) < 0;
+	if (o->out)
+		fclose(f);
+	if (!bad && o->out && picture)
+		bad = render(tmp, o->out);
+	else if (!bad && o->out && rename(tmp, o->out) != 0) {
+		fprintf(stderr, "descent: error: cannot write %s\n", o->out);
+		bad = 1;
+	}
+	if (o->out)
+		unlink(tmp);
+	return bad;
+}
