@@ -10,6 +10,12 @@ command -v /usr/bin/python3 >/dev/null && /usr/bin/python3 -c 'import torch' 2>/
 	echo "bench: needs Debian's python3-torch: apt-get install python3-torch" >&2
 	exit 1
 }
+# Debian's torch uses whatever libblas.so.3 is selected; the anchor was measured with
+# OpenBLAS, not the reference BLAS (10x slower)
+if ! readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep -q openblas; then
+	echo "bench: PyTorch would use the reference BLAS: apt-get install libopenblas0-pthread" >&2
+	exit 1
+fi
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 for model in mlp128 mlp512 lenet; do
 	"$descent" bench "bench/$model.yaml" --steps 20 >/dev/null # compile once, into the cache
