@@ -22,6 +22,7 @@ typedef struct CG {
 	const char *prefix;        /* of the functions' symbols */
 	LLVMValueRef *scalar_args; /* set: pointwise emitters give one element's value */
 	LLVMValueRef scalar_out;
+	int check_numerics;
 } CG;
 
 typedef struct Loop {

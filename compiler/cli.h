@@ -23,6 +23,7 @@ typedef struct Opts {
 	double val_split;
 	double tolerance; /* gradcheck */
 	int opt_level;
+	int check_numerics;
 } Opts;
 
 /* cli_train.c: training over data, and using what it wrote */

@@ -648,6 +648,28 @@ static int stopped_inside(Run *r)
 	return 0;
 }
 
+/* --check-numerics: the first op whose output had a NaN or an Inf, with its YAML line,
+ * its shape and the counts; 0 if the step did not stop on one. */
+static int numerics_report(Compiled *c, rt_session *s)
+{
+	const rt_program *p = &c->prog;
+	for (int k = 0; k < p->nio; k++) {
+		const float *v = s->io[k];
+		if (strcmp(p->io[k].name, "numerics") || v[3] != 1)
+			continue;
+		Node *n = c->g->nodes[(int)v[0]];
+		char sh[128];
+		fprintf(stderr, "%s:%d:%d: error: check-numerics: %s (%%%d%s%s%s) produced %.0f NaN and "
+		                "%.0f Inf values of %lld, shape %s, at step %llu\n",
+		        n->loc.file ? n->loc.file : "descent", n->loc.line, n->loc.col, opinfo[n->op].name,
+		        n->id, n->label ? ", " : "", n->label ? n->label : "",
+		        n->rule ? ", in the backward pass" : "", v[1], v[2], (long long)shape_numel(&n->sh),
+		        shape_str(&n->sh, sh, sizeof sh), (unsigned long long)s->step + 1);
+		return 1;
+	}
+	return 0;
+}
+
 static int run_epochs(Run *r)
 {
 	const Model *m = r->m;
@@ -662,7 +684,9 @@ static int run_epochs(Run *r)
 		pr.base = t->pos / (r->c->prog.batch * t->o.accumulate);
 		pr.t0 = pr.last = now();
 		int rc = rt_trainer_run(t, max, progress, &pr, &tr, err, sizeof err);
-		if (rc < 0) {
+		if (rc < 0 && numerics_report(r->c, r->s)) {
+			return -1;
+		} else if (rc < 0) {
 			fprintf(
 			    stderr, "%s: error: training diverged: %s; %s%s\n", m->file,
 			    err, r->last_ckpt[0] ? "the last good checkpoint is " : "",
@@ -784,7 +808,7 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 		m->batch = o->batch;
 	if (o->seed >= 0)
 		m->seed = (uint64_t)o->seed;
-	CodegenOpts co = {.opt_level = o->opt_level};
+	CodegenOpts co = {.opt_level = o->opt_level, .check_numerics = o->check_numerics};
 	Compiled *c = compile_model(d, m, m->batch, &co);
 	if (!c)
 		return 1;
@@ -839,7 +863,7 @@ static Compiled *compile_for_use(const Opts *o, Diags *d, Model *m)
 {
 	if (o->batch > 0)
 		m->batch = o->batch;
-	CodegenOpts co = {.opt_level = o->opt_level};
+	CodegenOpts co = {.opt_level = o->opt_level, .check_numerics = o->check_numerics};
 	return compile_model(d, m, m->batch, &co);
 }
 

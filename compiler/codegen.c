@@ -445,6 +445,51 @@ static void prefer_wide_vectors(CG *cg, LLVMValueRef fn)
 	                        LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k), v, 3));
 }
 
+static int numerics_slot(Graph *g)
+{
+	for (int i = 0; i < g->nios; i++)
+		if (!strcmp(g->ios[i].name, "numerics"))
+			return i;
+	return -1;
+}
+
+/* --check-numerics: counts the NaNs and Infs node n wrote; if any, records the node id
+ * and the counts in the numerics slot, makes the loss read NaN, and returns before
+ * anything else runs, so no parameter or state is written. */
+static void check_node(CG *cg, FnKind k, Node *n, int slot)
+{
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B), entry = LLVMGetEntryBasicBlock(cg->fn);
+	LLVMPositionBuilderBefore(B, LLVMGetFirstInstruction(entry));
+	LLVMValueRef cnt[2] = {LLVMBuildAlloca(B, cg->i64, "nans"), LLVMBuildAlloca(B, cg->i64, "infs")};
+	LLVMPositionBuilderAtEnd(B, here);
+	for (int i = 0; i < 2; i++)
+		LLVMBuildStore(B, cg_i64(cg, 0), cnt[i]);
+	Loop l;
+	LLVMValueRef j = cg_loop(cg, &l, shape_numel(&n->sh)), v = cg_load(cg, n, j);
+	LLVMValueRef nan = LLVMBuildFCmp(B, LLVMRealUNO, v, v, "");
+	LLVMValueRef inf = LLVMBuildFCmp(B, LLVMRealOEQ, call1(cg, "llvm.fabs.f32", v), cg_f32(cg, INFINITY), "");
+	LLVMValueRef is[2] = {nan, inf};
+	for (int i = 0; i < 2; i++)
+		LLVMBuildStore(B, cg_add(cg, LLVMBuildLoad2(B, cg->i64, cnt[i], ""), LLVMBuildZExt(B, is[i], cg->i64, "")), cnt[i]);
+	cg_loop_end(cg, &l);
+	LLVMValueRef c0 = LLVMBuildLoad2(B, cg->i64, cnt[0], ""), c1 = LLVMBuildLoad2(B, cg->i64, cnt[1], "");
+	LLVMValueRef bad = LLVMBuildICmp(B, LLVMIntNE, LLVMBuildOr(B, c0, c1, ""), cg_i64(cg, 0), "");
+	LLVMBasicBlockRef stop = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "numerics");
+	LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "finite");
+	LLVMBuildCondBr(B, bad, stop, go);
+	LLVMPositionBuilderAtEnd(B, stop);
+	LLVMValueRef out = LLVMBuildPointerCast(B, cg->io[slot], cg->f32p, "");
+	LLVMValueRef vals[4] = {cg_f32(cg, n->id), LLVMBuildUIToFP(B, c0, cg->f32, ""), LLVMBuildUIToFP(B, c1, cg->f32, ""), cg_f32(cg, 1)};
+	for (int i = 0; i < 4; i++)
+		LLVMBuildStore(B, vals[i], LLVMBuildGEP2(B, cg->f32, out, (LLVMValueRef[]){cg_i64(cg, i)}, 1, ""));
+	Fn *fn = &cg->g->fns[k];
+	for (int i = 0; i < fn->nouts; i++)
+		if (fn->outs[i].kind == DEST_IO && cg->g->ios[fn->outs[i].index].sh.rank == 0)
+			LLVMBuildStore(B, cg_f32(cg, NAN), dest_ptr(cg, &fn->outs[i]));
+	LLVMBuildRetVoid(B);
+	LLVMPositionBuilderAtEnd(B, go);
+}
+
 static void emit_fn(CG *cg, FnKind k)
 {
 	Graph *g = cg->g;
@@ -472,8 +517,15 @@ static void emit_fn(CG *cg, FnKind k)
 		else
 			cg->io[s - RT_IO0] = p;
 	}
-	for (int i = 0; i < cg->p->n; i++)
+	int numerics = cg->check_numerics ? numerics_slot(g) : -1;
+	if (numerics >= 0)
+		for (int i = 0; i < 4; i++)
+			LLVMBuildStore(B, cg_f32(cg, 0), LLVMBuildGEP2(B, cg->f32, LLVMBuildPointerCast(B, cg->io[numerics], cg->f32p, ""), (LLVMValueRef[]){cg_i64(cg, i)}, 1, ""));
+	for (int i = 0; i < cg->p->n; i++) {
 		emitters[cg->p->order[i]->op](cg, cg->p->order[i]);
+		if (numerics >= 0 && cg->p->order[i]->dt == DT_F32)
+			check_node(cg, k, cg->p->order[i], numerics);
+	}
 	/* outputs are copied last, so updates never disturb values still being read */
 	Fn *fn = &g->fns[k];
 	LLVMBasicBlockRef keep = NULL, refuse = NULL;
@@ -602,7 +654,8 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 	int status = -1;
 	char *err = NULL;
 	LLVMMemoryBufferRef mb = NULL;
-	CG cgs = {.g = g, .prefix = o->prefix ? o->prefix : ""}, *cg = &cgs;
+	CG cgs = {.g = g, .prefix = o->prefix ? o->prefix : "", .check_numerics = o->check_numerics}, *cg = &cgs;
+	g->no_fusion = o->check_numerics;
 	memset(out, 0, sizeof *out);
 	LLVMTargetMachineRef tm = target_machine(d, o);
 	if (!tm)

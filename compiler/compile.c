@@ -147,7 +147,7 @@ static uint64_t cache_key(Graph *g, const CodegenOpts *o)
 			dump_graph(f, g, k);
 	for (int i = 0; i < g->nparams; i++)
 		fprintf(f, "%s %lld %d\n", g->params[i].name, (long long)g->params[i].off, g->params[i].trainable);
-	fprintf(f, "%d %s\n", o->opt_level, host_cpu_text());
+	fprintf(f, "%d %d %s\n", o->opt_level, o->check_numerics, host_cpu_text());
 	struct stat st;
 	if (stat("/proc/self/exe", &st) == 0)
 		fprintf(f, "%lld %lld\n", (long long)st.st_size, (long long)st.st_mtime);
@@ -229,6 +229,8 @@ Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOp
 	c->g = lower_model(c->A, d, m, batch);
 	if (!c->g)
 		goto fail;
+	if (o->check_numerics)
+		ir_add_io(c->g, "numerics", RT_IO_OUTPUT, DT_F32, (Shape){1, {4}}, (SrcLoc){0});
 	uint64_t key = cache_key(c->g, o);
 	if (!cache_read(key, &obj, &nwork)) {
 		if (cg_compile(c->g, o, &obj, &nwork, NULL) < 0)

@@ -445,6 +445,7 @@ typedef struct Graph {
 	int64_t param_floats, state_floats;
 	int io_x, io_y, io_weight, io_loss, io_output;
 	Fn fns[FN_COUNT];
+	int no_fusion; /* every node gets its own loop (--check-numerics checks each) */
 	Node **cse; /* open-addressing table of every node, for build-time CSE */
 	int cse_cap;
 	/* stamped on every node a builder makes */
@@ -628,6 +629,8 @@ typedef struct CodegenOpts {
 	const char *triple, *cpu, *features; /* NULL: this host's, as the JIT uses */
 	EmitKind emit;
 	double *seconds; /* if not NULL: [0] building LLVM IR, [1] optimizing, [2] emitting */
+	int check_numerics; /* stop at the first op whose output has a NaN or Inf (io slot
+	                       "numerics": node id, NaN count, Inf count, 1) */
 } CodegenOpts;
 
 /* An object file in memory, ready to be loaded by the JIT or written out. */

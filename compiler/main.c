@@ -88,6 +88,10 @@ static int parse_args(int argc, char **argv, Opts *o)
 			o->stats = 1;
 			continue;
 		}
+		if (!strcmp(a, "--check-numerics")) {
+			o->check_numerics = 1;
+			continue;
+		}
 		if (!strncmp(a, "-O", 2) && a[2] >= '0' && a[2] <= '3' && !a[3]) {
 			o->opt_level = a[2] - '0';
 			continue;

@@ -73,7 +73,7 @@ static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 	}
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i], *u = user[i];
-		p->inl[i] = p->live[i] && nuse[i] == 1 && pointwise(n) && pointwise(u) &&
+		p->inl[i] = !g->no_fusion && p->live[i] && nuse[i] == 1 && pointwise(n) && pointwise(u) &&
 		            shape_eq(&n->sh, &u->sh) && n->dt == DT_F32;
 	}
 }

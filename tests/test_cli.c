@@ -199,6 +199,26 @@ static void test_cli_gradcheck_report_and_tolerance(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--tolerance takes a positive number, got '-1'"));
 }
 
+/* --check-numerics names the first op whose output is not finite, at its YAML place. */
+static void test_cli_check_numerics_names_the_first_bad_op(void)
+{
+	char out[16384];
+	int rc = run("train --check-numerics --train-limit 40",
+	             "inputs:\n  image: {shape: [batch, 784]}\n  label: {shape: [batch], dtype: i32}\n"
+	             "nodes:\n  h: \"dense(image, units=16, activation=relu)\"\n  bad: \"log(h - 1)\"\n"
+	             "  out: \"dense(bad, units=10)\"\nloss: \"softmax_cross_entropy(out, label)\"\n"
+	             "train: {batch: 8}\ndata:\n  train:\n"
+	             "    image: {idx: /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz}\n"
+	             "    label: {idx: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz}\n",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	if (!strstr(out, "m.yaml:6:9: error: check-numerics: log"))
+		fprintf(stderr, "\n--- got:\n%s", out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "m.yaml:6:9: error: check-numerics: log"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "NaN"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "shape [8, 16]"));
+}
+
 /* The object cache: the second run of a model loads the object the first wrote, and
  * trains to the same values. */
 static void test_cli_object_cache_is_reused(void)
@@ -230,6 +250,7 @@ void suite_cli(void)
 	    {"test_cli_ir_shows_shapes_lines_and_rules",
 	     test_cli_ir_shows_shapes_lines_and_rules},
 	    {"test_cli_object_cache_is_reused", test_cli_object_cache_is_reused},
+	    {"test_cli_check_numerics_names_the_first_bad_op", test_cli_check_numerics_names_the_first_bad_op},
 	    {"test_cli_gradcheck_passes_on_the_models", test_cli_gradcheck_passes_on_the_models},
 	    {"test_cli_gradcheck_report_and_tolerance", test_cli_gradcheck_report_and_tolerance},
 	    CU_TEST_INFO_NULL,
