@@ -22,19 +22,6 @@
 
 static atomic_uint counter;
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return -1;
-	int k = snprintf(err, errlen, "%s: ", path);
-	if (k >= 0 && (size_t)k < errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -68,7 +55,7 @@ static int sync_dir(const char *path, char *dir, char *err, size_t errlen)
 	}
 	int rc = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || (fsync(fd) && errno != EINVAL))
-		rc = fail(err, errlen, path,
+		rc = rt_fail(err, errlen, path,
 		          "written, but cannot sync its directory %s: %s", dir,
 		          strerror(errno));
 	if (fd >= 0)
@@ -83,7 +70,7 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 	size_t tlen = strlen(path) + 48;
 	char *tmp = rt_alloc(2 * tlen);
 	if (!tmp)
-		return fail(err, errlen, path, "out of memory");
+		return rt_fail(err, errlen, path, "out of memory");
 	char *dir = tmp + tlen;
 	int fd = -1;
 	for (int tries = 0; tries < 100; tries++) {
@@ -94,7 +81,7 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 			break;
 	}
 	if (fd < 0) {
-		fail(err, errlen, path, "cannot create temporary file %s: %s", tmp,
+		rt_fail(err, errlen, path, "cannot create temporary file %s: %s", tmp,
 		     strerror(errno));
 		rt_free(tmp);
 		return -1;
@@ -102,24 +89,24 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 	int rc = -1;
 	for (int i = 0; i < nparts; i++)
 		if (sizes[i] && write_all(fd, parts[i], sizes[i])) {
-			fail(err, errlen, path, "cannot write temporary file %s: %s", tmp,
+			rt_fail(err, errlen, path, "cannot write temporary file %s: %s", tmp,
 			     strerror(errno));
 			goto fail_open;
 		}
 	if (fsync(fd)) {
-		fail(err, errlen, path, "cannot sync temporary file %s: %s", tmp,
+		rt_fail(err, errlen, path, "cannot sync temporary file %s: %s", tmp,
 		     strerror(errno));
 		goto fail_open;
 	}
 	int closed = close(fd);
 	fd = -1;
 	if (closed) {
-		fail(err, errlen, path, "cannot write temporary file %s: %s", tmp,
+		rt_fail(err, errlen, path, "cannot write temporary file %s: %s", tmp,
 		     strerror(errno));
 		goto fail_open;
 	}
 	if (rename(tmp, path)) {
-		fail(err, errlen, path, "cannot rename temporary file %s over it: %s",
+		rt_fail(err, errlen, path, "cannot rename temporary file %s over it: %s",
 		     tmp, strerror(errno));
 		goto fail_open;
 	}

@@ -22,19 +22,6 @@
 #include "descent/runtime.h"
 #include "mem.h"
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return -1;
-	int k = snprintf(err, errlen, "%s: ", path);
-	if (k >= 0 && (size_t)k < errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 typedef struct Csv {
 	const char *path;
@@ -59,9 +46,9 @@ static int field_fail(Csv *c, long long row, int col, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (c->names && col <= c->ncols)
-		return fail(c->err, c->errlen, c->path, "row %lld, column %d ('%s'): %s",
+		return rt_fail(c->err, c->errlen, c->path, "row %lld, column %d ('%s'): %s",
 		            row, col, c->names[col - 1], msg);
-	return fail(c->err, c->errlen, c->path, "row %lld, column %d: %s", row, col, msg);
+	return rt_fail(c->err, c->errlen, c->path, "row %lld, column %d: %s", row, col, msg);
 }
 
 static int is_space(const Csv *c, char ch)
@@ -87,7 +74,7 @@ static int append(Csv *c, const char *s, size_t n)
 			cap *= 2;
 		char *q = rt_realloc(c->f, cap);
 		if (!q)
-			return fail(c->err, c->errlen, c->path, "out of memory");
+			return rt_fail(c->err, c->errlen, c->path, "out of memory");
 		c->f = q;
 		c->fcap = cap;
 	}
@@ -196,13 +183,13 @@ static int scan(Csv *c, int header, long long *records)
 					char **q =
 					    rt_realloc(c->names, (size_t)cap * sizeof *q);
 					if (!q)
-						return fail(c->err, c->errlen, c->path,
+						return rt_fail(c->err, c->errlen, c->path,
 						            "out of memory");
 					c->names = q;
 				}
 				c->names[k] = rt_alloc(c->flen + 1);
 				if (!c->names[k])
-					return fail(c->err, c->errlen, c->path,
+					return rt_fail(c->err, c->errlen, c->path,
 					            "out of memory");
 				memcpy(c->names[k], c->f, c->flen + 1);
 				c->ncols = k + 1;
@@ -214,10 +201,10 @@ static int scan(Csv *c, int header, long long *records)
 			first = row;
 		} else if (k != c->ncols) {
 			if (header)
-				return fail(c->err, c->errlen, c->path,
+				return rt_fail(c->err, c->errlen, c->path,
 				            "row %lld has %d fields, the header has %d",
 				            row, k, c->ncols);
-			return fail(
+			return rt_fail(
 			    c->err, c->errlen, c->path,
 			    "row %lld has %d fields, the first row (line %lld) has "
 			    "%d",
@@ -237,7 +224,7 @@ static int find_label(Csv *c, const char *label, int *col)
 	for (int i = 0; c->names && i < c->ncols; i++)
 		if (!strcmp(c->names[i], label)) {
 			if (*col >= 0)
-				return fail(
+				return rt_fail(
 				    c->err, c->errlen, c->path,
 				    "label column '%s' appears twice in the header "
 				    "(columns %d and %d)",
@@ -248,13 +235,13 @@ static int find_label(Csv *c, const char *label, int *col)
 	if (*col < 0 && label[0] && !label[digits] && digits < 10) {
 		*col = atoi(label);
 		if (*col >= c->ncols)
-			return fail(c->err, c->errlen, c->path,
+			return rt_fail(c->err, c->errlen, c->path,
 			            "label column %s is out of range: the file has %d "
 			            "columns (0 to %d)",
 			            label, c->ncols, c->ncols - 1);
 	}
 	if (*col < 0 && !c->names)
-		return fail(
+		return rt_fail(
 		    c->err, c->errlen, c->path,
 		    "label column '%s' is not a column index, and the file has no "
 		    "header to look it up in",
@@ -265,11 +252,11 @@ static int find_label(Csv *c, const char *label, int *col)
 		for (int i = 0; i < c->ncols && k < sizeof list; i++)
 			k += (size_t)snprintf(list + k, sizeof list - k, "%s'%s'",
 			                      i ? ", " : "", c->names[i]);
-		return fail(c->err, c->errlen, c->path,
+		return rt_fail(c->err, c->errlen, c->path,
 		            "unknown label column '%s'; the header has %s", label, list);
 	}
 	if (c->ncols == 1)
-		return fail(c->err, c->errlen, c->path,
+		return rt_fail(c->err, c->errlen, c->path,
 		            "no feature columns: the only column is the label");
 	return 0;
 }
@@ -355,18 +342,18 @@ static int read_all(const char *path, char **buf, size_t *n, char *err, size_t e
 {
 	FILE *fp = fopen(path, "rb");
 	if (!fp)
-		return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+		return rt_fail(err, errlen, path, "cannot open: %s", strerror(errno));
 	struct stat st;
 	int rc = -1;
 	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode))
-		fail(err, errlen, path, "not a regular file");
+		rt_fail(err, errlen, path, "not a regular file");
 	else if ((uint64_t)st.st_size >= SIZE_MAX)
-		fail(err, errlen, path, "file is too large for this machine");
+		rt_fail(err, errlen, path, "file is too large for this machine");
 	else if (!(*buf = rt_alloc((size_t)st.st_size + 1)))
-		fail(err, errlen, path, "out of memory (%lld bytes)",
+		rt_fail(err, errlen, path, "out of memory (%lld bytes)",
 		     (long long)st.st_size);
 	else if (fread(*buf, 1, (size_t)st.st_size, fp) != (size_t)st.st_size)
-		fail(err, errlen, path, "read error: %s",
+		rt_fail(err, errlen, path, "read error: %s",
 		     ferror(fp) ? strerror(errno) : "the file shrank while being read");
 	else {
 		*n = (size_t)st.st_size;
@@ -386,7 +373,7 @@ int rt_csv_load(const char *path, const rt_csv_opts *o, rt_tensor *x, rt_tensor 
 		o = &defaults;
 	char delim = o->delimiter ? o->delimiter : ',';
 	if (delim == '"' || is_eol(delim))
-		return fail(err, errlen, path, "invalid delimiter (a quote or line end)");
+		return rt_fail(err, errlen, path, "invalid delimiter (a quote or line end)");
 	char *buf = NULL;
 	size_t n = 0;
 	if (read_all(path, &buf, &n, err, errlen))
@@ -398,18 +385,18 @@ int rt_csv_load(const char *path, const rt_csv_opts *o, rt_tensor *x, rt_tensor 
 	if (scan(&c, header, &records))
 		goto done;
 	if (records == 0) {
-		fail(err, errlen, path, "empty file (no rows)");
+		rt_fail(err, errlen, path, "empty file (no rows)");
 		goto done;
 	}
 	if (records == header) {
-		fail(err, errlen, path, "the file has a header but no data rows");
+		rt_fail(err, errlen, path, "the file has a header but no data rows");
 		goto done;
 	}
 	if (find_label(&c, o->label, &lab))
 		goto done;
 	int64_t rows = records - header, nf = c.ncols - (lab >= 0);
 	if ((uint64_t)rows > SIZE_MAX / 4 / (uint64_t)nf) {
-		fail(err, errlen, path, "too large for this machine");
+		rt_fail(err, errlen, path, "too large for this machine");
 		goto done;
 	}
 	*x = (rt_tensor){RT_F32, rows, 1, {nf}, nf, rt_alloc((size_t)(rows * nf) * 4)};
@@ -421,7 +408,7 @@ int rt_csv_load(const char *path, const rt_csv_opts *o, rt_tensor *x, rt_tensor 
 		                 1,
 		                 rt_alloc((size_t)rows * 4)};
 	if (!x->data || (lab >= 0 && !y->data)) {
-		fail(err, errlen, path, "out of memory");
+		rt_fail(err, errlen, path, "out of memory");
 		goto done;
 	}
 	c.p = bom;

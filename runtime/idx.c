@@ -25,19 +25,6 @@
 #define CHUNK 65536
 #define GROW_FROM ((int64_t)1 << 20) /* elements allocated at first for gzipped data */
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return -1;
-	int k = snprintf(err, errlen, "%s: ", path);
-	if (k >= 0 && (size_t)k < errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* The file's bytes, inflated when it starts with gzip's magic: member after member, as
  * gzip -d reads concatenated files; bytes after the last member that do not begin
@@ -162,7 +149,7 @@ static int64_t read_upto(Src *s, unsigned char *buf, int64_t n)
 
 static int read_error(Src *s, char *err, size_t errlen, const char *path)
 {
-	return fail(err, errlen, path, "read error: %s", s->msg);
+	return rt_fail(err, errlen, path, "read error: %s", s->msg);
 }
 
 /* The header: fills dims and *total (product of dims); 0, or -1 with a message. */
@@ -174,24 +161,24 @@ static int read_header(Src *g, const char *path, int as_labels, int *ndim, int64
 	if (got < 0)
 		return read_error(g, err, errlen, path);
 	if (got < 4)
-		return fail(err, errlen, path, "not an IDX file (only %lld bytes long)",
+		return rt_fail(err, errlen, path, "not an IDX file (only %lld bytes long)",
 		            (long long)got);
 	if (h[0] != 0 || h[1] != 0)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "not an IDX file (bad magic %02x %02x %02x %02x)", h[0], h[1],
 		            h[2], h[3]);
 	if (h[2] != 0x08)
-		return fail(
+		return rt_fail(
 		    err, errlen, path,
 		    "IDX element type 0x%02x is not supported (only 0x08, unsigned byte)",
 		    h[2]);
 	*ndim = h[3];
 	if (*ndim < 1 || *ndim > RT_MAXRANK)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "IDX file has %d dimensions (must be 1 to %d)", *ndim,
 		            RT_MAXRANK);
 	if (as_labels && *ndim != 1)
-		return fail(
+		return rt_fail(
 		    err, errlen, path,
 		    "labels must be a 1-dimensional IDX file, this one has %d dimensions",
 		    *ndim);
@@ -199,7 +186,7 @@ static int read_header(Src *g, const char *path, int as_labels, int *ndim, int64
 	if (got < 0)
 		return read_error(g, err, errlen, path);
 	if (got < 4 * *ndim)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "truncated: header declares %d dimensions but ends after "
 		            "%lld of them",
 		            *ndim, (long long)got / 4);
@@ -209,10 +196,10 @@ static int read_header(Src *g, const char *path, int as_labels, int *ndim, int64
 		dims[i] =
 		    (int64_t)b[0] << 24 | (int64_t)b[1] << 16 | (int64_t)b[2] << 8 | b[3];
 		if (dims[i] == 0)
-			return fail(err, errlen, path, "dimension %d of %d is 0", i + 1,
+			return rt_fail(err, errlen, path, "dimension %d of %d is 0", i + 1,
 			            *ndim);
 		if (*total > INT64_MAX / 4 / dims[i])
-			return fail(err, errlen, path,
+			return rt_fail(err, errlen, path,
 			            "declared size overflows (dimension %d is %lld)",
 			            i + 1, (long long)dims[i]);
 		*total *= dims[i];
@@ -238,7 +225,7 @@ static int read_data(Src *g, const char *path, double scale, rt_tensor *t, int64
 			int64_t c = cap > total / 2 ? total : 2 * cap;
 			void *q = rt_realloc(t->data, (size_t)c * 4);
 			if (!q)
-				return fail(err, errlen, path,
+				return rt_fail(err, errlen, path,
 				            "out of memory (%lld bytes)",
 				            (long long)c * 4);
 			t->data = q;
@@ -256,7 +243,7 @@ static int read_data(Src *g, const char *path, double scale, rt_tensor *t, int64
 		pos += k;
 	}
 	if (pos < total)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "truncated: expected %lld bytes of data, found %lld",
 		            (long long)total, (long long)pos);
 	int64_t extra = 0, k;
@@ -265,7 +252,7 @@ static int read_data(Src *g, const char *path, double scale, rt_tensor *t, int64
 	if (k < 0)
 		return read_error(g, err, errlen, path);
 	if (extra)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "%lld bytes of trailing data after the %lld bytes declared",
 		            (long long)extra, (long long)total);
 	return 0;
@@ -277,16 +264,16 @@ int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, c
 	memset(out, 0, sizeof *out);
 	FILE *fp = fopen(path, "rb");
 	if (!fp)
-		return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+		return rt_fail(err, errlen, path, "cannot open: %s", strerror(errno));
 	struct stat st;
 	int regular = fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode);
 	Src *g = rt_alloc(sizeof *g);
 	if (!g) {
 		fclose(fp);
-		return fail(err, errlen, path, "cannot open: out of memory");
+		return rt_fail(err, errlen, path, "cannot open: out of memory");
 	}
 	if (src_open(g, fp)) {
-		fail(err, errlen, path, "%s: %s", g->gz ? "cannot open" : "read error",
+		rt_fail(err, errlen, path, "%s: %s", g->gz ? "cannot open" : "read error",
 		     g->msg);
 		src_close(g);
 		rt_free(g);
@@ -299,26 +286,26 @@ int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, c
 	if (!g->gz && regular) {
 		int64_t have = (int64_t)st.st_size - (4 + 4 * ndim);
 		if (have < total) {
-			fail(err, errlen, path,
+			rt_fail(err, errlen, path,
 			     "truncated: expected %lld bytes of data, found %lld",
 			     (long long)total, (long long)have);
 			goto done;
 		}
 		if (have > total) {
-			fail(err, errlen, path,
+			rt_fail(err, errlen, path,
 			     "%lld bytes of trailing data after the %lld bytes declared",
 			     (long long)(have - total), (long long)total);
 			goto done;
 		}
 	} else if (total > GZ_LIMIT) {
-		fail(err, errlen, path,
+		rt_fail(err, errlen, path,
 		     "declares %lld bytes of data, more than the 2 GiB limit for "
 		     "compressed files",
 		     (long long)total);
 		goto done;
 	}
 	if ((uint64_t)total > SIZE_MAX / 4) {
-		fail(err, errlen, path,
+		rt_fail(err, errlen, path,
 		     "declares %lld bytes of data, too many for this machine",
 		     (long long)total);
 		goto done;
@@ -334,7 +321,7 @@ int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, c
 	int64_t cap = g->gz && total > GROW_FROM ? GROW_FROM : total;
 	out->data = rt_alloc((size_t)cap * 4);
 	if (!out->data) {
-		fail(err, errlen, path, "out of memory (%lld bytes)", (long long)cap * 4);
+		rt_fail(err, errlen, path, "out of memory (%lld bytes)", (long long)cap * 4);
 		goto done;
 	}
 	rc = read_data(g, path, scale, out, total, cap, err, errlen);

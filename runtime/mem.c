@@ -13,6 +13,8 @@
  * gradients, optimizer state and padding start at 0 and vector loads of a last partial
  * group stay inside the block. A request so large that the arithmetic would overflow
  * fails with NULL instead of wrapping around. */
+#include <stdio.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,4 +107,18 @@ char *rt_strdup(const char *s)
 	size_t n = strlen(s) + 1;
 	char *p = rt_alloc(n);
 	return p ? memcpy(p, s, n) : NULL;
+}
+
+int rt_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return -1;
+	int k = snprintf(err, errlen, "%s: ", path);
+	if (k >= 0 && (size_t)k < errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
 }

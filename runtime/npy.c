@@ -45,19 +45,6 @@ static const struct {
 	"data: '<f4', '<f8'; labels: '<i4', '<i8', '|u1', '|i1', '<i2', '<u2', '<u4', "  \
 	"'<u8'"
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return -1;
-	int k = snprintf(err, errlen, "%s: ", path);
-	if (k >= 0 && (size_t)k < errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* ---- the header: a Python dict literal ---- */
 
@@ -96,7 +83,7 @@ static int bad_header(const Py *y, const char *what)
 	else
 		snprintf(f, sizeof f, "byte 0x%02x at byte %zu of the header",
 		         (unsigned)c, y->p);
-	return fail(y->err, y->errlen, y->path, "bad .npy header: %s, found %s", what, f);
+	return rt_fail(y->err, y->errlen, y->path, "bad .npy header: %s, found %s", what, f);
 }
 
 static int expect(Py *y, char c, const char *what)
@@ -122,7 +109,7 @@ static int py_string(Py *y, char *out, size_t cap)
 		return bad_header(y, "expected the end of a string");
 	len = y->p++ - start;
 	if (len >= cap)
-		return fail(y->err, y->errlen, y->path,
+		return rt_fail(y->err, y->errlen, y->path,
 		            "bad .npy header: string at byte %zu is too long", start);
 	memcpy(out, y->s + start, len);
 	out[len] = 0;
@@ -142,7 +129,7 @@ static int py_shape(Py *y, Header *h)
 			return 0;
 		}
 		if (h->rank == MAXDIMS)
-			return fail(
+			return rt_fail(
 			    y->err, y->errlen, y->path,
 			    "shape has more than %d dimensions (the examples and at "
 			    "most %d per example)",
@@ -154,7 +141,7 @@ static int py_shape(Py *y, Header *h)
 		int64_t v = 0;
 		while ((c = peek(y)) >= '0' && c <= '9') {
 			if (v > (INT64_MAX - (c - '0')) / 10)
-				return fail(
+				return rt_fail(
 				    y->err, y->errlen, y->path,
 				    "bad .npy header: dimension %d of the shape is "
 				    "too large",
@@ -207,7 +194,7 @@ static int parse_header(Py *y, Header *h)
 			dup = h->descr[0] != 0;
 			skip_ws(y);
 			if (peek(y) == '[')
-				return fail(y->err, y->errlen, y->path,
+				return rt_fail(y->err, y->errlen, y->path,
 				            "structured arrays (a list as descr) are not "
 				            "supported");
 			if (!dup && py_string(y, h->descr, sizeof h->descr))
@@ -221,12 +208,12 @@ static int parse_header(Py *y, Header *h)
 			if (!dup && py_shape(y, h))
 				return -1;
 		} else
-			return fail(y->err, y->errlen, y->path,
+			return rt_fail(y->err, y->errlen, y->path,
 			            "bad .npy header: unexpected key '%s' at byte %zu of "
 			            "the header",
 			            key, at);
 		if (dup)
-			return fail(y->err, y->errlen, y->path,
+			return rt_fail(y->err, y->errlen, y->path,
 			            "bad .npy header: key '%s' appears twice", key);
 		skip_ws(y);
 		if (peek(y) == ',')
@@ -243,7 +230,7 @@ static int parse_header(Py *y, Header *h)
 	                      : h->rank < 0    ? "shape"
 	                                       : NULL;
 	if (missing)
-		return fail(y->err, y->errlen, y->path, "bad .npy header: no '%s'",
+		return rt_fail(y->err, y->errlen, y->path, "bad .npy header: no '%s'",
 		            missing);
 	return 0;
 }
@@ -258,20 +245,20 @@ static int find_kind(const char *path, const char *d, int as_labels, int *kind, 
 	while (k < NKINDS && (!d[0] || strcmp(d + 1, kinds[k].code)))
 		k++;
 	if (k == NKINDS || !strchr("<>|", d[0]) || (d[0] == '|' && kinds[k].size > 1))
-		return fail(err, errlen, path, "dtype '%s' is not supported (%s)", d,
+		return rt_fail(err, errlen, path, "dtype '%s' is not supported (%s)", d,
 		            SUPPORTED);
 	if (d[0] == '>' && kinds[k].size > 1)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "big-endian data ('%s') is not supported; convert it with "
 		            "arr.astype('<%s')",
 		            d, d + 1);
 	if (as_labels && kinds[k].is_float)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "labels must be integers, but this file holds %s ('%s'); "
 		            "convert them with arr.astype('<i4')",
 		            kinds[k].cname, d);
 	if (!as_labels && !kinds[k].is_float)
-		return fail(
+		return rt_fail(
 		    err, errlen, path,
 		    "this file holds integers (%s, '%s'), not float32 or float64 "
 		    "data; load it as labels, or convert it with arr.astype('<f4')",
@@ -286,42 +273,42 @@ static int read_header(FILE *fp, const char *path, int64_t size, Header *h, int6
 {
 	unsigned char b[12];
 	if (size < 10)
-		return fail(err, errlen, path, "not a .npy file (only %lld bytes long)",
+		return rt_fail(err, errlen, path, "not a .npy file (only %lld bytes long)",
 		            (long long)size);
 	if (fread(b, 1, 10, fp) != 10)
-		return fail(err, errlen, path, "read error: %s", strerror(errno));
+		return rt_fail(err, errlen, path, "read error: %s", strerror(errno));
 	if (memcmp(b, MAGIC, 6))
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "not a .npy file (it does not begin with \\x93NUMPY)");
 	int major = b[6], minor = b[7];
 	if (major < 1 || major > 3 || minor != 0)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            ".npy format version %d.%d is not supported (1.0, 2.0, 3.0)",
 		            major, minor);
 	uint32_t hlen = b[8] | (uint32_t)b[9] << 8;
 	*pre = 10;
 	if (major > 1) {
 		if (size < 12 || fread(b + 10, 1, 2, fp) != 2)
-			return fail(err, errlen, path,
+			return rt_fail(err, errlen, path,
 			            "truncated: the file ends inside the header length");
 		hlen |= (uint32_t)b[10] << 16 | (uint32_t)b[11] << 24;
 		*pre = 12;
 	}
 	if (hlen > size - *pre)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "header length %lu is larger than the rest of the file (%lld "
 		            "bytes)",
 		            (unsigned long)hlen, (long long)(size - *pre));
 	if (hlen > HEADER_MAX)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "header length %lu is over the 1 MiB limit",
 		            (unsigned long)hlen);
 	char *s = rt_alloc(hlen + 1);
 	if (!s)
-		return fail(err, errlen, path, "out of memory");
+		return rt_fail(err, errlen, path, "out of memory");
 	int rc = -1;
 	if (fread(s, 1, hlen, fp) != hlen)
-		fail(err, errlen, path, "read error: %s", strerror(errno));
+		rt_fail(err, errlen, path, "read error: %s", strerror(errno));
 	else {
 		Py y = {s, hlen, 0, path, err, errlen};
 		rc = parse_header(&y, h);
@@ -350,7 +337,7 @@ static int convert(const char *path, int k, const unsigned char *b, size_t count
 				double d;
 				memcpy(&d, &u, 8);
 				if (isfinite(d) && fabs(d) > FLT_MAX)
-					return fail(err, errlen, path,
+					return rt_fail(err, errlen, path,
 					            "element %lld is %g, too large for "
 					            "float32",
 					            (long long)at, d);
@@ -362,7 +349,7 @@ static int convert(const char *path, int k, const unsigned char *b, size_t count
 		int64_t v;
 		if (!kinds[k].is_signed) {
 			if (u > INT32_MAX)
-				return fail(
+				return rt_fail(
 				    err, errlen, path,
 				    "label %lld is %llu, which does not fit in int32",
 				    (long long)at, (unsigned long long)u);
@@ -374,7 +361,7 @@ static int convert(const char *path, int k, const unsigned char *b, size_t count
 			v = (int64_t)(u & (sign - 1)) - (int64_t)(u & sign);
 		}
 		if (v < INT32_MIN || v > INT32_MAX)
-			return fail(err, errlen, path,
+			return rt_fail(err, errlen, path,
 			            "label %lld is %lld, which does not fit in int32",
 			            (long long)at, (long long)v);
 		((int32_t *)t->data)[at] = (int32_t)v;
@@ -391,7 +378,7 @@ static int read_data(FILE *fp, const char *path, int k, rt_tensor *t, int64_t to
 		size_t count = (size_t)(total - pos) < CHUNK / es ? (size_t)(total - pos)
 		                                                  : CHUNK / es;
 		if (fread(buf, es, count, fp) != count)
-			return fail(err, errlen, path, "read error: %s",
+			return rt_fail(err, errlen, path, "read error: %s",
 			            ferror(fp) ? strerror(errno)
 			                       : "the file shrank while being read");
 		if (convert(path, k, buf, count, t, pos, err, errlen))
@@ -406,20 +393,20 @@ static int check_shape(const char *path, const Header *h, rt_tensor *out, int64_
                        char *err, size_t errlen)
 {
 	if (h->fortran)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "Fortran-order arrays are not supported; save with "
 		            "np.ascontiguousarray");
 	if (h->rank == 0)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "shape () is a single scalar; the first dimension must count "
 		            "the examples");
 	*total = 1;
 	for (int i = 0; i < h->rank; i++) {
 		if (h->shape[i] == 0)
-			return fail(err, errlen, path, "dimension %d of %d is 0", i + 1,
+			return rt_fail(err, errlen, path, "dimension %d of %d is 0", i + 1,
 			            h->rank);
 		if (*total > INT64_MAX / 8 / h->shape[i])
-			return fail(err, errlen, path,
+			return rt_fail(err, errlen, path,
 			            "declared size overflows (dimension %d is %lld)",
 			            i + 1, (long long)h->shape[i]);
 		*total *= h->shape[i];
@@ -437,13 +424,13 @@ int rt_npy_load(const char *path, int as_labels, rt_tensor *out, char *err, size
 	memset(out, 0, sizeof *out);
 	FILE *fp = fopen(path, "rb");
 	if (!fp)
-		return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+		return rt_fail(err, errlen, path, "cannot open: %s", strerror(errno));
 	int rc = -1, k = 0;
 	struct stat st;
 	Header h;
 	int64_t pre = 0, total = 0;
 	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
-		fail(err, errlen, path, "not a regular file");
+		rt_fail(err, errlen, path, "not a regular file");
 		goto done;
 	}
 	if (read_header(fp, path, (int64_t)st.st_size, &h, &pre, err, errlen) ||
@@ -452,19 +439,19 @@ int rt_npy_load(const char *path, int as_labels, rt_tensor *out, char *err, size
 		goto done;
 	int64_t want = total * (int64_t)kinds[k].size, have = (int64_t)st.st_size - pre;
 	if (have < want) {
-		fail(err, errlen, path,
+		rt_fail(err, errlen, path,
 		     "truncated: expected %lld bytes of data, found %lld",
 		     (long long)want, (long long)have);
 		goto done;
 	}
 	if (have > want) {
-		fail(err, errlen, path,
+		rt_fail(err, errlen, path,
 		     "%lld bytes of trailing data after the %lld bytes declared",
 		     (long long)(have - want), (long long)want);
 		goto done;
 	}
 	if ((uint64_t)total > SIZE_MAX / 4) {
-		fail(err, errlen, path,
+		rt_fail(err, errlen, path,
 		     "declares %lld elements, too many for this machine",
 		     (long long)total);
 		goto done;
@@ -472,7 +459,7 @@ int rt_npy_load(const char *path, int as_labels, rt_tensor *out, char *err, size
 	out->dtype = as_labels ? RT_I32 : RT_F32;
 	out->data = rt_alloc((size_t)total * 4);
 	if (!out->data) {
-		fail(err, errlen, path, "out of memory (%lld bytes)",
+		rt_fail(err, errlen, path, "out of memory (%lld bytes)",
 		     (long long)total * 4);
 		goto done;
 	}
@@ -490,9 +477,9 @@ int rt_npy_save(const char *path, rt_dtype dtype, int rank, const int64_t *shape
                 const void *data, char *err, size_t errlen)
 {
 	if (dtype != RT_F32 && dtype != RT_I32)
-		return fail(err, errlen, path, "invalid dtype %d", (int)dtype);
+		return rt_fail(err, errlen, path, "invalid dtype %d", (int)dtype);
 	if (rank < 0 || rank > MAXDIMS || (rank && !shape))
-		return fail(err, errlen, path, "rank %d is not between 0 and %d", rank,
+		return rt_fail(err, errlen, path, "rank %d is not between 0 and %d", rank,
 		            MAXDIMS);
 	char h[512];
 	int64_t total = 1;
@@ -504,10 +491,10 @@ int rt_npy_save(const char *path, rt_dtype dtype, int rank, const int64_t *shape
 	                      dtype == RT_F32 ? "f4" : "i4");
 	for (int i = 0; i < rank; i++) {
 		if (shape[i] < 0)
-			return fail(err, errlen, path, "dimension %d is negative (%lld)",
+			return rt_fail(err, errlen, path, "dimension %d is negative (%lld)",
 			            i + 1, (long long)shape[i]);
 		if (shape[i] && total > INT64_MAX / 4 / shape[i])
-			return fail(err, errlen, path,
+			return rt_fail(err, errlen, path,
 			            "size overflows (dimension %d is %lld)", i + 1,
 			            (long long)shape[i]);
 		total *= shape[i];
@@ -515,9 +502,9 @@ int rt_npy_save(const char *path, rt_dtype dtype, int rank, const int64_t *shape
 		              (long long)shape[i], rank == 1 ? "," : "");
 	}
 	if (total && !data)
-		return fail(err, errlen, path, "data is NULL");
+		return rt_fail(err, errlen, path, "data is NULL");
 	if ((uint64_t)total > SIZE_MAX / 4)
-		return fail(err, errlen, path, "too large for this machine");
+		return rt_fail(err, errlen, path, "too large for this machine");
 	k += snprintf(h + k, sizeof h - (size_t)k, "), }");
 	while ((k + 1) % 64)
 		h[k++] = ' ';

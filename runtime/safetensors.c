@@ -38,19 +38,6 @@ static const struct {
 #define NDTYPES (int)(sizeof dtypes / sizeof dtypes[0])
 #define DTYPE_LIST "F32, F64, I32, I64, U8, F16, BF16, I8, I16, BOOL"
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return -1;
-	int k = snprintf(err, errlen, "%s: ", path);
-	if (k >= 0 && (size_t)k < errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 size_t rt_st_dtype_size(rt_st_dtype t)
 {
@@ -167,7 +154,7 @@ static const char *found(const Json *j, char *buf, size_t len)
 static int bad_json(const Json *j, const char *what)
 {
 	char f[64];
-	return fail(j->err, j->errlen, j->path, "header is not valid JSON: %s, found %s",
+	return rt_fail(j->err, j->errlen, j->path, "header is not valid JSON: %s, found %s",
 	            what, found(j, f, sizeof f));
 }
 
@@ -179,7 +166,7 @@ static int bad_value(const Json *j, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	return fail(j->err, j->errlen, j->path, "%s, found %s", msg,
+	return rt_fail(j->err, j->errlen, j->path, "%s, found %s", msg,
 	            found(j, f, sizeof f));
 }
 
@@ -329,13 +316,13 @@ static int parse_int(Json *j, const char *name, const char *what, uint64_t *v)
 	}
 	int len = (int)(j->p - start);
 	if (neg || !integral)
-		return fail(
+		return rt_fail(
 		    j->err, j->errlen, j->path,
 		    "tensor '%s': %s must be a non-negative integer, found %.*s at "
 		    "byte %zu of the header",
 		    name, what, len, j->s + start, start);
 	if (over)
-		return fail(j->err, j->errlen, j->path,
+		return rt_fail(j->err, j->errlen, j->path,
 		            "tensor '%s': %s %.*s at byte %zu of the header is too large",
 		            name, what, len, j->s + start, start);
 	return 0;
@@ -408,17 +395,17 @@ static int check_tensor(Load *L, const rt_st_tensor *t, const uint64_t *off)
 	fmt_shape(shape, sizeof shape, t->shape, t->rank);
 	uint64_t bytes;
 	if (off[0] > off[1])
-		return fail(L->j.err, L->j.errlen, path,
+		return rt_fail(L->j.err, L->j.errlen, path,
 		            "tensor '%s': data_offsets [%llu, %llu] begin after they end",
 		            t->name, (unsigned long long)off[0],
 		            (unsigned long long)off[1]);
 	if (byte_size(t->shape, t->rank, dtypes[t->dtype].size, &bytes))
-		return fail(L->j.err, L->j.errlen, path,
+		return rt_fail(L->j.err, L->j.errlen, path,
 		            "tensor '%s': shape %s of %s is too large (its byte size "
 		            "overflows)",
 		            t->name, shape, dtypes[t->dtype].name);
 	if (bytes != off[1] - off[0])
-		return fail(L->j.err, L->j.errlen, path,
+		return rt_fail(L->j.err, L->j.errlen, path,
 		            "tensor '%s' has shape %s of %s (%llu bytes) but its "
 		            "data_offsets [%llu, %llu] span %llu bytes",
 		            t->name, shape, dtypes[t->dtype].name,
@@ -426,7 +413,7 @@ static int check_tensor(Load *L, const rt_st_tensor *t, const uint64_t *off)
 		            (unsigned long long)off[1],
 		            (unsigned long long)(off[1] - off[0]));
 	if (off[1] > L->datalen)
-		return fail(L->j.err, L->j.errlen, path,
+		return rt_fail(L->j.err, L->j.errlen, path,
 		            "tensor '%s': data_offsets [%llu, %llu] are outside the data "
 		            "section (%llu bytes)",
 		            t->name, (unsigned long long)off[0],
@@ -446,7 +433,7 @@ static int parse_dtype(Json *j, const char *name, rt_st_dtype *dt)
 	while (k < NDTYPES && strcmp(d, dtypes[k].name))
 		k++;
 	if (k == NDTYPES)
-		return fail(j->err, j->errlen, j->path,
+		return rt_fail(j->err, j->errlen, j->path,
 		            "tensor '%s': dtype '%s' is not supported (supported: %s)",
 		            name, d, DTYPE_LIST);
 	*dt = (rt_st_dtype)k;
@@ -465,7 +452,7 @@ static int parse_field(Json *j, int k, rt_st_tensor *t, uint64_t *off, int *noff
 		if (parse_ints(j, t->name, "shape", shape, RT_MAXRANK, &t->rank))
 			return -1;
 		if (t->rank > RT_MAXRANK)
-			return fail(j->err, j->errlen, j->path,
+			return rt_fail(j->err, j->errlen, j->path,
 			            "tensor '%s' has more than %d dimensions", t->name,
 			            RT_MAXRANK);
 		for (int i = 0; i < t->rank; i++)
@@ -475,7 +462,7 @@ static int parse_field(Json *j, int k, rt_st_tensor *t, uint64_t *off, int *noff
 	if (parse_ints(j, t->name, "data_offsets", off, 2, noff))
 		return -1;
 	if (*noff != 2)
-		return fail(j->err, j->errlen, j->path,
+		return rt_fail(j->err, j->errlen, j->path,
 		            "tensor '%s': data_offsets must be two integers [begin, end]",
 		            t->name);
 	return 0;
@@ -508,7 +495,7 @@ static int parse_tensor(Load *L, char *name)
 		while (k < 3 && strcmp(key, keys[k]))
 			k++;
 		if (k == 3 || seen[k])
-			return fail(j->err, j->errlen, j->path,
+			return rt_fail(j->err, j->errlen, j->path,
 			            k == 3
 			                ? "tensor '%s': unknown key '%s' at byte %zu of "
 			                  "the header (expected dtype, shape and "
@@ -525,7 +512,7 @@ static int parse_tensor(Load *L, char *name)
 	j->p++;
 	for (int k = 0; k < 3; k++)
 		if (!seen[k])
-			return fail(j->err, j->errlen, j->path, "tensor '%s' has no %s",
+			return rt_fail(j->err, j->errlen, j->path, "tensor '%s' has no %s",
 			            name, keys[k]);
 	if (check_tensor(L, &t, off))
 		return -1;
@@ -534,7 +521,7 @@ static int parse_tensor(Load *L, char *name)
 	rt_st_file *f = L->out;
 	rt_st_tensor *q = grow(f->t, &L->cap, f->n, sizeof t);
 	if (!q)
-		return fail(j->err, j->errlen, j->path, "out of memory");
+		return rt_fail(j->err, j->errlen, j->path, "out of memory");
 	f->t = q;
 	f->t[f->n++] = t;
 	return 0;
@@ -546,7 +533,7 @@ static int parse_meta(Load *L, size_t at)
 	Json *j = &L->j;
 	rt_st_file *f = L->out;
 	if (L->have_meta)
-		return fail(
+		return rt_fail(
 		    j->err, j->errlen, j->path,
 		    "__metadata__ appears twice in the header (again at byte %zu)", at);
 	L->have_meta = 1;
@@ -579,7 +566,7 @@ static int parse_meta(Load *L, size_t at)
 		if (v)
 			f->meta_vals = v;
 		if (!k || !v)
-			return fail(j->err, j->errlen, j->path, "out of memory");
+			return rt_fail(j->err, j->errlen, j->path, "out of memory");
 		L->mcap = kc;
 		f->meta_keys[m] = key;
 		f->meta_vals[m] = val;
@@ -648,16 +635,16 @@ static int check_names(Load *L)
 	int n = f->n > f->nmeta ? f->n : f->nmeta;
 	const char **s = rt_alloc(((size_t)n + 1) * sizeof *s), *dup;
 	if (!s)
-		return fail(L->j.err, L->j.errlen, L->j.path, "out of memory");
+		return rt_fail(L->j.err, L->j.errlen, L->j.path, "out of memory");
 	for (int i = 0; i < f->nmeta; i++)
 		s[i] = f->meta_keys[i];
 	if ((dup = first_duplicate(s, f->nmeta)))
-		fail(L->j.err, L->j.errlen, L->j.path,
+		rt_fail(L->j.err, L->j.errlen, L->j.path,
 		     "__metadata__ key '%s' appears twice", dup);
 	for (int i = 0; !dup && i < f->n; i++)
 		s[i] = f->t[i].name;
 	if (!dup && (dup = first_duplicate(s, f->n)))
-		fail(L->j.err, L->j.errlen, L->j.path,
+		rt_fail(L->j.err, L->j.errlen, L->j.path,
 		     "tensor name '%s' appears twice in the header", dup);
 	rt_free(s);
 	return dup ? -1 : 0;
@@ -673,7 +660,7 @@ static int check_tiling(Load *L)
 	rt_st_file *f = L->out;
 	const rt_st_tensor **ts = rt_alloc(((size_t)f->n + 1) * sizeof *ts), *prev = NULL;
 	if (!ts)
-		return fail(err, errlen, path, "out of memory");
+		return rt_fail(err, errlen, path, "out of memory");
 	for (int i = 0; i < f->n; i++)
 		ts[i] = &f->t[i];
 	qsort(ts, (size_t)f->n, sizeof *ts, by_offset);
@@ -683,18 +670,18 @@ static int check_tiling(Load *L)
 		const rt_st_tensor *t = ts[i];
 		unsigned long long begin = (uint64_t)((const char *)t->data - L->data);
 		if (begin > at && !prev)
-			rc = fail(
+			rc = rt_fail(
 			    err, errlen, path,
 			    "tensor '%s' begins at byte %llu of the data section, not "
 			    "at 0 (a gap at its start)",
 			    t->name, begin);
 		else if (begin > at)
-			rc = fail(err, errlen, path,
+			rc = rt_fail(err, errlen, path,
 			          "gap in the data section between tensor '%s' (ends at "
 			          "%llu) and tensor '%s' (begins at %llu)",
 			          prev->name, (unsigned long long)at, t->name, begin);
 		else if (begin < at)
-			rc = fail(err, errlen, path,
+			rc = rt_fail(err, errlen, path,
 			          "tensor '%s' (bytes %llu to %llu of the data section) "
 			          "overlaps tensor '%s' (which ends at %llu)",
 			          t->name, begin, begin + t->nbytes, prev->name,
@@ -706,11 +693,11 @@ static int check_tiling(Load *L)
 	if (rc || at == L->datalen)
 		return rc;
 	if (!prev)
-		return fail(
+		return rt_fail(
 		    err, errlen, path,
 		    "%llu bytes of data belong to no tensor (the header lists none)",
 		    (unsigned long long)L->datalen);
-	return fail(err, errlen, path,
+	return rt_fail(err, errlen, path,
 	            "%llu bytes at the end of the data section belong to no tensor (the "
 	            "last one, '%s', ends at %llu of %llu)",
 	            (unsigned long long)(L->datalen - at), prev->name,
@@ -724,31 +711,31 @@ static int read_image(const char *path, rt_st_file *out, uint64_t *hlen, size_t 
 {
 	FILE *fp = fopen(path, "rb");
 	if (!fp)
-		return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+		return rt_fail(err, errlen, path, "cannot open: %s", strerror(errno));
 	int rc = -1;
 	struct stat st;
 	unsigned char b[8];
 	if (fstat(fileno(fp), &st)) {
-		fail(err, errlen, path, "cannot stat: %s", strerror(errno));
+		rt_fail(err, errlen, path, "cannot stat: %s", strerror(errno));
 		goto done;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		fail(err, errlen, path, "not a regular file");
+		rt_fail(err, errlen, path, "not a regular file");
 		goto done;
 	}
 	if (st.st_size < 8) {
-		fail(err, errlen, path,
+		rt_fail(err, errlen, path,
 		     "file is %lld bytes long, too short for a safetensors header (8 "
 		     "bytes of length, then the JSON)",
 		     (long long)st.st_size);
 		goto done;
 	}
 	if ((uint64_t)st.st_size > SIZE_MAX - RT_ALIGN) {
-		fail(err, errlen, path, "file is too large for this machine");
+		rt_fail(err, errlen, path, "file is too large for this machine");
 		goto done;
 	}
 	if (fread(b, 1, 8, fp) != 8) {
-		fail(err, errlen, path, "read error: %s",
+		rt_fail(err, errlen, path, "read error: %s",
 		     ferror(fp) ? strerror(errno) : "file shrank while being read");
 		goto done;
 	}
@@ -757,25 +744,25 @@ static int read_image(const char *path, rt_st_file *out, uint64_t *hlen, size_t 
 		*hlen = *hlen << 8 | b[i];
 	*size = (size_t)st.st_size;
 	if (*hlen > *size - 8) {
-		fail(
+		rt_fail(
 		    err, errlen, path,
 		    "header length %llu is larger than the rest of the file (%llu bytes)",
 		    (unsigned long long)*hlen, (unsigned long long)(*size - 8));
 		goto done;
 	}
 	if (*hlen > HEADER_LIMIT) {
-		fail(err, errlen, path, "header length %llu is over the 100 MB limit",
+		rt_fail(err, errlen, path, "header length %llu is over the 100 MB limit",
 		     (unsigned long long)*hlen);
 		goto done;
 	}
 	out->mem = rt_alloc(*size);
 	if (!out->mem) {
-		fail(err, errlen, path, "out of memory (%zu bytes)", *size);
+		rt_fail(err, errlen, path, "out of memory (%zu bytes)", *size);
 		goto done;
 	}
 	memcpy(out->mem, b, 8);
 	if (fread((char *)out->mem + 8, 1, *size - 8, fp) != *size - 8) {
-		fail(err, errlen, path, "read error: %s",
+		rt_fail(err, errlen, path, "read error: %s",
 		     ferror(fp) ? strerror(errno) : "file shrank while being read");
 		goto done;
 	}
@@ -895,39 +882,39 @@ static int check_save_tensor(const char *path, const rt_st_tensor *t, int i,
 	const char *name = t->name;
 	char shape[160];
 	if (!name)
-		return fail(err, errlen, path, "tensor %d: name is NULL", i);
+		return rt_fail(err, errlen, path, "tensor %d: name is NULL", i);
 	if (!valid_utf8(name))
-		return fail(err, errlen, path, "tensor %d: name is not valid UTF-8", i);
+		return rt_fail(err, errlen, path, "tensor %d: name is not valid UTF-8", i);
 	if (!strcmp(name, "__metadata__"))
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "tensor %d: name '__metadata__' is reserved for the metadata",
 		            i);
 	if (!rt_st_dtype_size(t->dtype))
-		return fail(err, errlen, path, "tensor '%s': invalid dtype %d", name,
+		return rt_fail(err, errlen, path, "tensor '%s': invalid dtype %d", name,
 		            (int)t->dtype);
 	if (t->rank < 0 || t->rank > RT_MAXRANK)
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "tensor '%s': rank %d is not between 0 and %d", name, t->rank,
 		            RT_MAXRANK);
 	for (int d = 0; d < t->rank; d++)
 		if (t->shape[d] < 0)
-			return fail(err, errlen, path,
+			return rt_fail(err, errlen, path,
 			            "tensor '%s': dimension %d is negative (%lld)", name,
 			            d + 1, (long long)t->shape[d]);
 	fmt_shape(shape, sizeof shape, t->shape, t->rank);
 	if (byte_size(t->shape, t->rank, dtypes[t->dtype].size, bytes))
-		return fail(err, errlen, path,
+		return rt_fail(err, errlen, path,
 		            "tensor '%s': shape %s of %s is too large (its byte size "
 		            "overflows)",
 		            name, shape, dtypes[t->dtype].name);
 	if (*bytes != t->nbytes)
-		return fail(
+		return rt_fail(
 		    err, errlen, path,
 		    "tensor '%s': nbytes is %zu but shape %s of %s takes %llu bytes",
 		    name, t->nbytes, shape, dtypes[t->dtype].name,
 		    (unsigned long long)*bytes);
 	if (*bytes && !t->data)
-		return fail(err, errlen, path, "tensor '%s': data is NULL", name);
+		return rt_fail(err, errlen, path, "tensor '%s': data is NULL", name);
 	return 0;
 }
 
@@ -937,20 +924,20 @@ static int check_save(const char *path, const rt_st_tensor *t, int n,
                       size_t errlen)
 {
 	if (n < 0 || nmeta < 0 || (n && !t) || (nmeta && (!mk || !mv)))
-		return fail(err, errlen, path, "invalid arguments (n = %d, nmeta = %d)",
+		return rt_fail(err, errlen, path, "invalid arguments (n = %d, nmeta = %d)",
 		            n, nmeta);
 	uint64_t total = 0, bytes = 0;
 	for (int i = 0; i < n; i++) {
 		if (check_save_tensor(path, &t[i], i, &bytes, err, errlen))
 			return -1;
 		if (total > (uint64_t)INT64_MAX - bytes)
-			return fail(err, errlen, path,
+			return rt_fail(err, errlen, path,
 			            "the tensors are too large in total");
 		total += bytes;
 	}
 	for (int i = 0; i < nmeta; i++)
 		if (!mk[i] || !mv[i] || !valid_utf8(mk[i]) || !valid_utf8(mv[i]))
-			return fail(
+			return rt_fail(
 			    err, errlen, path,
 			    "__metadata__ entry %d: key and value must be valid UTF-8 "
 			    "strings",
@@ -958,15 +945,15 @@ static int check_save(const char *path, const rt_st_tensor *t, int n,
 	const char **s = rt_alloc(((size_t)(n > nmeta ? n : nmeta) + 1) * sizeof *s),
 	           *dup;
 	if (!s)
-		return fail(err, errlen, path, "out of memory");
+		return rt_fail(err, errlen, path, "out of memory");
 	for (int i = 0; i < n; i++)
 		s[i] = t[i].name;
 	if ((dup = first_duplicate(s, n)))
-		fail(err, errlen, path, "tensor name '%s' appears twice", dup);
+		rt_fail(err, errlen, path, "tensor name '%s' appears twice", dup);
 	for (int i = 0; !dup && i < nmeta; i++)
 		s[i] = mk[i];
 	if (!dup && (dup = first_duplicate(s, nmeta)))
-		fail(err, errlen, path, "__metadata__ key '%s' appears twice", dup);
+		rt_fail(err, errlen, path, "__metadata__ key '%s' appears twice", dup);
 	rt_free(s);
 	return dup ? -1 : 0;
 }
@@ -1023,9 +1010,9 @@ int rt_st_save(const char *path, const rt_st_tensor *t, int n,
 	size_t *sizes = rt_alloc(((size_t)n + 2) * sizeof *sizes);
 	unsigned char len8[8];
 	if (b.oom || !parts || !sizes)
-		fail(err, errlen, path, "out of memory");
+		rt_fail(err, errlen, path, "out of memory");
 	else if (b.n > HEADER_LIMIT)
-		fail(err, errlen, path,
+		rt_fail(err, errlen, path,
 		     "the header would be %zu bytes, over the 100 MB limit", b.n);
 	else {
 		for (int i = 0; i < 8; i++)
