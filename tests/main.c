@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 
 #include <CUnit/Basic.h>
 
@@ -26,6 +27,52 @@ const char *src_path(const char *rel)
 	char *b = buf[k++ % 8];
 	snprintf(b, sizeof buf[0], "%s/%s", DESCENT_SOURCE_DIR, rel);
 	return b;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char *const *model_files(void)
+{
+	static char paths[64][4096];
+	static const char *list[65];
+	if (list[0])
+		return list;
+	DIR *dir = opendir(src_path("models"));
+	struct dirent *e;
+	int n = 0;
+	while (dir && (e = readdir(dir)) && n < 64) {
+		size_t len = strlen(e->d_name);
+		if (len > 5 && !strcmp(e->d_name + len - 5, ".yaml")) {
+			snprintf(paths[n], sizeof paths[n], "%s/%s", src_path("models"),
+			         e->d_name);
+			list[n] = paths[n];
+			n++;
+		}
+	}
+	if (dir)
+		closedir(dir);
+	qsort(list, (size_t)n, sizeof *list, by_name);
+	return list;
+}
+
+void random_inputs(rt_session *s, rt_rng *rng)
+{
+	const rt_program *p = s->prog;
+	int64_t classes = p->io_output >= 0
+	                      ? p->io[p->io_output].shape[p->io[p->io_output].rank - 1]
+	                      : 2;
+	for (int k = 0; k < p->nio; k++)
+		for (int64_t i = 0; p->io[k].kind == RT_IO_INPUT && i < p->io[k].numel;
+		     i++)
+			if (p->io[k].dtype == RT_I32)
+				((int32_t *)s->io[k])[i] =
+				    (int32_t)rt_rng_below(rng, (uint64_t)classes);
+			else
+				((float *)s->io[k])[i] =
+				    k == p->io_weight ? 1.0f : (float)rt_rng_uniform(rng);
 }
 
 int main(int argc, char **argv)

@@ -1,7 +1,6 @@
 /* Differential testing: for every model in models/, the JIT's forward values, loss,
  * gradients and optimizer update, compiled at -O0 and at -O3, match the float64
  * reference interpreter (eval.c) evaluating the same graph on the same values. */
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,27 +21,14 @@ static Node *out_node(Graph *g, FnKind fn, DestKind kind, int index)
 	return NULL;
 }
 
-/* Random inputs (class labels in range), all rows real. */
-static void fill_inputs(rt_session *s, rt_rng *rng)
-{
-	const rt_program *p = s->prog;
-	int64_t classes = p->io_output >= 0 ? p->io[p->io_output].shape[p->io[p->io_output].rank - 1] : 2;
-	for (int k = 0; k < p->nio; k++)
-		for (int64_t i = 0; p->io[k].kind == RT_IO_INPUT && i < p->io[k].numel; i++)
-			if (p->io[k].dtype == RT_I32)
-				((int32_t *)s->io[k])[i] = (int32_t)rt_rng_below(rng, (uint64_t)classes);
-			else
-				((float *)s->io[k])[i] = k == p->io_weight ? 1.0f : (float)rt_rng_uniform(rng);
-}
-
 /* Compares n values of the JIT (float32) against the interpreter's (float64). */
-static int agree(const char *what, const char *model, int level, const float *jit, const double *ref,
-                 int64_t n, double tol)
+static int agree(const char *what, const char *model, int level, const float *jit,
+                 const double *ref, int64_t n, double tol)
 {
 	for (int64_t i = 0; i < n; i++)
 		if (!close_to(jit[i], ref[i], tol)) {
-			fprintf(stderr, "\n%s -O%d: %s[%lld]: jit %g, reference %g\n", model, level, what,
-			        (long long)i, jit[i], ref[i]);
+			fprintf(stderr, "\n%s -O%d: %s[%lld]: jit %g, reference %g\n",
+			        model, level, what, (long long)i, jit[i], ref[i]);
 			return 0;
 		}
 	return 1;
@@ -62,10 +48,11 @@ static void check_model(const char *path, const char *name, int level)
 	rt_session_init(s, 11);
 	rt_rng rng;
 	rt_rng_seed(&rng, 5);
-	fill_inputs(s, &rng);
+	random_inputs(s, &rng);
 	/* the same values in float64 */
 	double *params = malloc((size_t)(p->nparams + 1) * sizeof *params);
-	double *state = malloc((size_t)(p->nstate + 1) * sizeof *state), *hyper = malloc(16 * sizeof *hyper);
+	double *state = malloc((size_t)(p->nstate + 1) * sizeof *state),
+	       *hyper = malloc(16 * sizeof *hyper);
 	for (int64_t i = 0; i < p->nparams; i++)
 		params[i] = s->params[i];
 	for (int64_t i = 0; i < p->nstate; i++)
@@ -76,8 +63,10 @@ static void check_model(const char *path, const char *name, int level)
 	double *iov[16] = {0};
 	for (int k = 0; k < p->nio && k < 16; k++) {
 		iov[k] = calloc((size_t)p->io[k].numel + 1, sizeof(double));
-		for (int64_t i = 0; p->io[k].kind == RT_IO_INPUT && i < p->io[k].numel; i++)
-			iov[k][i] = p->io[k].dtype == RT_I32 ? ((int32_t *)s->io[k])[i] : ((float *)s->io[k])[i];
+		for (int64_t i = 0; p->io[k].kind == RT_IO_INPUT && i < p->io[k].numel;
+		     i++)
+			iov[k][i] = p->io[k].dtype == RT_I32 ? ((int32_t *)s->io[k])[i]
+			                                     : ((float *)s->io[k])[i];
 		io[k] = iov[k];
 	}
 	EvalEnv env = {params, state, NULL, hyper, io};
@@ -85,21 +74,25 @@ static void check_model(const char *path, const char *name, int level)
 	int ok = 1;
 	if (p->grad) { /* loss and gradients */
 		p->grad(s->bufs);
-		double *loss = eval_node(g, out_node(g, FN_GRAD, DEST_IO, p->io_loss), &env);
+		double *loss =
+		    eval_node(g, out_node(g, FN_GRAD, DEST_IO, p->io_loss), &env);
 		ok &= agree("loss", name, level, s->io[p->io_loss], loss, 1, 1e-4);
 		free(loss);
 		for (int i = 0; i < p->nparam && ok; i++) {
 			Node *gn = out_node(g, FN_GRAD, DEST_GRAD, i);
 			double *want = eval_node(g, gn, &env);
-			ok &= agree(p->params[i].name, name, level, s->grads + p->params[i].offset, want,
+			ok &= agree(p->params[i].name, name, level,
+			            s->grads + p->params[i].offset, want,
 			            p->params[i].numel, 2e-3);
 			free(want);
 		}
 	}
 	if (p->forward && p->io_output >= 0 && ok) { /* forward values */
 		p->forward(s->bufs);
-		double *want = eval_node(g, out_node(g, FN_FORWARD, DEST_IO, p->io_output), &env);
-		ok &= agree("output", name, level, s->io[p->io_output], want, p->io[p->io_output].numel, 1e-4);
+		double *want =
+		    eval_node(g, out_node(g, FN_FORWARD, DEST_IO, p->io_output), &env);
+		ok &= agree("output", name, level, s->io[p->io_output], want,
+		            p->io[p->io_output].numel, 1e-4);
 		free(want);
 	}
 	if (ok) { /* the fused step: updated parameters */
@@ -111,8 +104,9 @@ static void check_model(const char *path, const char *name, int level)
 		p->train_step(s->bufs);
 		for (int i = 0; i < p->nparam && ok; i++)
 			if (want[i])
-				ok &= agree(p->params[i].name, name, level, s->params + p->params[i].offset,
-				            want[i], p->params[i].numel, 1e-4);
+				ok &= agree(p->params[i].name, name, level,
+				            s->params + p->params[i].offset, want[i],
+				            p->params[i].numel, 1e-4);
 		for (int i = 0; i < p->nparam; i++)
 			free(want[i]);
 		free(want);
@@ -129,30 +123,22 @@ static void check_model(const char *path, const char *name, int level)
 
 static void test_diff_every_model_matches_the_reference_at_O0_and_O3(void)
 {
-	DIR *dir = opendir(src_path("models"));
-	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
-	struct dirent *e;
+	const char *const *models = model_files();
 	int seen = 0;
-	while ((e = readdir(dir))) {
-		size_t n = strlen(e->d_name);
-		if (n < 6 || strcmp(e->d_name + n - 5, ".yaml"))
-			continue;
-		char path[4096];
-		snprintf(path, sizeof path, "%s/%s", src_path("models"), e->d_name);
-		check_model(path, e->d_name, 0);
-		check_model(path, e->d_name, 3);
-		seen++;
+	for (; models[seen]; seen++) {
+		const char *name = strrchr(models[seen], '/') + 1;
+		check_model(models[seen], name, 0);
+		check_model(models[seen], name, 3);
 	}
-	closedir(dir);
 	CU_ASSERT(seen >= 4);
 }
 
 void suite_diff(void)
 {
 	static CU_TestInfo tests[] = {
-		{"test_diff_every_model_matches_the_reference_at_O0_and_O3",
-		 test_diff_every_model_matches_the_reference_at_O0_and_O3},
-		CU_TEST_INFO_NULL,
+	    {"test_diff_every_model_matches_the_reference_at_O0_and_O3",
+	     test_diff_every_model_matches_the_reference_at_O0_and_O3},
+	    CU_TEST_INFO_NULL,
 	};
 	add_suite("diff", tests);
 }

@@ -67,45 +67,17 @@ static float *grad(Run *r, const char *name)
 
 static float loss(Run *r) { return *(float *)r->s->io[r->c->prog.io_loss]; }
 
-/* Random inputs in [0, 1), class labels below the output's class count, all rows real. */
-static void random_batch(Run *r, rt_rng *rng)
-{
-	const rt_program *p = &r->c->prog;
-	int64_t classes = p->io_output >= 0
-	                      ? p->io[p->io_output].shape[p->io[p->io_output].rank - 1]
-	                      : 2;
-	for (int k = 0; k < p->nio; k++) {
-		const rt_io *io = &p->io[k];
-		if (io->kind != RT_IO_INPUT)
-			continue;
-		for (int64_t i = 0; i < io->numel; i++)
-			if (io->dtype == RT_I32)
-				((int32_t *)r->s->io[k])[i] =
-				    (int32_t)rt_rng_below(rng, (uint64_t)classes);
-			else if (k == p->io_weight)
-				((float *)r->s->io[k])[i] = 1;
-			else
-				((float *)r->s->io[k])[i] = (float)rt_rng_uniform(rng);
-	}
-}
-
 static void test_models_every_model_compiles_and_trains_a_step(void)
 {
-	DIR *dir = opendir(src_path("models"));
-	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
-	struct dirent *e;
+	const char *const *models = model_files();
 	int seen = 0;
-	while ((e = readdir(dir))) {
-		size_t n = strlen(e->d_name);
-		if (n < 6 || strcmp(e->d_name + n - 5, ".yaml"))
-			continue;
-		char path[4096];
-		snprintf(path, sizeof path, "%s/%s", src_path("models"), e->d_name);
+	for (; models[seen]; seen++) {
+		const char *path = models[seen];
 		Run r;
 		CU_ASSERT_FATAL(start(&r, path, NULL, 8) == 0);
 		rt_rng rng;
 		rt_rng_seed(&rng, 3);
-		random_batch(&r, &rng);
+		random_inputs(r.s, &rng);
 		float *before = malloc((size_t)r.c->prog.nparams * sizeof *before);
 		memcpy(before, r.s->params, (size_t)r.c->prog.nparams * sizeof *before);
 		r.c->prog.train_step(r.s->bufs);
@@ -114,9 +86,7 @@ static void test_models_every_model_compiles_and_trains_a_step(void)
 		                 (size_t)r.c->prog.nparams * sizeof *before) != 0);
 		free(before);
 		finish(&r);
-		seen++;
 	}
-	closedir(dir);
 	CU_ASSERT(seen >= 4);
 }
 
@@ -317,7 +287,7 @@ static void test_models_dropout_and_batch_norm_modes(void)
 	          4) == 0);
 	rt_rng rng;
 	rt_rng_seed(&rng, 2);
-	random_batch(&r, &rng);
+	random_inputs(r.s, &rng);
 	float l[2], e[2];
 	for (int k = 0; k < 2; k++) {
 		r.c->prog.train_step(r.s->bufs);

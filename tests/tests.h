@@ -10,6 +10,14 @@
 /* Adds a suite with the given tests (a NULL-terminated CU_TestInfo array). */
 void add_suite(const char *name, CU_TestInfo *tests);
 
+/* Paths of every model file in models/ (sorted, NULL-terminated, static storage). */
+const char *const *model_files(void);
+
+#include "descent/runtime.h"
+/* Random inputs in [0, 1), class labels below the output's class count, every row real
+ * (weight 1): a batch any model can take a step on. */
+void random_inputs(rt_session *s, rt_rng *rng);
+
 /* Path of a file in the source tree, e.g. src_path("models/fashion_mlp.yaml"). */
 const char *src_path(const char *rel);
 #endif
