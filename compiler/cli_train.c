@@ -771,20 +771,23 @@ static int train_steps(const Opts *o, const Model *m, Compiled *c)
 	float *loss = s->io[c->prog.io_loss];
 	double t0 = now();
 	int status = 0;
+	int64_t done = 0;
 	for (int64_t k = 1; k <= steps; k++) {
 		c->prog.train_step(s->bufs);
 		if (!isfinite(*loss)) {
-			fprintf(stderr, "%s: error: the loss is %f at step %lld\n",
-			        m->file, *loss, (long long)k);
+			if (!numerics_report(c, s))
+				fprintf(stderr, "%s: error: the loss is not finite at step %lld; the step "
+				                "was not taken\n", m->file, (long long)k);
 			status = 1;
 			break;
 		}
+		done = k;
 		if (k == steps || k % (steps / 10 ? steps / 10 : 1) == 0)
 			printf("step %lld/%lld  loss %.6g\n", (long long)k,
 			       (long long)steps, *loss);
 	}
 	c->prog.evaluate(s->bufs);
-	printf("final loss %.6g after %lld steps in %.3f s\n", *loss, (long long)steps,
+	printf("final loss %.6g after %lld steps in %.3f s\n", *loss, (long long)done,
 	       now() - t0);
 	for (int i = 0; i < c->prog.nparam; i++) {
 		const rt_param *p = &c->prog.params[i];
