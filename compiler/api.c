@@ -30,16 +30,13 @@ struct dc_session {
 
 const char *dc_status_str(dc_status s)
 {
-	static const char *const names[] = {"ok", "error in the model", "compilation failed",
-	                                    "bad argument", "i/o error", "out of memory",
-	                                    "loss is not finite", "not supported"};
+	static const char *const names[] = {
+	    "ok",        "error in the model", "compilation failed", "bad argument",
+	    "i/o error", "out of memory",      "loss is not finite", "not supported"};
 	return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "unknown status";
 }
 
-dc_context *dc_context_new(void)
-{
-	return calloc(1, sizeof(dc_context));
-}
+dc_context *dc_context_new(void) { return calloc(1, sizeof(dc_context)); }
 
 void dc_context_free(dc_context *ctx)
 {
@@ -50,10 +47,7 @@ void dc_context_free(dc_context *ctx)
 	free(ctx);
 }
 
-int dc_diag_count(const dc_context *ctx)
-{
-	return ctx ? ctx->diags.n : 0;
-}
+int dc_diag_count(const dc_context *ctx) { return ctx ? ctx->diags.n : 0; }
 
 const dc_diag *dc_diag_get(const dc_context *ctx, int i)
 {
@@ -68,7 +62,8 @@ const dc_diag *dc_diag_get(const dc_context *ctx, int i)
 		c->nview = c->diags.n;
 		for (int k = 0; k < c->diags.n; k++) {
 			const Diag *d = &c->diags.v[k];
-			v[k] = (dc_diag){(dc_severity)d->sev, d->loc.file, d->loc.line, d->loc.col, d->msg};
+			v[k] = (dc_diag){(dc_severity)d->sev, d->loc.file, d->loc.line,
+			                 d->loc.col, d->msg};
 		}
 	}
 	return &c->view[i];
@@ -83,13 +78,15 @@ void dc_diag_clear(dc_context *ctx)
 	ctx->nview = 0;
 }
 
-static dc_status check_options(dc_context *ctx, const dc_options *o, int64_t *batch, int *level)
+static dc_status check_options(dc_context *ctx, const dc_options *o, int64_t *batch,
+                               int *level)
 {
 	dc_options def = {0, -1, 0, 0};
 	if (!o)
 		o = &def;
 	if (o->batch < 0 || o->batch > (1 << 20) || o->opt_level > 3 || o->threads < 0) {
-		error_at(&ctx->diags, (SrcLoc){0}, "invalid options: batch %lld, opt_level %d, threads %d",
+		error_at(&ctx->diags, (SrcLoc){0},
+		         "invalid options: batch %lld, opt_level %d, threads %d",
 		         (long long)o->batch, o->opt_level, o->threads);
 		return DC_ERR_ARG;
 	}
@@ -126,7 +123,8 @@ static dc_status finish_compile(dc_context *ctx, Arena *A, Model *m, const dc_op
 	return DC_OK;
 }
 
-dc_status dc_compile_file(dc_context *ctx, const char *path, const dc_options *o, dc_model **out)
+dc_status dc_compile_file(dc_context *ctx, const char *path, const dc_options *o,
+                          dc_model **out)
 {
 	if (!ctx || !path || !out)
 		return DC_ERR_ARG;
@@ -144,7 +142,8 @@ dc_status dc_compile_string(dc_context *ctx, const char *yaml, const char *name,
 	Arena *A = arena_new();
 	const char *file = name ? name : "<string>";
 	Spec *s = spec_parse(A, &ctx->diags, file, yaml, strlen(yaml));
-	return finish_compile(ctx, A, s ? model_from_spec(A, &ctx->diags, s, file) : NULL, o, out);
+	return finish_compile(ctx, A, s ? model_from_spec(A, &ctx->diags, s, file) : NULL,
+	                      o, out);
 }
 
 void dc_model_free(dc_model *m)
@@ -156,10 +155,7 @@ void dc_model_free(dc_model *m)
 	free(m);
 }
 
-const rt_program *dc_model_program(const dc_model *m)
-{
-	return m ? &m->c->prog : NULL;
-}
+const rt_program *dc_model_program(const dc_model *m) { return m ? &m->c->prog : NULL; }
 
 double dc_model_compile_seconds(const dc_model *m)
 {
@@ -193,15 +189,9 @@ void dc_session_free(dc_session *s)
 	free(s);
 }
 
-rt_session *dc_session_runtime(dc_session *s)
-{
-	return s ? s->rt : NULL;
-}
+rt_session *dc_session_runtime(dc_session *s) { return s ? s->rt : NULL; }
 
-const char *dc_session_error(const dc_session *s)
-{
-	return s ? s->error : "";
-}
+const char *dc_session_error(const dc_session *s) { return s ? s->error : ""; }
 
 static dc_status fail(dc_session *s, dc_status st, const char *fmt, ...)
 {
@@ -220,19 +210,20 @@ static int io_slot(const rt_program *p, const char *name)
 	return -1;
 }
 
-static dc_status io_copy(dc_session *s, const char *name, void *data, size_t bytes, int in)
+static dc_status io_copy(dc_session *s, const char *name, void *data, size_t bytes,
+                         int in)
 {
 	if (!s || !data)
 		return DC_ERR_ARG;
 	const rt_program *p = &s->m->c->prog;
 	int k = io_slot(p, name);
 	if (k < 0 || p->io[k].kind != (in ? RT_IO_INPUT : RT_IO_OUTPUT))
-		return fail(s, DC_ERR_ARG, "the model has no %s named '%s'", in ? "input" : "output",
-		            name ? name : "(null)");
+		return fail(s, DC_ERR_ARG, "the model has no %s named '%s'",
+		            in ? "input" : "output", name ? name : "(null)");
 	size_t want = (size_t)p->io[k].numel * 4;
 	if (bytes != want)
-		return fail(s, DC_ERR_ARG, "'%s' takes %zu bytes (%lld values), got %zu", name, want,
-		            (long long)p->io[k].numel, bytes);
+		return fail(s, DC_ERR_ARG, "'%s' takes %zu bytes (%lld values), got %zu",
+		            name, want, (long long)p->io[k].numel, bytes);
 	if (in)
 		memcpy(s->rt->io[k], data, bytes);
 	else
@@ -295,7 +286,8 @@ dc_status dc_evaluate(dc_session *s, float *loss)
 	return s ? run(s, s->m->c->prog.evaluate, "evaluate", loss) : DC_ERR_ARG;
 }
 
-static const rt_param *param_of(dc_session *s, const char *name, size_t count, dc_status *st)
+static const rt_param *param_of(dc_session *s, const char *name, size_t count,
+                                dc_status *st)
 {
 	const rt_program *p = &s->m->c->prog;
 	for (int i = 0; name && i < p->nparam; i++)
@@ -306,11 +298,13 @@ static const rt_param *param_of(dc_session *s, const char *name, size_t count, d
 			           (long long)p->params[i].numel, count);
 			return NULL;
 		}
-	*st = fail(s, DC_ERR_ARG, "the model has no parameter '%s'", name ? name : "(null)");
+	*st = fail(s, DC_ERR_ARG, "the model has no parameter '%s'",
+	           name ? name : "(null)");
 	return NULL;
 }
 
-static dc_status param_copy(dc_session *s, const char *name, float *data, size_t count, int what)
+static dc_status param_copy(dc_session *s, const char *name, float *data, size_t count,
+                            int what)
 {
 	if (!s || !data)
 		return DC_ERR_ARG;
@@ -322,7 +316,8 @@ static dc_status param_copy(dc_session *s, const char *name, float *data, size_t
 	if (what == 1) {
 		for (size_t i = 0; i < count; i++)
 			if (!isfinite(data[i]))
-				return fail(s, DC_ERR_NUMERIC, "'%s'[%zu] is not finite", name, i);
+				return fail(s, DC_ERR_NUMERIC, "'%s'[%zu] is not finite",
+				            name, i);
 		memcpy(buf, data, count * sizeof *data);
 	} else {
 		memcpy(data, buf, count * sizeof *data);

@@ -21,10 +21,7 @@ struct Grad {
 	char *reach; /* reach[id]: the loss depends on it */
 };
 
-Graph *ad_graph(Grad *gr)
-{
-	return gr->g;
-}
+Graph *ad_graph(Grad *gr) { return gr->g; }
 
 /* Sums dx over the axes where x was broadcast, so the result has x's shape. */
 static Node *unbroadcast(Graph *g, Node *dx, const Shape *to)

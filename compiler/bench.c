@@ -23,21 +23,27 @@ static void random_inputs(rt_session *s, uint64_t seed)
 	const rt_program *p = s->prog;
 	rt_rng rng;
 	rt_rng_seed(&rng, seed);
-	int64_t classes = p->io_output >= 0 ? p->io[p->io_output].shape[p->io[p->io_output].rank - 1] : 2;
+	int64_t classes = p->io_output >= 0
+	                      ? p->io[p->io_output].shape[p->io[p->io_output].rank - 1]
+	                      : 2;
 	for (int k = 0; k < p->nio; k++) {
 		const rt_io *io = &p->io[k];
 		for (int64_t i = 0; io->kind == RT_IO_INPUT && i < io->numel; i++)
 			if (io->dtype == RT_I32)
-				((int32_t *)s->io[k])[i] = (int32_t)rt_rng_below(&rng, (uint64_t)classes);
+				((int32_t *)s->io[k])[i] =
+				    (int32_t)rt_rng_below(&rng, (uint64_t)classes);
 			else
-				((float *)s->io[k])[i] = k == p->io_weight ? 1.0f : (float)rt_rng_uniform(&rng);
+				((float *)s->io[k])[i] =
+				    k == p->io_weight ? 1.0f
+				                      : (float)rt_rng_uniform(&rng);
 	}
 }
 
 int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 {
 	if (o->threads > 1) {
-		error_at(d, (SrcLoc){0}, "--threads %d: one thread only for now", o->threads);
+		error_at(d, (SrcLoc){0}, "--threads %d: one thread only for now",
+		         o->threads);
 		return -1;
 	}
 	CodegenOpts co = {.opt_level = o->opt_level};
@@ -68,14 +74,19 @@ int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 		step(s->bufs);
 	double secs = now() - t0, peak = o->peak > 0 ? o->peak : cg_measure_peak(d);
 	double gf = flops * (double)n / secs / 1e9;
-	fprintf(out, "%s: batch %lld, %lld steps\n", m->name, (long long)batch, (long long)n);
-	fprintf(out, "  %.1f steps/s, %.3f ms/step, %.1f GFLOP/s (%.1f%% of %.0f GFLOP/s peak), "
-	             "%.1f MFLOP/step\n",
-	        (double)n / secs, secs / (double)n * 1e3, gf, peak > 0 ? 100 * gf / peak : 0, peak,
-	        flops / 1e6);
-	fprintf(out, "  compile %.3f s, workspace %lld bytes, parameters %lld bytes, state %lld bytes\n",
-	        c->compile_seconds, (long long)c->prog.nwork * 4, (long long)c->prog.nparams * 4,
-	        (long long)c->prog.nstate * 4);
+	fprintf(out, "%s: batch %lld, %lld steps\n", m->name, (long long)batch,
+	        (long long)n);
+	fprintf(
+	    out,
+	    "  %.1f steps/s, %.3f ms/step, %.1f GFLOP/s (%.1f%% of %.0f GFLOP/s peak), "
+	    "%.1f MFLOP/step\n",
+	    (double)n / secs, secs / (double)n * 1e3, gf, peak > 0 ? 100 * gf / peak : 0,
+	    peak, flops / 1e6);
+	fprintf(out,
+	        "  compile %.3f s, workspace %lld bytes, parameters %lld bytes, state "
+	        "%lld bytes\n",
+	        c->compile_seconds, (long long)c->prog.nwork * 4,
+	        (long long)c->prog.nparams * 4, (long long)c->prog.nstate * 4);
 	rt_session_free(s);
 	compiled_free(c);
 	return 0;

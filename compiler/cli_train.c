@@ -659,12 +659,16 @@ static int numerics_report(Compiled *c, rt_session *s)
 			continue;
 		Node *n = c->g->nodes[(int)v[0]];
 		char sh[128];
-		fprintf(stderr, "%s:%d:%d: error: check-numerics: %s (%%%d%s%s%s) produced %.0f NaN and "
-		                "%.0f Inf values of %lld, shape %s, at step %llu\n",
-		        n->loc.file ? n->loc.file : "descent", n->loc.line, n->loc.col, opinfo[n->op].name,
-		        n->id, n->label ? ", " : "", n->label ? n->label : "",
-		        n->rule ? ", in the backward pass" : "", v[1], v[2], (long long)shape_numel(&n->sh),
-		        shape_str(&n->sh, sh, sizeof sh), (unsigned long long)s->step + 1);
+		fprintf(stderr,
+		        "%s:%d:%d: error: check-numerics: %s (%%%d%s%s%s) produced %.0f "
+		        "NaN and "
+		        "%.0f Inf values of %lld, shape %s, at step %llu\n",
+		        n->loc.file ? n->loc.file : "descent", n->loc.line, n->loc.col,
+		        opinfo[n->op].name, n->id, n->label ? ", " : "",
+		        n->label ? n->label : "", n->rule ? ", in the backward pass" : "",
+		        v[1], v[2], (long long)shape_numel(&n->sh),
+		        shape_str(&n->sh, sh, sizeof sh),
+		        (unsigned long long)s->step + 1);
 		return 1;
 	}
 	return 0;
@@ -776,8 +780,11 @@ static int train_steps(const Opts *o, const Model *m, Compiled *c)
 		c->prog.train_step(s->bufs);
 		if (!isfinite(*loss)) {
 			if (!numerics_report(c, s))
-				fprintf(stderr, "%s: error: the loss is not finite at step %lld; the step "
-				                "was not taken\n", m->file, (long long)k);
+				fprintf(stderr,
+				        "%s: error: the loss is not finite at step %lld; "
+				        "the step "
+				        "was not taken\n",
+				        m->file, (long long)k);
 			status = 1;
 			break;
 		}

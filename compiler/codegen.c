@@ -25,16 +25,12 @@
 #include "cg.h"
 #include "target.h"
 
-
 LLVMValueRef cg_i64(CG *cg, int64_t v)
 {
 	return LLVMConstInt(cg->i64, (unsigned long long)v, 0);
 }
 
-LLVMValueRef cg_f32(CG *cg, double v)
-{
-	return LLVMConstReal(cg->f32, v);
-}
+LLVMValueRef cg_f32(CG *cg, double v) { return LLVMConstReal(cg->f32, v); }
 
 /* Reassociation lets LLVM vectorize reductions; the C API has it from LLVM 18 on. */
 LLVMValueRef cg_fast(LLVMValueRef v)
@@ -276,19 +272,19 @@ static void elemwise(CG *cg, Node *n)
 #define EMIT(name) void emit_##name(CG *cg, Node *n)
 /* A pointwise op's emitter runs its loop nest, or, asked for one element by scalar(),
  * gives its expression of the arguments. */
-#define ELEMWISE(name, expr)                                                           \
-	static LLVMValueRef sc_##name(CG *cg, LLVMValueRef *v)                         \
-	{                                                                              \
-		LLVMValueRef a = v[0], b = v[1], c = v[2];                             \
-		(void)cg, (void)a, (void)b, (void)c;                                   \
-		return (expr);                                                         \
-	}                                                                              \
-	EMIT(name)                                                                     \
-	{                                                                              \
-		if (cg->scalar_args)                                                   \
-			cg->scalar_out = sc_##name(cg, cg->scalar_args);               \
-		else                                                                   \
-			elemwise(cg, n);                                               \
+#define ELEMWISE(name, expr)                                                             \
+	static LLVMValueRef sc_##name(CG *cg, LLVMValueRef *v)                           \
+	{                                                                                \
+		LLVMValueRef a = v[0], b = v[1], c = v[2];                               \
+		(void)cg, (void)a, (void)b, (void)c;                                     \
+		return (expr);                                                           \
+	}                                                                                \
+	EMIT(name)                                                                       \
+	{                                                                                \
+		if (cg->scalar_args)                                                     \
+			cg->scalar_out = sc_##name(cg, cg->scalar_args);                 \
+		else                                                                     \
+			elemwise(cg, n);                                                 \
 	}
 
 static LLVMValueRef fcmp(CG *cg, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b)
@@ -321,10 +317,7 @@ static LLVMValueRef build_fdiv(CG *cg, LLVMValueRef a, LLVMValueRef b)
 	return LLVMBuildFDiv(B, a, b, "");
 }
 
-static LLVMValueRef fexp(CG *cg, LLVMValueRef a)
-{
-	return call1(cg, "llvm.exp.f32", a);
-}
+static LLVMValueRef fexp(CG *cg, LLVMValueRef a) { return call1(cg, "llvm.exp.f32", a); }
 
 ELEMWISE(neg, LLVMBuildFNeg(B, a, ""))
 ELEMWISE(exp, fexp(cg, a))
@@ -334,18 +327,25 @@ ELEMWISE(abs, call1(cg, "llvm.fabs.f32", a))
 ELEMWISE(sin, call1(cg, "llvm.sin.f32", a))
 ELEMWISE(cos, call1(cg, "llvm.cos.f32", a))
 /* 1 - 2 / (e^2a + 1): exact limits -1 and 1 at large |a| */
-ELEMWISE(tanh, LLVMBuildFSub(B, cg_f32(cg, 1),
-                             build_fdiv(cg, cg_f32(cg, 2),
-                                  build_fadd(cg, fexp(cg, build_fmul(cg, a, cg_f32(cg, 2))), cg_f32(cg, 1))),
-                             ""))
+ELEMWISE(tanh,
+         LLVMBuildFSub(B, cg_f32(cg, 1),
+                       build_fdiv(cg, cg_f32(cg, 2),
+                                  build_fadd(cg,
+                                             fexp(cg, build_fmul(cg, a, cg_f32(cg, 2))),
+                                             cg_f32(cg, 1))),
+                       ""))
 /* 1 / (1 + e^-a): exact limits 0 and 1 at large |a| */
-ELEMWISE(sigmoid, build_fdiv(cg, cg_f32(cg, 1), build_fadd(cg, cg_f32(cg, 1), fexp(cg, LLVMBuildFNeg(B, a, "")))))
+ELEMWISE(sigmoid,
+         build_fdiv(cg, cg_f32(cg, 1),
+                    build_fadd(cg, cg_f32(cg, 1), fexp(cg, LLVMBuildFNeg(B, a, "")))))
 /* max(a, 0) + log(1 + e^-|a|): no overflow for large a */
-ELEMWISE(softplus,
-         build_fadd(cg, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)),
-              call1(cg, "llvm.log.f32",
-                    build_fadd(cg, cg_f32(cg, 1),
-                         fexp(cg, LLVMBuildFNeg(B, call1(cg, "llvm.fabs.f32", a), ""))))))
+ELEMWISE(
+    softplus,
+    build_fadd(cg, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)),
+               call1(cg, "llvm.log.f32",
+                     build_fadd(cg, cg_f32(cg, 1),
+                                fexp(cg, LLVMBuildFNeg(B, call1(cg, "llvm.fabs.f32", a),
+                                                       ""))))))
 ELEMWISE(erf, call1(cg, "erff", a))
 ELEMWISE(relu, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)))
 ELEMWISE(step, as_f32(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0))))
@@ -354,7 +354,8 @@ ELEMWISE(add, build_fadd(cg, a, b))
 ELEMWISE(sub, cg_fast(LLVMBuildFSub(B, a, b, "")))
 ELEMWISE(mul, build_fmul(cg, a, b))
 /* 0 * anything = 0, also 0 * inf: gradients of branches not taken stay 0 */
-ELEMWISE(mul0, pick(cg, fcmp(cg, LLVMRealOEQ, a, cg_f32(cg, 0)), cg_f32(cg, 0), build_fmul(cg, a, b)))
+ELEMWISE(mul0, pick(cg, fcmp(cg, LLVMRealOEQ, a, cg_f32(cg, 0)), cg_f32(cg, 0),
+                    build_fmul(cg, a, b)))
 ELEMWISE(div, build_fdiv(cg, a, b))
 ELEMWISE(pow, cg_call(cg, "llvm.pow.f32", 2, v))
 ELEMWISE(max, pick(cg, fcmp(cg, LLVMRealOGE, a, b), a, b))
@@ -417,7 +418,8 @@ static int updates_buffers(const Fn *fn)
 static LLVMValueRef any_nonfinite(CG *cg, const Fn *fn)
 {
 	/* the flag lives in the entry block, where mem2reg turns it into registers */
-	LLVMBasicBlockRef here = LLVMGetInsertBlock(B), entry = LLVMGetEntryBasicBlock(cg->fn);
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B),
+	                  entry = LLVMGetEntryBasicBlock(cg->fn);
 	LLVMPositionBuilderBefore(B, LLVMGetFirstInstruction(entry));
 	LLVMValueRef flag = LLVMBuildAlloca(B, cg->i32, "nonfinite");
 	LLVMPositionBuilderAtEnd(B, here);
@@ -427,13 +429,17 @@ static LLVMValueRef any_nonfinite(CG *cg, const Fn *fn)
 		if (n->dt != DT_F32)
 			continue;
 		Loop l;
-		LLVMValueRef j = cg_loop(cg, &l, shape_numel(&n->sh)), v = cg_load(cg, n, j);
-		LLVMValueRef nan = LLVMBuildFCmp(B, LLVMRealUNO, LLVMBuildFSub(B, v, v, ""), cg_f32(cg, 0), "");
+		LLVMValueRef j = cg_loop(cg, &l, shape_numel(&n->sh)),
+		             v = cg_load(cg, n, j);
+		LLVMValueRef nan = LLVMBuildFCmp(
+		    B, LLVMRealUNO, LLVMBuildFSub(B, v, v, ""), cg_f32(cg, 0), "");
 		LLVMValueRef f = LLVMBuildLoad2(B, cg->i32, flag, "");
-		LLVMBuildStore(B, LLVMBuildOr(B, f, LLVMBuildZExt(B, nan, cg->i32, ""), ""), flag);
+		LLVMBuildStore(
+		    B, LLVMBuildOr(B, f, LLVMBuildZExt(B, nan, cg->i32, ""), ""), flag);
 		cg_loop_end(cg, &l);
 	}
-	return LLVMBuildICmp(B, LLVMIntNE, LLVMBuildLoad2(B, cg->i32, flag, ""), LLVMConstInt(cg->i32, 0, 0), "");
+	return LLVMBuildICmp(B, LLVMIntNE, LLVMBuildLoad2(B, cg->i32, flag, ""),
+	                     LLVMConstInt(cg->i32, 0, 0), "");
 }
 
 /* LLVM's tuning for some AVX-512 CPUs (znver4, znver5) prefers 256-bit vectors; dense
@@ -441,8 +447,9 @@ static LLVMValueRef any_nonfinite(CG *cg, const Fn *fn)
 static void prefer_wide_vectors(CG *cg, LLVMValueRef fn)
 {
 	const char *k = "prefer-vector-width", *v = "512";
-	LLVMAddAttributeAtIndex(fn, (unsigned)LLVMAttributeFunctionIndex,
-	                        LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k), v, 3));
+	LLVMAddAttributeAtIndex(
+	    fn, (unsigned)LLVMAttributeFunctionIndex,
+	    LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k), v, 3));
 }
 
 static int numerics_slot(Graph *g)
@@ -458,33 +465,46 @@ static int numerics_slot(Graph *g)
  * anything else runs, so no parameter or state is written. */
 static void check_node(CG *cg, FnKind k, Node *n, int slot)
 {
-	LLVMBasicBlockRef here = LLVMGetInsertBlock(B), entry = LLVMGetEntryBasicBlock(cg->fn);
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B),
+	                  entry = LLVMGetEntryBasicBlock(cg->fn);
 	LLVMPositionBuilderBefore(B, LLVMGetFirstInstruction(entry));
-	LLVMValueRef cnt[2] = {LLVMBuildAlloca(B, cg->i64, "nans"), LLVMBuildAlloca(B, cg->i64, "infs")};
+	LLVMValueRef cnt[2] = {LLVMBuildAlloca(B, cg->i64, "nans"),
+	                       LLVMBuildAlloca(B, cg->i64, "infs")};
 	LLVMPositionBuilderAtEnd(B, here);
 	for (int i = 0; i < 2; i++)
 		LLVMBuildStore(B, cg_i64(cg, 0), cnt[i]);
 	Loop l;
 	LLVMValueRef j = cg_loop(cg, &l, shape_numel(&n->sh)), v = cg_load(cg, n, j);
 	LLVMValueRef nan = LLVMBuildFCmp(B, LLVMRealUNO, v, v, "");
-	LLVMValueRef inf = LLVMBuildFCmp(B, LLVMRealOEQ, call1(cg, "llvm.fabs.f32", v), cg_f32(cg, INFINITY), "");
+	LLVMValueRef inf = LLVMBuildFCmp(B, LLVMRealOEQ, call1(cg, "llvm.fabs.f32", v),
+	                                 cg_f32(cg, INFINITY), "");
 	LLVMValueRef is[2] = {nan, inf};
 	for (int i = 0; i < 2; i++)
-		LLVMBuildStore(B, cg_add(cg, LLVMBuildLoad2(B, cg->i64, cnt[i], ""), LLVMBuildZExt(B, is[i], cg->i64, "")), cnt[i]);
+		LLVMBuildStore(B,
+		               cg_add(cg, LLVMBuildLoad2(B, cg->i64, cnt[i], ""),
+		                      LLVMBuildZExt(B, is[i], cg->i64, "")),
+		               cnt[i]);
 	cg_loop_end(cg, &l);
-	LLVMValueRef c0 = LLVMBuildLoad2(B, cg->i64, cnt[0], ""), c1 = LLVMBuildLoad2(B, cg->i64, cnt[1], "");
-	LLVMValueRef bad = LLVMBuildICmp(B, LLVMIntNE, LLVMBuildOr(B, c0, c1, ""), cg_i64(cg, 0), "");
-	LLVMBasicBlockRef stop = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "numerics");
+	LLVMValueRef c0 = LLVMBuildLoad2(B, cg->i64, cnt[0], ""),
+	             c1 = LLVMBuildLoad2(B, cg->i64, cnt[1], "");
+	LLVMValueRef bad =
+	    LLVMBuildICmp(B, LLVMIntNE, LLVMBuildOr(B, c0, c1, ""), cg_i64(cg, 0), "");
+	LLVMBasicBlockRef stop =
+	    LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "numerics");
 	LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "finite");
 	LLVMBuildCondBr(B, bad, stop, go);
 	LLVMPositionBuilderAtEnd(B, stop);
 	LLVMValueRef out = LLVMBuildPointerCast(B, cg->io[slot], cg->f32p, "");
-	LLVMValueRef vals[4] = {cg_f32(cg, n->id), LLVMBuildUIToFP(B, c0, cg->f32, ""), LLVMBuildUIToFP(B, c1, cg->f32, ""), cg_f32(cg, 1)};
+	LLVMValueRef vals[4] = {cg_f32(cg, n->id), LLVMBuildUIToFP(B, c0, cg->f32, ""),
+	                        LLVMBuildUIToFP(B, c1, cg->f32, ""), cg_f32(cg, 1)};
 	for (int i = 0; i < 4; i++)
-		LLVMBuildStore(B, vals[i], LLVMBuildGEP2(B, cg->f32, out, (LLVMValueRef[]){cg_i64(cg, i)}, 1, ""));
+		LLVMBuildStore(B, vals[i],
+		               LLVMBuildGEP2(B, cg->f32, out,
+		                             (LLVMValueRef[]){cg_i64(cg, i)}, 1, ""));
 	Fn *fn = &cg->g->fns[k];
 	for (int i = 0; i < fn->nouts; i++)
-		if (fn->outs[i].kind == DEST_IO && cg->g->ios[fn->outs[i].index].sh.rank == 0)
+		if (fn->outs[i].kind == DEST_IO &&
+		    cg->g->ios[fn->outs[i].index].sh.rank == 0)
 			LLVMBuildStore(B, cg_f32(cg, NAN), dest_ptr(cg, &fn->outs[i]));
 	LLVMBuildRetVoid(B);
 	LLVMPositionBuilderAtEnd(B, go);
@@ -496,11 +516,14 @@ static void emit_fn(CG *cg, FnKind k)
 	cg->p = plan_fn(g, k);
 	if (cg->p->nwork > cg->nwork)
 		cg->nwork = cg->p->nwork;
-	cg->fn = LLVMAddFunction(cg->mod, arena_printf(g->A, "%s%s", cg->prefix, fn_names[k]), cg->fnty);
+	cg->fn = LLVMAddFunction(
+	    cg->mod, arena_printf(g->A, "%s%s", cg->prefix, fn_names[k]), cg->fnty);
 	prefer_wide_vectors(cg, cg->fn);
 	if (k != FN_TRAIN_STEP) /* the hot path is train_step: the rest need not unroll */
-		LLVMAddAttributeAtIndex(cg->fn, (unsigned)LLVMAttributeFunctionIndex,
-		                        LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("optsize", 7), 0));
+		LLVMAddAttributeAtIndex(
+		    cg->fn, (unsigned)LLVMAttributeFunctionIndex,
+		    LLVMCreateEnumAttribute(
+		        cg->ctx, LLVMGetEnumAttributeKindForName("optsize", 7), 0));
 	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
 	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
 	cg->bufs = LLVMGetParam(cg->fn, 0);
@@ -520,7 +543,12 @@ static void emit_fn(CG *cg, FnKind k)
 	int numerics = cg->check_numerics ? numerics_slot(g) : -1;
 	if (numerics >= 0)
 		for (int i = 0; i < 4; i++)
-			LLVMBuildStore(B, cg_f32(cg, 0), LLVMBuildGEP2(B, cg->f32, LLVMBuildPointerCast(B, cg->io[numerics], cg->f32p, ""), (LLVMValueRef[]){cg_i64(cg, i)}, 1, ""));
+			LLVMBuildStore(
+			    B, cg_f32(cg, 0),
+			    LLVMBuildGEP2(
+			        B, cg->f32,
+			        LLVMBuildPointerCast(B, cg->io[numerics], cg->f32p, ""),
+			        (LLVMValueRef[]){cg_i64(cg, i)}, 1, ""));
 	for (int i = 0; i < cg->p->n; i++) {
 		emitters[cg->p->order[i]->op](cg, cg->p->order[i]);
 		if (numerics >= 0 && cg->p->order[i]->dt == DT_F32)
@@ -539,8 +567,10 @@ static void emit_fn(CG *cg, FnKind k)
 		LLVMBuildCondBr(B, bad, refuse, keep);
 		LLVMPositionBuilderAtEnd(B, refuse);
 		for (int i = 0; i < fn->nouts; i++)
-			if (fn->outs[i].kind == DEST_IO && g->ios[fn->outs[i].index].sh.rank == 0)
-				LLVMBuildStore(B, cg_f32(cg, NAN), dest_ptr(cg, &fn->outs[i]));
+			if (fn->outs[i].kind == DEST_IO &&
+			    g->ios[fn->outs[i].index].sh.rank == 0)
+				LLVMBuildStore(B, cg_f32(cg, NAN),
+				               dest_ptr(cg, &fn->outs[i]));
 		LLVMBuildRetVoid(B);
 		LLVMPositionBuilderAtEnd(B, keep);
 	}
@@ -589,8 +619,10 @@ LLVMTargetMachineRef target_machine(Diags *d, const CodegenOpts *o)
 		LLVMInitializeAllTargetMCs();
 		LLVMInitializeAllAsmPrinters();
 	}
-	char *triple = host ? LLVMGetDefaultTargetTriple() : LLVMNormalizeTargetTriple(o->triple);
-	char *cpu = host ? LLVMGetHostCPUName() : NULL, *features = host ? LLVMGetHostCPUFeatures() : NULL;
+	char *triple =
+	    host ? LLVMGetDefaultTargetTriple() : LLVMNormalizeTargetTriple(o->triple);
+	char *cpu = host ? LLVMGetHostCPUName() : NULL,
+	     *features = host ? LLVMGetHostCPUFeatures() : NULL;
 	char *err = NULL;
 	LLVMTargetRef target;
 	LLVMTargetMachineRef tm = NULL;
@@ -602,9 +634,14 @@ LLVMTargetMachineRef target_machine(Diags *d, const CodegenOpts *o)
 	LLVMCodeGenOptLevel lvl = o->opt_level >= 3   ? LLVMCodeGenLevelAggressive
 	                          : o->opt_level == 0 ? LLVMCodeGenLevelNone
 	                                              : LLVMCodeGenLevelDefault;
-	tm = LLVMCreateTargetMachine(target, triple, o->cpu ? o->cpu : cpu ? cpu : "generic",
-	                             o->features ? o->features : features ? features : "", lvl,
-	                             LLVMRelocPIC, LLVMCodeModelDefault);
+	tm = LLVMCreateTargetMachine(target, triple,
+	                             o->cpu ? o->cpu
+	                             : cpu  ? cpu
+	                                    : "generic",
+	                             o->features ? o->features
+	                             : features  ? features
+	                                         : "",
+	                             lvl, LLVMRelocPIC, LLVMCodeModelDefault);
 cleanup:
 	if (cpu)
 		LLVMDisposeMessage(cpu);
@@ -654,7 +691,10 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 	int status = -1;
 	char *err = NULL;
 	LLVMMemoryBufferRef mb = NULL;
-	CG cgs = {.g = g, .prefix = o->prefix ? o->prefix : "", .check_numerics = o->check_numerics}, *cg = &cgs;
+	CG cgs = {.g = g,
+	          .prefix = o->prefix ? o->prefix : "",
+	          .check_numerics = o->check_numerics},
+	   *cg = &cgs;
 	g->no_fusion = o->check_numerics;
 	memset(out, 0, sizeof *out);
 	LLVMTargetMachineRef tm = target_machine(d, o);
@@ -697,9 +737,10 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 	} else {
 		if (o->emit == EMIT_BC)
 			mb = LLVMWriteBitcodeToMemoryBuffer(cg->mod);
-		else if (LLVMTargetMachineEmitToMemoryBuffer(tm, cg->mod,
-		                                             o->emit == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
-		                                             &err, &mb)) {
+		else if (LLVMTargetMachineEmitToMemoryBuffer(
+		             tm, cg->mod,
+		             o->emit == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
+		             &err, &mb)) {
 			error_at(d, (SrcLoc){0}, "LLVM could not emit code: %s", err);
 			goto cleanup;
 		}
@@ -712,7 +753,8 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 	if (!out->data)
 		die("out of memory");
 	if (o->seconds)
-		o->seconds[0] = t1 - t0, o->seconds[1] = t2 - t1, o->seconds[2] = now() - t2;
+		o->seconds[0] = t1 - t0, o->seconds[1] = t2 - t1,
+		o->seconds[2] = now() - t2;
 	status = 0;
 cleanup:
 	if (err)
@@ -752,7 +794,8 @@ double cg_measure_peak(Diags *d)
 	LLVMTypeRef fnty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), &pt, 1, 0);
 	cg->fn = LLVMAddFunction(cg->mod, "peak", fnty);
 	prefer_wide_vectors(cg, cg->fn);
-	LLVMPositionBuilderAtEnd(B, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
+	LLVMPositionBuilderAtEnd(B,
+	                         LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	Loop l;
 	cg_loop(cg, &l, 20000000);
@@ -761,7 +804,15 @@ double cg_measure_peak(Diags *d)
 	LLVMValueRef fma = LLVMAddFunction(cg->mod, "llvm.fma.v16f32", fty);
 	for (int i = 0; i < 12; i++)
 		acc[i] = cg_acc_begin(cg, pre, LLVMConstNull(vt));
-	b = LLVMConstVector((LLVMValueRef[]){cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001)}, 16);
+	b = LLVMConstVector(
+	    (LLVMValueRef[]){
+	        cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001),
+	        cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001),
+	        cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001),
+	        cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001),
+	        cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001), cg_f32(cg, 1.0000001),
+	        cg_f32(cg, 1.0000001)},
+	    16);
 	for (int i = 0; i < 12; i++) {
 		LLVMValueRef v[3] = {acc[i], b, c};
 		next[i] = LLVMBuildCall2(B, fty, fma, v, 3, "");
@@ -771,7 +822,8 @@ double cg_measure_peak(Diags *d)
 	LLVMValueRef sum = next[0];
 	for (int i = 1; i < 12; i++)
 		sum = LLVMBuildFAdd(B, sum, next[i], "");
-	LLVMBuildStore(B, LLVMBuildExtractElement(B, sum, cg_i64(cg, 0), ""), LLVMGetParam(cg->fn, 0));
+	LLVMBuildStore(B, LLVMBuildExtractElement(B, sum, cg_i64(cg, 0), ""),
+	               LLVMGetParam(cg->fn, 0));
 	LLVMBuildRetVoid(B);
 	char *triple = LLVMGetTargetMachineTriple(tm);
 	LLVMSetTarget(cg->mod, triple);
@@ -779,8 +831,10 @@ double cg_measure_peak(Diags *d)
 	LLVMMemoryBufferRef mb = NULL;
 	char *err = NULL;
 	double gflops = 0;
-	if (!LLVMTargetMachineEmitToMemoryBuffer(tm, cg->mod, LLVMObjectFile, &err, &mb)) {
-		ObjCode obj = {(void *)LLVMGetBufferStart(mb), LLVMGetBufferSize(mb), NULL};
+	if (!LLVMTargetMachineEmitToMemoryBuffer(tm, cg->mod, LLVMObjectFile, &err,
+	                                         &mb)) {
+		ObjCode obj = {(void *)LLVMGetBufferStart(mb), LLVMGetBufferSize(mb),
+		               NULL};
 		Jit *j = jit_load(d, &obj, NULL);
 		rt_fn peak = j ? jit_lookup(j, "peak") : NULL;
 		if (peak) {

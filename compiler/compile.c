@@ -134,7 +134,6 @@ void program_describe(Graph *g, int64_t batch, int64_t nwork, rt_program *p)
  * reads an older one's objects). A second run of the same model skips LLVM. Set
  * DESCENT_CACHE=off to disable it. A cache that cannot be read or written is ignored. */
 
-
 static uint64_t cache_key(Graph *g, const CodegenOpts *o)
 {
 	char *text = NULL;
@@ -146,7 +145,8 @@ static uint64_t cache_key(Graph *g, const CodegenOpts *o)
 		if (g->fns[k].defined)
 			dump_graph(f, g, k);
 	for (int i = 0; i < g->nparams; i++)
-		fprintf(f, "%s %lld %d\n", g->params[i].name, (long long)g->params[i].off, g->params[i].trainable);
+		fprintf(f, "%s %lld %d\n", g->params[i].name, (long long)g->params[i].off,
+		        g->params[i].trainable);
 	fprintf(f, "%d %d %s\n", o->opt_level, o->check_numerics, host_cpu_text());
 	struct stat st;
 	if (stat("/proc/self/exe", &st) == 0)
@@ -159,7 +159,8 @@ static uint64_t cache_key(Graph *g, const CodegenOpts *o)
 
 static const char *cache_dir(char *buf, size_t len)
 {
-	const char *env = getenv("DESCENT_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	const char *env = getenv("DESCENT_CACHE"), *xdg = getenv("XDG_CACHE_HOME"),
+	           *home = getenv("HOME");
 	if (env && !strcmp(env, "off"))
 		return NULL;
 	if (env && *env)
@@ -213,7 +214,8 @@ static void cache_write(uint64_t key, const ObjCode *obj, int64_t nwork)
 	snprintf(path, sizeof path, "%s/%016llx.o", dir, (unsigned long long)key);
 	const void *parts[2] = {&nwork, obj->data};
 	size_t sizes[2] = {sizeof nwork, obj->size};
-	rt_write_atomic(path, parts, sizes, 2, err, sizeof err); /* a failure only costs time */
+	rt_write_atomic(path, parts, sizes, 2, err,
+	                sizeof err); /* a failure only costs time */
 }
 
 Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOpts *o)
@@ -230,7 +232,8 @@ Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOp
 	if (!c->g)
 		goto fail;
 	if (o->check_numerics)
-		ir_add_io(c->g, "numerics", RT_IO_OUTPUT, DT_F32, (Shape){1, {4}}, (SrcLoc){0});
+		ir_add_io(c->g, "numerics", RT_IO_OUTPUT, DT_F32, (Shape){1, {4}},
+		          (SrcLoc){0});
 	uint64_t key = cache_key(c->g, o);
 	if (!cache_read(key, &obj, &nwork)) {
 		if (cg_compile(c->g, o, &obj, &nwork, NULL) < 0)

@@ -25,12 +25,11 @@
  *   kernels.c      loop nests of the ops that are not elementwise
  *   jit.c          LLVM object -> callable code through ORC LLJIT
  *   aot.c          ahead of time: an object file and a C header
- *   compile.c      the whole pipeline behind one call, used by the CLI, the API, the tests
- *   api.c          the public C API (include/descent/descent.h)
- *   inspect.c      any stage as text or Graphviz (descent ir)
- *   bench.c        how fast a compiled model trains (descent bench)
- *   gradcheck.c    the model's gradients against finite differences (descent gradcheck)
- *   trainlog.c     the per-epoch training log (CSV) and its plot (SVG)
+ *   compile.c      the whole pipeline behind one call, used by the CLI, the API, the
+ * tests api.c          the public C API (include/descent/descent.h) inspect.c      any
+ * stage as text or Graphviz (descent ir) bench.c        how fast a compiled model trains
+ * (descent bench) gradcheck.c    the model's gradients against finite differences
+ * (descent gradcheck) trainlog.c     the per-epoch training log (CSV) and its plot (SVG)
  *   util.c         arena, diagnostics, internal errors
  *
  * The `descent` command line is not part of the library: main.c (options, dispatch),
@@ -203,7 +202,8 @@ struct Expr {
 	double num;
 	const char *text; /* EX_NUM: as written ("1e400", "-3", ".nan"), for messages */
 	const char *name;
-	int op; /* EX_BIN: '+', '-', '*', '/', '^', '<', '>', 'l' (<=), 'g' (>=), '=' (==) */
+	int op; /* EX_BIN: '+', '-', '*', '/', '^', '<', '>', 'l' (<=), 'g' (>=), '=' (==)
+	         */
 	Expr **args;
 	int nargs;
 	const char **kwnames;
@@ -338,7 +338,8 @@ Model *model_load(Arena *A, Diags *d, const char *path);
 /* ================= model_train.c: the train: and data: sections ================= */
 
 /* parse_train and parse_data, called by model_from_spec, take model.c's parsing
- * context: they are declared with it in model.h, internal to model.c and model_train.c. */
+ * context: they are declared with it in model.h, internal to model.c and model_train.c.
+ */
 
 /* ================= graph.c: the IR ================= */
 
@@ -354,11 +355,11 @@ enum {
 	OPF_ELEMWISE = 1 << 1, /* out[i] = f(in0[i'], in1[i'']) with broadcasting */
 	OPF_REDUCE = 1 << 2,   /* sums over axes */
 	OPF_VIEW = 1 << 3,     /* same data, another shape: needs no buffer of its own */
-	OPF_NODIFF = 1 << 4,   /* no derivative: a parameter reaching the loss through it is an
-	                          error (integer results) */
-	OPF_KINK = 1 << 5,     /* derivative jumps at 0: gradient checks stay away */
+	OPF_NODIFF = 1 << 4, /* no derivative: a parameter reaching the loss through it is
+	                        an error (integer results) */
+	OPF_KINK = 1 << 5,   /* derivative jumps at 0: gradient checks stay away */
 	OPF_POSITIVE = 1 << 6, /* defined for positive inputs only (gradient checks) */
-	OPF_CUT = 1 << 7       /* gradient cut on purpose (stop_gradient, dropout masks) */
+	OPF_CUT = 1 << 7 /* gradient cut on purpose (stop_gradient, dropout masks) */
 };
 
 typedef struct OpInfo {
@@ -382,7 +383,7 @@ struct Node {
 	int nin;
 	Node *in[MAXIN];
 	int64_t a[NATTR]; /* integer attributes, see ops.h */
-	double f;     /* CONST value */
+	double f;         /* CONST value */
 	/* provenance: where the node came from */
 	SrcLoc loc;        /* the YAML entry that made it (backward nodes inherit it) */
 	Node *fwd;         /* backward nodes: the forward node whose rule made it */
@@ -446,7 +447,7 @@ typedef struct Graph {
 	int io_x, io_y, io_weight, io_loss, io_output;
 	Fn fns[FN_COUNT];
 	int no_fusion; /* every node gets its own loop (--check-numerics checks each) */
-	Node **cse; /* open-addressing table of every node, for build-time CSE */
+	Node **cse;    /* open-addressing table of every node, for build-time CSE */
 	int cse_cap;
 	/* stamped on every node a builder makes */
 	SrcLoc cur_loc;
@@ -536,7 +537,8 @@ Node *fold(Graph *g, Op op, Node **in, const int64_t *attrs, double f, const Sha
  * it, codegen emits the same arithmetic, so both draw the same masks. */
 static inline uint32_t dropout_hash(uint64_t seed, uint64_t counter, uint64_t i)
 {
-	uint64_t z = ((seed << 32) ^ (counter & 0xffffffffu)) + (i + 1) * 0x9E3779B97F4A7C15ull;
+	uint64_t z =
+	    ((seed << 32) ^ (counter & 0xffffffffu)) + (i + 1) * 0x9E3779B97F4A7C15ull;
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
 	return (uint32_t)((z ^ (z >> 31)) >> 32);
@@ -585,7 +587,7 @@ double *eval_node(Graph *g, Node *node, const EvalEnv *env);
 
 /* ================= dump.c ================= */
 
-void dump_graph(FILE *f, Graph *g, int only_fn); /* only_fn < 0: every node */
+void dump_graph(FILE *f, Graph *g, int only_fn);    /* only_fn < 0: every node */
 void dump_set(FILE *f, Graph *g, const char *live); /* the nodes marked in live */
 void dump_node(FILE *f, Graph *g, Node *n);
 
@@ -625,10 +627,11 @@ typedef struct CodegenOpts {
 	int opt_level; /* 0..3 */
 	int dump_llvm; /* print the optimized module to stderr */
 	/* ahead of time: */
-	const char *prefix;            /* of every symbol ("fashion_mlp_"); NULL: none */
+	const char *prefix; /* of every symbol ("fashion_mlp_"); NULL: none */
 	const char *triple, *cpu, *features; /* NULL: this host's, as the JIT uses */
 	EmitKind emit;
-	double *seconds; /* if not NULL: [0] building LLVM IR, [1] optimizing, [2] emitting */
+	double *
+	    seconds; /* if not NULL: [0] building LLVM IR, [1] optimizing, [2] emitting */
 	int check_numerics; /* stop at the first op whose output has a NaN or Inf (io slot
 	                       "numerics": node id, NaN count, Inf count, 1) */
 } CodegenOpts;
@@ -691,15 +694,16 @@ typedef struct Kw {
 #define MAXKW 10
 typedef struct KwVal {
 	int set;
-	int n;           /* K_INTS, K_PADDING, K_SHAPE: how many integers */
+	int n; /* K_INTS, K_PADDING, K_SHAPE: how many integers */
 	int64_t i[MAXRANK];
-	double f;        /* K_NUM, K_INT, K_BOOL */
-	int e;           /* K_ENUM: index; K_PADDING: 1 same, 2 valid */
+	double f; /* K_NUM, K_INT, K_BOOL */
+	int e;    /* K_ENUM: index; K_PADDING: 1 same, 2 valid */
 	SrcLoc loc;
 } KwVal;
 
 typedef struct Lower Lower;
-typedef Node *(*Builder)(Lower *L, const Expr *call, Node **args, int nargs, const KwVal *kw);
+typedef Node *(*Builder)(Lower *L, const Expr *call, Node **args, int nargs,
+                         const KwVal *kw);
 
 enum {
 	FUN_LAYER = 1, /* makes parameters, named after its node */
@@ -733,17 +737,18 @@ struct Lower {
 	Graph *g;
 	Diags *d;
 	const Model *m;
-	int train;      /* the training graph: dropout on, batch statistics */
-	int64_t batch;  /* 0: the model has no batch inputs */
-	Node *mask;     /* [batch]: 1 for real rows, 0 for padding; NULL without data */
-	const char *def; /* the node being lowered: its layers' parameters are named after it */
-	int nlayers;    /* layers made so far in this node */
-	int ndropout;   /* dropout layers so far: each gets its own masks */
+	int train;     /* the training graph: dropout on, batch statistics */
+	int64_t batch; /* 0: the model has no batch inputs */
+	Node *mask;    /* [batch]: 1 for real rows, 0 for padding; NULL without data */
+	const char
+	    *def; /* the node being lowered: its layers' parameters are named after it */
+	int nlayers;        /* layers made so far in this node */
+	int ndropout;       /* dropout layers so far: each gets its own masks */
 	int mode_dependent; /* some layer behaves differently in training */
 	struct Update {
 		Node *value;
 		int param;
-	} *updates;     /* buffers a training step writes back (batch norm statistics) */
+	} * updates; /* buffers a training step writes back (batch norm statistics) */
 	int nupdates, capupdates;
 	const char **names; /* values in scope: inputs, parameters, nodes */
 	Node **vals;
@@ -790,17 +795,25 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o);
 
 /* ================= inspect.c: what descent made of a model ================= */
 
-typedef enum { ST_SPEC, ST_GRAPH, ST_BACKWARD, ST_OPTIMIZED, ST_KERNELS, ST_LLVM, ST_ASM } Stage;
+typedef enum {
+	ST_SPEC,
+	ST_GRAPH,
+	ST_BACKWARD,
+	ST_OPTIMIZED,
+	ST_KERNELS,
+	ST_LLVM,
+	ST_ASM
+} Stage;
 extern const char *const stage_names[];
 
 typedef struct InspectOpts {
 	Stage stage;
-	int fn;                 /* -1: the stage's own (graph: evaluate, backward: grad, ...) */
+	int fn; /* -1: the stage's own (graph: evaluate, backward: grad, ...) */
 	const char *grad_param; /* only the slice that makes this parameter's gradient */
 	int dot;                /* Graphviz instead of text */
 	int stats;              /* op counts, FLOPs, bytes, compile timings */
 	int opt_level;
-	int64_t batch;          /* 0: the model's */
+	int64_t batch; /* 0: the model's */
 } InspectOpts;
 
 int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out);
@@ -810,11 +823,11 @@ double fn_flops(Graph *g, FnKind fn);
 /* ================= bench.c: how fast a compiled model trains ================= */
 
 typedef struct BenchOpts {
-	int64_t batch;   /* 0: the model's */
-	int64_t steps;   /* timed steps; 0: about 2 seconds' worth */
-	int threads;     /* 1 (more are not supported yet) */
+	int64_t batch; /* 0: the model's */
+	int64_t steps; /* timed steps; 0: about 2 seconds' worth */
+	int threads;   /* 1 (more are not supported yet) */
 	int opt_level;
-	double peak;     /* GFLOP/s of one core; 0: measure it */
+	double peak; /* GFLOP/s of one core; 0: measure it */
 } BenchOpts;
 
 int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out);

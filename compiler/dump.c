@@ -9,10 +9,7 @@
 
 #include "dc.h"
 
-static const char *dtname(DType t)
-{
-	return t == DT_I32 ? "i32" : "f32";
-}
+static const char *dtname(DType t) { return t == DT_I32 ? "i32" : "f32"; }
 
 static int attrs(char *buf, size_t len, Graph *g, Node *n)
 {

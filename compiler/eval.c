@@ -42,26 +42,11 @@ static void copy_leaf(Node *n, double *out, const double *src)
 	memcpy(out, src, (size_t)shape_numel(&n->sh) * sizeof *out);
 }
 
-EVAL(input)
-{
-	copy_leaf(n, out, e->env->io[n->a[0]]);
-}
-EVAL(param)
-{
-	copy_leaf(n, out, e->env->params + e->g->params[n->a[0]].off);
-}
-EVAL(state)
-{
-	copy_leaf(n, out, e->env->states + e->g->states[n->a[0]].off);
-}
-EVAL(gradbuf)
-{
-	copy_leaf(n, out, e->env->grads + e->g->params[n->a[0]].off);
-}
-EVAL(hyper)
-{
-	out[0] = e->env->hyper[n->a[0]];
-}
+EVAL(input) { copy_leaf(n, out, e->env->io[n->a[0]]); }
+EVAL(param) { copy_leaf(n, out, e->env->params + e->g->params[n->a[0]].off); }
+EVAL(state) { copy_leaf(n, out, e->env->states + e->g->states[n->a[0]].off); }
+EVAL(gradbuf) { copy_leaf(n, out, e->env->grads + e->g->params[n->a[0]].off); }
+EVAL(hyper) { out[0] = e->env->hyper[n->a[0]]; }
 
 EVAL(const)
 {
@@ -153,10 +138,7 @@ EVAL(broadcast)
 		out[i] = IN(0)[bcast_off(&n->in[0]->sh, &n->sh, i)];
 }
 
-EVAL(reshape)
-{
-	memcpy(out, IN(0), (size_t)shape_numel(&n->sh) * sizeof *out);
-}
+EVAL(reshape) { memcpy(out, IN(0), (size_t)shape_numel(&n->sh) * sizeof *out); }
 
 /* Row-major strides of a shape. */
 static void strides(const Shape *s, int64_t *st)
@@ -189,7 +171,8 @@ EVAL(transpose)
 /* out (small) = in (big) at offsets a[], or the reverse for pad */
 static void window(Ev *e, Node *n, double *out, int pad)
 {
-	const Shape *big = pad ? &n->sh : &n->in[0]->sh, *small = pad ? &n->in[0]->sh : &n->sh;
+	const Shape *big = pad ? &n->sh : &n->in[0]->sh,
+	            *small = pad ? &n->in[0]->sh : &n->sh;
 	int64_t st[MAXRANK], c[MAXRANK];
 	strides(big, st);
 	if (pad)
@@ -224,26 +207,41 @@ static void conv_loops(const Node *n, const Shape *xs, const Shape *ws, const Sh
 	ConvP p = convp_of(n);
 	int64_t Cg = ws->d[1], Og = ws->d[0] / p.groups;
 	for (int64_t b = 0; b < ys->d[0]; b++)
-	for (int64_t o = 0; o < ws->d[0]; o++)
-	for (int64_t c = 0; c < Cg; c++)
-	for (int64_t kh = 0; kh < ws->d[2]; kh++)
-	for (int64_t kw = 0; kw < ws->d[3]; kw++)
-	for (int64_t oh = 0; oh < ys->d[2]; oh++)
-	for (int64_t ow = 0; ow < ys->d[3]; ow++) {
-		int64_t ih = oh * p.stride[0] - p.pad[0] + kh * p.dil[0];
-		int64_t iw = ow * p.stride[1] - p.pad[2] + kw * p.dil[1];
-		if (ih < 0 || ih >= xs->d[2] || iw < 0 || iw >= xs->d[3])
-			continue;
-		double *xp = &x[at4(xs, b, o / Og * Cg + c, ih, iw)];
-		double *wp = &w[at4(ws, o, c, kh, kw)];
-		double *yp = &y[at4(ys, b, o, oh, ow)];
-		if (mode == 0)
-			*yp += *xp * *wp;
-		else if (mode == 1)
-			*xp += *yp * *wp;
-		else
-			*wp += *xp * *yp;
-	}
+		for (int64_t o = 0; o < ws->d[0]; o++)
+			for (int64_t c = 0; c < Cg; c++)
+				for (int64_t kh = 0; kh < ws->d[2]; kh++)
+					for (int64_t kw = 0; kw < ws->d[3]; kw++)
+						for (int64_t oh = 0; oh < ys->d[2]; oh++)
+							for (int64_t ow = 0;
+							     ow < ys->d[3]; ow++) {
+								int64_t ih =
+								    oh * p.stride[0] -
+								    p.pad[0] +
+								    kh * p.dil[0];
+								int64_t iw =
+								    ow * p.stride[1] -
+								    p.pad[2] +
+								    kw * p.dil[1];
+								if (ih < 0 ||
+								    ih >= xs->d[2] ||
+								    iw < 0 ||
+								    iw >= xs->d[3])
+									continue;
+								double *xp = &x[at4(
+								    xs, b,
+								    o / Og * Cg + c, ih,
+								    iw)];
+								double *wp = &w[at4(
+								    ws, o, c, kh, kw)];
+								double *yp = &y[at4(
+								    ys, b, o, oh, ow)];
+								if (mode == 0)
+									*yp += *xp * *wp;
+								else if (mode == 1)
+									*xp += *yp * *wp;
+								else
+									*wp += *xp * *yp;
+							}
 }
 
 static void zero(Node *n, double *out)
@@ -300,7 +298,8 @@ static void poolmax(Ev *e, Node *n, double *out, int scatter)
 		for (int64_t c = 0; c < ys->d[1]; c++)
 			for (int64_t oh = 0; oh < ys->d[2]; oh++)
 				for (int64_t ow = 0; ow < ys->d[3]; ow++, o++) {
-					int64_t i = window_max(n, xs, IN(0), b, c, oh, ow);
+					int64_t i =
+					    window_max(n, xs, IN(0), b, c, oh, ow);
 					if (scatter && i >= 0)
 						out[i] += IN(1)[o];
 					else if (!scatter)
@@ -319,20 +318,27 @@ static void avgpool(const Node *n, const Shape *xs, const Shape *ys, double *x, 
 	double scale = 1.0 / (double)(p.k[0] * p.k[1]);
 	int64_t o = 0;
 	for (int64_t b = 0; b < ys->d[0]; b++)
-	for (int64_t c = 0; c < ys->d[1]; c++)
-	for (int64_t oh = 0; oh < ys->d[2]; oh++)
-	for (int64_t ow = 0; ow < ys->d[3]; ow++, o++)
-	for (int64_t kh = 0; kh < p.k[0]; kh++)
-	for (int64_t kw = 0; kw < p.k[1]; kw++) {
-		int64_t ih = oh * p.stride[0] - p.pad[0] + kh;
-		int64_t iw = ow * p.stride[1] - p.pad[2] + kw;
-		if (ih < 0 || ih >= xs->d[2] || iw < 0 || iw >= xs->d[3])
-			continue;
-		if (bwd)
-			x[at4(xs, b, c, ih, iw)] += y[o] * scale;
-		else
-			y[o] += x[at4(xs, b, c, ih, iw)] * scale;
-	}
+		for (int64_t c = 0; c < ys->d[1]; c++)
+			for (int64_t oh = 0; oh < ys->d[2]; oh++)
+				for (int64_t ow = 0; ow < ys->d[3]; ow++, o++)
+					for (int64_t kh = 0; kh < p.k[0]; kh++)
+						for (int64_t kw = 0; kw < p.k[1]; kw++) {
+							int64_t ih = oh * p.stride[0] -
+							             p.pad[0] + kh;
+							int64_t iw = ow * p.stride[1] -
+							             p.pad[2] + kw;
+							if (ih < 0 || ih >= xs->d[2] ||
+							    iw < 0 || iw >= xs->d[3])
+								continue;
+							if (bwd)
+								x[at4(xs, b, c, ih,
+								      iw)] +=
+								    y[o] * scale;
+							else
+								y[o] += x[at4(xs, b, c,
+								              ih, iw)] *
+								        scale;
+						}
 }
 
 EVAL(avgpool)
@@ -388,7 +394,9 @@ EVAL(dropmask)
 	uint64_t seed = (uint64_t)IN(0)[0], counter = (uint64_t)IN(1)[0];
 	uint32_t thresh = dropout_threshold(n->f);
 	for (int64_t i = 0, k = shape_numel(&n->sh); i < k; i++)
-		out[i] = dropout_hash(seed, counter, (uint64_t)i) >= thresh ? 1 / (1 - n->f) : 0;
+		out[i] = dropout_hash(seed, counter, (uint64_t)i) >= thresh
+		             ? 1 / (1 - n->f)
+		             : 0;
 }
 
 EVAL(matmul)

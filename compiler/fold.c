@@ -22,10 +22,7 @@ static int is_const(const Node *n, double v)
 	return n->op == OP_CONST && n->f == v;
 }
 
-static int scalar_const(const Node *n)
-{
-	return n->op == OP_CONST && n->sh.rank == 0;
-}
+static int scalar_const(const Node *n) { return n->op == OP_CONST && n->sh.rank == 0; }
 
 /* x stands for the node being built only if it already has the result's shape. */
 static Node *same(Node *x, Node *a, Node *b)
@@ -71,7 +68,8 @@ static Node *fold_log(Graph *g, Node *x)
 	if (x->op == OP_ADD)
 		for (int i = 0; i < 2; i++) {
 			Node *one = x->in[i], *e = x->in[1 - i];
-			if (is_const(one, 1) && e->op == OP_EXP && shape_eq(&e->sh, &x->sh))
+			if (is_const(one, 1) && e->op == OP_EXP &&
+			    shape_eq(&e->sh, &x->sh))
 				return ir_unary(g, OP_SOFTPLUS, e->in[0]);
 		}
 	return NULL;

@@ -211,7 +211,8 @@ static Node **cse_slot(Graph *g, Op op, int nin, Node **in, const int64_t *a, do
 		}
 		g->cse = t, g->cse_cap = cap;
 	}
-	/* the shape is compared only where the builder gives it; else the inputs fix it */
+	/* the shape is compared only where the builder gives it; else the inputs fix it
+	 */
 	int k = (int)(node_hash(op, nin, in, a, f) & (uint64_t)(g->cse_cap - 1));
 	while (g->cse[k] && !same_node(g->cse[k], op, nin, in, a, f, sh))
 		k = (k + 1) & (g->cse_cap - 1);
@@ -322,30 +323,18 @@ Node *ir_input(Graph *g, int i)
 	return g->ios[i].node;
 }
 
-Node *ir_gradbuf(Graph *g, int i)
-{
-	return leaf(g, OP_GRADBUF, i, &g->params[i]);
-}
+Node *ir_gradbuf(Graph *g, int i) { return leaf(g, OP_GRADBUF, i, &g->params[i]); }
 
-Node *ir_hyper(Graph *g, int i)
-{
-	return leaf(g, OP_HYPER, i, NULL);
-}
+Node *ir_hyper(Graph *g, int i) { return leaf(g, OP_HYPER, i, NULL); }
 
 Node *ir_const(Graph *g, double v, Shape sh)
 {
 	return make(g, OP_CONST, 0, NULL, NULL, v, &sh);
 }
 
-Node *ir_scalar(Graph *g, double v)
-{
-	return ir_const(g, v, (Shape){0, {0}});
-}
+Node *ir_scalar(Graph *g, double v) { return ir_const(g, v, (Shape){0, {0}}); }
 
-Node *ir_unary(Graph *g, Op op, Node *x)
-{
-	return ir_node(g, op, 1, &x, NULL, 0);
-}
+Node *ir_unary(Graph *g, Op op, Node *x) { return ir_node(g, op, 1, &x, NULL, 0); }
 
 Node *ir_binary(Graph *g, Op op, Node *x, Node *y)
 {
@@ -353,30 +342,15 @@ Node *ir_binary(Graph *g, Op op, Node *x, Node *y)
 	return ir_node(g, op, 2, in, NULL, 0);
 }
 
-Node *ir_neg(Graph *g, Node *x)
-{
-	return ir_unary(g, OP_NEG, x);
-}
+Node *ir_neg(Graph *g, Node *x) { return ir_unary(g, OP_NEG, x); }
 
-Node *ir_add(Graph *g, Node *x, Node *y)
-{
-	return ir_binary(g, OP_ADD, x, y);
-}
+Node *ir_add(Graph *g, Node *x, Node *y) { return ir_binary(g, OP_ADD, x, y); }
 
-Node *ir_sub(Graph *g, Node *x, Node *y)
-{
-	return ir_binary(g, OP_SUB, x, y);
-}
+Node *ir_sub(Graph *g, Node *x, Node *y) { return ir_binary(g, OP_SUB, x, y); }
 
-Node *ir_mul(Graph *g, Node *x, Node *y)
-{
-	return ir_binary(g, OP_MUL, x, y);
-}
+Node *ir_mul(Graph *g, Node *x, Node *y) { return ir_binary(g, OP_MUL, x, y); }
 
-Node *ir_div(Graph *g, Node *x, Node *y)
-{
-	return ir_binary(g, OP_DIV, x, y);
-}
+Node *ir_div(Graph *g, Node *x, Node *y) { return ir_binary(g, OP_DIV, x, y); }
 
 /* SUM and RMAX keep reduced axes as size 1; without keepdims a reshape drops them. */
 static Node *reduce(Graph *g, Op op, Node *x, uint32_t axes, int keepdims)
@@ -449,10 +423,7 @@ Node *ir_matmul(Graph *g, Node *x, Node *y, int tx, int ty)
 	return ir_node(g, OP_MATMUL, 2, in, a, 0);
 }
 
-Node *ir_logsoftmax(Graph *g, Node *x)
-{
-	return ir_unary(g, OP_LOGSOFTMAX, x);
-}
+Node *ir_logsoftmax(Graph *g, Node *x) { return ir_unary(g, OP_LOGSOFTMAX, x); }
 
 Node *ir_onehot(Graph *g, Node *labels, int64_t classes)
 {
@@ -511,7 +482,10 @@ static void conv_attrs(int64_t *a, const ConvP *p)
 
 ConvP convp_of(const Node *n)
 {
-	ConvP p = {{n->a[0], n->a[1]}, {n->a[2], n->a[3], n->a[4], n->a[5]}, {n->a[6], n->a[7]}, n->a[8]};
+	ConvP p = {{n->a[0], n->a[1]},
+	           {n->a[2], n->a[3], n->a[4], n->a[5]},
+	           {n->a[6], n->a[7]},
+	           n->a[8]};
 	return p;
 }
 
@@ -548,7 +522,8 @@ static void pool_attrs(int64_t *a, const PoolP *p)
 
 PoolP poolp_of(const Node *n)
 {
-	PoolP p = {{n->a[0], n->a[1]}, {n->a[2], n->a[3]}, {n->a[4], n->a[5], n->a[6], n->a[7]}};
+	PoolP p = {
+	    {n->a[0], n->a[1]}, {n->a[2], n->a[3]}, {n->a[4], n->a[5], n->a[6], n->a[7]}};
 	return p;
 }
 
@@ -588,10 +563,7 @@ Node *ir_scatter_add(Graph *g, Node *idx, Node *dy, Shape table)
 	return make(g, OP_SCATTER_ADD, 2, in, NULL, 0, &table);
 }
 
-Node *ir_argmax(Graph *g, Node *x)
-{
-	return ir_unary(g, OP_ARGMAX, x);
-}
+Node *ir_argmax(Graph *g, Node *x) { return ir_unary(g, OP_ARGMAX, x); }
 
 Node *ir_dropmask(Graph *g, Node *seed, Node *counter, double p, Shape sh)
 {

@@ -18,7 +18,8 @@
 
 #include "dc.h"
 
-const char *const stage_names[] = {"spec", "graph", "backward", "optimized", "kernels", "llvm", "asm"};
+const char *const stage_names[] = {"spec",    "graph", "backward", "optimized",
+                                   "kernels", "llvm",  "asm"};
 
 static double now(void)
 {
@@ -32,7 +33,8 @@ static void print_spec(FILE *f, const Model *m, Arena *A)
 	fprintf(f, "model %s\n", m->name);
 	for (int i = 0; i < m->ninputs; i++) {
 		const ModelInput *in = &m->inputs[i];
-		fprintf(f, "  input %s %s[batch", in->name, in->dt == DT_I32 ? "i32" : "f32");
+		fprintf(f, "  input %s %s[batch", in->name,
+		        in->dt == DT_I32 ? "i32" : "f32");
 		for (int k = 1; k < in->rank; k++)
 			fprintf(f, ", %lld", (long long)in->dims[k]);
 		fprintf(f, "]  %s:%d:%d\n", in->loc.file, in->loc.line, in->loc.col);
@@ -42,8 +44,9 @@ static void print_spec(FILE *f, const Model *m, Arena *A)
 		        m->params[i].trainable ? "" : " (frozen)", m->params[i].loc.file,
 		        m->params[i].loc.line, m->params[i].loc.col);
 	for (int i = 0; i < m->ndefs; i++)
-		fprintf(f, "  %s = %s  %s:%d:%d\n", m->defs[i].name, expr_str(A, m->defs[i].e),
-		        m->defs[i].loc.file, m->defs[i].loc.line, m->defs[i].loc.col);
+		fprintf(f, "  %s = %s  %s:%d:%d\n", m->defs[i].name,
+		        expr_str(A, m->defs[i].e), m->defs[i].loc.file,
+		        m->defs[i].loc.line, m->defs[i].loc.col);
 	if (m->output)
 		fprintf(f, "  output = %s\n", m->output);
 	fprintf(f, "  loss = %s\n", expr_str(A, m->loss));
@@ -63,7 +66,8 @@ static Node *grad_of(Graph *g, const char *name)
 {
 	const Fn *fn = &g->fns[FN_GRAD];
 	for (int i = 0; i < fn->nouts; i++)
-		if (fn->outs[i].kind == DEST_GRAD && !strcmp(g->params[fn->outs[i].index].name, name))
+		if (fn->outs[i].kind == DEST_GRAD &&
+		    !strcmp(g->params[fn->outs[i].index].name, name))
 			return fn->outs[i].node;
 	return NULL;
 }
@@ -73,7 +77,8 @@ static Node *grad_of(Graph *g, const char *name)
 static void dot(FILE *f, Graph *g, const char *live)
 {
 	char sh[128];
-	fprintf(f, "digraph descent {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n");
+	fprintf(f, "digraph descent {\n  rankdir=TB;\n  node [shape=box, "
+	           "fontname=\"monospace\", fontsize=10];\n");
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i];
 		if (!live[i])
@@ -81,8 +86,8 @@ static void dot(FILE *f, Graph *g, const char *live)
 		const char *color = opinfo[n->op].flags & OPF_LEAF ? "#e8e8e8"
 		                    : n->rule                      ? "#ffd8b0"
 		                                                   : "#cfe2ff";
-		fprintf(f, "  n%d [label=\"%%%d %s\\n%s", n->id, n->id, opinfo[n->op].name,
-		        shape_str(&n->sh, sh, sizeof sh));
+		fprintf(f, "  n%d [label=\"%%%d %s\\n%s", n->id, n->id,
+		        opinfo[n->op].name, shape_str(&n->sh, sh, sizeof sh));
 		if (n->op == OP_PARAM)
 			fprintf(f, "\\n%s", g->params[n->a[0]].name);
 		if (n->op == OP_INPUT)
@@ -100,22 +105,23 @@ static void dot(FILE *f, Graph *g, const char *live)
 
 /* ---- kernels ---- */
 
-static const char *const buf_names[] = {"none", "params", "grads", "state", "hyper", "io", "work"};
+static const char *const buf_names[] = {"none",  "params", "grads", "state",
+                                        "hyper", "io",     "work"};
 
 static void kernels(FILE *f, Graph *g, int fn)
 {
 	Plan *p = plan_fn(g, fn);
 	char sh[128];
-	fprintf(f, "fn %s: %d loop nests, workspace %lld floats (%lld bytes)\n", fn_names[fn], p->n,
-	        (long long)p->nwork, (long long)p->nwork * 4);
+	fprintf(f, "fn %s: %d loop nests, workspace %lld floats (%lld bytes)\n",
+	        fn_names[fn], p->n, (long long)p->nwork, (long long)p->nwork * 4);
 	for (int i = 0; i < p->n; i++) {
 		Node *n = p->order[i];
 		fprintf(f, "  %-18s %%%-4d %-16s -> work+%lld", opinfo[n->op].name, n->id,
 		        shape_str(&n->sh, sh, sizeof sh), (long long)p->buf[n->id].off);
 		for (int k = 0; k < n->nin; k++) {
 			Buf b = p->buf[n->in[k]->id];
-			fprintf(f, "%s %%%d@%s+%lld", k ? "," : "  reads", n->in[k]->id, buf_names[b.kind],
-			        (long long)b.off);
+			fprintf(f, "%s %%%d@%s+%lld", k ? "," : "  reads", n->in[k]->id,
+			        buf_names[b.kind], (long long)b.off);
 		}
 		fputc('\n', f);
 	}
@@ -133,13 +139,16 @@ static double flops(const Node *n)
 	case OP_CONV2D:
 		return 2 * out * (double)(shape_numel(&n->in[1]->sh) / n->in[1]->sh.d[0]);
 	case OP_CONV2D_BWD_DATA: /* as many as the forward convolution */
-		return 2 * (double)shape_numel(&n->in[0]->sh) * (double)(shape_numel(&n->in[1]->sh) / n->in[1]->sh.d[0]);
+		return 2 * (double)shape_numel(&n->in[0]->sh) *
+		       (double)(shape_numel(&n->in[1]->sh) / n->in[1]->sh.d[0]);
 	case OP_CONV2D_BWD_FILTER:
-		return 2 * (double)shape_numel(&n->in[1]->sh) * (double)(shape_numel(&n->sh) / n->sh.d[0]);
+		return 2 * (double)shape_numel(&n->in[1]->sh) *
+		       (double)(shape_numel(&n->sh) / n->sh.d[0]);
 	case OP_SUM:
 	case OP_RMAX:
 	case OP_LOGSOFTMAX:
-		return (double)shape_numel(&n->in[0]->sh) * (n->op == OP_LOGSOFTMAX ? 4 : 1);
+		return (double)shape_numel(&n->in[0]->sh) *
+		       (n->op == OP_LOGSOFTMAX ? 4 : 1);
 	default:
 		return opinfo[n->op].flags & OPF_ELEMWISE ? out : 0;
 	}
@@ -160,9 +169,12 @@ static void stats(FILE *f, Graph *g, const double *t)
 	int64_t pf = 0, nparams = 0;
 	for (int i = 0; i < g->nparams; i++)
 		pf += shape_numel(&g->params[i].sh), nparams++;
-	fprintf(f, "  parameters   %lld in %lld tensors, %lld bytes (+ as many for gradients)\n",
-	        (long long)pf, (long long)nparams, (long long)pf * 4);
-	fprintf(f, "  state        %lld bytes (optimizer)\n", (long long)g->state_floats * 4);
+	fprintf(
+	    f,
+	    "  parameters   %lld in %lld tensors, %lld bytes (+ as many for gradients)\n",
+	    (long long)pf, (long long)nparams, (long long)pf * 4);
+	fprintf(f, "  state        %lld bytes (optimizer)\n",
+	        (long long)g->state_floats * 4);
 	for (int k = 0; k < FN_COUNT; k++) {
 		if (!g->fns[k].defined)
 			continue;
@@ -171,20 +183,26 @@ static void stats(FILE *f, Graph *g, const double *t)
 		double fl = 0;
 		for (int i = 0; i < p->n; i++)
 			count[p->order[i]->op]++, fl += flops(p->order[i]);
-		fprintf(f, "  %-11s  %.3f GFLOP per call, %d loop nests, workspace %lld bytes:", fn_names[k],
-		        fl / 1e9, p->n, (long long)p->nwork * 4);
+		fprintf(
+		    f,
+		    "  %-11s  %.3f GFLOP per call, %d loop nests, workspace %lld bytes:",
+		    fn_names[k], fl / 1e9, p->n, (long long)p->nwork * 4);
 		for (int op = 0; op < OP_COUNT; op++)
 			if (count[op])
 				fprintf(f, " %s %d", opinfo[op].name, count[op]);
 		fputc('\n', f);
 	}
-	fprintf(f, "  compile      lower+autodiff %.3f s, LLVM IR %.3f s, optimize %.3f s, emit %.3f s\n",
+	fprintf(f,
+	        "  compile      lower+autodiff %.3f s, LLVM IR %.3f s, optimize %.3f s, "
+	        "emit %.3f s\n",
 	        t[0], t[1], t[2], t[3]);
 }
 
 static int codegen_text(Graph *g, const InspectOpts *o, FILE *out, double *t)
 {
-	EmitKind k = o->stage == ST_ASM ? EMIT_ASM : o->stage == ST_LLVM ? EMIT_LLVM : EMIT_OBJ;
+	EmitKind k = o->stage == ST_ASM    ? EMIT_ASM
+	             : o->stage == ST_LLVM ? EMIT_LLVM
+	                                   : EMIT_OBJ;
 	CodegenOpts co = {.opt_level = o->opt_level, .emit = k, .seconds = t};
 	ObjCode obj;
 	int64_t nwork;
@@ -210,25 +228,32 @@ int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out)
 	t[0] = now() - t0;
 	if (!g)
 		goto done;
-	static const FnKind stage_fn[] = {FN_EVALUATE, FN_EVALUATE, FN_GRAD, FN_TRAIN_STEP, FN_TRAIN_STEP};
-	int fn = o->fn >= 0 ? o->fn : o->stage <= ST_KERNELS ? (int)stage_fn[o->stage] : FN_TRAIN_STEP;
+	static const FnKind stage_fn[] = {FN_EVALUATE, FN_EVALUATE, FN_GRAD,
+	                                  FN_TRAIN_STEP, FN_TRAIN_STEP};
+	int fn = o->fn >= 0               ? o->fn
+	         : o->stage <= ST_KERNELS ? (int)stage_fn[o->stage]
+	                                  : FN_TRAIN_STEP;
 	if (o->stage >= ST_LLVM || o->stats) {
 		if (codegen_text(g, o, out, t + 1) < 0)
 			goto done;
 	} else if (!g->fns[fn].defined) {
-		error_at(d, (SrcLoc){m->file, 0, 0}, "the model has no %s function", fn_names[fn]);
+		error_at(d, (SrcLoc){m->file, 0, 0}, "the model has no %s function",
+		         fn_names[fn]);
 		goto done;
 	}
 	char *live = plan_fn(g, fn)->live;
 	if (o->grad_param) {
 		Node *gn = grad_of(g, o->grad_param);
 		if (!gn) {
-			const char **names = arena_alloc(A, (size_t)(g->nparams + 1) * sizeof *names);
+			const char **names =
+			    arena_alloc(A, (size_t)(g->nparams + 1) * sizeof *names);
 			for (int i = 0; i < g->nparams; i++)
 				names[i] = g->params[i].name;
 			const char *near = did_you_mean(o->grad_param, names, g->nparams);
-			error_at(d, (SrcLoc){m->file, 0, 0}, "no trainable parameter '%s'%s%s%s", o->grad_param,
-			         near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+			error_at(d, (SrcLoc){m->file, 0, 0},
+			         "no trainable parameter '%s'%s%s%s", o->grad_param,
+			         near ? "; did you mean '" : "", near ? near : "",
+			         near ? "'?" : "");
 			goto done;
 		}
 		live = arena_alloc(A, (size_t)g->n);

@@ -38,7 +38,8 @@ static void reduce(CG *cg, Node *n, int max)
 	}
 	LLVMValueRef acc = cg_load(cg, n, out), v = cg_load(cg, x, in), r;
 	if (max)
-		r = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc, "");
+		r = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc,
+		                    "");
 	else
 		r = cg_fast(LLVMBuildFAdd(B, acc, v, ""));
 	cg_store(cg, n, out, r);
@@ -90,7 +91,8 @@ static LLVMValueRef a_elem(CG *cg, const Gemm *g, LLVMValueRef i, LLVMValueRef k
 
 static LLVMValueRef vload(CG *cg, const Gemm *g, LLVMValueRef p)
 {
-	LLVMValueRef v = LLVMBuildLoad2(B, g->vt, LLVMBuildPointerCast(B, p, LLVMPointerType(g->vt, 0), ""), "");
+	LLVMValueRef v = LLVMBuildLoad2(
+	    B, g->vt, LLVMBuildPointerCast(B, p, LLVMPointerType(g->vt, 0), ""), "");
 	LLVMSetAlignment(v, 4);
 	return v;
 }
@@ -99,7 +101,8 @@ static void vstore(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef p)
 {
 	if (g->acc)
 		v = LLVMBuildFAdd(B, vload(cg, g, p), v, "");
-	LLVMValueRef st = LLVMBuildStore(B, v, LLVMBuildPointerCast(B, p, LLVMPointerType(g->vt, 0), ""));
+	LLVMValueRef st = LLVMBuildStore(
+	    B, v, LLVMBuildPointerCast(B, p, LLVMPointerType(g->vt, 0), ""));
 	LLVMSetAlignment(st, 4);
 }
 
@@ -113,12 +116,14 @@ static void sstore(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef off)
 
 static LLVMValueRef splat(CG *cg, const Gemm *g, LLVMValueRef x)
 {
-	LLVMValueRef v = LLVMBuildInsertElement(B, LLVMGetUndef(g->vt), x, cg_i64(cg, 0), "");
+	LLVMValueRef v =
+	    LLVMBuildInsertElement(B, LLVMGetUndef(g->vt), x, cg_i64(cg, 0), "");
 	LLVMValueRef mask = LLVMConstNull(LLVMVectorType(cg->i32, VW));
 	return LLVMBuildShuffleVector(B, v, LLVMGetUndef(g->vt), mask, "");
 }
 
-static LLVMValueRef vfma(CG *cg, const Gemm *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+static LLVMValueRef vfma(CG *cg, const Gemm *g, LLVMValueRef a, LLVMValueRef b,
+                         LLVMValueRef c)
 {
 	LLVMTypeRef args[3] = {g->vt, g->vt, g->vt};
 	LLVMTypeRef ty = LLVMFunctionType(g->vt, args, 3, 0);
@@ -143,13 +148,16 @@ static LLVMValueRef hsum(CG *cg, const Gemm *g, LLVMValueRef v)
 
 /* Tiles of mr rows x nv vectors over rows [i0, i0 + mr * ni) and columns [j0, j0 +
  * nv * VW * nj): the accumulators stay in registers over the whole of k. */
-static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t j0, int64_t nj, int nv)
+static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t j0,
+                  int64_t nj, int nv)
 {
 	if (ni <= 0 || nj <= 0)
 		return;
 	Loop li, lj, lk;
-	LLVMValueRef i = cg_add(cg, cg_i64(cg, i0), cg_mul(cg, cg_loop(cg, &li, ni), cg_i64(cg, mr)));
-	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nv * VW)));
+	LLVMValueRef i =
+	    cg_add(cg, cg_i64(cg, i0), cg_mul(cg, cg_loop(cg, &li, ni), cg_i64(cg, mr)));
+	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0),
+	                        cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nv * VW)));
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	LLVMValueRef k = cg_loop(cg, &lk, g->K), acc[MR][4], next[MR][4], bv[4];
 	for (int r = 0; r < mr; r++)
@@ -157,9 +165,11 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t
 			acc[r][v] = cg_acc_begin(cg, pre, LLVMConstNull(g->vt));
 	LLVMValueRef brow = cg_add(cg, cg_mul(cg, k, cg_i64(cg, g->ldb)), j);
 	for (int v = 0; v < nv; v++)
-		bv[v] = vload(cg, g, gep(cg, g->pb, cg_add(cg, brow, cg_i64(cg, v * VW))));
+		bv[v] =
+		    vload(cg, g, gep(cg, g->pb, cg_add(cg, brow, cg_i64(cg, v * VW))));
 	for (int r = 0; r < mr; r++) {
-		LLVMValueRef a = splat(cg, g, a_elem(cg, g, cg_add(cg, i, cg_i64(cg, r)), k));
+		LLVMValueRef a =
+		    splat(cg, g, a_elem(cg, g, cg_add(cg, i, cg_i64(cg, r)), k));
 		for (int v = 0; v < nv; v++)
 			next[r][v] = vfma(cg, g, a, bv[v], acc[r][v]);
 	}
@@ -168,9 +178,12 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t
 			cg_acc_next(cg, acc[r][v], next[r][v]);
 	cg_loop_end(cg, &lk);
 	for (int r = 0; r < mr; r++) {
-		LLVMValueRef row = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->ldc));
+		LLVMValueRef row =
+		    cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->ldc));
 		for (int v = 0; v < nv; v++)
-			vstore(cg, g, next[r][v], gep(cg, g->pc, cg_add(cg, row, cg_add(cg, j, cg_i64(cg, v * VW)))));
+			vstore(cg, g, next[r][v],
+			       gep(cg, g->pc,
+			           cg_add(cg, row, cg_add(cg, j, cg_i64(cg, v * VW)))));
 	}
 	cg_loop_end(cg, &lj);
 	cg_loop_end(cg, &li);
@@ -187,8 +200,10 @@ static void columns(CG *cg, const Gemm *g, int64_t j0)
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	LLVMValueRef k = cg_loop(cg, &lk, g->K);
 	LLVMValueRef acc = cg_acc_begin(cg, pre, cg_f32(cg, 0));
-	LLVMValueRef b = fload(cg, g->pb, cg_add(cg, cg_mul(cg, k, cg_i64(cg, g->ldb)), j));
-	LLVMValueRef next = cg_fast(LLVMBuildFAdd(B, acc, cg_fast(LLVMBuildFMul(B, a_elem(cg, g, i, k), b, "")), ""));
+	LLVMValueRef b =
+	    fload(cg, g->pb, cg_add(cg, cg_mul(cg, k, cg_i64(cg, g->ldb)), j));
+	LLVMValueRef next = cg_fast(LLVMBuildFAdd(
+	    B, acc, cg_fast(LLVMBuildFMul(B, a_elem(cg, g, i, k), b, "")), ""));
 	cg_acc_next(cg, acc, next);
 	cg_loop_end(cg, &lk);
 	sstore(cg, g, next, cg_add(cg, cg_mul(cg, i, cg_i64(cg, g->ldc)), j));
@@ -211,14 +226,17 @@ static void gemm(CG *cg, const Gemm *g)
 /* C = A B^T with A [M, K] (ta = 0) and B [N, K] both read along k: each element of a tile
  * of mr rows by nc columns is a dot product, accumulated in vectors over k and summed
  * across the vector at the end (no transposed copy of B needed). */
-static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t j0, int64_t nj, int nc)
+static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t j0,
+                 int64_t nj, int nc)
 {
 	if (ni <= 0 || nj <= 0)
 		return;
 	int64_t kv = g->K / VW;
 	Loop li, lj, lk;
-	LLVMValueRef i = cg_add(cg, cg_i64(cg, i0), cg_mul(cg, cg_loop(cg, &li, ni), cg_i64(cg, mr)));
-	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nc)));
+	LLVMValueRef i =
+	    cg_add(cg, cg_i64(cg, i0), cg_mul(cg, cg_loop(cg, &li, ni), cg_i64(cg, mr)));
+	LLVMValueRef j =
+	    cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nc)));
 	LLVMValueRef arow[4], brow[4], sum[4][4];
 	for (int r = 0; r < mr; r++)
 		arow[r] = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->lda));
@@ -229,7 +247,8 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 			sum[r][c] = cg_f32(cg, 0);
 	if (kv > 0) {
 		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[4][4], next[4][4], av[4], bv[4];
+		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[4][4], next[4][4], av[4],
+		             bv[4];
 		for (int r = 0; r < mr; r++) /* the phis first, at the top of the loop */
 			for (int c = 0; c < nc; c++)
 				acc[r][c] = cg_acc_begin(cg, pre, LLVMConstNull(g->vt));
@@ -248,17 +267,25 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 			for (int c = 0; c < nc; c++)
 				sum[r][c] = hsum(cg, g, next[r][c]);
 	}
-	for (int64_t k = kv * VW; k < g->K; k++) /* the tail of k, unrolled: fewer than VW */
+	for (int64_t k = kv * VW; k < g->K;
+	     k++) /* the tail of k, unrolled: fewer than VW */
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++) {
-				LLVMValueRef a = fload(cg, g->pa, cg_add(cg, arow[r], cg_i64(cg, k)));
-				LLVMValueRef b = fload(cg, g->pb, cg_add(cg, brow[c], cg_i64(cg, k)));
-				sum[r][c] = cg_fast(LLVMBuildFAdd(B, sum[r][c], cg_fast(LLVMBuildFMul(B, a, b, "")), ""));
+				LLVMValueRef a =
+				    fload(cg, g->pa, cg_add(cg, arow[r], cg_i64(cg, k)));
+				LLVMValueRef b =
+				    fload(cg, g->pb, cg_add(cg, brow[c], cg_i64(cg, k)));
+				sum[r][c] = cg_fast(LLVMBuildFAdd(
+				    B, sum[r][c], cg_fast(LLVMBuildFMul(B, a, b, "")),
+				    ""));
 			}
 	for (int r = 0; r < mr; r++)
 		for (int c = 0; c < nc; c++)
-			sstore(cg, g, sum[r][c], cg_add(cg, cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->ldc)),
-			                                cg_add(cg, j, cg_i64(cg, c))));
+			sstore(cg, g, sum[r][c],
+			       cg_add(cg,
+			              cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)),
+			                     cg_i64(cg, g->ldc)),
+			              cg_add(cg, j, cg_i64(cg, c))));
 	cg_loop_end(cg, &lj);
 	cg_loop_end(cg, &li);
 }
@@ -274,7 +301,8 @@ static void gemm_bt(CG *cg, const Gemm *g)
 }
 
 /* B^T into scratch: Bp[k, j] = B[j, k], for a transposed B the kernels cannot read. */
-static LLVMValueRef transpose_into(CG *cg, LLVMValueRef dst, LLVMValueRef src, int64_t N, int64_t K)
+static LLVMValueRef transpose_into(CG *cg, LLVMValueRef dst, LLVMValueRef src, int64_t N,
+                                   int64_t K)
 {
 	Loop lj, lk;
 	LLVMValueRef j = cg_loop(cg, &lj, N), k = cg_loop(cg, &lk, K);
@@ -288,7 +316,8 @@ static LLVMValueRef transpose_into(CG *cg, LLVMValueRef dst, LLVMValueRef src, i
 /* Scratch after a node's values (plan.c's footprint reserves it). */
 static LLVMValueRef scratch(CG *cg, Node *n)
 {
-	return gep(cg, cg_node_ptr(cg, n), cg_i64(cg, (shape_numel(&n->sh) + 15) & ~(int64_t)15));
+	return gep(cg, cg_node_ptr(cg, n),
+	           cg_i64(cg, (shape_numel(&n->sh) + 15) & ~(int64_t)15));
 }
 
 EMIT(matmul)
@@ -296,8 +325,18 @@ EMIT(matmul)
 	Node *A = n->in[0], *Bm = n->in[1];
 	int ta = (int)n->a[0], tb = (int)n->a[1];
 	int64_t M = n->sh.d[0], N = n->sh.d[1], K = ta ? A->sh.d[0] : A->sh.d[1];
-	Gemm g = {cg_node_ptr(cg, A), cg_node_ptr(cg, Bm), cg_node_ptr(cg, n), ta, 0, M, N, K,
-	          ta ? M : K, tb ? K : N, N, LLVMVectorType(cg->f32, VW)};
+	Gemm g = {cg_node_ptr(cg, A),
+	          cg_node_ptr(cg, Bm),
+	          cg_node_ptr(cg, n),
+	          ta,
+	          0,
+	          M,
+	          N,
+	          K,
+	          ta ? M : K,
+	          tb ? K : N,
+	          N,
+	          LLVMVectorType(cg->f32, VW)};
 	if (tb && !ta && K >= VW) {
 		gemm_bt(cg, &g);
 		return;
@@ -365,7 +404,6 @@ EMIT(onehot)
 	cg_loop_end(cg, &lr);
 }
 
-
 /* ---- layout: transpose, slice, pad ---- */
 
 static void row_strides(const Shape *s, int64_t *st)
@@ -376,8 +414,9 @@ static void row_strides(const Shape *s, int64_t *st)
 }
 
 /* dst[dbase + sum i_k dst_st[k]] = src[sbase + sum i_k src_st[k]] over the extents. */
-static void strided_copy(CG *cg, Node *dst, int64_t dbase, const int64_t *dst_st, Node *src,
-                         int64_t sbase, const int64_t *src_st, const Shape *ext)
+static void strided_copy(CG *cg, Node *dst, int64_t dbase, const int64_t *dst_st,
+                         Node *src, int64_t sbase, const int64_t *src_st,
+                         const Shape *ext)
 {
 	Loop l[MAXRANK];
 	LLVMValueRef d = cg_i64(cg, dbase), s = cg_i64(cg, sbase);
@@ -414,7 +453,8 @@ EMIT(slice)
 	int64_t in_st[MAXRANK], out_st[MAXRANK];
 	row_strides(&n->in[0]->sh, in_st);
 	row_strides(&n->sh, out_st);
-	strided_copy(cg, n, 0, out_st, n->in[0], offset_of(n->a, in_st, n->sh.rank), in_st, &n->sh);
+	strided_copy(cg, n, 0, out_st, n->in[0], offset_of(n->a, in_st, n->sh.rank),
+	             in_st, &n->sh);
 }
 
 EMIT(pad)
@@ -423,8 +463,8 @@ EMIT(pad)
 	row_strides(&n->in[0]->sh, in_st);
 	row_strides(&n->sh, out_st);
 	cg_zero(cg, n);
-	strided_copy(cg, n, offset_of(n->a, out_st, n->sh.rank), out_st, n->in[0], 0, in_st,
-	             &n->in[0]->sh);
+	strided_copy(cg, n, offset_of(n->a, out_st, n->sh.rank), out_st, n->in[0], 0,
+	             in_st, &n->in[0]->sh);
 }
 
 /* ---- convolution ---- */
@@ -432,25 +472,28 @@ EMIT(pad)
 /* The output positions o in [0, out) whose input position o * s - p + k * d lies in
  * [0, in): lo = ceil((p - k d) / s) clamped at 0, hi = floor((in - 1 + p - k d) / s) + 1
  * clamped at out. k is a loop value, the rest are constants. */
-static void valid_range(CG *cg, LLVMValueRef k, int64_t in, int64_t out, int64_t s, int64_t p,
-                        int64_t d, LLVMValueRef *lo, LLVMValueRef *hi)
+static void valid_range(CG *cg, LLVMValueRef k, int64_t in, int64_t out, int64_t s,
+                        int64_t p, int64_t d, LLVMValueRef *lo, LLVMValueRef *hi)
 {
 	LLVMValueRef kd = cg_mul(cg, k, cg_i64(cg, d));
 	LLVMValueRef a = LLVMBuildSub(B, cg_i64(cg, p), kd, "");
-	LLVMValueRef up = LLVMBuildSDiv(B, cg_add(cg, a, cg_i64(cg, s - 1)), cg_i64(cg, s), "");
+	LLVMValueRef up =
+	    LLVMBuildSDiv(B, cg_add(cg, a, cg_i64(cg, s - 1)), cg_i64(cg, s), "");
 	*lo = cg_max(cg, cg_i64(cg, 0), up);
 	LLVMValueRef b = LLVMBuildSub(B, cg_i64(cg, in - 1 + p), kd, "");
-	LLVMValueRef down = cg_add(cg, LLVMBuildSDiv(B, b, cg_i64(cg, s), ""), cg_i64(cg, 1));
+	LLVMValueRef down =
+	    cg_add(cg, LLVMBuildSDiv(B, b, cg_i64(cg, s), ""), cg_i64(cg, 1));
 	/* b < 0: nothing is valid (sdiv rounds toward zero, so test it apart) */
-	down = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, b, cg_i64(cg, 0), ""), cg_i64(cg, 0),
-	                       down, "");
+	down = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, b, cg_i64(cg, 0), ""),
+	                       cg_i64(cg, 0), down, "");
 	*hi = cg_min(cg, cg_i64(cg, out), down);
 }
 
 /* x[a] * y[b] summed over a run-time range of j, in a register: the innermost loop of a
  * reduction. dot(j) gives the product for index j; an empty range sums to 0. */
 typedef LLVMValueRef (*Term)(CG *cg, LLVMValueRef j, void *ctx);
-static LLVMValueRef range_sum(CG *cg, LLVMValueRef lo, LLVMValueRef hi, Term term, void *ctx)
+static LLVMValueRef range_sum(CG *cg, LLVMValueRef lo, LLVMValueRef hi, Term term,
+                              void *ctx)
 {
 	Loop l;
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
@@ -471,15 +514,17 @@ static LLVMValueRef range_sum(CG *cg, LLVMValueRef lo, LLVMValueRef hi, Term ter
  * strides along it. */
 typedef struct ConvRow {
 	Node *x, *y;
-	LLVMValueRef xrow, yrow; /* x offset at ow = 0 (may be out of the row), y offset */
-	int64_t sw;              /* x advances sw per output column */
+	LLVMValueRef xrow,
+	    yrow;   /* x offset at ow = 0 (may be out of the row), y offset */
+	int64_t sw; /* x advances sw per output column */
 } ConvRow;
 
 static LLVMValueRef conv_term(CG *cg, LLVMValueRef ow, void *ctx)
 {
 	ConvRow *r = ctx;
 	LLVMValueRef xo = cg_add(cg, r->xrow, cg_mul(cg, ow, cg_i64(cg, r->sw)));
-	return cg_fast(LLVMBuildFMul(B, cg_load(cg, r->x, xo), cg_load(cg, r->y, cg_add(cg, r->yrow, ow)), ""));
+	return cg_fast(LLVMBuildFMul(B, cg_load(cg, r->x, xo),
+	                             cg_load(cg, r->y, cg_add(cg, r->yrow, ow)), ""));
 }
 
 /* One loop nest for the three convolution ops (as in eval.c): over batch, output
@@ -492,39 +537,54 @@ static void conv_nest(CG *cg, Node *n, Node *x, Node *w, Node *y, int mode)
 	const Shape *xs = &x->sh, *ws = &w->sh, *ys = &y->sh;
 	ConvP p = convp_of(n);
 	int64_t Cg = ws->d[1], Og = ws->d[0] / p.groups;
-	int64_t H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3], KH = ws->d[2], KW = ws->d[3];
+	int64_t H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3], KH = ws->d[2],
+	        KW = ws->d[3];
 	cg_zero(cg, n);
 	Loop lb, lo, lc, lkh, lkw, loh, low;
 	LLVMValueRef b = cg_loop(cg, &lb, ys->d[0]);
 	LLVMValueRef o = cg_loop(cg, &lo, ws->d[0]);
 	LLVMValueRef c = cg_loop(cg, &lc, Cg);
-	LLVMValueRef ci = cg_add(cg, cg_mul(cg, LLVMBuildSDiv(B, o, cg_i64(cg, Og), ""), cg_i64(cg, Cg)), c);
+	LLVMValueRef ci = cg_add(
+	    cg, cg_mul(cg, LLVMBuildSDiv(B, o, cg_i64(cg, Og), ""), cg_i64(cg, Cg)), c);
 	LLVMValueRef kh = cg_loop(cg, &lkh, KH);
 	LLVMValueRef kw = cg_loop(cg, &lkw, KW);
 	LLVMValueRef oc = cg_add(cg, cg_mul(cg, o, cg_i64(cg, Cg)), c);
-	LLVMValueRef woff = cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, oc, cg_i64(cg, KH)), kh), cg_i64(cg, KW)), kw);
-	LLVMValueRef xplane = cg_mul(cg, cg_add(cg, cg_mul(cg, b, cg_i64(cg, xs->d[1])), ci), cg_i64(cg, H * W));
-	LLVMValueRef yplane = cg_mul(cg, cg_add(cg, cg_mul(cg, b, cg_i64(cg, ys->d[1])), o), cg_i64(cg, OH * OW));
+	LLVMValueRef woff = cg_add(
+	    cg,
+	    cg_mul(cg, cg_add(cg, cg_mul(cg, oc, cg_i64(cg, KH)), kh), cg_i64(cg, KW)),
+	    kw);
+	LLVMValueRef xplane = cg_mul(
+	    cg, cg_add(cg, cg_mul(cg, b, cg_i64(cg, xs->d[1])), ci), cg_i64(cg, H * W));
+	LLVMValueRef yplane = cg_mul(
+	    cg, cg_add(cg, cg_mul(cg, b, cg_i64(cg, ys->d[1])), o), cg_i64(cg, OH * OW));
 	LLVMValueRef lo_h, hi_h, lo_w, hi_w;
 	valid_range(cg, kh, H, OH, p.stride[0], p.pad[0], p.dil[0], &lo_h, &hi_h);
 	valid_range(cg, kw, W, OW, p.stride[1], p.pad[2], p.dil[1], &lo_w, &hi_w);
 	LLVMValueRef wv = mode == 2 ? NULL : cg_load(cg, w, woff);
 	LLVMValueRef oh = cg_loop_range(cg, &loh, lo_h, hi_h);
-	LLVMValueRef ih = cg_add(cg, cg_i64(cg, -p.pad[0]), cg_add(cg, cg_mul(cg, oh, cg_i64(cg, p.stride[0])), cg_mul(cg, kh, cg_i64(cg, p.dil[0]))));
-	LLVMValueRef xcol0 = cg_add(cg, cg_i64(cg, -p.pad[2]), cg_mul(cg, kw, cg_i64(cg, p.dil[1])));
-	ConvRow r = {x, y, cg_add(cg, cg_add(cg, xplane, cg_mul(cg, ih, cg_i64(cg, W))), xcol0),
+	LLVMValueRef ih = cg_add(cg, cg_i64(cg, -p.pad[0]),
+	                         cg_add(cg, cg_mul(cg, oh, cg_i64(cg, p.stride[0])),
+	                                cg_mul(cg, kh, cg_i64(cg, p.dil[0]))));
+	LLVMValueRef xcol0 =
+	    cg_add(cg, cg_i64(cg, -p.pad[2]), cg_mul(cg, kw, cg_i64(cg, p.dil[1])));
+	ConvRow r = {x, y,
+	             cg_add(cg, cg_add(cg, xplane, cg_mul(cg, ih, cg_i64(cg, W))), xcol0),
 	             cg_add(cg, yplane, cg_mul(cg, oh, cg_i64(cg, OW))), p.stride[1]};
 	if (mode == 2) {
 		LLVMValueRef sum = range_sum(cg, lo_w, hi_w, conv_term, &r);
-		cg_store(cg, w, woff, cg_fast(LLVMBuildFAdd(B, cg_load(cg, w, woff), sum, "")));
+		cg_store(cg, w, woff,
+		         cg_fast(LLVMBuildFAdd(B, cg_load(cg, w, woff), sum, "")));
 	} else {
 		LLVMValueRef ow = cg_loop_range(cg, &low, lo_w, hi_w);
-		LLVMValueRef xo = cg_add(cg, r.xrow, cg_mul(cg, ow, cg_i64(cg, p.stride[1])));
+		LLVMValueRef xo =
+		    cg_add(cg, r.xrow, cg_mul(cg, ow, cg_i64(cg, p.stride[1])));
 		LLVMValueRef yo = cg_add(cg, r.yrow, ow);
 		Node *dst = mode == 0 ? y : x;
-		LLVMValueRef dsto = mode == 0 ? yo : xo, src = cg_load(cg, mode == 0 ? x : y, mode == 0 ? xo : yo);
+		LLVMValueRef dsto = mode == 0 ? yo : xo,
+		             src = cg_load(cg, mode == 0 ? x : y, mode == 0 ? xo : yo);
 		LLVMValueRef v = cg_fast(LLVMBuildFMul(B, src, wv, ""));
-		cg_store(cg, dst, dsto, cg_fast(LLVMBuildFAdd(B, cg_load(cg, dst, dsto), v, "")));
+		cg_store(cg, dst, dsto,
+		         cg_fast(LLVMBuildFAdd(B, cg_load(cg, dst, dsto), v, "")));
 		cg_loop_end(cg, &low);
 	}
 	cg_loop_end(cg, &loh);
@@ -547,8 +607,10 @@ typedef struct Conv {
 
 static Conv conv_of(Node *n, Node *x, Node *w, Node *y)
 {
-	Conv c = {x, w, y, convp_of(n), x->sh.d[0], x->sh.d[1], x->sh.d[2], x->sh.d[3], w->sh.d[0],
-	          y->sh.d[2], y->sh.d[3], w->sh.d[2], w->sh.d[3], 0, 0, 0};
+	Conv c = {x,          w,          y,          convp_of(n),
+	          x->sh.d[0], x->sh.d[1], x->sh.d[2], x->sh.d[3],
+	          w->sh.d[0], y->sh.d[2], y->sh.d[3], w->sh.d[2],
+	          w->sh.d[3], 0,          0,          0};
 	c.Og = c.O / c.p.groups;
 	c.Kc = w->sh.d[1] * c.KH * c.KW;
 	c.P = c.OH * c.OW;
@@ -560,23 +622,41 @@ static Conv conv_of(Node *n, Node *x, Node *w, Node *y)
 static void patches(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col, int back)
 {
 	Loop lc, lh, lw, lo, lq;
-	LLVMValueRef ch = cg_loop(cg, &lc, c->C), kh = cg_loop(cg, &lh, c->KH), kw = cg_loop(cg, &lw, c->KW);
-	LLVMValueRef crow = cg_mul(cg, cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, c->KH)), kh), cg_i64(cg, c->KW)), kw), cg_i64(cg, c->P));
+	LLVMValueRef ch = cg_loop(cg, &lc, c->C), kh = cg_loop(cg, &lh, c->KH),
+	             kw = cg_loop(cg, &lw, c->KW);
+	LLVMValueRef crow =
+	    cg_mul(cg,
+	           cg_add(cg,
+	                  cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, c->KH)), kh),
+	                         cg_i64(cg, c->KW)),
+	                  kw),
+	           cg_i64(cg, c->P));
 	LLVMValueRef plane = cg_mul(cg, ch, cg_i64(cg, c->H * c->W));
 	LLVMValueRef oh = cg_loop(cg, &lo, c->OH);
-	LLVMValueRef ih = cg_add(cg, cg_i64(cg, -c->p.pad[0]), cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->p.stride[0])), cg_mul(cg, kh, cg_i64(cg, c->p.dil[0]))));
+	LLVMValueRef ih = cg_add(cg, cg_i64(cg, -c->p.pad[0]),
+	                         cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->p.stride[0])),
+	                                cg_mul(cg, kh, cg_i64(cg, c->p.dil[0]))));
 	LLVMValueRef ow = cg_loop(cg, &lq, c->OW);
-	LLVMValueRef iw = cg_add(cg, cg_i64(cg, -c->p.pad[2]), cg_add(cg, cg_mul(cg, ow, cg_i64(cg, c->p.stride[1])), cg_mul(cg, kw, cg_i64(cg, c->p.dil[1]))));
-	LLVMValueRef valid = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntULT, ih, cg_i64(cg, c->H), ""),
-	                                  LLVMBuildICmp(B, LLVMIntULT, iw, cg_i64(cg, c->W), ""), "");
-	LLVMValueRef at = LLVMBuildSelect(B, valid, cg_add(cg, plane, cg_add(cg, cg_mul(cg, ih, cg_i64(cg, c->W)), iw)), cg_i64(cg, 0), "");
-	LLVMValueRef ci = cg_add(cg, crow, cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->OW)), ow));
+	LLVMValueRef iw = cg_add(cg, cg_i64(cg, -c->p.pad[2]),
+	                         cg_add(cg, cg_mul(cg, ow, cg_i64(cg, c->p.stride[1])),
+	                                cg_mul(cg, kw, cg_i64(cg, c->p.dil[1]))));
+	LLVMValueRef valid =
+	    LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntULT, ih, cg_i64(cg, c->H), ""),
+	                 LLVMBuildICmp(B, LLVMIntULT, iw, cg_i64(cg, c->W), ""), "");
+	LLVMValueRef at = LLVMBuildSelect(
+	    B, valid, cg_add(cg, plane, cg_add(cg, cg_mul(cg, ih, cg_i64(cg, c->W)), iw)),
+	    cg_i64(cg, 0), "");
+	LLVMValueRef ci =
+	    cg_add(cg, crow, cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->OW)), ow));
 	if (!back) {
-		LLVMValueRef v = LLVMBuildSelect(B, valid, fload(cg, img, at), cg_f32(cg, 0), "");
+		LLVMValueRef v =
+		    LLVMBuildSelect(B, valid, fload(cg, img, at), cg_f32(cg, 0), "");
 		LLVMBuildStore(B, v, gep(cg, col, ci));
 	} else { /* outside the image: add 0 to element 0, harmless and branch-free */
-		LLVMValueRef v = LLVMBuildSelect(B, valid, fload(cg, col, ci), cg_f32(cg, 0), "");
-		LLVMBuildStore(B, LLVMBuildFAdd(B, fload(cg, img, at), v, ""), gep(cg, img, at));
+		LLVMValueRef v =
+		    LLVMBuildSelect(B, valid, fload(cg, col, ci), cg_f32(cg, 0), "");
+		LLVMBuildStore(B, LLVMBuildFAdd(B, fload(cg, img, at), v, ""),
+		               gep(cg, img, at));
 	}
 	cg_loop_end(cg, &lq);
 	cg_loop_end(cg, &lo);
@@ -585,16 +665,19 @@ static void patches(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col, i
 	cg_loop_end(cg, &lc);
 }
 
-static LLVMValueRef at_index(CG *cg, LLVMValueRef base, LLVMValueRef i, int64_t stride, int64_t add)
+static LLVMValueRef at_index(CG *cg, LLVMValueRef base, LLVMValueRef i, int64_t stride,
+                             int64_t add)
 {
-	return gep(cg, base, cg_add(cg, cg_mul(cg, i, cg_i64(cg, stride)), cg_i64(cg, add)));
+	return gep(cg, base,
+	           cg_add(cg, cg_mul(cg, i, cg_i64(cg, stride)), cg_i64(cg, add)));
 }
 
 /* mode 0: y = conv(x, w); 1: dx = conv_bwd_data(dy, w); 2: dw = conv_bwd_filter(x, dy) */
 static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 {
 	LLVMTypeRef vt = LLVMVectorType(cg->f32, VW);
-	LLVMValueRef X = cg_node_ptr(cg, c->x), Wt = cg_node_ptr(cg, c->w), Y = cg_node_ptr(cg, c->y);
+	LLVMValueRef X = cg_node_ptr(cg, c->x), Wt = cg_node_ptr(cg, c->w),
+	             Y = cg_node_ptr(cg, c->y);
 	LLVMValueRef col = scratch(cg, n);
 	if (mode)
 		cg_zero(cg, n);
@@ -606,7 +689,9 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
 	LLVMValueRef wg = at_index(cg, Wt, gi, c->Og * c->Kc, 0);
 	LLVMValueRef colg = at_index(cg, col, gi, c->Kc * c->P, 0);
-	LLVMValueRef yg = gep(cg, Y, cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)), cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
+	LLVMValueRef yg = gep(cg, Y,
+	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
+	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g col_g */
 		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt};
 		gemm(cg, &g);
@@ -655,16 +740,24 @@ typedef struct Tap {
 	LLVMValueRef valid, idx;
 } Tap;
 
-static Tap pool_tap(CG *cg, const PoolP *p, const Shape *xs, LLVMValueRef plane, LLVMValueRef oh,
-                    LLVMValueRef ow, LLVMValueRef kh, LLVMValueRef kw)
+static Tap pool_tap(CG *cg, const PoolP *p, const Shape *xs, LLVMValueRef plane,
+                    LLVMValueRef oh, LLVMValueRef ow, LLVMValueRef kh, LLVMValueRef kw)
 {
-	LLVMValueRef ih = cg_add(cg, cg_i64(cg, -p->pad[0]), cg_add(cg, cg_mul(cg, oh, cg_i64(cg, p->stride[0])), kh));
-	LLVMValueRef iw = cg_add(cg, cg_i64(cg, -p->pad[2]), cg_add(cg, cg_mul(cg, ow, cg_i64(cg, p->stride[1])), kw));
+	LLVMValueRef ih =
+	    cg_add(cg, cg_i64(cg, -p->pad[0]),
+	           cg_add(cg, cg_mul(cg, oh, cg_i64(cg, p->stride[0])), kh));
+	LLVMValueRef iw =
+	    cg_add(cg, cg_i64(cg, -p->pad[2]),
+	           cg_add(cg, cg_mul(cg, ow, cg_i64(cg, p->stride[1])), kw));
 	LLVMValueRef in_h = LLVMBuildICmp(B, LLVMIntULT, ih, cg_i64(cg, xs->d[2]), "");
 	LLVMValueRef in_w = LLVMBuildICmp(B, LLVMIntULT, iw, cg_i64(cg, xs->d[3]), "");
 	Tap t;
 	t.valid = LLVMBuildAnd(B, in_h, in_w, "");
-	LLVMValueRef i = cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, xs->d[2])), ih), cg_i64(cg, xs->d[3])), iw);
+	LLVMValueRef i =
+	    cg_add(cg,
+	           cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, xs->d[2])), ih),
+	                  cg_i64(cg, xs->d[3])),
+	           iw);
 	t.idx = LLVMBuildSelect(B, t.valid, i, cg_i64(cg, 0), "");
 	return t;
 }
@@ -673,20 +766,28 @@ static Tap pool_tap(CG *cg, const PoolP *p, const Shape *xs, LLVMValueRef plane,
  * tap and the flat output index. Taps are unrolled: kernels are small. */
 typedef void (*PoolBody)(CG *cg, Node *n, Tap t, LLVMValueRef o, void *st);
 
-static void pool_nest(CG *cg, Node *n, const Shape *xs, const Shape *ys, PoolBody body, void *st,
-                      void (*begin)(CG *, void *), void (*end)(CG *, Node *, LLVMValueRef, void *))
+static void pool_nest(CG *cg, Node *n, const Shape *xs, const Shape *ys, PoolBody body,
+                      void *st, void (*begin)(CG *, void *),
+                      void (*end)(CG *, Node *, LLVMValueRef, void *))
 {
 	PoolP p = poolp_of(n);
 	Loop lp, lh, lw;
 	LLVMValueRef plane = cg_loop(cg, &lp, ys->d[0] * ys->d[1]);
 	LLVMValueRef oh = cg_loop(cg, &lh, ys->d[2]);
 	LLVMValueRef ow = cg_loop(cg, &lw, ys->d[3]);
-	LLVMValueRef o = cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, ys->d[2])), oh), cg_i64(cg, ys->d[3])), ow);
+	LLVMValueRef o =
+	    cg_add(cg,
+	           cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, ys->d[2])), oh),
+	                  cg_i64(cg, ys->d[3])),
+	           ow);
 	if (begin)
 		begin(cg, st);
 	for (int64_t kh = 0; kh < p.k[0]; kh++)
 		for (int64_t kw = 0; kw < p.k[1]; kw++)
-			body(cg, n, pool_tap(cg, &p, xs, plane, oh, ow, cg_i64(cg, kh), cg_i64(cg, kw)), o, st);
+			body(cg, n,
+			     pool_tap(cg, &p, xs, plane, oh, ow, cg_i64(cg, kh),
+			              cg_i64(cg, kw)),
+			     o, st);
 	if (end)
 		end(cg, n, o, st);
 	cg_loop_end(cg, &lw);
@@ -713,7 +814,9 @@ static void max_tap(CG *cg, Node *n, Tap t, LLVMValueRef o, void *st)
 	MaxSt *m = st;
 	LLVMValueRef v = cg_load(cg, n->in[0], t.idx);
 	/* the first valid tap, or a strictly larger one: the first maximum wins ties */
-	LLVMValueRef better = LLVMBuildOr(B, LLVMBuildNot(B, m->found, ""), LLVMBuildFCmp(B, LLVMRealOGT, v, m->best, ""), "");
+	LLVMValueRef better =
+	    LLVMBuildOr(B, LLVMBuildNot(B, m->found, ""),
+	                LLVMBuildFCmp(B, LLVMRealOGT, v, m->best, ""), "");
 	LLVMValueRef take = LLVMBuildAnd(B, t.valid, better, "");
 	m->best = LLVMBuildSelect(B, take, v, m->best, "");
 	m->bidx = LLVMBuildSelect(B, take, t.idx, m->bidx, "");
@@ -727,8 +830,10 @@ static void max_end(CG *cg, Node *n, LLVMValueRef o, void *st)
 		LLVMValueRef v = cg_load(cg, n->in[1], m->bidx);
 		cg_store(cg, n, o, LLVMBuildSelect(B, m->found, v, cg_f32(cg, 0), ""));
 	} else {
-		LLVMValueRef g = LLVMBuildSelect(B, m->found, cg_load(cg, n->in[1], o), cg_f32(cg, 0), "");
-		cg_store(cg, n, m->bidx, LLVMBuildFAdd(B, cg_load(cg, n, m->bidx), g, ""));
+		LLVMValueRef g = LLVMBuildSelect(B, m->found, cg_load(cg, n->in[1], o),
+		                                 cg_f32(cg, 0), "");
+		cg_store(cg, n, m->bidx,
+		         LLVMBuildFAdd(B, cg_load(cg, n, m->bidx), g, ""));
 	}
 }
 
@@ -750,16 +855,14 @@ typedef struct AvgSt {
 	double scale;
 } AvgSt;
 
-static void avg_begin(CG *cg, void *st)
-{
-	((AvgSt *)st)->sum = cg_f32(cg, 0);
-}
+static void avg_begin(CG *cg, void *st) { ((AvgSt *)st)->sum = cg_f32(cg, 0); }
 
 static void avg_tap(CG *cg, Node *n, Tap t, LLVMValueRef o, void *st)
 {
 	(void)o;
 	AvgSt *a = st;
-	LLVMValueRef v = LLVMBuildSelect(B, t.valid, cg_load(cg, n->in[0], t.idx), cg_f32(cg, 0), "");
+	LLVMValueRef v =
+	    LLVMBuildSelect(B, t.valid, cg_load(cg, n->in[0], t.idx), cg_f32(cg, 0), "");
 	a->sum = LLVMBuildFAdd(B, a->sum, v, "");
 }
 
@@ -773,7 +876,8 @@ static void avg_end(CG *cg, Node *n, LLVMValueRef o, void *st)
 static void avg_bwd_tap(CG *cg, Node *n, Tap t, LLVMValueRef o, void *st)
 {
 	AvgSt *a = st;
-	LLVMValueRef g = LLVMBuildFMul(B, cg_load(cg, n->in[0], o), cg_f32(cg, a->scale), "");
+	LLVMValueRef g =
+	    LLVMBuildFMul(B, cg_load(cg, n->in[0], o), cg_f32(cg, a->scale), "");
 	g = LLVMBuildSelect(B, t.valid, g, cg_f32(cg, 0), "");
 	cg_store(cg, n, t.idx, LLVMBuildFAdd(B, cg_load(cg, n, t.idx), g, ""));
 }
@@ -796,7 +900,8 @@ EMIT(avgpool_bwd)
 /* ---- gather, scatter, argmax, dropout ---- */
 
 /* Row r's index, clamped into the table (valid says whether it was inside). */
-static LLVMValueRef row_index(CG *cg, Node *idx, LLVMValueRef r, int64_t rows, LLVMValueRef *valid)
+static LLVMValueRef row_index(CG *cg, Node *idx, LLVMValueRef r, int64_t rows,
+                              LLVMValueRef *valid)
 {
 	LLVMValueRef k = LLVMBuildSExt(B, cg_load(cg, idx, r), cg->i64, "");
 	*valid = LLVMBuildICmp(B, LLVMIntULT, k, cg_i64(cg, rows), "");
@@ -809,10 +914,12 @@ EMIT(gather)
 	int64_t rows = shape_numel(&n->in[1]->sh), row = shape_numel(t) / t->d[0];
 	Loop lr, lj;
 	LLVMValueRef r = cg_loop(cg, &lr, rows), valid;
-	LLVMValueRef src = cg_mul(cg, row_index(cg, n->in[1], r, t->d[0], &valid), cg_i64(cg, row));
+	LLVMValueRef src =
+	    cg_mul(cg, row_index(cg, n->in[1], r, t->d[0], &valid), cg_i64(cg, row));
 	LLVMValueRef j = cg_loop(cg, &lj, row);
 	LLVMValueRef v = cg_load(cg, n->in[0], cg_add(cg, src, j));
-	cg_store(cg, n, cg_add(cg, cg_mul(cg, r, cg_i64(cg, row)), j), LLVMBuildSelect(B, valid, v, cg_f32(cg, 0), ""));
+	cg_store(cg, n, cg_add(cg, cg_mul(cg, r, cg_i64(cg, row)), j),
+	         LLVMBuildSelect(B, valid, v, cg_f32(cg, 0), ""));
 	cg_loop_end(cg, &lj);
 	cg_loop_end(cg, &lr);
 }
@@ -823,9 +930,11 @@ EMIT(scatter_add)
 	cg_zero(cg, n);
 	Loop lr, lj;
 	LLVMValueRef r = cg_loop(cg, &lr, rows), valid;
-	LLVMValueRef dst = cg_mul(cg, row_index(cg, n->in[0], r, n->sh.d[0], &valid), cg_i64(cg, row));
+	LLVMValueRef dst =
+	    cg_mul(cg, row_index(cg, n->in[0], r, n->sh.d[0], &valid), cg_i64(cg, row));
 	LLVMValueRef j = cg_loop(cg, &lj, row);
-	LLVMValueRef v = cg_load(cg, n->in[1], cg_add(cg, cg_mul(cg, r, cg_i64(cg, row)), j));
+	LLVMValueRef v =
+	    cg_load(cg, n->in[1], cg_add(cg, cg_mul(cg, r, cg_i64(cg, row)), j));
 	LLVMValueRef o = cg_add(cg, dst, j);
 	v = LLVMBuildSelect(B, valid, v, cg_f32(cg, 0), "");
 	cg_store(cg, n, o, LLVMBuildFAdd(B, cg_load(cg, n, o), v, ""));
@@ -846,11 +955,14 @@ EMIT(argmax)
 	LLVMValueRef bi = cg_acc_begin(cg, pre, cg_i64(cg, 0));
 	LLVMValueRef v = cg_load(cg, x, cg_add(cg, row, c));
 	LLVMValueRef gt = LLVMBuildFCmp(B, LLVMRealOGT, v, best, "");
-	LLVMValueRef nbest = LLVMBuildSelect(B, gt, v, best, ""), nbi = LLVMBuildSelect(B, gt, c, bi, "");
+	LLVMValueRef nbest = LLVMBuildSelect(B, gt, v, best, ""),
+	             nbi = LLVMBuildSelect(B, gt, c, bi, "");
 	cg_acc_next(cg, best, nbest);
 	cg_acc_next(cg, bi, nbi);
 	cg_loop_end(cg, &lc);
-	LLVMValueRef p = LLVMBuildGEP2(B, cg->i32, LLVMBuildPointerCast(B, cg_node_ptr(cg, n), cg->i32p, ""), &r, 1, "");
+	LLVMValueRef p = LLVMBuildGEP2(
+	    B, cg->i32, LLVMBuildPointerCast(B, cg_node_ptr(cg, n), cg->i32p, ""), &r, 1,
+	    "");
 	LLVMBuildStore(B, LLVMBuildTrunc(B, nbi, cg->i32, ""), p);
 	cg_loop_end(cg, &lr);
 }
@@ -860,13 +972,18 @@ EMIT(argmax)
 EMIT(dropmask)
 {
 	LLVMTypeRef i64 = cg->i64;
-	LLVMValueRef seed = LLVMBuildFPToUI(B, cg_load(cg, n->in[0], cg_i64(cg, 0)), i64, "");
-	LLVMValueRef ctr = LLVMBuildFPToUI(B, cg_load(cg, n->in[1], cg_i64(cg, 0)), i64, "");
-	LLVMValueRef key = LLVMBuildXor(B, LLVMBuildShl(B, seed, cg_i64(cg, 32), ""),
-	                                LLVMBuildAnd(B, ctr, cg_i64(cg, 0xffffffff), ""), "");
+	LLVMValueRef seed =
+	    LLVMBuildFPToUI(B, cg_load(cg, n->in[0], cg_i64(cg, 0)), i64, "");
+	LLVMValueRef ctr =
+	    LLVMBuildFPToUI(B, cg_load(cg, n->in[1], cg_i64(cg, 0)), i64, "");
+	LLVMValueRef key =
+	    LLVMBuildXor(B, LLVMBuildShl(B, seed, cg_i64(cg, 32), ""),
+	                 LLVMBuildAnd(B, ctr, cg_i64(cg, 0xffffffff), ""), "");
 	Loop l;
 	LLVMValueRef i = cg_loop(cg, &l, shape_numel(&n->sh));
-	LLVMValueRef z = cg_add(cg, key, cg_mul(cg, cg_add(cg, i, cg_i64(cg, 1)), cg_i64(cg, (int64_t)0x9E3779B97F4A7C15ull)));
+	LLVMValueRef z = cg_add(cg, key,
+	                        cg_mul(cg, cg_add(cg, i, cg_i64(cg, 1)),
+	                               cg_i64(cg, (int64_t)0x9E3779B97F4A7C15ull)));
 	static const uint64_t mul[2] = {0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull};
 	static const int shift[3] = {30, 27, 31};
 	for (int k = 0; k < 3; k++) {
@@ -875,7 +992,9 @@ EMIT(dropmask)
 			z = cg_mul(cg, z, cg_i64(cg, (int64_t)mul[k]));
 	}
 	LLVMValueRef h = LLVMBuildLShr(B, z, cg_i64(cg, 32), "");
-	LLVMValueRef keep = LLVMBuildICmp(B, LLVMIntUGE, h, cg_i64(cg, dropout_threshold(n->f)), "");
-	cg_store(cg, n, i, LLVMBuildSelect(B, keep, cg_f32(cg, 1 / (1 - n->f)), cg_f32(cg, 0), ""));
+	LLVMValueRef keep =
+	    LLVMBuildICmp(B, LLVMIntUGE, h, cg_i64(cg, dropout_threshold(n->f)), "");
+	cg_store(cg, n, i,
+	         LLVMBuildSelect(B, keep, cg_f32(cg, 1 / (1 - n->f)), cg_f32(cg, 0), ""));
 	cg_loop_end(cg, &l);
 }

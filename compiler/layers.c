@@ -17,29 +17,26 @@
 
 #include "dc.h"
 
-#define BUILD(name) static Node *build_##name(Lower *L, const Expr *call, Node **a, int na, const KwVal *kw)
+#define BUILD(name)                                                                      \
+	static Node *build_##name(Lower *L, const Expr *call, Node **a, int na,          \
+	                          const KwVal *kw)
 #define G L->g
 #define UNUSED (void)L, (void)call, (void)a, (void)na, (void)kw
 
-static const char *const act_names[] = {"none", "relu", "sigmoid", "tanh", "softmax", "log_softmax",
-                                        "leaky_relu", "elu", "gelu", "silu", "softplus", NULL};
-static const char *const init_names[] = {"kaiming_uniform", "xavier_uniform", "torch", "zeros",
-                                         "ones", NULL};
+static const char *const act_names[] = {"none",    "relu",        "sigmoid",    "tanh",
+                                        "softmax", "log_softmax", "leaky_relu", "elu",
+                                        "gelu",    "silu",        "softplus",   NULL};
+static const char *const init_names[] = {"kaiming_uniform", "xavier_uniform", "torch",
+                                         "zeros",           "ones",           NULL};
 static const rt_init init_vals[] = {RT_INIT_KAIMING_UNIFORM, RT_INIT_XAVIER_UNIFORM,
                                     RT_INIT_TORCH_LINEAR, RT_INIT_ZEROS, RT_INIT_ONES};
 static const char *const reduction_names[] = {"mean", "sum", NULL};
 static const char *const gelu_names[] = {"none", "tanh", NULL};
 static const char *const bool_names[] = {"false", "true", NULL};
 
-static Node *scalar(Lower *L, double v)
-{
-	return ir_scalar(G, v);
-}
+static Node *scalar(Lower *L, double v) { return ir_scalar(G, v); }
 
-static Node *gt0(Lower *L, Node *x)
-{
-	return ir_binary(G, OP_GT, x, scalar(L, 0));
-}
+static Node *gt0(Lower *L, Node *x) { return ir_binary(G, OP_GT, x, scalar(L, 0)); }
 
 static int error(Lower *L, const Expr *e, const char *fmt, ...)
 {
@@ -55,8 +52,10 @@ static int need_float(Lower *L, const Expr *call, Node *x)
 {
 	if (x->dt == DT_F32)
 		return 0;
-	return error(L, call, "%s takes floating-point values; its input holds integers (dtype i32)",
-	             call->name);
+	return error(
+	    L, call,
+	    "%s takes floating-point values; its input holds integers (dtype i32)",
+	    call->name);
 }
 
 static double kwf(const KwVal *kw, int i, double def)
@@ -82,10 +81,13 @@ static Node *activation(Lower *L, int act, Node *x)
 	case 6: /* leaky_relu, slope 0.01 */
 		return ir_select(G, gt0(L, x), x, ir_mul(G, x, scalar(L, 0.01)));
 	case 7: /* elu, alpha 1 */
-		return ir_select(G, gt0(L, x), x, ir_sub(G, ir_unary(G, OP_EXP, x), scalar(L, 1)));
+		return ir_select(G, gt0(L, x), x,
+		                 ir_sub(G, ir_unary(G, OP_EXP, x), scalar(L, 1)));
 	case 8: /* gelu, erf form */
-		return ir_mul(G, ir_mul(G, x, scalar(L, 0.5)),
-		              ir_add(G, scalar(L, 1), ir_unary(G, OP_ERF, ir_mul(G, x, scalar(L, M_SQRT1_2)))));
+		return ir_mul(
+		    G, ir_mul(G, x, scalar(L, 0.5)),
+		    ir_add(G, scalar(L, 1),
+		           ir_unary(G, OP_ERF, ir_mul(G, x, scalar(L, M_SQRT1_2)))));
 	case 9: /* silu */
 		return ir_mul(G, x, ir_unary(G, OP_SIGMOID, x));
 	case 10:
@@ -95,11 +97,11 @@ static Node *activation(Lower *L, int act, Node *x)
 	}
 }
 
-#define ACT(name, k)                                                                   \
-	BUILD(name)                                                                    \
-	{                                                                              \
-		UNUSED;                                                                \
-		return activation(L, k, a[0]);                                         \
+#define ACT(name, k)                                                                     \
+	BUILD(name)                                                                      \
+	{                                                                                \
+		UNUSED;                                                                  \
+		return activation(L, k, a[0]);                                           \
 	}
 ACT(relu, 1)
 ACT(sigmoid, 2)
@@ -113,14 +115,16 @@ ACT(softplus, 10)
 BUILD(leaky_relu)
 {
 	UNUSED;
-	return ir_select(G, gt0(L, a[0]), a[0], ir_mul(G, a[0], scalar(L, kwf(kw, 0, 0.01))));
+	return ir_select(G, gt0(L, a[0]), a[0],
+	                 ir_mul(G, a[0], scalar(L, kwf(kw, 0, 0.01))));
 }
 
 /* where(x > 0, x, alpha * (e^x - 1)) */
 BUILD(elu)
 {
 	UNUSED;
-	Node *neg = ir_mul(G, scalar(L, kwf(kw, 0, 1)), ir_sub(G, ir_unary(G, OP_EXP, a[0]), scalar(L, 1)));
+	Node *neg = ir_mul(G, scalar(L, kwf(kw, 0, 1)),
+	                   ir_sub(G, ir_unary(G, OP_EXP, a[0]), scalar(L, 1)));
 	return ir_select(G, gt0(L, a[0]), a[0], neg);
 }
 
@@ -132,18 +136,19 @@ BUILD(gelu)
 	Node *x = a[0];
 	if (!kw[0].set || kw[0].e == 0)
 		return activation(L, 8, x);
-	Node *inner = ir_add(G, x, ir_mul(G, scalar(L, 0.044715), ir_mul(G, x, ir_mul(G, x, x))));
+	Node *inner =
+	    ir_add(G, x, ir_mul(G, scalar(L, 0.044715), ir_mul(G, x, ir_mul(G, x, x))));
 	Node *t = ir_unary(G, OP_TANH, ir_mul(G, scalar(L, 0.7978845608028654), inner));
 	return ir_mul(G, ir_mul(G, x, scalar(L, 0.5)), ir_add(G, scalar(L, 1), t));
 }
 
 /* ---- math ---- */
 
-#define UNARY(name, op)                                                                \
-	BUILD(name)                                                                    \
-	{                                                                              \
-		UNUSED;                                                                \
-		return ir_unary(G, op, a[0]);                                          \
+#define UNARY(name, op)                                                                  \
+	BUILD(name)                                                                      \
+	{                                                                                \
+		UNUSED;                                                                  \
+		return ir_unary(G, op, a[0]);                                            \
 	}
 UNARY(exp, OP_EXP)
 UNARY(log, OP_LOG)
@@ -181,7 +186,8 @@ static uint32_t axes_of(Lower *L, const Expr *call, const KwVal *k, int rank, in
 	for (int i = 0; i < k->n; i++) {
 		int64_t ax = k->i[i] < 0 ? k->i[i] + rank : k->i[i];
 		if (ax < 0 || ax >= rank) {
-			*bad = error(L, call, "axis %lld is out of range for a value with %d axes",
+			*bad = error(L, call,
+			             "axis %lld is out of range for a value with %d axes",
 			             (long long)k->i[i], rank);
 			return 0;
 		}
@@ -190,14 +196,18 @@ static uint32_t axes_of(Lower *L, const Expr *call, const KwVal *k, int rank, in
 	return m;
 }
 
-/* max(a, b) elementwise, max(x) or max(x, axis=...) a reduction; likewise min, sum, mean */
-static Node *reduce_call(Lower *L, const Expr *call, Node **a, int na, const KwVal *kw, int kind)
+/* max(a, b) elementwise, max(x) or max(x, axis=...) a reduction; likewise min, sum, mean
+ */
+static Node *reduce_call(Lower *L, const Expr *call, Node **a, int na, const KwVal *kw,
+                         int kind)
 {
 	if (!a[0])
 		return NULL;
 	if (na == 2) {
 		if (kind >= 2)
-			return error(L, call, "%s takes one value; to add two, use +", call->name), NULL;
+			return error(L, call, "%s takes one value; to add two, use +",
+			             call->name),
+			       NULL;
 		return ir_binary(G, kind ? OP_MIN : OP_MAX, a[0], a[1]);
 	}
 	int bad = 0;
@@ -230,16 +240,19 @@ BUILD(transpose)
 	if (!x)
 		return NULL;
 	if (kw[0].set && kw[0].n != x->sh.rank)
-		return error(L, call, "transpose: 'perm' has %d axes, the value has %d", kw[0].n,
-		             x->sh.rank), NULL;
+		return error(L, call, "transpose: 'perm' has %d axes, the value has %d",
+		             kw[0].n, x->sh.rank),
+		       NULL;
 	for (int i = 0; i < x->sh.rank; i++) {
 		perm[i] = kw[0].set ? (int)kw[0].i[i] : x->sh.rank - 1 - i;
 		int bad = perm[i] < 0 || perm[i] >= x->sh.rank;
 		for (int j = 0; j < i; j++)
 			bad |= perm[j] == perm[i];
 		if (bad)
-			return error(L, call, "transpose: 'perm' is not a permutation of 0..%d",
-			             x->sh.rank - 1), NULL;
+			return error(L, call,
+			             "transpose: 'perm' is not a permutation of 0..%d",
+			             x->sh.rank - 1),
+			       NULL;
 	}
 	return ir_transpose(G, x, perm);
 }
@@ -292,9 +305,11 @@ BUILD(reshape)
 		to.d[hole] = total / known, known = total;
 	char s1[128], s2[128];
 	if (known != total)
-		return error(L, call, "reshape: %s has %lld elements, which do not fit %s",
+		return error(L, call,
+		             "reshape: %s has %lld elements, which do not fit %s",
 		             shape_str(&x->sh, s1, sizeof s1), (long long)total,
-		             shape_str(&to, s2, sizeof s2)), NULL;
+		             shape_str(&to, s2, sizeof s2)),
+		       NULL;
 	return ir_reshape(G, x, to);
 }
 
@@ -305,7 +320,8 @@ BUILD(flatten)
 	Node *x = a[0];
 	if (!x || x->sh.rank < 2)
 		return x;
-	return ir_reshape(G, x, (Shape){2, {x->sh.d[0], shape_numel(&x->sh) / x->sh.d[0]}});
+	return ir_reshape(G, x,
+	                  (Shape){2, {x->sh.d[0], shape_numel(&x->sh) / x->sh.d[0]}});
 }
 
 /* concat(a, b, ..., axis=1): each part padded into place, then added. */
@@ -321,7 +337,8 @@ BUILD(concat)
 		ax += rank;
 	if (ax < 0 || ax >= rank)
 		return error(L, call, "concat: axis %lld is out of range for %d axes",
-		             (long long)kw[0].i[0], rank), NULL;
+		             (long long)kw[0].i[0], rank),
+		       NULL;
 	Shape out = a[0]->sh;
 	out.d[ax] = 0;
 	for (int i = 0; i < na; i++) {
@@ -331,7 +348,8 @@ BUILD(concat)
 		if (!shape_eq(&s, &a[0]->sh))
 			return error(L, call, "concat: %s and %s differ beyond axis %lld",
 			             shape_str(&a[0]->sh, s1, sizeof s1),
-			             shape_str(&a[i]->sh, s2, sizeof s2), (long long)ax), NULL;
+			             shape_str(&a[i]->sh, s2, sizeof s2), (long long)ax),
+			       NULL;
 		out.d[ax] += a[i]->sh.d[ax];
 	}
 	Node *sum = NULL;
@@ -375,16 +393,20 @@ BUILD(dense)
 	if (!x)
 		return NULL;
 	if (x->sh.rank < 1)
-		return error(L, call, "dense needs a vector of features, got a single number"), NULL;
+		return error(L, call,
+		             "dense needs a vector of features, got a single number"),
+		       NULL;
 	if (need_float(L, call, x))
 		return NULL;
 	int64_t in = x->sh.d[x->sh.rank - 1], units = (int64_t)kw[0].f;
 	int act = kw[1].set ? kw[1].e : 0, train = !kw[4].set || kw[4].f != 0;
-	rt_init init = init_of(&kw[3], act == 1 ? RT_INIT_KAIMING_UNIFORM : RT_INIT_TORCH_LINEAR);
-	Node *w = lower_param(L, "weight", (Shape){2, {units, in}}, init, 0, in, units, train, call->loc);
+	rt_init init =
+	    init_of(&kw[3], act == 1 ? RT_INIT_KAIMING_UNIFORM : RT_INIT_TORCH_LINEAR);
+	Node *w = lower_param(L, "weight", (Shape){2, {units, in}}, init, 0, in, units,
+	                      train, call->loc);
 	Node *b = !kw[2].set || kw[2].f != 0
-	              ? lower_param(L, "bias", (Shape){1, {units}}, RT_INIT_TORCH_LINEAR, 0, in,
-	                            units, train, call->loc)
+	              ? lower_param(L, "bias", (Shape){1, {units}}, RT_INIT_TORCH_LINEAR,
+	                            0, in, units, train, call->loc)
 	              : NULL;
 	Shape outs = x->sh;
 	outs.d[outs.rank - 1] = units;
@@ -400,8 +422,9 @@ static int need_nchw(Lower *L, const Expr *call, Node *x)
 	char s[128];
 	if (x->sh.rank == 4)
 		return 0;
-	return error(L, call, "%s needs a [batch, channels, height, width] value, got %s; "
-	                      "give the input that shape or reshape it",
+	return error(L, call,
+	             "%s needs a [batch, channels, height, width] value, got %s; "
+	             "give the input that shape or reshape it",
 	             call->name, shape_str(&x->sh, s, sizeof s));
 }
 
@@ -414,8 +437,8 @@ static void pair(const KwVal *k, int64_t def, int64_t *out)
 
 /* Padding from an integer, [h, w], [top, bottom, left, right], valid, or same (TF's
  * rule: the output has ceil(in / stride) positions, any odd pixel at the end). */
-static void padding(const KwVal *k, const Shape *xs, const int64_t *kern, const int64_t *st,
-                    const int64_t *dil, int64_t *pad)
+static void padding(const KwVal *k, const Shape *xs, const int64_t *kern,
+                    const int64_t *st, const int64_t *dil, int64_t *pad)
 {
 	memset(pad, 0, 4 * sizeof *pad);
 	if (!k->set || k->e == 2)
@@ -423,7 +446,8 @@ static void padding(const KwVal *k, const Shape *xs, const int64_t *kern, const 
 	if (k->e == 1) {
 		for (int i = 0; i < 2; i++) {
 			int64_t in = xs->d[2 + i], out = (in + st[i] - 1) / st[i];
-			int64_t total = (out - 1) * st[i] + dil[i] * (kern[i] - 1) + 1 - in;
+			int64_t total =
+			    (out - 1) * st[i] + dil[i] * (kern[i] - 1) + 1 - in;
 			total = total > 0 ? total : 0;
 			pad[2 * i] = total / 2, pad[2 * i + 1] = total - total / 2;
 		}
@@ -447,20 +471,24 @@ BUILD(conv2d)
 	padding(&kw[3], &x->sh, kern, p.stride, p.dil, p.pad);
 	p.groups = kw[5].set ? (int64_t)kw[5].f : 1;
 	if (C % p.groups || out % p.groups)
-		return error(L, call, "conv2d: %lld input and %lld output channels do not split "
-		                      "into %lld groups",
-		             (long long)C, (long long)out, (long long)p.groups), NULL;
+		return error(L, call,
+		             "conv2d: %lld input and %lld output channels do not split "
+		             "into %lld groups",
+		             (long long)C, (long long)out, (long long)p.groups),
+		       NULL;
 	int train = !kw[9].set || kw[9].f != 0;
 	int64_t area = mul_sat(kern[0], kern[1]);
 	int64_t fan_in = mul_sat(C / p.groups, area),
 	        fan_out = mul_sat(out / p.groups, area);
 	int act = kw[7].set ? kw[7].e : 0;
 	Shape ws = {4, {out, C / p.groups, kern[0], kern[1]}};
-	Node *w = lower_param(L, "weight", ws, init_of(&kw[8], act == 1 ? RT_INIT_KAIMING_UNIFORM : RT_INIT_TORCH_LINEAR),
-	                      0, fan_in, fan_out, train, call->loc);
+	Node *w = lower_param(
+	    L, "weight", ws,
+	    init_of(&kw[8], act == 1 ? RT_INIT_KAIMING_UNIFORM : RT_INIT_TORCH_LINEAR), 0,
+	    fan_in, fan_out, train, call->loc);
 	Node *b = !kw[6].set || kw[6].f != 0
-	              ? lower_param(L, "bias", (Shape){1, {out}}, RT_INIT_TORCH_LINEAR, 0, fan_in,
-	                            fan_out, train, call->loc)
+	              ? lower_param(L, "bias", (Shape){1, {out}}, RT_INIT_TORCH_LINEAR, 0,
+	                            fan_in, fan_out, train, call->loc)
 	              : NULL;
 	Node *y = ir_conv2d(G, x, w, &p);
 	if (b)
@@ -476,12 +504,14 @@ static int pool_geometry(Lower *L, const Expr *call, Node *x, const KwVal *kw, P
 	pair(&kw[0], 1, p->k);
 	pair(&kw[1], 0, p->stride);
 	if (!kw[1].set)
-		p->stride[0] = p->k[0], p->stride[1] = p->k[1]; /* PyTorch: stride = kernel */
+		p->stride[0] = p->k[0],
+		p->stride[1] = p->k[1]; /* PyTorch: stride = kernel */
 	padding(&kw[2], &x->sh, p->k, p->stride, one, p->pad);
 	for (int i = 0; i < 4; i++)
 		if (p->pad[i] * 2 > p->k[i / 2])
-			return error(L, call, "%s: padding %lld is more than half the kernel %lld",
-			             call->name, (long long)p->pad[i], (long long)p->k[i / 2]);
+			return error(
+			    L, call, "%s: padding %lld is more than half the kernel %lld",
+			    call->name, (long long)p->pad[i], (long long)p->k[i / 2]);
 	return 0;
 }
 
@@ -538,14 +568,16 @@ static Node *mask_for(Lower *L, const Node *x)
 }
 
 /* Mean and (biased) variance over the axes, counting only real rows. */
-static void moments(Lower *L, Node *x, uint32_t axes, Node **mean, Node **var, Node **count)
+static void moments(Lower *L, Node *x, uint32_t axes, Node **mean, Node **var,
+                    Node **count)
 {
 	Node *m = mask_for(L, x);
 	int64_t per = 1;
 	for (int i = 0; i < x->sh.rank; i++)
 		if (axes >> i & 1 && !(i == 0 && m))
 			per *= x->sh.d[i];
-	Node *cnt = m ? ir_mul(G, ir_sum_all(G, L->mask), scalar(L, (double)per)) : scalar(L, (double)per);
+	Node *cnt = m ? ir_mul(G, ir_sum_all(G, L->mask), scalar(L, (double)per))
+	              : scalar(L, (double)per);
 	Node *xm = m ? ir_mul(G, x, m) : x;
 	*mean = ir_div(G, ir_sum(G, xm, axes, 1), cnt);
 	Node *d = ir_sub(G, x, *mean);
@@ -564,31 +596,48 @@ BUILD(batch_norm)
 	if (!x)
 		return NULL;
 	if (x->sh.rank != 2 && x->sh.rank != 4)
-		return error(L, call, "batch_norm needs [batch, features] or [batch, channels, h, w]"), NULL;
+		return error(L, call,
+		             "batch_norm needs [batch, features] or [batch, channels, h, "
+		             "w]"),
+		       NULL;
 	L->mode_dependent = 1;
 	int64_t C = x->sh.d[1];
 	double mom = kwf(kw, 0, 0.1), eps = kwf(kw, 1, 1e-5);
-	Shape cs = {1, {C}}, bs = x->sh.rank == 4 ? (Shape){3, {C, 1, 1}} : (Shape){1, {C}};
+	Shape cs = {1, {C}},
+	      bs = x->sh.rank == 4 ? (Shape){3, {C, 1, 1}} : (Shape){1, {C}};
 	uint32_t axes = x->sh.rank == 4 ? 0xd : 0x1;
 	Node *w = lower_param(L, "weight", cs, RT_INIT_ONES, 0, C, C, 1, call->loc);
 	Node *b = lower_param(L, "bias", cs, RT_INIT_ZEROS, 0, C, C, 1, call->loc);
-	Node *rm = lower_param(L, "running_mean", cs, RT_INIT_ZEROS, 0, C, C, 0, call->loc);
+	Node *rm =
+	    lower_param(L, "running_mean", cs, RT_INIT_ZEROS, 0, C, C, 0, call->loc);
 	Node *rv = lower_param(L, "running_var", cs, RT_INIT_ONES, 0, C, C, 0, call->loc);
-	Node *nb = lower_param(L, "num_batches_tracked", (Shape){0, {0}}, RT_INIT_ZEROS, 0, 1, 1, 0, call->loc);
+	Node *nb = lower_param(L, "num_batches_tracked", (Shape){0, {0}}, RT_INIT_ZEROS,
+	                       0, 1, 1, 0, call->loc);
 	Node *mean, *var;
 	if (L->train) {
 		Node *cnt;
 		moments(L, x, axes, &mean, &var, &cnt);
-		Node *m1 = ir_reshape(G, mean, cs), *unbiased = ir_reshape(G, ir_div(G, ir_mul(G, var, cnt), ir_binary(G, OP_MAX, ir_sub(G, cnt, scalar(L, 1)), scalar(L, 1))), cs);
+		Node *m1 = ir_reshape(G, mean, cs),
+		     *unbiased = ir_reshape(
+		         G,
+		         ir_div(G, ir_mul(G, var, cnt),
+		                ir_binary(G, OP_MAX, ir_sub(G, cnt, scalar(L, 1)),
+		                          scalar(L, 1))),
+		         cs);
 		Node *keep = scalar(L, 1 - mom), *take = scalar(L, mom);
-		lower_update(L, rm, ir_add(G, ir_mul(G, keep, rm), ir_mul(G, take, ir_unary(G, OP_STOPGRAD, m1))));
-		lower_update(L, rv, ir_add(G, ir_mul(G, keep, rv), ir_mul(G, take, ir_unary(G, OP_STOPGRAD, unbiased))));
+		lower_update(L, rm,
+		             ir_add(G, ir_mul(G, keep, rm),
+		                    ir_mul(G, take, ir_unary(G, OP_STOPGRAD, m1))));
+		lower_update(L, rv,
+		             ir_add(G, ir_mul(G, keep, rv),
+		                    ir_mul(G, take, ir_unary(G, OP_STOPGRAD, unbiased))));
 		lower_update(L, nb, ir_add(G, nb, scalar(L, 1)));
 	} else {
 		mean = ir_reshape(G, rm, bs);
 		var = ir_reshape(G, rv, bs);
 	}
-	Node *xhat = ir_div(G, ir_sub(G, x, mean), ir_unary(G, OP_SQRT, ir_add(G, var, scalar(L, eps))));
+	Node *xhat = ir_div(G, ir_sub(G, x, mean),
+	                    ir_unary(G, OP_SQRT, ir_add(G, var, scalar(L, eps))));
 	return ir_add(G, ir_mul(G, xhat, ir_reshape(G, w, bs)), ir_reshape(G, b, bs));
 }
 
@@ -603,11 +652,14 @@ BUILD(layer_norm)
 		return error(L, call, "layer_norm needs at least one axis"), NULL;
 	int64_t F = x->sh.d[x->sh.rank - 1];
 	uint32_t last = 1u << (x->sh.rank - 1);
-	Node *w = lower_param(L, "weight", (Shape){1, {F}}, RT_INIT_ONES, 0, F, F, 1, call->loc);
-	Node *b = lower_param(L, "bias", (Shape){1, {F}}, RT_INIT_ZEROS, 0, F, F, 1, call->loc);
+	Node *w = lower_param(L, "weight", (Shape){1, {F}}, RT_INIT_ONES, 0, F, F, 1,
+	                      call->loc);
+	Node *b =
+	    lower_param(L, "bias", (Shape){1, {F}}, RT_INIT_ZEROS, 0, F, F, 1, call->loc);
 	Node *mean = ir_mean(G, x, last, 1), *d = ir_sub(G, x, mean);
 	Node *var = ir_mean(G, ir_mul(G, d, d), last, 1);
-	Node *xhat = ir_div(G, d, ir_unary(G, OP_SQRT, ir_add(G, var, scalar(L, kwf(kw, 0, 1e-5)))));
+	Node *xhat = ir_div(
+	    G, d, ir_unary(G, OP_SQRT, ir_add(G, var, scalar(L, kwf(kw, 0, 1e-5)))));
 	return ir_add(G, ir_mul(G, xhat, w), b);
 }
 
@@ -619,9 +671,13 @@ BUILD(embedding)
 	if (!idx)
 		return NULL;
 	if (idx->dt != DT_I32)
-		return error(L, call, "embedding takes integer indices (an input with dtype: i32)"), NULL;
+		return error(
+		           L, call,
+		           "embedding takes integer indices (an input with dtype: i32)"),
+		       NULL;
 	int64_t V = (int64_t)kw[0].f, D = (int64_t)kw[1].f;
-	Node *w = lower_param(L, "weight", (Shape){2, {V, D}}, RT_INIT_NORMAL, 1, V, D, 1, call->loc);
+	Node *w = lower_param(L, "weight", (Shape){2, {V, D}}, RT_INIT_NORMAL, 1, V, D, 1,
+	                      call->loc);
 	return ir_gather(G, w, idx);
 }
 
@@ -649,8 +705,9 @@ static int same_shape(Lower *L, const Expr *call, Node *p, Node *t)
 	char s1[128], s2[128];
 	if (shape_eq(&p->sh, &t->sh))
 		return 0;
-	return error(L, call, "%s: the prediction has shape %s but the target has %s", call->name,
-	             shape_str(&p->sh, s1, sizeof s1), shape_str(&t->sh, s2, sizeof s2));
+	return error(L, call, "%s: the prediction has shape %s but the target has %s",
+	             call->name, shape_str(&p->sh, s1, sizeof s1),
+	             shape_str(&t->sh, s2, sizeof s2));
 }
 
 /* Prediction and target as floats of one shape (a [batch] target fits [batch, 1]). */
@@ -659,8 +716,10 @@ static int pred_target(Lower *L, const Expr *call, Node **a)
 	if (!a[0] || !a[1])
 		return -1;
 	if (a[1]->dt != DT_F32)
-		return error(L, call, "%s needs a floating-point target (dtype f32)", call->name);
-	if (!shape_eq(&a[0]->sh, &a[1]->sh) && shape_numel(&a[0]->sh) == shape_numel(&a[1]->sh))
+		return error(L, call, "%s needs a floating-point target (dtype f32)",
+		             call->name);
+	if (!shape_eq(&a[0]->sh, &a[1]->sh) &&
+	    shape_numel(&a[0]->sh) == shape_numel(&a[1]->sh))
 		a[1] = ir_reshape(G, a[1], a[0]->sh);
 	return same_shape(L, call, a[0], a[1]);
 }
@@ -692,7 +751,9 @@ BUILD(huber)
 	Node *d = ir_sub(G, a[0], a[1]), *ad = ir_unary(G, OP_ABS, d);
 	Node *quad = ir_mul(G, scalar(L, 0.5), ir_mul(G, d, d));
 	Node *lin = ir_mul(G, scalar(L, delta), ir_sub(G, ad, scalar(L, delta / 2)));
-	return reduce_loss(L, &kw[0], ir_select(G, ir_binary(G, OP_GT, scalar(L, delta), ad), quad, lin));
+	return reduce_loss(
+	    L, &kw[0],
+	    ir_select(G, ir_binary(G, OP_GT, scalar(L, delta), ad), quad, lin));
 }
 
 /* The log-probabilities a cross-entropy takes: log_softmax of the logits. A softmax
@@ -715,15 +776,18 @@ static Node *target_dist(Lower *L, const Expr *call, Node *logits, Node *t, doub
 	rows.rank--;
 	if (t->dt == DT_I32) {
 		if (!shape_eq(&t->sh, &rows))
-			return error(L, call, "%s: class indices of shape %s do not fit scores %s",
+			return error(L, call,
+			             "%s: class indices of shape %s do not fit scores %s",
 			             call->name, shape_str(&t->sh, s1, sizeof s1),
-			             shape_str(&logits->sh, s2, sizeof s2)), NULL;
+			             shape_str(&logits->sh, s2, sizeof s2)),
+			       NULL;
 		t = ir_onehot(G, t, C);
 	} else if (same_shape(L, call, logits, t) < 0) {
 		return NULL;
 	}
 	if (smooth > 0)
-		t = ir_add(G, ir_mul(G, t, scalar(L, 1 - smooth)), scalar(L, smooth / (double)C));
+		t = ir_add(G, ir_mul(G, t, scalar(L, 1 - smooth)),
+		           scalar(L, smooth / (double)C));
 	return t;
 }
 
@@ -735,8 +799,11 @@ BUILD(softmax_cross_entropy)
 		return NULL;
 	char s[128];
 	if (a[0]->sh.rank < 1 || a[0]->sh.d[a[0]->sh.rank - 1] < 2)
-		return error(L, call, "%s needs scores for at least 2 classes on the last axis, got %s",
-		             call->name, shape_str(&a[0]->sh, s, sizeof s)), NULL;
+		return error(L, call,
+		             "%s needs scores for at least 2 classes on the last axis, "
+		             "got %s",
+		             call->name, shape_str(&a[0]->sh, s, sizeof s)),
+		       NULL;
 	Node *t = target_dist(L, call, a[0], a[1], kwf(kw, 1, 0));
 	if (!t)
 		return NULL;
@@ -774,7 +841,8 @@ BUILD(l2)
 	UNUSED;
 	Node *s = NULL;
 	for (int i = 0; i < na; i++)
-		s = s ? ir_add(G, s, ir_sum_all(G, ir_mul(G, a[i], a[i]))) : ir_sum_all(G, ir_mul(G, a[i], a[i]));
+		s = s ? ir_add(G, s, ir_sum_all(G, ir_mul(G, a[i], a[i])))
+		      : ir_sum_all(G, ir_mul(G, a[i], a[i]));
 	for (int i = 0; !na && i < G->nparams; i++) {
 		const char *nm = G->params[i].name, *dot = strrchr(nm, '.');
 		if (!G->params[i].trainable || !dot || strcmp(dot, ".weight"))
@@ -796,10 +864,14 @@ BUILD(grad)
 		return NULL;
 	char s[128];
 	if (f->sh.rank != 0)
-		return error(L, call, "grad: the function must be a single number, got shape %s",
-		             shape_str(&f->sh, s, sizeof s)), NULL;
+		return error(L, call,
+		             "grad: the function must be a single number, got shape %s",
+		             shape_str(&f->sh, s, sizeof s)),
+		       NULL;
 	if (p->op != OP_PARAM)
-		return error(L, call->args[1], "grad: '%s' is not a parameter", expr_str(G->A, call->args[1])), NULL;
+		return error(L, call->args[1], "grad: '%s' is not a parameter",
+		             expr_str(G->A, call->args[1])),
+		       NULL;
 	Node *out;
 	if (ad_backward(G, f, &p, 1, &out) < 0)
 		return NULL;
@@ -808,87 +880,178 @@ BUILD(grad)
 
 /* ---- the table ---- */
 
-#define KW_INT(n, lo, hi) {n, K_INT, lo, hi, NULL, 0}
-#define KW_NEED(n, lo, hi) {n, K_INT, lo, hi, NULL, 1}
-#define KW_NUM(n, lo, hi) {n, K_NUM, lo, hi, NULL, 0}
-#define KW_BOOL(n) {n, K_BOOL, 0, 0, bool_names, 0}
-#define KW_ENUM(n, names) {n, K_ENUM, 0, 0, names, 0}
-#define KW_INTS(n, lo, hi) {n, K_INTS, lo, hi, NULL, 0}
-#define KW_PAIR(n, req) {n, K_PAIR, 1, 1 << 16, NULL, req}
-#define KW_PAD(n) {n, K_PADDING, 0, 1 << 20, NULL, 0}
+#define KW_INT(n, lo, hi)                                                                \
+	{                                                                                \
+		n, K_INT, lo, hi, NULL, 0                                                \
+	}
+#define KW_NEED(n, lo, hi)                                                               \
+	{                                                                                \
+		n, K_INT, lo, hi, NULL, 1                                                \
+	}
+#define KW_NUM(n, lo, hi)                                                                \
+	{                                                                                \
+		n, K_NUM, lo, hi, NULL, 0                                                \
+	}
+#define KW_BOOL(n)                                                                       \
+	{                                                                                \
+		n, K_BOOL, 0, 0, bool_names, 0                                           \
+	}
+#define KW_ENUM(n, names)                                                                \
+	{                                                                                \
+		n, K_ENUM, 0, 0, names, 0                                                \
+	}
+#define KW_INTS(n, lo, hi)                                                               \
+	{                                                                                \
+		n, K_INTS, lo, hi, NULL, 0                                               \
+	}
+#define KW_PAIR(n, req)                                                                  \
+	{                                                                                \
+		n, K_PAIR, 1, 1 << 16, NULL, req                                         \
+	}
+#define KW_PAD(n)                                                                        \
+	{                                                                                \
+		n, K_PADDING, 0, 1 << 20, NULL, 0                                        \
+	}
 #define BIG (1 << 30)
 #define RED KW_ENUM("reduction", reduction_names)
 
 static const Fun funs[] = {
-	/* activations */
-	{"relu", 1, 1, {{0}}, build_relu, 0, NULL},
-	{"sigmoid", 1, 1, {{0}}, build_sigmoid, 0, NULL},
-	{"tanh", 1, 1, {{0}}, build_tanh, 0, NULL},
-	{"softmax", 1, 1, {{0}}, build_softmax, 0, NULL},
-	{"log_softmax", 1, 1, {{0}}, build_log_softmax, 0, NULL},
-	{"leaky_relu", 1, 1, {KW_NUM("negative_slope", 0, 1)}, build_leaky_relu, 0, NULL},
-	{"elu", 1, 1, {KW_NUM("alpha", 0, 1e6)}, build_elu, 0, NULL},
-	{"gelu", 1, 1, {KW_ENUM("approximate", gelu_names)}, build_gelu, 0, NULL},
-	{"silu", 1, 1, {{0}}, build_silu, 0, NULL},
-	{"softplus", 1, 1, {{0}}, build_softplus, 0, NULL},
-	/* math */
-	{"exp", 1, 1, {{0}}, build_exp, 0, NULL},
-	{"log", 1, 1, {{0}}, build_log, 0, NULL},
-	{"sqrt", 1, 1, {{0}}, build_sqrt, 0, NULL},
-	{"abs", 1, 1, {{0}}, build_abs, 0, NULL},
-	{"sin", 1, 1, {{0}}, build_sin, 0, NULL},
-	{"cos", 1, 1, {{0}}, build_cos, 0, NULL},
-	{"erf", 1, 1, {{0}}, build_erf, 0, NULL},
-	{"pow", 2, 2, {{0}}, build_pow, 0, NULL},
-	{"where", 3, 3, {{0}}, build_where, 0, NULL},
-	{"matmul", 2, 2, {{0}}, build_matmul, 0, NULL},
-	{"max", 1, 2, {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")}, build_max, 0, NULL},
-	{"min", 1, 2, {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")}, build_min, 0, NULL},
-	{"sum", 1, 1, {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")}, build_sum, 0, NULL},
-	{"mean", 1, 1, {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")}, build_mean, 0, NULL},
-	{"transpose", 1, 1, {{"perm", K_SHAPE, 0, MAXRANK - 1, NULL, 0}}, build_transpose, 0, NULL},
-	{"stop_gradient", 1, 1, {{0}}, build_stop_gradient, 0, NULL},
-	{"argmax", 1, 1, {{0}}, build_argmax, 0, NULL},
-	{"one_hot", 1, 1, {KW_NEED("num_classes", 1, BIG)}, build_one_hot, 0, NULL},
-	{"grad", 2, 2, {{0}}, build_grad, FUN_RAW, NULL},
-	/* shapes */
-	{"reshape", 1, 1, {{"shape", K_SHAPE, -1, BIG, NULL, 1}}, build_reshape, 0, NULL},
-	{"flatten", 1, 1, {{0}}, build_flatten, 0, NULL},
-	{"concat", 1, -1, {KW_INTS("axis", -MAXRANK, MAXRANK - 1)}, build_concat, 0, NULL},
-	{"add", 1, -1, {{0}}, build_add, 0, NULL},
-	/* layers */
-	{"dense", 1, 1,
-	 {KW_NEED("units", 1, BIG), KW_ENUM("activation", act_names), KW_BOOL("bias"),
-	  KW_ENUM("init", init_names), KW_BOOL("trainable")},
-	 build_dense, FUN_LAYER, "fc"},
-	{"conv2d", 1, 1,
-	 {KW_NEED("out_channels", 1, BIG), KW_PAIR("kernel_size", 1),
-	  KW_PAIR("stride", 0), KW_PAD("padding"), KW_PAIR("dilation", 0),
-	  KW_INT("groups", 1, BIG), KW_BOOL("bias"), KW_ENUM("activation", act_names),
-	  KW_ENUM("init", init_names), KW_BOOL("trainable")},
-	 build_conv2d, FUN_LAYER, "conv"},
-	{"max_pool2d", 1, 1,
-	 {KW_PAIR("kernel_size", 1), KW_PAIR("stride", 0), KW_PAD("padding")},
-	 build_max_pool2d, 0, "pool"},
-	{"avg_pool2d", 1, 1,
-	 {KW_PAIR("kernel_size", 1), KW_PAIR("stride", 0), KW_PAD("padding")},
-	 build_avg_pool2d, 0, "pool"},
-	{"global_avg_pool", 1, 1, {{0}}, build_global_avg_pool, 0, "pool"},
-	{"dropout", 1, 1, {KW_NUM("p", 0, 0.999999)}, build_dropout, 0, "dropout"},
-	{"batch_norm", 1, 1, {KW_NUM("momentum", 0, 1), KW_NUM("eps", 1e-12, 1)}, build_batch_norm, FUN_LAYER, "bn"},
-	{"layer_norm", 1, 1, {KW_NUM("eps", 1e-12, 1)}, build_layer_norm, FUN_LAYER, "ln"},
-	{"embedding", 1, 1, {KW_NEED("num_embeddings", 1, BIG), KW_NEED("embedding_dim", 1, BIG)},
-	 build_embedding, FUN_LAYER, "emb"},
-	/* losses */
-	{"mse", 2, 2, {RED}, build_mse, FUN_LOSS, NULL},
-	{"l1", 2, 2, {RED}, build_l1, FUN_LOSS, NULL},
-	{"huber", 2, 2, {RED, KW_NUM("delta", 1e-12, 1e12)}, build_huber, FUN_LOSS, NULL},
-	{"softmax_cross_entropy", 2, 2, {RED, KW_NUM("label_smoothing", 0, 1)},
-	 build_softmax_cross_entropy, FUN_LOSS, NULL},
-	{"binary_cross_entropy_with_logits", 2, 2, {RED}, build_binary_cross_entropy_with_logits,
-	 FUN_LOSS, NULL},
-	{"nll", 2, 2, {RED}, build_nll, FUN_LOSS, NULL},
-	{"l2", 0, -1, {{0}}, build_l2, 0, NULL},
+    /* activations */
+    {"relu", 1, 1, {{0}}, build_relu, 0, NULL},
+    {"sigmoid", 1, 1, {{0}}, build_sigmoid, 0, NULL},
+    {"tanh", 1, 1, {{0}}, build_tanh, 0, NULL},
+    {"softmax", 1, 1, {{0}}, build_softmax, 0, NULL},
+    {"log_softmax", 1, 1, {{0}}, build_log_softmax, 0, NULL},
+    {"leaky_relu", 1, 1, {KW_NUM("negative_slope", 0, 1)}, build_leaky_relu, 0, NULL},
+    {"elu", 1, 1, {KW_NUM("alpha", 0, 1e6)}, build_elu, 0, NULL},
+    {"gelu", 1, 1, {KW_ENUM("approximate", gelu_names)}, build_gelu, 0, NULL},
+    {"silu", 1, 1, {{0}}, build_silu, 0, NULL},
+    {"softplus", 1, 1, {{0}}, build_softplus, 0, NULL},
+    /* math */
+    {"exp", 1, 1, {{0}}, build_exp, 0, NULL},
+    {"log", 1, 1, {{0}}, build_log, 0, NULL},
+    {"sqrt", 1, 1, {{0}}, build_sqrt, 0, NULL},
+    {"abs", 1, 1, {{0}}, build_abs, 0, NULL},
+    {"sin", 1, 1, {{0}}, build_sin, 0, NULL},
+    {"cos", 1, 1, {{0}}, build_cos, 0, NULL},
+    {"erf", 1, 1, {{0}}, build_erf, 0, NULL},
+    {"pow", 2, 2, {{0}}, build_pow, 0, NULL},
+    {"where", 3, 3, {{0}}, build_where, 0, NULL},
+    {"matmul", 2, 2, {{0}}, build_matmul, 0, NULL},
+    {"max",
+     1,
+     2,
+     {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")},
+     build_max,
+     0,
+     NULL},
+    {"min",
+     1,
+     2,
+     {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")},
+     build_min,
+     0,
+     NULL},
+    {"sum",
+     1,
+     1,
+     {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")},
+     build_sum,
+     0,
+     NULL},
+    {"mean",
+     1,
+     1,
+     {KW_INTS("axis", -MAXRANK, MAXRANK - 1), KW_BOOL("keepdims")},
+     build_mean,
+     0,
+     NULL},
+    {"transpose",
+     1,
+     1,
+     {{"perm", K_SHAPE, 0, MAXRANK - 1, NULL, 0}},
+     build_transpose,
+     0,
+     NULL},
+    {"stop_gradient", 1, 1, {{0}}, build_stop_gradient, 0, NULL},
+    {"argmax", 1, 1, {{0}}, build_argmax, 0, NULL},
+    {"one_hot", 1, 1, {KW_NEED("num_classes", 1, BIG)}, build_one_hot, 0, NULL},
+    {"grad", 2, 2, {{0}}, build_grad, FUN_RAW, NULL},
+    /* shapes */
+    {"reshape", 1, 1, {{"shape", K_SHAPE, -1, BIG, NULL, 1}}, build_reshape, 0, NULL},
+    {"flatten", 1, 1, {{0}}, build_flatten, 0, NULL},
+    {"concat", 1, -1, {KW_INTS("axis", -MAXRANK, MAXRANK - 1)}, build_concat, 0, NULL},
+    {"add", 1, -1, {{0}}, build_add, 0, NULL},
+    /* layers */
+    {"dense",
+     1,
+     1,
+     {KW_NEED("units", 1, BIG), KW_ENUM("activation", act_names), KW_BOOL("bias"),
+      KW_ENUM("init", init_names), KW_BOOL("trainable")},
+     build_dense,
+     FUN_LAYER,
+     "fc"},
+    {"conv2d",
+     1,
+     1,
+     {KW_NEED("out_channels", 1, BIG), KW_PAIR("kernel_size", 1), KW_PAIR("stride", 0),
+      KW_PAD("padding"), KW_PAIR("dilation", 0), KW_INT("groups", 1, BIG),
+      KW_BOOL("bias"), KW_ENUM("activation", act_names), KW_ENUM("init", init_names),
+      KW_BOOL("trainable")},
+     build_conv2d,
+     FUN_LAYER,
+     "conv"},
+    {"max_pool2d",
+     1,
+     1,
+     {KW_PAIR("kernel_size", 1), KW_PAIR("stride", 0), KW_PAD("padding")},
+     build_max_pool2d,
+     0,
+     "pool"},
+    {"avg_pool2d",
+     1,
+     1,
+     {KW_PAIR("kernel_size", 1), KW_PAIR("stride", 0), KW_PAD("padding")},
+     build_avg_pool2d,
+     0,
+     "pool"},
+    {"global_avg_pool", 1, 1, {{0}}, build_global_avg_pool, 0, "pool"},
+    {"dropout", 1, 1, {KW_NUM("p", 0, 0.999999)}, build_dropout, 0, "dropout"},
+    {"batch_norm",
+     1,
+     1,
+     {KW_NUM("momentum", 0, 1), KW_NUM("eps", 1e-12, 1)},
+     build_batch_norm,
+     FUN_LAYER,
+     "bn"},
+    {"layer_norm", 1, 1, {KW_NUM("eps", 1e-12, 1)}, build_layer_norm, FUN_LAYER, "ln"},
+    {"embedding",
+     1,
+     1,
+     {KW_NEED("num_embeddings", 1, BIG), KW_NEED("embedding_dim", 1, BIG)},
+     build_embedding,
+     FUN_LAYER,
+     "emb"},
+    /* losses */
+    {"mse", 2, 2, {RED}, build_mse, FUN_LOSS, NULL},
+    {"l1", 2, 2, {RED}, build_l1, FUN_LOSS, NULL},
+    {"huber", 2, 2, {RED, KW_NUM("delta", 1e-12, 1e12)}, build_huber, FUN_LOSS, NULL},
+    {"softmax_cross_entropy",
+     2,
+     2,
+     {RED, KW_NUM("label_smoothing", 0, 1)},
+     build_softmax_cross_entropy,
+     FUN_LOSS,
+     NULL},
+    {"binary_cross_entropy_with_logits",
+     2,
+     2,
+     {RED},
+     build_binary_cross_entropy_with_logits,
+     FUN_LOSS,
+     NULL},
+    {"nll", 2, 2, {RED}, build_nll, FUN_LOSS, NULL},
+    {"l2", 0, -1, {{0}}, build_l2, 0, NULL},
 };
 
 #define NFUNS ((int)(sizeof funs / sizeof funs[0]))

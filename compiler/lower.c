@@ -55,8 +55,9 @@ Node *lower_param(Lower *L, const char *suffix, Shape sh, rt_init init, double v
                   int64_t fan_in, int64_t fan_out, int trainable, SrcLoc loc)
 {
 	Graph *g = L->g;
-	const char *name = L->nlayers > 1 ? arena_printf(g->A, "%s_%d.%s", L->def, L->nlayers, suffix)
-	                                  : arena_printf(g->A, "%s.%s", L->def, suffix);
+	const char *name =
+	    L->nlayers > 1 ? arena_printf(g->A, "%s_%d.%s", L->def, L->nlayers, suffix)
+	                   : arena_printf(g->A, "%s.%s", L->def, suffix);
 	int k = find_param(g, name);
 	if (k < 0) { /* the first lowering makes it, the second finds it */
 		k = ir_add_param(g, name, sh, init, fan_in, fan_out, loc);
@@ -90,7 +91,8 @@ Node *lower_seed(Lower *L)
 {
 	Graph *g = L->g;
 	int k = find_name(g->hypers, g->nhypers, "seed");
-	return ir_hyper(g, k >= 0 ? k : ir_add_hyper(g, "seed", (double)(L->m->seed & 0xffffff)));
+	return ir_hyper(
+	    g, k >= 0 ? k : ir_add_hyper(g, "seed", (double)(L->m->seed & 0xffffff)));
 }
 
 /* The step counter that draws fresh dropout masks every step: one float in the state,
@@ -115,8 +117,9 @@ static Node *lookup(Lower *L, const Expr *e)
 	if (k >= 0)
 		return ir_param(L->g, k);
 	if (!strcmp(e->name, "output") && !L->m->output) {
-		error_at(L->d, e->loc, "the loss takes the network's output, but the model has no "
-		                       "layers or nodes to make one");
+		error_at(L->d, e->loc,
+		         "the loss takes the network's output, but the model has no "
+		         "layers or nodes to make one");
 		return NULL;
 	}
 	/* the candidates: every name of the model, those not yet in scope too */
@@ -129,7 +132,8 @@ static Node *lookup(Lower *L, const Expr *e)
 		cands[L->n + i] = m->defs[i].name;
 	const char *near = did_you_mean(e->name, cands, L->n + m->ndefs);
 	if (near)
-		error_at(L->d, e->loc, "unknown name '%s'; did you mean '%s'?", e->name, near);
+		error_at(L->d, e->loc, "unknown name '%s'; did you mean '%s'?", e->name,
+		         near);
 	else
 		error_at(L->d, e->loc, "unknown name '%s'", e->name);
 	return NULL;
@@ -230,7 +234,8 @@ static void add_ios(Graph *g, const Model *m, int64_t batch)
 	g->io_x = m->x;
 	g->io_y = m->y;
 	if (m->ninputs)
-		g->io_weight = ir_add_io(g, "weight", RT_IO_INPUT, DT_F32, (Shape){1, {batch}}, m->loss_loc);
+		g->io_weight = ir_add_io(g, "weight", RT_IO_INPUT, DT_F32,
+		                         (Shape){1, {batch}}, m->loss_loc);
 }
 
 /* The model's values in one mode; returns the loss, *out the output (NULL if none). */
@@ -245,7 +250,8 @@ static Node *lower_once(Lower *L, Node **out)
 		const ParamDecl *p = &m->params[k];
 		int i = find_param(g, p->name);
 		if (i < 0) {
-			i = ir_add_param(g, p->name, shape_of(p->rank, p->dims), p->init, 1, 1, p->loc);
+			i = ir_add_param(g, p->name, shape_of(p->rank, p->dims), p->init,
+			                 1, 1, p->loc);
 			g->params[i].value = p->value;
 			g->params[i].trainable = p->trainable;
 		}
@@ -273,8 +279,10 @@ static Node *lower_once(Lower *L, Node **out)
 	Node *loss = lower_expr(L, m->loss);
 	char s[128];
 	if (loss && loss->sh.rank != 0) {
-		error_at(L->d, m->loss->loc, "the loss must be a single number, got shape %s; "
-		                             "reduce it with sum() or mean()", shape_str(&loss->sh, s, sizeof s));
+		error_at(L->d, m->loss->loc,
+		         "the loss must be a single number, got shape %s; "
+		         "reduce it with sum() or mean()",
+		         shape_str(&loss->sh, s, sizeof s));
 		return NULL;
 	}
 	return loss;
@@ -284,12 +292,14 @@ static void functions(Graph *g, Lower *L, Node *loss, Node *out, Node *eloss, No
 {
 	const Model *m = L->m;
 	if (eout) {
-		g->io_output = ir_add_io(g, "output", RT_IO_OUTPUT, DT_F32, eout->sh, m->loss_loc);
+		g->io_output =
+		    ir_add_io(g, "output", RT_IO_OUTPUT, DT_F32, eout->sh, m->loss_loc);
 		ir_fn_out(g, FN_FORWARD, eout, DEST_IO, g->io_output);
 		ir_fn_out(g, FN_EVALUATE, eout, DEST_IO, g->io_output);
 	}
 	(void)out;
-	g->io_loss = ir_add_io(g, "loss", RT_IO_OUTPUT, DT_F32, (Shape){0, {0}}, m->loss_loc);
+	g->io_loss =
+	    ir_add_io(g, "loss", RT_IO_OUTPUT, DT_F32, (Shape){0, {0}}, m->loss_loc);
 	ir_fn_out(g, FN_EVALUATE, eloss, DEST_IO, g->io_loss);
 	ir_fn_out(g, FN_GRAD, loss, DEST_IO, g->io_loss);
 	ir_fn_out(g, FN_TRAIN_STEP, loss, DEST_IO, g->io_loss);
@@ -325,10 +335,13 @@ static int training(Graph *g, Lower *L, Node *loss)
 	}
 	optim_update(g, opt, grads, FN_TRAIN_STEP);
 	for (int i = 0; i < L->nupdates; i++)
-		ir_fn_out(g, FN_TRAIN_STEP, L->updates[i].value, DEST_PARAM, L->updates[i].param);
+		ir_fn_out(g, FN_TRAIN_STEP, L->updates[i].value, DEST_PARAM,
+		          L->updates[i].param);
 	for (int i = 0; i < g->nstates; i++)
 		if (!strcmp(g->states[i].name, "dropout_step"))
-			ir_fn_out(g, FN_TRAIN_STEP, ir_add(g, ir_state(g, i), ir_scalar(g, 1)), DEST_STATE, i);
+			ir_fn_out(g, FN_TRAIN_STEP,
+			          ir_add(g, ir_state(g, i), ir_scalar(g, 1)), DEST_STATE,
+			          i);
 	Node **gbuf = arena_alloc(A, (size_t)(g->nparams + 1) * sizeof *gbuf);
 	for (int i = 0; i < g->nparams; i++)
 		gbuf[i] = g->params[i].trainable ? ir_gradbuf(g, i) : NULL;
@@ -432,7 +445,8 @@ Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch)
 	Node *eloss = loss;
 	eout = out;
 	Lower E = {0};
-	if (L.mode_dependent) { /* the evaluation graph: dropout off, running statistics */
+	if (L.mode_dependent) { /* the evaluation graph: dropout off, running statistics
+		                 */
 		E = L;
 		E.train = 0;
 		E.nupdates = 0;

@@ -10,7 +10,8 @@
  *   descent grad MODEL.yaml --params P --inputs B --out G
  *   descent compile MODEL.yaml -o OUT [--header H] [--emit KIND] [--target T] [--cpu C]
  *   descent gradcheck MODEL.yaml [--batch B] [--seed S] [--params P] [--tolerance T]
- *   descent ir MODEL.yaml [--stage S] [--fn F] [--grad P] [--format text|dot] [-o F] [--stats]
+ *   descent ir MODEL.yaml [--stage S] [--fn F] [--grad P] [--format text|dot] [-o F]
+ * [--stats]
  *
  * This file parses the options and dispatches to a command: the training side (train,
  * eval, predict, plot) is in cli_train.c, the tools (grad, gradcheck, compile, ir,
@@ -27,28 +28,38 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: descent train MODEL.yaml [--epochs N] [--batch B] [--seed S] "
-	           "[--lr X]\n"
-	           "                     [--train-limit N] [--test-limit N] [--report "
-	           "FILE.json] [-O0..3]\n"
-	           "                     [--checkpoint-dir DIR] [--checkpoint-every N] [--resume CKPT]\n"
-	           "                     [--max-steps N] [--log FILE.csv] [--plot FILE.svg]\n"
-	           "                     [--accumulate K] [--validation-split F]\n"
-	           "       descent eval MODEL.yaml --params CKPT [--data-x F --data-y F] [--label COL]\n"
-	           "       descent predict MODEL.yaml --params CKPT --input F(.npy|.csv|IDX)\n"
-	           "                     -o OUT(.npy|.csv)\n"
-	           "       descent plot LOG.csv -o PLOT.svg\n"
-	           "       descent grad MODEL.yaml [--params P.safetensors] [--inputs B.safetensors]\n"
-	           "                    --out G.safetensors [--seed S]\n"
-	           "       descent compile MODEL.yaml -o OUT [--header OUT.h] [--batch B]\n"
-	           "                    [--emit obj|asm|llvm|bc|shared] [--target TRIPLE] [--cpu CPU]\n"
-	           "                    [--prefix NAME]\n"
-	           "       descent bench MODEL.yaml [--batch B] [--steps N]\n"
-	           "       descent gradcheck MODEL.yaml [--batch B] [--seed S] [--params P.safetensors]\n"
-	           "                    [--tolerance T]\n"
-	           "       descent ir MODEL.yaml [--stage spec|graph|backward|optimized|kernels|llvm|asm]\n"
-	           "                    [--fn forward|evaluate|grad|step|train_step] [--grad PARAM]\n"
-	           "                    [--format text|dot] [-o FILE(.txt|.dot|.svg|.png)] [--stats]\n");
+	fprintf(
+	    f,
+	    "usage: descent train MODEL.yaml [--epochs N] [--batch B] [--seed S] "
+	    "[--lr X]\n"
+	    "                     [--train-limit N] [--test-limit N] [--report "
+	    "FILE.json] [-O0..3]\n"
+	    "                     [--checkpoint-dir DIR] [--checkpoint-every N] "
+	    "[--resume CKPT]\n"
+	    "                     [--max-steps N] [--log FILE.csv] [--plot FILE.svg]\n"
+	    "                     [--accumulate K] [--validation-split F]\n"
+	    "       descent eval MODEL.yaml --params CKPT [--data-x F --data-y F] "
+	    "[--label COL]\n"
+	    "       descent predict MODEL.yaml --params CKPT --input F(.npy|.csv|IDX)\n"
+	    "                     -o OUT(.npy|.csv)\n"
+	    "       descent plot LOG.csv -o PLOT.svg\n"
+	    "       descent grad MODEL.yaml [--params P.safetensors] [--inputs "
+	    "B.safetensors]\n"
+	    "                    --out G.safetensors [--seed S]\n"
+	    "       descent compile MODEL.yaml -o OUT [--header OUT.h] [--batch B]\n"
+	    "                    [--emit obj|asm|llvm|bc|shared] [--target TRIPLE] "
+	    "[--cpu CPU]\n"
+	    "                    [--prefix NAME]\n"
+	    "       descent bench MODEL.yaml [--batch B] [--steps N]\n"
+	    "       descent gradcheck MODEL.yaml [--batch B] [--seed S] [--params "
+	    "P.safetensors]\n"
+	    "                    [--tolerance T]\n"
+	    "       descent ir MODEL.yaml [--stage "
+	    "spec|graph|backward|optimized|kernels|llvm|asm]\n"
+	    "                    [--fn forward|evaluate|grad|step|train_step] [--grad "
+	    "PARAM]\n"
+	    "                    [--format text|dot] [-o FILE(.txt|.dot|.svg|.png)] "
+	    "[--stats]\n");
 }
 
 static int parse_int(const char *flag, const char *s, int64_t min, int64_t *out)
@@ -74,16 +85,16 @@ static int parse_args(int argc, char **argv, Opts *o)
 	o->opt_level = 3;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		int64_t *iv = !strcmp(a, "--epochs")        ? &o->epochs
-		              : !strcmp(a, "--batch")       ? &o->batch
-		              : !strcmp(a, "--seed")        ? &o->seed
-		              : !strcmp(a, "--steps")       ? &o->steps
-		              : !strcmp(a, "--train-limit") ? &o->train_limit
-		              : !strcmp(a, "--test-limit")  ? &o->test_limit
-		              : !strcmp(a, "--max-steps")   ? &o->max_steps
-		              : !strcmp(a, "--accumulate")  ? &o->accumulate
+		int64_t *iv = !strcmp(a, "--epochs")             ? &o->epochs
+		              : !strcmp(a, "--batch")            ? &o->batch
+		              : !strcmp(a, "--seed")             ? &o->seed
+		              : !strcmp(a, "--steps")            ? &o->steps
+		              : !strcmp(a, "--train-limit")      ? &o->train_limit
+		              : !strcmp(a, "--test-limit")       ? &o->test_limit
+		              : !strcmp(a, "--max-steps")        ? &o->max_steps
+		              : !strcmp(a, "--accumulate")       ? &o->accumulate
 		              : !strcmp(a, "--checkpoint-every") ? &o->ckpt_every
-		                                            : NULL;
+		                                                 : NULL;
 		if (!strcmp(a, "--stats")) {
 			o->stats = 1;
 			continue;
@@ -96,37 +107,39 @@ static int parse_args(int argc, char **argv, Opts *o)
 			o->opt_level = a[2] - '0';
 			continue;
 		}
-		const char **sv = !strcmp(a, "--report")   ? &o->report
-		                  : !strcmp(a, "--fn")     ? &o->fn
-		                  : !strcmp(a, "--params") ? &o->params
-		                  : !strcmp(a, "--inputs") ? &o->inputs
-		                  : !strcmp(a, "--out")    ? &o->out
-		                  : !strcmp(a, "-o")       ? &o->out
-		                  : !strcmp(a, "--header") ? &o->header
-		                  : !strcmp(a, "--emit")   ? &o->emit
-		                  : !strcmp(a, "--target") ? &o->target
-		                  : !strcmp(a, "--cpu")    ? &o->cpu
-		                  : !strcmp(a, "--prefix") ? &o->prefix
-		                  : !strcmp(a, "--stage")  ? &o->stage
-		                  : !strcmp(a, "--grad")   ? &o->grad
-		                  : !strcmp(a, "--format") ? &o->format
-		                  : !strcmp(a, "--resume") ? &o->resume
+		const char **sv = !strcmp(a, "--report")           ? &o->report
+		                  : !strcmp(a, "--fn")             ? &o->fn
+		                  : !strcmp(a, "--params")         ? &o->params
+		                  : !strcmp(a, "--inputs")         ? &o->inputs
+		                  : !strcmp(a, "--out")            ? &o->out
+		                  : !strcmp(a, "-o")               ? &o->out
+		                  : !strcmp(a, "--header")         ? &o->header
+		                  : !strcmp(a, "--emit")           ? &o->emit
+		                  : !strcmp(a, "--target")         ? &o->target
+		                  : !strcmp(a, "--cpu")            ? &o->cpu
+		                  : !strcmp(a, "--prefix")         ? &o->prefix
+		                  : !strcmp(a, "--stage")          ? &o->stage
+		                  : !strcmp(a, "--grad")           ? &o->grad
+		                  : !strcmp(a, "--format")         ? &o->format
+		                  : !strcmp(a, "--resume")         ? &o->resume
 		                  : !strcmp(a, "--checkpoint-dir") ? &o->ckpt_dir
-		                  : !strcmp(a, "--log")    ? &o->log
-		                  : !strcmp(a, "--plot")   ? &o->plot
-		                  : !strcmp(a, "--data-x") ? &o->data_x
-		                  : !strcmp(a, "--data-y") ? &o->data_y
-		                  : !strcmp(a, "--input")  ? &o->input
-		                  : !strcmp(a, "--label")  ? &o->label
-		                                           : NULL;
+		                  : !strcmp(a, "--log")            ? &o->log
+		                  : !strcmp(a, "--plot")           ? &o->plot
+		                  : !strcmp(a, "--data-x")         ? &o->data_x
+		                  : !strcmp(a, "--data-y")         ? &o->data_y
+		                  : !strcmp(a, "--input")          ? &o->input
+		                  : !strcmp(a, "--label")          ? &o->label
+		                                                   : NULL;
 		if ((iv || sv || !strcmp(a, "--lr") || !strcmp(a, "--validation-split") ||
-		     !strcmp(a, "--tolerance")) && !v) {
+		     !strcmp(a, "--tolerance")) &&
+		    !v) {
 			fprintf(stderr, "descent: error: %s needs a value\n", a);
 			return -1;
 		}
 		if (iv) {
 			int one = !strcmp(a, "--batch") || !strcmp(a, "--accumulate") ||
-			          !strcmp(a, "--max-steps") || !strcmp(a, "--checkpoint-every");
+			          !strcmp(a, "--max-steps") ||
+			          !strcmp(a, "--checkpoint-every");
 			if (parse_int(a, v, one, iv) < 0)
 				return -1;
 			i++;
@@ -159,7 +172,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 			o->val_split = strtod(v, &end);
 			if (*end || !(o->val_split >= 0 && o->val_split < 1)) {
 				fprintf(stderr,
-				        "descent: error: --validation-split takes a fraction in [0, 1), "
+				        "descent: error: --validation-split takes a "
+				        "fraction in [0, 1), "
 				        "got '%s'\n",
 				        v);
 				return -1;
@@ -190,16 +204,17 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	Opts o;
-	int (*cmd)(const Opts *, Diags *, Arena *) = !strcmp(argv[1], "train")  ? cmd_train
-	                                             : !strcmp(argv[1], "grad") ? cmd_grad
-	                                             : !strcmp(argv[1], "eval") ? cmd_eval
-	                                             : !strcmp(argv[1], "predict") ? cmd_predict
-	                                             : !strcmp(argv[1], "plot") ? cmd_plot
-	                                             : !strcmp(argv[1], "compile") ? cmd_compile
-	                                             : !strcmp(argv[1], "bench") ? cmd_bench
-	                                             : !strcmp(argv[1], "gradcheck") ? cmd_gradcheck
-	                                             : !strcmp(argv[1], "ir")   ? cmd_ir
-	                                                                        : NULL;
+	int (*cmd)(const Opts *, Diags *, Arena *) =
+	    !strcmp(argv[1], "train")       ? cmd_train
+	    : !strcmp(argv[1], "grad")      ? cmd_grad
+	    : !strcmp(argv[1], "eval")      ? cmd_eval
+	    : !strcmp(argv[1], "predict")   ? cmd_predict
+	    : !strcmp(argv[1], "plot")      ? cmd_plot
+	    : !strcmp(argv[1], "compile")   ? cmd_compile
+	    : !strcmp(argv[1], "bench")     ? cmd_bench
+	    : !strcmp(argv[1], "gradcheck") ? cmd_gradcheck
+	    : !strcmp(argv[1], "ir")        ? cmd_ir
+	                                    : NULL;
 	if (!cmd) {
 		fprintf(stderr, "descent: error: unknown command '%s'\n", argv[1]);
 		usage(stderr);
@@ -217,4 +232,3 @@ int main(int argc, char **argv)
 	arena_free(A);
 	return status;
 }
-

@@ -26,18 +26,19 @@
 
 #include "model.h"
 
-static const char *const top_keys[] = {"name", "inputs", "params", "input", "layers", "nodes",
-                                       "output", "loss", "optimizer", "train", "data", NULL};
+static const char *const top_keys[] = {"name",      "inputs", "params", "input",
+                                       "layers",    "nodes",  "output", "loss",
+                                       "optimizer", "train",  "data",   NULL};
 static const char *const input_keys[] = {"shape", "dtype", NULL};
 
 const char *const dtype_names[2] = {"f32", "i32"}; /* DType */
 static const char *const opt_names[] = {"sgd", "adam", "adamw", "rmsprop",
                                         "adagrad"}; /* OptKind */
 static const char *const init_names[] = {"kaiming_uniform", "xavier_uniform", "torch",
-                                         "zeros", "ones", "normal"};
-static const rt_init init_vals[] = {RT_INIT_KAIMING_UNIFORM, RT_INIT_XAVIER_UNIFORM,
-                                    RT_INIT_TORCH_LINEAR, RT_INIT_ZEROS, RT_INIT_ONES,
-                                    RT_INIT_NORMAL};
+                                         "zeros",           "ones",           "normal"};
+static const rt_init init_vals[] = {
+    RT_INIT_KAIMING_UNIFORM, RT_INIT_XAVIER_UNIFORM, RT_INIT_TORCH_LINEAR,
+    RT_INIT_ZEROS,           RT_INIT_ONES,           RT_INIT_NORMAL};
 
 /* io slot names the compiler adds next to the inputs */
 static const char *const reserved[] = {"loss", "output", "weight"};
@@ -197,8 +198,9 @@ static void parse_param(Ctx *c, const Spec *key, const Spec *val, ParamDecl *p)
 	const Spec *v;
 	if ((v = spec_get(val, "shape")) && !spec_expect(c->d, v, SPEC_SEQ, "shape")) {
 		if (v->n > MAXRANK)
-			error_at(c->d, v->loc, "parameter '%s' has %d dimensions; at most %d",
-			         p->name, v->n, MAXRANK);
+			error_at(c->d, v->loc,
+			         "parameter '%s' has %d dimensions; at most %d", p->name,
+			         v->n, MAXRANK);
 		int64_t numel = 1;
 		int ok = 1;
 		for (int i = 0; i < v->n && i < MAXRANK; i++) {
@@ -286,7 +288,8 @@ static Expr *setting(Ctx *c, const Spec *v)
 	return expr_from_spec(c->A, c->d, v);
 }
 
-/* Automatic layer names count per prefix, as PyTorch users write them: fc1, fc2, conv1. */
+/* Automatic layer names count per prefix, as PyTorch users write them: fc1, fc2, conv1.
+ */
 static const char *auto_name(Ctx *c, const char *prefix)
 {
 	for (int i = 0; i < c->nprefix; i++)
@@ -310,24 +313,30 @@ static void parse_layer(Ctx *c, const Spec *item, const char **prev)
 		error_at(c->d, item->loc,
 		         "a layer is a name like 'relu' or a mapping with one key, like "
 		         "'dense: {units: 10}'; found %s",
-		         item->kind == SPEC_MAP ? arena_printf(c->A, "a mapping with %d keys", item->n)
-		                                : spec_describe(item, buf, sizeof buf));
+		         item->kind == SPEC_MAP
+		             ? arena_printf(c->A, "a mapping with %d keys", item->n)
+		             : spec_describe(item, buf, sizeof buf));
 		return;
 	}
 	if (val && val->kind == SPEC_SCALAR && !val->quoted && !val->str[0])
 		val = NULL; /* "- relu:" */
-	if (val && spec_expect(c->d, val, SPEC_MAP, arena_printf(c->A, "layer '%s'", kind->str)))
+	if (val &&
+	    spec_expect(c->d, val, SPEC_MAP, arena_printf(c->A, "layer '%s'", kind->str)))
 		return;
 	Expr *call = arena_alloc(c->A, sizeof *call);
 	call->kind = EX_CALL;
 	call->name = kind->str;
 	call->loc = kind->loc;
 	const Spec *nm = val ? spec_get(val, "name") : NULL;
-	call->nargs = layer_args(c, val ? spec_get(val, "with") : NULL, *prev, kind->loc, &call->args);
+	call->nargs = layer_args(c, val ? spec_get(val, "with") : NULL, *prev, kind->loc,
+	                         &call->args);
 	int nkw = 0, bad = 0;
-	call->kwnames = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwnames + 1);
-	call->kwargs = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwargs + 1);
-	call->kwlocs = arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwlocs + 1);
+	call->kwnames =
+	    arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwnames + 1);
+	call->kwargs =
+	    arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwargs + 1);
+	call->kwlocs =
+	    arena_alloc(c->A, (size_t)(val ? val->n : 0) * sizeof *call->kwlocs + 1);
 	for (int i = 0; val && i < val->n; i++) {
 		const char *k = val->keys[i]->str;
 		if (!strcmp(k, "name") || !strcmp(k, "with"))
@@ -363,8 +372,10 @@ static void parse_layers(Ctx *c, const Spec *s)
 	m->defs = arena_alloc(c->A, (size_t)(s->n + 1) * sizeof *m->defs);
 	const char *prev = c->net_input ? c->net_input : "?";
 	if (!c->net_input && c->inputs_ok)
-		error_at(c->d, s->loc, m->ninputs ? "the layers need an input: name it with 'input: NAME'"
-		                                   : "the layers need an input, and the model has none");
+		error_at(c->d, s->loc,
+		         m->ninputs
+		             ? "the layers need an input: name it with 'input: NAME'"
+		             : "the layers need an input, and the model has none");
 	for (int i = 0; i < s->n; i++)
 		parse_layer(c, s->items[i], &prev);
 }
@@ -541,21 +552,24 @@ static void check_def_names(Ctx *c)
 		const Def *d = &m->defs[i];
 		for (int j = 0; j < i; j++)
 			if (!strcmp(m->defs[j].name, d->name))
-				error_at(c->d, d->loc, "the name '%s' is already used at line %d", d->name,
-				         m->defs[j].loc.line);
+				error_at(c->d, d->loc,
+				         "the name '%s' is already used at line %d",
+				         d->name, m->defs[j].loc.line);
 		for (int j = 0; j < m->ninputs; j++)
 			if (!strcmp(m->inputs[j].name, d->name))
-				error_at(c->d, d->loc, "the name '%s' is already an input", d->name);
+				error_at(c->d, d->loc,
+				         "the name '%s' is already an input", d->name);
 		for (int j = 0; j < m->nparams; j++)
 			if (!strcmp(m->params[j].name, d->name))
-				error_at(c->d, d->loc, "the name '%s' is already a parameter", d->name);
+				error_at(c->d, d->loc,
+				         "the name '%s' is already a parameter", d->name);
 	}
 }
 
 /* ---------------- loss ---------------- */
 
-static const char *const loss_keys[] = {"type", "target", "reduction", "label_smoothing",
-                                        "delta", "l2", NULL};
+static const char *const loss_keys[] = {"type",  "target", "reduction", "label_smoothing",
+                                        "delta", "l2",     NULL};
 
 static int input_index(const Model *m, const char *name)
 {
@@ -577,7 +591,8 @@ static const char *default_target(Ctx *c, SrcLoc at)
 	return NULL;
 }
 
-static Expr *loss_call(Ctx *c, const char *type, SrcLoc at, const char *target, SrcLoc tloc)
+static Expr *loss_call(Ctx *c, const char *type, SrcLoc at, const char *target,
+                       SrcLoc tloc)
 {
 	Expr *call = arena_alloc(c->A, sizeof *call);
 	call->kind = EX_CALL;
@@ -624,10 +639,12 @@ static Expr *loss_mapping(Ctx *c, const Spec *s)
 	Expr *sum = arena_alloc(c->A, sizeof *sum), *l2c = arena_alloc(c->A, sizeof *l2c);
 	*num = (Expr){.kind = EX_NUM, .loc = l2->loc, .num = w};
 	*l2c = (Expr){.kind = EX_CALL, .loc = l2->loc, .name = "l2"};
-	Expr **pa = arena_alloc(c->A, 2 * sizeof *pa), **sa = arena_alloc(c->A, 2 * sizeof *sa);
+	Expr **pa = arena_alloc(c->A, 2 * sizeof *pa),
+	     **sa = arena_alloc(c->A, 2 * sizeof *sa);
 	pa[0] = num, pa[1] = l2c, sa[0] = call, sa[1] = pen;
 	*pen = (Expr){.kind = EX_BIN, .loc = l2->loc, .op = '*', .args = pa, .nargs = 2};
-	*sum = (Expr){.kind = EX_BIN, .loc = call->loc, .op = '+', .args = sa, .nargs = 2};
+	*sum =
+	    (Expr){.kind = EX_BIN, .loc = call->loc, .op = '+', .args = sa, .nargs = 2};
 	return sum;
 }
 
@@ -637,7 +654,8 @@ static void find_target(Ctx *c, const Expr *e)
 	Model *m = c->m;
 	if (e->kind == EX_NAME) {
 		int k = input_index(m, e->name);
-		if (k >= 0 && (!c->net_input || strcmp(c->net_input, e->name)) && m->y < 0)
+		if (k >= 0 && (!c->net_input || strcmp(c->net_input, e->name)) &&
+		    m->y < 0)
 			m->y = k;
 	}
 	for (int i = 0; i < e->nargs; i++)
@@ -943,7 +961,8 @@ Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 		parse_params(&c, s);
 	network_input(&c, root);
 	if ((s = spec_get(root, "layers")) && spec_get(root, "nodes"))
-		error_at(d, s->loc, "a model has either 'layers' (a sequence) or 'nodes' (a graph)");
+		error_at(d, s->loc,
+		         "a model has either 'layers' (a sequence) or 'nodes' (a graph)");
 	else if (s)
 		parse_layers(&c, s);
 	else if ((s = spec_get(root, "nodes")))
@@ -955,7 +974,8 @@ Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 	if ((s = spec_get(root, "output")) && !spec_str(d, s, "output", &m->output))
 		m->output_loc = s->loc;
 	else if (m->ndefs)
-		m->output = m->defs[m->ndefs - 1].name, m->output_loc = m->defs[m->ndefs - 1].loc;
+		m->output = m->defs[m->ndefs - 1].name,
+		m->output_loc = m->defs[m->ndefs - 1].loc;
 	if ((s = spec_need(d, root, "loss", "model")))
 		parse_loss(&c, s);
 	if ((s = spec_get(root, "optimizer")))

@@ -73,8 +73,8 @@ static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 	}
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i], *u = user[i];
-		p->inl[i] = !g->no_fusion && p->live[i] && nuse[i] == 1 && pointwise(n) && pointwise(u) &&
-		            shape_eq(&n->sh, &u->sh) && n->dt == DT_F32;
+		p->inl[i] = !g->no_fusion && p->live[i] && nuse[i] == 1 && pointwise(n) &&
+		            pointwise(u) && shape_eq(&n->sh, &u->sh) && n->dt == DT_F32;
 	}
 }
 
@@ -93,11 +93,14 @@ static int64_t footprint(const Node *n)
 	int64_t size = (shape_numel(&n->sh) + 15) & ~(int64_t)15;
 	if (n->op == OP_MATMUL && n->a[1] && (n->a[0] || n->in[0]->sh.d[1] < 16))
 		size += (shape_numel(&n->in[1]->sh) + 15) & ~(int64_t)15;
-	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA || n->op == OP_CONV2D_BWD_FILTER) {
+	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
+	    n->op == OP_CONV2D_BWD_FILTER) {
 		/* im2col: C*KH*KW rows of OH*OW positions, for one image */
 		const Shape *x = n->op == OP_CONV2D_BWD_DATA ? &n->sh : &n->in[0]->sh;
 		const Shape *w = n->op == OP_CONV2D_BWD_FILTER ? &n->sh : &n->in[1]->sh;
-		const Shape *y = n->op == OP_CONV2D ? &n->sh : n->op == OP_CONV2D_BWD_DATA ? &n->in[0]->sh : &n->in[1]->sh;
+		const Shape *y = n->op == OP_CONV2D            ? &n->sh
+		                 : n->op == OP_CONV2D_BWD_DATA ? &n->in[0]->sh
+		                                               : &n->in[1]->sh;
 		size += x->d[1] * w->d[2] * w->d[3] * y->d[2] * y->d[3];
 	}
 	return size;
@@ -142,7 +145,8 @@ static void give(Span *free, int *nfree, int64_t off, int64_t size)
  * through a view, or through a fused user) has run. Outputs live to the end. */
 static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 {
-	int *pos = arena_alloc(g->A, (size_t)g->n * sizeof *pos), *last = arena_alloc(g->A, (size_t)g->n * sizeof *last);
+	int *pos = arena_alloc(g->A, (size_t)g->n * sizeof *pos),
+	    *last = arena_alloc(g->A, (size_t)g->n * sizeof *last);
 	for (int k = 0; k < p->n; k++)
 		pos[p->order[k]->id] = k;
 	for (int i = 0; i < g->n; i++)
@@ -151,7 +155,8 @@ static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 		Node *n = g->nodes[i];
 		if (!p->live[i] || (opinfo[n->op].flags & OPF_LEAF))
 			continue;
-		int at = (opinfo[n->op].flags & OPF_VIEW) ? -1 : position(p, user, pos, n);
+		int at =
+		    (opinfo[n->op].flags & OPF_VIEW) ? -1 : position(p, user, pos, n);
 		for (int k = 0; k < n->nin && at >= 0; k++) {
 			Node *o = owner(n->in[k]);
 			last[o->id] = last[o->id] > at ? last[o->id] : at;
@@ -163,7 +168,8 @@ static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 	int nfree = 0;
 	for (int k = 0; k < p->n; k++) {
 		Node *n = p->order[k];
-		p->buf[n->id] = (Buf){BUF_WORK, take(free, &nfree, footprint(n), &p->nwork)};
+		p->buf[n->id] =
+		    (Buf){BUF_WORK, take(free, &nfree, footprint(n), &p->nwork)};
 		for (int j = 0; j <= k; j++) { /* spans whose last reader was loop k */
 			Node *m = p->order[j];
 			if (last[m->id] == k)

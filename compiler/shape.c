@@ -86,7 +86,6 @@ static int unary(Graph *g, Node *n)
 	return need_f32(g, n, n->in[0]);
 }
 
-
 SHAPE(neg) { return unary(g, n); }
 SHAPE(exp) { return unary(g, n); }
 SHAPE(log) { return unary(g, n); }
@@ -155,14 +154,14 @@ SHAPE(select)
 		if (need_f32(g, n, n->in[i]) < 0)
 			return -1;
 	if (shape_bcast(&n->in[1]->sh, &n->in[2]->sh, &ab) < 0)
-		return fail(g, n, "where: shapes %s and %s do not broadcast", &n->in[1]->sh,
-		            &n->in[2]->sh);
+		return fail(g, n, "where: shapes %s and %s do not broadcast",
+		            &n->in[1]->sh, &n->in[2]->sh);
 	if (shape_bcast(&n->in[0]->sh, &ab, &n->sh) < 0)
-		return fail(g, n, "where: the condition's shape %s does not broadcast to %s",
+		return fail(g, n,
+		            "where: the condition's shape %s does not broadcast to %s",
 		            &n->in[0]->sh, &ab);
 	return 0;
 }
-
 
 static int infer_sum(Graph *g, Node *n);
 SHAPE(sum)
@@ -244,7 +243,8 @@ SHAPE(matmul)
 }
 
 /* Output size of a convolution or pooling window along one axis; < 1 is an error. */
-static int64_t out_dim(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1, int64_t d)
+static int64_t out_dim(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1,
+                       int64_t d)
 {
 	int64_t span = d * (k - 1) + 1, padded = in + p0 + p1;
 	return padded < span ? 0 : (padded - span) / s + 1;
@@ -254,15 +254,25 @@ static int conv_out(Graph *g, Node *n, const Shape *x, const Shape *w, Shape *y)
 {
 	ConvP p = convp_of(n);
 	if (x->rank != 4 || w->rank != 4)
-		return fail(g, n, "conv2d needs an NCHW input and an [O, C, KH, KW] weight, got %s and %s",
+		return fail(g, n,
+		            "conv2d needs an NCHW input and an [O, C, KH, KW] weight, "
+		            "got %s and %s",
 		            x, w);
-	if (p.groups < 1 || x->d[1] % p.groups || w->d[0] % p.groups || w->d[1] * p.groups != x->d[1])
-		return fail(g, n, "conv2d: input %s and weight %s do not match the channels and groups",
-		            x, w);
-	*y = (Shape){4, {x->d[0], w->d[0], out_dim(x->d[2], w->d[2], p.stride[0], p.pad[0], p.pad[1], p.dil[0]),
-	                 out_dim(x->d[3], w->d[3], p.stride[1], p.pad[2], p.pad[3], p.dil[1])}};
+	if (p.groups < 1 || x->d[1] % p.groups || w->d[0] % p.groups ||
+	    w->d[1] * p.groups != x->d[1])
+		return fail(
+		    g, n,
+		    "conv2d: input %s and weight %s do not match the channels and groups",
+		    x, w);
+	*y = (Shape){
+	    4,
+	    {x->d[0], w->d[0],
+	     out_dim(x->d[2], w->d[2], p.stride[0], p.pad[0], p.pad[1], p.dil[0]),
+	     out_dim(x->d[3], w->d[3], p.stride[1], p.pad[2], p.pad[3], p.dil[1])}};
 	if (y->d[2] < 1 || y->d[3] < 1)
-		return fail(g, n, "conv2d: the kernel %s is larger than the padded input %s", w, x);
+		return fail(g, n,
+		            "conv2d: the kernel %s is larger than the padded input %s", w,
+		            x);
 	return 0;
 }
 
@@ -274,7 +284,8 @@ SHAPE(conv2d_bwd_data)
 	if (conv_out(g, n, &n->sh, &n->in[1]->sh, &y) < 0)
 		return -1;
 	if (!shape_eq(&y, &n->in[0]->sh))
-		return fail(g, n, "conv2d backward: gradient %s does not match the output %s",
+		return fail(g, n,
+		            "conv2d backward: gradient %s does not match the output %s",
 		            &n->in[0]->sh, &y);
 	return 0;
 }
@@ -285,7 +296,8 @@ SHAPE(conv2d_bwd_filter)
 	if (conv_out(g, n, &n->in[0]->sh, &n->sh, &y) < 0)
 		return -1;
 	if (!shape_eq(&y, &n->in[1]->sh))
-		return fail(g, n, "conv2d backward: gradient %s does not match the output %s",
+		return fail(g, n,
+		            "conv2d backward: gradient %s does not match the output %s",
 		            &n->in[1]->sh, &y);
 	return 0;
 }
@@ -295,17 +307,22 @@ static int pool_out(Graph *g, Node *n, const Shape *x, Shape *y)
 	PoolP p = poolp_of(n);
 	if (x->rank != 4)
 		return fail(g, n, "pooling needs an NCHW input, got %s", x, NULL);
-	*y = (Shape){4, {x->d[0], x->d[1], out_dim(x->d[2], p.k[0], p.stride[0], p.pad[0], p.pad[1], 1),
-	                 out_dim(x->d[3], p.k[1], p.stride[1], p.pad[2], p.pad[3], 1)}};
+	*y = (Shape){4,
+	             {x->d[0], x->d[1],
+	              out_dim(x->d[2], p.k[0], p.stride[0], p.pad[0], p.pad[1], 1),
+	              out_dim(x->d[3], p.k[1], p.stride[1], p.pad[2], p.pad[3], 1)}};
 	if (y->d[2] < 1 || y->d[3] < 1)
-		return fail(g, n, "pooling: the window is larger than the padded input %s", x, NULL);
+		return fail(g, n,
+		            "pooling: the window is larger than the padded input %s", x,
+		            NULL);
 	return 0;
 }
 
 SHAPE(poolmax_gather)
 {
 	if (!shape_eq(&n->in[0]->sh, &n->in[1]->sh))
-		return fail(g, n, "max pooling: %s and %s differ", &n->in[0]->sh, &n->in[1]->sh);
+		return fail(g, n, "max pooling: %s and %s differ", &n->in[0]->sh,
+		            &n->in[1]->sh);
 	return pool_out(g, n, &n->in[0]->sh, &n->sh);
 }
 
@@ -315,7 +332,8 @@ SHAPE(poolmax_scatter)
 	if (pool_out(g, n, &n->in[0]->sh, &y) < 0)
 		return -1;
 	if (!shape_eq(&y, &n->in[1]->sh))
-		return fail(g, n, "max pooling backward: gradient %s does not match %s", &n->in[1]->sh, &y);
+		return fail(g, n, "max pooling backward: gradient %s does not match %s",
+		            &n->in[1]->sh, &y);
 	return 0;
 }
 
@@ -327,7 +345,9 @@ SHAPE(avgpool_bwd)
 	if (pool_out(g, n, &n->sh, &y) < 0)
 		return -1;
 	if (!shape_eq(&y, &n->in[0]->sh))
-		return fail(g, n, "average pooling backward: gradient %s does not match %s", &n->in[0]->sh, &y);
+		return fail(g, n,
+		            "average pooling backward: gradient %s does not match %s",
+		            &n->in[0]->sh, &y);
 	return 0;
 }
 
@@ -335,7 +355,8 @@ SHAPE(gather)
 {
 	const Shape *t = &n->in[0]->sh, *i = &n->in[1]->sh;
 	if (n->in[1]->dt != DT_I32) {
-		error_at(g->diags, n->loc, "embedding indices must be integers (dtype i32)");
+		error_at(g->diags, n->loc,
+		         "embedding indices must be integers (dtype i32)");
 		return -1;
 	}
 	if (t->rank < 1 || i->rank + t->rank - 1 > MAXRANK)
@@ -353,7 +374,8 @@ SHAPE(scatter_add)
 	for (int k = 1; k < n->sh.rank; k++)
 		want.d[want.rank++] = n->sh.d[k];
 	if (n->in[0]->dt != DT_I32 || !shape_eq(&want, dy))
-		return fail(g, n, "scatter: gradient %s does not match the indices %s", dy, i);
+		return fail(g, n, "scatter: gradient %s does not match the indices %s",
+		            dy, i);
 	return 0;
 }
 
@@ -361,7 +383,8 @@ SHAPE(argmax)
 {
 	const Shape *x = &n->in[0]->sh;
 	if (x->rank < 1)
-		return fail(g, n, "argmax needs at least one axis, got a scalar %s", x, NULL);
+		return fail(g, n, "argmax needs at least one axis, got a scalar %s", x,
+		            NULL);
 	n->sh = *x;
 	n->sh.rank--;
 	n->dt = DT_I32;

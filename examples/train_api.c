@@ -21,8 +21,8 @@ static int fail(dc_context *ctx, dc_session *s, dc_status st)
 	fprintf(stderr, "\n");
 	for (int i = 0; ctx && i < dc_diag_count(ctx); i++) {
 		const dc_diag *d = dc_diag_get(ctx, i);
-		fprintf(stderr, "%s:%d:%d: %s\n", d->file ? d->file : "descent", d->line, d->column,
-		        d->message);
+		fprintf(stderr, "%s:%d:%d: %s\n", d->file ? d->file : "descent", d->line,
+		        d->column, d->message);
 	}
 	return 1;
 }
@@ -54,9 +54,11 @@ int main(int argc, char **argv)
 	float loss = 0;
 	for (int k = 0; k < steps; k++) {
 		int64_t first = (k * B) % (x.n - B);
-		st = dc_set_input(s, "image", (float *)x.data + first * D, (size_t)(B * D) * sizeof(float));
+		st = dc_set_input(s, "image", (float *)x.data + first * D,
+		                  (size_t)(B * D) * sizeof(float));
 		if (st == DC_OK)
-			st = dc_set_input(s, "label", (int32_t *)y.data + first, (size_t)B * sizeof(int32_t));
+			st = dc_set_input(s, "label", (int32_t *)y.data + first,
+			                  (size_t)B * sizeof(int32_t));
 		if (st == DC_OK)
 			st = dc_train_step(s, &loss);
 		if (st != DC_OK)

@@ -22,7 +22,6 @@
 
 static atomic_uint counter;
 
-
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
@@ -56,8 +55,8 @@ static int sync_dir(const char *path, char *dir, char *err, size_t errlen)
 	int rc = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || (fsync(fd) && errno != EINVAL))
 		rc = rt_fail(err, errlen, path,
-		          "written, but cannot sync its directory %s: %s", dir,
-		          strerror(errno));
+		             "written, but cannot sync its directory %s: %s", dir,
+		             strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	return rc;
@@ -82,32 +81,32 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 	}
 	if (fd < 0) {
 		rt_fail(err, errlen, path, "cannot create temporary file %s: %s", tmp,
-		     strerror(errno));
+		        strerror(errno));
 		rt_free(tmp);
 		return -1;
 	}
 	int rc = -1;
 	for (int i = 0; i < nparts; i++)
 		if (sizes[i] && write_all(fd, parts[i], sizes[i])) {
-			rt_fail(err, errlen, path, "cannot write temporary file %s: %s", tmp,
-			     strerror(errno));
+			rt_fail(err, errlen, path, "cannot write temporary file %s: %s",
+			        tmp, strerror(errno));
 			goto fail_open;
 		}
 	if (fsync(fd)) {
 		rt_fail(err, errlen, path, "cannot sync temporary file %s: %s", tmp,
-		     strerror(errno));
+		        strerror(errno));
 		goto fail_open;
 	}
 	int closed = close(fd);
 	fd = -1;
 	if (closed) {
 		rt_fail(err, errlen, path, "cannot write temporary file %s: %s", tmp,
-		     strerror(errno));
+		        strerror(errno));
 		goto fail_open;
 	}
 	if (rename(tmp, path)) {
 		rt_fail(err, errlen, path, "cannot rename temporary file %s over it: %s",
-		     tmp, strerror(errno));
+		        tmp, strerror(errno));
 		goto fail_open;
 	}
 	rc = sync_dir(path, dir, err, errlen);

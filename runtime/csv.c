@@ -22,7 +22,6 @@
 #include "descent/runtime.h"
 #include "mem.h"
 
-
 typedef struct Csv {
 	const char *path;
 	char *err;
@@ -46,9 +45,11 @@ static int field_fail(Csv *c, long long row, int col, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (c->names && col <= c->ncols)
-		return rt_fail(c->err, c->errlen, c->path, "row %lld, column %d ('%s'): %s",
-		            row, col, c->names[col - 1], msg);
-	return rt_fail(c->err, c->errlen, c->path, "row %lld, column %d: %s", row, col, msg);
+		return rt_fail(c->err, c->errlen, c->path,
+		               "row %lld, column %d ('%s'): %s", row, col,
+		               c->names[col - 1], msg);
+	return rt_fail(c->err, c->errlen, c->path, "row %lld, column %d: %s", row, col,
+	               msg);
 }
 
 static int is_space(const Csv *c, char ch)
@@ -184,13 +185,13 @@ static int scan(Csv *c, int header, long long *records)
 					    rt_realloc(c->names, (size_t)cap * sizeof *q);
 					if (!q)
 						return rt_fail(c->err, c->errlen, c->path,
-						            "out of memory");
+						               "out of memory");
 					c->names = q;
 				}
 				c->names[k] = rt_alloc(c->flen + 1);
 				if (!c->names[k])
 					return rt_fail(c->err, c->errlen, c->path,
-					            "out of memory");
+					               "out of memory");
 				memcpy(c->names[k], c->f, c->flen + 1);
 				c->ncols = k + 1;
 			}
@@ -201,9 +202,10 @@ static int scan(Csv *c, int header, long long *records)
 			first = row;
 		} else if (k != c->ncols) {
 			if (header)
-				return rt_fail(c->err, c->errlen, c->path,
-				            "row %lld has %d fields, the header has %d",
-				            row, k, c->ncols);
+				return rt_fail(
+				    c->err, c->errlen, c->path,
+				    "row %lld has %d fields, the header has %d", row, k,
+				    c->ncols);
 			return rt_fail(
 			    c->err, c->errlen, c->path,
 			    "row %lld has %d fields, the first row (line %lld) has "
@@ -236,9 +238,9 @@ static int find_label(Csv *c, const char *label, int *col)
 		*col = atoi(label);
 		if (*col >= c->ncols)
 			return rt_fail(c->err, c->errlen, c->path,
-			            "label column %s is out of range: the file has %d "
-			            "columns (0 to %d)",
-			            label, c->ncols, c->ncols - 1);
+			               "label column %s is out of range: the file has %d "
+			               "columns (0 to %d)",
+			               label, c->ncols, c->ncols - 1);
 	}
 	if (*col < 0 && !c->names)
 		return rt_fail(
@@ -253,11 +255,12 @@ static int find_label(Csv *c, const char *label, int *col)
 			k += (size_t)snprintf(list + k, sizeof list - k, "%s'%s'",
 			                      i ? ", " : "", c->names[i]);
 		return rt_fail(c->err, c->errlen, c->path,
-		            "unknown label column '%s'; the header has %s", label, list);
+		               "unknown label column '%s'; the header has %s", label,
+		               list);
 	}
 	if (c->ncols == 1)
 		return rt_fail(c->err, c->errlen, c->path,
-		            "no feature columns: the only column is the label");
+		               "no feature columns: the only column is the label");
 	return 0;
 }
 
@@ -351,10 +354,11 @@ static int read_all(const char *path, char **buf, size_t *n, char *err, size_t e
 		rt_fail(err, errlen, path, "file is too large for this machine");
 	else if (!(*buf = rt_alloc((size_t)st.st_size + 1)))
 		rt_fail(err, errlen, path, "out of memory (%lld bytes)",
-		     (long long)st.st_size);
+		        (long long)st.st_size);
 	else if (fread(*buf, 1, (size_t)st.st_size, fp) != (size_t)st.st_size)
 		rt_fail(err, errlen, path, "read error: %s",
-		     ferror(fp) ? strerror(errno) : "the file shrank while being read");
+		        ferror(fp) ? strerror(errno)
+		                   : "the file shrank while being read");
 	else {
 		*n = (size_t)st.st_size;
 		rc = 0;
@@ -373,7 +377,8 @@ int rt_csv_load(const char *path, const rt_csv_opts *o, rt_tensor *x, rt_tensor 
 		o = &defaults;
 	char delim = o->delimiter ? o->delimiter : ',';
 	if (delim == '"' || is_eol(delim))
-		return rt_fail(err, errlen, path, "invalid delimiter (a quote or line end)");
+		return rt_fail(err, errlen, path,
+		               "invalid delimiter (a quote or line end)");
 	char *buf = NULL;
 	size_t n = 0;
 	if (read_all(path, &buf, &n, err, errlen))

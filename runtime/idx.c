@@ -25,7 +25,6 @@
 #define CHUNK 65536
 #define GROW_FROM ((int64_t)1 << 20) /* elements allocated at first for gzipped data */
 
-
 /* The file's bytes, inflated when it starts with gzip's magic: member after member, as
  * gzip -d reads concatenated files; bytes after the last member that do not begin
  * another one are ignored, as zlib's gzread does. zlib allocates through rt_alloc. */
@@ -161,12 +160,12 @@ static int read_header(Src *g, const char *path, int as_labels, int *ndim, int64
 	if (got < 0)
 		return read_error(g, err, errlen, path);
 	if (got < 4)
-		return rt_fail(err, errlen, path, "not an IDX file (only %lld bytes long)",
-		            (long long)got);
+		return rt_fail(err, errlen, path,
+		               "not an IDX file (only %lld bytes long)", (long long)got);
 	if (h[0] != 0 || h[1] != 0)
 		return rt_fail(err, errlen, path,
-		            "not an IDX file (bad magic %02x %02x %02x %02x)", h[0], h[1],
-		            h[2], h[3]);
+		               "not an IDX file (bad magic %02x %02x %02x %02x)", h[0],
+		               h[1], h[2], h[3]);
 	if (h[2] != 0x08)
 		return rt_fail(
 		    err, errlen, path,
@@ -175,8 +174,8 @@ static int read_header(Src *g, const char *path, int as_labels, int *ndim, int64
 	*ndim = h[3];
 	if (*ndim < 1 || *ndim > RT_MAXRANK)
 		return rt_fail(err, errlen, path,
-		            "IDX file has %d dimensions (must be 1 to %d)", *ndim,
-		            RT_MAXRANK);
+		               "IDX file has %d dimensions (must be 1 to %d)", *ndim,
+		               RT_MAXRANK);
 	if (as_labels && *ndim != 1)
 		return rt_fail(
 		    err, errlen, path,
@@ -187,21 +186,21 @@ static int read_header(Src *g, const char *path, int as_labels, int *ndim, int64
 		return read_error(g, err, errlen, path);
 	if (got < 4 * *ndim)
 		return rt_fail(err, errlen, path,
-		            "truncated: header declares %d dimensions but ends after "
-		            "%lld of them",
-		            *ndim, (long long)got / 4);
+		               "truncated: header declares %d dimensions but ends after "
+		               "%lld of them",
+		               *ndim, (long long)got / 4);
 	*total = 1;
 	for (int i = 0; i < *ndim; i++) {
 		const unsigned char *b = h + 4 * i;
 		dims[i] =
 		    (int64_t)b[0] << 24 | (int64_t)b[1] << 16 | (int64_t)b[2] << 8 | b[3];
 		if (dims[i] == 0)
-			return rt_fail(err, errlen, path, "dimension %d of %d is 0", i + 1,
-			            *ndim);
+			return rt_fail(err, errlen, path, "dimension %d of %d is 0",
+			               i + 1, *ndim);
 		if (*total > INT64_MAX / 4 / dims[i])
 			return rt_fail(err, errlen, path,
-			            "declared size overflows (dimension %d is %lld)",
-			            i + 1, (long long)dims[i]);
+			               "declared size overflows (dimension %d is %lld)",
+			               i + 1, (long long)dims[i]);
 		*total *= dims[i];
 	}
 	return 0;
@@ -226,8 +225,8 @@ static int read_data(Src *g, const char *path, double scale, rt_tensor *t, int64
 			void *q = rt_realloc(t->data, (size_t)c * 4);
 			if (!q)
 				return rt_fail(err, errlen, path,
-				            "out of memory (%lld bytes)",
-				            (long long)c * 4);
+				               "out of memory (%lld bytes)",
+				               (long long)c * 4);
 			t->data = q;
 			cap = c;
 		}
@@ -244,17 +243,18 @@ static int read_data(Src *g, const char *path, double scale, rt_tensor *t, int64
 	}
 	if (pos < total)
 		return rt_fail(err, errlen, path,
-		            "truncated: expected %lld bytes of data, found %lld",
-		            (long long)total, (long long)pos);
+		               "truncated: expected %lld bytes of data, found %lld",
+		               (long long)total, (long long)pos);
 	int64_t extra = 0, k;
 	while ((k = read_upto(g, buf, CHUNK)) > 0)
 		extra += k;
 	if (k < 0)
 		return read_error(g, err, errlen, path);
 	if (extra)
-		return rt_fail(err, errlen, path,
-		            "%lld bytes of trailing data after the %lld bytes declared",
-		            (long long)extra, (long long)total);
+		return rt_fail(
+		    err, errlen, path,
+		    "%lld bytes of trailing data after the %lld bytes declared",
+		    (long long)extra, (long long)total);
 	return 0;
 }
 
@@ -274,7 +274,7 @@ int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, c
 	}
 	if (src_open(g, fp)) {
 		rt_fail(err, errlen, path, "%s: %s", g->gz ? "cannot open" : "read error",
-		     g->msg);
+		        g->msg);
 		src_close(g);
 		rt_free(g);
 		return -1;
@@ -287,27 +287,28 @@ int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, c
 		int64_t have = (int64_t)st.st_size - (4 + 4 * ndim);
 		if (have < total) {
 			rt_fail(err, errlen, path,
-			     "truncated: expected %lld bytes of data, found %lld",
-			     (long long)total, (long long)have);
+			        "truncated: expected %lld bytes of data, found %lld",
+			        (long long)total, (long long)have);
 			goto done;
 		}
 		if (have > total) {
-			rt_fail(err, errlen, path,
-			     "%lld bytes of trailing data after the %lld bytes declared",
-			     (long long)(have - total), (long long)total);
+			rt_fail(
+			    err, errlen, path,
+			    "%lld bytes of trailing data after the %lld bytes declared",
+			    (long long)(have - total), (long long)total);
 			goto done;
 		}
 	} else if (total > GZ_LIMIT) {
 		rt_fail(err, errlen, path,
-		     "declares %lld bytes of data, more than the 2 GiB limit for "
-		     "compressed files",
-		     (long long)total);
+		        "declares %lld bytes of data, more than the 2 GiB limit for "
+		        "compressed files",
+		        (long long)total);
 		goto done;
 	}
 	if ((uint64_t)total > SIZE_MAX / 4) {
 		rt_fail(err, errlen, path,
-		     "declares %lld bytes of data, too many for this machine",
-		     (long long)total);
+		        "declares %lld bytes of data, too many for this machine",
+		        (long long)total);
 		goto done;
 	}
 	out->dtype = as_labels ? RT_I32 : RT_F32;
@@ -321,7 +322,8 @@ int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, c
 	int64_t cap = g->gz && total > GROW_FROM ? GROW_FROM : total;
 	out->data = rt_alloc((size_t)cap * 4);
 	if (!out->data) {
-		rt_fail(err, errlen, path, "out of memory (%lld bytes)", (long long)cap * 4);
+		rt_fail(err, errlen, path, "out of memory (%lld bytes)",
+		        (long long)cap * 4);
 		goto done;
 	}
 	rc = read_data(g, path, scale, out, total, cap, err, errlen);

@@ -38,10 +38,13 @@ void rt_init_params(const rt_program *prog, float *params, rt_rng *rng)
 				w[k] = v;
 			continue;
 		}
-		if (p->init == RT_INIT_NORMAL) { /* Box-Muller, two uniforms per element */
+		if (p->init ==
+		    RT_INIT_NORMAL) { /* Box-Muller, two uniforms per element */
 			for (int64_t k = 0; k < p->numel; k++) {
-				double u = 1.0 - rt_rng_uniform(rng), v = rt_rng_uniform(rng);
-				w[k] = (float)(p->value * sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+				double u = 1.0 - rt_rng_uniform(rng),
+				       v = rt_rng_uniform(rng);
+				w[k] = (float)(p->value * sqrt(-2.0 * log(u)) *
+				               cos(6.283185307179586 * v));
 			}
 			continue;
 		}

@@ -12,7 +12,7 @@ void *rt_realloc(void *p, size_t bytes);
 char *rt_strdup(const char *s);
 
 /* "path: message" into err (if err and errlen), for the loaders' errors; returns -1. */
-__attribute__((format(printf, 4, 5))) int rt_fail(char *err, size_t errlen, const char *path,
-                                                  const char *fmt, ...);
+__attribute__((format(printf, 4, 5))) int rt_fail(char *err, size_t errlen,
+                                                  const char *path, const char *fmt, ...);
 
 #endif

@@ -45,7 +45,6 @@ static const struct {
 	"data: '<f4', '<f8'; labels: '<i4', '<i8', '|u1', '|i1', '<i2', '<u2', '<u4', "  \
 	"'<u8'"
 
-
 /* ---- the header: a Python dict literal ---- */
 
 typedef struct Header {
@@ -83,7 +82,8 @@ static int bad_header(const Py *y, const char *what)
 	else
 		snprintf(f, sizeof f, "byte 0x%02x at byte %zu of the header",
 		         (unsigned)c, y->p);
-	return rt_fail(y->err, y->errlen, y->path, "bad .npy header: %s, found %s", what, f);
+	return rt_fail(y->err, y->errlen, y->path, "bad .npy header: %s, found %s", what,
+	               f);
 }
 
 static int expect(Py *y, char c, const char *what)
@@ -110,7 +110,7 @@ static int py_string(Py *y, char *out, size_t cap)
 	len = y->p++ - start;
 	if (len >= cap)
 		return rt_fail(y->err, y->errlen, y->path,
-		            "bad .npy header: string at byte %zu is too long", start);
+		               "bad .npy header: string at byte %zu is too long", start);
 	memcpy(out, y->s + start, len);
 	out[len] = 0;
 	return 0;
@@ -194,9 +194,10 @@ static int parse_header(Py *y, Header *h)
 			dup = h->descr[0] != 0;
 			skip_ws(y);
 			if (peek(y) == '[')
-				return rt_fail(y->err, y->errlen, y->path,
-				            "structured arrays (a list as descr) are not "
-				            "supported");
+				return rt_fail(
+				    y->err, y->errlen, y->path,
+				    "structured arrays (a list as descr) are not "
+				    "supported");
 			if (!dup && py_string(y, h->descr, sizeof h->descr))
 				return -1;
 		} else if (!strcmp(key, "fortran_order")) {
@@ -208,13 +209,14 @@ static int parse_header(Py *y, Header *h)
 			if (!dup && py_shape(y, h))
 				return -1;
 		} else
-			return rt_fail(y->err, y->errlen, y->path,
-			            "bad .npy header: unexpected key '%s' at byte %zu of "
-			            "the header",
-			            key, at);
+			return rt_fail(
+			    y->err, y->errlen, y->path,
+			    "bad .npy header: unexpected key '%s' at byte %zu of "
+			    "the header",
+			    key, at);
 		if (dup)
 			return rt_fail(y->err, y->errlen, y->path,
-			            "bad .npy header: key '%s' appears twice", key);
+			               "bad .npy header: key '%s' appears twice", key);
 		skip_ws(y);
 		if (peek(y) == ',')
 			y->p++;
@@ -231,7 +233,7 @@ static int parse_header(Py *y, Header *h)
 	                                       : NULL;
 	if (missing)
 		return rt_fail(y->err, y->errlen, y->path, "bad .npy header: no '%s'",
-		            missing);
+		               missing);
 	return 0;
 }
 
@@ -246,17 +248,17 @@ static int find_kind(const char *path, const char *d, int as_labels, int *kind, 
 		k++;
 	if (k == NKINDS || !strchr("<>|", d[0]) || (d[0] == '|' && kinds[k].size > 1))
 		return rt_fail(err, errlen, path, "dtype '%s' is not supported (%s)", d,
-		            SUPPORTED);
+		               SUPPORTED);
 	if (d[0] == '>' && kinds[k].size > 1)
 		return rt_fail(err, errlen, path,
-		            "big-endian data ('%s') is not supported; convert it with "
-		            "arr.astype('<%s')",
-		            d, d + 1);
+		               "big-endian data ('%s') is not supported; convert it with "
+		               "arr.astype('<%s')",
+		               d, d + 1);
 	if (as_labels && kinds[k].is_float)
 		return rt_fail(err, errlen, path,
-		            "labels must be integers, but this file holds %s ('%s'); "
-		            "convert them with arr.astype('<i4')",
-		            kinds[k].cname, d);
+		               "labels must be integers, but this file holds %s ('%s'); "
+		               "convert them with arr.astype('<i4')",
+		               kinds[k].cname, d);
 	if (!as_labels && !kinds[k].is_float)
 		return rt_fail(
 		    err, errlen, path,
@@ -273,36 +275,39 @@ static int read_header(FILE *fp, const char *path, int64_t size, Header *h, int6
 {
 	unsigned char b[12];
 	if (size < 10)
-		return rt_fail(err, errlen, path, "not a .npy file (only %lld bytes long)",
-		            (long long)size);
+		return rt_fail(err, errlen, path,
+		               "not a .npy file (only %lld bytes long)", (long long)size);
 	if (fread(b, 1, 10, fp) != 10)
 		return rt_fail(err, errlen, path, "read error: %s", strerror(errno));
 	if (memcmp(b, MAGIC, 6))
 		return rt_fail(err, errlen, path,
-		            "not a .npy file (it does not begin with \\x93NUMPY)");
+		               "not a .npy file (it does not begin with \\x93NUMPY)");
 	int major = b[6], minor = b[7];
 	if (major < 1 || major > 3 || minor != 0)
-		return rt_fail(err, errlen, path,
-		            ".npy format version %d.%d is not supported (1.0, 2.0, 3.0)",
-		            major, minor);
+		return rt_fail(
+		    err, errlen, path,
+		    ".npy format version %d.%d is not supported (1.0, 2.0, 3.0)", major,
+		    minor);
 	uint32_t hlen = b[8] | (uint32_t)b[9] << 8;
 	*pre = 10;
 	if (major > 1) {
 		if (size < 12 || fread(b + 10, 1, 2, fp) != 2)
-			return rt_fail(err, errlen, path,
-			            "truncated: the file ends inside the header length");
+			return rt_fail(
+			    err, errlen, path,
+			    "truncated: the file ends inside the header length");
 		hlen |= (uint32_t)b[10] << 16 | (uint32_t)b[11] << 24;
 		*pre = 12;
 	}
 	if (hlen > size - *pre)
-		return rt_fail(err, errlen, path,
-		            "header length %lu is larger than the rest of the file (%lld "
-		            "bytes)",
-		            (unsigned long)hlen, (long long)(size - *pre));
+		return rt_fail(
+		    err, errlen, path,
+		    "header length %lu is larger than the rest of the file (%lld "
+		    "bytes)",
+		    (unsigned long)hlen, (long long)(size - *pre));
 	if (hlen > HEADER_MAX)
 		return rt_fail(err, errlen, path,
-		            "header length %lu is over the 1 MiB limit",
-		            (unsigned long)hlen);
+		               "header length %lu is over the 1 MiB limit",
+		               (unsigned long)hlen);
 	char *s = rt_alloc(hlen + 1);
 	if (!s)
 		return rt_fail(err, errlen, path, "out of memory");
@@ -337,10 +342,11 @@ static int convert(const char *path, int k, const unsigned char *b, size_t count
 				double d;
 				memcpy(&d, &u, 8);
 				if (isfinite(d) && fabs(d) > FLT_MAX)
-					return rt_fail(err, errlen, path,
-					            "element %lld is %g, too large for "
-					            "float32",
-					            (long long)at, d);
+					return rt_fail(
+					    err, errlen, path,
+					    "element %lld is %g, too large for "
+					    "float32",
+					    (long long)at, d);
 				f = (float)d;
 			}
 			((float *)t->data)[at] = f;
@@ -362,8 +368,8 @@ static int convert(const char *path, int k, const unsigned char *b, size_t count
 		}
 		if (v < INT32_MIN || v > INT32_MAX)
 			return rt_fail(err, errlen, path,
-			            "label %lld is %lld, which does not fit in int32",
-			            (long long)at, (long long)v);
+			               "label %lld is %lld, which does not fit in int32",
+			               (long long)at, (long long)v);
 		((int32_t *)t->data)[at] = (int32_t)v;
 	}
 	return 0;
@@ -379,8 +385,8 @@ static int read_data(FILE *fp, const char *path, int k, rt_tensor *t, int64_t to
 		                                                  : CHUNK / es;
 		if (fread(buf, es, count, fp) != count)
 			return rt_fail(err, errlen, path, "read error: %s",
-			            ferror(fp) ? strerror(errno)
-			                       : "the file shrank while being read");
+			               ferror(fp) ? strerror(errno)
+			                          : "the file shrank while being read");
 		if (convert(path, k, buf, count, t, pos, err, errlen))
 			return -1;
 		pos += (int64_t)count;
@@ -394,21 +400,22 @@ static int check_shape(const char *path, const Header *h, rt_tensor *out, int64_
 {
 	if (h->fortran)
 		return rt_fail(err, errlen, path,
-		            "Fortran-order arrays are not supported; save with "
-		            "np.ascontiguousarray");
+		               "Fortran-order arrays are not supported; save with "
+		               "np.ascontiguousarray");
 	if (h->rank == 0)
-		return rt_fail(err, errlen, path,
-		            "shape () is a single scalar; the first dimension must count "
-		            "the examples");
+		return rt_fail(
+		    err, errlen, path,
+		    "shape () is a single scalar; the first dimension must count "
+		    "the examples");
 	*total = 1;
 	for (int i = 0; i < h->rank; i++) {
 		if (h->shape[i] == 0)
-			return rt_fail(err, errlen, path, "dimension %d of %d is 0", i + 1,
-			            h->rank);
+			return rt_fail(err, errlen, path, "dimension %d of %d is 0",
+			               i + 1, h->rank);
 		if (*total > INT64_MAX / 8 / h->shape[i])
 			return rt_fail(err, errlen, path,
-			            "declared size overflows (dimension %d is %lld)",
-			            i + 1, (long long)h->shape[i]);
+			               "declared size overflows (dimension %d is %lld)",
+			               i + 1, (long long)h->shape[i]);
 		*total *= h->shape[i];
 	}
 	out->n = h->shape[0];
@@ -440,27 +447,27 @@ int rt_npy_load(const char *path, int as_labels, rt_tensor *out, char *err, size
 	int64_t want = total * (int64_t)kinds[k].size, have = (int64_t)st.st_size - pre;
 	if (have < want) {
 		rt_fail(err, errlen, path,
-		     "truncated: expected %lld bytes of data, found %lld",
-		     (long long)want, (long long)have);
+		        "truncated: expected %lld bytes of data, found %lld",
+		        (long long)want, (long long)have);
 		goto done;
 	}
 	if (have > want) {
 		rt_fail(err, errlen, path,
-		     "%lld bytes of trailing data after the %lld bytes declared",
-		     (long long)(have - want), (long long)want);
+		        "%lld bytes of trailing data after the %lld bytes declared",
+		        (long long)(have - want), (long long)want);
 		goto done;
 	}
 	if ((uint64_t)total > SIZE_MAX / 4) {
 		rt_fail(err, errlen, path,
-		     "declares %lld elements, too many for this machine",
-		     (long long)total);
+		        "declares %lld elements, too many for this machine",
+		        (long long)total);
 		goto done;
 	}
 	out->dtype = as_labels ? RT_I32 : RT_F32;
 	out->data = rt_alloc((size_t)total * 4);
 	if (!out->data) {
 		rt_fail(err, errlen, path, "out of memory (%lld bytes)",
-		     (long long)total * 4);
+		        (long long)total * 4);
 		goto done;
 	}
 	rc = read_data(fp, path, k, out, total, err, errlen);
@@ -480,7 +487,7 @@ int rt_npy_save(const char *path, rt_dtype dtype, int rank, const int64_t *shape
 		return rt_fail(err, errlen, path, "invalid dtype %d", (int)dtype);
 	if (rank < 0 || rank > MAXDIMS || (rank && !shape))
 		return rt_fail(err, errlen, path, "rank %d is not between 0 and %d", rank,
-		            MAXDIMS);
+		               MAXDIMS);
 	char h[512];
 	int64_t total = 1;
 	memcpy(h, MAGIC, 6);
@@ -491,12 +498,13 @@ int rt_npy_save(const char *path, rt_dtype dtype, int rank, const int64_t *shape
 	                      dtype == RT_F32 ? "f4" : "i4");
 	for (int i = 0; i < rank; i++) {
 		if (shape[i] < 0)
-			return rt_fail(err, errlen, path, "dimension %d is negative (%lld)",
-			            i + 1, (long long)shape[i]);
+			return rt_fail(err, errlen, path,
+			               "dimension %d is negative (%lld)", i + 1,
+			               (long long)shape[i]);
 		if (shape[i] && total > INT64_MAX / 4 / shape[i])
 			return rt_fail(err, errlen, path,
-			            "size overflows (dimension %d is %lld)", i + 1,
-			            (long long)shape[i]);
+			               "size overflows (dimension %d is %lld)", i + 1,
+			               (long long)shape[i]);
 		total *= shape[i];
 		k += snprintf(h + k, sizeof h - (size_t)k, "%s%lld%s", i ? ", " : "",
 		              (long long)shape[i], rank == 1 ? "," : "");

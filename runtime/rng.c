@@ -14,10 +14,7 @@ static uint64_t splitmix64(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 void rt_rng_seed(rt_rng *r, uint64_t seed)
 {
@@ -39,10 +36,7 @@ uint64_t rt_rng_next(rt_rng *r)
 	return result;
 }
 
-double rt_rng_uniform(rt_rng *r)
-{
-	return (double)(rt_rng_next(r) >> 11) * 0x1.0p-53;
-}
+double rt_rng_uniform(rt_rng *r) { return (double)(rt_rng_next(r) >> 11) * 0x1.0p-53; }
 
 /* Rejects the 2^64 mod n smallest values, so the rest is a whole number of copies of
  * [0, n). n == 0 gives 0. */

@@ -38,7 +38,6 @@ static const struct {
 #define NDTYPES (int)(sizeof dtypes / sizeof dtypes[0])
 #define DTYPE_LIST "F32, F64, I32, I64, U8, F16, BF16, I8, I16, BOOL"
 
-
 size_t rt_st_dtype_size(rt_st_dtype t)
 {
 	return (int)t >= 0 && (int)t < NDTYPES ? dtypes[t].size : 0;
@@ -154,8 +153,9 @@ static const char *found(const Json *j, char *buf, size_t len)
 static int bad_json(const Json *j, const char *what)
 {
 	char f[64];
-	return rt_fail(j->err, j->errlen, j->path, "header is not valid JSON: %s, found %s",
-	            what, found(j, f, sizeof f));
+	return rt_fail(j->err, j->errlen, j->path,
+	               "header is not valid JSON: %s, found %s", what,
+	               found(j, f, sizeof f));
 }
 
 /* A value of the wrong kind at the current position: "<msg>, found 'x' at byte N". */
@@ -167,7 +167,7 @@ static int bad_value(const Json *j, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	return rt_fail(j->err, j->errlen, j->path, "%s, found %s", msg,
-	            found(j, f, sizeof f));
+	               found(j, f, sizeof f));
 }
 
 static int expect(Json *j, char c, const char *what)
@@ -322,9 +322,10 @@ static int parse_int(Json *j, const char *name, const char *what, uint64_t *v)
 		    "byte %zu of the header",
 		    name, what, len, j->s + start, start);
 	if (over)
-		return rt_fail(j->err, j->errlen, j->path,
-		            "tensor '%s': %s %.*s at byte %zu of the header is too large",
-		            name, what, len, j->s + start, start);
+		return rt_fail(
+		    j->err, j->errlen, j->path,
+		    "tensor '%s': %s %.*s at byte %zu of the header is too large", name,
+		    what, len, j->s + start, start);
 	return 0;
 }
 
@@ -395,29 +396,30 @@ static int check_tensor(Load *L, const rt_st_tensor *t, const uint64_t *off)
 	fmt_shape(shape, sizeof shape, t->shape, t->rank);
 	uint64_t bytes;
 	if (off[0] > off[1])
-		return rt_fail(L->j.err, L->j.errlen, path,
-		            "tensor '%s': data_offsets [%llu, %llu] begin after they end",
-		            t->name, (unsigned long long)off[0],
-		            (unsigned long long)off[1]);
+		return rt_fail(
+		    L->j.err, L->j.errlen, path,
+		    "tensor '%s': data_offsets [%llu, %llu] begin after they end",
+		    t->name, (unsigned long long)off[0], (unsigned long long)off[1]);
 	if (byte_size(t->shape, t->rank, dtypes[t->dtype].size, &bytes))
 		return rt_fail(L->j.err, L->j.errlen, path,
-		            "tensor '%s': shape %s of %s is too large (its byte size "
-		            "overflows)",
-		            t->name, shape, dtypes[t->dtype].name);
+		               "tensor '%s': shape %s of %s is too large (its byte size "
+		               "overflows)",
+		               t->name, shape, dtypes[t->dtype].name);
 	if (bytes != off[1] - off[0])
 		return rt_fail(L->j.err, L->j.errlen, path,
-		            "tensor '%s' has shape %s of %s (%llu bytes) but its "
-		            "data_offsets [%llu, %llu] span %llu bytes",
-		            t->name, shape, dtypes[t->dtype].name,
-		            (unsigned long long)bytes, (unsigned long long)off[0],
-		            (unsigned long long)off[1],
-		            (unsigned long long)(off[1] - off[0]));
+		               "tensor '%s' has shape %s of %s (%llu bytes) but its "
+		               "data_offsets [%llu, %llu] span %llu bytes",
+		               t->name, shape, dtypes[t->dtype].name,
+		               (unsigned long long)bytes, (unsigned long long)off[0],
+		               (unsigned long long)off[1],
+		               (unsigned long long)(off[1] - off[0]));
 	if (off[1] > L->datalen)
-		return rt_fail(L->j.err, L->j.errlen, path,
-		            "tensor '%s': data_offsets [%llu, %llu] are outside the data "
-		            "section (%llu bytes)",
-		            t->name, (unsigned long long)off[0],
-		            (unsigned long long)off[1], (unsigned long long)L->datalen);
+		return rt_fail(
+		    L->j.err, L->j.errlen, path,
+		    "tensor '%s': data_offsets [%llu, %llu] are outside the data "
+		    "section (%llu bytes)",
+		    t->name, (unsigned long long)off[0], (unsigned long long)off[1],
+		    (unsigned long long)L->datalen);
 	return 0;
 }
 
@@ -434,8 +436,8 @@ static int parse_dtype(Json *j, const char *name, rt_st_dtype *dt)
 		k++;
 	if (k == NDTYPES)
 		return rt_fail(j->err, j->errlen, j->path,
-		            "tensor '%s': dtype '%s' is not supported (supported: %s)",
-		            name, d, DTYPE_LIST);
+		               "tensor '%s': dtype '%s' is not supported (supported: %s)",
+		               name, d, DTYPE_LIST);
 	*dt = (rt_st_dtype)k;
 	return 0;
 }
@@ -453,8 +455,8 @@ static int parse_field(Json *j, int k, rt_st_tensor *t, uint64_t *off, int *noff
 			return -1;
 		if (t->rank > RT_MAXRANK)
 			return rt_fail(j->err, j->errlen, j->path,
-			            "tensor '%s' has more than %d dimensions", t->name,
-			            RT_MAXRANK);
+			               "tensor '%s' has more than %d dimensions", t->name,
+			               RT_MAXRANK);
 		for (int i = 0; i < t->rank; i++)
 			t->shape[i] = (int64_t)shape[i];
 		return 0;
@@ -462,9 +464,10 @@ static int parse_field(Json *j, int k, rt_st_tensor *t, uint64_t *off, int *noff
 	if (parse_ints(j, t->name, "data_offsets", off, 2, noff))
 		return -1;
 	if (*noff != 2)
-		return rt_fail(j->err, j->errlen, j->path,
-		            "tensor '%s': data_offsets must be two integers [begin, end]",
-		            t->name);
+		return rt_fail(
+		    j->err, j->errlen, j->path,
+		    "tensor '%s': data_offsets must be two integers [begin, end]",
+		    t->name);
 	return 0;
 }
 
@@ -495,14 +498,14 @@ static int parse_tensor(Load *L, char *name)
 		while (k < 3 && strcmp(key, keys[k]))
 			k++;
 		if (k == 3 || seen[k])
-			return rt_fail(j->err, j->errlen, j->path,
-			            k == 3
-			                ? "tensor '%s': unknown key '%s' at byte %zu of "
-			                  "the header (expected dtype, shape and "
-			                  "data_offsets)"
-			                : "tensor '%s': key '%s' appears twice (byte %zu "
-			                  "of the header)",
-			            name, key, at);
+			return rt_fail(
+			    j->err, j->errlen, j->path,
+			    k == 3 ? "tensor '%s': unknown key '%s' at byte %zu of "
+			             "the header (expected dtype, shape and "
+			             "data_offsets)"
+			           : "tensor '%s': key '%s' appears twice (byte %zu "
+			             "of the header)",
+			    name, key, at);
 		seen[k] = 1;
 		skip_ws(j);
 		if (parse_field(j, k, &t, off, &noff))
@@ -512,8 +515,8 @@ static int parse_tensor(Load *L, char *name)
 	j->p++;
 	for (int k = 0; k < 3; k++)
 		if (!seen[k])
-			return rt_fail(j->err, j->errlen, j->path, "tensor '%s' has no %s",
-			            name, keys[k]);
+			return rt_fail(j->err, j->errlen, j->path,
+			               "tensor '%s' has no %s", name, keys[k]);
 	if (check_tensor(L, &t, off))
 		return -1;
 	t.data = L->data + off[0];
@@ -640,12 +643,12 @@ static int check_names(Load *L)
 		s[i] = f->meta_keys[i];
 	if ((dup = first_duplicate(s, f->nmeta)))
 		rt_fail(L->j.err, L->j.errlen, L->j.path,
-		     "__metadata__ key '%s' appears twice", dup);
+		        "__metadata__ key '%s' appears twice", dup);
 	for (int i = 0; !dup && i < f->n; i++)
 		s[i] = f->t[i].name;
 	if (!dup && (dup = first_duplicate(s, f->n)))
 		rt_fail(L->j.err, L->j.errlen, L->j.path,
-		     "tensor name '%s' appears twice in the header", dup);
+		        "tensor name '%s' appears twice in the header", dup);
 	rt_free(s);
 	return dup ? -1 : 0;
 }
@@ -676,16 +679,18 @@ static int check_tiling(Load *L)
 			    "at 0 (a gap at its start)",
 			    t->name, begin);
 		else if (begin > at)
-			rc = rt_fail(err, errlen, path,
-			          "gap in the data section between tensor '%s' (ends at "
-			          "%llu) and tensor '%s' (begins at %llu)",
-			          prev->name, (unsigned long long)at, t->name, begin);
+			rc = rt_fail(
+			    err, errlen, path,
+			    "gap in the data section between tensor '%s' (ends at "
+			    "%llu) and tensor '%s' (begins at %llu)",
+			    prev->name, (unsigned long long)at, t->name, begin);
 		else if (begin < at)
-			rc = rt_fail(err, errlen, path,
-			          "tensor '%s' (bytes %llu to %llu of the data section) "
-			          "overlaps tensor '%s' (which ends at %llu)",
-			          t->name, begin, begin + t->nbytes, prev->name,
-			          (unsigned long long)at);
+			rc = rt_fail(
+			    err, errlen, path,
+			    "tensor '%s' (bytes %llu to %llu of the data section) "
+			    "overlaps tensor '%s' (which ends at %llu)",
+			    t->name, begin, begin + t->nbytes, prev->name,
+			    (unsigned long long)at);
 		at = begin + t->nbytes;
 		prev = t;
 	}
@@ -697,11 +702,12 @@ static int check_tiling(Load *L)
 		    err, errlen, path,
 		    "%llu bytes of data belong to no tensor (the header lists none)",
 		    (unsigned long long)L->datalen);
-	return rt_fail(err, errlen, path,
-	            "%llu bytes at the end of the data section belong to no tensor (the "
-	            "last one, '%s', ends at %llu of %llu)",
-	            (unsigned long long)(L->datalen - at), prev->name,
-	            (unsigned long long)at, (unsigned long long)L->datalen);
+	return rt_fail(
+	    err, errlen, path,
+	    "%llu bytes at the end of the data section belong to no tensor (the "
+	    "last one, '%s', ends at %llu of %llu)",
+	    (unsigned long long)(L->datalen - at), prev->name, (unsigned long long)at,
+	    (unsigned long long)L->datalen);
 }
 
 /* The whole file into out->mem; the header length checked before anything is
@@ -725,9 +731,9 @@ static int read_image(const char *path, rt_st_file *out, uint64_t *hlen, size_t 
 	}
 	if (st.st_size < 8) {
 		rt_fail(err, errlen, path,
-		     "file is %lld bytes long, too short for a safetensors header (8 "
-		     "bytes of length, then the JSON)",
-		     (long long)st.st_size);
+		        "file is %lld bytes long, too short for a safetensors header (8 "
+		        "bytes of length, then the JSON)",
+		        (long long)st.st_size);
 		goto done;
 	}
 	if ((uint64_t)st.st_size > SIZE_MAX - RT_ALIGN) {
@@ -736,7 +742,7 @@ static int read_image(const char *path, rt_st_file *out, uint64_t *hlen, size_t 
 	}
 	if (fread(b, 1, 8, fp) != 8) {
 		rt_fail(err, errlen, path, "read error: %s",
-		     ferror(fp) ? strerror(errno) : "file shrank while being read");
+		        ferror(fp) ? strerror(errno) : "file shrank while being read");
 		goto done;
 	}
 	*hlen = 0;
@@ -752,7 +758,7 @@ static int read_image(const char *path, rt_st_file *out, uint64_t *hlen, size_t 
 	}
 	if (*hlen > HEADER_LIMIT) {
 		rt_fail(err, errlen, path, "header length %llu is over the 100 MB limit",
-		     (unsigned long long)*hlen);
+		        (unsigned long long)*hlen);
 		goto done;
 	}
 	out->mem = rt_alloc(*size);
@@ -763,7 +769,7 @@ static int read_image(const char *path, rt_st_file *out, uint64_t *hlen, size_t 
 	memcpy(out->mem, b, 8);
 	if (fread((char *)out->mem + 8, 1, *size - 8, fp) != *size - 8) {
 		rt_fail(err, errlen, path, "read error: %s",
-		     ferror(fp) ? strerror(errno) : "file shrank while being read");
+		        ferror(fp) ? strerror(errno) : "file shrank while being read");
 		goto done;
 	}
 	rc = 0;
@@ -884,29 +890,30 @@ static int check_save_tensor(const char *path, const rt_st_tensor *t, int i,
 	if (!name)
 		return rt_fail(err, errlen, path, "tensor %d: name is NULL", i);
 	if (!valid_utf8(name))
-		return rt_fail(err, errlen, path, "tensor %d: name is not valid UTF-8", i);
+		return rt_fail(err, errlen, path, "tensor %d: name is not valid UTF-8",
+		               i);
 	if (!strcmp(name, "__metadata__"))
-		return rt_fail(err, errlen, path,
-		            "tensor %d: name '__metadata__' is reserved for the metadata",
-		            i);
+		return rt_fail(
+		    err, errlen, path,
+		    "tensor %d: name '__metadata__' is reserved for the metadata", i);
 	if (!rt_st_dtype_size(t->dtype))
 		return rt_fail(err, errlen, path, "tensor '%s': invalid dtype %d", name,
-		            (int)t->dtype);
+		               (int)t->dtype);
 	if (t->rank < 0 || t->rank > RT_MAXRANK)
 		return rt_fail(err, errlen, path,
-		            "tensor '%s': rank %d is not between 0 and %d", name, t->rank,
-		            RT_MAXRANK);
+		               "tensor '%s': rank %d is not between 0 and %d", name,
+		               t->rank, RT_MAXRANK);
 	for (int d = 0; d < t->rank; d++)
 		if (t->shape[d] < 0)
 			return rt_fail(err, errlen, path,
-			            "tensor '%s': dimension %d is negative (%lld)", name,
-			            d + 1, (long long)t->shape[d]);
+			               "tensor '%s': dimension %d is negative (%lld)",
+			               name, d + 1, (long long)t->shape[d]);
 	fmt_shape(shape, sizeof shape, t->shape, t->rank);
 	if (byte_size(t->shape, t->rank, dtypes[t->dtype].size, bytes))
 		return rt_fail(err, errlen, path,
-		            "tensor '%s': shape %s of %s is too large (its byte size "
-		            "overflows)",
-		            name, shape, dtypes[t->dtype].name);
+		               "tensor '%s': shape %s of %s is too large (its byte size "
+		               "overflows)",
+		               name, shape, dtypes[t->dtype].name);
 	if (*bytes != t->nbytes)
 		return rt_fail(
 		    err, errlen, path,
@@ -924,15 +931,15 @@ static int check_save(const char *path, const rt_st_tensor *t, int n,
                       size_t errlen)
 {
 	if (n < 0 || nmeta < 0 || (n && !t) || (nmeta && (!mk || !mv)))
-		return rt_fail(err, errlen, path, "invalid arguments (n = %d, nmeta = %d)",
-		            n, nmeta);
+		return rt_fail(err, errlen, path,
+		               "invalid arguments (n = %d, nmeta = %d)", n, nmeta);
 	uint64_t total = 0, bytes = 0;
 	for (int i = 0; i < n; i++) {
 		if (check_save_tensor(path, &t[i], i, &bytes, err, errlen))
 			return -1;
 		if (total > (uint64_t)INT64_MAX - bytes)
 			return rt_fail(err, errlen, path,
-			            "the tensors are too large in total");
+			               "the tensors are too large in total");
 		total += bytes;
 	}
 	for (int i = 0; i < nmeta; i++)
@@ -1013,7 +1020,7 @@ int rt_st_save(const char *path, const rt_st_tensor *t, int n,
 		rt_fail(err, errlen, path, "out of memory");
 	else if (b.n > HEADER_LIMIT)
 		rt_fail(err, errlen, path,
-		     "the header would be %zu bytes, over the 100 MB limit", b.n);
+		        "the header would be %zu bytes, over the 100 MB limit", b.n);
 	else {
 		for (int i = 0; i < 8; i++)
 			len8[i] = (unsigned char)((uint64_t)b.n >> 8 * i);

@@ -106,10 +106,7 @@ int rt_set_hyper(rt_session *s, const char *name, float v)
 	return -1;
 }
 
-static const char *dtype_name(rt_dtype t)
-{
-	return t == RT_I32 ? "i32" : "f32";
-}
+static const char *dtype_name(rt_dtype t) { return t == RT_I32 ? "i32" : "f32"; }
 
 static char *shape_str(char *buf, size_t len, int rank, const int64_t *dims, rt_dtype t)
 {

@@ -27,7 +27,8 @@ static void shape_text(char *buf, size_t len, int rank, const int64_t *shape)
 {
 	size_t k = (size_t)snprintf(buf, len, "[");
 	for (int i = 0; i < rank && k < len; i++)
-		k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+		k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? ", " : "",
+		                      (long long)shape[i]);
 	if (k < len)
 		snprintf(buf + k, len - k, "]");
 }
@@ -42,14 +43,12 @@ static int same_shape(const rt_st_tensor *t, int rank, const int64_t *shape)
 	return 1;
 }
 
-static int float_dtype(rt_st_dtype d)
-{
-	return d == RT_ST_F32 || d == RT_ST_F64;
-}
+static int float_dtype(rt_st_dtype d) { return d == RT_ST_F32 || d == RT_ST_F64; }
 
 static int int_dtype(rt_st_dtype d)
 {
-	return d == RT_ST_I32 || d == RT_ST_I64 || d == RT_ST_U8 || d == RT_ST_I8 || d == RT_ST_I16;
+	return d == RT_ST_I32 || d == RT_ST_I64 || d == RT_ST_U8 || d == RT_ST_I8 ||
+	       d == RT_ST_I16;
 }
 
 /* Element i of t as a double. */
@@ -101,17 +100,20 @@ int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 		const rt_st_tensor *t = rt_st_find(f, q->name);
 		char a[96], b[96];
 		if (!t) {
-			append(miss, sizeof miss, "%s%s", nmissing++ ? ", " : "", q->name);
+			append(miss, sizeof miss, "%s%s", nmissing++ ? ", " : "",
+			       q->name);
 		} else if (!same_shape(t, q->rank, q->shape) || !float_dtype(t->dtype)) {
 			shape_text(a, sizeof a, t->rank, t->shape);
 			shape_text(b, sizeof b, q->rank, q->shape);
-			append(shp, sizeof shp, "%s%s (file: %s%s, model: %s)", nshape++ ? ", " : "",
-			       q->name, a, float_dtype(t->dtype) ? "" : " not float", b);
+			append(shp, sizeof shp, "%s%s (file: %s%s, model: %s)",
+			       nshape++ ? ", " : "", q->name, a,
+			       float_dtype(t->dtype) ? "" : " not float", b);
 		} else {
 			for (int64_t k = 0; k < q->numel; k++) {
 				double v = element(t, k);
 				if (v != v || v - v != 0) {
-					append(bad, sizeof bad, "%s%s", nnonfinite++ ? ", " : "", q->name);
+					append(bad, sizeof bad, "%s%s",
+					       nnonfinite++ ? ", " : "", q->name);
 					break;
 				}
 			}
@@ -163,14 +165,18 @@ int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 			continue;
 		}
 		if (!t) {
-			snprintf(err, errlen, "no tensor '%s' for the model's input of that name", io->name);
+			snprintf(err, errlen,
+			         "no tensor '%s' for the model's input of that name",
+			         io->name);
 			return -1;
 		}
-		int ok = io->dtype == RT_I32 ? int_dtype(t->dtype) : float_dtype(t->dtype);
+		int ok =
+		    io->dtype == RT_I32 ? int_dtype(t->dtype) : float_dtype(t->dtype);
 		if (!same_shape(t, io->rank, io->shape) || !ok) {
 			shape_text(a, sizeof a, t->rank, t->shape);
 			shape_text(b, sizeof b, io->rank, io->shape);
-			snprintf(err, errlen, "tensor '%s' is %s %s; the model's input takes %s %s",
+			snprintf(err, errlen,
+			         "tensor '%s' is %s %s; the model's input takes %s %s",
 			         io->name, ok ? "" : "of the wrong type,", a,
 			         io->dtype == RT_I32 ? "integers" : "floats", b);
 			return -1;
@@ -184,8 +190,8 @@ int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 	return 0;
 }
 
-int rt_save_params(const rt_session *s, const char *path, int grads, const char *extra_name,
-                   const float *extra, char *err, size_t errlen)
+int rt_save_params(const rt_session *s, const char *path, int grads,
+                   const char *extra_name, const float *extra, char *err, size_t errlen)
 {
 	const rt_program *p = s->prog;
 	rt_st_tensor *t = rt_alloc((size_t)(p->nparam + 1) * sizeof *t);

@@ -52,14 +52,17 @@ static void jit_reference(rt_st_file *aot)
 	dc_context *ctx = dc_context_new();
 	dc_model *m;
 	dc_options o = {.batch = 16, .opt_level = 2};
-	CU_ASSERT_FATAL(dc_compile_file(ctx, src_path("models/fashion_mlp.yaml"), &o, &m) == DC_OK);
+	CU_ASSERT_FATAL(
+	    dc_compile_file(ctx, src_path("models/fashion_mlp.yaml"), &o, &m) == DC_OK);
 	rt_session *s = rt_session_new(dc_model_program(m));
 	const rt_program *p = s->prog;
 	rt_session_init(s, 7);
 	char err[512];
 	rt_tensor x, y;
-	CU_ASSERT_FATAL(rt_idx_load(FASHION "train-images-idx3-ubyte.gz", 1 / 255.0, 0, &x, err, sizeof err) == 0);
-	CU_ASSERT_FATAL(rt_idx_load(FASHION "train-labels-idx1-ubyte.gz", 1, 1, &y, err, sizeof err) == 0);
+	CU_ASSERT_FATAL(rt_idx_load(FASHION "train-images-idx3-ubyte.gz", 1 / 255.0, 0,
+	                            &x, err, sizeof err) == 0);
+	CU_ASSERT_FATAL(rt_idx_load(FASHION "train-labels-idx1-ubyte.gz", 1, 1, &y, err,
+	                            sizeof err) == 0);
 	int64_t idx[16];
 	for (int i = 0; i < 16; i++)
 		((float *)s->io[p->io_weight])[i] = 1;
@@ -86,17 +89,20 @@ static void jit_reference(rt_st_file *aot)
 
 static void test_aot_object_links_without_llvm_and_matches_the_jit(void)
 {
-	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s --header %s --prefix model_ --batch 16 -O2 >/dev/null",
-	                   DESCENT_BINARY_DIR, src_path("models/fashion_mlp.yaml"), tmp("mlp.o"),
-	                   tmp("mlp.h")) == 0);
-	/* the runtime library and libz, libm: nothing of LLVM (plus the sanitizers' runtime
-	 * when the library is sanitized) */
+	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s --header %s --prefix model_ "
+	                   "--batch 16 -O2 >/dev/null",
+	                   DESCENT_BINARY_DIR, src_path("models/fashion_mlp.yaml"),
+	                   tmp("mlp.o"), tmp("mlp.h")) == 0);
+	/* the runtime library and libz, libm: nothing of LLVM (plus the sanitizers'
+	 * runtime when the library is sanitized) */
 	CU_ASSERT_FATAL(sh("cc -O2 -I%s -I%s %s %s %s/libdescent_rt.a -lz -lm %s -o %s",
 	                   src_path("include"), dir, src_path("examples/aot_train.c"),
 	                   tmp("mlp.o"), DESCENT_BINARY_DIR, DESCENT_SAN_LINK,
 	                   tmp("aot_train")) == 0);
-	CU_ASSERT_FATAL(sh("%s %strain-images-idx3-ubyte.gz %strain-labels-idx1-ubyte.gz 20 %s >/dev/null",
-	                   tmp("aot_train"), FASHION, FASHION, tmp("params.safetensors")) == 0);
+	CU_ASSERT_FATAL(sh("%s %strain-images-idx3-ubyte.gz %strain-labels-idx1-ubyte.gz "
+	                   "20 %s >/dev/null",
+	                   tmp("aot_train"), FASHION, FASHION,
+	                   tmp("params.safetensors")) == 0);
 	CU_ASSERT(sh("! nm %s | grep -qi llvm", tmp("aot_train")) == 0);
 	rt_st_file f;
 	char err[512];
@@ -127,23 +133,28 @@ static int file_has(const char *path, const char *text)
 static void test_aot_cross_compiles_and_emits_every_kind(void)
 {
 	const char *model = src_path("models/fashion_mlp.yaml");
-	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s --target aarch64-linux-gnu >/dev/null",
-	                   DESCENT_BINARY_DIR, model, tmp("arm.o")) == 0);
+	CU_ASSERT_FATAL(
+	    sh("%s/descent compile %s -o %s --target aarch64-linux-gnu >/dev/null",
+	       DESCENT_BINARY_DIR, model, tmp("arm.o")) == 0);
 	CU_ASSERT_EQUAL(elf_machine(tmp("arm.o")), 183);
-	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s >/dev/null", DESCENT_BINARY_DIR, model,
-	                   tmp("x86.o")) == 0);
+	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s >/dev/null", DESCENT_BINARY_DIR,
+	                   model, tmp("x86.o")) == 0);
 	CU_ASSERT_EQUAL(elf_machine(tmp("x86.o")), 62);
-	CU_ASSERT(sh("%s/descent compile %s -o %s --emit asm >/dev/null", DESCENT_BINARY_DIR, model, tmp("m.s")) == 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --emit asm >/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("m.s")) == 0);
 	CU_ASSERT(file_has(tmp("m.s"), "fashion_mlp_train_step:"));
-	CU_ASSERT(sh("%s/descent compile %s -o %s --emit llvm >/dev/null", DESCENT_BINARY_DIR, model, tmp("m.ll")) == 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --emit llvm >/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("m.ll")) == 0);
 	CU_ASSERT(file_has(tmp("m.ll"), "define void @fashion_mlp_grad"));
-	CU_ASSERT(sh("%s/descent compile %s -o %s --emit bc >/dev/null", DESCENT_BINARY_DIR, model, tmp("m.bc")) == 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --emit bc >/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("m.bc")) == 0);
 	CU_ASSERT(sh("head -c 2 %s | grep -q BC", tmp("m.bc")) == 0);
-	CU_ASSERT(sh("%s/descent compile %s -o %s --emit shared >/dev/null", DESCENT_BINARY_DIR, model, tmp("m.so")) == 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --emit shared >/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("m.so")) == 0);
 	CU_ASSERT(sh("nm -D %s | grep -q fashion_mlp_train_step", tmp("m.so")) == 0);
 	/* an unknown target is an error, and nothing is written */
-	CU_ASSERT(sh("%s/descent compile %s -o %s --target nosuch-cpu-none 2>/dev/null", DESCENT_BINARY_DIR,
-	             model, tmp("bad.o")) != 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --target nosuch-cpu-none 2>/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("bad.o")) != 0);
 	CU_ASSERT(access(tmp("bad.o"), F_OK) != 0);
 }
 
@@ -151,11 +162,12 @@ static void test_api_reports_model_errors_as_diagnostics(void)
 {
 	dc_context *ctx = dc_context_new();
 	dc_model *m = (dc_model *)1;
-	dc_status st = dc_compile_string(ctx,
-	                                 "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
-	                                 "layers: [{dense: {units: 3, activation: rleu}}]\n"
-	                                 "loss: softmax_cross_entropy\n",
-	                                 "m.yaml", NULL, &m);
+	dc_status st = dc_compile_string(
+	    ctx,
+	    "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
+	    "layers: [{dense: {units: 3, activation: rleu}}]\n"
+	    "loss: softmax_cross_entropy\n",
+	    "m.yaml", NULL, &m);
 	CU_ASSERT_EQUAL(st, DC_ERR_MODEL);
 	CU_ASSERT_PTR_NULL(m);
 	CU_ASSERT_EQUAL_FATAL(dc_diag_count(ctx), 1);
@@ -172,10 +184,12 @@ static void test_api_checks_names_sizes_and_values(void)
 	dc_context *ctx = dc_context_new();
 	dc_model *m;
 	dc_session *s;
-	CU_ASSERT_FATAL(dc_compile_string(ctx,
-	                                  "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
-	                                  "layers: [{dense: {units: 3}}]\nloss: softmax_cross_entropy\n",
-	                                  NULL, &(dc_options){.batch = 2}, &m) == DC_OK);
+	CU_ASSERT_FATAL(
+	    dc_compile_string(
+	        ctx,
+	        "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
+	        "layers: [{dense: {units: 3}}]\nloss: softmax_cross_entropy\n",
+	        NULL, &(dc_options){.batch = 2}, &m) == DC_OK);
 	CU_ASSERT_FATAL(dc_session_new(m, 1, &s) == DC_OK);
 	float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, w[12], loss;
 	int32_t y[2] = {0, 2};
@@ -211,11 +225,15 @@ static void test_api_checks_names_sizes_and_values(void)
 void suite_aot(void)
 {
 	static CU_TestInfo tests[] = {
-		{"test_aot_object_links_without_llvm_and_matches_the_jit", test_aot_object_links_without_llvm_and_matches_the_jit},
-		{"test_aot_cross_compiles_and_emits_every_kind", test_aot_cross_compiles_and_emits_every_kind},
-		{"test_api_reports_model_errors_as_diagnostics", test_api_reports_model_errors_as_diagnostics},
-		{"test_api_checks_names_sizes_and_values", test_api_checks_names_sizes_and_values},
-		CU_TEST_INFO_NULL,
+	    {"test_aot_object_links_without_llvm_and_matches_the_jit",
+	     test_aot_object_links_without_llvm_and_matches_the_jit},
+	    {"test_aot_cross_compiles_and_emits_every_kind",
+	     test_aot_cross_compiles_and_emits_every_kind},
+	    {"test_api_reports_model_errors_as_diagnostics",
+	     test_api_reports_model_errors_as_diagnostics},
+	    {"test_api_checks_names_sizes_and_values",
+	     test_api_checks_names_sizes_and_values},
+	    CU_TEST_INFO_NULL,
 	};
 	add_suite("aot", tests);
 }

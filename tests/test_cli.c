@@ -48,7 +48,8 @@ static const struct {
     /* shape mismatch between the network and the target */
     {"inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch, 3]}\n"
      "layers:\n  - dense: {units: 2}\nloss: {type: mse, target: y}\n",
-     "m.yaml:6:14: error: mse: the prediction has shape [32, 2] but the target has [32, 3]"},
+     "m.yaml:6:14: error: mse: the prediction has shape [32, 2] but the target has [32, "
+     "3]"},
     /* missing key */
     {INPUTS "layers:\n  - dense: {activation: relu}\nloss: softmax_cross_entropy\n",
      "m.yaml:5:5: error: dense needs 'units'"},
@@ -196,7 +197,8 @@ static void test_cli_gradcheck_report_and_tolerance(void)
 	snprintf(args, sizeof args, "gradcheck %s --tolerance -1",
 	         src_path("models/fashion_mlp.yaml"));
 	CU_ASSERT_EQUAL(run_args(args, out, sizeof out), 2);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--tolerance takes a positive number, got '-1'"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "--tolerance takes a positive number, got '-1'"));
 }
 
 /* --check-numerics names the first op whose output is not finite, at its YAML place. */
@@ -204,12 +206,17 @@ static void test_cli_check_numerics_names_the_first_bad_op(void)
 {
 	char out[16384];
 	int rc = run("train --check-numerics --train-limit 40",
-	             "inputs:\n  image: {shape: [batch, 784]}\n  label: {shape: [batch], dtype: i32}\n"
-	             "nodes:\n  h: \"dense(image, units=16, activation=relu)\"\n  bad: \"log(h - 1)\"\n"
-	             "  out: \"dense(bad, units=10)\"\nloss: \"softmax_cross_entropy(out, label)\"\n"
+	             "inputs:\n  image: {shape: [batch, 784]}\n  label: {shape: [batch], "
+	             "dtype: i32}\n"
+	             "nodes:\n  h: \"dense(image, units=16, activation=relu)\"\n  bad: "
+	             "\"log(h - 1)\"\n"
+	             "  out: \"dense(bad, units=10)\"\nloss: "
+	             "\"softmax_cross_entropy(out, label)\"\n"
 	             "train: {batch: 8}\ndata:\n  train:\n"
-	             "    image: {idx: /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz}\n"
-	             "    label: {idx: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz}\n",
+	             "    image: {idx: "
+	             "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz}\n"
+	             "    label: {idx: "
+	             "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz}\n",
 	             out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
 	if (!strstr(out, "m.yaml:6:9: error: check-numerics: log"))
@@ -227,8 +234,8 @@ static void test_cli_object_cache_is_reused(void)
 	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
 	for (int k = 0; k < 2; k++) {
 		snprintf(cmd, sizeof cmd,
-		         "DESCENT_CACHE=%s %s/descent train %s --steps 300 | grep ' = '", dir,
-		         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
+		         "DESCENT_CACHE=%s %s/descent train %s --steps 300 | grep ' = '",
+		         dir, DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
 		FILE *p = popen(cmd, "r");
 		size_t n = fread(out[k], 1, sizeof out[k] - 1, p);
 		out[k][n] = 0;
@@ -236,7 +243,8 @@ static void test_cli_object_cache_is_reused(void)
 	}
 	CU_ASSERT(strstr(out[0], "x = ") != NULL);
 	CU_ASSERT_STRING_EQUAL(out[0], out[1]);
-	snprintf(cmd, sizeof cmd, "ls %s | grep -c '\\.o$' | grep -qx 1 && rm -rf %s", dir, dir);
+	snprintf(cmd, sizeof cmd, "ls %s | grep -c '\\.o$' | grep -qx 1 && rm -rf %s",
+	         dir, dir);
 	CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
@@ -250,9 +258,12 @@ void suite_cli(void)
 	    {"test_cli_ir_shows_shapes_lines_and_rules",
 	     test_cli_ir_shows_shapes_lines_and_rules},
 	    {"test_cli_object_cache_is_reused", test_cli_object_cache_is_reused},
-	    {"test_cli_check_numerics_names_the_first_bad_op", test_cli_check_numerics_names_the_first_bad_op},
-	    {"test_cli_gradcheck_passes_on_the_models", test_cli_gradcheck_passes_on_the_models},
-	    {"test_cli_gradcheck_report_and_tolerance", test_cli_gradcheck_report_and_tolerance},
+	    {"test_cli_check_numerics_names_the_first_bad_op",
+	     test_cli_check_numerics_names_the_first_bad_op},
+	    {"test_cli_gradcheck_passes_on_the_models",
+	     test_cli_gradcheck_passes_on_the_models},
+	    {"test_cli_gradcheck_report_and_tolerance",
+	     test_cli_gradcheck_report_and_tolerance},
 	    CU_TEST_INFO_NULL,
 	};
 	add_suite("cli", tests);

@@ -60,7 +60,8 @@ static Node *param(Case *c, Shape s, Domain dom)
 	char name[16];
 	snprintf(name, sizeof name, "p%d", c->np);
 	c->dom[c->np++] = dom;
-	return ir_param(c->g, ir_add_param(c->g, name, s, RT_INIT_ZEROS, 1, 1, (SrcLoc){0}));
+	return ir_param(c->g,
+	                ir_add_param(c->g, name, s, RT_INIT_ZEROS, 1, 1, (SrcLoc){0}));
 }
 
 /* An io slot of integers in [lo, hi). */
@@ -69,7 +70,8 @@ static Node *indices(Case *c, Shape s, int64_t lo, int64_t hi)
 	int k = ir_add_io(c->g, "idx", RT_IO_INPUT, DT_I32, s, (SrcLoc){0});
 	c->io[k] = malloc((size_t)(shape_numel(&s) + 1) * sizeof(double));
 	for (int64_t i = 0; i < shape_numel(&s); i++)
-		c->io[k][i] = (double)(lo + (int64_t)rt_rng_below(&rng, (uint64_t)(hi - lo)));
+		c->io[k][i] =
+		    (double)(lo + (int64_t)rt_rng_below(&rng, (uint64_t)(hi - lo)));
 	return ir_input(c->g, k);
 }
 
@@ -80,7 +82,10 @@ static int64_t r1(int64_t lo, int64_t hi) /* in [lo, hi] */
 
 static ConvP rand_convp(void)
 {
-	ConvP p = {{r1(1, 2), r1(1, 2)}, {r1(0, 1), r1(0, 1), r1(0, 1), r1(0, 1)}, {r1(1, 2), r1(1, 2)}, r1(1, 2)};
+	ConvP p = {{r1(1, 2), r1(1, 2)},
+	           {r1(0, 1), r1(0, 1), r1(0, 1), r1(0, 1)},
+	           {r1(1, 2), r1(1, 2)},
+	           r1(1, 2)};
 	return p;
 }
 
@@ -89,8 +94,9 @@ static void conv_shapes(const ConvP *p, Shape *xs, Shape *ws)
 {
 	int64_t k[2] = {r1(1, 3), r1(1, 3)};
 	*ws = (Shape){4, {p->groups * r1(1, 2), r1(1, 2), k[0], k[1]}};
-	*xs = (Shape){4, {r1(1, 2), ws->d[1] * p->groups,
-	                  p->dil[0] * (k[0] - 1) + r1(1, 4), p->dil[1] * (k[1] - 1) + r1(1, 4)}};
+	*xs = (Shape){4,
+	              {r1(1, 2), ws->d[1] * p->groups, p->dil[0] * (k[0] - 1) + r1(1, 4),
+	               p->dil[1] * (k[1] - 1) + r1(1, 4)}};
 }
 
 static PoolP rand_poolp(Shape *xs)
@@ -113,7 +119,8 @@ static Node *build_elemwise(Case *c, Op op)
 	Shape s = rand_shape(0, 4), t = squeeze_some(s);
 	if (op == OP_SELECT) {
 		Node *cond = param(c, t, AWAY0);
-		return ir_select(g, cond, param(c, s, ANY), param(c, squeeze_some(s), ANY));
+		return ir_select(g, cond, param(c, s, ANY),
+		                 param(c, squeeze_some(s), ANY));
 	}
 	int swap = rt_rng_below(&rng, 2) && op != OP_DIV;
 	Domain da = op == OP_POW ? POSITIVE : ANY, db = op == OP_DIV ? AWAY0 : ANY;
@@ -175,11 +182,14 @@ static Node *build_nn(Case *c, Op op)
 		return ir_poolmax(g, 0, x, param(c, xs, ANY), &pp);
 	case OP_POOLMAX_SCATTER:
 		x = param(c, xs, ANY);
-		return ir_poolmax(g, 1, x, param(c, ir_poolmax(g, 0, x, x, &pp)->sh, ANY), &pp);
+		return ir_poolmax(g, 1, x, param(c, ir_poolmax(g, 0, x, x, &pp)->sh, ANY),
+		                  &pp);
 	case OP_AVGPOOL:
 		return ir_avgpool(g, param(c, xs, ANY), &pp);
 	case OP_AVGPOOL_BWD:
-		return ir_avgpool_bwd(g, param(c, ir_avgpool(g, ir_const(g, 0, xs), &pp)->sh, ANY), &pp, xs);
+		return ir_avgpool_bwd(
+		    g, param(c, ir_avgpool(g, ir_const(g, 0, xs), &pp)->sh, ANY), &pp,
+		    xs);
 	case OP_GATHER: { /* -1 and V are out of range: rows of zeros */
 		Shape ts = rand_shape(1, 3);
 		w = param(c, ts, ANY);
@@ -193,8 +203,9 @@ static Node *build_nn(Case *c, Op op)
 		return ir_scatter_add(g, idx, param(c, dys, ANY), ts);
 	}
 	case OP_DROPMASK:
-		return ir_dropmask(g, param(c, (Shape){0, {0}}, POSITIVE), param(c, (Shape){0, {0}}, POSITIVE),
-		                   0.3, rand_shape(1, 3));
+		return ir_dropmask(g, param(c, (Shape){0, {0}}, POSITIVE),
+		                   param(c, (Shape){0, {0}}, POSITIVE), 0.3,
+		                   rand_shape(1, 3));
 	default:
 		return NULL;
 	}
@@ -226,7 +237,8 @@ static int build(Case *c, Op op)
 	}
 	case OP_RESHAPE: {
 		Shape s = rand_shape(1, 4);
-		c->out = ir_reshape(g, param(c, s, ANY), (Shape){2, {shape_numel(&s), 1}});
+		c->out =
+		    ir_reshape(g, param(c, s, ANY), (Shape){2, {shape_numel(&s), 1}});
 		return 1;
 	}
 	case OP_TRANSPOSE:
@@ -291,7 +303,8 @@ static int close_enough(double a, double b, double tol)
 
 /* The graph's FN_FORWARD and FN_GRAD through the JIT in float32, against the float64
  * interpreter's values. */
-static void check_f32(Case *c, const double *params, double *const *want, const char *opname)
+static void check_f32(Case *c, const double *params, double *const *want,
+                      const char *opname)
 {
 	Graph *g = c->g;
 	Diags d = {0};
@@ -303,7 +316,8 @@ static void check_f32(Case *c, const double *params, double *const *want, const 
 	Jit *j = jit_load(&d, &obj, fns);
 	objcode_free(&obj);
 	CU_ASSERT_FATAL(j && fns[FN_GRAD] && fns[FN_FORWARD]);
-	float *p = rt_alloc(g->param_floats * 4 + 64), *gr = rt_alloc(g->param_floats * 4 + 64);
+	float *p = rt_alloc(g->param_floats * 4 + 64),
+	      *gr = rt_alloc(g->param_floats * 4 + 64);
 	float *w = rt_alloc(nwork * 4 + 64);
 	void *bufs[RT_IO0 + 8] = {p, gr, NULL, w, NULL};
 	for (int64_t i = 0; i < g->param_floats; i++)
@@ -327,15 +341,18 @@ static void check_f32(Case *c, const double *params, double *const *want, const 
 	float *yj = bufs[RT_IO0 + g->nios - 2];
 	for (int64_t i = 0; i < shape_numel(&c->out->sh); i++)
 		if (!close_enough(yj[i], y[i], 1e-4)) {
-			fprintf(stderr, "\n%s f32 forward [%lld]: jit %g, float64 %g\n", opname, (long long)i, yj[i], y[i]);
+			fprintf(stderr, "\n%s f32 forward [%lld]: jit %g, float64 %g\n",
+			        opname, (long long)i, yj[i], y[i]);
 			CU_FAIL("float32 JIT forward differs from float64");
 			break;
 		}
 	for (int k = 0; k < g->nparams; k++)
 		for (int64_t i = 0; i < shape_numel(&g->params[k].sh); i++)
 			if (!close_enough(gr[g->params[k].off + i], want[k][i], 1e-3)) {
-				fprintf(stderr, "\n%s f32: param %d[%lld]: jit %g, float64 %g\n", opname, k,
-				        (long long)i, gr[g->params[k].off + i], want[k][i]);
+				fprintf(stderr,
+				        "\n%s f32: param %d[%lld]: jit %g, float64 %g\n",
+				        opname, k, (long long)i, gr[g->params[k].off + i],
+				        want[k][i]);
 				CU_FAIL("float32 JIT gradient differs from float64");
 				k = g->nparams;
 				break;
@@ -363,7 +380,9 @@ static void check_fd(Case *c, Node *loss, double *params, const EvalEnv *env, in
 		/* ops that cut the gradient on purpose must give exactly 0 */
 		double fd = opinfo[op].flags & OPF_CUT ? 0 : (lp - lm) / (2 * h);
 		if (!close_enough(want[i], fd, 1e-6)) {
-			fprintf(stderr, "\n%s: param %d[%lld]: rule %.10g, finite differences %.10g\n",
+			fprintf(stderr,
+			        "\n%s: param %d[%lld]: rule %.10g, finite differences "
+			        "%.10g\n",
 			        opinfo[op].name, k, (long long)i, want[i], fd);
 			CU_FAIL("gradient rule differs from finite differences");
 			return;
@@ -397,7 +416,8 @@ static void check_op(Op op)
 		ios[k] = c.io[k];
 	EvalEnv env = {params, NULL, NULL, NULL, ios};
 	double *want[MAXIN];
-	int lio = ir_add_io(c.g, "loss", RT_IO_OUTPUT, DT_F32, (Shape){0, {0}}, (SrcLoc){0});
+	int lio =
+	    ir_add_io(c.g, "loss", RT_IO_OUTPUT, DT_F32, (Shape){0, {0}}, (SrcLoc){0});
 	ir_fn_out(c.g, FN_GRAD, loss, DEST_IO, lio);
 	for (int k = 0; k < c.g->nparams; k++) {
 		Node *gk = grads[k] ? grads[k] : ir_const(c.g, 0, c.g->params[k].sh);

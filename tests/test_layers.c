@@ -286,7 +286,8 @@ static void test_layers_node_cycles_are_errors(void)
 	static const Case cases[] = {
 	    {"inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch], dtype: i32}\n"
 	     "nodes:\n  out: \"dense(h3, units=3)\"\n  h1: \"relu(h3 + x)\"\n"
-	     "  h2: \"relu(h1)\"\n  h3: \"relu(h2)\"\nloss: \"softmax_cross_entropy(out, y)\"\n",
+	     "  h2: \"relu(h1)\"\n  h3: \"relu(h2)\"\nloss: \"softmax_cross_entropy(out, "
+	     "y)\"\n",
 	     "the nodes form a cycle: h1 -> h2 -> h3 -> h1", 6, 3},
 	    {"inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch], dtype: i32}\n"
 	     "nodes:\n  h: \"relu(h)\"\nloss: \"softmax_cross_entropy(h, y)\"\n",
@@ -302,7 +303,8 @@ static void test_layers_node_cycles_are_errors(void)
 		lower_text(&l, cases[i].yaml);
 		CU_ASSERT(l.m == NULL && l.d.n == 1 &&
 		          has_error(&l.d, cases[i].msg, cases[i].line, cases[i].col));
-		if (l.d.n != 1 || !has_error(&l.d, cases[i].msg, cases[i].line, cases[i].col))
+		if (l.d.n != 1 ||
+		    !has_error(&l.d, cases[i].msg, cases[i].line, cases[i].col))
 			diag_print(&l.d, stderr);
 		done(&l);
 	}
@@ -334,13 +336,16 @@ static void test_layers_warn_about_what_is_never_used(void)
 	} want[] = {
 	    {"input 'extra' is never used", 4, 3},
 	    {"the value of node 'dead' is never used", 10, 3},
-	    {"parameter 'h3.weight' does not affect the loss; it will not be trained", 8, 8},
+	    {"parameter 'h3.weight' does not affect the loss; it will not be trained", 8,
+	     8},
 	};
 	for (int k = 0; k < 3; k++) {
 		int found = 0;
 		for (int i = 0; i < l.d.n; i++)
-			found |= l.d.v[i].sev == SEV_WARNING && !strcmp(l.d.v[i].msg, want[k].msg) &&
-			         l.d.v[i].loc.line == want[k].line && l.d.v[i].loc.col == want[k].col;
+			found |= l.d.v[i].sev == SEV_WARNING &&
+			         !strcmp(l.d.v[i].msg, want[k].msg) &&
+			         l.d.v[i].loc.line == want[k].line &&
+			         l.d.v[i].loc.col == want[k].col;
 		CU_ASSERT(found);
 	}
 	if (l.d.n != 3)
@@ -502,8 +507,8 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	     5},
 	    {FNODE("reshape(image, shape=[-1, 5])"),
 	     "reshape: [4, 784] has 3136 elements, which do not fit [4, -1, 5]", 5, 7},
-	    {FNODE("reshape(image, shape=[3, 3, 3, 3, 3, 3])"), "reshape: 7 axes with the batch; at most 6 are supported",
-	     5, 7},
+	    {FNODE("reshape(image, shape=[3, 3, 3, 3, 3, 3])"),
+	     "reshape: 7 axes with the batch; at most 6 are supported", 5, 7},
 	    {GRID("conv2d(g, out_channels=6, kernel_size=3, groups=4)"),
 	     "conv2d: 1 input and 6 output channels do not split into 4 groups", 6, 7},
 	    {GRID("conv2d(g, out_channels=6, kernel_size=29)"),
@@ -543,7 +548,8 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	     "nodes:\n  h1: \"dense(imag, units=8)\"\n  out: \"dense(h1, units=10)\"\n"
 	     "loss: \"softmax_cross_entropy(out, label)\"\n",
 	     "unknown name 'imag'; did you mean 'image'?", 5, 14},
-	    /* nodes may come in any order: a name defined later is found, and suggested */
+	    /* nodes may come in any order: a name defined later is found, and suggested
+	     */
 	    {FLAT "nodes:\n  out: \"dense(latr, units=10)\"\n  later: \"relu(image)\"\n"
 	          "loss: \"softmax_cross_entropy(out, label)\"\n",
 	     "unknown name 'latr'; did you mean 'later'?", 5, 15},
@@ -593,7 +599,8 @@ void suite_layers(void)
 	     test_layers_nodes_name_their_parameters},
 	    {"layers_nodes_in_any_order", test_layers_nodes_in_any_order},
 	    {"layers_node_cycles_are_errors", test_layers_node_cycles_are_errors},
-	    {"layers_warn_about_what_is_never_used", test_layers_warn_about_what_is_never_used},
+	    {"layers_warn_about_what_is_never_used",
+	     test_layers_warn_about_what_is_never_used},
 	    {"layers_free_parameters_and_loss_value",
 	     test_layers_free_parameters_and_loss_value},
 	    {"layers_loss_is_mean_over_real_rows",

@@ -74,7 +74,8 @@ static long each_failure(const Case *c, void *ctx)
 				        c->name, err);
 			CU_ASSERT_EQUAL(rc, 0);
 			if (getenv("OOM_VERBOSE"))
-				fprintf(stderr, "%s: %ld allocations\n", c->name, k.calls);
+				fprintf(stderr, "%s: %ld allocations\n", c->name,
+				        k.calls);
 			return k.calls;
 		}
 		if (rc == 0 || (c->has_message && !strstr(err, "out of memory"))) {

@@ -648,7 +648,9 @@ static void test_spec_rejects_bad_numbers_quoting_them(void)
 	    {IN "layers: [{dense: {units: .nan}}]\n" LOSS,
 	     "'units' must be an integer from 1 to 1073741824, got '.nan'", 2, 26},
 	    {IN "layers: [{dense: {units: 99999999999999999999}}]\n" LOSS,
-	     "'units' must be an integer from 1 to 1073741824, got '99999999999999999999'", 2, 26},
+	     "'units' must be an integer from 1 to 1073741824, got "
+	     "'99999999999999999999'",
+	     2, 26},
 	    {IN "layers: [{dense: {units: 4294967296}}]\n" LOSS, "got '4294967296'", 2,
 	     26},
 	    {IN "layers: [{dense: {units: [3]}}]\n" LOSS, "got '[3]'", 2, 26},

@@ -61,7 +61,8 @@ typedef struct rt_param {
 typedef struct rt_state {
 	const char *name; /* "fc1.weight.momentum_buffer" */
 	int64_t offset, numel;
-	int rank; /* shape: the parameter's for per-parameter state, rank 0 for a scalar */
+	int rank; /* shape: the parameter's for per-parameter state, rank 0 for a scalar
+	           */
 	int64_t shape[RT_MAXRANK];
 } rt_state;
 
@@ -455,8 +456,8 @@ int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen);
 /* Writes the parameters (grads 0) or the trainable parameters' gradients (grads 1)
  * under the parameters' names, plus one scalar extra (as "loss") if extra_name. */
-int rt_save_params(const rt_session *s, const char *path, int grads, const char *extra_name,
-                   const float *extra, char *err, size_t errlen);
+int rt_save_params(const rt_session *s, const char *path, int grads,
+                   const char *extra_name, const float *extra, char *err, size_t errlen);
 
 /* Checkpoints: safetensors with the parameters under their names, the state tensors
  * as "optimizer.<name>" ("optimizer.fc1.weight.exp_avg", "optimizer.step"), and in

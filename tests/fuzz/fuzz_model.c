@@ -5,7 +5,8 @@
  * no errors or errors with no graph; a crash, a hang, an abort (die and check are
  * internal invariants: user input must never reach one) or a leak is a bug.
  *
- *   build-fuzz/tests/fuzz/fuzz_model tests/fuzz/corpus/fuzz_model -dict=tests/fuzz/yaml.dict
+ *   build-fuzz/tests/fuzz/fuzz_model tests/fuzz/corpus/fuzz_model
+ * -dict=tests/fuzz/yaml.dict
  */
 #include <stdint.h>
 #include <stdio.h>
