@@ -122,3 +122,24 @@ int rt_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
 	}
 	return -1;
 }
+
+void rt_append(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t k = strlen(buf);
+	if (k + 1 >= len)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf + k, len - k, fmt, ap);
+	va_end(ap);
+}
+
+void rt_shape_text(char *buf, size_t len, int rank, const int64_t *shape)
+{
+	size_t k = (size_t)snprintf(buf, len, "[");
+	for (int i = 0; i < rank && k < len; i++)
+		k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? ", " : "",
+		                      (long long)shape[i]);
+	if (k < len)
+		snprintf(buf + k, len - k, "]");
+}

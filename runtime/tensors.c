@@ -11,27 +11,7 @@
 #include <string.h>
 
 #include "descent/runtime.h"
-
-static void append(char *err, size_t len, const char *fmt, ...)
-{
-	size_t k = strlen(err);
-	if (k + 1 >= len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err + k, len - k, fmt, ap);
-	va_end(ap);
-}
-
-static void shape_text(char *buf, size_t len, int rank, const int64_t *shape)
-{
-	size_t k = (size_t)snprintf(buf, len, "[");
-	for (int i = 0; i < rank && k < len; i++)
-		k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? ", " : "",
-		                      (long long)shape[i]);
-	if (k < len)
-		snprintf(buf + k, len - k, "]");
-}
+#include "mem.h"
 
 static int same_shape(const rt_st_tensor *t, int rank, const int64_t *shape)
 {
@@ -100,20 +80,20 @@ int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 		const rt_st_tensor *t = rt_st_find(f, q->name);
 		char a[96], b[96];
 		if (!t) {
-			append(miss, sizeof miss, "%s%s", nmissing++ ? ", " : "",
-			       q->name);
+			rt_append(miss, sizeof miss, "%s%s", nmissing++ ? ", " : "",
+			          q->name);
 		} else if (!same_shape(t, q->rank, q->shape) || !float_dtype(t->dtype)) {
-			shape_text(a, sizeof a, t->rank, t->shape);
-			shape_text(b, sizeof b, q->rank, q->shape);
-			append(shp, sizeof shp, "%s%s (file: %s%s, model: %s)",
-			       nshape++ ? ", " : "", q->name, a,
-			       float_dtype(t->dtype) ? "" : " not float", b);
+			rt_shape_text(a, sizeof a, t->rank, t->shape);
+			rt_shape_text(b, sizeof b, q->rank, q->shape);
+			rt_append(shp, sizeof shp, "%s%s (file: %s%s, model: %s)",
+			          nshape++ ? ", " : "", q->name, a,
+			          float_dtype(t->dtype) ? "" : " not float", b);
 		} else {
 			for (int64_t k = 0; k < q->numel; k++) {
 				double v = element(t, k);
 				if (v != v || v - v != 0) {
-					append(bad, sizeof bad, "%s%s",
-					       nnonfinite++ ? ", " : "", q->name);
+					rt_append(bad, sizeof bad, "%s%s",
+					          nnonfinite++ ? ", " : "", q->name);
 					break;
 				}
 			}
@@ -125,19 +105,19 @@ int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 			known = !strcmp(p->params[k].name, f->t[i].name);
 		if (!known &&
 		    strncmp(f->t[i].name, "optimizer.", 10)) /* a checkpoint's state */
-			append(extra, sizeof extra, "%s%s", nextra++ ? ", " : "",
-			       f->t[i].name);
+			rt_append(extra, sizeof extra, "%s%s", nextra++ ? ", " : "",
+			          f->t[i].name);
 	}
 	if (nmissing || nshape || nextra || nnonfinite) {
 		snprintf(err, errlen, "the parameters do not fit this model:");
 		if (nmissing)
-			append(err, errlen, " missing %d: %s;", nmissing, miss);
+			rt_append(err, errlen, " missing %d: %s;", nmissing, miss);
 		if (nextra)
-			append(err, errlen, " unexpected %d: %s;", nextra, extra);
+			rt_append(err, errlen, " unexpected %d: %s;", nextra, extra);
 		if (nshape)
-			append(err, errlen, " mis-shaped %d: %s;", nshape, shp);
+			rt_append(err, errlen, " mis-shaped %d: %s;", nshape, shp);
 		if (nnonfinite)
-			append(err, errlen, " not finite: %s;", bad);
+			rt_append(err, errlen, " not finite: %s;", bad);
 		err[strlen(err) - 1] = 0;
 		return -1;
 	}
@@ -173,8 +153,8 @@ int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 		int ok =
 		    io->dtype == RT_I32 ? int_dtype(t->dtype) : float_dtype(t->dtype);
 		if (!same_shape(t, io->rank, io->shape) || !ok) {
-			shape_text(a, sizeof a, t->rank, t->shape);
-			shape_text(b, sizeof b, io->rank, io->shape);
+			rt_shape_text(a, sizeof a, t->rank, t->shape);
+			rt_shape_text(b, sizeof b, io->rank, io->shape);
 			snprintf(err, errlen,
 			         "tensor '%s' is %s %s; the model's input takes %s %s",
 			         io->name, ok ? "" : "of the wrong type,", a,

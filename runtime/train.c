@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "descent/runtime.h"
+#include "mem.h"
 #include "session.h"
 
 #define FORMAT "descent-checkpoint-1"
@@ -40,17 +41,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
-}
-
-static void append(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t k = strlen(buf);
-	if (k + 1 >= len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf + k, len - k, fmt, ap);
-	va_end(ap);
 }
 
 static double now(void)
@@ -517,16 +507,6 @@ done:
 	return status;
 }
 
-static void shape_text(char *buf, size_t len, int rank, const int64_t *shape)
-{
-	size_t k = (size_t)snprintf(buf, len, "[");
-	for (int i = 0; i < rank && k < len; i++)
-		k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? ", " : "",
-		                      (long long)shape[i]);
-	if (k < len)
-		snprintf(buf + k, len - k, "]");
-}
-
 /* The lists of what does not fit, built while checking. */
 typedef struct Misfit {
 	char miss[1024], shape[1024], extra[1024], bad[512];
@@ -538,7 +518,7 @@ static void check_tensor(const rt_st_file *f, const char *name, int rank,
 {
 	const rt_st_tensor *t = rt_st_find(f, name);
 	if (!t) {
-		append(x->miss, sizeof x->miss, "%s%s", x->nmiss++ ? ", " : "", name);
+		rt_append(x->miss, sizeof x->miss, "%s%s", x->nmiss++ ? ", " : "", name);
 		return;
 	}
 	int same = t->rank == rank && t->dtype == RT_ST_F32;
@@ -546,11 +526,11 @@ static void check_tensor(const rt_st_file *f, const char *name, int rank,
 		same = t->shape[i] == shape[i];
 	if (!same) {
 		char a[96], b[96];
-		shape_text(a, sizeof a, t->rank, t->shape);
-		shape_text(b, sizeof b, rank, shape);
-		append(x->shape, sizeof x->shape, "%s%s (file: %s%s, model: %s)",
-		       x->nshape++ ? ", " : "", name, a,
-		       t->dtype == RT_ST_F32 ? "" : " not F32", b);
+		rt_shape_text(a, sizeof a, t->rank, t->shape);
+		rt_shape_text(b, sizeof b, rank, shape);
+		rt_append(x->shape, sizeof x->shape, "%s%s (file: %s%s, model: %s)",
+		          x->nshape++ ? ", " : "", name, a,
+		          t->dtype == RT_ST_F32 ? "" : " not F32", b);
 		return;
 	}
 	int64_t numel = (int64_t)(t->nbytes / 4);
@@ -561,7 +541,7 @@ static void check_tensor(const rt_st_file *f, const char *name, int rank,
 	}
 	memcpy(v, t->data, t->nbytes);
 	if (first_nonfinite(v, numel) >= 0)
-		append(x->bad, sizeof x->bad, "%s%s", x->nbad++ ? ", " : "", name);
+		rt_append(x->bad, sizeof x->bad, "%s%s", x->nbad++ ? ", " : "", name);
 	rt_free(v);
 }
 
@@ -597,21 +577,23 @@ static int check_tensors(const rt_program *p, const rt_st_file *f, char *err,
 	}
 	for (int i = 0; i < f->n; i++)
 		if (!known(p, f->t[i].name))
-			append(x->extra, sizeof x->extra, "%s%s", x->nextra++ ? ", " : "",
-			       f->t[i].name);
+			rt_append(x->extra, sizeof x->extra, "%s%s",
+			          x->nextra++ ? ", " : "", f->t[i].name);
 	int rc = 0;
 	if (x->oom) {
 		rc = fail(err, errlen, "out of memory");
 	} else if (x->nmiss || x->nshape || x->nextra || x->nbad) {
 		snprintf(err, errlen, "the checkpoint does not fit this model:");
 		if (x->nmiss)
-			append(err, errlen, " missing %d: %s;", x->nmiss, x->miss);
+			rt_append(err, errlen, " missing %d: %s;", x->nmiss, x->miss);
 		if (x->nextra)
-			append(err, errlen, " unexpected %d: %s;", x->nextra, x->extra);
+			rt_append(err, errlen, " unexpected %d: %s;", x->nextra,
+			          x->extra);
 		if (x->nshape)
-			append(err, errlen, " mis-shaped %d: %s;", x->nshape, x->shape);
+			rt_append(err, errlen, " mis-shaped %d: %s;", x->nshape,
+			          x->shape);
 		if (x->nbad)
-			append(err, errlen, " not finite: %s;", x->bad);
+			rt_append(err, errlen, " not finite: %s;", x->bad);
 		err[strlen(err) - 1] = 0;
 		rc = -1;
 	}
