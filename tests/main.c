@@ -7,6 +7,7 @@
 
 #include <CUnit/Basic.h>
 
+#include "dc.h"
 #include "tests.h"
 
 void add_suite(const char *name, CU_TestInfo *tests)
@@ -73,6 +74,17 @@ void random_inputs(rt_session *s, rt_rng *rng)
 			else
 				((float *)s->io[k])[i] =
 				    k == p->io_weight ? 1.0f : (float)rt_rng_uniform(rng);
+}
+
+int has_error(const Diags *d, const char *msg, int line, int col)
+{
+	for (int i = 0; i < d->n; i++) {
+		const Diag *g = &d->v[i];
+		if (g->sev == SEV_ERROR && strstr(g->msg, msg) && g->loc.line == line &&
+		    g->loc.col == col && g->loc.file && !strcmp(g->loc.file, "t.yaml"))
+			return 1;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)

@@ -59,17 +59,6 @@ typedef struct Case {
 	int line, col;
 } Case;
 
-static int has_error(const Diags *d, const char *msg, int line, int col)
-{
-	for (int i = 0; i < d->n; i++) {
-		const Diag *g = &d->v[i];
-		if (g->sev == SEV_ERROR && strstr(g->msg, msg) && g->loc.line == line &&
-		    g->loc.col == col && g->loc.file && !strcmp(g->loc.file, "t.yaml"))
-			return 1;
-	}
-	return 0;
-}
-
 static int check_case(const Case *c)
 {
 	Parsed p;

@@ -18,6 +18,10 @@ const char *const *model_files(void);
  * (weight 1): a batch any model can take a step on. */
 void random_inputs(rt_session *s, rt_rng *rng);
 
+struct Diags;
+/* Whether d holds an error containing msg at line:col of "t.yaml". */
+int has_error(const struct Diags *d, const char *msg, int line, int col);
+
 /* Path of a file in the source tree, e.g. src_path("models/fashion_mlp.yaml"). */
 const char *src_path(const char *rel);
 #endif
