@@ -41,9 +41,10 @@ static void random_inputs(rt_session *s, uint64_t seed)
 
 int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 {
-	if (o->threads > 1) {
-		error_at(d, (SrcLoc){0}, "--threads %d: one thread only for now",
-		         o->threads);
+	int threads = o->threads > 0 ? o->threads : 1;
+	if (rt_set_threads(threads) < 0) {
+		error_at(d, (SrcLoc){0}, "--threads %d: must be 1 to %d", o->threads,
+		         RT_MAX_THREADS);
 		return -1;
 	}
 	CodegenOpts co = {.opt_level = o->opt_level};
@@ -74,8 +75,8 @@ int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 		step(s->bufs);
 	double secs = now() - t0, peak = o->peak > 0 ? o->peak : cg_measure_peak(d);
 	double gf = flops * (double)n / secs / 1e9;
-	fprintf(out, "%s: batch %lld, %lld steps\n", m->name, (long long)batch,
-	        (long long)n);
+	fprintf(out, "%s: batch %lld, %d thread%s, %lld steps\n", m->name,
+	        (long long)batch, threads, threads > 1 ? "s" : "", (long long)n);
 	fprintf(
 	    out,
 	    "  %.1f steps/s, %.3f ms/step, %.1f GFLOP/s (%.1f%% of %.0f GFLOP/s peak), "
@@ -89,5 +90,6 @@ int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 	        (long long)c->prog.nparams * 4, (long long)c->prog.nstate * 4);
 	rt_session_free(s);
 	compiled_free(c);
+	rt_set_threads(1);
 	return 0;
 }

@@ -22,7 +22,19 @@ typedef struct CG {
 	const char *prefix;        /* of the functions' symbols */
 	LLVMValueRef *scalar_args; /* set: pointwise emitters give one element's value */
 	LLVMValueRef scalar_out;
+	LLVMValueRef *pre; /* by node id: values loaded before a pointwise loop */
 	int check_numerics;
+	/* The node being emitted runs as one or more kernels, functions
+	 * void k(bufs, lo, hi) that the entry point calls in order (codegen.c). */
+	LLVMTypeRef kty;
+	Node *knode;
+	int nkernels;
+	LLVMValueRef par_lo, par_hi; /* the kernel's part of its parallel extent */
+	int64_t par_n, par_grain;    /* that extent, once cg_par_loop has set it */
+	struct {                     /* the entry point's own values, while in a kernel */
+		LLVMValueRef fn, bufs, base[RT_IO0], *io;
+		LLVMBasicBlockRef at;
+	} top;
 } CG;
 
 typedef struct Loop {
@@ -40,6 +52,16 @@ LLVMValueRef cg_loop(CG *cg, Loop *l, int64_t n);
 /* for (i = lo; i < hi; i++) with run-time bounds, possibly empty */
 LLVMValueRef cg_loop_range(CG *cg, Loop *l, LLVMValueRef lo, LLVMValueRef hi);
 void cg_loop_end(CG *cg, Loop *l);
+/* The kernel's parallel loop: for (i = lo; i < hi; i++), where [lo, hi) is this
+ * thread's part of [0, n) cut on multiples of grain. Iterations must write disjoint
+ * elements and read nothing another iteration writes. At most one per kernel. */
+LLVMValueRef cg_par_loop(CG *cg, Loop *l, int64_t n, int64_t grain);
+/* The same, for a kernel that walks its part [*lo, *hi) of [0, n) itself. */
+void cg_par_range(CG *cg, int64_t n, int64_t grain, LLVMValueRef *lo, LLVMValueRef *hi);
+/* Ends the node's current kernel and starts the next, which runs after it (a phase
+ * whose result the next one reads in full, like a transposed copy). Pointers into
+ * buffers must be fetched again after it. */
+void cg_next_kernel(CG *cg);
 /* An accumulator carried around the innermost open loop: create after cg_loop, close
  * with the value for the next iteration before cg_loop_end. */
 LLVMValueRef cg_acc_begin(CG *cg, LLVMBasicBlockRef pre, LLVMValueRef init);

@@ -20,6 +20,7 @@ typedef struct Opts {
 	/* train, eval, predict, plot */
 	const char *resume, *ckpt_dir, *log, *plot, *data_x, *data_y, *input, *label;
 	int64_t max_steps, accumulate, ckpt_every;
+	int64_t threads; /* -1: not given (one thread) */
 	double val_split;
 	double tolerance; /* gradcheck */
 	int opt_level;

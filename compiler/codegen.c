@@ -212,9 +212,14 @@ static LLVMValueRef scalar(CG *cg, Node *n, LLVMValueRef *v)
 
 /* Whether every stored value a fused expression reads has n elements or one, so that
  * it can run as a single flat loop. */
+static int inline_here(CG *cg, Node *n)
+{
+	return cg->p->inl[n->id] || cg->p->group[n->id] >= 0;
+}
+
 static int flat_ok(CG *cg, Node *n, int64_t count)
 {
-	if (cg->p->inl[n->id]) {
+	if (inline_here(cg, n)) {
 		for (int k = 0; k < n->nin; k++)
 			if (!flat_ok(cg, n->in[k], count))
 				return 0;
@@ -227,7 +232,9 @@ static int flat_ok(CG *cg, Node *n, int64_t count)
  * or, for a fused node, computed from its inputs right here. */
 static LLVMValueRef value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
 {
-	if (cg->p->inl[n->id]) {
+	if (cg->pre && cg->pre[n->id])
+		return cg->pre[n->id];
+	if (inline_here(cg, n)) {
 		LLVMValueRef v[MAXIN] = {0};
 		for (int k = 0; k < n->nin; k++)
 			v[k] = value(cg, n->in[k], dims, idx);
@@ -245,29 +252,69 @@ static LLVMValueRef value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
 	return cg_load(cg, n, off);
 }
 
-/* One loop nest for a pointwise node and every node fused into it: out[idx] =
- * f(in0[idx'], in1[idx''], ...) with numpy broadcasting. When every stored input has
- * the output's size or is a single value, the nest is one flat loop. */
-static void elemwise(CG *cg, Node *n)
+/* What a pointwise loop nest does with the values it computes at flat offset out. */
+typedef void (*Sink)(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMValueRef out,
+                     void *ctx);
+
+/* Single stored values (a learning rate, a step count) are loaded before the loop:
+ * inside it, stores might alias them as far as LLVM knows, which keeps the loads there
+ * and the loop from being vectorized. */
+static void preload(CG *cg, Node *n)
 {
-	int64_t count = shape_numel(&n->sh);
+	if (cg->pre[n->id])
+		return;
+	if (inline_here(cg, n)) {
+		for (int k = 0; k < n->nin; k++)
+			preload(cg, n->in[k]);
+	} else if (shape_numel(&n->sh) == 1) {
+		cg->pre[n->id] = cg_load(cg, n, cg_i64(cg, 0));
+	}
+}
+
+/* One loop nest for pointwise nodes of one shape and every node fused into them:
+ * out[idx] = f(in0[idx'], in1[idx''], ...) with numpy broadcasting, its outer loop
+ * shared between threads. When every stored input has the output's size or is a single
+ * value, the nest is one flat loop. */
+static void pointwise_nest(CG *cg, Node **outs, int nout, Sink sink, void *ctx)
+{
+	int64_t count = shape_numel(&outs[0]->sh);
 	int flat = 1;
-	for (int k = 0; k < n->nin; k++)
-		flat &= flat_ok(cg, n->in[k], count);
-	Shape dims = flat ? (Shape){1, {count}} : n->sh;
+	for (int o = 0; o < nout; o++)
+		for (int k = 0; k < outs[o]->nin; k++)
+			flat &= flat_ok(cg, outs[o]->in[k], count);
+	Shape dims = flat ? (Shape){1, {count}} : outs[0]->sh;
+	cg->pre = arena_alloc(cg->g->A, (size_t)cg->g->n * sizeof *cg->pre);
+	for (int o = 0; o < nout; o++)
+		for (int k = 0; k < outs[o]->nin; k++)
+			preload(cg, outs[o]->in[k]);
 	Loop l[MAXRANK];
 	LLVMValueRef idx[MAXRANK] = {0}, v[MAXIN] = {0};
 	for (int d = 0; d < dims.rank; d++)
-		idx[d] = cg_loop(cg, &l[d], dims.d[d]);
+		idx[d] = d ? cg_loop(cg, &l[d], dims.d[d])
+		           : cg_par_loop(cg, &l[d], dims.d[d], flat ? 256 : 1);
 	LLVMValueRef out = cg_i64(cg, 0);
 	for (int d = 0; d < dims.rank; d++) /* row-major flat output offset */
 		out = cg_add(cg, cg_mul(cg, out, cg_i64(cg, dims.d[d])), idx[d]);
-	for (int k = 0; k < n->nin; k++)
-		v[k] = value(cg, n->in[k], &dims, idx);
-	cg_store(cg, n, out, scalar(cg, n, v));
+	LLVMValueRef *val = arena_alloc(cg->g->A, (size_t)nout * sizeof *val);
+	for (int o = 0; o < nout; o++) { /* every value first: sinks may write in place */
+		for (int k = 0; k < outs[o]->nin; k++)
+			v[k] = value(cg, outs[o]->in[k], &dims, idx);
+		val[o] = scalar(cg, outs[o], v);
+	}
+	sink(cg, outs, nout, val, out, ctx);
 	for (int d = dims.rank - 1; d >= 0; d--)
 		cg_loop_end(cg, &l[d]);
+	cg->pre = NULL;
 }
+
+static void store_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val,
+                       LLVMValueRef out, void *ctx)
+{
+	(void)nout, (void)ctx;
+	cg_store(cg, outs[0], out, val[0]);
+}
+
+static void elemwise(CG *cg, Node *n) { pointwise_nest(cg, &n, 1, store_sink, NULL); }
 
 #define EMIT(name) void emit_##name(CG *cg, Node *n)
 /* A pointwise op's emitter runs its loop nest, or, asked for one element by scalar(),
@@ -406,6 +453,88 @@ static LLVMValueRef dest_ptr(CG *cg, const Out *o)
 	return LLVMBuildGEP2(B, cg->f32, cg->base[slot], &o_, 1, "");
 }
 
+/* ---- the update phase (plan.c) ---- */
+
+typedef struct Group {
+	Node **nodes;
+	Out **outs;
+	int n;
+	LLVMValueRef flag; /* the check's: an i32 in the kernel's entry block */
+} Group;
+
+static void check_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val,
+                       LLVMValueRef out, void *ctx)
+{
+	(void)outs, (void)out;
+	Group *gr = ctx;
+	for (int o = 0; o < nout; o++) {
+		LLVMValueRef bad = LLVMBuildFCmp(
+		    B, LLVMRealUNO, LLVMBuildFSub(B, val[o], val[o], ""), cg_f32(cg, 0), "");
+		LLVMValueRef f = LLVMBuildLoad2(B, cg->i32, gr->flag, "");
+		LLVMBuildStore(B, LLVMBuildOr(B, f, LLVMBuildZExt(B, bad, cg->i32, ""), ""),
+		               gr->flag);
+	}
+}
+
+static void write_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val,
+                       LLVMValueRef out, void *ctx)
+{
+	(void)outs;
+	Group *gr = ctx;
+	for (int o = 0; o < nout; o++)
+		LLVMBuildStore(B, val[o],
+		               LLVMBuildGEP2(B, cg->f32, dest_ptr(cg, gr->outs[o]), &out, 1,
+		                             ""));
+}
+
+static LLVMValueRef flag_ptr(CG *cg)
+{
+	return LLVMBuildPointerCast(
+	    B,
+	    LLVMBuildGEP2(B, cg->f32, cg->base[RT_WORK],
+	                  (LLVMValueRef[]){cg_i64(cg, cg->p->flag_off)}, 1, ""),
+	    cg->i32p, "");
+}
+
+static void kernel_begin(CG *cg, Node *n);
+static void kernel_end(CG *cg);
+
+/* Group gi's kernel: checks that every new value is finite (ORing a flag in the
+ * workspace), or writes them all in place. */
+static void update_kernel(CG *cg, Group *gr, int write)
+{
+	kernel_begin(cg, gr->nodes[0]);
+	if (write) {
+		pointwise_nest(cg, gr->nodes, gr->n, write_sink, gr);
+	} else {
+		gr->flag = LLVMBuildAlloca(B, cg->i32, "nonfinite");
+		LLVMBuildStore(B, LLVMConstInt(cg->i32, 0, 0), gr->flag);
+		pointwise_nest(cg, gr->nodes, gr->n, check_sink, gr);
+		LLVMBuildAtomicRMW(B, LLVMAtomicRMWBinOpOr, flag_ptr(cg),
+		                   LLVMBuildLoad2(B, cg->i32, gr->flag, ""),
+		                   LLVMAtomicOrderingMonotonic, 0);
+	}
+	kernel_end(cg);
+}
+
+static Group *groups(CG *cg, const Fn *fn)
+{
+	Plan *p = cg->p;
+	Group *gr = arena_alloc(cg->g->A, (size_t)(p->ngroups + 1) * sizeof *gr);
+	for (int i = 0; i < p->ngroups; i++) {
+		gr[i].nodes = arena_alloc(cg->g->A, (size_t)fn->nouts * sizeof(Node *));
+		gr[i].outs = arena_alloc(cg->g->A, (size_t)fn->nouts * sizeof(Out *));
+	}
+	for (int i = 0; i < fn->nouts; i++) {
+		int gi = p->group[fn->outs[i].node->id];
+		if (gi >= 0) {
+			gr[gi].nodes[gr[gi].n] = fn->outs[i].node;
+			gr[gi].outs[gr[gi].n++] = &fn->outs[i];
+		}
+	}
+	return gr;
+}
+
 static int updates_buffers(const Fn *fn)
 {
 	for (int i = 0; i < fn->nouts; i++)
@@ -426,7 +555,7 @@ static LLVMValueRef any_nonfinite(CG *cg, const Fn *fn)
 	LLVMBuildStore(B, LLVMConstInt(cg->i32, 0, 0), flag);
 	for (int i = 0; i < fn->nouts; i++) {
 		Node *n = fn->outs[i].node;
-		if (n->dt != DT_F32)
+		if (n->dt != DT_F32 || cg->p->group[n->id] >= 0) /* checked in its group */
 			continue;
 		Loop l;
 		LLVMValueRef j = cg_loop(cg, &l, shape_numel(&n->sh)),
@@ -510,26 +639,12 @@ static void check_node(CG *cg, FnKind k, Node *n, int slot)
 	LLVMPositionBuilderAtEnd(B, go);
 }
 
-static void emit_fn(CG *cg, FnKind k)
+/* Every buffer pointer is loaded at a function's entry, once: stores into the buffers
+ * could alias the pointer array as far as LLVM knows, so loads inside loops would stay
+ * there. */
+static void load_bufs(CG *cg)
 {
 	Graph *g = cg->g;
-	cg->p = plan_fn(g, k);
-	if (cg->p->nwork > cg->nwork)
-		cg->nwork = cg->p->nwork;
-	cg->fn = LLVMAddFunction(
-	    cg->mod, arena_printf(g->A, "%s%s", cg->prefix, fn_names[k]), cg->fnty);
-	prefer_wide_vectors(cg, cg->fn);
-	if (k != FN_TRAIN_STEP) /* the hot path is train_step: the rest need not unroll */
-		LLVMAddAttributeAtIndex(
-		    cg->fn, (unsigned)LLVMAttributeFunctionIndex,
-		    LLVMCreateEnumAttribute(
-		        cg->ctx, LLVMGetEnumAttributeKindForName("optsize", 7), 0));
-	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
-	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
-	cg->bufs = LLVMGetParam(cg->fn, 0);
-	/* Every buffer pointer is loaded here, once: stores into the buffers could alias
-	 * the pointer array as far as LLVM knows, so loads inside loops would stay there.
-	 */
 	cg->io = arena_alloc(g->A, (size_t)(g->nios + 1) * sizeof *cg->io);
 	for (int s = 0; s < RT_IO0 + g->nios; s++) {
 		LLVMValueRef idx = cg_i64(cg, s);
@@ -540,6 +655,131 @@ static void emit_fn(CG *cg, FnKind k)
 		else
 			cg->io[s - RT_IO0] = p;
 	}
+}
+
+static void fn_attr(CG *cg, LLVMValueRef fn, const char *name)
+{
+	LLVMAddAttributeAtIndex(
+	    fn, (unsigned)LLVMAttributeFunctionIndex,
+	    LLVMCreateEnumAttribute(
+	        cg->ctx, LLVMGetEnumAttributeKindForName(name, strlen(name)), 0));
+}
+
+/* ---- kernels ----
+ *
+ * Each node's loop nest is a function of its own, `void k(bufs, lo, hi)`, called by the
+ * entry point: directly with [0, n) when it is small or has no parallel loop, through
+ * the runtime's rt_parallel_for when it is worth sharing between threads. Separate
+ * functions also show up by name in a profile (entry.index.op). */
+
+enum { PAR_WORK = 1 << 17 }; /* flops (or element operations) worth a dispatch */
+
+static int64_t node_work(Node *n)
+{
+	if (n->op == OP_MATMUL) {
+		Node *a = n->in[0];
+		return 2 * shape_numel(&n->sh) * (n->a[0] ? a->sh.d[0] : a->sh.d[1]);
+	}
+	return 4 * shape_numel(&n->sh);
+}
+
+static void kernel_begin(CG *cg, Node *n)
+{
+	cg->top.fn = cg->fn, cg->top.bufs = cg->bufs, cg->top.io = cg->io;
+	memcpy(cg->top.base, cg->base, sizeof cg->base);
+	cg->top.at = LLVMGetInsertBlock(B);
+	size_t len;
+	const char *entry = LLVMGetValueName2(cg->fn, &len);
+	cg->fn = LLVMAddFunction(cg->mod,
+	                         arena_printf(cg->g->A, "%.*s.%d.%s", (int)len, entry,
+	                                      cg->nkernels++, opinfo[n->op].name),
+	                         cg->kty);
+	LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
+	prefer_wide_vectors(cg, cg->fn);
+	fn_attr(cg, cg->fn, "noinline");
+	fn_attr(cg, cg->fn, "nounwind");
+	if (LLVMGetEnumAttributeAtIndex(
+	        cg->top.fn, (unsigned)LLVMAttributeFunctionIndex,
+	        LLVMGetEnumAttributeKindForName("optsize", 7)))
+		fn_attr(cg, cg->fn, "optsize");
+	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
+	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
+	cg->bufs = LLVMGetParam(cg->fn, 0);
+	cg->par_lo = LLVMGetParam(cg->fn, 1);
+	cg->par_hi = LLVMGetParam(cg->fn, 2);
+	cg->par_n = 0, cg->par_grain = 1;
+	cg->knode = n;
+	load_bufs(cg);
+}
+
+static void kernel_end(CG *cg)
+{
+	LLVMBuildRetVoid(B);
+	LLVMValueRef k = cg->fn;
+	cg->fn = cg->top.fn, cg->bufs = cg->top.bufs, cg->io = cg->top.io;
+	memcpy(cg->base, cg->top.base, sizeof cg->base);
+	LLVMPositionBuilderAtEnd(B, cg->top.at);
+	int64_t n = cg->par_n > 0 ? cg->par_n : 1;
+	if (cg->par_n > 1 && node_work(cg->knode) >= PAR_WORK) {
+		LLVMTypeRef args[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
+		LLVMTypeRef ty =
+		    LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), args, 4, 0);
+		LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "rt_parallel_for");
+		if (!f)
+			f = LLVMAddFunction(cg->mod, "rt_parallel_for", ty);
+		LLVMValueRef a[4] = {k, cg->bufs, cg_i64(cg, n), cg_i64(cg, cg->par_grain)};
+		LLVMBuildCall2(B, ty, f, a, 4, "");
+	} else {
+		LLVMValueRef a[3] = {cg->bufs, cg_i64(cg, 0), cg_i64(cg, n)};
+		LLVMBuildCall2(B, cg->kty, k, a, 3, "");
+	}
+	cg->knode = NULL;
+}
+
+void cg_next_kernel(CG *cg)
+{
+	Node *n = cg->knode;
+	kernel_end(cg);
+	kernel_begin(cg, n);
+}
+
+void cg_par_range(CG *cg, int64_t n, int64_t grain, LLVMValueRef *lo, LLVMValueRef *hi)
+{
+	if (!cg->knode) { /* the whole extent */
+		*lo = cg_i64(cg, 0), *hi = cg_i64(cg, n);
+		return;
+	}
+	if (cg->par_n)
+		die("internal error: two parallel loops in one kernel");
+	cg->par_n = n, cg->par_grain = grain;
+	*lo = cg->par_lo, *hi = cg->par_hi;
+}
+
+LLVMValueRef cg_par_loop(CG *cg, Loop *l, int64_t n, int64_t grain)
+{
+	if (!cg->knode)
+		return cg_loop(cg, l, n);
+	LLVMValueRef lo, hi;
+	cg_par_range(cg, n, grain, &lo, &hi);
+	return cg_loop_range(cg, l, lo, hi);
+}
+
+static void emit_fn(CG *cg, FnKind k)
+{
+	Graph *g = cg->g;
+	cg->p = plan_fn(g, k);
+	cg->nkernels = 0;
+	if (cg->p->nwork > cg->nwork)
+		cg->nwork = cg->p->nwork;
+	cg->fn = LLVMAddFunction(
+	    cg->mod, arena_printf(g->A, "%s%s", cg->prefix, fn_names[k]), cg->fnty);
+	prefer_wide_vectors(cg, cg->fn);
+	if (k != FN_TRAIN_STEP) /* the hot path is train_step: the rest need not unroll */
+		fn_attr(cg, cg->fn, "optsize");
+	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
+	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
+	cg->bufs = LLVMGetParam(cg->fn, 0);
+	load_bufs(cg);
 	int numerics = cg->check_numerics ? numerics_slot(g) : -1;
 	if (numerics >= 0)
 		for (int i = 0; i < 4; i++)
@@ -550,18 +790,32 @@ static void emit_fn(CG *cg, FnKind k)
 			        LLVMBuildPointerCast(B, cg->io[numerics], cg->f32p, ""),
 			        (LLVMValueRef[]){cg_i64(cg, i)}, 1, ""));
 	for (int i = 0; i < cg->p->n; i++) {
+		kernel_begin(cg, cg->p->order[i]);
 		emitters[cg->p->order[i]->op](cg, cg->p->order[i]);
+		kernel_end(cg);
 		if (numerics >= 0 && cg->p->order[i]->dt == DT_F32)
 			check_node(cg, k, cg->p->order[i], numerics);
 	}
 	/* outputs are copied last, so updates never disturb values still being read */
 	Fn *fn = &g->fns[k];
 	LLVMBasicBlockRef keep = NULL, refuse = NULL;
+	Group *gr = groups(cg, fn);
+	if (cg->p->ngroups)
+		LLVMBuildStore(B, LLVMConstInt(cg->i32, 0, 0), flag_ptr(cg));
+	for (int i = 0; i < cg->p->ngroups; i++)
+		update_kernel(cg, &gr[i], 0);
 	if (updates_buffers(fn)) {
 		/* a step whose loss or new values are not all finite writes no parameter
 		 * or state: the loss output says NaN, and the buffers keep the last good
 		 * values */
 		LLVMValueRef bad = any_nonfinite(cg, fn);
+		if (cg->p->ngroups)
+			bad = LLVMBuildOr(
+			    B, bad,
+			    LLVMBuildICmp(B, LLVMIntNE,
+			                  LLVMBuildLoad2(B, cg->i32, flag_ptr(cg), ""),
+			                  LLVMConstInt(cg->i32, 0, 0), ""),
+			    "");
 		keep = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "keep");
 		refuse = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "refuse");
 		LLVMBuildCondBr(B, bad, refuse, keep);
@@ -574,8 +828,12 @@ static void emit_fn(CG *cg, FnKind k)
 		LLVMBuildRetVoid(B);
 		LLVMPositionBuilderAtEnd(B, keep);
 	}
+	for (int i = 0; i < cg->p->ngroups; i++)
+		update_kernel(cg, &gr[i], 1);
 	for (int i = 0; i < fn->nouts; i++) {
 		Out *o = &fn->outs[i];
+		if (cg->p->group[o->node->id] >= 0) /* written in place */
+			continue;
 		LLVMValueRef dst = dest_ptr(cg, o);
 		Loop l;
 		LLVMValueRef j = cg_loop(cg, &l, shape_numel(&o->node->sh));
@@ -679,6 +937,8 @@ static void emit_module(CG *cg)
 	cg->i32p = LLVMPointerType(cg->i32, 0);
 	LLVMTypeRef pp = LLVMPointerType(cg->ptr, 0);
 	cg->fnty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), &pp, 1, 0);
+	LLVMTypeRef kp[3] = {cg->ptr, cg->i64, cg->i64};
+	cg->kty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), kp, 3, 0);
 	for (int k = 0; k < FN_COUNT; k++)
 		if (cg->g->fns[k].defined)
 			emit_fn(cg, k);

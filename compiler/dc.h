@@ -614,7 +614,16 @@ typedef struct Plan {
 	Buf *buf;      /* indexed by node id */
 	char *live;    /* indexed by node id: the function needs it */
 	char *inl;     /* indexed by node id: fused, computed inside its user's loop */
-	int64_t nwork; /* floats of workspace this function needs */
+	/* The update phase: pointwise nodes whose values only flow into new parameters and
+	 * optimizer state are computed at the end, in one loop per group of outputs that
+	 * read each other's old values, first to check that every new value is finite,
+	 * then again to write them in place. */
+	int *group;    /* indexed by node id: its update group, or -1 */
+	int ngroups;
+	Node **late; /* the update phase's nodes, in order */
+	int nlate;
+	int64_t flag_off; /* workspace float the phase's check ORs its flag into */
+	int64_t nwork;    /* floats of workspace this function needs */
 } Plan;
 /* Lays out one function; the Plan lives in g's arena. */
 Plan *plan_fn(Graph *g, FnKind fn);
@@ -825,7 +834,7 @@ double fn_flops(Graph *g, FnKind fn);
 typedef struct BenchOpts {
 	int64_t batch; /* 0: the model's */
 	int64_t steps; /* timed steps; 0: about 2 seconds' worth */
-	int threads;   /* 1 (more are not supported yet) */
+	int threads;   /* of the runtime's pool, 1 to RT_MAX_THREADS */
 	int opt_level;
 	double peak; /* GFLOP/s of one core; 0: measure it */
 } BenchOpts;

@@ -125,6 +125,14 @@ static void kernels(FILE *f, Graph *g, int fn)
 		}
 		fputc('\n', f);
 	}
+	for (int gi = 0; gi < p->ngroups; gi++) {
+		fprintf(f, "  update group %d (checked, then written in place):", gi);
+		for (int i = 0; i < p->nlate; i++)
+			if (p->group[p->late[i]->id] == gi)
+				fprintf(f, " %s %%%d", opinfo[p->late[i]->op].name,
+				        p->late[i]->id);
+		fputc('\n', f);
+	}
 }
 
 /* ---- statistics ---- */
@@ -160,6 +168,8 @@ double fn_flops(Graph *g, FnKind fn)
 	double fl = 0;
 	for (int i = 0; i < p->n; i++)
 		fl += flops(p->order[i]);
+	for (int i = 0; i < p->nlate; i++)
+		fl += p->inl[p->late[i]->id] ? 0 : flops(p->late[i]);
 	return fl;
 }
 
@@ -183,6 +193,8 @@ static void stats(FILE *f, Graph *g, const double *t)
 		double fl = 0;
 		for (int i = 0; i < p->n; i++)
 			count[p->order[i]->op]++, fl += flops(p->order[i]);
+		for (int i = 0; i < p->nlate; i++)
+			fl += p->inl[p->late[i]->id] ? 0 : flops(p->late[i]);
 		fprintf(
 		    f,
 		    "  %-11s  %.3f GFLOP per call, %d loop nests, workspace %lld bytes:",

@@ -4,11 +4,14 @@
  * resolve against this process.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
+#include <llvm-c/OrcEE.h>
+#include <llvm-c/ExecutionEngine.h>
 
 #include "dc.h"
 #include "target.h"
@@ -36,6 +39,20 @@ rt_fn jit_lookup(Jit *j, const char *name)
 	return (rt_fn)(uintptr_t)addr;
 }
 
+/* DESCENT_PERF=1: tells perf where every kernel is (run under `perf record -k 1`, then
+ * `perf inject --jit`), through the linking layer that supports event listeners. */
+static LLVMOrcObjectLayerRef perf_layer(void *ctx, LLVMOrcExecutionSessionRef es,
+                                        const char *triple)
+{
+	(void)ctx, (void)triple;
+	LLVMOrcObjectLayerRef l =
+	    LLVMOrcCreateRTDyldObjectLinkingLayerWithSectionMemoryManager(es);
+	LLVMJITEventListenerRef perf = LLVMCreatePerfJITEventListener();
+	if (perf)
+		LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener(l, perf);
+	return l;
+}
+
 Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 {
 	CodegenOpts host = {.opt_level = 3};
@@ -49,6 +66,9 @@ Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 	/* the builder takes the target machine builder, which takes tm */
 	LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
 	    builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+	const char *perf = getenv("DESCENT_PERF");
+	if (perf && *perf && strcmp(perf, "0"))
+		LLVMOrcLLJITBuilderSetObjectLinkingLayerCreator(builder, perf_layer, NULL);
 	LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, builder); /* consumes builder */
 	if (e) {
 		llvm_error(d, e, "cannot create the JIT");
@@ -62,6 +82,14 @@ Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 	if (e)
 		goto fail;
 	LLVMOrcJITDylibAddGenerator(jd, gen); /* jd owns gen */
+	/* the runtime's thread pool, by address: it need not be exported by the program */
+	LLVMOrcCSymbolMapPair rt = {
+	    LLVMOrcLLJITMangleAndIntern(j->lljit, "rt_parallel_for"),
+	    {(LLVMOrcExecutorAddress)(uintptr_t)rt_parallel_for,
+	     {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
+	e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(&rt, 1));
+	if (e)
+		goto fail;
 	LLVMMemoryBufferRef mb =
 	    LLVMCreateMemoryBufferWithMemoryRangeCopy(obj->data, obj->size, "descent.o");
 	e = LLVMOrcLLJITAddObjectFile(j->lljit, jd, mb); /* consumes mb */

@@ -70,7 +70,24 @@ typedef struct Gemm {
 	int ta, acc;
 	int64_t M, N, K, lda, ldb, ldc;
 	LLVMTypeRef vt; /* <VW x float> */
+	/* when set, only the row blocks [blo, bhi) of rb rows each (the last one possibly
+	 * short): one thread's part */
+	LLVMValueRef blo, bhi;
+	int64_t rb;
 } Gemm;
+
+/* The row blocks [b0, b0 + nb) of rb rows, less those outside the thread's part: a loop
+ * over block indices, giving the first row of each. */
+static LLVMValueRef row_blocks(CG *cg, const Gemm *g, Loop *l, int64_t b0, int64_t nb,
+                               int64_t rb)
+{
+	if (!g->blo)
+		return cg_add(cg, cg_i64(cg, b0 * rb),
+		              cg_mul(cg, cg_loop(cg, l, nb), cg_i64(cg, rb)));
+	LLVMValueRef lo = cg_max(cg, g->blo, cg_i64(cg, b0)),
+	             hi = cg_min(cg, g->bhi, cg_i64(cg, b0 + nb));
+	return cg_mul(cg, cg_loop_range(cg, l, lo, hi), cg_i64(cg, rb));
+}
 
 static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off)
 {
@@ -154,8 +171,7 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t
 	if (ni <= 0 || nj <= 0)
 		return;
 	Loop li, lj, lk;
-	LLVMValueRef i =
-	    cg_add(cg, cg_i64(cg, i0), cg_mul(cg, cg_loop(cg, &li, ni), cg_i64(cg, mr)));
+	LLVMValueRef i = row_blocks(cg, g, &li, i0 / MR, ni, MR);
 	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0),
 	                        cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nv * VW)));
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
@@ -195,7 +211,10 @@ static void columns(CG *cg, const Gemm *g, int64_t j0)
 	if (j0 >= g->N)
 		return;
 	Loop li, lj, lk;
-	LLVMValueRef i = cg_loop(cg, &li, g->M);
+	LLVMValueRef i = g->blo ? cg_loop_range(cg, &li, cg_mul(cg, g->blo, cg_i64(cg, MR)),
+	                                        cg_min(cg, cg_mul(cg, g->bhi, cg_i64(cg, MR)),
+	                                               cg_i64(cg, g->M)))
+	                        : cg_loop(cg, &li, g->M);
 	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0), cg_loop(cg, &lj, g->N - j0));
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	LLVMValueRef k = cg_loop(cg, &lk, g->K);
@@ -233,8 +252,7 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 		return;
 	int64_t kv = g->K / VW;
 	Loop li, lj, lk;
-	LLVMValueRef i =
-	    cg_add(cg, cg_i64(cg, i0), cg_mul(cg, cg_loop(cg, &li, ni), cg_i64(cg, mr)));
+	LLVMValueRef i = row_blocks(cg, g, &li, i0 / 4, ni, 4);
 	LLVMValueRef j =
 	    cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nc)));
 	LLVMValueRef arow[4], brow[4], sum[4][4];
@@ -300,19 +318,6 @@ static void gemm_bt(CG *cg, const Gemm *g)
 	dots(cg, g, ni * 4, mr ? 1 : 0, (int)mr, nj * 3, nc ? 1 : 0, (int)nc);
 }
 
-/* B^T into scratch: Bp[k, j] = B[j, k], for a transposed B the kernels cannot read. */
-static LLVMValueRef transpose_into(CG *cg, LLVMValueRef dst, LLVMValueRef src, int64_t N,
-                                   int64_t K)
-{
-	Loop lj, lk;
-	LLVMValueRef j = cg_loop(cg, &lj, N), k = cg_loop(cg, &lk, K);
-	LLVMValueRef v = fload(cg, src, cg_add(cg, cg_mul(cg, j, cg_i64(cg, K)), k));
-	LLVMBuildStore(B, v, gep(cg, dst, cg_add(cg, cg_mul(cg, k, cg_i64(cg, N)), j)));
-	cg_loop_end(cg, &lk);
-	cg_loop_end(cg, &lj);
-	return dst;
-}
-
 /* Scratch after a node's values (plan.c's footprint reserves it). */
 static LLVMValueRef scratch(CG *cg, Node *n)
 {
@@ -320,13 +325,33 @@ static LLVMValueRef scratch(CG *cg, Node *n)
 	           cg_i64(cg, (shape_numel(&n->sh) + 15) & ~(int64_t)15));
 }
 
+/* C = op(A) op(B), its rows shared between threads in blocks of the micro-kernel's
+ * height. A transposed B the kernels cannot read is first transposed into scratch, a
+ * kernel of its own. */
 EMIT(matmul)
 {
 	Node *A = n->in[0], *Bm = n->in[1];
 	int ta = (int)n->a[0], tb = (int)n->a[1];
 	int64_t M = n->sh.d[0], N = n->sh.d[1], K = ta ? A->sh.d[0] : A->sh.d[1];
+	int dot = tb && !ta && K >= VW;
+	if (tb && !dot) {
+		Loop l;
+		LLVMValueRef src = cg_node_ptr(cg, Bm), dst = scratch(cg, n);
+		LLVMValueRef j = cg_par_loop(cg, &l, N, 1);
+		Loop lk;
+		LLVMValueRef k = cg_loop(cg, &lk, K);
+		LLVMValueRef v = fload(cg, src, cg_add(cg, cg_mul(cg, j, cg_i64(cg, K)), k));
+		LLVMBuildStore(B, v,
+		               gep(cg, dst, cg_add(cg, cg_mul(cg, k, cg_i64(cg, N)), j)));
+		cg_loop_end(cg, &lk);
+		cg_loop_end(cg, &l);
+		cg_next_kernel(cg);
+	}
+	int64_t rb = dot ? 4 : MR;
+	LLVMValueRef lo, hi;
+	cg_par_range(cg, (M + rb - 1) / rb, 1, &lo, &hi);
 	Gemm g = {cg_node_ptr(cg, A),
-	          cg_node_ptr(cg, Bm),
+	          tb && !dot ? scratch(cg, n) : cg_node_ptr(cg, Bm),
 	          cg_node_ptr(cg, n),
 	          ta,
 	          0,
@@ -334,18 +359,16 @@ EMIT(matmul)
 	          N,
 	          K,
 	          ta ? M : K,
-	          tb ? K : N,
+	          tb && dot ? K : N,
 	          N,
-	          LLVMVectorType(cg->f32, VW)};
-	if (tb && !ta && K >= VW) {
+	          LLVMVectorType(cg->f32, VW),
+	          lo,
+	          hi,
+	          rb};
+	if (dot)
 		gemm_bt(cg, &g);
-		return;
-	}
-	if (tb) {
-		g.pb = transpose_into(cg, scratch(cg, n), g.pb, N, K);
-		g.ldb = N;
-	}
-	gemm(cg, &g);
+	else
+		gemm(cg, &g);
 }
 
 /* Per row: m = max x, s = sum e^(x - m), out = x - m - log s. */
@@ -693,13 +716,13 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g col_g */
-		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt};
+		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR};
 		gemm(cg, &g);
 	} else if (mode == 1) { /* col_g = W_g^T dy_g */
-		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt};
+		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR};
 		gemm(cg, &g);
 	} else { /* dW_g += dy_g col_g^T, a dot product over the image's positions */
-		Gemm g = {yg, colg, wg, 0, 1, c->Og, c->Kc, c->P, c->P, c->P, c->Kc, vt};
+		Gemm g = {yg, colg, wg, 0, 1, c->Og, c->Kc, c->P, c->P, c->P, c->Kc, vt, NULL, NULL, MR};
 		gemm_bt(cg, &g);
 	}
 	cg_loop_end(cg, &lg);

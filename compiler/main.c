@@ -37,7 +37,7 @@ static void usage(FILE *f)
 	    "                     [--checkpoint-dir DIR] [--checkpoint-every N] "
 	    "[--resume CKPT]\n"
 	    "                     [--max-steps N] [--log FILE.csv] [--plot FILE.svg]\n"
-	    "                     [--accumulate K] [--validation-split F]\n"
+	    "                     [--accumulate K] [--validation-split F] [--threads N]\n"
 	    "       descent eval MODEL.yaml --params CKPT [--data-x F --data-y F] "
 	    "[--label COL]\n"
 	    "       descent predict MODEL.yaml --params CKPT --input F(.npy|.csv|IDX)\n"
@@ -50,7 +50,7 @@ static void usage(FILE *f)
 	    "                    [--emit obj|asm|llvm|bc|shared] [--target TRIPLE] "
 	    "[--cpu CPU]\n"
 	    "                    [--prefix NAME]\n"
-	    "       descent bench MODEL.yaml [--batch B] [--steps N]\n"
+	    "       descent bench MODEL.yaml [--batch B] [--steps N] [--threads N]\n"
 	    "       descent gradcheck MODEL.yaml [--batch B] [--seed S] [--params "
 	    "P.safetensors]\n"
 	    "                    [--tolerance T]\n"
@@ -80,7 +80,7 @@ static int parse_args(int argc, char **argv, Opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->epochs = o->batch = o->seed = o->steps = -1;
-	o->max_steps = o->accumulate = o->ckpt_every = -1;
+	o->max_steps = o->accumulate = o->ckpt_every = o->threads = -1;
 	o->val_split = -1;
 	o->opt_level = 3;
 	for (int i = 2; i < argc; i++) {
@@ -94,6 +94,7 @@ static int parse_args(int argc, char **argv, Opts *o)
 		              : !strcmp(a, "--max-steps")        ? &o->max_steps
 		              : !strcmp(a, "--accumulate")       ? &o->accumulate
 		              : !strcmp(a, "--checkpoint-every") ? &o->ckpt_every
+		              : !strcmp(a, "--threads")          ? &o->threads
 		                                                 : NULL;
 		if (!strcmp(a, "--stats")) {
 			o->stats = 1;
@@ -139,7 +140,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 		if (iv) {
 			int one = !strcmp(a, "--batch") || !strcmp(a, "--accumulate") ||
 			          !strcmp(a, "--max-steps") ||
-			          !strcmp(a, "--checkpoint-every");
+			          !strcmp(a, "--checkpoint-every") ||
+			          !strcmp(a, "--threads");
 			if (parse_int(a, v, one, iv) < 0)
 				return -1;
 			i++;
@@ -192,6 +194,14 @@ static int parse_args(int argc, char **argv, Opts *o)
 	}
 	if (!o->model) {
 		usage(stderr);
+		return -1;
+	}
+	/* compiled code shares its large loops between this many threads (runtime) */
+	if (o->threads > 0 && rt_set_threads((int)(o->threads > RT_MAX_THREADS
+	                                               ? RT_MAX_THREADS + 1
+	                                               : o->threads)) < 0) {
+		fprintf(stderr, "descent: error: --threads takes 1 to %d, got %lld\n",
+		        RT_MAX_THREADS, (long long)o->threads);
 		return -1;
 	}
 	return 0;

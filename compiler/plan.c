@@ -78,12 +78,101 @@ static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 	}
 }
 
-/* Position in the order of the loop that computes n's values (its user's, if fused). */
+/* Position in the order of the loop that computes n's values (its user's, if fused;
+ * the end, if in the update phase). */
 static int position(const Plan *p, Node **user, const int *pos, Node *n)
 {
-	while (p->inl[n->id])
+	while (p->inl[n->id] && p->group[n->id] < 0)
 		n = user[n->id];
-	return pos[n->id];
+	return p->group[n->id] >= 0 ? p->n : pos[n->id];
+}
+
+static int find(int *up, int i)
+{
+	while (up[i] != i)
+		i = up[i] = up[up[i]];
+	return i;
+}
+
+/* The leaf node an output overwrites (the old parameter or state), if live here. */
+static Node *overwritten(Graph *g, const Plan *p, const Out *o)
+{
+	int op = o->kind == DEST_PARAM ? (int)OP_PARAM : o->kind == DEST_STATE ? (int)OP_STATE : -1;
+	for (int i = 0; op >= 0 && i < g->n; i++)
+		if (p->live[i] && (int)g->nodes[i]->op == op && g->nodes[i]->a[0] == o->index)
+			return g->nodes[i];
+	return NULL;
+}
+
+/* The update phase (see Plan). A node joins it when it is pointwise and float, and
+ * each of its users is in it with the same shape, or it is a new parameter or state
+ * value. Groups join nodes with the inputs of their shape in the phase and the
+ * parameters and state of their shape they read. An output whose old value another
+ * group reads (a step counter every update broadcasts) stays out of the phase, and is
+ * copied out at the end as before. */
+static void updates(Graph *g, FnKind fn, Plan *p)
+{
+	const Fn *f = &g->fns[fn];
+	int *up = arena_alloc(g->A, (size_t)g->n * sizeof *up);
+	char *ok = arena_alloc(g->A, (size_t)g->n), *ban = arena_alloc(g->A, (size_t)g->n);
+	for (int i = 0; i < g->n; i++)
+		p->group[i] = -1;
+	if (g->no_fusion)
+		return;
+	for (int changed = 1; changed;) {
+		changed = 0;
+		for (int i = 0; i < g->n; i++)
+			ok[i] = 1, up[i] = i;
+		for (int i = 0; i < f->nouts; i++) {
+			int id = f->outs[i].node->id;
+			ok[id] &= !ban[id] && (f->outs[i].kind == DEST_PARAM ||
+			                       f->outs[i].kind == DEST_STATE);
+		}
+		for (int i = g->n - 1; i >= 0; i--) { /* users come after their inputs */
+			Node *n = g->nodes[i];
+			p->group[i] = -1;
+			if (!p->live[i])
+				continue;
+			int in = ok[i] && pointwise(n) && n->dt == DT_F32;
+			p->group[i] = in ? i : -1;
+			for (int k = 0; k < n->nin; k++) {
+				Node *x = n->in[k];
+				if (!in || !shape_eq(&x->sh, &n->sh))
+					ok[x->id] = 0;
+				if (in && shape_eq(&x->sh, &n->sh) &&
+				    (x->op == OP_PARAM || x->op == OP_STATE || pointwise(x)))
+					up[find(up, x->id)] = find(up, i);
+			}
+		}
+		for (int i = 0; i < f->nouts; i++) {
+			const Out *o = &f->outs[i];
+			Node *n = o->node, *old = overwritten(g, p, o);
+			if (p->group[n->id] < 0 || !old)
+				continue;
+			int bad = find(up, old->id) != find(up, n->id) ||
+			          !shape_eq(&old->sh, &n->sh);
+			for (int j = old->id + 1; j < g->n && !bad; j++)
+				for (int k = 0; k < g->nodes[j]->nin; k++)
+					bad |= p->group[j] >= 0 && g->nodes[j]->in[k] == old &&
+					       find(up, j) != find(up, n->id);
+			if (bad)
+				ban[n->id] = 1, changed = 1;
+		}
+	}
+	/* number the groups, list the nodes */
+	int *num = arena_alloc(g->A, (size_t)g->n * sizeof *num);
+	for (int i = 0; i < g->n; i++)
+		num[i] = -1;
+	p->late = arena_alloc(g->A, (size_t)g->n * sizeof *p->late);
+	for (int i = 0; i < g->n; i++) {
+		if (p->group[i] < 0)
+			continue;
+		int r = find(up, i);
+		if (num[r] < 0)
+			num[r] = p->ngroups++;
+		p->group[i] = num[r];
+		p->late[p->nlate++] = g->nodes[i];
+	}
 }
 
 /* Floats of workspace a node needs: its values, 64-byte aligned, plus scratch for its
@@ -164,6 +253,8 @@ static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 	}
 	for (int i = 0; i < g->fns[fn].nouts; i++)
 		last[owner(g->fns[fn].outs[i].node)->id] = p->n;
+	if (p->ngroups) /* the update phase's check flag, at the end */
+		p->flag_off = p->nwork, p->nwork += 16;
 	Span *free = arena_alloc(g->A, (size_t)(p->n + 1) * 2 * sizeof *free);
 	int nfree = 0;
 	for (int k = 0; k < p->n; k++) {
@@ -191,9 +282,11 @@ Plan *plan_fn(Graph *g, FnKind fn)
 	int *nuse = arena_alloc(g->A, (size_t)g->n * sizeof *nuse);
 	Node **user = arena_alloc(g->A, (size_t)g->n * sizeof *user);
 	fuse(g, fn, p, nuse, user);
+	p->group = arena_alloc(g->A, (size_t)g->n * sizeof *p->group);
+	updates(g, fn, p);
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i];
-		if (!live[i])
+		if (!live[i] || p->group[i] >= 0)
 			continue;
 		if (opinfo[n->op].flags & OPF_LEAF)
 			p->buf[i] = leaf_buf(g, n);

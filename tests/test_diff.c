@@ -111,6 +111,15 @@ static void check_model(const char *path, const char *name, int level)
 			free(want[i]);
 		free(want);
 	}
+	for (int i = 0; i < p->nstates && ok; i++) { /* and the new optimizer state */
+		Node *u = out_node(g, FN_TRAIN_STEP, DEST_STATE, i);
+		double *want = u ? eval_node(g, u, &env) : NULL;
+		if (want)
+			ok &= agree(p->states[i].name, name, level,
+			            s->state + p->states[i].offset, want,
+			            p->states[i].numel, 1e-4);
+		free(want);
+	}
 	CU_ASSERT(ok);
 	for (int k = 0; k < 16; k++)
 		free(iov[k]);
@@ -133,9 +142,84 @@ static void test_diff_every_model_matches_the_reference_at_O0_and_O3(void)
 	CU_ASSERT(seen >= 4);
 }
 
+/* Three training steps of a model at its own batch size on n threads: the loss,
+ * parameters and state after them. */
+typedef struct Run {
+	float loss;
+	float *params, *state;
+} Run;
+
+static Run run_steps(const Compiled *c, int threads)
+{
+	const rt_program *p = &c->prog;
+	CU_ASSERT_EQUAL(rt_set_threads(threads), 0);
+	rt_session *s = rt_session_new(p);
+	rt_session_init(s, 3);
+	rt_rng rng;
+	rt_rng_seed(&rng, 9);
+	random_inputs(s, &rng);
+	for (int i = 0; i < 3; i++)
+		p->train_step(s->bufs);
+	Run r = {((float *)s->io[p->io_loss])[0],
+	         malloc((size_t)p->nparams * sizeof(float) + 1),
+	         malloc((size_t)p->nstate * sizeof(float) + 1)};
+	memcpy(r.params, s->params, (size_t)p->nparams * sizeof(float));
+	memcpy(r.state, s->state, (size_t)p->nstate * sizeof(float));
+	rt_session_free(s);
+	rt_set_threads(1);
+	return r;
+}
+
+static int same_run(const rt_program *p, Run a, Run b)
+{
+	return !memcmp(&a.loss, &b.loss, sizeof a.loss) &&
+	       !memcmp(a.params, b.params, (size_t)p->nparams * sizeof(float)) &&
+	       !memcmp(a.state, b.state, (size_t)p->nstate * sizeof(float));
+}
+
+/* Kernels share their loops between threads, each element computed by one thread in a
+ * fixed order: 2 and 3 threads give the bits 1 thread gives, run after run. */
+static void test_diff_threads_give_identical_results(void)
+{
+	const char *const *models = model_files();
+	int parallel = 0;
+	for (int k = 0; models[k]; k++) {
+		Arena *A = arena_new();
+		Diags d = {0};
+		Model *m = model_load(A, &d, models[k]);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+		CodegenOpts o = {.opt_level = 2};
+		Compiled *c = compile_model(&d, m, m->batch > 0 ? m->batch : 0, &o);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+		ObjCode ir;
+		int64_t nwork;
+		CodegenOpts lo = {.opt_level = 0, .emit = EMIT_LLVM};
+		CU_ASSERT_FATAL(cg_compile(c->g, &lo, &ir, &nwork, NULL) == 0);
+		parallel += strstr(ir.data, "call void @rt_parallel_for") != NULL;
+		objcode_free(&ir);
+		Run one = run_steps(c, 1), two = run_steps(c, 2), again = run_steps(c, 2),
+		    three = run_steps(c, 3);
+		int same = same_run(&c->prog, one, two) && same_run(&c->prog, two, again) &&
+		           same_run(&c->prog, one, three);
+		if (!same)
+			fprintf(stderr, "\n%s: results differ across thread counts\n",
+			        models[k]);
+		CU_ASSERT(same);
+		Run all[4] = {one, two, again, three};
+		for (int i = 0; i < 4; i++)
+			free(all[i].params), free(all[i].state);
+		compiled_free(c);
+		diags_free(&d);
+		arena_free(A);
+	}
+	CU_ASSERT(parallel >= 2); /* the Fashion MLPs and LeNet do share loops */
+}
+
 void suite_diff(void)
 {
 	static CU_TestInfo tests[] = {
+	    {"test_diff_threads_give_identical_results",
+	     test_diff_threads_give_identical_results},
 	    {"test_diff_every_model_matches_the_reference_at_O0_and_O3",
 	     test_diff_every_model_matches_the_reference_at_O0_and_O3},
 	    CU_TEST_INFO_NULL,

@@ -68,7 +68,8 @@ void dc_diag_clear(dc_context *ctx);
 typedef struct dc_options {
 	int64_t batch;  /* 0: the model file's */
 	int opt_level;  /* 0 to 3; -1: 3 */
-	int threads;    /* 0 or 1: one thread (more are not supported yet) */
+	int threads;    /* > 0: sets the runtime's process-wide thread pool
+	                   (rt_set_threads); 0: leaves it as it is (1 by default) */
 	int dtype_bits; /* 0 or 32: float32 (float64 is not supported yet) */
 } dc_options;
 

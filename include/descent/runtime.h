@@ -33,6 +33,20 @@ enum {
 
 typedef void (*rt_fn)(void *const *bufs);
 
+/* ---- threads ----
+ * Compiled code runs its large loop nests as kernels on a process-wide thread pool: a
+ * kernel computes the part [lo, hi) of its parallel extent n, and rt_parallel_for cuts
+ * [0, n) into one part per thread on multiples of grain. Every element is computed by
+ * one thread in a fixed order, so results do not depend on the thread count. Set the
+ * count while no compiled function is running; 1 (the default) runs everything on the
+ * calling thread. */
+enum { RT_MAX_THREADS = 64 };
+typedef void (*rt_kernel)(void *const *bufs, int64_t lo, int64_t hi);
+int rt_set_threads(int n); /* 0, or -1 if n is out of [1, RT_MAX_THREADS] or a thread
+                              cannot be started */
+int rt_threads(void);
+void rt_parallel_for(rt_kernel k, void *const *bufs, int64_t n, int64_t grain);
+
 typedef enum { RT_F32, RT_I32 } rt_dtype;
 
 /* Parameter initialisation schemes (PyTorch's names). */

@@ -1,0 +1,143 @@
+/* The thread pool generated code runs its parallel loops on.
+ *
+ * A compiled kernel is `void k(void *const *bufs, int64_t lo, int64_t hi)`: it computes
+ * the part [lo, hi) of its parallel extent, and no two parts write the same element.
+ * rt_parallel_for cuts [0, n) into one contiguous part per thread, on boundaries that are
+ * multiples of grain, runs part 0 on the calling thread and the others on the pool's
+ * workers, and returns when all are done. Each output element is computed by exactly one
+ * thread, in the same order of operations whatever the number of threads, so results are
+ * identical across runs and across thread counts.
+ *
+ * Workers spin for a while after a kernel (a training step runs dozens of kernels back to
+ * back) and then sleep on a condition variable until the next one. The pool is global, as
+ * torch.set_num_threads is: rt_set_threads(n) before running a session.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "descent/runtime.h"
+
+enum { SPINS = 1 << 16 };
+
+static struct {
+	int n; /* threads, the caller included */
+	pthread_t th[RT_MAX_THREADS];
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	atomic_uint_fast64_t gen; /* bumped for every kernel, and to stop */
+	atomic_int pending;       /* workers still running the current kernel */
+	atomic_int sleeping;
+	int stop;
+	uint_fast64_t start_gen; /* gen when the workers were started */
+	rt_kernel k;
+	void *const *bufs;
+	int64_t len, grain;
+} pool = {1, .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void part(int w, int nparts, int64_t n, int64_t grain, int64_t *lo, int64_t *hi)
+{
+	int64_t units = (n + grain - 1) / grain;
+	*lo = units * w / nparts * grain;
+	*hi = w + 1 == nparts ? n : units * (w + 1) / nparts * grain;
+	if (*hi > n)
+		*hi = n;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void *worker(void *arg)
+{
+	int w = (int)(intptr_t)arg;
+	uint_fast64_t seen = pool.start_gen;
+	for (;;) {
+		uint_fast64_t g;
+		int spins = 0;
+		while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen) {
+			if (++spins < SPINS) {
+				cpu_relax();
+				continue;
+			}
+			pthread_mutex_lock(&pool.mu);
+			atomic_fetch_add(&pool.sleeping, 1);
+			while (atomic_load(&pool.gen) == seen)
+				pthread_cond_wait(&pool.wake, &pool.mu);
+			atomic_fetch_sub(&pool.sleeping, 1);
+			pthread_mutex_unlock(&pool.mu);
+		}
+		seen = g;
+		if (pool.stop)
+			return NULL;
+		int64_t lo, hi;
+		part(w, pool.n, pool.len, pool.grain, &lo, &hi);
+		if (lo < hi)
+			pool.k(pool.bufs, lo, hi);
+		atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_release);
+	}
+}
+
+static void wake_all(void)
+{
+	atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
+	if (atomic_load(&pool.sleeping)) {
+		pthread_mutex_lock(&pool.mu);
+		pthread_cond_broadcast(&pool.wake);
+		pthread_mutex_unlock(&pool.mu);
+	}
+}
+
+static void stop_workers(void)
+{
+	if (pool.n <= 1)
+		return;
+	pool.stop = 1;
+	wake_all();
+	for (int i = 1; i < pool.n; i++)
+		pthread_join(pool.th[i], NULL);
+	pool.stop = 0;
+	pool.n = 1;
+}
+
+int rt_set_threads(int n)
+{
+	if (n < 1 || n > RT_MAX_THREADS)
+		return -1;
+	if (n == pool.n)
+		return 0;
+	stop_workers();
+	pool.start_gen = atomic_load(&pool.gen);
+	for (int i = 1; i < n; i++)
+		if (pthread_create(&pool.th[i], NULL, worker, (void *)(intptr_t)i)) {
+			pool.n = i; /* the ones started so far */
+			stop_workers();
+			return -1;
+		}
+	pool.n = n;
+	return 0;
+}
+
+int rt_threads(void) { return pool.n; }
+
+void rt_parallel_for(rt_kernel k, void *const *bufs, int64_t n, int64_t grain)
+{
+	if (grain < 1)
+		grain = 1;
+	if (pool.n <= 1 || n <= grain) {
+		k(bufs, 0, n);
+		return;
+	}
+	pool.k = k, pool.bufs = bufs, pool.len = n, pool.grain = grain;
+	atomic_store_explicit(&pool.pending, pool.n - 1, memory_order_relaxed);
+	wake_all();
+	int64_t lo, hi;
+	part(0, pool.n, n, grain, &lo, &hi);
+	if (lo < hi)
+		k(bufs, lo, hi);
+	while (atomic_load_explicit(&pool.pending, memory_order_acquire))
+		cpu_relax();
+}
