@@ -60,7 +60,7 @@ EMIT(rmax) { reduce(cg, n, 1); }
  * (see plan.c). Rows and columns that do not fill a tile go to smaller tiles, and the
  * last columns to a plain loop. */
 
-enum { VW = 16, MR = 6 };
+enum { VW = 16, MR = 8, NV = 3, DR = 8, DC = 3 };
 
 /* One matrix product on raw pointers: C[M, N] (row stride ldc) = op(A) B, or += with
  * acc. op(A)[i, k] is A[i * lda + k], or A[k * lda + i] when ta; B is [K, N] with row
@@ -175,7 +175,7 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t
 	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0),
 	                        cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nv * VW)));
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-	LLVMValueRef k = cg_loop(cg, &lk, g->K), acc[MR][4], next[MR][4], bv[4];
+	LLVMValueRef k = cg_loop(cg, &lk, g->K), acc[MR][NV], next[MR][NV], bv[NV];
 	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < nv; v++)
 			acc[r][v] = cg_acc_begin(cg, pre, LLVMConstNull(g->vt));
@@ -230,16 +230,19 @@ static void columns(CG *cg, const Gemm *g, int64_t j0)
 	cg_loop_end(cg, &li);
 }
 
-/* C = op(A) B with B [K, N]: tiles of MR rows by 2 or 1 vectors, then what is left. */
+/* C = op(A) B with B [K, N]: tiles of MR rows by NV vectors, then one narrower tile for
+ * the columns left, then single columns; the rows left over take tiles of their own
+ * height. */
 static void gemm(CG *cg, const Gemm *g)
 {
-	int64_t nj2 = g->N / (2 * VW), nj1 = (g->N - nj2 * 2 * VW) / VW;
-	int64_t ni = g->M / MR, mr = g->M % MR, j1 = nj2 * 2 * VW;
-	tiles(cg, g, 0, ni, MR, 0, nj2, 2);
-	tiles(cg, g, ni * MR, 1, (int)mr, 0, mr ? nj2 : 0, 2);
-	tiles(cg, g, 0, ni, MR, j1, nj1, 1);
-	tiles(cg, g, ni * MR, 1, (int)mr, j1, mr ? nj1 : 0, 1);
-	columns(cg, g, j1 + nj1 * VW);
+	int64_t ni = g->M / MR, mr = g->M % MR, j = 0;
+	for (int nv = NV; nv >= 1; nv--) {
+		int64_t nj = (g->N - j) / (nv * VW); /* at most 1 for the narrower ones */
+		tiles(cg, g, 0, ni, MR, j, nj, nv);
+		tiles(cg, g, ni * MR, 1, (int)mr, j, mr ? nj : 0, nv);
+		j += nj * nv * VW;
+	}
+	columns(cg, g, j);
 }
 
 /* C = A B^T with A [M, K] (ta = 0) and B [N, K] both read along k: each element of a tile
@@ -252,10 +255,10 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 		return;
 	int64_t kv = g->K / VW;
 	Loop li, lj, lk;
-	LLVMValueRef i = row_blocks(cg, g, &li, i0 / 4, ni, 4);
+	LLVMValueRef i = row_blocks(cg, g, &li, i0 / DR, ni, DR);
 	LLVMValueRef j =
 	    cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nc)));
-	LLVMValueRef arow[4], brow[4], sum[4][4];
+	LLVMValueRef arow[DR], brow[DC], sum[DR][DC];
 	for (int r = 0; r < mr; r++)
 		arow[r] = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->lda));
 	for (int c = 0; c < nc; c++)
@@ -265,8 +268,8 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 			sum[r][c] = cg_f32(cg, 0);
 	if (kv > 0) {
 		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[4][4], next[4][4], av[4],
-		             bv[4];
+		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[DR][DC], next[DR][DC], av[DR],
+		             bv[DC];
 		for (int r = 0; r < mr; r++) /* the phis first, at the top of the loop */
 			for (int c = 0; c < nc; c++)
 				acc[r][c] = cg_acc_begin(cg, pre, LLVMConstNull(g->vt));
@@ -308,14 +311,14 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 	cg_loop_end(cg, &li);
 }
 
-/* A B^T: tiles of 4 rows by 3 columns, then the rows and columns left over. */
+/* A B^T: tiles of DR rows by DC columns, then the rows and columns left over. */
 static void gemm_bt(CG *cg, const Gemm *g)
 {
-	int64_t ni = g->M / 4, mr = g->M % 4, nj = g->N / 3, nc = g->N % 3;
-	dots(cg, g, 0, ni, 4, 0, nj, 3);
-	dots(cg, g, ni * 4, mr ? 1 : 0, (int)mr, 0, nj, 3);
-	dots(cg, g, 0, ni, 4, nj * 3, nc ? 1 : 0, (int)nc);
-	dots(cg, g, ni * 4, mr ? 1 : 0, (int)mr, nj * 3, nc ? 1 : 0, (int)nc);
+	int64_t ni = g->M / DR, mr = g->M % DR, nj = g->N / DC, nc = g->N % DC;
+	dots(cg, g, 0, ni, DR, 0, nj, DC);
+	dots(cg, g, ni * DR, mr ? 1 : 0, (int)mr, 0, nj, DC);
+	dots(cg, g, 0, ni, DR, nj * DC, nc ? 1 : 0, (int)nc);
+	dots(cg, g, ni * DR, mr ? 1 : 0, (int)mr, nj * DC, nc ? 1 : 0, (int)nc);
 }
 
 /* Scratch after a node's values (plan.c's footprint reserves it). */
@@ -347,7 +350,7 @@ EMIT(matmul)
 		cg_loop_end(cg, &l);
 		cg_next_kernel(cg);
 	}
-	int64_t rb = dot ? 4 : MR;
+	int64_t rb = dot ? DR : MR;
 	LLVMValueRef lo, hi;
 	cg_par_range(cg, (M + rb - 1) / rb, 1, &lo, &hi);
 	Gemm g = {cg_node_ptr(cg, A),
