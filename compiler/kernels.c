@@ -766,8 +766,25 @@ typedef struct Tap {
 	LLVMValueRef valid, idx;
 } Tap;
 
-static Tap pool_tap(CG *cg, const PoolP *p, const Shape *xs, LLVMValueRef plane,
-                    LLVMValueRef oh, LLVMValueRef ow, LLVMValueRef kh, LLVMValueRef kw)
+/* Whether every tap of every window is inside the image (no padding reached). */
+static int taps_inside(const PoolP *p, const Shape *xs, const Shape *ys)
+{
+	return !p->pad[0] && !p->pad[2] &&
+	       (ys->d[2] - 1) * p->stride[0] + p->k[0] <= xs->d[2] &&
+	       (ys->d[3] - 1) * p->stride[1] + p->k[1] <= xs->d[3];
+}
+
+/* Whether the windows cover the image exactly once each (2x2 windows, stride 2). */
+static int windows_tile(const PoolP *p, const Shape *xs, const Shape *ys)
+{
+	return taps_inside(p, xs, ys) && p->k[0] == p->stride[0] &&
+	       p->k[1] == p->stride[1] && ys->d[2] * p->k[0] == xs->d[2] &&
+	       ys->d[3] * p->k[1] == xs->d[3];
+}
+
+static Tap pool_tap(CG *cg, const PoolP *p, const Shape *xs, const Shape *ys,
+                    LLVMValueRef plane, LLVMValueRef oh, LLVMValueRef ow, LLVMValueRef kh,
+                    LLVMValueRef kw)
 {
 	LLVMValueRef ih =
 	    cg_add(cg, cg_i64(cg, -p->pad[0]),
@@ -784,6 +801,11 @@ static Tap pool_tap(CG *cg, const PoolP *p, const Shape *xs, LLVMValueRef plane,
 	           cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, xs->d[2])), ih),
 	                  cg_i64(cg, xs->d[3])),
 	           iw);
+	if (taps_inside(p, xs, ys)) { /* no checks, no selects */
+		t.valid = LLVMConstInt(LLVMInt1TypeInContext(cg->ctx), 1, 0);
+		t.idx = i;
+		return t;
+	}
 	t.idx = LLVMBuildSelect(B, t.valid, i, cg_i64(cg, 0), "");
 	return t;
 }
@@ -798,7 +820,8 @@ static void pool_nest(CG *cg, Node *n, const Shape *xs, const Shape *ys, PoolBod
 {
 	PoolP p = poolp_of(n);
 	Loop lp, lh, lw;
-	LLVMValueRef plane = cg_loop(cg, &lp, ys->d[0] * ys->d[1]);
+	/* windows of a plane read and write only that plane */
+	LLVMValueRef plane = cg_par_loop(cg, &lp, ys->d[0] * ys->d[1], 1);
 	LLVMValueRef oh = cg_loop(cg, &lh, ys->d[2]);
 	LLVMValueRef ow = cg_loop(cg, &lw, ys->d[3]);
 	LLVMValueRef o =
@@ -811,7 +834,7 @@ static void pool_nest(CG *cg, Node *n, const Shape *xs, const Shape *ys, PoolBod
 	for (int64_t kh = 0; kh < p.k[0]; kh++)
 		for (int64_t kw = 0; kw < p.k[1]; kw++)
 			body(cg, n,
-			     pool_tap(cg, &p, xs, plane, oh, ow, cg_i64(cg, kh),
+			     pool_tap(cg, &p, xs, ys, plane, oh, ow, cg_i64(cg, kh),
 			              cg_i64(cg, kw)),
 			     o, st);
 	if (end)
@@ -824,6 +847,9 @@ static void pool_nest(CG *cg, Node *n, const Shape *xs, const Shape *ys, PoolBod
 typedef struct MaxSt {
 	LLVMValueRef best, bidx, found; /* running maximum, its index, any tap valid */
 	int scatter;
+	int tile; /* windows tile the image: the scatter writes every tap, no zeroing */
+	LLVMValueRef taps[64];
+	int ntaps;
 } MaxSt;
 
 static void max_begin(CG *cg, void *st)
@@ -831,6 +857,7 @@ static void max_begin(CG *cg, void *st)
 	MaxSt *m = st;
 	m->best = cg_f32(cg, -INFINITY);
 	m->bidx = cg_i64(cg, 0);
+	m->ntaps = 0;
 	m->found = LLVMConstInt(LLVMInt1TypeInContext(cg->ctx), 0, 0);
 }
 
@@ -847,14 +874,26 @@ static void max_tap(CG *cg, Node *n, Tap t, LLVMValueRef o, void *st)
 	m->best = LLVMBuildSelect(B, take, v, m->best, "");
 	m->bidx = LLVMBuildSelect(B, take, t.idx, m->bidx, "");
 	m->found = LLVMBuildOr(B, m->found, t.valid, "");
+	if (m->ntaps < 64)
+		m->taps[m->ntaps++] = t.idx;
 }
 
 static void max_end(CG *cg, Node *n, LLVMValueRef o, void *st)
 {
 	MaxSt *m = st;
-	if (!m->scatter) {
+	if (!m->scatter && n->in[1] == n->in[0]) { /* max pooling: the maximum itself */
+		cg_store(cg, n, o, LLVMBuildSelect(B, m->found, m->best, cg_f32(cg, 0), ""));
+	} else if (!m->scatter) {
 		LLVMValueRef v = cg_load(cg, n->in[1], m->bidx);
 		cg_store(cg, n, o, LLVMBuildSelect(B, m->found, v, cg_f32(cg, 0), ""));
+	} else if (m->tile) { /* each tap written once: the gradient or 0 */
+		LLVMValueRef g = cg_load(cg, n->in[1], o);
+		for (int i = 0; i < m->ntaps; i++)
+			cg_store(cg, n, m->taps[i],
+			         LLVMBuildSelect(B,
+			                         LLVMBuildICmp(B, LLVMIntEQ, m->taps[i],
+			                                       m->bidx, ""),
+			                         g, cg_f32(cg, 0), ""));
 	} else {
 		LLVMValueRef g = LLVMBuildSelect(B, m->found, cg_load(cg, n->in[1], o),
 		                                 cg_f32(cg, 0), "");
@@ -871,8 +910,14 @@ EMIT(poolmax_gather)
 
 EMIT(poolmax_scatter)
 {
-	MaxSt m = {.scatter = 1};
-	cg_zero(cg, n);
+	PoolP p = poolp_of(n);
+	MaxSt m = {.scatter = 1,
+	           .tile = windows_tile(&p, &n->in[0]->sh, &n->in[1]->sh) &&
+	                   p.k[0] * p.k[1] <= 64};
+	if (!m.tile) {
+		cg_zero(cg, n);
+		cg_next_kernel(cg);
+	}
 	pool_nest(cg, n, &n->in[0]->sh, &n->in[1]->sh, max_tap, &m, max_begin, max_end);
 }
 
@@ -920,6 +965,7 @@ EMIT(avgpool_bwd)
 	PoolP p = poolp_of(n);
 	AvgSt a = {NULL, 1.0 / (double)(p.k[0] * p.k[1])};
 	cg_zero(cg, n);
+	cg_next_kernel(cg);
 	pool_nest(cg, n, &n->sh, &n->in[0]->sh, avg_bwd_tap, &a, NULL, NULL);
 }
 
