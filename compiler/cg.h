@@ -8,6 +8,14 @@
 
 #include "dc.h"
 
+enum { MAXSLOTS = 64 }; /* operands of one kernel */
+
+typedef struct Known { /* a kernel emitted so far, by its text */
+	uint64_t hash;
+	char *text;
+	LLVMValueRef fn;
+} Known;
+
 typedef struct CG {
 	Graph *g;
 	Plan *p;
@@ -30,6 +38,12 @@ typedef struct CG {
 	Node *knode;
 	int nkernels;
 	LLVMValueRef par_lo, par_hi; /* the kernel's part of its parallel extent */
+	Buf slots[MAXSLOTS];         /* the kernel's operands, in order of first use */
+	LLVMValueRef slot_ptr[MAXSLOTS];
+	int nslots;
+	LLVMValueRef args; /* the entry point's operand array (ptr *) */
+	Known *known;
+	int nknown, capknown;
 	int64_t par_n, par_grain;    /* that extent, once cg_par_loop has set it */
 	struct {                     /* the entry point's own values, while in a kernel */
 		LLVMValueRef fn, bufs, base[RT_IO0], *io;

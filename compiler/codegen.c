@@ -81,36 +81,54 @@ LLVMValueRef cg_loop_range(CG *cg, Loop *l, LLVMValueRef lo, LLVMValueRef hi)
 	return l->i;
 }
 
+/* Pointer (float *) to element 0 of a buffer, in the entry point: from the buffer
+ * array. */
+static LLVMValueRef top_ptr(CG *cg, Buf bf)
+{
+	static const int slot[] = {[BUF_PARAM] = RT_PARAMS, [BUF_GRAD] = RT_GRADS,
+	                           [BUF_STATE] = RT_STATE,  [BUF_HYPER] = RT_HYPER,
+	                           [BUF_WORK] = RT_WORK};
+	if (bf.kind == BUF_IO)
+		return LLVMBuildPointerCast(B, cg->io[bf.off], cg->f32p, "");
+	if (bf.kind == BUF_NONE)
+		die("internal error: a node without a buffer");
+	LLVMValueRef off = cg_i64(cg, bf.off);
+	return LLVMBuildGEP2(B, cg->f32, cg->base[slot[bf.kind]], &off, 1, "");
+}
+
+/* In a kernel, a buffer is an operand: slot i of the array the kernel receives, filled
+ * by its caller. Kernels thus depend only on what they compute, not on where the plan
+ * put it, and the same kernel serves every entry point that needs it. */
+static LLVMValueRef buf_ptr(CG *cg, Buf bf)
+{
+	if (!cg->knode)
+		return top_ptr(cg, bf);
+	int i = 0;
+	while (i < cg->nslots &&
+	       (cg->slots[i].kind != bf.kind || cg->slots[i].off != bf.off))
+		i++;
+	if (i == cg->nslots) {
+		if (cg->nslots == MAXSLOTS)
+			die("internal error: a kernel with more than %d operands", MAXSLOTS);
+		cg->slots[cg->nslots++] = bf;
+		LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+		LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
+		LLVMValueRef idx = cg_i64(cg, i);
+		cg->slot_ptr[i] = LLVMBuildPointerCast(
+		    B,
+		    LLVMBuildLoad2(B, cg->ptr,
+		                   LLVMBuildGEP2(B, cg->ptr, cg->bufs, &idx, 1, ""), ""),
+		    cg->f32p, "");
+		LLVMPositionBuilderAtEnd(B, here);
+	}
+	return cg->slot_ptr[i];
+}
+
 /* Pointer to element 0 of a node's buffer. */
 LLVMValueRef cg_node_ptr(CG *cg, Node *n)
 {
-	Buf bf = cg->p->buf[n->id];
-	LLVMTypeRef et = n->dt == DT_I32 ? cg->i32 : cg->f32;
-	LLVMTypeRef pt = n->dt == DT_I32 ? cg->i32p : cg->f32p;
-	LLVMValueRef base;
-	switch (bf.kind) {
-	case BUF_PARAM:
-		base = cg->base[RT_PARAMS];
-		break;
-	case BUF_GRAD:
-		base = cg->base[RT_GRADS];
-		break;
-	case BUF_STATE:
-		base = cg->base[RT_STATE];
-		break;
-	case BUF_HYPER:
-		base = cg->base[RT_HYPER];
-		break;
-	case BUF_WORK:
-		base = cg->base[RT_WORK];
-		break;
-	case BUF_IO:
-		return LLVMBuildPointerCast(B, cg->io[bf.off], pt, "");
-	default:
-		die("node %d has no buffer", n->id);
-	}
-	LLVMValueRef off = cg_i64(cg, bf.off);
-	return LLVMBuildGEP2(B, et, base, &off, 1, "");
+	LLVMValueRef p = buf_ptr(cg, cg->p->buf[n->id]);
+	return n->dt == DT_I32 ? LLVMBuildPointerCast(B, p, cg->i32p, "") : p;
 }
 
 /* The constant behind a node that lives nowhere (a CONST, or a view of one). */
@@ -434,23 +452,16 @@ static void (*const emitters[OP_COUNT])(CG *, Node *) = {
 static LLVMValueRef dest_ptr(CG *cg, const Out *o)
 {
 	Graph *g = cg->g;
-	int64_t off;
-	int slot;
 	switch (o->kind) {
 	case DEST_PARAM:
-		slot = RT_PARAMS, off = g->params[o->index].off;
-		break;
+		return buf_ptr(cg, (Buf){BUF_PARAM, g->params[o->index].off});
 	case DEST_GRAD:
-		slot = RT_GRADS, off = g->params[o->index].off;
-		break;
+		return buf_ptr(cg, (Buf){BUF_GRAD, g->params[o->index].off});
 	case DEST_STATE:
-		slot = RT_STATE, off = g->states[o->index].off;
-		break;
+		return buf_ptr(cg, (Buf){BUF_STATE, g->states[o->index].off});
 	default:
-		return LLVMBuildPointerCast(B, cg->io[o->index], cg->f32p, "");
+		return buf_ptr(cg, (Buf){BUF_IO, o->index});
 	}
-	LLVMValueRef o_ = cg_i64(cg, off);
-	return LLVMBuildGEP2(B, cg->f32, cg->base[slot], &o_, 1, "");
 }
 
 /* ---- the update phase (plan.c) ---- */
@@ -489,11 +500,8 @@ static void write_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val,
 
 static LLVMValueRef flag_ptr(CG *cg)
 {
-	return LLVMBuildPointerCast(
-	    B,
-	    LLVMBuildGEP2(B, cg->f32, cg->base[RT_WORK],
-	                  (LLVMValueRef[]){cg_i64(cg, cg->p->flag_off)}, 1, ""),
-	    cg->i32p, "");
+	return LLVMBuildPointerCast(B, buf_ptr(cg, (Buf){BUF_WORK, cg->p->flag_off}),
+	                            cg->i32p, "");
 }
 
 static void kernel_begin(CG *cg, Node *n);
@@ -507,7 +515,10 @@ static void update_kernel(CG *cg, Group *gr, int write)
 	if (write) {
 		pointwise_nest(cg, gr->nodes, gr->n, write_sink, gr);
 	} else {
+		LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+		LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
 		gr->flag = LLVMBuildAlloca(B, cg->i32, "nonfinite");
+		LLVMPositionBuilderAtEnd(B, here);
 		LLVMBuildStore(B, LLVMConstInt(cg->i32, 0, 0), gr->flag);
 		pointwise_nest(cg, gr->nodes, gr->n, check_sink, gr);
 		LLVMBuildAtomicRMW(B, LLVMAtomicRMWBinOpOr, flag_ptr(cg),
@@ -672,7 +683,10 @@ static void fn_attr(CG *cg, LLVMValueRef fn, const char *name)
  * the runtime's rt_parallel_for when it is worth sharing between threads. Separate
  * functions also show up by name in a profile (entry.index.op). */
 
-enum { PAR_WORK = 1 << 17 }; /* flops (or element operations) worth a dispatch */
+enum {
+	PAR_WORK = 1 << 17,  /* flops (or element operations) worth a dispatch */
+	SMALL_WORK = 1 << 13 /* below: compiled for size */
+};
 
 static int64_t node_work(Node *n)
 {
@@ -698,39 +712,90 @@ static void kernel_begin(CG *cg, Node *n)
 	prefer_wide_vectors(cg, cg->fn);
 	fn_attr(cg, cg->fn, "noinline");
 	fn_attr(cg, cg->fn, "nounwind");
-	if (LLVMGetEnumAttributeAtIndex(
-	        cg->top.fn, (unsigned)LLVMAttributeFunctionIndex,
-	        LLVMGetEnumAttributeKindForName("optsize", 7)))
+	/* small loop nests gain nothing from vectorizing and unrolling, which cost
+	 * compile time and code */
+	if (node_work(n) < SMALL_WORK) {
+		fn_attr(cg, cg->fn, "minsize");
 		fn_attr(cg, cg->fn, "optsize");
-	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
-	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
+	}
+	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"); /* operands */
+	LLVMPositionBuilderAtEnd(
+	    B, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "body"));
 	cg->bufs = LLVMGetParam(cg->fn, 0);
 	cg->par_lo = LLVMGetParam(cg->fn, 1);
 	cg->par_hi = LLVMGetParam(cg->fn, 2);
 	cg->par_n = 0, cg->par_grain = 1;
+	cg->nslots = 0;
 	cg->knode = n;
-	load_bufs(cg);
+}
+
+/* A kernel's text without its name: equal texts are the same kernel. */
+static char *kernel_text(LLVMValueRef k)
+{
+	char *t = LLVMPrintValueToString(k), *at = strchr(t, '@'),
+	     *paren = at ? strchr(at, '(') : NULL;
+	if (paren)
+		memmove(at + 1, paren, strlen(paren) + 1);
+	char *copy = strdup(t);
+	LLVMDisposeMessage(t);
+	if (!copy)
+		die("out of memory");
+	return copy;
+}
+
+/* The kernel just built, or an earlier one with the same text (which is then called
+ * instead, and the new one deleted). */
+static LLVMValueRef dedupe(CG *cg, LLVMValueRef k)
+{
+	char *text = kernel_text(k);
+	uint64_t h = 1469598103934665603ull;
+	for (const char *c = text; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	for (int i = 0; i < cg->nknown; i++)
+		if (cg->known[i].hash == h && !strcmp(cg->known[i].text, text)) {
+			free(text);
+			LLVMDeleteFunction(k);
+			return cg->known[i].fn;
+		}
+	if (cg->nknown == cg->capknown) {
+		cg->capknown = cg->capknown ? 2 * cg->capknown : 64;
+		cg->known = realloc(cg->known, (size_t)cg->capknown * sizeof *cg->known);
+		if (!cg->known)
+			die("out of memory");
+	}
+	cg->known[cg->nknown++] = (Known){h, text, k};
+	return k;
 }
 
 static void kernel_end(CG *cg)
 {
 	LLVMBuildRetVoid(B);
-	LLVMValueRef k = cg->fn;
+	LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
+	LLVMPositionBuilderAtEnd(B, entry);
+	LLVMBuildBr(B, LLVMGetNextBasicBlock(entry));
+	LLVMValueRef k = dedupe(cg, cg->fn);
 	cg->fn = cg->top.fn, cg->bufs = cg->top.bufs, cg->io = cg->top.io;
 	memcpy(cg->base, cg->top.base, sizeof cg->base);
 	LLVMPositionBuilderAtEnd(B, cg->top.at);
+	/* the operands, into the entry point's array */
+	for (int i = 0; i < cg->nslots; i++) {
+		LLVMValueRef idx = cg_i64(cg, i);
+		LLVMBuildStore(B, LLVMBuildPointerCast(B, top_ptr(cg, cg->slots[i]), cg->ptr, ""),
+		               LLVMBuildGEP2(B, cg->ptr, cg->args, &idx, 1, ""));
+	}
+	LLVMValueRef args = LLVMBuildPointerCast(B, cg->args, cg->ptr, "");
 	int64_t n = cg->par_n > 0 ? cg->par_n : 1;
 	if (cg->par_n > 1 && node_work(cg->knode) >= PAR_WORK) {
-		LLVMTypeRef args[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
-		LLVMTypeRef ty =
-		    LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), args, 4, 0);
+		LLVMTypeRef at[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
+		LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), at, 4, 0);
 		LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "rt_parallel_for");
 		if (!f)
 			f = LLVMAddFunction(cg->mod, "rt_parallel_for", ty);
-		LLVMValueRef a[4] = {k, cg->bufs, cg_i64(cg, n), cg_i64(cg, cg->par_grain)};
+		LLVMValueRef a[4] = {LLVMBuildPointerCast(B, k, cg->ptr, ""), args,
+		                     cg_i64(cg, n), cg_i64(cg, cg->par_grain)};
 		LLVMBuildCall2(B, ty, f, a, 4, "");
 	} else {
-		LLVMValueRef a[3] = {cg->bufs, cg_i64(cg, 0), cg_i64(cg, n)};
+		LLVMValueRef a[3] = {args, cg_i64(cg, 0), cg_i64(cg, n)};
 		LLVMBuildCall2(B, cg->kty, k, a, 3, "");
 	}
 	cg->knode = NULL;
@@ -780,6 +845,9 @@ static void emit_fn(CG *cg, FnKind k)
 	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
 	cg->bufs = LLVMGetParam(cg->fn, 0);
 	load_bufs(cg);
+	cg->args = LLVMBuildPointerCast(
+	    B, LLVMBuildAlloca(B, LLVMArrayType(cg->ptr, MAXSLOTS), "operands"),
+	    LLVMPointerType(cg->ptr, 0), "");
 	int numerics = cg->check_numerics ? numerics_slot(g) : -1;
 	if (numerics >= 0)
 		for (int i = 0; i < 4; i++)
@@ -1017,6 +1085,9 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 		o->seconds[2] = now() - t2;
 	status = 0;
 cleanup:
+	for (int i = 0; i < cg->nknown; i++)
+		free(cg->known[i].text);
+	free(cg->known);
 	if (err)
 		LLVMDisposeMessage(err);
 	LLVMDisposeBuilder(cg->b);

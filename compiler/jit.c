@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <llvm-c/Core.h>
+#include <llvm/Config/llvm-config.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -83,7 +84,11 @@ Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 		goto fail;
 	LLVMOrcJITDylibAddGenerator(jd, gen); /* jd owns gen */
 	/* the runtime's thread pool, by address: it need not be exported by the program */
+#if LLVM_VERSION_MAJOR < 15
+	LLVMJITCSymbolMapPair rt = { /* its older name */
+#else
 	LLVMOrcCSymbolMapPair rt = {
+#endif
 	    LLVMOrcLLJITMangleAndIntern(j->lljit, "rt_parallel_for"),
 	    {(LLVMOrcExecutorAddress)(uintptr_t)rt_parallel_for,
 	     {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
