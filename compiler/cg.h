@@ -13,7 +13,9 @@ enum { MAXSLOTS = 64 }; /* operands of one kernel */
 typedef struct Known { /* a kernel emitted so far, by its text */
 	uint64_t hash;
 	char *text;
-	LLVMValueRef fn;
+	LLVMValueRef fn;   /* f(operands..., lo, hi) */
+	LLVMValueRef wrap; /* k(operand array, lo, hi), made when a thread needs it */
+	int nslots;
 } Known;
 
 typedef struct CG {
@@ -39,7 +41,7 @@ typedef struct CG {
 	int nkernels;
 	LLVMValueRef par_lo, par_hi; /* the kernel's part of its parallel extent */
 	Buf slots[MAXSLOTS];         /* the kernel's operands, in order of first use */
-	LLVMValueRef slot_ptr[MAXSLOTS];
+	LLVMValueRef slot_ptr[MAXSLOTS], slot_load[MAXSLOTS], slot_gep[MAXSLOTS];
 	int nslots;
 	LLVMValueRef args; /* the entry point's operand array (ptr *) */
 	Known *known;

@@ -114,11 +114,10 @@ static LLVMValueRef buf_ptr(CG *cg, Buf bf)
 		LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
 		LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
 		LLVMValueRef idx = cg_i64(cg, i);
-		cg->slot_ptr[i] = LLVMBuildPointerCast(
-		    B,
-		    LLVMBuildLoad2(B, cg->ptr,
-		                   LLVMBuildGEP2(B, cg->ptr, cg->bufs, &idx, 1, ""), ""),
-		    cg->f32p, "");
+		/* placeholders until kernel_end makes the operands parameters */
+		cg->slot_gep[i] = LLVMBuildGEP2(B, cg->ptr, cg->bufs, &idx, 1, "");
+		cg->slot_load[i] = LLVMBuildLoad2(B, cg->ptr, cg->slot_gep[i], "");
+		cg->slot_ptr[i] = LLVMBuildPointerCast(B, cg->slot_load[i], cg->f32p, "");
 		LLVMPositionBuilderAtEnd(B, here);
 	}
 	return cg->slot_ptr[i];
@@ -745,7 +744,7 @@ static char *kernel_text(LLVMValueRef k)
 
 /* The kernel just built, or an earlier one with the same text (which is then called
  * instead, and the new one deleted). */
-static LLVMValueRef dedupe(CG *cg, LLVMValueRef k)
+static Known *dedupe(CG *cg, LLVMValueRef k)
 {
 	char *text = kernel_text(k);
 	uint64_t h = 1469598103934665603ull;
@@ -755,7 +754,7 @@ static LLVMValueRef dedupe(CG *cg, LLVMValueRef k)
 		if (cg->known[i].hash == h && !strcmp(cg->known[i].text, text)) {
 			free(text);
 			LLVMDeleteFunction(k);
-			return cg->known[i].fn;
+			return &cg->known[i];
 		}
 	if (cg->nknown == cg->capknown) {
 		cg->capknown = cg->capknown ? 2 * cg->capknown : 64;
@@ -763,8 +762,86 @@ static LLVMValueRef dedupe(CG *cg, LLVMValueRef k)
 		if (!cg->known)
 			die("out of memory");
 	}
-	cg->known[cg->nknown++] = (Known){h, text, k};
-	return k;
+	cg->known[cg->nknown++] = (Known){h, text, k, NULL, cg->nslots};
+	return &cg->known[cg->nknown - 1];
+}
+
+/* The kernel's body as a function of its operands: f(float *noalias op0, ...,
+ * int64_t lo, int64_t hi). The blocks built in the placeholder function t move over,
+ * and the placeholder loads of the operands become the parameters. Distinct operands
+ * are distinct buffers (or workspace spans live at the same time), so noalias holds,
+ * and it is what lets LLVM keep values in registers across stores. */
+static LLVMValueRef with_operands(CG *cg, LLVMValueRef t)
+{
+	LLVMTypeRef pt[MAXSLOTS + 2];
+	for (int i = 0; i < cg->nslots; i++)
+		pt[i] = cg->f32p;
+	pt[cg->nslots] = pt[cg->nslots + 1] = cg->i64;
+	LLVMTypeRef ty =
+	    LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), pt, (unsigned)cg->nslots + 2, 0);
+	size_t len;
+	const char *name = LLVMGetValueName2(t, &len);
+	char *copy = arena_printf(cg->g->A, "%.*s", (int)len, name);
+	LLVMSetValueName2(t, "", 0);
+	LLVMValueRef f = LLVMAddFunction(cg->mod, copy, ty);
+	LLVMSetLinkage(f, LLVMInternalLinkage);
+	unsigned n = LLVMGetAttributeCountAtIndex(t, (unsigned)LLVMAttributeFunctionIndex);
+	LLVMAttributeRef *attrs = arena_alloc(cg->g->A, (n + 1) * sizeof *attrs);
+	LLVMGetAttributesAtIndex(t, (unsigned)LLVMAttributeFunctionIndex, attrs);
+	for (unsigned i = 0; i < n; i++)
+		LLVMAddAttributeAtIndex(f, (unsigned)LLVMAttributeFunctionIndex, attrs[i]);
+	LLVMAttributeRef noalias = LLVMCreateEnumAttribute(
+	    cg->ctx, LLVMGetEnumAttributeKindForName("noalias", 7), 0);
+	for (int i = 0; i < cg->nslots; i++)
+		LLVMAddAttributeAtIndex(f, (unsigned)i + 1, noalias);
+	for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(t), next; bb; bb = next) {
+		next = LLVMGetNextBasicBlock(bb);
+		LLVMRemoveBasicBlockFromParent(bb);
+		LLVMAppendExistingBasicBlock(f, bb);
+	}
+	for (int i = 0; i < cg->nslots; i++) {
+		LLVMReplaceAllUsesWith(cg->slot_ptr[i], LLVMGetParam(f, (unsigned)i));
+		if (cg->slot_ptr[i] != cg->slot_load[i])
+			LLVMInstructionEraseFromParent(cg->slot_ptr[i]);
+		LLVMInstructionEraseFromParent(cg->slot_load[i]);
+		LLVMInstructionEraseFromParent(cg->slot_gep[i]);
+	}
+	for (int i = 1; i <= 2; i++)
+		LLVMReplaceAllUsesWith(LLVMGetParam(t, (unsigned)i),
+		                       LLVMGetParam(f, (unsigned)cg->nslots + (unsigned)i - 1));
+	LLVMDeleteFunction(t);
+	return f;
+}
+
+/* k(void **operands, lo, hi) for rt_parallel_for: loads the operands, calls f. */
+static LLVMValueRef wrapper(CG *cg, Known *kn)
+{
+	if (kn->wrap)
+		return kn->wrap;
+	size_t len;
+	const char *name = LLVMGetValueName2(kn->fn, &len);
+	LLVMValueRef w = LLVMAddFunction(
+	    cg->mod, arena_printf(cg->g->A, "%.*s.parallel", (int)len, name), cg->kty);
+	LLVMSetLinkage(w, LLVMInternalLinkage);
+	fn_attr(cg, w, "nounwind");
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+	LLVMPositionBuilderAtEnd(B, LLVMAppendBasicBlockInContext(cg->ctx, w, "entry"));
+	LLVMValueRef a[MAXSLOTS + 2];
+	for (int i = 0; i < kn->nslots; i++) {
+		LLVMValueRef idx = cg_i64(cg, i);
+		a[i] = LLVMBuildPointerCast(
+		    B,
+		    LLVMBuildLoad2(B, cg->ptr,
+		                   LLVMBuildGEP2(B, cg->ptr, LLVMGetParam(w, 0), &idx, 1, ""),
+		                   ""),
+		    cg->f32p, "");
+	}
+	a[kn->nslots] = LLVMGetParam(w, 1), a[kn->nslots + 1] = LLVMGetParam(w, 2);
+	LLVMBuildCall2(B, LLVMGlobalGetValueType(kn->fn), kn->fn, a,
+	               (unsigned)kn->nslots + 2, "");
+	LLVMBuildRetVoid(B);
+	LLVMPositionBuilderAtEnd(B, here);
+	return kn->wrap = w;
 }
 
 static void kernel_end(CG *cg)
@@ -773,30 +850,35 @@ static void kernel_end(CG *cg)
 	LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
 	LLVMPositionBuilderAtEnd(B, entry);
 	LLVMBuildBr(B, LLVMGetNextBasicBlock(entry));
-	LLVMValueRef k = dedupe(cg, cg->fn);
+	Known *kn = dedupe(cg, with_operands(cg, cg->fn));
 	cg->fn = cg->top.fn, cg->bufs = cg->top.bufs, cg->io = cg->top.io;
 	memcpy(cg->base, cg->top.base, sizeof cg->base);
 	LLVMPositionBuilderAtEnd(B, cg->top.at);
-	/* the operands, into the entry point's array */
-	for (int i = 0; i < cg->nslots; i++) {
-		LLVMValueRef idx = cg_i64(cg, i);
-		LLVMBuildStore(B, LLVMBuildPointerCast(B, top_ptr(cg, cg->slots[i]), cg->ptr, ""),
-		               LLVMBuildGEP2(B, cg->ptr, cg->args, &idx, 1, ""));
-	}
-	LLVMValueRef args = LLVMBuildPointerCast(B, cg->args, cg->ptr, "");
 	int64_t n = cg->par_n > 0 ? cg->par_n : 1;
 	if (cg->par_n > 1 && node_work(cg->knode) >= PAR_WORK) {
+		/* the operands, into the entry point's array, for the threads */
+		for (int i = 0; i < cg->nslots; i++) {
+			LLVMValueRef idx = cg_i64(cg, i);
+			LLVMBuildStore(
+			    B, LLVMBuildPointerCast(B, top_ptr(cg, cg->slots[i]), cg->ptr, ""),
+			    LLVMBuildGEP2(B, cg->ptr, cg->args, &idx, 1, ""));
+		}
 		LLVMTypeRef at[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
 		LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), at, 4, 0);
 		LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "rt_parallel_for");
 		if (!f)
 			f = LLVMAddFunction(cg->mod, "rt_parallel_for", ty);
-		LLVMValueRef a[4] = {LLVMBuildPointerCast(B, k, cg->ptr, ""), args,
+		LLVMValueRef a[4] = {LLVMBuildPointerCast(B, wrapper(cg, kn), cg->ptr, ""),
+		                     LLVMBuildPointerCast(B, cg->args, cg->ptr, ""),
 		                     cg_i64(cg, n), cg_i64(cg, cg->par_grain)};
 		LLVMBuildCall2(B, ty, f, a, 4, "");
 	} else {
-		LLVMValueRef a[3] = {args, cg_i64(cg, 0), cg_i64(cg, n)};
-		LLVMBuildCall2(B, cg->kty, k, a, 3, "");
+		LLVMValueRef a[MAXSLOTS + 2];
+		for (int i = 0; i < cg->nslots; i++)
+			a[i] = top_ptr(cg, cg->slots[i]);
+		a[cg->nslots] = cg_i64(cg, 0), a[cg->nslots + 1] = cg_i64(cg, n);
+		LLVMBuildCall2(B, LLVMGlobalGetValueType(kn->fn), kn->fn, a,
+		               (unsigned)cg->nslots + 2, "");
 	}
 	cg->knode = NULL;
 }

@@ -5,6 +5,7 @@
  * along the last axis, bounds hoisted out of it, accumulators in registers.
  */
 #include <math.h>
+#include <string.h>
 
 #include "cg.h"
 
@@ -74,6 +75,7 @@ typedef struct Gemm {
 	 * short): one thread's part */
 	LLVMValueRef blo, bhi;
 	int64_t rb;
+	LLVMValueRef mask; /* when set, vectors of C and B hold only its first lanes */
 } Gemm;
 
 /* The row blocks [b0, b0 + nb) of rb rows, less those outside the thread's part: a loop
@@ -106,8 +108,36 @@ static LLVMValueRef a_elem(CG *cg, const Gemm *g, LLVMValueRef i, LLVMValueRef k
 	return fload(cg, g->pa, off);
 }
 
+/* <VW x i1> with the first n lanes set. */
+static LLVMValueRef lanes(CG *cg, int64_t n)
+{
+	LLVMValueRef bits[VW];
+	LLVMTypeRef i1 = LLVMInt1TypeInContext(cg->ctx);
+	for (int i = 0; i < VW; i++)
+		bits[i] = LLVMConstInt(i1, i < n, 0);
+	return LLVMConstVector(bits, VW);
+}
+
+/* llvm.masked.load / llvm.masked.store of the lanes in mask (others read as 0). */
+static LLVMValueRef masked(CG *cg, const Gemm *g, LLVMValueRef mask, LLVMValueRef p,
+                           LLVMValueRef v)
+{
+	const char *name = v ? "llvm.masked.store" : "llvm.masked.load";
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	LLVMTypeRef pt = LLVMPointerType(g->vt, 0), tys[2] = {g->vt, pt};
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, tys, 2);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, tys, 2);
+	LLVMValueRef align = LLVMConstInt(cg->i32, 4, 0);
+	p = LLVMBuildPointerCast(B, p, pt, "");
+	LLVMValueRef st[4] = {v, p, align, mask}, ld[4] = {p, align, mask,
+	                                                   LLVMConstNull(g->vt)};
+	return LLVMBuildCall2(B, fty, f, v ? st : ld, 4, "");
+}
+
 static LLVMValueRef vload(CG *cg, const Gemm *g, LLVMValueRef p)
 {
+	if (g->mask)
+		return masked(cg, g, g->mask, p, NULL);
 	LLVMValueRef v = LLVMBuildLoad2(
 	    B, g->vt, LLVMBuildPointerCast(B, p, LLVMPointerType(g->vt, 0), ""), "");
 	LLVMSetAlignment(v, 4);
@@ -118,6 +148,10 @@ static void vstore(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef p)
 {
 	if (g->acc)
 		v = LLVMBuildFAdd(B, vload(cg, g, p), v, "");
+	if (g->mask) {
+		masked(cg, g, g->mask, p, v);
+		return;
+	}
 	LLVMValueRef st = LLVMBuildStore(
 	    B, v, LLVMBuildPointerCast(B, p, LLVMPointerType(g->vt, 0), ""));
 	LLVMSetAlignment(st, 4);
@@ -205,34 +239,9 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t
 	cg_loop_end(cg, &li);
 }
 
-/* Columns [j0, N) of every row, one element at a time: a dot product over k. */
-static void columns(CG *cg, const Gemm *g, int64_t j0)
-{
-	if (j0 >= g->N)
-		return;
-	Loop li, lj, lk;
-	LLVMValueRef i = g->blo ? cg_loop_range(cg, &li, cg_mul(cg, g->blo, cg_i64(cg, MR)),
-	                                        cg_min(cg, cg_mul(cg, g->bhi, cg_i64(cg, MR)),
-	                                               cg_i64(cg, g->M)))
-	                        : cg_loop(cg, &li, g->M);
-	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0), cg_loop(cg, &lj, g->N - j0));
-	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-	LLVMValueRef k = cg_loop(cg, &lk, g->K);
-	LLVMValueRef acc = cg_acc_begin(cg, pre, cg_f32(cg, 0));
-	LLVMValueRef b =
-	    fload(cg, g->pb, cg_add(cg, cg_mul(cg, k, cg_i64(cg, g->ldb)), j));
-	LLVMValueRef next = cg_fast(LLVMBuildFAdd(
-	    B, acc, cg_fast(LLVMBuildFMul(B, a_elem(cg, g, i, k), b, "")), ""));
-	cg_acc_next(cg, acc, next);
-	cg_loop_end(cg, &lk);
-	sstore(cg, g, next, cg_add(cg, cg_mul(cg, i, cg_i64(cg, g->ldc)), j));
-	cg_loop_end(cg, &lj);
-	cg_loop_end(cg, &li);
-}
-
 /* C = op(A) B with B [K, N]: tiles of MR rows by NV vectors, then one narrower tile for
- * the columns left, then single columns; the rows left over take tiles of their own
- * height. */
+ * the columns left, then a masked vector for the last N % VW; the rows left over take
+ * tiles of their own height. */
 static void gemm(CG *cg, const Gemm *g)
 {
 	int64_t ni = g->M / MR, mr = g->M % MR, j = 0;
@@ -242,7 +251,12 @@ static void gemm(CG *cg, const Gemm *g)
 		tiles(cg, g, ni * MR, 1, (int)mr, j, mr ? nj : 0, nv);
 		j += nj * nv * VW;
 	}
-	columns(cg, g, j);
+	if (j < g->N) { /* the last columns: one vector, masked */
+		Gemm m = *g;
+		m.mask = lanes(cg, g->N - j);
+		tiles(cg, &m, 0, ni, MR, j, 1, 1);
+		tiles(cg, &m, ni * MR, 1, (int)mr, j, mr ? 1 : 0, 1);
+	}
 }
 
 /* C = A B^T with A [M, K] (ta = 0) and B [N, K] both read along k: each element of a tile
@@ -255,9 +269,12 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 		return;
 	int64_t kv = g->K / VW;
 	Loop li, lj, lk;
-	LLVMValueRef i = row_blocks(cg, g, &li, i0 / DR, ni, DR);
+	/* columns outside, rows inside: the nc rows of B stay in L1 while the rows of A
+	 * (a batch of activations) stream from L2; the other way round, all of B (a
+	 * weight matrix, often larger than L2) would stream again for every DR rows */
 	LLVMValueRef j =
 	    cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nc)));
+	LLVMValueRef i = row_blocks(cg, g, &li, i0 / DR, ni, DR);
 	LLVMValueRef arow[DR], brow[DC], sum[DR][DC];
 	for (int r = 0; r < mr; r++)
 		arow[r] = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->lda));
@@ -284,22 +301,22 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 				cg_acc_next(cg, acc[r][c], next[r][c]);
 			}
 		cg_loop_end(cg, &lk);
+		if (g->K % VW) { /* the tail of k: one more step, masked */
+			LLVMValueRef mask = lanes(cg, g->K % VW), kt = cg_i64(cg, kv * VW);
+			for (int r = 0; r < mr; r++)
+				av[r] = masked(cg, g, mask,
+				               gep(cg, g->pa, cg_add(cg, arow[r], kt)), NULL);
+			for (int c = 0; c < nc; c++)
+				bv[c] = masked(cg, g, mask,
+				               gep(cg, g->pb, cg_add(cg, brow[c], kt)), NULL);
+			for (int r = 0; r < mr; r++)
+				for (int c = 0; c < nc; c++)
+					next[r][c] = vfma(cg, g, av[r], bv[c], next[r][c]);
+		}
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
 				sum[r][c] = hsum(cg, g, next[r][c]);
 	}
-	for (int64_t k = kv * VW; k < g->K;
-	     k++) /* the tail of k, unrolled: fewer than VW */
-		for (int r = 0; r < mr; r++)
-			for (int c = 0; c < nc; c++) {
-				LLVMValueRef a =
-				    fload(cg, g->pa, cg_add(cg, arow[r], cg_i64(cg, k)));
-				LLVMValueRef b =
-				    fload(cg, g->pb, cg_add(cg, brow[c], cg_i64(cg, k)));
-				sum[r][c] = cg_fast(LLVMBuildFAdd(
-				    B, sum[r][c], cg_fast(LLVMBuildFMul(B, a, b, "")),
-				    ""));
-			}
 	for (int r = 0; r < mr; r++)
 		for (int c = 0; c < nc; c++)
 			sstore(cg, g, sum[r][c],
@@ -307,8 +324,8 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 			              cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)),
 			                     cg_i64(cg, g->ldc)),
 			              cg_add(cg, j, cg_i64(cg, c))));
-	cg_loop_end(cg, &lj);
 	cg_loop_end(cg, &li);
+	cg_loop_end(cg, &lj);
 }
 
 /* A B^T: tiles of DR rows by DC columns, then the rows and columns left over. */
@@ -367,7 +384,8 @@ EMIT(matmul)
 	          LLVMVectorType(cg->f32, VW),
 	          lo,
 	          hi,
-	          rb};
+	          rb,
+	          NULL};
 	if (dot)
 		gemm_bt(cg, &g);
 	else
@@ -719,13 +737,13 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g col_g */
-		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR};
+		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL};
 		gemm(cg, &g);
 	} else if (mode == 1) { /* col_g = W_g^T dy_g */
-		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR};
+		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL};
 		gemm(cg, &g);
 	} else { /* dW_g += dy_g col_g^T, a dot product over the image's positions */
-		Gemm g = {yg, colg, wg, 0, 1, c->Og, c->Kc, c->P, c->P, c->P, c->Kc, vt, NULL, NULL, MR};
+		Gemm g = {yg, colg, wg, 0, 1, c->Og, c->Kc, c->P, c->P, c->P, c->Kc, vt, NULL, NULL, MR, NULL};
 		gemm_bt(cg, &g);
 	}
 	cg_loop_end(cg, &lg);
