@@ -713,6 +713,13 @@ static void kernel_begin(CG *cg, Node *n)
 	fn_attr(cg, cg->fn, "nounwind");
 	/* small loop nests gain nothing from vectorizing and unrolling, which cost
 	 * compile time and code */
+	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
+	    n->op == OP_CONV2D_BWD_FILTER) { /* image rows are too short for memcpy */
+		const char *k = "no-builtins";
+		LLVMAddAttributeAtIndex(cg->fn, (unsigned)LLVMAttributeFunctionIndex,
+		                        LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k),
+		                                                  "", 0));
+	}
 	if (node_work(n) < SMALL_WORK) {
 		fn_attr(cg, cg->fn, "minsize");
 		fn_attr(cg, cg->fn, "optsize");

@@ -17,7 +17,8 @@ static LLVMValueRef cg_call1(CG *cg, const char *name, LLVMValueRef x)
 }
 
 /* Reduction over axes: out[o] = fold of in[i] over every input element, where o drops
- * the reduced axes' indices. */
+ * the reduced axes' indices. The reduced axes at the end of the shape (a bias gradient's
+ * H and W) are one contiguous run of x per output element, folded in a register. */
 static void reduce(CG *cg, Node *n, int max)
 {
 	Node *x = n->in[0];
@@ -29,22 +30,34 @@ static void reduce(CG *cg, Node *n, int max)
 		cg_store(cg, n, i, init);
 		cg_loop_end(cg, &z);
 	}
+	int outer = x->sh.rank;
+	int64_t run = 1;
+	while (outer > 0 && (n->a[0] >> (outer - 1) & 1))
+		run *= x->sh.d[--outer];
 	LLVMValueRef in = cg_i64(cg, 0), out = cg_i64(cg, 0);
-	for (int d = 0; d < x->sh.rank; d++) {
+	for (int d = 0; d < outer; d++) {
 		LLVMValueRef i = cg_loop(cg, &l[d], x->sh.d[d]);
 		in = cg_add(cg, cg_mul(cg, in, cg_i64(cg, x->sh.d[d])), i);
 		out = cg_mul(cg, out, cg_i64(cg, n->sh.d[d]));
 		if (!(n->a[0] >> d & 1))
 			out = cg_add(cg, out, i);
 	}
-	LLVMValueRef acc = cg_load(cg, n, out), v = cg_load(cg, x, in), r;
-	if (max)
-		r = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc,
-		                    "");
-	else
-		r = cg_fast(LLVMBuildFAdd(B, acc, v, ""));
-	cg_store(cg, n, out, r);
-	for (int d = x->sh.rank - 1; d >= 0; d--)
+	in = cg_mul(cg, in, cg_i64(cg, run));
+	Loop lr;
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	LLVMValueRef r = cg_loop(cg, &lr, run);
+	LLVMValueRef acc = cg_acc_begin(cg, pre, init), v = cg_load(cg, x, cg_add(cg, in, r));
+	LLVMValueRef next =
+	    max ? LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc, "")
+	        : cg_fast(LLVMBuildFAdd(B, acc, v, ""));
+	cg_acc_next(cg, acc, next);
+	cg_loop_end(cg, &lr);
+	LLVMValueRef old = cg_load(cg, n, out);
+	cg_store(cg, n, out,
+	         max ? LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, next, old, ""), next,
+	                               old, "")
+	             : cg_fast(LLVMBuildFAdd(B, old, next, "")));
+	for (int d = outer - 1; d >= 0; d--)
 		cg_loop_end(cg, &l[d]);
 }
 
@@ -76,6 +89,9 @@ typedef struct Gemm {
 	LLVMValueRef blo, bhi;
 	int64_t rb;
 	LLVMValueRef mask; /* when set, vectors of C and B hold only its first lanes */
+	/* dot-product kernel: k runs over nseg segments of K, segment s of A's rows at
+	 * s * sega, of B's at s * segb (a sum over images, for a filter gradient) */
+	int64_t nseg, sega, segb;
 } Gemm;
 
 /* The row blocks [b0, b0 + nb) of rb rows, less those outside the thread's part: a loop
@@ -284,17 +300,29 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 		for (int c = 0; c < nc; c++)
 			sum[r][c] = cg_f32(cg, 0);
 	if (kv > 0) {
+		Loop ls;
+		LLVMBasicBlockRef pre0 = LLVMGetInsertBlock(B);
+		LLVMValueRef sg = cg_loop(cg, &ls, g->nseg > 1 ? g->nseg : 1),
+		             accs[DR][DC];
+		for (int r = 0; r < mr; r++) /* the phis first, at the top of the loop */
+			for (int c = 0; c < nc; c++)
+				accs[r][c] = cg_acc_begin(cg, pre0, LLVMConstNull(g->vt));
+		LLVMValueRef aseg[DR], bseg[DC];
+		for (int r = 0; r < mr; r++)
+			aseg[r] = cg_add(cg, arow[r], cg_mul(cg, sg, cg_i64(cg, g->sega)));
+		for (int c = 0; c < nc; c++)
+			bseg[c] = cg_add(cg, brow[c], cg_mul(cg, sg, cg_i64(cg, g->segb)));
 		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[DR][DC], next[DR][DC], av[DR],
 		             bv[DC];
-		for (int r = 0; r < mr; r++) /* the phis first, at the top of the loop */
+		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
-				acc[r][c] = cg_acc_begin(cg, pre, LLVMConstNull(g->vt));
+				acc[r][c] = cg_acc_begin(cg, pre, accs[r][c]);
 		LLVMValueRef k = cg_mul(cg, kk, cg_i64(cg, VW));
 		for (int r = 0; r < mr; r++)
-			av[r] = vload(cg, g, gep(cg, g->pa, cg_add(cg, arow[r], k)));
+			av[r] = vload(cg, g, gep(cg, g->pa, cg_add(cg, aseg[r], k)));
 		for (int c = 0; c < nc; c++)
-			bv[c] = vload(cg, g, gep(cg, g->pb, cg_add(cg, brow[c], k)));
+			bv[c] = vload(cg, g, gep(cg, g->pb, cg_add(cg, bseg[c], k)));
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++) {
 				next[r][c] = vfma(cg, g, av[r], bv[c], acc[r][c]);
@@ -305,14 +333,18 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 			LLVMValueRef mask = lanes(cg, g->K % VW), kt = cg_i64(cg, kv * VW);
 			for (int r = 0; r < mr; r++)
 				av[r] = masked(cg, g, mask,
-				               gep(cg, g->pa, cg_add(cg, arow[r], kt)), NULL);
+				               gep(cg, g->pa, cg_add(cg, aseg[r], kt)), NULL);
 			for (int c = 0; c < nc; c++)
 				bv[c] = masked(cg, g, mask,
-				               gep(cg, g->pb, cg_add(cg, brow[c], kt)), NULL);
+				               gep(cg, g->pb, cg_add(cg, bseg[c], kt)), NULL);
 			for (int r = 0; r < mr; r++)
 				for (int c = 0; c < nc; c++)
 					next[r][c] = vfma(cg, g, av[r], bv[c], next[r][c]);
 		}
+		for (int r = 0; r < mr; r++)
+			for (int c = 0; c < nc; c++)
+				cg_acc_next(cg, accs[r][c], next[r][c]);
+		cg_loop_end(cg, &ls);
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
 				sum[r][c] = hsum(cg, g, next[r][c]);
@@ -385,7 +417,10 @@ EMIT(matmul)
 	          lo,
 	          hi,
 	          rb,
-	          NULL};
+	          NULL,
+	          1,
+	          0,
+	          0};
 	if (dot)
 		gemm_bt(cg, &g);
 	else
@@ -662,8 +697,20 @@ static Conv conv_of(Node *n, Node *x, Node *w, Node *y)
 }
 
 /* col <-> image b of x: im2col copies patches into col (0 outside the image); back
- * adds col into the image (col2im). */
-static void patches(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col, int back)
+ * adds col into the image (col2im). For each tap (channel, kh, kw) the output rows and
+ * columns whose input is inside the image are computed once (valid_range), so the
+ * inner loop is a plain strided copy (contiguous for stride 1), with zeros written
+ * around it, and no test per element. */
+static int patches_inside(const Conv *c)
+{
+	return !c->p.pad[0] && !c->p.pad[2] &&
+	       (c->OH - 1) * c->p.stride[0] + (c->KH - 1) * c->p.dil[0] < c->H &&
+	       (c->OW - 1) * c->p.stride[1] + (c->KW - 1) * c->p.dil[1] < c->W;
+}
+
+/* Without padding every tap is inside: loops of static extent, nothing to test. */
+static void patches_inside_copy(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col,
+                                int back)
 {
 	Loop lc, lh, lw, lo, lq;
 	LLVMValueRef ch = cg_loop(cg, &lc, c->C), kh = cg_loop(cg, &lh, c->KH),
@@ -677,31 +724,78 @@ static void patches(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col, i
 	           cg_i64(cg, c->P));
 	LLVMValueRef plane = cg_mul(cg, ch, cg_i64(cg, c->H * c->W));
 	LLVMValueRef oh = cg_loop(cg, &lo, c->OH);
+	LLVMValueRef ih = cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->p.stride[0])),
+	                         cg_mul(cg, kh, cg_i64(cg, c->p.dil[0])));
+	LLVMValueRef ow = cg_loop(cg, &lq, c->OW);
+	LLVMValueRef iw = cg_add(cg, cg_mul(cg, ow, cg_i64(cg, c->p.stride[1])),
+	                         cg_mul(cg, kw, cg_i64(cg, c->p.dil[1])));
+	LLVMValueRef at = cg_add(cg, plane, cg_add(cg, cg_mul(cg, ih, cg_i64(cg, c->W)), iw));
+	LLVMValueRef ci =
+	    cg_add(cg, crow, cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->OW)), ow));
+	if (!back)
+		LLVMBuildStore(B, fload(cg, img, at), gep(cg, col, ci));
+	else
+		LLVMBuildStore(B, LLVMBuildFAdd(B, fload(cg, img, at), fload(cg, col, ci), ""),
+		               gep(cg, img, at));
+	cg_loop_end(cg, &lq);
+	cg_loop_end(cg, &lo);
+	cg_loop_end(cg, &lw);
+	cg_loop_end(cg, &lh);
+	cg_loop_end(cg, &lc);
+}
+
+static void patches(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col, int back)
+{
+	if (patches_inside(c)) {
+		patches_inside_copy(cg, c, img, col, back);
+		return;
+	}
+	Loop lc, lh, lw, lo, lq;
+	LLVMValueRef ch = cg_loop(cg, &lc, c->C), kh = cg_loop(cg, &lh, c->KH),
+	             kw = cg_loop(cg, &lw, c->KW);
+	LLVMValueRef crow =
+	    cg_mul(cg,
+	           cg_add(cg,
+	                  cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, c->KH)), kh),
+	                         cg_i64(cg, c->KW)),
+	                  kw),
+	           cg_i64(cg, c->P));
+	LLVMValueRef plane = cg_mul(cg, ch, cg_i64(cg, c->H * c->W));
+	LLVMValueRef lo_h, hi_h, lo_w, hi_w;
+	valid_range(cg, kh, c->H, c->OH, c->p.stride[0], c->p.pad[0], c->p.dil[0], &lo_h,
+	            &hi_h);
+	valid_range(cg, kw, c->W, c->OW, c->p.stride[1], c->p.pad[2], c->p.dil[1], &lo_w,
+	            &hi_w);
+	LLVMValueRef oh = cg_loop(cg, &lo, c->OH);
+	LLVMValueRef orow = cg_add(cg, crow, cg_mul(cg, oh, cg_i64(cg, c->OW)));
+	LLVMValueRef row_in =
+	    LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, oh, lo_h, ""),
+	                 LLVMBuildICmp(B, LLVMIntSLT, oh, hi_h, ""), "");
+	/* columns [a, z) of this row are inside; none if the row is outside */
+	LLVMValueRef a = LLVMBuildSelect(B, row_in, lo_w, cg_i64(cg, c->OW), "");
+	LLVMValueRef z = LLVMBuildSelect(B, row_in, cg_max(cg, hi_w, lo_w), a, "");
 	LLVMValueRef ih = cg_add(cg, cg_i64(cg, -c->p.pad[0]),
 	                         cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->p.stride[0])),
 	                                cg_mul(cg, kh, cg_i64(cg, c->p.dil[0]))));
-	LLVMValueRef ow = cg_loop(cg, &lq, c->OW);
-	LLVMValueRef iw = cg_add(cg, cg_i64(cg, -c->p.pad[2]),
-	                         cg_add(cg, cg_mul(cg, ow, cg_i64(cg, c->p.stride[1])),
-	                                cg_mul(cg, kw, cg_i64(cg, c->p.dil[1]))));
-	LLVMValueRef valid =
-	    LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntULT, ih, cg_i64(cg, c->H), ""),
-	                 LLVMBuildICmp(B, LLVMIntULT, iw, cg_i64(cg, c->W), ""), "");
-	LLVMValueRef at = LLVMBuildSelect(
-	    B, valid, cg_add(cg, plane, cg_add(cg, cg_mul(cg, ih, cg_i64(cg, c->W)), iw)),
-	    cg_i64(cg, 0), "");
-	LLVMValueRef ci =
-	    cg_add(cg, crow, cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->OW)), ow));
+	LLVMValueRef irow =
+	    cg_add(cg, cg_add(cg, plane, cg_mul(cg, ih, cg_i64(cg, c->W))),
+	           cg_add(cg, cg_i64(cg, -c->p.pad[2]), cg_mul(cg, kw, cg_i64(cg, c->p.dil[1]))));
 	if (!back) {
-		LLVMValueRef v =
-		    LLVMBuildSelect(B, valid, fload(cg, img, at), cg_f32(cg, 0), "");
-		LLVMBuildStore(B, v, gep(cg, col, ci));
-	} else { /* outside the image: add 0 to element 0, harmless and branch-free */
-		LLVMValueRef v =
-		    LLVMBuildSelect(B, valid, fload(cg, col, ci), cg_f32(cg, 0), "");
-		LLVMBuildStore(B, LLVMBuildFAdd(B, fload(cg, img, at), v, ""),
-		               gep(cg, img, at));
+		LLVMValueRef zero_at[2][2] = {{cg_i64(cg, 0), a}, {z, cg_i64(cg, c->OW)}};
+		for (int e = 0; e < 2; e++) {
+			LLVMValueRef ow = cg_loop_range(cg, &lq, zero_at[e][0], zero_at[e][1]);
+			LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, col, cg_add(cg, orow, ow)));
+			cg_loop_end(cg, &lq);
+		}
 	}
+	LLVMValueRef ow = cg_loop_range(cg, &lq, a, z);
+	LLVMValueRef at = cg_add(cg, irow, cg_mul(cg, ow, cg_i64(cg, c->p.stride[1])));
+	LLVMValueRef ci = cg_add(cg, orow, ow);
+	if (!back)
+		LLVMBuildStore(B, fload(cg, img, at), gep(cg, col, ci));
+	else
+		LLVMBuildStore(B, LLVMBuildFAdd(B, fload(cg, img, at), fload(cg, col, ci), ""),
+		               gep(cg, img, at));
 	cg_loop_end(cg, &lq);
 	cg_loop_end(cg, &lo);
 	cg_loop_end(cg, &lw);
@@ -716,6 +810,42 @@ static LLVMValueRef at_index(CG *cg, LLVMValueRef base, LLVMValueRef i, int64_t 
 	           cg_add(cg, cg_mul(cg, i, cg_i64(cg, stride)), cg_i64(cg, add)));
 }
 
+/* dW_g = sum over images b of dy_b,g col_b,g^T: the patches of all images first (the
+ * node's scratch holds them), then one dot-product kernel whose k runs over every
+ * image's positions, so each element of dW is summed in registers and stored once. */
+static void filter_grad(CG *cg, const Conv *c, LLVMValueRef X, LLVMValueRef Y,
+                        LLVMValueRef Wt, LLVMValueRef col)
+{
+	int64_t per = c->C * c->KH * c->KW * c->P; /* one image's patches */
+	Loop lb, lg;
+	LLVMValueRef b = cg_loop(cg, &lb, c->Bn);
+	patches(cg, c, at_index(cg, X, b, c->C * c->H * c->W, 0),
+	        at_index(cg, col, b, per, 0), 0);
+	cg_loop_end(cg, &lb);
+	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
+	Gemm g = {gep(cg, Y, cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))),
+	          at_index(cg, col, gi, c->Kc * c->P, 0),
+	          at_index(cg, Wt, gi, c->Og * c->Kc, 0),
+	          0,
+	          0,
+	          c->Og,
+	          c->Kc,
+	          c->P,
+	          c->P,
+	          c->P,
+	          c->Kc,
+	          LLVMVectorType(cg->f32, VW),
+	          NULL,
+	          NULL,
+	          MR,
+	          NULL,
+	          c->Bn,
+	          c->O * c->P,
+	          per};
+	gemm_bt(cg, &g);
+	cg_loop_end(cg, &lg);
+}
+
 /* mode 0: y = conv(x, w); 1: dx = conv_bwd_data(dy, w); 2: dw = conv_bwd_filter(x, dy) */
 static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 {
@@ -723,6 +853,10 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	LLVMValueRef X = cg_node_ptr(cg, c->x), Wt = cg_node_ptr(cg, c->w),
 	             Y = cg_node_ptr(cg, c->y);
 	LLVMValueRef col = scratch(cg, n);
+	if (mode == 2) { /* the filter gradient: every image's patches, then one sum */
+		filter_grad(cg, c, X, Y, Wt, col);
+		return;
+	}
 	if (mode)
 		cg_zero(cg, n);
 	Loop lb, lg;
@@ -737,13 +871,13 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g col_g */
-		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL};
+		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0};
 		gemm(cg, &g);
 	} else if (mode == 1) { /* col_g = W_g^T dy_g */
-		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL};
+		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0};
 		gemm(cg, &g);
 	} else { /* dW_g += dy_g col_g^T, a dot product over the image's positions */
-		Gemm g = {yg, colg, wg, 0, 1, c->Og, c->Kc, c->P, c->P, c->P, c->Kc, vt, NULL, NULL, MR, NULL};
+		Gemm g = {yg, colg, wg, 0, 1, c->Og, c->Kc, c->P, c->P, c->P, c->Kc, vt, NULL, NULL, MR, NULL, 1, 0, 0};
 		gemm_bt(cg, &g);
 	}
 	cg_loop_end(cg, &lg);
