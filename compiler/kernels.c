@@ -92,7 +92,27 @@ typedef struct Gemm {
 	/* dot-product kernel: k runs over nseg segments of K, segment s of A's rows at
 	 * s * sega, of B's at s * segb (a sum over images, for a filter gradient) */
 	int64_t nseg, sega, segb;
+	/* when set, only the column units [clo, chi) of cw columns each: one thread's
+	 * part (columns, so that each thread reads its own part of B, a weight matrix) */
+	LLVMValueRef clo, chi;
+	int64_t cw;
 } Gemm;
+
+/* Columns j0, j0 + width, ... (nj of them), less those outside the thread's part: the
+ * loop giving the first column of each. A narrower tile after the wide ones belongs
+ * to the unit of the wide tile it completes. */
+static LLVMValueRef col_units(CG *cg, const Gemm *g, Loop *l, int64_t j0, int64_t nj,
+                              int64_t width)
+{
+	if (!g->clo)
+		return cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, l, nj), cg_i64(cg, width)));
+	int64_t u0 = j0 / g->cw;
+	LLVMValueRef lo = cg_max(cg, g->clo, cg_i64(cg, u0)),
+	             hi = cg_min(cg, g->chi, cg_i64(cg, u0 + nj));
+	LLVMValueRef u = cg_loop_range(cg, l, lo, hi);
+	return cg_add(cg, cg_i64(cg, j0),
+	              cg_mul(cg, LLVMBuildSub(B, u, cg_i64(cg, u0), ""), cg_i64(cg, width)));
+}
 
 /* The row blocks [b0, b0 + nb) of rb rows, less those outside the thread's part: a loop
  * over block indices, giving the first row of each. */
@@ -215,15 +235,16 @@ static LLVMValueRef hsum(CG *cg, const Gemm *g, LLVMValueRef v)
 
 /* Tiles of mr rows x nv vectors over rows [i0, i0 + mr * ni) and columns [j0, j0 +
  * nv * VW * nj): the accumulators stay in registers over the whole of k. */
-static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t j0,
-                  int64_t nj, int nv)
+static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMValueRef j0,
+                  LLVMValueRef nj, int nv)
 {
-	if (ni <= 0 || nj <= 0)
+	if (ni <= 0)
 		return;
 	Loop li, lj, lk;
 	LLVMValueRef i = row_blocks(cg, g, &li, i0 / MR, ni, MR);
-	LLVMValueRef j = cg_add(cg, cg_i64(cg, j0),
-	                        cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nv * VW)));
+	LLVMValueRef j =
+	    cg_add(cg, j0,
+	           cg_mul(cg, cg_loop_range(cg, &lj, cg_i64(cg, 0), nj), cg_i64(cg, nv * VW)));
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	LLVMValueRef k = cg_loop(cg, &lk, g->K), acc[MR][NV], next[MR][NV], bv[NV];
 	for (int r = 0; r < mr; r++)
@@ -260,19 +281,36 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t
  * tiles of their own height. */
 static void gemm(CG *cg, const Gemm *g)
 {
-	int64_t ni = g->M / MR, mr = g->M % MR, j = 0;
+	int64_t ni = g->M / MR, mr = g->M % MR;
+	/* the columns [c0, c1) to compute: all, or this thread's units of VW */
+	LLVMValueRef c0 = cg_i64(cg, 0), c1 = cg_i64(cg, g->N);
+	if (g->clo)
+		c0 = cg_mul(cg, g->clo, cg_i64(cg, VW)),
+		c1 = cg_min(cg, cg_mul(cg, g->chi, cg_i64(cg, VW)), c1);
+	LLVMValueRef j = c0;
 	for (int nv = NV; nv >= 1; nv--) {
-		int64_t nj = (g->N - j) / (nv * VW); /* at most 1 for the narrower ones */
-		tiles(cg, g, 0, ni, MR, j, nj, nv);
-		tiles(cg, g, ni * MR, 1, (int)mr, j, mr ? nj : 0, nv);
-		j += nj * nv * VW;
+		LLVMValueRef w = cg_i64(cg, nv * VW),
+		             nj = LLVMBuildUDiv(B, LLVMBuildSub(B, c1, j, ""), w, "");
+		tiles(cg, g, 0, ni, MR, j, nj, nv); /* at most 1 for the narrower ones */
+		if (mr)
+			tiles(cg, g, ni * MR, 1, (int)mr, j, nj, nv);
+		j = cg_add(cg, j, cg_mul(cg, nj, w));
 	}
-	if (j < g->N) { /* the last columns: one vector, masked */
-		Gemm m = *g;
-		m.mask = lanes(cg, g->N - j);
-		tiles(cg, &m, 0, ni, MR, j, 1, 1);
-		tiles(cg, &m, ni * MR, 1, (int)mr, j, mr ? 1 : 0, 1);
-	}
+	/* the last columns: one vector, masked */
+	LLVMValueRef rem = LLVMBuildSub(B, c1, j, ""), lane[VW];
+	for (int i = 0; i < VW; i++)
+		lane[i] = cg_i64(cg, i);
+	LLVMTypeRef iv = LLVMVectorType(cg->i64, VW);
+	LLVMValueRef rv = LLVMBuildShuffleVector(
+	    B, LLVMBuildInsertElement(B, LLVMGetUndef(iv), rem, cg_i64(cg, 0), ""),
+	    LLVMGetUndef(iv), LLVMConstNull(LLVMVectorType(cg->i32, VW)), "");
+	Gemm m = *g;
+	m.mask = LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(lane, VW), rv, "");
+	LLVMValueRef one = LLVMBuildZExt(
+	    B, LLVMBuildICmp(B, LLVMIntSGT, rem, cg_i64(cg, 0), ""), cg->i64, "");
+	tiles(cg, &m, 0, ni, MR, j, one, 1);
+	if (mr)
+		tiles(cg, &m, ni * MR, 1, (int)mr, j, one, 1);
 }
 
 /* C = A B^T with A [M, K] (ta = 0) and B [N, K] both read along k: each element of a tile
@@ -288,8 +326,7 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 	/* columns outside, rows inside: the nc rows of B stay in L1 while the rows of A
 	 * (a batch of activations) stream from L2; the other way round, all of B (a
 	 * weight matrix, often larger than L2) would stream again for every DR rows */
-	LLVMValueRef j =
-	    cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, &lj, nj), cg_i64(cg, nc)));
+	LLVMValueRef j = col_units(cg, g, &lj, j0, nj, nc);
 	LLVMValueRef i = row_blocks(cg, g, &li, i0 / DR, ni, DR);
 	LLVMValueRef arow[DR], brow[DC], sum[DR][DC];
 	for (int r = 0; r < mr; r++)
@@ -377,8 +414,8 @@ static LLVMValueRef scratch(CG *cg, Node *n)
 	           cg_i64(cg, (shape_numel(&n->sh) + 15) & ~(int64_t)15));
 }
 
-/* C = op(A) op(B), its rows shared between threads in blocks of the micro-kernel's
- * height. A transposed B the kernels cannot read is first transposed into scratch, a
+/* C = op(A) op(B), its columns shared between threads in units of the micro-kernel's
+ * width. A transposed B the kernels cannot read is first transposed into scratch, a
  * kernel of its own. */
 EMIT(matmul)
 {
@@ -399,9 +436,10 @@ EMIT(matmul)
 		cg_loop_end(cg, &l);
 		cg_next_kernel(cg);
 	}
-	int64_t rb = dot ? DR : MR;
+	/* threads share the columns: groups of DC for dot products, vectors otherwise */
+	int64_t cw = dot ? DC : VW;
 	LLVMValueRef lo, hi;
-	cg_par_range(cg, (M + rb - 1) / rb, 1, &lo, &hi);
+	cg_par_range(cg, (N + cw - 1) / cw, 1, &lo, &hi);
 	Gemm g = {cg_node_ptr(cg, A),
 	          tb && !dot ? scratch(cg, n) : cg_node_ptr(cg, Bm),
 	          cg_node_ptr(cg, n),
@@ -414,13 +452,16 @@ EMIT(matmul)
 	          tb && dot ? K : N,
 	          N,
 	          LLVMVectorType(cg->f32, VW),
-	          lo,
-	          hi,
-	          rb,
+	          NULL,
+	          NULL,
+	          MR,
 	          NULL,
 	          1,
 	          0,
-	          0};
+	          0,
+	          lo,
+	          hi,
+	          cw};
 	if (dot)
 		gemm_bt(cg, &g);
 	else
@@ -841,7 +882,10 @@ static void filter_grad(CG *cg, const Conv *c, LLVMValueRef X, LLVMValueRef Y,
 	          NULL,
 	          c->Bn,
 	          c->O * c->P,
-	          per};
+	          per,
+	          NULL,
+	          NULL,
+	          0};
 	gemm_bt(cg, &g);
 	cg_loop_end(cg, &lg);
 }
@@ -871,13 +915,13 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g col_g */
-		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0};
+		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, 0};
 		gemm(cg, &g);
 	} else if (mode == 1) { /* col_g = W_g^T dy_g */
-		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0};
+		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, 0};
 		gemm(cg, &g);
 	} else { /* dW_g += dy_g col_g^T, a dot product over the image's positions */
-		Gemm g = {yg, colg, wg, 0, 1, c->Og, c->Kc, c->P, c->P, c->P, c->Kc, vt, NULL, NULL, MR, NULL, 1, 0, 0};
+		Gemm g = {yg, colg, wg, 0, 1, c->Og, c->Kc, c->P, c->P, c->P, c->Kc, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, 0};
 		gemm_bt(cg, &g);
 	}
 	cg_loop_end(cg, &lg);
