@@ -719,13 +719,13 @@ static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
 	if (run_data(&r) < 0 || run_setup(&r) < 0)
 		goto done;
 	printf("%s: %lld parameters, batch %lld, %lld training examples%s, compiled in "
-	       "%.3f s\n",
+	       "%.3f s, %d thread%s\n",
 	       m->name, (long long)c->prog.nparams, (long long)c->prog.batch,
 	       (long long)r.ntrain,
 	       r.has_val
 	           ? arena_printf(c->A, " (+%lld for validation)", (long long)r.xval.n)
 	           : "",
-	       c->compile_seconds);
+	       c->compile_seconds, rt_threads(), rt_threads() > 1 ? "s" : "");
 	fflush(stdout);
 	if (run_epochs(&r) < 0)
 		goto done;
