@@ -693,7 +693,20 @@ static int64_t node_work(Node *n)
 		Node *a = n->in[0];
 		return 2 * shape_numel(&n->sh) * (n->a[0] ? a->sh.d[0] : a->sh.d[1]);
 	}
-	return 4 * shape_numel(&n->sh);
+	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
+	    n->op == OP_CONV2D_BWD_FILTER) { /* 2 y.numel C/groups KH KW */
+		const Shape *y = n->op == OP_CONV2D ? &n->sh
+		                 : &n->in[n->op == OP_CONV2D_BWD_FILTER ? 1 : 0]->sh;
+		const Shape *w = n->op == OP_CONV2D_BWD_FILTER ? &n->sh : &n->in[1]->sh;
+		return 2 * shape_numel(y) * w->d[1] * w->d[2] * w->d[3];
+	}
+	/* element operations: the largest of the output and the inputs (a reduction's
+	 * work is its input's size) */
+	int64_t most = shape_numel(&n->sh);
+	for (int k = 0; k < n->nin; k++)
+		if (shape_numel(&n->in[k]->sh) > most)
+			most = shape_numel(&n->in[k]->sh);
+	return 4 * most;
 }
 
 static void kernel_begin(CG *cg, Node *n)

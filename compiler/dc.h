@@ -625,6 +625,9 @@ typedef struct Plan {
 	int64_t flag_off; /* workspace float the phase's check ORs its flag into */
 	int64_t nwork;    /* floats of workspace this function needs */
 } Plan;
+/* Convolutions run their images in this many lanes (threads take whole lanes), each
+ * with its own im2col scratch. */
+enum { CONV_LANES = 8 };
 /* Lays out one function; the Plan lives in g's arena. */
 Plan *plan_fn(Graph *g, FnKind fn);
 

@@ -854,19 +854,21 @@ static LLVMValueRef at_index(CG *cg, LLVMValueRef base, LLVMValueRef i, int64_t 
 /* dW_g = sum over images b of dy_b,g col_b,g^T: the patches of all images first (the
  * node's scratch holds them), then one dot-product kernel whose k runs over every
  * image's positions, so each element of dW is summed in registers and stored once. */
-static void filter_grad(CG *cg, const Conv *c, LLVMValueRef X, LLVMValueRef Y,
-                        LLVMValueRef Wt, LLVMValueRef col)
+static void filter_grad(CG *cg, Node *n, const Conv *c)
 {
 	int64_t per = c->C * c->KH * c->KW * c->P; /* one image's patches */
 	Loop lb, lg;
-	LLVMValueRef b = cg_loop(cg, &lb, c->Bn);
-	patches(cg, c, at_index(cg, X, b, c->C * c->H * c->W, 0),
-	        at_index(cg, col, b, per, 0), 0);
+	LLVMValueRef b = cg_par_loop(cg, &lb, c->Bn, 1);
+	patches(cg, c, at_index(cg, cg_node_ptr(cg, c->x), b, c->C * c->H * c->W, 0),
+	        at_index(cg, scratch(cg, n), b, per, 0), 0);
 	cg_loop_end(cg, &lb);
+	cg_next_kernel(cg); /* then the sums, threads sharing dW's columns */
+	LLVMValueRef lo, hi;
+	cg_par_range(cg, (c->Kc + DC - 1) / DC, 1, &lo, &hi);
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
-	Gemm g = {gep(cg, Y, cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))),
-	          at_index(cg, col, gi, c->Kc * c->P, 0),
-	          at_index(cg, Wt, gi, c->Og * c->Kc, 0),
+	Gemm g = {gep(cg, cg_node_ptr(cg, c->y), cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))),
+	          at_index(cg, scratch(cg, n), gi, c->Kc * c->P, 0),
+	          at_index(cg, cg_node_ptr(cg, c->w), gi, c->Og * c->Kc, 0),
 	          0,
 	          0,
 	          c->Og,
@@ -883,31 +885,45 @@ static void filter_grad(CG *cg, const Conv *c, LLVMValueRef X, LLVMValueRef Y,
 	          c->Bn,
 	          c->O * c->P,
 	          per,
-	          NULL,
-	          NULL,
-	          0};
+	          lo,
+	          hi,
+	          DC};
 	gemm_bt(cg, &g);
 	cg_loop_end(cg, &lg);
 }
 
-/* mode 0: y = conv(x, w); 1: dx = conv_bwd_data(dy, w); 2: dw = conv_bwd_filter(x, dy) */
+/* mode 0: y = conv(x, w); 1: dx = conv_bwd_data(dy, w); 2: dw = conv_bwd_filter(x, dy).
+ * The images run in lanes: lane l takes images l, l + L, ... with its own scratch, and
+ * threads take whole lanes. */
 static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 {
+	if (mode == 2) { /* the filter gradient: every image's patches, then one sum */
+		filter_grad(cg, n, c);
+		return;
+	}
 	LLVMTypeRef vt = LLVMVectorType(cg->f32, VW);
 	LLVMValueRef X = cg_node_ptr(cg, c->x), Wt = cg_node_ptr(cg, c->w),
 	             Y = cg_node_ptr(cg, c->y);
-	LLVMValueRef col = scratch(cg, n);
-	if (mode == 2) { /* the filter gradient: every image's patches, then one sum */
-		filter_grad(cg, c, X, Y, Wt, col);
-		return;
-	}
-	if (mode)
-		cg_zero(cg, n);
-	Loop lb, lg;
-	LLVMValueRef b = cg_loop(cg, &lb, c->Bn);
-	LLVMValueRef img = at_index(cg, X, b, c->C * c->H * c->W, 0);
-	if (mode != 1)
+	int64_t L = c->Bn < CONV_LANES ? c->Bn : CONV_LANES,
+	        per = c->C * c->KH * c->KW * c->P, chw = c->C * c->H * c->W;
+	Loop ll, lb, lg;
+	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
+	LLVMValueRef col = at_index(cg, scratch(cg, n), lane, per, 0);
+	LLVMValueRef count = LLVMBuildSDiv(
+	    B, cg_add(cg, LLVMBuildSub(B, cg_i64(cg, c->Bn), lane, ""), cg_i64(cg, L - 1)),
+	    cg_i64(cg, L), "");
+	LLVMValueRef b = cg_add(
+	    cg, lane,
+	    cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), count), cg_i64(cg, L)));
+	LLVMValueRef img = at_index(cg, X, b, chw, 0);
+	if (mode == 1) { /* dx_b = 0, then col2im adds into it */
+		Loop lz;
+		LLVMValueRef z = cg_loop(cg, &lz, chw);
+		LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, img, z));
+		cg_loop_end(cg, &lz);
+	} else {
 		patches(cg, c, img, col, 0);
+	}
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
 	LLVMValueRef wg = at_index(cg, Wt, gi, c->Og * c->Kc, 0);
 	LLVMValueRef colg = at_index(cg, col, gi, c->Kc * c->P, 0);
@@ -917,17 +933,15 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	if (mode == 0) { /* y_g = W_g col_g */
 		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, 0};
 		gemm(cg, &g);
-	} else if (mode == 1) { /* col_g = W_g^T dy_g */
+	} else { /* col_g = W_g^T dy_g */
 		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, 0};
 		gemm(cg, &g);
-	} else { /* dW_g += dy_g col_g^T, a dot product over the image's positions */
-		Gemm g = {yg, colg, wg, 0, 1, c->Og, c->Kc, c->P, c->P, c->P, c->Kc, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, 0};
-		gemm_bt(cg, &g);
 	}
 	cg_loop_end(cg, &lg);
 	if (mode == 1)
 		patches(cg, c, img, col, 1);
 	cg_loop_end(cg, &lb);
+	cg_loop_end(cg, &ll);
 }
 
 EMIT(conv2d)

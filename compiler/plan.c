@@ -184,15 +184,16 @@ static int64_t footprint(const Node *n)
 		size += (shape_numel(&n->in[1]->sh) + 15) & ~(int64_t)15;
 	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
 	    n->op == OP_CONV2D_BWD_FILTER) {
-		/* im2col: C*KH*KW rows of OH*OW positions, for one image (for all of them
-		 * for the filter gradient, see kernels.c) */
+		/* im2col: C*KH*KW rows of OH*OW positions, for one image per lane (for
+		 * every image for the filter gradient, see kernels.c) */
 		const Shape *x = n->op == OP_CONV2D_BWD_DATA ? &n->sh : &n->in[0]->sh;
 		const Shape *w = n->op == OP_CONV2D_BWD_FILTER ? &n->sh : &n->in[1]->sh;
 		const Shape *y = n->op == OP_CONV2D            ? &n->sh
 		                 : n->op == OP_CONV2D_BWD_DATA ? &n->in[0]->sh
 		                                               : &n->in[1]->sh;
+		int64_t lanes = x->d[0] < CONV_LANES ? x->d[0] : CONV_LANES;
 		size += x->d[1] * w->d[2] * w->d[3] * y->d[2] * y->d[3] *
-		        (n->op == OP_CONV2D_BWD_FILTER ? x->d[0] : 1); /* every image's */
+		        (n->op == OP_CONV2D_BWD_FILTER ? x->d[0] : lanes);
 	}
 	return size;
 }
