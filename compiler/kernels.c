@@ -92,6 +92,7 @@ typedef struct Gemm {
 	/* dot-product kernel: k runs over nseg segments of K, segment s of A's rows at
 	 * s * sega, of B's at s * segb (a sum over images, for a filter gradient) */
 	int64_t nseg, sega, segb;
+	LLVMValueRef mask_end; /* when set, tiles mask the lanes at or past this column */
 	/* when set, only the column units [clo, chi) of cw columns each: one thread's
 	 * part (columns, so that each thread reads its own part of B, a weight matrix) */
 	LLVMValueRef clo, chi;
@@ -245,6 +246,19 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 	LLVMValueRef j =
 	    cg_add(cg, j0,
 	           cg_mul(cg, cg_loop_range(cg, &lj, cg_i64(cg, 0), nj), cg_i64(cg, nv * VW)));
+	Gemm gm;
+	if (g->mask_end) { /* lanes j + l < mask_end */
+		gm = *g;
+		LLVMValueRef rem = LLVMBuildSub(B, g->mask_end, j, ""), lane[VW];
+		for (int l = 0; l < VW; l++)
+			lane[l] = cg_i64(cg, l);
+		LLVMTypeRef iv = LLVMVectorType(cg->i64, VW);
+		LLVMValueRef rv = LLVMBuildShuffleVector(
+		    B, LLVMBuildInsertElement(B, LLVMGetUndef(iv), rem, cg_i64(cg, 0), ""),
+		    LLVMGetUndef(iv), LLVMConstNull(LLVMVectorType(cg->i32, VW)), "");
+		gm.mask = LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(lane, VW), rv, "");
+		g = &gm;
+	}
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	LLVMValueRef k = cg_loop(cg, &lk, g->K), acc[MR][NV], next[MR][NV], bv[NV];
 	for (int r = 0; r < mr; r++)
@@ -287,30 +301,22 @@ static void gemm(CG *cg, const Gemm *g)
 	if (g->clo)
 		c0 = cg_mul(cg, g->clo, cg_i64(cg, VW)),
 		c1 = cg_min(cg, cg_mul(cg, g->chi, cg_i64(cg, VW)), c1);
-	LLVMValueRef j = c0;
-	for (int nv = NV; nv >= 1; nv--) {
-		LLVMValueRef w = cg_i64(cg, nv * VW),
-		             nj = LLVMBuildUDiv(B, LLVMBuildSub(B, c1, j, ""), w, "");
-		tiles(cg, g, 0, ni, MR, j, nj, nv); /* at most 1 for the narrower ones */
-		if (mr)
-			tiles(cg, g, ni * MR, 1, (int)mr, j, nj, nv);
-		j = cg_add(cg, j, cg_mul(cg, nj, w));
-	}
-	/* the last columns: one vector, masked */
-	LLVMValueRef rem = LLVMBuildSub(B, c1, j, ""), lane[VW];
-	for (int i = 0; i < VW; i++)
-		lane[i] = cg_i64(cg, i);
-	LLVMTypeRef iv = LLVMVectorType(cg->i64, VW);
-	LLVMValueRef rv = LLVMBuildShuffleVector(
-	    B, LLVMBuildInsertElement(B, LLVMGetUndef(iv), rem, cg_i64(cg, 0), ""),
-	    LLVMGetUndef(iv), LLVMConstNull(LLVMVectorType(cg->i32, VW)), "");
-	Gemm m = *g;
-	m.mask = LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(lane, VW), rv, "");
-	LLVMValueRef one = LLVMBuildZExt(
-	    B, LLVMBuildICmp(B, LLVMIntSGT, rem, cg_i64(cg, 0), ""), cg->i64, "");
-	tiles(cg, &m, 0, ni, MR, j, one, 1);
+	LLVMValueRef w = cg_i64(cg, NV * VW),
+	             nj = LLVMBuildUDiv(B, LLVMBuildSub(B, c1, c0, ""), w, "");
+	tiles(cg, g, 0, ni, MR, c0, nj, NV);
 	if (mr)
-		tiles(cg, &m, ni * MR, 1, (int)mr, j, one, 1);
+		tiles(cg, g, ni * MR, 1, (int)mr, c0, nj, NV);
+	/* the columns left (fewer than NV vectors): one vector at a time, the last one
+	 * masked; the mask is all ones for the others */
+	LLVMValueRef j = cg_add(cg, c0, cg_mul(cg, nj, w));
+	LLVMValueRef nv = LLVMBuildUDiv(B, cg_add(cg, LLVMBuildSub(B, c1, j, ""),
+	                                          cg_i64(cg, VW - 1)),
+	                                cg_i64(cg, VW), "");
+	Gemm m = *g;
+	m.mask_end = c1;
+	tiles(cg, &m, 0, ni, MR, j, nv, 1);
+	if (mr)
+		tiles(cg, &m, ni * MR, 1, (int)mr, j, nv, 1);
 }
 
 /* C = A B^T with A [M, K] (ta = 0) and B [N, K] both read along k: each element of a tile
@@ -459,6 +465,7 @@ EMIT(matmul)
 	          1,
 	          0,
 	          0,
+	          NULL,
 	          lo,
 	          hi,
 	          cw};
@@ -885,6 +892,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	          c->Bn,
 	          c->O * c->P,
 	          per,
+	          NULL,
 	          lo,
 	          hi,
 	          DC};
@@ -931,10 +939,10 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g col_g */
-		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, 0};
+		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, NULL, 0};
 		gemm(cg, &g);
 	} else { /* col_g = W_g^T dy_g */
-		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, 0};
+		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, NULL, 0};
 		gemm(cg, &g);
 	}
 	cg_loop_end(cg, &lg);
