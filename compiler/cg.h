@@ -34,6 +34,7 @@ typedef struct CG {
 	LLVMValueRef scalar_out;
 	LLVMValueRef *pre; /* by node id: values loaded before a pointwise loop */
 	int check_numerics;
+	int as_written; /* loops get metadata: no unrolling, no vectorizing */
 	/* The node being emitted runs as one or more kernels, functions
 	 * void k(bufs, lo, hi) that the entry point calls in order (codegen.c). */
 	LLVMTypeRef kty;

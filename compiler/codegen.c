@@ -18,6 +18,7 @@
 #include <llvm/Config/llvm-config.h>
 #include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -58,13 +59,35 @@ LLVMValueRef cg_loop(CG *cg, Loop *l, int64_t n)
 	return l->i;
 }
 
+/* !llvm.loop metadata saying: leave this loop as it is (no unrolling, vectorizing or
+ * interleaving), for loops whose bodies are vector code already. */
+static void as_written(CG *cg, LLVMValueRef br)
+{
+	LLVMMetadataRef one = LLVMValueAsMetadata(LLVMConstInt(cg->i32, 1, 0));
+	const char *keys[3] = {"llvm.loop.unroll.disable", "llvm.loop.vectorize.width",
+	                       "llvm.loop.interleave.count"};
+	LLVMMetadataRef ops[4];
+	ops[0] = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
+	for (int i = 0; i < 3; i++) {
+		LLVMMetadataRef kv[2] = {
+		    LLVMMDStringInContext2(cg->ctx, keys[i], strlen(keys[i])), one};
+		ops[i + 1] = LLVMMDNodeInContext2(cg->ctx, kv, i ? 2 : 1);
+	}
+	LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, 4);
+	LLVMMetadataReplaceAllUsesWith(ops[0], id);
+	LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9),
+	                LLVMMetadataAsValue(cg->ctx, id));
+}
+
 void cg_loop_end(CG *cg, Loop *l)
 {
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
 	LLVMValueRef next = LLVMBuildAdd(B, l->i, cg_i64(cg, 1), "");
 	LLVMAddIncoming(l->i, &next, &latch, 1);
-	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, next, l->n, ""), l->body,
-	                l->exit);
+	LLVMValueRef br = LLVMBuildCondBr(
+	    B, LLVMBuildICmp(B, LLVMIntSLT, next, l->n, ""), l->body, l->exit);
+	if (cg->as_written)
+		as_written(cg, br);
 	LLVMPositionBuilderAtEnd(B, l->exit);
 }
 
@@ -759,6 +782,18 @@ static char *kernel_text(LLVMValueRef k)
 	LLVMDisposeMessage(t);
 	if (!copy)
 		die("out of memory");
+	/* loop metadata nodes are distinct per loop: their numbers do not count */
+	char *o = copy;
+	for (const char *c = copy; *c;) {
+		if (!strncmp(c, "!llvm.loop !", 12)) {
+			c += 12;
+			while (*c >= '0' && *c <= '9')
+				c++;
+			continue;
+		}
+		*o++ = *c++;
+	}
+	*o = 0;
 	return copy;
 }
 

@@ -260,6 +260,7 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 		g = &gm;
 	}
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	cg->as_written = 1; /* the k loop: vector code already */
 	LLVMValueRef k = cg_loop(cg, &lk, g->K), acc[MR][NV], next[MR][NV], bv[NV];
 	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < nv; v++)
@@ -278,6 +279,7 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 		for (int v = 0; v < nv; v++)
 			cg_acc_next(cg, acc[r][v], next[r][v]);
 	cg_loop_end(cg, &lk);
+	cg->as_written = 0;
 	for (int r = 0; r < mr; r++) {
 		LLVMValueRef row =
 		    cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->ldc));
@@ -356,6 +358,7 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 		for (int c = 0; c < nc; c++)
 			bseg[c] = cg_add(cg, brow[c], cg_mul(cg, sg, cg_i64(cg, g->segb)));
 		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+		cg->as_written = 1;
 		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[DR][DC], next[DR][DC], av[DR],
 		             bv[DC];
 		for (int r = 0; r < mr; r++)
@@ -372,6 +375,7 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 				cg_acc_next(cg, acc[r][c], next[r][c]);
 			}
 		cg_loop_end(cg, &lk);
+		cg->as_written = 0;
 		if (g->K % VW) { /* the tail of k: one more step, masked */
 			LLVMValueRef mask = lanes(cg, g->K % VW), kt = cg_i64(cg, kv * VW);
 			for (int r = 0; r < mr; r++)
