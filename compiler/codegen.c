@@ -10,12 +10,14 @@
  * the JIT loads (jit.c) or the AOT path writes out.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm/Config/llvm-config.h>
+#include <llvm-c/BitReader.h>
 #include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/DebugInfo.h>
@@ -1149,6 +1151,197 @@ static void emit_module(CG *cg)
 			emit_fn(cg, k);
 }
 
+/* ---- compiling in shards ----
+ *
+ * LLVM's optimizer and code generator take one thread per module. For the JIT, the
+ * verified module is copied (through bitcode) into one context per shard; each copy
+ * keeps the bodies of its share of the functions (the entry points in the first,
+ * kernels balanced by instruction count) and declares the rest, all made external so
+ * that ORC links the parts. The shards are optimized and emitted at the same time. */
+
+typedef struct Shard {
+	LLVMContextRef ctx;
+	LLVMModuleRef mod;
+	LLVMTargetMachineRef tm;
+	int level;
+	LLVMMemoryBufferRef obj;
+	char *err;
+	double secs[2];
+} Shard;
+
+static int64_t instructions(LLVMValueRef f)
+{
+	int64_t n = 0;
+	for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b; b = LLVMGetNextBasicBlock(b))
+		for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i))
+			n++;
+	return n;
+}
+
+/* f, a declaration from now on (the body lives in another shard). */
+static void declare_only(LLVMModuleRef mod, LLVMValueRef f)
+{
+	size_t len;
+	const char *name = LLVMGetValueName2(f, &len);
+	char *copy = strndup(name, len);
+	if (!copy)
+		die("out of memory");
+	LLVMValueRef d = LLVMAddFunction(mod, "", LLVMGlobalGetValueType(f));
+	LLVMReplaceAllUsesWith(f, d);
+	LLVMDeleteFunction(f);
+	LLVMSetValueName2(d, copy, len);
+	free(copy);
+}
+
+static void *shard_run(void *arg)
+{
+	Shard *s = arg;
+	double t0 = now();
+	LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+	LLVMPassBuilderOptionsSetLoopVectorization(opts, s->level >= 2);
+	LLVMPassBuilderOptionsSetSLPVectorization(opts, s->level >= 2);
+	char passes[32];
+	snprintf(passes, sizeof passes, "default<O%d>", s->level);
+	LLVMErrorRef e = LLVMRunPasses(s->mod, passes, s->tm, opts);
+	LLVMDisposePassBuilderOptions(opts);
+	if (e) {
+		char *msg = LLVMGetErrorMessage(e);
+		s->err = strdup(msg);
+		LLVMDisposeErrorMessage(msg);
+		return NULL;
+	}
+	double t1 = now();
+	if (LLVMTargetMachineEmitToMemoryBuffer(s->tm, s->mod, LLVMObjectFile, &s->err,
+	                                        &s->obj))
+		s->obj = NULL;
+	s->secs[0] = t1 - t0, s->secs[1] = now() - t1;
+	return NULL;
+}
+
+static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int n,
+                          ObjCode *out, double *secs)
+{
+	Shard sh[MAXSHARDS] = {{0}};
+	/* first, what only the whole module shows: kernels called with constant bounds
+	 * get them folded in, before the calls cross shards */
+	LLVMTargetMachineRef tm = target_machine(d, o);
+	if (!tm)
+		return -1;
+	LLVMPassBuilderOptionsRef popts = LLVMCreatePassBuilderOptions();
+	LLVMErrorRef e = LLVMRunPasses(mod, "ipsccp,globaldce", tm, popts);
+	LLVMDisposePassBuilderOptions(popts);
+	LLVMDisposeTargetMachine(tm);
+	if (e) {
+		char *msg = LLVMGetErrorMessage(e);
+		error_at(d, (SrcLoc){0}, "LLVM optimization failed: %s", msg);
+		LLVMDisposeErrorMessage(msg);
+		return -1;
+	}
+	LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(mod);
+	/* who keeps which body: entry points (external) in shard 0, the rest greedily */
+	int nf = 0, *owner;
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
+		nf++;
+	owner = calloc((size_t)nf + 1, sizeof *owner);
+	if (!owner)
+		die("out of memory");
+	int64_t load[MAXSHARDS] = {0};
+	int i = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f), i++)
+		if (!LLVMIsDeclaration(f) && LLVMGetLinkage(f) != LLVMInternalLinkage)
+			load[0] += instructions(f);
+	i = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f), i++) {
+		if (LLVMIsDeclaration(f) || LLVMGetLinkage(f) != LLVMInternalLinkage)
+			continue;
+		int best = 0;
+		for (int s = 1; s < n; s++)
+			if (load[s] < load[best])
+				best = s;
+		owner[i] = best;
+		load[best] += instructions(f);
+	}
+	int status = 0;
+	for (int s = 0; s < n && !status; s++) {
+		sh[s].ctx = LLVMContextCreate();
+		sh[s].level = o->opt_level;
+		LLVMMemoryBufferRef copy = LLVMCreateMemoryBufferWithMemoryRangeCopy(
+		    LLVMGetBufferStart(bc), LLVMGetBufferSize(bc), "descent.bc");
+		if (LLVMParseBitcodeInContext2(sh[s].ctx, copy, &sh[s].mod)) {
+			error_at(d, (SrcLoc){0}, "internal error: cannot read back the module");
+			status = -1;
+		}
+		LLVMDisposeMemoryBuffer(copy);
+		sh[s].tm = status ? NULL : target_machine(d, o);
+		if (!sh[s].tm) {
+			status = -1;
+			break;
+		}
+		LLVMValueRef next;
+		i = 0;
+		for (LLVMValueRef f = LLVMGetFirstFunction(sh[s].mod); f; f = next, i++) {
+			next = LLVMGetNextFunction(f);
+			if (LLVMIsDeclaration(f))
+				continue;
+			if (LLVMGetLinkage(f) != LLVMInternalLinkage) { /* an entry point */
+				if (s)
+					declare_only(sh[s].mod, f);
+				continue;
+			}
+			LLVMSetLinkage(f, LLVMExternalLinkage);
+			LLVMSetVisibility(f, LLVMHiddenVisibility);
+			if (owner[i] != s)
+				declare_only(sh[s].mod, f);
+		}
+	}
+	free(owner);
+	LLVMDisposeMemoryBuffer(bc);
+	pthread_t th[MAXSHARDS];
+	int started[MAXSHARDS] = {0};
+	for (int s = 1; s < n && !status; s++)
+		started[s] = !pthread_create(&th[s], NULL, shard_run, &sh[s]);
+	if (!status)
+		shard_run(&sh[0]);
+	for (int s = 1; s < n; s++) {
+		if (started[s])
+			pthread_join(th[s], NULL);
+		else if (!status)
+			shard_run(&sh[s]); /* no thread: here, after the first */
+	}
+	for (int s = 0; s < n && !status; s++)
+		if (sh[s].err || !sh[s].obj) {
+			error_at(d, (SrcLoc){0}, "LLVM could not compile the model: %s",
+			         sh[s].err ? sh[s].err : "no object");
+			status = -1;
+		}
+	for (int s = 0; s < n; s++) {
+		if (!status) {
+			size_t size = LLVMGetBufferSize(sh[s].obj);
+			void *data = malloc(size);
+			if (!data)
+				die("out of memory");
+			memcpy(data, LLVMGetBufferStart(sh[s].obj), size);
+			if (s == 0)
+				out->data = data, out->size = size;
+			else
+				out->more[s - 1] = data, out->more_size[s - 1] = size;
+		}
+		for (int k = 0; k < 2; k++)
+			secs[k] = sh[s].secs[k] > secs[k] ? sh[s].secs[k] : secs[k];
+		if (sh[s].obj)
+			LLVMDisposeMemoryBuffer(sh[s].obj);
+		if (sh[s].err)
+			free(sh[s].err);
+		if (sh[s].mod)
+			LLVMDisposeModule(sh[s].mod);
+		if (sh[s].tm)
+			LLVMDisposeTargetMachine(sh[s].tm);
+		if (sh[s].ctx)
+			LLVMContextDispose(sh[s].ctx);
+	}
+	return status;
+}
+
 int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
                char **ir_text)
 {
@@ -1184,6 +1377,20 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 		goto cleanup;
 	}
 	double t1 = now();
+	int shards = o->shards > MAXSHARDS ? MAXSHARDS : o->shards;
+#if LLVM_VERSION_MAJOR < 15
+	shards = 1; /* the typed-pointer IR we build does not read back from bitcode */
+#endif
+	if (shards > 1 && o->emit == EMIT_OBJ && !ir_text) {
+		double secs[2] = {0, 0};
+		if (compile_shards(d, cg->mod, o, shards, out, secs) < 0)
+			goto cleanup;
+		if (o->seconds)
+			o->seconds[0] = t1 - t0, o->seconds[1] = secs[0],
+			o->seconds[2] = secs[1];
+		status = 0;
+		goto cleanup;
+	}
 	if (optimize(d, cg->mod, tm, o->opt_level) < 0)
 		goto cleanup;
 	double t2 = now();
@@ -1237,6 +1444,8 @@ cleanup:
 void objcode_free(ObjCode *o)
 {
 	free(o->data);
+	for (int i = 0; i < MAXSHARDS - 1; i++)
+		free(o->more[i]);
 	if (o->llvm_ir)
 		free(o->llvm_ir);
 	memset(o, 0, sizeof *o);
@@ -1301,8 +1510,8 @@ double cg_measure_peak(Diags *d)
 	double gflops = 0;
 	if (!LLVMTargetMachineEmitToMemoryBuffer(tm, cg->mod, LLVMObjectFile, &err,
 	                                         &mb)) {
-		ObjCode obj = {(void *)LLVMGetBufferStart(mb), LLVMGetBufferSize(mb),
-		               NULL};
+		ObjCode obj = {.data = (void *)LLVMGetBufferStart(mb),
+		               .size = LLVMGetBufferSize(mb)};
 		Jit *j = jit_load(d, &obj, NULL);
 		rt_fn peak = j ? jit_lookup(j, "peak") : NULL;
 		if (peak) {

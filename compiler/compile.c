@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dc.h"
 
@@ -174,7 +175,8 @@ static const char *cache_dir(char *buf, size_t len)
 	return buf;
 }
 
-/* The cached object and workspace size for key, or 0. */
+/* The cached object (its parts) and workspace size for key, or 0. The file: nwork,
+ * the number of parts and their sizes (int64 each), then the parts. */
 static int cache_read(uint64_t key, ObjCode *obj, int64_t *nwork)
 {
 	char dir[3072], path[4096];
@@ -184,19 +186,21 @@ static int cache_read(uint64_t key, ObjCode *obj, int64_t *nwork)
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return 0;
-	int ok = fread(nwork, sizeof *nwork, 1, f) == 1 && fseek(f, 0, SEEK_END) == 0;
-	long size = ok ? ftell(f) - (long)sizeof *nwork : 0;
-	ok = ok && size > 0 && fseek(f, (long)sizeof *nwork, SEEK_SET) == 0;
-	obj->data = ok ? malloc((size_t)size) : NULL;
-	ok = ok && obj->data && fread(obj->data, 1, (size_t)size, f) == (size_t)size;
-	fclose(f);
-	if (!ok) {
-		free(obj->data);
-		obj->data = NULL;
-		return 0;
+	int64_t n = 0, size[MAXSHARDS] = {0};
+	int ok = fread(nwork, sizeof *nwork, 1, f) == 1 && fread(&n, sizeof n, 1, f) == 1 &&
+	         n >= 1 && n <= MAXSHARDS && fread(size, sizeof *size, (size_t)n, f) == (size_t)n;
+	for (int i = 0; ok && i < n; i++) {
+		void *data = size[i] > 0 && size[i] < (1ll << 32) ? malloc((size_t)size[i]) : NULL;
+		ok = data && fread(data, 1, (size_t)size[i], f) == (size_t)size[i];
+		if (i == 0)
+			obj->data = data, obj->size = (size_t)size[i];
+		else
+			obj->more[i - 1] = data, obj->more_size[i - 1] = (size_t)size[i];
 	}
-	obj->size = (size_t)size;
-	return 1;
+	fclose(f);
+	if (!ok)
+		objcode_free(obj);
+	return ok;
 }
 
 static void cache_write(uint64_t key, const ObjCode *obj, int64_t nwork)
@@ -212,10 +216,24 @@ static void cache_write(uint64_t key, const ObjCode *obj, int64_t nwork)
 		}
 	mkdir(dir, 0755);
 	snprintf(path, sizeof path, "%s/%016llx.o", dir, (unsigned long long)key);
-	const void *parts[2] = {&nwork, obj->data};
-	size_t sizes[2] = {sizeof nwork, obj->size};
-	rt_write_atomic(path, parts, sizes, 2, err,
+	int64_t n = 1, size[MAXSHARDS] = {(int64_t)obj->size};
+	const void *parts[3 + MAXSHARDS] = {&nwork, &n, size, obj->data};
+	size_t sizes[3 + MAXSHARDS] = {sizeof nwork, sizeof n, 0, obj->size};
+	for (int i = 0; i < MAXSHARDS - 1 && obj->more[i]; i++, n++) {
+		size[n] = (int64_t)obj->more_size[i];
+		parts[3 + n] = obj->more[i], sizes[3 + n] = obj->more_size[i];
+	}
+	sizes[2] = (size_t)n * sizeof *size;
+	rt_write_atomic(path, parts, sizes, 3 + (int)n, err,
 	                sizeof err); /* a failure only costs time */
+}
+
+/* Shards for the JIT's compile: one per core this process may use, up to 2 (past
+ * that, the parts get small and the split costs more than it saves). */
+static int shards(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n >= 2 ? 2 : 1;
 }
 
 Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOpts *o)
@@ -236,7 +254,9 @@ Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOp
 		          (SrcLoc){0});
 	uint64_t key = cache_key(c->g, o);
 	if (!cache_read(key, &obj, &nwork)) {
-		if (cg_compile(c->g, o, &obj, &nwork, NULL) < 0)
+		CodegenOpts so = *o;
+		so.shards = o->shards ? o->shards : shards();
+		if (cg_compile(c->g, &so, &obj, &nwork, NULL) < 0)
 			goto fail;
 		cache_write(key, &obj, nwork);
 	}

@@ -646,12 +646,17 @@ typedef struct CodegenOpts {
 	    seconds; /* if not NULL: [0] building LLVM IR, [1] optimizing, [2] emitting */
 	int check_numerics; /* stop at the first op whose output has a NaN or Inf (io slot
 	                       "numerics": node id, NaN count, Inf count, 1) */
+	int shards; /* > 1: object code in that many parts, optimized and emitted on as
+	               many threads (the JIT's; one object for everything else) */
 } CodegenOpts;
 
 /* An object file in memory, ready to be loaded by the JIT or written out. */
+enum { MAXSHARDS = 4 };
 typedef struct ObjCode {
-	void *data;
+	void *data; /* the object (or the first part) */
 	size_t size;
+	void *more[MAXSHARDS - 1]; /* the other parts, when compiled in shards */
+	size_t more_size[MAXSHARDS - 1];
 	char *llvm_ir; /* when requested */
 } ObjCode;
 int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,

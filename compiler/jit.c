@@ -95,11 +95,17 @@ Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 	e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(&rt, 1));
 	if (e)
 		goto fail;
-	LLVMMemoryBufferRef mb =
-	    LLVMCreateMemoryBufferWithMemoryRangeCopy(obj->data, obj->size, "descent.o");
-	e = LLVMOrcLLJITAddObjectFile(j->lljit, jd, mb); /* consumes mb */
-	if (e)
-		goto fail;
+	for (int i = 0; i < MAXSHARDS; i++) { /* the object, or its parts */
+		const void *data = i ? obj->more[i - 1] : obj->data;
+		size_t size = i ? obj->more_size[i - 1] : obj->size;
+		if (!data)
+			continue;
+		LLVMMemoryBufferRef mb =
+		    LLVMCreateMemoryBufferWithMemoryRangeCopy(data, size, "descent.o");
+		e = LLVMOrcLLJITAddObjectFile(j->lljit, jd, mb); /* consumes mb */
+		if (e)
+			goto fail;
+	}
 	for (int k = 0; fns && k < FN_COUNT; k++)
 		fns[k] = jit_lookup(j, fn_names[k]);
 	return j;
