@@ -248,6 +248,35 @@ static void test_cli_object_cache_is_reused(void)
 	CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+/* The whole run's output, less its timings, is the same on 1 and 2 threads; a thread
+ * count out of range is refused before anything runs. */
+static void test_cli_threads_change_nothing_but_time(void)
+{
+	char cmd[8192], out[3][8192];
+	const char *threads[3] = {"1", "2", "0"};
+	for (int k = 0; k < 3; k++) {
+		snprintf(cmd, sizeof cmd,
+		         "DESCENT_CACHE=off %s/descent train %s --train-limit 512 --test-limit 256 "
+		         "--epochs 2 --threads %s 2>&1 | grep -v 'compiled in' | "
+		         "sed 's|[0-9]* steps/s.*||; s|after .* of training||'",
+		         DESCENT_BINARY_DIR, src_path("models/fashion_mlp.yaml"), threads[k]);
+		FILE *p = popen(cmd, "r");
+		size_t n = fread(out[k], 1, sizeof out[k] - 1, p);
+		out[k][n] = 0;
+		pclose(p);
+	}
+	CU_ASSERT(strstr(out[0], "final test accuracy") != NULL);
+	CU_ASSERT_STRING_EQUAL(out[0], out[1]);
+	CU_ASSERT(strstr(out[2], "--threads takes an integer >= 1, got '0'") != NULL);
+	snprintf(cmd, sizeof cmd, "%s/descent bench %s --threads 65 2>&1", DESCENT_BINARY_DIR,
+	         src_path("models/rosenbrock.yaml"));
+	FILE *p = popen(cmd, "r");
+	size_t n = fread(out[2], 1, sizeof out[2] - 1, p);
+	out[2][n] = 0;
+	CU_ASSERT_NOT_EQUAL(pclose(p), 0);
+	CU_ASSERT(strstr(out[2], "--threads takes 1 to 64, got 65") != NULL);
+}
+
 void suite_cli(void)
 {
 	static CU_TestInfo tests[] = {
@@ -258,6 +287,8 @@ void suite_cli(void)
 	    {"test_cli_ir_shows_shapes_lines_and_rules",
 	     test_cli_ir_shows_shapes_lines_and_rules},
 	    {"test_cli_object_cache_is_reused", test_cli_object_cache_is_reused},
+	    {"test_cli_threads_change_nothing_but_time",
+	     test_cli_threads_change_nothing_but_time},
 	    {"test_cli_check_numerics_names_the_first_bad_op",
 	     test_cli_check_numerics_names_the_first_bad_op},
 	    {"test_cli_gradcheck_passes_on_the_models",

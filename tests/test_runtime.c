@@ -5,6 +5,7 @@
  * functions for a two-weight linear model. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -793,6 +794,53 @@ static void test_alloc_is_aligned_zeroed_and_overflow_safe(void)
 	rt_free(NULL);
 }
 
+/* A kernel for rt_parallel_for that counts how often each element is visited, and
+ * notes the parts' boundaries. */
+static int visits[1000];
+static int64_t starts[RT_MAX_THREADS + 1];
+static int nstarts;
+static pthread_mutex_t starts_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void count_visits(void *const *bufs, int64_t lo, int64_t hi)
+{
+	(void)bufs;
+	for (int64_t i = lo; i < hi; i++)
+		__atomic_add_fetch(&visits[i], 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&starts_mu);
+	if (nstarts <= RT_MAX_THREADS)
+		starts[nstarts++] = lo;
+	pthread_mutex_unlock(&starts_mu);
+}
+
+static void test_parallel_for_visits_each_element_once_on_grain_boundaries(void)
+{
+	static const int64_t ns[] = {0, 1, 7, 256, 257, 999, 1000};
+	static const int64_t grains[] = {1, 16, 256};
+	for (int t = 1; t <= 4; t++) {
+		CU_ASSERT_EQUAL_FATAL(rt_set_threads(t), 0);
+		CU_ASSERT_EQUAL(rt_threads(), t);
+		for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+			for (size_t b = 0; b < sizeof grains / sizeof *grains; b++) {
+				memset(visits, 0, sizeof visits);
+				nstarts = 0;
+				for (int rep = 0; rep < 3; rep++) /* the pool, reused */
+					rt_parallel_for(count_visits, NULL, ns[a], grains[b]);
+				int once = 1;
+				for (int64_t i = 0; i < ns[a]; i++)
+					once &= visits[i] == 3;
+				CU_ASSERT(once);
+				for (int k = 0; k < nstarts; k++)
+					CU_ASSERT(starts[k] % grains[b] == 0);
+				/* at most one part per thread, and no part without work */
+				CU_ASSERT(nstarts <= 3 * t);
+			}
+	}
+	CU_ASSERT_EQUAL(rt_set_threads(0), -1);
+	CU_ASSERT_EQUAL(rt_set_threads(RT_MAX_THREADS + 1), -1);
+	CU_ASSERT_EQUAL(rt_threads(), 4); /* a refused count changes nothing */
+	CU_ASSERT_EQUAL(rt_set_threads(1), 0);
+}
+
 void suite_runtime(void)
 {
 	static CU_TestInfo tests[] = {
@@ -826,6 +874,8 @@ void suite_runtime(void)
 	    {"train_epoch_rejects_shape_mismatch",
 	     test_train_epoch_rejects_shape_mismatch},
 	    {"evaluate_computes_accuracy", test_evaluate_computes_accuracy},
+	    {"parallel_for_visits_each_element_once_on_grain_boundaries",
+	     test_parallel_for_visits_each_element_once_on_grain_boundaries},
 	    CU_TEST_INFO_NULL,
 	};
 	add_suite("runtime", tests);
