@@ -44,7 +44,8 @@ typedef struct CG {
 	Buf slots[MAXSLOTS];         /* the kernel's operands, in order of first use */
 	LLVMValueRef slot_ptr[MAXSLOTS], slot_load[MAXSLOTS], slot_gep[MAXSLOTS];
 	int nslots;
-	LLVMValueRef args; /* the entry point's operand array (ptr *) */
+	LLVMValueRef args;  /* the entry point's operand array (ptr *) */
+	LLVMValueRef mxcsr; /* the caller's, saved at entry (x86) */
 	Known *known;
 	int nknown, capknown;
 	int64_t par_n, par_grain;    /* that extent, once cg_par_loop has set it */

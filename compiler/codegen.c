@@ -616,6 +616,48 @@ static void prefer_wide_vectors(CG *cg, LLVMValueRef fn)
 	    LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k), v, 3));
 }
 
+/* ---- denormals ----
+ * Entry points run with denormals flushed to zero (x86's FTZ and DAZ), as TensorFlow's
+ * CPU kernels do: a product with a denormal operand costs a microcode assist, and late
+ * in training tiny gradients made whole steps 2.5x slower. The caller's MXCSR is saved
+ * at entry and restored at every return; the runtime's worker threads keep FTZ and DAZ
+ * on. Values below 1.2e-38 become 0, nothing else changes. */
+
+static int x86(CG *cg) { return !strncmp(LLVMGetTarget(cg->mod), "x86_64", 6); }
+
+static void mxcsr(CG *cg, const char *op, LLVMValueRef p)
+{
+	LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), &cg->ptr, 1, 0);
+	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, op);
+	if (!f)
+		f = LLVMAddFunction(cg->mod, op, ty);
+	LLVMValueRef a = LLVMBuildPointerCast(B, p, cg->ptr, "");
+	LLVMBuildCall2(B, ty, f, &a, 1, "");
+}
+
+static void flush_denormals(CG *cg)
+{
+	cg->mxcsr = NULL;
+	if (!x86(cg))
+		return;
+	cg->mxcsr = LLVMBuildAlloca(B, cg->i32, "mxcsr");
+	LLVMValueRef mine = LLVMBuildAlloca(B, cg->i32, "");
+	mxcsr(cg, "llvm.x86.sse.stmxcsr", cg->mxcsr);
+	LLVMBuildStore(B,
+	               LLVMBuildOr(B, LLVMBuildLoad2(B, cg->i32, cg->mxcsr, ""),
+	                           LLVMConstInt(cg->i32, 0x8040, 0), ""),
+	               mine);
+	mxcsr(cg, "llvm.x86.sse.ldmxcsr", mine);
+}
+
+/* return from an entry point, the caller's floating-point state back */
+static void entry_return(CG *cg)
+{
+	if (cg->mxcsr)
+		mxcsr(cg, "llvm.x86.sse.ldmxcsr", cg->mxcsr);
+	LLVMBuildRetVoid(B);
+}
+
 static int numerics_slot(Graph *g)
 {
 	for (int i = 0; i < g->nios; i++)
@@ -670,7 +712,7 @@ static void check_node(CG *cg, FnKind k, Node *n, int slot)
 		if (fn->outs[i].kind == DEST_IO &&
 		    cg->g->ios[fn->outs[i].index].sh.rank == 0)
 			LLVMBuildStore(B, cg_f32(cg, NAN), dest_ptr(cg, &fn->outs[i]));
-	LLVMBuildRetVoid(B);
+	entry_return(cg);
 	LLVMPositionBuilderAtEnd(B, go);
 }
 
@@ -984,6 +1026,7 @@ static void emit_fn(CG *cg, FnKind k)
 	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
 	cg->bufs = LLVMGetParam(cg->fn, 0);
 	load_bufs(cg);
+	flush_denormals(cg);
 	cg->args = LLVMBuildPointerCast(
 	    B, LLVMBuildAlloca(B, LLVMArrayType(cg->ptr, MAXSLOTS), "operands"),
 	    LLVMPointerType(cg->ptr, 0), "");
@@ -1032,7 +1075,7 @@ static void emit_fn(CG *cg, FnKind k)
 			    g->ios[fn->outs[i].index].sh.rank == 0)
 				LLVMBuildStore(B, cg_f32(cg, NAN),
 				               dest_ptr(cg, &fn->outs[i]));
-		LLVMBuildRetVoid(B);
+		entry_return(cg);
 		LLVMPositionBuilderAtEnd(B, keep);
 	}
 	for (int i = 0; i < cg->p->ngroups; i++)
@@ -1050,7 +1093,7 @@ static void emit_fn(CG *cg, FnKind k)
 		LLVMBuildStore(B, v, LLVMBuildGEP2(B, cg->f32, dst, &j, 1, ""));
 		cg_loop_end(cg, &l);
 	}
-	LLVMBuildRetVoid(B);
+	entry_return(cg);
 }
 
 static double now(void)

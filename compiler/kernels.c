@@ -74,7 +74,7 @@ EMIT(rmax) { reduce(cg, n, 1); }
  * (see plan.c). Rows and columns that do not fill a tile go to smaller tiles, and the
  * last columns to a plain loop. */
 
-enum { VW = 16, MR = 8, NV = 3, DR = 8, DC = 3 };
+enum { VW = 16, MR = 8, NV = 3, DR = 8, DC = 3, L2_BYTES = 2 << 20 };
 
 /* One matrix product on raw pointers: C[M, N] (row stride ldc) = op(A) B, or += with
  * acc. op(A)[i, k] is A[i * lda + k], or A[k * lda + i] when ta; B is [K, N] with row
@@ -331,11 +331,16 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 		return;
 	int64_t kv = g->K / VW;
 	Loop li, lj, lk;
-	/* columns outside, rows inside: the nc rows of B stay in L1 while the rows of A
-	 * (a batch of activations) stream from L2; the other way round, all of B (a
-	 * weight matrix, often larger than L2) would stream again for every DR rows */
-	LLVMValueRef j = col_units(cg, g, &lj, j0, nj, nc);
-	LLVMValueRef i = row_blocks(cg, g, &li, i0 / DR, ni, DR);
+	/* Which operand stays in L1: B's nc rows (columns outside, rows inside) when B is
+	 * too large for L2 and would stream from memory again for every DR rows of A;
+	 * otherwise A's DR rows (rows outside), which are most of the loads */
+	int b_outer = g->N * g->K * 4 > L2_BYTES / 2;
+	LLVMValueRef i = NULL, j = NULL;
+	if (b_outer)
+		j = col_units(cg, g, &lj, j0, nj, nc);
+	i = row_blocks(cg, g, &li, i0 / DR, ni, DR);
+	if (!b_outer)
+		j = col_units(cg, g, &lj, j0, nj, nc);
 	LLVMValueRef arow[DR], brow[DC], sum[DR][DC];
 	for (int r = 0; r < mr; r++)
 		arow[r] = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->lda));
@@ -403,8 +408,8 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 			              cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)),
 			                     cg_i64(cg, g->ldc)),
 			              cg_add(cg, j, cg_i64(cg, c))));
-	cg_loop_end(cg, &li);
-	cg_loop_end(cg, &lj);
+	cg_loop_end(cg, b_outer ? &li : &lj);
+	cg_loop_end(cg, b_outer ? &lj : &li);
 }
 
 /* A B^T: tiles of DR rows by DC columns, then the rows and columns left over. */

@@ -158,8 +158,18 @@ static Run run_steps(const Compiled *c, int threads)
 	rt_rng rng;
 	rt_rng_seed(&rng, 9);
 	random_inputs(s, &rng);
+#if defined(__x86_64__)
+	unsigned before = __builtin_ia32_stmxcsr();
+#endif
 	for (int i = 0; i < 3; i++)
 		p->train_step(s->bufs);
+#if defined(__x86_64__)
+	/* compiled code flushes denormals while it runs, and gives the caller's floating-
+	 * point state back */
+	CU_ASSERT_EQUAL(__builtin_ia32_stmxcsr(), before);
+	volatile float tiny = 1e-30f;
+	CU_ASSERT(tiny * 1e-10f > 0); /* a denormal here, not 0 */
+#endif
 	Run r = {((float *)s->io[p->io_loss])[0],
 	         malloc((size_t)p->nparams * sizeof(float) + 1),
 	         malloc((size_t)p->nstate * sizeof(float) + 1)};
