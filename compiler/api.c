@@ -91,13 +91,15 @@ static dc_status check_options(dc_context *ctx, const dc_options *o, int64_t *ba
 		return DC_ERR_ARG;
 	}
 	if (o->dtype_bits && o->dtype_bits != 32) {
-		error_at(&ctx->diags, (SrcLoc){0}, "float64 models are not supported yet");
+		error_at(&ctx->diags, (SrcLoc){0},
+		         "float64 models are not supported yet");
 		return DC_ERR_UNSUPPORTED;
 	}
 	if (o->threads > 0 && rt_set_threads(o->threads) < 0) {
-		error_at(&ctx->diags, (SrcLoc){0},
-		         "threads %d: the runtime takes 1 to %d (or could not start them)",
-		         o->threads, RT_MAX_THREADS);
+		error_at(
+		    &ctx->diags, (SrcLoc){0},
+		    "threads %d: the runtime takes 1 to %d (or could not start them)",
+		    o->threads, RT_MAX_THREADS);
 		return DC_ERR_ARG;
 	}
 	*batch = o->batch;

@@ -48,8 +48,8 @@ typedef struct CG {
 	LLVMValueRef mxcsr; /* the caller's, saved at entry (x86) */
 	Known *known;
 	int nknown, capknown;
-	int64_t par_n, par_grain;    /* that extent, once cg_par_loop has set it */
-	struct {                     /* the entry point's own values, while in a kernel */
+	int64_t par_n, par_grain; /* that extent, once cg_par_loop has set it */
+	struct {                  /* the entry point's own values, while in a kernel */
 		LLVMValueRef fn, bufs, base[RT_IO0], *io;
 		LLVMBasicBlockRef at;
 	} top;

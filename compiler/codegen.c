@@ -86,8 +86,8 @@ void cg_loop_end(CG *cg, Loop *l)
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
 	LLVMValueRef next = LLVMBuildAdd(B, l->i, cg_i64(cg, 1), "");
 	LLVMAddIncoming(l->i, &next, &latch, 1);
-	LLVMValueRef br = LLVMBuildCondBr(
-	    B, LLVMBuildICmp(B, LLVMIntSLT, next, l->n, ""), l->body, l->exit);
+	LLVMValueRef br = LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, next, l->n, ""),
+	                                  l->body, l->exit);
 	if (cg->as_written)
 		as_written(cg, br);
 	LLVMPositionBuilderAtEnd(B, l->exit);
@@ -110,8 +110,10 @@ LLVMValueRef cg_loop_range(CG *cg, Loop *l, LLVMValueRef lo, LLVMValueRef hi)
  * array. */
 static LLVMValueRef top_ptr(CG *cg, Buf bf)
 {
-	static const int slot[] = {[BUF_PARAM] = RT_PARAMS, [BUF_GRAD] = RT_GRADS,
-	                           [BUF_STATE] = RT_STATE,  [BUF_HYPER] = RT_HYPER,
+	static const int slot[] = {[BUF_PARAM] = RT_PARAMS,
+	                           [BUF_GRAD] = RT_GRADS,
+	                           [BUF_STATE] = RT_STATE,
+	                           [BUF_HYPER] = RT_HYPER,
 	                           [BUF_WORK] = RT_WORK};
 	if (bf.kind == BUF_IO)
 		return LLVMBuildPointerCast(B, cg->io[bf.off], cg->f32p, "");
@@ -134,7 +136,8 @@ static LLVMValueRef buf_ptr(CG *cg, Buf bf)
 		i++;
 	if (i == cg->nslots) {
 		if (cg->nslots == MAXSLOTS)
-			die("internal error: a kernel with more than %d operands", MAXSLOTS);
+			die("internal error: a kernel with more than %d operands",
+			    MAXSLOTS);
 		cg->slots[cg->nslots++] = bf;
 		LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
 		LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
@@ -349,8 +352,8 @@ static void pointwise_nest(CG *cg, Node **outs, int nout, Sink sink, void *ctx)
 	cg->pre = NULL;
 }
 
-static void store_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val,
-                       LLVMValueRef out, void *ctx)
+static void store_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMValueRef out,
+                       void *ctx)
 {
 	(void)nout, (void)ctx;
 	cg_store(cg, outs[0], out, val[0]);
@@ -497,29 +500,31 @@ typedef struct Group {
 	LLVMValueRef flag; /* the check's: an i32 in the kernel's entry block */
 } Group;
 
-static void check_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val,
-                       LLVMValueRef out, void *ctx)
+static void check_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMValueRef out,
+                       void *ctx)
 {
 	(void)outs, (void)out;
 	Group *gr = ctx;
 	for (int o = 0; o < nout; o++) {
-		LLVMValueRef bad = LLVMBuildFCmp(
-		    B, LLVMRealUNO, LLVMBuildFSub(B, val[o], val[o], ""), cg_f32(cg, 0), "");
+		LLVMValueRef bad =
+		    LLVMBuildFCmp(B, LLVMRealUNO, LLVMBuildFSub(B, val[o], val[o], ""),
+		                  cg_f32(cg, 0), "");
 		LLVMValueRef f = LLVMBuildLoad2(B, cg->i32, gr->flag, "");
-		LLVMBuildStore(B, LLVMBuildOr(B, f, LLVMBuildZExt(B, bad, cg->i32, ""), ""),
+		LLVMBuildStore(B,
+		               LLVMBuildOr(B, f, LLVMBuildZExt(B, bad, cg->i32, ""), ""),
 		               gr->flag);
 	}
 }
 
-static void write_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val,
-                       LLVMValueRef out, void *ctx)
+static void write_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMValueRef out,
+                       void *ctx)
 {
 	(void)outs;
 	Group *gr = ctx;
 	for (int o = 0; o < nout; o++)
-		LLVMBuildStore(B, val[o],
-		               LLVMBuildGEP2(B, cg->f32, dest_ptr(cg, gr->outs[o]), &out, 1,
-		                             ""));
+		LLVMBuildStore(
+		    B, val[o],
+		    LLVMBuildGEP2(B, cg->f32, dest_ptr(cg, gr->outs[o]), &out, 1, ""));
 }
 
 static LLVMValueRef flag_ptr(CG *cg)
@@ -590,7 +595,8 @@ static LLVMValueRef any_nonfinite(CG *cg, const Fn *fn)
 	LLVMBuildStore(B, LLVMConstInt(cg->i32, 0, 0), flag);
 	for (int i = 0; i < fn->nouts; i++) {
 		Node *n = fn->outs[i].node;
-		if (n->dt != DT_F32 || cg->p->group[n->id] >= 0) /* checked in its group */
+		if (n->dt != DT_F32 ||
+		    cg->p->group[n->id] >= 0) /* checked in its group */
 			continue;
 		Loop l;
 		LLVMValueRef j = cg_loop(cg, &l, shape_numel(&n->sh)),
@@ -762,8 +768,9 @@ static int64_t node_work(Node *n)
 	}
 	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
 	    n->op == OP_CONV2D_BWD_FILTER) { /* 2 y.numel C/groups KH KW */
-		const Shape *y = n->op == OP_CONV2D ? &n->sh
-		                 : &n->in[n->op == OP_CONV2D_BWD_FILTER ? 1 : 0]->sh;
+		const Shape *y = n->op == OP_CONV2D
+		                     ? &n->sh
+		                     : &n->in[n->op == OP_CONV2D_BWD_FILTER ? 1 : 0]->sh;
 		const Shape *w = n->op == OP_CONV2D_BWD_FILTER ? &n->sh : &n->in[1]->sh;
 		return 2 * shape_numel(y) * w->d[1] * w->d[2] * w->d[3];
 	}
@@ -796,17 +803,17 @@ static void kernel_begin(CG *cg, Node *n)
 	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
 	    n->op == OP_CONV2D_BWD_FILTER) { /* image rows are too short for memcpy */
 		const char *k = "no-builtins";
-		LLVMAddAttributeAtIndex(cg->fn, (unsigned)LLVMAttributeFunctionIndex,
-		                        LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k),
-		                                                  "", 0));
+		LLVMAddAttributeAtIndex(
+		    cg->fn, (unsigned)LLVMAttributeFunctionIndex,
+		    LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k), "", 0));
 	}
 	if (node_work(n) < SMALL_WORK) {
 		fn_attr(cg, cg->fn, "minsize");
 		fn_attr(cg, cg->fn, "optsize");
 	}
 	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"); /* operands */
-	LLVMPositionBuilderAtEnd(
-	    B, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "body"));
+	LLVMPositionBuilderAtEnd(B,
+	                         LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "body"));
 	cg->bufs = LLVMGetParam(cg->fn, 0);
 	cg->par_lo = LLVMGetParam(cg->fn, 1);
 	cg->par_hi = LLVMGetParam(cg->fn, 2);
@@ -876,19 +883,21 @@ static LLVMValueRef with_operands(CG *cg, LLVMValueRef t)
 	for (int i = 0; i < cg->nslots; i++)
 		pt[i] = cg->f32p;
 	pt[cg->nslots] = pt[cg->nslots + 1] = cg->i64;
-	LLVMTypeRef ty =
-	    LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), pt, (unsigned)cg->nslots + 2, 0);
+	LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), pt,
+	                                  (unsigned)cg->nslots + 2, 0);
 	size_t len;
 	const char *name = LLVMGetValueName2(t, &len);
 	char *copy = arena_printf(cg->g->A, "%.*s", (int)len, name);
 	LLVMSetValueName2(t, "", 0);
 	LLVMValueRef f = LLVMAddFunction(cg->mod, copy, ty);
 	LLVMSetLinkage(f, LLVMInternalLinkage);
-	unsigned n = LLVMGetAttributeCountAtIndex(t, (unsigned)LLVMAttributeFunctionIndex);
+	unsigned n =
+	    LLVMGetAttributeCountAtIndex(t, (unsigned)LLVMAttributeFunctionIndex);
 	LLVMAttributeRef *attrs = arena_alloc(cg->g->A, (n + 1) * sizeof *attrs);
 	LLVMGetAttributesAtIndex(t, (unsigned)LLVMAttributeFunctionIndex, attrs);
 	for (unsigned i = 0; i < n; i++)
-		LLVMAddAttributeAtIndex(f, (unsigned)LLVMAttributeFunctionIndex, attrs[i]);
+		LLVMAddAttributeAtIndex(f, (unsigned)LLVMAttributeFunctionIndex,
+		                        attrs[i]);
 	LLVMAttributeRef noalias = LLVMCreateEnumAttribute(
 	    cg->ctx, LLVMGetEnumAttributeKindForName("noalias", 7), 0);
 	for (int i = 0; i < cg->nslots; i++)
@@ -906,8 +915,9 @@ static LLVMValueRef with_operands(CG *cg, LLVMValueRef t)
 		LLVMInstructionEraseFromParent(cg->slot_gep[i]);
 	}
 	for (int i = 1; i <= 2; i++)
-		LLVMReplaceAllUsesWith(LLVMGetParam(t, (unsigned)i),
-		                       LLVMGetParam(f, (unsigned)cg->nslots + (unsigned)i - 1));
+		LLVMReplaceAllUsesWith(
+		    LLVMGetParam(t, (unsigned)i),
+		    LLVMGetParam(f, (unsigned)cg->nslots + (unsigned)i - 1));
 	LLVMDeleteFunction(t);
 	return f;
 }
@@ -930,9 +940,9 @@ static LLVMValueRef wrapper(CG *cg, Known *kn)
 		LLVMValueRef idx = cg_i64(cg, i);
 		a[i] = LLVMBuildPointerCast(
 		    B,
-		    LLVMBuildLoad2(B, cg->ptr,
-		                   LLVMBuildGEP2(B, cg->ptr, LLVMGetParam(w, 0), &idx, 1, ""),
-		                   ""),
+		    LLVMBuildLoad2(
+		        B, cg->ptr,
+		        LLVMBuildGEP2(B, cg->ptr, LLVMGetParam(w, 0), &idx, 1, ""), ""),
 		    cg->f32p, "");
 	}
 	a[kn->nslots] = LLVMGetParam(w, 1), a[kn->nslots + 1] = LLVMGetParam(w, 2);
@@ -958,18 +968,21 @@ static void kernel_end(CG *cg)
 		/* the operands, into the entry point's array, for the threads */
 		for (int i = 0; i < cg->nslots; i++) {
 			LLVMValueRef idx = cg_i64(cg, i);
-			LLVMBuildStore(
-			    B, LLVMBuildPointerCast(B, top_ptr(cg, cg->slots[i]), cg->ptr, ""),
-			    LLVMBuildGEP2(B, cg->ptr, cg->args, &idx, 1, ""));
+			LLVMBuildStore(B,
+			               LLVMBuildPointerCast(B, top_ptr(cg, cg->slots[i]),
+			                                    cg->ptr, ""),
+			               LLVMBuildGEP2(B, cg->ptr, cg->args, &idx, 1, ""));
 		}
 		LLVMTypeRef at[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
-		LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), at, 4, 0);
+		LLVMTypeRef ty =
+		    LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), at, 4, 0);
 		LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "rt_parallel_for");
 		if (!f)
 			f = LLVMAddFunction(cg->mod, "rt_parallel_for", ty);
-		LLVMValueRef a[4] = {LLVMBuildPointerCast(B, wrapper(cg, kn), cg->ptr, ""),
-		                     LLVMBuildPointerCast(B, cg->args, cg->ptr, ""),
-		                     cg_i64(cg, n), cg_i64(cg, cg->par_grain)};
+		LLVMValueRef a[4] = {
+		    LLVMBuildPointerCast(B, wrapper(cg, kn), cg->ptr, ""),
+		    LLVMBuildPointerCast(B, cg->args, cg->ptr, ""), cg_i64(cg, n),
+		    cg_i64(cg, cg->par_grain)};
 		LLVMBuildCall2(B, ty, f, a, 4, "");
 	} else {
 		LLVMValueRef a[MAXSLOTS + 2];
@@ -1159,19 +1172,31 @@ cleanup:
 	return tm;
 }
 
-static int optimize(Diags *d, LLVMModuleRef mod, LLVMTargetMachineRef tm, int level)
+/* Runs an LLVM pass pipeline; NULL, or the error message (malloc'd). Takes no Diags:
+ * the shards run it on their own threads. */
+static char *run_pipeline(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *passes,
+                          int level)
 {
-	char passes[32];
-	snprintf(passes, sizeof passes, "default<O%d>", level);
 	LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
 	LLVMPassBuilderOptionsSetLoopVectorization(opts, level >= 2);
 	LLVMPassBuilderOptionsSetSLPVectorization(opts, level >= 2);
 	LLVMErrorRef e = LLVMRunPasses(mod, passes, tm, opts);
 	LLVMDisposePassBuilderOptions(opts);
-	if (e) {
-		char *msg = LLVMGetErrorMessage(e);
-		error_at(d, (SrcLoc){0}, "LLVM optimization failed: %s", msg);
-		LLVMDisposeErrorMessage(msg);
+	if (!e)
+		return NULL;
+	char *msg = LLVMGetErrorMessage(e), *copy = strdup(msg);
+	LLVMDisposeErrorMessage(msg);
+	return copy ? copy : strdup("out of memory");
+}
+
+static int optimize(Diags *d, LLVMModuleRef mod, LLVMTargetMachineRef tm, int level)
+{
+	char passes[32];
+	snprintf(passes, sizeof passes, "default<O%d>", level);
+	char *err = run_pipeline(mod, tm, passes, level);
+	if (err) {
+		error_at(d, (SrcLoc){0}, "LLVM optimization failed: %s", err);
+		free(err);
 		return -1;
 	}
 	return 0;
@@ -1215,8 +1240,10 @@ typedef struct Shard {
 static int64_t instructions(LLVMValueRef f)
 {
 	int64_t n = 0;
-	for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b; b = LLVMGetNextBasicBlock(b))
-		for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i))
+	for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b;
+	     b = LLVMGetNextBasicBlock(b))
+		for (LLVMValueRef i = LLVMGetFirstInstruction(b); i;
+		     i = LLVMGetNextInstruction(i))
 			n++;
 	return n;
 }
@@ -1240,19 +1267,10 @@ static void *shard_run(void *arg)
 {
 	Shard *s = arg;
 	double t0 = now();
-	LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
-	LLVMPassBuilderOptionsSetLoopVectorization(opts, s->level >= 2);
-	LLVMPassBuilderOptionsSetSLPVectorization(opts, s->level >= 2);
 	char passes[32];
 	snprintf(passes, sizeof passes, "default<O%d>", s->level);
-	LLVMErrorRef e = LLVMRunPasses(s->mod, passes, s->tm, opts);
-	LLVMDisposePassBuilderOptions(opts);
-	if (e) {
-		char *msg = LLVMGetErrorMessage(e);
-		s->err = strdup(msg);
-		LLVMDisposeErrorMessage(msg);
+	if ((s->err = run_pipeline(s->mod, s->tm, passes, s->level)))
 		return NULL;
-	}
 	double t1 = now();
 	if (LLVMTargetMachineEmitToMemoryBuffer(s->tm, s->mod, LLVMObjectFile, &s->err,
 	                                        &s->obj))
@@ -1270,14 +1288,11 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
 	LLVMTargetMachineRef tm = target_machine(d, o);
 	if (!tm)
 		return -1;
-	LLVMPassBuilderOptionsRef popts = LLVMCreatePassBuilderOptions();
-	LLVMErrorRef e = LLVMRunPasses(mod, "ipsccp,globaldce", tm, popts);
-	LLVMDisposePassBuilderOptions(popts);
+	char *err = run_pipeline(mod, tm, "ipsccp,globaldce", 0);
 	LLVMDisposeTargetMachine(tm);
-	if (e) {
-		char *msg = LLVMGetErrorMessage(e);
-		error_at(d, (SrcLoc){0}, "LLVM optimization failed: %s", msg);
-		LLVMDisposeErrorMessage(msg);
+	if (err) {
+		error_at(d, (SrcLoc){0}, "LLVM optimization failed: %s", err);
+		free(err);
 		return -1;
 	}
 	LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(mod);
@@ -1290,11 +1305,13 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
 		die("out of memory");
 	int64_t load[MAXSHARDS] = {0};
 	int i = 0;
-	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f), i++)
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f;
+	     f = LLVMGetNextFunction(f), i++)
 		if (!LLVMIsDeclaration(f) && LLVMGetLinkage(f) != LLVMInternalLinkage)
 			load[0] += instructions(f);
 	i = 0;
-	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f), i++) {
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f;
+	     f = LLVMGetNextFunction(f), i++) {
 		if (LLVMIsDeclaration(f) || LLVMGetLinkage(f) != LLVMInternalLinkage)
 			continue;
 		int best = 0;
@@ -1311,7 +1328,8 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
 		LLVMMemoryBufferRef copy = LLVMCreateMemoryBufferWithMemoryRangeCopy(
 		    LLVMGetBufferStart(bc), LLVMGetBufferSize(bc), "descent.bc");
 		if (LLVMParseBitcodeInContext2(sh[s].ctx, copy, &sh[s].mod)) {
-			error_at(d, (SrcLoc){0}, "internal error: cannot read back the module");
+			error_at(d, (SrcLoc){0},
+			         "internal error: cannot read back the module");
 			status = -1;
 		}
 		LLVMDisposeMemoryBuffer(copy);
@@ -1326,7 +1344,8 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
 			next = LLVMGetNextFunction(f);
 			if (LLVMIsDeclaration(f))
 				continue;
-			if (LLVMGetLinkage(f) != LLVMInternalLinkage) { /* an entry point */
+			if (LLVMGetLinkage(f) !=
+			    LLVMInternalLinkage) { /* an entry point */
 				if (s)
 					declare_only(sh[s].mod, f);
 				continue;

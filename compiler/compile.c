@@ -187,10 +187,12 @@ static int cache_read(uint64_t key, ObjCode *obj, int64_t *nwork)
 	if (!f)
 		return 0;
 	int64_t n = 0, size[MAXSHARDS] = {0};
-	int ok = fread(nwork, sizeof *nwork, 1, f) == 1 && fread(&n, sizeof n, 1, f) == 1 &&
-	         n >= 1 && n <= MAXSHARDS && fread(size, sizeof *size, (size_t)n, f) == (size_t)n;
+	int ok = fread(nwork, sizeof *nwork, 1, f) == 1 &&
+	         fread(&n, sizeof n, 1, f) == 1 && n >= 1 && n <= MAXSHARDS &&
+	         fread(size, sizeof *size, (size_t)n, f) == (size_t)n;
 	for (int i = 0; ok && i < n; i++) {
-		void *data = size[i] > 0 && size[i] < (1ll << 32) ? malloc((size_t)size[i]) : NULL;
+		void *data =
+		    size[i] > 0 && size[i] < (1ll << 32) ? malloc((size_t)size[i]) : NULL;
 		ok = data && fread(data, 1, (size_t)size[i], f) == (size_t)size[i];
 		if (i == 0)
 			obj->data = data, obj->size = (size_t)size[i];

@@ -611,14 +611,14 @@ typedef struct Plan {
 	int fn;
 	Node **order; /* nodes to compute, in order */
 	int n;
-	Buf *buf;      /* indexed by node id */
-	char *live;    /* indexed by node id: the function needs it */
-	char *inl;     /* indexed by node id: fused, computed inside its user's loop */
-	/* The update phase: pointwise nodes whose values only flow into new parameters and
-	 * optimizer state are computed at the end, in one loop per group of outputs that
-	 * read each other's old values, first to check that every new value is finite,
-	 * then again to write them in place. */
-	int *group;    /* indexed by node id: its update group, or -1 */
+	Buf *buf;   /* indexed by node id */
+	char *live; /* indexed by node id: the function needs it */
+	char *inl;  /* indexed by node id: fused, computed inside its user's loop */
+	/* The update phase: pointwise nodes whose values only flow into new parameters
+	 * and optimizer state are computed at the end, in one loop per group of outputs
+	 * that read each other's old values, first to check that every new value is
+	 * finite, then again to write them in place. */
+	int *group; /* indexed by node id: its update group, or -1 */
 	int ngroups;
 	Node **late; /* the update phase's nodes, in order */
 	int nlate;

@@ -69,7 +69,8 @@ Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 	    builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
 	const char *perf = getenv("DESCENT_PERF");
 	if (perf && *perf && strcmp(perf, "0"))
-		LLVMOrcLLJITBuilderSetObjectLinkingLayerCreator(builder, perf_layer, NULL);
+		LLVMOrcLLJITBuilderSetObjectLinkingLayerCreator(builder, perf_layer,
+		                                                NULL);
 	LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, builder); /* consumes builder */
 	if (e) {
 		llvm_error(d, e, "cannot create the JIT");
@@ -83,15 +84,18 @@ Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 	if (e)
 		goto fail;
 	LLVMOrcJITDylibAddGenerator(jd, gen); /* jd owns gen */
-	/* the runtime's thread pool, by address: it need not be exported by the program */
+	/* the runtime's thread pool, by address: it need not be exported by the program
+	 */
 #if LLVM_VERSION_MAJOR < 15
-	LLVMJITCSymbolMapPair rt = { /* its older name */
+	LLVMJITCSymbolMapPair rt =
+	{ /* its older name */
 #else
 	LLVMOrcCSymbolMapPair rt = {
 #endif
-	    LLVMOrcLLJITMangleAndIntern(j->lljit, "rt_parallel_for"),
-	    {(LLVMOrcExecutorAddress)(uintptr_t)rt_parallel_for,
-	     {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
+	  LLVMOrcLLJITMangleAndIntern(j->lljit, "rt_parallel_for"),
+	  {(LLVMOrcExecutorAddress)(uintptr_t)rt_parallel_for,
+	   {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}
+	};
 	e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(&rt, 1));
 	if (e)
 		goto fail;

@@ -46,16 +46,18 @@ static void reduce(CG *cg, Node *n, int max)
 	Loop lr;
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	LLVMValueRef r = cg_loop(cg, &lr, run);
-	LLVMValueRef acc = cg_acc_begin(cg, pre, init), v = cg_load(cg, x, cg_add(cg, in, r));
+	LLVMValueRef acc = cg_acc_begin(cg, pre, init),
+	             v = cg_load(cg, x, cg_add(cg, in, r));
 	LLVMValueRef next =
-	    max ? LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc, "")
+	    max ? LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc,
+	                          "")
 	        : cg_fast(LLVMBuildFAdd(B, acc, v, ""));
 	cg_acc_next(cg, acc, next);
 	cg_loop_end(cg, &lr);
 	LLVMValueRef old = cg_load(cg, n, out);
 	cg_store(cg, n, out,
-	         max ? LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, next, old, ""), next,
-	                               old, "")
+	         max ? LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, next, old, ""),
+	                               next, old, "")
 	             : cg_fast(LLVMBuildFAdd(B, old, next, "")));
 	for (int d = outer - 1; d >= 0; d--)
 		cg_loop_end(cg, &l[d]);
@@ -106,13 +108,15 @@ static LLVMValueRef col_units(CG *cg, const Gemm *g, Loop *l, int64_t j0, int64_
                               int64_t width)
 {
 	if (!g->clo)
-		return cg_add(cg, cg_i64(cg, j0), cg_mul(cg, cg_loop(cg, l, nj), cg_i64(cg, width)));
+		return cg_add(cg, cg_i64(cg, j0),
+		              cg_mul(cg, cg_loop(cg, l, nj), cg_i64(cg, width)));
 	int64_t u0 = j0 / g->cw;
 	LLVMValueRef lo = cg_max(cg, g->clo, cg_i64(cg, u0)),
 	             hi = cg_min(cg, g->chi, cg_i64(cg, u0 + nj));
 	LLVMValueRef u = cg_loop_range(cg, l, lo, hi);
-	return cg_add(cg, cg_i64(cg, j0),
-	              cg_mul(cg, LLVMBuildSub(B, u, cg_i64(cg, u0), ""), cg_i64(cg, width)));
+	return cg_add(
+	    cg, cg_i64(cg, j0),
+	    cg_mul(cg, LLVMBuildSub(B, u, cg_i64(cg, u0), ""), cg_i64(cg, width)));
 }
 
 /* The row blocks [b0, b0 + nb) of rb rows, less those outside the thread's part: a loop
@@ -166,8 +170,8 @@ static LLVMValueRef masked(CG *cg, const Gemm *g, LLVMValueRef mask, LLVMValueRe
 	LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, tys, 2);
 	LLVMValueRef align = LLVMConstInt(cg->i32, 4, 0);
 	p = LLVMBuildPointerCast(B, p, pt, "");
-	LLVMValueRef st[4] = {v, p, align, mask}, ld[4] = {p, align, mask,
-	                                                   LLVMConstNull(g->vt)};
+	LLVMValueRef st[4] = {v, p, align, mask},
+	             ld[4] = {p, align, mask, LLVMConstNull(g->vt)};
 	return LLVMBuildCall2(B, fty, f, v ? st : ld, 4, "");
 }
 
@@ -243,9 +247,9 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 		return;
 	Loop li, lj, lk;
 	LLVMValueRef i = row_blocks(cg, g, &li, i0 / MR, ni, MR);
-	LLVMValueRef j =
-	    cg_add(cg, j0,
-	           cg_mul(cg, cg_loop_range(cg, &lj, cg_i64(cg, 0), nj), cg_i64(cg, nv * VW)));
+	LLVMValueRef j = cg_add(
+	    cg, j0,
+	    cg_mul(cg, cg_loop_range(cg, &lj, cg_i64(cg, 0), nj), cg_i64(cg, nv * VW)));
 	Gemm gm;
 	if (g->mask_end) { /* lanes j + l < mask_end */
 		gm = *g;
@@ -254,7 +258,8 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 			lane[l] = cg_i64(cg, l);
 		LLVMTypeRef iv = LLVMVectorType(cg->i64, VW);
 		LLVMValueRef rv = LLVMBuildShuffleVector(
-		    B, LLVMBuildInsertElement(B, LLVMGetUndef(iv), rem, cg_i64(cg, 0), ""),
+		    B,
+		    LLVMBuildInsertElement(B, LLVMGetUndef(iv), rem, cg_i64(cg, 0), ""),
 		    LLVMGetUndef(iv), LLVMConstNull(LLVMVectorType(cg->i32, VW)), "");
 		gm.mask = LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(lane, VW), rv, "");
 		g = &gm;
@@ -311,9 +316,9 @@ static void gemm(CG *cg, const Gemm *g)
 	/* the columns left (fewer than NV vectors): one vector at a time, the last one
 	 * masked; the mask is all ones for the others */
 	LLVMValueRef j = cg_add(cg, c0, cg_mul(cg, nj, w));
-	LLVMValueRef nv = LLVMBuildUDiv(B, cg_add(cg, LLVMBuildSub(B, c1, j, ""),
-	                                          cg_i64(cg, VW - 1)),
-	                                cg_i64(cg, VW), "");
+	LLVMValueRef nv =
+	    LLVMBuildUDiv(B, cg_add(cg, LLVMBuildSub(B, c1, j, ""), cg_i64(cg, VW - 1)),
+	                  cg_i64(cg, VW), "");
 	Gemm m = *g;
 	m.mask_end = c1;
 	tiles(cg, &m, 0, ni, MR, j, nv, 1);
@@ -359,9 +364,11 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 				accs[r][c] = cg_acc_begin(cg, pre0, LLVMConstNull(g->vt));
 		LLVMValueRef aseg[DR], bseg[DC];
 		for (int r = 0; r < mr; r++)
-			aseg[r] = cg_add(cg, arow[r], cg_mul(cg, sg, cg_i64(cg, g->sega)));
+			aseg[r] =
+			    cg_add(cg, arow[r], cg_mul(cg, sg, cg_i64(cg, g->sega)));
 		for (int c = 0; c < nc; c++)
-			bseg[c] = cg_add(cg, brow[c], cg_mul(cg, sg, cg_i64(cg, g->segb)));
+			bseg[c] =
+			    cg_add(cg, brow[c], cg_mul(cg, sg, cg_i64(cg, g->segb)));
 		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 		cg->as_written = 1;
 		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[DR][DC], next[DR][DC], av[DR],
@@ -382,16 +389,20 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 		cg_loop_end(cg, &lk);
 		cg->as_written = 0;
 		if (g->K % VW) { /* the tail of k: one more step, masked */
-			LLVMValueRef mask = lanes(cg, g->K % VW), kt = cg_i64(cg, kv * VW);
+			LLVMValueRef mask = lanes(cg, g->K % VW),
+			             kt = cg_i64(cg, kv * VW);
 			for (int r = 0; r < mr; r++)
-				av[r] = masked(cg, g, mask,
-				               gep(cg, g->pa, cg_add(cg, aseg[r], kt)), NULL);
+				av[r] =
+				    masked(cg, g, mask,
+				           gep(cg, g->pa, cg_add(cg, aseg[r], kt)), NULL);
 			for (int c = 0; c < nc; c++)
-				bv[c] = masked(cg, g, mask,
-				               gep(cg, g->pb, cg_add(cg, bseg[c], kt)), NULL);
+				bv[c] =
+				    masked(cg, g, mask,
+				           gep(cg, g->pb, cg_add(cg, bseg[c], kt)), NULL);
 			for (int r = 0; r < mr; r++)
 				for (int c = 0; c < nc; c++)
-					next[r][c] = vfma(cg, g, av[r], bv[c], next[r][c]);
+					next[r][c] =
+					    vfma(cg, g, av[r], bv[c], next[r][c]);
 		}
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
@@ -444,7 +455,8 @@ EMIT(matmul)
 		LLVMValueRef j = cg_par_loop(cg, &l, N, 1);
 		Loop lk;
 		LLVMValueRef k = cg_loop(cg, &lk, K);
-		LLVMValueRef v = fload(cg, src, cg_add(cg, cg_mul(cg, j, cg_i64(cg, K)), k));
+		LLVMValueRef v =
+		    fload(cg, src, cg_add(cg, cg_mul(cg, j, cg_i64(cg, K)), k));
 		LLVMBuildStore(B, v,
 		               gep(cg, dst, cg_add(cg, cg_mul(cg, k, cg_i64(cg, N)), j)));
 		cg_loop_end(cg, &lk);
@@ -765,48 +777,9 @@ static int patches_inside(const Conv *c)
 	       (c->OW - 1) * c->p.stride[1] + (c->KW - 1) * c->p.dil[1] < c->W;
 }
 
-/* Without padding every tap is inside: loops of static extent, nothing to test. */
-static void patches_inside_copy(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col,
-                                int back)
-{
-	Loop lc, lh, lw, lo, lq;
-	LLVMValueRef ch = cg_loop(cg, &lc, c->C), kh = cg_loop(cg, &lh, c->KH),
-	             kw = cg_loop(cg, &lw, c->KW);
-	LLVMValueRef crow =
-	    cg_mul(cg,
-	           cg_add(cg,
-	                  cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, c->KH)), kh),
-	                         cg_i64(cg, c->KW)),
-	                  kw),
-	           cg_i64(cg, c->P));
-	LLVMValueRef plane = cg_mul(cg, ch, cg_i64(cg, c->H * c->W));
-	LLVMValueRef oh = cg_loop(cg, &lo, c->OH);
-	LLVMValueRef ih = cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->p.stride[0])),
-	                         cg_mul(cg, kh, cg_i64(cg, c->p.dil[0])));
-	LLVMValueRef ow = cg_loop(cg, &lq, c->OW);
-	LLVMValueRef iw = cg_add(cg, cg_mul(cg, ow, cg_i64(cg, c->p.stride[1])),
-	                         cg_mul(cg, kw, cg_i64(cg, c->p.dil[1])));
-	LLVMValueRef at = cg_add(cg, plane, cg_add(cg, cg_mul(cg, ih, cg_i64(cg, c->W)), iw));
-	LLVMValueRef ci =
-	    cg_add(cg, crow, cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->OW)), ow));
-	if (!back)
-		LLVMBuildStore(B, fload(cg, img, at), gep(cg, col, ci));
-	else
-		LLVMBuildStore(B, LLVMBuildFAdd(B, fload(cg, img, at), fload(cg, col, ci), ""),
-		               gep(cg, img, at));
-	cg_loop_end(cg, &lq);
-	cg_loop_end(cg, &lo);
-	cg_loop_end(cg, &lw);
-	cg_loop_end(cg, &lh);
-	cg_loop_end(cg, &lc);
-}
-
 static void patches(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col, int back)
 {
-	if (patches_inside(c)) {
-		patches_inside_copy(cg, c, img, col, back);
-		return;
-	}
+	int inside = patches_inside(c); /* no tests at all, static extents */
 	Loop lc, lh, lw, lo, lq;
 	LLVMValueRef ch = cg_loop(cg, &lc, c->C), kh = cg_loop(cg, &lh, c->KH),
 	             kw = cg_loop(cg, &lw, c->KW);
@@ -818,30 +791,38 @@ static void patches(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col, i
 	                  kw),
 	           cg_i64(cg, c->P));
 	LLVMValueRef plane = cg_mul(cg, ch, cg_i64(cg, c->H * c->W));
-	LLVMValueRef lo_h, hi_h, lo_w, hi_w;
-	valid_range(cg, kh, c->H, c->OH, c->p.stride[0], c->p.pad[0], c->p.dil[0], &lo_h,
-	            &hi_h);
-	valid_range(cg, kw, c->W, c->OW, c->p.stride[1], c->p.pad[2], c->p.dil[1], &lo_w,
-	            &hi_w);
+	LLVMValueRef lo_h = NULL, hi_h = NULL, lo_w = NULL, hi_w = NULL;
+	if (!inside) {
+		valid_range(cg, kh, c->H, c->OH, c->p.stride[0], c->p.pad[0], c->p.dil[0],
+		            &lo_h, &hi_h);
+		valid_range(cg, kw, c->W, c->OW, c->p.stride[1], c->p.pad[2], c->p.dil[1],
+		            &lo_w, &hi_w);
+	}
 	LLVMValueRef oh = cg_loop(cg, &lo, c->OH);
 	LLVMValueRef orow = cg_add(cg, crow, cg_mul(cg, oh, cg_i64(cg, c->OW)));
-	LLVMValueRef row_in =
-	    LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, oh, lo_h, ""),
-	                 LLVMBuildICmp(B, LLVMIntSLT, oh, hi_h, ""), "");
 	/* columns [a, z) of this row are inside; none if the row is outside */
-	LLVMValueRef a = LLVMBuildSelect(B, row_in, lo_w, cg_i64(cg, c->OW), "");
-	LLVMValueRef z = LLVMBuildSelect(B, row_in, cg_max(cg, hi_w, lo_w), a, "");
+	LLVMValueRef a = cg_i64(cg, 0), z = cg_i64(cg, c->OW);
+	if (!inside) {
+		LLVMValueRef row_in =
+		    LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, oh, lo_h, ""),
+		                 LLVMBuildICmp(B, LLVMIntSLT, oh, hi_h, ""), "");
+		a = LLVMBuildSelect(B, row_in, lo_w, cg_i64(cg, c->OW), "");
+		z = LLVMBuildSelect(B, row_in, cg_max(cg, hi_w, lo_w), a, "");
+	}
 	LLVMValueRef ih = cg_add(cg, cg_i64(cg, -c->p.pad[0]),
 	                         cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->p.stride[0])),
 	                                cg_mul(cg, kh, cg_i64(cg, c->p.dil[0]))));
 	LLVMValueRef irow =
 	    cg_add(cg, cg_add(cg, plane, cg_mul(cg, ih, cg_i64(cg, c->W))),
-	           cg_add(cg, cg_i64(cg, -c->p.pad[2]), cg_mul(cg, kw, cg_i64(cg, c->p.dil[1]))));
-	if (!back) {
+	           cg_add(cg, cg_i64(cg, -c->p.pad[2]),
+	                  cg_mul(cg, kw, cg_i64(cg, c->p.dil[1]))));
+	if (!back && !inside) {
 		LLVMValueRef zero_at[2][2] = {{cg_i64(cg, 0), a}, {z, cg_i64(cg, c->OW)}};
 		for (int e = 0; e < 2; e++) {
-			LLVMValueRef ow = cg_loop_range(cg, &lq, zero_at[e][0], zero_at[e][1]);
-			LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, col, cg_add(cg, orow, ow)));
+			LLVMValueRef ow =
+			    cg_loop_range(cg, &lq, zero_at[e][0], zero_at[e][1]);
+			LLVMBuildStore(B, cg_f32(cg, 0),
+			               gep(cg, col, cg_add(cg, orow, ow)));
 			cg_loop_end(cg, &lq);
 		}
 	}
@@ -851,8 +832,9 @@ static void patches(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col, i
 	if (!back)
 		LLVMBuildStore(B, fload(cg, img, at), gep(cg, col, ci));
 	else
-		LLVMBuildStore(B, LLVMBuildFAdd(B, fload(cg, img, at), fload(cg, col, ci), ""),
-		               gep(cg, img, at));
+		LLVMBuildStore(
+		    B, LLVMBuildFAdd(B, fload(cg, img, at), fload(cg, col, ci), ""),
+		    gep(cg, img, at));
 	cg_loop_end(cg, &lq);
 	cg_loop_end(cg, &lo);
 	cg_loop_end(cg, &lw);
@@ -882,29 +864,30 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	LLVMValueRef lo, hi;
 	cg_par_range(cg, (c->Kc + DC - 1) / DC, 1, &lo, &hi);
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
-	Gemm g = {gep(cg, cg_node_ptr(cg, c->y), cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))),
-	          at_index(cg, scratch(cg, n), gi, c->Kc * c->P, 0),
-	          at_index(cg, cg_node_ptr(cg, c->w), gi, c->Og * c->Kc, 0),
-	          0,
-	          0,
-	          c->Og,
-	          c->Kc,
-	          c->P,
-	          c->P,
-	          c->P,
-	          c->Kc,
-	          LLVMVectorType(cg->f32, VW),
-	          NULL,
-	          NULL,
-	          MR,
-	          NULL,
-	          c->Bn,
-	          c->O * c->P,
-	          per,
-	          NULL,
-	          lo,
-	          hi,
-	          DC};
+	Gemm g = {
+	    gep(cg, cg_node_ptr(cg, c->y), cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))),
+	    at_index(cg, scratch(cg, n), gi, c->Kc * c->P, 0),
+	    at_index(cg, cg_node_ptr(cg, c->w), gi, c->Og * c->Kc, 0),
+	    0,
+	    0,
+	    c->Og,
+	    c->Kc,
+	    c->P,
+	    c->P,
+	    c->P,
+	    c->Kc,
+	    LLVMVectorType(cg->f32, VW),
+	    NULL,
+	    NULL,
+	    MR,
+	    NULL,
+	    c->Bn,
+	    c->O * c->P,
+	    per,
+	    NULL,
+	    lo,
+	    hi,
+	    DC};
 	gemm_bt(cg, &g);
 	cg_loop_end(cg, &lg);
 }
@@ -927,7 +910,8 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
 	LLVMValueRef col = at_index(cg, scratch(cg, n), lane, per, 0);
 	LLVMValueRef count = LLVMBuildSDiv(
-	    B, cg_add(cg, LLVMBuildSub(B, cg_i64(cg, c->Bn), lane, ""), cg_i64(cg, L - 1)),
+	    B,
+	    cg_add(cg, LLVMBuildSub(B, cg_i64(cg, c->Bn), lane, ""), cg_i64(cg, L - 1)),
 	    cg_i64(cg, L), "");
 	LLVMValueRef b = cg_add(
 	    cg, lane,
@@ -948,10 +932,14 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g col_g */
-		Gemm g = {wg, colg, yg, 0, 0, c->Og, c->P, c->Kc, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, NULL, 0};
+		Gemm g = {wg,    colg, yg,   0,    0,    c->Og, c->P, c->Kc,
+		          c->Kc, c->P, c->P, vt,   NULL, NULL,  MR,   NULL,
+		          1,     0,    0,    NULL, NULL, NULL,  0};
 		gemm(cg, &g);
 	} else { /* col_g = W_g^T dy_g */
-		Gemm g = {wg, yg, colg, 1, 0, c->Kc, c->P, c->Og, c->Kc, c->P, c->P, vt, NULL, NULL, MR, NULL, 1, 0, 0, NULL, NULL, NULL, 0};
+		Gemm g = {wg,    yg,   colg, 1,    0,    c->Kc, c->P, c->Og,
+		          c->Kc, c->P, c->P, vt,   NULL, NULL,  MR,   NULL,
+		          1,     0,    0,    NULL, NULL, NULL,  0};
 		gemm(cg, &g);
 	}
 	cg_loop_end(cg, &lg);
@@ -1109,7 +1097,8 @@ static void max_end(CG *cg, Node *n, LLVMValueRef o, void *st)
 {
 	MaxSt *m = st;
 	if (!m->scatter && n->in[1] == n->in[0]) { /* max pooling: the maximum itself */
-		cg_store(cg, n, o, LLVMBuildSelect(B, m->found, m->best, cg_f32(cg, 0), ""));
+		cg_store(cg, n, o,
+		         LLVMBuildSelect(B, m->found, m->best, cg_f32(cg, 0), ""));
 	} else if (!m->scatter) {
 		LLVMValueRef v = cg_load(cg, n->in[1], m->bidx);
 		cg_store(cg, n, o, LLVMBuildSelect(B, m->found, v, cg_f32(cg, 0), ""));
@@ -1117,10 +1106,10 @@ static void max_end(CG *cg, Node *n, LLVMValueRef o, void *st)
 		LLVMValueRef g = cg_load(cg, n->in[1], o);
 		for (int i = 0; i < m->ntaps; i++)
 			cg_store(cg, n, m->taps[i],
-			         LLVMBuildSelect(B,
-			                         LLVMBuildICmp(B, LLVMIntEQ, m->taps[i],
-			                                       m->bidx, ""),
-			                         g, cg_f32(cg, 0), ""));
+			         LLVMBuildSelect(
+			             B,
+			             LLVMBuildICmp(B, LLVMIntEQ, m->taps[i], m->bidx, ""),
+			             g, cg_f32(cg, 0), ""));
 	} else {
 		LLVMValueRef g = LLVMBuildSelect(B, m->found, cg_load(cg, n->in[1], o),
 		                                 cg_f32(cg, 0), "");

@@ -97,9 +97,12 @@ static int find(int *up, int i)
 /* The leaf node an output overwrites (the old parameter or state), if live here. */
 static Node *overwritten(Graph *g, const Plan *p, const Out *o)
 {
-	int op = o->kind == DEST_PARAM ? (int)OP_PARAM : o->kind == DEST_STATE ? (int)OP_STATE : -1;
+	int op = o->kind == DEST_PARAM   ? (int)OP_PARAM
+	         : o->kind == DEST_STATE ? (int)OP_STATE
+	                                 : -1;
 	for (int i = 0; op >= 0 && i < g->n; i++)
-		if (p->live[i] && (int)g->nodes[i]->op == op && g->nodes[i]->a[0] == o->index)
+		if (p->live[i] && (int)g->nodes[i]->op == op &&
+		    g->nodes[i]->a[0] == o->index)
 			return g->nodes[i];
 	return NULL;
 }
@@ -114,7 +117,8 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 {
 	const Fn *f = &g->fns[fn];
 	int *up = arena_alloc(g->A, (size_t)g->n * sizeof *up);
-	char *ok = arena_alloc(g->A, (size_t)g->n), *ban = arena_alloc(g->A, (size_t)g->n);
+	char *ok = arena_alloc(g->A, (size_t)g->n),
+	     *ban = arena_alloc(g->A, (size_t)g->n);
 	for (int i = 0; i < g->n; i++)
 		p->group[i] = -1;
 	if (g->no_fusion)
@@ -140,7 +144,8 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 				if (!in || !shape_eq(&x->sh, &n->sh))
 					ok[x->id] = 0;
 				if (in && shape_eq(&x->sh, &n->sh) &&
-				    (x->op == OP_PARAM || x->op == OP_STATE || pointwise(x)))
+				    (x->op == OP_PARAM || x->op == OP_STATE ||
+				     pointwise(x)))
 					up[find(up, x->id)] = find(up, i);
 			}
 		}
@@ -153,7 +158,8 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 			          !shape_eq(&old->sh, &n->sh);
 			for (int j = old->id + 1; j < g->n && !bad; j++)
 				for (int k = 0; k < g->nodes[j]->nin; k++)
-					bad |= p->group[j] >= 0 && g->nodes[j]->in[k] == old &&
+					bad |= p->group[j] >= 0 &&
+					       g->nodes[j]->in[k] == old &&
 					       find(up, j) != find(up, n->id);
 			if (bad)
 				ban[n->id] = 1, changed = 1;

@@ -62,7 +62,8 @@ static void *worker(void *arg)
 	for (;;) {
 		uint_fast64_t g;
 		int spins = 0;
-		while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen) {
+		while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) ==
+		       seen) {
 			if (++spins < SPINS) {
 				cpu_relax();
 				continue;

@@ -256,10 +256,12 @@ static void test_cli_threads_change_nothing_but_time(void)
 	const char *threads[3] = {"1", "2", "0"};
 	for (int k = 0; k < 3; k++) {
 		snprintf(cmd, sizeof cmd,
-		         "DESCENT_CACHE=off %s/descent train %s --train-limit 512 --test-limit 256 "
+		         "DESCENT_CACHE=off %s/descent train %s --train-limit 512 "
+		         "--test-limit 256 "
 		         "--epochs 2 --threads %s 2>&1 | grep -v 'compiled in' | "
 		         "sed 's|[0-9]* steps/s.*||; s|after .* of training||'",
-		         DESCENT_BINARY_DIR, src_path("models/fashion_mlp.yaml"), threads[k]);
+		         DESCENT_BINARY_DIR, src_path("models/fashion_mlp.yaml"),
+		         threads[k]);
 		FILE *p = popen(cmd, "r");
 		size_t n = fread(out[k], 1, sizeof out[k] - 1, p);
 		out[k][n] = 0;
@@ -268,8 +270,8 @@ static void test_cli_threads_change_nothing_but_time(void)
 	CU_ASSERT(strstr(out[0], "final test accuracy") != NULL);
 	CU_ASSERT_STRING_EQUAL(out[0], out[1]);
 	CU_ASSERT(strstr(out[2], "--threads takes an integer >= 1, got '0'") != NULL);
-	snprintf(cmd, sizeof cmd, "%s/descent bench %s --threads 65 2>&1", DESCENT_BINARY_DIR,
-	         src_path("models/rosenbrock.yaml"));
+	snprintf(cmd, sizeof cmd, "%s/descent bench %s --threads 65 2>&1",
+	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
 	FILE *p = popen(cmd, "r");
 	size_t n = fread(out[2], 1, sizeof out[2] - 1, p);
 	out[2][n] = 0;

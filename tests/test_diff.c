@@ -209,7 +209,8 @@ static void test_diff_threads_give_identical_results(void)
 		objcode_free(&ir);
 		Run one = run_steps(c, 1), two = run_steps(c, 2), again = run_steps(c, 2),
 		    three = run_steps(c, 3);
-		int same = same_run(&c->prog, one, two) && same_run(&c->prog, two, again) &&
+		int same = same_run(&c->prog, one, two) &&
+		           same_run(&c->prog, two, again) &&
 		           same_run(&c->prog, one, three);
 		if (!same)
 			fprintf(stderr, "\n%s: results differ across thread counts\n",

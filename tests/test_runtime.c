@@ -824,14 +824,16 @@ static void test_parallel_for_visits_each_element_once_on_grain_boundaries(void)
 				memset(visits, 0, sizeof visits);
 				nstarts = 0;
 				for (int rep = 0; rep < 3; rep++) /* the pool, reused */
-					rt_parallel_for(count_visits, NULL, ns[a], grains[b]);
+					rt_parallel_for(count_visits, NULL, ns[a],
+					                grains[b]);
 				int once = 1;
 				for (int64_t i = 0; i < ns[a]; i++)
 					once &= visits[i] == 3;
 				CU_ASSERT(once);
 				for (int k = 0; k < nstarts; k++)
 					CU_ASSERT(starts[k] % grains[b] == 0);
-				/* at most one part per thread, and no part without work */
+				/* at most one part per thread, and no part without work
+				 */
 				CU_ASSERT(nstarts <= 3 * t);
 			}
 	}
