@@ -756,7 +756,7 @@ static void fn_attr(CG *cg, LLVMValueRef fn, const char *name)
  * functions also show up by name in a profile (entry.index.op). */
 
 enum {
-	PAR_WORK = 1 << 17,  /* flops (or element operations) worth a dispatch */
+	PAR_WORK = 1 << 15,  /* flops (or element operations) worth a dispatch */
 	SMALL_WORK = 1 << 13 /* below: compiled for size */
 };
 

@@ -343,6 +343,17 @@ void rt_tensor_free(rt_tensor *t)
 	memset(t, 0, sizeof *t);
 }
 
+/* rows [lo, hi) of a gather: a[0] the source, a[1] the indices, a[2] the
+ * destination, a[3] the row size in bytes */
+static void gather_rows(void *const *a, int64_t lo, int64_t hi)
+{
+	size_t row = *(const size_t *)a[3];
+	const int64_t *idx = a[1];
+	for (int64_t i = lo; i < hi; i++)
+		memcpy((char *)a[2] + (size_t)i * row, (const char *)a[0] + (size_t)idx[i] * row,
+		       row);
+}
+
 void rt_gather(const rt_tensor *src, const int64_t *idx, int64_t count, int64_t batch,
                void *dst)
 {
@@ -351,9 +362,10 @@ void rt_gather(const rt_tensor *src, const int64_t *idx, int64_t count, int64_t 
 	if (count > batch)
 		count = batch;
 	char *d = dst;
-	const char *s = src->data;
-	for (int64_t i = 0; i < count; i++)
-		memcpy(d + (size_t)i * row, s + (size_t)idx[i] * row, row);
+	/* random rows of a large data set: mostly waiting for memory, which threads
+	 * overlap */
+	void *a[4] = {src->data, (void *)idx, dst, &row};
+	rt_parallel_for(gather_rows, a, count, (int64_t)(65536 / (row + 1)) + 1);
 	if (batch > count)
 		memset(d + (size_t)count * row, 0, (size_t)(batch - count) * row);
 }
