@@ -18,6 +18,13 @@ typedef struct Known { /* a kernel emitted so far, by its text */
 	int nslots;
 } Known;
 
+/* The register tile of the matrix kernels, chosen for the target (codegen.c). */
+typedef struct Tile {
+	int vw;     /* floats per vector: 16 (AVX-512), 8 (AVX), 4 (SSE, NEON) */
+	int mr, nv; /* broadcast kernel: mr rows x nv vectors of accumulators */
+	int dr, dc; /* dot-product kernel: dr rows x dc columns */
+} Tile;
+
 typedef struct CG {
 	Graph *g;
 	Plan *p;
@@ -34,6 +41,7 @@ typedef struct CG {
 	LLVMValueRef scalar_out;
 	LLVMValueRef *pre; /* by node id: values loaded before a pointwise loop */
 	int check_numerics;
+	Tile tile;
 	int as_written; /* loops get metadata: no unrolling, no vectorizing */
 	/* The node being emitted runs as one or more kernels, functions
 	 * void k(bufs, lo, hi) that the entry point calls in order (codegen.c). */

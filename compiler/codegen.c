@@ -616,6 +616,8 @@ static LLVMValueRef any_nonfinite(CG *cg, const Fn *fn)
  * loops here run at twice the FLOPs with all 512 bits. */
 static void prefer_wide_vectors(CG *cg, LLVMValueRef fn)
 {
+	if (cg->tile.vw < 16)
+		return;
 	const char *k = "prefer-vector-width", *v = "512";
 	LLVMAddAttributeAtIndex(
 	    fn, (unsigned)LLVMAttributeFunctionIndex,
@@ -1142,8 +1144,10 @@ LLVMTargetMachineRef target_machine(Diags *d, const CodegenOpts *o)
 	}
 	char *triple =
 	    host ? LLVMGetDefaultTargetTriple() : LLVMNormalizeTargetTriple(o->triple);
+	/* the host's features go with the host's CPU only: --cpu haswell on an AVX-512
+	 * machine means haswell's features */
 	char *cpu = host ? LLVMGetHostCPUName() : NULL,
-	     *features = host ? LLVMGetHostCPUFeatures() : NULL;
+	     *features = host && !o->cpu ? LLVMGetHostCPUFeatures() : NULL;
 	char *err = NULL;
 	LLVMTargetRef target;
 	LLVMTargetMachineRef tm = NULL;
@@ -1404,6 +1408,47 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
 	return status;
 }
 
+/* The matrix kernels' register tile for the target's vector registers: AVX-512 has
+ * 32 of 16 floats, AVX and AVX2 16 of 8, SSE 16 of 4, AArch64's NEON 32 of 4. The
+ * accumulators take about three quarters of them, the rest hold B's vectors and the
+ * broadcast. */
+static Tile tile_for(LLVMTargetMachineRef tm)
+{
+	/* a CPU named without features (descent compile --cpu): its vector width */
+	static const char *const avx512[] = {
+	    "skylake-avx512", "cascadelake",    "cooperlake",
+	    "cannonlake",     "icelake-client", "icelake-server",
+	    "tigerlake",      "rocketlake",     "sapphirerapids",
+	    "emeraldrapids",  "graniterapids",  "znver4",
+	    "znver5",         "x86-64-v4",      NULL};
+	static const char *const avx[] = {
+	    "sandybridge", "ivybridge",  "haswell", "broadwell", "skylake",   "alderlake",
+	    "raptorlake",  "meteorlake", "znver1",  "znver2",    "znver3",    "bdver1",
+	    "bdver2",      "bdver3",     "bdver4",  "btver2",    "x86-64-v3", NULL};
+	char *f = LLVMGetTargetMachineFeatureString(tm),
+	     *t = LLVMGetTargetMachineTriple(tm), *c = LLVMGetTargetMachineCPU(tm);
+	int x86 = !strncmp(t, "x86_64", 6) || (t[0] == 'i' && t[2] == '8' && t[3] == '6');
+	int wide = 0; /* 2: AVX-512, 1: AVX */
+	if (strstr(f, "+avx512f"))
+		wide = 2;
+	else if (strstr(f, "+avx"))
+		wide = 1;
+	for (int i = 0; !*f && avx512[i]; i++)
+		wide = strcmp(c, avx512[i]) ? wide : 2;
+	for (int i = 0; !*f && avx[i]; i++)
+		wide = strcmp(c, avx[i]) ? wide : 1;
+	Tile r = {4, 8, 3, 8,
+	          3}; /* 32 registers of 4 (NEON, and what we know no better) */
+	if (x86)
+		r = wide == 2 ? (Tile){16, 8, 3, 8, 3}
+		    : wide    ? (Tile){8, 4, 3, 4, 2}
+		              : (Tile){4, 4, 3, 4, 2};
+	LLVMDisposeMessage(f);
+	LLVMDisposeMessage(t);
+	LLVMDisposeMessage(c);
+	return r;
+}
+
 int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
                char **ir_text)
 {
@@ -1420,6 +1465,7 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 	LLVMTargetMachineRef tm = target_machine(d, o);
 	if (!tm)
 		return -1;
+	cg->tile = tile_for(tm);
 	cg->ctx = LLVMContextCreate();
 	cg->mod = LLVMModuleCreateWithNameInContext("descent", cg->ctx);
 	cg->b = LLVMCreateBuilderInContext(cg->ctx);
@@ -1522,7 +1568,7 @@ double cg_measure_peak(Diags *d)
 	LLVMTargetMachineRef tm = target_machine(d, &o);
 	if (!tm)
 		return 0;
-	CG cgs = {0}, *cg = &cgs;
+	CG cgs = {.tile = tile_for(tm)}, *cg = &cgs;
 	cg->ctx = LLVMContextCreate();
 	cg->mod = LLVMModuleCreateWithNameInContext("peak", cg->ctx);
 	cg->b = LLVMCreateBuilderInContext(cg->ctx);

@@ -5,6 +5,7 @@
  * along the last axis, bounds hoisted out of it, accumulators in registers.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cg.h"
@@ -76,7 +77,14 @@ EMIT(rmax) { reduce(cg, n, 1); }
  * (see plan.c). Rows and columns that do not fill a tile go to smaller tiles, and the
  * last columns to a plain loop. */
 
-enum { VW = 16, MR = 8, NV = 3, DR = 8, DC = 3, L2_BYTES = 2 << 20 };
+/* The tile shape is the target's (cg->tile, codegen.c): vectors of VW floats, MR x NV
+ * vectors of accumulators for the broadcast kernel, DR x DC for the dot products. */
+enum { MAX_VW = 16, MAX_MR = 8, MAX_NV = 3, MAX_DR = 8, MAX_DC = 3, L2_BYTES = 2 << 20 };
+#define VW ((int64_t)cg->tile.vw)
+#define MR ((int)cg->tile.mr)
+#define NV ((int)cg->tile.nv)
+#define DR ((int)cg->tile.dr)
+#define DC ((int)cg->tile.dc)
 
 /* One matrix product on raw pointers: C[M, N] (row stride ldc) = op(A) B, or += with
  * acc. op(A)[i, k] is A[i * lda + k], or A[k * lda + i] when ta; B is [K, N] with row
@@ -152,7 +160,7 @@ static LLVMValueRef a_elem(CG *cg, const Gemm *g, LLVMValueRef i, LLVMValueRef k
 /* <VW x i1> with the first n lanes set. */
 static LLVMValueRef lanes(CG *cg, int64_t n)
 {
-	LLVMValueRef bits[VW];
+	LLVMValueRef bits[MAX_VW];
 	LLVMTypeRef i1 = LLVMInt1TypeInContext(cg->ctx);
 	for (int i = 0; i < VW; i++)
 		bits[i] = LLVMConstInt(i1, i < n, 0);
@@ -219,9 +227,11 @@ static LLVMValueRef vfma(CG *cg, const Gemm *g, LLVMValueRef a, LLVMValueRef b,
 {
 	LLVMTypeRef args[3] = {g->vt, g->vt, g->vt};
 	LLVMTypeRef ty = LLVMFunctionType(g->vt, args, 3, 0);
-	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "llvm.fmuladd.v16f32");
+	char name[40];
+	snprintf(name, sizeof name, "llvm.fmuladd.v%df32", (int)VW);
+	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
 	if (!f)
-		f = LLVMAddFunction(cg->mod, "llvm.fmuladd.v16f32", ty);
+		f = LLVMAddFunction(cg->mod, name, ty);
 	LLVMValueRef v[3] = {a, b, c};
 	return LLVMBuildCall2(B, ty, f, v, 3, "");
 }
@@ -231,9 +241,11 @@ static LLVMValueRef hsum(CG *cg, const Gemm *g, LLVMValueRef v)
 {
 	LLVMTypeRef args[2] = {cg->f32, g->vt};
 	LLVMTypeRef ty = LLVMFunctionType(cg->f32, args, 2, 0);
-	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "llvm.vector.reduce.fadd.v16f32");
+	char name[48];
+	snprintf(name, sizeof name, "llvm.vector.reduce.fadd.v%df32", (int)VW);
+	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
 	if (!f)
-		f = LLVMAddFunction(cg->mod, "llvm.vector.reduce.fadd.v16f32", ty);
+		f = LLVMAddFunction(cg->mod, name, ty);
 	LLVMValueRef a[2] = {cg_f32(cg, -0.0), v};
 	return cg_fast(LLVMBuildCall2(B, ty, f, a, 2, ""));
 }
@@ -253,7 +265,7 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 	Gemm gm;
 	if (g->mask_end) { /* lanes j + l < mask_end */
 		gm = *g;
-		LLVMValueRef rem = LLVMBuildSub(B, g->mask_end, j, ""), lane[VW];
+		LLVMValueRef rem = LLVMBuildSub(B, g->mask_end, j, ""), lane[MAX_VW];
 		for (int l = 0; l < VW; l++)
 			lane[l] = cg_i64(cg, l);
 		LLVMTypeRef iv = LLVMVectorType(cg->i64, VW);
@@ -266,7 +278,8 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 	}
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	cg->as_written = 1; /* the k loop: vector code already */
-	LLVMValueRef k = cg_loop(cg, &lk, g->K), acc[MR][NV], next[MR][NV], bv[NV];
+	LLVMValueRef k = cg_loop(cg, &lk, g->K), acc[MAX_MR][MAX_NV],
+	             next[MAX_MR][MAX_NV], bv[MAX_NV];
 	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < nv; v++)
 			acc[r][v] = cg_acc_begin(cg, pre, LLVMConstNull(g->vt));
@@ -346,7 +359,7 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 	i = row_blocks(cg, g, &li, i0 / DR, ni, DR);
 	if (!b_outer)
 		j = col_units(cg, g, &lj, j0, nj, nc);
-	LLVMValueRef arow[DR], brow[DC], sum[DR][DC];
+	LLVMValueRef arow[MAX_DR], brow[MAX_DC], sum[MAX_DR][MAX_DC];
 	for (int r = 0; r < mr; r++)
 		arow[r] = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->lda));
 	for (int c = 0; c < nc; c++)
@@ -358,11 +371,11 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 		Loop ls;
 		LLVMBasicBlockRef pre0 = LLVMGetInsertBlock(B);
 		LLVMValueRef sg = cg_loop(cg, &ls, g->nseg > 1 ? g->nseg : 1),
-		             accs[DR][DC];
+		             accs[MAX_DR][MAX_DC];
 		for (int r = 0; r < mr; r++) /* the phis first, at the top of the loop */
 			for (int c = 0; c < nc; c++)
 				accs[r][c] = cg_acc_begin(cg, pre0, LLVMConstNull(g->vt));
-		LLVMValueRef aseg[DR], bseg[DC];
+		LLVMValueRef aseg[MAX_DR], bseg[MAX_DC];
 		for (int r = 0; r < mr; r++)
 			aseg[r] =
 			    cg_add(cg, arow[r], cg_mul(cg, sg, cg_i64(cg, g->sega)));
@@ -371,8 +384,8 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 			    cg_add(cg, brow[c], cg_mul(cg, sg, cg_i64(cg, g->segb)));
 		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 		cg->as_written = 1;
-		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[DR][DC], next[DR][DC], av[DR],
-		             bv[DC];
+		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[MAX_DR][MAX_DC],
+		             next[MAX_DR][MAX_DC], av[MAX_DR], bv[MAX_DC];
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
 				acc[r][c] = cg_acc_begin(cg, pre, accs[r][c]);

@@ -350,8 +350,8 @@ static void gather_rows(void *const *a, int64_t lo, int64_t hi)
 	size_t row = *(const size_t *)a[3];
 	const int64_t *idx = a[1];
 	for (int64_t i = lo; i < hi; i++)
-		memcpy((char *)a[2] + (size_t)i * row, (const char *)a[0] + (size_t)idx[i] * row,
-		       row);
+		memcpy((char *)a[2] + (size_t)i * row,
+		       (const char *)a[0] + (size_t)idx[i] * row, row);
 }
 
 void rt_gather(const rt_tensor *src, const int64_t *idx, int64_t count, int64_t batch,

@@ -34,13 +34,14 @@ static int agree(const char *what, const char *model, int level, const float *ji
 	return 1;
 }
 
-static void check_model(const char *path, const char *name, int level)
+static void check_model(const char *path, const char *name, int level, const char *cpu,
+                        const char *features)
 {
 	Arena *A = arena_new();
 	Diags d = {0};
 	Model *m = model_load(A, &d, path);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-	CodegenOpts o = {.opt_level = level};
+	CodegenOpts o = {.opt_level = level, .cpu = cpu, .features = features};
 	Compiled *c = compile_model(&d, m, 2, &o);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	const rt_program *p = &c->prog;
@@ -136,8 +137,8 @@ static void test_diff_every_model_matches_the_reference_at_O0_and_O3(void)
 	int seen = 0;
 	for (; models[seen]; seen++) {
 		const char *name = strrchr(models[seen], '/') + 1;
-		check_model(models[seen], name, 0);
-		check_model(models[seen], name, 3);
+		check_model(models[seen], name, 0, NULL, NULL);
+		check_model(models[seen], name, 3, NULL, NULL);
 	}
 	CU_ASSERT(seen >= 4);
 }
@@ -226,9 +227,25 @@ static void test_diff_threads_give_identical_results(void)
 	CU_ASSERT(parallel >= 2); /* the Fashion MLPs and LeNet do share loops */
 }
 
+/* The matrix kernels' tiles follow the target's vector registers: the AVX2 (8 floats,
+ * 16 registers) and SSE (4 floats) shapes, run here on x86, compute the same values. */
+static void test_diff_tiles_for_avx2_and_sse_match_the_reference(void)
+{
+#if defined(__x86_64__)
+	const char *const *models = model_files();
+	for (int k = 0; models[k]; k++) {
+		const char *name = strrchr(models[k], '/') + 1;
+		check_model(models[k], name, 2, "haswell", "+avx2,+fma,+avx,+sse4.2");
+		check_model(models[k], name, 2, "x86-64", "+sse2");
+	}
+#endif
+}
+
 void suite_diff(void)
 {
 	static CU_TestInfo tests[] = {
+	    {"test_diff_tiles_for_avx2_and_sse_match_the_reference",
+	     test_diff_tiles_for_avx2_and_sse_match_the_reference},
 	    {"test_diff_threads_give_identical_results",
 	     test_diff_threads_give_identical_results},
 	    {"test_diff_every_model_matches_the_reference_at_O0_and_O3",
