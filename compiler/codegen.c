@@ -1,13 +1,16 @@
-/* Code generation: Graph -> LLVM IR -> optimized object code for the host CPU.
+/* Code generation: Graph -> LLVM IR -> optimized object code for the target.
  *
- * Every function of the graph (forward, evaluate, grad, step, train_step) becomes one
- * LLVM function `void name(void *const *bufs)` that runs a loop nest per node, in the
- * plan's order, reading and writing the buffers the plan assigned (plan.c), then copies
- * its outputs to their destinations. One emitter per op, cg_<name>, expanded into a
- * table from ops.h; elementwise ops share one broadcasting loop nest and differ only in
- * their scalar expression. The module is verified, optimized with the new pass manager
- * for the host CPU's name and features, and emitted as an object file in memory, which
- * the JIT loads (jit.c) or the AOT path writes out.
+ * Every function of the graph (forward, evaluate, grad, step, train_step) becomes an
+ * entry point `void name(void *const *bufs)` that calls, in the plan's order, one
+ * kernel function per loop nest: f(float *noalias op0, ..., lo, hi), directly or
+ * through the runtime's thread pool (rt_parallel_for). Kernels with the same text are
+ * one function, shared by every entry point that needs it. Then come the update phase
+ * (new parameters and state checked, then written in place) and the copies of the
+ * other outputs. One emitter per op, emit_<name>, expanded into a table from ops.h;
+ * elementwise ops share one broadcasting loop nest and differ only in their scalar
+ * expression. The module is verified, optimized with the new pass manager for the
+ * target CPU's name and features (for the JIT in two shards, on two threads), and
+ * emitted as object code in memory, which the JIT loads (jit.c) or the AOT path writes.
  */
 #include <math.h>
 #include <pthread.h>

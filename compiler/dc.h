@@ -1,3 +1,4 @@
+// clang-format off
 /* descent compiler: the internal header, and a map of the compiler.
  *
  * The compiler is a straight pipeline, one file per stage:
@@ -19,26 +20,33 @@
  *   optim.c        gradients -> parameter updates, as IR
  *   eval.c         reference interpreter in float64 (gradient checks, differential
  *                  tests)
- *   plan.c         buffer layout: where every node of a function lives
+ *   plan.c         per function: the nodes to compute, pointwise fusion, the update
+ *                  phase, where every node lives (workspace by liveness)
  *   dump.c         IR as text
- *   codegen.c      Graph -> LLVM IR, verified and optimized for the host CPU
- *   kernels.c      loop nests of the ops that are not elementwise
+ *   codegen.c      Graph -> LLVM IR: entry points calling one kernel function per
+ *                  loop nest (directly, or on the runtime's threads), the update
+ *                  phase, denormals; verified, optimized for the target, in shards
+ *   kernels.c      loop nests of the ops that are not elementwise, and the matrix
+ *                  micro-kernels
  *   jit.c          LLVM object -> callable code through ORC LLJIT
  *   aot.c          ahead of time: an object file and a C header
  *   compile.c      the whole pipeline behind one call, used by the CLI, the API, the
- * tests api.c          the public C API (include/descent/descent.h) inspect.c      any
- * stage as text or Graphviz (descent ir) bench.c        how fast a compiled model trains
- * (descent bench) gradcheck.c    the model's gradients against finite differences
- * (descent gradcheck) trainlog.c     the per-epoch training log (CSV) and its plot (SVG)
+ *                  tests; the object cache
+ *   api.c          the public C API (include/descent/descent.h)
+ *   inspect.c      any stage as text or Graphviz (descent ir)
+ *   bench.c        how fast a compiled model trains (descent bench)
+ *   gradcheck.c    the model's gradients against finite differences (descent gradcheck)
+ *   trainlog.c     the per-epoch training log (CSV) and its plot (SVG)
  *   util.c         arena, diagnostics, internal errors
  *
  * The `descent` command line is not part of the library: main.c (options, dispatch),
  * cli_train.c (train, eval, predict, plot) and cli_tools.c (grad, compile, gradcheck,
  * bench, ir), sharing cli.h.
  *
- * Only codegen.c and jit.c include llvm-c/. The runtime (runtime/) includes
- * nothing from here. Each section below lists one file's exports.
+ * Only codegen.c, kernels.c (through cg.h) and jit.c include llvm-c/. The runtime
+ * (runtime/) includes nothing from here. Each section below lists one file's exports.
  */
+// clang-format on
 #ifndef DC_H
 #define DC_H
 

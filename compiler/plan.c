@@ -4,8 +4,10 @@
  * name (parameters, gradients, optimizer state, hyperparameters, io slots); constants
  * live nowhere (codegen inlines them, also through views); views (OPF_VIEW) share their
  * input's buffer. A pointwise node used once by a pointwise node of its shape is fused:
- * computed in its user's loop, never stored. Every other node gets a span of the
- * workspace, 64-byte aligned, reused once the last loop reading it has run.
+ * computed in its user's loop, never stored. Pointwise nodes that only feed new
+ * parameters and optimizer state form the update phase (see Plan in dc.h): computed
+ * at the end, never stored. Every other node gets a span of the workspace, 64-byte
+ * aligned, reused once the last loop reading it has run.
  */
 #include <string.h>
 
