@@ -29,11 +29,13 @@ static struct {
 	atomic_int pending;       /* workers still running the current kernel */
 	atomic_int sleeping;
 	int stop;
+	atomic_flag busy;        /* a call is using the workers */
 	uint_fast64_t start_gen; /* gen when the workers were started */
 	rt_kernel k;
 	void *const *bufs;
 	int64_t len, grain;
-} pool = {1, .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} pool = {1, .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
+          .busy = ATOMIC_FLAG_INIT};
 
 static void part(int w, int nparts, int64_t n, int64_t grain, int64_t *lo, int64_t *hi)
 {
@@ -132,7 +134,9 @@ void rt_parallel_for(rt_kernel k, void *const *bufs, int64_t n, int64_t grain)
 {
 	if (grain < 1)
 		grain = 1;
-	if (pool.n <= 1 || n <= grain) {
+	/* one call at a time has the workers: a second one, from another thread of the
+	 * program, runs on its own thread */
+	if (pool.n <= 1 || n <= grain || atomic_flag_test_and_set(&pool.busy)) {
 		k(bufs, 0, n);
 		return;
 	}
@@ -145,4 +149,5 @@ void rt_parallel_for(rt_kernel k, void *const *bufs, int64_t n, int64_t grain)
 		k(bufs, lo, hi);
 	while (atomic_load_explicit(&pool.pending, memory_order_acquire))
 		cpu_relax();
+	atomic_flag_clear(&pool.busy);
 }

@@ -843,6 +843,42 @@ static void test_parallel_for_visits_each_element_once_on_grain_boundaries(void)
 	CU_ASSERT_EQUAL(rt_set_threads(1), 0);
 }
 
+/* Two threads of a program running compiled code at once share one pool: the call
+ * that finds it busy runs on its own thread, and both finish every element. */
+static int hits[2][4096];
+
+static void add_one(void *const *bufs, int64_t lo, int64_t hi)
+{
+	int *h = bufs[0];
+	for (int64_t i = lo; i < hi; i++)
+		h[i]++;
+}
+
+static void *caller(void *arg)
+{
+	void *bufs[1] = {arg};
+	for (int r = 0; r < 300; r++)
+		rt_parallel_for(add_one, bufs, 4096, 64);
+	return NULL;
+}
+
+static void test_parallel_for_from_two_program_threads(void)
+{
+	CU_ASSERT_EQUAL_FATAL(rt_set_threads(2), 0);
+	memset(hits, 0, sizeof hits);
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, caller, hits[i]) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	int all = 1;
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 4096; j++)
+			all &= hits[i][j] == 300;
+	CU_ASSERT(all);
+	CU_ASSERT_EQUAL(rt_set_threads(1), 0);
+}
+
 void suite_runtime(void)
 {
 	static CU_TestInfo tests[] = {
@@ -878,6 +914,8 @@ void suite_runtime(void)
 	    {"evaluate_computes_accuracy", test_evaluate_computes_accuracy},
 	    {"parallel_for_visits_each_element_once_on_grain_boundaries",
 	     test_parallel_for_visits_each_element_once_on_grain_boundaries},
+	    {"parallel_for_from_two_program_threads",
+	     test_parallel_for_from_two_program_threads},
 	    CU_TEST_INFO_NULL,
 	};
 	add_suite("runtime", tests);

@@ -39,7 +39,8 @@ typedef void (*rt_fn)(void *const *bufs);
  * [0, n) into one part per thread on multiples of grain. Every element is computed by
  * one thread in a fixed order, so results do not depend on the thread count. Set the
  * count while no compiled function is running; 1 (the default) runs everything on the
- * calling thread. */
+ * calling thread. Compiled functions may run on several threads of the program at
+ * once: one call at a time has the pool, the others run on their own thread. */
 enum { RT_MAX_THREADS = 64 };
 typedef void (*rt_kernel)(void *const *bufs, int64_t lo, int64_t hi);
 int rt_set_threads(int n); /* 0, or -1 if n is out of [1, RT_MAX_THREADS] or a thread
