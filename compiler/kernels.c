@@ -901,7 +901,30 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	    lo,
 	    hi,
 	    DC};
-	gemm_bt(cg, &g);
+	/* images in chunks whose patches fit in L2 (about 512 KiB), so that the tiles
+	 * after the first read a chunk's rows from cache, not memory. The first chunk
+	 * stores, the others add. */
+	int64_t ch = (512 << 10) / (c->Kc * c->P * 4);
+	ch = ch < 1 ? 1 : ch > c->Bn ? c->Bn : ch;
+	int64_t full = c->Bn / ch, rest = c->Bn % ch;
+	Gemm part = g;
+	part.nseg = ch;
+	gemm_bt(cg, &part);
+	part.acc = 1;
+	if (full > 1) {
+		Loop lc;
+		LLVMValueRef k = cg_add(cg, cg_loop(cg, &lc, full - 1), cg_i64(cg, 1));
+		part.pa = at_index(cg, g.pa, k, ch * c->O * c->P, 0);
+		part.pb = at_index(cg, g.pb, k, ch * per, 0);
+		gemm_bt(cg, &part);
+		cg_loop_end(cg, &lc);
+	}
+	if (rest) { /* the last, shorter chunk */
+		part.nseg = rest;
+		part.pa = at_index(cg, g.pa, cg_i64(cg, full), ch * c->O * c->P, 0);
+		part.pb = at_index(cg, g.pb, cg_i64(cg, full), ch * per, 0);
+		gemm_bt(cg, &part);
+	}
 	cg_loop_end(cg, &lg);
 }
 
