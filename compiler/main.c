@@ -212,9 +212,12 @@ static int parse_args(int argc, char **argv, Opts *o)
 static int start_threads(const char *cmd, const Opts *o)
 {
 	int n = 1;
+	int runs = !strcmp(cmd, "train") || !strcmp(cmd, "eval") ||
+	           !strcmp(cmd, "predict") || !strcmp(cmd, "grad") ||
+	           !strcmp(cmd, "gradcheck");
 	if (o->threads > 0) {
 		n = (int)o->threads;
-	} else if (strcmp(cmd, "bench")) {
+	} else if (runs) { /* the others run no compiled code, or measure one thread */
 		cpu_set_t set;
 		if (!sched_getaffinity(0, sizeof set, &set))
 			n = CPU_COUNT(&set);
