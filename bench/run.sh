@@ -1,7 +1,9 @@
 #!/bin/sh
 # descent against PyTorch 1.13 (Debian's python3-torch) on the benchmark models of
 # ../shared/bench/torch_anchor.py, one thread, alternating in one session so that both see
-# the same machine: prints each round's steps/s and the ratio descent / torch.
+# the same machine: prints each round's steps/s and the ratio descent / torch; then
+# descent's 2 threads against 1 on the 512-wide MLP, and the Fashion-MNIST MLP's time to
+# accuracy (5 epochs, one thread each).
 #   sh bench/run.sh [ROUNDS]      (from the source directory, after make)
 set -eu
 rounds=${1:-3}
@@ -27,3 +29,18 @@ for model in mlp128 mlp512 lenet; do
 		r=$((r + 1))
 	done
 done
+# two threads against one, descent alone (the same model, alternating)
+r=1
+while [ $r -le "$rounds" ]; do
+	one=$("$descent" bench bench/mlp512.yaml --threads 1 | sed -n 's/^ *\([0-9.]*\) steps\/s.*/\1/p')
+	two=$("$descent" bench bench/mlp512.yaml --threads 2 | sed -n 's/^ *\([0-9.]*\) steps\/s.*/\1/p')
+	echo "mlp512 threads round $r: 1 thread $one steps/s, 2 threads $two steps/s, ratio $(echo "$one $two" | awk '{printf "%.2f", $2 / $1}')"
+	r=$((r + 1))
+done
+# time to accuracy: the Fashion-MNIST MLP, 5 epochs, one thread each (needs
+# dataset-fashion-mnist)
+if [ -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+	d=$("$descent" train models/fashion_mlp.yaml --threads 1 | sed -n 's/^final test accuracy \([0-9.]*\) .* after \([0-9.]*\) s of training/\2 s to \1/p')
+	t=$(/usr/bin/python3 bench/torch_bench.py fashion)
+	echo "fashion 5 epochs: descent $d, torch $t"
+fi
