@@ -108,7 +108,8 @@ static void header(Text *t, const char *P, const char *guard, const Model *m,
 	    "libdescent_rt.a (and -pthread).\n"
 	    " * Large loops run on the runtime's thread pool: rt_set_threads(n) before a "
 	    "step, 1 by default;\n"
-	    " * results are the same for any n. On x86 a step runs with denormals flushed "
+	    " * results are the same for any n. On x86 a step runs with denormals "
+	    "flushed "
 	    "to zero and\n"
 	    " * restores the caller's MXCSR. */\n",
 	    m->name, m->file ? m->file : "a model");

@@ -96,7 +96,11 @@ LLVMValueRef cg_node_ptr(CG *cg, Node *n); /* element 0 of the node's buffer */
 LLVMValueRef cg_load(CG *cg, Node *n, LLVMValueRef off);
 void cg_store(CG *cg, Node *n, LLVMValueRef off, LLVMValueRef v);
 void cg_zero(CG *cg, Node *n);
-LLVMValueRef cg_call(CG *cg, const char *name, int nargs, LLVMValueRef *args);
+LLVMValueRef cg_call(CG *cg, const char *name, int nargs, LLVMValueRef *args); /* f32 */
+/* calls the function name of that type, declaring it on first use (intrinsics, the
+ * runtime) */
+LLVMValueRef cg_call_as(CG *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
+                        int nargs, LLVMValueRef *args);
 LLVMValueRef cg_add(CG *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_mul(CG *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_min(CG *cg, LLVMValueRef a, LLVMValueRef b); /* signed i64 */

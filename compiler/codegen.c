@@ -187,14 +187,20 @@ void cg_store(CG *cg, Node *n, LLVMValueRef off, LLVMValueRef v)
 
 /* A call to a function of one or more floats: an LLVM intrinsic ("llvm.exp.f32") or a
  * libm function ("erff") that the JIT resolves in this process. */
-LLVMValueRef cg_call(CG *cg, const char *name, int nargs, LLVMValueRef *args)
+LLVMValueRef cg_call_as(CG *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
+                        int nargs, LLVMValueRef *args)
 {
-	LLVMTypeRef params[3] = {cg->f32, cg->f32, cg->f32};
-	LLVMTypeRef ty = LLVMFunctionType(cg->f32, params, nargs, 0);
+	LLVMTypeRef ty = LLVMFunctionType(ret, params, (unsigned)nargs, 0);
 	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
 	if (!f)
 		f = LLVMAddFunction(cg->mod, name, ty);
-	return LLVMBuildCall2(B, ty, f, args, nargs, "");
+	return LLVMBuildCall2(B, ty, f, args, (unsigned)nargs, "");
+}
+
+LLVMValueRef cg_call(CG *cg, const char *name, int nargs, LLVMValueRef *args)
+{
+	LLVMTypeRef params[3] = {cg->f32, cg->f32, cg->f32};
+	return cg_call_as(cg, name, cg->f32, params, nargs, args);
 }
 
 static LLVMValueRef call1(CG *cg, const char *name, LLVMValueRef x)
@@ -638,12 +644,8 @@ static int x86(CG *cg) { return !strncmp(LLVMGetTarget(cg->mod), "x86_64", 6); }
 
 static void mxcsr(CG *cg, const char *op, LLVMValueRef p)
 {
-	LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), &cg->ptr, 1, 0);
-	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, op);
-	if (!f)
-		f = LLVMAddFunction(cg->mod, op, ty);
 	LLVMValueRef a = LLVMBuildPointerCast(B, p, cg->ptr, "");
-	LLVMBuildCall2(B, ty, f, &a, 1, "");
+	cg_call_as(cg, op, LLVMVoidTypeInContext(cg->ctx), &cg->ptr, 1, &a);
 }
 
 static void flush_denormals(CG *cg)
@@ -979,16 +981,12 @@ static void kernel_end(CG *cg)
 			               LLVMBuildGEP2(B, cg->ptr, cg->args, &idx, 1, ""));
 		}
 		LLVMTypeRef at[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
-		LLVMTypeRef ty =
-		    LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), at, 4, 0);
-		LLVMValueRef f = LLVMGetNamedFunction(cg->mod, "rt_parallel_for");
-		if (!f)
-			f = LLVMAddFunction(cg->mod, "rt_parallel_for", ty);
 		LLVMValueRef a[4] = {
 		    LLVMBuildPointerCast(B, wrapper(cg, kn), cg->ptr, ""),
 		    LLVMBuildPointerCast(B, cg->args, cg->ptr, ""), cg_i64(cg, n),
 		    cg_i64(cg, cg->par_grain)};
-		LLVMBuildCall2(B, ty, f, a, 4, "");
+		cg_call_as(cg, "rt_parallel_for", LLVMVoidTypeInContext(cg->ctx), at, 4,
+		           a);
 	} else {
 		LLVMValueRef a[MAXSLOTS + 2];
 		for (int i = 0; i < cg->nslots; i++)

@@ -226,28 +226,20 @@ static LLVMValueRef vfma(CG *cg, const Gemm *g, LLVMValueRef a, LLVMValueRef b,
                          LLVMValueRef c)
 {
 	LLVMTypeRef args[3] = {g->vt, g->vt, g->vt};
-	LLVMTypeRef ty = LLVMFunctionType(g->vt, args, 3, 0);
 	char name[40];
 	snprintf(name, sizeof name, "llvm.fmuladd.v%df32", (int)VW);
-	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
-	if (!f)
-		f = LLVMAddFunction(cg->mod, name, ty);
 	LLVMValueRef v[3] = {a, b, c};
-	return LLVMBuildCall2(B, ty, f, v, 3, "");
+	return cg_call_as(cg, name, g->vt, args, 3, v);
 }
 
 /* The sum of a vector's lanes (in any order: reassociation is allowed here). */
 static LLVMValueRef hsum(CG *cg, const Gemm *g, LLVMValueRef v)
 {
 	LLVMTypeRef args[2] = {cg->f32, g->vt};
-	LLVMTypeRef ty = LLVMFunctionType(cg->f32, args, 2, 0);
 	char name[48];
 	snprintf(name, sizeof name, "llvm.vector.reduce.fadd.v%df32", (int)VW);
-	LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
-	if (!f)
-		f = LLVMAddFunction(cg->mod, name, ty);
 	LLVMValueRef a[2] = {cg_f32(cg, -0.0), v};
-	return cg_fast(LLVMBuildCall2(B, ty, f, a, 2, ""));
+	return cg_fast(cg_call_as(cg, name, cg->f32, args, 2, a));
 }
 
 /* Tiles of mr rows x nv vectors over rows [i0, i0 + mr * ni) and columns [j0, j0 +
