@@ -109,6 +109,17 @@ char *rt_strdup(const char *s)
 	return p ? memcpy(p, s, n) : NULL;
 }
 
+int rt_error(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
 int rt_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
 {
 	if (!err || !errlen)

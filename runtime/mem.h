@@ -12,6 +12,9 @@ void *rt_realloc(void *p, size_t bytes);
 /* A copy of s in a block from rt_alloc; NULL when out of memory. */
 char *rt_strdup(const char *s);
 
+/* The message into err (if err and errlen); returns -1. */
+__attribute__((format(printf, 3, 4))) int rt_error(char *err, size_t errlen,
+                                                   const char *fmt, ...);
 /* "path: message" into err (if err and errlen), for the loaders' errors; returns -1. */
 __attribute__((format(printf, 4, 5))) int rt_fail(char *err, size_t errlen,
                                                   const char *path, const char *fmt, ...);

@@ -43,16 +43,6 @@ size_t rt_st_dtype_size(rt_st_dtype t)
 	return (int)t >= 0 && (int)t < NDTYPES ? dtypes[t].size : 0;
 }
 
-static void fmt_shape(char *buf, size_t len, const int64_t *shape, int rank)
-{
-	size_t k = (size_t)snprintf(buf, len, "[");
-	for (int i = 0; i < rank && k < len; i++)
-		k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? ", " : "",
-		                      (long long)shape[i]);
-	if (k < len)
-		snprintf(buf + k, len - k, "]");
-}
-
 /* Bytes of a tensor of this shape and element size; -1 if the product overflows. */
 static int byte_size(const int64_t *shape, int rank, size_t esize, uint64_t *bytes)
 {
@@ -393,7 +383,7 @@ static int check_tensor(Load *L, const rt_st_tensor *t, const uint64_t *off)
 {
 	const char *path = L->j.path;
 	char shape[160];
-	fmt_shape(shape, sizeof shape, t->shape, t->rank);
+	rt_shape_text(shape, sizeof shape, t->rank, t->shape);
 	uint64_t bytes;
 	if (off[0] > off[1])
 		return rt_fail(
@@ -908,7 +898,7 @@ static int check_save_tensor(const char *path, const rt_st_tensor *t, int i,
 			return rt_fail(err, errlen, path,
 			               "tensor '%s': dimension %d is negative (%lld)",
 			               name, d + 1, (long long)t->shape[d]);
-	fmt_shape(shape, sizeof shape, t->shape, t->rank);
+	rt_shape_text(shape, sizeof shape, t->rank, t->shape);
 	if (byte_size(t->shape, t->rank, dtypes[t->dtype].size, bytes))
 		return rt_fail(err, errlen, path,
 		               "tensor '%s': shape %s of %s is too large (its byte size "

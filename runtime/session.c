@@ -14,18 +14,8 @@
 #include <time.h>
 
 #include "descent/runtime.h"
+#include "mem.h"
 #include "session.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* 4-byte elements: both rt_dtypes are that wide. */
 static void *elems(int64_t n)
@@ -127,10 +117,11 @@ static int check_slot(const rt_program *p, int slot, const rt_tensor *t, const c
 	if (t->dtype == io->dtype && io->numel == t->stride * p->batch)
 		return 0;
 	char a[128], b[128];
-	return fail(err, errlen,
-	            "%s holds examples of shape %s, the program's input '%s' takes %s",
-	            what, shape_str(a, sizeof a, t->rank, t->dims, t->dtype), io->name,
-	            shape_str(b, sizeof b, io->rank - 1, io->shape + 1, io->dtype));
+	return rt_error(
+	    err, errlen,
+	    "%s holds examples of shape %s, the program's input '%s' takes %s", what,
+	    shape_str(a, sizeof a, t->rank, t->dims, t->dtype), io->name,
+	    shape_str(b, sizeof b, io->rank - 1, io->shape + 1, io->dtype));
 }
 
 int session_check(const rt_session *s, rt_fn fn, const char *fname, const rt_tensor *x,
@@ -138,24 +129,24 @@ int session_check(const rt_session *s, rt_fn fn, const char *fname, const rt_ten
 {
 	const rt_program *p = s->prog;
 	if (!fn)
-		return fail(err, errlen, "the program has no %s function", fname);
+		return rt_error(err, errlen, "the program has no %s function", fname);
 	const int slots[] = {p->io_x, p->io_y, p->io_weight, p->io_loss};
 	const char *names[] = {"input", "label", "weight", "loss"};
 	for (int i = 0; i < 4; i++)
 		if (slots[i] < 0 || slots[i] >= p->nio)
-			return fail(err, errlen, "the program has no %s io slot",
-			            names[i]);
+			return rt_error(err, errlen, "the program has no %s io slot",
+			                names[i]);
 	if (p->batch < 1)
-		return fail(err, errlen, "the program's batch size is %lld",
-		            (long long)p->batch);
+		return rt_error(err, errlen, "the program's batch size is %lld",
+		                (long long)p->batch);
 	const rt_io *w = &p->io[p->io_weight], *l = &p->io[p->io_loss];
 	if (w->dtype != RT_F32 || w->numel != p->batch || l->dtype != RT_F32 ||
 	    l->numel < 1)
-		return fail(err, errlen,
-		            "the program's weight or loss slot has the wrong size");
+		return rt_error(err, errlen,
+		                "the program's weight or loss slot has the wrong size");
 	if (x->n != y->n)
-		return fail(err, errlen, "x has %lld examples but y has %lld",
-		            (long long)x->n, (long long)y->n);
+		return rt_error(err, errlen, "x has %lld examples but y has %lld",
+		                (long long)x->n, (long long)y->n);
 	if (check_slot(p, p->io_x, x, "x", err, errlen) ||
 	    check_slot(p, p->io_y, y, "y", err, errlen))
 		return -1;
@@ -205,7 +196,7 @@ static int run(rt_session *s, rt_fn fn, int train, const rt_tensor *x, const rt_
 	const float *loss = s->io[p->io_loss];
 	int32_t *pred = nclass ? elems(B) : NULL;
 	if (nclass && !pred)
-		return fail(err, errlen, "out of memory");
+		return rt_error(err, errlen, "out of memory");
 	double t0 = now(), sum = 0;
 	int rc = 0;
 	for (int64_t k = 0; k < nsteps; k++) {
@@ -216,12 +207,12 @@ static int run(rt_session *s, rt_fn fn, int train, const rt_tensor *x, const rt_
 		if (train)
 			s->step++;
 		if (train && !isfinite(*loss)) {
-			rc = fail(err, errlen,
-			          "loss is %s at step %lld of %lld in the epoch",
-			          isnan(*loss) ? "nan"
-			          : *loss > 0  ? "inf"
-			                       : "-inf",
-			          (long long)k + 1, (long long)nsteps);
+			rc = rt_error(err, errlen,
+			              "loss is %s at step %lld of %lld in the epoch",
+			              isnan(*loss) ? "nan"
+			              : *loss > 0  ? "inf"
+			                           : "-inf",
+			              (long long)k + 1, (long long)nsteps);
 			break;
 		}
 		sum += (double)*loss * (double)count;
@@ -267,10 +258,10 @@ int rt_train_epoch(rt_session *s, const rt_tensor *x, const rt_tensor *y, int64_
 		return -1;
 	int64_t n = limit > 0 && limit < x->n ? limit : x->n;
 	if (n < 1)
-		return fail(err, errlen, "no examples to train on");
+		return rt_error(err, errlen, "no examples to train on");
 	int64_t *order = identity(n);
 	if (!order)
-		return fail(err, errlen, "out of memory");
+		return rt_error(err, errlen, "out of memory");
 	if (rng)
 		rt_shuffle(rng, order, n);
 	int rc =
@@ -289,10 +280,10 @@ int rt_evaluate(rt_session *s, const rt_tensor *x, const rt_tensor *y, rt_metric
 	if (session_check(s, s->prog->evaluate, "evaluate", x, y, err, errlen))
 		return -1;
 	if (x->n < 1)
-		return fail(err, errlen, "no examples to evaluate");
+		return rt_error(err, errlen, "no examples to evaluate");
 	int64_t *order = identity(x->n);
 	if (!order)
-		return fail(err, errlen, "out of memory");
+		return rt_error(err, errlen, "out of memory");
 	int rc = run(s, s->prog->evaluate, 0, x, y, order, x->n, classes(s->prog, y),
 	             NULL, NULL, m, err, errlen);
 	rt_free(order);
@@ -303,18 +294,19 @@ int rt_predict(rt_session *s, const rt_tensor *x, float *out, char *err, size_t 
 {
 	const rt_program *p = s->prog;
 	if (!p->forward)
-		return fail(err, errlen, "the program has no forward function");
+		return rt_error(err, errlen, "the program has no forward function");
 	if (p->io_x < 0 || p->io_output < 0 || p->batch < 1)
-		return fail(err, errlen, "the program has no input or no output slot");
+		return rt_error(err, errlen,
+		                "the program has no input or no output slot");
 	if (check_slot(p, p->io_x, x, "x", err, errlen))
 		return -1;
 	if (x->n < 1)
-		return fail(err, errlen, "no examples to predict");
+		return rt_error(err, errlen, "no examples to predict");
 	int64_t B = p->batch, row = p->io[p->io_output].numel / B;
 	float *w = p->io_weight >= 0 ? s->io[p->io_weight] : NULL;
 	int64_t *order = identity(x->n);
 	if (!order)
-		return fail(err, errlen, "out of memory");
+		return rt_error(err, errlen, "out of memory");
 	for (int64_t done = 0; done < x->n; done += B) {
 		int64_t count = x->n - done < B ? x->n - done : B;
 		rt_gather(x, order + done, count, B, s->io[p->io_x]);

@@ -32,17 +32,6 @@
 
 #define FORMAT "descent-checkpoint-1"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static double now(void)
 {
 	struct timespec t;
@@ -115,12 +104,12 @@ rt_trainer *rt_trainer_new(rt_session *s, const rt_tensor *x, const rt_tensor *y
 		return NULL;
 	int64_t n = o->limit > 0 && o->limit < x->n ? o->limit : x->n;
 	if (n < 1) {
-		fail(err, errlen, "no examples to train on");
+		rt_error(err, errlen, "no examples to train on");
 		return NULL;
 	}
 	rt_trainer *t = rt_alloc(sizeof *t);
 	if (!t) {
-		fail(err, errlen, "out of memory");
+		rt_error(err, errlen, "out of memory");
 		return NULL;
 	}
 	t->s = s;
@@ -139,7 +128,7 @@ rt_trainer *rt_trainer_new(rt_session *s, const rt_tensor *x, const rt_tensor *y
 		t->acc = floats(p->nparams);
 	if (!t->order || (!o->unguarded && !t->snap) || (k > 1 && !t->acc)) {
 		rt_trainer_free(t);
-		fail(err, errlen, "out of memory");
+		rt_error(err, errlen, "out of memory");
 		return NULL;
 	}
 	rt_rng_seed(&t->rng, o->seed);
@@ -237,13 +226,13 @@ static int fused_step(rt_trainer *t, int64_t count, double *loss, char *err,
 	t->bad_step = (int64_t)s->step + 1;
 	if (first_nonfinite(s->params, p->nparams) < 0 &&
 	    first_nonfinite(s->state, p->nstate) < 0)
-		return fail(
+		return rt_error(
 		    err, errlen,
 		    "the loss or an updated value is not finite at %s; the step was not "
 		    "taken: the parameters and optimizer state are those before it",
 		    at);
 	roll_back(t);
-	return fail(
+	return rt_error(
 	    err, errlen,
 	    "the loss is %s at %s; the parameters and optimizer state are rolled back "
 	    "to step %llu",
@@ -276,7 +265,7 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 			where(t, at, sizeof at);
 			t->bad_step = (int64_t)s->step + 1;
 			*loss = l;
-			return fail(
+			return rt_error(
 			    err, errlen,
 			    "the loss is %s at %s (micro-batch %lld); the step was "
 			    "not taken",
@@ -294,7 +283,7 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 			s->state[t->dropout_off] = counter;
 		where(t, at, sizeof at);
 		t->bad_step = (int64_t)s->step + 1;
-		return fail(
+		return rt_error(
 		    err, errlen,
 		    "the gradient of %s is not finite at %s; the step was not taken",
 		    param_at(p, bad), at);
@@ -305,11 +294,11 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 		where(t, at, sizeof at);
 		t->bad_step = (int64_t)s->step + 1;
 		roll_back(t);
-		return fail(err, errlen,
-		            "the update at %s made %s not finite; the parameters and "
-		            "optimizer state "
-		            "are rolled back to step %llu",
-		            at, param_at(p, bad), (unsigned long long)s->step);
+		return rt_error(err, errlen,
+		                "the update at %s made %s not finite; the parameters and "
+		                "optimizer state "
+		                "are rolled back to step %llu",
+		                at, param_at(p, bad), (unsigned long long)s->step);
 	}
 	return 0;
 }
@@ -361,12 +350,13 @@ int rt_trainer_run(rt_trainer *t, int64_t max_steps, rt_progress_fn cb, void *ud
 		t->bad_step = (int64_t)s->step;
 		uint64_t at = s->step;
 		roll_back(t);
-		rc = fail(err, errlen,
-		          "the optimizer state %s is not finite after step %llu (epoch "
-		          "%lld); the "
-		          "parameters and optimizer state are rolled back to step %llu",
-		          state_at(p, bad), (unsigned long long)at,
-		          (long long)t->epoch + 1, (unsigned long long)s->step);
+		rc = rt_error(
+		    err, errlen,
+		    "the optimizer state %s is not finite after step %llu (epoch "
+		    "%lld); the "
+		    "parameters and optimizer state are rolled back to step %llu",
+		    state_at(p, bad), (unsigned long long)at, (long long)t->epoch + 1,
+		    (unsigned long long)s->step);
 	}
 	m->loss = t->pos ? t->loss_sum / (double)t->pos : NAN;
 	m->examples = t->pos;
@@ -425,10 +415,10 @@ int rt_trainer_save(const rt_trainer *t, const char *path, const char *const *ke
 	int64_t bp = first_nonfinite(s->params, p->nparams);
 	int64_t bs = first_nonfinite(s->state, p->nstate);
 	if (bp >= 0 || bs >= 0)
-		return fail(err, errlen,
-		            "%s: not written: %s%s holds a value that is not finite",
-		            path, bp >= 0 ? "" : "the optimizer state ",
-		            bp >= 0 ? param_at(p, bp) : state_at(p, bs));
+		return rt_error(err, errlen,
+		                "%s: not written: %s%s holds a value that is not finite",
+		                path, bp >= 0 ? "" : "the optimizer state ",
+		                bp >= 0 ? param_at(p, bp) : state_at(p, bs));
 	int n = p->nparam + p->nstates, status = -1;
 	rt_st_tensor *ts = rt_alloc((size_t)(n + 1) * sizeof *ts);
 	char **names = rt_alloc((size_t)(p->nstates + 1) * sizeof *names);
@@ -436,7 +426,7 @@ int rt_trainer_save(const rt_trainer *t, const char *path, const char *const *ke
 	const char **mk = rt_alloc((size_t)(24 + nextra) * sizeof *mk);
 	const char **mv = rt_alloc((size_t)(24 + nextra) * sizeof *mv);
 	if (!ts || !names || !m || !mk || !mv) {
-		fail(err, errlen, "out of memory");
+		rt_error(err, errlen, "out of memory");
 		goto done;
 	}
 	for (int i = 0; i < p->nparam; i++) {
@@ -453,7 +443,7 @@ int rt_trainer_save(const rt_trainer *t, const char *path, const char *const *ke
 		const rt_state *q = &p->states[i];
 		size_t len = strlen(q->name) + 11;
 		if (!(names[i] = rt_alloc(len))) {
-			fail(err, errlen, "out of memory");
+			rt_error(err, errlen, "out of memory");
 			goto done;
 		}
 		snprintf(names[i], len, "optimizer.%s", q->name);
@@ -564,7 +554,7 @@ static int check_tensors(const rt_program *p, const rt_st_file *f, char *err,
 {
 	Misfit *x = rt_alloc(sizeof *x);
 	if (!x)
-		return fail(err, errlen, "out of memory");
+		return rt_error(err, errlen, "out of memory");
 	char name[512];
 	int64_t shape[RT_MAXRANK];
 	for (int i = 0; i < p->nparam; i++)
@@ -581,7 +571,7 @@ static int check_tensors(const rt_program *p, const rt_st_file *f, char *err,
 			          x->nextra++ ? ", " : "", f->t[i].name);
 	int rc = 0;
 	if (x->oom) {
-		rc = fail(err, errlen, "out of memory");
+		rc = rt_error(err, errlen, "out of memory");
 	} else if (x->nmiss || x->nshape || x->nextra || x->nbad) {
 		snprintf(err, errlen, "the checkpoint does not fit this model:");
 		if (x->nmiss)
@@ -613,7 +603,7 @@ static const char *need(Reader *r, const char *key)
 {
 	const char *v = rt_st_meta(r->f, key);
 	if (!v && !r->bad++)
-		fail(r->err, r->errlen, "the checkpoint's metadata has no '%s'", key);
+		rt_error(r->err, r->errlen, "the checkpoint's metadata has no '%s'", key);
 	return v;
 }
 
@@ -623,8 +613,8 @@ static int64_t get_int(Reader *r, const char *key)
 	char *end;
 	long long x = v ? strtoll(v, &end, 10) : 0;
 	if (v && (*end || end == v || x < 0) && !r->bad++)
-		fail(r->err, r->errlen, "the checkpoint's '%s' is '%s', not a count", key,
-		     v);
+		rt_error(r->err, r->errlen, "the checkpoint's '%s' is '%s', not a count",
+		         key, v);
 	return x;
 }
 
@@ -634,8 +624,8 @@ static double get_num(Reader *r, const char *key)
 	char *end;
 	double x = v ? strtod(v, &end) : 0;
 	if (v && (*end || end == v) && !r->bad++)
-		fail(r->err, r->errlen, "the checkpoint's '%s' is '%s', not a number",
-		     key, v);
+		rt_error(r->err, r->errlen, "the checkpoint's '%s' is '%s', not a number",
+		         key, v);
 	return x;
 }
 
@@ -646,7 +636,7 @@ int rt_trainer_load(rt_trainer *t, const rt_st_file *f, char *err, size_t errlen
 	Reader r = {f, err, errlen, 0};
 	const char *fmt = rt_st_meta(f, "format");
 	if (!fmt || strcmp(fmt, FORMAT))
-		return fail(
+		return rt_error(
 		    err, errlen,
 		    "not a descent checkpoint (its metadata has no format \"" FORMAT
 		    "\")");
@@ -668,7 +658,7 @@ int rt_trainer_load(rt_trainer *t, const rt_st_file *f, char *err, size_t errlen
 		return -1;
 	}
 	if (why[0])
-		return fail(err, errlen, "%s", why);
+		return rt_error(err, errlen, "%s", why);
 	uint64_t step = (uint64_t)get_int(&r, "step");
 	int64_t epoch = get_int(&r, "epoch"), at = get_int(&r, "epoch_position");
 	int64_t n = get_int(&r, "examples_per_epoch"), batch = get_int(&r, "batch");
@@ -684,27 +674,29 @@ int rt_trainer_load(rt_trainer *t, const rt_st_file *f, char *err, size_t errlen
 	    sscanf(rs, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64, &rng.s[0],
 	           &rng.s[1], &rng.s[2], &rng.s[3]) != 4 &&
 	    !r.bad++)
-		fail(err, errlen, "the checkpoint's 'rng' is '%s', not four hex words",
-		     rs);
+		rt_error(err, errlen,
+		         "the checkpoint's 'rng' is '%s', not four hex words", rs);
 	if (r.bad)
 		return -1;
 	if (batch != p->batch || k != t->o.accumulate || n != t->n ||
 	    shuffle != t->o.shuffle)
-		return fail(err, errlen,
-		            "the checkpoint was made with batch %lld, accumulate %lld, "
-		            "%lld examples "
-		            "per epoch%s; this run has batch %lld, accumulate %lld, %lld "
-		            "examples%s: "
-		            "it cannot continue that run exactly",
-		            (long long)batch, (long long)k, (long long)n,
-		            shuffle ? "" : ", unshuffled", (long long)p->batch,
-		            (long long)t->o.accumulate, (long long)t->n,
-		            t->o.shuffle ? "" : ", unshuffled");
+		return rt_error(
+		    err, errlen,
+		    "the checkpoint was made with batch %lld, accumulate %lld, "
+		    "%lld examples "
+		    "per epoch%s; this run has batch %lld, accumulate %lld, %lld "
+		    "examples%s: "
+		    "it cannot continue that run exactly",
+		    (long long)batch, (long long)k, (long long)n,
+		    shuffle ? "" : ", unshuffled", (long long)p->batch,
+		    (long long)t->o.accumulate, (long long)t->n,
+		    t->o.shuffle ? "" : ", unshuffled");
 	if (at < 0 || at >= n || (at && at % (batch * k)))
-		return fail(err, errlen,
-		            "the checkpoint's epoch_position %lld is not a step boundary "
-		            "of an epoch of %lld examples",
-		            (long long)at, (long long)n);
+		return rt_error(
+		    err, errlen,
+		    "the checkpoint's epoch_position %lld is not a step boundary "
+		    "of an epoch of %lld examples",
+		    (long long)at, (long long)n);
 	double es_best = t->es.best;
 	int64_t es_wait = t->es.wait;
 	if (t->es_on && rt_st_meta(f, "early_stopping.best")) {
