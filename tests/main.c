@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/wait.h>
 
 #include <CUnit/Basic.h>
 
@@ -19,6 +20,16 @@ void add_suite(const char *name, CU_TestInfo *tests)
 	}
 	for (CU_TestInfo *t = tests; t->pName; t++)
 		CU_add_test(s, t->pName, t->pTestFunc);
+}
+
+int shell(const char *line, char *out, size_t len)
+{
+	FILE *p = popen(line, "r");
+	CU_ASSERT_FATAL(p != NULL);
+	size_t n = fread(out, 1, len - 1, p);
+	out[n] = 0;
+	int status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 const char *src_path(const char *rel)

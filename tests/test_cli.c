@@ -21,11 +21,7 @@ static int run(const char *cmd, const char *model, char *out, size_t len)
 	char line[8192];
 	snprintf(line, sizeof line, "%s/descent %s %s 2>&1", DESCENT_BINARY_DIR, cmd,
 	         path);
-	FILE *p = popen(line, "r");
-	CU_ASSERT_FATAL(p != NULL);
-	size_t n = fread(out, 1, len - 1, p);
-	out[n] = 0;
-	int status = pclose(p);
+	int status = shell(line, out, len);
 	/* name the file as the test does, so messages can be matched */
 	char *at;
 	while ((at = strstr(out, path))) {
@@ -33,7 +29,7 @@ static int run(const char *cmd, const char *model, char *out, size_t len)
 		memmove(at + 6, at + strlen(path), strlen(at + strlen(path)) + 1);
 	}
 	unlink(path);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return status;
 }
 
 #define INPUTS "inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch], dtype: i32}\n"
@@ -87,11 +83,7 @@ static void test_cli_missing_model_file_is_an_error(void)
 	char line[4096], out[4096];
 	snprintf(line, sizeof line, "%s/descent train /nonexistent/m.yaml 2>&1",
 	         DESCENT_BINARY_DIR);
-	FILE *p = popen(line, "r");
-	size_t n = fread(out, 1, sizeof out - 1, p);
-	out[n] = 0;
-	int status = pclose(p);
-	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	CU_ASSERT_EQUAL(shell(line, out, sizeof out), 1);
 	CU_ASSERT_PTR_NOT_NULL(
 	    strstr(out, "/nonexistent/m.yaml: error: cannot open model file"));
 }
@@ -118,12 +110,7 @@ static int run_args(const char *args, char *out, size_t len)
 {
 	char line[8192];
 	snprintf(line, sizeof line, "%s/descent %s 2>&1", DESCENT_BINARY_DIR, args);
-	FILE *p = popen(line, "r");
-	CU_ASSERT_FATAL(p != NULL);
-	size_t n = fread(out, 1, len - 1, p);
-	out[n] = 0;
-	int status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return shell(line, out, len);
 }
 
 /* The relative error on the line of a parameter in a gradcheck report; -1 if none. */
@@ -243,10 +230,7 @@ static void test_cli_object_cache_is_reused(void)
 		snprintf(cmd, sizeof cmd,
 		         "DESCENT_CACHE=%s %s/descent train %s --steps 300 | grep ' = '",
 		         dir, DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
-		FILE *p = popen(cmd, "r");
-		size_t n = fread(out[k], 1, sizeof out[k] - 1, p);
-		out[k][n] = 0;
-		CU_ASSERT_EQUAL(pclose(p), 0);
+		CU_ASSERT_EQUAL(shell(cmd, out[k], sizeof out[k]), 0);
 	}
 	CU_ASSERT(strstr(out[0], "x = ") != NULL);
 	CU_ASSERT_STRING_EQUAL(out[0], out[1]);
@@ -269,20 +253,14 @@ static void test_cli_threads_change_nothing_but_time(void)
 		         "sed 's|[0-9]* steps/s.*||; s|after .* of training||'",
 		         DESCENT_BINARY_DIR, src_path("models/fashion_mlp.yaml"),
 		         threads[k]);
-		FILE *p = popen(cmd, "r");
-		size_t n = fread(out[k], 1, sizeof out[k] - 1, p);
-		out[k][n] = 0;
-		pclose(p);
+		shell(cmd, out[k], sizeof out[k]);
 	}
 	CU_ASSERT(strstr(out[0], "final test accuracy") != NULL);
 	CU_ASSERT_STRING_EQUAL(out[0], out[1]);
 	CU_ASSERT(strstr(out[2], "--threads takes an integer >= 1, got '0'") != NULL);
 	snprintf(cmd, sizeof cmd, "%s/descent bench %s --threads 65 2>&1",
 	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
-	FILE *p = popen(cmd, "r");
-	size_t n = fread(out[2], 1, sizeof out[2] - 1, p);
-	out[2][n] = 0;
-	CU_ASSERT_NOT_EQUAL(pclose(p), 0);
+	CU_ASSERT_NOT_EQUAL(shell(cmd, out[2], sizeof out[2]), 0);
 	CU_ASSERT(strstr(out[2], "--threads takes 1 to 64, got 65") != NULL);
 }
 

@@ -105,12 +105,7 @@ static int run(const char *cmd, char *out, size_t len)
 	snprintf(line, sizeof line,
 	         "cd '%s' && rm -rf out && mkdir out && %s/descent %s 2>&1", dir,
 	         DESCENT_BINARY_DIR, cmd);
-	FILE *p = popen(line, "r");
-	CU_ASSERT_FATAL(p != NULL);
-	size_t n = fread(out, 1, len - 1, p);
-	out[n] = 0;
-	int status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return shell(line, out, len);
 }
 
 /* Regular files under path, recursively. */

@@ -57,12 +57,7 @@ static int descent(const char *args, char *out, size_t len)
 	char line[8192];
 	snprintf(line, sizeof line, "cd %s && %s/descent %s 2>&1", dir,
 	         DESCENT_BINARY_DIR, args);
-	FILE *p = popen(line, "r");
-	CU_ASSERT_FATAL(p != NULL);
-	size_t n = fread(out, 1, len - 1, p);
-	out[n] = 0;
-	int status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return shell(line, out, len);
 }
 
 /* ---- the data: 120 examples of 6 features, 3 classes a linear map separates ---- */

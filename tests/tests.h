@@ -22,6 +22,11 @@ struct Diags;
 /* Whether d holds an error containing msg at line:col of "t.yaml". */
 int has_error(const struct Diags *d, const char *msg, int line, int col);
 
+/* Runs a shell command line; its output (stdout, and stderr if the line says 2>&1) in
+ * out, cut to len - 1 bytes; returns its exit status, or -1. */
+#include <stddef.h>
+int shell(const char *line, char *out, size_t len);
+
 /* Path of a file in the source tree, e.g. src_path("models/fashion_mlp.yaml"). */
 const char *src_path(const char *rel);
 #endif
