@@ -19,6 +19,19 @@ if ! readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu 2>/dev/null | g
 	exit 1
 fi
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+# OpenBLAS 0.3.21 (Debian 12) does not know recent CPUs (Sapphire and Emerald Rapids, for
+# one) and falls back to its SSE3 kernels ("Prescott"), 5-7x slower than its AVX-512 ones:
+# PyTorch would look slow for the wrong reason. Name the newest kernels it has for what
+# this CPU supports (OPENBLAS_CORETYPE set by the caller wins).
+core=$(OPENBLAS_VERBOSE=2 /usr/bin/python3 -c 'import torch' 2>&1 | sed -n 's/^Core: //p')
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ "$core" = Prescott ]; then
+	if grep -qw avx512f /proc/cpuinfo; then
+		export OPENBLAS_CORETYPE=SkylakeX
+	elif grep -qw avx2 /proc/cpuinfo; then
+		export OPENBLAS_CORETYPE=Haswell
+	fi
+fi
+echo "torch: OpenBLAS detects this CPU as ${core:-?}, uses ${OPENBLAS_CORETYPE:-${core:-its default}} kernels"
 for model in mlp128 mlp512 lenet; do
 	"$descent" bench "bench/$model.yaml" --steps 20 >/dev/null # compile once, into the cache
 	r=1
