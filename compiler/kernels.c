@@ -79,7 +79,7 @@ EMIT(rmax) { reduce(cg, n, 1); }
 
 /* The tile shape is the target's (cg->tile, codegen.c): vectors of VW floats, MR x NV
  * vectors of accumulators for the broadcast kernel, DR x DC for the dot products. */
-enum { MAX_VW = 16, MAX_MR = 8, MAX_NV = 3, MAX_DR = 8, MAX_DC = 3, L2_BYTES = 2 << 20 };
+enum { MAX_VW = 16, MAX_MR = 8, MAX_NV = 3, MAX_DR = 8, MAX_DC = 6, L2_BYTES = 2 << 20 };
 /* Software prefetch, PF_ROWS rows of k ahead, of the rows of B (and of a transposed A)
  * when they are further apart than the hardware prefetchers follow (PF_STRIDE bytes) and
  * a tile's panel of B outgrows L1 (PF_PANEL bytes): 7% faster steps on the 512-wide MLP,
@@ -367,8 +367,8 @@ static void gemm(CG *cg, const Gemm *g)
 /* C = A B^T with A [M, K] (ta = 0) and B [N, K] both read along k: each element of a tile
  * of mr rows by nc columns is a dot product, accumulated in vectors over k and summed
  * across the vector at the end (no transposed copy of B needed). */
-static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t j0,
-                 int64_t nj, int nc)
+static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
+                 int64_t j0, int64_t nj, int nc)
 {
 	if (ni <= 0 || nj <= 0)
 		return;
@@ -381,7 +381,7 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 	LLVMValueRef i = NULL, j = NULL;
 	if (b_outer)
 		j = col_units(cg, g, &lj, j0, nj, nc);
-	i = row_blocks(cg, g, &li, i0 / DR, ni, DR);
+	i = row_blocks(cg, g, &li, i0 / dr, ni, dr);
 	if (!b_outer)
 		j = col_units(cg, g, &lj, j0, nj, nc);
 	LLVMValueRef arow[MAX_DR], brow[MAX_DC], sum[MAX_DR][MAX_DC];
@@ -461,14 +461,25 @@ static void dots(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, int64_t 
 	cg_loop_end(cg, b_outer ? &lj : &li);
 }
 
-/* A B^T: tiles of DR rows by DC columns, then the rows and columns left over. */
+/* The dot-product tile for C = A B^T: DR rows by DC columns when A's rows stay in L1
+ * and B's stream by, or half as many rows and twice the columns when B's rows stay
+ * (a B too large for L2): the operand that streams from L2 then takes half the loads. */
+static void dot_tile(CG *cg, int64_t N, int64_t K, int *dr, int *dc)
+{
+	int b_outer = N * K * 4 > L2_BYTES / 2;
+	*dr = b_outer ? DR / 2 : DR, *dc = b_outer ? DC * 2 : DC;
+}
+
+/* A B^T: tiles of dr rows by dc columns, then the rows and columns left over. */
 static void gemm_bt(CG *cg, const Gemm *g)
 {
-	int64_t ni = g->M / DR, mr = g->M % DR, nj = g->N / DC, nc = g->N % DC;
-	dots(cg, g, 0, ni, DR, 0, nj, DC);
-	dots(cg, g, ni * DR, mr ? 1 : 0, (int)mr, 0, nj, DC);
-	dots(cg, g, 0, ni, DR, nj * DC, nc ? 1 : 0, (int)nc);
-	dots(cg, g, ni * DR, mr ? 1 : 0, (int)mr, nj * DC, nc ? 1 : 0, (int)nc);
+	int dr, dc;
+	dot_tile(cg, g->N, g->K, &dr, &dc);
+	int64_t ni = g->M / dr, mr = g->M % dr, nj = g->N / dc, nc = g->N % dc;
+	dots(cg, g, dr, 0, ni, dr, 0, nj, dc);
+	dots(cg, g, dr, ni * dr, mr ? 1 : 0, (int)mr, 0, nj, dc);
+	dots(cg, g, dr, 0, ni, dr, nj * dc, nc ? 1 : 0, (int)nc);
+	dots(cg, g, dr, ni * dr, mr ? 1 : 0, (int)mr, nj * dc, nc ? 1 : 0, (int)nc);
 }
 
 /* Scratch after a node's values (plan.c's footprint reserves it). */
@@ -501,8 +512,10 @@ EMIT(matmul)
 		cg_loop_end(cg, &l);
 		cg_next_kernel(cg);
 	}
-	/* threads share the columns: groups of DC for dot products, vectors otherwise */
-	int64_t cw = dot ? DC : VW;
+	/* threads share the columns: groups of dc for dot products, vectors otherwise */
+	int dr, dc;
+	dot_tile(cg, N, K, &dr, &dc);
+	int64_t cw = dot ? dc : VW;
 	LLVMValueRef lo, hi;
 	cg_par_range(cg, (N + cw - 1) / cw, 1, &lo, &hi);
 	Gemm g = {cg_node_ptr(cg, A),
@@ -900,7 +913,9 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	cg_loop_end(cg, &lb);
 	cg_next_kernel(cg); /* then the sums, threads sharing dW's columns */
 	LLVMValueRef lo, hi;
-	cg_par_range(cg, (c->Kc + DC - 1) / DC, 1, &lo, &hi);
+	int dr, dc; /* gemm_bt's tile for these sizes */
+	dot_tile(cg, c->Kc, c->P, &dr, &dc);
+	cg_par_range(cg, (c->Kc + dc - 1) / dc, 1, &lo, &hi);
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
 	Gemm g = {
 	    gep(cg, cg_node_ptr(cg, c->y), cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))),
@@ -925,7 +940,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	    NULL,
 	    lo,
 	    hi,
-	    DC};
+	    dc};
 	/* images in chunks whose patches fit in L2 (about 512 KiB), so that the tiles
 	 * after the first read a chunk's rows from cache, not memory. The first chunk
 	 * stores, the others add. */
