@@ -76,8 +76,10 @@ RULE(erf)
 	ad_accum(gr, n, 0, ir_mul(G, dy, ir_mul(G, num(gr, 1.1283791670955126), e)));
 }
 
-/* d(relu x) = dy * (x > 0) */
-RULE(relu) { ad_accum(gr, n, 0, ir_mul(G, dy, ir_unary(G, OP_STEP, X))); }
+/* d(relu x) = dy * (relu x > 0), the same as x > 0 but from the output, as PyTorch's
+ * threshold_backward: x itself then need not be kept for the backward pass, and a bias
+ * add before the relu fuses into the relu's loop */
+RULE(relu) { ad_accum(gr, n, 0, ir_mul(G, dy, ir_unary(G, OP_STEP, n))); }
 
 /* d(sigmoid x) = dy * s * (1 - s) */
 RULE(sigmoid)
