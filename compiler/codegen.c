@@ -325,11 +325,17 @@ static void preload(CG *cg, Node *n)
 	}
 }
 
+enum { BACK_BLOCK = 4096 }; /* elements: 16 KiB of each array */
+
 /* One loop nest for pointwise nodes of one shape and every node fused into them:
  * out[idx] = f(in0[idx'], in1[idx''], ...) with numpy broadcasting, its outer loop
  * shared between threads. When every stored input has the output's size or is a single
- * value, the nest is one flat loop. */
-static void pointwise_nest(CG *cg, Node **outs, int nout, Sink sink, void *ctx)
+ * value, the nest is one flat loop.
+ * With backwards set, a flat loop runs over its part in blocks of BACK_BLOCK, the last
+ * block first, so that a pass right after another over the same arrays finds in cache
+ * what that one read last. */
+static void pointwise_nest_dir(CG *cg, Node **outs, int nout, Sink sink, void *ctx,
+                               int backwards)
 {
 	int64_t count = shape_numel(&outs[0]->sh);
 	int flat = 1;
@@ -341,11 +347,27 @@ static void pointwise_nest(CG *cg, Node **outs, int nout, Sink sink, void *ctx)
 	for (int o = 0; o < nout; o++)
 		for (int k = 0; k < outs[o]->nin; k++)
 			preload(cg, outs[o]->in[k]);
-	Loop l[MAXRANK];
+	Loop l[MAXRANK], lb;
 	LLVMValueRef idx[MAXRANK] = {0}, v[MAXIN] = {0};
-	for (int d = 0; d < dims.rank; d++)
-		idx[d] = d ? cg_loop(cg, &l[d], dims.d[d])
-		           : cg_par_loop(cg, &l[d], dims.d[d], flat ? 256 : 1);
+	backwards &= flat && cg->knode;
+	if (backwards) { /* blocks [s, e) of the part [lo, hi), the last first */
+		LLVMValueRef lo, hi;
+		cg_par_range(cg, count, 256, &lo, &hi);
+		LLVMValueRef blk = cg_i64(cg, BACK_BLOCK),
+		             nb = LLVMBuildSDiv(B,
+		                                cg_add(cg, LLVMBuildSub(B, hi, lo, ""),
+		                                       cg_i64(cg, BACK_BLOCK - 1)),
+		                                blk, "");
+		LLVMValueRef bi = cg_loop_range(cg, &lb, cg_i64(cg, 0), nb);
+		LLVMValueRef b =
+		    LLVMBuildSub(B, LLVMBuildSub(B, nb, bi, ""), cg_i64(cg, 1), "");
+		LLVMValueRef st = cg_add(cg, lo, cg_mul(cg, b, blk)),
+		             en = cg_min(cg, hi, cg_add(cg, st, blk));
+		idx[0] = cg_loop_range(cg, &l[0], st, en);
+	} else
+		for (int d = 0; d < dims.rank; d++)
+			idx[d] = d ? cg_loop(cg, &l[d], dims.d[d])
+			           : cg_par_loop(cg, &l[d], dims.d[d], flat ? 256 : 1);
 	LLVMValueRef out = cg_i64(cg, 0);
 	for (int d = 0; d < dims.rank; d++) /* row-major flat output offset */
 		out = cg_add(cg, cg_mul(cg, out, cg_i64(cg, dims.d[d])), idx[d]);
@@ -358,7 +380,14 @@ static void pointwise_nest(CG *cg, Node **outs, int nout, Sink sink, void *ctx)
 	sink(cg, outs, nout, val, out, ctx);
 	for (int d = dims.rank - 1; d >= 0; d--)
 		cg_loop_end(cg, &l[d]);
+	if (backwards)
+		cg_loop_end(cg, &lb);
 	cg->pre = NULL;
+}
+
+static void pointwise_nest(CG *cg, Node **outs, int nout, Sink sink, void *ctx)
+{
+	pointwise_nest_dir(cg, outs, nout, sink, ctx, 0);
 }
 
 static void store_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMValueRef out,
@@ -551,7 +580,7 @@ static void update_kernel(CG *cg, Group *gr, int write)
 {
 	kernel_begin(cg, gr->nodes[0]);
 	if (write) {
-		pointwise_nest(cg, gr->nodes, gr->n, write_sink, gr);
+		pointwise_nest_dir(cg, gr->nodes, gr->n, write_sink, gr, 1);
 	} else {
 		LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
 		LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
@@ -1094,7 +1123,9 @@ static void emit_fn(CG *cg, FnKind k)
 		entry_return(cg);
 		LLVMPositionBuilderAtEnd(B, keep);
 	}
-	for (int i = 0; i < cg->p->ngroups; i++)
+	/* backwards, the last group and block checked first: what the check read last is
+	 * still in cache */
+	for (int i = cg->p->ngroups - 1; i >= 0; i--)
 		update_kernel(cg, &gr[i], 1);
 	for (int i = 0; i < fn->nouts; i++) {
 		Out *o = &fn->outs[i];
