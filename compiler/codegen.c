@@ -28,6 +28,9 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
+/* marks the functions LLVM's whole pipeline optimizes (optimize_module) */
+#define FULL_OPT "descent-full-opt"
+
 #include "cg.h"
 #include "target.h"
 
@@ -837,11 +840,15 @@ static void kernel_begin(CG *cg, Node *n)
 	/* small loop nests gain nothing from vectorizing and unrolling, which cost
 	 * compile time and code */
 	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
-	    n->op == OP_CONV2D_BWD_FILTER) { /* image rows are too short for memcpy */
-		const char *k = "no-builtins";
-		LLVMAddAttributeAtIndex(
-		    cg->fn, (unsigned)LLVMAttributeFunctionIndex,
-		    LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k), "", 0));
+	    n->op == OP_CONV2D_BWD_FILTER) {
+		/* image rows are too short for memcpy; the im2col loops want LLVM's
+		 * whole pipeline (optimize_module) */
+		const char *k[2] = {"no-builtins", FULL_OPT};
+		for (int i = 0; i < 2; i++)
+			LLVMAddAttributeAtIndex(
+			    cg->fn, (unsigned)LLVMAttributeFunctionIndex,
+			    LLVMCreateStringAttribute(cg->ctx, k[i],
+			                              (unsigned)strlen(k[i]), "", 0));
 	}
 	if (node_work(n) < SMALL_WORK) {
 		fn_attr(cg, cg->fn, "minsize");
@@ -1225,11 +1232,90 @@ static char *run_pipeline(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char
 	return copy ? copy : strdup("out of memory");
 }
 
-static int optimize(Diags *d, LLVMModuleRef mod, LLVMTargetMachineRef tm, int level)
+/* Which pipeline a function gets at -O2 and up. LLVM's whole default<O3> is for the
+ * kernels marked FULL_OPT (kernel_begin: the convolutions, whose im2col loops it
+ * vectorizes and unrolls better). Every other function is vector code as we wrote it
+ * or plain loops to vectorize, and a short pipeline does as well for them in half the
+ * time. A function sits a pipeline out as optnone (which excludes minsize while it
+ * lasts). */
+#if LLVM_VERSION_MAJOR >= 18 /* a bare "instcombine" aborts if it needs two rounds */
+#define INSTCOMBINE "instcombine<no-verify-fixpoint>"
+#else
+#define INSTCOMBINE "instcombine"
+#endif
+static const char light_passes[] =
+    "function(sroa,early-cse," INSTCOMBINE
+    ",simplifycfg,loop-mssa(licm),loop-vectorize," INSTCOMBINE ",simplifycfg)";
+
+static int has_fn_attr(LLVMValueRef f, const char *name)
+{
+	return LLVMGetStringAttributeAtIndex(f, (unsigned)LLVMAttributeFunctionIndex,
+	                                     name, (unsigned)strlen(name)) != NULL;
+}
+
+static unsigned attr_kind(const char *name)
+{
+	return LLVMGetEnumAttributeKindForName(name, strlen(name));
+}
+
+static void sit_out(LLVMValueRef f, int out)
+{
+	LLVMContextRef ctx = LLVMGetTypeContext(LLVMTypeOf(f));
+	unsigned fi = (unsigned)LLVMAttributeFunctionIndex,
+	         optnone = attr_kind("optnone"), minsize = attr_kind("minsize");
+	const char *had = "descent-minsize";
+	if (out) {
+		if (LLVMGetEnumAttributeAtIndex(f, fi, minsize)) {
+			LLVMRemoveEnumAttributeAtIndex(f, fi, minsize);
+			LLVMAddAttributeAtIndex(
+			    f, fi,
+			    LLVMCreateStringAttribute(ctx, had, (unsigned)strlen(had), "",
+			                              0));
+		}
+		LLVMAddAttributeAtIndex(f, fi, LLVMCreateEnumAttribute(ctx, optnone, 0));
+		LLVMAddAttributeAtIndex(
+		    f, fi, LLVMCreateEnumAttribute(ctx, attr_kind("noinline"), 0));
+	} else {
+		LLVMRemoveEnumAttributeAtIndex(f, fi, optnone);
+		if (has_fn_attr(f, had)) {
+			LLVMRemoveStringAttributeAtIndex(f, fi, had,
+			                                 (unsigned)strlen(had));
+			LLVMAddAttributeAtIndex(f, fi,
+			                        LLVMCreateEnumAttribute(ctx, minsize, 0));
+		}
+	}
+}
+
+/* NULL, or the error message (malloc'd). */
+static char *optimize_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level)
 {
 	char passes[32];
 	snprintf(passes, sizeof passes, "default<O%d>", level);
-	char *err = run_pipeline(mod, tm, passes, level);
+	if (level < 2)
+		return run_pipeline(mod, tm, passes, level);
+	/* constant arguments into the kernels first, while every function takes part */
+	char *err = run_pipeline(mod, tm, "ipsccp,globaldce", level);
+	for (int full = 1; full >= 0 && !err; full--) {
+		int any = 0;
+		for (LLVMValueRef f = LLVMGetFirstFunction(mod); f;
+		     f = LLVMGetNextFunction(f))
+			if (!LLVMIsDeclaration(f)) {
+				int mine = has_fn_attr(f, FULL_OPT) == full;
+				sit_out(f, !mine);
+				any |= mine;
+			}
+		if (any)
+			err = run_pipeline(mod, tm, full ? passes : light_passes, level);
+	}
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
+		if (!LLVMIsDeclaration(f))
+			sit_out(f, 0);
+	return err;
+}
+
+static int optimize(Diags *d, LLVMModuleRef mod, LLVMTargetMachineRef tm, int level)
+{
+	char *err = optimize_module(mod, tm, level);
 	if (err) {
 		error_at(d, (SrcLoc){0}, "LLVM optimization failed: %s", err);
 		free(err);
@@ -1303,9 +1389,7 @@ static void *shard_run(void *arg)
 {
 	Shard *s = arg;
 	double t0 = now();
-	char passes[32];
-	snprintf(passes, sizeof passes, "default<O%d>", s->level);
-	if ((s->err = run_pipeline(s->mod, s->tm, passes, s->level)))
+	if ((s->err = optimize_module(s->mod, s->tm, s->level)))
 		return NULL;
 	double t1 = now();
 	if (LLVMTargetMachineEmitToMemoryBuffer(s->tm, s->mod, LLVMObjectFile, &s->err,
