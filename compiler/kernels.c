@@ -251,16 +251,6 @@ static void prefetch(CG *cg, LLVMValueRef p)
 	LLVMBuildCall2(B, LLVMIntrinsicGetType(cg->ctx, id, &pt, 1), f, v, 4, "");
 }
 
-/* The sum of a vector's lanes (in any order: reassociation is allowed here). */
-static LLVMValueRef hsum(CG *cg, const Gemm *g, LLVMValueRef v)
-{
-	LLVMTypeRef args[2] = {cg->f32, g->vt};
-	char name[48];
-	snprintf(name, sizeof name, "llvm.vector.reduce.fadd.v%df32", (int)VW);
-	LLVMValueRef a[2] = {cg_f32(cg, -0.0), v};
-	return cg_fast(cg_call_as(cg, name, cg->f32, args, 2, a));
-}
-
 /* Tiles of mr rows x nv vectors over rows [i0, i0 + mr * ni) and columns [j0, j0 +
  * nv * VW * nj): the accumulators stay in registers over the whole of k. */
 static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMValueRef j0,
@@ -364,6 +354,76 @@ static void gemm(CG *cg, const Gemm *g)
 		tiles(cg, &m, ni * MR, 1, (int)mr, j, nv, 1);
 }
 
+/* Stores the lane sums of v[0..mr*nc), a tile's accumulators (row-major), to C's
+ * rows i.. and columns j..: pairwise, two vectors of m sums spread over L lanes each
+ * become one of 2m sums over L/2 lanes (two shuffles and an add), until each lane of
+ * a vector holds one sum, in the tile's order; then one masked store per row part.
+ * Half the shuffles and a quarter of the adds of reducing each vector alone. */
+static void store_sums(CG *cg, const Gemm *g, LLVMValueRef *v, int mr, int nc,
+                       LLVMValueRef i, LLVMValueRef j)
+{
+	enum { MAXV = MAX_DR * MAX_DC };
+	int n = mr * nc, nw = n, m = 1, L = (int)VW;
+	LLVMValueRef w[MAXV];
+	int who[MAXV][MAX_VW], next[MAXV][MAX_VW]; /* sum in each segment, or -1 */
+	for (int k = 0; k < n; k++)
+		w[k] = v[k], who[k][0] = k;
+	while (L > 1) {
+		int half = L / 2, nn = 0;
+		for (int t = 0; t < nw; t += 2, nn++) {
+			LLVMValueRef a = w[t],
+			             b = t + 1 < nw ? w[t + 1] : LLVMConstNull(g->vt),
+			             lo[MAX_VW], hi[MAX_VW];
+			for (int l = 0; l < VW; l++) {
+				int seg = l / half, from = (seg < m ? 0 : (int)VW) +
+				                           seg % m * L + l % half;
+				lo[l] = LLVMConstInt(cg->i32, (unsigned)from, 0);
+				hi[l] = LLVMConstInt(cg->i32, (unsigned)(from + half), 0);
+			}
+			w[nn] = cg_fast(LLVMBuildFAdd(
+			    B,
+			    LLVMBuildShuffleVector(B, a, b,
+			                           LLVMConstVector(lo, (unsigned)VW), ""),
+			    LLVMBuildShuffleVector(B, a, b,
+			                           LLVMConstVector(hi, (unsigned)VW), ""),
+			    ""));
+			for (int sg = 0; sg < 2 * m; sg++)
+				next[nn][sg] = sg < m       ? who[t][sg]
+				               : t + 1 < nw ? who[t + 1][sg - m]
+				                            : -1;
+		}
+		memcpy(who, next, sizeof who);
+		nw = nn, m *= 2, L = half;
+	}
+	LLVMTypeRef i1 = LLVMInt1TypeInContext(cg->ctx);
+	for (int q = 0; q < nw; q++)
+		for (int r = 0; r < mr; r++) {
+			LLVMValueRef bits[MAX_VW];
+			int first = -1;
+			for (int l = 0; l < VW; l++) {
+				int in = who[q][l] >= 0 && who[q][l] / nc == r;
+				first = in && first < 0 ? l : first;
+				bits[l] = LLVMConstInt(i1, (unsigned long long)in, 0);
+			}
+			if (first < 0)
+				continue;
+			/* lane l goes to column j + c0 + (l - first) of row i + r */
+			int c0 = who[q][first] % nc;
+			LLVMValueRef at =
+			    gep(cg, g->pc,
+			        cg_add(cg,
+			               cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)),
+			                      cg_i64(cg, g->ldc)),
+			               cg_add(cg, j, cg_i64(cg, c0 - first))));
+			LLVMValueRef mask = LLVMConstVector(bits, (unsigned)VW),
+			             val = w[q];
+			if (g->acc)
+				val = LLVMBuildFAdd(B, masked(cg, g, mask, at, NULL), val,
+				                    "");
+			masked(cg, g, mask, at, val);
+		}
+}
+
 /* C = A B^T with A [M, K] (ta = 0) and B [N, K] both read along k: each element of a tile
  * of mr rows by nc columns is a dot product, accumulated in vectors over k and summed
  * across the vector at the end (no transposed copy of B needed). */
@@ -446,17 +506,19 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 			for (int c = 0; c < nc; c++)
 				cg_acc_next(cg, accs[r][c], next[r][c]);
 		cg_loop_end(cg, &ls);
+		LLVMValueRef flat[MAX_DR * MAX_DC];
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
-				sum[r][c] = hsum(cg, g, next[r][c]);
-	}
-	for (int r = 0; r < mr; r++)
-		for (int c = 0; c < nc; c++)
-			sstore(cg, g, sum[r][c],
-			       cg_add(cg,
-			              cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)),
-			                     cg_i64(cg, g->ldc)),
-			              cg_add(cg, j, cg_i64(cg, c))));
+				flat[r * nc + c] = next[r][c];
+		store_sums(cg, g, flat, mr, nc, i, j);
+	} else
+		for (int r = 0; r < mr; r++)
+			for (int c = 0; c < nc; c++)
+				sstore(cg, g, sum[r][c],
+				       cg_add(cg,
+				              cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)),
+				                     cg_i64(cg, g->ldc)),
+				              cg_add(cg, j, cg_i64(cg, c))));
 	cg_loop_end(cg, b_outer ? &li : &lj);
 	cg_loop_end(cg, b_outer ? &lj : &li);
 }
