@@ -75,6 +75,9 @@ LLVMValueRef cg_f32(CG *cg, double v);
 LLVMValueRef cg_fast(LLVMValueRef v); /* allow reassociation (vectorized reductions) */
 /* for (i = 0; i < n; i++) with a static n >= 1 */
 LLVMValueRef cg_loop(CG *cg, Loop *l, int64_t n);
+/* the same with a run-time n, which must be >= 1 (values made in the body are used
+ * after the loop) */
+LLVMValueRef cg_loop_n(CG *cg, Loop *l, LLVMValueRef n);
 /* for (i = lo; i < hi; i++) with run-time bounds, possibly empty */
 LLVMValueRef cg_loop_range(CG *cg, Loop *l, LLVMValueRef lo, LLVMValueRef hi);
 void cg_loop_end(CG *cg, Loop *l);

@@ -55,10 +55,15 @@ LLVMValueRef cg_fast(LLVMValueRef v)
 /* for (i = 0; i < n; i++) as a do-while: every static extent is at least 1. */
 LLVMValueRef cg_loop(CG *cg, Loop *l, int64_t n)
 {
+	return cg_loop_n(cg, l, cg_i64(cg, n));
+}
+
+LLVMValueRef cg_loop_n(CG *cg, Loop *l, LLVMValueRef n)
+{
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	l->body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "loop");
 	l->exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "after");
-	l->n = cg_i64(cg, n);
+	l->n = n;
 	LLVMBuildBr(B, l->body);
 	LLVMPositionBuilderAtEnd(B, l->body);
 	l->i = LLVMBuildPhi(B, cg->i64, "i");

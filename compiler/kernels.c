@@ -104,9 +104,11 @@ typedef struct Gemm {
 	LLVMValueRef blo, bhi;
 	int64_t rb;
 	LLVMValueRef mask; /* when set, vectors of C and B hold only its first lanes */
-	/* dot-product kernel: k runs over nseg segments of K, segment s of A's rows at
-	 * s * sega, of B's at s * segb (a sum over images, for a filter gradient) */
+	/* dot-product kernel: k runs over nseg segments of K (segs of them when set, a
+	 * run-time count >= 1), segment s of A's rows at s * sega, of B's at s * segb (a
+	 * sum over images, for a filter gradient) */
 	int64_t nseg, sega, segb;
+	LLVMValueRef segs;
 	LLVMValueRef mask_end; /* when set, tiles mask the lanes at or past this column */
 	/* when set, only the column units [clo, chi) of cw columns each: one thread's
 	 * part (columns, so that each thread reads its own part of B, a weight matrix) */
@@ -455,7 +457,8 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 	if (kv > 0) {
 		Loop ls;
 		LLVMBasicBlockRef pre0 = LLVMGetInsertBlock(B);
-		LLVMValueRef sg = cg_loop(cg, &ls, g->nseg > 1 ? g->nseg : 1),
+		LLVMValueRef sg = g->segs ? cg_loop_n(cg, &ls, g->segs)
+		                          : cg_loop(cg, &ls, g->nseg > 1 ? g->nseg : 1),
 		             accs[MAX_DR][MAX_DC];
 		for (int r = 0; r < mr; r++) /* the phis first, at the top of the loop */
 			for (int c = 0; c < nc; c++)
@@ -599,6 +602,7 @@ EMIT(matmul)
 	          1,
 	          0,
 	          0,
+	          NULL,
 	          NULL,
 	          lo,
 	          hi,
@@ -962,72 +966,85 @@ static LLVMValueRef at_index(CG *cg, LLVMValueRef base, LLVMValueRef i, int64_t 
 	           cg_add(cg, cg_mul(cg, i, cg_i64(cg, stride)), cg_i64(cg, add)));
 }
 
-/* dW_g = sum over images b of dy_b,g col_b,g^T: the patches of all images first (the
- * node's scratch holds them), then one dot-product kernel whose k runs over every
- * image's positions, so each element of dW is summed in registers and stored once. */
+/* The filter gradient, dW = the sum over images of dy_b col_b^T. The images run in
+ * lanes, as in conv_gemm: lane l takes images l, l + L, ... in chunks that fit L2,
+ * writes each chunk's patches side by side in the scratch and at once adds the dot
+ * products over all of them (k runs over every image's positions, segment by
+ * segment) to its own partial dW. Then a second kernel adds the L partials in lane
+ * order: the sum is the same for any number of threads, and the patches are read
+ * back from L2, not memory. */
 static void filter_grad(CG *cg, Node *n, const Conv *c)
 {
-	int64_t per = c->C * c->KH * c->KW * c->P; /* one image's patches */
-	Loop lb, lg;
-	LLVMValueRef b = cg_par_loop(cg, &lb, c->Bn, 1);
-	patches(cg, c, at_index(cg, cg_node_ptr(cg, c->x), b, c->C * c->H * c->W, 0),
+	int64_t per = c->C * c->KH * c->KW * c->P, chw = c->C * c->H * c->W,
+	        L = c->Bn < CONV_LANES ? c->Bn : CONV_LANES, wn = shape_numel(&n->sh);
+	int64_t ch = (512 << 10) / (per * 4); /* images per chunk */
+	ch = ch < 1 ? 1 : ch;
+	int dr, dc;
+	dot_tile(cg, c->Kc, c->P, &dr, &dc);
+	Loop ll, lz, lc, lb, lg;
+	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
+	LLVMValueRef parts = at_index(cg, scratch(cg, n), lane, wn, c->Bn * per);
+	LLVMValueRef z = cg_loop(cg, &lz, wn);
+	LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, parts, z));
+	cg_loop_end(cg, &lz);
+	/* the lane's images, count of them, in chunks [s0, s0 + m) */
+	LLVMValueRef count = LLVMBuildSDiv(
+	    B,
+	    cg_add(cg, LLVMBuildSub(B, cg_i64(cg, c->Bn), lane, ""), cg_i64(cg, L - 1)),
+	    cg_i64(cg, L), "");
+	LLVMValueRef nch =
+	    LLVMBuildSDiv(B, cg_add(cg, count, cg_i64(cg, ch - 1)), cg_i64(cg, ch), "");
+	LLVMValueRef s0 = cg_mul(cg, cg_loop_n(cg, &lc, nch), cg_i64(cg, ch));
+	LLVMValueRef m = cg_min(cg, cg_i64(cg, ch), LLVMBuildSub(B, count, s0, ""));
+	LLVMValueRef first = cg_add(cg, lane, cg_mul(cg, s0, cg_i64(cg, L)));
+	LLVMValueRef b =
+	    cg_add(cg, first,
+	           cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), m), cg_i64(cg, L)));
+	patches(cg, c, at_index(cg, cg_node_ptr(cg, c->x), b, chw, 0),
 	        at_index(cg, scratch(cg, n), b, per, 0), 0);
 	cg_loop_end(cg, &lb);
-	cg_next_kernel(cg); /* then the sums, threads sharing dW's columns */
-	LLVMValueRef lo, hi;
-	int dr, dc; /* gemm_bt's tile for these sizes */
-	dot_tile(cg, c->Kc, c->P, &dr, &dc);
-	cg_par_range(cg, (c->Kc + dc - 1) / dc, 1, &lo, &hi);
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
-	Gemm g = {
-	    gep(cg, cg_node_ptr(cg, c->y), cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))),
-	    at_index(cg, scratch(cg, n), gi, c->Kc * c->P, 0),
-	    at_index(cg, cg_node_ptr(cg, c->w), gi, c->Og * c->Kc, 0),
-	    0,
-	    0,
-	    c->Og,
-	    c->Kc,
-	    c->P,
-	    c->P,
-	    c->P,
-	    c->Kc,
-	    LLVMVectorType(cg->f32, VW),
-	    NULL,
-	    NULL,
-	    MR,
-	    NULL,
-	    c->Bn,
-	    c->O * c->P,
-	    per,
-	    NULL,
-	    lo,
-	    hi,
-	    dc};
-	/* images in chunks whose patches fit in L2 (about 512 KiB), so that the tiles
-	 * after the first read a chunk's rows from cache, not memory. The first chunk
-	 * stores, the others add. */
-	int64_t ch = (512 << 10) / (c->Kc * c->P * 4);
-	ch = ch < 1 ? 1 : ch > c->Bn ? c->Bn : ch;
-	int64_t full = c->Bn / ch, rest = c->Bn % ch;
-	Gemm part = g;
-	part.nseg = ch;
-	gemm_bt(cg, &part);
-	part.acc = 1;
-	if (full > 1) {
-		Loop lc;
-		LLVMValueRef k = cg_add(cg, cg_loop(cg, &lc, full - 1), cg_i64(cg, 1));
-		part.pa = at_index(cg, g.pa, k, ch * c->O * c->P, 0);
-		part.pb = at_index(cg, g.pb, k, ch * per, 0);
-		gemm_bt(cg, &part);
-		cg_loop_end(cg, &lc);
-	}
-	if (rest) { /* the last, shorter chunk */
-		part.nseg = rest;
-		part.pa = at_index(cg, g.pa, cg_i64(cg, full), ch * c->O * c->P, 0);
-		part.pb = at_index(cg, g.pb, cg_i64(cg, full), ch * per, 0);
-		gemm_bt(cg, &part);
-	}
+	Gemm g = {at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
+	          at_index(cg, scratch(cg, n), first, per, 0),
+	          parts,
+	          0,
+	          1,
+	          c->Og,
+	          c->Kc,
+	          c->P,
+	          c->P,
+	          c->P,
+	          c->Kc,
+	          LLVMVectorType(cg->f32, VW),
+	          NULL,
+	          NULL,
+	          MR,
+	          NULL,
+	          1,
+	          L * c->O * c->P,
+	          L * per,
+	          m,
+	          NULL,
+	          NULL,
+	          NULL,
+	          dc};
+	g.pa = gep(cg, g.pa, cg_mul(cg, gi, cg_i64(cg, c->Og * c->P)));
+	g.pb = gep(cg, g.pb, cg_mul(cg, gi, cg_i64(cg, c->Kc * c->P)));
+	g.pc = gep(cg, g.pc, cg_mul(cg, gi, cg_i64(cg, c->Og * c->Kc)));
+	gemm_bt(cg, &g);
 	cg_loop_end(cg, &lg);
+	cg_loop_end(cg, &lc);
+	cg_loop_end(cg, &ll);
+	cg_next_kernel(cg); /* then dW = the partials' sum, in lane order */
+	Loop le;
+	LLVMValueRef e = cg_par_loop(cg, &le, wn, 1024);
+	LLVMValueRef p0 = gep(cg, scratch(cg, n), cg_i64(cg, c->Bn * per)), sum = NULL;
+	for (int64_t l = 0; l < L; l++) {
+		LLVMValueRef v = fload(cg, p0, cg_add(cg, e, cg_i64(cg, l * wn)));
+		sum = sum ? LLVMBuildFAdd(B, sum, v, "") : v;
+	}
+	LLVMBuildStore(B, sum, gep(cg, cg_node_ptr(cg, n), e));
+	cg_loop_end(cg, &le);
 }
 
 /* mode 0: y = conv(x, w); 1: dx = conv_bwd_data(dy, w); 2: dw = conv_bwd_filter(x, dy).
@@ -1072,12 +1089,12 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	if (mode == 0) { /* y_g = W_g col_g */
 		Gemm g = {wg,    colg, yg,   0,    0,    c->Og, c->P, c->Kc,
 		          c->Kc, c->P, c->P, vt,   NULL, NULL,  MR,   NULL,
-		          1,     0,    0,    NULL, NULL, NULL,  0};
+		          1,     0,    0,    NULL, NULL, NULL,  NULL, 0};
 		gemm(cg, &g);
 	} else { /* col_g = W_g^T dy_g */
 		Gemm g = {wg,    yg,   colg, 1,    0,    c->Kc, c->P, c->Og,
 		          c->Kc, c->P, c->P, vt,   NULL, NULL,  MR,   NULL,
-		          1,     0,    0,    NULL, NULL, NULL,  0};
+		          1,     0,    0,    NULL, NULL, NULL,  NULL, 0};
 		gemm(cg, &g);
 	}
 	cg_loop_end(cg, &lg);

@@ -188,6 +188,11 @@ static void test_cli_gradcheck_report_and_tolerance(void)
 	CU_ASSERT_EQUAL(run_args(args, out, sizeof out), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "(step h/10: kinks)\n"));
 	CU_ASSERT_PTR_NULL(strstr(out, "FAIL"));
+	/* batch 19: the filter gradients' lanes (kernels.c) hold 3 images and 2 */
+	snprintf(args, sizeof args, "gradcheck %s --batch 19",
+	         src_path("models/fashion_lenet.yaml"));
+	CU_ASSERT_EQUAL(run_args(args, out, sizeof out), 0);
+	CU_ASSERT_PTR_NULL(strstr(out, "FAIL"));
 	snprintf(args, sizeof args, "gradcheck %s --tolerance -1",
 	         src_path("models/fashion_mlp.yaml"));
 	CU_ASSERT_EQUAL(run_args(args, out, sizeof out), 2);
