@@ -3,22 +3,25 @@
  * A compiled kernel is `void k(void *const *bufs, int64_t lo, int64_t hi)`: it computes
  * the part [lo, hi) of its parallel extent, and no two parts write the same element.
  * rt_parallel_for cuts [0, n) into one contiguous part per thread, on boundaries that are
- * multiples of grain, runs part 0 on the calling thread and the others on the pool's
- * workers, and returns when all are done. Each output element is computed by exactly one
- * thread, in the same order of operations whatever the number of threads, so results are
- * identical across runs and across thread counts.
+ * multiples of grain, and returns when all are done. Each part is computed by whichever
+ * thread claims it first, the caller included: a worker that is late (asleep, or its
+ * core taken by another program) costs a part done by another thread, not a wait. Each
+ * output element is computed by one thread in the same order of operations whatever the
+ * thread, so results are identical across runs and across thread counts.
  *
  * Workers spin for a while after a kernel (a training step runs dozens of kernels back to
- * back) and then sleep on a condition variable until the next one. The pool is global, as
+ * back) and then sleep on a condition variable until the next one; spinning threads
+ * yield the core now and then, in case another thread needs it. The pool is global, as
  * torch.set_num_threads is: rt_set_threads(n) before running a session.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #include "descent/runtime.h"
 
-enum { SPINS = 1 << 16 };
+enum { SPINS = 1 << 16, YIELD_EVERY = 64 };
 
 static struct {
 	int n; /* threads, the caller included */
@@ -26,7 +29,10 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
 	atomic_uint_fast64_t gen; /* bumped for every kernel, and to stop */
-	atomic_int pending;       /* workers still running the current kernel */
+	/* the current call's number (high 32 bits) and next unclaimed part (low bits) */
+	atomic_uint_fast64_t ticket;
+	atomic_int done; /* parts of the current call finished */
+	uint32_t calls;
 	atomic_int sleeping;
 	int stop;
 	atomic_flag busy;        /* a call is using the workers */
@@ -53,9 +59,36 @@ static void cpu_relax(void)
 #endif
 }
 
+/* Pauses in a wait loop; every YIELD_EVERY-th time gives the core away instead. */
+static void wait_a_little(int *spins)
+{
+	if (++*spins % YIELD_EVERY)
+		cpu_relax();
+	else
+		sched_yield();
+}
+
+/* Claims and runs parts of the current call until none is left. The fields of a call
+ * are written before its ticket (release), and the caller starts the next call only
+ * when every part of this one is done, so a claimed part reads its own call's. */
+static void run_parts(void)
+{
+	for (;;) {
+		uint_fast64_t t =
+		    atomic_fetch_add_explicit(&pool.ticket, 1, memory_order_acq_rel);
+		int64_t c = (int64_t)(t & 0xffffffffu), lo, hi;
+		if (c >= pool.n)
+			return;
+		part((int)c, pool.n, pool.len, pool.grain, &lo, &hi);
+		if (lo < hi)
+			pool.k(pool.bufs, lo, hi);
+		atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+	}
+}
+
 static void *worker(void *arg)
 {
-	int w = (int)(intptr_t)arg;
+	(void)arg;
 	uint_fast64_t seen = pool.start_gen;
 #if defined(__x86_64__)
 	/* as the compiled entry points run: denormals flushed to zero (FTZ, DAZ) */
@@ -66,8 +99,8 @@ static void *worker(void *arg)
 		int spins = 0;
 		while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) ==
 		       seen) {
-			if (++spins < SPINS) {
-				cpu_relax();
+			if (spins < SPINS) {
+				wait_a_little(&spins);
 				continue;
 			}
 			pthread_mutex_lock(&pool.mu);
@@ -80,11 +113,7 @@ static void *worker(void *arg)
 		seen = g;
 		if (pool.stop)
 			return NULL;
-		int64_t lo, hi;
-		part(w, pool.n, pool.len, pool.grain, &lo, &hi);
-		if (lo < hi)
-			pool.k(pool.bufs, lo, hi);
-		atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_release);
+		run_parts();
 	}
 }
 
@@ -141,13 +170,13 @@ void rt_parallel_for(rt_kernel k, void *const *bufs, int64_t n, int64_t grain)
 		return;
 	}
 	pool.k = k, pool.bufs = bufs, pool.len = n, pool.grain = grain;
-	atomic_store_explicit(&pool.pending, pool.n - 1, memory_order_relaxed);
+	atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+	atomic_store_explicit(&pool.ticket, (uint_fast64_t)++pool.calls << 32,
+	                      memory_order_release);
 	wake_all();
-	int64_t lo, hi;
-	part(0, pool.n, n, grain, &lo, &hi);
-	if (lo < hi)
-		k(bufs, lo, hi);
-	while (atomic_load_explicit(&pool.pending, memory_order_acquire))
-		cpu_relax();
+	run_parts();
+	int spins = 0;
+	while (atomic_load_explicit(&pool.done, memory_order_acquire) < pool.n)
+		wait_a_little(&spins);
 	atomic_flag_clear(&pool.busy);
 }
