@@ -1241,8 +1241,7 @@ static char *run_pipeline(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char
  * kernels marked FULL_OPT (kernel_begin: the convolutions, whose im2col loops it
  * vectorizes and unrolls better). Every other function is vector code as we wrote it
  * or plain loops to vectorize, and a short pipeline does as well for them in half the
- * time. A function sits a pipeline out as optnone (which excludes minsize while it
- * lasts). */
+ * time. A function sits a pipeline out as optnone (see sit_out). */
 #if LLVM_VERSION_MAJOR >= 18 /* a bare "instcombine" aborts if it needs two rounds */
 #define INSTCOMBINE "instcombine<no-verify-fixpoint>"
 #else
@@ -1263,32 +1262,43 @@ static unsigned attr_kind(const char *name)
 	return LLVMGetEnumAttributeKindForName(name, strlen(name));
 }
 
+/* optnone goes with noinline and excludes minsize and optsize: while f sits out, those
+ * are set aside under a marker of their own and put back after. */
 static void sit_out(LLVMValueRef f, int out)
 {
+	static const char *const off[3][2] = {{"minsize", "descent-minsize"},
+	                                      {"optsize", "descent-optsize"},
+	                                      {"noinline", "descent-inline"}};
 	LLVMContextRef ctx = LLVMGetTypeContext(LLVMTypeOf(f));
 	unsigned fi = (unsigned)LLVMAttributeFunctionIndex,
-	         optnone = attr_kind("optnone"), minsize = attr_kind("minsize");
-	const char *had = "descent-minsize";
-	if (out) {
-		if (LLVMGetEnumAttributeAtIndex(f, fi, minsize)) {
-			LLVMRemoveEnumAttributeAtIndex(f, fi, minsize);
-			LLVMAddAttributeAtIndex(
-			    f, fi,
-			    LLVMCreateStringAttribute(ctx, had, (unsigned)strlen(had), "",
-			                              0));
-		}
-		LLVMAddAttributeAtIndex(f, fi, LLVMCreateEnumAttribute(ctx, optnone, 0));
-		LLVMAddAttributeAtIndex(
-		    f, fi, LLVMCreateEnumAttribute(ctx, attr_kind("noinline"), 0));
-	} else {
+	         optnone = attr_kind("optnone");
+	if (!out)
 		LLVMRemoveEnumAttributeAtIndex(f, fi, optnone);
-		if (has_fn_attr(f, had)) {
-			LLVMRemoveStringAttributeAtIndex(f, fi, had,
-			                                 (unsigned)strlen(had));
-			LLVMAddAttributeAtIndex(f, fi,
-			                        LLVMCreateEnumAttribute(ctx, minsize, 0));
+	for (int i = 0; i < 3; i++) {
+		unsigned kind = attr_kind(off[i][0]);
+		const char *mark = off[i][1];
+		unsigned len = (unsigned)strlen(mark);
+		/* noinline is added, the others taken away, for the time being */
+		int has = LLVMGetEnumAttributeAtIndex(f, fi, kind) != NULL, add = i == 2;
+		if (out && has != add) {
+			if (add)
+				LLVMAddAttributeAtIndex(
+				    f, fi, LLVMCreateEnumAttribute(ctx, kind, 0));
+			else
+				LLVMRemoveEnumAttributeAtIndex(f, fi, kind);
+			LLVMAddAttributeAtIndex(
+			    f, fi, LLVMCreateStringAttribute(ctx, mark, len, "", 0));
+		} else if (!out && has_fn_attr(f, mark)) {
+			LLVMRemoveStringAttributeAtIndex(f, fi, mark, len);
+			if (add)
+				LLVMRemoveEnumAttributeAtIndex(f, fi, kind);
+			else
+				LLVMAddAttributeAtIndex(
+				    f, fi, LLVMCreateEnumAttribute(ctx, kind, 0));
 		}
 	}
+	if (out)
+		LLVMAddAttributeAtIndex(f, fi, LLVMCreateEnumAttribute(ctx, optnone, 0));
 }
 
 /* NULL, or the error message (malloc'd). */
