@@ -409,7 +409,10 @@ static void store_sums(CG *cg, const Gemm *g, LLVMValueRef *v, int mr, int nc,
 			}
 			if (first < 0)
 				continue;
-			/* lane l goes to column j + c0 + (l - first) of row i + r */
+			/* lane l goes to column j + c0 + (l - first) of row i + r. Lanes
+			 * hold the sums row-major, VW to a vector, so c0 - first >= -r *
+			 * nc and the base is never before C's first element (ldc >= nc);
+			 * masked lanes past the row are not accessed */
 			int c0 = who[q][first] % nc;
 			LLVMValueRef at =
 			    gep(cg, g->pc,
