@@ -175,19 +175,25 @@ static LLVMValueRef lanes(CG *cg, int64_t n)
 }
 
 /* llvm.masked.load / llvm.masked.store of the lanes in mask (others read as 0). */
-static LLVMValueRef masked(CG *cg, const Gemm *g, LLVMValueRef mask, LLVMValueRef p,
-                           LLVMValueRef v)
+static LLVMValueRef vmasked(CG *cg, LLVMTypeRef vt, LLVMValueRef mask, LLVMValueRef p,
+                            LLVMValueRef v)
 {
 	const char *name = v ? "llvm.masked.store" : "llvm.masked.load";
 	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-	LLVMTypeRef pt = LLVMPointerType(g->vt, 0), tys[2] = {g->vt, pt};
+	LLVMTypeRef pt = LLVMPointerType(vt, 0), tys[2] = {vt, pt};
 	LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, tys, 2);
 	LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, tys, 2);
 	LLVMValueRef align = LLVMConstInt(cg->i32, 4, 0);
 	p = LLVMBuildPointerCast(B, p, pt, "");
 	LLVMValueRef st[4] = {v, p, align, mask},
-	             ld[4] = {p, align, mask, LLVMConstNull(g->vt)};
+	             ld[4] = {p, align, mask, LLVMConstNull(vt)};
 	return LLVMBuildCall2(B, fty, f, v ? st : ld, 4, "");
+}
+
+static LLVMValueRef masked(CG *cg, const Gemm *g, LLVMValueRef mask, LLVMValueRef p,
+                           LLVMValueRef v)
+{
+	return vmasked(cg, g->vt, mask, p, v);
 }
 
 static LLVMValueRef vload(CG *cg, const Gemm *g, LLVMValueRef p)
@@ -1276,8 +1282,140 @@ static void max_end(CG *cg, Node *n, LLVMValueRef o, void *st)
 	}
 }
 
+/* Max pooling over 2 x 2 windows that tile the image (stride 2, no padding), VW
+ * windows of a row at a time: each row of a window row pair is loaded as two vectors
+ * and split into its even and odd columns, the window's 4 taps; the first largest tap
+ * wins, as in max_tap. Max pooling stores the maxima, the scatter the gradient at each
+ * maximum and 0 at the other taps, interleaved back into rows. */
+static int pool2x2(const PoolP *p, const Shape *xs, const Shape *ys)
+{
+	return windows_tile(p, xs, ys) && p->k[0] == 2 && p->k[1] == 2;
+}
+
+/* <VW x i1>: lanes l < n (n may be negative or past VW) */
+static LLVMValueRef lanes_below(CG *cg, LLVMValueRef n)
+{
+	LLVMValueRef iota[MAX_VW];
+	LLVMTypeRef iv = LLVMVectorType(cg->i64, (unsigned)VW);
+	for (int l = 0; l < VW; l++)
+		iota[l] = cg_i64(cg, l);
+	LLVMValueRef nv = LLVMBuildShuffleVector(
+	    B, LLVMBuildInsertElement(B, LLVMGetUndef(iv), n, cg_i64(cg, 0), ""),
+	    LLVMGetUndef(iv), LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)VW)), "");
+	return LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(iota, (unsigned)VW), nv, "");
+}
+
+/* lanes from (a, b) as 2VW lanes: from + step * l */
+static LLVMValueRef pick_lanes(CG *cg, LLVMValueRef a, LLVMValueRef b, int from, int step)
+{
+	LLVMValueRef idx[MAX_VW];
+	for (int l = 0; l < VW; l++)
+		idx[l] = LLVMConstInt(cg->i32, (unsigned)(from + step * l), 0);
+	return LLVMBuildShuffleVector(B, a, b, LLVMConstVector(idx, (unsigned)VW), "");
+}
+
+/* a0 b0 a1 b1 ...: half 0 the first VW lanes, half 1 the next */
+static LLVMValueRef interleave(CG *cg, LLVMValueRef a, LLVMValueRef b, int half)
+{
+	LLVMValueRef idx[MAX_VW];
+	for (int l = 0; l < VW; l++)
+		idx[l] = LLVMConstInt(
+		    cg->i32, (unsigned)(half * VW / 2 + l / 2 + (l % 2) * VW), 0);
+	return LLVMBuildShuffleVector(B, a, b, LLVMConstVector(idx, (unsigned)VW), "");
+}
+
+/* The 4 taps of VW windows of node v: row 0 even, row 0 odd, row 1 even, row 1 odd. */
+static void taps2x2(CG *cg, Node *v, LLVMValueRef at, int64_t W, LLVMValueRef *m,
+                    LLVMValueRef *t)
+{
+	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)VW);
+	for (int h = 0; h < 2; h++) {
+		LLVMValueRef row =
+		    gep(cg, cg_node_ptr(cg, v), cg_add(cg, at, cg_i64(cg, h * W)));
+		LLVMValueRef lo = vmasked(cg, vt, m[0], row, NULL),
+		             hi = vmasked(cg, vt, m[1], gep(cg, row, cg_i64(cg, VW)),
+		                          NULL);
+		t[2 * h] = pick_lanes(cg, lo, hi, 0, 2);
+		t[2 * h + 1] = pick_lanes(cg, lo, hi, 1, 2);
+	}
+}
+
+static void pool_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int scatter)
+{
+	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)VW),
+	            iv = LLVMVectorType(cg->i32, (unsigned)VW);
+	int64_t OH = ys->d[2], OW = ys->d[3], W = xs->d[3];
+	Loop lp, lh, lw;
+	LLVMValueRef plane = cg_par_loop(cg, &lp, ys->d[0] * ys->d[1], 1);
+	LLVMValueRef oh = cg_loop(cg, &lh, OH);
+	LLVMValueRef ow =
+	    cg_mul(cg, cg_loop(cg, &lw, (OW + VW - 1) / VW), cg_i64(cg, VW));
+	LLVMValueRef rem = LLVMBuildSub(B, cg_i64(cg, OW), ow, ""); /* windows left */
+	LLVMValueRef m[2] = {lanes_below(cg, cg_mul(cg, rem, cg_i64(cg, 2))),
+	                     lanes_below(cg,
+	                                 LLVMBuildSub(B, cg_mul(cg, rem, cg_i64(cg, 2)),
+	                                              cg_i64(cg, VW), ""))},
+	             mo = lanes_below(cg, rem);
+	LLVMValueRef at = cg_add(cg,
+	                         cg_mul(cg,
+	                                cg_add(cg, cg_mul(cg, plane, cg_i64(cg, 2 * OH)),
+	                                       cg_mul(cg, oh, cg_i64(cg, 2))),
+	                                cg_i64(cg, W)),
+	                         cg_mul(cg, ow, cg_i64(cg, 2)));
+	LLVMValueRef o = cg_add(
+	    cg,
+	    cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, OH)), oh), cg_i64(cg, OW)),
+	    ow);
+	LLVMValueRef t[4], best, idx = LLVMConstNull(iv);
+	taps2x2(cg, n->in[0], at, W, m, t);
+	best = t[0];
+	for (int k = 1; k < 4; k++) {
+		LLVMValueRef better = LLVMBuildFCmp(B, LLVMRealOGT, t[k], best, "");
+		best = LLVMBuildSelect(B, better, t[k], best, "");
+		LLVMValueRef kv[MAX_VW];
+		for (int l = 0; l < VW; l++)
+			kv[l] = LLVMConstInt(cg->i32, (unsigned)k, 0);
+		idx = LLVMBuildSelect(B, better, LLVMConstVector(kv, (unsigned)VW), idx,
+		                      "");
+	}
+	LLVMValueRef is[4];
+	for (int k = 0; k < 4; k++) {
+		LLVMValueRef kv[MAX_VW];
+		for (int l = 0; l < VW; l++)
+			kv[l] = LLVMConstInt(cg->i32, (unsigned)k, 0);
+		is[k] = LLVMBuildICmp(B, LLVMIntEQ, idx,
+		                      LLVMConstVector(kv, (unsigned)VW), "");
+	}
+	if (!scatter) {
+		LLVMValueRef v = best;
+		vmasked(cg, vt, mo, gep(cg, cg_node_ptr(cg, n), o), v);
+	} else {
+		LLVMValueRef g = vmasked(cg, vt, mo,
+		                         gep(cg, cg_node_ptr(cg, n->in[1]), o), NULL),
+		             out[4];
+		for (int k = 0; k < 4; k++)
+			out[k] = LLVMBuildSelect(B, is[k], g, LLVMConstNull(vt), "");
+		for (int h = 0; h < 2; h++) {
+			LLVMValueRef row = gep(cg, cg_node_ptr(cg, n),
+			                       cg_add(cg, at, cg_i64(cg, h * W)));
+			for (int half = 0; half < 2; half++)
+				vmasked(cg, vt, m[half],
+				        gep(cg, row, cg_i64(cg, half * VW)),
+				        interleave(cg, out[2 * h], out[2 * h + 1], half));
+		}
+	}
+	cg_loop_end(cg, &lw);
+	cg_loop_end(cg, &lh);
+	cg_loop_end(cg, &lp);
+}
+
 EMIT(poolmax_gather)
 {
+	PoolP p = poolp_of(n);
+	if (pool2x2(&p, &n->in[0]->sh, &n->sh) && n->in[1] == n->in[0]) {
+		pool_vec(cg, n, &n->in[0]->sh, &n->sh, 0);
+		return;
+	}
 	MaxSt m = {.scatter = 0};
 	pool_nest(cg, n, &n->in[0]->sh, &n->sh, max_tap, &m, max_begin, max_end);
 }
@@ -1285,6 +1423,10 @@ EMIT(poolmax_gather)
 EMIT(poolmax_scatter)
 {
 	PoolP p = poolp_of(n);
+	if (pool2x2(&p, &n->in[0]->sh, &n->in[1]->sh)) {
+		pool_vec(cg, n, &n->in[0]->sh, &n->in[1]->sh, 1);
+		return;
+	}
 	MaxSt m = {.scatter = 1,
 	           .tile = windows_tile(&p, &n->in[0]->sh, &n->in[1]->sh) &&
 	                   p.k[0] * p.k[1] <= 64};
