@@ -15,10 +15,12 @@
  * The relative error is |g.u - fd| / max(|g.u|, |fd|, 1e-6); float32 code on a healthy
  * model stays near 1e-5. Past the tolerance, the difference is taken again with smaller
  * steps (relu and max pooling make kinks that a step can cross); the line says so when
- * a smaller step was the one that agreed. The report has one line per parameter and the
- * worst error.
+ * a smaller step was the one that agreed. A failure at a point where some relu or abs
+ * input is itself on its kink says that too: no step agrees there. The report has one
+ * line per parameter and the worst error.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +108,28 @@ static double loss_at(Graph *g, Node *loss, const EvalEnv *env)
 	double *v = eval_node(g, loss, env), l = v[0];
 	free(v);
 	return l;
+}
+
+/* Inputs of the model's own relu and abs nodes that sit on their kink at this point,
+ * within float32 rounding of 0 (1e-6 of the tensor's largest). There the float32 code
+ * and the float64 reference can take different sides, the derivative is one-sided, and
+ * a central difference averages the two sides: no step size agrees. */
+static int64_t at_kinks(Graph *g, const EvalEnv *env)
+{
+	int64_t count = 0;
+	for (int i = 0; i < g->n; i++) {
+		Node *n = g->nodes[i];
+		if ((n->op != OP_RELU && n->op != OP_ABS) || n->rule)
+			continue;
+		int64_t m = shape_numel(&n->in[0]->sh);
+		double *z = eval_node(g, n->in[0], env), big = 0;
+		for (int64_t k = 0; k < m; k++)
+			big = fmax(big, fabs(z[k]));
+		for (int64_t k = 0; k < m; k++)
+			count += fabs(z[k]) <= 1e-6 * big;
+		free(z);
+	}
+	return count;
 }
 
 /* One parameter: g.u and the central difference along u; returns the relative error. */
@@ -205,6 +229,8 @@ int gradcheck(Diags *d, const Model *m, const GradcheckOpts *o, FILE *out)
 	double worst = -1;
 	const char *worst_name = "";
 	int bad = 0;
+	int64_t kinks = -1; /* counted at the first failure */
+	char why[96] = "";
 	for (int i = 0; i < g->nparams; i++) {
 		const Tensor *t = &g->params[i];
 		if (!t->trainable)
@@ -214,10 +240,19 @@ int gradcheck(Diags *d, const Model *m, const GradcheckOpts *o, FILE *out)
 		double rel = check_param(g, loss, &env, params, s->grads, t, &rng, tol,
 		                         &gu, &fd, &shrunk);
 		bad += !(rel <= tol);
+		if (!(rel <= tol) && kinks < 0) {
+			kinks = at_kinks(g, &env);
+			if (kinks)
+				snprintf(why, sizeof why,
+				         "  (%lld relu or abs input%s on the kink: try "
+				         "another "
+				         "--seed)",
+				         (long long)kinks, kinks == 1 ? "" : "s");
+		}
 		fprintf(out, "%-28s %-16s %14.6e %14.6e %10.2e%s%s\n", t->name,
 		        shape_str(&t->sh, sh, sizeof sh), gu, fd, rel,
 		        rel <= tol ? "" : "  FAIL",
-		        !(rel <= tol) ? ""
+		        !(rel <= tol) ? why
 		        : shrunk == 1 ? "  (step h/10: kinks)"
 		        : shrunk == 2 ? "  (step h/100: kinks)"
 		                      : "");

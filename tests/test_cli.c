@@ -188,6 +188,27 @@ static void test_cli_gradcheck_report_and_tolerance(void)
 	CU_ASSERT_EQUAL(run_args(args, out, sizeof out), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "(step h/10: kinks)\n"));
 	CU_ASSERT_PTR_NULL(strstr(out, "FAIL"));
+	/* a relu whose input is 0: no step agrees, and the line says why */
+	char dir[] = "/tmp/descent-kink-XXXXXX", path[64];
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/kink.yaml", dir);
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fputs("name: kink\n"
+	      "params:\n"
+	      "  x: {init: 0}\n"
+	      "  y: {init: 1.5}\n"
+	      "loss: \"relu(x) + x^2 + (y - 1)^2\"\n"
+	      "optimizer: {type: sgd, lr: 0.1}\n",
+	      f);
+	fclose(f);
+	snprintf(args, sizeof args, "gradcheck %s", path);
+	CU_ASSERT_EQUAL(run_args(args, out, sizeof out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "FAIL  (1 relu or abs input on the kink"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "; 1 parameter past the tolerance")); /* y passes */
+	remove(path);
+	rmdir(dir);
 	/* batch 19: the filter gradients' lanes (kernels.c) hold 3 images and 2 */
 	snprintf(args, sizeof args, "gradcheck %s --batch 19",
 	         src_path("models/fashion_lenet.yaml"));
