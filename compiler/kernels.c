@@ -174,6 +174,28 @@ static LLVMValueRef lanes(CG *cg, int64_t n)
 	return LLVMConstVector(bits, VW);
 }
 
+/* <VW x i1>: lanes l < n (n may be negative or past VW) */
+static LLVMValueRef lanes_below(CG *cg, LLVMValueRef n)
+{
+	LLVMValueRef iota[MAX_VW];
+	LLVMTypeRef iv = LLVMVectorType(cg->i64, (unsigned)VW);
+	for (int l = 0; l < VW; l++)
+		iota[l] = cg_i64(cg, l);
+	LLVMValueRef nv = LLVMBuildShuffleVector(
+	    B, LLVMBuildInsertElement(B, LLVMGetUndef(iv), n, cg_i64(cg, 0), ""),
+	    LLVMGetUndef(iv), LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)VW)), "");
+	return LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(iota, (unsigned)VW), nv, "");
+}
+
+/* Lane l of the result is lane idx[l] of a, or of b when idx[l] >= VW. */
+static LLVMValueRef shuffle(CG *cg, LLVMValueRef a, LLVMValueRef b, const int *idx)
+{
+	LLVMValueRef c[MAX_VW];
+	for (int l = 0; l < VW; l++)
+		c[l] = LLVMConstInt(cg->i32, (unsigned)idx[l], 0);
+	return LLVMBuildShuffleVector(B, a, b, LLVMConstVector(c, (unsigned)VW), "");
+}
+
 /* llvm.masked.load / llvm.masked.store of the lanes in mask (others read as 0). */
 static LLVMValueRef vmasked(CG *cg, LLVMTypeRef vt, LLVMValueRef mask, LLVMValueRef p,
                             LLVMValueRef v)
@@ -274,15 +296,7 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 	Gemm gm;
 	if (g->mask_end) { /* lanes j + l < mask_end */
 		gm = *g;
-		LLVMValueRef rem = LLVMBuildSub(B, g->mask_end, j, ""), lane[MAX_VW];
-		for (int l = 0; l < VW; l++)
-			lane[l] = cg_i64(cg, l);
-		LLVMTypeRef iv = LLVMVectorType(cg->i64, VW);
-		LLVMValueRef rv = LLVMBuildShuffleVector(
-		    B,
-		    LLVMBuildInsertElement(B, LLVMGetUndef(iv), rem, cg_i64(cg, 0), ""),
-		    LLVMGetUndef(iv), LLVMConstNull(LLVMVectorType(cg->i32, VW)), "");
-		gm.mask = LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(lane, VW), rv, "");
+		gm.mask = lanes_below(cg, LLVMBuildSub(B, g->mask_end, j, ""));
 		g = &gm;
 	}
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
@@ -380,21 +394,15 @@ static void store_sums(CG *cg, const Gemm *g, LLVMValueRef *v, int mr, int nc,
 		int half = L / 2, nn = 0;
 		for (int t = 0; t < nw; t += 2, nn++) {
 			LLVMValueRef a = w[t],
-			             b = t + 1 < nw ? w[t + 1] : LLVMConstNull(g->vt),
-			             lo[MAX_VW], hi[MAX_VW];
+			             b = t + 1 < nw ? w[t + 1] : LLVMConstNull(g->vt);
+			int lo[MAX_VW], hi[MAX_VW];
 			for (int l = 0; l < VW; l++) {
-				int seg = l / half, from = (seg < m ? 0 : (int)VW) +
-				                           seg % m * L + l % half;
-				lo[l] = LLVMConstInt(cg->i32, (unsigned)from, 0);
-				hi[l] = LLVMConstInt(cg->i32, (unsigned)(from + half), 0);
+				int seg = l / half;
+				lo[l] = (seg < m ? 0 : (int)VW) + seg % m * L + l % half;
+				hi[l] = lo[l] + half;
 			}
-			w[nn] = cg_fast(LLVMBuildFAdd(
-			    B,
-			    LLVMBuildShuffleVector(B, a, b,
-			                           LLVMConstVector(lo, (unsigned)VW), ""),
-			    LLVMBuildShuffleVector(B, a, b,
-			                           LLVMConstVector(hi, (unsigned)VW), ""),
-			    ""));
+			w[nn] = cg_fast(LLVMBuildFAdd(B, shuffle(cg, a, b, lo),
+			                              shuffle(cg, a, b, hi), ""));
 			for (int sg = 0; sg < 2 * m; sg++)
 				next[nn][sg] = sg < m       ? who[t][sg]
 				               : t + 1 < nw ? who[t + 1][sg - m]
@@ -455,14 +463,11 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 	i = row_blocks(cg, g, &li, i0 / dr, ni, dr);
 	if (!b_outer)
 		j = col_units(cg, g, &lj, j0, nj, nc);
-	LLVMValueRef arow[MAX_DR], brow[MAX_DC], sum[MAX_DR][MAX_DC];
+	LLVMValueRef arow[MAX_DR], brow[MAX_DC];
 	for (int r = 0; r < mr; r++)
 		arow[r] = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->lda));
 	for (int c = 0; c < nc; c++)
 		brow[c] = cg_mul(cg, cg_add(cg, j, cg_i64(cg, c)), cg_i64(cg, g->ldb));
-	for (int r = 0; r < mr; r++)
-		for (int c = 0; c < nc; c++)
-			sum[r][c] = cg_f32(cg, 0);
 	if (kv > 0) {
 		Loop ls;
 		LLVMBasicBlockRef pre0 = LLVMGetInsertBlock(B);
@@ -523,10 +528,10 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 			for (int c = 0; c < nc; c++)
 				flat[r * nc + c] = next[r][c];
 		store_sums(cg, g, flat, mr, nc, i, j);
-	} else
+	} else /* no k: sums of nothing */
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
-				sstore(cg, g, sum[r][c],
+				sstore(cg, g, cg_f32(cg, 0),
 				       cg_add(cg,
 				              cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)),
 				                     cg_i64(cg, g->ldc)),
@@ -988,8 +993,6 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	        L = c->Bn < CONV_LANES ? c->Bn : CONV_LANES, wn = shape_numel(&n->sh);
 	int64_t ch = (512 << 10) / (per * 4); /* images per chunk */
 	ch = ch < 1 ? 1 : ch;
-	int dr, dc;
-	dot_tile(cg, c->Kc, c->P, &dr, &dc);
 	Loop ll, lz, lc, lb, lg;
 	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
 	LLVMValueRef parts = at_index(cg, scratch(cg, n), lane, wn, c->Bn * per);
@@ -1036,7 +1039,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	          NULL,
 	          NULL,
 	          NULL,
-	          dc};
+	          0};
 	g.pa = gep(cg, g.pa, cg_mul(cg, gi, cg_i64(cg, c->Og * c->P)));
 	g.pb = gep(cg, g.pb, cg_mul(cg, gi, cg_i64(cg, c->Kc * c->P)));
 	g.pc = gep(cg, g.pc, cg_mul(cg, gi, cg_i64(cg, c->Og * c->Kc)));
@@ -1292,36 +1295,22 @@ static int pool2x2(const PoolP *p, const Shape *xs, const Shape *ys)
 	return windows_tile(p, xs, ys) && p->k[0] == 2 && p->k[1] == 2;
 }
 
-/* <VW x i1>: lanes l < n (n may be negative or past VW) */
-static LLVMValueRef lanes_below(CG *cg, LLVMValueRef n)
-{
-	LLVMValueRef iota[MAX_VW];
-	LLVMTypeRef iv = LLVMVectorType(cg->i64, (unsigned)VW);
-	for (int l = 0; l < VW; l++)
-		iota[l] = cg_i64(cg, l);
-	LLVMValueRef nv = LLVMBuildShuffleVector(
-	    B, LLVMBuildInsertElement(B, LLVMGetUndef(iv), n, cg_i64(cg, 0), ""),
-	    LLVMGetUndef(iv), LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)VW)), "");
-	return LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(iota, (unsigned)VW), nv, "");
-}
-
 /* lanes from (a, b) as 2VW lanes: from + step * l */
 static LLVMValueRef pick_lanes(CG *cg, LLVMValueRef a, LLVMValueRef b, int from, int step)
 {
-	LLVMValueRef idx[MAX_VW];
+	int idx[MAX_VW];
 	for (int l = 0; l < VW; l++)
-		idx[l] = LLVMConstInt(cg->i32, (unsigned)(from + step * l), 0);
-	return LLVMBuildShuffleVector(B, a, b, LLVMConstVector(idx, (unsigned)VW), "");
+		idx[l] = from + step * l;
+	return shuffle(cg, a, b, idx);
 }
 
 /* a0 b0 a1 b1 ...: half 0 the first VW lanes, half 1 the next */
 static LLVMValueRef interleave(CG *cg, LLVMValueRef a, LLVMValueRef b, int half)
 {
-	LLVMValueRef idx[MAX_VW];
+	int idx[MAX_VW];
 	for (int l = 0; l < VW; l++)
-		idx[l] = LLVMConstInt(
-		    cg->i32, (unsigned)(half * VW / 2 + l / 2 + (l % 2) * VW), 0);
-	return LLVMBuildShuffleVector(B, a, b, LLVMConstVector(idx, (unsigned)VW), "");
+		idx[l] = half * (int)VW / 2 + l / 2 + (l % 2) * (int)VW;
+	return shuffle(cg, a, b, idx);
 }
 
 /* The 4 taps of VW windows of node v: row 0 even, row 0 odd, row 1 even, row 1 odd. */
@@ -1342,8 +1331,7 @@ static void taps2x2(CG *cg, Node *v, LLVMValueRef at, int64_t W, LLVMValueRef *m
 
 static void pool_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int scatter)
 {
-	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)VW),
-	            iv = LLVMVectorType(cg->i32, (unsigned)VW);
+	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)VW);
 	int64_t OH = ys->d[2], OW = ys->d[3], W = xs->d[3];
 	Loop lp, lh, lw;
 	LLVMValueRef plane = cg_par_loop(cg, &lp, ys->d[0] * ys->d[1], 1);
@@ -1366,29 +1354,26 @@ static void pool_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int scat
 	    cg,
 	    cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, OH)), oh), cg_i64(cg, OW)),
 	    ow);
-	LLVMValueRef t[4], best, idx = LLVMConstNull(iv);
+	LLVMValueRef t[4], tap[4], best;
+	for (int k = 0; k < 4; k++) { /* <VW x i32> of k */
+		LLVMValueRef kv[MAX_VW];
+		for (int l = 0; l < VW; l++)
+			kv[l] = LLVMConstInt(cg->i32, (unsigned)k, 0);
+		tap[k] = LLVMConstVector(kv, (unsigned)VW);
+	}
 	taps2x2(cg, n->in[0], at, W, m, t);
+	LLVMValueRef idx = tap[0];
 	best = t[0];
 	for (int k = 1; k < 4; k++) {
 		LLVMValueRef better = LLVMBuildFCmp(B, LLVMRealOGT, t[k], best, "");
 		best = LLVMBuildSelect(B, better, t[k], best, "");
-		LLVMValueRef kv[MAX_VW];
-		for (int l = 0; l < VW; l++)
-			kv[l] = LLVMConstInt(cg->i32, (unsigned)k, 0);
-		idx = LLVMBuildSelect(B, better, LLVMConstVector(kv, (unsigned)VW), idx,
-		                      "");
+		idx = LLVMBuildSelect(B, better, tap[k], idx, "");
 	}
 	LLVMValueRef is[4];
-	for (int k = 0; k < 4; k++) {
-		LLVMValueRef kv[MAX_VW];
-		for (int l = 0; l < VW; l++)
-			kv[l] = LLVMConstInt(cg->i32, (unsigned)k, 0);
-		is[k] = LLVMBuildICmp(B, LLVMIntEQ, idx,
-		                      LLVMConstVector(kv, (unsigned)VW), "");
-	}
+	for (int k = 0; k < 4; k++)
+		is[k] = LLVMBuildICmp(B, LLVMIntEQ, idx, tap[k], "");
 	if (!scatter) {
-		LLVMValueRef v = best;
-		vmasked(cg, vt, mo, gep(cg, cg_node_ptr(cg, n), o), v);
+		vmasked(cg, vt, mo, gep(cg, cg_node_ptr(cg, n), o), best);
 	} else {
 		LLVMValueRef g = vmasked(cg, vt, mo,
 		                         gep(cg, cg_node_ptr(cg, n->in[1]), o), NULL),
