@@ -1301,15 +1301,17 @@ static void sit_out(LLVMValueRef f, int out)
 		LLVMAddAttributeAtIndex(f, fi, LLVMCreateEnumAttribute(ctx, optnone, 0));
 }
 
-/* NULL, or the error message (malloc'd). */
-static char *optimize_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level)
+/* NULL, or the error message (malloc'd). A shard (whole = 0) had its constant
+ * arguments folded in with the rest of the module, before the split. */
+static char *optimize_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level,
+                             int whole)
 {
 	char passes[32];
 	snprintf(passes, sizeof passes, "default<O%d>", level);
 	if (level < 2)
 		return run_pipeline(mod, tm, passes, level);
 	/* constant arguments into the kernels first, while every function takes part */
-	char *err = run_pipeline(mod, tm, "ipsccp,globaldce", level);
+	char *err = whole ? run_pipeline(mod, tm, "ipsccp,globaldce", level) : NULL;
 	for (int full = 1; full >= 0 && !err; full--) {
 		int any = 0;
 		for (LLVMValueRef f = LLVMGetFirstFunction(mod); f;
@@ -1330,7 +1332,7 @@ static char *optimize_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int lev
 
 static int optimize(Diags *d, LLVMModuleRef mod, LLVMTargetMachineRef tm, int level)
 {
-	char *err = optimize_module(mod, tm, level);
+	char *err = optimize_module(mod, tm, level, 1);
 	if (err) {
 		error_at(d, (SrcLoc){0}, "LLVM optimization failed: %s", err);
 		free(err);
@@ -1404,7 +1406,7 @@ static void *shard_run(void *arg)
 {
 	Shard *s = arg;
 	double t0 = now();
-	if ((s->err = optimize_module(s->mod, s->tm, s->level)))
+	if ((s->err = optimize_module(s->mod, s->tm, s->level, 0)))
 		return NULL;
 	double t1 = now();
 	if (LLVMTargetMachineEmitToMemoryBuffer(s->tm, s->mod, LLVMObjectFile, &s->err,
