@@ -98,15 +98,11 @@ typedef struct Gemm {
 	LLVMValueRef pa, pb, pc;
 	int ta, acc;
 	int64_t M, N, K, lda, ldb, ldc;
-	LLVMTypeRef vt; /* <VW x float> */
-	/* when set, only the row blocks [blo, bhi) of rb rows each (the last one possibly
-	 * short): one thread's part */
-	LLVMValueRef blo, bhi;
-	int64_t rb;
+	LLVMTypeRef vt;    /* <VW x float> */
 	LLVMValueRef mask; /* when set, vectors of C and B hold only its first lanes */
-	/* dot-product kernel: k runs over nseg segments of K (segs of them when set, a
-	 * run-time count >= 1), segment s of A's rows at s * sega, of B's at s * segb (a
-	 * sum over images, for a filter gradient) */
+	/* dot-product kernel: k runs over nseg segments of K (1 if 0; segs of them when
+	 * set, a run-time count >= 1), segment s of A's rows at s * sega, of B's at s *
+	 * segb (a sum over images, for a filter gradient) */
 	int64_t nseg, sega, segb;
 	LLVMValueRef segs;
 	LLVMValueRef mask_end; /* when set, tiles mask the lanes at or past this column */
@@ -134,17 +130,12 @@ static LLVMValueRef col_units(CG *cg, const Gemm *g, Loop *l, int64_t j0, int64_
 	    cg_mul(cg, LLVMBuildSub(B, u, cg_i64(cg, u0), ""), cg_i64(cg, width)));
 }
 
-/* The row blocks [b0, b0 + nb) of rb rows, less those outside the thread's part: a loop
- * over block indices, giving the first row of each. */
-static LLVMValueRef row_blocks(CG *cg, const Gemm *g, Loop *l, int64_t b0, int64_t nb,
-                               int64_t rb)
+/* The row blocks [b0, b0 + nb) of rb rows: a loop over block indices, giving the first
+ * row of each. */
+static LLVMValueRef row_blocks(CG *cg, Loop *l, int64_t b0, int64_t nb, int64_t rb)
 {
-	if (!g->blo)
-		return cg_add(cg, cg_i64(cg, b0 * rb),
-		              cg_mul(cg, cg_loop(cg, l, nb), cg_i64(cg, rb)));
-	LLVMValueRef lo = cg_max(cg, g->blo, cg_i64(cg, b0)),
-	             hi = cg_min(cg, g->bhi, cg_i64(cg, b0 + nb));
-	return cg_mul(cg, cg_loop_range(cg, l, lo, hi), cg_i64(cg, rb));
+	return cg_add(cg, cg_i64(cg, b0 * rb),
+	              cg_mul(cg, cg_loop(cg, l, nb), cg_i64(cg, rb)));
 }
 
 static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off)
@@ -289,7 +280,7 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 	if (ni <= 0)
 		return;
 	Loop li, lj, lk;
-	LLVMValueRef i = row_blocks(cg, g, &li, i0 / MR, ni, MR);
+	LLVMValueRef i = row_blocks(cg, &li, i0 / MR, ni, MR);
 	LLVMValueRef j = cg_add(
 	    cg, j0,
 	    cg_mul(cg, cg_loop_range(cg, &lj, cg_i64(cg, 0), nj), cg_i64(cg, nv * VW)));
@@ -460,7 +451,7 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 	LLVMValueRef i = NULL, j = NULL;
 	if (b_outer)
 		j = col_units(cg, g, &lj, j0, nj, nc);
-	i = row_blocks(cg, g, &li, i0 / dr, ni, dr);
+	i = row_blocks(cg, &li, i0 / dr, ni, dr);
 	if (!b_outer)
 		j = col_units(cg, g, &lj, j0, nj, nc);
 	LLVMValueRef arow[MAX_DR], brow[MAX_DC];
@@ -597,30 +588,20 @@ EMIT(matmul)
 	int64_t cw = dot ? dc : VW;
 	LLVMValueRef lo, hi;
 	cg_par_range(cg, (N + cw - 1) / cw, 1, &lo, &hi);
-	Gemm g = {cg_node_ptr(cg, A),
-	          tb && !dot ? scratch(cg, n) : cg_node_ptr(cg, Bm),
-	          cg_node_ptr(cg, n),
-	          ta,
-	          0,
-	          M,
-	          N,
-	          K,
-	          ta ? M : K,
-	          tb && dot ? K : N,
-	          N,
-	          LLVMVectorType(cg->f32, VW),
-	          NULL,
-	          NULL,
-	          MR,
-	          NULL,
-	          1,
-	          0,
-	          0,
-	          NULL,
-	          NULL,
-	          lo,
-	          hi,
-	          cw};
+	Gemm g = {.pa = cg_node_ptr(cg, A),
+	          .pb = tb && !dot ? scratch(cg, n) : cg_node_ptr(cg, Bm),
+	          .pc = cg_node_ptr(cg, n),
+	          .ta = ta,
+	          .M = M,
+	          .N = N,
+	          .K = K,
+	          .lda = ta ? M : K,
+	          .ldb = tb && dot ? K : N,
+	          .ldc = N,
+	          .vt = LLVMVectorType(cg->f32, VW),
+	          .clo = lo,
+	          .chi = hi,
+	          .cw = cw};
 	if (dot)
 		gemm_bt(cg, &g);
 	else
@@ -1016,30 +997,20 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	        at_index(cg, scratch(cg, n), b, per, 0), 0);
 	cg_loop_end(cg, &lb);
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
-	Gemm g = {at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
-	          at_index(cg, scratch(cg, n), first, per, 0),
-	          parts,
-	          0,
-	          1,
-	          c->Og,
-	          c->Kc,
-	          c->P,
-	          c->P,
-	          c->P,
-	          c->Kc,
-	          LLVMVectorType(cg->f32, VW),
-	          NULL,
-	          NULL,
-	          MR,
-	          NULL,
-	          1,
-	          L * c->O * c->P,
-	          L * per,
-	          m,
-	          NULL,
-	          NULL,
-	          NULL,
-	          0};
+	Gemm g = {.pa = at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
+	          .pb = at_index(cg, scratch(cg, n), first, per, 0),
+	          .pc = parts,
+	          .acc = 1,
+	          .M = c->Og,
+	          .N = c->Kc,
+	          .K = c->P,
+	          .lda = c->P,
+	          .ldb = c->P,
+	          .ldc = c->Kc,
+	          .vt = LLVMVectorType(cg->f32, VW),
+	          .sega = L * c->O * c->P,
+	          .segb = L * per,
+	          .segs = m};
 	g.pa = gep(cg, g.pa, cg_mul(cg, gi, cg_i64(cg, c->Og * c->P)));
 	g.pb = gep(cg, g.pb, cg_mul(cg, gi, cg_i64(cg, c->Kc * c->P)));
 	g.pc = gep(cg, g.pc, cg_mul(cg, gi, cg_i64(cg, c->Og * c->Kc)));
@@ -1099,14 +1070,29 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g col_g */
-		Gemm g = {wg,    colg, yg,   0,    0,    c->Og, c->P, c->Kc,
-		          c->Kc, c->P, c->P, vt,   NULL, NULL,  MR,   NULL,
-		          1,     0,    0,    NULL, NULL, NULL,  NULL, 0};
+		Gemm g = {.pa = wg,
+		          .pb = colg,
+		          .pc = yg,
+		          .M = c->Og,
+		          .N = c->P,
+		          .K = c->Kc,
+		          .lda = c->Kc,
+		          .ldb = c->P,
+		          .ldc = c->P,
+		          .vt = vt};
 		gemm(cg, &g);
 	} else { /* col_g = W_g^T dy_g */
-		Gemm g = {wg,    yg,   colg, 1,    0,    c->Kc, c->P, c->Og,
-		          c->Kc, c->P, c->P, vt,   NULL, NULL,  MR,   NULL,
-		          1,     0,    0,    NULL, NULL, NULL,  NULL, 0};
+		Gemm g = {.pa = wg,
+		          .pb = yg,
+		          .pc = colg,
+		          .ta = 1,
+		          .M = c->Kc,
+		          .N = c->P,
+		          .K = c->Og,
+		          .lda = c->Kc,
+		          .ldb = c->P,
+		          .ldc = c->P,
+		          .vt = vt};
 		gemm(cg, &g);
 	}
 	cg_loop_end(cg, &lg);
