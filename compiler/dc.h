@@ -519,6 +519,21 @@ Node *ir_conv2d(Graph *g, Node *x, Node *w, const ConvP *p);
 Node *ir_conv2d_bwd_data(Graph *g, Node *dy, Node *w, const ConvP *p, Shape xs);
 Node *ir_conv2d_bwd_filter(Graph *g, Node *x, Node *dy, const ConvP *p, Shape ws);
 ConvP convp_of(const Node *n);
+/* A stride-1 convolution runs as an implicit matrix product over a zero-padded copy
+ * of each image, Hp x Wp per channel: counting output positions along rows of Wp (the
+ * last few of each row unused), tap (c, kh, kw) of position f is element f + c Hp Wp +
+ * kh dil Wp + kw dil of the copy, so every tap is one contiguous run of it and no
+ * patches are copied (im2col). Its two gradients run the same way: the filter
+ * gradient as dot products of dy (on rows of Wp) with those runs, the data gradient as
+ * the convolution of dy, padded by (K - 1) dil - pad, with the filter flipped.
+ * The padded image has ch channels of h x w at row top, column left of its planes;
+ * xs floats hold it (zeros after it, for the unused positions' taps), ys the output
+ * on rows of Wp; both multiples of 16. */
+typedef struct ConvFlat {
+	int64_t ch, h, w, Hp, Wp, top, left, xs, ys;
+} ConvFlat;
+/* Whether n (conv2d or one of its gradients) runs so, and its layout. */
+int conv_flat(const Node *n, ConvFlat *f);
 Node *ir_poolmax(Graph *g, int scatter, Node *sel, Node *v, const PoolP *p);
 Node *ir_avgpool(Graph *g, Node *x, const PoolP *p);
 Node *ir_avgpool_bwd(Graph *g, Node *dy, const PoolP *p, Shape xs);

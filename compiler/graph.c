@@ -489,6 +489,56 @@ ConvP convp_of(const Node *n)
 	return p;
 }
 
+int conv_flat(const Node *n, ConvFlat *f)
+{
+	Node *xn, *wn, *yn; /* the nodes in the roles of input, weight and output */
+	switch (n->op) {
+	case OP_CONV2D:
+		xn = n->in[0], wn = n->in[1], yn = (Node *)n;
+		break;
+	case OP_CONV2D_BWD_DATA:
+		xn = (Node *)n, wn = n->in[1], yn = n->in[0];
+		break;
+	case OP_CONV2D_BWD_FILTER:
+		xn = n->in[0], wn = (Node *)n, yn = n->in[1];
+		break;
+	default:
+		return 0;
+	}
+	const Shape *x = &xn->sh, *w = &wn->sh, *y = &yn->sh;
+	ConvP p = convp_of(n);
+	int64_t span[2] = {(w->d[2] - 1) * p.dil[0], (w->d[3] - 1) * p.dil[1]};
+	const Shape *out = n->op == OP_CONV2D_BWD_DATA ? x : y; /* the product's */
+	if (n->op == OP_CONV2D_BWD_DATA) { /* dy padded by span - pad, no side < 0 */
+		for (int i = 0; i < 4; i++)
+			if (p.pad[i] > span[i / 2])
+				return 0;
+		*f = (ConvFlat){.ch = y->d[1],
+		                .h = y->d[2],
+		                .w = y->d[3],
+		                .Hp = x->d[2] + span[0],
+		                .Wp = x->d[3] + span[1],
+		                .top = span[0] - p.pad[0],
+		                .left = span[1] - p.pad[2]};
+	} else {
+		*f = (ConvFlat){.ch = x->d[1],
+		                .h = x->d[2],
+		                .w = x->d[3],
+		                .Hp = x->d[2] + p.pad[0] + p.pad[1],
+		                .Wp = x->d[3] + p.pad[2] + p.pad[3],
+		                .top = p.pad[0],
+		                .left = p.pad[2]};
+	}
+	f->xs = (f->ch * f->Hp * f->Wp + span[1] + 15) & ~(int64_t)15;
+	f->ys = (out->d[1] * out->d[2] * f->Wp + 15) & ~(int64_t)15;
+	/* positions computed, per channel, against the convolution's own (the padding
+	 * around a small image costs more products than the patches it saves: LeNet's
+	 * second data gradient, at 2.5 times, ran 3.5% slower) */
+	int64_t pos = out->d[2] * f->Wp;
+	return p.stride[0] == 1 && p.stride[1] == 1 && pos >= 16 &&
+	       2 * pos <= 3 * y->d[2] * y->d[3];
+}
+
 Node *ir_conv2d(Graph *g, Node *x, Node *w, const ConvP *p)
 {
 	Node *in[2] = {x, w};

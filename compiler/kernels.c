@@ -110,6 +110,9 @@ typedef struct Gemm {
 	 * part (columns, so that each thread reads its own part of B, a weight matrix) */
 	LLVMValueRef clo, chi;
 	int64_t cw;
+	/* when set, B's row r starts at pb + boff[r] (i64 offsets), not r * ldb: the
+	 * taps of an implicit convolution (conv_flat) */
+	LLVMValueRef boff;
 } Gemm;
 
 /* Columns j0, j0 + width, ... (nj of them), less those outside the thread's part: the
@@ -146,6 +149,15 @@ static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off)
 static LLVMValueRef fload(CG *cg, LLVMValueRef base, LLVMValueRef off)
 {
 	return LLVMBuildLoad2(B, cg->f32, gep(cg, base, off), "");
+}
+
+/* The offset of B's row r. */
+static LLVMValueRef b_row(CG *cg, const Gemm *g, LLVMValueRef r)
+{
+	if (!g->boff)
+		return cg_mul(cg, r, cg_i64(cg, g->ldb));
+	return LLVMBuildLoad2(B, cg->i64, LLVMBuildGEP2(B, cg->i64, g->boff, &r, 1, ""),
+	                      "");
 }
 
 static LLVMValueRef a_elem(CG *cg, const Gemm *g, LLVMValueRef i, LLVMValueRef k)
@@ -297,14 +309,14 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < nv; v++)
 			acc[r][v] = cg_acc_begin(cg, pre, LLVMConstNull(g->vt));
-	LLVMValueRef brow = cg_add(cg, cg_mul(cg, k, cg_i64(cg, g->ldb)), j);
+	LLVMValueRef brow = cg_add(cg, b_row(cg, g, k), j);
 	for (int v = 0; v < nv; v++)
 		bv[v] =
 		    vload(cg, g, gep(cg, g->pb, cg_add(cg, brow, cg_i64(cg, v * VW))));
 	/* B's rows too far apart for the hardware to prefetch, and the panel of them a
 	 * tile reads too large to stay in L1 for the next rows of A */
 	int pf = g->K * nv * VW * 4 > PF_PANEL;
-	if (pf && g->ldb * 4 > PF_STRIDE)
+	if (pf && !g->boff && g->ldb * 4 > PF_STRIDE)
 		for (int v = 0; v < nv; v++)
 			prefetch(cg, gep(cg, g->pb,
 			                 cg_add(cg, brow,
@@ -458,7 +470,7 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 	for (int r = 0; r < mr; r++)
 		arow[r] = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->lda));
 	for (int c = 0; c < nc; c++)
-		brow[c] = cg_mul(cg, cg_add(cg, j, cg_i64(cg, c)), cg_i64(cg, g->ldb));
+		brow[c] = b_row(cg, g, cg_add(cg, j, cg_i64(cg, c)));
 	if (kv > 0) {
 		Loop ls;
 		LLVMBasicBlockRef pre0 = LLVMGetInsertBlock(B);
@@ -855,7 +867,9 @@ static void conv_nest(CG *cg, Node *n, Node *x, Node *w, Node *y, int mode)
 	cg_loop_end(cg, &lb);
 }
 
-/* Convolution as matrix products (im2col): the kernel-sized patches of one image are
+/* Convolution as matrix products. Stride 1, where the padding costs few products, runs
+ * implicitly over a padded copy of each image (conv_flat, dc.h): B's rows are runs of
+ * it at each tap's offset. Otherwise (im2col) the kernel-sized patches of one image are
  * laid out as the columns of col [C*KH*KW, OH*OW] in the node's scratch, so that for
  * each group the output is W_g [O/g, Kc] times col_g [Kc, OH*OW] (Kc = C/g*KH*KW),
  * and the two backward convolutions are products with the transposes. */
@@ -961,17 +975,165 @@ static LLVMValueRef at_index(CG *cg, LLVMValueRef base, LLVMValueRef i, int64_t 
 	           cg_add(cg, cg_mul(cg, i, cg_i64(cg, stride)), cg_i64(cg, add)));
 }
 
+/* ---- implicit convolutions (conv_flat) ---- */
+
+/* The row offsets of B for an implicit product: tap t = (c, kh, kw) of a group, with
+ * c < n, at c Hp Wp + kh dil Wp + kw dil of the padded image, or at the mirrored tap
+ * (KH - 1 - kh, KW - 1 - kw) when flip. */
+static LLVMValueRef tap_offsets(CG *cg, const Conv *c, const ConvFlat *f, int64_t n,
+                                int flip)
+{
+	int64_t K = n * c->KH * c->KW;
+	LLVMValueRef *v = arena_alloc(cg->g->A, (size_t)K * sizeof *v);
+	for (int64_t t = 0; t < K; t++) {
+		int64_t ch = t / (c->KH * c->KW), kh = t / c->KW % c->KH, kw = t % c->KW;
+		if (flip)
+			kh = c->KH - 1 - kh, kw = c->KW - 1 - kw;
+		v[t] = LLVMConstInt(cg->i64,
+		                    (unsigned long long)(ch * f->Hp * f->Wp +
+		                                         kh * c->p.dil[0] * f->Wp +
+		                                         kw * c->p.dil[1]),
+		                    0);
+	}
+	LLVMValueRef gv =
+	    LLVMAddGlobal(cg->mod, LLVMArrayType(cg->i64, (unsigned)K), "taps");
+	LLVMSetInitializer(gv, LLVMConstArray(cg->i64, v, (unsigned)K));
+	LLVMSetGlobalConstant(gv, 1);
+	LLVMSetLinkage(gv, LLVMPrivateLinkage);
+	LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+	return gv;
+}
+
+/* One image img (f->ch x f->h x f->w) into xp, padded: zeros around it, and after. */
+static void pad_image(CG *cg, const ConvFlat *f, LLVMValueRef img, LLVMValueRef xp)
+{
+	Loop lz, lc, lh, lw;
+	LLVMValueRef z = cg_loop(cg, &lz, f->xs);
+	LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, xp, z));
+	cg_loop_end(cg, &lz);
+	LLVMValueRef ch = cg_loop(cg, &lc, f->ch), ih = cg_loop(cg, &lh, f->h);
+	LLVMValueRef src = cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, f->h)), ih),
+	                          cg_i64(cg, f->w));
+	LLVMValueRef dst = cg_add(cg,
+	                          cg_mul(cg,
+	                                 cg_add(cg, cg_mul(cg, ch, cg_i64(cg, f->Hp)),
+	                                        cg_add(cg, ih, cg_i64(cg, f->top))),
+	                                 cg_i64(cg, f->Wp)),
+	                          cg_i64(cg, f->left));
+	LLVMValueRef iw = cg_loop(cg, &lw, f->w);
+	LLVMBuildStore(B, fload(cg, img, cg_add(cg, src, iw)),
+	               gep(cg, xp, cg_add(cg, dst, iw)));
+	cg_loop_end(cg, &lw);
+	cg_loop_end(cg, &lh);
+	cg_loop_end(cg, &lc);
+}
+
+/* rows of width values in y, and the same rows in yp, Wp apart: into yp with zeros in
+ * the unused columns (to_flat), or back from yp's used columns. */
+static void flat_rows(CG *cg, int64_t rows, int64_t width, int64_t Wp, LLVMValueRef y,
+                      LLVMValueRef yp, int to_flat)
+{
+	Loop lr, lw, lz;
+	LLVMValueRef r = cg_loop(cg, &lr, rows);
+	LLVMValueRef yr = cg_mul(cg, r, cg_i64(cg, width)),
+	             pr = cg_mul(cg, r, cg_i64(cg, Wp));
+	LLVMValueRef w = cg_loop(cg, &lw, width);
+	LLVMValueRef ya = cg_add(cg, yr, w), pa = cg_add(cg, pr, w);
+	if (to_flat)
+		LLVMBuildStore(B, fload(cg, y, ya), gep(cg, yp, pa));
+	else
+		LLVMBuildStore(B, fload(cg, yp, pa), gep(cg, y, ya));
+	cg_loop_end(cg, &lw);
+	if (to_flat && Wp > width) {
+		LLVMValueRef z = cg_loop(cg, &lz, Wp - width);
+		LLVMBuildStore(
+		    B, cg_f32(cg, 0),
+		    gep(cg, yp, cg_add(cg, pr, cg_add(cg, z, cg_i64(cg, width)))));
+		cg_loop_end(cg, &lz);
+	}
+	cg_loop_end(cg, &lr);
+}
+
+/* The data gradient of a stride-1 convolution: dx_g = W'_g dy'_g, where dy' is dy
+ * padded (conv_flat) and W'_g [C/g, O/g KH KW] the group's filter with its in and out
+ * channels swapped, copied into the scratch first; the taps run mirrored. */
+static void data_grad_flat(CG *cg, Node *n, const Conv *c, const ConvFlat *f)
+{
+	int64_t Cg = c->C / c->p.groups, KK = c->KH * c->KW, Kd = c->Og * KK,
+	        wn = (shape_numel(&c->w->sh) + 15) & ~(int64_t)15, per = f->xs + f->ys,
+	        L = c->Bn < CONV_LANES ? c->Bn : CONV_LANES, Pe = c->H * f->Wp;
+	{ /* W'[g][c][o][k] = W[g][o][c][k] */
+		Loop lg, lo, lc, lk;
+		LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups),
+		             o = cg_loop(cg, &lo, c->Og), ci = cg_loop(cg, &lc, Cg),
+		             k = cg_loop(cg, &lk, KK);
+		LLVMValueRef go = cg_add(cg, cg_mul(cg, gi, cg_i64(cg, c->Og)), o),
+		             gc = cg_add(cg, cg_mul(cg, gi, cg_i64(cg, Cg)), ci);
+		LLVMValueRef src =
+		    cg_add(cg,
+		           cg_mul(cg, cg_add(cg, cg_mul(cg, go, cg_i64(cg, Cg)), ci),
+		                  cg_i64(cg, KK)),
+		           k);
+		LLVMValueRef dst =
+		    cg_add(cg,
+		           cg_mul(cg, cg_add(cg, cg_mul(cg, gc, cg_i64(cg, c->Og)), o),
+		                  cg_i64(cg, KK)),
+		           k);
+		LLVMBuildStore(B, fload(cg, cg_node_ptr(cg, c->w), src),
+		               gep(cg, scratch(cg, n), dst));
+		cg_loop_end(cg, &lk);
+		cg_loop_end(cg, &lc);
+		cg_loop_end(cg, &lo);
+		cg_loop_end(cg, &lg);
+	}
+	cg_next_kernel(cg); /* then the images, in lanes */
+	LLVMValueRef taps = tap_offsets(cg, c, f, c->Og, 1);
+	Loop ll, lb, lg;
+	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
+	LLVMValueRef xp = at_index(cg, scratch(cg, n), lane, per, wn),
+	             yp = gep(cg, xp, cg_i64(cg, f->xs));
+	LLVMValueRef count = LLVMBuildSDiv(
+	    B,
+	    cg_add(cg, LLVMBuildSub(B, cg_i64(cg, c->Bn), lane, ""), cg_i64(cg, L - 1)),
+	    cg_i64(cg, L), "");
+	LLVMValueRef b = cg_add(
+	    cg, lane,
+	    cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), count), cg_i64(cg, L)));
+	pad_image(cg, f, at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0), xp);
+	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
+	Gemm g = {.pa = at_index(cg, scratch(cg, n), gi, Cg * Kd, 0),
+	          .pb = at_index(cg, xp, gi, c->Og * f->Hp * f->Wp, 0),
+	          .pc = at_index(cg, yp, gi, Cg * Pe, 0),
+	          .M = Cg,
+	          .N = Pe,
+	          .K = Kd,
+	          .lda = Kd,
+	          .ldc = Pe,
+	          .vt = LLVMVectorType(cg->f32, VW),
+	          .boff = taps};
+	gemm(cg, &g);
+	cg_loop_end(cg, &lg);
+	flat_rows(cg, c->C * c->H, c->W, f->Wp,
+	          at_index(cg, cg_node_ptr(cg, c->x), b, c->C * c->H * c->W, 0), yp, 0);
+	cg_loop_end(cg, &lb);
+	cg_loop_end(cg, &ll);
+}
+
 /* The filter gradient, dW = the sum over images of dy_b col_b^T. The images run in
  * lanes, as in conv_gemm: lane l takes images l, l + L, ... in chunks that fit L2,
- * writes each chunk's patches side by side in the scratch and at once adds the dot
+ * writes each chunk's patches (or padded images and dy on rows of Wp, conv_flat) side
+ * by side in the scratch and at once adds the dot
  * products over all of them (k runs over every image's positions, segment by
  * segment) to its own partial dW. Then a second kernel adds the L partials in lane
  * order: the sum is the same for any number of threads, and the patches are read
  * back from L2, not memory. */
 static void filter_grad(CG *cg, Node *n, const Conv *c)
 {
-	int64_t per = c->C * c->KH * c->KW * c->P, chw = c->C * c->H * c->W,
-	        L = c->Bn < CONV_LANES ? c->Bn : CONV_LANES, wn = shape_numel(&n->sh);
+	ConvFlat f;
+	int flat = conv_flat(n, &f);
+	int64_t per = flat ? f.xs + f.ys : c->C * c->KH * c->KW * c->P,
+	        chw = c->C * c->H * c->W, L = c->Bn < CONV_LANES ? c->Bn : CONV_LANES,
+	        wn = shape_numel(&n->sh);
 	int64_t ch = (512 << 10) / (per * 4); /* images per chunk */
 	ch = ch < 1 ? 1 : ch;
 	Loop ll, lz, lc, lb, lg;
@@ -993,26 +1155,42 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	LLVMValueRef b =
 	    cg_add(cg, first,
 	           cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), m), cg_i64(cg, L)));
-	patches(cg, c, at_index(cg, cg_node_ptr(cg, c->x), b, chw, 0),
-	        at_index(cg, scratch(cg, n), b, per, 0), 0);
+	LLVMValueRef img = at_index(cg, cg_node_ptr(cg, c->x), b, chw, 0),
+	             mine = at_index(cg, scratch(cg, n), b, per, 0);
+	if (flat) { /* the padded image, and dy on rows of Wp after it */
+		pad_image(cg, &f, img, mine);
+		flat_rows(cg, c->O * c->OH, c->OW, f.Wp,
+		          at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0),
+		          gep(cg, mine, cg_i64(cg, f.xs)), 1);
+	} else {
+		patches(cg, c, img, mine, 0);
+	}
 	cg_loop_end(cg, &lb);
+	LLVMValueRef taps = flat ? tap_offsets(cg, c, &f, c->C / c->p.groups, 0) : NULL;
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
-	Gemm g = {.pa = at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
+	/* positions per image: OH rows of Wp (flat), or of OW */
+	int64_t Pe = flat ? c->OH * f.Wp : c->P;
+	Gemm g = {.pa = flat ? at_index(cg, scratch(cg, n), first, per, f.xs)
+	                     : at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
 	          .pb = at_index(cg, scratch(cg, n), first, per, 0),
 	          .pc = parts,
 	          .acc = 1,
 	          .M = c->Og,
 	          .N = c->Kc,
-	          .K = c->P,
-	          .lda = c->P,
+	          .K = Pe,
+	          .lda = Pe,
 	          .ldb = c->P,
 	          .ldc = c->Kc,
 	          .vt = LLVMVectorType(cg->f32, VW),
-	          .sega = L * c->O * c->P,
+	          .sega = L * (flat ? per : c->O * c->P),
 	          .segb = L * per,
-	          .segs = m};
-	g.pa = gep(cg, g.pa, cg_mul(cg, gi, cg_i64(cg, c->Og * c->P)));
-	g.pb = gep(cg, g.pb, cg_mul(cg, gi, cg_i64(cg, c->Kc * c->P)));
+	          .segs = m,
+	          .boff = taps};
+	g.pa = gep(cg, g.pa, cg_mul(cg, gi, cg_i64(cg, c->Og * Pe)));
+	g.pb = gep(
+	    cg, g.pb,
+	    cg_mul(cg, gi,
+	           cg_i64(cg, flat ? c->C / c->p.groups * f.Hp * f.Wp : c->Kc * c->P)));
 	g.pc = gep(cg, g.pc, cg_mul(cg, gi, cg_i64(cg, c->Og * c->Kc)));
 	gemm_bt(cg, &g);
 	cg_loop_end(cg, &lg);
@@ -1039,11 +1217,20 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 		filter_grad(cg, n, c);
 		return;
 	}
+	ConvFlat fd;
+	if (mode == 1 && conv_flat(n, &fd)) {
+		data_grad_flat(cg, n, c, &fd);
+		return;
+	}
 	LLVMTypeRef vt = LLVMVectorType(cg->f32, VW);
 	LLVMValueRef X = cg_node_ptr(cg, c->x), Wt = cg_node_ptr(cg, c->w),
 	             Y = cg_node_ptr(cg, c->y);
+	ConvFlat f;
+	int flat = mode == 0 && conv_flat(n, &f);
 	int64_t L = c->Bn < CONV_LANES ? c->Bn : CONV_LANES,
-	        per = c->C * c->KH * c->KW * c->P, chw = c->C * c->H * c->W;
+	        per = flat ? f.xs + f.ys : c->C * c->KH * c->KW * c->P,
+	        chw = c->C * c->H * c->W;
+	LLVMValueRef taps = flat ? tap_offsets(cg, c, &f, c->C / c->p.groups, 0) : NULL;
 	Loop ll, lb, lg;
 	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
 	LLVMValueRef col = at_index(cg, scratch(cg, n), lane, per, 0);
@@ -1060,6 +1247,8 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 		LLVMValueRef z = cg_loop(cg, &lz, chw);
 		LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, img, z));
 		cg_loop_end(cg, &lz);
+	} else if (flat) {
+		pad_image(cg, &f, img, col);
 	} else {
 		patches(cg, c, img, col, 0);
 	}
@@ -1069,7 +1258,21 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	LLVMValueRef yg = gep(cg, Y,
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
-	if (mode == 0) { /* y_g = W_g col_g */
+	if (flat) { /* y_g on rows of Wp, after the padded image */
+		int64_t Pe = c->OH * f.Wp;
+		Gemm g = {.pa = wg,
+		          .pb =
+		              at_index(cg, col, gi, c->C / c->p.groups * f.Hp * f.Wp, 0),
+		          .pc = at_index(cg, col, gi, c->Og * Pe, f.xs),
+		          .M = c->Og,
+		          .N = Pe,
+		          .K = c->Kc,
+		          .lda = c->Kc,
+		          .ldc = Pe,
+		          .vt = vt,
+		          .boff = taps};
+		gemm(cg, &g);
+	} else if (mode == 0) { /* y_g = W_g col_g */
 		Gemm g = {.pa = wg,
 		          .pb = colg,
 		          .pc = yg,
@@ -1098,6 +1301,10 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	cg_loop_end(cg, &lg);
 	if (mode == 1)
 		patches(cg, c, img, col, 1);
+	if (flat)
+		flat_rows(cg, c->O * c->OH, c->OW, f.Wp,
+		          at_index(cg, Y, b, c->O * c->P, 0),
+		          gep(cg, col, cg_i64(cg, f.xs)), 0);
 	cg_loop_end(cg, &lb);
 	cg_loop_end(cg, &ll);
 }

@@ -192,19 +192,25 @@ static int64_t footprint(const Node *n)
 		size += (shape_numel(&n->in[1]->sh) + 15) & ~(int64_t)15;
 	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
 	    n->op == OP_CONV2D_BWD_FILTER) {
-		/* im2col: C*KH*KW rows of OH*OW positions, for one image per lane (for
-		 * every image for the filter gradient, see kernels.c, which also sums
-		 * each lane's images apart) */
+		/* im2col: C*KH*KW rows of OH*OW positions, or a padded image and its
+		 * output (conv_flat), for one image per lane (for every image for the
+		 * filter gradient, see kernels.c, which also sums each lane's images
+		 * apart) */
 		const Shape *x = n->op == OP_CONV2D_BWD_DATA ? &n->sh : &n->in[0]->sh;
 		const Shape *w = n->op == OP_CONV2D_BWD_FILTER ? &n->sh : &n->in[1]->sh;
 		const Shape *y = n->op == OP_CONV2D            ? &n->sh
 		                 : n->op == OP_CONV2D_BWD_DATA ? &n->in[0]->sh
 		                                               : &n->in[1]->sh;
 		int64_t lanes = x->d[0] < CONV_LANES ? x->d[0] : CONV_LANES;
-		size += x->d[1] * w->d[2] * w->d[3] * y->d[2] * y->d[3] *
-		        (n->op == OP_CONV2D_BWD_FILTER ? x->d[0] : lanes);
+		ConvFlat f;
+		int64_t per = conv_flat(n, &f)
+		                  ? f.xs + f.ys /* padded image, output */
+		                  : x->d[1] * w->d[2] * w->d[3] * y->d[2] * y->d[3];
+		size += per * (n->op == OP_CONV2D_BWD_FILTER ? x->d[0] : lanes);
 		if (n->op == OP_CONV2D_BWD_FILTER) /* and each lane's partial dW */
 			size += lanes * shape_numel(&n->sh);
+		if (n->op == OP_CONV2D_BWD_DATA && conv_flat(n, &f)) /* w, transposed */
+			size += (shape_numel(w) + 15) & ~(int64_t)15;
 	}
 	return size;
 }

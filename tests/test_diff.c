@@ -279,6 +279,41 @@ static void test_diff_wide_layers_match_the_reference(void)
 	rmdir(dir);
 }
 
+/* Convolutions of stride 1 run as implicit products over padded images (conv_flat),
+ * others through patches (im2col): both, with uneven padding, dilation and groups, at
+ * a batch that leaves lanes of one image and of two. */
+static void test_diff_convolutions_match_the_reference(void)
+{
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/convs.yaml", dir);
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(
+	    "name: convs\n"
+	    "inputs:\n"
+	    "  image: {shape: [batch, 4, 17, 15]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "layers:\n"
+	    "  - conv2d: {out_channels: 6, kernel_size: [3, 4], padding: [2, 1, 0, 3],\n"
+	    "             dilation: [2, 1], groups: 2, activation: relu}\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: 3, padding: same, groups: 2,\n"
+	    "             activation: tanh}\n"
+	    "  - conv2d: {out_channels: 5, kernel_size: 3, stride: 2, padding: 1}\n"
+	    "  - flatten\n"
+	    "  - dense: {units: 10}\n"
+	    "loss: {type: softmax_cross_entropy, target: label}\n"
+	    "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n",
+	    f);
+	fclose(f);
+	check_model_at(path, "convs.yaml", 3, NULL, NULL, 11);
+#if defined(__x86_64__)
+	check_model_at(path, "convs.yaml", 2, "haswell", "+avx2,+fma,+avx,+sse4.2", 11);
+#endif
+	remove(path);
+	rmdir(dir);
+}
+
 void suite_diff(void)
 {
 	static CU_TestInfo tests[] = {
@@ -286,6 +321,8 @@ void suite_diff(void)
 	     test_diff_tiles_for_avx2_and_sse_match_the_reference},
 	    {"test_diff_wide_layers_match_the_reference",
 	     test_diff_wide_layers_match_the_reference},
+	    {"test_diff_convolutions_match_the_reference",
+	     test_diff_convolutions_match_the_reference},
 	    {"test_diff_threads_give_identical_results",
 	     test_diff_threads_give_identical_results},
 	    {"test_diff_every_model_matches_the_reference_at_O0_and_O3",
