@@ -109,6 +109,12 @@ LLVMValueRef cg_mul(CG *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_min(CG *cg, LLVMValueRef a, LLVMValueRef b); /* signed i64 */
 LLVMValueRef cg_max(CG *cg, LLVMValueRef a, LLVMValueRef b); /* signed i64 */
 
+/* n's epilogue r (Plan): begin before the kernel's loops (it loads single values
+ * there), then r's value at index idx of its shape from v, n's value there; end after. */
+void cg_epilogue_begin(CG *cg, Node *r);
+LLVMValueRef cg_epilogue(CG *cg, Node *r, Node *n, LLVMValueRef v, LLVMValueRef *idx);
+void cg_epilogue_end(CG *cg);
+
 #define OP(E, name, nin, flags) void emit_##name(CG *cg, Node *n);
 #include "ops.h"
 #undef OP

@@ -637,6 +637,10 @@ typedef struct Plan {
 	Buf *buf;   /* indexed by node id */
 	char *live; /* indexed by node id: the function needs it */
 	char *inl;  /* indexed by node id: fused, computed inside its user's loop */
+	/* indexed by node id: the pointwise node computed from n's values in n's own
+	 * loop, as they are made (an epilogue: a convolution's bias and activation), or
+	 * NULL. That node is not in the order; it is computed at n's place. */
+	Node **epi;
 	/* The update phase: pointwise nodes whose values only flow into new parameters
 	 * and optimizer state are computed at the end, in one loop per group of outputs
 	 * that read each other's old values, first to check that every new value is

@@ -108,22 +108,30 @@ static void dot(FILE *f, Graph *g, const char *live)
 static const char *const buf_names[] = {"none",  "params", "grads", "state",
                                         "hyper", "io",     "work"};
 
+static void nest_line(FILE *f, const Plan *p, Node *n, const char *mark)
+{
+	char sh[128];
+	fprintf(f, "  %s%-*s %%%-4d %-16s -> work+%lld", mark, 18 - (int)strlen(mark),
+	        opinfo[n->op].name, n->id, shape_str(&n->sh, sh, sizeof sh),
+	        (long long)p->buf[n->id].off);
+	for (int k = 0; k < n->nin; k++) {
+		Buf b = p->buf[n->in[k]->id];
+		fprintf(f, "%s %%%d@%s+%lld", k ? "," : "  reads", n->in[k]->id,
+		        buf_names[b.kind], (long long)b.off);
+	}
+	fputc('\n', f);
+}
+
 static void kernels(FILE *f, Graph *g, int fn)
 {
 	Plan *p = plan_fn(g, fn);
-	char sh[128];
 	fprintf(f, "fn %s: %d loop nests, workspace %lld floats (%lld bytes)\n",
 	        fn_names[fn], p->n, (long long)p->nwork, (long long)p->nwork * 4);
 	for (int i = 0; i < p->n; i++) {
 		Node *n = p->order[i];
-		fprintf(f, "  %-18s %%%-4d %-16s -> work+%lld", opinfo[n->op].name, n->id,
-		        shape_str(&n->sh, sh, sizeof sh), (long long)p->buf[n->id].off);
-		for (int k = 0; k < n->nin; k++) {
-			Buf b = p->buf[n->in[k]->id];
-			fprintf(f, "%s %%%d@%s+%lld", k ? "," : "  reads", n->in[k]->id,
-			        buf_names[b.kind], (long long)b.off);
-		}
-		fputc('\n', f);
+		nest_line(f, p, n, "");
+		if (p->epi[n->id]) /* computed in n's loop (Plan) */
+			nest_line(f, p, p->epi[n->id], "+ ");
 	}
 	for (int gi = 0; gi < p->ngroups; gi++) {
 		fprintf(f, "  update group %d (checked, then written in place):", gi);

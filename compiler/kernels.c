@@ -1054,6 +1054,28 @@ static void flat_rows(CG *cg, int64_t rows, int64_t width, int64_t Wp, LLVMValue
 	cg_loop_end(cg, &lr);
 }
 
+/* Image b's output, on rows of Wp in yp, through the epilogue e (Plan) into e's
+ * values: the convolution's own are never stored. */
+static void epilogue_rows(CG *cg, const Conv *c, const ConvFlat *f, Node *e,
+                          LLVMValueRef b, LLVMValueRef yp)
+{
+	Loop lo, lh, lw;
+	LLVMValueRef idx[4] = {b, cg_loop(cg, &lo, c->O), cg_loop(cg, &lh, c->OH), NULL};
+	LLVMValueRef row = cg_add(cg, cg_mul(cg, idx[1], cg_i64(cg, c->OH)), idx[2]);
+	idx[3] = cg_loop(cg, &lw, c->OW);
+	LLVMValueRef v =
+	    fload(cg, yp, cg_add(cg, cg_mul(cg, row, cg_i64(cg, f->Wp)), idx[3]));
+	LLVMValueRef out =
+	    cg_add(cg,
+	           cg_mul(cg, cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->OH)), row),
+	                  cg_i64(cg, c->OW)),
+	           idx[3]);
+	cg_store(cg, e, out, cg_epilogue(cg, e, c->y, v, idx));
+	cg_loop_end(cg, &lw);
+	cg_loop_end(cg, &lh);
+	cg_loop_end(cg, &lo);
+}
+
 /* The data gradient of a stride-1 convolution: dx_g = W'_g dy'_g, where dy' is dy
  * padded (conv_flat) and W'_g [C/g, O/g KH KW] the group's filter with its in and out
  * channels swapped, copied into the scratch first; the taps run mirrored. */
@@ -1231,6 +1253,9 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	        per = flat ? f.xs + f.ys : c->C * c->KH * c->KW * c->P,
 	        chw = c->C * c->H * c->W;
 	LLVMValueRef taps = flat ? tap_offsets(cg, c, &f, c->C / c->p.groups, 0) : NULL;
+	Node *epi = mode == 0 ? cg->p->epi[n->id] : NULL;
+	if (epi)
+		cg_epilogue_begin(cg, epi);
 	Loop ll, lb, lg;
 	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
 	LLVMValueRef col = at_index(cg, scratch(cg, n), lane, per, 0);
@@ -1301,12 +1326,16 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	cg_loop_end(cg, &lg);
 	if (mode == 1)
 		patches(cg, c, img, col, 1);
-	if (flat)
+	if (epi)
+		epilogue_rows(cg, c, &f, epi, b, gep(cg, col, cg_i64(cg, f.xs)));
+	else if (flat)
 		flat_rows(cg, c->O * c->OH, c->OW, f.Wp,
 		          at_index(cg, Y, b, c->O * c->P, 0),
 		          gep(cg, col, cg_i64(cg, f.xs)), 0);
 	cg_loop_end(cg, &lb);
 	cg_loop_end(cg, &ll);
+	if (epi)
+		cg_epilogue_end(cg);
 }
 
 EMIT(conv2d)

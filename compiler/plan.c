@@ -80,6 +80,39 @@ static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 	}
 }
 
+/* Whether the values n reads, through the nodes fused into it, are c's and leaves'. */
+static int reads_only(const Plan *p, Node *n, Node *c, int top)
+{
+	if (n == c)
+		return 1;
+	if (!top && !p->inl[n->id])
+		return (opinfo[owner(n)->op].flags & OPF_LEAF) != 0;
+	for (int k = 0; k < n->nin; k++)
+		if (!reads_only(p, n->in[k], c, 0))
+			return 0;
+	return 1;
+}
+
+/* Epilogues: a convolution computed as an implicit product (conv_flat) copies its
+ * values out of the scratch anyway, and can compute there the pointwise node that is
+ * its only user (through fused nodes; a bias and an activation) if that node is of
+ * its shape and reads nothing but it and leaves. */
+static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
+{
+	ConvFlat f;
+	for (int i = 0; i < g->n; i++) {
+		Node *n = g->nodes[i], *r = user[i];
+		if (g->no_fusion || !p->live[i] || n->op != OP_CONV2D || nuse[i] != 1 ||
+		    !conv_flat(n, &f))
+			continue;
+		while (r && p->inl[r->id] && p->group[r->id] < 0)
+			r = user[r->id];
+		if (r && pointwise(r) && !p->inl[r->id] && p->group[r->id] < 0 &&
+		    r->dt == DT_F32 && shape_eq(&r->sh, &n->sh) && reads_only(p, r, n, 1))
+			p->epi[i] = r;
+	}
+}
+
 /* Position in the order of the loop that computes n's values (its user's, if fused;
  * the end, if in the update phase). */
 static int position(const Plan *p, Node **user, const int *pos, Node *n)
@@ -256,8 +289,11 @@ static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 {
 	int *pos = arena_alloc(g->A, (size_t)g->n * sizeof *pos),
 	    *last = arena_alloc(g->A, (size_t)g->n * sizeof *last);
-	for (int k = 0; k < p->n; k++)
+	for (int k = 0; k < p->n; k++) {
 		pos[p->order[k]->id] = k;
+		if (p->epi[p->order[k]->id])
+			pos[p->epi[p->order[k]->id]->id] = k;
+	}
 	for (int i = 0; i < g->n; i++)
 		last[i] = -1;
 	for (int i = 0; i < g->n; i++) {
@@ -278,13 +314,18 @@ static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 	Span *free = arena_alloc(g->A, (size_t)(p->n + 1) * 2 * sizeof *free);
 	int nfree = 0;
 	for (int k = 0; k < p->n; k++) {
-		Node *n = p->order[k];
+		Node *n = p->order[k], *e = p->epi[n->id];
 		p->buf[n->id] =
 		    (Buf){BUF_WORK, take(free, &nfree, footprint(n), &p->nwork)};
+		if (e)
+			p->buf[e->id] =
+			    (Buf){BUF_WORK, take(free, &nfree, footprint(e), &p->nwork)};
 		for (int j = 0; j <= k; j++) { /* spans whose last reader was loop k */
-			Node *m = p->order[j];
+			Node *m = p->order[j], *me = p->epi[m->id];
 			if (last[m->id] == k)
 				give(free, &nfree, p->buf[m->id].off, footprint(m));
+			if (me && last[me->id] == k)
+				give(free, &nfree, p->buf[me->id].off, footprint(me));
 		}
 	}
 }
@@ -304,9 +345,15 @@ Plan *plan_fn(Graph *g, FnKind fn)
 	fuse(g, fn, p, nuse, user);
 	p->group = arena_alloc(g->A, (size_t)g->n * sizeof *p->group);
 	updates(g, fn, p);
+	p->epi = arena_alloc(g->A, (size_t)g->n * sizeof *p->epi);
+	epilogues(g, p, nuse, user);
+	char *made = arena_alloc(g->A, (size_t)g->n); /* in another node's loop */
+	for (int i = 0; i < g->n; i++)
+		if (p->epi[i])
+			made[p->epi[i]->id] = 1;
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i];
-		if (!live[i] || p->group[i] >= 0)
+		if (!live[i] || p->group[i] >= 0 || made[i])
 			continue;
 		if (opinfo[n->op].flags & OPF_LEAF)
 			p->buf[i] = leaf_buf(g, n);
