@@ -975,6 +975,71 @@ static LLVMValueRef at_index(CG *cg, LLVMValueRef base, LLVMValueRef i, int64_t 
 	           cg_add(cg, cg_mul(cg, i, cg_i64(cg, stride)), cg_i64(cg, add)));
 }
 
+/* col2im for stride 1, as a gather: each vector of a row of the image is the sum of
+ * its KH*KW taps' runs of col, masked where they fall outside the output (lanes known
+ * when a row is one vector), and is written once. Adding each tap's run into the
+ * image in place (patches) is scalar for short rows; in masked vectors it is slower
+ * still, each store overlapping the next tap's load. */
+static void col2im_rows(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col)
+{
+	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)VW),
+	            i1 = LLVMInt1TypeInContext(cg->ctx);
+	Loop lc, lh, lv;
+	LLVMValueRef ch = cg_loop(cg, &lc, c->C), ih = cg_loop(cg, &lh, c->H);
+	int64_t nv = (c->W + VW - 1) / VW;
+	LLVMValueRef iv = cg_loop(cg, &lv, nv), iw0 = cg_mul(cg, iv, cg_i64(cg, VW));
+	LLVMValueRef acc = LLVMConstNull(vt);
+	for (int64_t kh = 0; kh < c->KH; kh++) {
+		LLVMValueRef oh =
+		    cg_add(cg, ih, cg_i64(cg, c->p.pad[0] - kh * c->p.dil[0]));
+		LLVMValueRef row_in = LLVMBuildAnd(
+		    B, LLVMBuildICmp(B, LLVMIntSGE, oh, cg_i64(cg, 0), ""),
+		    LLVMBuildICmp(B, LLVMIntSLT, oh, cg_i64(cg, c->OH), ""), "");
+		for (int64_t kw = 0; kw < c->KW; kw++) {
+			int64_t d = c->p.pad[2] - kw * c->p.dil[1]; /* ow = iw + d */
+			LLVMValueRef mask;
+			if (nv == 1) { /* one vector a row: the lanes are known */
+				LLVMValueRef bits[MAX_VW];
+				for (int l = 0; l < VW; l++)
+					bits[l] = LLVMConstInt(
+					    i1, l + d >= 0 && l + d < c->OW && l < c->W,
+					    0);
+				mask = LLVMConstVector(bits, (unsigned)VW);
+			} else {
+				LLVMValueRef lo =
+				                 LLVMBuildSub(B, cg_i64(cg, -d), iw0, ""),
+				             hi = cg_min(cg, cg_i64(cg, c->W),
+				                         cg_i64(cg, c->OW - d));
+				mask = LLVMBuildAnd(
+				    B, lanes_below(cg, LLVMBuildSub(B, hi, iw0, "")),
+				    LLVMBuildNot(B, lanes_below(cg, lo), ""), "");
+			}
+			mask = LLVMBuildSelect(B, row_in, mask,
+			                       LLVMConstNull(LLVMTypeOf(mask)), "");
+			LLVMValueRef run = cg_add(
+			    cg,
+			    cg_mul(cg,
+			           cg_add(cg, cg_mul(cg, ch, cg_i64(cg, c->KH * c->KW)),
+			                  cg_i64(cg, kh * c->KW + kw)),
+			           cg_i64(cg, c->P)),
+			    cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->OW)),
+			           cg_add(cg, iw0, cg_i64(cg, d))));
+			acc = LLVMBuildFAdd(
+			    B, acc, vmasked(cg, vt, mask, gep(cg, col, run), NULL), "");
+		}
+	}
+	LLVMValueRef at =
+	    cg_add(cg,
+	           cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, c->H)), ih),
+	                  cg_i64(cg, c->W)),
+	           iw0);
+	vmasked(cg, vt, lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, c->W), iw0, "")),
+	        gep(cg, img, at), acc);
+	cg_loop_end(cg, &lv);
+	cg_loop_end(cg, &lh);
+	cg_loop_end(cg, &lc);
+}
+
 /* ---- implicit convolutions (conv_flat) ---- */
 
 /* The row offsets of B for an implicit product: tap t = (c, kh, kw) of a group, with
@@ -1267,11 +1332,14 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	    cg, lane,
 	    cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), count), cg_i64(cg, L)));
 	LLVMValueRef img = at_index(cg, X, b, chw, 0);
-	if (mode == 1) { /* dx_b = 0, then col2im adds into it */
-		Loop lz;
-		LLVMValueRef z = cg_loop(cg, &lz, chw);
-		LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, img, z));
-		cg_loop_end(cg, &lz);
+	int gather = mode == 1 && c->p.stride[0] == 1 && c->p.stride[1] == 1;
+	if (mode == 1) {
+		if (!gather) { /* dx_b = 0, then col2im adds into it */
+			Loop lz;
+			LLVMValueRef z = cg_loop(cg, &lz, chw);
+			LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, img, z));
+			cg_loop_end(cg, &lz);
+		}
 	} else if (flat) {
 		pad_image(cg, &f, img, col);
 	} else {
@@ -1324,7 +1392,9 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 		gemm(cg, &g);
 	}
 	cg_loop_end(cg, &lg);
-	if (mode == 1)
+	if (gather)
+		col2im_rows(cg, c, img, col);
+	else if (mode == 1)
 		patches(cg, c, img, col, 1);
 	if (epi)
 		epilogue_rows(cg, c, &f, epi, b, gep(cg, col, cg_i64(cg, f.xs)));
