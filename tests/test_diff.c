@@ -317,6 +317,78 @@ static void test_diff_convolutions_match_the_reference(void)
 	rmdir(dir);
 }
 
+/* A step whose new values are not all finite, though the loss and every gradient are,
+ * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
+ * update group's check. */
+static void test_diff_a_step_that_overflows_writes_nothing(void)
+{
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/over.yaml", dir);
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("name: over\n"
+	      "inputs:\n"
+	      "  image: {shape: [batch, 20]}\n"
+	      "  label: {shape: [batch], dtype: i32}\n"
+	      "layers:\n"
+	      "  - dense: {name: fc1, units: 40, activation: relu}\n"
+	      "  - dense: {name: fc2, units: 10}\n"
+	      "loss: {type: softmax_cross_entropy, target: label}\n"
+	      "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n",
+	      f);
+	fclose(f);
+	Arena *A = arena_new();
+	Diags d = {0};
+	Model *m = model_load(A, &d, path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CodegenOpts o = {.opt_level = 2};
+	Compiled *c = compile_model(&d, m, 9, &o);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	const rt_program *p = &c->prog;
+	rt_session *s = rt_session_new(p);
+	rt_session_init(s, 4);
+	rt_rng rng;
+	rt_rng_seed(&rng, 2);
+	random_inputs(s, &rng);
+	p->train_step(s->bufs); /* a first step: momentum applies from the next */
+	CU_ASSERT(isfinite(((float *)s->io[p->io_loss])[0]));
+	CU_ASSERT_EQUAL(rt_set_hyper(s, "lr", 10), 0);
+	size_t np = (size_t)p->nparams * sizeof(float),
+	       ns = (size_t)p->nstate * sizeof(float);
+	float *params = malloc(np), *state = malloc(ns), *good = malloc(ns);
+	memcpy(good, s->state, ns);
+	int refused = 0, tried = 0;
+	for (int k = 0; k < p->nstates; k++) {
+		const rt_state *st = &p->states[k];
+		if (st->numel == 1)
+			continue;
+		for (int64_t i = 0; i < st->numel; i++)
+			s->state[st->offset + i] = 3e38f;
+		memcpy(params, s->params, np);
+		memcpy(state, s->state, ns);
+		p->train_step(s->bufs);
+		int same = !memcmp(params, s->params, np) && !memcmp(state, s->state, ns);
+		if (!same || !isnan(((float *)s->io[p->io_loss])[0]))
+			fprintf(stderr, "\n%s: the step was taken\n", st->name);
+		refused += same, tried++;
+		memcpy(s->state, good, ns);
+	}
+	CU_ASSERT_EQUAL(tried, 4);
+	CU_ASSERT_EQUAL(refused, tried);
+	/* and with finite values the same step is taken */
+	memcpy(params, s->params, np);
+	p->train_step(s->bufs);
+	CU_ASSERT(memcmp(params, s->params, np) != 0);
+	free(params), free(state), free(good);
+	rt_session_free(s);
+	compiled_free(c);
+	diags_free(&d);
+	arena_free(A);
+	remove(path);
+	rmdir(dir);
+}
+
 void suite_diff(void)
 {
 	static CU_TestInfo tests[] = {
@@ -326,6 +398,8 @@ void suite_diff(void)
 	     test_diff_wide_layers_match_the_reference},
 	    {"test_diff_convolutions_match_the_reference",
 	     test_diff_convolutions_match_the_reference},
+	    {"test_diff_a_step_that_overflows_writes_nothing",
+	     test_diff_a_step_that_overflows_writes_nothing},
 	    {"test_diff_threads_give_identical_results",
 	     test_diff_threads_give_identical_results},
 	    {"test_diff_every_model_matches_the_reference_at_O0_and_O3",
