@@ -1049,6 +1049,15 @@ static LLVMValueRef tap_offsets(CG *cg, const Conv *c, const ConvFlat *f, int64_
                                 int flip)
 {
 	int64_t K = n * c->KH * c->KW;
+	/* named by what it holds, so that kernels with the same text share it and are
+	 * deduplicated as before */
+	char *name = arena_printf(
+	    cg->g->A, "taps.%lldx%lldx%lld.%lldx%lld.%lldx%lld%s", (long long)n,
+	    (long long)c->KH, (long long)c->KW, (long long)f->Hp, (long long)f->Wp,
+	    (long long)c->p.dil[0], (long long)c->p.dil[1], flip ? ".flip" : "");
+	LLVMValueRef gv = LLVMGetNamedGlobal(cg->mod, name);
+	if (gv)
+		return gv;
 	LLVMValueRef *v = arena_alloc(cg->g->A, (size_t)K * sizeof *v);
 	for (int64_t t = 0; t < K; t++) {
 		int64_t ch = t / (c->KH * c->KW), kh = t / c->KW % c->KH, kw = t % c->KW;
@@ -1060,8 +1069,7 @@ static LLVMValueRef tap_offsets(CG *cg, const Conv *c, const ConvFlat *f, int64_
 		                                         kw * c->p.dil[1]),
 		                    0);
 	}
-	LLVMValueRef gv =
-	    LLVMAddGlobal(cg->mod, LLVMArrayType(cg->i64, (unsigned)K), "taps");
+	gv = LLVMAddGlobal(cg->mod, LLVMArrayType(cg->i64, (unsigned)K), name);
 	LLVMSetInitializer(gv, LLVMConstArray(cg->i64, v, (unsigned)K));
 	LLVMSetGlobalConstant(gv, 1);
 	LLVMSetLinkage(gv, LLVMPrivateLinkage);
