@@ -531,6 +531,9 @@ ConvP convp_of(const Node *n);
  * on rows of Wp; both multiples of 16. */
 typedef struct ConvFlat {
 	int64_t ch, h, w, Hp, Wp, top, left, xs, ys;
+	int64_t pc; /* positions per output channel as stored: OH Wp, or for the filter
+	             gradient, whose dy rows are dot products' k, a multiple of 16 (zeros
+	             after), so that they are aligned and have no masked tail */
 } ConvFlat;
 /* Whether n (conv2d or one of its gradients) runs so, and its layout. */
 int conv_flat(const Node *n, ConvFlat *f);

@@ -529,12 +529,13 @@ int conv_flat(const Node *n, ConvFlat *f)
 		                .top = p.pad[0],
 		                .left = p.pad[2]};
 	}
-	f->xs = (f->ch * f->Hp * f->Wp + span[1] + 15) & ~(int64_t)15;
-	f->ys = (out->d[1] * out->d[2] * f->Wp + 15) & ~(int64_t)15;
+	int64_t pos = out->d[2] * f->Wp;
+	f->pc = n->op == OP_CONV2D_BWD_FILTER ? (pos + 15) & ~(int64_t)15 : pos;
+	f->xs = (f->ch * f->Hp * f->Wp + span[1] + f->pc - pos + 15) & ~(int64_t)15;
+	f->ys = (out->d[1] * f->pc + 15) & ~(int64_t)15;
 	/* positions computed, per channel, against the convolution's own (the padding
 	 * around a small image costs more products than the patches it saves: LeNet's
 	 * second data gradient, at 2.5 times, ran 3.5% slower) */
-	int64_t pos = out->d[2] * f->Wp;
 	return p.stride[0] == 1 && p.stride[1] == 1 && pos >= 16 &&
 	       2 * pos <= 3 * y->d[2] * y->d[3];
 }

@@ -1252,11 +1252,25 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	           cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), m), cg_i64(cg, L)));
 	LLVMValueRef img = at_index(cg, cg_node_ptr(cg, c->x), b, chw, 0),
 	             mine = at_index(cg, scratch(cg, n), b, per, 0);
-	if (flat) { /* the padded image, and dy on rows of Wp after it */
+	if (flat) { /* the padded image, and dy on rows of Wp after it, f.pc a channel */
 		pad_image(cg, &f, img, mine);
-		flat_rows(cg, c->O * c->OH, c->OW, f.Wp,
-		          at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0),
-		          gep(cg, mine, cg_i64(cg, f.xs)), 1);
+		Loop lo, lt;
+		LLVMValueRef o = cg_loop(cg, &lo, c->O),
+		             dyp = at_index(cg, gep(cg, mine, cg_i64(cg, f.xs)), o, f.pc,
+		                            0);
+		flat_rows(cg, c->OH, c->OW, f.Wp,
+		          at_index(cg, cg_node_ptr(cg, c->y),
+		                   cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O)), o), c->P,
+		                   0),
+		          dyp, 1);
+		if (f.pc > c->OH * f.Wp) {
+			LLVMValueRef t = cg_loop(cg, &lt, f.pc - c->OH * f.Wp);
+			LLVMBuildStore(
+			    B, cg_f32(cg, 0),
+			    gep(cg, dyp, cg_add(cg, t, cg_i64(cg, c->OH * f.Wp))));
+			cg_loop_end(cg, &lt);
+		}
+		cg_loop_end(cg, &lo);
 	} else {
 		patches(cg, c, img, mine, 0);
 	}
@@ -1264,7 +1278,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	LLVMValueRef taps = flat ? tap_offsets(cg, c, &f, c->C / c->p.groups, 0) : NULL;
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
 	/* positions per image: OH rows of Wp (flat), or of OW */
-	int64_t Pe = flat ? c->OH * f.Wp : c->P;
+	int64_t Pe = flat ? f.pc : c->P;
 	Gemm g = {.pa = flat ? at_index(cg, scratch(cg, n), first, per, f.xs)
 	                     : at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
 	          .pb = at_index(cg, scratch(cg, n), first, per, 0),
