@@ -531,9 +531,9 @@ ConvP convp_of(const Node *n);
  * on rows of Wp; both multiples of 16. */
 typedef struct ConvFlat {
 	int64_t ch, h, w, Hp, Wp, top, left, xs, ys;
-	int64_t pc; /* positions per output channel as stored: OH Wp, or for the filter
-	             gradient, whose dy rows are dot products' k, a multiple of 16 (zeros
-	             after), so that they are aligned and have no masked tail */
+	int64_t pc; /* positions per output channel as stored: OH Wp rounded up to 16
+	             (zeros after; aligned rows without a masked tail for the products),
+	             or H Wp for the data gradient */
 } ConvFlat;
 /* Whether n (conv2d or one of its gradients) runs so, and its layout. */
 int conv_flat(const Node *n, ConvFlat *f);

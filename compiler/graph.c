@@ -530,7 +530,7 @@ int conv_flat(const Node *n, ConvFlat *f)
 		                .left = p.pad[2]};
 	}
 	int64_t pos = out->d[2] * f->Wp;
-	f->pc = n->op == OP_CONV2D_BWD_FILTER ? (pos + 15) & ~(int64_t)15 : pos;
+	f->pc = n->op == OP_CONV2D_BWD_DATA ? pos : (pos + 15) & ~(int64_t)15;
 	f->xs = (f->ch * f->Hp * f->Wp + span[1] + f->pc - pos + 15) & ~(int64_t)15;
 	f->ys = (out->d[1] * f->pc + 15) & ~(int64_t)15;
 	/* positions computed, per channel, against the convolution's own (the padding

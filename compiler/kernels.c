@@ -1136,8 +1136,11 @@ static void epilogue_rows(CG *cg, const Conv *c, const ConvFlat *f, Node *e,
 	LLVMValueRef idx[4] = {b, cg_loop(cg, &lo, c->O), cg_loop(cg, &lh, c->OH), NULL};
 	LLVMValueRef row = cg_add(cg, cg_mul(cg, idx[1], cg_i64(cg, c->OH)), idx[2]);
 	idx[3] = cg_loop(cg, &lw, c->OW);
-	LLVMValueRef v =
-	    fload(cg, yp, cg_add(cg, cg_mul(cg, row, cg_i64(cg, f->Wp)), idx[3]));
+	LLVMValueRef v = fload(cg, yp,
+	                       cg_add(cg,
+	                              cg_add(cg, cg_mul(cg, idx[1], cg_i64(cg, f->pc)),
+	                                     cg_mul(cg, idx[2], cg_i64(cg, f->Wp))),
+	                              idx[3]));
 	LLVMValueRef out =
 	    cg_add(cg,
 	           cg_mul(cg, cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->OH)), row),
@@ -1146,6 +1149,24 @@ static void epilogue_rows(CG *cg, const Conv *c, const ConvFlat *f, Node *e,
 	cg_store(cg, e, out, cg_epilogue(cg, e, c->y, v, idx));
 	cg_loop_end(cg, &lw);
 	cg_loop_end(cg, &lh);
+	cg_loop_end(cg, &lo);
+}
+
+/* One image's output or output gradient y (O channels of OH x OW) and yp, its
+ * channels f->pc apart on rows of Wp: into yp with zeros in the unused positions
+ * (to_flat), or back. */
+static void flat_channels(CG *cg, const Conv *c, const ConvFlat *f, LLVMValueRef y,
+                          LLVMValueRef yp, int to_flat)
+{
+	Loop lo, lt;
+	LLVMValueRef o = cg_loop(cg, &lo, c->O), ypo = at_index(cg, yp, o, f->pc, 0);
+	flat_rows(cg, c->OH, c->OW, f->Wp, at_index(cg, y, o, c->P, 0), ypo, to_flat);
+	if (to_flat && f->pc > c->OH * f->Wp) {
+		LLVMValueRef t = cg_loop(cg, &lt, f->pc - c->OH * f->Wp);
+		LLVMBuildStore(B, cg_f32(cg, 0),
+		               gep(cg, ypo, cg_add(cg, t, cg_i64(cg, c->OH * f->Wp))));
+		cg_loop_end(cg, &lt);
+	}
 	cg_loop_end(cg, &lo);
 }
 
@@ -1254,23 +1275,9 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	             mine = at_index(cg, scratch(cg, n), b, per, 0);
 	if (flat) { /* the padded image, and dy on rows of Wp after it, f.pc a channel */
 		pad_image(cg, &f, img, mine);
-		Loop lo, lt;
-		LLVMValueRef o = cg_loop(cg, &lo, c->O),
-		             dyp = at_index(cg, gep(cg, mine, cg_i64(cg, f.xs)), o, f.pc,
-		                            0);
-		flat_rows(cg, c->OH, c->OW, f.Wp,
-		          at_index(cg, cg_node_ptr(cg, c->y),
-		                   cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O)), o), c->P,
-		                   0),
-		          dyp, 1);
-		if (f.pc > c->OH * f.Wp) {
-			LLVMValueRef t = cg_loop(cg, &lt, f.pc - c->OH * f.Wp);
-			LLVMBuildStore(
-			    B, cg_f32(cg, 0),
-			    gep(cg, dyp, cg_add(cg, t, cg_i64(cg, c->OH * f.Wp))));
-			cg_loop_end(cg, &lt);
-		}
-		cg_loop_end(cg, &lo);
+		flat_channels(cg, c, &f,
+		              at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0),
+		              gep(cg, mine, cg_i64(cg, f.xs)), 1);
 	} else {
 		patches(cg, c, img, mine, 0);
 	}
@@ -1373,8 +1380,8 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	LLVMValueRef yg = gep(cg, Y,
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
-	if (flat) { /* y_g on rows of Wp, after the padded image */
-		int64_t Pe = c->OH * f.Wp;
+	if (flat) { /* y_g on rows of Wp, after the padded image, f.pc a channel */
+		int64_t Pe = f.pc;
 		Gemm g = {.pa = wg,
 		          .pb =
 		              at_index(cg, col, gi, c->C / c->p.groups * f.Hp * f.Wp, 0),
@@ -1421,9 +1428,8 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	if (epi)
 		epilogue_rows(cg, c, &f, epi, b, gep(cg, col, cg_i64(cg, f.xs)));
 	else if (flat)
-		flat_rows(cg, c->O * c->OH, c->OW, f.Wp,
-		          at_index(cg, Y, b, c->O * c->P, 0),
-		          gep(cg, col, cg_i64(cg, f.xs)), 0);
+		flat_channels(cg, c, &f, at_index(cg, Y, b, c->O * c->P, 0),
+		              gep(cg, col, cg_i64(cg, f.xs)), 0);
 	cg_loop_end(cg, &lb);
 	cg_loop_end(cg, &ll);
 	if (epi)
