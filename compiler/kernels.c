@@ -975,6 +975,25 @@ static LLVMValueRef at_index(CG *cg, LLVMValueRef base, LLVMValueRef i, int64_t 
 	           cg_add(cg, cg_mul(cg, i, cg_i64(cg, stride)), cg_i64(cg, add)));
 }
 
+/* How many images lane takes of L lanes: lane, lane + L, ... */
+static LLVMValueRef lane_count(CG *cg, const Conv *c, LLVMValueRef lane, int64_t L)
+{
+	return LLVMBuildSDiv(
+	    B,
+	    cg_add(cg, LLVMBuildSub(B, cg_i64(cg, c->Bn), lane, ""), cg_i64(cg, L - 1)),
+	    cg_i64(cg, L), "");
+}
+
+/* The loop over lane's images: the index of each. */
+static LLVMValueRef lane_images(CG *cg, const Conv *c, LLVMValueRef lane, int64_t L,
+                                Loop *l)
+{
+	LLVMValueRef count = lane_count(cg, c, lane, L);
+	return cg_add(
+	    cg, lane,
+	    cg_mul(cg, cg_loop_range(cg, l, cg_i64(cg, 0), count), cg_i64(cg, L)));
+}
+
 /* col2im for stride 1, as a gather: each vector of a row of the image is the sum of
  * its KH*KW taps' runs of col, masked where they fall outside the output (lanes known
  * when a row is one vector), and is written once. Adding each tap's run into the
@@ -1208,13 +1227,7 @@ static void data_grad_flat(CG *cg, Node *n, const Conv *c, const ConvFlat *f)
 	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
 	LLVMValueRef xp = at_index(cg, scratch(cg, n), lane, per, wn),
 	             yp = gep(cg, xp, cg_i64(cg, f->xs));
-	LLVMValueRef count = LLVMBuildSDiv(
-	    B,
-	    cg_add(cg, LLVMBuildSub(B, cg_i64(cg, c->Bn), lane, ""), cg_i64(cg, L - 1)),
-	    cg_i64(cg, L), "");
-	LLVMValueRef b = cg_add(
-	    cg, lane,
-	    cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), count), cg_i64(cg, L)));
+	LLVMValueRef b = lane_images(cg, c, lane, L, &lb);
 	pad_image(cg, f, at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0), xp);
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
 	Gemm g = {.pa = at_index(cg, scratch(cg, n), gi, Cg * Kd, 0),
@@ -1259,10 +1272,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, parts, z));
 	cg_loop_end(cg, &lz);
 	/* the lane's images, count of them, in chunks [s0, s0 + m) */
-	LLVMValueRef count = LLVMBuildSDiv(
-	    B,
-	    cg_add(cg, LLVMBuildSub(B, cg_i64(cg, c->Bn), lane, ""), cg_i64(cg, L - 1)),
-	    cg_i64(cg, L), "");
+	LLVMValueRef count = lane_count(cg, c, lane, L);
 	LLVMValueRef nch =
 	    LLVMBuildSDiv(B, cg_add(cg, count, cg_i64(cg, ch - 1)), cg_i64(cg, ch), "");
 	LLVMValueRef s0 = cg_mul(cg, cg_loop_n(cg, &lc, nch), cg_i64(cg, ch));
@@ -1353,13 +1363,7 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	Loop ll, lb, lg;
 	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
 	LLVMValueRef col = at_index(cg, scratch(cg, n), lane, per, 0);
-	LLVMValueRef count = LLVMBuildSDiv(
-	    B,
-	    cg_add(cg, LLVMBuildSub(B, cg_i64(cg, c->Bn), lane, ""), cg_i64(cg, L - 1)),
-	    cg_i64(cg, L), "");
-	LLVMValueRef b = cg_add(
-	    cg, lane,
-	    cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), count), cg_i64(cg, L)));
+	LLVMValueRef b = lane_images(cg, c, lane, L, &lb);
 	LLVMValueRef img = at_index(cg, X, b, chw, 0);
 	int gather = mode == 1 && c->p.stride[0] == 1 && c->p.stride[1] == 1;
 	if (mode == 1) {

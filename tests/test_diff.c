@@ -250,33 +250,48 @@ static void test_diff_tiles_for_avx2_and_sse_match_the_reference(void)
 #endif
 }
 
+/* yaml in the file path, name in a new directory dir (a template "...XXXXXX"). */
+static void yaml_file(char *dir, char *path, size_t len, const char *name,
+                      const char *yaml)
+{
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, len, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(yaml, f);
+	fclose(f);
+}
+
+/* A model given as YAML text, at batch size batch: on the host's tiles at -O3 and, on
+ * x86, AVX2's at -O2. */
+static void check_yaml(const char *name, const char *yaml, int64_t batch)
+{
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	yaml_file(dir, path, sizeof path, name, yaml);
+	check_model_at(path, name, 3, NULL, NULL, batch);
+#if defined(__x86_64__)
+	check_model_at(path, name, 2, "haswell", "+avx2,+fma,+avx,+sse4.2", batch);
+#endif
+	remove(path);
+	rmdir(dir);
+}
+
 /* A weight too large for half of L2 (340 x 784 floats) takes the dot-product tile that
  * keeps B's rows in registers (dot_tile, kernels.c), which no model in models/ does;
  * batch 7 and 340 columns leave rows and columns over for the smaller tiles. */
 static void test_diff_wide_layers_match_the_reference(void)
 {
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-	snprintf(path, sizeof path, "%s/wide.yaml", dir);
-	FILE *f = fopen(path, "w");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	fputs("name: wide\n"
-	      "inputs:\n"
-	      "  image: {shape: [batch, 784]}\n"
-	      "  label: {shape: [batch], dtype: i32}\n"
-	      "layers:\n"
-	      "  - dense: {name: fc1, units: 340, activation: relu}\n"
-	      "  - dense: {name: fc2, units: 10}\n"
-	      "loss: {type: softmax_cross_entropy, target: label}\n"
-	      "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n",
-	      f);
-	fclose(f);
-	check_model_at(path, "wide.yaml", 3, NULL, NULL, 7);
-#if defined(__x86_64__)
-	check_model_at(path, "wide.yaml", 2, "haswell", "+avx2,+fma,+avx,+sse4.2", 7);
-#endif
-	remove(path);
-	rmdir(dir);
+	check_yaml("wide.yaml",
+	           "name: wide\n"
+	           "inputs:\n"
+	           "  image: {shape: [batch, 784]}\n"
+	           "  label: {shape: [batch], dtype: i32}\n"
+	           "layers:\n"
+	           "  - dense: {name: fc1, units: 340, activation: relu}\n"
+	           "  - dense: {name: fc2, units: 10}\n"
+	           "loss: {type: softmax_cross_entropy, target: label}\n"
+	           "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n",
+	           7);
 }
 
 /* Convolutions of stride 1 run as implicit products over padded images (conv_flat),
@@ -286,12 +301,8 @@ static void test_diff_wide_layers_match_the_reference(void)
  * leaves lanes of one image and of two. */
 static void test_diff_convolutions_match_the_reference(void)
 {
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-	snprintf(path, sizeof path, "%s/convs.yaml", dir);
-	FILE *f = fopen(path, "w");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	fputs(
+	check_yaml(
+	    "convs.yaml",
 	    "name: convs\n"
 	    "inputs:\n"
 	    "  image: {shape: [batch, 4, 17, 19]}\n"
@@ -307,14 +318,7 @@ static void test_diff_convolutions_match_the_reference(void)
 	    "  - dense: {units: 10}\n"
 	    "loss: {type: softmax_cross_entropy, target: label}\n"
 	    "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n",
-	    f);
-	fclose(f);
-	check_model_at(path, "convs.yaml", 3, NULL, NULL, 11);
-#if defined(__x86_64__)
-	check_model_at(path, "convs.yaml", 2, "haswell", "+avx2,+fma,+avx,+sse4.2", 11);
-#endif
-	remove(path);
-	rmdir(dir);
+	    11);
 }
 
 /* A step whose new values are not all finite, though the loss and every gradient are,
@@ -323,21 +327,16 @@ static void test_diff_convolutions_match_the_reference(void)
 static void test_diff_a_step_that_overflows_writes_nothing(void)
 {
 	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-	snprintf(path, sizeof path, "%s/over.yaml", dir);
-	FILE *f = fopen(path, "w");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	fputs("name: over\n"
-	      "inputs:\n"
-	      "  image: {shape: [batch, 20]}\n"
-	      "  label: {shape: [batch], dtype: i32}\n"
-	      "layers:\n"
-	      "  - dense: {name: fc1, units: 40, activation: relu}\n"
-	      "  - dense: {name: fc2, units: 10}\n"
-	      "loss: {type: softmax_cross_entropy, target: label}\n"
-	      "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n",
-	      f);
-	fclose(f);
+	yaml_file(dir, path, sizeof path, "over.yaml",
+	          "name: over\n"
+	          "inputs:\n"
+	          "  image: {shape: [batch, 20]}\n"
+	          "  label: {shape: [batch], dtype: i32}\n"
+	          "layers:\n"
+	          "  - dense: {name: fc1, units: 40, activation: relu}\n"
+	          "  - dense: {name: fc2, units: 10}\n"
+	          "loss: {type: softmax_cross_entropy, target: label}\n"
+	          "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n");
 	Arena *A = arena_new();
 	Diags d = {0};
 	Model *m = model_load(A, &d, path);
