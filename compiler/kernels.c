@@ -156,8 +156,10 @@ static LLVMValueRef b_row(CG *cg, const Gemm *g, LLVMValueRef r)
 {
 	if (!g->boff)
 		return cg_mul(cg, r, cg_i64(cg, g->ldb));
-	return LLVMBuildLoad2(B, cg->i64, LLVMBuildGEP2(B, cg->i64, g->boff, &r, 1, ""),
-	                      "");
+	/* the table is an array: as i64 * for typed pointers (LLVM 14) */
+	LLVMValueRef t =
+	    LLVMBuildPointerCast(B, g->boff, LLVMPointerType(cg->i64, 0), "");
+	return LLVMBuildLoad2(B, cg->i64, LLVMBuildGEP2(B, cg->i64, t, &r, 1, ""), "");
 }
 
 static LLVMValueRef a_elem(CG *cg, const Gemm *g, LLVMValueRef i, LLVMValueRef k)
