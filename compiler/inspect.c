@@ -174,8 +174,10 @@ double fn_flops(Graph *g, FnKind fn)
 {
 	Plan *p = plan_fn(g, fn);
 	double fl = 0;
-	for (int i = 0; i < p->n; i++)
-		fl += flops(p->order[i]);
+	for (int i = 0; i < p->n; i++) {
+		Node *n = p->order[i], *e = p->epi[n->id];
+		fl += flops(n) + (e ? flops(e) : 0);
+	}
 	for (int i = 0; i < p->nlate; i++)
 		fl += p->inl[p->late[i]->id] ? 0 : flops(p->late[i]);
 	return fl;
@@ -199,8 +201,12 @@ static void stats(FILE *f, Graph *g, const double *t)
 		Plan *p = plan_fn(g, k);
 		int count[OP_COUNT] = {0};
 		double fl = 0;
-		for (int i = 0; i < p->n; i++)
-			count[p->order[i]->op]++, fl += flops(p->order[i]);
+		for (int i = 0; i < p->n; i++) {
+			Node *n = p->order[i], *e = p->epi[n->id];
+			count[n->op]++, fl += flops(n);
+			if (e) /* computed in n's loop */
+				count[e->op]++, fl += flops(e);
+		}
 		for (int i = 0; i < p->nlate; i++)
 			fl += p->inl[p->late[i]->id] ? 0 : flops(p->late[i]);
 		fprintf(

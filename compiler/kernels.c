@@ -566,11 +566,13 @@ static void gemm_bt(CG *cg, const Gemm *g)
 	dots(cg, g, dr, ni * dr, mr ? 1 : 0, (int)mr, nj * dc, nc ? 1 : 0, (int)nc);
 }
 
-/* Scratch after a node's values (plan.c's footprint reserves it). */
+/* Scratch after a node's values, or in their place when it has an epilogue (Plan.epi;
+ * plan.c's footprint reserves it). */
 static LLVMValueRef scratch(CG *cg, Node *n)
 {
-	return gep(cg, cg_node_ptr(cg, n),
-	           cg_i64(cg, (shape_numel(&n->sh) + 15) & ~(int64_t)15));
+	int64_t values =
+	    cg->p->epi[n->id] ? 0 : (shape_numel(&n->sh) + 15) & ~(int64_t)15;
+	return gep(cg, cg_node_ptr(cg, n), cg_i64(cg, values));
 }
 
 /* C = op(A) op(B), its columns shared between threads in units of the micro-kernel's

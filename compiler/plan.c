@@ -218,9 +218,10 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 
 /* Floats of workspace a node needs: its values, 64-byte aligned, plus scratch for its
  * kernel: a matmul's transposed operand, a convolution's patches (im2col). */
-static int64_t footprint(const Node *n)
+static int64_t footprint(const Plan *p, const Node *n)
 {
-	int64_t size = (shape_numel(&n->sh) + 15) & ~(int64_t)15;
+	/* a node whose epilogue is computed in its loop keeps no values of its own */
+	int64_t size = p->epi[n->id] ? 0 : (shape_numel(&n->sh) + 15) & ~(int64_t)15;
 	if (n->op == OP_MATMUL && n->a[1] && (n->a[0] || n->in[0]->sh.d[1] < 16))
 		size += (shape_numel(&n->in[1]->sh) + 15) & ~(int64_t)15;
 	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
@@ -316,16 +317,16 @@ static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 	for (int k = 0; k < p->n; k++) {
 		Node *n = p->order[k], *e = p->epi[n->id];
 		p->buf[n->id] =
-		    (Buf){BUF_WORK, take(free, &nfree, footprint(n), &p->nwork)};
+		    (Buf){BUF_WORK, take(free, &nfree, footprint(p, n), &p->nwork)};
 		if (e)
-			p->buf[e->id] =
-			    (Buf){BUF_WORK, take(free, &nfree, footprint(e), &p->nwork)};
+			p->buf[e->id] = (Buf){
+			    BUF_WORK, take(free, &nfree, footprint(p, e), &p->nwork)};
 		for (int j = 0; j <= k; j++) { /* spans whose last reader was loop k */
 			Node *m = p->order[j], *me = p->epi[m->id];
 			if (last[m->id] == k)
-				give(free, &nfree, p->buf[m->id].off, footprint(m));
+				give(free, &nfree, p->buf[m->id].off, footprint(p, m));
 			if (me && last[me->id] == k)
-				give(free, &nfree, p->buf[me->id].off, footprint(me));
+				give(free, &nfree, p->buf[me->id].off, footprint(p, me));
 		}
 	}
 }

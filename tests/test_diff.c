@@ -296,9 +296,10 @@ static void test_diff_wide_layers_match_the_reference(void)
 
 /* Convolutions of stride 1 run as implicit products over padded images (conv_flat),
  * others through patches (im2col), whose data gradient gathers each row of the image
- * from the patches' gradients when the stride is 1 (col2im_rows, rows of 19 take two
- * vectors): all of them, with uneven padding, dilation and groups, at a batch that
- * leaves lanes of one image and of two. */
+ * from the patches' gradients when the stride is 1 (col2im_rows: rows of 19 take two
+ * vectors; padding wider than the kernel's span keeps a data gradient there): all of
+ * them, with uneven padding, dilation and groups, every data gradient needed (a 1x1
+ * convolution first), at a batch that leaves lanes of one image and of two. */
 static void test_diff_convolutions_match_the_reference(void)
 {
 	check_yaml(
@@ -308,11 +309,13 @@ static void test_diff_convolutions_match_the_reference(void)
 	    "  image: {shape: [batch, 4, 17, 19]}\n"
 	    "  label: {shape: [batch], dtype: i32}\n"
 	    "layers:\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: 1}\n"
 	    "  - conv2d: {out_channels: 6, kernel_size: [3, 4], padding: [2, 1, 0, 3],\n"
 	    "             dilation: [2, 1], groups: 2, activation: relu}\n"
 	    "  - conv2d: {out_channels: 4, kernel_size: 3, padding: same, groups: 2,\n"
 	    "             activation: tanh}\n"
 	    "  - conv2d: {out_channels: 3, kernel_size: [3, 5], dilation: [1, 2]}\n"
+	    "  - conv2d: {out_channels: 3, kernel_size: 3, padding: [3, 0, 1, 3]}\n"
 	    "  - conv2d: {out_channels: 5, kernel_size: 3, stride: 2, padding: 1}\n"
 	    "  - flatten\n"
 	    "  - dense: {units: 10}\n"
