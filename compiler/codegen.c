@@ -28,7 +28,10 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
-/* marks the functions LLVM's whole pipeline optimizes (optimize_module) */
+/* marks the functions LLVM's whole pipeline optimizes (optimize_module); sharing
+ * functions out between threads, one of their instructions counts as FULL_OPT_COST of
+ * the others' (a guess at what the whole pipeline costs more, not a measurement) */
+enum { FULL_OPT_COST = 3 };
 #define FULL_OPT "descent-full-opt"
 
 #include "cg.h"
@@ -1469,18 +1472,33 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
 	     f = LLVMGetNextFunction(f), i++)
 		if (!LLVMIsDeclaration(f) && LLVMGetLinkage(f) != LLVMInternalLinkage)
 			load[0] += instructions(f);
+	/* the kernels, costliest first (whole-pipeline ones count FULL_OPT_COST times
+	 * their instructions), each to the shard with the least so far */
+	int64_t *cost = calloc((size_t)nf + 1, sizeof *cost);
+	if (!cost)
+		die("out of memory");
 	i = 0;
 	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f;
-	     f = LLVMGetNextFunction(f), i++) {
-		if (LLVMIsDeclaration(f) || LLVMGetLinkage(f) != LLVMInternalLinkage)
-			continue;
+	     f = LLVMGetNextFunction(f), i++)
+		if (!LLVMIsDeclaration(f) && LLVMGetLinkage(f) == LLVMInternalLinkage)
+			cost[i] = instructions(f) *
+			          (has_fn_attr(f, FULL_OPT) ? FULL_OPT_COST : 1);
+	for (;;) {
+		int top = -1;
+		for (int k = 0; k < nf; k++)
+			if (cost[k] && (top < 0 || cost[k] > cost[top]))
+				top = k;
+		if (top < 0)
+			break;
 		int best = 0;
 		for (int s = 1; s < n; s++)
 			if (load[s] < load[best])
 				best = s;
-		owner[i] = best;
-		load[best] += instructions(f);
+		owner[top] = best;
+		load[best] += cost[top];
+		cost[top] = 0;
 	}
+	free(cost);
 	int status = 0;
 	for (int s = 0; s < n && !status; s++) {
 		sh[s].ctx = LLVMContextCreate();
