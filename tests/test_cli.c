@@ -221,6 +221,43 @@ static void test_cli_gradcheck_report_and_tolerance(void)
 	    strstr(out, "--tolerance takes a positive number, got '-1'"));
 }
 
+/* A convolution's bias before a batch norm has a gradient of 0 (the norm takes the
+ * mean out); float32 sums leave rounding noise there, some 1e-8, which is no failure
+ * against the model's gradients of 0.1. */
+static void test_cli_gradcheck_takes_rounding_of_a_zero_gradient(void)
+{
+	static char out[16384];
+	char dir[] = "/tmp/descent-bn-XXXXXX", path[64], args[1024];
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/bn.yaml", dir);
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fputs("name: bn\n"
+	      "inputs:\n"
+	      "  image: {shape: [batch, 2, 6, 6]}\n"
+	      "  label: {shape: [batch], dtype: i32}\n"
+	      "layers:\n"
+	      "  - conv2d: {out_channels: 3, kernel_size: 3, padding: 1}\n"
+	      "  - batch_norm: {}\n"
+	      "  - flatten\n"
+	      "  - dense: {units: 4}\n"
+	      "loss: {type: softmax_cross_entropy, target: label}\n"
+	      "optimizer: {type: sgd, lr: 0.01}\n",
+	      f);
+	fclose(f);
+	for (int batch = 1; batch <= 4; batch += 3) {
+		snprintf(args, sizeof args, "gradcheck %s --batch %d", path, batch);
+		int rc = run_args(args, out, sizeof out);
+		CU_ASSERT_EQUAL(rc, 0);
+		double rel = rel_error(out, "conv1.bias");
+		CU_ASSERT(rel >= 0 && rel < 1e-3);
+		if (rc != 0)
+			fprintf(stderr, "\n%s\n%s", args, out);
+	}
+	remove(path);
+	rmdir(dir);
+}
+
 /* --check-numerics names the first op whose output is not finite, at its YAML place. */
 static void test_cli_check_numerics_names_the_first_bad_op(void)
 {
@@ -308,6 +345,8 @@ void suite_cli(void)
 	     test_cli_gradcheck_passes_on_the_models},
 	    {"test_cli_gradcheck_report_and_tolerance",
 	     test_cli_gradcheck_report_and_tolerance},
+	    {"test_cli_gradcheck_takes_rounding_of_a_zero_gradient",
+	     test_cli_gradcheck_takes_rounding_of_a_zero_gradient},
 	    CU_TEST_INFO_NULL,
 	};
 	add_suite("cli", tests);
