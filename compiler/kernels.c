@@ -1388,31 +1388,22 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	LLVMValueRef yg = gep(cg, Y,
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
-	if (flat) { /* y_g on rows of Wp, after the padded image, f.pc a channel */
-		int64_t Pe = f.pc;
+	if (mode == 0) { /* y_g = W_g B_g: B the taps' runs of the padded image, y_g on
+		          * rows of Wp after it, f.pc a channel (flat), or col_g, y_g */
+		int64_t N = flat ? f.pc : c->P;
 		Gemm g = {.pa = wg,
-		          .pb =
-		              at_index(cg, col, gi, c->C / c->p.groups * f.Hp * f.Wp, 0),
-		          .pc = at_index(cg, col, gi, c->Og * Pe, f.xs),
+		          .pb = flat ? at_index(cg, col, gi,
+		                                c->C / c->p.groups * f.Hp * f.Wp, 0)
+		                     : colg,
+		          .pc = flat ? at_index(cg, col, gi, c->Og * N, f.xs) : yg,
 		          .M = c->Og,
-		          .N = Pe,
-		          .K = c->Kc,
-		          .lda = c->Kc,
-		          .ldc = Pe,
-		          .vt = vt,
-		          .boff = taps};
-		gemm(cg, &g);
-	} else if (mode == 0) { /* y_g = W_g col_g */
-		Gemm g = {.pa = wg,
-		          .pb = colg,
-		          .pc = yg,
-		          .M = c->Og,
-		          .N = c->P,
+		          .N = N,
 		          .K = c->Kc,
 		          .lda = c->Kc,
 		          .ldb = c->P,
-		          .ldc = c->P,
-		          .vt = vt};
+		          .ldc = N,
+		          .vt = vt,
+		          .boff = taps};
 		gemm(cg, &g);
 	} else { /* col_g = W_g^T dy_g */
 		Gemm g = {.pa = wg,
