@@ -32,6 +32,16 @@ int shell(const char *line, char *out, size_t len)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void temp_file(char *dir, char *path, size_t len, const char *name, const char *text)
+{
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, len, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(text, f);
+	fclose(f);
+}
+
 const char *src_path(const char *rel)
 {
 	static char buf[8][4096];

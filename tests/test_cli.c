@@ -190,18 +190,13 @@ static void test_cli_gradcheck_report_and_tolerance(void)
 	CU_ASSERT_PTR_NULL(strstr(out, "FAIL"));
 	/* a relu whose input is 0: no step agrees, and the line says why */
 	char dir[] = "/tmp/descent-kink-XXXXXX", path[64];
-	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-	snprintf(path, sizeof path, "%s/kink.yaml", dir);
-	FILE *f = fopen(path, "w");
-	CU_ASSERT_FATAL(f != NULL);
-	fputs("name: kink\n"
-	      "params:\n"
-	      "  x: {init: 0}\n"
-	      "  y: {init: 1.5}\n"
-	      "loss: \"relu(x) + x^2 + (y - 1)^2\"\n"
-	      "optimizer: {type: sgd, lr: 0.1}\n",
-	      f);
-	fclose(f);
+	temp_file(dir, path, sizeof path, "kink.yaml",
+	          "name: kink\n"
+	          "params:\n"
+	          "  x: {init: 0}\n"
+	          "  y: {init: 1.5}\n"
+	          "loss: \"relu(x) + x^2 + (y - 1)^2\"\n"
+	          "optimizer: {type: sgd, lr: 0.1}\n");
 	snprintf(args, sizeof args, "gradcheck %s", path);
 	CU_ASSERT_EQUAL(run_args(args, out, sizeof out), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "FAIL  (1 relu or abs input on the kink"));
@@ -228,23 +223,18 @@ static void test_cli_gradcheck_takes_rounding_of_a_zero_gradient(void)
 {
 	static char out[16384];
 	char dir[] = "/tmp/descent-bn-XXXXXX", path[64], args[1024];
-	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-	snprintf(path, sizeof path, "%s/bn.yaml", dir);
-	FILE *f = fopen(path, "w");
-	CU_ASSERT_FATAL(f != NULL);
-	fputs("name: bn\n"
-	      "inputs:\n"
-	      "  image: {shape: [batch, 2, 6, 6]}\n"
-	      "  label: {shape: [batch], dtype: i32}\n"
-	      "layers:\n"
-	      "  - conv2d: {out_channels: 3, kernel_size: 3, padding: 1}\n"
-	      "  - batch_norm: {}\n"
-	      "  - flatten\n"
-	      "  - dense: {units: 4}\n"
-	      "loss: {type: softmax_cross_entropy, target: label}\n"
-	      "optimizer: {type: sgd, lr: 0.01}\n",
-	      f);
-	fclose(f);
+	temp_file(dir, path, sizeof path, "bn.yaml",
+	          "name: bn\n"
+	          "inputs:\n"
+	          "  image: {shape: [batch, 2, 6, 6]}\n"
+	          "  label: {shape: [batch], dtype: i32}\n"
+	          "layers:\n"
+	          "  - conv2d: {out_channels: 3, kernel_size: 3, padding: 1}\n"
+	          "  - batch_norm: {}\n"
+	          "  - flatten\n"
+	          "  - dense: {units: 4}\n"
+	          "loss: {type: softmax_cross_entropy, target: label}\n"
+	          "optimizer: {type: sgd, lr: 0.01}\n");
 	for (int batch = 1; batch <= 4; batch += 3) {
 		snprintf(args, sizeof args, "gradcheck %s --batch %d", path, batch);
 		int rc = run_args(args, out, sizeof out);

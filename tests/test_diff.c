@@ -250,24 +250,12 @@ static void test_diff_tiles_for_avx2_and_sse_match_the_reference(void)
 #endif
 }
 
-/* yaml in the file path, name in a new directory dir (a template "...XXXXXX"). */
-static void yaml_file(char *dir, char *path, size_t len, const char *name,
-                      const char *yaml)
-{
-	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-	snprintf(path, len, "%s/%s", dir, name);
-	FILE *f = fopen(path, "w");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	fputs(yaml, f);
-	fclose(f);
-}
-
 /* A model given as YAML text, at batch size batch: on the host's tiles at -O3 and, on
  * x86, AVX2's at -O2. */
 static void check_yaml(const char *name, const char *yaml, int64_t batch)
 {
 	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	yaml_file(dir, path, sizeof path, name, yaml);
+	temp_file(dir, path, sizeof path, name, yaml);
 	check_model_at(path, name, 3, NULL, NULL, batch);
 #if defined(__x86_64__)
 	check_model_at(path, name, 2, "haswell", "+avx2,+fma,+avx,+sse4.2", batch);
@@ -330,7 +318,7 @@ static void test_diff_convolutions_match_the_reference(void)
 static void test_diff_a_step_that_overflows_writes_nothing(void)
 {
 	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	yaml_file(dir, path, sizeof path, "over.yaml",
+	temp_file(dir, path, sizeof path, "over.yaml",
 	          "name: over\n"
 	          "inputs:\n"
 	          "  image: {shape: [batch, 20]}\n"

@@ -27,6 +27,10 @@ int has_error(const struct Diags *d, const char *msg, int line, int col);
 #include <stddef.h>
 int shell(const char *line, char *out, size_t len);
 
+/* Writes text to the file path, name in a new directory dir (a template ending in
+ * XXXXXX); the test fails at once if it cannot. */
+void temp_file(char *dir, char *path, size_t len, const char *name, const char *text);
+
 /* Path of a file in the source tree, e.g. src_path("models/fashion_mlp.yaml"). */
 const char *src_path(const char *rel);
 #endif
