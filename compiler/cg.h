@@ -109,6 +109,9 @@ LLVMValueRef cg_mul(CG *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_min(CG *cg, LLVMValueRef a, LLVMValueRef b); /* signed i64 */
 LLVMValueRef cg_max(CG *cg, LLVMValueRef a, LLVMValueRef b); /* signed i64 */
 
+/* The kernel being emitted gets LLVM's whole pipeline, not the short one (scalar loops
+ * that want vectorizing and unrolling: im2col's). */
+void cg_full_opt(CG *cg);
 /* n's epilogue r (Plan): begin before the kernel's loops (it loads single values
  * there), then r's value at index idx of its shape from v, n's value there; end after. */
 void cg_epilogue_begin(CG *cg, Node *r);

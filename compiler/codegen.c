@@ -814,6 +814,15 @@ static void fn_attr(CG *cg, LLVMValueRef fn, const char *name)
 	        cg->ctx, LLVMGetEnumAttributeKindForName(name, strlen(name)), 0));
 }
 
+static void string_attr(CG *cg, LLVMValueRef fn, const char *k)
+{
+	LLVMAddAttributeAtIndex(
+	    fn, (unsigned)LLVMAttributeFunctionIndex,
+	    LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k), "", 0));
+}
+
+void cg_full_opt(CG *cg) { string_attr(cg, cg->fn, FULL_OPT); }
+
 /* ---- kernels ----
  *
  * Each node's loop nest is a function of its own, `void k(bufs, lo, hi)`, called by the
@@ -867,16 +876,8 @@ static void kernel_begin(CG *cg, Node *n)
 	/* small loop nests gain nothing from vectorizing and unrolling, which cost
 	 * compile time and code */
 	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
-	    n->op == OP_CONV2D_BWD_FILTER) {
-		/* image rows are too short for memcpy; the im2col loops want LLVM's
-		 * whole pipeline (optimize_module) */
-		const char *k[2] = {"no-builtins", FULL_OPT};
-		for (int i = 0; i < 2; i++)
-			LLVMAddAttributeAtIndex(
-			    cg->fn, (unsigned)LLVMAttributeFunctionIndex,
-			    LLVMCreateStringAttribute(cg->ctx, k[i],
-			                              (unsigned)strlen(k[i]), "", 0));
-	}
+	    n->op == OP_CONV2D_BWD_FILTER) /* image rows are too short for memcpy */
+		string_attr(cg, cg->fn, "no-builtins");
 	if (node_work(n) < SMALL_WORK) {
 		fn_attr(cg, cg->fn, "minsize");
 		fn_attr(cg, cg->fn, "optsize");
@@ -1264,7 +1265,7 @@ static char *run_pipeline(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char
 }
 
 /* Which pipeline a function gets at -O2 and up. LLVM's whole default<O3> is for the
- * kernels marked FULL_OPT (kernel_begin: the convolutions, whose im2col loops it
+ * kernels marked FULL_OPT (cg_full_opt: those that copy patches, im2col, whose loops it
  * vectorizes and unrolls better). Every other function is vector code as we wrote it
  * or plain loops to vectorize, and a short pipeline does as well for them in half the
  * time. A function sits a pipeline out as optnone (see sit_out). */

@@ -909,6 +909,7 @@ static int patches_inside(const Conv *c)
 
 static void patches(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef col, int back)
 {
+	cg_full_opt(cg);
 	int inside = patches_inside(c); /* no tests at all, static extents */
 	Loop lc, lh, lw, lo, lq;
 	LLVMValueRef ch = cg_loop(cg, &lc, c->C), kh = cg_loop(cg, &lh, c->KH),
