@@ -3,9 +3,11 @@
  * A compiled kernel is `void k(void *const *bufs, int64_t lo, int64_t hi)`: it computes
  * the part [lo, hi) of its parallel extent, and no two parts write the same element.
  * rt_parallel_for cuts [0, n) into one contiguous part per thread, on boundaries that are
- * multiples of grain, and returns when all are done. Each part is computed by whichever
- * thread claims it first, the caller included: a worker that is late (asleep, or its
- * core taken by another program) costs a part done by another thread, not a wait. Each
+ * multiples of grain, and returns when all are done. Thread i (the caller is 0) claims
+ * part i first, so that from one call to the next the same thread computes the same
+ * columns and rows and finds them in its own core's caches; then it claims any part
+ * left. So a worker that is late (asleep, or its core taken by another program) costs
+ * a part done by another thread, not a wait. Each
  * output element is computed by one thread in the same order of operations whatever the
  * thread, so results are identical across runs and across thread counts.
  *
@@ -28,11 +30,11 @@ static struct {
 	pthread_t th[RT_MAX_THREADS];
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
-	atomic_uint_fast64_t gen; /* bumped for every kernel, and to stop */
-	/* the current call's number (high 32 bits) and next unclaimed part (low bits) */
-	atomic_uint_fast64_t ticket;
+	atomic_uint_fast64_t gen;  /* bumped for every kernel, and to stop */
+	atomic_uint_fast64_t call; /* the current call's number, from 1 */
+	/* the number of the last call whose part i was claimed */
+	atomic_uint_fast64_t claimed[RT_MAX_THREADS];
 	atomic_int done; /* parts of the current call finished */
-	uint32_t calls;
 	atomic_int sleeping;
 	int stop;
 	atomic_flag busy;        /* a call is using the workers */
@@ -68,18 +70,31 @@ static void wait_a_little(int *spins)
 		sched_yield();
 }
 
-/* Claims and runs parts of the current call until none is left. The fields of a call
- * are written before its ticket (release), and the caller starts the next call only
- * when every part of this one is done, so a claimed part reads its own call's. */
-static void run_parts(void)
+/* Claims part c of call `call`, unless a thread has. */
+static int claim(int c, uint_fast64_t call)
 {
-	for (;;) {
-		uint_fast64_t t =
-		    atomic_fetch_add_explicit(&pool.ticket, 1, memory_order_acq_rel);
-		int64_t c = (int64_t)(t & 0xffffffffu), lo, hi;
-		if (c >= pool.n)
-			return;
-		part((int)c, pool.n, pool.len, pool.grain, &lo, &hi);
+	uint_fast64_t v = atomic_load_explicit(&pool.claimed[c], memory_order_relaxed);
+	while (v < call)
+		if (atomic_compare_exchange_weak_explicit(&pool.claimed[c], &v, call,
+		                                          memory_order_acq_rel,
+		                                          memory_order_relaxed))
+			return 1;
+	return 0;
+}
+
+/* Runs the parts of the current call thread `self` can claim, its own first. The fields
+ * of a call are written before its number (release), and the caller starts the next
+ * call only when every part of this one is done: a part is claimed for the call whose
+ * number the thread read, and reads that call's fields. */
+static void run_parts(int self)
+{
+	uint_fast64_t call = atomic_load_explicit(&pool.call, memory_order_acquire);
+	for (int i = 0; i < pool.n; i++) {
+		int c = (self + i) % pool.n;
+		int64_t lo, hi;
+		if (!claim(c, call))
+			continue;
+		part(c, pool.n, pool.len, pool.grain, &lo, &hi);
 		if (lo < hi)
 			pool.k(pool.bufs, lo, hi);
 		atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
@@ -88,7 +103,7 @@ static void run_parts(void)
 
 static void *worker(void *arg)
 {
-	(void)arg;
+	int self = (int)(intptr_t)arg;
 	uint_fast64_t seen = pool.start_gen;
 #if defined(__x86_64__)
 	/* as the compiled entry points run: denormals flushed to zero (FTZ, DAZ) */
@@ -113,7 +128,7 @@ static void *worker(void *arg)
 		seen = g;
 		if (pool.stop)
 			return NULL;
-		run_parts();
+		run_parts(self);
 	}
 }
 
@@ -171,10 +186,9 @@ void rt_parallel_for(rt_kernel k, void *const *bufs, int64_t n, int64_t grain)
 	}
 	pool.k = k, pool.bufs = bufs, pool.len = n, pool.grain = grain;
 	atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
-	atomic_store_explicit(&pool.ticket, (uint_fast64_t)++pool.calls << 32,
-	                      memory_order_release);
+	atomic_fetch_add_explicit(&pool.call, 1, memory_order_release);
 	wake_all();
-	run_parts();
+	run_parts(0);
 	int spins = 0;
 	while (atomic_load_explicit(&pool.done, memory_order_acquire) < pool.n)
 		wait_a_little(&spins);
