@@ -110,6 +110,9 @@ typedef struct Gemm {
 	 * part (columns, so that each thread reads its own part of B, a weight matrix) */
 	LLVMValueRef clo, chi;
 	int64_t cw;
+	/* when set (broadcast kernel), only the row units [rlo, rhi) of MR rows each, the
+	 * rows left over being the last unit: one thread's part by rows instead */
+	LLVMValueRef rlo, rhi;
 	/* when set, B's row r starts at pb + boff[r] (i64 offsets), not r * ldb: the
 	 * taps of an implicit convolution (conv_flat) */
 	LLVMValueRef boff;
@@ -133,12 +136,17 @@ static LLVMValueRef col_units(CG *cg, const Gemm *g, Loop *l, int64_t j0, int64_
 	    cg_mul(cg, LLVMBuildSub(B, u, cg_i64(cg, u0), ""), cg_i64(cg, width)));
 }
 
-/* The row blocks [b0, b0 + nb) of rb rows: a loop over block indices, giving the first
- * row of each. */
-static LLVMValueRef row_blocks(CG *cg, Loop *l, int64_t b0, int64_t nb, int64_t rb)
+/* The row blocks [b0, b0 + nb) of rb rows, less those outside the thread's part: a loop
+ * over block indices, giving the first row of each. */
+static LLVMValueRef row_blocks(CG *cg, const Gemm *g, Loop *l, int64_t b0, int64_t nb,
+                               int64_t rb)
 {
-	return cg_add(cg, cg_i64(cg, b0 * rb),
-	              cg_mul(cg, cg_loop(cg, l, nb), cg_i64(cg, rb)));
+	if (!g->rlo)
+		return cg_add(cg, cg_i64(cg, b0 * rb),
+		              cg_mul(cg, cg_loop(cg, l, nb), cg_i64(cg, rb)));
+	LLVMValueRef lo = cg_max(cg, g->rlo, cg_i64(cg, b0)),
+	             hi = cg_min(cg, g->rhi, cg_i64(cg, b0 + nb));
+	return cg_mul(cg, cg_loop_range(cg, l, lo, hi), cg_i64(cg, rb));
 }
 
 static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off)
@@ -294,7 +302,7 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 	if (ni <= 0)
 		return;
 	Loop li, lj, lk;
-	LLVMValueRef i = row_blocks(cg, &li, i0 / MR, ni, MR);
+	LLVMValueRef i = row_blocks(cg, g, &li, i0 / MR, ni, MR);
 	LLVMValueRef j = cg_add(
 	    cg, j0,
 	    cg_mul(cg, cg_loop_range(cg, &lj, cg_i64(cg, 0), nj), cg_i64(cg, nv * VW)));
@@ -465,7 +473,7 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 	LLVMValueRef i = NULL, j = NULL;
 	if (b_outer)
 		j = col_units(cg, g, &lj, j0, nj, nc);
-	i = row_blocks(cg, &li, i0 / dr, ni, dr);
+	i = row_blocks(cg, g, &li, i0 / dr, ni, dr);
 	if (!b_outer)
 		j = col_units(cg, g, &lj, j0, nj, nc);
 	LLVMValueRef arow[MAX_DR], brow[MAX_DC];
@@ -598,12 +606,18 @@ EMIT(matmul)
 		cg_loop_end(cg, &l);
 		cg_next_kernel(cg);
 	}
-	/* threads share the columns: groups of dc for dot products, vectors otherwise */
+	/* Threads share the columns: groups of dc for dot products, vectors otherwise.
+	 * But A^T B is a weight's gradient (dW = dy^T x, [out, in]) and threads share its
+	 * rows: those of W each thread reads in the forward product (x W^T, whose columns
+	 * are W's rows) and updates in the optimizer's pass, so that they stay in its
+	 * core's cache (2 threads: steps 3.6% faster on the 512-wide MLP, 9% on the
+	 * 128-wide). */
 	int dr, dc;
 	dot_tile(cg, N, K, &dr, &dc);
 	int64_t cw = dot ? dc : VW;
+	int by_rows = ta && M >= 4 * MR;
 	LLVMValueRef lo, hi;
-	cg_par_range(cg, (N + cw - 1) / cw, 1, &lo, &hi);
+	cg_par_range(cg, by_rows ? (M + MR - 1) / MR : (N + cw - 1) / cw, 1, &lo, &hi);
 	Gemm g = {.pa = cg_node_ptr(cg, A),
 	          .pb = tb && !dot ? scratch(cg, n) : cg_node_ptr(cg, Bm),
 	          .pc = cg_node_ptr(cg, n),
@@ -615,9 +629,11 @@ EMIT(matmul)
 	          .ldb = tb && dot ? K : N,
 	          .ldc = N,
 	          .vt = LLVMVectorType(cg->f32, VW),
-	          .clo = lo,
-	          .chi = hi,
-	          .cw = cw};
+	          .clo = by_rows ? NULL : lo,
+	          .chi = by_rows ? NULL : hi,
+	          .cw = cw,
+	          .rlo = by_rows ? lo : NULL,
+	          .rhi = by_rows ? hi : NULL};
 	if (dot)
 		gemm_bt(cg, &g);
 	else

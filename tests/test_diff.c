@@ -197,43 +197,72 @@ static int same_run(const rt_program *p, Run a, Run b)
 	       !memcmp(a.state, b.state, (size_t)p->nstate * sizeof(float));
 }
 
+/* Whether path's model at batch size batch (its own when 0) gives the bits on 2 and 3
+ * threads that it gives on 1, run after run; *parallel counts those that share loops. */
+static int threads_agree(const char *path, int64_t batch, int *parallel)
+{
+	Arena *A = arena_new();
+	Diags d = {0};
+	Model *m = model_load(A, &d, path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CodegenOpts o = {.opt_level = 2};
+	Compiled *c = compile_model(&d, m,
+	                            batch          ? batch
+	                            : m->batch > 0 ? m->batch
+	                                           : 0,
+	                            &o);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	ObjCode ir;
+	int64_t nwork;
+	CodegenOpts lo = {.opt_level = 0, .emit = EMIT_LLVM};
+	CU_ASSERT_FATAL(cg_compile(c->g, &lo, &ir, &nwork, NULL) == 0);
+	*parallel += strstr(ir.data, "call void @rt_parallel_for") != NULL;
+	objcode_free(&ir);
+	Run one = run_steps(c, 1), two = run_steps(c, 2), again = run_steps(c, 2),
+	    three = run_steps(c, 3);
+	int same = same_run(&c->prog, one, two) && same_run(&c->prog, two, again) &&
+	           same_run(&c->prog, one, three);
+	if (!same)
+		fprintf(stderr, "\n%s: results differ across thread counts\n", path);
+	Run all[4] = {one, two, again, three};
+	for (int i = 0; i < 4; i++)
+		free(all[i].params), free(all[i].state);
+	compiled_free(c);
+	diags_free(&d);
+	arena_free(A);
+	return same;
+}
+
+/* A weight too large for half of L2 (340 x 784 floats) takes the dot-product tile that
+ * keeps B's rows in registers (dot_tile, kernels.c), which no model in models/ does;
+ * batch 7 and 340 columns leave rows and columns over for the smaller tiles, and its
+ * gradient, shared between threads by rows, 4 rows over. */
+static const char wide_yaml[] = "name: wide\n"
+                                "inputs:\n"
+                                "  image: {shape: [batch, 784]}\n"
+                                "  label: {shape: [batch], dtype: i32}\n"
+                                "layers:\n"
+                                "  - dense: {name: fc1, units: 340, activation: relu}\n"
+                                "  - dense: {name: fc2, units: 10}\n"
+                                "loss: {type: softmax_cross_entropy, target: label}\n"
+                                "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
+
 /* Kernels share their loops between threads, each element computed by one thread in a
  * fixed order: 2 and 3 threads give the bits 1 thread gives, run after run. */
 static void test_diff_threads_give_identical_results(void)
 {
 	const char *const *models = model_files();
 	int parallel = 0;
-	for (int k = 0; models[k]; k++) {
-		Arena *A = arena_new();
-		Diags d = {0};
-		Model *m = model_load(A, &d, models[k]);
-		CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-		CodegenOpts o = {.opt_level = 2};
-		Compiled *c = compile_model(&d, m, m->batch > 0 ? m->batch : 0, &o);
-		CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-		ObjCode ir;
-		int64_t nwork;
-		CodegenOpts lo = {.opt_level = 0, .emit = EMIT_LLVM};
-		CU_ASSERT_FATAL(cg_compile(c->g, &lo, &ir, &nwork, NULL) == 0);
-		parallel += strstr(ir.data, "call void @rt_parallel_for") != NULL;
-		objcode_free(&ir);
-		Run one = run_steps(c, 1), two = run_steps(c, 2), again = run_steps(c, 2),
-		    three = run_steps(c, 3);
-		int same = same_run(&c->prog, one, two) &&
-		           same_run(&c->prog, two, again) &&
-		           same_run(&c->prog, one, three);
-		if (!same)
-			fprintf(stderr, "\n%s: results differ across thread counts\n",
-			        models[k]);
-		CU_ASSERT(same);
-		Run all[4] = {one, two, again, three};
-		for (int i = 0; i < 4; i++)
-			free(all[i].params), free(all[i].state);
-		compiled_free(c);
-		diags_free(&d);
-		arena_free(A);
-	}
+	for (int k = 0; models[k]; k++)
+		CU_ASSERT(threads_agree(models[k], 0, &parallel));
 	CU_ASSERT(parallel >= 2); /* the Fashion MLPs and LeNet do share loops */
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, "wide.yaml", wide_yaml);
+	int wide = 0;
+	CU_ASSERT(threads_agree(path, 7, &wide));
+	CU_ASSERT(wide == 1);
+	remove(path);
+	rmdir(dir);
 }
 
 /* The matrix kernels' tiles follow the target's vector registers: the AVX2 (8 floats,
@@ -264,22 +293,10 @@ static void check_yaml(const char *name, const char *yaml, int64_t batch)
 	rmdir(dir);
 }
 
-/* A weight too large for half of L2 (340 x 784 floats) takes the dot-product tile that
- * keeps B's rows in registers (dot_tile, kernels.c), which no model in models/ does;
- * batch 7 and 340 columns leave rows and columns over for the smaller tiles. */
+/* The wide model above against the reference. */
 static void test_diff_wide_layers_match_the_reference(void)
 {
-	check_yaml("wide.yaml",
-	           "name: wide\n"
-	           "inputs:\n"
-	           "  image: {shape: [batch, 784]}\n"
-	           "  label: {shape: [batch], dtype: i32}\n"
-	           "layers:\n"
-	           "  - dense: {name: fc1, units: 340, activation: relu}\n"
-	           "  - dense: {name: fc2, units: 10}\n"
-	           "loss: {type: softmax_cross_entropy, target: label}\n"
-	           "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n",
-	           7);
+	check_yaml("wide.yaml", wide_yaml, 7);
 }
 
 /* Convolutions of stride 1 run as implicit products over padded images (conv_flat),
