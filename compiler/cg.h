@@ -10,9 +10,19 @@
 
 enum { MAXSLOTS = 64 }; /* operands of one kernel */
 
-typedef struct Known { /* a kernel emitted so far, by its text */
+typedef struct Sig { /* a kernel's signature, being built (codegen.c) */
+	uint64_t *w;
+	size_t n, cap;
+	LLVMValueRef *key; /* positions by value: open addressing, kcap a power of 2 */
+	uint64_t *pos;
+	size_t kcap, nkeys;
+} Sig;
+
+typedef struct Known { /* a kernel emitted so far, by its signature (codegen.c) */
 	uint64_t hash;
-	char *text;
+	uint64_t *sig;
+	size_t nsig;
+	char *text;        /* its text, with check_dedupe */
 	LLVMValueRef fn;   /* f(operands..., lo, hi) */
 	LLVMValueRef wrap; /* k(operand array, lo, hi), made when a thread needs it */
 	int nslots;
@@ -56,8 +66,10 @@ typedef struct CG {
 	LLVMValueRef mxcsr; /* the caller's, saved at entry (x86) */
 	Known *known;
 	int nknown, capknown;
-	int64_t par_n, par_grain; /* that extent, once cg_par_loop has set it */
-	struct {                  /* the entry point's own values, while in a kernel */
+	Sig sig;
+	int check_dedupe, dedupe_errors; /* CodegenOpts.check_dedupe */
+	int64_t par_n, par_grain;        /* that extent, once cg_par_loop has set it */
+	struct { /* the entry point's own values, while in a kernel */
 		LLVMValueRef fn, bufs, base[RT_IO0], *io;
 		LLVMBasicBlockRef at;
 	} top;

@@ -678,6 +678,8 @@ typedef struct CodegenOpts {
 	                       "numerics": node id, NaN count, Inf count, 1) */
 	int shards; /* > 1: object code in that many parts, optimized and emitted on as
 	               many threads (the JIT's; one object for everything else) */
+	int check_dedupe; /* tests: kernels are shared when their printed IR is equal, as
+	                     well as their signatures, or compiling fails */
 } CodegenOpts;
 
 /* An object file in memory, ready to be loaded by the JIT or written out. */

@@ -44,7 +44,8 @@ static void check_model_at(const char *path, const char *name, int level, const 
 	Diags d = {0};
 	Model *m = model_load(A, &d, path);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-	CodegenOpts o = {.opt_level = level, .cpu = cpu, .features = features};
+	CodegenOpts o = {
+	    .opt_level = level, .cpu = cpu, .features = features, .check_dedupe = 1};
 	Compiled *c = compile_model(&d, m, batch, &o);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	const rt_program *p = &c->prog;

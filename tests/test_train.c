@@ -502,7 +502,7 @@ static void write_variant(Corrupt how, const char *from, const char *to)
 {
 	char err[1024];
 	if (how == C_TRUNCATE) {
-		size_t n;
+		size_t n = 0;
 		char *b = read_text(from, &n);
 		FILE *f = fopen(to, "wb");
 		fwrite(b, 1, n / 2, f);
