@@ -26,6 +26,8 @@ typedef struct Known { /* a kernel emitted so far, by its signature (codegen.c) 
 	LLVMValueRef fn;   /* f(operands..., lo, hi) */
 	LLVMValueRef wrap; /* k(operand array, lo, hi), made when a thread needs it */
 	int nslots;
+	int par, direct; /* called through the thread pool; calls on [0, n) */
+	int64_t bound;   /* n when every call is on [0, n), else -1 */
 } Known;
 
 /* The register tile of the matrix kernels, chosen for the target (codegen.c). */

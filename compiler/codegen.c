@@ -1153,7 +1153,8 @@ static Known *dedupe(CG *cg, LLVMValueRef k)
 	if (!sig)
 		die("out of memory");
 	memcpy(sig, s->w, s->n * sizeof *sig);
-	cg->known[cg->nknown++] = (Known){h, sig, s->n, text, k, NULL, cg->nslots};
+	cg->known[cg->nknown++] =
+	    (Known){h, sig, s->n, text, k, NULL, cg->nslots, 0, 0, 0};
 	return &cg->known[cg->nknown - 1];
 }
 
@@ -1244,12 +1245,17 @@ static void kernel_end(CG *cg)
 	LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
 	LLVMPositionBuilderAtEnd(B, entry);
 	LLVMBuildBr(B, LLVMGetNextBasicBlock(entry));
+	int64_t n = cg->par_n > 0 ? cg->par_n : 1;
+	int par = cg->par_n > 1 && node_work(cg->knode) >= PAR_WORK;
 	Known *kn = dedupe(cg, with_operands(cg, cg->fn));
+	/* its calls: threads' parts, or [0, n) (see fold_bounds) */
+	kn->par |= par;
+	if (!par)
+		kn->bound = kn->direct++ == 0 || kn->bound == n ? n : -1;
 	cg->fn = cg->top.fn, cg->bufs = cg->top.bufs, cg->io = cg->top.io;
 	memcpy(cg->base, cg->top.base, sizeof cg->base);
 	LLVMPositionBuilderAtEnd(B, cg->top.at);
-	int64_t n = cg->par_n > 0 ? cg->par_n : 1;
-	if (cg->par_n > 1 && node_work(cg->knode) >= PAR_WORK) {
+	if (par) {
 		/* the operands, into the entry point's array, for the threads */
 		for (int i = 0; i < cg->nslots; i++) {
 			LLVMValueRef idx = cg_i64(cg, i);
@@ -1274,6 +1280,25 @@ static void kernel_end(CG *cg)
 		               (unsigned)cg->nslots + 2, "");
 	}
 	cg->knode = NULL;
+}
+
+/* The bounds of a kernel that no thread shares become constants: 0, and n when every
+ * call is on [0, n), for LLVM to fold (unroll, drop remainder loops). LLVM's
+ * interprocedural constant propagation would find them, were every call in the
+ * module the kernel is optimized in, but the JIT's shards split them. */
+static void fold_bounds(CG *cg)
+{
+	for (int i = 0; i < cg->nknown; i++) {
+		Known *kn = &cg->known[i];
+		if (kn->par)
+			continue;
+		LLVMReplaceAllUsesWith(LLVMGetParam(kn->fn, (unsigned)kn->nslots),
+		                       cg_i64(cg, 0));
+		if (kn->bound >= 0)
+			LLVMReplaceAllUsesWith(
+			    LLVMGetParam(kn->fn, (unsigned)kn->nslots + 1),
+			    cg_i64(cg, kn->bound));
+	}
 }
 
 void cg_next_kernel(CG *cg)
@@ -1542,8 +1567,8 @@ static void sit_out(LLVMValueRef f, int out)
 		LLVMAddAttributeAtIndex(f, fi, LLVMCreateEnumAttribute(ctx, optnone, 0));
 }
 
-/* NULL, or the error message (malloc'd). A shard (whole = 0) had its constant
- * arguments folded in with the rest of the module, before the split. */
+/* NULL, or the error message (malloc'd). The whole module, or a JIT shard (whole =
+ * 0), whose calls between kernels and entry points are split up. */
 static char *optimize_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level,
                              int whole)
 {
@@ -1551,8 +1576,10 @@ static char *optimize_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int lev
 	snprintf(passes, sizeof passes, "default<O%d>", level);
 	if (level < 2)
 		return run_pipeline(mod, tm, passes, level);
-	/* constant arguments into the kernels first, while every function takes part */
-	char *err = whole ? run_pipeline(mod, tm, "ipsccp,globaldce", level) : NULL;
+	/* constants through every function first (the kernels' bounds, fold_bounds),
+	 * and across calls where they are all in the module */
+	char *err =
+	    run_pipeline(mod, tm, whole ? "ipsccp,globaldce" : "function(sccp)", level);
 	for (int full = 1; full >= 0 && !err; full--) {
 		int any = 0;
 		for (LLVMValueRef f = LLVMGetFirstFunction(mod); f;
@@ -1597,6 +1624,7 @@ static void emit_module(CG *cg)
 	for (int k = 0; k < FN_COUNT; k++)
 		if (cg->g->fns[k].defined)
 			emit_fn(cg, k);
+	fold_bounds(cg);
 }
 
 /* ---- compiling in shards ----
@@ -1608,6 +1636,9 @@ static void emit_module(CG *cg)
  * that ORC links the parts. The shards are optimized and emitted at the same time. */
 
 typedef struct Shard {
+	int index;
+	LLVMMemoryBufferRef bc; /* the whole module, as bitcode */
+	const int *owner;       /* of each function's body: its shard */
 	LLVMContextRef ctx;
 	LLVMModuleRef mod;
 	LLVMTargetMachineRef tm;
@@ -1643,9 +1674,40 @@ static void declare_only(LLVMModuleRef mod, LLVMValueRef f)
 	free(copy);
 }
 
+/* The shard's copy of the module: the bodies it owns, declarations of the others. */
+static char *shard_module(Shard *s)
+{
+	s->ctx = LLVMContextCreate();
+	LLVMMemoryBufferRef copy = LLVMCreateMemoryBufferWithMemoryRangeCopy(
+	    LLVMGetBufferStart(s->bc), LLVMGetBufferSize(s->bc), "descent.bc");
+	int bad = LLVMParseBitcodeInContext2(s->ctx, copy, &s->mod);
+	LLVMDisposeMemoryBuffer(copy);
+	if (bad)
+		return strdup("internal error: cannot read back the module");
+	LLVMValueRef next;
+	int i = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(s->mod); f; f = next, i++) {
+		next = LLVMGetNextFunction(f);
+		if (LLVMIsDeclaration(f))
+			continue;
+		if (LLVMGetLinkage(f) != LLVMInternalLinkage) { /* an entry point */
+			if (s->index)
+				declare_only(s->mod, f);
+			continue;
+		}
+		LLVMSetLinkage(f, LLVMExternalLinkage);
+		LLVMSetVisibility(f, LLVMHiddenVisibility);
+		if (s->owner[i] != s->index)
+			declare_only(s->mod, f);
+	}
+	return NULL;
+}
+
 static void *shard_run(void *arg)
 {
 	Shard *s = arg;
+	if ((s->err = shard_module(s)))
+		return NULL;
 	double t0 = now();
 	if ((s->err = optimize_module(s->mod, s->tm, s->level, 0)))
 		return NULL;
@@ -1661,18 +1723,6 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
                           ObjCode *out, double *secs)
 {
 	Shard sh[MAXSHARDS] = {{0}};
-	/* first, what only the whole module shows: kernels called with constant bounds
-	 * get them folded in, before the calls cross shards */
-	LLVMTargetMachineRef tm = target_machine(d, o);
-	if (!tm)
-		return -1;
-	char *err = run_pipeline(mod, tm, "ipsccp,globaldce", 0);
-	LLVMDisposeTargetMachine(tm);
-	if (err) {
-		error_at(d, (SrcLoc){0}, "LLVM optimization failed: %s", err);
-		free(err);
-		return -1;
-	}
 	LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(mod);
 	/* who keeps which body: entry points (external) in shard 0, the rest greedily */
 	int nf = 0, *owner;
@@ -1716,41 +1766,11 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
 	free(cost);
 	int status = 0;
 	for (int s = 0; s < n && !status; s++) {
-		sh[s].ctx = LLVMContextCreate();
-		sh[s].level = o->opt_level;
-		LLVMMemoryBufferRef copy = LLVMCreateMemoryBufferWithMemoryRangeCopy(
-		    LLVMGetBufferStart(bc), LLVMGetBufferSize(bc), "descent.bc");
-		if (LLVMParseBitcodeInContext2(sh[s].ctx, copy, &sh[s].mod)) {
-			error_at(d, (SrcLoc){0},
-			         "internal error: cannot read back the module");
+		sh[s] =
+		    (Shard){.index = s, .bc = bc, .owner = owner, .level = o->opt_level};
+		if (!(sh[s].tm = target_machine(d, o)))
 			status = -1;
-		}
-		LLVMDisposeMemoryBuffer(copy);
-		sh[s].tm = status ? NULL : target_machine(d, o);
-		if (!sh[s].tm) {
-			status = -1;
-			break;
-		}
-		LLVMValueRef next;
-		i = 0;
-		for (LLVMValueRef f = LLVMGetFirstFunction(sh[s].mod); f; f = next, i++) {
-			next = LLVMGetNextFunction(f);
-			if (LLVMIsDeclaration(f))
-				continue;
-			if (LLVMGetLinkage(f) !=
-			    LLVMInternalLinkage) { /* an entry point */
-				if (s)
-					declare_only(sh[s].mod, f);
-				continue;
-			}
-			LLVMSetLinkage(f, LLVMExternalLinkage);
-			LLVMSetVisibility(f, LLVMHiddenVisibility);
-			if (owner[i] != s)
-				declare_only(sh[s].mod, f);
-		}
 	}
-	free(owner);
-	LLVMDisposeMemoryBuffer(bc);
 	pthread_t th[MAXSHARDS];
 	int started[MAXSHARDS] = {0};
 	for (int s = 1; s < n && !status; s++)
@@ -1763,6 +1783,8 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
 		else if (!status)
 			shard_run(&sh[s]); /* no thread: here, after the first */
 	}
+	free(owner);
+	LLVMDisposeMemoryBuffer(bc);
 	for (int s = 0; s < n && !status; s++)
 		if (sh[s].err || !sh[s].obj) {
 			error_at(d, (SrcLoc){0}, "LLVM could not compile the model: %s",
