@@ -998,6 +998,9 @@ static void sig_instr(Sig *s, CG *cg, LLVMValueRef v)
 	case LLVMGetElementPtr:
 		sig_put(s, (uint64_t)(uintptr_t)LLVMGetGEPSourceElementType(v));
 		sig_put(s, (uint64_t)LLVMIsInBounds(v));
+#if LLVM_VERSION_MAJOR >= 19
+		sig_put(s, (uint64_t)LLVMGEPGetNoWrapFlags(v));
+#endif
 		break;
 	case LLVMAtomicRMW:
 		sig_put(s, LLVMGetAtomicRMWBinOp(v)), sig_put(s, LLVMGetOrdering(v));
@@ -1019,27 +1022,74 @@ static void sig_instr(Sig *s, CG *cg, LLVMValueRef v)
 	case LLVMCall: {
 		sig_put(s, (uint64_t)(uintptr_t)LLVMGetCalledFunctionType(v));
 		sig_put(s, (uint64_t)LLVMIsTailCall(v));
+		sig_put(s, LLVMGetInstructionCallConv(v));
+#if LLVM_VERSION_MAJOR >= 18
+		sig_put(s, (uint64_t)LLVMGetTailCallKind(v));
+#endif
 		unsigned args = LLVMGetNumArgOperands(v);
 		sig_attrs(s, NULL, v, (unsigned)LLVMAttributeFunctionIndex);
 		for (unsigned i = 0; i <= args; i++)
 			sig_attrs(s, NULL, v, i);
 		break;
 	}
-#if LLVM_VERSION_MAJOR >= 17
+	/* wrap and exact flags: readable from LLVM 17 on; the code generator sets none */
 	case LLVMAdd:
 	case LLVMSub:
 	case LLVMMul:
 	case LLVMShl:
+#if LLVM_VERSION_MAJOR >= 17
 		sig_put(s, (uint64_t)(LLVMGetNSW(v) * 2 + LLVMGetNUW(v)));
+#endif
 		break;
 	case LLVMUDiv:
 	case LLVMSDiv:
 	case LLVMLShr:
 	case LLVMAShr:
+#if LLVM_VERSION_MAJOR >= 17
 		sig_put(s, (uint64_t)LLVMGetExact(v));
-		break;
 #endif
-	default:
+		break;
+	case LLVMOr:
+#if LLVM_VERSION_MAJOR >= 18
+		sig_put(s, (uint64_t)LLVMGetIsDisjoint(v));
+#endif
+		break;
+	case LLVMZExt:
+#if LLVM_VERSION_MAJOR >= 18
+		sig_put(s, (uint64_t)LLVMGetNNeg(v));
+#endif
+		break;
+	/* all said by their operands and type */
+	case LLVMRet:
+	case LLVMBr:
+	case LLVMUnreachable:
+	case LLVMAnd:
+	case LLVMXor:
+	case LLVMSRem:
+	case LLVMURem:
+	case LLVMFNeg:
+	case LLVMFAdd:
+	case LLVMFSub:
+	case LLVMFMul:
+	case LLVMFDiv:
+	case LLVMFRem:
+	case LLVMSelect:
+	case LLVMInsertElement:
+	case LLVMExtractElement:
+	case LLVMTrunc:
+	case LLVMSExt:
+	case LLVMFPToUI:
+	case LLVMFPToSI:
+	case LLVMUIToFP:
+	case LLVMSIToFP:
+	case LLVMFPTrunc:
+	case LLVMFPExt:
+	case LLVMPtrToInt:
+	case LLVMIntToPtr:
+	case LLVMBitCast:
+		break;
+	default: /* an instruction not described here: a kernel like no other */
+		sig_put(s, (uint64_t)(uintptr_t)v);
 		break;
 	}
 #if LLVM_VERSION_MAJOR >= 18

@@ -144,6 +144,8 @@ static LLVMValueRef row_blocks(CG *cg, const Gemm *g, Loop *l, int64_t b0, int64
 	if (!g->rlo)
 		return cg_add(cg, cg_i64(cg, b0 * rb),
 		              cg_mul(cg, cg_loop(cg, l, nb), cg_i64(cg, rb)));
+	if (rb != MR) /* the units are the broadcast kernel's MR rows */
+		die("internal error: a row part in blocks of %lld rows", (long long)rb);
 	LLVMValueRef lo = cg_max(cg, g->rlo, cg_i64(cg, b0)),
 	             hi = cg_min(cg, g->rhi, cg_i64(cg, b0 + nb));
 	return cg_mul(cg, cg_loop_range(cg, l, lo, hi), cg_i64(cg, rb));

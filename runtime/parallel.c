@@ -32,11 +32,13 @@ static struct {
 	pthread_cond_t wake;
 	atomic_uint_fast64_t gen;  /* bumped for every kernel, and to stop */
 	atomic_uint_fast64_t call; /* the current call's number, from 1 */
-	/* the number of the last call whose part i was claimed */
-	atomic_uint_fast64_t claimed[RT_MAX_THREADS];
+	/* the number of the last call whose part i was claimed, a cache line each */
+	struct {
+		_Alignas(64) atomic_uint_fast64_t call;
+	} claimed[RT_MAX_THREADS];
 	atomic_int done; /* parts of the current call finished */
 	atomic_int sleeping;
-	int stop;
+	atomic_int stop;
 	atomic_flag busy;        /* a call is using the workers */
 	uint_fast64_t start_gen; /* gen when the workers were started */
 	rt_kernel k;
@@ -73,9 +75,10 @@ static void wait_a_little(int *spins)
 /* Claims part c of call `call`, unless a thread has. */
 static int claim(int c, uint_fast64_t call)
 {
-	uint_fast64_t v = atomic_load_explicit(&pool.claimed[c], memory_order_relaxed);
+	uint_fast64_t v =
+	    atomic_load_explicit(&pool.claimed[c].call, memory_order_relaxed);
 	while (v < call)
-		if (atomic_compare_exchange_weak_explicit(&pool.claimed[c], &v, call,
+		if (atomic_compare_exchange_weak_explicit(&pool.claimed[c].call, &v, call,
 		                                          memory_order_acq_rel,
 		                                          memory_order_relaxed))
 			return 1;
