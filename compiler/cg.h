@@ -59,6 +59,7 @@ typedef struct CG {
 	 * void k(bufs, lo, hi) that the entry point calls in order (codegen.c). */
 	LLVMTypeRef kty;
 	Node *knode;
+	const char *kname; /* the next kernel's name, when not its node's op */
 	int nkernels;
 	LLVMValueRef par_lo, par_hi; /* the kernel's part of its parallel extent */
 	Buf slots[MAXSLOTS];         /* the kernel's operands, in order of first use */

@@ -867,8 +867,10 @@ static void kernel_begin(CG *cg, Node *n)
 	const char *entry = LLVMGetValueName2(cg->fn, &len);
 	cg->fn = LLVMAddFunction(cg->mod,
 	                         arena_printf(cg->g->A, "%.*s.%d.%s", (int)len, entry,
-	                                      cg->nkernels++, opinfo[n->op].name),
+	                                      cg->nkernels++,
+	                                      cg->kname ? cg->kname : opinfo[n->op].name),
 	                         cg->kty);
+	cg->kname = NULL;
 	LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
 	prefer_wide_vectors(cg, cg->fn);
 	fn_attr(cg, cg->fn, "noinline");
@@ -1455,18 +1457,21 @@ static void emit_fn(CG *cg, FnKind k)
 	 * still in cache */
 	for (int i = cg->p->ngroups - 1; i >= 0; i--)
 		update_kernel(cg, &gr[i], 1);
-	for (int i = 0; i < fn->nouts; i++) {
+	for (int i = 0; i < fn->nouts; i++) { /* the other outputs, a kernel each */
 		Out *o = &fn->outs[i];
 		if (cg->p->group[o->node->id] >= 0) /* written in place */
 			continue;
-		LLVMValueRef dst = dest_ptr(cg, o);
+		cg->kname = "copy";
+		kernel_begin(cg, o->node);
 		Loop l;
-		LLVMValueRef j = cg_loop(cg, &l, shape_numel(&o->node->sh));
-		LLVMValueRef v = cg_load(cg, o->node, j);
+		LLVMValueRef j = cg_par_loop(cg, &l, shape_numel(&o->node->sh), 256),
+		             v = cg_load(cg, o->node, j);
 		if (o->node->dt == DT_I32)
 			v = LLVMBuildSIToFP(B, v, cg->f32, "");
-		LLVMBuildStore(B, v, LLVMBuildGEP2(B, cg->f32, dst, &j, 1, ""));
+		LLVMBuildStore(B, v,
+		               LLVMBuildGEP2(B, cg->f32, dest_ptr(cg, o), &j, 1, ""));
 		cg_loop_end(cg, &l);
+		kernel_end(cg);
 	}
 	entry_return(cg);
 }
