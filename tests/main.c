@@ -56,6 +56,22 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+Compiled *compile_path(Arena *A, Diags *d, const char *path, int64_t batch,
+                       const CodegenOpts *o, Model **mp)
+{
+	Model *m = model_load(A, d, path);
+	if (!m) {
+		diag_print(d, stderr);
+		return NULL;
+	}
+	if (mp)
+		*mp = m;
+	Compiled *c = compile_model(d, m, batch ? batch : m->batch > 0 ? m->batch : 0, o);
+	if (!c)
+		diag_print(d, stderr);
+	return c;
+}
+
 const char *const *model_files(void)
 {
 	static char paths[64][4096];

@@ -36,24 +36,32 @@ static int agree(const char *what, const char *model, int level, const float *ji
 	return 1;
 }
 
+/* A session of p: parameters initialized from init_seed, random inputs from
+ * input_seed. */
+static rt_session *session_with_inputs(const rt_program *p, uint64_t init_seed,
+                                       uint64_t input_seed)
+{
+	rt_session *s = rt_session_new(p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	rt_session_init(s, init_seed);
+	rt_rng rng;
+	rt_rng_seed(&rng, input_seed);
+	random_inputs(s, &rng);
+	return s;
+}
+
 /* path's model at batch size batch, for the target cpu with features (NULL: the host) */
 static void check_model_at(const char *path, const char *name, int level, const char *cpu,
                            const char *features, int64_t batch)
 {
 	Arena *A = arena_new();
 	Diags d = {0};
-	Model *m = model_load(A, &d, path);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
 	CodegenOpts o = {
 	    .opt_level = level, .cpu = cpu, .features = features, .check_dedupe = 1};
-	Compiled *c = compile_model(&d, m, batch, &o);
+	Compiled *c = compile_path(A, &d, path, batch, &o, NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	const rt_program *p = &c->prog;
-	rt_session *s = rt_session_new(p);
-	rt_session_init(s, 11);
-	rt_rng rng;
-	rt_rng_seed(&rng, 5);
-	random_inputs(s, &rng);
+	rt_session *s = session_with_inputs(p, 11, 5);
 	/* the same values in float64 */
 	double *params = malloc((size_t)(p->nparams + 1) * sizeof *params);
 	double *state = malloc((size_t)(p->nstate + 1) * sizeof *state),
@@ -164,11 +172,7 @@ static Run run_steps(const Compiled *c, int threads)
 {
 	const rt_program *p = &c->prog;
 	CU_ASSERT_EQUAL(rt_set_threads(threads), 0);
-	rt_session *s = rt_session_new(p);
-	rt_session_init(s, 3);
-	rt_rng rng;
-	rt_rng_seed(&rng, 9);
-	random_inputs(s, &rng);
+	rt_session *s = session_with_inputs(p, 3, 9);
 #if defined(__x86_64__)
 	unsigned before = __builtin_ia32_stmxcsr();
 #endif
@@ -204,14 +208,8 @@ static int threads_agree(const char *path, int64_t batch, int *parallel)
 {
 	Arena *A = arena_new();
 	Diags d = {0};
-	Model *m = model_load(A, &d, path);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
 	CodegenOpts o = {.opt_level = 2};
-	Compiled *c = compile_model(&d, m,
-	                            batch          ? batch
-	                            : m->batch > 0 ? m->batch
-	                                           : 0,
-	                            &o);
+	Compiled *c = compile_path(A, &d, path, batch, &o, NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	ObjCode ir;
 	int64_t nwork;
@@ -348,17 +346,11 @@ static void test_diff_a_step_that_overflows_writes_nothing(void)
 	          "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n");
 	Arena *A = arena_new();
 	Diags d = {0};
-	Model *m = model_load(A, &d, path);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
 	CodegenOpts o = {.opt_level = 2};
-	Compiled *c = compile_model(&d, m, 9, &o);
+	Compiled *c = compile_path(A, &d, path, 9, &o, NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	const rt_program *p = &c->prog;
-	rt_session *s = rt_session_new(p);
-	rt_session_init(s, 4);
-	rt_rng rng;
-	rt_rng_seed(&rng, 2);
-	random_inputs(s, &rng);
+	rt_session *s = session_with_inputs(p, 4, 2);
 	p->train_step(s->bufs); /* a first step: momentum applies from the next */
 	CU_ASSERT(isfinite(((float *)s->io[p->io_loss])[0]));
 	CU_ASSERT_EQUAL(rt_set_hyper(s, "lr", 10), 0);

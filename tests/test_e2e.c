@@ -17,17 +17,8 @@
 static Compiled *compile_file(const char *rel, int64_t batch, Arena *A, Diags *d,
                               Model **mp)
 {
-	Model *m = model_load(A, d, src_path(rel));
-	if (!m) {
-		diag_print(d, stderr);
-		return NULL;
-	}
-	*mp = m;
 	CodegenOpts o = {.opt_level = 3};
-	Compiled *c = compile_model(d, m, batch ? batch : m->batch, &o);
-	if (!c)
-		diag_print(d, stderr);
-	return c;
+	return compile_path(A, d, src_path(rel), batch, &o, mp);
 }
 
 static Node *fn_output(Graph *g, FnKind fn, DestKind kind, int index)

@@ -33,4 +33,12 @@ void temp_file(char *dir, char *path, size_t len, const char *name, const char *
 
 /* Path of a file in the source tree, e.g. src_path("models/fashion_mlp.yaml"). */
 const char *src_path(const char *rel);
+
+#ifdef DC_H
+/* The model at path, loaded into A and compiled with o at batch size batch (its own
+ * when 0); the diagnostics printed when either fails. *mp (if not NULL) gets the
+ * model. */
+Compiled *compile_path(Arena *A, Diags *d, const char *path, int64_t batch,
+                       const CodegenOpts *o, Model **mp);
+#endif
 #endif
