@@ -16,6 +16,7 @@ typedef struct Sig { /* a kernel's signature, being built (codegen.c) */
 	LLVMValueRef *key; /* positions by value: open addressing, kcap a power of 2 */
 	uint64_t *pos;
 	size_t kcap, nkeys;
+	unsigned loop_kind; /* llvm.loop's metadata kind */
 } Sig;
 
 typedef struct Known { /* a kernel emitted so far, by its signature (codegen.c) */

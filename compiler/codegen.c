@@ -975,7 +975,7 @@ static void sig_attrs(Sig *s, LLVMValueRef f, LLVMValueRef call, unsigned idx)
 		sig_put(s, (uint64_t)(uintptr_t)a[i]);
 }
 
-static void sig_instr(Sig *s, CG *cg, LLVMValueRef v)
+static void sig_instr(Sig *s, LLVMValueRef v)
 {
 	LLVMOpcode op = LLVMGetInstructionOpcode(v);
 	int n = LLVMGetNumOperands(v);
@@ -1101,11 +1101,12 @@ static void sig_instr(Sig *s, CG *cg, LLVMValueRef v)
 #endif
 	/* metadata: the kinds; and the nodes, but for loops' ids, which are distinct
 	 * per loop and all say the same (as_written) */
-	size_t nmd;
+	size_t nmd = 0;
 	LLVMValueMetadataEntry *md =
-	    LLVMInstructionGetAllMetadataOtherThanDebugLoc(v, &nmd);
+	    LLVMHasMetadata(v) ? LLVMInstructionGetAllMetadataOtherThanDebugLoc(v, &nmd)
+	                       : NULL;
 	sig_put(s, nmd);
-	unsigned loop = LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9);
+	unsigned loop = s->loop_kind;
 	for (unsigned i = 0; i < (unsigned)nmd; i++) {
 		unsigned kind = LLVMValueMetadataEntriesGetKind(md, i);
 		sig_put(s, kind);
@@ -1122,6 +1123,7 @@ static void sig_instr(Sig *s, CG *cg, LLVMValueRef v)
 static void signature(Sig *s, CG *cg, LLVMValueRef f)
 {
 	s->n = 0, s->nkeys = 0;
+	s->loop_kind = LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9);
 	if (s->key)
 		memset(s->key, 0, s->kcap * sizeof *s->key);
 	unsigned np = LLVMCountParams(f);
@@ -1144,7 +1146,7 @@ static void signature(Sig *s, CG *cg, LLVMValueRef f)
 		sig_put(s, 3);
 		for (LLVMValueRef v = LLVMGetFirstInstruction(bb); v;
 		     v = LLVMGetNextInstruction(v))
-			sig_instr(s, cg, v);
+			sig_instr(s, v);
 	}
 }
 
