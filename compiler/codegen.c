@@ -336,15 +336,13 @@ static void preload(CG *cg, Node *n)
 	}
 }
 
-enum { BACK_BLOCK = 4096 }; /* elements: 16 KiB of each array */
-
 /* One loop nest for pointwise nodes of one shape and every node fused into them:
  * out[idx] = f(in0[idx'], in1[idx''], ...) with numpy broadcasting, its outer loop
  * shared between threads. When every stored input has the output's size or is a single
  * value, the nest is one flat loop.
- * With backwards set, a flat loop runs over its part in blocks of BACK_BLOCK, the last
- * block first, so that a pass right after another over the same arrays finds in cache
- * what that one read last. */
+ * With backwards set, a flat loop runs over its part from the last element down, so
+ * that a pass right after another over the same arrays finds in cache what that one
+ * read last (LLVM vectorizes it with reversed vectors). */
 static void pointwise_nest_dir(CG *cg, Node **outs, int nout, Sink sink, void *ctx,
                                int backwards)
 {
@@ -358,23 +356,15 @@ static void pointwise_nest_dir(CG *cg, Node **outs, int nout, Sink sink, void *c
 	for (int o = 0; o < nout; o++)
 		for (int k = 0; k < outs[o]->nin; k++)
 			preload(cg, outs[o]->in[k]);
-	Loop l[MAXRANK], lb;
+	Loop l[MAXRANK];
 	LLVMValueRef idx[MAXRANK] = {0}, v[MAXIN] = {0};
 	backwards &= flat && cg->knode;
-	if (backwards) { /* blocks [s, e) of the part [lo, hi), the last first */
+	if (backwards) { /* the part [lo, hi), from its last element down */
 		LLVMValueRef lo, hi;
 		cg_par_range(cg, count, 256, &lo, &hi);
-		LLVMValueRef blk = cg_i64(cg, BACK_BLOCK),
-		             nb = LLVMBuildSDiv(B,
-		                                cg_add(cg, LLVMBuildSub(B, hi, lo, ""),
-		                                       cg_i64(cg, BACK_BLOCK - 1)),
-		                                blk, "");
-		LLVMValueRef bi = cg_loop_range(cg, &lb, cg_i64(cg, 0), nb);
-		LLVMValueRef b =
-		    LLVMBuildSub(B, LLVMBuildSub(B, nb, bi, ""), cg_i64(cg, 1), "");
-		LLVMValueRef st = cg_add(cg, lo, cg_mul(cg, b, blk)),
-		             en = cg_min(cg, hi, cg_add(cg, st, blk));
-		idx[0] = cg_loop_range(cg, &l[0], st, en);
+		LLVMValueRef i = cg_loop_range(cg, &l[0], lo, hi);
+		idx[0] =
+		    LLVMBuildSub(B, cg_add(cg, lo, hi), cg_add(cg, i, cg_i64(cg, 1)), "");
 	} else
 		for (int d = 0; d < dims.rank; d++)
 			idx[d] = d ? cg_loop(cg, &l[d], dims.d[d])
@@ -391,8 +381,6 @@ static void pointwise_nest_dir(CG *cg, Node **outs, int nout, Sink sink, void *c
 	sink(cg, outs, nout, val, out, ctx);
 	for (int d = dims.rank - 1; d >= 0; d--)
 		cg_loop_end(cg, &l[d]);
-	if (backwards)
-		cg_loop_end(cg, &lb);
 	cg->pre = NULL;
 }
 
@@ -1456,8 +1444,8 @@ static void emit_fn(CG *cg, FnKind k)
 		entry_return(cg);
 		LLVMPositionBuilderAtEnd(B, keep);
 	}
-	/* backwards, the last group and block checked first: what the check read last is
-	 * still in cache */
+	/* backwards, the last group and element checked first: what the check read last
+	 * is still in cache */
 	for (int i = cg->p->ngroups - 1; i >= 0; i--)
 		update_kernel(cg, &gr[i], 1);
 	for (int i = 0; i < fn->nouts; i++) { /* the other outputs, a kernel each */
