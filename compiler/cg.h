@@ -53,6 +53,7 @@ typedef struct CG {
 	LLVMValueRef *scalar_args; /* set: pointwise emitters give one element's value */
 	LLVMValueRef scalar_out;
 	LLVMValueRef *pre; /* by node id: values loaded before a pointwise loop */
+	int vw; /* set: pointwise values are vectors of vw floats (constants splat) */
 	int check_numerics;
 	Tile tile;
 	int as_written; /* loops get metadata: no unrolling, no vectorizing */

@@ -298,6 +298,29 @@ static void test_diff_wide_layers_match_the_reference(void)
 	check_yaml("wide.yaml", wide_yaml, 7);
 }
 
+/* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
+ * with a value per row broadcast to every lane ([batch, 1]), flat ones with a count
+ * that leaves 8 elements after the last vector of 16 (the 40 biases), and the update's
+ * check and write. */
+static void test_diff_vector_loops_match_the_reference(void)
+{
+	check_yaml("rows.yaml",
+	           "name: rows\n"
+	           "inputs:\n"
+	           "  image: {shape: [batch, 784]}\n"
+	           "  label: {shape: [batch], dtype: i32}\n"
+	           "nodes:\n"
+	           "  h: \"dense(image, units=48)\"\n"
+	           "  s: \"sum(h * h, axis=1, keepdims=true)\"\n"
+	           "  m: \"max(h, axis=1, keepdims=true)\"\n"
+	           "  c: \"h / (s + 1) - m * relu(h) + abs(h) * sqrt(s)\"\n"
+	           "  d: \"dense(c, units=40, activation=relu)\"\n"
+	           "  out: \"dense(d, units=10)\"\n"
+	           "loss: \"softmax_cross_entropy(out, label)\"\n"
+	           "optimizer: {type: adam, lr: 0.01}\n",
+	           5);
+}
+
 /* Convolutions of stride 1 run as implicit products over padded images (conv_flat),
  * others through patches (im2col), whose data gradient gathers each row of the image
  * from the patches' gradients when the stride is 1 (col2im_rows: rows of 19 take two
@@ -330,7 +353,8 @@ static void test_diff_convolutions_match_the_reference(void)
 
 /* A step whose new values are not all finite, though the loss and every gradient are,
  * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
- * update group's check. */
+ * update group's check, and so does one huge value anywhere in a vector (lane 5, the
+ * last lane, a middle one) or in the elements after the last whole vector. */
 static void test_diff_a_step_that_overflows_writes_nothing(void)
 {
 	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
@@ -363,18 +387,24 @@ static void test_diff_a_step_that_overflows_writes_nothing(void)
 		const rt_state *st = &p->states[k];
 		if (st->numel == 1)
 			continue;
-		for (int64_t i = 0; i < st->numel; i++)
-			s->state[st->offset + i] = 3e38f;
-		memcpy(params, s->params, np);
-		memcpy(state, s->state, ns);
-		p->train_step(s->bufs);
-		int same = !memcmp(params, s->params, np) && !memcmp(state, s->state, ns);
-		if (!same || !isnan(((float *)s->io[p->io_loss])[0]))
-			fprintf(stderr, "\n%s: the step was taken\n", st->name);
-		refused += same, tried++;
-		memcpy(s->state, good, ns);
+		int64_t at[4] = {-1, 5, st->numel / 2 + 3, st->numel - 1};
+		for (int j = 0; j < 4; j++) { /* all of them, then one at a time */
+			for (int64_t i = 0; i < st->numel; i++)
+				if (j == 0 || i == at[j])
+					s->state[st->offset + i] = 3e38f;
+			memcpy(params, s->params, np);
+			memcpy(state, s->state, ns);
+			p->train_step(s->bufs);
+			int same = !memcmp(params, s->params, np) &&
+			           !memcmp(state, s->state, ns);
+			if (!same || !isnan(((float *)s->io[p->io_loss])[0]))
+				fprintf(stderr, "\n%s[%lld]: the step was taken\n",
+				        st->name, (long long)at[j]);
+			refused += same, tried++;
+			memcpy(s->state, good, ns);
+		}
 	}
-	CU_ASSERT_EQUAL(tried, 4);
+	CU_ASSERT_EQUAL(tried, 16);
 	CU_ASSERT_EQUAL(refused, tried);
 	/* and with finite values the same step is taken */
 	memcpy(params, s->params, np);
@@ -396,6 +426,8 @@ void suite_diff(void)
 	     test_diff_tiles_for_avx2_and_sse_match_the_reference},
 	    {"test_diff_wide_layers_match_the_reference",
 	     test_diff_wide_layers_match_the_reference},
+	    {"test_diff_vector_loops_match_the_reference",
+	     test_diff_vector_loops_match_the_reference},
 	    {"test_diff_convolutions_match_the_reference",
 	     test_diff_convolutions_match_the_reference},
 	    {"test_diff_a_step_that_overflows_writes_nothing",
