@@ -395,37 +395,16 @@ static void preload(CG *cg, Node *n)
 
 /* Whether n (computed here, or an input loaded or computed in its expression) can be
  * computed vw elements at a time as we write it: floats, and ops whose scalar
- * expressions are also vector instructions (not calls into libm, which LLVM would
- * make one lane at a time). */
+ * expressions are also vector instructions (OPF_VECTOR; not calls into libm, which
+ * LLVM would make one lane at a time). */
 static int vector_ok(CG *cg, Node *n, int computed)
 {
 	if (n->dt != DT_F32)
 		return 0;
 	if (!computed && !inline_here(cg, n))
 		return 1; /* loaded */
-	switch (n->op) {
-	case OP_NEG:
-	case OP_SQRT:
-	case OP_ABS:
-	case OP_RELU:
-	case OP_STEP:
-	case OP_STOPGRAD:
-	case OP_ADD:
-	case OP_SUB:
-	case OP_MUL:
-	case OP_MUL0:
-	case OP_DIV:
-	case OP_MAX:
-	case OP_MIN:
-	case OP_GT:
-	case OP_GE:
-	case OP_EQ:
-	case OP_SELECT:
-	case OP_BROADCAST:
-		break;
-	default:
+	if (!(opinfo[n->op].flags & OPF_VECTOR))
 		return 0;
-	}
 	for (int k = 0; k < n->nin; k++)
 		if (!vector_ok(cg, n->in[k], 0))
 			return 0;

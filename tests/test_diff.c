@@ -262,6 +262,24 @@ static void test_diff_threads_give_identical_results(void)
 	CU_ASSERT(wide == 1);
 	remove(path);
 	rmdir(dir);
+	/* a weight of 37 x 4099: the update's vectors, shared between threads, leave
+	 * elements over in the last part at any width */
+	char dir2[] = "/tmp/descent-diff-XXXXXX";
+	temp_file(dir2, path, sizeof path, "tail.yaml",
+	          "name: tail\n"
+	          "inputs:\n"
+	          "  image: {shape: [batch, 37]}\n"
+	          "  label: {shape: [batch], dtype: i32}\n"
+	          "layers:\n"
+	          "  - dense: {name: fc1, units: 4099, activation: relu}\n"
+	          "  - dense: {name: fc2, units: 10}\n"
+	          "loss: {type: softmax_cross_entropy, target: label}\n"
+	          "optimizer: {type: adam, lr: 0.01}\n");
+	int tail = 0;
+	CU_ASSERT(threads_agree(path, 5, &tail));
+	CU_ASSERT(tail == 1);
+	remove(path);
+	rmdir(dir2);
 }
 
 /* The matrix kernels' tiles follow the target's vector registers: the AVX2 (8 floats,
@@ -299,9 +317,10 @@ static void test_diff_wide_layers_match_the_reference(void)
 }
 
 /* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
- * with a value per row broadcast to every lane ([batch, 1]), flat ones with a count
- * that leaves 8 elements after the last vector of 16 (the 40 biases), and the update's
- * check and write. */
+ * with a value per row broadcast to every lane ([batch, 1]), rows of a [batch, 3, 16]
+ * with values per row and per column ([batch, 3, 1], [batch, 1, 16]), flat ones with a
+ * count that leaves elements after the last whole vector (the 10 biases at any width,
+ * the 40 at 16), and the update's check and write. */
 static void test_diff_vector_loops_match_the_reference(void)
 {
 	check_yaml("rows.yaml",
@@ -314,7 +333,11 @@ static void test_diff_vector_loops_match_the_reference(void)
 	           "  s: \"sum(h * h, axis=1, keepdims=true)\"\n"
 	           "  m: \"max(h, axis=1, keepdims=true)\"\n"
 	           "  c: \"h / (s + 1) - m * relu(h) + abs(h) * sqrt(s)\"\n"
-	           "  d: \"dense(c, units=40, activation=relu)\"\n"
+	           "  r: \"reshape(c, shape=[3, 16])\"\n"
+	           "  t: \"r * sum(r, axis=2, keepdims=true) - max(r, axis=1, "
+	           "keepdims=true)\"\n"
+	           "  f: \"reshape(t, shape=[48])\"\n"
+	           "  d: \"dense(f, units=40, activation=relu)\"\n"
 	           "  out: \"dense(d, units=10)\"\n"
 	           "loss: \"softmax_cross_entropy(out, label)\"\n"
 	           "optimizer: {type: adam, lr: 0.01}\n",
@@ -354,7 +377,8 @@ static void test_diff_convolutions_match_the_reference(void)
 /* A step whose new values are not all finite, though the loss and every gradient are,
  * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
  * update group's check, and so does one huge value anywhere in a vector (lane 5, the
- * last lane, a middle one) or in the elements after the last whole vector. */
+ * last lane, a middle one) or in the elements after the last whole vector (the 10
+ * biases at any width, the 40 at 16). */
 static void test_diff_a_step_that_overflows_writes_nothing(void)
 {
 	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
