@@ -1,7 +1,8 @@
 #!/bin/sh
 # descent against PyTorch 1.13 (Debian's python3-torch) on the benchmark models of
 # ../shared/bench/torch_anchor.py, one thread, alternating in one session so that both see
-# the same machine: prints each round's steps/s and the ratio descent / torch; then
+# the same machine: prints each round's steps/s, the ratio descent / torch, and the FMA
+# peak descent bench measured just before (it moves with the machine's other load); then
 # descent's 2 threads against 1 on the 512-wide MLP, and the Fashion-MNIST MLP's time to
 # accuracy (5 epochs, one thread each).
 #   sh bench/run.sh [ROUNDS]      (from the source directory, after make)
@@ -36,9 +37,11 @@ for model in mlp128 mlp512 lenet; do
 	"$descent" bench "bench/$model.yaml" --steps 20 >/dev/null # compile once, into the cache
 	r=1
 	while [ $r -le "$rounds" ]; do
-		d=$("$descent" bench "bench/$model.yaml" | sed -n 's/^ *\([0-9.]*\) steps\/s.*/\1/p')
+		line=$("$descent" bench "bench/$model.yaml" | grep 'steps/s')
+		d=$(echo "$line" | sed -n 's/^ *\([0-9.]*\) steps\/s.*/\1/p')
+		peak=$(echo "$line" | sed -n 's/.* of \([0-9]*\) GFLOP\/s peak.*/\1/p')
 		t=$(/usr/bin/python3 bench/torch_bench.py $model | sed -n 's/^\([0-9.]*\) steps\/s/\1/p')
-		echo "$model round $r: descent $d steps/s, torch $t steps/s, ratio $(echo "$d $t" | awk '{printf "%.2f", $1 / $2}')"
+		echo "$model round $r: descent $d steps/s, torch $t steps/s, ratio $(echo "$d $t" | awk '{printf "%.2f", $1 / $2}') (FMA peak measured now: $peak GFLOP/s)"
 		r=$((r + 1))
 	done
 done
