@@ -411,6 +411,21 @@ static int vector_ok(CG *cg, Node *n, int computed)
 	return 1;
 }
 
+/* A nest's body at element idx of dims, the outputs' flat offset out: every value,
+ * then the sink. */
+static void nest_body(CG *cg, Node **outs, int nout, Sink sink, void *ctx,
+                      const Shape *dims, LLVMValueRef *idx, LLVMValueRef out)
+{
+	LLVMValueRef *val = arena_alloc(cg->g->A, (size_t)nout * sizeof *val),
+	             v[MAXIN] = {0};
+	for (int o = 0; o < nout; o++) { /* every value first: sinks may write in place */
+		for (int k = 0; k < outs[o]->nin; k++)
+			v[k] = value(cg, outs[o]->in[k], dims, idx);
+		val[o] = scalar(cg, outs[o], v);
+	}
+	sink(cg, outs, nout, val, out, ctx);
+}
+
 /* Elements [lo, hi) of a flat nest, vw at a time (vw > 1: hi - lo is a multiple of
  * it; the values are vectors), from the last down when backwards. */
 static void flat_run(CG *cg, Node **outs, int nout, Sink sink, void *ctx, LLVMValueRef lo,
@@ -424,14 +439,7 @@ static void flat_run(CG *cg, Node **outs, int nout, Sink sink, void *ctx, LLVMVa
 	LLVMValueRef idx =
 	    backwards ? LLVMBuildSub(B, hi, cg_add(cg, at, w), "") : cg_add(cg, lo, at);
 	cg->vw = vw > 1 ? vw : 0;
-	LLVMValueRef *val = arena_alloc(cg->g->A, (size_t)nout * sizeof *val),
-	             v[MAXIN] = {0};
-	for (int o = 0; o < nout; o++) { /* every value first: sinks may write in place */
-		for (int k = 0; k < outs[o]->nin; k++)
-			v[k] = value(cg, outs[o]->in[k], &dims, &idx);
-		val[o] = scalar(cg, outs[o], v);
-	}
-	sink(cg, outs, nout, val, idx, ctx);
+	nest_body(cg, outs, nout, sink, ctx, &dims, &idx, idx);
 	cg->vw = 0;
 	cg_loop_end(cg, &l);
 }
@@ -493,7 +501,7 @@ static void pointwise_nest_dir(CG *cg, Node **outs, int nout, Sink sink, void *c
 	    as_written = cg->as_written;
 	cg->as_written |= vw > 0;
 	Loop l[MAXRANK];
-	LLVMValueRef idx[MAXRANK] = {0}, v[MAXIN] = {0};
+	LLVMValueRef idx[MAXRANK] = {0};
 	for (int d = 0; d < dims.rank; d++)
 		if (d == 0)
 			idx[d] = cg_par_loop(cg, &l[d], dims.d[d], flat ? 256 : 1);
@@ -506,13 +514,7 @@ static void pointwise_nest_dir(CG *cg, Node **outs, int nout, Sink sink, void *c
 	LLVMValueRef out = cg_i64(cg, 0);
 	for (int d = 0; d < dims.rank; d++) /* row-major flat output offset */
 		out = cg_add(cg, cg_mul(cg, out, cg_i64(cg, dims.d[d])), idx[d]);
-	LLVMValueRef *val = arena_alloc(cg->g->A, (size_t)nout * sizeof *val);
-	for (int o = 0; o < nout; o++) { /* every value first: sinks may write in place */
-		for (int k = 0; k < outs[o]->nin; k++)
-			v[k] = value(cg, outs[o]->in[k], &dims, idx);
-		val[o] = scalar(cg, outs[o], v);
-	}
-	sink(cg, outs, nout, val, out, ctx);
+	nest_body(cg, outs, nout, sink, ctx, &dims, idx, out);
 	cg->vw = 0;
 	for (int d = dims.rank - 1; d >= 0; d--)
 		cg_loop_end(cg, &l[d]);
