@@ -88,7 +88,8 @@ typedef struct Loop {
 #define B cg->b
 
 LLVMValueRef cg_i64(CG *cg, int64_t v);
-LLVMValueRef cg_f32(CG *cg, double v);
+LLVMValueRef cg_f32(CG *cg, double v); /* a vector of them while CG.vw is set */
+LLVMValueRef cg_splat(CG *cg, LLVMValueRef v, int n); /* v in each of n lanes (n <= 16) */
 LLVMValueRef cg_fast(LLVMValueRef v); /* allow reassociation (vectorized reductions) */
 /* for (i = 0; i < n; i++) with a static n >= 1 */
 LLVMValueRef cg_loop(CG *cg, Loop *l, int64_t n);

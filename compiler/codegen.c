@@ -42,21 +42,23 @@ LLVMValueRef cg_i64(CG *cg, int64_t v)
 	return LLVMConstInt(cg->i64, (unsigned long long)v, 0);
 }
 
-/* v, a float, in every lane of a vector of cg->vw */
-static LLVMValueRef splat(CG *cg, LLVMValueRef v)
+LLVMValueRef cg_splat(CG *cg, LLVMValueRef v, int n)
 {
 	LLVMValueRef lanes[16];
-	for (int i = 0; i < cg->vw; i++)
+	for (int i = 0; i < n; i++)
 		lanes[i] = v;
 	if (LLVMIsConstant(v))
-		return LLVMConstVector(lanes, (unsigned)cg->vw);
-	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)cg->vw);
-	LLVMValueRef one = LLVMBuildInsertElement(B, LLVMGetUndef(vt), v,
-	                                          LLVMConstInt(cg->i32, 0, 0), "");
-	return LLVMBuildShuffleVector(
-	    B, one, LLVMGetUndef(vt),
-	    LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)cg->vw)), "");
+		return LLVMConstVector(lanes, (unsigned)n);
+	LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(v), (unsigned)n);
+	LLVMValueRef one =
+	    LLVMBuildInsertElement(B, LLVMGetUndef(vt), v, cg_i64(cg, 0), "");
+	return LLVMBuildShuffleVector(B, one, LLVMGetUndef(vt),
+	                              LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)n)),
+	                              "");
 }
+
+/* v, a float, in every lane of a vector of cg->vw */
+static LLVMValueRef splat(CG *cg, LLVMValueRef v) { return cg_splat(cg, v, cg->vw); }
 
 LLVMValueRef cg_f32(CG *cg, double v)
 {

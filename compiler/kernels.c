@@ -264,14 +264,6 @@ static void sstore(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef off)
 	LLVMBuildStore(B, v, p);
 }
 
-static LLVMValueRef splat(CG *cg, const Gemm *g, LLVMValueRef x)
-{
-	LLVMValueRef v =
-	    LLVMBuildInsertElement(B, LLVMGetUndef(g->vt), x, cg_i64(cg, 0), "");
-	LLVMValueRef mask = LLVMConstNull(LLVMVectorType(cg->i32, VW));
-	return LLVMBuildShuffleVector(B, v, LLVMGetUndef(g->vt), mask, "");
-}
-
 static LLVMValueRef vfma(CG *cg, const Gemm *g, LLVMValueRef a, LLVMValueRef b,
                          LLVMValueRef c)
 {
@@ -341,7 +333,7 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 		                        i)));
 	for (int r = 0; r < mr; r++) {
 		LLVMValueRef a =
-		    splat(cg, g, a_elem(cg, g, cg_add(cg, i, cg_i64(cg, r)), k));
+		    cg_splat(cg, a_elem(cg, g, cg_add(cg, i, cg_i64(cg, r)), k), (int)VW);
 		for (int v = 0; v < nv; v++)
 			next[r][v] = vfma(cg, g, a, bv[v], acc[r][v]);
 	}
