@@ -54,6 +54,7 @@ typedef struct CG {
 	LLVMValueRef scalar_out;
 	LLVMValueRef *pre; /* by node id: values loaded before a pointwise loop */
 	int vw; /* set: pointwise values are vectors of vw floats (constants splat) */
+	LLVMValueRef vmask; /* set with vw: loads read only these lanes (others are 0) */
 	int check_numerics;
 	Tile tile;
 	int as_written; /* loops get metadata: no unrolling, no vectorizing */
@@ -115,6 +116,10 @@ LLVMValueRef cg_acc_begin(CG *cg, LLVMBasicBlockRef pre, LLVMValueRef init);
 void cg_acc_next(CG *cg, LLVMValueRef acc, LLVMValueRef next);
 LLVMValueRef cg_node_ptr(CG *cg, Node *n); /* element 0 of the node's buffer */
 LLVMValueRef cg_load(CG *cg, Node *n, LLVMValueRef off);
+/* llvm.masked.load (v NULL: lanes not in mask read as 0) or llvm.masked.store of v, at
+ * p: lanes not in mask are not accessed */
+LLVMValueRef cg_masked(CG *cg, LLVMTypeRef vt, LLVMValueRef mask, LLVMValueRef p,
+                       LLVMValueRef v);
 void cg_store(CG *cg, Node *n, LLVMValueRef off, LLVMValueRef v);
 void cg_zero(CG *cg, Node *n);
 LLVMValueRef cg_call(CG *cg, const char *name, int nargs, LLVMValueRef *args); /* f32 */

@@ -211,12 +211,29 @@ LLVMValueRef cg_load(CG *cg, Node *n, LLVMValueRef off)
 	LLVMValueRef p = LLVMBuildGEP2(B, et, cg_node_ptr(cg, n), &off, 1, "");
 	if (!cg->vw)
 		return LLVMBuildLoad2(B, et, p, "");
-	/* floats off..off + vw - 1 (vector_ok: only floats) */
+	/* floats off..off + vw - 1 (plan_vector_ok: only floats), or those in vmask */
 	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)cg->vw);
+	if (cg->vmask)
+		return cg_masked(cg, vt, cg->vmask, p, NULL);
 	LLVMValueRef v = LLVMBuildLoad2(
 	    B, vt, LLVMBuildPointerCast(B, p, LLVMPointerType(vt, 0), ""), "");
 	LLVMSetAlignment(v, 4);
 	return v;
+}
+
+LLVMValueRef cg_masked(CG *cg, LLVMTypeRef vt, LLVMValueRef mask, LLVMValueRef p,
+                       LLVMValueRef v)
+{
+	const char *name = v ? "llvm.masked.store" : "llvm.masked.load";
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	LLVMTypeRef pt = LLVMPointerType(vt, 0), tys[2] = {vt, pt};
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, tys, 2);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, tys, 2);
+	LLVMValueRef align = LLVMConstInt(cg->i32, 4, 0);
+	p = LLVMBuildPointerCast(B, p, pt, "");
+	LLVMValueRef st[4] = {v, p, align, mask},
+	             ld[4] = {p, align, mask, LLVMConstNull(vt)};
+	return LLVMBuildCall2(B, fty, f, v ? st : ld, 4, "");
 }
 
 /* v (a float, or a vector of them) at p */
@@ -395,24 +412,6 @@ static void preload(CG *cg, Node *n)
 	}
 }
 
-/* Whether n (computed here, or an input loaded or computed in its expression) can be
- * computed vw elements at a time as we write it: floats, and ops whose scalar
- * expressions are also vector instructions (OPF_VECTOR; not calls into libm, which
- * LLVM would make one lane at a time). */
-static int vector_ok(CG *cg, Node *n, int computed)
-{
-	if (n->dt != DT_F32)
-		return 0;
-	if (!computed && !inline_here(cg, n))
-		return 1; /* loaded */
-	if (!(opinfo[n->op].flags & OPF_VECTOR))
-		return 0;
-	for (int k = 0; k < n->nin; k++)
-		if (!vector_ok(cg, n->in[k], 0))
-			return 0;
-	return 1;
-}
-
 /* A nest's body at element idx of dims, the outputs' flat offset out: every value,
  * then the sink. */
 static void nest_body(CG *cg, Node **outs, int nout, Sink sink, void *ctx,
@@ -462,7 +461,7 @@ static void pointwise_nest_dir(CG *cg, Node **outs, int nout, Sink sink, void *c
 	int64_t count = shape_numel(&outs[0]->sh);
 	int flat = 1, vec = cg->tile.vw > 1;
 	for (int o = 0; o < nout; o++) {
-		vec &= vector_ok(cg, outs[o], 1);
+		vec &= plan_vector_ok(cg->p, outs[o], 1);
 		for (int k = 0; k < outs[o]->nin; k++)
 			flat &= flat_ok(cg, outs[o]->in[k], count);
 	}

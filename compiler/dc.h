@@ -643,8 +643,9 @@ typedef struct Plan {
 	char *live; /* indexed by node id: the function needs it */
 	char *inl;  /* indexed by node id: fused, computed inside its user's loop */
 	/* indexed by node id: the pointwise node computed from n's values in n's own
-	 * loop, as they are made (an epilogue: a convolution's bias and activation), or
-	 * NULL. That node is not in the order; it is computed at n's place. */
+	 * loop, as they are made (an epilogue: a convolution's or a matrix product's bias
+	 * and activation), or NULL. That node is not in the order; it is computed at n's
+	 * place. */
 	Node **epi;
 	/* The update phase: pointwise nodes whose values only flow into new parameters
 	 * and optimizer state are computed at the end, in one loop per group of outputs
@@ -662,6 +663,11 @@ typedef struct Plan {
 enum { CONV_LANES = 8 };
 /* Lays out one function; the Plan lives in g's arena. */
 Plan *plan_fn(Graph *g, FnKind fn);
+/* Whether n (computed in a loop, or an input loaded or computed in its expression) can
+ * be computed on vectors as written: floats, and ops whose expressions are vector
+ * instructions (OPF_VECTOR; not calls into libm, which LLVM would make one lane at a
+ * time). */
+int plan_vector_ok(const Plan *p, const Node *n, int computed);
 
 /* ================= codegen.c, jit.c ================= */
 

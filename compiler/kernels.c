@@ -116,6 +116,9 @@ typedef struct Gemm {
 	/* when set, B's row r starts at pb + boff[r] (i64 offsets), not r * ldb: the
 	 * taps of an implicit convolution (conv_flat) */
 	LLVMValueRef boff;
+	/* when set (not with acc), C holds epi's values, computed from the product
+	 * node epin's (Plan.epi) as each vector of them is stored */
+	Node *epi, *epin;
 } Gemm;
 
 /* Columns j0, j0 + width, ... (nj of them), less those outside the thread's part: the
@@ -211,26 +214,10 @@ static LLVMValueRef shuffle(CG *cg, LLVMValueRef a, LLVMValueRef b, const int *i
 	return LLVMBuildShuffleVector(B, a, b, LLVMConstVector(c, (unsigned)VW), "");
 }
 
-/* llvm.masked.load / llvm.masked.store of the lanes in mask (others read as 0). */
-static LLVMValueRef vmasked(CG *cg, LLVMTypeRef vt, LLVMValueRef mask, LLVMValueRef p,
-                            LLVMValueRef v)
-{
-	const char *name = v ? "llvm.masked.store" : "llvm.masked.load";
-	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-	LLVMTypeRef pt = LLVMPointerType(vt, 0), tys[2] = {vt, pt};
-	LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, tys, 2);
-	LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, tys, 2);
-	LLVMValueRef align = LLVMConstInt(cg->i32, 4, 0);
-	p = LLVMBuildPointerCast(B, p, pt, "");
-	LLVMValueRef st[4] = {v, p, align, mask},
-	             ld[4] = {p, align, mask, LLVMConstNull(vt)};
-	return LLVMBuildCall2(B, fty, f, v ? st : ld, 4, "");
-}
-
 static LLVMValueRef masked(CG *cg, const Gemm *g, LLVMValueRef mask, LLVMValueRef p,
                            LLVMValueRef v)
 {
-	return vmasked(cg, g->vt, mask, p, v);
+	return cg_masked(cg, g->vt, mask, p, v);
 }
 
 static LLVMValueRef vload(CG *cg, const Gemm *g, LLVMValueRef p)
@@ -240,6 +227,20 @@ static LLVMValueRef vload(CG *cg, const Gemm *g, LLVMValueRef p)
 	LLVMValueRef v = LLVMBuildLoad2(
 	    B, g->vt, LLVMBuildPointerCast(B, p, LLVMPointerType(g->vt, 0), ""), "");
 	LLVMSetAlignment(v, 4);
+	return v;
+}
+
+/* v, the product's values at row and columns col.. (the lanes in mask, if set), as C
+ * holds them: through the epilogue, if any, computed on the vector */
+static LLVMValueRef epilogue(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef row,
+                             LLVMValueRef col, LLVMValueRef mask)
+{
+	if (!g->epi)
+		return v;
+	LLVMValueRef idx[2] = {row, col};
+	cg->vw = (int)VW, cg->vmask = mask;
+	v = cg_epilogue(cg, g->epi, g->epin, v, idx);
+	cg->vw = 0, cg->vmask = NULL;
 	return v;
 }
 
@@ -343,12 +344,13 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 	cg_loop_end(cg, &lk);
 	cg->as_written = 0;
 	for (int r = 0; r < mr; r++) {
-		LLVMValueRef row =
-		    cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->ldc));
-		for (int v = 0; v < nv; v++)
-			vstore(cg, g, next[r][v],
-			       gep(cg, g->pc,
-			           cg_add(cg, row, cg_add(cg, j, cg_i64(cg, v * VW)))));
+		LLVMValueRef ri = cg_add(cg, i, cg_i64(cg, r)),
+		             row = cg_mul(cg, ri, cg_i64(cg, g->ldc));
+		for (int v = 0; v < nv; v++) {
+			LLVMValueRef col = cg_add(cg, j, cg_i64(cg, v * VW));
+			vstore(cg, g, epilogue(cg, g, next[r][v], ri, col, g->mask),
+			       gep(cg, g->pc, cg_add(cg, row, col)));
+		}
 	}
 	cg_loop_end(cg, &lj);
 	cg_loop_end(cg, &li);
@@ -435,14 +437,13 @@ static void store_sums(CG *cg, const Gemm *g, LLVMValueRef *v, int mr, int nc,
 			 * nc and the base is never before C's first element (ldc >= nc);
 			 * masked lanes past the row are not accessed */
 			int c0 = who[q][first] % nc;
+			LLVMValueRef ri = cg_add(cg, i, cg_i64(cg, r)),
+			             col = cg_add(cg, j, cg_i64(cg, c0 - first));
 			LLVMValueRef at =
 			    gep(cg, g->pc,
-			        cg_add(cg,
-			               cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)),
-			                      cg_i64(cg, g->ldc)),
-			               cg_add(cg, j, cg_i64(cg, c0 - first))));
+			        cg_add(cg, cg_mul(cg, ri, cg_i64(cg, g->ldc)), col));
 			LLVMValueRef mask = LLVMConstVector(bits, (unsigned)VW),
-			             val = w[q];
+			             val = epilogue(cg, g, w[q], ri, col, mask);
 			if (g->acc)
 				val = LLVMBuildFAdd(B, masked(cg, g, mask, at, NULL), val,
 				                    "");
@@ -586,6 +587,7 @@ EMIT(matmul)
 	int ta = (int)n->a[0], tb = (int)n->a[1];
 	int64_t M = n->sh.d[0], N = n->sh.d[1], K = ta ? A->sh.d[0] : A->sh.d[1];
 	int dot = tb && !ta && K >= VW;
+	Node *epi = cg->p->epi[n->id]; /* a bias and activation, say (plan.c) */
 	if (tb && !dot) {
 		Loop l;
 		LLVMValueRef src = cg_node_ptr(cg, Bm), dst = scratch(cg, n);
@@ -612,9 +614,11 @@ EMIT(matmul)
 	int by_rows = ta && M >= 4 * MR;
 	LLVMValueRef lo, hi;
 	cg_par_range(cg, by_rows ? (M + MR - 1) / MR : (N + cw - 1) / cw, 1, &lo, &hi);
+	if (epi)
+		cg_epilogue_begin(cg, epi);
 	Gemm g = {.pa = cg_node_ptr(cg, A),
 	          .pb = tb && !dot ? scratch(cg, n) : cg_node_ptr(cg, Bm),
-	          .pc = cg_node_ptr(cg, n),
+	          .pc = cg_node_ptr(cg, epi ? epi : n),
 	          .ta = ta,
 	          .M = M,
 	          .N = N,
@@ -627,11 +631,15 @@ EMIT(matmul)
 	          .chi = by_rows ? NULL : hi,
 	          .cw = cw,
 	          .rlo = by_rows ? lo : NULL,
-	          .rhi = by_rows ? hi : NULL};
+	          .rhi = by_rows ? hi : NULL,
+	          .epi = epi,
+	          .epin = n};
 	if (dot)
 		gemm_bt(cg, &g);
 	else
 		gemm(cg, &g);
+	if (epi)
+		cg_epilogue_end(cg);
 }
 
 /* Per row: m = max x, s = sum e^(x - m), out = x - m - log s. */
@@ -1059,7 +1067,7 @@ static void col2im_rows(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef co
 			    cg_add(cg, cg_mul(cg, oh, cg_i64(cg, c->OW)),
 			           cg_add(cg, iw0, cg_i64(cg, d))));
 			acc = LLVMBuildFAdd(
-			    B, acc, vmasked(cg, vt, mask, gep(cg, col, run), NULL), "");
+			    B, acc, cg_masked(cg, vt, mask, gep(cg, col, run), NULL), "");
 		}
 	}
 	LLVMValueRef at =
@@ -1067,8 +1075,8 @@ static void col2im_rows(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef co
 	           cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, c->H)), ih),
 	                  cg_i64(cg, c->W)),
 	           iw0);
-	vmasked(cg, vt, lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, c->W), iw0, "")),
-	        gep(cg, img, at), acc);
+	cg_masked(cg, vt, lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, c->W), iw0, "")),
+	          gep(cg, img, at), acc);
 	cg_loop_end(cg, &lv);
 	cg_loop_end(cg, &lh);
 	cg_loop_end(cg, &lc);
@@ -1651,9 +1659,9 @@ static void taps2x2(CG *cg, Node *v, LLVMValueRef at, int64_t W, LLVMValueRef *m
 	for (int h = 0; h < 2; h++) {
 		LLVMValueRef row =
 		    gep(cg, cg_node_ptr(cg, v), cg_add(cg, at, cg_i64(cg, h * W)));
-		LLVMValueRef lo = vmasked(cg, vt, m[0], row, NULL),
-		             hi = vmasked(cg, vt, m[1], gep(cg, row, cg_i64(cg, VW)),
-		                          NULL);
+		LLVMValueRef lo = cg_masked(cg, vt, m[0], row, NULL),
+		             hi = cg_masked(cg, vt, m[1], gep(cg, row, cg_i64(cg, VW)),
+		                            NULL);
 		t[2 * h] = pick_lanes(cg, lo, hi, 0, 2);
 		t[2 * h + 1] = pick_lanes(cg, lo, hi, 1, 2);
 	}
@@ -1703,10 +1711,10 @@ static void pool_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int scat
 	for (int k = 0; k < 4; k++)
 		is[k] = LLVMBuildICmp(B, LLVMIntEQ, idx, tap[k], "");
 	if (!scatter) {
-		vmasked(cg, vt, mo, gep(cg, cg_node_ptr(cg, n), o), best);
+		cg_masked(cg, vt, mo, gep(cg, cg_node_ptr(cg, n), o), best);
 	} else {
-		LLVMValueRef g = vmasked(cg, vt, mo,
-		                         gep(cg, cg_node_ptr(cg, n->in[1]), o), NULL),
+		LLVMValueRef g = cg_masked(cg, vt, mo,
+		                           gep(cg, cg_node_ptr(cg, n->in[1]), o), NULL),
 		             out[4];
 		for (int k = 0; k < 4; k++)
 			out[k] = LLVMBuildSelect(B, is[k], g, LLVMConstNull(vt), "");
@@ -1714,9 +1722,9 @@ static void pool_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int scat
 			LLVMValueRef row = gep(cg, cg_node_ptr(cg, n),
 			                       cg_add(cg, at, cg_i64(cg, h * W)));
 			for (int half = 0; half < 2; half++)
-				vmasked(cg, vt, m[half],
-				        gep(cg, row, cg_i64(cg, half * VW)),
-				        interleave(cg, out[2 * h], out[2 * h + 1], half));
+				cg_masked(
+				    cg, vt, m[half], gep(cg, row, cg_i64(cg, half * VW)),
+				    interleave(cg, out[2 * h], out[2 * h + 1], half));
 		}
 	}
 	cg_loop_end(cg, &lw);

@@ -80,35 +80,54 @@ static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 	}
 }
 
-/* Whether the values n reads, through the nodes fused into it, are c's and leaves'. */
+/* Whether the values n reads, through the nodes fused into it, are c's, leaves' and
+ * those of nodes stored before c (node ids are in order: computed before it). */
 static int reads_only(const Plan *p, Node *n, Node *c, int top)
 {
 	if (n == c)
 		return 1;
 	if (!top && !p->inl[n->id])
-		return (opinfo[owner(n)->op].flags & OPF_LEAF) != 0;
+		return (opinfo[owner(n)->op].flags & OPF_LEAF) || owner(n)->id < c->id;
 	for (int k = 0; k < n->nin; k++)
 		if (!reads_only(p, n->in[k], c, 0))
 			return 0;
 	return 1;
 }
 
+int plan_vector_ok(const Plan *p, const Node *n, int computed)
+{
+	if (n->dt != DT_F32)
+		return 0;
+	if (!computed && !p->inl[n->id] && p->group[n->id] < 0)
+		return 1; /* loaded */
+	if (!(opinfo[n->op].flags & OPF_VECTOR))
+		return 0;
+	for (int k = 0; k < n->nin; k++)
+		if (!plan_vector_ok(p, n->in[k], 0))
+			return 0;
+	return 1;
+}
+
 /* Epilogues: a convolution computed as an implicit product (conv_flat) copies its
- * values out of the scratch anyway, and can compute there the pointwise node that is
- * its only user (through fused nodes; a bias and an activation) if that node is of
- * its shape and reads nothing but it and leaves. */
+ * values out of the scratch anyway, and a matrix product holds its tiles in registers
+ * before storing them: either computes there the pointwise node that is its only user
+ * (through fused nodes: a bias and an activation, or an activation's gradient) if that
+ * node is of its shape and reads nothing but it, leaves and nodes stored before it.
+ * The product's kernels compute on vectors: its epilogue must too. */
 static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 {
 	ConvFlat f;
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i], *r = user[i];
-		if (g->no_fusion || !p->live[i] || n->op != OP_CONV2D || nuse[i] != 1 ||
-		    !conv_flat(n, &f))
+		int conv = n->op == OP_CONV2D && conv_flat(n, &f);
+		if (g->no_fusion || !p->live[i] || (!conv && n->op != OP_MATMUL) ||
+		    nuse[i] != 1)
 			continue;
 		while (r && p->inl[r->id] && p->group[r->id] < 0)
 			r = user[r->id];
 		if (r && pointwise(r) && !p->inl[r->id] && p->group[r->id] < 0 &&
-		    r->dt == DT_F32 && shape_eq(&r->sh, &n->sh) && reads_only(p, r, n, 1))
+		    r->dt == DT_F32 && shape_eq(&r->sh, &n->sh) &&
+		    reads_only(p, r, n, 1) && (conv || plan_vector_ok(p, r, 1)))
 			p->epi[i] = r;
 	}
 }
