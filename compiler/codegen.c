@@ -33,6 +33,9 @@
  * the others' (a guess at what the whole pipeline costs more, not a measurement) */
 enum { FULL_OPT_COST = 3 };
 #define FULL_OPT "descent-full-opt"
+/* marks the functions whose machine code is not worth optimizing (see cold_code): entry
+ * points, thread-pool wrappers and small kernels */
+#define COLD_CODE "descent-cold"
 
 #include "cg.h"
 #include "target.h"
@@ -1017,6 +1020,7 @@ static void kernel_begin(CG *cg, Node *n)
 	if (node_work(n) < SMALL_WORK) {
 		fn_attr(cg, cg->fn, "minsize");
 		fn_attr(cg, cg->fn, "optsize");
+		string_attr(cg, cg->fn, COLD_CODE);
 	}
 	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"); /* operands */
 	LLVMPositionBuilderAtEnd(B,
@@ -1408,6 +1412,7 @@ static LLVMValueRef wrapper(CG *cg, Known *kn)
 	    cg->mod, arena_printf(cg->g->A, "%.*s.parallel", (int)len, name), cg->kty);
 	LLVMSetLinkage(w, LLVMInternalLinkage);
 	fn_attr(cg, w, "nounwind");
+	string_attr(cg, w, COLD_CODE);
 	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
 	LLVMPositionBuilderAtEnd(B, LLVMAppendBasicBlockInContext(cg->ctx, w, "entry"));
 	LLVMValueRef a[MAXSLOTS + 2];
@@ -1530,6 +1535,7 @@ static void emit_fn(CG *cg, FnKind k)
 	prefer_wide_vectors(cg, cg->fn);
 	if (k != FN_TRAIN_STEP) /* the hot path is train_step: the rest need not unroll */
 		fn_attr(cg, cg->fn, "optsize");
+	string_attr(cg, cg->fn, COLD_CODE);
 	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
 	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
 	cg->bufs = LLVMGetParam(cg->fn, 0);
@@ -1790,6 +1796,20 @@ static char *optimize_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int lev
 	return err;
 }
 
+/* Before machine code: the functions marked COLD_CODE, optimized as IR like the others,
+ * go through LLVM's code generator as optnone, which selects instructions the fast way
+ * and skips most machine passes (scheduling, loop and peephole optimizations). Entry
+ * points make calls and wrappers load operands, small kernels run on a few thousand
+ * elements at most: that code runs once a step, and took a sixth of the code
+ * generator's time on the 128-wide MLP. Not for IR or bitcode written out, which
+ * another optimizer may take up. */
+static void cold_code(LLVMModuleRef mod)
+{
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
+		if (!LLVMIsDeclaration(f) && has_fn_attr(f, COLD_CODE))
+			sit_out(f, 1);
+}
+
 static int optimize(Diags *d, LLVMModuleRef mod, LLVMTargetMachineRef tm, int level)
 {
 	char *err = optimize_module(mod, tm, level, 1);
@@ -1903,6 +1923,7 @@ static void *shard_run(void *arg)
 	double t0 = now();
 	if ((s->err = optimize_module(s->mod, s->tm, s->level, 0)))
 		return NULL;
+	cold_code(s->mod);
 	double t1 = now();
 	if (LLVMTargetMachineEmitToMemoryBuffer(s->tm, s->mod, LLVMObjectFile, &s->err,
 	                                        &s->obj))
@@ -2125,6 +2146,8 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 			memcpy(out->data, text, out->size + 1);
 		LLVMDisposeMessage(text);
 	} else {
+		if (o->emit != EMIT_BC)
+			cold_code(cg->mod);
 		if (o->emit == EMIT_BC)
 			mb = LLVMWriteBitcodeToMemoryBuffer(cg->mod);
 		else if (LLVMTargetMachineEmitToMemoryBuffer(
