@@ -88,6 +88,20 @@ int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 	        "%lld bytes\n",
 	        c->compile_seconds, (long long)c->prog.nwork * 4,
 	        (long long)c->prog.nparams * 4, (long long)c->prog.nstate * 4);
+	const double *st = c->stage_seconds;
+	if (st[STAGE_CODEGEN] > 0)
+		fprintf(out,
+		        "  compile stages: graph %.1f ms, LLVM IR %.1f ms, optimizer "
+		        "%.1f ms, "
+		        "code generator %.1f ms, JIT link %.1f ms\n",
+		        st[STAGE_GRAPH] * 1e3, st[STAGE_IR] * 1e3, st[STAGE_OPT] * 1e3,
+		        st[STAGE_CODEGEN] * 1e3, st[STAGE_JIT] * 1e3);
+	else
+		fprintf(out,
+		        "  compile stages: graph %.1f ms, object from the cache, JIT "
+		        "link %.1f "
+		        "ms\n",
+		        st[STAGE_GRAPH] * 1e3, st[STAGE_JIT] * 1e3);
 	rt_session_free(s);
 	compiled_free(c);
 	rt_set_threads(1);

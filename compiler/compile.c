@@ -253,6 +253,7 @@ Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOp
 	c->g = lower_model(c->A, d, m, batch);
 	if (!c->g)
 		goto fail;
+	c->stage_seconds[STAGE_GRAPH] = now() - t0;
 	if (o->check_numerics)
 		ir_add_io(c->g, "numerics", RT_IO_OUTPUT, DT_F32, (Shape){1, {4}},
 		          (SrcLoc){0});
@@ -260,11 +261,14 @@ Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOp
 	if (o->check_dedupe || !cache_read(key, &obj, &nwork)) { /* a check compiles */
 		CodegenOpts so = *o;
 		so.shards = o->shards ? o->shards : shards();
+		so.seconds = &c->stage_seconds[STAGE_IR];
 		if (cg_compile(c->g, &so, &obj, &nwork, NULL) < 0)
 			goto fail;
 		cache_write(key, &obj, nwork);
 	}
+	double tj = now();
 	c->jit = jit_load(d, &obj, fns);
+	c->stage_seconds[STAGE_JIT] = now() - tj;
 	objcode_free(&obj);
 	if (!c->jit)
 		goto fail;

@@ -680,8 +680,8 @@ typedef struct CodegenOpts {
 	const char *prefix; /* of every symbol ("fashion_mlp_"); NULL: none */
 	const char *triple, *cpu, *features; /* NULL: this host's, as the JIT uses */
 	EmitKind emit;
-	double *
-	    seconds; /* if not NULL: [0] building LLVM IR, [1] optimizing, [2] emitting */
+	double *seconds;    /* if not NULL: seconds building LLVM IR, optimizing, emitting
+	                       (of the slowest shard) */
 	int check_numerics; /* stop at the first op whose output has a NaN or Inf (io slot
 	                       "numerics": node id, NaN count, Inf count, 1) */
 	int shards; /* > 1: object code in that many parts, optimized and emitted on as
@@ -940,11 +940,17 @@ int gradcheck(Diags *d, const Model *m, const GradcheckOpts *o, FILE *out);
 
 /* ================= compile.c ================= */
 
+enum { STAGE_GRAPH, STAGE_IR, STAGE_OPT, STAGE_CODEGEN, STAGE_JIT, STAGE_COUNT };
 typedef struct Compiled {
 	rt_program prog; /* points into the structures below */
 	Graph *g;
 	Jit *jit;
 	double compile_seconds;
+	/* where they went: building the graph, LLVM IR, LLVM's optimizer and code
+	 * generator (each the slower of the threads that share the module), loading the
+	 * object into the JIT; the middle three are 0 when the object came from the cache
+	 */
+	double stage_seconds[STAGE_COUNT];
 	Arena *A; /* the graph and the tables behind prog */
 } Compiled;
 
