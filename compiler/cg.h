@@ -58,6 +58,7 @@ typedef struct CG {
 	int check_numerics;
 	Tile tile;
 	int as_written; /* loops get metadata: no unrolling, no vectorizing */
+	int cold;       /* the entry point's small kernels are COLD_CODE (codegen.c) */
 	/* The node being emitted runs as one or more kernels, functions
 	 * void k(bufs, lo, hi) that the entry point calls in order (codegen.c). */
 	LLVMTypeRef kty;

@@ -33,8 +33,8 @@
  * the others' (a guess at what the whole pipeline costs more, not a measurement) */
 enum { FULL_OPT_COST = 3 };
 #define FULL_OPT "descent-full-opt"
-/* marks the functions whose machine code is not worth optimizing (see cold_code): entry
- * points, thread-pool wrappers and small kernels */
+/* marks the functions whose machine code is not worth optimizing (see cold_code):
+ * thread-pool wrappers, and the entry points and small kernels of large models */
 #define COLD_CODE "descent-cold"
 
 #include "cg.h"
@@ -968,8 +968,11 @@ void cg_full_opt(CG *cg) { string_attr(cg, cg->fn, FULL_OPT); }
  * functions also show up by name in a profile (entry.index.op). */
 
 enum {
-	PAR_WORK = 1 << 15,  /* flops (or element operations) worth a dispatch */
-	SMALL_WORK = 1 << 13 /* below: compiled for size */
+	PAR_WORK = 1 << 15,   /* flops (or element operations) worth a dispatch */
+	SMALL_WORK = 1 << 13, /* below: compiled for size */
+	/* an entry point with this much work or more spends next to nothing of its time
+	 * in its own code and its small kernels: they are COLD_CODE */
+	COLD_FN_WORK = 1 << 22
 };
 
 static int64_t node_work(Node *n)
@@ -1020,7 +1023,8 @@ static void kernel_begin(CG *cg, Node *n)
 	if (node_work(n) < SMALL_WORK) {
 		fn_attr(cg, cg->fn, "minsize");
 		fn_attr(cg, cg->fn, "optsize");
-		string_attr(cg, cg->fn, COLD_CODE);
+		if (cg->cold)
+			string_attr(cg, cg->fn, COLD_CODE);
 	}
 	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"); /* operands */
 	LLVMPositionBuilderAtEnd(B,
@@ -1535,7 +1539,11 @@ static void emit_fn(CG *cg, FnKind k)
 	prefer_wide_vectors(cg, cg->fn);
 	if (k != FN_TRAIN_STEP) /* the hot path is train_step: the rest need not unroll */
 		fn_attr(cg, cg->fn, "optsize");
-	string_attr(cg, cg->fn, COLD_CODE);
+	int64_t work = 0;
+	for (int i = 0; i < cg->p->n; i++)
+		work += node_work(cg->p->order[i]);
+	if ((cg->cold = work >= COLD_FN_WORK))
+		string_attr(cg, cg->fn, COLD_CODE);
 	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
 	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
 	cg->bufs = LLVMGetParam(cg->fn, 0);
@@ -1801,8 +1809,10 @@ static char *optimize_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int lev
  * and skips most machine passes (scheduling, loop and peephole optimizations). Entry
  * points make calls and wrappers load operands, small kernels run on a few thousand
  * elements at most: that code runs once a step, and took a sixth of the code
- * generator's time on the 128-wide MLP. Not for IR or bitcode written out, which
- * another optimizer may take up. */
+ * generator's time on the 128-wide MLP. Entry points and small kernels only where the
+ * entry point has COLD_FN_WORK or more to do: in a tiny model they are the step, and a
+ * step of a few microseconds was 10-20% slower as optnone. Not for IR or bitcode
+ * written out, which another optimizer may take up. */
 static void cold_code(LLVMModuleRef mod)
 {
 	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
