@@ -253,7 +253,7 @@ static int parse_string(Json *j, char **out)
 			*w++ = to[k - from];
 			j->p += 2;
 		} else if (e == 'u') {
-			uint32_t cp;
+			uint32_t cp = 0; /* set by unicode_escape; gcc -O3 cannot tell */
 			if (unicode_escape(j, &cp))
 				return -1;
 			w += put_utf8(w, cp);
