@@ -192,17 +192,26 @@ static LLVMValueRef lanes(CG *cg, int64_t n)
 	return LLVMConstVector(bits, VW);
 }
 
-/* <VW x i1>: lanes l < n (n may be negative or past VW) */
-static LLVMValueRef lanes_below(CG *cg, LLVMValueRef n)
+/* <VW x i1>: lanes l with at[l] < n */
+static LLVMValueRef lanes_where(CG *cg, const int64_t *at, LLVMValueRef n)
 {
-	LLVMValueRef iota[MAX_VW];
+	LLVMValueRef c[MAX_VW];
 	LLVMTypeRef iv = LLVMVectorType(cg->i64, (unsigned)VW);
 	for (int l = 0; l < VW; l++)
-		iota[l] = cg_i64(cg, l);
+		c[l] = cg_i64(cg, at[l]);
 	LLVMValueRef nv = LLVMBuildShuffleVector(
 	    B, LLVMBuildInsertElement(B, LLVMGetUndef(iv), n, cg_i64(cg, 0), ""),
 	    LLVMGetUndef(iv), LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)VW)), "");
-	return LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(iota, (unsigned)VW), nv, "");
+	return LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(c, (unsigned)VW), nv, "");
+}
+
+/* <VW x i1>: lanes l < n (n may be negative or past VW) */
+static LLVMValueRef lanes_below(CG *cg, LLVMValueRef n)
+{
+	int64_t iota[MAX_VW];
+	for (int l = 0; l < VW; l++)
+		iota[l] = l;
+	return lanes_where(cg, iota, n);
 }
 
 /* Lane l of the result is lane idx[l] of a, or of b when idx[l] >= VW. */
@@ -386,12 +395,13 @@ static void gemm(CG *cg, const Gemm *g)
 }
 
 /* Stores the lane sums of v[0..mr*nc), a tile's accumulators (row-major), to C's
- * rows i.. and columns j..: pairwise, two vectors of m sums spread over L lanes each
- * become one of 2m sums over L/2 lanes (two shuffles and an add), until each lane of
- * a vector holds one sum, in the tile's order; then one masked store per row part.
- * Half the shuffles and a quarter of the adds of reducing each vector alone. */
+ * rows i.. and columns j.. (only the first ncols of them when set): pairwise, two
+ * vectors of m sums spread over L lanes each become one of 2m sums over L/2 lanes (two
+ * shuffles and an add), until each lane of a vector holds one sum, in the tile's order;
+ * then one masked store per row part. Half the shuffles and a quarter of the adds of
+ * reducing each vector alone. */
 static void store_sums(CG *cg, const Gemm *g, LLVMValueRef *v, int mr, int nc,
-                       LLVMValueRef i, LLVMValueRef j)
+                       LLVMValueRef i, LLVMValueRef j, LLVMValueRef ncols)
 {
 	enum { MAXV = MAX_DR * MAX_DC };
 	int n = mr * nc, nw = n, m = 1, L = (int)VW;
@@ -424,11 +434,13 @@ static void store_sums(CG *cg, const Gemm *g, LLVMValueRef *v, int mr, int nc,
 	for (int q = 0; q < nw; q++)
 		for (int r = 0; r < mr; r++) {
 			LLVMValueRef bits[MAX_VW];
+			int64_t tc[MAX_VW]; /* each lane's column in the tile */
 			int first = -1;
 			for (int l = 0; l < VW; l++) {
 				int in = who[q][l] >= 0 && who[q][l] / nc == r;
 				first = in && first < 0 ? l : first;
 				bits[l] = LLVMConstInt(i1, (unsigned long long)in, 0);
+				tc[l] = in ? who[q][l] % nc : 0;
 			}
 			if (first < 0)
 				continue;
@@ -442,8 +454,11 @@ static void store_sums(CG *cg, const Gemm *g, LLVMValueRef *v, int mr, int nc,
 			LLVMValueRef at =
 			    gep(cg, g->pc,
 			        cg_add(cg, cg_mul(cg, ri, cg_i64(cg, g->ldc)), col));
-			LLVMValueRef mask = LLVMConstVector(bits, (unsigned)VW),
-			             val = epilogue(cg, g, w[q], ri, col, mask);
+			LLVMValueRef mask = LLVMConstVector(bits, (unsigned)VW);
+			if (ncols)
+				mask =
+				    LLVMBuildAnd(B, mask, lanes_where(cg, tc, ncols), "");
+			LLVMValueRef val = epilogue(cg, g, w[q], ri, col, mask);
 			if (g->acc)
 				val = LLVMBuildFAdd(B, masked(cg, g, mask, at, NULL), val,
 				                    "");
@@ -471,11 +486,19 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 	i = row_blocks(cg, g, &li, i0 / dr, ni, dr);
 	if (!b_outer)
 		j = col_units(cg, g, &lj, j0, nj, nc);
-	LLVMValueRef arow[MAX_DR], brow[MAX_DC];
+	/* a last tile past C's last column reads B's last row again for the columns
+	 * beyond it, and does not store them */
+	LLVMValueRef ncols =
+	    j0 + nj * nc > g->N ? LLVMBuildSub(B, cg_i64(cg, g->N), j, "") : NULL;
+	LLVMValueRef arow[MAX_DR], brow[MAX_DC], col[MAX_DC];
 	for (int r = 0; r < mr; r++)
 		arow[r] = cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)), cg_i64(cg, g->lda));
-	for (int c = 0; c < nc; c++)
-		brow[c] = b_row(cg, g, cg_add(cg, j, cg_i64(cg, c)));
+	for (int c = 0; c < nc; c++) {
+		col[c] = cg_add(cg, j, cg_i64(cg, c));
+		if (ncols)
+			col[c] = cg_min(cg, col[c], cg_i64(cg, g->N - 1));
+		brow[c] = b_row(cg, g, col[c]);
+	}
 	if (kv > 0) {
 		Loop ls;
 		LLVMBasicBlockRef pre0 = LLVMGetInsertBlock(B);
@@ -535,15 +558,15 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
 				flat[r * nc + c] = next[r][c];
-		store_sums(cg, g, flat, mr, nc, i, j);
-	} else /* no k: sums of nothing */
+		store_sums(cg, g, flat, mr, nc, i, j, ncols);
+	} else /* no k: sums of nothing (the last column again past the last) */
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
 				sstore(cg, g, cg_f32(cg, 0),
 				       cg_add(cg,
 				              cg_mul(cg, cg_add(cg, i, cg_i64(cg, r)),
 				                     cg_i64(cg, g->ldc)),
-				              cg_add(cg, j, cg_i64(cg, c))));
+				              col[c]));
 	cg_loop_end(cg, b_outer ? &li : &lj);
 	cg_loop_end(cg, b_outer ? &lj : &li);
 }
@@ -557,16 +580,18 @@ static void dot_tile(CG *cg, int64_t N, int64_t K, int *dr, int *dc)
 	*dr = b_outer ? DR / 2 : DR, *dc = b_outer ? DC * 2 : DC;
 }
 
-/* A B^T: tiles of dr rows by dc columns, then the rows and columns left over. */
+/* A B^T: tiles of dr rows by dc columns, then the rows left over. The columns left
+ * over take a tile of their own width when there are fewer than dc in all, or else the
+ * last tile, which goes past C's last column (dots): no other variant of the loop nest
+ * for LLVM to compile. */
 static void gemm_bt(CG *cg, const Gemm *g)
 {
 	int dr, dc;
 	dot_tile(cg, g->N, g->K, &dr, &dc);
-	int64_t ni = g->M / dr, mr = g->M % dr, nj = g->N / dc, nc = g->N % dc;
-	dots(cg, g, dr, 0, ni, dr, 0, nj, dc);
-	dots(cg, g, dr, ni * dr, mr ? 1 : 0, (int)mr, 0, nj, dc);
-	dots(cg, g, dr, 0, ni, dr, nj * dc, nc ? 1 : 0, (int)nc);
-	dots(cg, g, dr, ni * dr, mr ? 1 : 0, (int)mr, nj * dc, nc ? 1 : 0, (int)nc);
+	int64_t ni = g->M / dr, mr = g->M % dr, nj = (g->N + dc - 1) / dc;
+	int nc = g->N < dc ? (int)g->N : dc;
+	dots(cg, g, dr, 0, ni, dr, 0, nj, nc);
+	dots(cg, g, dr, ni * dr, mr ? 1 : 0, (int)mr, 0, nj, nc);
 }
 
 /* Scratch after a node's values, or in their place when it has an epilogue (Plan.epi;
