@@ -316,6 +316,25 @@ static void test_diff_wide_layers_match_the_reference(void)
 	check_yaml("wide.yaml", wide_yaml, 7);
 }
 
+/* Dense layers whose widths leave columns after the last whole tile of dot products
+ * (25 and 7: one past tiles of 3, the host's; one past tiles of 2, AVX2's), the
+ * last tile running past the last column with a bias and relu on its masked stores,
+ * at a batch that leaves rows after the last whole tile. */
+static void test_diff_odd_widths_match_the_reference(void)
+{
+	check_yaml("odd.yaml",
+	           "name: odd\n"
+	           "inputs:\n"
+	           "  image: {shape: [batch, 40]}\n"
+	           "  label: {shape: [batch], dtype: i32}\n"
+	           "layers:\n"
+	           "  - dense: {units: 25, activation: relu}\n"
+	           "  - dense: {units: 7}\n"
+	           "loss: {type: softmax_cross_entropy, target: label}\n"
+	           "optimizer: {type: adam, lr: 0.01}\n",
+	           9);
+}
+
 /* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
  * with a value per row broadcast to every lane ([batch, 1]), rows of a [batch, 3, 16]
  * with values per row and per column ([batch, 3, 1], [batch, 1, 16]), flat ones with a
@@ -450,6 +469,8 @@ void suite_diff(void)
 	     test_diff_tiles_for_avx2_and_sse_match_the_reference},
 	    {"test_diff_wide_layers_match_the_reference",
 	     test_diff_wide_layers_match_the_reference},
+	    {"test_diff_odd_widths_match_the_reference",
+	     test_diff_odd_widths_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
 	     test_diff_vector_loops_match_the_reference},
 	    {"test_diff_convolutions_match_the_reference",
