@@ -1773,10 +1773,22 @@ static void sit_out(LLVMValueRef f, int out)
 		LLVMAddAttributeAtIndex(f, fi, LLVMCreateEnumAttribute(ctx, optnone, 0));
 }
 
+/* Whether mod has a function for LLVM's whole pipeline. */
+static int any_full_opt(LLVMModuleRef mod)
+{
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
+		if (!LLVMIsDeclaration(f) && has_fn_attr(f, FULL_OPT))
+			return 1;
+	return 0;
+}
+
 /* NULL, or the error message (malloc'd). The whole module, or a JIT shard (whole =
- * 0), whose calls between kernels and entry points are split up. */
+ * 0), whose calls between kernels and entry points are split up. The whole pipeline
+ * runs when full_round is set, even with none of its functions here: its module passes
+ * touch every function (attributes they infer), and a kernel must come out the same in
+ * whichever shard it lands. */
 static char *optimize_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level,
-                             int whole)
+                             int whole, int full_round)
 {
 	char passes[32];
 	snprintf(passes, sizeof passes, "default<O%d>", level);
@@ -1795,7 +1807,7 @@ static char *optimize_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int lev
 				sit_out(f, !mine);
 				any |= mine;
 			}
-		if (any)
+		if (full ? full_round : any)
 			err = run_pipeline(mod, tm, full ? passes : light_passes, level);
 	}
 	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
@@ -1822,7 +1834,7 @@ static void cold_code(LLVMModuleRef mod)
 
 static int optimize(Diags *d, LLVMModuleRef mod, LLVMTargetMachineRef tm, int level)
 {
-	char *err = optimize_module(mod, tm, level, 1);
+	char *err = optimize_module(mod, tm, level, 1, any_full_opt(mod));
 	if (err) {
 		error_at(d, (SrcLoc){0}, "LLVM optimization failed: %s", err);
 		free(err);
@@ -1855,7 +1867,10 @@ static void emit_module(CG *cg)
  * verified module is copied (through bitcode) into one context per shard; each copy
  * keeps the bodies of its share of the functions (the entry points in the first,
  * kernels balanced by instruction count) and declares the rest, all made external so
- * that ORC links the parts. The shards are optimized and emitted at the same time. */
+ * that ORC links the parts. The shards are optimized and emitted at the same time. The
+ * JIT takes this way with one shard too (one core), so that a model's code, and its
+ * results to the last bit, do not depend on the number of cores; an object for
+ * `descent compile` is the whole module optimized at once. */
 
 typedef struct Shard {
 	int index;
@@ -1868,6 +1883,7 @@ typedef struct Shard {
 	LLVMMemoryBufferRef obj;
 	char *err;
 	double secs[2];
+	int full_round; /* the whole module has a FULL_OPT function */
 } Shard;
 
 static int64_t instructions(LLVMValueRef f)
@@ -1931,7 +1947,7 @@ static void *shard_run(void *arg)
 	if ((s->err = shard_module(s)))
 		return NULL;
 	double t0 = now();
-	if ((s->err = optimize_module(s->mod, s->tm, s->level, 0)))
+	if ((s->err = optimize_module(s->mod, s->tm, s->level, 0, s->full_round)))
 		return NULL;
 	cold_code(s->mod);
 	double t1 = now();
@@ -1989,8 +2005,11 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
 	free(cost);
 	int status = 0;
 	for (int s = 0; s < n && !status; s++) {
-		sh[s] =
-		    (Shard){.index = s, .bc = bc, .owner = owner, .level = o->opt_level};
+		sh[s] = (Shard){.index = s,
+		                .bc = bc,
+		                .owner = owner,
+		                .level = o->opt_level,
+		                .full_round = any_full_opt(mod)};
 		if (!(sh[s].tm = target_machine(d, o)))
 			status = -1;
 	}
@@ -2128,9 +2147,9 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 	double t1 = now();
 	int shards = o->shards > MAXSHARDS ? MAXSHARDS : o->shards;
 #if LLVM_VERSION_MAJOR < 15
-	shards = 1; /* the typed-pointer IR we build does not read back from bitcode */
+	shards = 0; /* the typed-pointer IR we build does not read back from bitcode */
 #endif
-	if (shards > 1 && o->emit == EMIT_OBJ && !ir_text) {
+	if (shards >= 1 && o->emit == EMIT_OBJ && !ir_text) {
 		double secs[2] = {0, 0};
 		if (compile_shards(d, cg->mod, o, shards, out, secs) < 0)
 			goto cleanup;

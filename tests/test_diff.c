@@ -232,6 +232,59 @@ static int threads_agree(const char *path, int64_t batch, int *parallel)
 	return same;
 }
 
+/* The JIT optimizes its module in one part on one core and in two on more (compile.c):
+ * a model's code must not depend on which part a kernel lands in. Small convolutions,
+ * whose filter gradients are loops left to LLVM's vectorizer, next to products and
+ * patch copies for the whole pipeline: their gradients, and the parameters after a few
+ * steps, are the same bits either way. */
+static void test_diff_one_part_or_two_give_identical_results(void)
+{
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, "parts.yaml",
+	          "name: parts\n"
+	          "inputs:\n"
+	          "  image: {shape: [batch, 3, 5, 5]}\n"
+	          "  label: {shape: [batch], dtype: i32}\n"
+	          "nodes:\n"
+	          "  a: \"conv2d(image, out_channels=4, kernel_size=3)\"\n"
+	          "  b: \"conv2d(image, out_channels=5, kernel_size=3, padding=1)\"\n"
+	          "  c: \"conv2d(image, out_channels=3, kernel_size=[1, 5])\"\n"
+	          "  d: \"conv2d(image, out_channels=2, kernel_size=1, padding=0)\"\n"
+	          "  o: \"dense(flatten(relu(a)), units=5) + dense(flatten(relu(b)), "
+	          "units=5) + dense(flatten(c), units=5) + dense(flatten(d), units=5)\"\n"
+	          "loss: \"softmax_cross_entropy(o, label)\"\n"
+	          "optimizer: {type: sgd, lr: 0.01}\n");
+	float *grads[2] = {NULL, NULL};
+	Run runs[2];
+	Compiled *c[2];
+	Arena *A = arena_new();
+	Diags d = {0};
+	for (int k = 0; k < 2; k++) {
+		CodegenOpts o = {.opt_level = 3, .shards = k + 1, .check_dedupe = 1};
+		c[k] = compile_path(A, &d, path, 64, &o, NULL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c[k]);
+		const rt_program *p = &c[k]->prog;
+		rt_session *s = session_with_inputs(p, 3, 9);
+		p->grad(s->bufs);
+		grads[k] = malloc((size_t)p->nparams * sizeof(float));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(grads[k]);
+		memcpy(grads[k], s->grads, (size_t)p->nparams * sizeof(float));
+		rt_session_free(s);
+		runs[k] = run_steps(c[k], 1);
+	}
+	const rt_program *p = &c[0]->prog;
+	CU_ASSERT(!memcmp(grads[0], grads[1], (size_t)p->nparams * sizeof(float)));
+	CU_ASSERT(same_run(p, runs[0], runs[1]));
+	for (int k = 0; k < 2; k++) {
+		free(grads[k]), free(runs[k].params), free(runs[k].state);
+		compiled_free(c[k]);
+	}
+	diags_free(&d);
+	arena_free(A);
+	remove(path);
+	rmdir(dir);
+}
+
 /* A weight too large for half of L2 (340 x 784 floats) takes the dot-product tile that
  * keeps B's rows in registers (dot_tile, kernels.c), which no model in models/ does;
  * batch 7 and 340 columns leave rows and columns over for the smaller tiles, and its
@@ -469,6 +522,8 @@ void suite_diff(void)
 	     test_diff_tiles_for_avx2_and_sse_match_the_reference},
 	    {"test_diff_wide_layers_match_the_reference",
 	     test_diff_wide_layers_match_the_reference},
+	    {"test_diff_one_part_or_two_give_identical_results",
+	     test_diff_one_part_or_two_give_identical_results},
 	    {"test_diff_odd_widths_match_the_reference",
 	     test_diff_odd_widths_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
