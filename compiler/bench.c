@@ -98,9 +98,8 @@ int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 		        st[STAGE_CODEGEN] * 1e3, st[STAGE_JIT] * 1e3);
 	else
 		fprintf(out,
-		        "  compile stages: graph %.1f ms, object from the cache, JIT "
-		        "link %.1f "
-		        "ms\n",
+		        "  compile stages: graph %.1f ms, object from the cache, "
+		        "JIT link %.1f ms\n",
 		        st[STAGE_GRAPH] * 1e3, st[STAGE_JIT] * 1e3);
 	rt_session_free(s);
 	compiled_free(c);

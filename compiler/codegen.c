@@ -2003,13 +2003,13 @@ static int compile_shards(Diags *d, LLVMModuleRef mod, const CodegenOpts *o, int
 		cost[top] = 0;
 	}
 	free(cost);
-	int status = 0;
+	int status = 0, full_round = any_full_opt(mod);
 	for (int s = 0; s < n && !status; s++) {
 		sh[s] = (Shard){.index = s,
 		                .bc = bc,
 		                .owner = owner,
 		                .level = o->opt_level,
-		                .full_round = any_full_opt(mod)};
+		                .full_round = full_round};
 		if (!(sh[s].tm = target_machine(d, o)))
 			status = -1;
 	}
@@ -2175,7 +2175,7 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 			memcpy(out->data, text, out->size + 1);
 		LLVMDisposeMessage(text);
 	} else {
-		if (o->emit != EMIT_BC)
+		if (o->emit != EMIT_BC) /* machine code: the cold functions as optnone */
 			cold_code(cg->mod);
 		if (o->emit == EMIT_BC)
 			mb = LLVMWriteBitcodeToMemoryBuffer(cg->mod);
