@@ -4,9 +4,12 @@
  * warms up, then times train_step: steps per second, milliseconds per step, GFLOP/s
  * (FLOPs counted from the graph, see inspect.c) and the share of the machine's FMA peak,
  * measured on the spot with JIT-compiled FMA chains. Compile time and workspace bytes
- * come with it. A benchmark, not a test: compare ratios measured in the same run.
+ * come with it. With --profile, then where a step's time goes, part by part (ProfPart,
+ * dc.h). A benchmark, not a test: compare ratios measured in the same run.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "dc.h"
@@ -37,6 +40,126 @@ static void random_inputs(rt_session *s, uint64_t seed)
 				    k == p->io_weight ? 1.0f
 				                      : (float)rt_rng_uniform(&rng);
 	}
+}
+
+/* What a part of the step computes, and where it comes from. */
+static void describe(char *buf, size_t len, const ProfPart *p)
+{
+	char sh[64];
+	int k = 0;
+	switch (p->kind) {
+	case PART_NODE:
+		k = snprintf(buf, len, "%s %s", opinfo[p->node->op].name,
+		             shape_str(&p->node->sh, sh, sizeof sh));
+		if (p->epi)
+			k += snprintf(buf + k, len - (size_t)k, " + %s",
+			              opinfo[p->epi->op].name);
+		if (p->node->label)
+			k += snprintf(buf + k, len - (size_t)k, ", %s", p->node->label);
+		if (p->node->rule)
+			k += snprintf(buf + k, len - (size_t)k, ", gradient (%s rule)",
+			              p->node->rule);
+		if (p->node->loc.file)
+			k += snprintf(buf + k, len - (size_t)k, ", %s:%d:%d",
+			              p->node->loc.file, p->node->loc.line,
+			              p->node->loc.col);
+		break;
+	case PART_CHECK:
+	case PART_WRITE:
+		k = snprintf(buf, len, "optimizer, %s %s",
+		             p->kind == PART_CHECK ? "checks the new" : "writes",
+		             p->params);
+		break;
+	case PART_TEST:
+		k = snprintf(buf, len, "optimizer, are the loss and new values finite");
+		break;
+	case PART_COPY:
+		k = snprintf(buf, len, "outputs copied out");
+		break;
+	}
+	if (p->kernel[0] && k >= 0 && (size_t)k < len)
+		snprintf(buf + k, len - (size_t)k, "  [%s%s]", p->kernel,
+		         p->threads && rt_threads() > 1 ? ", threads" : "");
+}
+
+static const double *by_time; /* for qsort */
+static int slower(const void *a, const void *b)
+{
+	double x = by_time[*(const int *)a], y = by_time[*(const int *)b];
+	return x < y ? 1 : x > y ? -1 : *(const int *)a - *(const int *)b;
+}
+
+/* --profile: n more steps compiled to time their parts (ProfPart): the largest parts,
+ * each with its share of the step, and what it computes. */
+static int profile(Diags *d, const Model *m, int64_t batch, const BenchOpts *o, int64_t n,
+                   FILE *out)
+{
+	CodegenOpts co = {.opt_level = o->opt_level, .profile = 1};
+	Compiled *c = compile_model(d, m, batch, &co);
+	rt_session *s = c ? rt_session_new(&c->prog) : NULL;
+	if (!s) {
+		compiled_free(c);
+		return -1;
+	}
+	rt_session_init(s, 1);
+	random_inputs(s, 2);
+	const rt_program *p = &c->prog;
+	const float *t = NULL;
+	for (int k = p->nio - 1; k >= 0 && !t;
+	     k--) /* the last: a model's own come first */
+		if (!strcmp(p->io[k].name, "profile"))
+			t = s->io[k];
+	int np = c->g->nprof;
+	double *sum = calloc((size_t)np + 1, sizeof *sum), all = 0;
+	int *order = calloc((size_t)np + 1, sizeof *order);
+	if (!t || !sum || !order)
+		die("out of memory");
+	for (int i = 0; i < 5; i++) /* warm up */
+		p->train_step(s->bufs);
+	double t0 = now();
+	for (int64_t i = 0; i < n; i++) {
+		p->train_step(s->bufs);
+		for (int k = 0; k < np; k++)
+			sum[k] += t[k];
+	}
+	double secs = now() - t0;
+	for (int k = 0; k < np; k++)
+		all += sum[k], order[k] = k;
+	by_time = sum;
+	qsort(order, (size_t)np, sizeof *order, slower);
+	fprintf(out,
+	        "  where a step's time goes (--profile: %lld more steps, %.3f ms/step "
+	        "with the clock read between parts):\n"
+	        "     ms/step   share  GFLOP/s  part\n",
+	        (long long)n, secs / (double)n * 1e3);
+	int shown = 0;
+	double rest = 0;
+	for (int i = 0; i < np; i++) {
+		const ProfPart *pp = &c->g->prof[order[i]];
+		double ms = sum[order[i]] / (double)n * 1e-6,
+		       share = all > 0 ? sum[order[i]] / all : 0;
+		if (shown >= 12 || share < 0.005) {
+			rest += ms;
+			continue;
+		}
+		char what[512], gf[16] = "";
+		describe(what, sizeof what, pp);
+		double fl =
+		    pp->kind == PART_NODE
+		        ? node_flops(pp->node) + (pp->epi ? node_flops(pp->epi) : 0)
+		        : 0;
+		if (fl > 0 && ms > 0)
+			snprintf(gf, sizeof gf, "%.1f", fl / (ms * 1e-3) / 1e9);
+		fprintf(out, "  %10.3f  %5.1f%%  %7s  %s\n", ms, 100 * share, gf, what);
+		shown++;
+	}
+	if (shown < np)
+		fprintf(out, "  %10.3f  %5.1f%%           %d more parts\n", rest,
+		        all > 0 ? 100 * rest / (all / (double)n * 1e-6) : 0, np - shown);
+	free(sum), free(order);
+	rt_session_free(s);
+	compiled_free(c);
+	return 0;
 }
 
 int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
@@ -103,6 +226,7 @@ int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 		        st[STAGE_GRAPH] * 1e3, st[STAGE_JIT] * 1e3);
 	rt_session_free(s);
 	compiled_free(c);
+	int status = o->profile ? profile(d, m, batch, o, n, out) : 0;
 	rt_set_threads(1);
-	return 0;
+	return status;
 }

@@ -56,6 +56,10 @@ typedef struct CG {
 	int vw; /* set: pointwise values are vectors of vw floats (constants splat) */
 	LLVMValueRef vmask; /* set with vw: loads read only these lanes (others are 0) */
 	int check_numerics;
+	int profile;              /* CodegenOpts.profile */
+	LLVMValueRef prof_t;      /* train_step's last clock reading, when profiling */
+	LLVMValueRef last_kernel; /* called by the part being profiled, last */
+	int last_par;             /* the part calls the thread pool */
 	Tile tile;
 	int as_written; /* loops get metadata: no unrolling, no vectorizing */
 	int cold;       /* the entry point's small kernels are COLD_CODE (codegen.c) */

@@ -25,6 +25,7 @@ typedef struct Opts {
 	double tolerance; /* gradcheck */
 	int opt_level;
 	int check_numerics;
+	int profile; /* bench */
 } Opts;
 
 /* cli_train.c: training over data, and using what it wrote */

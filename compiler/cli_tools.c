@@ -145,8 +145,12 @@ int cmd_bench(const Opts *o, Diags *d, Arena *A)
 	Model *m = model_load(A, d, o->model);
 	if (!m)
 		return 1;
-	BenchOpts bo = {o->batch > 0 ? o->batch : 0, o->steps > 0 ? o->steps : 0,
-	                o->threads > 0 ? (int)o->threads : 1, o->opt_level, 0};
+	BenchOpts bo = {o->batch > 0 ? o->batch : 0,
+	                o->steps > 0 ? o->steps : 0,
+	                o->threads > 0 ? (int)o->threads : 1,
+	                o->opt_level,
+	                0,
+	                o->profile};
 	return bench_run(d, m, &bo, stdout) < 0;
 }
 

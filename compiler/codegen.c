@@ -867,12 +867,77 @@ static void entry_return(CG *cg)
 	LLVMBuildRetVoid(B);
 }
 
-static int numerics_slot(Graph *g)
+/* The io slot compile.c added by that name: the last (a model's own come first). */
+static int io_slot(Graph *g, const char *name)
 {
-	for (int i = 0; i < g->nios; i++)
-		if (!strcmp(g->ios[i].name, "numerics"))
+	for (int i = g->nios - 1; i >= 0; i--)
+		if (!strcmp(g->ios[i].name, name))
 			return i;
 	return -1;
+}
+
+/* ---- profiling: see ProfPart (dc.h) ---- */
+
+static LLVMValueRef ticks(CG *cg)
+{
+	return cg_call_as(cg, "rt_ticks", cg->i64, NULL, 0, NULL);
+}
+
+static void prof_start(CG *cg, FnKind k)
+{
+	cg->prof_t = NULL;
+	if (!cg->profile || k != FN_TRAIN_STEP || io_slot(cg->g, "profile") < 0)
+		return;
+	cg->prof_t = LLVMBuildAlloca(B, cg->i64, "ticks");
+	LLVMBuildStore(B, ticks(cg), cg->prof_t);
+	cg->last_kernel = NULL, cg->last_par = 0;
+}
+
+/* What an update group writes: "fc1.weight, fc1.weight.momentum_buffer". */
+static const char *group_names(CG *cg, const Group *gr)
+{
+	const char *s = "";
+	for (int o = 0; gr && o < gr->n; o++) {
+		const Out *out = gr->outs[o];
+		const char *name =
+		    out->kind == DEST_PARAM   ? cg->g->params[out->index].name
+		    : out->kind == DEST_STATE ? cg->g->states[out->index].name
+		                              : "?";
+		s = arena_printf(cg->g->A, "%s%s%s", s, o ? ", " : "", name);
+	}
+	return s;
+}
+
+/* The part that ends here (a node's kernels, or update group gr's): its nanoseconds
+ * into the next float of the slot. */
+static void prof_mark(CG *cg, PartKind kind, Node *n, const Group *gr)
+{
+	Graph *g = cg->g;
+	int slot = io_slot(g, "profile");
+	if (!cg->prof_t || g->nprof >= shape_numel(&g->ios[slot].sh))
+		return;
+	LLVMValueRef t = ticks(cg);
+	LLVMValueRef dt =
+	    LLVMBuildSub(B, t, LLVMBuildLoad2(B, cg->i64, cg->prof_t, ""), "");
+	LLVMValueRef at = cg_i64(cg, g->nprof);
+	LLVMBuildStore(B, LLVMBuildSIToFP(B, dt, cg->f32, ""),
+	               LLVMBuildGEP2(B, cg->f32,
+	                             LLVMBuildPointerCast(B, cg->io[slot], cg->f32p, ""),
+	                             &at, 1, ""));
+	LLVMBuildStore(B, t, cg->prof_t);
+	if (!g->prof)
+		g->prof = arena_alloc(g->A, (size_t)shape_numel(&g->ios[slot].sh) *
+		                                sizeof *g->prof);
+	size_t len = 0;
+	const char *name =
+	    cg->last_kernel ? LLVMGetValueName2(cg->last_kernel, &len) : "";
+	g->prof[g->nprof++] = (ProfPart){kind,
+	                                 gr ? gr->nodes[0] : n,
+	                                 n ? cg->p->epi[n->id] : NULL,
+	                                 group_names(cg, gr),
+	                                 arena_strndup(g->A, name, len),
+	                                 cg->last_par};
+	cg->last_kernel = NULL, cg->last_par = 0;
 }
 
 /* --check-numerics: counts the NaNs and Infs node n wrote; if any, records the node id
@@ -1446,6 +1511,7 @@ static void kernel_end(CG *cg)
 	int64_t n = cg->par_n > 0 ? cg->par_n : 1;
 	int par = cg->par_n > 1 && node_work(cg->knode) >= PAR_WORK;
 	Known *kn = dedupe(cg, with_operands(cg, cg->fn));
+	cg->last_kernel = kn->fn, cg->last_par |= par;
 	/* its calls: threads' parts, or [0, n) (see fold_bounds) */
 	kn->par |= par;
 	if (!par)
@@ -1552,7 +1618,8 @@ static void emit_fn(CG *cg, FnKind k)
 	cg->args = LLVMBuildPointerCast(
 	    B, LLVMBuildAlloca(B, LLVMArrayType(cg->ptr, MAXSLOTS), "operands"),
 	    LLVMPointerType(cg->ptr, 0), "");
-	int numerics = cg->check_numerics ? numerics_slot(g) : -1;
+	prof_start(cg, k);
+	int numerics = cg->check_numerics ? io_slot(g, "numerics") : -1;
 	if (numerics >= 0)
 		for (int i = 0; i < 4; i++)
 			LLVMBuildStore(
@@ -1571,6 +1638,7 @@ static void emit_fn(CG *cg, FnKind k)
 		                 : cg->p->order[i];
 		if (numerics >= 0 && made->dt == DT_F32)
 			check_node(cg, k, made, numerics);
+		prof_mark(cg, PART_NODE, cg->p->order[i], NULL);
 	}
 	/* outputs are copied last, so updates never disturb values still being read */
 	Fn *fn = &g->fns[k];
@@ -1578,8 +1646,10 @@ static void emit_fn(CG *cg, FnKind k)
 	Group *gr = groups(cg, fn);
 	if (cg->p->ngroups)
 		LLVMBuildStore(B, LLVMConstInt(cg->i32, 0, 0), flag_ptr(cg));
-	for (int i = 0; i < cg->p->ngroups; i++)
+	for (int i = 0; i < cg->p->ngroups; i++) {
 		update_kernel(cg, &gr[i], 0);
+		prof_mark(cg, PART_CHECK, NULL, &gr[i]);
+	}
 	if (updates_buffers(fn)) {
 		/* a step whose loss or new values are not all finite writes no parameter
 		 * or state: the loss output says NaN, and the buffers keep the last good
@@ -1603,11 +1673,15 @@ static void emit_fn(CG *cg, FnKind k)
 				               dest_ptr(cg, &fn->outs[i]));
 		entry_return(cg);
 		LLVMPositionBuilderAtEnd(B, keep);
+		prof_mark(cg, PART_TEST, NULL, NULL);
 	}
 	/* backwards, the last group and element checked first: what the check read last
 	 * is still in cache */
-	for (int i = cg->p->ngroups - 1; i >= 0; i--)
+	for (int i = cg->p->ngroups - 1; i >= 0; i--) {
 		update_kernel(cg, &gr[i], 1);
+		prof_mark(cg, PART_WRITE, NULL, &gr[i]);
+	}
+	int copies = 0;
 	for (int i = 0; i < fn->nouts; i++) { /* the other outputs, a kernel each */
 		Out *o = &fn->outs[i];
 		if (cg->p->group[o->node->id] >= 0) /* written in place */
@@ -1623,7 +1697,10 @@ static void emit_fn(CG *cg, FnKind k)
 		               LLVMBuildGEP2(B, cg->f32, dest_ptr(cg, o), &j, 1, ""));
 		cg_loop_end(cg, &l);
 		kernel_end(cg);
+		copies = 1;
 	}
+	if (copies)
+		prof_mark(cg, PART_COPY, NULL, NULL);
 	entry_return(cg);
 }
 
@@ -2112,6 +2189,7 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 	CG cgs = {.g = g,
 	          .prefix = o->prefix ? o->prefix : "",
 	          .check_numerics = o->check_numerics,
+	          .profile = o->profile,
 	          .check_dedupe = o->check_dedupe},
 	   *cg = &cgs;
 	g->no_fusion = o->check_numerics;

@@ -463,6 +463,8 @@ typedef struct Graph {
 	SrcLoc cur_loc;
 	Node *cur_fwd;
 	const char *cur_rule, *cur_label;
+	struct ProfPart *prof; /* train_step's parts, when compiled to profile itself */
+	int nprof;
 } Graph;
 
 Graph *ir_new(Arena *A, Diags *d);
@@ -671,6 +673,21 @@ int plan_vector_ok(const Plan *p, const Node *n, int computed);
 
 /* ================= codegen.c, jit.c ================= */
 
+/* One part of a train_step compiled to profile itself (CodegenOpts.profile): it reads
+ * the runtime's clock (rt_ticks) before its first kernel and after each part, and
+ * stores each part's nanoseconds, as a float, in the io slot "profile", in this
+ * order (descent bench --profile). */
+typedef enum { PART_NODE, PART_CHECK, PART_TEST, PART_WRITE, PART_COPY } PartKind;
+typedef struct ProfPart {
+	PartKind kind;
+	Node *node; /* PART_NODE: the node computed (epi: its epilogue's, if any);
+	               PART_CHECK, PART_WRITE: one of the update group's new values */
+	Node *epi;
+	const char *params; /* PART_CHECK, PART_WRITE: what the group updates, else "" */
+	const char *kernel; /* the last kernel the part calls, by its LLVM name */
+	int threads;        /* the part calls the thread pool */
+} ProfPart;
+
 typedef enum { EMIT_OBJ, EMIT_ASM, EMIT_LLVM, EMIT_BC } EmitKind;
 
 typedef struct CodegenOpts {
@@ -688,6 +705,8 @@ typedef struct CodegenOpts {
 	               many threads (the JIT's; one object for everything else) */
 	int check_dedupe; /* tests: kernels are shared when their printed IR is equal, as
 	                     well as their signatures, or compiling fails */
+	int profile; /* train_step times its parts into the io slot "profile" (Graph.prof)
+	              */
 } CodegenOpts;
 
 /* An object file in memory, ready to be loaded by the JIT or written out. */
@@ -876,6 +895,7 @@ typedef struct InspectOpts {
 int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out);
 /* Floating-point operations of one call of a function (multiply-adds count 2). */
 double fn_flops(Graph *g, FnKind fn);
+double node_flops(const Node *n); /* multiply-adds count 2 */
 
 /* ================= bench.c: how fast a compiled model trains ================= */
 
@@ -885,6 +905,7 @@ typedef struct BenchOpts {
 	int threads;   /* of the runtime's pool, 1 to RT_MAX_THREADS */
 	int opt_level;
 	double peak; /* GFLOP/s of one core; 0: measure it */
+	int profile; /* then where a step's time goes, part by part (ProfPart) */
 } BenchOpts;
 
 int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out);

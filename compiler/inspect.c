@@ -146,7 +146,7 @@ static void kernels(FILE *f, Graph *g, int fn)
 /* ---- statistics ---- */
 
 /* Floating-point operations of one node (multiply-adds count 2). */
-static double flops(const Node *n)
+double node_flops(const Node *n)
 {
 	double out = (double)shape_numel(&n->sh);
 	switch (n->op) {
@@ -176,10 +176,10 @@ double fn_flops(Graph *g, FnKind fn)
 	double fl = 0;
 	for (int i = 0; i < p->n; i++) {
 		Node *n = p->order[i], *e = p->epi[n->id];
-		fl += flops(n) + (e ? flops(e) : 0);
+		fl += node_flops(n) + (e ? node_flops(e) : 0);
 	}
 	for (int i = 0; i < p->nlate; i++)
-		fl += p->inl[p->late[i]->id] ? 0 : flops(p->late[i]);
+		fl += p->inl[p->late[i]->id] ? 0 : node_flops(p->late[i]);
 	return fl;
 }
 
@@ -203,12 +203,12 @@ static void stats(FILE *f, Graph *g, const double *t)
 		double fl = 0;
 		for (int i = 0; i < p->n; i++) {
 			Node *n = p->order[i], *e = p->epi[n->id];
-			count[n->op]++, fl += flops(n);
+			count[n->op]++, fl += node_flops(n);
 			if (e) /* computed in n's loop */
-				count[e->op]++, fl += flops(e);
+				count[e->op]++, fl += node_flops(e);
 		}
 		for (int i = 0; i < p->nlate; i++)
-			fl += p->inl[p->late[i]->id] ? 0 : flops(p->late[i]);
+			fl += p->inl[p->late[i]->id] ? 0 : node_flops(p->late[i]);
 		fprintf(
 		    f,
 		    "  %-11s  %.3f GFLOP per call, %d loop nests, workspace %lld bytes:",

@@ -84,19 +84,22 @@ Jit *jit_load(Diags *d, const ObjCode *obj, rt_fn fns[FN_COUNT])
 	if (e)
 		goto fail;
 	LLVMOrcJITDylibAddGenerator(jd, gen); /* jd owns gen */
-	/* the runtime's thread pool, by address: it need not be exported by the program
-	 */
+	/* the runtime's thread pool and clock, by address: they need not be exported by
+	 * the program */
 #if LLVM_VERSION_MAJOR < 15
-	LLVMJITCSymbolMapPair rt =
+	LLVMJITCSymbolMapPair rt[2] =
 	{ /* its older name */
 #else
-	LLVMOrcCSymbolMapPair rt = {
+	LLVMOrcCSymbolMapPair rt[2] = {
 #endif
-	  LLVMOrcLLJITMangleAndIntern(j->lljit, "rt_parallel_for"),
-	  {(LLVMOrcExecutorAddress)(uintptr_t)rt_parallel_for,
-	   {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}
+	  {LLVMOrcLLJITMangleAndIntern(j->lljit, "rt_parallel_for"),
+	   {(LLVMOrcExecutorAddress)(uintptr_t)rt_parallel_for,
+	    {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}},
+	  {LLVMOrcLLJITMangleAndIntern(j->lljit, "rt_ticks"),
+	   {(LLVMOrcExecutorAddress)(uintptr_t)rt_ticks,
+	    {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}}
 	};
-	e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(&rt, 1));
+	e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(rt, 2));
 	if (e)
 		goto fail;
 	for (int i = 0; i < MAXSHARDS; i++) { /* the object, or its parts */

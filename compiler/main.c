@@ -52,7 +52,8 @@ static void usage(FILE *f)
 	    "                    [--emit obj|asm|llvm|bc|shared] [--target TRIPLE] "
 	    "[--cpu CPU]\n"
 	    "                    [--prefix NAME]\n"
-	    "       descent bench MODEL.yaml [--batch B] [--steps N] [--threads N]\n"
+	    "       descent bench MODEL.yaml [--batch B] [--steps N] [--threads N] "
+	    "[--profile]\n"
 	    "       descent gradcheck MODEL.yaml [--batch B] [--seed S] [--params "
 	    "P.safetensors]\n"
 	    "                    [--tolerance T]\n"
@@ -104,6 +105,10 @@ static int parse_args(int argc, char **argv, Opts *o)
 		}
 		if (!strcmp(a, "--check-numerics")) {
 			o->check_numerics = 1;
+			continue;
+		}
+		if (!strcmp(a, "--profile")) {
+			o->profile = 1;
 			continue;
 		}
 		if (!strncmp(a, "-O", 2) && a[2] >= '0' && a[2] <= '3' && !a[3]) {

@@ -20,6 +20,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "descent/runtime.h"
 
@@ -176,6 +177,13 @@ int rt_set_threads(int n)
 }
 
 int rt_threads(void) { return pool.n; }
+
+int64_t rt_ticks(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
 
 void rt_parallel_for(rt_kernel k, void *const *bufs, int64_t n, int64_t grain)
 {

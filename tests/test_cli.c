@@ -303,6 +303,22 @@ static void test_cli_object_cache_is_reused(void)
 	CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+/* bench --profile: where a step's time goes, each part named by what it computes and
+ * the YAML line it comes from. */
+static void test_cli_bench_profile_names_parts_by_line(void)
+{
+	char cmd[8192], out[8192];
+	snprintf(cmd, sizeof cmd, "%s/descent bench %s --batch 16 --steps 50 --profile",
+	         DESCENT_BINARY_DIR, src_path("models/fashion_mlp.yaml"));
+	CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
+	CU_ASSERT(strstr(out, "where a step's time goes") != NULL);
+	/* the first layer's product, its bias and relu in its epilogue */
+	CU_ASSERT(strstr(out, "matmul [16, 256] + relu, fc1, ") != NULL);
+	CU_ASSERT(strstr(out, "models/fashion_mlp.yaml:8:5  [forward.") != NULL);
+	if (!strstr(out, "fashion_mlp.yaml:8:5"))
+		fprintf(stderr, "\n--- got:\n%s", out);
+}
+
 /* The whole run's output, less its timings, is the same on 1 and 2 threads; a thread
  * count out of range is refused before anything runs. */
 static void test_cli_threads_change_nothing_but_time(void)
@@ -338,6 +354,8 @@ void suite_cli(void)
 	    {"test_cli_ir_shows_shapes_lines_and_rules",
 	     test_cli_ir_shows_shapes_lines_and_rules},
 	    {"test_cli_object_cache_is_reused", test_cli_object_cache_is_reused},
+	    {"test_cli_bench_profile_names_parts_by_line",
+	     test_cli_bench_profile_names_parts_by_line},
 	    {"test_cli_threads_change_nothing_but_time",
 	     test_cli_threads_change_nothing_but_time},
 	    {"test_cli_check_numerics_names_the_first_bad_op",

@@ -285,6 +285,52 @@ static void test_diff_one_part_or_two_give_identical_results(void)
 	rmdir(dir);
 }
 
+/* descent bench --profile compiles train_step to read the clock between its parts: the
+ * bits it computes are the same, each node of its plan and each update group's check
+ * and write is a part, and the parts' nanoseconds add up to no more than the call's. */
+static void test_diff_profiling_changes_nothing_but_time(void)
+{
+	Arena *A = arena_new();
+	Diags d = {0};
+	const char *path = src_path("models/fashion_mlp.yaml");
+	CodegenOpts o = {.opt_level = 2}, po = {.opt_level = 2, .profile = 1};
+	Compiled *c = compile_path(A, &d, path, 16, &o, NULL),
+	         *pc = compile_path(A, &d, path, 16, &po, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pc);
+	Run a = run_steps(c, 1), b = run_steps(pc, 1);
+	CU_ASSERT(same_run(&c->prog, a, b));
+	free(a.params), free(a.state), free(b.params), free(b.state);
+	Graph *g = pc->g;
+	Plan *p = plan_fn(g, FN_TRAIN_STEP);
+	int count[PART_COPY + 1] = {0};
+	for (int i = 0; i < g->nprof; i++)
+		count[g->prof[i].kind]++;
+	CU_ASSERT(p->ngroups >= 2 && count[PART_NODE] == p->n);
+	CU_ASSERT(count[PART_CHECK] == p->ngroups && count[PART_WRITE] == p->ngroups);
+	CU_ASSERT(count[PART_TEST] == 1 && count[PART_COPY] <= 1);
+	const rt_program *pp = &pc->prog;
+	rt_session *s = session_with_inputs(pp, 3, 9);
+	const float *t = NULL;
+	for (int k = pp->nio - 1; k >= 0 && !t; k--)
+		if (!strcmp(pp->io[k].name, "profile"))
+			t = s->io[k];
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	int64_t t0 = rt_ticks();
+	pp->train_step(s->bufs);
+	int64_t t1 = rt_ticks();
+	double sum = 0;
+	for (int k = 0; k < g->nprof; k++) {
+		CU_ASSERT(t[k] >= 0);
+		sum += t[k];
+	}
+	CU_ASSERT(sum > 0 && sum <= (double)(t1 - t0));
+	rt_session_free(s);
+	compiled_free(c), compiled_free(pc);
+	diags_free(&d);
+	arena_free(A);
+}
+
 /* A weight too large for half of L2 (340 x 784 floats) takes the dot-product tile that
  * keeps B's rows in registers (dot_tile, kernels.c), which no model in models/ does;
  * batch 7 and 340 columns leave rows and columns over for the smaller tiles, and its
@@ -524,6 +570,8 @@ void suite_diff(void)
 	     test_diff_wide_layers_match_the_reference},
 	    {"test_diff_one_part_or_two_give_identical_results",
 	     test_diff_one_part_or_two_give_identical_results},
+	    {"test_diff_profiling_changes_nothing_but_time",
+	     test_diff_profiling_changes_nothing_but_time},
 	    {"test_diff_odd_widths_match_the_reference",
 	     test_diff_odd_widths_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",

@@ -47,6 +47,9 @@ int rt_set_threads(int n); /* 0, or -1 if n is out of [1, RT_MAX_THREADS] or a t
                               cannot be started */
 int rt_threads(void);
 void rt_parallel_for(rt_kernel k, void *const *bufs, int64_t n, int64_t grain);
+/* A monotonic clock in nanoseconds: what a step compiled to profile itself (descent
+ * bench --profile) reads between its kernels. */
+int64_t rt_ticks(void);
 
 typedef enum { RT_F32, RT_I32 } rt_dtype;
 
