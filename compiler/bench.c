@@ -42,6 +42,23 @@ static void random_inputs(rt_session *s, uint64_t seed)
 	}
 }
 
+/* The model compiled (profiling itself, or not), and a session of it with random
+ * inputs; NULL after an error. */
+static Compiled *compile_for_bench(Diags *d, const Model *m, int64_t batch,
+                                   const BenchOpts *o, int profile, rt_session **s)
+{
+	CodegenOpts co = {.opt_level = o->opt_level, .profile = profile};
+	Compiled *c = compile_model(d, m, batch, &co);
+	*s = c ? rt_session_new(&c->prog) : NULL;
+	if (!*s) {
+		compiled_free(c);
+		return NULL;
+	}
+	rt_session_init(*s, 1);
+	random_inputs(*s, 2);
+	return c;
+}
+
 /* What a part of the step computes, and where it comes from. */
 static void describe(char *buf, size_t len, const ProfPart *p)
 {
@@ -94,19 +111,14 @@ static int slower(const void *a, const void *b)
 static int profile(Diags *d, const Model *m, int64_t batch, const BenchOpts *o, int64_t n,
                    FILE *out)
 {
-	CodegenOpts co = {.opt_level = o->opt_level, .profile = 1};
-	Compiled *c = compile_model(d, m, batch, &co);
-	rt_session *s = c ? rt_session_new(&c->prog) : NULL;
-	if (!s) {
-		compiled_free(c);
+	rt_session *s;
+	Compiled *c = compile_for_bench(d, m, batch, o, 1, &s);
+	if (!c)
 		return -1;
-	}
-	rt_session_init(s, 1);
-	random_inputs(s, 2);
 	const rt_program *p = &c->prog;
 	const float *t = NULL;
-	for (int k = p->nio - 1; k >= 0 && !t;
-	     k--) /* the last: a model's own come first */
+	/* the slot compile.c added: the last of that name, after a model's own */
+	for (int k = p->nio - 1; k >= 0 && !t; k--)
 		if (!strcmp(p->io[k].name, "profile"))
 			t = s->io[k];
 	int np = c->g->nprof;
@@ -127,19 +139,21 @@ static int profile(Diags *d, const Model *m, int64_t batch, const BenchOpts *o, 
 		all += sum[k], order[k] = k;
 	by_time = sum;
 	qsort(order, (size_t)np, sizeof *order, slower);
+	/* times per step in ms, or in us for a step under a millisecond */
+	double step = all / (double)n * 1e-9, unit = step < 1e-3 ? 1e-6 : 1e-3;
 	fprintf(out,
 	        "  where a step's time goes (--profile: %lld more steps, %.3f ms/step "
 	        "with the clock read between parts):\n"
-	        "     ms/step   share  GFLOP/s  part\n",
-	        (long long)n, secs / (double)n * 1e3);
+	        "     %s/step   share  GFLOP/s  part\n",
+	        (long long)n, secs / (double)n * 1e3, unit < 1e-3 ? "us" : "ms");
 	int shown = 0;
 	double rest = 0;
 	for (int i = 0; i < np; i++) {
 		const ProfPart *pp = &c->g->prof[order[i]];
-		double ms = sum[order[i]] / (double)n * 1e-6,
+		double secs_one = sum[order[i]] / (double)n * 1e-9,
 		       share = all > 0 ? sum[order[i]] / all : 0;
 		if (shown >= 12 || share < 0.005) {
-			rest += ms;
+			rest += secs_one;
 			continue;
 		}
 		char what[512], gf[16] = "";
@@ -148,14 +162,15 @@ static int profile(Diags *d, const Model *m, int64_t batch, const BenchOpts *o, 
 		    pp->kind == PART_NODE
 		        ? node_flops(pp->node) + (pp->epi ? node_flops(pp->epi) : 0)
 		        : 0;
-		if (fl > 0 && ms > 0)
-			snprintf(gf, sizeof gf, "%.1f", fl / (ms * 1e-3) / 1e9);
-		fprintf(out, "  %10.3f  %5.1f%%  %7s  %s\n", ms, 100 * share, gf, what);
+		if (fl > 0 && secs_one > 0)
+			snprintf(gf, sizeof gf, "%.1f", fl / secs_one / 1e9);
+		fprintf(out, "  %10.3f  %5.1f%%  %7s  %s\n", secs_one / unit, 100 * share,
+		        gf, what);
 		shown++;
 	}
 	if (shown < np)
-		fprintf(out, "  %10.3f  %5.1f%%           %d more parts\n", rest,
-		        all > 0 ? 100 * rest / (all / (double)n * 1e-6) : 0, np - shown);
+		fprintf(out, "  %10.3f  %5.1f%%           %d more parts\n", rest / unit,
+		        step > 0 ? 100 * rest / step : 0, np - shown);
 	free(sum), free(order);
 	rt_session_free(s);
 	compiled_free(c);
@@ -170,16 +185,11 @@ int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 		         RT_MAX_THREADS);
 		return -1;
 	}
-	CodegenOpts co = {.opt_level = o->opt_level};
 	int64_t batch = o->batch > 0 ? o->batch : m->batch;
-	Compiled *c = compile_model(d, m, batch, &co);
-	rt_session *s = c ? rt_session_new(&c->prog) : NULL;
-	if (!s) {
-		compiled_free(c);
+	rt_session *s;
+	Compiled *c = compile_for_bench(d, m, batch, o, 0, &s);
+	if (!c)
 		return -1;
-	}
-	rt_session_init(s, 1);
-	random_inputs(s, 2);
 	double flops = fn_flops(c->g, FN_TRAIN_STEP);
 	rt_fn step = c->prog.train_step;
 	for (int i = 0; i < 20; i++) /* warm up */
