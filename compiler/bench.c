@@ -106,6 +106,63 @@ static int slower(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : *(const int *)a - *(const int *)b;
 }
 
+/* Whether node n is the optimizer's (made for the model's optimizer: entry). */
+static int optimizer_node(const Model *m, const Node *n)
+{
+	return n->loc.line == m->opt_loc.line && n->loc.col == m->opt_loc.col &&
+	       n->loc.file == m->opt_loc.file;
+}
+
+/* The parts' shares summed by phase (forward, gradients, optimizer) and by layer (the
+ * layer's nodes, forward and gradient; the optimizer's parts apart). */
+static void summary(FILE *out, const Model *m, const ProfPart *parts, const double *sum,
+                    int np, double all)
+{
+	enum { MAXL = 64 };
+	const char *name[MAXL + 1];
+	double phase[4] = {0}, layer[MAXL + 1] = {0};
+	int nl = 0;
+	for (int k = 0; k < np; k++) {
+		const ProfPart *p = &parts[k];
+		int opt = p->kind == PART_NODE ? optimizer_node(m, p->node)
+		                               : p->kind != PART_COPY;
+		int ph = opt ? 2 : p->kind == PART_COPY ? 3 : p->node->rule ? 1 : 0;
+		phase[ph] += sum[k];
+		const char *l = opt                    ? "optimizer"
+		                : p->kind == PART_COPY ? "output copies"
+		                : p->node->label       ? p->node->label
+		                                       : "outside layers";
+		int i = 0;
+		while (i < nl && strcmp(name[i], l))
+			i++;
+		if (i == nl && nl < MAXL)
+			name[nl++] = l;
+		layer[i < nl ? i : MAXL] += sum[k];
+	}
+	fprintf(out,
+	        "  by phase: forward %.1f%%, gradients %.1f%%, optimizer %.1f%%, "
+	        "output copies %.1f%%\n",
+	        100 * phase[0] / all, 100 * phase[1] / all, 100 * phase[2] / all,
+	        100 * phase[3] / all);
+	fprintf(out, "  by layer:");
+	double rest = layer[MAXL];
+	for (int shown = 0; shown < nl; shown++) { /* largest first, down to 0.1% */
+		int top = -1;
+		for (int i = 0; i < nl; i++)
+			if (layer[i] >= 0 && (top < 0 || layer[i] > layer[top]))
+				top = i;
+		if (layer[top] < 0.001 * all)
+			rest += layer[top];
+		else
+			fprintf(out, "%s %s %.1f%%", shown ? "," : "", name[top],
+			        100 * layer[top] / all);
+		layer[top] = -1;
+	}
+	if (rest >= 0.0005 * all)
+		fprintf(out, ", the rest %.1f%%", 100 * rest / all);
+	fputc('\n', out);
+}
+
 /* --profile: n more steps compiled to time their parts (ProfPart): the largest parts,
  * each with its share of the step, and what it computes. */
 static int profile(Diags *d, const Model *m, int64_t batch, const BenchOpts *o, int64_t n,
@@ -171,6 +228,8 @@ static int profile(Diags *d, const Model *m, int64_t batch, const BenchOpts *o, 
 	if (shown < np)
 		fprintf(out, "  %10.3f  %5.1f%%           %d more parts\n", rest / unit,
 		        step > 0 ? 100 * rest / step : 0, np - shown);
+	if (all > 0)
+		summary(out, m, c->g->prof, sum, np, all);
 	free(sum), free(order);
 	rt_session_free(s);
 	compiled_free(c);

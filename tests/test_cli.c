@@ -315,6 +315,11 @@ static void test_cli_bench_profile_names_parts_by_line(void)
 	/* the first layer's product, its bias and relu in its epilogue */
 	CU_ASSERT(strstr(out, "matmul [16, 256] + relu, fc1, ") != NULL);
 	CU_ASSERT(strstr(out, "models/fashion_mlp.yaml:8:5  [forward.") != NULL);
+	/* the sums by phase and by layer: both layers, the optimizer */
+	CU_ASSERT(strstr(out, "by phase: forward ") != NULL);
+	const char *bl = strstr(out, "by layer: ");
+	CU_ASSERT(bl && strstr(bl, "fc1 ") && strstr(bl, "fc2 ") &&
+	          strstr(bl, "optimizer "));
 	if (!strstr(out, "fashion_mlp.yaml:8:5"))
 		fprintf(stderr, "\n--- got:\n%s", out);
 }
