@@ -53,6 +53,7 @@ typedef struct CG {
 	LLVMValueRef *scalar_args; /* set: pointwise emitters give one element's value */
 	LLVMValueRef scalar_out;
 	LLVMValueRef *pre; /* by node id: values loaded before a pointwise loop */
+	char *choose; /* by node id: a select decided before a nest: 1 or 2, its input */
 	int vw; /* set: pointwise values are vectors of vw floats (constants splat) */
 	LLVMValueRef vmask; /* set with vw: loads read only these lanes (others are 0) */
 	int check_numerics;
@@ -107,7 +108,8 @@ LLVMValueRef cg_loop_range(CG *cg, Loop *l, LLVMValueRef lo, LLVMValueRef hi);
 void cg_loop_end(CG *cg, Loop *l);
 /* The kernel's parallel loop: for (i = lo; i < hi; i++), where [lo, hi) is this
  * thread's part of [0, n) cut on multiples of grain. Iterations must write disjoint
- * elements and read nothing another iteration writes. At most one per kernel. */
+ * elements and read nothing another iteration writes. One extent per kernel, over
+ * which a loop may run more than once (versions of a nest, chosen at run time). */
 LLVMValueRef cg_par_loop(CG *cg, Loop *l, int64_t n, int64_t grain);
 /* The same, for a kernel that walks its part [*lo, *hi) of [0, n) itself. */
 void cg_par_range(CG *cg, int64_t n, int64_t grain, LLVMValueRef *lo, LLVMValueRef *hi);

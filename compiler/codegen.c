@@ -370,6 +370,8 @@ static LLVMValueRef value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
 		           : v;
 	}
 	if (inline_here(cg, n)) {
+		if (cg->choose && cg->choose[n->id])
+			return value(cg, n->in[(int)cg->choose[n->id]], dims, idx);
 		LLVMValueRef v[MAXIN] = {0};
 		for (int k = 0; k < n->nin; k++)
 			v[k] = value(cg, n->in[k], dims, idx);
@@ -423,6 +425,11 @@ static void nest_body(CG *cg, Node **outs, int nout, Sink sink, void *ctx,
 	LLVMValueRef *val = arena_alloc(cg->g->A, (size_t)nout * sizeof *val),
 	             v[MAXIN] = {0};
 	for (int o = 0; o < nout; o++) { /* every value first: sinks may write in place */
+		if (cg->choose && cg->choose[outs[o]->id]) {
+			val[o] = value(cg, outs[o]->in[(int)cg->choose[outs[o]->id]],
+			               dims, idx);
+			continue;
+		}
 		for (int k = 0; k < outs[o]->nin; k++)
 			v[k] = value(cg, outs[o]->in[k], dims, idx);
 		val[o] = scalar(cg, outs[o], v);
@@ -529,6 +536,53 @@ static void pointwise_nest_dir(CG *cg, Node **outs, int nout, Sink sink, void *c
 static void pointwise_nest(CG *cg, Node **outs, int nout, Sink sink, void *ctx)
 {
 	pointwise_nest_dir(cg, outs, nout, sink, ctx, 0);
+}
+
+/* A select on a hyperparameter (weight decay) in n's expression, not decided yet. */
+static Node *hyper_select(CG *cg, Node *n, int top)
+{
+	if (!top && !inline_here(cg, n))
+		return NULL;
+	if (cg->choose && cg->choose[n->id])
+		return hyper_select(cg, n->in[(int)cg->choose[n->id]], 0);
+	if (n->op == OP_SELECT && n->in[0]->op == OP_HYPER)
+		return n;
+	for (int k = 0; k < n->nin; k++) {
+		Node *s = hyper_select(cg, n->in[k], 0);
+		if (s)
+			return s;
+	}
+	return NULL;
+}
+
+/* The nest once for each way a select on a hyperparameter goes, decided before the
+ * loops: with torch's "if weight_decay != 0", an update's check reads the parameter
+ * only while weight decay is not 0. (The write reads it anyway, and computes both.) */
+static void nest_by_hypers(CG *cg, Node **outs, int nout, Sink sink, void *ctx)
+{
+	Node *sel = NULL;
+	for (int o = 0; o < nout && !sel; o++)
+		sel = hyper_select(cg, outs[o], 1);
+	if (!sel) {
+		pointwise_nest(cg, outs, nout, sink, ctx);
+		return;
+	}
+	if (!cg->choose)
+		cg->choose = arena_alloc(cg->g->A, (size_t)cg->g->n);
+	LLVMValueRef c = cg_load(cg, sel->in[0], cg_i64(cg, 0));
+	LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "then"),
+	                  other = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "else"),
+	                  join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "join");
+	LLVMBuildCondBr(B, LLVMBuildFCmp(B, LLVMRealUNE, c, cg_f32(cg, 0), ""), then,
+	                other);
+	for (int side = 1; side <= 2; side++) {
+		LLVMPositionBuilderAtEnd(B, side == 1 ? then : other);
+		cg->choose[sel->id] = (char)side;
+		nest_by_hypers(cg, outs, nout, sink, ctx);
+		LLVMBuildBr(B, join);
+	}
+	cg->choose[sel->id] = 0;
+	LLVMPositionBuilderAtEnd(B, join);
 }
 
 void cg_epilogue_begin(CG *cg, Node *r)
@@ -691,11 +745,21 @@ static LLVMValueRef dest_ptr(CG *cg, const Out *o)
 
 /* ---- the update phase (plan.c) ---- */
 
+/* A parameter's step d in p - d that the check lets through: p - d is finite for every
+ * finite p when |d| is at most this (FLT_MAX + 2^100 rounds to FLT_MAX). A step this
+ * large has diverged anyway. */
+#define STEP_BOUND 0x1p100
+/* An update group's check takes a version of its loop for each way its selects on
+ * hyperparameters go (nest_by_hypers) from this many elements on: below, the arrays
+ * it would not read are in cache anyway, and the versions cost compile time. */
+enum { VERSION_ELEMS = 1 << 16 };
+
 typedef struct Group {
 	Node **nodes;
 	Out **outs;
 	int n;
 	LLVMValueRef flag; /* the check's: an i32 in the kernel's entry block */
+	char *bound;       /* the check's, by output: the value is a parameter's step */
 } Group;
 
 static void check_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMValueRef out,
@@ -705,8 +769,13 @@ static void check_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMVal
 	Group *gr = ctx;
 	for (int o = 0; o < nout; o++) {
 		LLVMValueRef bad =
-		    LLVMBuildFCmp(B, LLVMRealUNO, LLVMBuildFSub(B, val[o], val[o], ""),
-		                  cg_f32(cg, 0), "");
+		    gr->bound[o] /* NaN, or larger than STEP_BOUND */
+		        ? LLVMBuildFCmp(B, LLVMRealUGT,
+		                        call1(cg, "llvm.fabs.f32", val[o]),
+		                        cg_f32(cg, STEP_BOUND), "")
+		        : LLVMBuildFCmp(B, LLVMRealUNO,
+		                        LLVMBuildFSub(B, val[o], val[o], ""),
+		                        cg_f32(cg, 0), "");
 		if (cg->vw) { /* any lane */
 			LLVMTypeRef bits =
 			    LLVMIntTypeInContext(cg->ctx, (unsigned)cg->vw);
@@ -754,7 +823,23 @@ static void update_kernel(CG *cg, Group *gr, int write)
 		gr->flag = LLVMBuildAlloca(B, cg->i32, "nonfinite");
 		LLVMPositionBuilderAtEnd(B, here);
 		LLVMBuildStore(B, LLVMConstInt(cg->i32, 0, 0), gr->flag);
-		pointwise_nest(cg, gr->nodes, gr->n, check_sink, gr);
+		/* a parameter's new value p - d is finite when p is and d is finite and
+		 * at most STEP_BOUND: the check tests d, and need not read p */
+		Node **vals = arena_alloc(cg->g->A, (size_t)gr->n * sizeof *vals);
+		gr->bound = arena_alloc(cg->g->A, (size_t)gr->n);
+		for (int o = 0; o < gr->n; o++) {
+			Node *v = gr->nodes[o];
+			int step = gr->outs[o]->kind == DEST_PARAM && v->op == OP_SUB &&
+			           v->in[0]->op == OP_PARAM &&
+			           v->in[0]->a[0] == gr->outs[o]->index &&
+			           shape_eq(&v->in[1]->sh, &v->sh);
+			vals[o] = step ? v->in[1] : v;
+			gr->bound[o] = (char)step;
+		}
+		if (shape_numel(&gr->nodes[0]->sh) >= VERSION_ELEMS)
+			nest_by_hypers(cg, vals, gr->n, check_sink, gr);
+		else
+			pointwise_nest(cg, vals, gr->n, check_sink, gr);
 		LLVMBuildAtomicRMW(B, LLVMAtomicRMWBinOpOr, flag_ptr(cg),
 		                   LLVMBuildLoad2(B, cg->i32, gr->flag, ""),
 		                   LLVMAtomicOrderingMonotonic, 0);
@@ -1578,8 +1663,8 @@ void cg_par_range(CG *cg, int64_t n, int64_t grain, LLVMValueRef *lo, LLVMValueR
 		*lo = cg_i64(cg, 0), *hi = cg_i64(cg, n);
 		return;
 	}
-	if (cg->par_n)
-		die("internal error: two parallel loops in one kernel");
+	if (cg->par_n && (cg->par_n != n || cg->par_grain != grain))
+		die("internal error: two parallel extents in one kernel");
 	cg->par_n = n, cg->par_grain = grain;
 	*lo = cg->par_lo, *hi = cg->par_hi;
 }

@@ -9,7 +9,8 @@
  *   clip_grad_norm   n = sqrt(sum of g^2 over every trainable parameter)
  *                    g = g * min(1, max_norm / (n + 1e-6))
  *                    (torch.nn.utils.clip_grad_value_ and clip_grad_norm_, norm 2)
- *   weight decay     g = g + weight_decay * p      (all but adamw, after clipping)
+ *   weight decay     g = g + weight_decay * p      (all but adamw, after clipping,
+ *                                                  while weight_decay is not 0)
  *
  *   sgd       with momentum: b = g on the first step (undamped, torch's clone),
  *                               else b = momentum * b + (1 - dampening) * g
@@ -307,10 +308,12 @@ void optim_update(Graph *g, Optim *o, Node *const *grads, FnKind fn)
 		u.i = i;
 		Node *p = ir_param(g, i), *wd = hy(&u, H_WEIGHT_DECAY), *grad = gr[i],
 		     *np;
+		/* torch's "if weight_decay != 0" (adamw's multiplies by 1 either way): a
+		 * select the check of the update decides before its loop (codegen.c) */
 		if (m->opt == OPT_ADAMW)
 			p = ir_mul(g, p, ir_sub(g, one(&u), ir_mul(g, hy(&u, H_LR), wd)));
 		else
-			grad = ir_add(g, grad, ir_mul(g, wd, p));
+			grad = ir_select(g, wd, ir_add(g, grad, ir_mul(g, wd, p)), grad);
 		switch (m->opt) {
 		case OPT_SGD:
 			np = sgd(&u, p, grad);

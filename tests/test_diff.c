@@ -345,6 +345,81 @@ static const char wide_yaml[] = "name: wide\n"
                                 "loss: {type: softmax_cross_entropy, target: label}\n"
                                 "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
 
+/* A model of two dense layers (in -> units, relu -> 10) with that optimizer, written
+ * to a file in dir, compiled at batch. */
+static Compiled *two_layers(Arena *A, Diags *d, char *dir, char *path, int in, int units,
+                            const char *optimizer, int64_t batch)
+{
+	char yaml[1024];
+	snprintf(yaml, sizeof yaml,
+	         "name: two\n"
+	         "inputs:\n"
+	         "  image: {shape: [batch, %d]}\n"
+	         "  label: {shape: [batch], dtype: i32}\n"
+	         "layers:\n"
+	         "  - dense: {name: fc1, units: %d, activation: relu}\n"
+	         "  - dense: {name: fc2, units: 10}\n"
+	         "loss: {type: softmax_cross_entropy, target: label}\n"
+	         "optimizer: %s\n",
+	         in, units, optimizer);
+	temp_file(dir, path, 64, "two.yaml", yaml);
+	CodegenOpts o = {.opt_level = 2};
+	return compile_path(A, d, path, batch, &o, NULL);
+}
+
+/* One step: whether it was refused, writing no parameter or state and a NaN loss (1),
+ * taken (0), or neither (-1). */
+static int refused(const rt_program *p, rt_session *s)
+{
+	size_t np = (size_t)p->nparams * sizeof(float),
+	       ns = (size_t)p->nstate * sizeof(float);
+	float *params = malloc(np + 4), *state = malloc(ns + 4);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(params && state);
+	memcpy(params, s->params, np);
+	memcpy(state, s->state, ns);
+	p->train_step(s->bufs);
+	int same = !memcmp(params, s->params, np) && !memcmp(state, s->state, ns),
+	    nan = isnan(((float *)s->io[p->io_loss])[0]) != 0;
+	free(params), free(state);
+	return same && nan ? 1 : !same && !nan ? 0 : -1;
+}
+
+/* With weight decay not 0, the check of a large weight's update (the loop version that
+ * reads the weight, codegen.c's nest_by_hypers) sees a weight that weight decay makes
+ * overflow. An element of fc1.weight (76800 of them) of 3e38, where the input is 0 so
+ * that the loss and gradients stay finite: with weight_decay 10 the step is refused,
+ * with 1e-9 it is taken. */
+static void test_diff_weight_decay_is_checked_on_large_weights(void)
+{
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	Arena *A = arena_new();
+	Diags d = {0};
+	Compiled *c = two_layers(A, &d, dir, path, 300, 256,
+	                         "{type: sgd, lr: 0.01, momentum: 0.9}", 4);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	const rt_program *p = &c->prog;
+	rt_session *s = session_with_inputs(p, 4, 2);
+	p->train_step(s->bufs); /* momentum applies from the next step */
+	const rt_param *w = &p->params[0];
+	CU_ASSERT_FATAL(!strcmp(w->name, "fc1.weight") && w->numel == 256 * 300);
+	for (int b = 0; b < 4; b++)
+		((float *)s->io[p->io_x])[b * 300 + 5] = 0;
+	s->params[w->offset + 5] = 3e38f; /* row 0, column 5 */
+	const double decay[2] = {10, 1e-9};
+	for (int k = 0; k < 2; k++) {
+		CU_ASSERT_EQUAL(rt_set_hyper(s, "weight_decay", decay[k]), 0);
+		CU_ASSERT_EQUAL(refused(p, s), k == 0);
+		for (int64_t i = 0; i < p->nstate; i++)
+			CU_ASSERT_FATAL(isfinite(s->state[i]));
+	}
+	rt_session_free(s);
+	compiled_free(c);
+	diags_free(&d);
+	arena_free(A);
+	remove(path);
+	rmdir(dir);
+}
+
 /* Kernels share their loops between threads, each element computed by one thread in a
  * fixed order: 2 and 3 threads give the bits 1 thread gives, run after run. */
 static void test_diff_threads_give_identical_results(void)
@@ -496,35 +571,25 @@ static void test_diff_convolutions_match_the_reference(void)
  * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
  * update group's check, and so does one huge value anywhere in a vector (lane 5, the
  * last lane, a middle one) or in the elements after the last whole vector (the 10
- * biases at any width, the 40 at 16). */
+ * biases at any width, the 40 at 16). A parameter's step larger than 2^100 is refused
+ * too, and one below it taken. */
 static void test_diff_a_step_that_overflows_writes_nothing(void)
 {
 	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "over.yaml",
-	          "name: over\n"
-	          "inputs:\n"
-	          "  image: {shape: [batch, 20]}\n"
-	          "  label: {shape: [batch], dtype: i32}\n"
-	          "layers:\n"
-	          "  - dense: {name: fc1, units: 40, activation: relu}\n"
-	          "  - dense: {name: fc2, units: 10}\n"
-	          "loss: {type: softmax_cross_entropy, target: label}\n"
-	          "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n");
 	Arena *A = arena_new();
 	Diags d = {0};
-	CodegenOpts o = {.opt_level = 2};
-	Compiled *c = compile_path(A, &d, path, 9, &o, NULL);
+	Compiled *c = two_layers(A, &d, dir, path, 20, 40,
+	                         "{type: sgd, lr: 0.1, momentum: 0.9}", 9);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	const rt_program *p = &c->prog;
 	rt_session *s = session_with_inputs(p, 4, 2);
 	p->train_step(s->bufs); /* a first step: momentum applies from the next */
 	CU_ASSERT(isfinite(((float *)s->io[p->io_loss])[0]));
 	CU_ASSERT_EQUAL(rt_set_hyper(s, "lr", 10), 0);
-	size_t np = (size_t)p->nparams * sizeof(float),
-	       ns = (size_t)p->nstate * sizeof(float);
-	float *params = malloc(np), *state = malloc(ns), *good = malloc(ns);
+	size_t ns = (size_t)p->nstate * sizeof(float);
+	float *good = malloc(ns);
 	memcpy(good, s->state, ns);
-	int refused = 0, tried = 0;
+	int refusals = 0, tried = 0;
 	for (int k = 0; k < p->nstates; k++) {
 		const rt_state *st = &p->states[k];
 		if (st->numel == 1)
@@ -534,25 +599,31 @@ static void test_diff_a_step_that_overflows_writes_nothing(void)
 			for (int64_t i = 0; i < st->numel; i++)
 				if (j == 0 || i == at[j])
 					s->state[st->offset + i] = 3e38f;
-			memcpy(params, s->params, np);
-			memcpy(state, s->state, ns);
-			p->train_step(s->bufs);
-			int same = !memcmp(params, s->params, np) &&
-			           !memcmp(state, s->state, ns);
-			if (!same || !isnan(((float *)s->io[p->io_loss])[0]))
+			int r = refused(p, s);
+			if (r != 1)
 				fprintf(stderr, "\n%s[%lld]: the step was taken\n",
 				        st->name, (long long)at[j]);
-			refused += same, tried++;
+			refusals += r == 1, tried++;
 			memcpy(s->state, good, ns);
 		}
 	}
 	CU_ASSERT_EQUAL(tried, 16);
-	CU_ASSERT_EQUAL(refused, tried);
+	CU_ASSERT_EQUAL(refusals, tried);
 	/* and with finite values the same step is taken */
-	memcpy(params, s->params, np);
-	p->train_step(s->bufs);
-	CU_ASSERT(memcmp(params, s->params, np) != 0);
-	free(params), free(state), free(good);
+	CU_ASSERT_EQUAL(refused(p, s), 0);
+	/* a parameter's own new value p - d is checked on its step d, which must be at
+	 * most 2^100 (1.27e30): with a momentum of 1 in one place, lr 1e31 makes a step
+	 * of about 9e30 there, refused though p - d would be finite; lr 1e29 is taken */
+	const double lrs[2] = {1e31, 1e29};
+	for (int k = 0; k < 2; k++) {
+		CU_ASSERT_EQUAL(rt_set_hyper(s, "lr", lrs[k]), 0);
+		s->state[p->states[0].numel > 1 ? p->states[0].offset
+		                                : p->states[1].offset] = 1;
+		CU_ASSERT_EQUAL(refused(p, s), k == 0);
+		for (int64_t i = 0; i < p->nparams; i++)
+			CU_ASSERT_FATAL(isfinite(s->params[i]));
+	}
+	free(good);
 	rt_session_free(s);
 	compiled_free(c);
 	diags_free(&d);
@@ -580,6 +651,8 @@ void suite_diff(void)
 	     test_diff_convolutions_match_the_reference},
 	    {"test_diff_a_step_that_overflows_writes_nothing",
 	     test_diff_a_step_that_overflows_writes_nothing},
+	    {"test_diff_weight_decay_is_checked_on_large_weights",
+	     test_diff_weight_decay_is_checked_on_large_weights},
 	    {"test_diff_threads_give_identical_results",
 	     test_diff_threads_give_identical_results},
 	    {"test_diff_every_model_matches_the_reference_at_O0_and_O3",
