@@ -7,6 +7,7 @@
  * come with it. With --profile, then where a step's time goes, part by part (ProfPart,
  * dc.h). A benchmark, not a test: compare ratios measured in the same run.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,44 +60,51 @@ static Compiled *compile_for_bench(Diags *d, const Model *m, int64_t batch,
 	return c;
 }
 
+/* Appends to buf (len bytes, k of them used), cutting what does not fit. */
+static int add(char *buf, size_t len, int k, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + k, len - (size_t)k, fmt, ap);
+	va_end(ap);
+	return n < 0 || (size_t)(k + n) >= len ? (int)len - 1 : k + n;
+}
+
 /* What a part of the step computes, and where it comes from. */
 static void describe(char *buf, size_t len, const ProfPart *p)
 {
 	char sh[64];
 	int k = 0;
+	buf[0] = 0;
 	switch (p->kind) {
 	case PART_NODE:
-		k = snprintf(buf, len, "%s %s", opinfo[p->node->op].name,
-		             shape_str(&p->node->sh, sh, sizeof sh));
+		k = add(buf, len, k, "%s %s", opinfo[p->node->op].name,
+		        shape_str(&p->node->sh, sh, sizeof sh));
 		if (p->epi)
-			k += snprintf(buf + k, len - (size_t)k, " + %s",
-			              opinfo[p->epi->op].name);
+			k = add(buf, len, k, " + %s", opinfo[p->epi->op].name);
 		if (p->node->label)
-			k += snprintf(buf + k, len - (size_t)k, ", %s", p->node->label);
+			k = add(buf, len, k, ", %s", p->node->label);
 		if (p->node->rule)
-			k += snprintf(buf + k, len - (size_t)k, ", gradient (%s rule)",
-			              p->node->rule);
+			k = add(buf, len, k, ", gradient (%s rule)", p->node->rule);
 		if (p->node->loc.file)
-			k += snprintf(buf + k, len - (size_t)k, ", %s:%d:%d",
-			              p->node->loc.file, p->node->loc.line,
-			              p->node->loc.col);
+			k = add(buf, len, k, ", %s:%d:%d", p->node->loc.file,
+			        p->node->loc.line, p->node->loc.col);
 		break;
 	case PART_CHECK:
 	case PART_WRITE:
-		k = snprintf(buf, len, "optimizer, %s %s",
-		             p->kind == PART_CHECK ? "checks the new" : "writes",
-		             p->params);
+		k = add(buf, len, k, "optimizer, %s %s",
+		        p->kind == PART_CHECK ? "checks the new" : "writes", p->params);
 		break;
 	case PART_TEST:
-		k = snprintf(buf, len, "optimizer, are the loss and new values finite");
+		k = add(buf, len, k, "optimizer, are the loss and new values finite");
 		break;
 	case PART_COPY:
-		k = snprintf(buf, len, "outputs copied out");
+		k = add(buf, len, k, "outputs copied out");
 		break;
 	}
-	if (p->kernel[0] && k >= 0 && (size_t)k < len)
-		snprintf(buf + k, len - (size_t)k, "  [%s%s]", p->kernel,
-		         p->threads && rt_threads() > 1 ? ", threads" : "");
+	if (p->kernel[0])
+		add(buf, len, k, "  [%s%s]", p->kernel,
+		    p->threads && rt_threads() > 1 ? ", threads" : "");
 }
 
 static const double *by_time; /* for qsort */

@@ -998,8 +998,10 @@ static const char *group_names(CG *cg, const Group *gr)
 static void prof_mark(CG *cg, PartKind kind, Node *n, const Group *gr)
 {
 	Graph *g = cg->g;
+	if (!cg->prof_t)
+		return;
 	int slot = io_slot(g, "profile");
-	if (!cg->prof_t || g->nprof >= shape_numel(&g->ios[slot].sh))
+	if (g->nprof >= shape_numel(&g->ios[slot].sh))
 		return;
 	LLVMValueRef t = ticks(cg);
 	LLVMValueRef dt =
