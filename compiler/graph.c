@@ -174,8 +174,8 @@ static uint64_t node_hash(Op op, int nin, Node **in, const int64_t *a, double f)
 #define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
 	for (int i = 0; i < nin; i++)
 		MIX(in[i]->id);
-	for (int i = 0; a && i < NATTR; i++)
-		MIX(a[i]);
+	for (int i = 0; i < NATTR; i++) /* none given are zeros, as in the node */
+		MIX(a ? a[i] : 0);
 	uint64_t fb;
 	memcpy(&fb, &f, sizeof fb);
 	MIX(fb);

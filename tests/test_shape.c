@@ -151,6 +151,25 @@ static void test_shape_error_stops_the_chain_without_more_errors(void)
 	end(&t);
 }
 
+/* Build-time CSE: a node made again is the node made first, also after the table of
+ * nodes has grown past its first size (256) and been rebuilt. */
+static void test_shape_identical_nodes_are_one_node(void)
+{
+	T t;
+	begin(&t);
+	Node *a = param(&t, 2, 4, 3, 0), *one = ir_scalar(t.g, 1),
+	     *first = ir_add(t.g, a, one);
+	Node *x = a;
+	for (int i = 0; i < 1000; i++) /* 2000 other nodes */
+		x = ir_mul(t.g, ir_add(t.g, x, ir_scalar(t.g, i + 2)), a);
+	CU_ASSERT(t.g->n > 2000);
+	CU_ASSERT_PTR_EQUAL(ir_scalar(t.g, 1), one);
+	CU_ASSERT_PTR_EQUAL(ir_add(t.g, a, one), first);
+	CU_ASSERT_PTR_EQUAL(ir_add(t.g, ir_add(t.g, x, ir_scalar(t.g, 3)), a),
+	                    ir_add(t.g, ir_add(t.g, x, ir_scalar(t.g, 3)), a));
+	end(&t);
+}
+
 void suite_shape(void)
 {
 	static CU_TestInfo tests[] = {
@@ -168,6 +187,8 @@ void suite_shape(void)
 	     test_shape_elementwise_rejects_integers},
 	    {"test_shape_error_stops_the_chain_without_more_errors",
 	     test_shape_error_stops_the_chain_without_more_errors},
+	    {"test_shape_identical_nodes_are_one_node",
+	     test_shape_identical_nodes_are_one_node},
 	    CU_TEST_INFO_NULL,
 	};
 	add_suite("shape", tests);
