@@ -181,11 +181,7 @@ static int profile(Diags *d, const Model *m, int64_t batch, const BenchOpts *o, 
 	if (!c)
 		return -1;
 	const rt_program *p = &c->prog;
-	const float *t = NULL;
-	/* the slot compile.c added: the last of that name, after a model's own */
-	for (int k = p->nio - 1; k >= 0 && !t; k--)
-		if (!strcmp(p->io[k].name, "profile"))
-			t = s->io[k];
+	const float *t = c->g->io_profile >= 0 ? s->io[c->g->io_profile] : NULL;
 	int np = c->g->nprof;
 	double *sum = calloc((size_t)np + 1, sizeof *sum), all = 0;
 	int *order = calloc((size_t)np + 1, sizeof *order);

@@ -652,26 +652,22 @@ static int stopped_inside(Run *r)
  * its shape and the counts; 0 if the step did not stop on one. */
 static int numerics_report(Compiled *c, rt_session *s)
 {
-	const rt_program *p = &c->prog;
-	for (int k = 0; k < p->nio; k++) {
-		const float *v = s->io[k];
-		if (strcmp(p->io[k].name, "numerics") || v[3] != 1)
-			continue;
-		Node *n = c->g->nodes[(int)v[0]];
-		char sh[128];
-		fprintf(stderr,
-		        "%s:%d:%d: error: check-numerics: %s (%%%d%s%s%s) produced %.0f "
-		        "NaN and "
-		        "%.0f Inf values of %lld, shape %s, at step %llu\n",
-		        n->loc.file ? n->loc.file : "descent", n->loc.line, n->loc.col,
-		        opinfo[n->op].name, n->id, n->label ? ", " : "",
-		        n->label ? n->label : "", n->rule ? ", in the backward pass" : "",
-		        v[1], v[2], (long long)shape_numel(&n->sh),
-		        shape_str(&n->sh, sh, sizeof sh),
-		        (unsigned long long)s->step + 1);
-		return 1;
-	}
-	return 0;
+	int k = c->g->io_numerics;
+	const float *v = k >= 0 ? s->io[k] : NULL;
+	if (!v || v[3] != 1)
+		return 0;
+	Node *n = c->g->nodes[(int)v[0]];
+	char sh[128];
+	fprintf(stderr,
+	        "%s:%d:%d: error: check-numerics: %s (%%%d%s%s%s) produced %.0f "
+	        "NaN and "
+	        "%.0f Inf values of %lld, shape %s, at step %llu\n",
+	        n->loc.file ? n->loc.file : "descent", n->loc.line, n->loc.col,
+	        opinfo[n->op].name, n->id, n->label ? ", " : "", n->label ? n->label : "",
+	        n->rule ? ", in the backward pass" : "", v[1], v[2],
+	        (long long)shape_numel(&n->sh), shape_str(&n->sh, sh, sizeof sh),
+	        (unsigned long long)s->step + 1);
+	return 1;
 }
 
 static int run_epochs(Run *r)

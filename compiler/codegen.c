@@ -952,15 +952,6 @@ static void entry_return(CG *cg)
 	LLVMBuildRetVoid(B);
 }
 
-/* The io slot compile.c added by that name: the last (a model's own come first). */
-static int io_slot(Graph *g, const char *name)
-{
-	for (int i = g->nios - 1; i >= 0; i--)
-		if (!strcmp(g->ios[i].name, name))
-			return i;
-	return -1;
-}
-
 /* ---- profiling: see ProfPart (dc.h) ---- */
 
 static LLVMValueRef ticks(CG *cg)
@@ -971,7 +962,7 @@ static LLVMValueRef ticks(CG *cg)
 static void prof_start(CG *cg, FnKind k)
 {
 	cg->prof_t = NULL;
-	if (!cg->profile || k != FN_TRAIN_STEP || io_slot(cg->g, "profile") < 0)
+	if (!cg->profile || k != FN_TRAIN_STEP || cg->g->io_profile < 0)
 		return;
 	cg->prof_t = LLVMBuildAlloca(B, cg->i64, "ticks");
 	LLVMBuildStore(B, ticks(cg), cg->prof_t);
@@ -998,10 +989,8 @@ static const char *group_names(CG *cg, const Group *gr)
 static void prof_mark(CG *cg, PartKind kind, Node *n, const Group *gr)
 {
 	Graph *g = cg->g;
-	if (!cg->prof_t)
-		return;
-	int slot = io_slot(g, "profile");
-	if (g->nprof >= shape_numel(&g->ios[slot].sh))
+	int slot = g->io_profile;
+	if (!cg->prof_t || g->nprof >= shape_numel(&g->ios[slot].sh))
 		return;
 	LLVMValueRef t = ticks(cg);
 	LLVMValueRef dt =
@@ -1706,7 +1695,7 @@ static void emit_fn(CG *cg, FnKind k)
 	    B, LLVMBuildAlloca(B, LLVMArrayType(cg->ptr, MAXSLOTS), "operands"),
 	    LLVMPointerType(cg->ptr, 0), "");
 	prof_start(cg, k);
-	int numerics = cg->check_numerics ? io_slot(g, "numerics") : -1;
+	int numerics = cg->check_numerics ? g->io_numerics : -1;
 	if (numerics >= 0)
 		for (int i = 0; i < 4; i++)
 			LLVMBuildStore(

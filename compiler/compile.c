@@ -255,11 +255,12 @@ Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOp
 		goto fail;
 	c->stage_seconds[STAGE_GRAPH] = now() - t0;
 	if (o->check_numerics)
-		ir_add_io(c->g, "numerics", RT_IO_OUTPUT, DT_F32, (Shape){1, {4}},
-		          (SrcLoc){0});
+		c->g->io_numerics = ir_add_io(c->g, "numerics", RT_IO_OUTPUT, DT_F32,
+		                              (Shape){1, {4}}, (SrcLoc){0});
 	if (o->profile) /* a float per part: at most a node's, an update group's two */
-		ir_add_io(c->g, "profile", RT_IO_OUTPUT, DT_F32,
-		          (Shape){1, {3 * (int64_t)c->g->n + 4}}, (SrcLoc){0});
+		c->g->io_profile =
+		    ir_add_io(c->g, "profile", RT_IO_OUTPUT, DT_F32,
+		              (Shape){1, {3 * (int64_t)c->g->n + 4}}, (SrcLoc){0});
 	/* a check compiles, and so does profiling, which needs codegen's Graph.prof (key
 	 * 0: no cache) */
 	uint64_t key = o->check_dedupe || o->profile ? 0 : cache_key(c->g, o);

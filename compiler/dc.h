@@ -455,6 +455,8 @@ typedef struct Graph {
 	int nhypers, caphypers;
 	int64_t param_floats, state_floats;
 	int io_x, io_y, io_weight, io_loss, io_output;
+	int io_numerics,
+	    io_profile; /* slots compile.c adds for checks, profiling; or -1 */
 	Fn fns[FN_COUNT];
 	int no_fusion; /* every node gets its own loop (--check-numerics checks each) */
 	Node **cse;    /* open-addressing table of every node, for build-time CSE */

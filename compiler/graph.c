@@ -35,6 +35,7 @@ Graph *ir_new(Arena *A, Diags *d)
 	g->A = A;
 	g->diags = d;
 	g->io_x = g->io_y = g->io_weight = g->io_loss = g->io_output = -1;
+	g->io_numerics = g->io_profile = -1;
 	return g;
 }
 
