@@ -311,10 +311,7 @@ static void test_diff_profiling_changes_nothing_but_time(void)
 	CU_ASSERT(count[PART_TEST] == 1 && count[PART_COPY] <= 1);
 	const rt_program *pp = &pc->prog;
 	rt_session *s = session_with_inputs(pp, 3, 9);
-	const float *t = NULL;
-	for (int k = pp->nio - 1; k >= 0 && !t; k--)
-		if (!strcmp(pp->io[k].name, "profile"))
-			t = s->io[k];
+	const float *t = pc->g->io_profile >= 0 ? s->io[pc->g->io_profile] : NULL;
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
 	int64_t t0 = rt_ticks();
 	pp->train_step(s->bufs);
@@ -345,11 +342,22 @@ static const char wide_yaml[] = "name: wide\n"
                                 "loss: {type: softmax_cross_entropy, target: label}\n"
                                 "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
 
-/* A model of two dense layers (in -> units, relu -> 10) with that optimizer, written
- * to a file in dir, compiled at batch. */
-static Compiled *two_layers(Arena *A, Diags *d, char *dir, char *path, int in, int units,
-                            const char *optimizer, int64_t batch)
+/* A model of two dense layers (in -> units, relu -> 10) with that optimizer, compiled at
+ * batch from a file in a temporary directory, and a session of it with random inputs
+ * that has taken one step (SGD's momentum applies from the next). */
+typedef struct Two {
+	char dir[32], path[64];
+	Arena *A;
+	Diags d;
+	Compiled *c;
+	const rt_program *p;
+	rt_session *s;
+} Two;
+
+static void two_begin(Two *t, int in, int units, const char *optimizer, int64_t batch)
 {
+	memset(t, 0, sizeof *t);
+	strcpy(t->dir, "/tmp/descent-diff-XXXXXX");
 	char yaml[1024];
 	snprintf(yaml, sizeof yaml,
 	         "name: two\n"
@@ -362,9 +370,24 @@ static Compiled *two_layers(Arena *A, Diags *d, char *dir, char *path, int in, i
 	         "loss: {type: softmax_cross_entropy, target: label}\n"
 	         "optimizer: %s\n",
 	         in, units, optimizer);
-	temp_file(dir, path, 64, "two.yaml", yaml);
+	temp_file(t->dir, t->path, sizeof t->path, "two.yaml", yaml);
+	t->A = arena_new();
 	CodegenOpts o = {.opt_level = 2};
-	return compile_path(A, d, path, batch, &o, NULL);
+	t->c = compile_path(t->A, &t->d, t->path, batch, &o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t->c);
+	t->p = &t->c->prog;
+	t->s = session_with_inputs(t->p, 4, 2);
+	t->p->train_step(t->s->bufs);
+}
+
+static void two_end(Two *t)
+{
+	rt_session_free(t->s);
+	compiled_free(t->c);
+	diags_free(&t->d);
+	arena_free(t->A);
+	remove(t->path);
+	rmdir(t->dir);
 }
 
 /* One step: whether it was refused, writing no parameter or state and a NaN loss (1),
@@ -391,15 +414,10 @@ static int refused(const rt_program *p, rt_session *s)
  * with 1e-9 it is taken. */
 static void test_diff_weight_decay_is_checked_on_large_weights(void)
 {
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	Arena *A = arena_new();
-	Diags d = {0};
-	Compiled *c = two_layers(A, &d, dir, path, 300, 256,
-	                         "{type: sgd, lr: 0.01, momentum: 0.9}", 4);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	const rt_program *p = &c->prog;
-	rt_session *s = session_with_inputs(p, 4, 2);
-	p->train_step(s->bufs); /* momentum applies from the next step */
+	Two t;
+	two_begin(&t, 300, 256, "{type: sgd, lr: 0.01, momentum: 0.9}", 4);
+	const rt_program *p = t.p;
+	rt_session *s = t.s;
 	const rt_param *w = &p->params[0];
 	CU_ASSERT_FATAL(!strcmp(w->name, "fc1.weight") && w->numel == 256 * 300);
 	for (int b = 0; b < 4; b++)
@@ -412,12 +430,7 @@ static void test_diff_weight_decay_is_checked_on_large_weights(void)
 		for (int64_t i = 0; i < p->nstate; i++)
 			CU_ASSERT_FATAL(isfinite(s->state[i]));
 	}
-	rt_session_free(s);
-	compiled_free(c);
-	diags_free(&d);
-	arena_free(A);
-	remove(path);
-	rmdir(dir);
+	two_end(&t);
 }
 
 /* Kernels share their loops between threads, each element computed by one thread in a
@@ -575,15 +588,10 @@ static void test_diff_convolutions_match_the_reference(void)
  * too, and one below it taken. */
 static void test_diff_a_step_that_overflows_writes_nothing(void)
 {
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	Arena *A = arena_new();
-	Diags d = {0};
-	Compiled *c = two_layers(A, &d, dir, path, 20, 40,
-	                         "{type: sgd, lr: 0.1, momentum: 0.9}", 9);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	const rt_program *p = &c->prog;
-	rt_session *s = session_with_inputs(p, 4, 2);
-	p->train_step(s->bufs); /* a first step: momentum applies from the next */
+	Two t;
+	two_begin(&t, 20, 40, "{type: sgd, lr: 0.1, momentum: 0.9}", 9);
+	const rt_program *p = t.p;
+	rt_session *s = t.s;
 	CU_ASSERT(isfinite(((float *)s->io[p->io_loss])[0]));
 	CU_ASSERT_EQUAL(rt_set_hyper(s, "lr", 10), 0);
 	size_t ns = (size_t)p->nstate * sizeof(float);
@@ -624,12 +632,7 @@ static void test_diff_a_step_that_overflows_writes_nothing(void)
 			CU_ASSERT_FATAL(isfinite(s->params[i]));
 	}
 	free(good);
-	rt_session_free(s);
-	compiled_free(c);
-	diags_free(&d);
-	arena_free(A);
-	remove(path);
-	rmdir(dir);
+	two_end(&t);
 }
 
 void suite_diff(void)
