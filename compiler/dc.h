@@ -543,6 +543,12 @@ typedef struct ConvFlat {
 } ConvFlat;
 /* Whether n (conv2d or one of its gradients) runs so, and its layout. */
 int conv_flat(const Node *n, ConvFlat *f);
+/* Whether matmul n, C = A W with W a parameter (a dense layer's input gradient dy W),
+ * runs as two products over the halves of k, each into scratch of its own, then their
+ * sum (kernels.c): so a thread reads only W's rows of its half, those it reads in the
+ * forward product and updates in the optimizer's pass, and no row of W moves between
+ * cores. Where the partial sums are no larger than W (M <= K), for an even K. */
+int matmul_halves(const Node *n);
 Node *ir_poolmax(Graph *g, int scatter, Node *sel, Node *v, const PoolP *p);
 Node *ir_avgpool(Graph *g, Node *x, const PoolP *p);
 Node *ir_avgpool_bwd(Graph *g, Node *dy, const PoolP *p, Shape xs);

@@ -490,6 +490,14 @@ ConvP convp_of(const Node *n)
 	return p;
 }
 
+int matmul_halves(const Node *n)
+{
+	if (n->op != OP_MATMUL || n->a[0] || n->a[1] || n->in[1]->op != OP_PARAM)
+		return 0;
+	int64_t K = n->in[0]->sh.d[1];
+	return K >= 64 && K % 2 == 0 && n->sh.d[0] <= K;
+}
+
 int conv_flat(const Node *n, ConvFlat *f)
 {
 	Node *xn, *wn, *yn; /* the nodes in the roles of input, weight and output */

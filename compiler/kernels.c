@@ -373,9 +373,9 @@ static void gemm(CG *cg, const Gemm *g)
 	int64_t ni = g->M / MR, mr = g->M % MR;
 	/* the columns [c0, c1) to compute: all, or this thread's units of VW */
 	LLVMValueRef c0 = cg_i64(cg, 0), c1 = cg_i64(cg, g->N);
-	if (g->clo)
-		c0 = cg_mul(cg, g->clo, cg_i64(cg, VW)),
-		c1 = cg_min(cg, cg_mul(cg, g->chi, cg_i64(cg, VW)), c1);
+	if (g->clo) /* (a part past the last column is empty) */
+		c1 = cg_min(cg, cg_mul(cg, g->chi, cg_i64(cg, VW)), c1),
+		c0 = cg_min(cg, cg_mul(cg, g->clo, cg_i64(cg, VW)), c1);
 	LLVMValueRef w = cg_i64(cg, NV * VW),
 	             nj = LLVMBuildUDiv(B, LLVMBuildSub(B, c1, c0, ""), w, "");
 	tiles(cg, g, 0, ni, MR, c0, nj, NV);
@@ -603,6 +603,51 @@ static LLVMValueRef scratch(CG *cg, Node *n)
 	return gep(cg, cg_node_ptr(cg, n), cg_i64(cg, values));
 }
 
+/* C = A B as two products over the halves of k (matmul_halves, dc.h) into the node's
+ * scratch, the threads sharing twice C's column units, so that two threads take a half
+ * each; then, a kernel of its own, C = the first + the second through the epilogue,
+ * the threads sharing C's rows: the same sums in the same order whatever the threads. */
+static void gemm_halves(CG *cg, const Gemm *g)
+{
+	int64_t nu = (g->N + VW - 1) / VW, MN = (g->M * g->N + 15) & ~(int64_t)15;
+	LLVMValueRef lo, hi, zero = cg_i64(cg, 0), all = cg_i64(cg, nu);
+	cg_par_range(cg, 2 * nu, 1, &lo, &hi);
+	Loop lh; /* the halves the thread's units are in */
+	LLVMValueRef h =
+	    cg_loop_range(cg, &lh, LLVMBuildUDiv(B, lo, all, ""),
+	                  LLVMBuildUDiv(B, cg_add(cg, hi, cg_i64(cg, nu - 1)), all, ""));
+	LLVMValueRef u0 = cg_mul(cg, h, all);
+	Gemm p = *g;
+	p.clo = cg_min(cg, cg_max(cg, LLVMBuildSub(B, lo, u0, ""), zero), all);
+	p.chi = cg_min(cg, cg_max(cg, LLVMBuildSub(B, hi, u0, ""), zero), all);
+	p.cw = VW;
+	p.K = g->K / 2; /* (K is even) */
+	p.pa = gep(cg, g->pa, cg_mul(cg, h, cg_i64(cg, p.K)));
+	p.pb = gep(cg, g->pb, cg_mul(cg, h, cg_i64(cg, p.K * g->ldb)));
+	p.pc = gep(cg, scratch(cg, g->epin), cg_mul(cg, h, cg_i64(cg, MN)));
+	p.epi = NULL;
+	gemm(cg, &p);
+	cg_loop_end(cg, &lh);
+	cg_next_kernel(cg);
+	if (g->epi) /* its scalars, loaded again in this kernel */
+		cg_epilogue_begin(cg, g->epi);
+	LLVMValueRef s = scratch(cg, g->epin),
+	             pc = cg_node_ptr(cg, g->epi ? g->epi : g->epin);
+	Loop li, lj;
+	LLVMValueRef i = cg_par_loop(cg, &li, g->M, 1),
+	             j = cg_mul(cg, cg_loop(cg, &lj, nu), cg_i64(cg, VW)),
+	             at = cg_add(cg, cg_mul(cg, i, cg_i64(cg, g->ldc)), j);
+	Gemm sum = *g;
+	if (g->N % VW)
+		sum.mask = lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, g->N), j, ""));
+	LLVMValueRef v = LLVMBuildFAdd(
+	    B, vload(cg, &sum, gep(cg, s, at)),
+	    vload(cg, &sum, gep(cg, s, cg_add(cg, at, cg_i64(cg, MN)))), "");
+	vstore(cg, &sum, epilogue(cg, &sum, v, i, j, sum.mask), gep(cg, pc, at));
+	cg_loop_end(cg, &lj);
+	cg_loop_end(cg, &li);
+}
+
 /* C = op(A) op(B), its columns shared between threads in units of the micro-kernel's
  * width. A transposed B the kernels cannot read is first transposed into scratch, a
  * kernel of its own. */
@@ -636,9 +681,11 @@ EMIT(matmul)
 	int dr, dc;
 	dot_tile(cg, N, K, &dr, &dc);
 	int64_t cw = dot ? dc : VW;
-	int by_rows = ta && M >= 4 * MR;
-	LLVMValueRef lo, hi;
-	cg_par_range(cg, by_rows ? (M + MR - 1) / MR : (N + cw - 1) / cw, 1, &lo, &hi);
+	int by_rows = ta && M >= 4 * MR, halves = matmul_halves(n);
+	LLVMValueRef lo = NULL, hi = NULL;
+	if (!halves) /* (gemm_halves shares its own units) */
+		cg_par_range(cg, by_rows ? (M + MR - 1) / MR : (N + cw - 1) / cw, 1, &lo,
+		             &hi);
 	if (epi)
 		cg_epilogue_begin(cg, epi);
 	Gemm g = {.pa = cg_node_ptr(cg, A),
@@ -661,6 +708,8 @@ EMIT(matmul)
 	          .epin = n};
 	if (dot)
 		gemm_bt(cg, &g);
+	else if (halves)
+		gemm_halves(cg, &g);
 	else
 		gemm(cg, &g);
 	if (epi)

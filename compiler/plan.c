@@ -236,13 +236,16 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 }
 
 /* Floats of workspace a node needs: its values, 64-byte aligned, plus scratch for its
- * kernel: a matmul's transposed operand, a convolution's patches (im2col). */
+ * kernel: a matmul's transposed operand or its halves' products, a convolution's
+ * patches (im2col). */
 static int64_t footprint(const Plan *p, const Node *n)
 {
 	/* a node whose epilogue is computed in its loop keeps no values of its own */
 	int64_t size = p->epi[n->id] ? 0 : (shape_numel(&n->sh) + 15) & ~(int64_t)15;
 	if (n->op == OP_MATMUL && n->a[1] && (n->a[0] || n->in[0]->sh.d[1] < 16))
 		size += (shape_numel(&n->in[1]->sh) + 15) & ~(int64_t)15;
+	if (matmul_halves(n)) /* the two halves' products */
+		size += 2 * ((shape_numel(&n->sh) + 15) & ~(int64_t)15);
 	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
 	    n->op == OP_CONV2D_BWD_FILTER) {
 		/* im2col: C*KH*KW rows of OH*OW positions, or a padded image and its

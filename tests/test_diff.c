@@ -522,6 +522,45 @@ static void test_diff_odd_widths_match_the_reference(void)
 	           9);
 }
 
+/* A dense layer's input gradient dy W as two products over the halves of W's rows
+ * (matmul_halves, dc.h): W of 70 rows by 100 columns (6 vectors and 4 floats, so that
+ * with two threads the second one's part of the first half lies past the last column),
+ * at a batch that leaves rows after the last whole tile; against the reference on the
+ * host's tiles and AVX2's, and the same bits on 1, 2 and 3 threads. */
+static void test_diff_input_gradients_in_halves_match_the_reference(void)
+{
+	const char *yaml = "name: halves\n"
+	                   "inputs:\n"
+	                   "  image: {shape: [batch, 50]}\n"
+	                   "  label: {shape: [batch], dtype: i32}\n"
+	                   "layers:\n"
+	                   "  - dense: {units: 100, activation: relu}\n"
+	                   "  - dense: {units: 70, activation: relu}\n"
+	                   "  - dense: {units: 10}\n"
+	                   "loss: {type: softmax_cross_entropy, target: label}\n"
+	                   "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n";
+	check_yaml("halves.yaml", yaml, 9);
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, "halves.yaml", yaml);
+	Arena *A = arena_new();
+	Diags d = {0};
+	CodegenOpts o = {.opt_level = 2};
+	Compiled *c = compile_path(A, &d, path, 9, &o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	int halves = 0;
+	for (int i = 0; i < c->g->n; i++)
+		halves += matmul_halves(c->g->nodes[i]);
+	CU_ASSERT(halves > 0); /* fc2's (fc3's W has 10 rows) */
+	compiled_free(c);
+	diags_free(&d);
+	arena_free(A);
+	int parallel = 0;
+	CU_ASSERT(threads_agree(path, 9, &parallel));
+	CU_ASSERT(parallel == 1);
+	remove(path);
+	rmdir(dir);
+}
+
 /* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
  * with a value per row broadcast to every lane ([batch, 1]), rows of a [batch, 3, 16]
  * with values per row and per column ([batch, 3, 1], [batch, 1, 16]), flat ones with a
@@ -648,6 +687,8 @@ void suite_diff(void)
 	     test_diff_profiling_changes_nothing_but_time},
 	    {"test_diff_odd_widths_match_the_reference",
 	     test_diff_odd_widths_match_the_reference},
+	    {"test_diff_input_gradients_in_halves_match_the_reference",
+	     test_diff_input_gradients_in_halves_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
 	     test_diff_vector_loops_match_the_reference},
 	    {"test_diff_convolutions_match_the_reference",
