@@ -56,6 +56,11 @@ typedef struct CG {
 	char *choose; /* by node id: a select decided before a nest: 1 or 2, its input */
 	int vw; /* set: pointwise values are vectors of vw floats (constants splat) */
 	LLVMValueRef vmask; /* set with vw: loads read only these lanes (others are 0) */
+	/* set: a flat vector loop's loads prefetch this many elements ahead (negative:
+	 * behind, for a loop run backwards), each array once a body (pf_done) */
+	int64_t pf_ahead;
+	Node **pf_done;
+	int npf_done;
 	int check_numerics;
 	int profile;              /* CodegenOpts.profile */
 	LLVMValueRef prof_t;      /* train_step's last clock reading, when profiling */
@@ -123,6 +128,9 @@ LLVMValueRef cg_acc_begin(CG *cg, LLVMBasicBlockRef pre, LLVMValueRef init);
 void cg_acc_next(CG *cg, LLVMValueRef acc, LLVMValueRef next);
 LLVMValueRef cg_node_ptr(CG *cg, Node *n); /* element 0 of the node's buffer */
 LLVMValueRef cg_load(CG *cg, Node *n, LLVMValueRef off);
+/* a hint to fetch the cache line at p into L1; it never faults, so p may be past the
+ * end of its array */
+void cg_prefetch(CG *cg, LLVMValueRef p);
 /* llvm.masked.load (v NULL: lanes not in mask read as 0) or llvm.masked.store of v, at
  * p: lanes not in mask are not accessed */
 LLVMValueRef cg_masked(CG *cg, LLVMTypeRef vt, LLVMValueRef mask, LLVMValueRef p,

@@ -239,6 +239,18 @@ LLVMValueRef cg_masked(CG *cg, LLVMTypeRef vt, LLVMValueRef mask, LLVMValueRef p
 	return LLVMBuildCall2(B, fty, f, v ? st : ld, 4, "");
 }
 
+void cg_prefetch(CG *cg, LLVMValueRef p)
+{
+	unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
+	LLVMTypeRef pt = cg->ptr;
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, &pt, 1);
+	LLVMValueRef v[4] = {LLVMBuildPointerCast(B, p, cg->ptr, ""),
+	                     LLVMConstInt(cg->i32, 0, 0),  /* read */
+	                     LLVMConstInt(cg->i32, 3, 0),  /* keep in all levels */
+	                     LLVMConstInt(cg->i32, 1, 0)}; /* data */
+	LLVMBuildCall2(B, LLVMIntrinsicGetType(cg->ctx, id, &pt, 1), f, v, 4, "");
+}
+
 /* v (a float, or a vector of them) at p */
 static void store_at(CG *cg, LLVMValueRef p, LLVMValueRef v)
 {
@@ -359,6 +371,17 @@ static int flat_ok(CG *cg, Node *n, int64_t count)
 	return shape_numel(&n->sh) == count || shape_numel(&n->sh) == 1;
 }
 
+/* The line cg->pf_ahead elements from n's element at, once a loop body per array. */
+static void prefetch_ahead(CG *cg, Node *n, LLVMValueRef at)
+{
+	for (int i = 0; i < cg->npf_done; i++)
+		if (cg->pf_done[i] == n)
+			return;
+	cg->pf_done[cg->npf_done++] = n;
+	LLVMValueRef off = cg_add(cg, at, cg_i64(cg, cg->pf_ahead));
+	cg_prefetch(cg, LLVMBuildGEP2(B, cg->f32, cg_node_ptr(cg, n), &off, 1, ""));
+}
+
 /* Element idx (of the loop nest over dims) of n: loaded with n's broadcasting strides,
  * or, for a fused node, computed from its inputs right here. */
 static LLVMValueRef value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
@@ -378,8 +401,11 @@ static LLVMValueRef value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
 		return scalar(cg, n, v);
 	}
 	LLVMValueRef off = cg_i64(cg, 0);
-	if (dims->rank == 1 && shape_numel(&n->sh) == dims->d[0]) /* flat */
+	if (dims->rank == 1 && shape_numel(&n->sh) == dims->d[0]) { /* flat */
+		if (cg->pf_ahead && cg->vw)
+			prefetch_ahead(cg, n, idx[0]);
 		return cg_load(cg, n, idx[0]);
+	}
 	int64_t st = 1;
 	int along = 0; /* n varies along the innermost dim */
 	for (int d = dims->rank - 1, j = n->sh.rank - 1; d >= 0 && j >= 0; d--, j--) {
@@ -424,6 +450,10 @@ static void nest_body(CG *cg, Node **outs, int nout, Sink sink, void *ctx,
 {
 	LLVMValueRef *val = arena_alloc(cg->g->A, (size_t)nout * sizeof *val),
 	             v[MAXIN] = {0};
+	if (cg->pf_ahead) /* each array's prefetch once in this body */
+		cg->pf_done =
+		    arena_alloc(cg->g->A, (size_t)cg->g->n * sizeof *cg->pf_done),
+		cg->npf_done = 0;
 	for (int o = 0; o < nout; o++) { /* every value first: sinks may write in place */
 		if (cg->choose && cg->choose[outs[o]->id]) {
 			val[o] = value(cg, outs[o]->in[(int)cg->choose[outs[o]->id]],
@@ -753,6 +783,11 @@ static LLVMValueRef dest_ptr(CG *cg, const Out *o)
  * hyperparameters go (nest_by_hypers) from this many elements on: below, the arrays
  * it would not read are in cache anyway, and the versions cost compile time. */
 enum { VERSION_ELEMS = 1 << 16 };
+/* The check and write passes of a group of this many elements or more prefetch each
+ * array they read PF_AHEAD elements (4 KB) ahead: they stream from L3, and the hardware
+ * prefetchers do not run far enough ahead of them (the 512-wide MLP's passes 7-8%
+ * faster, the Fashion MLP's Adam passes 9%). */
+enum { PF_ELEMS = 1 << 16, PF_AHEAD = 1024 };
 
 typedef struct Group {
 	Node **nodes;
@@ -815,6 +850,8 @@ static void kernel_end(CG *cg);
 static void update_kernel(CG *cg, Group *gr, int write)
 {
 	kernel_begin(cg, gr->nodes[0]);
+	if (shape_numel(&gr->nodes[0]->sh) >= PF_ELEMS) /* (the write runs backwards) */
+		cg->pf_ahead = write ? -PF_AHEAD : PF_AHEAD;
 	if (write) {
 		pointwise_nest_dir(cg, gr->nodes, gr->n, write_sink, gr, 1);
 	} else {
@@ -844,6 +881,7 @@ static void update_kernel(CG *cg, Group *gr, int write)
 		                   LLVMBuildLoad2(B, cg->i32, gr->flag, ""),
 		                   LLVMAtomicOrderingMonotonic, 0);
 	}
+	cg->pf_ahead = 0;
 	kernel_end(cg);
 }
 

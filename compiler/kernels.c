@@ -284,20 +284,6 @@ static LLVMValueRef vfma(CG *cg, const Gemm *g, LLVMValueRef a, LLVMValueRef b,
 	return cg_call_as(cg, name, g->vt, args, 3, v);
 }
 
-/* A hint to fetch the cache line at p into L1; it never faults, so p may run past the
- * end of its array. */
-static void prefetch(CG *cg, LLVMValueRef p)
-{
-	unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
-	LLVMTypeRef pt = cg->ptr;
-	LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, &pt, 1);
-	LLVMValueRef v[4] = {LLVMBuildPointerCast(B, p, cg->ptr, ""),
-	                     LLVMConstInt(cg->i32, 0, 0),  /* read */
-	                     LLVMConstInt(cg->i32, 3, 0),  /* keep in all levels */
-	                     LLVMConstInt(cg->i32, 1, 0)}; /* data */
-	LLVMBuildCall2(B, LLVMIntrinsicGetType(cg->ctx, id, &pt, 1), f, v, 4, "");
-}
-
 /* Tiles of mr rows x nv vectors over rows [i0, i0 + mr * ni) and columns [j0, j0 +
  * nv * VW * nj): the accumulators stay in registers over the whole of k. */
 static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMValueRef j0,
@@ -332,15 +318,16 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 	int pf = g->K * nv * VW * 4 > PF_PANEL;
 	if (pf && !g->boff && g->ldb * 4 > PF_STRIDE)
 		for (int v = 0; v < nv; v++)
-			prefetch(cg, gep(cg, g->pb,
-			                 cg_add(cg, brow,
-			                        cg_i64(cg, PF_ROWS * g->ldb + v * VW))));
+			cg_prefetch(
+			    cg,
+			    gep(cg, g->pb,
+			        cg_add(cg, brow, cg_i64(cg, PF_ROWS * g->ldb + v * VW))));
 	if (pf && g->ta && g->lda * 4 > PF_STRIDE)
-		prefetch(cg, gep(cg, g->pa,
-		                 cg_add(cg,
-		                        cg_mul(cg, cg_add(cg, k, cg_i64(cg, PF_ROWS)),
-		                               cg_i64(cg, g->lda)),
-		                        i)));
+		cg_prefetch(cg, gep(cg, g->pa,
+		                    cg_add(cg,
+		                           cg_mul(cg, cg_add(cg, k, cg_i64(cg, PF_ROWS)),
+		                                  cg_i64(cg, g->lda)),
+		                           i)));
 	for (int r = 0; r < mr; r++) {
 		LLVMValueRef a =
 		    cg_splat(cg, a_elem(cg, g, cg_add(cg, i, cg_i64(cg, r)), k), (int)VW);
