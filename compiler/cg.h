@@ -61,6 +61,10 @@ typedef struct CG {
 	int64_t pf_ahead;
 	Node **pf_done;
 	int npf_done;
+	/* the loop nest body being emitted: its dims and index, for a sink to compute
+	 * more values at the same element */
+	const Shape *body_dims;
+	LLVMValueRef *body_idx;
 	int check_numerics;
 	int profile;              /* CodegenOpts.profile */
 	LLVMValueRef prof_t;      /* train_step's last clock reading, when profiling */

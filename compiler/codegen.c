@@ -12,6 +12,7 @@
  * target CPU's name and features (for the JIT in two shards, on two threads), and
  * emitted as object code in memory, which the JIT loads (jit.c) or the AOT path writes.
  */
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -464,7 +465,9 @@ static void nest_body(CG *cg, Node **outs, int nout, Sink sink, void *ctx,
 			v[k] = value(cg, outs[o]->in[k], dims, idx);
 		val[o] = scalar(cg, outs[o], v);
 	}
+	cg->body_dims = dims, cg->body_idx = idx;
 	sink(cg, outs, nout, val, out, ctx);
+	cg->body_dims = NULL, cg->body_idx = NULL;
 }
 
 /* Elements [lo, hi) of a flat nest, vw at a time (vw > 1: hi - lo is a multiple of
@@ -789,13 +792,116 @@ enum { VERSION_ELEMS = 1 << 16 };
  * faster, the Fashion MLP's Adam passes 9%). */
 enum { PF_ELEMS = 1 << 16, PF_AHEAD = 1024 };
 
+/* A parameter's step d = k x / (s1 sqrt(a) + s2), k, s1 and s2 single values, k and s1
+ * possibly absent (Adam's, AdamW's, RMSProp's, Adagrad's step). Its check need not take
+ * the square root and the division, whose divider time, not memory, bounds the check of
+ * Adam (the Fashion MLP's took as long as the write pass, which moves twice the bytes):
+ * when 0 <= a <= FLT_MAX, s1 >= 0 and s2 > 0, finite, the denominator is at least s2,
+ * so |d| <= |k| |x| / s2, and |x| <= T = STEP_BOUND s2 / (2 |k|), T finite, makes d
+ * finite and within STEP_BOUND (half of it: room for rounding). A vector with a lane
+ * that does not pass computes d and tests it, so the check refuses what it did. For
+ * groups of VERSION_ELEMS or more. */
+typedef struct Quot {
+	Node *d, *k, *x, *a, *s1, *s2;
+} Quot;
+
 typedef struct Group {
 	Node **nodes;
 	Out **outs;
 	int n;
 	LLVMValueRef flag; /* the check's: an i32 in the kernel's entry block */
 	char *bound;       /* the check's, by output: the value is a parameter's step */
+	Quot *quot;        /* the check's, by output: x set when the step is a Quot */
 } Group;
+
+/* in, or a single value beside it in the binary op n (set *one to it) */
+static Node *beside_one(Node *n, Node **one)
+{
+	for (int i = 0; i < 2; i++)
+		if (shape_numel(&n->in[i]->sh) == 1) {
+			*one = n->in[i];
+			return n->in[1 - i];
+		}
+	return NULL;
+}
+
+static int quotient(CG *cg, Node *d, Quot *q)
+{
+	memset(q, 0, sizeof *q);
+	q->d = d;
+	if (inline_here(cg, d) && d->op == OP_MUL && !(d = beside_one(d, &q->k)))
+		return 0;
+	if (!inline_here(cg, d) || d->op != OP_DIV)
+		return 0;
+	Node *y = d->in[1], *t;
+	if (!inline_here(cg, y) || y->op != OP_ADD || !(t = beside_one(y, &q->s2)))
+		return 0;
+	if (inline_here(cg, t) && t->op == OP_MUL && !(t = beside_one(t, &q->s1)))
+		return 0;
+	if (!inline_here(cg, t) || t->op != OP_SQRT)
+		return 0;
+	q->x = d->in[0], q->a = t->in[0];
+	/* x stands for d in the loop nest: the same shape, and the same kind of nest */
+	int64_t n = shape_numel(&q->d->sh);
+	return shape_eq(&q->x->sh, &q->d->sh) && flat_ok(cg, q->d, n) &&
+	       plan_vector_ok(cg->p, q->d, 1);
+}
+
+/* 1 if any lane of the i1 (vector) c is set */
+static LLVMValueRef any_lane(CG *cg, LLVMValueRef c)
+{
+	if (!cg->vw)
+		return c;
+	LLVMTypeRef bits = LLVMIntTypeInContext(cg->ctx, (unsigned)cg->vw);
+	return LLVMBuildICmp(B, LLVMIntNE, LLVMBuildBitCast(B, c, bits, ""),
+	                     LLVMConstNull(bits), "");
+}
+
+static LLVMValueRef fcmp2(CG *cg, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildFCmp(B, p, a, b, "");
+}
+
+/* Whether every lane of d = k x / (s1 sqrt(a) + s2) is surely within the bound (Quot),
+ * from x and the single values alone. */
+static LLVMValueRef quot_within(CG *cg, const Quot *q, LLVMValueRef x)
+{
+	const Shape *dims = cg->body_dims;
+	LLVMValueRef *idx = cg->body_idx, max = cg_f32(cg, FLT_MAX);
+	LLVMValueRef a = value(cg, q->a, dims, idx), s2 = value(cg, q->s2, dims, idx),
+	             s1 = q->s1 ? value(cg, q->s1, dims, idx) : cg_f32(cg, 1),
+	             k = q->k ? value(cg, q->k, dims, idx) : cg_f32(cg, 1);
+	LLVMValueRef t =
+	    LLVMBuildFDiv(B, LLVMBuildFMul(B, cg_f32(cg, STEP_BOUND / 2), s2, ""),
+	                  call1(cg, "llvm.fabs.f32", k), "");
+	LLVMValueRef ok[] = {fcmp2(cg, LLVMRealOGE, a, cg_f32(cg, 0)),
+	                     fcmp2(cg, LLVMRealOLE, a, max),
+	                     fcmp2(cg, LLVMRealOGE, s1, cg_f32(cg, 0)),
+	                     fcmp2(cg, LLVMRealOLE, s1, max),
+	                     fcmp2(cg, LLVMRealOGT, s2, cg_f32(cg, 0)),
+	                     fcmp2(cg, LLVMRealOLE, t, max),
+	                     fcmp2(cg, LLVMRealOLE, call1(cg, "llvm.fabs.f32", x), t)};
+	LLVMValueRef all = ok[0];
+	for (size_t i = 1; i < sizeof ok / sizeof *ok; i++)
+		all = LLVMBuildAnd(B, all, ok[i], "");
+	return LLVMBuildNot(B, any_lane(cg, LLVMBuildNot(B, all, "")), "");
+}
+
+static void or_flag(CG *cg, Group *gr, LLVMValueRef bad)
+{
+	LLVMValueRef f = LLVMBuildLoad2(B, cg->i32, gr->flag, "");
+	LLVMBuildStore(B, LLVMBuildOr(B, f, LLVMBuildZExt(B, bad, cg->i32, ""), ""),
+	               gr->flag);
+}
+
+/* any lane of v NaN or infinite, or, for a step, larger than STEP_BOUND */
+static LLVMValueRef bad_value(CG *cg, LLVMValueRef v, int bound)
+{
+	return any_lane(cg, bound ? fcmp2(cg, LLVMRealUGT, call1(cg, "llvm.fabs.f32", v),
+	                                  cg_f32(cg, STEP_BOUND))
+	                          : fcmp2(cg, LLVMRealUNO, LLVMBuildFSub(B, v, v, ""),
+	                                  cg_f32(cg, 0)));
+}
 
 static void check_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMValueRef out,
                        void *ctx)
@@ -803,25 +909,21 @@ static void check_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMVal
 	(void)outs, (void)out;
 	Group *gr = ctx;
 	for (int o = 0; o < nout; o++) {
-		LLVMValueRef bad =
-		    gr->bound[o] /* NaN, or larger than STEP_BOUND */
-		        ? LLVMBuildFCmp(B, LLVMRealUGT,
-		                        call1(cg, "llvm.fabs.f32", val[o]),
-		                        cg_f32(cg, STEP_BOUND), "")
-		        : LLVMBuildFCmp(B, LLVMRealUNO,
-		                        LLVMBuildFSub(B, val[o], val[o], ""),
-		                        cg_f32(cg, 0), "");
-		if (cg->vw) { /* any lane */
-			LLVMTypeRef bits =
-			    LLVMIntTypeInContext(cg->ctx, (unsigned)cg->vw);
-			bad = LLVMBuildICmp(B, LLVMIntNE,
-			                    LLVMBuildBitCast(B, bad, bits, ""),
-			                    LLVMConstNull(bits), "");
+		if (!gr->quot[o].x) {
+			or_flag(cg, gr, bad_value(cg, val[o], gr->bound[o]));
+			continue;
 		}
-		LLVMValueRef f = LLVMBuildLoad2(B, cg->i32, gr->flag, "");
-		LLVMBuildStore(B,
-		               LLVMBuildOr(B, f, LLVMBuildZExt(B, bad, cg->i32, ""), ""),
-		               gr->flag);
+		/* val[o] is x: d only when x and the single values cannot tell */
+		LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn,
+		                                                       "exact"),
+		                  next =
+		                      LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "");
+		LLVMBuildCondBr(B, quot_within(cg, &gr->quot[o], val[o]), next, slow);
+		LLVMPositionBuilderAtEnd(B, slow);
+		LLVMValueRef d = value(cg, gr->quot[o].d, cg->body_dims, cg->body_idx);
+		or_flag(cg, gr, bad_value(cg, d, 1));
+		LLVMBuildBr(B, next);
+		LLVMPositionBuilderAtEnd(B, next);
 	}
 }
 
@@ -864,6 +966,9 @@ static void update_kernel(CG *cg, Group *gr, int write)
 		 * at most STEP_BOUND: the check tests d, and need not read p */
 		Node **vals = arena_alloc(cg->g->A, (size_t)gr->n * sizeof *vals);
 		gr->bound = arena_alloc(cg->g->A, (size_t)gr->n);
+		gr->quot = arena_alloc(cg->g->A, (size_t)gr->n * sizeof *gr->quot);
+		/* (small groups' checks take little time; their code, compile time) */
+		int large = shape_numel(&gr->nodes[0]->sh) >= VERSION_ELEMS;
 		for (int o = 0; o < gr->n; o++) {
 			Node *v = gr->nodes[o];
 			int step = gr->outs[o]->kind == DEST_PARAM && v->op == OP_SUB &&
@@ -872,8 +977,13 @@ static void update_kernel(CG *cg, Group *gr, int write)
 			           shape_eq(&v->in[1]->sh, &v->sh);
 			vals[o] = step ? v->in[1] : v;
 			gr->bound[o] = (char)step;
+			if (step && large && quotient(cg, vals[o], &gr->quot[o]))
+				vals[o] =
+				    gr->quot[o].x; /* the loop computes x; d if need be */
+			else
+				gr->quot[o].x = NULL;
 		}
-		if (shape_numel(&gr->nodes[0]->sh) >= VERSION_ELEMS)
+		if (large)
 			nest_by_hypers(cg, vals, gr->n, check_sink, gr);
 		else
 			pointwise_nest(cg, vals, gr->n, check_sink, gr);

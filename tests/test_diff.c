@@ -433,6 +433,40 @@ static void test_diff_weight_decay_is_checked_on_large_weights(void)
 	two_end(&t);
 }
 
+/* Adam's step d = k m / (s1 sqrt(v) + eps) is checked from m and the single values alone
+ * while they show it within bounds (codegen.c's Quot), and computed and tested where they
+ * do not: an element of exp_avg_sq set to -1 (no step makes one, but a program may write
+ * it) makes its d NaN, and the step is refused; so is a learning rate of 1e31, whose
+ * steps pass the bound, where 1e-3 is taken. In a large group (fc1.weight's 76800
+ * elements) and, checked as before, a small one (fc2.bias's 10). */
+static void test_diff_adam_steps_are_checked_without_dividing(void)
+{
+	Two t;
+	two_begin(&t, 300, 256, "{type: adam, lr: 0.001}", 4);
+	const rt_program *p = t.p;
+	rt_session *s = t.s;
+	const char *const names[] = {"fc1.weight.exp_avg_sq", "fc2.bias.exp_avg_sq"};
+	for (int k = 0; k < 2; k++) {
+		const rt_state *v = NULL;
+		for (int i = 0; i < p->nstates; i++)
+			v = strcmp(p->states[i].name, names[k]) ? v : &p->states[i];
+		CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+		float old = s->state[v->offset + 3];
+		s->state[v->offset + 3] = -1;
+		CU_ASSERT_EQUAL(refused(p, s), 1);
+		s->state[v->offset + 3] = old;
+	}
+	CU_ASSERT_EQUAL(refused(p, s), 0);
+	const double lr[2] = {1e31, 1e-3};
+	for (int k = 0; k < 2; k++) {
+		CU_ASSERT_EQUAL(rt_set_hyper(s, "lr", lr[k]), 0);
+		CU_ASSERT_EQUAL(refused(p, s), k == 0);
+	}
+	for (int64_t i = 0; i < p->nparams; i++)
+		CU_ASSERT_FATAL(isfinite(s->params[i]));
+	two_end(&t);
+}
+
 /* Kernels share their loops between threads, each element computed by one thread in a
  * fixed order: 2 and 3 threads give the bits 1 thread gives, run after run. */
 static void test_diff_threads_give_identical_results(void)
@@ -697,6 +731,8 @@ void suite_diff(void)
 	     test_diff_a_step_that_overflows_writes_nothing},
 	    {"test_diff_weight_decay_is_checked_on_large_weights",
 	     test_diff_weight_decay_is_checked_on_large_weights},
+	    {"test_diff_adam_steps_are_checked_without_dividing",
+	     test_diff_adam_steps_are_checked_without_dividing},
 	    {"test_diff_threads_give_identical_results",
 	     test_diff_threads_give_identical_results},
 	    {"test_diff_every_model_matches_the_reference_at_O0_and_O3",
