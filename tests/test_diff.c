@@ -407,6 +407,20 @@ static int refused(const rt_program *p, rt_session *s)
 	return same && nan ? 1 : !same && !nan ? 0 : -1;
 }
 
+/* With the hyperparameter name at bad, a step is refused; at good, taken; and the
+ * optimizer's state stays finite. */
+static void refused_then_taken(const rt_program *p, rt_session *s, const char *name,
+                               double bad, double good)
+{
+	const double v[2] = {bad, good};
+	for (int k = 0; k < 2; k++) {
+		CU_ASSERT_EQUAL(rt_set_hyper(s, name, v[k]), 0);
+		CU_ASSERT_EQUAL(refused(p, s), k == 0);
+		for (int64_t i = 0; i < p->nstate; i++)
+			CU_ASSERT_FATAL(isfinite(s->state[i]));
+	}
+}
+
 /* With weight decay not 0, the check of a large weight's update (the loop version that
  * reads the weight, codegen.c's nest_by_hypers) sees a weight that weight decay makes
  * overflow. An element of fc1.weight (76800 of them) of 3e38, where the input is 0 so
@@ -423,13 +437,7 @@ static void test_diff_weight_decay_is_checked_on_large_weights(void)
 	for (int b = 0; b < 4; b++)
 		((float *)s->io[p->io_x])[b * 300 + 5] = 0;
 	s->params[w->offset + 5] = 3e38f; /* row 0, column 5 */
-	const double decay[2] = {10, 1e-9};
-	for (int k = 0; k < 2; k++) {
-		CU_ASSERT_EQUAL(rt_set_hyper(s, "weight_decay", decay[k]), 0);
-		CU_ASSERT_EQUAL(refused(p, s), k == 0);
-		for (int64_t i = 0; i < p->nstate; i++)
-			CU_ASSERT_FATAL(isfinite(s->state[i]));
-	}
+	refused_then_taken(p, s, "weight_decay", 10, 1e-9);
 	two_end(&t);
 }
 
@@ -457,11 +465,7 @@ static void test_diff_adam_steps_are_checked_without_dividing(void)
 		s->state[v->offset + 3] = old;
 	}
 	CU_ASSERT_EQUAL(refused(p, s), 0);
-	const double lr[2] = {1e31, 1e-3};
-	for (int k = 0; k < 2; k++) {
-		CU_ASSERT_EQUAL(rt_set_hyper(s, "lr", lr[k]), 0);
-		CU_ASSERT_EQUAL(refused(p, s), k == 0);
-	}
+	refused_then_taken(p, s, "lr", 1e31, 1e-3);
 	for (int64_t i = 0; i < p->nparams; i++)
 		CU_ASSERT_FATAL(isfinite(s->params[i]));
 	two_end(&t);
