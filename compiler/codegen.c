@@ -797,10 +797,11 @@ enum { PF_ELEMS = 1 << 16, PF_AHEAD = 1024 };
  * the square root and the division, whose divider time, not memory, bounds the check of
  * Adam (the Fashion MLP's took as long as the write pass, which moves twice the bytes):
  * when 0 <= a <= FLT_MAX, s1 >= 0 and s2 > 0, finite, the denominator is at least s2,
- * so |d| <= |k| |x| / s2, and |x| <= T = STEP_BOUND s2 / (2 |k|), T finite, makes d
- * finite and within STEP_BOUND (half of it: room for rounding). A vector with a lane
- * that does not pass computes d and tests it, so the check refuses what it did. For
- * groups of VERSION_ELEMS or more. */
+ * so |x / den| <= |x| / s2, finite when |x| <= 2^126 s2, and |d| <= |k| |x| / s2, within
+ * STEP_BOUND when |x| <= T = STEP_BOUND s2 / (2 |k|) with 0 < T <= FLT_MAX (half:
+ * room for rounding; T > 0: k finite, as inf * 0 is NaN). A vector with a lane that
+ * does not pass computes d and tests it, so the check refuses what it did. For groups
+ * of VERSION_ELEMS or more. */
 typedef struct Quot {
 	Node *d, *k, *x, *a, *s1, *s2;
 } Quot;
@@ -841,10 +842,11 @@ static int quotient(CG *cg, Node *d, Quot *q)
 	if (!inline_here(cg, t) || t->op != OP_SQRT)
 		return 0;
 	q->x = d->in[0], q->a = t->in[0];
-	/* x stands for d in the loop nest: the same shape, and the same kind of nest */
+	/* x stands for d in the loop nest: computed there, the same shape, and the same
+	 * kind of nest */
 	int64_t n = shape_numel(&q->d->sh);
-	return shape_eq(&q->x->sh, &q->d->sh) && flat_ok(cg, q->d, n) &&
-	       plan_vector_ok(cg->p, q->d, 1);
+	return inline_here(cg, q->x) && shape_eq(&q->x->sh, &q->d->sh) &&
+	       flat_ok(cg, q->d, n) && plan_vector_ok(cg->p, q->d, 1);
 }
 
 /* 1 if any lane of the i1 (vector) c is set */
@@ -871,16 +873,20 @@ static LLVMValueRef quot_within(CG *cg, const Quot *q, LLVMValueRef x)
 	LLVMValueRef a = value(cg, q->a, dims, idx), s2 = value(cg, q->s2, dims, idx),
 	             s1 = q->s1 ? value(cg, q->s1, dims, idx) : cg_f32(cg, 1),
 	             k = q->k ? value(cg, q->k, dims, idx) : cg_f32(cg, 1);
-	LLVMValueRef t =
-	    LLVMBuildFDiv(B, LLVMBuildFMul(B, cg_f32(cg, STEP_BOUND / 2), s2, ""),
-	                  call1(cg, "llvm.fabs.f32", k), "");
-	LLVMValueRef ok[] = {fcmp2(cg, LLVMRealOGE, a, cg_f32(cg, 0)),
-	                     fcmp2(cg, LLVMRealOLE, a, max),
-	                     fcmp2(cg, LLVMRealOGE, s1, cg_f32(cg, 0)),
-	                     fcmp2(cg, LLVMRealOLE, s1, max),
-	                     fcmp2(cg, LLVMRealOGT, s2, cg_f32(cg, 0)),
-	                     fcmp2(cg, LLVMRealOLE, t, max),
-	                     fcmp2(cg, LLVMRealOLE, call1(cg, "llvm.fabs.f32", x), t)};
+	LLVMValueRef t = LLVMBuildFDiv(
+	                 B, LLVMBuildFMul(B, cg_f32(cg, STEP_BOUND / 2), s2, ""),
+	                 call1(cg, "llvm.fabs.f32", k), ""),
+	             ax = call1(cg, "llvm.fabs.f32", x);
+	LLVMValueRef ok[] = {
+	    fcmp2(cg, LLVMRealOGE, a, cg_f32(cg, 0)),
+	    fcmp2(cg, LLVMRealOLE, a, max),
+	    fcmp2(cg, LLVMRealOGE, s1, cg_f32(cg, 0)),
+	    fcmp2(cg, LLVMRealOLE, s1, max),
+	    fcmp2(cg, LLVMRealOGT, s2, cg_f32(cg, 0)),
+	    fcmp2(cg, LLVMRealOLE, t, max),
+	    fcmp2(cg, LLVMRealOGT, t, cg_f32(cg, 0)),
+	    fcmp2(cg, LLVMRealOLE, ax, t),
+	    fcmp2(cg, LLVMRealOLE, ax, LLVMBuildFMul(B, cg_f32(cg, 0x1p126), s2, ""))};
 	LLVMValueRef all = ok[0];
 	for (size_t i = 1; i < sizeof ok / sizeof *ok; i++)
 		all = LLVMBuildAnd(B, all, ok[i], "");

@@ -360,9 +360,9 @@ static void gemm(CG *cg, const Gemm *g)
 	int64_t ni = g->M / MR, mr = g->M % MR;
 	/* the columns [c0, c1) to compute: all, or this thread's units of VW */
 	LLVMValueRef c0 = cg_i64(cg, 0), c1 = cg_i64(cg, g->N);
-	if (g->clo) /* (a part past the last column is empty) */
-		c1 = cg_min(cg, cg_mul(cg, g->chi, cg_i64(cg, VW)), c1),
-		c0 = cg_min(cg, cg_mul(cg, g->clo, cg_i64(cg, VW)), c1);
+	if (g->clo)
+		c0 = cg_mul(cg, g->clo, cg_i64(cg, VW)),
+		c1 = cg_min(cg, cg_mul(cg, g->chi, cg_i64(cg, VW)), c1);
 	LLVMValueRef w = cg_i64(cg, NV * VW),
 	             nj = LLVMBuildUDiv(B, LLVMBuildSub(B, c1, c0, ""), w, "");
 	tiles(cg, g, 0, ni, MR, c0, nj, NV);

@@ -354,10 +354,23 @@ typedef struct Two {
 	rt_session *s;
 } Two;
 
-static void two_begin(Two *t, int in, int units, const char *optimizer, int64_t batch)
+/* The model yaml, so (Two) */
+static void model_begin(Two *t, const char *yaml, int64_t batch)
 {
 	memset(t, 0, sizeof *t);
 	strcpy(t->dir, "/tmp/descent-diff-XXXXXX");
+	temp_file(t->dir, t->path, sizeof t->path, "model.yaml", yaml);
+	t->A = arena_new();
+	CodegenOpts o = {.opt_level = 2};
+	t->c = compile_path(t->A, &t->d, t->path, batch, &o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t->c);
+	t->p = &t->c->prog;
+	t->s = session_with_inputs(t->p, 4, 2);
+	t->p->train_step(t->s->bufs);
+}
+
+static void two_begin(Two *t, int in, int units, const char *optimizer, int64_t batch)
+{
 	char yaml[1024];
 	snprintf(yaml, sizeof yaml,
 	         "name: two\n"
@@ -370,14 +383,7 @@ static void two_begin(Two *t, int in, int units, const char *optimizer, int64_t 
 	         "loss: {type: softmax_cross_entropy, target: label}\n"
 	         "optimizer: %s\n",
 	         in, units, optimizer);
-	temp_file(t->dir, t->path, sizeof t->path, "two.yaml", yaml);
-	t->A = arena_new();
-	CodegenOpts o = {.opt_level = 2};
-	t->c = compile_path(t->A, &t->d, t->path, batch, &o, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(t->c);
-	t->p = &t->c->prog;
-	t->s = session_with_inputs(t->p, 4, 2);
-	t->p->train_step(t->s->bufs);
+	model_begin(t, yaml, batch);
 }
 
 static void two_end(Two *t)
@@ -466,6 +472,52 @@ static void test_diff_adam_steps_are_checked_without_dividing(void)
 	}
 	CU_ASSERT_EQUAL(refused(p, s), 0);
 	refused_then_taken(p, s, "lr", 1e31, 1e-3);
+	for (int64_t i = 0; i < p->nparams; i++)
+		CU_ASSERT_FATAL(isfinite(s->params[i]));
+	two_end(&t);
+}
+
+/* The bound behind Adam's check without dividing holds only where k x / den is finite
+ * as computed: a model whose one parameter (a weight of 70000, no bias) is the large
+ * group, so that no other group's check refuses for it, with zero inputs (zero
+ * gradients). beta1 = 1 makes k = lr / (1 - beta1^t) infinite, and with exp_avg 0 the
+ * step inf * 0 is NaN: refused, where beta1 0.9 is taken. exp_avg 1e31 over
+ * exp_avg_sq 0 (+ eps) overflows before k = 1e-11 scales it down: refused, and taken
+ * again once exp_avg is 0. */
+static void test_diff_adam_check_refuses_what_dividing_would(void)
+{
+	Two t;
+	model_begin(&t,
+	            "name: one\n"
+	            "inputs:\n"
+	            "  image: {shape: [batch, 7000]}\n"
+	            "  label: {shape: [batch], dtype: i32}\n"
+	            "layers:\n"
+	            "  - dense: {units: 10, bias: false}\n"
+	            "loss: {type: softmax_cross_entropy, target: label}\n"
+	            "optimizer: {type: adam, lr: 0.001}\n",
+	            2);
+	const rt_program *p = t.p;
+	rt_session *s = t.s;
+	CU_ASSERT_FATAL(p->nparam == 1 && p->params[0].numel == 70000);
+	const rt_state *m = NULL;
+	for (int i = 0; i < p->nstates; i++)
+		m = strstr(p->states[i].name, ".exp_avg") &&
+		            !strstr(p->states[i].name, "exp_avg_sq")
+		        ? &p->states[i]
+		        : m;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	memset((float *)s->io[p->io_x], 0, 2 * 7000 * sizeof(float));
+	memset(s->state + m->offset, 0, (size_t)m->numel * sizeof(float));
+	refused_then_taken(p, s, "beta1", 1, 0.9);
+	CU_ASSERT_EQUAL(rt_set_hyper(s, "lr", 1e-11), 0);
+	s->state[m->offset + 7] = 1e31f;
+	for (int i = 0; i < p->nstates; i++) /* its exp_avg_sq 0 */
+		if (strstr(p->states[i].name, "exp_avg_sq"))
+			s->state[p->states[i].offset + 7] = 0;
+	CU_ASSERT_EQUAL(refused(p, s), 1);
+	s->state[m->offset + 7] = 0;
+	CU_ASSERT_EQUAL(refused(p, s), 0);
 	for (int64_t i = 0; i < p->nparams; i++)
 		CU_ASSERT_FATAL(isfinite(s->params[i]));
 	two_end(&t);
@@ -561,10 +613,10 @@ static void test_diff_odd_widths_match_the_reference(void)
 }
 
 /* A dense layer's input gradient dy W as two products over the halves of W's rows
- * (matmul_halves, dc.h): W of 70 rows by 100 columns (6 vectors and 4 floats, so that
- * with two threads the second one's part of the first half lies past the last column),
- * at a batch that leaves rows after the last whole tile; against the reference on the
- * host's tiles and AVX2's, and the same bits on 1, 2 and 3 threads. */
+ * (matmul_halves, dc.h): W of 70 rows by 100 columns (6 vectors and 4 floats), at a
+ * batch that leaves rows after the last whole tile; against the reference on the host's
+ * tiles and AVX2's, and the same bits on 1, 2 and 3 threads (with 3, the second thread's
+ * part ends one half's columns and starts the other's). */
 static void test_diff_input_gradients_in_halves_match_the_reference(void)
 {
 	const char *yaml = "name: halves\n"
@@ -737,6 +789,8 @@ void suite_diff(void)
 	     test_diff_weight_decay_is_checked_on_large_weights},
 	    {"test_diff_adam_steps_are_checked_without_dividing",
 	     test_diff_adam_steps_are_checked_without_dividing},
+	    {"test_diff_adam_check_refuses_what_dividing_would",
+	     test_diff_adam_check_refuses_what_dividing_would},
 	    {"test_diff_threads_give_identical_results",
 	     test_diff_threads_give_identical_results},
 	    {"test_diff_every_model_matches_the_reference_at_O0_and_O3",
