@@ -736,23 +736,32 @@ static const struct OptSetting {
 
 enum { LR_SETTING = 1 }; /* opt_settings' row of lr */
 
-/* A number in the setting's range, into its field. */
+/* " (1 as a 32-bit float)" when x is not exactly a float, which hyperparameters are */
+static const char *as_float(Ctx *c, double x)
+{
+	float f = (float)x;
+	return (double)f == x ? "" : arena_printf(c->A, " (%g as a 32-bit float)", f);
+}
+
+/* A number in the setting's range, into its field. An open end is checked on the
+ * float the step will use: 0.99999999 is 1 there. */
 static void opt_num(Ctx *c, const struct OptSetting *t, const Spec *v, const char *what)
 {
 	double x;
 	if (spec_num(c->d, v, what, t->lo, t->hi, &x))
 		return;
-	if (t->open == '>' && x <= t->lo)
-		error_at(c->d, v->loc, "'%s' must be greater than %g, got '%s'", what,
-		         t->lo, v->str);
-	else if (t->open == '<' && x >= t->hi)
-		error_at(c->d, v->loc, "'%s' must be less than %g, got '%s'", what, t->hi,
-		         v->str);
+	if (t->open == '>' && (float)x <= t->lo)
+		error_at(c->d, v->loc, "'%s' must be greater than %g, got '%s'%s", what,
+		         t->lo, v->str, as_float(c, x));
+	else if (t->open == '<' && (float)x >= t->hi)
+		error_at(c->d, v->loc, "'%s' must be less than %g, got '%s'%s", what,
+		         t->hi, v->str, as_float(c, x));
 	else
 		*(double *)((char *)c->m + t->off) = x;
 }
 
-/* betas: [beta1, beta2], each in [0, 1). */
+/* betas: [beta1, beta2], each in [0, 1) as a float (beta1 = 1 would divide by 1 - 1^t).
+ */
 static void parse_betas(Ctx *c, const Spec *v)
 {
 	Model *m = c->m;
@@ -765,10 +774,11 @@ static void parse_betas(Ctx *c, const Spec *v)
 	}
 	double *b[2] = {&m->beta1, &m->beta2};
 	for (int i = 0; i < 2; i++)
-		if (!spec_num(c->d, v->items[i], "betas", 0, 1, b[i]) && *b[i] >= 1)
+		if (!spec_num(c->d, v->items[i], "betas", 0, 1, b[i]) &&
+		    (float)*b[i] >= 1)
 			error_at(c->d, v->items[i]->loc,
-			         "each of 'betas' must be less than 1, got '%s'",
-			         v->items[i]->str);
+			         "each of 'betas' must be less than 1, got '%s'%s",
+			         v->items[i]->str, as_float(c, *b[i]));
 }
 
 /* "sgd", "sgd and rmsprop", "adam, adamw, rmsprop and adagrad" */

@@ -366,6 +366,12 @@ static const ErrCase cases[] = {
      "m.yaml:7:28"},
     {OK "optimizer: {type: sgd, momentum: 1}\n", TRAIN,
      "'momentum' must be less than 1, got '1'", "m.yaml:7:34"},
+    /* hyperparameters are floats: these round to the excluded end */
+    {OK "optimizer: {type: adam, betas: [0.99999999, 0.999]}\n", TRAIN,
+     "each of 'betas' must be less than 1, got '0.99999999' (1 as a 32-bit float)",
+     "m.yaml:7:33"},
+    {OK "optimizer: {type: sgd, lr: 1e-50}\n", TRAIN,
+     "'lr' must be greater than 0, got '1e-50' (0 as a 32-bit float)", "m.yaml:7:28"},
     {OK "train: {epochs: 2.5}\n", TRAIN,
      "'epochs' must be an integer from 0 to 1000000, got '2.5'", "m.yaml:7:17"},
     {OK "train: {batch: 99999999999999999999}\n", TRAIN,
