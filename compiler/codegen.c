@@ -859,11 +859,6 @@ static LLVMValueRef any_lane(CG *cg, LLVMValueRef c)
 	                     LLVMConstNull(bits), "");
 }
 
-static LLVMValueRef fcmp2(CG *cg, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b)
-{
-	return LLVMBuildFCmp(B, p, a, b, "");
-}
-
 /* Whether every lane of d = k x / (s1 sqrt(a) + s2) is surely within the bound (Quot),
  * from x and the single values alone. */
 static LLVMValueRef quot_within(CG *cg, const Quot *q, LLVMValueRef x)
@@ -878,15 +873,15 @@ static LLVMValueRef quot_within(CG *cg, const Quot *q, LLVMValueRef x)
 	                 call1(cg, "llvm.fabs.f32", k), ""),
 	             ax = call1(cg, "llvm.fabs.f32", x);
 	LLVMValueRef ok[] = {
-	    fcmp2(cg, LLVMRealOGE, a, cg_f32(cg, 0)),
-	    fcmp2(cg, LLVMRealOLE, a, max),
-	    fcmp2(cg, LLVMRealOGE, s1, cg_f32(cg, 0)),
-	    fcmp2(cg, LLVMRealOLE, s1, max),
-	    fcmp2(cg, LLVMRealOGT, s2, cg_f32(cg, 0)),
-	    fcmp2(cg, LLVMRealOLE, t, max),
-	    fcmp2(cg, LLVMRealOGT, t, cg_f32(cg, 0)),
-	    fcmp2(cg, LLVMRealOLE, ax, t),
-	    fcmp2(cg, LLVMRealOLE, ax, LLVMBuildFMul(B, cg_f32(cg, 0x1p126), s2, ""))};
+	    fcmp(cg, LLVMRealOGE, a, cg_f32(cg, 0)),
+	    fcmp(cg, LLVMRealOLE, a, max),
+	    fcmp(cg, LLVMRealOGE, s1, cg_f32(cg, 0)),
+	    fcmp(cg, LLVMRealOLE, s1, max),
+	    fcmp(cg, LLVMRealOGT, s2, cg_f32(cg, 0)),
+	    fcmp(cg, LLVMRealOLE, t, max),
+	    fcmp(cg, LLVMRealOGT, t, cg_f32(cg, 0)),
+	    fcmp(cg, LLVMRealOLE, ax, t),
+	    fcmp(cg, LLVMRealOLE, ax, LLVMBuildFMul(B, cg_f32(cg, 0x1p126), s2, ""))};
 	LLVMValueRef all = ok[0];
 	for (size_t i = 1; i < sizeof ok / sizeof *ok; i++)
 		all = LLVMBuildAnd(B, all, ok[i], "");
@@ -903,10 +898,10 @@ static void or_flag(CG *cg, Group *gr, LLVMValueRef bad)
 /* any lane of v NaN or infinite, or, for a step, larger than STEP_BOUND */
 static LLVMValueRef bad_value(CG *cg, LLVMValueRef v, int bound)
 {
-	return any_lane(cg, bound ? fcmp2(cg, LLVMRealUGT, call1(cg, "llvm.fabs.f32", v),
-	                                  cg_f32(cg, STEP_BOUND))
-	                          : fcmp2(cg, LLVMRealUNO, LLVMBuildFSub(B, v, v, ""),
-	                                  cg_f32(cg, 0)));
+	return any_lane(
+	    cg, bound ? fcmp(cg, LLVMRealUGT, call1(cg, "llvm.fabs.f32", v),
+	                     cg_f32(cg, STEP_BOUND))
+	              : fcmp(cg, LLVMRealUNO, LLVMBuildFSub(B, v, v, ""), cg_f32(cg, 0)));
 }
 
 static void check_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMValueRef out,
