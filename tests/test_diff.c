@@ -342,9 +342,10 @@ static const char wide_yaml[] = "name: wide\n"
                                 "loss: {type: softmax_cross_entropy, target: label}\n"
                                 "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
 
-/* A model of two dense layers (in -> units, relu -> 10) with that optimizer, compiled at
- * batch from a file in a temporary directory, and a session of it with random inputs
- * that has taken one step (SGD's momentum applies from the next). */
+/* A model compiled at batch from a file in a temporary directory, and a session of it
+ * with random inputs that has taken one step (SGD's momentum applies from the next):
+ * any YAML (model_begin), or two dense layers, in -> units, relu -> 10, with an
+ * optimizer (two_begin). */
 typedef struct Two {
 	char dir[32], path[64];
 	Arena *A;
@@ -354,7 +355,7 @@ typedef struct Two {
 	rt_session *s;
 } Two;
 
-/* The model yaml, so (Two) */
+/* The model given as YAML text. */
 static void model_begin(Two *t, const char *yaml, int64_t batch)
 {
 	memset(t, 0, sizeof *t);
