@@ -20,7 +20,13 @@ struct dc_model {
 	dc_context *ctx;
 	Arena *A; /* the model description */
 	Compiled *c;
+	unsigned entry_points; /* dc_options': 0, every one */
 };
+
+_Static_assert(DC_FORWARD == 1 << FN_FORWARD && DC_EVALUATE == 1 << FN_EVALUATE &&
+                   DC_GRAD == 1 << FN_GRAD && DC_STEP == 1 << FN_STEP &&
+                   DC_TRAIN_STEP == 1 << FN_TRAIN_STEP && FN_COUNT == 5,
+               "dc_options.entry_points are FnKind bits");
 
 struct dc_session {
 	dc_model *m;
@@ -81,13 +87,20 @@ void dc_diag_clear(dc_context *ctx)
 static dc_status check_options(dc_context *ctx, const dc_options *o, int64_t *batch,
                                int *level)
 {
-	dc_options def = {0, -1, 0, 0};
+	dc_options def = {0, -1, 0, 0, 0};
 	if (!o)
 		o = &def;
 	if (o->batch < 0 || o->batch > (1 << 20) || o->opt_level > 3 || o->threads < 0) {
 		error_at(&ctx->diags, (SrcLoc){0},
 		         "invalid options: batch %lld, opt_level %d, threads %d",
 		         (long long)o->batch, o->opt_level, o->threads);
+		return DC_ERR_ARG;
+	}
+	if (o->entry_points >= 1u << FN_COUNT) {
+		error_at(
+		    &ctx->diags, (SrcLoc){0},
+		    "invalid options: entry_points %#x (DC_FORWARD to DC_TRAIN_STEP)",
+		    o->entry_points);
 		return DC_ERR_ARG;
 	}
 	if (o->dtype_bits && o->dtype_bits != 32) {
@@ -117,7 +130,7 @@ static dc_status finish_compile(dc_context *ctx, Arena *A, Model *m, const dc_op
 		arena_free(A);
 		return m ? st : DC_ERR_MODEL;
 	}
-	CodegenOpts co = {.opt_level = level};
+	CodegenOpts co = {.opt_level = level, .fns = o ? o->entry_points : 0};
 	Compiled *c = compile_model(&ctx->diags, m, batch ? batch : m->batch, &co);
 	dc_model *dm = c ? calloc(1, sizeof *dm) : NULL;
 	if (!dm) {
@@ -125,7 +138,7 @@ static dc_status finish_compile(dc_context *ctx, Arena *A, Model *m, const dc_op
 		arena_free(A);
 		return c ? DC_ERR_NOMEM : DC_ERR_COMPILE;
 	}
-	*dm = (dc_model){ctx, A, c};
+	*dm = (dc_model){ctx, A, c, co.fns};
 	*out = dm;
 	return DC_OK;
 }
@@ -249,10 +262,13 @@ dc_status dc_get_output(dc_session *s, const char *name, void *data, size_t byte
 }
 
 /* Runs an entry point; the loss it wrote must be finite. */
-static dc_status run(dc_session *s, rt_fn fn, const char *what, float *loss)
+static dc_status run(dc_session *s, rt_fn fn, unsigned bit, const char *what, float *loss)
 {
 	if (!s)
 		return DC_ERR_ARG;
+	if (!fn && s->m->entry_points && !(s->m->entry_points & bit))
+		return fail(s, DC_ERR_UNSUPPORTED,
+		            "%s was not compiled (dc_options.entry_points)", what);
 	if (!fn)
 		return fail(s, DC_ERR_UNSUPPORTED, "the model has no %s function", what);
 	const rt_program *p = &s->m->c->prog;
@@ -270,27 +286,30 @@ static dc_status run(dc_session *s, rt_fn fn, const char *what, float *loss)
  * updated value is not finite (the loss then reads NaN), so nothing non-finite stays. */
 dc_status dc_train_step(dc_session *s, float *loss)
 {
-	return s ? run(s, s->m->c->prog.train_step, "train_step", loss) : DC_ERR_ARG;
+	return s ? run(s, s->m->c->prog.train_step, DC_TRAIN_STEP, "train_step", loss)
+	         : DC_ERR_ARG;
 }
 
 dc_status dc_grad(dc_session *s, float *loss)
 {
-	return s ? run(s, s->m->c->prog.grad, "grad", loss) : DC_ERR_ARG;
+	return s ? run(s, s->m->c->prog.grad, DC_GRAD, "grad", loss) : DC_ERR_ARG;
 }
 
 dc_status dc_step(dc_session *s)
 {
-	return s ? run(s, s->m->c->prog.step, "step", NULL) : DC_ERR_ARG;
+	return s ? run(s, s->m->c->prog.step, DC_STEP, "step", NULL) : DC_ERR_ARG;
 }
 
 dc_status dc_forward(dc_session *s)
 {
-	return s ? run(s, s->m->c->prog.forward, "forward", NULL) : DC_ERR_ARG;
+	return s ? run(s, s->m->c->prog.forward, DC_FORWARD, "forward", NULL)
+	         : DC_ERR_ARG;
 }
 
 dc_status dc_evaluate(dc_session *s, float *loss)
 {
-	return s ? run(s, s->m->c->prog.evaluate, "evaluate", loss) : DC_ERR_ARG;
+	return s ? run(s, s->m->c->prog.evaluate, DC_EVALUATE, "evaluate", loss)
+	         : DC_ERR_ARG;
 }
 
 static const rt_param *param_of(dc_session *s, const char *name, size_t count,

@@ -67,6 +67,7 @@ typedef struct CG {
 	LLVMValueRef *body_idx;
 	int check_numerics;
 	int profile;              /* CodegenOpts.profile */
+	unsigned fns;             /* CodegenOpts.fns */
 	LLVMValueRef prof_t;      /* train_step's last clock reading, when profiling */
 	LLVMValueRef last_kernel; /* called by the part being profiled, last */
 	int last_par;             /* the part calls the thread pool */

@@ -2158,7 +2158,7 @@ static void emit_module(CG *cg)
 	LLVMTypeRef kp[3] = {cg->ptr, cg->i64, cg->i64};
 	cg->kty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), kp, 3, 0);
 	for (int k = 0; k < FN_COUNT; k++)
-		if (cg->g->fns[k].defined)
+		if (cg->g->fns[k].defined && (!cg->fns || cg->fns >> k & 1))
 			emit_fn(cg, k);
 	fold_bounds(cg);
 }
@@ -2415,6 +2415,7 @@ int cg_compile(Graph *g, const CodegenOpts *o, ObjCode *out, int64_t *nwork,
 	          .prefix = o->prefix ? o->prefix : "",
 	          .check_numerics = o->check_numerics,
 	          .profile = o->profile,
+	          .fns = o->fns,
 	          .check_dedupe = o->check_dedupe},
 	   *cg = &cgs;
 	g->no_fusion = o->check_numerics;

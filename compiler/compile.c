@@ -148,7 +148,7 @@ static uint64_t cache_key(Graph *g, const CodegenOpts *o)
 	for (int i = 0; i < g->nparams; i++)
 		fprintf(f, "%s %lld %d\n", g->params[i].name, (long long)g->params[i].off,
 		        g->params[i].trainable);
-	fprintf(f, "%d %d %s %s %s %s\n", o->opt_level, o->check_numerics,
+	fprintf(f, "%d %d %u %s %s %s %s\n", o->opt_level, o->check_numerics, o->fns,
 	        host_cpu_text(), o->triple ? o->triple : "", o->cpu ? o->cpu : "",
 	        o->features ? o->features : "");
 	struct stat st;

@@ -715,6 +715,7 @@ typedef struct CodegenOpts {
 	                     well as their signatures, or compiling fails */
 	int profile; /* train_step times its parts into the io slot "profile" (Graph.prof)
 	              */
+	unsigned fns; /* bit k set: entry point k (FnKind) is compiled; 0: every one */
 } CodegenOpts;
 
 /* An object file in memory, ready to be loaded by the JIT or written out. */

@@ -222,6 +222,52 @@ static void test_api_checks_names_sizes_and_values(void)
 	dc_context_free(ctx);
 }
 
+/* dc_options.entry_points compiles only the entry points asked for: the others are
+ * NULL and their calls say so; train_step computes the bits it computes compiled with
+ * every entry point; bits past DC_TRAIN_STEP are refused. */
+static void test_api_compiles_only_the_entry_points_asked_for(void)
+{
+	const char *yaml =
+	    "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
+	    "layers: [{dense: {units: 5, activation: relu}}, {dense: {units: 3}}]\n"
+	    "loss: softmax_cross_entropy\noptimizer: {type: adam, lr: 0.01}\n";
+	dc_context *ctx = dc_context_new();
+	dc_model *m[2];
+	dc_session *s[2];
+	float w[2][20], loss;
+	const unsigned ask[2] = {0, DC_TRAIN_STEP | DC_EVALUATE};
+	for (int k = 0; k < 2; k++) {
+		dc_options o = {.batch = 2, .opt_level = -1, .entry_points = ask[k]};
+		CU_ASSERT_FATAL(dc_compile_string(ctx, yaml, NULL, &o, &m[k]) == DC_OK);
+		CU_ASSERT_FATAL(dc_session_new(m[k], 7, &s[k]) == DC_OK);
+		float x[8] = {1, -2, 3, 4, 0.5f, 6, -7, 8};
+		int32_t y[2] = {0, 2};
+		CU_ASSERT_EQUAL(dc_set_input(s[k], "x", x, sizeof x), DC_OK);
+		CU_ASSERT_EQUAL(dc_set_input(s[k], "y", y, sizeof y), DC_OK);
+		for (int i = 0; i < 3; i++)
+			CU_ASSERT_EQUAL(dc_train_step(s[k], &loss), DC_OK);
+		CU_ASSERT_EQUAL(dc_evaluate(s[k], &loss), DC_OK);
+		CU_ASSERT_EQUAL(dc_get_param(s[k], "fc1.weight", w[k], 20), DC_OK);
+	}
+	CU_ASSERT(memcmp(w[0], w[1], sizeof w[0]) == 0);
+	const rt_program *p = dc_model_program(m[1]);
+	CU_ASSERT(p->train_step && p->evaluate && !p->forward && !p->grad && !p->step);
+	CU_ASSERT_EQUAL(dc_forward(s[1]), DC_ERR_UNSUPPORTED);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(dc_session_error(s[1]), "forward was not compiled"));
+	CU_ASSERT_EQUAL(dc_grad(s[1], &loss), DC_ERR_UNSUPPORTED);
+	for (int k = 0; k < 2; k++) {
+		dc_session_free(s[k]);
+		dc_model_free(m[k]);
+	}
+	dc_model *bad;
+	CU_ASSERT_EQUAL(dc_compile_string(ctx, yaml, NULL,
+	                                  &(dc_options){.batch = 2, .entry_points = 64},
+	                                  &bad),
+	                DC_ERR_ARG);
+	dc_context_free(ctx);
+}
+
 void suite_aot(void)
 {
 	static CU_TestInfo tests[] = {
@@ -233,6 +279,8 @@ void suite_aot(void)
 	     test_api_reports_model_errors_as_diagnostics},
 	    {"test_api_checks_names_sizes_and_values",
 	     test_api_checks_names_sizes_and_values},
+	    {"test_api_compiles_only_the_entry_points_asked_for",
+	     test_api_compiles_only_the_entry_points_asked_for},
 	    CU_TEST_INFO_NULL,
 	};
 	add_suite("aot", tests);

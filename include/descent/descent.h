@@ -65,12 +65,19 @@ int dc_diag_count(const dc_context *ctx);
 const dc_diag *dc_diag_get(const dc_context *ctx, int i);
 void dc_diag_clear(dc_context *ctx);
 
+/* The entry points, as bits of dc_options.entry_points */
+enum { DC_FORWARD = 1, DC_EVALUATE = 2, DC_GRAD = 4, DC_STEP = 8, DC_TRAIN_STEP = 16 };
+
 typedef struct dc_options {
 	int64_t batch;  /* 0: the model file's */
 	int opt_level;  /* 0 to 3; -1: 3 */
 	int threads;    /* > 0: sets the runtime's process-wide thread pool
 	                   (rt_set_threads); 0: leaves it as it is (1 by default) */
 	int dtype_bits; /* 0 or 32: float32 (float64 is not supported yet) */
+	/* 0: every entry point; else only these DC_ bits are compiled, and the others'
+	   rt_program pointers are NULL (their dc_ calls fail): a driver that calls only
+	   dc_train_step and dc_evaluate compiles sooner */
+	unsigned entry_points;
 } dc_options;
 
 /* Compiles a model (YAML) for this machine. opts may be NULL for the defaults. */
