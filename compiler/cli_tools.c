@@ -49,7 +49,7 @@ int cmd_grad(const Opts *o, Diags *d, Arena *A)
 		        o->inputs);
 		goto done;
 	}
-	CodegenOpts co = {.opt_level = o->opt_level};
+	CodegenOpts co = {.opt_level = o->opt_level, .fns = 1u << FN_GRAD};
 	if (!(c = compile_model(d, m, batch, &co)) || !(s = rt_session_new(&c->prog)))
 		goto done;
 	rt_session_init(s, o->seed >= 0 ? (uint64_t)o->seed : m->seed);

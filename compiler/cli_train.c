@@ -865,11 +865,14 @@ static rt_session *session_with_params(const Opts *o, const Model *m, Compiled *
 	return s;
 }
 
-static Compiled *compile_for_use(const Opts *o, Diags *d, Model *m)
+/* The model compiled with just the entry point fn, which the command runs. */
+static Compiled *compile_for_use(const Opts *o, Diags *d, Model *m, FnKind fn)
 {
 	if (o->batch > 0)
 		m->batch = o->batch;
-	CodegenOpts co = {.opt_level = o->opt_level, .check_numerics = o->check_numerics};
+	CodegenOpts co = {.opt_level = o->opt_level,
+	                  .check_numerics = o->check_numerics,
+	                  .fns = 1u << fn};
 	return compile_model(d, m, m->batch, &co);
 }
 
@@ -906,7 +909,8 @@ int cmd_eval(const Opts *o, Diags *d, Arena *A)
 		x.n = y.n = o->test_limit;
 	if (load_params_file(o, &f) < 0)
 		goto done;
-	if (!(c = compile_for_use(o, d, m)) || !(s = session_with_params(o, m, c, &f)))
+	if (!(c = compile_for_use(o, d, m, FN_EVALUATE)) ||
+	    !(s = session_with_params(o, m, c, &f)))
 		goto done;
 	rt_metrics mm;
 	if (!labels_fit(m, &c->prog, o->data_x ? NULL : m->test, "test", &y,
@@ -992,7 +996,8 @@ int cmd_predict(const Opts *o, Diags *d, Arena *A)
 		return 1;
 	if (load_params_file(o, &f) < 0)
 		goto done;
-	if (!(c = compile_for_use(o, d, m)) || !(s = session_with_params(o, m, c, &f)))
+	if (!(c = compile_for_use(o, d, m, FN_FORWARD)) ||
+	    !(s = session_with_params(o, m, c, &f)))
 		goto done;
 	const rt_program *p = &c->prog;
 	if (p->io_output < 0) {

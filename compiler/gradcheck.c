@@ -194,7 +194,7 @@ int gradcheck(Diags *d, const Model *m, const GradcheckOpts *o, FILE *out)
 	char err[2048], sh[160];
 	int64_t batch = o->batch > 0 ? o->batch : m->batch;
 	double tol = o->tolerance > 0 ? o->tolerance : 1e-3;
-	CodegenOpts co = {.opt_level = o->opt_level};
+	CodegenOpts co = {.opt_level = o->opt_level, .fns = 1u << FN_GRAD};
 	Compiled *c = compile_model(d, m, batch, &co);
 	if (!c)
 		return -1;
