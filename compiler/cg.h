@@ -78,6 +78,7 @@ typedef struct CG {
 	 * void k(bufs, lo, hi) that the entry point calls in order (codegen.c). */
 	LLVMTypeRef kty;
 	Node *knode;
+	int64_t kwork;     /* cg_kernel_work, or 0: its node's */
 	const char *kname; /* the next kernel's name, when not its node's op */
 	int nkernels;
 	LLVMValueRef par_lo, par_hi; /* the kernel's part of its parallel extent */
@@ -127,6 +128,10 @@ void cg_par_range(CG *cg, int64_t n, int64_t grain, LLVMValueRef *lo, LLVMValueR
  * whose result the next one reads in full, like a transposed copy). Pointers into
  * buffers must be fetched again after it. */
 void cg_next_kernel(CG *cg);
+/* The work of the kernel being emitted, in flops or element operations, when it is not
+ * its node's (a product's transposed copy of an operand, say): whether the thread pool
+ * runs it, and whether it is compiled for size. */
+void cg_kernel_work(CG *cg, int64_t work);
 /* An accumulator carried around the innermost open loop: create after cg_loop, close
  * with the value for the next iteration before cg_loop_end. */
 LLVMValueRef cg_acc_begin(CG *cg, LLVMBasicBlockRef pre, LLVMValueRef init);

@@ -1310,12 +1310,6 @@ static void kernel_begin(CG *cg, Node *n)
 	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
 	    n->op == OP_CONV2D_BWD_FILTER) /* image rows are too short for memcpy */
 		string_attr(cg, cg->fn, "no-builtins");
-	if (node_work(n) < SMALL_WORK) {
-		fn_attr(cg, cg->fn, "minsize");
-		fn_attr(cg, cg->fn, "optsize");
-		if (cg->cold)
-			string_attr(cg, cg->fn, COLD_CODE);
-	}
 	LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"); /* operands */
 	LLVMPositionBuilderAtEnd(B,
 	                         LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "body"));
@@ -1324,8 +1318,10 @@ static void kernel_begin(CG *cg, Node *n)
 	cg->par_hi = LLVMGetParam(cg->fn, 2);
 	cg->par_n = 0, cg->par_grain = 1;
 	cg->nslots = 0;
-	cg->knode = n;
+	cg->knode = n, cg->kwork = 0;
 }
+
+void cg_kernel_work(CG *cg, int64_t work) { cg->kwork = work; }
 
 /* ---- kernels with the same body are one function ----
  *
@@ -1733,8 +1729,15 @@ static void kernel_end(CG *cg)
 	LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
 	LLVMPositionBuilderAtEnd(B, entry);
 	LLVMBuildBr(B, LLVMGetNextBasicBlock(entry));
-	int64_t n = cg->par_n > 0 ? cg->par_n : 1;
-	int par = cg->par_n > 1 && node_work(cg->knode) >= PAR_WORK;
+	int64_t n = cg->par_n > 0 ? cg->par_n : 1,
+	        work = cg->kwork ? cg->kwork : node_work(cg->knode);
+	int par = cg->par_n > 1 && work >= PAR_WORK;
+	if (work < SMALL_WORK) {
+		fn_attr(cg, cg->fn, "minsize");
+		fn_attr(cg, cg->fn, "optsize");
+		if (cg->cold)
+			string_attr(cg, cg->fn, COLD_CODE);
+	}
 	Known *kn = dedupe(cg, with_operands(cg, cg->fn));
 	cg->last_kernel = kn->fn, cg->last_par |= par;
 	/* its calls: threads' parts, or [0, n) (see fold_bounds) */

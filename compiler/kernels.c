@@ -622,7 +622,9 @@ static void gemm_halves(CG *cg, const Gemm *g)
 	p.epi = NULL;
 	gemm(cg, &p);
 	cg_loop_end(cg, &lh);
+	cg->kname = "sum_halves";
 	cg_next_kernel(cg);
+	cg_kernel_work(cg, 4 * g->M * g->N); /* adds, not the product's flops */
 	if (g->epi) /* its scalars, loaded again in this kernel */
 		cg_epilogue_begin(cg, g->epi);
 	LLVMValueRef s = scratch(cg, g->epin),
@@ -664,6 +666,7 @@ EMIT(matmul)
 		               gep(cg, dst, cg_add(cg, cg_mul(cg, k, cg_i64(cg, N)), j)));
 		cg_loop_end(cg, &lk);
 		cg_loop_end(cg, &l);
+		cg_kernel_work(cg, 4 * N * K); /* a copy */
 		cg_next_kernel(cg);
 	}
 	/* Threads share the columns: groups of dc for dot products, vectors otherwise.

@@ -642,6 +642,28 @@ static void test_diff_input_gradients_in_halves_match_the_reference(void)
 	for (int i = 0; i < c->g->n; i++)
 		halves += matmul_halves(c->g->nodes[i]);
 	CU_ASSERT(halves > 0); /* fc2's (fc3's W has 10 rows) */
+	/* the halves' products (126K flops) go to the thread pool; their sum (900
+	 * adds) is called directly: the pool decides on the kernel's work, not the
+	 * node's */
+	ObjCode ir;
+	int64_t nwork;
+	CodegenOpts lo = {.opt_level = 0, .emit = EMIT_LLVM};
+	CU_ASSERT_FATAL(cg_compile(c->g, &lo, &ir, &nwork, NULL) == 0);
+	const char *text = (const char *)ir.data, *sum = strstr(text, "sum_halves(");
+	CU_ASSERT_PTR_NOT_NULL(sum);
+	CU_ASSERT_PTR_NULL(strstr(text, "sum_halves.parallel"));
+	if (sum) { /* the kernel before it, the products: entry.K-1.matmul */
+		const char *at = sum;
+		while (at > text && at[-1] != '@')
+			at--;
+		char entry[32], want[96];
+		long k = 0;
+		CU_ASSERT_EQUAL_FATAL(sscanf(at, "%31[a-z_].%ld.", entry, &k), 2);
+		snprintf(want, sizeof want,
+		         "@rt_parallel_for(ptr @%s.%ld.matmul.parallel", entry, k - 1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
+	}
+	objcode_free(&ir);
 	compiled_free(c);
 	diags_free(&d);
 	arena_free(A);
