@@ -66,11 +66,12 @@ typedef struct CG {
 	const Shape *body_dims;
 	LLVMValueRef *body_idx;
 	int check_numerics;
-	int profile;              /* CodegenOpts.profile */
-	unsigned fns;             /* CodegenOpts.fns */
-	LLVMValueRef prof_t;      /* train_step's last clock reading, when profiling */
-	LLVMValueRef last_kernel; /* called by the part being profiled, last */
-	int last_par;             /* the part calls the thread pool */
+	int profile;         /* CodegenOpts.profile */
+	unsigned fns;        /* CodegenOpts.fns */
+	LLVMValueRef prof_t; /* train_step's last clock reading, when profiling */
+	const char
+	    *part_kernels; /* the part being profiled calls these: "a, b", or NULL */
+	int last_par;      /* the part calls the thread pool */
 	Tile tile;
 	int as_written; /* loops get metadata: no unrolling, no vectorizing */
 	int cold;       /* the entry point's small kernels are COLD_CODE (codegen.c) */

@@ -1115,7 +1115,7 @@ static void prof_start(CG *cg, FnKind k)
 		return;
 	cg->prof_t = LLVMBuildAlloca(B, cg->i64, "ticks");
 	LLVMBuildStore(B, ticks(cg), cg->prof_t);
-	cg->last_kernel = NULL, cg->last_par = 0;
+	cg->part_kernels = NULL, cg->last_par = 0;
 }
 
 /* What an update group writes: "fc1.weight, fc1.weight.momentum_buffer". */
@@ -1153,16 +1153,13 @@ static void prof_mark(CG *cg, PartKind kind, Node *n, const Group *gr)
 	if (!g->prof)
 		g->prof = arena_alloc(g->A, (size_t)shape_numel(&g->ios[slot].sh) *
 		                                sizeof *g->prof);
-	size_t len = 0;
-	const char *name =
-	    cg->last_kernel ? LLVMGetValueName2(cg->last_kernel, &len) : "";
 	g->prof[g->nprof++] = (ProfPart){kind,
 	                                 gr ? gr->nodes[0] : n,
 	                                 n ? cg->p->epi[n->id] : NULL,
 	                                 group_names(cg, gr),
-	                                 arena_strndup(g->A, name, len),
+	                                 cg->part_kernels ? cg->part_kernels : "",
 	                                 cg->last_par};
-	cg->last_kernel = NULL, cg->last_par = 0;
+	cg->part_kernels = NULL, cg->last_par = 0;
 }
 
 /* --check-numerics: counts the NaNs and Infs node n wrote; if any, records the node id
@@ -1739,7 +1736,15 @@ static void kernel_end(CG *cg)
 			string_attr(cg, cg->fn, COLD_CODE);
 	}
 	Known *kn = dedupe(cg, with_operands(cg, cg->fn));
-	cg->last_kernel = kn->fn, cg->last_par |= par;
+	if (cg->prof_t) { /* the part's kernels, named for a profile */
+		size_t len;
+		const char *name = LLVMGetValueName2(kn->fn, &len);
+		cg->part_kernels = cg->part_kernels
+		                       ? arena_printf(cg->g->A, "%s, %.*s",
+		                                      cg->part_kernels, (int)len, name)
+		                       : arena_strndup(cg->g->A, name, len);
+	}
+	cg->last_par |= par;
 	/* its calls: threads' parts, or [0, n) (see fold_bounds) */
 	kn->par |= par;
 	if (!par)

@@ -692,7 +692,7 @@ typedef struct ProfPart {
 	               PART_CHECK, PART_WRITE: one of the update group's new values */
 	Node *epi;
 	const char *params; /* PART_CHECK, PART_WRITE: what the group updates, else "" */
-	const char *kernel; /* the last kernel the part calls, by its LLVM name */
+	const char *kernel; /* the kernels the part calls, by their LLVM names: "a, b" */
 	int threads;        /* the part calls the thread pool */
 } ProfPart;
 

@@ -324,6 +324,12 @@ static void test_cli_bench_profile_names_parts_by_line(void)
 	          strstr(bl, "optimizer "));
 	if (!strstr(out, "fashion_mlp.yaml:8:5"))
 		fprintf(stderr, "\n--- got:\n%s", out);
+	/* a part of two kernels names both: fc2's input gradient, by halves of k */
+	snprintf(cmd, sizeof cmd, "%s/descent bench %s --batch 16 --steps 20 --profile",
+	         DESCENT_BINARY_DIR, src_path("bench/mlp128.yaml"));
+	CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
+	CU_ASSERT(strstr(out, ".matmul, train_step.") != NULL &&
+	          strstr(out, ".sum_halves]") != NULL);
 }
 
 /* The whole run's output, less its timings, is the same on 1 and 2 threads; a thread
