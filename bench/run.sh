@@ -33,26 +33,45 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ "$core" = Prescott ]; then
 	fi
 fi
 echo "torch: OpenBLAS detects this CPU as ${core:-?}, uses ${OPENBLAS_CORETYPE:-${core:-its default}} kernels"
+# the median of the ratios given on standard input, one a line
+median() {
+	sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+summary=""
 for model in mlp128 mlp512 lenet; do
 	"$descent" bench "bench/$model.yaml" --steps 20 >/dev/null # compile once, into the cache
+	ratios=""
 	r=1
 	while [ $r -le "$rounds" ]; do
 		line=$("$descent" bench "bench/$model.yaml" | grep 'steps/s')
 		d=$(echo "$line" | sed -n 's/^ *\([0-9.]*\) steps\/s.*/\1/p')
 		peak=$(echo "$line" | sed -n 's/.* of \([0-9]*\) GFLOP\/s peak.*/\1/p')
 		t=$(/usr/bin/python3 bench/torch_bench.py $model | sed -n 's/^\([0-9.]*\) steps\/s/\1/p')
-		echo "$model round $r: descent $d steps/s, torch $t steps/s, ratio $(echo "$d $t" | awk '{printf "%.2f", $1 / $2}') (FMA peak measured now: $peak GFLOP/s)"
+		ratio=$(echo "$d $t" | awk '{printf "%.2f", $1 / $2}')
+		ratios="$ratios$ratio
+"
+		echo "$model round $r: descent $d steps/s, torch $t steps/s, ratio $ratio (FMA peak measured now: $peak GFLOP/s)"
 		r=$((r + 1))
 	done
+	case $model in mlp128) target=3 ;; mlp512) target=1.5 ;; *) target=2 ;; esac
+	summary="$summary$model: median ratio $(printf '%s' "$ratios" | median) over $rounds rounds (target $target)
+"
 done
 # two threads against one, descent alone (the same model, alternating)
+ratios=""
 r=1
 while [ $r -le "$rounds" ]; do
 	one=$("$descent" bench bench/mlp512.yaml --threads 1 | sed -n 's/^ *\([0-9.]*\) steps\/s.*/\1/p')
 	two=$("$descent" bench bench/mlp512.yaml --threads 2 | sed -n 's/^ *\([0-9.]*\) steps\/s.*/\1/p')
-	echo "mlp512 threads round $r: 1 thread $one steps/s, 2 threads $two steps/s, ratio $(echo "$one $two" | awk '{printf "%.2f", $2 / $1}')"
+	ratio=$(echo "$one $two" | awk '{printf "%.2f", $2 / $1}')
+	ratios="$ratios$ratio
+"
+	echo "mlp512 threads round $r: 1 thread $one steps/s, 2 threads $two steps/s, ratio $ratio"
 	r=$((r + 1))
 done
+summary="${summary}mlp512 2 threads / 1: median ratio $(printf '%s' "$ratios" | median) over $rounds rounds (target 1.8)
+"
+printf '%s' "$summary"
 # time to accuracy: the Fashion-MNIST MLP, 5 epochs, one thread each (needs
 # dataset-fashion-mnist)
 if [ -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
