@@ -678,7 +678,12 @@ EMIT(matmul)
 	int dr, dc;
 	dot_tile(cg, M, N, K, &dr, &dc);
 	int64_t cw = dot ? dc : VW;
-	int by_rows = ta && M >= 4 * MR, halves = matmul_halves(n);
+	int halves = matmul_halves(n);
+	/* C's rows narrower than two vectors are shared by rows too: shared by columns,
+	 * both threads would write every cache line of C, and read all of A (a 10-class
+	 * output layer's forward product took twice as long on two threads as on one) */
+	int narrow = N < 2 * VW && M >= 2 * MR && (!dot || dr == MR) && !halves;
+	int by_rows = (ta && M >= 4 * MR) || narrow;
 	LLVMValueRef lo = NULL, hi = NULL;
 	if (!halves) /* (gemm_halves shares its own units) */
 		cg_par_range(cg, by_rows ? (M + MR - 1) / MR : (N + cw - 1) / cw, 1, &lo,
