@@ -634,6 +634,31 @@ static long pool_extent(const char *ir, const char *kernel)
 	return -1;
 }
 
+/* The LLVM IR, unoptimized, of path's model at batch size batch (malloc'd), and how
+ * many of its nodes are products computed by halves of k (matmul_halves). */
+static char *model_ir(const char *path, int64_t batch, int *halves)
+{
+	Arena *A = arena_new();
+	Diags d = {0};
+	Compiled *c =
+	    compile_path(A, &d, path, batch, &(CodegenOpts){.opt_level = 2}, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	*halves = 0;
+	for (int i = 0; i < c->g->n; i++)
+		*halves += matmul_halves(c->g->nodes[i]);
+	ObjCode ir;
+	int64_t nwork;
+	CodegenOpts lo = {.opt_level = 0, .emit = EMIT_LLVM};
+	CU_ASSERT_FATAL(cg_compile(c->g, &lo, &ir, &nwork, NULL) == 0);
+	char *text = strndup(ir.data, ir.size);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	objcode_free(&ir);
+	compiled_free(c);
+	diags_free(&d);
+	arena_free(A);
+	return text;
+}
+
 /* A dense layer's input gradient dy W as two products over the halves of W's rows
  * (matmul_halves, dc.h): W of 70 rows by 100 columns (6 vectors and 4 floats), at a
  * batch that leaves rows after the last whole tile; against the reference on the host's
@@ -654,23 +679,13 @@ static void test_diff_input_gradients_in_halves_match_the_reference(void)
 	check_yaml("halves.yaml", yaml, 9);
 	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
 	temp_file(dir, path, sizeof path, "halves.yaml", yaml);
-	Arena *A = arena_new();
-	Diags d = {0};
-	CodegenOpts o = {.opt_level = 2};
-	Compiled *c = compile_path(A, &d, path, 9, &o, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	int halves = 0;
-	for (int i = 0; i < c->g->n; i++)
-		halves += matmul_halves(c->g->nodes[i]);
+	int halves;
+	char *text = model_ir(path, 9, &halves);
 	CU_ASSERT(halves > 0); /* fc2's (fc3's W has 10 rows) */
 	/* the halves' products (126K flops) go to the thread pool; their sum (900
 	 * adds) is called directly: the pool decides on the kernel's work, not the
 	 * node's */
-	ObjCode ir;
-	int64_t nwork;
-	CodegenOpts lo = {.opt_level = 0, .emit = EMIT_LLVM};
-	CU_ASSERT_FATAL(cg_compile(c->g, &lo, &ir, &nwork, NULL) == 0);
-	const char *text = (const char *)ir.data, *sum = strstr(text, "sum_halves(");
+	const char *sum = strstr(text, "sum_halves(");
 	CU_ASSERT_PTR_NOT_NULL(sum);
 	CU_ASSERT_PTR_NULL(strstr(text, "sum_halves.parallel"));
 	if (sum) { /* the kernel before it, the products: entry.K-1.matmul */
@@ -683,10 +698,7 @@ static void test_diff_input_gradients_in_halves_match_the_reference(void)
 		snprintf(want, sizeof want, "@%s.%ld.matmul", entry, k - 1);
 		CU_ASSERT(pool_extent(text, want) > 0);
 	}
-	objcode_free(&ir);
-	compiled_free(c);
-	diags_free(&d);
-	arena_free(A);
+	free(text);
 	int parallel = 0;
 	CU_ASSERT(threads_agree(path, 9, &parallel));
 	CU_ASSERT(parallel == 1);
@@ -711,20 +723,10 @@ static void test_diff_narrow_products_are_shared_by_rows(void)
 	check_yaml("narrow.yaml", yaml, 128);
 	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
 	temp_file(dir, path, sizeof path, "narrow.yaml", yaml);
-	Arena *A = arena_new();
-	Diags d = {0};
-	CodegenOpts o = {.opt_level = 0, .emit = EMIT_LLVM};
-	Compiled *c =
-	    compile_path(A, &d, path, 128, &(CodegenOpts){.opt_level = 2}, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	ObjCode ir;
-	int64_t nwork;
-	CU_ASSERT_FATAL(cg_compile(c->g, &o, &ir, &nwork, NULL) == 0);
-	CU_ASSERT(pool_extent((const char *)ir.data, "@forward.0.matmul") >= 16);
-	objcode_free(&ir);
-	compiled_free(c);
-	diags_free(&d);
-	arena_free(A);
+	int halves;
+	char *text = model_ir(path, 128, &halves);
+	CU_ASSERT(pool_extent(text, "@forward.0.matmul") >= 16);
+	free(text);
 	int parallel = 0;
 	CU_ASSERT(threads_agree(path, 128, &parallel));
 	CU_ASSERT(parallel == 1);
