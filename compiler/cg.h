@@ -69,9 +69,10 @@ typedef struct CG {
 	int profile;         /* CodegenOpts.profile */
 	unsigned fns;        /* CodegenOpts.fns */
 	LLVMValueRef prof_t; /* train_step's last clock reading, when profiling */
-	const char
-	    *part_kernels; /* the part being profiled calls these: "a, b", or NULL */
-	int last_par;      /* the part calls the thread pool */
+	/* the kernels the part being profiled calls so far ("a, b", or NULL), and
+	 * whether any of them goes to the thread pool */
+	const char *part_kernels;
+	int last_par;
 	Tile tile;
 	int as_written; /* loops get metadata: no unrolling, no vectorizing */
 	int cold;       /* the entry point's small kernels are COLD_CODE (codegen.c) */
