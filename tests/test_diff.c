@@ -659,6 +659,24 @@ static char *model_ir(const char *path, int64_t batch, int *halves)
 	return text;
 }
 
+/* The model yaml (written to a temporary file named name) at batch size batch,
+ * checked against the reference and giving the same bits on 1, 2 and 3 threads with
+ * its loops shared between them; then its IR and products by halves (model_ir). */
+static char *shared_model_ir(const char *name, const char *yaml, int64_t batch,
+                             int *halves)
+{
+	check_yaml(name, yaml, batch);
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, name, yaml);
+	char *text = model_ir(path, batch, halves);
+	int parallel = 0;
+	CU_ASSERT(threads_agree(path, batch, &parallel));
+	CU_ASSERT(parallel == 1);
+	remove(path);
+	rmdir(dir);
+	return text;
+}
+
 /* A dense layer's input gradient dy W as two products over the halves of W's rows
  * (matmul_halves, dc.h): W of 70 rows by 100 columns (6 vectors and 4 floats), at a
  * batch that leaves rows after the last whole tile; against the reference on the host's
@@ -676,11 +694,8 @@ static void test_diff_input_gradients_in_halves_match_the_reference(void)
 	                   "  - dense: {units: 10}\n"
 	                   "loss: {type: softmax_cross_entropy, target: label}\n"
 	                   "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n";
-	check_yaml("halves.yaml", yaml, 9);
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "halves.yaml", yaml);
 	int halves;
-	char *text = model_ir(path, 9, &halves);
+	char *text = shared_model_ir("halves.yaml", yaml, 9, &halves);
 	CU_ASSERT(halves > 0); /* fc2's (fc3's W has 10 rows) */
 	/* the halves' products (126K flops) go to the thread pool; their sum (900
 	 * adds) is called directly: the pool decides on the kernel's work, not the
@@ -699,11 +714,6 @@ static void test_diff_input_gradients_in_halves_match_the_reference(void)
 		CU_ASSERT(pool_extent(text, want) > 0);
 	}
 	free(text);
-	int parallel = 0;
-	CU_ASSERT(threads_agree(path, 9, &parallel));
-	CU_ASSERT(parallel == 1);
-	remove(path);
-	rmdir(dir);
 }
 
 /* An output layer's product, [128, 10], whose rows are narrower than two vectors, is
@@ -720,18 +730,10 @@ static void test_diff_narrow_products_are_shared_by_rows(void)
 	                   "  - dense: {units: 10}\n"
 	                   "loss: {type: softmax_cross_entropy, target: label}\n"
 	                   "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n";
-	check_yaml("narrow.yaml", yaml, 128);
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "narrow.yaml", yaml);
 	int halves;
-	char *text = model_ir(path, 128, &halves);
+	char *text = shared_model_ir("narrow.yaml", yaml, 128, &halves);
 	CU_ASSERT(pool_extent(text, "@forward.0.matmul") >= 16);
 	free(text);
-	int parallel = 0;
-	CU_ASSERT(threads_agree(path, 128, &parallel));
-	CU_ASSERT(parallel == 1);
-	remove(path);
-	rmdir(dir);
 }
 
 /* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
