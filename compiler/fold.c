@@ -10,6 +10,9 @@
  *                log(sigmoid x) -> -softplus(-x)
  *   pooling      scatter(x, g) * step x -> scatter(x, g * step(maxpool x))
  *                                        (a relu's mask on a max pool's gradient)
+ *   layout       matmul(transpose a, b) -> matmul a, b with a's flag flipped (and b's
+ *                                        likewise): the kernels read either layout
+ *                transpose(transpose x) -> one transpose, or x
  *
  * A rewrite only applies when the result has the shape the node would have had.
  */
@@ -125,9 +128,35 @@ static Node *fold_binary(Graph *g, Op op, Node *a, Node *b)
 	}
 }
 
+/* A matrix transposed, as matmul's flag instead of a copy; a transpose of a
+ * transpose, composed (ir_transpose drops an identity). */
+static Node *fold_layout(Graph *g, Op op, Node **in, const int64_t *attrs)
+{
+	if (op == OP_TRANSPOSE && in[0]->op == OP_TRANSPOSE) {
+		int perm[MAXRANK];
+		for (int i = 0; i < in[0]->sh.rank; i++)
+			perm[i] = (int)in[0]->a[attrs[i]];
+		return ir_transpose(g, in[0]->in[0], perm);
+	}
+	if (op != OP_MATMUL)
+		return NULL;
+	Node *x[2];
+	int t[2], any = 0;
+	/* a 2-D transpose swaps the axes (others are matmul's shape error) */
+	for (int i = 0; i < 2; i++) {
+		int tr = in[i]->op == OP_TRANSPOSE && in[i]->sh.rank == 2;
+		x[i] = tr ? in[i]->in[0] : in[i];
+		t[i] = (int)attrs[i] ^ tr;
+		any |= tr;
+	}
+	return any ? ir_matmul(g, x[0], x[1], t[0], t[1]) : NULL;
+}
+
 Node *fold(Graph *g, Op op, Node **in, const int64_t *attrs, double f, const Shape *sh)
 {
-	(void)attrs, (void)f, (void)sh;
+	(void)f, (void)sh;
+	if ((op == OP_MATMUL || op == OP_TRANSPOSE) && attrs)
+		return fold_layout(g, op, in, attrs);
 	int fl = opinfo[op].flags;
 	if (!(fl & OPF_ELEMWISE))
 		return NULL;

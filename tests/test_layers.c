@@ -389,6 +389,75 @@ static void test_layers_loss_is_mean_over_real_rows(void)
 	}
 }
 
+/* Nodes of op reachable from n (each counted once: seen holds the ids met). */
+static int reachable(const Node *n, Op op, char *seen)
+{
+	if (seen[n->id])
+		return 0;
+	seen[n->id] = 1;
+	int k = n->op == op;
+	for (int i = 0; i < n->nin; i++)
+		k += reachable(n->in[i], op, seen);
+	return k;
+}
+
+/* A matrix transposed into a matmul becomes the product's flag, a transpose of a
+ * transpose one transpose or none (fold.c): the loss keeps its value, and only a
+ * transpose of the product itself is left to copy. */
+static void test_layers_transposes_fold_into_matmul(void)
+{
+	static const struct {
+		const char *expr;
+		int ta, tb,
+		    tc; /* the product of a^T if ta, b^T if tb; transposed if tc */
+		int transposes; /* left in the graph */
+	} cases[] = {
+	    {"matmul(transpose(a), b)", 1, 0, 0, 0},
+	    {"matmul(a, transpose(b))", 0, 1, 0, 0},
+	    {"matmul(transpose(a), transpose(b))", 1, 1, 0, 0},
+	    {"matmul(transpose(transpose(a)), b)", 0, 0, 0, 0},
+	    {"transpose(transpose(transpose(matmul(a, b))))", 0, 0, 1, 1},
+	};
+	/* 4 x 4 inputs (batch 4), so that a wrong flag is a wrong value, not a shape
+	 * error */
+	double a[16], b[16], c[16], w[4] = {1, 1, 1, 1};
+	for (int k = 0; k < 16; k++)
+		a[k] = k % 5 - 2, b[k] = (k * 7) % 11 - 5, c[k] = (k * 3) % 7 - 1;
+	for (int t = 0; t < (int)(sizeof cases / sizeof cases[0]); t++) {
+		double want = 0;
+		for (int i = 0; i < 4; i++)
+			for (int j = 0; j < 4; j++) {
+				double p = 0; /* (op(a) op(b))[i, j] */
+				for (int k = 0; k < 4; k++)
+					p += (cases[t].ta ? a[k * 4 + i] : a[i * 4 + k]) *
+					     (cases[t].tb ? b[j * 4 + k] : b[k * 4 + j]);
+				want += p * (cases[t].tc ? c[j * 4 + i] : c[i * 4 + j]);
+			}
+		char yaml[512];
+		snprintf(yaml, sizeof yaml,
+		         "inputs: {a: {shape: [batch, 4]}, b: {shape: [batch, 4]}, "
+		         "c: {shape: [batch, 4]}}\n"
+		         "loss: \"sum(%s * c)\"\n",
+		         cases[t].expr);
+		Lowered l;
+		lower_text(&l, yaml);
+		CU_ASSERT_FATAL(l.g != NULL);
+		const double *io[] = {a, b, c, w};
+		CU_ASSERT_DOUBLE_EQUAL(eval_loss(l.g, io), want, 1e-9);
+		const Fn *f = &l.g->fns[FN_EVALUATE];
+		char *seen = calloc((size_t)l.g->n, 1);
+		int left = 0;
+		for (int i = 0; i < f->nouts; i++)
+			left += reachable(f->outs[i].node, OP_TRANSPOSE, seen);
+		free(seen);
+		CU_ASSERT_EQUAL(left, cases[t].transposes);
+		if (left != cases[t].transposes)
+			fprintf(stderr, "\n%s: %d transposes left\n", cases[t].expr,
+			        left);
+		done(&l);
+	}
+}
+
 /* ---- calls that break their signature: rejected when the model is loaded ---- */
 
 #define CONV(settings)                                                                   \
@@ -514,6 +583,9 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	     "transpose: 'perm' has 3 axes, the value has 2", 5, 7},
 	    {FNODE("transpose(image, perm=[0, 0])"),
 	     "transpose: 'perm' is not a permutation of 0..1", 5, 7},
+	    /* a transpose of a 3-D value is not matmul's flag (fold.c) */
+	    {GRID("matmul(transpose(g), image)"),
+	     "matmul needs two matrices, got [28, 28, 1, 4] and [4, 784]", 6, 7},
 	    {FNODE("sum(image, axis=3)"),
 	     "axis 3 is out of range for a value with 2 axes", 5, 7},
 	    {FNODE("concat(image, reshape(image, shape=[28, 28]), axis=1)"),
@@ -594,6 +666,8 @@ void suite_layers(void)
 	     test_layers_free_parameters_and_loss_value},
 	    {"layers_loss_is_mean_over_real_rows",
 	     test_layers_loss_is_mean_over_real_rows},
+	    {"layers_transposes_fold_into_matmul",
+	     test_layers_transposes_fold_into_matmul},
 	    {"layers_reject_bad_calls", test_layers_reject_bad_calls},
 	    {"layers_lowering_reports_shapes_and_types",
 	     test_layers_lowering_reports_shapes_and_types},
