@@ -800,14 +800,61 @@ static void strided_copy(CG *cg, Node *dst, int64_t dbase, const int64_t *dst_st
 		cg_loop_end(cg, &l[k]);
 }
 
+/* A transpose's blocks: TB x TB elements, whose TB rows read and TB rows written stay
+ * in L1. Walking the output's rows whole read the input a row apart, 2 KB apart for
+ * a 512-wide matrix, all in a few sets of the caches: W^T of a [784, 512] W took
+ * 0.67-0.78 ms, 0.16-0.18 in blocks. */
+enum { TB = 16 };
+
+/* for (i = b TB; i < min(b TB + TB, n); i++) */
+static LLVMValueRef block_loop(CG *cg, Loop *l, LLVMValueRef b, int64_t n)
+{
+	LLVMValueRef lo = cg_mul(cg, b, cg_i64(cg, TB));
+	return cg_loop_range(cg, l, lo,
+	                     cg_min(cg, cg_add(cg, lo, cg_i64(cg, TB)), cg_i64(cg, n)));
+}
+
 EMIT(transpose)
 {
+	int r = n->sh.rank, p = -1, q = r - 1;
 	int64_t in_st[MAXRANK], st[MAXRANK], out_st[MAXRANK];
 	row_strides(&n->in[0]->sh, in_st);
 	row_strides(&n->sh, out_st);
-	for (int k = 0; k < n->sh.rank; k++)
-		st[k] = in_st[n->a[k]];
-	strided_copy(cg, n, 0, out_st, n->in[0], 0, st, &n->sh);
+	for (int k = 0; k < r; k++)
+		st[k] = in_st[n->a[k]], p = n->a[k] == r - 1 ? k : p;
+	if (p == q) { /* the rows stay rows */
+		strided_copy(cg, n, 0, out_st, n->in[0], 0, st, &n->sh);
+		return;
+	}
+	/* the other axes, then blocks of the output's axis p, which runs along the
+	 * input's rows, and of its last axis q; the threads share p's blocks of a
+	 * matrix */
+	Loop l[MAXRANK], lp, lq, bp, bq;
+	LLVMValueRef d = cg_i64(cg, 0), s = cg_i64(cg, 0);
+	int64_t np = (n->sh.d[p] + TB - 1) / TB, nq = (n->sh.d[q] + TB - 1) / TB;
+	for (int k = 0; k < r; k++)
+		if (k != p && k != q) {
+			LLVMValueRef i = cg_loop(cg, &l[k], n->sh.d[k]);
+			d = cg_add(cg, d, cg_mul(cg, i, cg_i64(cg, out_st[k])));
+			s = cg_add(cg, s, cg_mul(cg, i, cg_i64(cg, st[k])));
+		}
+	LLVMValueRef ib = r == 2 ? cg_par_loop(cg, &bp, np, 1) : cg_loop(cg, &bp, np),
+	             jb = cg_loop(cg, &bq, nq), i = block_loop(cg, &lp, ib, n->sh.d[p]),
+	             j = block_loop(cg, &lq, jb, n->sh.d[q]);
+	d = cg_add(cg, d,
+	           cg_add(cg, cg_mul(cg, i, cg_i64(cg, out_st[p])),
+	                  cg_mul(cg, j, cg_i64(cg, out_st[q]))));
+	s = cg_add(cg, s,
+	           cg_add(cg, cg_mul(cg, i, cg_i64(cg, st[p])),
+	                  cg_mul(cg, j, cg_i64(cg, st[q]))));
+	cg_store(cg, n, d, cg_load(cg, n->in[0], s));
+	cg_loop_end(cg, &lq);
+	cg_loop_end(cg, &lp);
+	cg_loop_end(cg, &bq);
+	cg_loop_end(cg, &bp);
+	for (int k = r - 1; k >= 0; k--)
+		if (k != p && k != q)
+			cg_loop_end(cg, &l[k]);
 }
 
 static int64_t offset_of(const int64_t *start, const int64_t *st, int rank)

@@ -736,6 +736,39 @@ static void test_diff_narrow_products_are_shared_by_rows(void)
 	free(text);
 }
 
+/* Transposes that stay copies (matmul takes the others as flags, fold.c), walked in
+ * blocks: a 4-D one that moves the rows' axis (20 x 35, blocks past both ends), and a
+ * 300 x 130 matrix and its gradient, shared between threads by blocks; the same bits on
+ * 1, 2 and 3 threads, and the reference's. */
+static void test_diff_transposes_match_the_reference(void)
+{
+	const char *yaml = "name: transposes\n"
+	                   "inputs:\n"
+	                   "  image: {shape: [batch, 3, 20, 35]}\n"
+	                   "  label: {shape: [batch], dtype: i32}\n"
+	                   "params:\n"
+	                   "  U: {shape: [130, 300], init: normal}\n"
+	                   "  V: {shape: [300, 130], init: normal}\n"
+	                   "nodes:\n"
+	                   "  a: \"transpose(image, perm=[0, 3, 1, 2])\"\n"
+	                   "  d: \"dense(reshape(a, shape=[2100]), units=10)\"\n"
+	                   "  out: \"d + sum(transpose(U) * V) / 1000\"\n"
+	                   "loss: \"softmax_cross_entropy(out, label)\"\n"
+	                   "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n";
+	int halves;
+	char *text = shared_model_ir("transposes.yaml", yaml, 5, &halves);
+	/* U's in 19 blocks of rows: the only transpose the forward pass shares */
+	long blocks = -1;
+	for (int k = 0; k < 8; k++) {
+		char name[32];
+		snprintf(name, sizeof name, "@forward.%d.transpose", k);
+		long e = pool_extent(text, name);
+		blocks = e > blocks ? e : blocks;
+	}
+	CU_ASSERT_EQUAL(blocks, 19);
+	free(text);
+}
+
 /* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
  * with a value per row broadcast to every lane ([batch, 1]), rows of a [batch, 3, 16]
  * with values per row and per column ([batch, 3, 1], [batch, 1, 16]), flat ones with a
@@ -866,6 +899,8 @@ void suite_diff(void)
 	     test_diff_narrow_products_are_shared_by_rows},
 	    {"test_diff_input_gradients_in_halves_match_the_reference",
 	     test_diff_input_gradients_in_halves_match_the_reference},
+	    {"test_diff_transposes_match_the_reference",
+	     test_diff_transposes_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
 	     test_diff_vector_loops_match_the_reference},
 	    {"test_diff_convolutions_match_the_reference",
