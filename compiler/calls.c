@@ -186,15 +186,25 @@ int fun_args(Diags *d, const Fun *f, const Expr *call, KwVal *kw)
 	while (nkw < MAXKW && f->kw[nkw].name)
 		names[nkw] = f->kw[nkw].name, nkw++;
 	if (call->nargs < f->minargs || (f->maxargs >= 0 && call->nargs > f->maxargs)) {
+		/* one_hot(label, 10), as torch's positional arguments: name a setting */
+		int k = 0;
+		while (k < nkw && !f->kw[k].required)
+			k++;
+		const char *hint =
+		    call->nargs > f->minargs && nkw
+		        ? arena_printf(A, "; settings go by name, as in %s(..., %s=...)",
+		                       f->name, names[k < nkw ? k : 0])
+		        : "";
 		if (f->minargs == f->maxargs)
-			error_at(d, call->loc, "%s takes %d value%s, got %d", f->name,
-			         f->minargs, f->minargs == 1 ? "" : "s", call->nargs);
+			error_at(d, call->loc, "%s takes %d value%s, got %d%s", f->name,
+			         f->minargs, f->minargs == 1 ? "" : "s", call->nargs,
+			         hint);
 		else
-			error_at(d, call->loc, "%s takes %d%s value%s, got %d", f->name,
+			error_at(d, call->loc, "%s takes %d%s value%s, got %d%s", f->name,
 			         f->minargs,
 			         f->maxargs < 0 ? " or more"
 			                        : arena_printf(A, " to %d", f->maxargs),
-			         f->maxargs == 1 ? "" : "s", call->nargs);
+			         f->maxargs == 1 ? "" : "s", call->nargs, hint);
 		status = -1;
 	}
 	for (int i = 0; i < call->nkw; i++) {

@@ -517,6 +517,13 @@ static void test_layers_reject_bad_calls(void)
 	     "'perm' must be a list of at most 6 integers, got '3'", 5, 29},
 	    {NODE("one_hot(label)"), "one_hot needs 'num_classes'", 5, 7},
 	    {NODE("exp(image, image)"), "exp takes 1 value, got 2", 5, 7},
+	    {NODE("one_hot(label, 10)"),
+	     "one_hot takes 1 value, got 2; settings go by name, as in one_hot(..., "
+	     "num_classes=...)",
+	     5, 7},
+	    {NODE("sum(image, 1)"),
+	     "sum takes 1 value, got 2; settings go by name, as in sum(..., axis=...)", 5,
+	     7},
 	    {NODE("where(image, image)"), "where takes 3 values, got 2", 5, 7},
 	    {NODE("concat()"), "concat takes 1 or more values, got 0", 5, 7},
 	    {NODE("softmax_cross_entropy(image, label, label_smoothing=-1)"),
