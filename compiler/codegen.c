@@ -694,36 +694,17 @@ static LLVMValueRef build_fdiv(CG *cg, LLVMValueRef a, LLVMValueRef b)
 	return LLVMBuildFDiv(B, a, b, "");
 }
 
-static LLVMValueRef fexp(CG *cg, LLVMValueRef a) { return call1(cg, "llvm.exp.f32", a); }
-
 ELEMWISE(neg, LLVMBuildFNeg(B, a, ""))
-ELEMWISE(exp, fexp(cg, a))
-ELEMWISE(log, call1(cg, "llvm.log.f32", a))
+ELEMWISE(exp, vm_exp(cg, a))
+ELEMWISE(log, vm_log(cg, a))
 ELEMWISE(sqrt, call1(cg, "llvm.sqrt.f32", a))
 ELEMWISE(abs, call1(cg, "llvm.fabs.f32", a))
 ELEMWISE(sin, call1(cg, "llvm.sin.f32", a))
 ELEMWISE(cos, call1(cg, "llvm.cos.f32", a))
-/* 1 - 2 / (e^2a + 1): exact limits -1 and 1 at large |a| */
-ELEMWISE(tanh,
-         LLVMBuildFSub(B, cg_f32(cg, 1),
-                       build_fdiv(cg, cg_f32(cg, 2),
-                                  build_fadd(cg,
-                                             fexp(cg, build_fmul(cg, a, cg_f32(cg, 2))),
-                                             cg_f32(cg, 1))),
-                       ""))
-/* 1 / (1 + e^-a): exact limits 0 and 1 at large |a| */
-ELEMWISE(sigmoid,
-         build_fdiv(cg, cg_f32(cg, 1),
-                    build_fadd(cg, cg_f32(cg, 1), fexp(cg, LLVMBuildFNeg(B, a, "")))))
-/* max(a, 0) + log(1 + e^-|a|): no overflow for large a */
-ELEMWISE(
-    softplus,
-    build_fadd(cg, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)),
-               call1(cg, "llvm.log.f32",
-                     build_fadd(cg, cg_f32(cg, 1),
-                                fexp(cg, LLVMBuildFNeg(B, call1(cg, "llvm.fabs.f32", a),
-                                                       ""))))))
-ELEMWISE(erf, call1(cg, "erff", a))
+ELEMWISE(tanh, vm_tanh(cg, a))
+ELEMWISE(sigmoid, vm_sigmoid(cg, a))
+ELEMWISE(softplus, vm_softplus(cg, a))
+ELEMWISE(erf, vm_erf(cg, a))
 ELEMWISE(relu, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)))
 ELEMWISE(step, as_f32(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0))))
 ELEMWISE(stopgrad, a)

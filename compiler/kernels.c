@@ -12,11 +12,6 @@
 
 #define EMIT(name) void emit_##name(CG *cg, Node *n)
 
-static LLVMValueRef cg_call1(CG *cg, const char *name, LLVMValueRef x)
-{
-	return cg_call(cg, name, 1, &x);
-}
-
 /* Reduction over axes: out[o] = fold of in[i] over every input element, where o drops
  * the reduced axes' indices. The reduced axes at the end of the shape (a bias gradient's
  * H and W) are one contiguous run of x per output element, folded in a register. */
@@ -739,8 +734,7 @@ EMIT(logsoftmax)
 			next = LLVMBuildSelect(
 			    B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc, "");
 		} else {
-			LLVMValueRef e =
-			    cg_call1(cg, "llvm.exp.f32", LLVMBuildFSub(B, v, m, ""));
+			LLVMValueRef e = vm_exp(cg, LLVMBuildFSub(B, v, m, ""));
 			next = cg_fast(LLVMBuildFAdd(B, acc, e, ""));
 		}
 		LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
@@ -751,7 +745,7 @@ EMIT(logsoftmax)
 		else
 			s = next;
 	}
-	LLVMValueRef shift = LLVMBuildFAdd(B, m, cg_call1(cg, "llvm.log.f32", s), "");
+	LLVMValueRef shift = LLVMBuildFAdd(B, m, vm_log(cg, s), "");
 	LLVMValueRef c = cg_loop(cg, &lc, C);
 	LLVMValueRef off = LLVMBuildAdd(B, row, c, "");
 	cg_store(cg, n, off, LLVMBuildFSub(B, cg_load(cg, x, off), shift, ""));
