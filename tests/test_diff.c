@@ -769,6 +769,49 @@ static void test_diff_transposes_match_the_reference(void)
 	free(text);
 }
 
+/* Activations computed by polynomials (vmath.c) after dense layers, against the
+ * reference on the host's vectors and AVX2's; tanh, sigmoid and softplus are loops of
+ * their own, not in the epilogue of the forward product's dot-product tiles, which
+ * would compute them once per row of a tile (plan.c). */
+static void test_diff_polynomial_activations_match_the_reference(void)
+{
+	const char *yaml = "name: acts\n"
+	                   "inputs:\n"
+	                   "  image: {shape: [batch, 50]}\n"
+	                   "  label: {shape: [batch], dtype: i32}\n"
+	                   "layers:\n"
+	                   "  - dense: {units: 40, activation: tanh}\n"
+	                   "  - dense: {units: 33, activation: gelu}\n"
+	                   "  - dense: {units: 24, activation: silu}\n"
+	                   "  - dense: {units: 20, activation: sigmoid}\n"
+	                   "  - dense: {units: 18, activation: softplus}\n"
+	                   "  - dense: {units: 10, activation: log_softmax}\n"
+	                   "loss: {type: nll, target: label}\n"
+	                   "optimizer: {type: adam, lr: 0.01}\n";
+	check_yaml("acts.yaml", yaml, 9);
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, "acts.yaml", yaml);
+	int halves;
+	char *text = model_ir(path, 9, &halves);
+	const char *own[] = {".tanh(", ".sigmoid(", ".softplus("};
+	for (int k = 0; k < 3; k++) {
+		const char *def = "define internal void @forward.", *at = text;
+		int found = 0;
+		while (!found && (at = strstr(at, def))) {
+			const char *end = strchr(at, '(');
+			found = end && !strncmp(end - strlen(own[k]) + 1, own[k],
+			                        strlen(own[k]));
+			at++;
+		}
+		CU_ASSERT(found);
+		if (!found)
+			fprintf(stderr, "\nno kernel of its own for %s\n", own[k]);
+	}
+	free(text);
+	remove(path);
+	rmdir(dir);
+}
+
 /* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
  * with a value per row broadcast to every lane ([batch, 1]), rows of a [batch, 3, 16]
  * with values per row and per column ([batch, 3, 1], [batch, 1, 16]), flat ones with a
@@ -901,6 +944,8 @@ void suite_diff(void)
 	     test_diff_input_gradients_in_halves_match_the_reference},
 	    {"test_diff_transposes_match_the_reference",
 	     test_diff_transposes_match_the_reference},
+	    {"test_diff_polynomial_activations_match_the_reference",
+	     test_diff_polynomial_activations_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
 	     test_diff_vector_loops_match_the_reference},
 	    {"test_diff_convolutions_match_the_reference",
