@@ -3,15 +3,14 @@
  * from those, with no separate pass and no change to the topological order (a rewrite
  * only ever returns existing nodes or builds new ones from them).
  *
- *   algebra      x + 0, x - 0, x * 1, x / 1, x ^ 1 -> x;  x ^ 2 -> x * x;  -(-x) -> x
- *   constants    an op on scalar constants is a constant
- *   stability    log(exp x) -> x                  (so log(softmax x) -> log_softmax x)
- *                log(1 + exp x) -> softplus x
- *                log(sigmoid x) -> -softplus(-x)
- *   pooling      scatter(x, g) * step x -> scatter(x, g * step(maxpool x))
- *                                        (a relu's mask on a max pool's gradient)
- *   layout       matmul(transpose a, b) -> matmul a, b with a's flag flipped (and b's
- *                                        likewise): the kernels read either layout
+ *   algebra      x + 0, x - 0, x * 1, x / 1, x ^ 1 -> x;  -(-x) -> x
+ *                x ^ 2, 3, 4 -> products;  x ^ 0.5 -> sqrt x;  x ^ -1, -2, -0.5 -> 1 /
+ * ... (pow at -0 and -inf aside: sqrt(-0) is -0, sqrt(-inf) NaN) constants    an op on
+ * scalar constants is a constant stability    log(exp x) -> x                  (so
+ * log(softmax x) -> log_softmax x) log(1 + exp x) -> softplus x log(sigmoid x) ->
+ * -softplus(-x) pooling      scatter(x, g) * step x -> scatter(x, g * step(maxpool x)) (a
+ * relu's mask on a max pool's gradient) layout       matmul(transpose a, b) -> matmul a,
+ * b with a's flag flipped (and b's likewise): the kernels read either layout
  *                transpose(transpose x) -> one transpose, or x
  *
  * A rewrite only applies when the result has the shape the node would have had.
@@ -98,6 +97,29 @@ static Node *fold_pool_mask(Graph *g, Node *a, Node *b)
 	return ir_poolmax(g, 1, x, ir_mul(g, a->in[1], ir_unary(g, OP_STEP, pooled)), &p);
 }
 
+/* x ^ c for the constants c whose power is a product, a square root or a division:
+ * vector instructions, where pow is a call into libm for each element */
+static Node *fold_pow(Graph *g, Node *x, Node *c)
+{
+	if (is_const(c, 1))
+		return x;
+	if (is_const(c, 2))
+		return ir_mul(g, x, x);
+	if (is_const(c, 3))
+		return ir_mul(g, x, ir_mul(g, x, x));
+	if (is_const(c, 4))
+		return ir_mul(g, ir_mul(g, x, x), ir_mul(g, x, x));
+	if (is_const(c, 0.5))
+		return ir_unary(g, OP_SQRT, x);
+	if (is_const(c, -1))
+		return ir_div(g, ir_scalar(g, 1), x);
+	if (is_const(c, -2))
+		return ir_div(g, ir_scalar(g, 1), ir_mul(g, x, x));
+	if (is_const(c, -0.5))
+		return ir_div(g, ir_scalar(g, 1), ir_unary(g, OP_SQRT, x));
+	return NULL;
+}
+
 static Node *fold_binary(Graph *g, Op op, Node *a, Node *b)
 {
 	switch (op) {
@@ -118,11 +140,7 @@ static Node *fold_binary(Graph *g, Op op, Node *a, Node *b)
 	case OP_DIV:
 		return is_const(b, 1) ? same(a, a, b) : NULL;
 	case OP_POW:
-		if (is_const(b, 1))
-			return same(a, a, b);
-		if (is_const(b, 2) && same(a, a, b))
-			return ir_mul(g, a, a);
-		return NULL;
+		return same(a, a, b) ? fold_pow(g, a, b) : NULL;
 	default:
 		return NULL;
 	}

@@ -458,6 +458,37 @@ static void test_layers_transposes_fold_into_matmul(void)
 	}
 }
 
+/* Powers by the constants fold.c rewrites are products, square roots and divisions:
+ * no pow left, and the loss's value on inputs in (0.5, 4). */
+static void test_layers_powers_fold_into_products(void)
+{
+	static const double exps[] = {2, 3, 4, 0.5, -1, -2, -0.5};
+	double x[4] = {0.5, 1.5, 2.25, 4}, w[4] = {1, 1, 1, 1};
+	for (int t = 0; t < (int)(sizeof exps / sizeof exps[0]); t++) {
+		char yaml[256];
+		snprintf(yaml, sizeof yaml,
+		         "inputs: {x: {shape: [batch, 1]}}\n"
+		         "loss: \"sum(x ^ %g)\"\n",
+		         exps[t]);
+		Lowered l;
+		lower_text(&l, yaml);
+		CU_ASSERT_FATAL(l.g != NULL);
+		double want = 0;
+		for (int i = 0; i < 4; i++)
+			want += pow(x[i], exps[t]);
+		const double *io[] = {x, w};
+		CU_ASSERT_DOUBLE_EQUAL(eval_loss(l.g, io), want, 1e-12);
+		const Fn *f = &l.g->fns[FN_EVALUATE];
+		char *seen = calloc((size_t)l.g->n, 1);
+		int left = 0;
+		for (int i = 0; i < f->nouts; i++)
+			left += reachable(f->outs[i].node, OP_POW, seen);
+		free(seen);
+		CU_ASSERT_EQUAL(left, 0);
+		done(&l);
+	}
+}
+
 /* ---- calls that break their signature: rejected when the model is loaded ---- */
 
 #define CONV(settings)                                                                   \
@@ -675,6 +706,7 @@ void suite_layers(void)
 	     test_layers_loss_is_mean_over_real_rows},
 	    {"layers_transposes_fold_into_matmul",
 	     test_layers_transposes_fold_into_matmul},
+	    {"layers_powers_fold_into_products", test_layers_powers_fold_into_products},
 	    {"layers_reject_bad_calls", test_layers_reject_bad_calls},
 	    {"layers_lowering_reports_shapes_and_types",
 	     test_layers_lowering_reports_shapes_and_types},
