@@ -12,6 +12,11 @@
 
 #define EMIT(name) void emit_##name(CG *cg, Node *n)
 
+static LLVMValueRef cg_call1(CG *cg, const char *name, LLVMValueRef x)
+{
+	return cg_call(cg, name, 1, &x);
+}
+
 /* Reduction over axes: out[o] = fold of in[i] over every input element, where o drops
  * the reduced axes' indices. The reduced axes at the end of the shape (a bias gradient's
  * H and W) are one contiguous run of x per output element, folded in a register. */
@@ -713,43 +718,69 @@ EMIT(matmul)
 		cg_epilogue_end(cg);
 }
 
-/* Per row: m = max x, s = sum e^(x - m), out = x - m - log s. */
+/* the lanes of v (float vectors) reduced by the intrinsic llvm.vector.reduce.<op> */
+static LLVMValueRef reduce_lanes(CG *cg, const char *op, LLVMValueRef v)
+{
+	char name[48];
+	snprintf(name, sizeof name, "llvm.vector.reduce.%s.v%df32", op, (int)VW);
+	LLVMTypeRef vt = LLVMTypeOf(v), params[2] = {cg->f32, vt};
+	if (!strcmp(op, "fmax"))
+		return cg_call_as(cg, name, cg->f32, &vt, 1, &v);
+	LLVMValueRef args[2] = {cg_f32(cg, -0.0), v};
+	return cg_fast(cg_call_as(cg, name, cg->f32, params, 2, args));
+}
+
+/* Per row: m = max x, s = sum e^(x - m), out = x - m - log s; on vectors along the
+ * row, the last one masked (lanes past it read as -inf, whose e^ is 0), rows shared
+ * between threads. A 1000-class output layer's, [128, 1000], took 0.81-1.04 ms a step
+ * as scalar loops calling expf, 0.12 so. */
 EMIT(logsoftmax)
 {
 	Node *x = n->in[0];
-	int64_t C = n->sh.d[n->sh.rank - 1], rows = shape_numel(&n->sh) / C;
+	int64_t C = n->sh.d[n->sh.rank - 1], rows = shape_numel(&n->sh) / C,
+	        nv = (C + VW - 1) / VW;
+	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)VW);
+	LLVMValueRef ninf = cg_splat(cg, cg_f32(cg, -INFINITY), (int)VW);
 	Loop lr, lc;
-	LLVMValueRef r = cg_loop(cg, &lr, rows);
-	LLVMValueRef row = LLVMBuildMul(B, r, cg_i64(cg, C), "");
-	LLVMValueRef m = cg_load(cg, x, row), s = cg_f32(cg, 0);
-	for (int pass = 0; pass < 2; pass++) {
+	LLVMValueRef r = cg_par_loop(cg, &lr, rows, 1); /* the threads share rows */
+	LLVMValueRef row = LLVMBuildMul(B, r, cg_i64(cg, C), ""), m = NULL, s = NULL;
+	for (int pass = 0; pass < 3; pass++) {
 		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-		LLVMValueRef c = cg_loop(cg, &lc, C);
-		LLVMValueRef acc = LLVMBuildPhi(B, cg->f32, "");
-		LLVMValueRef init = pass ? s : m;
-		LLVMAddIncoming(acc, &init, &pre, 1);
-		LLVMValueRef v = cg_load(cg, x, LLVMBuildAdd(B, row, c, ""));
-		LLVMValueRef next;
-		if (!pass) {
+		LLVMValueRef j = cg_loop(cg, &lc, nv), acc = NULL;
+		if (pass < 2)
+			acc = cg_acc_begin(cg, pre, pass ? LLVMConstNull(vt) : ninf);
+		LLVMValueRef c = cg_mul(cg, j, cg_i64(cg, VW)),
+		             mask =
+		                 lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, C), c, "")),
+		             at = LLVMBuildAdd(B, row, c, ""), next;
+		LLVMValueRef v = LLVMBuildSelect(
+		    B, mask,
+		    cg_masked(cg, vt, mask, gep(cg, cg_node_ptr(cg, x), at), NULL), ninf,
+		    "");
+		if (pass == 2) {
+			cg_masked(cg, vt, mask, gep(cg, cg_node_ptr(cg, n), at),
+			          LLVMBuildFSub(B, v, cg_splat(cg, s, (int)VW), ""));
+			cg_loop_end(cg, &lc);
+			break;
+		}
+		if (!pass)
 			next = LLVMBuildSelect(
 			    B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc, "");
-		} else {
-			LLVMValueRef e = vm_exp(cg, LLVMBuildFSub(B, v, m, ""));
-			next = cg_fast(LLVMBuildFAdd(B, acc, e, ""));
-		}
-		LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
-		LLVMAddIncoming(acc, &next, &latch, 1);
+		else
+			next = cg_fast(LLVMBuildFAdd(
+			    B, acc,
+			    vm_exp(cg, LLVMBuildFSub(B, v, cg_splat(cg, m, (int)VW), "")),
+			    ""));
+		cg_acc_next(cg, acc, next);
 		cg_loop_end(cg, &lc);
 		if (!pass)
-			m = next;
-		else
-			s = next;
+			m = reduce_lanes(cg, "fmax", next);
+		else /* s becomes the shift m + log s */
+			s = LLVMBuildFAdd(
+			    B, m,
+			    cg_call1(cg, "llvm.log.f32", reduce_lanes(cg, "fadd", next)),
+			    "");
 	}
-	LLVMValueRef shift = LLVMBuildFAdd(B, m, vm_log(cg, s), "");
-	LLVMValueRef c = cg_loop(cg, &lc, C);
-	LLVMValueRef off = LLVMBuildAdd(B, row, c, "");
-	cg_store(cg, n, off, LLVMBuildFSub(B, cg_load(cg, x, off), shift, ""));
-	cg_loop_end(cg, &lc);
 	cg_loop_end(cg, &lr);
 }
 
