@@ -75,6 +75,7 @@ typedef struct CG {
 	int last_par;
 	Tile tile;
 	int as_written; /* loops get metadata: no unrolling, no vectorizing */
+	int single;     /* computing a single value: exp and log call libm (vmath.c) */
 	int cold;       /* the entry point's small kernels are COLD_CODE (codegen.c) */
 	/* The node being emitted runs as one or more kernels, functions
 	 * void k(bufs, lo, hi) that the entry point calls in order (codegen.c). */

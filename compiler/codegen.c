@@ -503,6 +503,7 @@ static void pointwise_nest_dir(CG *cg, Node **outs, int nout, Sink sink, void *c
 {
 	int64_t count = shape_numel(&outs[0]->sh);
 	int flat = 1, vec = cg->tile.vw > 1;
+	cg->single = count == 1;
 	for (int o = 0; o < nout; o++) {
 		vec &= plan_vector_ok(cg->p, outs[o], 1);
 		for (int k = 0; k < outs[o]->nin; k++)

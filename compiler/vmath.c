@@ -132,6 +132,8 @@ static LLVMValueRef copysign_of(CG *cg, LLVMValueRef m, LLVMValueRef x)
  * the result underflows to a subnormal or overflows to inf with a single rounding. */
 LLVMValueRef vm_exp(CG *cg, LLVMValueRef x)
 {
+	if (cg->single && !lanes_of(x))
+		return cg_call(cg, "llvm.exp.f32", 1, &x);
 	static const double P[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
 	                           4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
 	LLVMValueRef hi = kf(cg, x, 150), lo = kf(cg, x, -150);
@@ -159,6 +161,8 @@ LLVMValueRef vm_exp(CG *cg, LLVMValueRef x)
  * scaled by 2^23 first); log(1 + f) = f - f^2 / 2 + f^3 P(f), ln 2 in two parts. */
 LLVMValueRef vm_log(CG *cg, LLVMValueRef x)
 {
+	if (cg->single && !lanes_of(x))
+		return cg_call(cg, "llvm.log.f32", 1, &x);
 	static const double P[] = {7.0376836292E-2,  -1.1514610310E-1, 1.1676998740E-1,
 	                           -1.2420140846E-1, 1.4249322787E-1,  -1.6668057665E-1,
 	                           2.0000714765E-1,  -2.4999993993E-1, 3.3333331174E-1};
