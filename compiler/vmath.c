@@ -132,6 +132,7 @@ static LLVMValueRef copysign_of(CG *cg, LLVMValueRef m, LLVMValueRef x)
  * the result underflows to a subnormal or overflows to inf with a single rounding. */
 LLVMValueRef vm_exp(CG *cg, LLVMValueRef x)
 {
+	/* a single value once a step (Adam's beta^t): a call is less code to compile */
 	if (cg->single && !lanes_of(x))
 		return cg_call(cg, "llvm.exp.f32", 1, &x);
 	static const double P[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
