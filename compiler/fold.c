@@ -167,7 +167,12 @@ static Node *fold_layout(Graph *g, Op op, Node **in, const int64_t *attrs)
 		t[i] = (int)attrs[i] ^ tr;
 		any |= tr;
 	}
-	return any ? ir_matmul(g, x[0], x[1], t[0], t[1]) : NULL;
+	/* only a product that is well formed: a rewrite that failed would report the
+	 * shape error that the node itself then reports again */
+	if (!any || x[0]->sh.rank != 2 || x[1]->sh.rank != 2 ||
+	    x[0]->sh.d[t[0] ? 0 : 1] != x[1]->sh.d[t[1] ? 1 : 0])
+		return NULL;
+	return ir_matmul(g, x[0], x[1], t[0], t[1]);
 }
 
 Node *fold(Graph *g, Op op, Node **in, const int64_t *attrs, double f, const Shape *sh)
