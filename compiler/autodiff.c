@@ -64,15 +64,46 @@ static void mark(Grad *gr, Node *loss, Node *const *wrt, int nwrt)
 	}
 }
 
-/* The first wrt node that depends on n, to name it in an error. */
-static const char *dependent_param(Grad *gr, Node *n, Node *const *wrt, int nwrt)
+/* Whether n depends on w (seen: ids already visited). */
+static int depends(const Node *n, const Node *w, char *seen)
 {
-	for (int k = 0; k < nwrt; k++) {
-		Node *w = wrt[k];
-		if (w->op == OP_PARAM && w->id <= n->id)
-			return gr->g->params[w->a[0]].name;
-	}
-	return "a parameter";
+	if (n == w)
+		return 1;
+	if (n->id < w->id || seen[n->id])
+		return 0;
+	seen[n->id] = 1;
+	for (int i = 0; i < n->nin; i++)
+		if (depends(n->in[i], w, seen))
+			return 1;
+	return 0;
+}
+
+/* A parameter with no gradient that reaches the loss through an op with none
+ * (argmax, one_hot) reaches it only that way: an error naming both. A parameter that
+ * also reaches it another way gets that way's gradient, as in PyTorch. */
+static int only_through_cuts(Grad *gr, Node **cuts, int ncuts, Node *const *wrt, int nwrt,
+                             Node **out)
+{
+	char *seen = calloc((size_t)gr->g->n, 1);
+	if (!seen)
+		die("out of memory");
+	for (int k = 0; k < nwrt; k++)
+		for (int c = 0; !out[k] && c < ncuts; c++) {
+			memset(seen, 0, (size_t)gr->g->n);
+			if (!depends(cuts[c], wrt[k], seen))
+				continue;
+			error_at(
+			    gr->g->diags, cuts[c]->loc,
+			    "the loss depends on '%s' only through '%s', which has no "
+			    "derivative",
+			    wrt[k]->op == OP_PARAM ? gr->g->params[wrt[k]->a[0]].name
+			                           : "a parameter",
+			    opinfo[cuts[c]->op].name);
+			free(seen);
+			return -1;
+		}
+	free(seen);
+	return 0;
 }
 
 int ad_backward(Graph *g, Node *loss, Node *const *wrt, int nwrt, Node **out)
@@ -91,18 +122,17 @@ int ad_backward(Graph *g, Node *loss, Node *const *wrt, int nwrt, Node **out)
 	g->cur_loc = loss->loc;
 	g->cur_rule = "seed";
 	gr.adj[loss->id] = ir_scalar(g, 1.0);
+	Node *cuts[8]; /* ops with no derivative that a parameter reaches the loss by */
+	int ncuts = 0;
 	for (int i = loss->id; i >= 0 && status == 0; i--) {
 		Node *n = g->nodes[i], *dy = gr.adj[i];
 		if (!dy || !gr.needs[i] || !gr.reach[i] ||
 		    (opinfo[n->op].flags & OPF_LEAF))
 			continue;
 		if (opinfo[n->op].flags & OPF_NODIFF) {
-			error_at(g->diags, n->loc,
-			         "the loss depends on '%s' through '%s', which has no "
-			         "derivative",
-			         dependent_param(&gr, n, wrt, nwrt), opinfo[n->op].name);
-			status = -1;
-			break;
+			if (ncuts < 8)
+				cuts[ncuts++] = n;
+			continue;
 		}
 		g->cur_loc = n->loc;
 		g->cur_fwd = n;
@@ -114,6 +144,8 @@ int ad_backward(Graph *g, Node *loss, Node *const *wrt, int nwrt, Node **out)
 	}
 	for (int k = 0; k < nwrt; k++)
 		out[k] = gr.adj[wrt[k]->id];
+	if (status == 0)
+		status = only_through_cuts(&gr, cuts, ncuts, wrt, nwrt, out);
 	g->cur_loc = saved_loc;
 	g->cur_fwd = NULL;
 	g->cur_rule = NULL;

@@ -273,6 +273,44 @@ static void test_models_path_through_argmax_is_an_error(void)
 	arena_free(A);
 }
 
+/* A parameter that reaches the loss through argmax and also another way gets that
+ * way's gradient, as in PyTorch, where argmax's output has none: the same gradients
+ * as without the argmax term, which lowered to an error before. */
+static void test_models_argmax_beside_another_path_adds_nothing(void)
+{
+	const char *head = "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch, 3]}}\n"
+	                   "layers: [{dense: {units: 3}}]\n";
+	char with[512], without[512];
+	snprintf(with, sizeof with,
+	         "%sloss: \"sum(output * output) + sum(one_hot(argmax(output), "
+	         "num_classes=3) * y)\"\n",
+	         head);
+	snprintf(without, sizeof without, "%sloss: \"sum(output * output)\"\n", head);
+	Run a, b;
+	CU_ASSERT_FATAL(start(&a, NULL, with, 4) == 0);
+	CU_ASSERT_FATAL(start(&b, NULL, without, 4) == 0);
+	Run *r[2] = {&a, &b};
+	for (int k = 0; k < 2; k++) {
+		rt_rng rng;
+		rt_rng_seed(&rng, 5);
+		random_inputs(r[k]->s, &rng);
+		r[k]->c->prog.grad(r[k]->s->bufs);
+	}
+	const char *names[] = {"fc1.weight", "fc1.bias"};
+	for (int n = 0; n < 2; n++) {
+		float *ga = grad(&a, names[n]), *gb = grad(&b, names[n]);
+		int64_t len = n ? 3 : 12;
+		int nonzero = 0;
+		for (int64_t i = 0; i < len; i++) {
+			CU_ASSERT_EQUAL(ga[i], gb[i]);
+			nonzero |= ga[i] != 0;
+		}
+		CU_ASSERT(nonzero);
+	}
+	finish(&a);
+	finish(&b);
+}
+
 /* Dropout draws a new mask every training step and is off in evaluation; batch norm
  * updates its running statistics in training and uses them in evaluation. */
 static void test_models_dropout_and_batch_norm_modes(void)
@@ -315,6 +353,8 @@ void suite_models(void)
 	     test_models_rosenbrock_converges_to_one_one},
 	    {"test_models_residual_mlp_learns", test_models_residual_mlp_learns},
 	    {"test_models_lenet_learns", test_models_lenet_learns},
+	    {"test_models_argmax_beside_another_path_adds_nothing",
+	     test_models_argmax_beside_another_path_adds_nothing},
 	    {"test_models_cross_entropy_is_stable_at_extreme_logits",
 	     test_models_cross_entropy_is_stable_at_extreme_logits},
 	    {"test_models_where_keeps_untaken_branch_gradient_finite",
