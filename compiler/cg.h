@@ -140,6 +140,10 @@ void cg_kernel_work(CG *cg, int64_t work);
 LLVMValueRef cg_acc_begin(CG *cg, LLVMBasicBlockRef pre, LLVMValueRef init);
 void cg_acc_next(CG *cg, LLVMValueRef acc, LLVMValueRef next);
 LLVMValueRef cg_node_ptr(CG *cg, Node *n); /* element 0 of the node's buffer */
+/* n's element at idx (one index per axis of dims, which n broadcasts to): loaded, or
+ * computed right here when n is fused into the loop (Plan.inl) */
+LLVMValueRef cg_value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx);
+int cg_fused(CG *cg, Node *n);
 LLVMValueRef cg_load(CG *cg, Node *n, LLVMValueRef off);
 /* a hint to fetch the cache line at p into L1; it never faults, so p may be past the
  * end of its array */

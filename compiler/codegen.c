@@ -425,6 +425,13 @@ static LLVMValueRef value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
 	return splat(cg, v);
 }
 
+int cg_fused(CG *cg, Node *n) { return cg->p->inl[n->id]; }
+
+LLVMValueRef cg_value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
+{
+	return value(cg, n, dims, idx);
+}
+
 /* What a pointwise loop nest does with the values it computes at flat offset out. */
 typedef void (*Sink)(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMValueRef out,
                      void *ctx);

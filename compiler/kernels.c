@@ -31,13 +31,15 @@ static void reduce(CG *cg, Node *n, int max)
 		cg_store(cg, n, i, init);
 		cg_loop_end(cg, &z);
 	}
-	int outer = x->sh.rank;
+	/* x fused into this loop (plan.c): computed from the indices of all its axes,
+	 * so the run folded in a register is its last axis only */
+	int fused = cg_fused(cg, x), rank = x->sh.rank, outer = rank;
 	int64_t run = 1;
-	while (outer > 0 && (n->a[0] >> (outer - 1) & 1))
+	while (outer > 0 && (n->a[0] >> (outer - 1) & 1) && (!fused || outer == rank))
 		run *= x->sh.d[--outer];
-	LLVMValueRef in = cg_i64(cg, 0), out = cg_i64(cg, 0);
+	LLVMValueRef in = cg_i64(cg, 0), out = cg_i64(cg, 0), idx[MAXRANK];
 	for (int d = 0; d < outer; d++) {
-		LLVMValueRef i = cg_loop(cg, &l[d], x->sh.d[d]);
+		LLVMValueRef i = idx[d] = cg_loop(cg, &l[d], x->sh.d[d]);
 		in = cg_add(cg, cg_mul(cg, in, cg_i64(cg, x->sh.d[d])), i);
 		out = cg_mul(cg, out, cg_i64(cg, n->sh.d[d]));
 		if (!(n->a[0] >> d & 1))
@@ -47,8 +49,14 @@ static void reduce(CG *cg, Node *n, int max)
 	Loop lr;
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	LLVMValueRef r = cg_loop(cg, &lr, run);
-	LLVMValueRef acc = cg_acc_begin(cg, pre, init),
-	             v = cg_load(cg, x, cg_add(cg, in, r));
+	LLVMValueRef acc = cg_acc_begin(cg, pre, init), v;
+	if (fused) {
+		if (outer < rank)
+			idx[rank - 1] = r;
+		v = cg_value(cg, x, &x->sh, idx);
+	} else {
+		v = cg_load(cg, x, cg_add(cg, in, r));
+	}
 	LLVMValueRef next =
 	    max ? LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc,
 	                          "")

@@ -57,8 +57,9 @@ static Node *owner(Node *n)
 	return n;
 }
 
-/* Fusion: a pointwise node used once, by a pointwise node of its own shape, is
- * computed inside its user's loop and never stored. */
+/* Fusion: a pointwise node used once, by a pointwise node of its own shape or by a
+ * reduction, is computed inside its user's loop and never stored (batch norm's
+ * (x - mean)^2 inside the sum that makes the variance, say). */
 static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 {
 	const Fn *f = &g->fns[fn];
@@ -75,8 +76,10 @@ static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 	}
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i], *u = user[i];
-		p->inl[i] = !g->no_fusion && p->live[i] && nuse[i] == 1 && pointwise(n) &&
-		            pointwise(u) && shape_eq(&n->sh, &u->sh) && n->dt == DT_F32;
+		int into = nuse[i] == 1 && ((pointwise(u) && shape_eq(&n->sh, &u->sh)) ||
+		                            u->op == OP_SUM || u->op == OP_RMAX);
+		p->inl[i] = !g->no_fusion && p->live[i] && into && pointwise(n) &&
+		            n->dt == DT_F32;
 	}
 }
 

@@ -812,6 +812,27 @@ static void test_diff_polynomial_activations_match_the_reference(void)
 	rmdir(dir);
 }
 
+/* Reductions with the pointwise node they sum computed in their loop (plan.c): batch
+ * norm's over a convolution's batch, height and width and over a dense layer's batch
+ * (the last axis kept), layer norm's over the last axis, a squared error's over all. */
+static void test_diff_fused_reductions_match_the_reference(void)
+{
+	check_yaml("norms.yaml",
+	           "name: norms\n"
+	           "inputs:\n"
+	           "  image: {shape: [batch, 3, 9, 11]}\n"
+	           "  target: {shape: [batch, 7]}\n"
+	           "nodes:\n"
+	           "  c: \"conv2d(image, out_channels=5, kernel_size=3, bias=false)\"\n"
+	           "  b: \"relu(batch_norm(c))\"\n"
+	           "  d: \"dense(flatten(b), units=20)\"\n"
+	           "  e: \"layer_norm(batch_norm(d))\"\n"
+	           "  out: \"dense(e, units=7)\"\n"
+	           "loss: \"mean((out - target) ^ 2) + 0.1 * max(abs(out))\"\n"
+	           "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n",
+	           6);
+}
+
 /* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
  * with a value per row broadcast to every lane ([batch, 1]), rows of a [batch, 3, 16]
  * with values per row and per column ([batch, 3, 1], [batch, 1, 16]), flat ones with a
@@ -946,6 +967,8 @@ void suite_diff(void)
 	     test_diff_transposes_match_the_reference},
 	    {"test_diff_polynomial_activations_match_the_reference",
 	     test_diff_polynomial_activations_match_the_reference},
+	    {"test_diff_fused_reductions_match_the_reference",
+	     test_diff_fused_reductions_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
 	     test_diff_vector_loops_match_the_reference},
 	    {"test_diff_convolutions_match_the_reference",
