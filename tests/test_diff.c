@@ -833,6 +833,28 @@ static void test_diff_fused_reductions_match_the_reference(void)
 	           6);
 }
 
+/* Max pooling whose windows overlap or pad, on vectors of windows along a row
+ * (pool_max_vec): stride 1 (3 x 3 and 2 x 2) and 2 with padding, its scatter adding at
+ * maxima windows share, rows of 37 (two vectors and a part on the host, five on
+ * AVX2's), against the reference; and 3 x 3 windows that tile the image, scalar. */
+static void test_diff_max_pools_match_the_reference(void)
+{
+	check_yaml("pools.yaml",
+	           "name: pools\n"
+	           "inputs:\n"
+	           "  image: {shape: [batch, 2, 9, 37]}\n"
+	           "  label: {shape: [batch], dtype: i32}\n"
+	           "nodes:\n"
+	           "  a: \"max_pool2d(image, kernel_size=3, stride=1, padding=1)\"\n"
+	           "  b: \"max_pool2d(a, kernel_size=2, stride=1)\"\n"
+	           "  c: \"max_pool2d(b, kernel_size=3, stride=2, padding=1)\"\n"
+	           "  d: \"max_pool2d(image, kernel_size=3, stride=3)\"\n"
+	           "  out: \"dense(flatten(c), units=5) + dense(flatten(d), units=5)\"\n"
+	           "loss: \"softmax_cross_entropy(out, label)\"\n"
+	           "optimizer: {type: sgd, lr: 0.1}\n",
+	           3);
+}
+
 /* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
  * with a value per row broadcast to every lane ([batch, 1]), rows of a [batch, 3, 16]
  * with values per row and per column ([batch, 3, 1], [batch, 1, 16]), flat ones with a
@@ -969,6 +991,8 @@ void suite_diff(void)
 	     test_diff_polynomial_activations_match_the_reference},
 	    {"test_diff_fused_reductions_match_the_reference",
 	     test_diff_fused_reductions_match_the_reference},
+	    {"test_diff_max_pools_match_the_reference",
+	     test_diff_max_pools_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
 	     test_diff_vector_loops_match_the_reference},
 	    {"test_diff_convolutions_match_the_reference",
