@@ -25,21 +25,34 @@ static void reduce(CG *cg, Node *n, int max)
 	Node *x = n->in[0];
 	Loop l[MAXRANK];
 	LLVMValueRef init = cg_f32(cg, max ? -INFINITY : 0);
-	{
-		Loop z;
-		LLVMValueRef i = cg_loop(cg, &z, shape_numel(&n->sh));
-		cg_store(cg, n, i, init);
-		cg_loop_end(cg, &z);
-	}
 	/* x fused into this loop (plan.c): computed from the indices of all its axes,
 	 * so the run folded in a register is its last axis only */
 	int fused = cg_fused(cg, x), rank = x->sh.rank, outer = rank;
 	int64_t run = 1;
 	while (outer > 0 && (n->a[0] >> (outer - 1) & 1) && (!fused || outer == rank))
 		run *= x->sh.d[--outer];
+	/* the first axis kept (a sum per row): the threads share the rows, each
+	 * starting its rows' sums (before, one thread summed alone) */
+	int par = outer > 0 && !(n->a[0] & 1);
+	int64_t per = shape_numel(&n->sh) / n->sh.d[0];
+	if (!par) {
+		Loop z;
+		LLVMValueRef i = cg_loop(cg, &z, shape_numel(&n->sh));
+		cg_store(cg, n, i, init);
+		cg_loop_end(cg, &z);
+	}
 	LLVMValueRef in = cg_i64(cg, 0), out = cg_i64(cg, 0), idx[MAXRANK];
 	for (int d = 0; d < outer; d++) {
-		LLVMValueRef i = idx[d] = cg_loop(cg, &l[d], x->sh.d[d]);
+		LLVMValueRef i = idx[d] = d == 0 && par
+		                              ? cg_par_loop(cg, &l[d], x->sh.d[d], 1)
+		                              : cg_loop(cg, &l[d], x->sh.d[d]);
+		if (d == 0 && par) {
+			Loop z;
+			LLVMValueRef k = cg_loop(cg, &z, per);
+			cg_store(cg, n, cg_add(cg, cg_mul(cg, i, cg_i64(cg, per)), k),
+			         init);
+			cg_loop_end(cg, &z);
+		}
 		in = cg_add(cg, cg_mul(cg, in, cg_i64(cg, x->sh.d[d])), i);
 		out = cg_mul(cg, out, cg_i64(cg, n->sh.d[d]));
 		if (!(n->a[0] >> d & 1))
