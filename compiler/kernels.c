@@ -2151,10 +2151,82 @@ static void avg_bwd_tap(CG *cg, Node *n, Tap t, LLVMValueRef o, void *st)
 	cg_store(cg, n, t.idx, LLVMBuildFAdd(B, cg_load(cg, n, t.idx), g, ""));
 }
 
+/* Average pooling at stride 1, and its gradient as a gather (each input element sums
+ * the gradients of the windows that cover it), VW elements of a row at a time, each
+ * tap a masked load of a row of the source: for the pooling, the tap's row of x; for
+ * the gradient, the row of windows whose tap lands here. The loop over windows it
+ * replaces read and wrote its taps one element at a time, and its gradient (each
+ * window adding to its taps) made chains of loads and stores to the same elements:
+ * 3 x 3 windows, padding 1, over [64, 32, 16, 16] took 1.2 ms forward and 5.0-5.6 ms
+ * backward. */
+static void avg_vec(CG *cg, Node *n, const PoolP *p, double scale, int back)
+{
+	Node *src = n->in[0];
+	const Shape *ds = &n->sh, *ss = &src->sh;
+	int64_t H = ds->d[2], W = ds->d[3], SH = ss->d[2], SW = ss->d[3];
+	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)VW);
+	LLVMValueRef iota[MAX_VW];
+	for (int l = 0; l < VW; l++)
+		iota[l] = LLVMConstInt(cg->i32, (unsigned)l, 0);
+	Loop lp, lh, lw;
+	LLVMValueRef plane = cg_par_loop(cg, &lp, ds->d[0] * ds->d[1], 1);
+	LLVMValueRef h = cg_loop(cg, &lh, H);
+	LLVMValueRef w0 = cg_mul(cg, cg_loop(cg, &lw, (W + VW - 1) / VW), cg_i64(cg, VW));
+	LLVMValueRef live = lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, W), w0, ""));
+	LLVMValueRef lanes = LLVMConstVector(iota, (unsigned)VW), acc = LLVMConstNull(vt),
+	             ps = cg_node_ptr(cg, src);
+	for (int64_t kh = 0; kh < p->k[0]; kh++) {
+		LLVMValueRef sh =
+		    cg_add(cg, h, cg_i64(cg, back ? p->pad[0] - kh : kh - p->pad[0]));
+		LLVMValueRef lim = splat_int(
+		    cg, LLVMBuildSelect(
+		            B, LLVMBuildICmp(B, LLVMIntULT, sh, cg_i64(cg, SH), ""),
+		            LLVMConstInt(cg->i32, (unsigned)SW, 0),
+		            LLVMConstInt(cg->i32, 0, 0), ""));
+		LLVMValueRef row =
+		    cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, SH)), sh),
+		           cg_i64(cg, SW));
+		for (int64_t kw = 0; kw < p->k[1]; kw++) {
+			/* the source column of lane 0, and of each lane */
+			LLVMValueRef first = cg_add(
+			    cg, w0, cg_i64(cg, back ? p->pad[2] - kw : kw - p->pad[2]));
+			LLVMValueRef col = LLVMBuildAdd(
+			    B, splat_int(cg, LLVMBuildTrunc(B, first, cg->i32, "")),
+			    lanes, "");
+			LLVMValueRef valid = LLVMBuildAnd(
+			    B, live, LLVMBuildICmp(B, LLVMIntULT, col, lim, ""), "");
+			acc = LLVMBuildFAdd(B, acc,
+			                    cg_masked(cg, vt, valid,
+			                              gep(cg, ps, cg_add(cg, row, first)),
+			                              NULL),
+			                    "");
+		}
+	}
+	LLVMValueRef at = cg_add(
+	    cg,
+	    cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, H)), h), cg_i64(cg, W)),
+	    w0);
+	cg_masked(cg, vt, live, gep(cg, cg_node_ptr(cg, n), at),
+	          LLVMBuildFMul(B, acc, cg_splat(cg, cg_f32(cg, scale), (int)VW), ""));
+	cg_loop_end(cg, &lw);
+	cg_loop_end(cg, &lh);
+	cg_loop_end(cg, &lp);
+}
+
+/* pooled on vectors (avg_vec): stride 1, and a row's columns fit an i32 */
+static int avg_on_vectors(CG *cg, const PoolP *p, const Shape *xs)
+{
+	return VW > 1 && p->stride[0] == 1 && p->stride[1] == 1 && xs->d[3] < 1 << 30;
+}
+
 EMIT(avgpool)
 {
 	PoolP p = poolp_of(n);
 	AvgSt a = {NULL, 1.0 / (double)(p.k[0] * p.k[1])};
+	if (avg_on_vectors(cg, &p, &n->in[0]->sh)) {
+		avg_vec(cg, n, &p, a.scale, 0);
+		return;
+	}
 	pool_nest(cg, n, &n->in[0]->sh, &n->sh, avg_tap, &a, avg_begin, avg_end);
 }
 
@@ -2162,6 +2234,10 @@ EMIT(avgpool_bwd)
 {
 	PoolP p = poolp_of(n);
 	AvgSt a = {NULL, 1.0 / (double)(p.k[0] * p.k[1])};
+	if (avg_on_vectors(cg, &p, &n->sh)) {
+		avg_vec(cg, n, &p, a.scale, 1);
+		return;
+	}
 	cg_zero(cg, n);
 	cg_next_kernel(cg);
 	pool_nest(cg, n, &n->sh, &n->in[0]->sh, avg_bwd_tap, &a, NULL, NULL);

@@ -833,10 +833,12 @@ static void test_diff_fused_reductions_match_the_reference(void)
 	           6);
 }
 
-/* Max pooling whose windows overlap or pad, on vectors of windows along a row
+/* Pools after a 1 x 1 convolution (so that their gradients are computed). Max pooling
+ * whose windows overlap or pad, on vectors of windows along a row
  * (pool_max_vec): stride 1 (3 x 3 and 2 x 2) and 2 with padding, its scatter adding at
  * maxima windows share, rows of 37 (two vectors and a part on the host, five on
- * AVX2's), against the reference; and 3 x 3 windows that tile the image, scalar. */
+ * AVX2's), against the reference; 3 x 3 windows that tile the image, scalar; average
+ * pooling at stride 1, with and without padding, whose gradient gathers (avg_bwd_vec). */
 static void test_diff_max_pools_match_the_reference(void)
 {
 	check_yaml("pools.yaml",
@@ -845,11 +847,15 @@ static void test_diff_max_pools_match_the_reference(void)
 	           "  image: {shape: [batch, 2, 9, 37]}\n"
 	           "  label: {shape: [batch], dtype: i32}\n"
 	           "nodes:\n"
-	           "  a: \"max_pool2d(image, kernel_size=3, stride=1, padding=1)\"\n"
+	           "  h: \"conv2d(image, out_channels=2, kernel_size=1)\"\n"
+	           "  a: \"max_pool2d(h, kernel_size=3, stride=1, padding=1)\"\n"
 	           "  b: \"max_pool2d(a, kernel_size=2, stride=1)\"\n"
 	           "  c: \"max_pool2d(b, kernel_size=3, stride=2, padding=1)\"\n"
-	           "  d: \"max_pool2d(image, kernel_size=3, stride=3)\"\n"
-	           "  out: \"dense(flatten(c), units=5) + dense(flatten(d), units=5)\"\n"
+	           "  d: \"max_pool2d(h, kernel_size=3, stride=3)\"\n"
+	           "  e: \"avg_pool2d(h, kernel_size=3, stride=1, padding=1)\"\n"
+	           "  f: \"avg_pool2d(e, kernel_size=2, stride=1)\"\n"
+	           "  out: \"dense(flatten(c), units=5) + dense(flatten(d), units=5) + "
+	           "dense(flatten(f), units=5)\"\n"
 	           "loss: \"softmax_cross_entropy(out, label)\"\n"
 	           "optimizer: {type: sgd, lr: 0.1}\n",
 	           3);
