@@ -1901,6 +1901,33 @@ static void pool_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int scat
 	cg_loop_end(cg, &lp);
 }
 
+/* The loops of a pooling kernel on vectors: planes (batch x channels, shared between
+ * threads), rows, and VW columns at a time from c0, the lanes in live before the end
+ * of the row; lanes holds the lane numbers (<VW x i32>). */
+typedef struct RowChunks {
+	Loop lp, lh, lw;
+	LLVMValueRef plane, row, c0, live, lanes;
+} RowChunks;
+
+static void chunks_begin(CG *cg, RowChunks *r, int64_t planes, int64_t rows, int64_t cols)
+{
+	LLVMValueRef iota[MAX_VW];
+	for (int l = 0; l < VW; l++)
+		iota[l] = LLVMConstInt(cg->i32, (unsigned)l, 0);
+	r->lanes = LLVMConstVector(iota, (unsigned)VW);
+	r->plane = cg_par_loop(cg, &r->lp, planes, 1);
+	r->row = cg_loop(cg, &r->lh, rows);
+	r->c0 = cg_mul(cg, cg_loop(cg, &r->lw, (cols + VW - 1) / VW), cg_i64(cg, VW));
+	r->live = lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, cols), r->c0, ""));
+}
+
+static void chunks_end(CG *cg, RowChunks *r)
+{
+	cg_loop_end(cg, &r->lw);
+	cg_loop_end(cg, &r->lh);
+	cg_loop_end(cg, &r->lp);
+}
+
 /* <VW x t> with v (of type t) in every lane */
 static LLVMValueRef splat_int(CG *cg, LLVMValueRef v)
 {
@@ -1959,19 +1986,12 @@ static void pool_max_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int 
 	LLVMTypeRef i1 = LLVMInt1TypeInContext(cg->ctx),
 	            lt = LLVMVectorType(cg->i64, (unsigned)VW);
 	int64_t H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
-	LLVMValueRef iota[MAX_VW];
-	for (int l = 0; l < VW; l++)
-		iota[l] = LLVMConstInt(cg->i32, (unsigned)l, 0);
-	Loop lp, lh, lw;
-	LLVMValueRef plane = cg_par_loop(cg, &lp, ys->d[0] * ys->d[1], 1);
-	LLVMValueRef oh = cg_loop(cg, &lh, OH);
-	LLVMValueRef ow0 =
-	    cg_mul(cg, cg_loop(cg, &lw, (OW + VW - 1) / VW), cg_i64(cg, VW));
+	RowChunks rc;
+	chunks_begin(cg, &rc, ys->d[0] * ys->d[1], OH, OW);
+	LLVMValueRef plane = rc.plane, oh = rc.row, ow0 = rc.c0, live = rc.live;
 	/* the windows' columns, and their taps' below, as i32: a row is short */
-	LLVMValueRef ow =
-	    LLVMBuildAdd(B, splat_int(cg, LLVMBuildTrunc(B, ow0, cg->i32, "")),
-	                 LLVMConstVector(iota, (unsigned)VW), "");
-	LLVMValueRef live = lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, OW), ow0, ""));
+	LLVMValueRef ow = LLVMBuildAdd(
+	    B, splat_int(cg, LLVMBuildTrunc(B, ow0, cg->i32, "")), rc.lanes, "");
 	LLVMValueRef o = cg_add(
 	    cg,
 	    cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, OH)), oh), cg_i64(cg, OW)),
@@ -2076,9 +2096,7 @@ static void pool_max_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int 
 			LLVMPositionBuilderAtEnd(B, next);
 		}
 	}
-	cg_loop_end(cg, &lw);
-	cg_loop_end(cg, &lh);
-	cg_loop_end(cg, &lp);
+	chunks_end(cg, &rc);
 }
 
 EMIT(poolmax_gather)
@@ -2165,16 +2183,10 @@ static void avg_vec(CG *cg, Node *n, const PoolP *p, double scale, int back)
 	const Shape *ds = &n->sh, *ss = &src->sh;
 	int64_t H = ds->d[2], W = ds->d[3], SH = ss->d[2], SW = ss->d[3];
 	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)VW);
-	LLVMValueRef iota[MAX_VW];
-	for (int l = 0; l < VW; l++)
-		iota[l] = LLVMConstInt(cg->i32, (unsigned)l, 0);
-	Loop lp, lh, lw;
-	LLVMValueRef plane = cg_par_loop(cg, &lp, ds->d[0] * ds->d[1], 1);
-	LLVMValueRef h = cg_loop(cg, &lh, H);
-	LLVMValueRef w0 = cg_mul(cg, cg_loop(cg, &lw, (W + VW - 1) / VW), cg_i64(cg, VW));
-	LLVMValueRef live = lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, W), w0, ""));
-	LLVMValueRef lanes = LLVMConstVector(iota, (unsigned)VW), acc = LLVMConstNull(vt),
-	             ps = cg_node_ptr(cg, src);
+	RowChunks rc;
+	chunks_begin(cg, &rc, ds->d[0] * ds->d[1], H, W);
+	LLVMValueRef plane = rc.plane, h = rc.row, w0 = rc.c0, live = rc.live,
+	             lanes = rc.lanes, acc = LLVMConstNull(vt), ps = cg_node_ptr(cg, src);
 	for (int64_t kh = 0; kh < p->k[0]; kh++) {
 		LLVMValueRef sh =
 		    cg_add(cg, h, cg_i64(cg, back ? p->pad[0] - kh : kh - p->pad[0]));
@@ -2208,9 +2220,7 @@ static void avg_vec(CG *cg, Node *n, const PoolP *p, double scale, int back)
 	    w0);
 	cg_masked(cg, vt, live, gep(cg, cg_node_ptr(cg, n), at),
 	          LLVMBuildFMul(B, acc, cg_splat(cg, cg_f32(cg, scale), (int)VW), ""));
-	cg_loop_end(cg, &lw);
-	cg_loop_end(cg, &lh);
-	cg_loop_end(cg, &lp);
+	chunks_end(cg, &rc);
 }
 
 /* pooled on vectors (avg_vec): stride 1, and a row's columns fit an i32 */

@@ -407,6 +407,18 @@ static int reachable(const Node *n, Op op, char *seen)
 	return k;
 }
 
+/* Nodes of op that the evaluation's outputs depend on. */
+static int ops_left(Graph *g, Op op)
+{
+	const Fn *f = &g->fns[FN_EVALUATE];
+	char *seen = calloc((size_t)g->n, 1);
+	int left = 0;
+	for (int i = 0; i < f->nouts; i++)
+		left += reachable(f->outs[i].node, op, seen);
+	free(seen);
+	return left;
+}
+
 /* A matrix transposed into a matmul becomes the product's flag, a transpose of a
  * transpose one transpose or none (fold.c): the loss keeps its value, and only a
  * transpose of the product itself is left to copy. */
@@ -450,12 +462,7 @@ static void test_layers_transposes_fold_into_matmul(void)
 		CU_ASSERT_FATAL(l.g != NULL);
 		const double *io[] = {a, b, c, w};
 		CU_ASSERT_DOUBLE_EQUAL(eval_loss(l.g, io), want, 1e-9);
-		const Fn *f = &l.g->fns[FN_EVALUATE];
-		char *seen = calloc((size_t)l.g->n, 1);
-		int left = 0;
-		for (int i = 0; i < f->nouts; i++)
-			left += reachable(f->outs[i].node, OP_TRANSPOSE, seen);
-		free(seen);
+		int left = ops_left(l.g, OP_TRANSPOSE);
 		CU_ASSERT_EQUAL(left, cases[t].transposes);
 		if (left != cases[t].transposes)
 			fprintf(stderr, "\n%s: %d transposes left\n", cases[t].expr,
@@ -484,13 +491,7 @@ static void test_layers_powers_fold_into_products(void)
 			want += pow(x[i], exps[t]);
 		const double *io[] = {x, w};
 		CU_ASSERT_DOUBLE_EQUAL(eval_loss(l.g, io), want, 1e-12);
-		const Fn *f = &l.g->fns[FN_EVALUATE];
-		char *seen = calloc((size_t)l.g->n, 1);
-		int left = 0;
-		for (int i = 0; i < f->nouts; i++)
-			left += reachable(f->outs[i].node, OP_POW, seen);
-		free(seen);
-		CU_ASSERT_EQUAL(left, 0);
+		CU_ASSERT_EQUAL(ops_left(l.g, OP_POW), 0);
 		done(&l);
 	}
 }
