@@ -4,13 +4,16 @@
  * only ever returns existing nodes or builds new ones from them).
  *
  *   algebra      x + 0, x - 0, x * 1, x / 1, x ^ 1 -> x;  -(-x) -> x
- *                x ^ 2, 3, 4 -> products;  x ^ 0.5 -> sqrt x;  x ^ -1, -2, -0.5 -> 1 /
- * ... (pow at -0 and -inf aside: sqrt(-0) is -0, sqrt(-inf) NaN) constants    an op on
- * scalar constants is a constant stability    log(exp x) -> x                  (so
- * log(softmax x) -> log_softmax x) log(1 + exp x) -> softplus x log(sigmoid x) ->
- * -softplus(-x) pooling      scatter(x, g) * step x -> scatter(x, g * step(maxpool x)) (a
- * relu's mask on a max pool's gradient) layout       matmul(transpose a, b) -> matmul a,
- * b with a's flag flipped (and b's likewise): the kernels read either layout
+ *   powers       x ^ 2, 3, 4 -> products;  x ^ 0.5 -> sqrt x;  x ^ -1, -2, -0.5 ->
+ *                1 / those (pow at -0 and -inf aside: sqrt(-0) is -0, sqrt(-inf) NaN)
+ *   constants    an op on scalar constants is a constant
+ *   stability    log(exp x) -> x                  (so log(softmax x) -> log_softmax x)
+ *                log(1 + exp x) -> softplus x
+ *                log(sigmoid x) -> -softplus(-x)
+ *   pooling      scatter(x, g) * step x -> scatter(x, g * step(maxpool x))
+ *                                        (a relu's mask on a max pool's gradient)
+ *   layout       matmul(transpose a, b) -> matmul a, b with a's flag flipped (and b's
+ *                                        likewise): the kernels read either layout
  *                transpose(transpose x) -> one transpose, or x
  *
  * A rewrite only applies when the result has the shape the node would have had.
