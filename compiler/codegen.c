@@ -1287,6 +1287,7 @@ static void kernel_begin(CG *cg, Node *n)
 	                                      cg->kname ? cg->kname : opinfo[n->op].name),
 	                         cg->kty);
 	cg->kname = NULL;
+	cg->single = 0; /* until a pointwise nest of one element says otherwise */
 	LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
 	prefer_wide_vectors(cg, cg->fn);
 	fn_attr(cg, cg->fn, "noinline");
