@@ -26,12 +26,14 @@ static unsigned lanes_of(LLVMValueRef x)
 	return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetVectorSize(t) : 0;
 }
 
+/* the constant c, or c in every lane of a vector as wide as x */
 static LLVMValueRef like(LLVMValueRef x, LLVMValueRef c)
 {
 	unsigned n = lanes_of(x);
 	if (!n)
 		return c;
 	LLVMValueRef v[64];
+	check(n <= 64);
 	for (unsigned i = 0; i < n; i++)
 		v[i] = c;
 	return LLVMConstVector(v, n);
