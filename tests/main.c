@@ -72,6 +72,20 @@ Compiled *compile_path(Arena *A, Diags *d, const char *path, int64_t batch,
 	return c;
 }
 
+Jit *jit_graph(Graph *g, const CodegenOpts *o, rt_fn *fns, int64_t *nwork)
+{
+	ObjCode obj;
+	Diags d = {0};
+	CU_ASSERT_FATAL(cg_compile(g, o, &obj, nwork, NULL) == 0);
+	Jit *j = jit_load(&d, &obj, fns);
+	objcode_free(&obj);
+	if (!j)
+		diag_print(&d, stderr);
+	diags_free(&d);
+	CU_ASSERT_FATAL(j != NULL);
+	return j;
+}
+
 const char *const *model_files(void)
 {
 	static char paths[64][4096];

@@ -307,15 +307,10 @@ static void check_f32(Case *c, const double *params, double *const *want,
                       const char *opname)
 {
 	Graph *g = c->g;
-	Diags d = {0};
-	CodegenOpts o = {.opt_level = 2};
-	ObjCode obj;
 	int64_t nwork = 0;
 	rt_fn fns[FN_COUNT];
-	CU_ASSERT_FATAL(cg_compile(g, &o, &obj, &nwork, NULL) == 0);
-	Jit *j = jit_load(&d, &obj, fns);
-	objcode_free(&obj);
-	CU_ASSERT_FATAL(j && fns[FN_GRAD] && fns[FN_FORWARD]);
+	Jit *j = jit_graph(g, &(CodegenOpts){.opt_level = 2}, fns, &nwork);
+	CU_ASSERT_FATAL(fns[FN_GRAD] && fns[FN_FORWARD]);
 	float *p = rt_alloc(g->param_floats * 4 + 64),
 	      *gr = rt_alloc(g->param_floats * 4 + 64);
 	float *w = rt_alloc(nwork * 4 + 64);
@@ -362,7 +357,6 @@ static void check_f32(Case *c, const double *params, double *const *want,
 		rt_free(bufs[RT_IO0 + k]);
 	rt_free(p), rt_free(gr), rt_free(w);
 	jit_free(j);
-	diags_free(&d);
 }
 
 /* Central differences of the loss for every element of parameter k, against want. */

@@ -39,6 +39,17 @@ static void done(Lowered *l)
 	arena_free(l->A);
 }
 
+/* A model of the given inputs and a loss expression made from fmt and arg, lowered
+ * (lower_text); the test fails at once if it does not lower. */
+static void lower_loss(Lowered *l, const char *inputs, const char *fmt, const char *arg)
+{
+	char loss[256], yaml[512];
+	snprintf(loss, sizeof loss, fmt, arg);
+	snprintf(yaml, sizeof yaml, "inputs: {%s}\nloss: \"%s\"\n", inputs, loss);
+	lower_text(l, yaml);
+	CU_ASSERT_FATAL(l->g != NULL);
+}
+
 static const Tensor *param(const Graph *g, const char *name)
 {
 	for (int i = 0; i < g->nparams; i++)
@@ -451,15 +462,11 @@ static void test_layers_transposes_fold_into_matmul(void)
 					     (cases[t].tb ? b[j * 4 + k] : b[k * 4 + j]);
 				want += p * (cases[t].tc ? c[j * 4 + i] : c[i * 4 + j]);
 			}
-		char yaml[512];
-		snprintf(yaml, sizeof yaml,
-		         "inputs: {a: {shape: [batch, 4]}, b: {shape: [batch, 4]}, "
-		         "c: {shape: [batch, 4]}}\n"
-		         "loss: \"sum(%s * c)\"\n",
-		         cases[t].expr);
 		Lowered l;
-		lower_text(&l, yaml);
-		CU_ASSERT_FATAL(l.g != NULL);
+		lower_loss(&l,
+		           "a: {shape: [batch, 4]}, b: {shape: [batch, 4]}, "
+		           "c: {shape: [batch, 4]}",
+		           "sum(%s * c)", cases[t].expr);
 		const double *io[] = {a, b, c, w};
 		CU_ASSERT_DOUBLE_EQUAL(eval_loss(l.g, io), want, 1e-9);
 		int left = ops_left(l.g, OP_TRANSPOSE);
@@ -478,14 +485,10 @@ static void test_layers_powers_fold_into_products(void)
 	static const double exps[] = {2, 3, 4, 0.5, -1, -2, -0.5};
 	double x[4] = {0.5, 1.5, 2.25, 4}, w[4] = {1, 1, 1, 1};
 	for (int t = 0; t < (int)(sizeof exps / sizeof exps[0]); t++) {
-		char yaml[256];
-		snprintf(yaml, sizeof yaml,
-		         "inputs: {x: {shape: [batch, 1]}}\n"
-		         "loss: \"sum(x ^ %g)\"\n",
-		         exps[t]);
+		char e[32];
+		snprintf(e, sizeof e, "%g", exps[t]);
 		Lowered l;
-		lower_text(&l, yaml);
-		CU_ASSERT_FATAL(l.g != NULL);
+		lower_loss(&l, "x: {shape: [batch, 1]}", "sum(x ^ %s)", e);
 		double want = 0;
 		for (int i = 0; i < 4; i++)
 			want += pow(x[i], exps[t]);
@@ -505,14 +508,9 @@ static void test_layers_normalization_values(void)
 	       w[4] = {1, 1, 1, 1};
 	const char *fn[] = {"batch_norm", "layer_norm"};
 	for (int k = 0; k < 2; k++) {
-		char yaml[256];
-		snprintf(yaml, sizeof yaml,
-		         "inputs: {x: {shape: [batch, 2]}, c: {shape: [batch, 2]}}\n"
-		         "loss: \"sum(%s(x, eps=0.5) * c)\"\n",
-		         fn[k]);
 		Lowered l;
-		lower_text(&l, yaml);
-		CU_ASSERT_FATAL(l.g != NULL);
+		lower_loss(&l, "x: {shape: [batch, 2]}, c: {shape: [batch, 2]}",
+		           "sum(%s(x, eps=0.5) * c)", fn[k]);
 		double want = 0;
 		for (int i = 0; i < 4; i++)
 			for (int j = 0; j < 2; j++) {

@@ -97,13 +97,10 @@ static int check_target(const float *x, int n, const char *cpu, const char *feat
 		          out[f]);
 	}
 	CodegenOpts o = {.opt_level = 2, .cpu = cpu, .features = features};
-	ObjCode obj;
 	int64_t nwork = 0;
 	rt_fn entry[FN_COUNT];
-	CU_ASSERT_FATAL(cg_compile(g, &o, &obj, &nwork, NULL) == 0);
-	Jit *j = jit_load(&d, &obj, entry);
-	objcode_free(&obj);
-	CU_ASSERT_FATAL(j && entry[FN_FORWARD]);
+	Jit *j = jit_graph(g, &o, entry, &nwork);
+	CU_ASSERT_FATAL(entry[FN_FORWARD] != NULL);
 	float *w = rt_alloc((size_t)nwork * 4 + 64);
 	void *bufs[RT_IO0 + 1 + NF] = {NULL, NULL, NULL, w, NULL};
 	for (int k = 0; k < g->nios; k++)

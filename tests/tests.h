@@ -40,5 +40,8 @@ const char *src_path(const char *rel);
  * model. */
 Compiled *compile_path(Arena *A, Diags *d, const char *path, int64_t batch,
                        const CodegenOpts *o, Model **mp);
+/* g's entry points compiled with o and loaded by the JIT: fns gets them, *nwork the
+ * workspace's floats; the test fails at once if either step does. */
+Jit *jit_graph(Graph *g, const CodegenOpts *o, rt_fn *fns, int64_t *nwork);
 #endif
 #endif
