@@ -217,13 +217,10 @@ static LLVMValueRef lanes(CG *cg, int64_t n)
 static LLVMValueRef lanes_where(CG *cg, const int64_t *at, LLVMValueRef n)
 {
 	LLVMValueRef c[MAX_VW];
-	LLVMTypeRef iv = LLVMVectorType(cg->i64, (unsigned)VW);
 	for (int l = 0; l < VW; l++)
 		c[l] = cg_i64(cg, at[l]);
-	LLVMValueRef nv = LLVMBuildShuffleVector(
-	    B, LLVMBuildInsertElement(B, LLVMGetUndef(iv), n, cg_i64(cg, 0), ""),
-	    LLVMGetUndef(iv), LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)VW)), "");
-	return LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(c, (unsigned)VW), nv, "");
+	return LLVMBuildICmp(B, LLVMIntSLT, LLVMConstVector(c, (unsigned)VW),
+	                     cg_splat(cg, n, (int)VW), "");
 }
 
 /* <VW x i1>: lanes l < n (n may be negative or past VW) */
@@ -1928,15 +1925,6 @@ static void chunks_end(CG *cg, RowChunks *r)
 	cg_loop_end(cg, &r->lp);
 }
 
-/* <VW x t> with v (of type t) in every lane */
-static LLVMValueRef splat_int(CG *cg, LLVMValueRef v)
-{
-	LLVMTypeRef it = LLVMVectorType(LLVMTypeOf(v), (unsigned)VW);
-	return LLVMBuildShuffleVector(
-	    B, LLVMBuildInsertElement(B, LLVMGetUndef(it), v, cg_i64(cg, 0), ""),
-	    LLVMGetUndef(it), LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)VW)), "");
-}
-
 /* llvm.masked.gather of the floats at base + off (<VW x i32> or i64) in mask, the
  * other lanes pass */
 static LLVMValueRef gather(CG *cg, LLVMValueRef base, LLVMValueRef off, LLVMValueRef mask,
@@ -1991,7 +1979,7 @@ static void pool_max_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int 
 	LLVMValueRef plane = rc.plane, oh = rc.row, ow0 = rc.c0, live = rc.live;
 	/* the windows' columns, and their taps' below, as i32: a row is short */
 	LLVMValueRef ow = LLVMBuildAdd(
-	    B, splat_int(cg, LLVMBuildTrunc(B, ow0, cg->i32, "")), rc.lanes, "");
+	    B, cg_splat(cg, LLVMBuildTrunc(B, ow0, cg->i32, ""), (int)VW), rc.lanes, "");
 	LLVMValueRef o = cg_add(
 	    cg,
 	    cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, OH)), oh), cg_i64(cg, OW)),
@@ -2011,46 +1999,42 @@ static void pool_max_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int 
 		 * scalar test sent LLVM 19's instruction selection into a loop.) */
 		LLVMValueRef wlim = LLVMBuildSelect(B, in_h, cg_i64(cg, W), cg_i64(cg, 0),
 		                                    ""),
-		             lim = splat_int(cg, LLVMBuildTrunc(B, wlim, cg->i32, ""));
+		             lim = cg_splat(cg, LLVMBuildTrunc(B, wlim, cg->i32, ""),
+		                            (int)VW);
 		for (int64_t kw = 0; kw < p.k[1]; kw++) {
 			LLVMValueRef iw = LLVMBuildAdd(
 			    B,
 			    LLVMBuildMul(
 			        B, ow,
-			        splat_int(
-			            cg, LLVMConstInt(cg->i32, (unsigned)p.stride[1], 0)),
+			        cg_splat(cg,
+			                 LLVMConstInt(cg->i32, (unsigned)p.stride[1], 0),
+			                 (int)VW),
 			        ""),
-			    splat_int(
-			        cg, LLVMConstInt(cg->i32,
-			                         (unsigned long long)(kw - p.pad[2]), 1)),
+			    cg_splat(cg,
+			             LLVMConstInt(cg->i32,
+			                          (unsigned long long)(kw - p.pad[2]), 1),
+			             (int)VW),
 			    "");
 			LLVMValueRef valid = LLVMBuildAnd(
 			    B, live, LLVMBuildICmp(B, LLVMIntULT, iw, lim, ""), "");
-			LLVMValueRef v; /* (lanes off are not read) */
+			/* lanes off are not read, and not taken below: no select */
+			LLVMValueRef v;
 			if (p.stride[1] == 1)
-				v = LLVMBuildSelect(
-				    B, valid,
-				    cg_masked(
-				        cg, vt, valid,
-				        gep(cg, px,
-				            cg_add(cg, row,
-				                   cg_add(cg, ow0,
-				                          cg_i64(cg, kw - p.pad[2])))),
-				        NULL),
-				    best, "");
+				v = cg_masked(
+				    cg, vt, valid,
+				    gep(cg, px,
+				        cg_add(
+				            cg, row,
+				            cg_add(cg, ow0, cg_i64(cg, kw - p.pad[2])))),
+				    NULL);
 			else if (p.stride[1] == 2) /* two loads, every other lane */
-				v = LLVMBuildSelect(
-				    B, valid,
-				    pick_lanes(
-				        cg,
-				        cover(cg, px, row, ow0, kw - p.pad[2], wlim, 0),
-				        cover(cg, px, row, ow0, kw - p.pad[2], wlim, 1),
-				        0, 2),
-				    best, "");
+				v = pick_lanes(
+				    cg, cover(cg, px, row, ow0, kw - p.pad[2], wlim, 0),
+				    cover(cg, px, row, ow0, kw - p.pad[2], wlim, 1), 0,
+				    2);
 			else
 				v = gather(cg, gep(cg, px, row), iw, valid, best);
-			/* the first valid tap, or a strictly larger one (max_tap's rule)
-			 */
+			/* the first valid tap, or a larger one (max_tap's rule) */
 			LLVMValueRef take = LLVMBuildAnd(
 			    B, valid,
 			    LLVMBuildOr(B, LLVMBuildNot(B, found, ""),
@@ -2060,7 +2044,7 @@ static void pool_max_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int 
 			if (need_idx)
 				bidx = LLVMBuildSelect(
 				    B, take,
-				    LLVMBuildAdd(B, splat_int(cg, row),
+				    LLVMBuildAdd(B, cg_splat(cg, row, (int)VW),
 				                 LLVMBuildSExt(B, iw, lt, ""), ""),
 				    bidx, "");
 			found = LLVMBuildOr(B, found, valid, "");
@@ -2190,11 +2174,13 @@ static void avg_vec(CG *cg, Node *n, const PoolP *p, double scale, int back)
 	for (int64_t kh = 0; kh < p->k[0]; kh++) {
 		LLVMValueRef sh =
 		    cg_add(cg, h, cg_i64(cg, back ? p->pad[0] - kh : kh - p->pad[0]));
-		LLVMValueRef lim = splat_int(
-		    cg, LLVMBuildSelect(
-		            B, LLVMBuildICmp(B, LLVMIntULT, sh, cg_i64(cg, SH), ""),
-		            LLVMConstInt(cg->i32, (unsigned)SW, 0),
-		            LLVMConstInt(cg->i32, 0, 0), ""));
+		LLVMValueRef lim =
+		    cg_splat(cg,
+		             LLVMBuildSelect(
+		                 B, LLVMBuildICmp(B, LLVMIntULT, sh, cg_i64(cg, SH), ""),
+		                 LLVMConstInt(cg->i32, (unsigned)SW, 0),
+		                 LLVMConstInt(cg->i32, 0, 0), ""),
+		             (int)VW);
 		LLVMValueRef row =
 		    cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, SH)), sh),
 		           cg_i64(cg, SW));
@@ -2203,7 +2189,8 @@ static void avg_vec(CG *cg, Node *n, const PoolP *p, double scale, int back)
 			LLVMValueRef first = cg_add(
 			    cg, w0, cg_i64(cg, back ? p->pad[2] - kw : kw - p->pad[2]));
 			LLVMValueRef col = LLVMBuildAdd(
-			    B, splat_int(cg, LLVMBuildTrunc(B, first, cg->i32, "")),
+			    B,
+			    cg_splat(cg, LLVMBuildTrunc(B, first, cg->i32, ""), (int)VW),
 			    lanes, "");
 			LLVMValueRef valid = LLVMBuildAnd(
 			    B, live, LLVMBuildICmp(B, LLVMIntULT, col, lim, ""), "");

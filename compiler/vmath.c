@@ -27,27 +27,21 @@ static unsigned lanes_of(LLVMValueRef x)
 }
 
 /* the constant c, or c in every lane of a vector as wide as x */
-static LLVMValueRef like(LLVMValueRef x, LLVMValueRef c)
+static LLVMValueRef like(CG *cg, LLVMValueRef x, LLVMValueRef c)
 {
 	unsigned n = lanes_of(x);
-	if (!n)
-		return c;
-	LLVMValueRef v[64];
-	check(n <= 64);
-	for (unsigned i = 0; i < n; i++)
-		v[i] = c;
-	return LLVMConstVector(v, n);
+	return n ? cg_splat(cg, c, (int)n) : c;
 }
 
 /* the float v, or the int32 v, with x's shape */
 static LLVMValueRef kf(CG *cg, LLVMValueRef x, double v)
 {
-	return like(x, LLVMConstReal(cg->f32, v));
+	return like(cg, x, LLVMConstReal(cg->f32, v));
 }
 
 static LLVMValueRef ki(CG *cg, LLVMValueRef x, int32_t v)
 {
-	return like(x, LLVMConstInt(cg->i32, (unsigned long long)(int64_t)v, 1));
+	return like(cg, x, LLVMConstInt(cg->i32, (unsigned long long)(int64_t)v, 1));
 }
 
 static LLVMTypeRef int_type(CG *cg, LLVMValueRef x)
