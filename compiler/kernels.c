@@ -2034,7 +2034,7 @@ static void pool_max_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int 
 				    2);
 			else
 				v = gather(cg, gep(cg, px, row), iw, valid, best);
-			/* the first valid tap, or a larger one (max_tap's rule) */
+			/* first valid tap or a strictly larger one (max_tap's rule) */
 			LLVMValueRef take = LLVMBuildAnd(
 			    B, valid,
 			    LLVMBuildOr(B, LLVMBuildNot(B, found, ""),
