@@ -363,6 +363,8 @@ static int inline_here(CG *cg, Node *n)
 
 static int flat_ok(CG *cg, Node *n, int64_t count)
 {
+	if (inline_here(cg, n) && (n->op == OP_PAD || n->op == OP_SLICE))
+		return 0; /* its loads take the indices of every axis */
 	if (inline_here(cg, n)) {
 		for (int k = 0; k < n->nin; k++)
 			if (!flat_ok(cg, n->in[k], count))
@@ -383,6 +385,64 @@ static void prefetch_ahead(CG *cg, Node *n, LLVMValueRef at)
 	cg_prefetch(cg, LLVMBuildGEP2(B, cg->f32, cg_node_ptr(cg, n), &off, 1, ""));
 }
 
+/* Element idx of a pad or slice fused into its user's nest over dims (its shape,
+ * plan.c): its input's element at idx shifted by the window, or 0 where a pad's index
+ * falls outside the input. Nothing outside is loaded: a lane that may be is masked, or
+ * the load's offset is taken as 0 and its value replaced. */
+static LLVMValueRef window_value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
+{
+	Node *x = n->in[0];
+	int rank = n->sh.rank, pad = n->op == OP_PAD;
+	if (dims->rank != rank)
+		die("internal error: a fused %s in a nest of rank %d", opinfo[n->op].name,
+		    dims->rank);
+	LLVMValueRef off = cg_i64(cg, 0), ok = NULL, lanes = NULL;
+	for (int d = 0; d < rank; d++) {
+		LLVMValueRef i = pad ? LLVMBuildSub(B, idx[d], cg_i64(cg, n->a[d]), "")
+		                     : cg_add(cg, idx[d], cg_i64(cg, n->a[d]));
+		off = cg_add(cg, cg_mul(cg, off, cg_i64(cg, x->sh.d[d])), i);
+		if (!pad || x->sh.d[d] == n->sh.d[d])
+			continue;
+		LLVMValueRef c;
+		if (d == rank - 1 && cg->vw) { /* lane k at index i + k */
+			LLVMValueRef k[64];
+			for (int j = 0; j < cg->vw; j++)
+				k[j] = cg_i64(cg, j);
+			c = lanes =
+			    LLVMBuildICmp(B, LLVMIntULT,
+			                  cg_add(cg, splat(cg, i),
+			                         LLVMConstVector(k, (unsigned)cg->vw)),
+			                  splat(cg, cg_i64(cg, x->sh.d[d])), "");
+			continue;
+		}
+		c = LLVMBuildICmp(B, LLVMIntULT, i, cg_i64(cg, x->sh.d[d]), "");
+		ok = ok ? LLVMBuildAnd(B, ok, c, "") : c;
+	}
+	Node *c = const_of(cg, x);
+	LLVMValueRef zero = cg_f32(cg, 0), v;
+	if (cg->vw)
+		zero = splat(cg, zero);
+	if (c) {
+		v = cg->vw ? splat(cg, cg_f32(cg, c->f)) : cg_f32(cg, c->f);
+	} else if (lanes) {
+		LLVMValueRef mask = lanes;
+		if (ok)
+			mask = LLVMBuildAnd(B, mask, splat(cg, ok), "");
+		if (cg->vmask)
+			mask = LLVMBuildAnd(B, mask, cg->vmask, "");
+		LLVMValueRef p =
+		    LLVMBuildGEP2(B, cg->f32, cg_node_ptr(cg, x), &off, 1, "");
+		return cg_masked(cg, LLVMVectorType(cg->f32, (unsigned)cg->vw), mask, p,
+		                 NULL);
+	} else {
+		v = cg_load(cg, x,
+		            ok ? LLVMBuildSelect(B, ok, off, cg_i64(cg, 0), "") : off);
+	}
+	if (lanes)
+		v = LLVMBuildSelect(B, lanes, v, zero, "");
+	return ok ? LLVMBuildSelect(B, ok, v, zero, "") : v;
+}
+
 /* Element idx (of the loop nest over dims) of n: loaded with n's broadcasting strides,
  * or, for a fused node, computed from its inputs right here. */
 static LLVMValueRef value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
@@ -393,6 +453,8 @@ static LLVMValueRef value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
 		           ? splat(cg, v)
 		           : v;
 	}
+	if (inline_here(cg, n) && (n->op == OP_PAD || n->op == OP_SLICE))
+		return window_value(cg, n, dims, idx);
 	if (inline_here(cg, n)) {
 		if (cg->choose && cg->choose[n->id])
 			return value(cg, n->in[(int)cg->choose[n->id]], dims, idx);

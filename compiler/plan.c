@@ -4,10 +4,10 @@
  * name (parameters, gradients, optimizer state, hyperparameters, io slots); constants
  * live nowhere (codegen inlines them, also through views); views (OPF_VIEW) share their
  * input's buffer. A pointwise node used once by a pointwise node of its shape is fused:
- * computed in its user's loop, never stored. Pointwise nodes that only feed new
- * parameters and optimizer state form the update phase (see Plan in dc.h): computed
- * at the end, never stored. Every other node gets a span of the workspace, 64-byte
- * aligned, reused once the last loop reading it has run.
+ * computed in its user's loop, never stored; so is a pad or slice of a stored node.
+ * Pointwise nodes that only feed new parameters and optimizer state form the update phase
+ * (see Plan in dc.h): computed at the end, never stored. Every other node gets a span of
+ * the workspace, 64-byte aligned, reused once the last loop reading it has run.
  */
 #include <string.h>
 
@@ -49,6 +49,11 @@ static int pointwise(const Node *n)
 	return (opinfo[n->op].flags & OPF_ELEMWISE) || n->op == OP_BROADCAST;
 }
 
+/* A pad or a slice: each element is one of its input's, or (pad) 0. Fused into a
+ * pointwise user, it is a load at shifted indices: concat, a pad of each part and their
+ * sum, becomes one pass instead of three. */
+static int window(const Node *n) { return n->op == OP_PAD || n->op == OP_SLICE; }
+
 /* The node that owns the memory n's values are in (views share their input's). */
 static Node *owner(Node *n)
 {
@@ -59,7 +64,9 @@ static Node *owner(Node *n)
 
 /* Fusion: a pointwise node used once, by a pointwise node of its own shape or by a
  * reduction, is computed inside its user's loop and never stored (batch norm's
- * (x - mean)^2 inside the sum that makes the variance, say). */
+ * (x - mean)^2 inside the sum that makes the variance, say). So is a window used once
+ * by a pointwise node of its shape: its input is stored (only pointwise nodes fuse
+ * into their users), which the window's loads read. */
 static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 {
 	const Fn *f = &g->fns[fn];
@@ -78,8 +85,10 @@ static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 		Node *n = g->nodes[i], *u = user[i];
 		int into = nuse[i] == 1 && ((pointwise(u) && shape_eq(&n->sh, &u->sh)) ||
 		                            u->op == OP_SUM || u->op == OP_RMAX);
-		p->inl[i] = !g->no_fusion && p->live[i] && into && pointwise(n) &&
-		            n->dt == DT_F32;
+		int win =
+		    window(n) && nuse[i] == 1 && pointwise(u) && shape_eq(&n->sh, &u->sh);
+		p->inl[i] = !g->no_fusion && p->live[i] && n->dt == DT_F32 &&
+		            ((into && pointwise(n)) || win);
 	}
 }
 
@@ -103,6 +112,8 @@ int plan_vector_ok(const Plan *p, const Node *n, int computed)
 		return 0;
 	if (!computed && !p->inl[n->id] && p->group[n->id] < 0)
 		return 1; /* loaded */
+	if (window(n))
+		return 1; /* its input loaded, lanes outside a pad masked */
 	if (!(opinfo[n->op].flags & OPF_VECTOR))
 		return 0;
 	for (int k = 0; k < n->nin; k++)
@@ -111,15 +122,18 @@ int plan_vector_ok(const Plan *p, const Node *n, int computed)
 	return 1;
 }
 
-/* Whether r, or a node fused into it (not c), is a polynomial (OPF_POLY). */
-static int has_poly(const Plan *p, const Node *r, const Node *c, int top)
+static int poly(const Node *n) { return (opinfo[n->op].flags & OPF_POLY) != 0; }
+
+/* Whether r, or a node fused into it (not c), is one that is() tells. */
+static int fused_has(const Plan *p, const Node *r, const Node *c, int top,
+                     int (*is)(const Node *))
 {
 	if (r == c || (!top && !p->inl[r->id]))
 		return 0;
-	if (opinfo[r->op].flags & OPF_POLY)
+	if (is(r))
 		return 1;
 	for (int k = 0; k < r->nin; k++)
-		if (has_poly(p, r->in[k], c, 0))
+		if (fused_has(p, r->in[k], c, 0, is))
 			return 1;
 	return 0;
 }
@@ -135,7 +149,8 @@ static int has_poly(const Plan *p, const Node *r, const Node *c, int top)
  * its dot-product tiles (kernels.c, store_sums) hold a row's few columns in some
  * lanes of a vector, and compute the epilogue on the whole vector for each of the
  * tile's rows, four times the work. Its own loop on full vectors made the 512-wide
- * MLP with tanh 7.8% faster at batch 128. */
+ * MLP with tanh 7.8% faster at batch 128. Nor a fused window, whose loads need the
+ * indices of a pointwise loop nest. */
 static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 {
 	ConvFlat f;
@@ -150,7 +165,8 @@ static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 		if (r && pointwise(r) && !p->inl[r->id] && p->group[r->id] < 0 &&
 		    r->dt == DT_F32 && shape_eq(&r->sh, &n->sh) &&
 		    reads_only(p, r, n, 1) && (conv || plan_vector_ok(p, r, 1)) &&
-		    (conv || !n->a[1] || n->a[0] || !has_poly(p, r, n, 1)))
+		    !fused_has(p, r, n, 1, window) &&
+		    (conv || !n->a[1] || n->a[0] || !fused_has(p, r, n, 1, poly)))
 			p->epi[i] = r;
 	}
 }
@@ -391,6 +407,9 @@ Plan *plan_fn(Graph *g, FnKind fn)
 	fuse(g, fn, p, nuse, user);
 	p->group = arena_alloc(g->A, (size_t)g->n * sizeof *p->group);
 	updates(g, fn, p);
+	for (int i = 0; i < g->n; i++) /* the update phase's nests are flat */
+		if (p->inl[i] && window(g->nodes[i]) && p->group[user[i]->id] >= 0)
+			p->inl[i] = 0;
 	p->epi = arena_alloc(g->A, (size_t)g->n * sizeof *p->epi);
 	epilogues(g, p, nuse, user);
 	char *made = arena_alloc(g->A, (size_t)g->n); /* in another node's loop */

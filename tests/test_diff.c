@@ -919,6 +919,57 @@ static void test_diff_convolutions_match_the_reference(void)
 	    11);
 }
 
+/* Concatenations are pads summed (layers.c), their gradients slices; both are loads at
+ * shifted indices in their user's loop (plan.c): parts of 20, 28 and 20 columns (lanes
+ * of a vector on both sides of a part's edge, masked), along the batch (whole rows
+ * outside), along a 4-D image's channels, a part used twice, and the gradients' slices
+ * into the activations' gradients. Against the reference on the host's vectors and
+ * AVX2's, with no pad or slice left to store in train_step. */
+static void test_diff_concatenations_match_the_reference(void)
+{
+	const char *yaml =
+	    "name: concats\n"
+	    "inputs:\n"
+	    "  x: {shape: [batch, 20]}\n"
+	    "  image: {shape: [batch, 2, 5, 7]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "nodes:\n"
+	    "  a: \"dense(x, units=20, activation=relu)\"\n"
+	    "  b: \"dense(x, units=28, activation=tanh)\"\n"
+	    "  c: \"concat(a, b, x, axis=1)\"\n"
+	    "  e: \"concat(c, c * c, axis=0)\"\n"
+	    "  h: \"conv2d(image, out_channels=3, kernel_size=3, "
+	    "padding=1, activation=relu)\"\n"
+	    "  k: \"concat(image, h, axis=1)\"\n"
+	    "  out: \"dense(relu(c), units=10) + dense(flatten(k), units=10) "
+	    "+ sum(e * e) / 1000\"\n"
+	    "loss: \"softmax_cross_entropy(out, label)\"\n"
+	    "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n";
+	check_yaml("concats.yaml", yaml, 6);
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, "concats.yaml", yaml);
+	Arena *A = arena_new();
+	Diags d = {0};
+	CodegenOpts o = {.opt_level = 2};
+	Compiled *c = compile_path(A, &d, path, 6, &o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	Plan *p = plan_fn(c->g, FN_TRAIN_STEP);
+	int windows = 0, fused = 0;
+	for (int i = 0; i < c->g->n; i++) {
+		Node *n = c->g->nodes[i];
+		if (p->live[i] && (n->op == OP_PAD || n->op == OP_SLICE))
+			windows++, fused += p->inl[i];
+	}
+	CU_ASSERT(windows >= 10);
+	CU_ASSERT_EQUAL(fused, windows);
+	for (int k = 0; k < p->n; k++)
+		CU_ASSERT(p->order[k]->op != OP_PAD && p->order[k]->op != OP_SLICE);
+	compiled_free(c);
+	arena_free(A);
+	remove(path);
+	rmdir(dir);
+}
+
 /* A step whose new values are not all finite, though the loss and every gradient are,
  * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
  * update group's check, and so does one huge value anywhere in a vector (lane 5, the
@@ -997,6 +1048,8 @@ void suite_diff(void)
 	     test_diff_polynomial_activations_match_the_reference},
 	    {"test_diff_fused_reductions_match_the_reference",
 	     test_diff_fused_reductions_match_the_reference},
+	    {"test_diff_concatenations_match_the_reference",
+	     test_diff_concatenations_match_the_reference},
 	    {"test_diff_max_pools_match_the_reference",
 	     test_diff_max_pools_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
