@@ -170,18 +170,18 @@ double node_flops(const Node *n)
 	}
 }
 
-double fn_flops(Graph *g, FnKind fn)
+/* Every node the function computes, wherever its loop is: fused into another's or
+ * not, the work is the same. */
+static double plan_flops(const Graph *g, const Plan *p)
 {
-	Plan *p = plan_fn(g, fn);
 	double fl = 0;
-	for (int i = 0; i < p->n; i++) {
-		Node *n = p->order[i], *e = p->epi[n->id];
-		fl += node_flops(n) + (e ? node_flops(e) : 0);
-	}
-	for (int i = 0; i < p->nlate; i++)
-		fl += p->inl[p->late[i]->id] ? 0 : node_flops(p->late[i]);
+	for (int i = 0; i < g->n; i++)
+		if (p->live[i])
+			fl += node_flops(g->nodes[i]);
 	return fl;
 }
+
+double fn_flops(Graph *g, FnKind fn) { return plan_flops(g, plan_fn(g, fn)); }
 
 static void stats(FILE *f, Graph *g, const double *t)
 {
@@ -200,15 +200,13 @@ static void stats(FILE *f, Graph *g, const double *t)
 			continue;
 		Plan *p = plan_fn(g, k);
 		int count[OP_COUNT] = {0};
-		double fl = 0;
+		double fl = plan_flops(g, p);
 		for (int i = 0; i < p->n; i++) {
 			Node *n = p->order[i], *e = p->epi[n->id];
-			count[n->op]++, fl += node_flops(n);
+			count[n->op]++;
 			if (e) /* computed in n's loop */
-				count[e->op]++, fl += node_flops(e);
+				count[e->op]++;
 		}
-		for (int i = 0; i < p->nlate; i++)
-			fl += p->inl[p->late[i]->id] ? 0 : node_flops(p->late[i]);
 		fprintf(
 		    f,
 		    "  %-11s  %.3f GFLOP per call, %d loop nests, workspace %lld bytes:",
