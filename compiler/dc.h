@@ -545,6 +545,10 @@ typedef struct ConvFlat {
 } ConvFlat;
 /* Whether n (conv2d or one of its gradients) runs so, and its layout. */
 int conv_flat(const Node *n, ConvFlat *f);
+/* Whether n (conv2d or one of its gradients) is a 1 x 1 convolution of stride 1 without
+ * padding, whose patches (im2col) are the image itself: its products read the images
+ * and write their results in place, with no copy (kernels.c). */
+int conv_pointwise(const Node *n);
 /* Whether matmul n, C = A W with W a parameter (a dense layer's input gradient dy W),
  * runs as two products over the halves of k, each into scratch of its own, then their
  * sum (kernels.c): so a thread reads only W's rows of its half, those it reads in the

@@ -498,6 +498,14 @@ int matmul_halves(const Node *n)
 	return K >= 64 && K % 2 == 0 && n->sh.d[0] <= K;
 }
 
+int conv_pointwise(const Node *n)
+{
+	const Node *w = n->op == OP_CONV2D_BWD_FILTER ? n : n->in[1];
+	ConvP p = convp_of(n);
+	return w->sh.d[2] == 1 && w->sh.d[3] == 1 && p.stride[0] == 1 &&
+	       p.stride[1] == 1 && !p.pad[0] && !p.pad[1] && !p.pad[2] && !p.pad[3];
+}
+
 int conv_flat(const Node *n, ConvFlat *f)
 {
 	Node *xn, *wn, *yn; /* the nodes in the roles of input, weight and output */
@@ -546,7 +554,7 @@ int conv_flat(const Node *n, ConvFlat *f)
 	 * around a small image costs more products than the patches it saves: LeNet's
 	 * second data gradient, at 2.5 times, ran 3.5% slower) */
 	return p.stride[0] == 1 && p.stride[1] == 1 && pos >= 16 &&
-	       2 * pos <= 3 * y->d[2] * y->d[3];
+	       2 * pos <= 3 * y->d[2] * y->d[3] && !conv_pointwise(n);
 }
 
 Node *ir_conv2d(Graph *g, Node *x, Node *w, const ConvP *p)

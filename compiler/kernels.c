@@ -140,6 +140,9 @@ typedef struct Gemm {
 	/* when set (not with acc), C holds epi's values, computed from the product
 	 * node epin's (Plan.epi) as each vector of them is stored */
 	Node *epi, *epin;
+	/* when set, epin is a pointwise convolution and C image eimg's channels echan..
+	 * of it: C's row r is channel echan + r, its columns the image's positions */
+	LLVMValueRef eimg, echan;
 } Gemm;
 
 /* Columns j0, j0 + width, ... (nj of them), less those outside the thread's part: the
@@ -264,7 +267,11 @@ static LLVMValueRef epilogue(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef
 {
 	if (!g->epi)
 		return v;
-	LLVMValueRef idx[2] = {row, col};
+	LLVMValueRef idx[4] = {row, col};
+	if (g->eimg) /* positions (oh, ow) as one flat axis: plan.c checks that
+	              * epi's inputs allow it */
+		idx[0] = g->eimg, idx[1] = cg_add(cg, g->echan, row),
+		idx[2] = cg_i64(cg, 0), idx[3] = col;
 	cg->vw = (int)VW, cg->vmask = mask;
 	v = cg_epilogue(cg, g->epi, g->epin, v, idx);
 	cg->vw = 0, cg->vmask = NULL;
@@ -1448,11 +1455,14 @@ static void data_grad_flat(CG *cg, Node *n, const Conv *c, const ConvFlat *f)
 static void filter_grad(CG *cg, Node *n, const Conv *c)
 {
 	ConvFlat f;
-	int flat = conv_flat(n, &f);
-	int64_t per = flat ? f.xs + f.ys : c->C * c->KH * c->KW * c->P,
+	int flat = conv_flat(n, &f), pw = conv_pointwise(n);
+	int64_t per = pw     ? 0
+	              : flat ? f.xs + f.ys
+	                     : c->C * c->KH * c->KW * c->P,
 	        chw = c->C * c->H * c->W, L = c->Bn < CONV_LANES ? c->Bn : CONV_LANES,
 	        wn = shape_numel(&n->sh);
-	int64_t ch = (512 << 10) / (per * 4); /* images per chunk */
+	/* images per chunk; a pointwise convolution's are read in place, all at once */
+	int64_t ch = pw ? c->Bn : (512 << 10) / (per * 4);
 	ch = ch < 1 ? 1 : ch;
 	Loop ll, lz, lc, lb, lg;
 	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
@@ -1467,27 +1477,32 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	LLVMValueRef s0 = cg_mul(cg, cg_loop_n(cg, &lc, nch), cg_i64(cg, ch));
 	LLVMValueRef m = cg_min(cg, cg_i64(cg, ch), LLVMBuildSub(B, count, s0, ""));
 	LLVMValueRef first = cg_add(cg, lane, cg_mul(cg, s0, cg_i64(cg, L)));
-	LLVMValueRef b =
-	    cg_add(cg, first,
-	           cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), m), cg_i64(cg, L)));
-	LLVMValueRef img = at_index(cg, cg_node_ptr(cg, c->x), b, chw, 0),
-	             mine = at_index(cg, scratch(cg, n), b, per, 0);
-	if (flat) { /* the padded image, and dy on rows of Wp after it, f.pc a channel */
-		pad_image(cg, &f, img, mine);
-		flat_channels(cg, c, &f,
-		              at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0),
-		              gep(cg, mine, cg_i64(cg, f.xs)), 1);
-	} else {
-		patches(cg, c, img, mine, 0);
+	if (!pw) {
+		LLVMValueRef b = cg_add(
+		    cg, first,
+		    cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), m), cg_i64(cg, L)));
+		LLVMValueRef img = at_index(cg, cg_node_ptr(cg, c->x), b, chw, 0),
+		             mine = at_index(cg, scratch(cg, n), b, per, 0);
+		if (flat) { /* the padded image, and dy on rows of Wp after it, f.pc
+			     * a channel */
+			pad_image(cg, &f, img, mine);
+			flat_channels(
+			    cg, c, &f,
+			    at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0),
+			    gep(cg, mine, cg_i64(cg, f.xs)), 1);
+		} else {
+			patches(cg, c, img, mine, 0);
+		}
+		cg_loop_end(cg, &lb);
 	}
-	cg_loop_end(cg, &lb);
 	LLVMValueRef taps = flat ? tap_offsets(cg, c, &f, c->C / c->p.groups, 0) : NULL;
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
 	/* positions per image: OH rows of Wp (flat), or of OW */
 	int64_t Pe = flat ? f.pc : c->P;
 	Gemm g = {.pa = flat ? at_index(cg, scratch(cg, n), first, per, f.xs)
 	                     : at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
-	          .pb = at_index(cg, scratch(cg, n), first, per, 0),
+	          .pb = pw ? at_index(cg, cg_node_ptr(cg, c->x), first, chw, 0)
+	                   : at_index(cg, scratch(cg, n), first, per, 0),
 	          .pc = parts,
 	          .acc = 1,
 	          .M = c->Og,
@@ -1498,7 +1513,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	          .ldc = c->Kc,
 	          .vt = LLVMVectorType(cg->f32, VW),
 	          .sega = L * (flat ? per : c->O * c->P),
-	          .segb = L * per,
+	          .segb = L * (pw ? chw : per),
 	          .segs = m,
 	          .boff = taps};
 	g.pa = gep(cg, g.pa, cg_mul(cg, gi, cg_i64(cg, c->Og * Pe)));
@@ -1554,8 +1569,11 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	LLVMValueRef col = at_index(cg, scratch(cg, n), lane, per, 0);
 	LLVMValueRef b = lane_images(cg, c, lane, L, &lb);
 	LLVMValueRef img = at_index(cg, X, b, chw, 0);
-	int gather = mode == 1 && c->p.stride[0] == 1 && c->p.stride[1] == 1;
-	if (mode == 1) {
+	int pw = conv_pointwise(n), /* the image is its own patches */
+	    gather = mode == 1 && c->p.stride[0] == 1 && c->p.stride[1] == 1;
+	if (pw) {
+		col = img;
+	} else if (mode == 1) {
 		if (!gather) { /* dx_b = 0, then col2im adds into it */
 			Loop lz;
 			LLVMValueRef z = cg_loop(cg, &lz, chw);
@@ -1570,7 +1588,7 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
 	LLVMValueRef wg = at_index(cg, Wt, gi, c->Og * c->Kc, 0);
 	LLVMValueRef colg = at_index(cg, col, gi, c->Kc * c->P, 0);
-	LLVMValueRef yg = gep(cg, Y,
+	LLVMValueRef yg = gep(cg, pw && epi ? cg_node_ptr(cg, epi) : Y,
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g B_g: B the taps' runs of the padded image, y_g on
@@ -1589,6 +1607,9 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 		          .ldc = N,
 		          .vt = vt,
 		          .boff = taps};
+		if (pw && epi) /* a bias and activation, say, as C is stored */
+			g.epi = epi, g.epin = n, g.eimg = b,
+			g.echan = cg_mul(cg, gi, cg_i64(cg, c->Og));
 		gemm(cg, &g);
 	} else { /* col_g = W_g^T dy_g */
 		Gemm g = {.pa = wg,
@@ -1605,11 +1626,11 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 		gemm(cg, &g);
 	}
 	cg_loop_end(cg, &lg);
-	if (gather)
+	if (gather && !pw)
 		col2im_rows(cg, c, img, col);
-	else if (mode == 1)
+	else if (mode == 1 && !pw)
 		patches(cg, c, img, col, 1);
-	if (epi)
+	if (epi && flat)
 		epilogue_rows(cg, c, &f, epi, b, gep(cg, col, cg_i64(cg, f.xs)));
 	else if (flat)
 		flat_channels(cg, c, &f, at_index(cg, Y, b, c->O * c->P, 0),

@@ -138,12 +138,31 @@ static int fused_has(const Plan *p, const Node *r, const Node *c, int top,
 	return 0;
 }
 
+/* Whether every stored node r reads through the nodes fused into it (c aside) has
+ * c's last two axes there, or 1 x 1: a pointwise convolution's products take each
+ * image's positions as one flat axis, and so does their epilogue. */
+static int planes_flat(const Plan *p, const Node *r, const Node *c, int top)
+{
+	if (r == c)
+		return 1;
+	if (top || p->inl[r->id]) {
+		for (int k = 0; k < r->nin; k++)
+			if (!planes_flat(p, r->in[k], c, 0))
+				return 0;
+		return 1;
+	}
+	int k = r->sh.rank;
+	int64_t h = k >= 2 ? r->sh.d[k - 2] : 1, w = k >= 1 ? r->sh.d[k - 1] : 1;
+	return (h == 1 && w == 1) || (h == c->sh.d[2] && w == c->sh.d[3]);
+}
+
 /* Epilogues: a convolution computed as an implicit product (conv_flat) copies its
- * values out of the scratch anyway, and a matrix product holds its tiles in registers
- * before storing them: either computes there the pointwise node that is its only user
- * (through fused nodes: a bias and an activation, or an activation's gradient) if that
- * node is of its shape and reads nothing but it, leaves and nodes stored before it.
- * The product's kernels compute on vectors: its epilogue must too.
+ * values out of the scratch anyway, and a matrix product (or a pointwise convolution's,
+ * conv_pointwise) holds its tiles in registers before storing them: either computes there
+ * the pointwise node that is its only user (through fused nodes: a bias and an
+ * activation, or an activation's gradient) if that node is of its shape and reads nothing
+ * but it, leaves and nodes stored before it. The product's kernels compute on vectors:
+ * its epilogue must too.
  *
  * But not a polynomial (tanh, say) after A B^T (a dense layer's forward product):
  * its dot-product tiles (kernels.c, store_sums) hold a row's few columns in some
@@ -156,8 +175,9 @@ static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 	ConvFlat f;
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i], *r = user[i];
-		int conv = n->op == OP_CONV2D && conv_flat(n, &f);
-		if (g->no_fusion || !p->live[i] || (!conv && n->op != OP_MATMUL) ||
+		int conv = n->op == OP_CONV2D && conv_flat(n, &f),
+		    pw = n->op == OP_CONV2D && conv_pointwise(n);
+		if (g->no_fusion || !p->live[i] || (!conv && !pw && n->op != OP_MATMUL) ||
 		    nuse[i] != 1)
 			continue;
 		while (r && p->inl[r->id] && p->group[r->id] < 0)
@@ -165,8 +185,8 @@ static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 		if (r && pointwise(r) && !p->inl[r->id] && p->group[r->id] < 0 &&
 		    r->dt == DT_F32 && shape_eq(&r->sh, &n->sh) &&
 		    reads_only(p, r, n, 1) && (conv || plan_vector_ok(p, r, 1)) &&
-		    !fused_has(p, r, n, 1, window) &&
-		    (conv || !n->a[1] || n->a[0] || !fused_has(p, r, n, 1, poly)))
+		    !fused_has(p, r, n, 1, window) && (!pw || planes_flat(p, r, n, 1)) &&
+		    (conv || pw || !n->a[1] || n->a[0] || !fused_has(p, r, n, 1, poly)))
 			p->epi[i] = r;
 	}
 }
@@ -298,7 +318,8 @@ static int64_t footprint(const Plan *p, const Node *n)
 		                                               : &n->in[1]->sh;
 		int64_t lanes = x->d[0] < CONV_LANES ? x->d[0] : CONV_LANES;
 		ConvFlat f;
-		int64_t per = conv_flat(n, &f)
+		int64_t per = conv_pointwise(n) ? 0 /* the image is its patches */
+		              : conv_flat(n, &f)
 		                  ? f.xs + f.ys /* padded image, output */
 		                  : x->d[1] * w->d[2] * w->d[3] * y->d[2] * y->d[3];
 		size += per * (n->op == OP_CONV2D_BWD_FILTER ? x->d[0] : lanes);

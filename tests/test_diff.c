@@ -970,6 +970,56 @@ static void test_diff_concatenations_match_the_reference(void)
 	rmdir(dir);
 }
 
+/* 1 x 1 convolutions of stride 1 without padding (conv_pointwise) read their images
+ * and write their results in place: with bias and relu in the products' epilogue (b),
+ * in groups, with an epilogue that reads a row of the image's width and so keeps its own
+ * loop (c), dilated (d); 60 positions (a masked vector after three whole ones), every
+ * data gradient needed, 5 images in lanes of one and two. Against the reference on the
+ * host's vectors and AVX2's. */
+static void test_diff_pointwise_convolutions_match_the_reference(void)
+{
+	const char *yaml =
+	    "name: pointwise\n"
+	    "inputs:\n"
+	    "  image: {shape: [batch, 4, 6, 10]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "params:\n"
+	    "  row: {shape: [10], init: normal}\n"
+	    "nodes:\n"
+	    "  a: \"conv2d(image, out_channels=6, kernel_size=3, padding=1)\"\n"
+	    "  b: \"conv2d(a, out_channels=8, kernel_size=1, activation=relu)\"\n"
+	    "  c: \"conv2d(b, out_channels=4, kernel_size=1, groups=2, bias=false) + "
+	    "row\"\n"
+	    "  d: \"conv2d(c, out_channels=3, kernel_size=1, dilation=2)\"\n"
+	    "  out: \"dense(flatten(d), units=5)\"\n"
+	    "loss: \"softmax_cross_entropy(out, label)\"\n"
+	    "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n";
+	check_yaml("pointwise.yaml", yaml, 5);
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, "pointwise.yaml", yaml);
+	Arena *A = arena_new();
+	Diags d = {0};
+	CodegenOpts o = {.opt_level = 2};
+	Compiled *c = compile_path(A, &d, path, 5, &o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	Plan *p = plan_fn(c->g, FN_FORWARD);
+	int convs = 0, epis = 0;
+	for (int i = 0; i < c->g->n; i++) {
+		Node *n = c->g->nodes[i];
+		if (!p->live[i] || n->op != OP_CONV2D || !conv_pointwise(n))
+			continue;
+		convs++;
+		/* b's bias and relu, d's bias; not c's row */
+		epis += p->epi[i] != NULL;
+	}
+	CU_ASSERT_EQUAL(convs, 3);
+	CU_ASSERT_EQUAL(epis, 2);
+	compiled_free(c);
+	arena_free(A);
+	remove(path);
+	rmdir(dir);
+}
+
 /* A step whose new values are not all finite, though the loss and every gradient are,
  * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
  * update group's check, and so does one huge value anywhere in a vector (lane 5, the
@@ -1050,6 +1100,8 @@ void suite_diff(void)
 	     test_diff_fused_reductions_match_the_reference},
 	    {"test_diff_concatenations_match_the_reference",
 	     test_diff_concatenations_match_the_reference},
+	    {"test_diff_pointwise_convolutions_match_the_reference",
+	     test_diff_pointwise_convolutions_match_the_reference},
 	    {"test_diff_max_pools_match_the_reference",
 	     test_diff_max_pools_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
