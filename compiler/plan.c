@@ -161,8 +161,8 @@ static int planes_flat(const Plan *p, const Node *r, const Node *c, int top)
  * conv_pointwise) holds its tiles in registers before storing them: either computes there
  * the pointwise node that is its only user (through fused nodes: a bias and an
  * activation, or an activation's gradient) if that node is of its shape and reads nothing
- * but it, leaves and nodes stored before it. The product's kernels compute on vectors:
- * its epilogue must too.
+ * but it, leaves and nodes stored before it. Both compute it on vectors (the
+ * convolution's copy, on each row of its output), so its ops must allow that.
  *
  * But not a polynomial (tanh, say) after A B^T (a dense layer's forward product):
  * its dot-product tiles (kernels.c, store_sums) hold a row's few columns in some
@@ -184,7 +184,7 @@ static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 			r = user[r->id];
 		if (r && pointwise(r) && !p->inl[r->id] && p->group[r->id] < 0 &&
 		    r->dt == DT_F32 && shape_eq(&r->sh, &n->sh) &&
-		    reads_only(p, r, n, 1) && (conv || plan_vector_ok(p, r, 1)) &&
+		    reads_only(p, r, n, 1) && plan_vector_ok(p, r, 1) &&
 		    !fused_has(p, r, n, 1, window) && (!pw || planes_flat(p, r, n, 1)) &&
 		    (conv || pw || !n->a[1] || n->a[0] || !fused_has(p, r, n, 1, poly)))
 			p->epi[i] = r;
