@@ -17,40 +17,68 @@ static LLVMValueRef cg_call1(CG *cg, const char *name, LLVMValueRef x)
 	return cg_call(cg, name, 1, &x);
 }
 
+/* a + b, or b if b > a and a otherwise (a maximum keeps the first of equals) */
+static LLVMValueRef fold_in(CG *cg, int max, LLVMValueRef a, LLVMValueRef b)
+{
+	return max ? LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, b, a, ""), b, a, "")
+	           : cg_fast(LLVMBuildFAdd(B, a, b, ""));
+}
+
+static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off);
+static LLVMValueRef fload(CG *cg, LLVMValueRef base, LLVMValueRef off);
+static LLVMValueRef scratch(CG *cg, Node *n);
+
 /* Reduction over axes: out[o] = fold of in[i] over every input element, where o drops
  * the reduced axes' indices. The reduced axes at the end of the shape (a bias gradient's
- * H and W) are one contiguous run of x per output element, folded in a register. */
+ * H and W) are one contiguous run of x per output element, folded in a register.
+ * When the first axis is kept (a sum per row), the threads share the rows. When it is
+ * reduced (a bias gradient's sum over the batch) and the sum is large, its rows are
+ * cut into reduce_parts(n) parts, each folded into a partial of its own in the node's
+ * scratch by whichever thread takes it; a second kernel folds the partials in part
+ * order: the same bits for any number of threads. */
 static void reduce(CG *cg, Node *n, int max)
 {
 	Node *x = n->in[0];
-	Loop l[MAXRANK];
+	Loop l[MAXRANK], lp;
 	LLVMValueRef init = cg_f32(cg, max ? -INFINITY : 0);
 	/* x fused into this loop (plan.c): computed from the indices of all its axes,
 	 * so the run folded in a register is its last axis only */
 	int fused = cg_fused(cg, x), rank = x->sh.rank, outer = rank;
-	int64_t run = 1;
+	int64_t run = 1, parts = reduce_parts(n), per = shape_numel(&n->sh) / n->sh.d[0];
 	while (outer > 0 && (n->a[0] >> (outer - 1) & 1) && (!fused || outer == rank))
 		run *= x->sh.d[--outer];
-	/* the first axis kept (a sum per row): the threads share the rows, each
-	 * starting its rows' sums (before, one thread summed alone) */
+	if (parts && !outer) /* the rows, apart */
+		outer = 1, run /= x->sh.d[0];
 	int par = outer > 0 && !(n->a[0] & 1);
-	int64_t per = shape_numel(&n->sh) / n->sh.d[0];
+	LLVMValueRef dst = cg_node_ptr(cg, n), part = NULL, rlo = NULL, rhi = NULL;
+	if (parts) { /* part p: rows [p d0 / parts, (p + 1) d0 / parts) */
+		part = cg_par_loop(cg, &lp, parts, 1);
+		dst = gep(cg, scratch(cg, n), cg_mul(cg, part, cg_i64(cg, per)));
+		rlo = LLVMBuildUDiv(B, cg_mul(cg, part, cg_i64(cg, x->sh.d[0])),
+		                    cg_i64(cg, parts), "");
+		rhi = LLVMBuildUDiv(
+		    B,
+		    cg_mul(cg, cg_add(cg, part, cg_i64(cg, 1)), cg_i64(cg, x->sh.d[0])),
+		    cg_i64(cg, parts), "");
+	}
 	if (!par) {
 		Loop z;
-		LLVMValueRef i = cg_loop(cg, &z, shape_numel(&n->sh));
-		cg_store(cg, n, i, init);
+		LLVMValueRef i = cg_loop(cg, &z, per);
+		LLVMBuildStore(B, init, gep(cg, dst, i));
 		cg_loop_end(cg, &z);
 	}
 	LLVMValueRef in = cg_i64(cg, 0), out = cg_i64(cg, 0), idx[MAXRANK];
 	for (int d = 0; d < outer; d++) {
-		LLVMValueRef i = idx[d] = d == 0 && par
-		                              ? cg_par_loop(cg, &l[d], x->sh.d[d], 1)
-		                              : cg_loop(cg, &l[d], x->sh.d[d]);
-		if (d == 0 && par) {
+		LLVMValueRef i = idx[d] =
+		    d == 0 && par     ? cg_par_loop(cg, &l[d], x->sh.d[d], 1)
+		    : d == 0 && parts ? cg_loop_range(cg, &l[d], rlo, rhi)
+		                      : cg_loop(cg, &l[d], x->sh.d[d]);
+		if (d == 0 && par) { /* the threads start their rows' sums */
 			Loop z;
 			LLVMValueRef k = cg_loop(cg, &z, per);
-			cg_store(cg, n, cg_add(cg, cg_mul(cg, i, cg_i64(cg, per)), k),
-			         init);
+			LLVMBuildStore(
+			    B, init,
+			    gep(cg, dst, cg_add(cg, cg_mul(cg, i, cg_i64(cg, per)), k)));
 			cg_loop_end(cg, &z);
 		}
 		in = cg_add(cg, cg_mul(cg, in, cg_i64(cg, x->sh.d[d])), i);
@@ -70,19 +98,24 @@ static void reduce(CG *cg, Node *n, int max)
 	} else {
 		v = cg_load(cg, x, cg_add(cg, in, r));
 	}
-	LLVMValueRef next =
-	    max ? LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, v, acc, ""), v, acc,
-	                          "")
-	        : cg_fast(LLVMBuildFAdd(B, acc, v, ""));
+	LLVMValueRef next = fold_in(cg, max, acc, v);
 	cg_acc_next(cg, acc, next);
 	cg_loop_end(cg, &lr);
-	LLVMValueRef old = cg_load(cg, n, out);
-	cg_store(cg, n, out,
-	         max ? LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, next, old, ""),
-	                               next, old, "")
-	             : cg_fast(LLVMBuildFAdd(B, old, next, "")));
+	LLVMBuildStore(B, fold_in(cg, max, fload(cg, dst, out), next), gep(cg, dst, out));
 	for (int d = outer - 1; d >= 0; d--)
 		cg_loop_end(cg, &l[d]);
+	if (!parts)
+		return;
+	cg_loop_end(cg, &lp);
+	cg_next_kernel(cg); /* the partials, folded in part order */
+	Loop le;
+	LLVMValueRef e = cg_par_loop(cg, &le, per, 256), p0 = scratch(cg, n), sum = NULL;
+	for (int64_t k = 0; k < parts; k++) {
+		LLVMValueRef pv = fload(cg, p0, cg_add(cg, e, cg_i64(cg, k * per)));
+		sum = sum ? fold_in(cg, max, sum, pv) : pv;
+	}
+	cg_store(cg, n, e, sum);
+	cg_loop_end(cg, &le);
 }
 
 EMIT(sum) { reduce(cg, n, 0); }

@@ -294,9 +294,18 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 	}
 }
 
+int reduce_parts(const Node *n)
+{
+	if ((n->op != OP_SUM && n->op != OP_RMAX) || !(n->a[0] & 1))
+		return 0;
+	const Shape *x = &n->in[0]->sh;
+	int64_t parts = x->d[0] / 4 < 8 ? x->d[0] / 4 : 8; /* 4 rows or more each */
+	return x->rank >= 2 && shape_numel(x) >= 1 << 15 && parts >= 2 ? (int)parts : 0;
+}
+
 /* Floats of workspace a node needs: its values, 64-byte aligned, plus scratch for its
  * kernel: a matmul's transposed operand or its halves' products, a convolution's
- * patches (im2col). */
+ * patches (im2col), a reduction's partials. */
 static int64_t footprint(const Plan *p, const Node *n)
 {
 	/* a node whose epilogue is computed in its loop keeps no values of its own */
@@ -305,6 +314,7 @@ static int64_t footprint(const Plan *p, const Node *n)
 		size += (shape_numel(&n->in[1]->sh) + 15) & ~(int64_t)15;
 	if (matmul_halves(n)) /* the two halves' products */
 		size += 2 * ((shape_numel(&n->sh) + 15) & ~(int64_t)15);
+	size += reduce_parts(n) * shape_numel(&n->sh); /* the parts' partials */
 	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
 	    n->op == OP_CONV2D_BWD_FILTER) {
 		/* im2col: C*KH*KW rows of OH*OW positions, or a padded image and its

@@ -1020,6 +1020,51 @@ static void test_diff_pointwise_convolutions_match_the_reference(void)
 	rmdir(dir);
 }
 
+/* Sums and maxima over the batch axis of 32K elements or more run in parts, each
+ * folded into partials of its own, then folded in order (reduce_parts): a convolution's
+ * bias gradient (over batch, height and width), dense layers' (over 37 rows, parts of
+ * 4 and 5), a max over the batch, and a sum of a fused square over all axes. Against
+ * the reference, and the same bits on 1, 2 and 3 threads. */
+static void test_diff_reductions_over_the_batch_run_in_parts(void)
+{
+	const char *yaml = "name: parts\n"
+	                   "inputs:\n"
+	                   "  image: {shape: [batch, 3, 20, 20]}\n"
+	                   "  label: {shape: [batch], dtype: i32}\n"
+	                   "nodes:\n"
+	                   "  c: \"conv2d(image, out_channels=4, kernel_size=3, "
+	                   "activation=relu)\"\n"
+	                   "  h: \"dense(flatten(c), units=1000, activation=relu)\"\n"
+	                   "  m: \"max(h, axis=0, keepdims=true)\"\n"
+	                   "  out: \"dense(h - m, units=10)\"\n"
+	                   "loss: \"softmax_cross_entropy(out, label) + "
+	                   "sum((h - 1) ^ 2) / 1000000\"\n"
+	                   "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
+	check_yaml("parts.yaml", yaml, 37);
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, "parts.yaml", yaml);
+	int shared = 0;
+	CU_ASSERT(threads_agree(path, 37, &shared));
+	Arena *A = arena_new();
+	Diags d = {0};
+	CodegenOpts o = {.opt_level = 2};
+	Compiled *c = compile_path(A, &d, path, 37, &o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	Plan *p = plan_fn(c->g, FN_TRAIN_STEP);
+	int sums = 0, maxes = 0;
+	for (int i = 0; i < c->g->n; i++) {
+		Node *n = c->g->nodes[i];
+		if (p->live[i] && reduce_parts(n) == 8)
+			sums += n->op == OP_SUM, maxes += n->op == OP_RMAX;
+	}
+	CU_ASSERT(sums >= 3); /* the biases of c and h, the square's sum */
+	CU_ASSERT_EQUAL(maxes, 1);
+	compiled_free(c);
+	arena_free(A);
+	remove(path);
+	rmdir(dir);
+}
+
 /* A step whose new values are not all finite, though the loss and every gradient are,
  * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
  * update group's check, and so does one huge value anywhere in a vector (lane 5, the
@@ -1102,6 +1147,8 @@ void suite_diff(void)
 	     test_diff_concatenations_match_the_reference},
 	    {"test_diff_pointwise_convolutions_match_the_reference",
 	     test_diff_pointwise_convolutions_match_the_reference},
+	    {"test_diff_reductions_over_the_batch_run_in_parts",
+	     test_diff_reductions_over_the_batch_run_in_parts},
 	    {"test_diff_max_pools_match_the_reference",
 	     test_diff_max_pools_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
