@@ -108,6 +108,7 @@ static void reduce(CG *cg, Node *n, int max)
 		return;
 	cg_loop_end(cg, &lp);
 	cg_next_kernel(cg); /* the partials, folded in part order */
+	cg_kernel_work(cg, 4 * parts * per);
 	Loop le;
 	LLVMValueRef e = cg_par_loop(cg, &le, per, 256), p0 = scratch(cg, n), sum = NULL;
 	for (int64_t k = 0; k < parts; k++) {
@@ -847,7 +848,7 @@ EMIT(onehot)
 {
 	int64_t C = n->a[0], rows = shape_numel(&n->sh) / C;
 	Loop lr, lc;
-	LLVMValueRef r = cg_loop(cg, &lr, rows);
+	LLVMValueRef r = cg_par_loop(cg, &lr, rows, 1);
 	LLVMValueRef lab = LLVMBuildSExt(B, cg_load(cg, n->in[0], r), cg->i64, "");
 	LLVMValueRef c = cg_loop(cg, &lc, C);
 	LLVMValueRef eq = LLVMBuildICmp(B, LLVMIntEQ, lab, c, "");
@@ -2314,7 +2315,7 @@ EMIT(gather)
 	const Shape *t = &n->in[0]->sh;
 	int64_t rows = shape_numel(&n->in[1]->sh), row = shape_numel(t) / t->d[0];
 	Loop lr, lj;
-	LLVMValueRef r = cg_loop(cg, &lr, rows), valid;
+	LLVMValueRef r = cg_par_loop(cg, &lr, rows, 1), valid;
 	LLVMValueRef src =
 	    cg_mul(cg, row_index(cg, n->in[1], r, t->d[0], &valid), cg_i64(cg, row));
 	LLVMValueRef j = cg_loop(cg, &lj, row);
@@ -2325,15 +2326,26 @@ EMIT(gather)
 	cg_loop_end(cg, &lr);
 }
 
+/* Rows of dy added into the table's rows their indices name, which may repeat: the
+ * threads share the columns (units of 16), each adding into its own columns of every
+ * row, in row order. */
 EMIT(scatter_add)
 {
 	int64_t rows = shape_numel(&n->in[0]->sh), row = shape_numel(&n->sh) / n->sh.d[0];
-	cg_zero(cg, n);
-	Loop lr, lj;
+	LLVMValueRef lo, hi;
+	cg_par_range(cg, (row + 15) / 16, 1, &lo, &hi);
+	LLVMValueRef j0 = cg_mul(cg, lo, cg_i64(cg, 16)),
+	             j1 = cg_min(cg, cg_mul(cg, hi, cg_i64(cg, 16)), cg_i64(cg, row));
+	Loop lz, lzj, lr, lj;
+	LLVMValueRef z = cg_loop(cg, &lz, n->sh.d[0]);
+	LLVMValueRef zj = cg_loop_range(cg, &lzj, j0, j1);
+	cg_store(cg, n, cg_add(cg, cg_mul(cg, z, cg_i64(cg, row)), zj), cg_f32(cg, 0));
+	cg_loop_end(cg, &lzj);
+	cg_loop_end(cg, &lz);
 	LLVMValueRef r = cg_loop(cg, &lr, rows), valid;
 	LLVMValueRef dst =
 	    cg_mul(cg, row_index(cg, n->in[0], r, n->sh.d[0], &valid), cg_i64(cg, row));
-	LLVMValueRef j = cg_loop(cg, &lj, row);
+	LLVMValueRef j = cg_loop_range(cg, &lj, j0, j1);
 	LLVMValueRef v =
 	    cg_load(cg, n->in[1], cg_add(cg, cg_mul(cg, r, cg_i64(cg, row)), j));
 	LLVMValueRef o = cg_add(cg, dst, j);
@@ -2348,7 +2360,7 @@ EMIT(argmax)
 	Node *x = n->in[0];
 	int64_t C = x->sh.d[x->sh.rank - 1];
 	Loop lr, lc;
-	LLVMValueRef r = cg_loop(cg, &lr, shape_numel(&n->sh));
+	LLVMValueRef r = cg_par_loop(cg, &lr, shape_numel(&n->sh), 1);
 	LLVMValueRef row = cg_mul(cg, r, cg_i64(cg, C));
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	LLVMValueRef c = cg_loop(cg, &lc, C);
@@ -2381,7 +2393,7 @@ EMIT(dropmask)
 	    LLVMBuildXor(B, LLVMBuildShl(B, seed, cg_i64(cg, 32), ""),
 	                 LLVMBuildAnd(B, ctr, cg_i64(cg, 0xffffffff), ""), "");
 	Loop l;
-	LLVMValueRef i = cg_loop(cg, &l, shape_numel(&n->sh));
+	LLVMValueRef i = cg_par_loop(cg, &l, shape_numel(&n->sh), 256);
 	LLVMValueRef z = cg_add(cg, key,
 	                        cg_mul(cg, cg_add(cg, i, cg_i64(cg, 1)),
 	                               cg_i64(cg, (int64_t)0x9E3779B97F4A7C15ull)));

@@ -1065,6 +1065,44 @@ static void test_diff_reductions_over_the_batch_run_in_parts(void)
 	rmdir(dir);
 }
 
+/* Gathers (an embedding's rows), their gradient's scatter (repeated indices, the
+ * threads sharing columns), one-hot, argmax and dropout masks share their loops between
+ * threads: against the reference, the same bits on 1, 2 and 3 threads, and each of
+ * them handed to the pool. */
+static void test_diff_gathers_and_masks_are_shared_between_threads(void)
+{
+	const char *yaml =
+	    "name: tokens\n"
+	    "inputs:\n"
+	    "  tokens: {shape: [batch, 64], dtype: i32}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "nodes:\n"
+	    "  e: \"embedding(tokens, num_embeddings=300, embedding_dim=40)\"\n"
+	    "  h: \"dropout(dense(flatten(e), units=600, activation=relu), "
+	    "p=0.5)\"\n"
+	    "  out: \"dense(h, units=1000)\"\n"
+	    "loss: \"softmax_cross_entropy(out, label) + "
+	    "sum(one_hot(argmax(out), num_classes=1000) * out) / 1000\"\n"
+	    "optimizer: {type: sgd, lr: 0.01}\n";
+	int halves;
+	char *text = shared_model_ir("tokens.yaml", yaml, 37, &halves);
+	const char *kinds[] = {"gather", "scatter_add", "onehot", "argmax", "dropmask"};
+	for (int k = 0; k < 5; k++) {
+		char par[48];
+		snprintf(par, sizeof par, ".%s.parallel", kinds[k]);
+		int shared = 0;
+		for (const char *l = strstr(text, "@rt_parallel_for("); l && !shared;
+		     l = strstr(l + 1, "@rt_parallel_for(")) {
+			const char *end = strchr(l, '\n'), *at = strstr(l, par);
+			shared = at && (!end || at < end);
+		}
+		CU_ASSERT(shared);
+		if (!shared)
+			fprintf(stderr, "\n%s runs on one thread\n", kinds[k]);
+	}
+	free(text);
+}
+
 /* A step whose new values are not all finite, though the loss and every gradient are,
  * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
  * update group's check, and so does one huge value anywhere in a vector (lane 5, the
@@ -1149,6 +1187,8 @@ void suite_diff(void)
 	     test_diff_pointwise_convolutions_match_the_reference},
 	    {"test_diff_reductions_over_the_batch_run_in_parts",
 	     test_diff_reductions_over_the_batch_run_in_parts},
+	    {"test_diff_gathers_and_masks_are_shared_between_threads",
+	     test_diff_gathers_and_masks_are_shared_between_threads},
 	    {"test_diff_max_pools_match_the_reference",
 	     test_diff_max_pools_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
