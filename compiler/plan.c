@@ -378,6 +378,46 @@ static void give(Span *free, int *nfree, int64_t off, int64_t size)
 
 /* Workspace by liveness: a node's span is reused once the last loop reading it (directly,
  * through a view, or through a fused user) has run. Outputs live to the end. */
+/* Marks the stored nodes that r, a pointwise node of a loop of count elements, reads
+ * through the nodes fused into it: 1 where it reads the element it writes (as many
+ * elements: the same flat index), 2 where it reads others (a broadcast, or a window's
+ * input at shifted indices). */
+static void loop_reads(const Plan *p, const Node *r, int64_t count, char *how)
+{
+	for (int k = 0; k < r->nin; k++) {
+		Node *x = r->in[k], *o = owner(x);
+		if (p->inl[x->id] && pointwise(x)) {
+			loop_reads(p, x, count, how);
+		} else if (p->inl[x->id]) {
+			how[owner(x->in[0])->id] = 2;
+		} else if (!(opinfo[o->op].flags & OPF_LEAF)) {
+			int same = shape_numel(&x->sh) == count;
+			how[o->id] = how[o->id] == 2 || !same ? 2 : 1;
+		}
+	}
+}
+
+/* The stored node whose span a pointwise node n can take (in place), or NULL: one its
+ * loop reads last, only at the element it writes, of n's footprint. The loop reads
+ * each element before it writes it, and no other. A pass writes where the one before
+ * read, in cache. Not for spans under 16 KB, in cache anyway. (The first-fit placement
+ * of the rest can come out smaller, a conv + batch norm model's workspace 6.8 MB
+ * instead of 8.8, or larger, LeNet's 7.7 instead of 6.6.) */
+enum { IN_PLACE_MIN = 1 << 12 };
+static Node *in_place(Graph *g, const Plan *p, Node *n, int k, const int *last, char *how)
+{
+	if (!pointwise(n) || p->epi[n->id] || g->no_fusion ||
+	    footprint(p, n) < IN_PLACE_MIN)
+		return NULL;
+	memset(how, 0, (size_t)g->n);
+	loop_reads(p, n, shape_numel(&n->sh), how);
+	for (int i = 0; i < g->n; i++)
+		if (how[i] == 1 && last[i] == k && p->buf[i].kind == BUF_WORK &&
+		    footprint(p, g->nodes[i]) == footprint(p, n))
+			return g->nodes[i];
+	return NULL;
+}
+
 static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 {
 	int *pos = arena_alloc(g->A, (size_t)g->n * sizeof *pos),
@@ -406,10 +446,15 @@ static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 		p->flag_off = p->nwork, p->nwork += 16;
 	Span *free = arena_alloc(g->A, (size_t)(p->n + 1) * 2 * sizeof *free);
 	int nfree = 0;
+	char *how = arena_alloc(g->A, (size_t)g->n);
 	for (int k = 0; k < p->n; k++) {
-		Node *n = p->order[k], *e = p->epi[n->id];
-		p->buf[n->id] =
-		    (Buf){BUF_WORK, take(free, &nfree, footprint(p, n), &p->nwork)};
+		Node *n = p->order[k], *e = p->epi[n->id],
+		     *x = in_place(g, p, n, k, last, how);
+		if (x) /* x's span is n's now, given back after n's last reader */
+			p->buf[n->id] = p->buf[x->id], last[x->id] = -1;
+		else
+			p->buf[n->id] = (Buf){
+			    BUF_WORK, take(free, &nfree, footprint(p, n), &p->nwork)};
 		if (e)
 			p->buf[e->id] = (Buf){
 			    BUF_WORK, take(free, &nfree, footprint(p, e), &p->nwork)};

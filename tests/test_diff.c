@@ -1103,6 +1103,49 @@ static void test_diff_gathers_and_masks_are_shared_between_threads(void)
 	free(text);
 }
 
+/* A pointwise loop that reads an input of its size last, at the element it writes, and
+ * no other, writes its values over that input (plan.c, in_place): leaky relu's and
+ * elu's masks and selects, their gradients. Against the reference, the same bits on 1,
+ * 2 and 3 threads, and values that took their input's span in train_step. */
+static void test_diff_pointwise_loops_write_in_place(void)
+{
+	const char *yaml = "name: inplace\n"
+	                   "inputs:\n"
+	                   "  x: {shape: [batch, 515]}\n"
+	                   "params:\n"
+	                   "  w: {shape: [515], init: normal}\n"
+	                   "  b: {shape: [515], init: normal}\n"
+	                   "nodes:\n"
+	                   "  h: \"leaky_relu(x * w + b, negative_slope=0.1)\"\n"
+	                   "  e: \"elu(h * w - b)\"\n"
+	                   "  g: \"gelu(e * w)\"\n"
+	                   "loss: \"mean(g * g) + mean(h * e)\"\n"
+	                   "optimizer: {type: sgd, lr: 0.01}\n";
+	int halves;
+	char *text = shared_model_ir("inplace.yaml", yaml, 37, &halves);
+	free(text);
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, "inplace.yaml", yaml);
+	Arena *A = arena_new();
+	Diags d = {0};
+	CodegenOpts o = {.opt_level = 2};
+	Compiled *c = compile_path(A, &d, path, 37, &o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	Plan *p = plan_fn(c->g, FN_TRAIN_STEP);
+	int in_place = 0;
+	for (int k = 0; k < p->n; k++) {
+		Node *n = p->order[k];
+		for (int i = 0; i < n->nin; i++)
+			in_place += p->buf[n->in[i]->id].kind == BUF_WORK &&
+			            p->buf[n->in[i]->id].off == p->buf[n->id].off;
+	}
+	CU_ASSERT(in_place >= 2);
+	compiled_free(c);
+	arena_free(A);
+	remove(path);
+	rmdir(dir);
+}
+
 /* A step whose new values are not all finite, though the loss and every gradient are,
  * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
  * update group's check, and so does one huge value anywhere in a vector (lane 5, the
@@ -1189,6 +1232,8 @@ void suite_diff(void)
 	     test_diff_reductions_over_the_batch_run_in_parts},
 	    {"test_diff_gathers_and_masks_are_shared_between_threads",
 	     test_diff_gathers_and_masks_are_shared_between_threads},
+	    {"test_diff_pointwise_loops_write_in_place",
+	     test_diff_pointwise_loops_write_in_place},
 	    {"test_diff_max_pools_match_the_reference",
 	     test_diff_max_pools_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
