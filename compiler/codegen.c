@@ -361,9 +361,11 @@ static int inline_here(CG *cg, Node *n)
 	return cg->p->inl[n->id] || cg->p->group[n->id] >= 0;
 }
 
+static int window(const Node *n) { return (opinfo[n->op].flags & OPF_WINDOW) != 0; }
+
 static int flat_ok(CG *cg, Node *n, int64_t count)
 {
-	if (inline_here(cg, n) && (n->op == OP_PAD || n->op == OP_SLICE))
+	if (inline_here(cg, n) && window(n))
 		return 0; /* its loads take the indices of every axis */
 	if (inline_here(cg, n)) {
 		for (int k = 0; k < n->nin; k++)
@@ -403,20 +405,20 @@ static LLVMValueRef window_value(CG *cg, Node *n, const Shape *dims, LLVMValueRe
 		off = cg_add(cg, cg_mul(cg, off, cg_i64(cg, x->sh.d[d])), i);
 		if (!pad || x->sh.d[d] == n->sh.d[d])
 			continue;
-		LLVMValueRef c;
 		if (d == rank - 1 && cg->vw) { /* lane k at index i + k */
-			LLVMValueRef k[64];
+			LLVMValueRef k[16];    /* (vw <= 16) */
 			for (int j = 0; j < cg->vw; j++)
 				k[j] = cg_i64(cg, j);
-			c = lanes =
+			lanes =
 			    LLVMBuildICmp(B, LLVMIntULT,
 			                  cg_add(cg, splat(cg, i),
 			                         LLVMConstVector(k, (unsigned)cg->vw)),
 			                  splat(cg, cg_i64(cg, x->sh.d[d])), "");
 			continue;
 		}
-		c = LLVMBuildICmp(B, LLVMIntULT, i, cg_i64(cg, x->sh.d[d]), "");
-		ok = ok ? LLVMBuildAnd(B, ok, c, "") : c;
+		LLVMValueRef in =
+		    LLVMBuildICmp(B, LLVMIntULT, i, cg_i64(cg, x->sh.d[d]), "");
+		ok = ok ? LLVMBuildAnd(B, ok, in, "") : in;
 	}
 	Node *c = const_of(cg, x);
 	LLVMValueRef zero = cg_f32(cg, 0), v;
@@ -453,7 +455,7 @@ static LLVMValueRef value(CG *cg, Node *n, const Shape *dims, LLVMValueRef *idx)
 		           ? splat(cg, v)
 		           : v;
 	}
-	if (inline_here(cg, n) && (n->op == OP_PAD || n->op == OP_SLICE))
+	if (inline_here(cg, n) && window(n))
 		return window_value(cg, n, dims, idx);
 	if (inline_here(cg, n)) {
 		if (cg->choose && cg->choose[n->id])

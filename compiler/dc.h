@@ -370,8 +370,10 @@ enum {
 	OPF_CUT = 1 << 7,    /* gradient cut on purpose (stop_gradient, dropout masks) */
 	OPF_VECTOR = 1 << 8, /* elementwise, its expression vector instructions (no libm
 	                        call): codegen writes its loops on vectors */
-	OPF_POLY = 1 << 9    /* a range reduction and a polynomial (vmath.c): dozens of
+	OPF_POLY = 1 << 9,   /* a range reduction and a polynomial (vmath.c): dozens of
 	                        instructions an element */
+	OPF_WINDOW = 1 << 10 /* each element one of its input's at shifted indices, or 0:
+	                        fused into a pointwise user, a load (plan.c) */
 };
 
 typedef struct OpInfo {

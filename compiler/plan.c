@@ -49,10 +49,10 @@ static int pointwise(const Node *n)
 	return (opinfo[n->op].flags & OPF_ELEMWISE) || n->op == OP_BROADCAST;
 }
 
-/* A pad or a slice: each element is one of its input's, or (pad) 0. Fused into a
- * pointwise user, it is a load at shifted indices: concat, a pad of each part and their
- * sum, becomes one pass instead of three. */
-static int window(const Node *n) { return n->op == OP_PAD || n->op == OP_SLICE; }
+/* A pad or a slice (OPF_WINDOW): each element is one of its input's, or (pad) 0.
+ * Fused into a pointwise user, it is a load at shifted indices: concat, a pad of each
+ * part and their sum, becomes one pass instead of three. */
+static int window(const Node *n) { return (opinfo[n->op].flags & OPF_WINDOW) != 0; }
 
 /* The node that owns the memory n's values are in (views share their input's). */
 static Node *owner(Node *n)
