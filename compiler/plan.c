@@ -376,8 +376,6 @@ static void give(Span *free, int *nfree, int64_t off, int64_t size)
 	free[(*nfree)++] = (Span){off, size};
 }
 
-/* Workspace by liveness: a node's span is reused once the last loop reading it (directly,
- * through a view, or through a fused user) has run. Outputs live to the end. */
 /* Marks the stored nodes that r, a pointwise node of a loop of count elements, reads
  * through the nodes fused into it: 1 where it reads the element it writes (as many
  * elements: the same flat index), 2 where it reads others (a broadcast, or a window's
@@ -418,6 +416,9 @@ static Node *in_place(Graph *g, const Plan *p, Node *n, int k, const int *last, 
 	return NULL;
 }
 
+/* Workspace by liveness: a node's span is reused once the last loop reading it (directly,
+ * through a view, or through a fused user) has run. Outputs live to the end. A pointwise
+ * node may take the span of an input it reads last (in_place). */
 static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 {
 	int *pos = arena_alloc(g->A, (size_t)g->n * sizeof *pos),
