@@ -557,7 +557,7 @@ int conv_pointwise(const Node *n);
  * forward product and updates in the optimizer's pass, and no row of W moves between
  * cores. Where the partial sums are no larger than W (M <= K), for an even K. */
 int matmul_halves(const Node *n);
-/* How many parts the rows of a sum or max over its first axis (a bias gradient's,
+/* How many parts the rows of a large sum or max over its first axis (a bias gradient's,
  * over the batch) are cut into, each folded by one thread into partials of its own,
  * then folded in part order (kernels.c); 0: one loop, on one thread. */
 int reduce_parts(const Node *n);

@@ -1020,25 +1020,24 @@ static void test_diff_pointwise_convolutions_match_the_reference(void)
 	rmdir(dir);
 }
 
-/* Sums and maxima over the batch axis of 32K elements or more run in parts, each
+/* Sums and maxima over the batch axis of 256K elements or more run in parts, each
  * folded into partials of its own, then folded in order (reduce_parts): a convolution's
- * bias gradient (over batch, height and width), dense layers' (over 37 rows, parts of
- * 4 and 5), a max over the batch, and a sum of a fused square over all axes. Against
- * the reference, and the same bits on 1, 2 and 3 threads. */
+ * bias gradient (over batch, height and width), a max over the batch, and a sum of a
+ * fused square over all axes, 37 images in parts of 4 and 5. Against the reference, and
+ * the same bits on 1, 2 and 3 threads. */
 static void test_diff_reductions_over_the_batch_run_in_parts(void)
 {
 	const char *yaml = "name: parts\n"
 	                   "inputs:\n"
-	                   "  image: {shape: [batch, 3, 20, 20]}\n"
+	                   "  image: {shape: [batch, 3, 40, 40]}\n"
 	                   "  label: {shape: [batch], dtype: i32}\n"
 	                   "nodes:\n"
-	                   "  c: \"conv2d(image, out_channels=4, kernel_size=3, "
+	                   "  c: \"conv2d(image, out_channels=8, kernel_size=3, "
 	                   "activation=relu)\"\n"
-	                   "  h: \"dense(flatten(c), units=1000, activation=relu)\"\n"
-	                   "  m: \"max(h, axis=0, keepdims=true)\"\n"
-	                   "  out: \"dense(h - m, units=10)\"\n"
+	                   "  m: \"max(c, axis=0, keepdims=true)\"\n"
+	                   "  out: \"dense(flatten(c - m), units=10)\"\n"
 	                   "loss: \"softmax_cross_entropy(out, label) + "
-	                   "sum((h - 1) ^ 2) / 1000000\"\n"
+	                   "sum((c - 1) ^ 2) / 1000000\"\n"
 	                   "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
 	check_yaml("parts.yaml", yaml, 37);
 	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
@@ -1057,7 +1056,7 @@ static void test_diff_reductions_over_the_batch_run_in_parts(void)
 		if (p->live[i] && reduce_parts(n) == 8)
 			sums += n->op == OP_SUM, maxes += n->op == OP_RMAX;
 	}
-	CU_ASSERT(sums >= 3); /* the biases of c and h, the square's sum */
+	CU_ASSERT(sums >= 2); /* c's bias, the square's sum */
 	CU_ASSERT_EQUAL(maxes, 1);
 	compiled_free(c);
 	arena_free(A);
