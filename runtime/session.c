@@ -202,6 +202,11 @@ static int run(rt_session *s, rt_fn fn, int train, const rt_tensor *x, const rt_
 	for (int64_t k = 0; k < nsteps; k++) {
 		int64_t count = n - done < B ? n - done : B;
 		session_fill(s, x, y, order + done, count);
+		/* the next batch's rows are at random places in the data set: fetched
+		 * while this step computes, they are in cache when gathered */
+		if (k + 1 < nsteps)
+			rt_prefetch_rows(x, order + done + count,
+			                 n - done - count < B ? n - done - count : B);
 		fn(s->bufs);
 		steps++;
 		if (train)

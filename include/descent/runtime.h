@@ -174,6 +174,8 @@ void rt_tensor_free(rt_tensor *t);
  * count to batch are zeroed so a final partial batch can be padded. */
 void rt_gather(const rt_tensor *src, const int64_t *idx, int64_t count, int64_t batch,
                void *dst);
+/* Asks the cache for examples idx[0..count) of src, to be gathered soon. */
+void rt_prefetch_rows(const rt_tensor *src, const int64_t *idx, int64_t count);
 
 /* Index of the largest of the n values in each of the rows of x. */
 void rt_argmax_rows(const float *x, int64_t rows, int64_t n, int32_t *out);
