@@ -506,6 +506,15 @@ int conv_pointwise(const Node *n)
 	       p.stride[1] == 1 && !p.pad[0] && !p.pad[1] && !p.pad[2] && !p.pad[3];
 }
 
+int conv_depthwise(const Node *n)
+{
+	const Node *x = n->op == OP_CONV2D_BWD_DATA ? n : n->in[0],
+	           *w = n->op == OP_CONV2D_BWD_FILTER ? n : n->in[1];
+	ConvP p = convp_of(n);
+	return p.groups == x->sh.d[1] && w->sh.d[0] == x->sh.d[1] && p.groups > 1 &&
+	       p.stride[0] == 1 && p.stride[1] == 1 && w->sh.d[2] * w->sh.d[3] <= 49;
+}
+
 int conv_flat(const Node *n, ConvFlat *f)
 {
 	Node *xn, *wn, *yn; /* the nodes in the roles of input, weight and output */
@@ -554,7 +563,8 @@ int conv_flat(const Node *n, ConvFlat *f)
 	 * around a small image costs more products than the patches it saves: LeNet's
 	 * second data gradient, at 2.5 times, ran 3.5% slower) */
 	return p.stride[0] == 1 && p.stride[1] == 1 && pos >= 16 &&
-	       2 * pos <= 3 * y->d[2] * y->d[3] && !conv_pointwise(n);
+	       2 * pos <= 3 * y->d[2] * y->d[3] && !conv_pointwise(n) &&
+	       !conv_depthwise(n);
 }
 
 Node *ir_conv2d(Graph *g, Node *x, Node *w, const ConvP *p)

@@ -1576,11 +1576,26 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	cg_loop_end(cg, &le);
 }
 
+static void dw_rows(CG *cg, Node *n, const Conv *c, int mode, Node *epi);
+static void dw_filter(CG *cg, Node *n, const Conv *c);
+
 /* mode 0: y = conv(x, w); 1: dx = conv_bwd_data(dy, w); 2: dw = conv_bwd_filter(x, dy).
  * The images run in lanes: lane l takes images l, l + L, ... with its own scratch, and
  * threads take whole lanes. */
 static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 {
+	if (conv_depthwise(n)) {
+		Node *epi = mode == 0 ? cg->p->epi[n->id] : NULL;
+		if (epi)
+			cg_epilogue_begin(cg, epi);
+		if (mode == 2)
+			dw_filter(cg, n, c);
+		else
+			dw_rows(cg, n, c, mode, epi);
+		if (epi)
+			cg_epilogue_end(cg);
+		return;
+	}
 	if (mode == 2) { /* the filter gradient: every image's patches, then one sum */
 		filter_grad(cg, n, c);
 		return;
@@ -1679,6 +1694,159 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 		cg_epilogue_end(cg);
 }
 
+/* ---- depthwise convolutions (conv_depthwise) ----
+ *
+ * A filter per channel and stride 1: each output row is a sum over the taps of a row of
+ * the image, shifted, times the tap's weight, computed a vector at a time straight from
+ * the image: the lanes whose input falls outside it are masked off the loads, so there
+ * is no padded copy, and no product of M = 1 (as im2col or conv_flat would make it)
+ * whose copies took most of the time. The data gradient is the same loop over dy with
+ * the taps' offsets turned around. */
+
+/* Lanes l of the vector at column col whose column col + l lies in [0, n), and in the
+ * row when ok is set: i32 lanes, a mask for a load. */
+static LLVMValueRef cols_inside(CG *cg, LLVMValueRef col, int64_t n, LLVMValueRef ok)
+{
+	LLVMValueRef k[MAX_VW];
+	for (int l = 0; l < VW; l++)
+		k[l] = LLVMConstInt(cg->i32, (unsigned long long)l, 0);
+	LLVMValueRef c = LLVMBuildTrunc(B, col, cg->i32, "");
+	LLVMValueRef in = LLVMBuildICmp(
+	    B, LLVMIntULT,
+	    LLVMBuildAdd(B, cg_splat(cg, c, (int)VW), LLVMConstVector(k, (unsigned)VW),
+	                 ""),
+	    cg_splat(cg, LLVMConstInt(cg->i32, (unsigned long long)n, 0), (int)VW), "");
+	return ok ? LLVMBuildAnd(B, in, cg_splat(cg, ok, (int)VW), "") : in;
+}
+
+/* mode 0: y[b, ch] = sum over taps (kh, kw) of w[ch, kh, kw] x[b, ch] at (oh - top +
+ * kh dil, ow - left + kw dil); mode 1: dx[b, ch] = the same sum of dy at (ih + top - kh
+ * dil, iw + left - kw dil). The threads share the planes. */
+static void dw_rows(CG *cg, Node *n, const Conv *c, int mode, Node *epi)
+{
+	Node *src = mode ? c->y : c->x, *dst = mode ? c->x : c->y;
+	int64_t SH = src->sh.d[2], SW = src->sh.d[3], DH = dst->sh.d[2],
+	        DW = dst->sh.d[3], KK = c->KH * c->KW, sgn = mode ? -1 : 1;
+	int64_t r0 = mode ? c->p.pad[0] : -c->p.pad[0],
+	        c0 = mode ? c->p.pad[2] : -c->p.pad[2];
+	Loop lp, lr, lv;
+	LLVMValueRef plane = cg_par_loop(cg, &lp, c->Bn * c->C, 1);
+	LLVMValueRef ch = LLVMBuildURem(B, plane, cg_i64(cg, c->C), ""),
+	             b = LLVMBuildUDiv(B, plane, cg_i64(cg, c->C), "");
+	LLVMValueRef sp = at_index(cg, cg_node_ptr(cg, src), plane, SH * SW, 0);
+	LLVMValueRef wt[49];
+	for (int64_t t = 0; t < KK; t++)
+		wt[t] = cg_splat(
+		    cg,
+		    fload(cg, cg_node_ptr(cg, c->w),
+		          cg_add(cg, cg_mul(cg, ch, cg_i64(cg, KK)), cg_i64(cg, t))),
+		    (int)VW);
+	LLVMValueRef row = cg_loop(cg, &lr, DH);
+	LLVMValueRef col =
+	    cg_mul(cg, cg_loop(cg, &lv, (DW + VW - 1) / VW), cg_i64(cg, VW));
+	Gemm g = {.vt = LLVMVectorType(cg->f32, VW)};
+	LLVMValueRef tail = DW % VW ? cols_inside(cg, col, DW, NULL) : NULL;
+	LLVMValueRef acc = LLVMConstNull(g.vt);
+	for (int64_t kh = 0; kh < c->KH; kh++) {
+		LLVMValueRef sr =
+		    cg_add(cg, row, cg_i64(cg, r0 + sgn * kh * c->p.dil[0]));
+		LLVMValueRef rok = LLVMBuildICmp(B, LLVMIntULT, sr, cg_i64(cg, SH), "");
+		for (int64_t kw = 0; kw < c->KW; kw++) {
+			int64_t t = kh * c->KW + kw;
+			LLVMValueRef sc =
+			    cg_add(cg, col, cg_i64(cg, c0 + sgn * kw * c->p.dil[1]));
+			LLVMValueRef m = cols_inside(cg, sc, SW, rok);
+			if (tail)
+				m = LLVMBuildAnd(B, m, tail, "");
+			LLVMValueRef v = cg_masked(
+			    cg, g.vt, m,
+			    gep(cg, sp, cg_add(cg, cg_mul(cg, sr, cg_i64(cg, SW)), sc)),
+			    NULL);
+			acc = vfma(cg, &g, wt[t], v, acc);
+		}
+	}
+	LLVMValueRef out =
+	    cg_add(cg,
+	           cg_mul(cg, cg_add(cg, cg_mul(cg, plane, cg_i64(cg, DH)), row),
+	                  cg_i64(cg, DW)),
+	           col);
+	g.mask = tail;
+	if (epi) {
+		LLVMValueRef idx[4] = {b, ch, row, col};
+		cg->vw = (int)VW, cg->vmask = tail;
+		acc = cg_epilogue(cg, epi, n, acc, idx);
+		cg->vw = 0, cg->vmask = NULL;
+	}
+	vstore(cg, &g, acc, gep(cg, cg_node_ptr(cg, epi ? epi : dst), out));
+	cg_loop_end(cg, &lv);
+	cg_loop_end(cg, &lr);
+	cg_loop_end(cg, &lp);
+}
+
+/* dw[ch, kh, kw] = the sum over images and positions of dy[b, ch] times x[b, ch] at
+ * (oh - top + kh dil, ow - left + kw dil): a vector of sums per tap, added to along
+ * each row, reduced at the end. The threads share the channels, each summing its own
+ * in one order: the same bits for any number of threads. */
+static void dw_filter(CG *cg, Node *n, const Conv *c)
+{
+	int64_t KK = c->KH * c->KW, H = c->H, W = c->W, OH = c->OH, OW = c->OW;
+	LLVMTypeRef vt = LLVMVectorType(cg->f32, VW);
+	Gemm g = {.vt = vt};
+	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
+	LLVMValueRef sums = LLVMBuildAlloca(B, LLVMArrayType(vt, (unsigned)KK), "taps");
+	LLVMPositionBuilderAtEnd(B, here);
+	Loop lc, lb, lr, lv;
+	LLVMValueRef ch = cg_par_loop(cg, &lc, c->C, 1);
+	LLVMValueRef sum[49];
+	for (int64_t t = 0; t < KK; t++) {
+		LLVMValueRef i2[2] = {cg_i64(cg, 0), cg_i64(cg, t)};
+		sum[t] =
+		    LLVMBuildGEP2(B, LLVMArrayType(vt, (unsigned)KK), sums, i2, 2, "");
+		LLVMBuildStore(B, LLVMConstNull(vt), sum[t]);
+	}
+	LLVMValueRef b = cg_loop(cg, &lb, c->Bn);
+	LLVMValueRef plane = cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->C)), ch);
+	LLVMValueRef xp = at_index(cg, cg_node_ptr(cg, c->x), plane, H * W, 0),
+	             yp = at_index(cg, cg_node_ptr(cg, c->y), plane, OH * OW, 0);
+	LLVMValueRef row = cg_loop(cg, &lr, OH);
+	LLVMValueRef col =
+	    cg_mul(cg, cg_loop(cg, &lv, (OW + VW - 1) / VW), cg_i64(cg, VW));
+	LLVMValueRef tail = OW % VW ? cols_inside(cg, col, OW, NULL) : NULL;
+	g.mask = tail;
+	LLVMValueRef dy =
+	    vload(cg, &g, gep(cg, yp, cg_add(cg, cg_mul(cg, row, cg_i64(cg, OW)), col)));
+	for (int64_t kh = 0; kh < c->KH; kh++) {
+		LLVMValueRef sr =
+		    cg_add(cg, row, cg_i64(cg, kh * c->p.dil[0] - c->p.pad[0]));
+		LLVMValueRef rok = LLVMBuildICmp(B, LLVMIntULT, sr, cg_i64(cg, H), "");
+		for (int64_t kw = 0; kw < c->KW; kw++) {
+			int64_t t = kh * c->KW + kw;
+			LLVMValueRef sc =
+			    cg_add(cg, col, cg_i64(cg, kw * c->p.dil[1] - c->p.pad[2]));
+			LLVMValueRef m = cols_inside(cg, sc, W, rok);
+			if (tail)
+				m = LLVMBuildAnd(B, m, tail, "");
+			LLVMValueRef x = cg_masked(
+			    cg, vt, m,
+			    gep(cg, xp, cg_add(cg, cg_mul(cg, sr, cg_i64(cg, W)), sc)),
+			    NULL);
+			LLVMBuildStore(
+			    B, vfma(cg, &g, dy, x, LLVMBuildLoad2(B, vt, sum[t], "")),
+			    sum[t]);
+		}
+	}
+	cg_loop_end(cg, &lv);
+	cg_loop_end(cg, &lr);
+	cg_loop_end(cg, &lb);
+	for (int64_t t = 0; t < KK; t++)
+		LLVMBuildStore(
+		    B, reduce_lanes(cg, "fadd", LLVMBuildLoad2(B, vt, sum[t], "")),
+		    gep(cg, cg_node_ptr(cg, n),
+		        cg_add(cg, cg_mul(cg, ch, cg_i64(cg, KK)), cg_i64(cg, t))));
+	cg_loop_end(cg, &lc);
+}
+
 EMIT(conv2d)
 {
 	Conv c = conv_of(n, n->in[0], n->in[1], n);
@@ -1696,7 +1864,7 @@ EMIT(conv2d_bwd_data)
 EMIT(conv2d_bwd_filter)
 {
 	Conv c = conv_of(n, n->in[0], n, n->in[1]);
-	if (c.P >= VW)
+	if (c.P >= VW || conv_depthwise(n))
 		conv_gemm(cg, n, &c, 2);
 	else
 		conv_nest(cg, n, n->in[0], n, n->in[1], 2);

@@ -157,7 +157,8 @@ static int planes_flat(const Plan *p, const Node *r, const Node *c, int top)
 }
 
 /* Epilogues: a convolution computed as an implicit product (conv_flat) copies its
- * values out of the scratch anyway, and a matrix product (or a pointwise convolution's,
+ * values out of the scratch anyway, a depthwise one (conv_depthwise) holds a row's in
+ * registers, and a matrix product (or a pointwise convolution's,
  * conv_pointwise) holds its tiles in registers before storing them: either computes there
  * the pointwise node that is its only user (through fused nodes: a bias and an
  * activation, or an activation's gradient) if that node is of its shape and reads nothing
@@ -175,7 +176,7 @@ static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 	ConvFlat f;
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i], *r = user[i];
-		int conv = n->op == OP_CONV2D && conv_flat(n, &f),
+		int conv = n->op == OP_CONV2D && (conv_flat(n, &f) || conv_depthwise(n)),
 		    pw = n->op == OP_CONV2D && conv_pointwise(n);
 		if (g->no_fusion || !p->live[i] || (!conv && !pw && n->op != OP_MATMUL) ||
 		    nuse[i] != 1)
@@ -319,8 +320,9 @@ static int64_t footprint(const Plan *p, const Node *n)
 	if (matmul_halves(n)) /* the two halves' products */
 		size += 2 * ((shape_numel(&n->sh) + 15) & ~(int64_t)15);
 	size += reduce_parts(n) * shape_numel(&n->sh); /* the parts' partials */
-	if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
-	    n->op == OP_CONV2D_BWD_FILTER) {
+	if ((n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
+	     n->op == OP_CONV2D_BWD_FILTER) &&
+	    !conv_depthwise(n)) { /* (which needs no scratch) */
 		/* im2col: C*KH*KW rows of OH*OW positions, or a padded image and its
 		 * output (conv_flat), for one image per lane (for every image for the
 		 * filter gradient, see kernels.c, which also sums each lane's images
