@@ -946,17 +946,12 @@ static void test_diff_concatenations_match_the_reference(void)
 	    "loss: \"softmax_cross_entropy(out, label)\"\n"
 	    "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n";
 	check_yaml("concats.yaml", yaml, 6);
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "concats.yaml", yaml);
-	Arena *A = arena_new();
-	Diags d = {0};
-	CodegenOpts o = {.opt_level = 2};
-	Compiled *c = compile_path(A, &d, path, 6, &o, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	Plan *p = plan_fn(c->g, FN_TRAIN_STEP);
+	Two t;
+	model_begin(&t, yaml, 6);
+	Plan *p = plan_fn(t.c->g, FN_TRAIN_STEP);
 	int windows = 0, fused = 0;
-	for (int i = 0; i < c->g->n; i++) {
-		Node *n = c->g->nodes[i];
+	for (int i = 0; i < t.c->g->n; i++) {
+		Node *n = t.c->g->nodes[i];
 		if (p->live[i] && (n->op == OP_PAD || n->op == OP_SLICE))
 			windows++, fused += p->inl[i];
 	}
@@ -964,10 +959,7 @@ static void test_diff_concatenations_match_the_reference(void)
 	CU_ASSERT_EQUAL(fused, windows);
 	for (int k = 0; k < p->n; k++)
 		CU_ASSERT(p->order[k]->op != OP_PAD && p->order[k]->op != OP_SLICE);
-	compiled_free(c);
-	arena_free(A);
-	remove(path);
-	rmdir(dir);
+	two_end(&t);
 }
 
 /* 1 x 1 convolutions of stride 1 without padding (conv_pointwise) read their images
@@ -995,17 +987,12 @@ static void test_diff_pointwise_convolutions_match_the_reference(void)
 	    "loss: \"softmax_cross_entropy(out, label)\"\n"
 	    "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n";
 	check_yaml("pointwise.yaml", yaml, 5);
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "pointwise.yaml", yaml);
-	Arena *A = arena_new();
-	Diags d = {0};
-	CodegenOpts o = {.opt_level = 2};
-	Compiled *c = compile_path(A, &d, path, 5, &o, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	Plan *p = plan_fn(c->g, FN_FORWARD);
+	Two t;
+	model_begin(&t, yaml, 5);
+	Plan *p = plan_fn(t.c->g, FN_FORWARD);
 	int convs = 0, epis = 0;
-	for (int i = 0; i < c->g->n; i++) {
-		Node *n = c->g->nodes[i];
+	for (int i = 0; i < t.c->g->n; i++) {
+		Node *n = t.c->g->nodes[i];
 		if (!p->live[i] || n->op != OP_CONV2D || !conv_pointwise(n))
 			continue;
 		convs++;
@@ -1014,10 +1001,7 @@ static void test_diff_pointwise_convolutions_match_the_reference(void)
 	}
 	CU_ASSERT_EQUAL(convs, 3);
 	CU_ASSERT_EQUAL(epis, 2);
-	compiled_free(c);
-	arena_free(A);
-	remove(path);
-	rmdir(dir);
+	two_end(&t);
 }
 
 /* Sums and maxima over the batch axis of 256K elements or more run in parts, each
@@ -1040,28 +1024,20 @@ static void test_diff_reductions_over_the_batch_run_in_parts(void)
 	                   "sum((c - 1) ^ 2) / 1000000\"\n"
 	                   "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
 	check_yaml("parts.yaml", yaml, 37);
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "parts.yaml", yaml);
+	Two t;
+	model_begin(&t, yaml, 37);
 	int shared = 0;
-	CU_ASSERT(threads_agree(path, 37, &shared));
-	Arena *A = arena_new();
-	Diags d = {0};
-	CodegenOpts o = {.opt_level = 2};
-	Compiled *c = compile_path(A, &d, path, 37, &o, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	Plan *p = plan_fn(c->g, FN_TRAIN_STEP);
+	CU_ASSERT(threads_agree(t.path, 37, &shared));
+	Plan *p = plan_fn(t.c->g, FN_TRAIN_STEP);
 	int sums = 0, maxes = 0;
-	for (int i = 0; i < c->g->n; i++) {
-		Node *n = c->g->nodes[i];
+	for (int i = 0; i < t.c->g->n; i++) {
+		Node *n = t.c->g->nodes[i];
 		if (p->live[i] && reduce_parts(n) == 8)
 			sums += n->op == OP_SUM, maxes += n->op == OP_RMAX;
 	}
 	CU_ASSERT(sums >= 2); /* c's bias, the square's sum */
 	CU_ASSERT_EQUAL(maxes, 1);
-	compiled_free(c);
-	arena_free(A);
-	remove(path);
-	rmdir(dir);
+	two_end(&t);
 }
 
 /* Gathers (an embedding's rows), their gradient's scatter (repeated indices, the
@@ -1123,14 +1099,9 @@ static void test_diff_pointwise_loops_write_in_place(void)
 	int halves;
 	char *text = shared_model_ir("inplace.yaml", yaml, 37, &halves);
 	free(text);
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "inplace.yaml", yaml);
-	Arena *A = arena_new();
-	Diags d = {0};
-	CodegenOpts o = {.opt_level = 2};
-	Compiled *c = compile_path(A, &d, path, 37, &o, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	Plan *p = plan_fn(c->g, FN_TRAIN_STEP);
+	Two t;
+	model_begin(&t, yaml, 37);
+	Plan *p = plan_fn(t.c->g, FN_TRAIN_STEP);
 	int in_place = 0;
 	for (int k = 0; k < p->n; k++) {
 		Node *n = p->order[k];
@@ -1139,10 +1110,7 @@ static void test_diff_pointwise_loops_write_in_place(void)
 			            p->buf[n->in[i]->id].off == p->buf[n->id].off;
 	}
 	CU_ASSERT(in_place >= 2);
-	compiled_free(c);
-	arena_free(A);
-	remove(path);
-	rmdir(dir);
+	two_end(&t);
 }
 
 /* Depthwise convolutions of stride 1 (conv_depthwise) run on the images directly, a
@@ -1173,18 +1141,13 @@ static void test_diff_depthwise_convolutions_match_the_reference(void)
 	    "loss: {type: softmax_cross_entropy, target: label}\n"
 	    "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
 	check_yaml("depthwise.yaml", yaml, 3);
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "depthwise.yaml", yaml);
+	Two t;
+	model_begin(&t, yaml, 3);
 	int shared = 0;
-	CU_ASSERT(threads_agree(path, 3, &shared));
-	Arena *A = arena_new();
-	Diags d = {0};
-	CodegenOpts o = {.opt_level = 2};
-	Compiled *c = compile_path(A, &d, path, 3, &o, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT(threads_agree(t.path, 3, &shared));
 	int depthwise = 0;
-	for (int i = 0; i < c->g->n; i++) {
-		Node *n = c->g->nodes[i];
+	for (int i = 0; i < t.c->g->n; i++) {
+		Node *n = t.c->g->nodes[i];
 		if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
 		    n->op == OP_CONV2D_BWD_FILTER) {
 			ConvFlat f;
@@ -1193,10 +1156,7 @@ static void test_diff_depthwise_convolutions_match_the_reference(void)
 		}
 	}
 	CU_ASSERT_EQUAL(depthwise, 4 * 3); /* each, its data and filter gradients */
-	compiled_free(c);
-	arena_free(A);
-	remove(path);
-	rmdir(dir);
+	two_end(&t);
 }
 
 /* A step whose new values are not all finite, though the loss and every gradient are,
