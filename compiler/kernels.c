@@ -294,6 +294,17 @@ static LLVMValueRef vload(CG *cg, const Gemm *g, LLVMValueRef p)
 	return v;
 }
 
+/* The epilogue e (Plan.epi) of node n's vector v of values at idx, the lanes in mask
+ * (if set) */
+static LLVMValueRef epilogue_vec(CG *cg, Node *e, Node *n, LLVMValueRef v,
+                                 LLVMValueRef *idx, LLVMValueRef mask)
+{
+	cg->vw = (int)VW, cg->vmask = mask;
+	v = cg_epilogue(cg, e, n, v, idx);
+	cg->vw = 0, cg->vmask = NULL;
+	return v;
+}
+
 /* v, the product's values at row and columns col.. (the lanes in mask, if set), as C
  * holds them: through the epilogue, if any, computed on the vector */
 static LLVMValueRef epilogue(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef row,
@@ -306,10 +317,7 @@ static LLVMValueRef epilogue(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef
 	              * epi's inputs allow it */
 		idx[0] = g->eimg, idx[1] = cg_add(cg, g->echan, row),
 		idx[2] = cg_i64(cg, 0), idx[3] = col;
-	cg->vw = (int)VW, cg->vmask = mask;
-	v = cg_epilogue(cg, g->epi, g->epin, v, idx);
-	cg->vw = 0, cg->vmask = NULL;
-	return v;
+	return epilogue_vec(cg, g->epi, g->epin, v, idx, mask);
 }
 
 static void vstore(CG *cg, const Gemm *g, LLVMValueRef v, LLVMValueRef p)
@@ -1396,9 +1404,7 @@ static void epilogue_rows(CG *cg, const Conv *c, const ConvFlat *f, Node *e,
 	if (c->OW % VW)
 		g.mask = lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, c->OW), idx[3], ""));
 	LLVMValueRef v = vload(cg, &g, gep(cg, yp, cg_add(cg, in, idx[3])));
-	cg->vw = (int)VW, cg->vmask = g.mask;
-	v = cg_epilogue(cg, e, c->y, v, idx);
-	cg->vw = 0, cg->vmask = NULL;
+	v = epilogue_vec(cg, e, c->y, v, idx, g.mask);
 	vstore(cg, &g, v, gep(cg, cg_node_ptr(cg, e), cg_add(cg, out, idx[3])));
 	cg_loop_end(cg, &lw);
 	cg_loop_end(cg, &lh);
@@ -1773,9 +1779,7 @@ static void dw_rows(CG *cg, Node *n, const Conv *c, int mode, Node *epi)
 	g.mask = tail;
 	if (epi) {
 		LLVMValueRef idx[4] = {b, ch, row, col};
-		cg->vw = (int)VW, cg->vmask = tail;
-		acc = cg_epilogue(cg, epi, n, acc, idx);
-		cg->vw = 0, cg->vmask = NULL;
+		acc = epilogue_vec(cg, epi, n, acc, idx, tail);
 	}
 	vstore(cg, &g, acc, gep(cg, cg_node_ptr(cg, epi ? epi : dst), out));
 	cg_loop_end(cg, &lv);
