@@ -10,7 +10,7 @@
  * and log, 4 for the others): exp 0.82 ulp at most over its inputs, log 0.73 (Cephes'
  * expf and logf), tanh 0.82 (Cephes' tanhf), erf 1.96, sigmoid 1.78, softplus 1.72.
  * Special values as C99's: exp(-inf) = 0, exp(>88.73) = inf, log(0) = -inf, log(<0)
- * = NaN, erf(+-inf) = +-1, NaN in gives NaN out.
+ * = NaN, erf(+-inf) = +-1, -0 stays -0 (erf, tanh), NaN in gives NaN out.
  *
  * The polynomials use llvm.fmuladd (a fused multiply-add where the target has one).
  * Nothing here has fast-math flags: exp's rounding by adding 1.5 * 2^23 must not be
@@ -226,8 +226,9 @@ LLVMValueRef vm_tanh(CG *cg, LLVMValueRef x)
 	LLVMValueRef e = vm_exp(cg, add(cg, a, a)),
 	             far = sub(cg, one,
 	                       LLVMBuildFDiv(B, kf(cg, x, 2), add(cg, e, one), ""));
-	return sel(cg, cmp(cg, LLVMRealOLT, a, kf(cg, x, 0.625)), near,
-	           copysign_of(cg, far, x));
+	/* the sign of x on both: near is +0 at x = -0 */
+	return copysign_of(
+	    cg, sel(cg, cmp(cg, LLVMRealOLT, a, kf(cg, x, 0.625)), near, far), x);
 }
 
 /* 1 / (1 + e^-x): exactly 0 and 1 at large |x| */

@@ -1,9 +1,9 @@
 /* The vector math of vmath.c, compiled (on the host's vectors, AVX2's and SSE2's, and
  * one element at a time past the last whole vector) against libm in float64: exp and
  * log within 2 ulp, erf, tanh, sigmoid and softplus within 4; special values as C99
- * gives them, subnormals flushed on x86. Inputs: the edges of each function's ranges
- * (subnormals, overflow, the polynomials' boundaries), a log-spaced sweep of both signs
- * from 1e-8 to 200, and a uniform one over [-12, 12]. */
+ * gives them, zeros with their sign, subnormals flushed on x86. Inputs: the edges of each
+ * function's ranges (subnormals, overflow, the polynomials' boundaries), a log-spaced
+ * sweep of both signs from 1e-8 to 200, and a uniform one over [-12, 12]. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -53,6 +53,8 @@ static int agrees(Op op, float x, float y)
 	if (FLUSH && fabsf(x) < FLT_MIN)
 		x = copysignf(0, x);
 	double want = ref(op, x);
+	if (want == 0 && y == 0)
+		return !signbit(want) == !signbit(y);
 	if (FLUSH && fabs(want) < FLT_MIN) /* 0, or FLT_MIN rounded up to */
 		return fabsf(y) <= FLT_MIN;
 	if (isnan(want) || isnan(y) || isinf(want) || isinf(y))
