@@ -160,13 +160,16 @@ LLVMValueRef cg_call(CG *cg, const char *name, int nargs, LLVMValueRef *args); /
 LLVMValueRef cg_call_as(CG *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
                         int nargs, LLVMValueRef *args);
 /* exp, log, erf, tanh, sigmoid, softplus of a float or a vector of floats, as IR with
- * no call (vmath.c) */
+ * no call; sin and cos of a vector, libm's in lanes past |x| = 8192, and of a float,
+ * libm's (vmath.c) */
 LLVMValueRef vm_exp(CG *cg, LLVMValueRef x);
 LLVMValueRef vm_log(CG *cg, LLVMValueRef x);
 LLVMValueRef vm_erf(CG *cg, LLVMValueRef x);
 LLVMValueRef vm_tanh(CG *cg, LLVMValueRef x);
 LLVMValueRef vm_sigmoid(CG *cg, LLVMValueRef x);
 LLVMValueRef vm_softplus(CG *cg, LLVMValueRef x);
+LLVMValueRef vm_sin(CG *cg, LLVMValueRef x);
+LLVMValueRef vm_cos(CG *cg, LLVMValueRef x);
 LLVMValueRef cg_add(CG *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_mul(CG *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_min(CG *cg, LLVMValueRef a, LLVMValueRef b); /* signed i64 */

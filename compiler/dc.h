@@ -367,13 +367,15 @@ enum {
 	                        an error (integer results) */
 	OPF_KINK = 1 << 5,   /* derivative jumps at 0: gradient checks stay away */
 	OPF_POSITIVE = 1 << 6, /* defined for positive inputs only (gradient checks) */
-	OPF_CUT = 1 << 7,    /* gradient cut on purpose (stop_gradient, dropout masks) */
-	OPF_VECTOR = 1 << 8, /* elementwise, its expression vector instructions (no libm
-	                        call): codegen writes its loops on vectors */
-	OPF_POLY = 1 << 9,   /* a range reduction and a polynomial (vmath.c): dozens of
-	                        instructions an element */
-	OPF_WINDOW = 1 << 10 /* each element one of its input's at shifted indices, or 0:
-	                        fused into a pointwise user, a load (plan.c) */
+	OPF_CUT = 1 << 7,     /* gradient cut on purpose (stop_gradient, dropout masks) */
+	OPF_VECTOR = 1 << 8,  /* elementwise, its expression vector instructions (no libm
+	                         call): codegen writes its loops on vectors */
+	OPF_POLY = 1 << 9,    /* a range reduction and a polynomial (vmath.c): dozens of
+	                         instructions an element */
+	OPF_WINDOW = 1 << 10, /* each element one of its input's at shifted indices, or 0:
+	                         fused into a pointwise user, a load (plan.c) */
+	OPF_BRANCH = 1 << 11  /* its expression branches (vmath.c: sin and cos, to libm
+	                         past a bound) */
 };
 
 typedef struct OpInfo {

@@ -124,6 +124,8 @@ int plan_vector_ok(const Plan *p, const Node *n, int computed)
 
 static int poly(const Node *n) { return (opinfo[n->op].flags & OPF_POLY) != 0; }
 
+static int branches(const Node *n) { return (opinfo[n->op].flags & OPF_BRANCH) != 0; }
+
 /* Whether r, or a node fused into it (not c), is one that is() tells. */
 static int fused_has(const Plan *p, const Node *r, const Node *c, int top,
                      int (*is)(const Node *))
@@ -169,8 +171,11 @@ static int planes_flat(const Plan *p, const Node *r, const Node *c, int top)
  * its dot-product tiles (kernels.c, store_sums) hold a row's few columns in some
  * lanes of a vector, and compute the epilogue on the whole vector for each of the
  * tile's rows, four times the work. Its own loop on full vectors made the 512-wide
- * MLP with tanh 7.8% faster at batch 128. Nor a fused window, whose loads need the
- * indices of a pointwise loop nest. */
+ * MLP with tanh 7.8% faster at batch 128. Nor sin or cos after any product's tiles,
+ * which would write out their branch to libm (vmath.c) for each of a tile's vectors:
+ * with cos in the tiles of its gradients' products, a 512-wide MLP with sin and cos
+ * took 1.32x the instructions to compile, and no less time a step. Nor a fused
+ * window, whose loads need the indices of a pointwise loop nest. */
 static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 {
 	ConvFlat f;
@@ -187,7 +192,8 @@ static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 		    r->dt == DT_F32 && shape_eq(&r->sh, &n->sh) &&
 		    reads_only(p, r, n, 1) && plan_vector_ok(p, r, 1) &&
 		    !fused_has(p, r, n, 1, window) && (!pw || planes_flat(p, r, n, 1)) &&
-		    (conv || pw || !n->a[1] || n->a[0] || !fused_has(p, r, n, 1, poly)))
+		    (conv || pw || !n->a[1] || n->a[0] || !fused_has(p, r, n, 1, poly)) &&
+		    (conv || !fused_has(p, r, n, 1, branches)))
 			p->epi[i] = r;
 	}
 }

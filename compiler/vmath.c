@@ -1,20 +1,22 @@
 /* exp, log, erf, tanh, sigmoid and softplus written as LLVM IR on a float or on a
- * vector of floats: range reduction and a polynomial, no call. A call to libm (erff)
- * or to an intrinsic that LLVM turns into one per lane (llvm.exp.v16f32: sixteen expf)
- * kept a loop scalar, or took 5 ns an element: a 512-wide tanh layer's forward loop
- * spent 0.31 ms a step of the 128-batch MLP, the erf form of gelu's 0.5 ms. These
- * are vector code, and fuse into the loops of other pointwise ops and into the
- * epilogues of products (plan.c says which).
+ * vector of floats, sin and cos on a vector: range reduction and a polynomial, no call.
+ * A call to libm (erff) or to an intrinsic that LLVM turns into one per lane
+ * (llvm.exp.v16f32: sixteen expf) kept a loop scalar, or took 5 ns an element: a
+ * 512-wide tanh layer's forward loop spent 0.31 ms a step of the 128-batch MLP, the
+ * erf form of gelu's 0.5 ms. These are vector code, and fuse into the loops of other
+ * pointwise ops and into the epilogues of products (plan.c says which).
  *
- * Accuracy, against the float64 value (tests/test_vmath.c, which allows 2 ulp for exp
- * and log, 4 for the others): exp 0.82 ulp at most over its inputs, log 0.73 (Cephes'
- * expf and logf), tanh 0.82 (Cephes' tanhf), erf 1.96, sigmoid 1.78, softplus 1.72.
- * Special values as C99's: exp(-inf) = 0, exp(>88.73) = inf, log(0) = -inf, log(<0)
- * = NaN, erf(+-inf) = +-1, -0 stays -0 (erf, tanh), NaN in gives NaN out.
+ * Accuracy, against the float64 value (tests/test_vmath.c, which allows 2 ulp for exp,
+ * log, sin and cos, 4 for the others): exp 0.82 ulp at most over its inputs, log 0.73
+ * (Cephes' expf and logf), tanh 0.82 (Cephes' tanhf), erf 1.96, sigmoid 1.78,
+ * softplus 1.72; sin and cos 1.53 with a fused multiply-add, 1.56 without, over every
+ * float up to 8192 (beyond, libm's). Special values as C99's: exp(-inf) = 0,
+ * exp(>88.73) = inf, log(0) = -inf, log(<0) = NaN, erf(+-inf) = +-1, sin(+-inf) =
+ * NaN, -0 stays -0 (erf, tanh, sin), NaN in gives NaN out.
  *
  * The polynomials use llvm.fmuladd (a fused multiply-add where the target has one).
  * Nothing here has fast-math flags: exp's rounding by adding 1.5 * 2^23 must not be
- * reassociated away. */
+ * reassociated away, nor sin's and cos's rounding error be taken as 0. */
 #include <math.h>
 
 #include "cg.h"
@@ -86,18 +88,24 @@ static LLVMValueRef sel(CG *cg, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b)
 	return LLVMBuildSelect(B, c, a, b, "");
 }
 
+/* the intrinsic fn ("llvm.sin") of nargs floats, or of vectors as wide as args[0] */
+static LLVMValueRef intrinsic(CG *cg, const char *fn, LLVMValueRef *args, int nargs)
+{
+	unsigned n = lanes_of(args[0]);
+	char name[32];
+	if (n)
+		snprintf(name, sizeof name, "%s.v%uf32", fn, n);
+	else
+		snprintf(name, sizeof name, "%s.f32", fn);
+	LLVMTypeRef t = LLVMTypeOf(args[0]), params[3] = {t, t, t};
+	return cg_call_as(cg, name, t, params, nargs, args);
+}
+
 /* a b + c */
 static LLVMValueRef fmuladd(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
 {
-	unsigned n = lanes_of(a);
-	char name[32];
-	if (n)
-		snprintf(name, sizeof name, "llvm.fmuladd.v%uf32", n);
-	else
-		snprintf(name, sizeof name, "llvm.fmuladd.f32");
-	LLVMTypeRef t = LLVMTypeOf(a), params[3] = {t, t, t};
 	LLVMValueRef args[3] = {a, b, c};
-	return cg_call_as(cg, name, t, params, 3, args);
+	return intrinsic(cg, "llvm.fmuladd", args, 3);
 }
 
 /* c[0] t^(n-1) + ... + c[n-1], by Horner's rule */
@@ -249,4 +257,81 @@ LLVMValueRef vm_softplus(CG *cg, LLVMValueRef x)
 	LLVMValueRef l = LLVMBuildFDiv(B, mul(cg, u, vm_log(cg, w)), sub(cg, w, one), "");
 	l = sel(cg, cmp(cg, LLVMRealOEQ, w, one), u, l);
 	return add(cg, sel(cg, cmp(cg, LLVMRealOGT, x, zero), x, zero), l);
+}
+
+/* y, but libm's fn(x) in the lanes where far is set: a branch, taken only when some
+ * lane of x needs it, to a call for each lane */
+static LLVMValueRef beyond(CG *cg, LLVMValueRef far, LLVMValueRef x, LLVMValueRef y,
+                           const char *fn)
+{
+	LLVMTypeRef mask = LLVMIntTypeInContext(cg->ctx, lanes_of(x));
+	LLVMValueRef any = LLVMBuildICmp(B, LLVMIntNE, LLVMBuildBitCast(B, far, mask, ""),
+	                                 LLVMConstNull(mask), "");
+	LLVMBasicBlockRef from = LLVMGetInsertBlock(B),
+	                  slow = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "libm"),
+	                  join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "");
+	LLVMBuildCondBr(B, any, slow, join);
+	LLVMPositionBuilderAtEnd(B, slow);
+	LLVMValueRef z = sel(cg, far, intrinsic(cg, fn, &x, 1), y);
+	LLVMBuildBr(B, join);
+	LLVMPositionBuilderAtEnd(B, join);
+	LLVMValueRef phi = LLVMBuildPhi(B, LLVMTypeOf(y), ""), vals[2] = {y, z};
+	LLVMBasicBlockRef froms[2] = {from, slow};
+	LLVMAddIncoming(phi, vals, froms, 2);
+	return phi;
+}
+
+/* sin x, or cos x (cosine set), on a vector. n = round(|x| 2/pi) and r = |x| - n pi/2,
+ * in [-pi/4, pi/4]; then, by q = n (n + 1 for cos) mod 4: sin r, cos r, -sin r, -cos r
+ * (Cephes' polynomials for sinf and cosf), and for sin the sign of x. pi/2 is in four
+ * parts, the first three of 8, 11 and 11 bits, so that n times each is exact for n <
+ * 2^13, with or without a fused multiply-add: r is exact to 2^-34 where x is near a
+ * multiple of pi/2 and sin or cos near 0. r is rounded once: the third part's
+ * subtraction keeps its rounding error (Fast2Sum, or exact where that subtraction is)
+ * to go in with the fourth. (Rounded twice, r cost up to 0.8 ulp more.) Beyond |x| =
+ * 8192, and at inf, lanes take libm's value. */
+static LLVMValueRef sin_cos(CG *cg, LLVMValueRef x, int cosine)
+{
+	static const double S[] = {-1.9515295891E-4, 8.3321608736E-3, -1.6666654611E-1},
+	                    C[] = {2.443315711809948E-5, -1.388731625493765E-3,
+	                           4.166664568298827E-2};
+	LLVMValueRef a = vabs(cg, x), magic = kf(cg, x, 12582912.0);
+	LLVMValueRef t = fmuladd(cg, a, kf(cg, x, M_2_PI), magic), n = sub(cg, t, magic);
+	LLVMValueRef r = fmuladd(cg, n, kf(cg, x, -0x1.92p0), a);
+	r = fmuladd(cg, n, kf(cg, x, -0x1.fb4p-12), r);
+	LLVMValueRef p3 = kf(cg, x, -0x1.444p-24), r3 = fmuladd(cg, n, p3, r),
+	             e3 = fmuladd(cg, n, p3, sub(cg, r, r3));
+	r = add(cg, r3, fmuladd(cg, n, kf(cg, x, -0x1.68c234p-39), e3));
+	LLVMValueRef z = mul(cg, r, r),
+	             s = fmuladd(cg, mul(cg, r, z), poly(cg, z, S, 3), r),
+	             w = fmuladd(cg, z, kf(cg, x, -0.5),
+	                         mul(cg, mul(cg, z, z), poly(cg, z, C, 3))),
+	             c = add(cg, kf(cg, x, 1), w);
+	/* q in t's low bits, as n is; its bit 1 is the sign */
+	LLVMValueRef q = LLVMBuildSub(B, bits(cg, t), bits(cg, magic), "");
+	q = LLVMBuildAdd(B, q, ki(cg, x, cosine), "");
+	LLVMValueRef odd = LLVMBuildICmp(
+	    B, LLVMIntNE, LLVMBuildAnd(B, q, ki(cg, x, 1), ""), ki(cg, x, 0), "");
+	LLVMValueRef sign = LLVMBuildAnd(B, LLVMBuildShl(B, q, ki(cg, x, 30), ""),
+	                                 ki(cg, x, INT32_MIN), "");
+	if (!cosine)
+		sign = LLVMBuildXor(
+		    B, sign, LLVMBuildAnd(B, bits(cg, x), ki(cg, x, INT32_MIN), ""), "");
+	LLVMValueRef y =
+	    from_bits(cg, LLVMBuildXor(B, bits(cg, sel(cg, odd, c, s)), sign, ""));
+	return beyond(cg, cmp(cg, LLVMRealOGT, a, kf(cg, x, 8192)), x, y,
+	              cosine ? "llvm.cos" : "llvm.sin");
+}
+
+/* One float at a time, sin and cos call libm: LLVM's loop vectorizer, which makes
+ * vectors of such a loop, would make the branch a select and call libm on every lane
+ * anyway. */
+LLVMValueRef vm_sin(CG *cg, LLVMValueRef x)
+{
+	return lanes_of(x) ? sin_cos(cg, x, 0) : intrinsic(cg, "llvm.sin", &x, 1);
+}
+
+LLVMValueRef vm_cos(CG *cg, LLVMValueRef x)
+{
+	return lanes_of(x) ? sin_cos(cg, x, 1) : intrinsic(cg, "llvm.cos", &x, 1);
 }

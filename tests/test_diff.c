@@ -769,6 +769,23 @@ static void test_diff_transposes_match_the_reference(void)
 	free(text);
 }
 
+/* Whether the forward pass in text (LLVM IR) has a kernel named for op
+ * ("@forward.3.tanh"): op has a loop of its own, not a product's epilogue. */
+static int own_kernel(const char *text, const char *op)
+{
+	const char *def = "define internal void @forward.", *at = text;
+	size_t len = strlen(op);
+	while ((at = strstr(at, def))) {
+		const char *end = strchr(at, '(');
+		if (end && end - at > (ptrdiff_t)len && end[-(ptrdiff_t)len - 1] == '.' &&
+		    !strncmp(end - len, op, len))
+			return 1;
+		at++;
+	}
+	fprintf(stderr, "\nno kernel of its own for %s\n", op);
+	return 0;
+}
+
 /* Activations computed by polynomials (vmath.c) after dense layers, against the
  * reference on the host's vectors and AVX2's; tanh, sigmoid and softplus are loops of
  * their own, not in the epilogue of the forward product's dot-product tiles, which
@@ -793,20 +810,43 @@ static void test_diff_polynomial_activations_match_the_reference(void)
 	temp_file(dir, path, sizeof path, "acts.yaml", yaml);
 	int halves;
 	char *text = model_ir(path, 9, &halves);
-	const char *own[] = {".tanh(", ".sigmoid(", ".softplus("};
-	for (int k = 0; k < 3; k++) {
-		const char *def = "define internal void @forward.", *at = text;
-		int found = 0;
-		while (!found && (at = strstr(at, def))) {
-			const char *end = strchr(at, '(');
-			found = end && !strncmp(end - strlen(own[k]) + 1, own[k],
-			                        strlen(own[k]));
-			at++;
-		}
-		CU_ASSERT(found);
-		if (!found)
-			fprintf(stderr, "\nno kernel of its own for %s\n", own[k]);
-	}
+	const char *own[] = {"tanh", "sigmoid", "softplus"};
+	for (int k = 0; k < 3; k++)
+		CU_ASSERT(own_kernel(text, own[k]));
+	free(text);
+	remove(path);
+	rmdir(dir);
+}
+
+/* sin and cos (vmath.c, vector code with a branch to libm) wherever they land: a
+ * convolution's epilogue in the forward pass, a loop of its own after a product x W
+ * (not in the product's tiles, which would repeat the branch for each vector, plan.c)
+ * and after a dense layer, a sum's loop, each other's loops in the gradients;
+ * arguments up to 40, many quadrants. */
+static void test_diff_sin_and_cos_match_the_reference(void)
+{
+	const char *yaml = "name: trig\n"
+	                   "inputs:\n"
+	                   "  image: {shape: [batch, 2, 6, 7]}\n"
+	                   "  x: {shape: [batch, 20]}\n"
+	                   "  label: {shape: [batch], dtype: i32}\n"
+	                   "params:\n"
+	                   "  W: {shape: [20, 12], init: normal}\n"
+	                   "nodes:\n"
+	                   "  c: \"cos(conv2d(image, out_channels=3, kernel_size=3))\"\n"
+	                   "  m: \"sin(matmul(40 * x, W))\"\n"
+	                   "  h: \"dense(x, units=12)\"\n"
+	                   "  s: \"sin(8 * h) * cos(h)\"\n"
+	                   "  out: \"dense(flatten(c), units=5) + dense(m, units=5) + "
+	                   "dense(s, units=5) + sum(sin(40 * x)) / 100\"\n"
+	                   "loss: \"softmax_cross_entropy(out, label)\"\n"
+	                   "optimizer: {type: sgd, lr: 0.1}\n";
+	check_yaml("trig.yaml", yaml, 9);
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, "trig.yaml", yaml);
+	int halves;
+	char *text = model_ir(path, 9, &halves);
+	CU_ASSERT(own_kernel(text, "sin"));
 	free(text);
 	remove(path);
 	rmdir(dir);
@@ -1235,6 +1275,8 @@ void suite_diff(void)
 	     test_diff_transposes_match_the_reference},
 	    {"test_diff_polynomial_activations_match_the_reference",
 	     test_diff_polynomial_activations_match_the_reference},
+	    {"test_diff_sin_and_cos_match_the_reference",
+	     test_diff_sin_and_cos_match_the_reference},
 	    {"test_diff_fused_reductions_match_the_reference",
 	     test_diff_fused_reductions_match_the_reference},
 	    {"test_diff_concatenations_match_the_reference",
