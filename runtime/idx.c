@@ -375,8 +375,8 @@ void rt_prefetch_rows(const rt_tensor *src, const int64_t *idx, int64_t count)
 	size_t row = (size_t)src->stride * 4;
 	for (int64_t i = 0; i < count; i++)
 		for (size_t b = 0; b < row; b += 64)
-			__builtin_prefetch((const char *)src->data + (size_t)idx[i] * row + b,
-			                   0, 1);
+			__builtin_prefetch(
+			    (const char *)src->data + (size_t)idx[i] * row + b, 0, 1);
 }
 
 void rt_argmax_rows(const float *x, int64_t rows, int64_t n, int32_t *out)
