@@ -33,9 +33,10 @@ typedef struct Known { /* a kernel emitted so far, by its signature (codegen.c) 
 
 /* The register tile of the matrix kernels, chosen for the target (codegen.c). */
 typedef struct Tile {
-	int vw;     /* floats per vector: 16 (AVX-512), 8 (AVX), 4 (SSE, NEON) */
-	int mr, nv; /* broadcast kernel: mr rows x nv vectors of accumulators */
-	int dr, dc; /* dot-product kernel: dr rows x dc columns */
+	int vw;        /* floats per vector: 16 (AVX-512), 8 (AVX), 4 (SSE, NEON) */
+	int mr, nv;    /* broadcast kernel: mr rows x nv vectors of accumulators */
+	int dr, dc;    /* dot-product kernel: dr rows x dc columns */
+	int pf_update; /* the update phase's passes prefetch ahead (codegen.c) */
 } Tile;
 
 typedef struct CG {
