@@ -875,8 +875,9 @@ static void test_diff_fused_reductions_match_the_reference(void)
 
 /* Pools after a 1 x 1 convolution (so that their gradients are computed). Max pooling
  * whose windows overlap or pad, on vectors of windows along a row
- * (pool_max_vec): stride 1 (3 x 3 and 2 x 2) and 2 with padding, its scatter adding at
- * maxima windows share, rows of 37 (two vectors and a part on the host, five on
+ * (pool_max_vec): stride 1 (3 x 3 and 2 x 2) and 2 with padding (3 x 3; 4 x 4, whose
+ * taps 2 and 3 take the pair of loads taps 0 and 1 did not; 2 x 2), its scatter adding
+ * at maxima windows share, rows of 37 (two vectors and a part on the host, five on
  * AVX2's), against the reference; 3 x 3 windows that tile the image, scalar; average
  * pooling at stride 1, with and without padding, whose gradient gathers (avg_bwd_vec). */
 static void test_diff_max_pools_match_the_reference(void)
@@ -894,8 +895,11 @@ static void test_diff_max_pools_match_the_reference(void)
 	           "  d: \"max_pool2d(h, kernel_size=3, stride=3)\"\n"
 	           "  e: \"avg_pool2d(h, kernel_size=3, stride=1, padding=1)\"\n"
 	           "  f: \"avg_pool2d(e, kernel_size=2, stride=1)\"\n"
+	           "  g: \"max_pool2d(h, kernel_size=4, stride=2, padding=2)\"\n"
+	           "  k: \"max_pool2d(h, kernel_size=2, stride=2, padding=1)\"\n"
 	           "  out: \"dense(flatten(c), units=5) + dense(flatten(d), units=5) + "
-	           "dense(flatten(f), units=5)\"\n"
+	           "dense(flatten(f), units=5) + dense(flatten(g), units=5) + "
+	           "dense(flatten(k), units=5)\"\n"
 	           "loss: \"softmax_cross_entropy(out, label)\"\n"
 	           "optimizer: {type: sgd, lr: 0.1}\n",
 	           3);
