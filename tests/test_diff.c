@@ -963,6 +963,32 @@ static void test_diff_convolutions_match_the_reference(void)
 	    11);
 }
 
+/* Convolutions at stride 2 along rows copy their patches (im2col) and add them back
+ * (col2im) two vectors of a row at a time, its even lanes (kernels.c, stride2_run):
+ * rows of 35 and 17 outputs (vectors and a part, on the host's and AVX2's), runs that
+ * padding shortens at either end, a dilated tap, stride 2 along rows only, and every
+ * gradient through them, against the reference. */
+static void test_diff_stride2_convolutions_match_the_reference(void)
+{
+	check_yaml(
+	    "stride2.yaml",
+	    "name: stride2\n"
+	    "inputs:\n"
+	    "  image: {shape: [batch, 3, 9, 70]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "layers:\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: 1}\n"
+	    "  - conv2d: {out_channels: 5, kernel_size: 3, stride: 2, padding: 1,\n"
+	    "             activation: relu}\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: [2, 3], stride: [1, 2],\n"
+	    "             dilation: [1, 2], padding: [0, 1, 2, 1]}\n"
+	    "  - flatten\n"
+	    "  - dense: {units: 10}\n"
+	    "loss: {type: softmax_cross_entropy, target: label}\n"
+	    "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n",
+	    5);
+}
+
 /* Concatenations are pads summed (layers.c), their gradients slices; both are loads at
  * shifted indices in their user's loop (plan.c): parts of 20, 28 and 20 columns (lanes
  * of a vector on both sides of a part's edge, masked), along the batch (whole rows
@@ -1301,6 +1327,8 @@ void suite_diff(void)
 	     test_diff_vector_loops_match_the_reference},
 	    {"test_diff_convolutions_match_the_reference",
 	     test_diff_convolutions_match_the_reference},
+	    {"test_diff_stride2_convolutions_match_the_reference",
+	     test_diff_stride2_convolutions_match_the_reference},
 	    {"test_diff_a_step_that_overflows_writes_nothing",
 	     test_diff_a_step_that_overflows_writes_nothing},
 	    {"test_diff_weight_decay_is_checked_on_large_weights",
