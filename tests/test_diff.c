@@ -905,6 +905,27 @@ static void test_diff_max_pools_match_the_reference(void)
 	           3);
 }
 
+/* A gradient penalty through max pools: the penalty's gradient gathers values other
+ * than the pooled ones at each window's maximum (poolmax_gather of two inputs), on
+ * vectors of windows at stride 1 and 2, against the reference. */
+static void test_diff_max_pool_penalties_match_the_reference(void)
+{
+	check_yaml("penalty.yaml",
+	           "name: penalty\n"
+	           "inputs:\n"
+	           "  image: {shape: [batch, 2, 9, 37]}\n"
+	           "  label: {shape: [batch], dtype: i32}\n"
+	           "nodes:\n"
+	           "  h: \"conv2d(image, out_channels=2, kernel_size=1)\"\n"
+	           "  a: \"max_pool2d(h, kernel_size=3, stride=1, padding=1)\"\n"
+	           "  c: \"max_pool2d(a, kernel_size=3, stride=2, padding=1)\"\n"
+	           "  out: \"dense(flatten(c), units=5)\"\n"
+	           "loss: \"softmax_cross_entropy(out, label) + "
+	           "0.01 * sum(grad(sum(c * c), h.weight) ^ 2)\"\n"
+	           "optimizer: {type: sgd, lr: 0.1}\n",
+	           3);
+}
+
 /* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
  * with a value per row broadcast to every lane ([batch, 1]), rows of a [batch, 3, 16]
  * with values per row and per column ([batch, 3, 1], [batch, 1, 16]), flat ones with a
@@ -1329,6 +1350,8 @@ void suite_diff(void)
 	     test_diff_convolutions_match_the_reference},
 	    {"test_diff_stride2_convolutions_match_the_reference",
 	     test_diff_stride2_convolutions_match_the_reference},
+	    {"test_diff_max_pool_penalties_match_the_reference",
+	     test_diff_max_pool_penalties_match_the_reference},
 	    {"test_diff_a_step_that_overflows_writes_nothing",
 	     test_diff_a_step_that_overflows_writes_nothing},
 	    {"test_diff_weight_decay_is_checked_on_large_weights",
