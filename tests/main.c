@@ -86,19 +86,15 @@ Jit *jit_graph(Graph *g, const CodegenOpts *o, rt_fn *fns, int64_t *nwork)
 	return j;
 }
 
-const char *const *model_files(void)
+int yaml_files(const char *rel, char (*paths)[4096], const char **list, int max)
 {
-	static char paths[64][4096];
-	static const char *list[65];
-	if (list[0])
-		return list;
-	DIR *dir = opendir(src_path("models"));
+	DIR *dir = opendir(src_path(rel));
 	struct dirent *e;
 	int n = 0;
-	while (dir && (e = readdir(dir)) && n < 64) {
+	while (dir && (e = readdir(dir)) && n < max) {
 		size_t len = strlen(e->d_name);
 		if (len > 5 && !strcmp(e->d_name + len - 5, ".yaml")) {
-			snprintf(paths[n], sizeof paths[n], "%s/%s", src_path("models"),
+			snprintf(paths[n], sizeof paths[n], "%s/%s", src_path(rel),
 			         e->d_name);
 			list[n] = paths[n];
 			n++;
@@ -107,6 +103,16 @@ const char *const *model_files(void)
 	if (dir)
 		closedir(dir);
 	qsort(list, (size_t)n, sizeof *list, by_name);
+	list[n] = NULL;
+	return n;
+}
+
+const char *const *model_files(void)
+{
+	static char paths[64][4096];
+	static const char *list[65];
+	if (!list[0])
+		yaml_files("models", paths, list, 64);
 	return list;
 }
 

@@ -67,9 +67,10 @@ static float *grad(Run *r, const char *name)
 
 static float loss(Run *r) { return *(float *)r->s->io[r->c->prog.io_loss]; }
 
-static void test_models_every_model_compiles_and_trains_a_step(void)
+/* Each model of the list compiles and takes a training step, which moves its
+ * parameters and gives a finite loss; how many there were. */
+static int every_model_trains_a_step(const char *const *models)
 {
-	const char *const *models = model_files();
 	int seen = 0;
 	for (; models[seen]; seen++) {
 		const char *path = models[seen];
@@ -87,7 +88,24 @@ static void test_models_every_model_compiles_and_trains_a_step(void)
 		free(before);
 		finish(&r);
 	}
-	CU_ASSERT(seen >= 4);
+	return seen;
+}
+
+static void test_models_every_model_compiles_and_trains_a_step(void)
+{
+	CU_ASSERT(every_model_trains_a_step(model_files()) >= 4);
+}
+
+/* The benchmark models (bench/run.sh) and the survey's (bench/survey.sh), which no
+ * other test reads, stay valid models. */
+static void test_models_benchmark_and_survey_models_train_a_step(void)
+{
+	static char paths[32][4096];
+	const char *list[33];
+	CU_ASSERT(yaml_files("bench", paths, list, 32) == 3);
+	CU_ASSERT(every_model_trains_a_step(list) == 3);
+	CU_ASSERT(yaml_files("bench/survey", paths, list, 32) >= 7);
+	CU_ASSERT(every_model_trains_a_step(list) >= 7);
 }
 
 static void test_models_rosenbrock_converges_to_one_one(void)
@@ -349,6 +367,8 @@ void suite_models(void)
 	static CU_TestInfo tests[] = {
 	    {"test_models_every_model_compiles_and_trains_a_step",
 	     test_models_every_model_compiles_and_trains_a_step},
+	    {"test_models_benchmark_and_survey_models_train_a_step",
+	     test_models_benchmark_and_survey_models_train_a_step},
 	    {"test_models_rosenbrock_converges_to_one_one",
 	     test_models_rosenbrock_converges_to_one_one},
 	    {"test_models_residual_mlp_learns", test_models_residual_mlp_learns},

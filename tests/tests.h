@@ -12,6 +12,9 @@ void add_suite(const char *name, CU_TestInfo *tests);
 
 /* Paths of every model file in models/ (sorted, NULL-terminated, static storage). */
 const char *const *model_files(void);
+/* The .yaml files of the source directory rel, sorted, at most max of them, into paths
+ * (list NULL-terminated, max + 1 entries); their count. */
+int yaml_files(const char *rel, char (*paths)[4096], const char **list, int max);
 
 #include "descent/runtime.h"
 /* Random inputs in [0, 1), class labels below the output's class count, every row real
