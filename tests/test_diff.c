@@ -873,6 +873,15 @@ static void test_diff_fused_reductions_match_the_reference(void)
 	           6);
 }
 
+/* The pool tests' image, its 1 x 1 convolution h, h's 3 x 3 max pool at stride 1 */
+#define POOLS_INPUT                                                                      \
+	"inputs:\n"                                                                      \
+	"  image: {shape: [batch, 2, 9, 37]}\n"                                          \
+	"  label: {shape: [batch], dtype: i32}\n"                                        \
+	"nodes:\n"                                                                       \
+	"  h: \"conv2d(image, out_channels=2, kernel_size=1)\"\n"                        \
+	"  a: \"max_pool2d(h, kernel_size=3, stride=1, padding=1)\"\n"
+
 /* Pools after a 1 x 1 convolution (so that their gradients are computed). Max pooling
  * whose windows overlap or pad, on vectors of windows along a row
  * (pool_max_vec): stride 1 (3 x 3 and 2 x 2) and 2 with padding (3 x 3; 4 x 4, whose
@@ -883,13 +892,7 @@ static void test_diff_fused_reductions_match_the_reference(void)
 static void test_diff_max_pools_match_the_reference(void)
 {
 	check_yaml("pools.yaml",
-	           "name: pools\n"
-	           "inputs:\n"
-	           "  image: {shape: [batch, 2, 9, 37]}\n"
-	           "  label: {shape: [batch], dtype: i32}\n"
-	           "nodes:\n"
-	           "  h: \"conv2d(image, out_channels=2, kernel_size=1)\"\n"
-	           "  a: \"max_pool2d(h, kernel_size=3, stride=1, padding=1)\"\n"
+	           "name: pools\n" POOLS_INPUT
 	           "  b: \"max_pool2d(a, kernel_size=2, stride=1)\"\n"
 	           "  c: \"max_pool2d(b, kernel_size=3, stride=2, padding=1)\"\n"
 	           "  d: \"max_pool2d(h, kernel_size=3, stride=3)\"\n"
@@ -911,13 +914,7 @@ static void test_diff_max_pools_match_the_reference(void)
 static void test_diff_max_pool_penalties_match_the_reference(void)
 {
 	check_yaml("penalty.yaml",
-	           "name: penalty\n"
-	           "inputs:\n"
-	           "  image: {shape: [batch, 2, 9, 37]}\n"
-	           "  label: {shape: [batch], dtype: i32}\n"
-	           "nodes:\n"
-	           "  h: \"conv2d(image, out_channels=2, kernel_size=1)\"\n"
-	           "  a: \"max_pool2d(h, kernel_size=3, stride=1, padding=1)\"\n"
+	           "name: penalty\n" POOLS_INPUT
 	           "  c: \"max_pool2d(a, kernel_size=3, stride=2, padding=1)\"\n"
 	           "  out: \"dense(flatten(c), units=5)\"\n"
 	           "loss: \"softmax_cross_entropy(out, label) + "
