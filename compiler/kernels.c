@@ -2179,6 +2179,9 @@ static void pool_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int scat
 typedef struct RowChunks {
 	Loop lp, lh, lw;
 	LLVMValueRef plane, row, c0, live, lanes;
+	/* when set, each plane of zero_n (zero_size floats) is zeroed before its rows */
+	Node *zero_n;
+	int64_t zero_size;
 } RowChunks;
 
 static void chunks_begin(CG *cg, RowChunks *r, int64_t planes, int64_t rows, int64_t cols)
@@ -2188,6 +2191,19 @@ static void chunks_begin(CG *cg, RowChunks *r, int64_t planes, int64_t rows, int
 		iota[l] = LLVMConstInt(cg->i32, (unsigned)l, 0);
 	r->lanes = LLVMConstVector(iota, (unsigned)VW);
 	r->plane = cg_par_loop(cg, &r->lp, planes, 1);
+	if (r->zero_n) { /* VW at a time, the last vector masked */
+		LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)VW);
+		Loop lz;
+		LLVMValueRef base = gep(cg, cg_node_ptr(cg, r->zero_n),
+		                        cg_mul(cg, r->plane, cg_i64(cg, r->zero_size)));
+		LLVMValueRef z = cg_mul(
+		    cg, cg_loop(cg, &lz, (r->zero_size + VW - 1) / VW), cg_i64(cg, VW));
+		cg_masked(
+		    cg, vt,
+		    lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, r->zero_size), z, "")),
+		    gep(cg, base, z), LLVMConstNull(vt));
+		cg_loop_end(cg, &lz);
+	}
 	r->row = cg_loop(cg, &r->lh, rows);
 	r->c0 = cg_mul(cg, cg_loop(cg, &r->lw, (cols + VW - 1) / VW), cg_i64(cg, VW));
 	r->live = lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, cols), r->c0, ""));
@@ -2249,7 +2265,9 @@ static void pool_max_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int 
 	LLVMTypeRef i1 = LLVMInt1TypeInContext(cg->ctx),
 	            lt = LLVMVectorType(cg->i64, (unsigned)VW);
 	int64_t H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
-	RowChunks rc;
+	/* the scatter zeroes each plane of its output just before adding into it: in
+	 * cache, and shared between the threads as the planes are */
+	RowChunks rc = {.zero_n = scatter ? n : NULL, .zero_size = H * W};
 	chunks_begin(cg, &rc, ys->d[0] * ys->d[1], OH, OW);
 	LLVMValueRef plane = rc.plane, oh = rc.row, ow0 = rc.c0, live = rc.live;
 	/* the windows' columns, and their taps' below, as i32: a row is short */
@@ -2393,12 +2411,12 @@ EMIT(poolmax_scatter)
 	           .tile = windows_tile(&p, &n->in[0]->sh, &n->in[1]->sh) &&
 	                   p.k[0] * p.k[1] <= 64};
 	if (!m.tile) {
-		cg_zero(cg, n);
-		cg_next_kernel(cg);
-		if (VW > 1 && n->in[0]->sh.d[3] < 1 << 30) {
+		if (VW > 1 && n->in[0]->sh.d[3] < 1 << 30) { /* (which zeroes n) */
 			pool_max_vec(cg, n, &n->in[0]->sh, &n->in[1]->sh, 1);
 			return;
 		}
+		cg_zero(cg, n);
+		cg_next_kernel(cg);
 	}
 	pool_nest(cg, n, &n->in[0]->sh, &n->in[1]->sh, max_tap, &m, max_begin, max_end);
 }
@@ -2449,7 +2467,7 @@ static void avg_vec(CG *cg, Node *n, const PoolP *p, double scale, int back)
 	const Shape *ds = &n->sh, *ss = &src->sh;
 	int64_t H = ds->d[2], W = ds->d[3], SH = ss->d[2], SW = ss->d[3];
 	LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)VW);
-	RowChunks rc;
+	RowChunks rc = {.zero_n = NULL};
 	chunks_begin(cg, &rc, ds->d[0] * ds->d[1], H, W);
 	LLVMValueRef plane = rc.plane, h = rc.row, w0 = rc.c0, live = rc.live,
 	             lanes = rc.lanes, acc = LLVMConstNull(vt), ps = cg_node_ptr(cg, src);

@@ -882,6 +882,20 @@ static void test_diff_fused_reductions_match_the_reference(void)
 	"  h: \"conv2d(image, out_channels=2, kernel_size=1)\"\n"                        \
 	"  a: \"max_pool2d(h, kernel_size=3, stride=1, padding=1)\"\n"
 
+static const char pools_yaml[] =
+    "name: pools\n" POOLS_INPUT "  b: \"max_pool2d(a, kernel_size=2, stride=1)\"\n"
+    "  c: \"max_pool2d(b, kernel_size=3, stride=2, padding=1)\"\n"
+    "  d: \"max_pool2d(h, kernel_size=3, stride=3)\"\n"
+    "  e: \"avg_pool2d(h, kernel_size=3, stride=1, padding=1)\"\n"
+    "  f: \"avg_pool2d(e, kernel_size=2, stride=1)\"\n"
+    "  g: \"max_pool2d(h, kernel_size=4, stride=2, padding=2)\"\n"
+    "  k: \"max_pool2d(h, kernel_size=2, stride=2, padding=1)\"\n"
+    "  out: \"dense(flatten(c), units=5) + dense(flatten(d), units=5) + "
+    "dense(flatten(f), units=5) + dense(flatten(g), units=5) + "
+    "dense(flatten(k), units=5)\"\n"
+    "loss: \"softmax_cross_entropy(out, label)\"\n"
+    "optimizer: {type: sgd, lr: 0.1}\n";
+
 /* Pools after a 1 x 1 convolution (so that their gradients are computed). Max pooling
  * whose windows overlap or pad, on vectors of windows along a row
  * (pool_max_vec): stride 1 (3 x 3 and 2 x 2) and 2 with padding (3 x 3; 4 x 4, whose
@@ -891,21 +905,15 @@ static void test_diff_fused_reductions_match_the_reference(void)
  * pooling at stride 1, with and without padding, whose gradient gathers (avg_bwd_vec). */
 static void test_diff_max_pools_match_the_reference(void)
 {
-	check_yaml("pools.yaml",
-	           "name: pools\n" POOLS_INPUT
-	           "  b: \"max_pool2d(a, kernel_size=2, stride=1)\"\n"
-	           "  c: \"max_pool2d(b, kernel_size=3, stride=2, padding=1)\"\n"
-	           "  d: \"max_pool2d(h, kernel_size=3, stride=3)\"\n"
-	           "  e: \"avg_pool2d(h, kernel_size=3, stride=1, padding=1)\"\n"
-	           "  f: \"avg_pool2d(e, kernel_size=2, stride=1)\"\n"
-	           "  g: \"max_pool2d(h, kernel_size=4, stride=2, padding=2)\"\n"
-	           "  k: \"max_pool2d(h, kernel_size=2, stride=2, padding=1)\"\n"
-	           "  out: \"dense(flatten(c), units=5) + dense(flatten(d), units=5) + "
-	           "dense(flatten(f), units=5) + dense(flatten(g), units=5) + "
-	           "dense(flatten(k), units=5)\"\n"
-	           "loss: \"softmax_cross_entropy(out, label)\"\n"
-	           "optimizer: {type: sgd, lr: 0.1}\n",
-	           3);
+	check_yaml("pools.yaml", pools_yaml, 3);
+	/* the scatter zeroes each plane of its output as its thread reaches it */
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, "pools.yaml", pools_yaml);
+	int parallel = 0;
+	CU_ASSERT(threads_agree(path, 64, &parallel));
+	CU_ASSERT(parallel == 1);
+	remove(path);
+	rmdir(dir);
 }
 
 /* A gradient penalty through max pools: the penalty's gradient gathers values other
