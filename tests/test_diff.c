@@ -232,6 +232,19 @@ static int threads_agree(const char *path, int64_t batch, int *parallel)
 	return same;
 }
 
+/* threads_agree for a model given as YAML text, which must share loops between
+ * threads (or the test would prove nothing) */
+static int yaml_threads_agree(const char *name, const char *yaml, int64_t batch)
+{
+	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
+	temp_file(dir, path, sizeof path, name, yaml);
+	int parallel = 0, same = threads_agree(path, batch, &parallel);
+	CU_ASSERT(parallel == 1);
+	remove(path);
+	rmdir(dir);
+	return same;
+}
+
 /* The JIT optimizes its module in one part on one core and in two on more (compile.c):
  * a model's code must not depend on which part a kernel lands in. Small convolutions,
  * whose filter gradients are loops left to LLVM's vectorizer, next to products and
@@ -533,31 +546,21 @@ static void test_diff_threads_give_identical_results(void)
 	for (int k = 0; models[k]; k++)
 		CU_ASSERT(threads_agree(models[k], 0, &parallel));
 	CU_ASSERT(parallel >= 2); /* the Fashion MLPs and LeNet do share loops */
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "wide.yaml", wide_yaml);
-	int wide = 0;
-	CU_ASSERT(threads_agree(path, 7, &wide));
-	CU_ASSERT(wide == 1);
-	remove(path);
-	rmdir(dir);
+	CU_ASSERT(yaml_threads_agree("wide.yaml", wide_yaml, 7));
 	/* a weight of 37 x 4099: the update's vectors, shared between threads, leave
 	 * elements over in the last part at any width */
-	char dir2[] = "/tmp/descent-diff-XXXXXX";
-	temp_file(dir2, path, sizeof path, "tail.yaml",
-	          "name: tail\n"
-	          "inputs:\n"
-	          "  image: {shape: [batch, 37]}\n"
-	          "  label: {shape: [batch], dtype: i32}\n"
-	          "layers:\n"
-	          "  - dense: {name: fc1, units: 4099, activation: relu}\n"
-	          "  - dense: {name: fc2, units: 10}\n"
-	          "loss: {type: softmax_cross_entropy, target: label}\n"
-	          "optimizer: {type: adam, lr: 0.01}\n");
-	int tail = 0;
-	CU_ASSERT(threads_agree(path, 5, &tail));
-	CU_ASSERT(tail == 1);
-	remove(path);
-	rmdir(dir2);
+	CU_ASSERT(
+	    yaml_threads_agree("tail.yaml",
+	                       "name: tail\n"
+	                       "inputs:\n"
+	                       "  image: {shape: [batch, 37]}\n"
+	                       "  label: {shape: [batch], dtype: i32}\n"
+	                       "layers:\n"
+	                       "  - dense: {name: fc1, units: 4099, activation: relu}\n"
+	                       "  - dense: {name: fc2, units: 10}\n"
+	                       "loss: {type: softmax_cross_entropy, target: label}\n"
+	                       "optimizer: {type: adam, lr: 0.01}\n",
+	                       5));
 }
 
 /* The matrix kernels' tiles follow the target's vector registers: the AVX2 (8 floats,
@@ -907,13 +910,7 @@ static void test_diff_max_pools_match_the_reference(void)
 {
 	check_yaml("pools.yaml", pools_yaml, 3);
 	/* the scatter zeroes each plane of its output as its thread reaches it */
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "pools.yaml", pools_yaml);
-	int parallel = 0;
-	CU_ASSERT(threads_agree(path, 64, &parallel));
-	CU_ASSERT(parallel == 1);
-	remove(path);
-	rmdir(dir);
+	CU_ASSERT(yaml_threads_agree("pools.yaml", pools_yaml, 64));
 }
 
 /* A gradient penalty through max pools: the penalty's gradient gathers values other
