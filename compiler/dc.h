@@ -553,9 +553,10 @@ int conv_flat(const Node *n, ConvFlat *f);
  * padding, whose patches (im2col) are the image itself: its products read the images
  * and write their results in place, with no copy (kernels.c). */
 int conv_pointwise(const Node *n);
-/* Whether n (conv2d or one of its gradients) is a depthwise convolution of stride 1 (a
- * filter per channel, groups = channels = out channels; kernels of 7 x 7 or less),
- * which runs directly on the images, a vector of a row at a time (kernels.c). */
+/* Whether n (conv2d or one of its gradients) is a depthwise convolution of stride 1 or
+ * 2 each way (a filter per channel, groups = channels = out channels; kernels of 7 x 7
+ * or less), which runs directly on the images, a vector of a row at a time (kernels.c).
+ */
 int conv_depthwise(const Node *n);
 /* Whether matmul n, C = A W with W a parameter (a dense layer's input gradient dy W),
  * runs as two products over the halves of k, each into scratch of its own, then their

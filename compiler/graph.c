@@ -512,7 +512,7 @@ int conv_depthwise(const Node *n)
 	           *w = n->op == OP_CONV2D_BWD_FILTER ? n : n->in[1];
 	ConvP p = convp_of(n);
 	return p.groups == x->sh.d[1] && w->sh.d[0] == x->sh.d[1] && p.groups > 1 &&
-	       p.stride[0] == 1 && p.stride[1] == 1 && w->sh.d[2] * w->sh.d[3] <= 49;
+	       p.stride[0] <= 2 && p.stride[1] <= 2 && w->sh.d[2] * w->sh.d[3] <= 49;
 }
 
 int conv_flat(const Node *n, ConvFlat *f)

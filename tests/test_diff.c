@@ -1252,6 +1252,48 @@ static void test_diff_depthwise_convolutions_match_the_reference(void)
 	two_end(&t);
 }
 
+/* Depthwise convolutions at stride 2 run on the images too (conv_depthwise): the
+ * forward pass and the filter gradient take every other lane of a pair of loads along
+ * a row, the data gradient every other lane of a row of dy spread out, and rows at
+ * stride 2 where it divides. Stride 2 both ways and along rows or columns alone,
+ * padded, dilated, on rows of 70, 35 and 17 (vectors and a part, on the host's and
+ * AVX2's), against the reference, the same bits on 1, 2 and 3 threads, and all of
+ * them depthwise. */
+static void test_diff_stride2_depthwise_convolutions_match_the_reference(void)
+{
+	const char *yaml =
+	    "name: depthwise2\n"
+	    "inputs:\n"
+	    "  image: {shape: [batch, 3, 9, 70]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "layers:\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: 1}\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: 3, stride: 2, padding: 1, "
+	    "groups: 4,\n"
+	    "             activation: relu}\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: [2, 3], stride: [1, 2],\n"
+	    "             padding: [0, 1, 2, 1], dilation: [1, 2], groups: 4}\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: 3, stride: [2, 1], padding: 1,\n"
+	    "             groups: 4}\n"
+	    "  - flatten\n"
+	    "  - dense: {units: 10}\n"
+	    "loss: {type: softmax_cross_entropy, target: label}\n"
+	    "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
+	check_yaml("depthwise2.yaml", yaml, 3);
+	CU_ASSERT(yaml_threads_agree("depthwise2.yaml", yaml, 16));
+	Two t;
+	model_begin(&t, yaml, 3);
+	int depthwise = 0;
+	for (int i = 0; i < t.c->g->n; i++) {
+		Node *n = t.c->g->nodes[i];
+		depthwise += (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
+		              n->op == OP_CONV2D_BWD_FILTER) &&
+		             conv_depthwise(n);
+	}
+	CU_ASSERT_EQUAL(depthwise, 3 * 3); /* each, its data and filter gradients */
+	two_end(&t);
+}
+
 /* A step whose new values are not all finite, though the loss and every gradient are,
  * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
  * update group's check, and so does one huge value anywhere in a vector (lane 5, the
@@ -1344,6 +1386,8 @@ void suite_diff(void)
 	     test_diff_pointwise_loops_write_in_place},
 	    {"test_diff_depthwise_convolutions_match_the_reference",
 	     test_diff_depthwise_convolutions_match_the_reference},
+	    {"test_diff_stride2_depthwise_convolutions_match_the_reference",
+	     test_diff_stride2_depthwise_convolutions_match_the_reference},
 	    {"test_diff_max_pools_match_the_reference",
 	     test_diff_max_pools_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
