@@ -591,6 +591,49 @@ static void check_yaml(const char *name, const char *yaml, int64_t batch)
 	rmdir(dir);
 }
 
+/* The end of the convolution tests' models: a dense layer of 10 classes, their loss
+ * and SGD with momentum */
+#define CONV_TAIL                                                                        \
+	"  - flatten\n"                                                                  \
+	"  - dense: {units: 10}\n"                                                       \
+	"loss: {type: softmax_cross_entropy, target: label}\n"                           \
+	"optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n"
+
+/* A model checked against the reference (check_yaml) at batch, then begun (model_begin),
+ * and the same bits on 1, 2 and 3 threads at threads_batch (*shared counts it if its
+ * loops are shared between them). */
+static void checked_begin(Two *t, const char *name, const char *yaml, int64_t batch,
+                          int64_t threads_batch, int *shared)
+{
+	check_yaml(name, yaml, batch);
+	model_begin(t, yaml, batch);
+	CU_ASSERT(threads_agree(t->path, threads_batch, shared));
+}
+
+/* A model of convs depthwise convolutions (at batch 3), checked against the reference
+ * and on 1, 2 and 3 threads at threads_batch: each of them, its data and its filter
+ * gradient run depthwise (conv_depthwise), none through a padded copy as well. Whether
+ * its loops are shared between threads. */
+static int depthwise_model(const char *name, const char *yaml, int64_t threads_batch,
+                           int convs)
+{
+	Two t;
+	int shared = 0, depthwise = 0;
+	checked_begin(&t, name, yaml, 3, threads_batch, &shared);
+	for (int i = 0; i < t.c->g->n; i++) {
+		Node *n = t.c->g->nodes[i];
+		if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
+		    n->op == OP_CONV2D_BWD_FILTER) {
+			ConvFlat f;
+			depthwise += conv_depthwise(n);
+			CU_ASSERT(!conv_depthwise(n) || !conv_flat(n, &f));
+		}
+	}
+	CU_ASSERT_EQUAL(depthwise, 3 * convs);
+	two_end(&t);
+	return shared;
+}
+
 /* The wide model above against the reference. */
 static void test_diff_wide_layers_match_the_reference(void)
 {
@@ -663,20 +706,26 @@ static char *model_ir(const char *path, int64_t batch, int *halves)
 }
 
 /* The model yaml (written to a temporary file named name) at batch size batch,
- * checked against the reference and giving the same bits on 1, 2 and 3 threads with
- * its loops shared between them; then its IR and products by halves (model_ir). */
-static char *shared_model_ir(const char *name, const char *yaml, int64_t batch,
-                             int *halves)
+ * checked against the reference; then its IR and products by halves (model_ir). */
+static char *checked_model_ir(const char *name, const char *yaml, int64_t batch,
+                              int *halves)
 {
 	check_yaml(name, yaml, batch);
 	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
 	temp_file(dir, path, sizeof path, name, yaml);
 	char *text = model_ir(path, batch, halves);
-	int parallel = 0;
-	CU_ASSERT(threads_agree(path, batch, &parallel));
-	CU_ASSERT(parallel == 1);
 	remove(path);
 	rmdir(dir);
+	return text;
+}
+
+/* checked_model_ir, and the same bits on 1, 2 and 3 threads with its loops shared
+ * between them */
+static char *shared_model_ir(const char *name, const char *yaml, int64_t batch,
+                             int *halves)
+{
+	char *text = checked_model_ir(name, yaml, batch, halves);
+	CU_ASSERT(yaml_threads_agree(name, yaml, batch));
 	return text;
 }
 
@@ -808,17 +857,12 @@ static void test_diff_polynomial_activations_match_the_reference(void)
 	                   "  - dense: {units: 10, activation: log_softmax}\n"
 	                   "loss: {type: nll, target: label}\n"
 	                   "optimizer: {type: adam, lr: 0.01}\n";
-	check_yaml("acts.yaml", yaml, 9);
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "acts.yaml", yaml);
 	int halves;
-	char *text = model_ir(path, 9, &halves);
+	char *text = checked_model_ir("acts.yaml", yaml, 9, &halves);
 	const char *own[] = {"tanh", "sigmoid", "softplus"};
 	for (int k = 0; k < 3; k++)
 		CU_ASSERT(own_kernel(text, own[k]));
 	free(text);
-	remove(path);
-	rmdir(dir);
 }
 
 /* sin and cos (vmath.c, vector code with a branch to libm) wherever they land: a
@@ -844,15 +888,10 @@ static void test_diff_sin_and_cos_match_the_reference(void)
 	                   "dense(s, units=5) + sum(sin(40 * x)) / 100\"\n"
 	                   "loss: \"softmax_cross_entropy(out, label)\"\n"
 	                   "optimizer: {type: sgd, lr: 0.1}\n";
-	check_yaml("trig.yaml", yaml, 9);
-	char dir[] = "/tmp/descent-diff-XXXXXX", path[64];
-	temp_file(dir, path, sizeof path, "trig.yaml", yaml);
 	int halves;
-	char *text = model_ir(path, 9, &halves);
+	char *text = checked_model_ir("trig.yaml", yaml, 9, &halves);
 	CU_ASSERT(own_kernel(text, "sin"));
 	free(text);
-	remove(path);
-	rmdir(dir);
 }
 
 /* Reductions with the pointwise node they sum computed in their loop (plan.c): batch
@@ -978,11 +1017,8 @@ static void test_diff_convolutions_match_the_reference(void)
 	    "             activation: tanh}\n"
 	    "  - conv2d: {out_channels: 3, kernel_size: [3, 5], dilation: [1, 2]}\n"
 	    "  - conv2d: {out_channels: 3, kernel_size: 3, padding: [3, 0, 1, 3]}\n"
-	    "  - conv2d: {out_channels: 5, kernel_size: 3, stride: 2, padding: 1}\n"
-	    "  - flatten\n"
-	    "  - dense: {units: 10}\n"
-	    "loss: {type: softmax_cross_entropy, target: label}\n"
-	    "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n",
+	    "  - conv2d: {out_channels: 5, kernel_size: 3, stride: 2, padding: "
+	    "1}\n" CONV_TAIL,
 	    11);
 }
 
@@ -1004,11 +1040,7 @@ static void test_diff_stride2_convolutions_match_the_reference(void)
 	    "  - conv2d: {out_channels: 5, kernel_size: 3, stride: 2, padding: 1,\n"
 	    "             activation: relu}\n"
 	    "  - conv2d: {out_channels: 4, kernel_size: [2, 3], stride: [1, 2],\n"
-	    "             dilation: [1, 2], padding: [0, 1, 2, 1]}\n"
-	    "  - flatten\n"
-	    "  - dense: {units: 10}\n"
-	    "loss: {type: softmax_cross_entropy, target: label}\n"
-	    "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n",
+	    "             dilation: [1, 2], padding: [0, 1, 2, 1]}\n" CONV_TAIL,
 	    5);
 }
 
@@ -1116,11 +1148,9 @@ static void test_diff_reductions_over_the_batch_run_in_parts(void)
 	                   "loss: \"softmax_cross_entropy(out, label) + "
 	                   "sum((c - 1) ^ 2) / 1000000\"\n"
 	                   "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
-	check_yaml("parts.yaml", yaml, 37);
 	Two t;
-	model_begin(&t, yaml, 37);
 	int shared = 0;
-	CU_ASSERT(threads_agree(t.path, 37, &shared));
+	checked_begin(&t, "parts.yaml", yaml, 37, 37, &shared);
 	Plan *p = plan_fn(t.c->g, FN_TRAIN_STEP);
 	int sums = 0, maxes = 0;
 	for (int i = 0; i < t.c->g->n; i++) {
@@ -1228,28 +1258,8 @@ static void test_diff_depthwise_convolutions_match_the_reference(void)
 	    "             groups: 5}\n"
 	    "  - conv2d: {out_channels: 5, kernel_size: [3, 4], padding: [2, 1, 0, 3],\n"
 	    "             groups: 5, activation: tanh}\n"
-	    "  - conv2d: {out_channels: 5, kernel_size: 3, groups: 5}\n"
-	    "  - flatten\n"
-	    "  - dense: {units: 10}\n"
-	    "loss: {type: softmax_cross_entropy, target: label}\n"
-	    "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
-	check_yaml("depthwise.yaml", yaml, 3);
-	Two t;
-	model_begin(&t, yaml, 3);
-	int shared = 0;
-	CU_ASSERT(threads_agree(t.path, 3, &shared));
-	int depthwise = 0;
-	for (int i = 0; i < t.c->g->n; i++) {
-		Node *n = t.c->g->nodes[i];
-		if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
-		    n->op == OP_CONV2D_BWD_FILTER) {
-			ConvFlat f;
-			depthwise += conv_depthwise(n);
-			CU_ASSERT(!conv_depthwise(n) || !conv_flat(n, &f));
-		}
-	}
-	CU_ASSERT_EQUAL(depthwise, 4 * 3); /* each, its data and filter gradients */
-	two_end(&t);
+	    "  - conv2d: {out_channels: 5, kernel_size: 3, groups: 5}\n" CONV_TAIL;
+	depthwise_model("depthwise.yaml", yaml, 3, 4);
 }
 
 /* Depthwise convolutions at stride 2 run on the images too (conv_depthwise): the
@@ -1274,24 +1284,8 @@ static void test_diff_stride2_depthwise_convolutions_match_the_reference(void)
 	    "  - conv2d: {out_channels: 4, kernel_size: [2, 3], stride: [1, 2],\n"
 	    "             padding: [0, 1, 2, 1], dilation: [1, 2], groups: 4}\n"
 	    "  - conv2d: {out_channels: 4, kernel_size: 3, stride: [2, 1], padding: 1,\n"
-	    "             groups: 4}\n"
-	    "  - flatten\n"
-	    "  - dense: {units: 10}\n"
-	    "loss: {type: softmax_cross_entropy, target: label}\n"
-	    "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
-	check_yaml("depthwise2.yaml", yaml, 3);
-	CU_ASSERT(yaml_threads_agree("depthwise2.yaml", yaml, 16));
-	Two t;
-	model_begin(&t, yaml, 3);
-	int depthwise = 0;
-	for (int i = 0; i < t.c->g->n; i++) {
-		Node *n = t.c->g->nodes[i];
-		depthwise += (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
-		              n->op == OP_CONV2D_BWD_FILTER) &&
-		             conv_depthwise(n);
-	}
-	CU_ASSERT_EQUAL(depthwise, 3 * 3); /* each, its data and filter gradients */
-	two_end(&t);
+	    "             groups: 4}\n" CONV_TAIL;
+	CU_ASSERT(depthwise_model("depthwise2.yaml", yaml, 16, 3) == 1);
 }
 
 /* A step whose new values are not all finite, though the loss and every gradient are,
