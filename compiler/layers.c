@@ -781,6 +781,12 @@ static Node *log_probs(Lower *L, Node *x)
 static Node *target_dist(Lower *L, const Expr *call, Node *logits, Node *t, double smooth)
 {
 	char s1[128], s2[128];
+	if (logits->sh.rank < 1) /* (fuzz_model: nll(9, t)) */
+		return error(L, call,
+		             "%s needs scores with a last axis of classes, got a single "
+		             "number",
+		             call->name),
+		       NULL;
 	int64_t C = logits->sh.d[logits->sh.rank - 1];
 	Shape rows = logits->sh;
 	rows.rank--;

@@ -716,6 +716,8 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	     "softmax_cross_entropy: the prediction has shape [4, 10] but the target has "
 	     "[4]",
 	     5, 14},
+	    {FLAT "layers: [{dense: {units: 10}}]\nloss: \"nll(9, label)\"\n",
+	     "nll needs scores with a last axis of classes, got a single number", 5, 8},
 	    {FLAT "layers: [{dense: {units: 10}}]\nloss: \"l1(output, label)\"\n",
 	     "l1 needs a floating-point target (dtype f32)", 5, 8},
 	    {FLAT "layers: [{dense: {units: 10}}]\nloss: \"sum(argmax(output))\"\n",
