@@ -531,24 +531,31 @@ Node *ir_conv2d(Graph *g, Node *x, Node *w, const ConvP *p);
 Node *ir_conv2d_bwd_data(Graph *g, Node *dy, Node *w, const ConvP *p, Shape xs);
 Node *ir_conv2d_bwd_filter(Graph *g, Node *x, Node *dy, const ConvP *p, Shape ws);
 ConvP convp_of(const Node *n);
-/* A stride-1 convolution runs as an implicit matrix product over a zero-padded copy
- * of each image, Hp x Wp per channel: counting output positions along rows of Wp (the
- * last few of each row unused), tap (c, kh, kw) of position f is element f + c Hp Wp +
- * kh dil Wp + kw dil of the copy, so every tap is one contiguous run of it and no
- * patches are copied (im2col). Its two gradients run the same way: the filter
- * gradient as dot products of dy (on rows of Wp) with those runs, the data gradient as
- * the convolution of dy, padded by (K - 1) dil - pad, with the filter flipped.
+/* A convolution of stride 1 or 2 runs as an implicit matrix product over a zero-padded
+ * copy of each image, Hp x Wp per channel, split by stride into sh x sw phase planes of
+ * Hs x Ws (element (r, q) of the padded plane at (r / sh, q / sw) of phase plane
+ * (r % sh, q % sw); one plane, Hp x Wp, at stride 1): counting output positions along
+ * rows of Ws (the last few of each row unused), tap (c, kh, kw) of position f is
+ * element f + c cs + (its phase plane) Hs Ws + (kh dil / sh) Ws + kw dil / sw of the
+ * copy, so every tap is one contiguous run of it and no patches are copied (im2col).
+ * Its two gradients run the same way: the filter gradient as dot products of dy (on
+ * rows of Ws) with those runs, the data gradient (stride 1 only) as the convolution of
+ * dy, padded by (K - 1) dil - pad, with the filter flipped.
  * The padded image has ch channels of h x w at row top, column left of its planes;
  * xs floats hold it (zeros after it, for the unused positions' taps), ys the output
- * on rows of Wp; both multiples of 16. */
+ * on rows of Ws; both multiples of 16. */
 typedef struct ConvFlat {
 	int64_t ch, h, w, Hp, Wp, top, left, xs, ys;
-	int64_t pc; /* positions per output channel as stored: OH Wp rounded up to 16
+	int64_t sh, sw, Hs, Ws; /* the phases along rows and columns, a phase plane */
+	int64_t cs;             /* floats per channel: sh sw Hs Ws */
+	int64_t pc; /* positions per output channel as stored: OH Ws rounded up to 16
 	             (zeros after; aligned rows without a masked tail for the products),
 	             or H Wp for the data gradient */
 } ConvFlat;
 /* Whether n (conv2d or one of its gradients) runs so, and its layout. */
 int conv_flat(const Node *n, ConvFlat *f);
+/* The offset in a channel of f of the tap rh rows and rw columns into the window */
+int64_t conv_flat_tap(const ConvFlat *f, int64_t rh, int64_t rw);
 /* Whether n (conv2d or one of its gradients) is a 1 x 1 convolution of stride 1 without
  * padding, whose patches (im2col) are the image itself: its products read the images
  * and write their results in place, with no copy (kernels.c). */

@@ -1362,8 +1362,8 @@ static void col2im_rows(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef co
 /* ---- implicit convolutions (conv_flat) ---- */
 
 /* The row offsets of B for an implicit product: tap t = (c, kh, kw) of a group, with
- * c < n, at c Hp Wp + kh dil Wp + kw dil of the padded image, or at the mirrored tap
- * (KH - 1 - kh, KW - 1 - kw) when flip. */
+ * c < n, at c cs + conv_flat_tap(kh dil, kw dil) of the padded image (its phase
+ * planes), or at the mirrored tap (KH - 1 - kh, KW - 1 - kw) when flip. */
 static LLVMValueRef tap_offsets(CG *cg, const Conv *c, const ConvFlat *f, int64_t n,
                                 int flip)
 {
@@ -1371,9 +1371,10 @@ static LLVMValueRef tap_offsets(CG *cg, const Conv *c, const ConvFlat *f, int64_
 	/* named by what it holds, so that kernels with the same text share it and are
 	 * deduplicated as before */
 	char *name = arena_printf(
-	    cg->g->A, "taps.%lldx%lldx%lld.%lldx%lld.%lldx%lld%s", (long long)n,
-	    (long long)c->KH, (long long)c->KW, (long long)f->Hp, (long long)f->Wp,
-	    (long long)c->p.dil[0], (long long)c->p.dil[1], flip ? ".flip" : "");
+	    cg->g->A, "taps.%lldx%lldx%lld.%lldx%lldx%lldx%lld.%lldx%lld%s", (long long)n,
+	    (long long)c->KH, (long long)c->KW, (long long)f->sh, (long long)f->sw,
+	    (long long)f->Hs, (long long)f->Ws, (long long)c->p.dil[0],
+	    (long long)c->p.dil[1], flip ? ".flip" : "");
 	LLVMValueRef gv = LLVMGetNamedGlobal(cg->mod, name);
 	if (gv)
 		return gv;
@@ -1382,11 +1383,11 @@ static LLVMValueRef tap_offsets(CG *cg, const Conv *c, const ConvFlat *f, int64_
 		int64_t ch = t / (c->KH * c->KW), kh = t / c->KW % c->KH, kw = t % c->KW;
 		if (flip)
 			kh = c->KH - 1 - kh, kw = c->KW - 1 - kw;
-		v[t] = LLVMConstInt(cg->i64,
-		                    (unsigned long long)(ch * f->Hp * f->Wp +
-		                                         kh * c->p.dil[0] * f->Wp +
-		                                         kw * c->p.dil[1]),
-		                    0);
+		v[t] = LLVMConstInt(
+		    cg->i64,
+		    (unsigned long long)(ch * f->cs + conv_flat_tap(f, kh * c->p.dil[0],
+		                                                    kw * c->p.dil[1])),
+		    0);
 	}
 	gv = LLVMAddGlobal(cg->mod, LLVMArrayType(cg->i64, (unsigned)K), name);
 	LLVMSetInitializer(gv, LLVMConstArray(cg->i64, v, (unsigned)K));
@@ -1396,7 +1397,9 @@ static LLVMValueRef tap_offsets(CG *cg, const Conv *c, const ConvFlat *f, int64_
 	return gv;
 }
 
-/* One image img (f->ch x f->h x f->w) into xp, padded: zeros around it, and after. */
+/* One image img (f->ch x f->h x f->w) into xp, padded: zeros around it, and after;
+ * split into phase planes at stride 2 (ConvFlat), a row's two column phases each a
+ * run of its even or odd elements (stride2_run). */
 static void pad_image(CG *cg, const ConvFlat *f, LLVMValueRef img, LLVMValueRef xp)
 {
 	Loop lz, lc, lh, lw;
@@ -1406,16 +1409,35 @@ static void pad_image(CG *cg, const ConvFlat *f, LLVMValueRef img, LLVMValueRef 
 	LLVMValueRef ch = cg_loop(cg, &lc, f->ch), ih = cg_loop(cg, &lh, f->h);
 	LLVMValueRef src = cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, f->h)), ih),
 	                          cg_i64(cg, f->w));
-	LLVMValueRef dst = cg_add(cg,
-	                          cg_mul(cg,
-	                                 cg_add(cg, cg_mul(cg, ch, cg_i64(cg, f->Hp)),
-	                                        cg_add(cg, ih, cg_i64(cg, f->top))),
-	                                 cg_i64(cg, f->Wp)),
-	                          cg_i64(cg, f->left));
-	LLVMValueRef iw = cg_loop(cg, &lw, f->w);
-	LLVMBuildStore(B, fload(cg, img, cg_add(cg, src, iw)),
-	               gep(cg, xp, cg_add(cg, dst, iw)));
-	cg_loop_end(cg, &lw);
+	LLVMValueRef r = cg_add(cg, ih, cg_i64(cg, f->top)), /* the padded row */
+	    plane = cg_i64(cg, f->Hs * f->Ws);
+	LLVMValueRef row = cg_mul(cg, ch, cg_i64(cg, f->cs));
+	if (f->sh == 2)
+		row = cg_add(cg, row,
+		             cg_mul(cg, LLVMBuildAnd(B, r, cg_i64(cg, 1), ""),
+		                    cg_mul(cg, plane, cg_i64(cg, f->sw))));
+	row = cg_add(
+	    cg, row,
+	    cg_mul(cg, LLVMBuildSDiv(B, r, cg_i64(cg, f->sh), ""), cg_i64(cg, f->Ws)));
+	if (f->sw == 1) {
+		LLVMValueRef dst = cg_add(cg, row, cg_i64(cg, f->left));
+		LLVMValueRef iw = cg_loop(cg, &lw, f->w);
+		LLVMBuildStore(B, fload(cg, img, cg_add(cg, src, iw)),
+		               gep(cg, xp, cg_add(cg, dst, iw)));
+		cg_loop_end(cg, &lw);
+	}
+	for (int64_t q = 0; q < 2 && f->sw == 2; q++) {
+		/* phase q's column j: the image's 2 j + q - left, inside for j in [a, e)
+		 */
+		int64_t a = f->left - q > 0 ? (f->left - q + 1) / 2 : 0,
+		        e = (f->w + f->left - q + 1) / 2;
+		e = e < f->Ws ? e : f->Ws;
+		if (e <= a)
+			continue;
+		LLVMValueRef irow = cg_add(cg, src, cg_i64(cg, q - f->left)),
+		             orow = cg_add(cg, row, cg_i64(cg, q * f->Hs * f->Ws));
+		stride2_run(cg, img, irow, xp, orow, cg_i64(cg, a), cg_i64(cg, e), 0);
+	}
 	cg_loop_end(cg, &lh);
 	cg_loop_end(cg, &lc);
 }
@@ -1446,7 +1468,7 @@ static void flat_rows(CG *cg, int64_t rows, int64_t width, int64_t Wp, LLVMValue
 	cg_loop_end(cg, &lr);
 }
 
-/* Image b's output, on rows of Wp in yp, through the epilogue e (Plan) into e's
+/* Image b's output, on rows of Ws in yp, through the epilogue e (Plan) into e's
  * values: the convolution's own are never stored. Each row on vectors, the last one
  * masked (LLVM's own vectorizing of the scalar loop used 4 lanes and a scalar max: a
  * fifth of LeNet's first convolution). */
@@ -1457,7 +1479,7 @@ static void epilogue_rows(CG *cg, const Conv *c, const ConvFlat *f, Node *e,
 	LLVMValueRef idx[4] = {b, cg_loop(cg, &lo, c->O), cg_loop(cg, &lh, c->OH), NULL};
 	LLVMValueRef row = cg_add(cg, cg_mul(cg, idx[1], cg_i64(cg, c->OH)), idx[2]);
 	LLVMValueRef in = cg_add(cg, cg_mul(cg, idx[1], cg_i64(cg, f->pc)),
-	                         cg_mul(cg, idx[2], cg_i64(cg, f->Wp))),
+	                         cg_mul(cg, idx[2], cg_i64(cg, f->Ws))),
 	             out = cg_mul(
 	                 cg, cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->OH)), row),
 	                 cg_i64(cg, c->OW));
@@ -1474,18 +1496,18 @@ static void epilogue_rows(CG *cg, const Conv *c, const ConvFlat *f, Node *e,
 }
 
 /* One image's output or output gradient y (O channels of OH x OW) and yp, its
- * channels f->pc apart on rows of Wp: into yp with zeros in the unused positions
+ * channels f->pc apart on rows of Ws: into yp with zeros in the unused positions
  * (to_flat), or back. */
 static void flat_channels(CG *cg, const Conv *c, const ConvFlat *f, LLVMValueRef y,
                           LLVMValueRef yp, int to_flat)
 {
 	Loop lo, lt;
 	LLVMValueRef o = cg_loop(cg, &lo, c->O), ypo = at_index(cg, yp, o, f->pc, 0);
-	flat_rows(cg, c->OH, c->OW, f->Wp, at_index(cg, y, o, c->P, 0), ypo, to_flat);
-	if (to_flat && f->pc > c->OH * f->Wp) {
-		LLVMValueRef t = cg_loop(cg, &lt, f->pc - c->OH * f->Wp);
+	flat_rows(cg, c->OH, c->OW, f->Ws, at_index(cg, y, o, c->P, 0), ypo, to_flat);
+	if (to_flat && f->pc > c->OH * f->Ws) {
+		LLVMValueRef t = cg_loop(cg, &lt, f->pc - c->OH * f->Ws);
 		LLVMBuildStore(B, cg_f32(cg, 0),
-		               gep(cg, ypo, cg_add(cg, t, cg_i64(cg, c->OH * f->Wp))));
+		               gep(cg, ypo, cg_add(cg, t, cg_i64(cg, c->OH * f->Ws))));
 		cg_loop_end(cg, &lt);
 	}
 	cg_loop_end(cg, &lo);
@@ -1533,7 +1555,7 @@ static void data_grad_flat(CG *cg, Node *n, const Conv *c, const ConvFlat *f)
 	pad_image(cg, f, at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0), xp);
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
 	Gemm g = {.pa = at_index(cg, scratch(cg, n), gi, Cg * Kd, 0),
-	          .pb = at_index(cg, xp, gi, c->Og * f->Hp * f->Wp, 0),
+	          .pb = at_index(cg, xp, gi, c->Og * f->cs, 0),
 	          .pc = at_index(cg, yp, gi, Cg * Pe, 0),
 	          .M = Cg,
 	          .N = Pe,
@@ -1552,7 +1574,7 @@ static void data_grad_flat(CG *cg, Node *n, const Conv *c, const ConvFlat *f)
 
 /* The filter gradient, dW = the sum over images of dy_b col_b^T. The images run in
  * lanes, as in conv_gemm: lane l takes images l, l + L, ... in chunks that fit L2,
- * writes each chunk's patches (or padded images and dy on rows of Wp, conv_flat) side
+ * writes each chunk's patches (or padded images and dy on rows of Ws, conv_flat) side
  * by side in the scratch and at once adds the dot
  * products over all of them (k runs over every image's positions, segment by
  * segment) to its own partial dW. Then a second kernel adds the L partials in lane
@@ -1589,7 +1611,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 		    cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), m), cg_i64(cg, L)));
 		LLVMValueRef img = at_index(cg, cg_node_ptr(cg, c->x), b, chw, 0),
 		             mine = at_index(cg, scratch(cg, n), b, per, 0);
-		if (flat) { /* the padded image, and dy on rows of Wp after it, f.pc
+		if (flat) { /* the padded image, and dy on rows of Ws after it, f.pc
 			     * a channel */
 			pad_image(cg, &f, img, mine);
 			flat_channels(
@@ -1603,7 +1625,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	}
 	LLVMValueRef taps = flat ? tap_offsets(cg, c, &f, c->C / c->p.groups, 0) : NULL;
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
-	/* positions per image: OH rows of Wp (flat), or of OW */
+	/* positions per image: OH rows of Ws (flat), or of OW */
 	int64_t Pe = flat ? f.pc : c->P;
 	Gemm g = {.pa = flat ? at_index(cg, scratch(cg, n), first, per, f.xs)
 	                     : at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
@@ -1625,8 +1647,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	g.pa = gep(cg, g.pa, cg_mul(cg, gi, cg_i64(cg, c->Og * Pe)));
 	g.pb = gep(
 	    cg, g.pb,
-	    cg_mul(cg, gi,
-	           cg_i64(cg, flat ? c->C / c->p.groups * f.Hp * f.Wp : c->Kc * c->P)));
+	    cg_mul(cg, gi, cg_i64(cg, flat ? c->C / c->p.groups * f.cs : c->Kc * c->P)));
 	g.pc = gep(cg, g.pc, cg_mul(cg, gi, cg_i64(cg, c->Og * c->Kc)));
 	gemm_bt(cg, &g);
 	cg_loop_end(cg, &lg);
@@ -1713,11 +1734,10 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g B_g: B the taps' runs of the padded image, y_g on
-		          * rows of Wp after it, f.pc a channel (flat), or col_g, y_g */
+		          * rows of Ws after it, f.pc a channel (flat), or col_g, y_g */
 		int64_t N = flat ? f.pc : c->P;
 		Gemm g = {.pa = wg,
-		          .pb = flat ? at_index(cg, col, gi,
-		                                c->C / c->p.groups * f.Hp * f.Wp, 0)
+		          .pb = flat ? at_index(cg, col, gi, c->C / c->p.groups * f.cs, 0)
 		                     : colg,
 		          .pc = flat ? at_index(cg, col, gi, c->Og * N, f.xs) : yg,
 		          .M = c->Og,

@@ -1044,6 +1044,44 @@ static void test_diff_stride2_convolutions_match_the_reference(void)
 	    5);
 }
 
+/* Convolutions at stride 2 along an axis where their taps land on both phases run as
+ * implicit products too (conv_flat): each padded image is split into phase planes of
+ * its even and odd rows and columns (pad_image, a row's two phases each a run of
+ * stride2_run), where every tap is a run of one plane. Stride 2 both ways with relu in
+ * the copy out (runs of 19 and 20: a vector and a part, on the host's and AVX2's),
+ * along rows alone with groups and uneven padding, along columns alone dilated by 3
+ * with padding that starts each phase's run inside its row; every data gradient
+ * needed (a 1 x 1 convolution first). Against the reference, the same bits on 1, 2 and
+ * 3 threads, and each of them and its filter gradient implicit. */
+static void test_diff_stride2_implicit_convolutions_match_the_reference(void)
+{
+	const char *yaml =
+	    "name: phases\n"
+	    "inputs:\n"
+	    "  image: {shape: [batch, 3, 13, 38]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "layers:\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: 1}\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: 3, stride: 2, padding: 1,\n"
+	    "             activation: relu}\n"
+	    "  - conv2d: {out_channels: 6, kernel_size: [3, 2], stride: [2, 1],\n"
+	    "             padding: [0, 1, 2, 0], groups: 2}\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: [2, 3], stride: [1, 2],\n"
+	    "             dilation: [1, 3], padding: [1, 0, 3, 2]}\n" CONV_TAIL;
+	Two t;
+	int shared = 0, flat = 0;
+	checked_begin(&t, "phases.yaml", yaml, 3, 5, &shared);
+	for (int i = 0; i < t.c->g->n; i++) {
+		Node *n = t.c->g->nodes[i];
+		ConvFlat f;
+		if ((n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_FILTER) &&
+		    conv_flat(n, &f) && f.sh * f.sw > 1)
+			flat++;
+	}
+	CU_ASSERT_EQUAL(flat, 6);
+	two_end(&t);
+}
+
 /* Concatenations are pads summed (layers.c), their gradients slices; both are loads at
  * shifted indices in their user's loop (plan.c): parts of 20, 28 and 20 columns (lanes
  * of a vector on both sides of a part's edge, masked), along the batch (whole rows
@@ -1390,6 +1428,8 @@ void suite_diff(void)
 	     test_diff_convolutions_match_the_reference},
 	    {"test_diff_stride2_convolutions_match_the_reference",
 	     test_diff_stride2_convolutions_match_the_reference},
+	    {"test_diff_stride2_implicit_convolutions_match_the_reference",
+	     test_diff_stride2_implicit_convolutions_match_the_reference},
 	    {"test_diff_max_pool_penalties_match_the_reference",
 	     test_diff_max_pool_penalties_match_the_reference},
 	    {"test_diff_a_step_that_overflows_writes_nothing",
