@@ -1468,10 +1468,11 @@ static void flat_rows(CG *cg, int64_t rows, int64_t width, int64_t Wp, LLVMValue
 	cg_loop_end(cg, &lr);
 }
 
-/* Image b's output, on rows of Ws in yp, through the epilogue e (Plan) into e's
- * values: the convolution's own are never stored. Each row on vectors, the last one
- * masked (LLVM's own vectorizing of the scalar loop used 4 lanes and a scalar max: a
- * fifth of LeNet's first convolution). */
+/* Image b's output, on rows of Ws in yp, into its place, or through the epilogue e
+ * (Plan) if any into e's values: the convolution's own are then never stored. Each
+ * row on vectors, the last one masked (LLVM's own vectorizing of the scalar loop used
+ * 4 lanes and a scalar max: a fifth of LeNet's first convolution; without an
+ * epilogue, the copy of a stride-2 convolution's rows of 16 took 7% of its kernel). */
 static void epilogue_rows(CG *cg, const Conv *c, const ConvFlat *f, Node *e,
                           LLVMValueRef b, LLVMValueRef yp)
 {
@@ -1488,23 +1489,24 @@ static void epilogue_rows(CG *cg, const Conv *c, const ConvFlat *f, Node *e,
 	if (c->OW % VW)
 		g.mask = lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, c->OW), idx[3], ""));
 	LLVMValueRef v = vload(cg, &g, gep(cg, yp, cg_add(cg, in, idx[3])));
-	v = epilogue_vec(cg, e, c->y, v, idx, g.mask);
-	vstore(cg, &g, v, gep(cg, cg_node_ptr(cg, e), cg_add(cg, out, idx[3])));
+	if (e)
+		v = epilogue_vec(cg, e, c->y, v, idx, g.mask);
+	vstore(cg, &g, v,
+	       gep(cg, cg_node_ptr(cg, e ? e : c->y), cg_add(cg, out, idx[3])));
 	cg_loop_end(cg, &lw);
 	cg_loop_end(cg, &lh);
 	cg_loop_end(cg, &lo);
 }
 
-/* One image's output or output gradient y (O channels of OH x OW) and yp, its
- * channels f->pc apart on rows of Ws: into yp with zeros in the unused positions
- * (to_flat), or back. */
+/* One image's output gradient y (O channels of OH x OW) into yp, its channels f->pc
+ * apart on rows of Ws, with zeros in the unused positions. */
 static void flat_channels(CG *cg, const Conv *c, const ConvFlat *f, LLVMValueRef y,
-                          LLVMValueRef yp, int to_flat)
+                          LLVMValueRef yp)
 {
 	Loop lo, lt;
 	LLVMValueRef o = cg_loop(cg, &lo, c->O), ypo = at_index(cg, yp, o, f->pc, 0);
-	flat_rows(cg, c->OH, c->OW, f->Ws, at_index(cg, y, o, c->P, 0), ypo, to_flat);
-	if (to_flat && f->pc > c->OH * f->Ws) {
+	flat_rows(cg, c->OH, c->OW, f->Ws, at_index(cg, y, o, c->P, 0), ypo, 1);
+	if (f->pc > c->OH * f->Ws) {
 		LLVMValueRef t = cg_loop(cg, &lt, f->pc - c->OH * f->Ws);
 		LLVMBuildStore(B, cg_f32(cg, 0),
 		               gep(cg, ypo, cg_add(cg, t, cg_i64(cg, c->OH * f->Ws))));
@@ -1617,7 +1619,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 			flat_channels(
 			    cg, c, &f,
 			    at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0),
-			    gep(cg, mine, cg_i64(cg, f.xs)), 1);
+			    gep(cg, mine, cg_i64(cg, f.xs)));
 		} else {
 			patches(cg, c, img, mine, 0);
 		}
@@ -1771,11 +1773,8 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 		col2im_rows(cg, c, img, col);
 	else if (mode == 1 && !pw)
 		patches(cg, c, img, col, 1);
-	if (epi && flat)
+	if (flat)
 		epilogue_rows(cg, c, &f, epi, b, gep(cg, col, cg_i64(cg, f.xs)));
-	else if (flat)
-		flat_channels(cg, c, &f, at_index(cg, Y, b, c->O * c->P, 0),
-		              gep(cg, col, cg_i64(cg, f.xs)), 0);
 	cg_loop_end(cg, &lb);
 	cg_loop_end(cg, &ll);
 	if (epi)
