@@ -539,7 +539,8 @@ ConvP convp_of(const Node *n);
  * element f + c cs + (its phase plane) Hs Ws + (kh dil / sh) Ws + kw dil / sw of the
  * copy, so every tap is one contiguous run of it and no patches are copied (im2col).
  * Its two gradients run the same way: the filter gradient as dot products of dy (on
- * rows of Ws) with those runs, the data gradient (stride 1 only) as the convolution of
+ * rows of Ws, or read in place a row at a time, conv_dy_rows) with those runs, the
+ * data gradient (stride 1 only) as the convolution of
  * dy, padded by (K - 1) dil - pad, with the filter flipped.
  * The padded image has ch channels of h x w at row top, column left of its planes;
  * xs floats hold it (zeros after it, for the unused positions' taps), ys the output
@@ -556,6 +557,10 @@ typedef struct ConvFlat {
 int conv_flat(const Node *n, ConvFlat *f);
 /* The offset in a channel of f of the tap rh rows and rw columns into the window */
 int64_t conv_flat_tap(const ConvFlat *f, int64_t rh, int64_t rw);
+/* Whether the filter gradient n (conv_flat) reads dy in place, a row at a time on
+ * vectors of vw (a row's last one masked), instead of a copy of it on rows of Ws: when
+ * that takes no more products than the copy's positions. */
+int conv_dy_rows(const Node *n, int vw);
 /* Whether n (conv2d or one of its gradients) is a 1 x 1 convolution of stride 1 without
  * padding, whose patches (im2col) are the image itself: its products read the images
  * and write their results in place, with no copy (kernels.c). */

@@ -591,6 +591,15 @@ int conv_flat(const Node *n, ConvFlat *f)
 	       !conv_pointwise(n) && !conv_depthwise(n);
 }
 
+int conv_dy_rows(const Node *n, int vw)
+{
+	ConvFlat f;
+	if (n->op != OP_CONV2D_BWD_FILTER || !conv_flat(n, &f))
+		return 0;
+	const Shape *y = &n->in[1]->sh;
+	return f.pc >= y->d[2] * ((y->d[3] + vw - 1) / vw * vw);
+}
+
 Node *ir_conv2d(Graph *g, Node *x, Node *w, const ConvP *p)
 {
 	Node *in[2] = {x, w};

@@ -160,6 +160,9 @@ typedef struct Gemm {
 	 * segb (a sum over images, for a filter gradient) */
 	int64_t nseg, sega, segb;
 	LLVMValueRef segs;
+	/* when rows > 1, each segment is rows runs of K, A's rowa apart and B's rowb (a
+	 * filter gradient's rows of dy and of the padded image, conv_flat) */
+	int64_t rows, rowa, rowb;
 	LLVMValueRef mask_end; /* when set, tiles mask the lanes at or past this column */
 	/* when set, only the column units [clo, chi) of cw columns each: one thread's
 	 * part (columns, so that each thread reads its own part of B, a weight matrix) */
@@ -560,41 +563,58 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 			col[c] = cg_min(cg, col[c], cg_i64(cg, g->N - 1));
 		brow[c] = b_row(cg, g, col[c]);
 	}
-	if (kv > 0) {
+	if (g->K > 0) {
 		Loop ls;
 		LLVMBasicBlockRef pre0 = LLVMGetInsertBlock(B);
-		LLVMValueRef sg = g->segs ? cg_loop_n(cg, &ls, g->segs)
-		                          : cg_loop(cg, &ls, g->nseg > 1 ? g->nseg : 1),
+		int64_t rows = g->rows > 1 ? g->rows : 1;
+		LLVMValueRef sg = g->segs
+		                      ? cg_loop_n(cg, &ls,
+		                                  cg_mul(cg, g->segs, cg_i64(cg, rows)))
+		                      : cg_loop(cg, &ls,
+		                                (g->nseg > 1 ? g->nseg : 1) * rows),
 		             accs[MAX_DR][MAX_DC];
 		for (int r = 0; r < mr; r++) /* the phis first, at the top of the loop */
 			for (int c = 0; c < nc; c++)
 				accs[r][c] = cg_acc_begin(cg, pre0, LLVMConstNull(g->vt));
-		LLVMValueRef aseg[MAX_DR], bseg[MAX_DC];
+		LLVMValueRef aseg[MAX_DR], bseg[MAX_DC], ra = cg_i64(cg, 0), rb = ra;
+		if (rows > 1) { /* segment sg / rows, its row sg % rows */
+			LLVMValueRef rr = LLVMBuildURem(B, sg, cg_i64(cg, rows), "");
+			ra = cg_mul(cg, rr, cg_i64(cg, g->rowa));
+			rb = cg_mul(cg, rr, cg_i64(cg, g->rowb));
+			sg = LLVMBuildUDiv(B, sg, cg_i64(cg, rows), "");
+		}
 		for (int r = 0; r < mr; r++)
-			aseg[r] =
-			    cg_add(cg, arow[r], cg_mul(cg, sg, cg_i64(cg, g->sega)));
+			aseg[r] = cg_add(cg, cg_add(cg, arow[r], ra),
+			                 cg_mul(cg, sg, cg_i64(cg, g->sega)));
 		for (int c = 0; c < nc; c++)
-			bseg[c] =
-			    cg_add(cg, brow[c], cg_mul(cg, sg, cg_i64(cg, g->segb)));
-		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-		cg->as_written = 1;
-		LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[MAX_DR][MAX_DC],
-		             next[MAX_DR][MAX_DC], av[MAX_DR], bv[MAX_DC];
+			bseg[c] = cg_add(cg, cg_add(cg, brow[c], rb),
+			                 cg_mul(cg, sg, cg_i64(cg, g->segb)));
+		LLVMValueRef next[MAX_DR][MAX_DC], av[MAX_DR], bv[MAX_DC];
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
-				acc[r][c] = cg_acc_begin(cg, pre, accs[r][c]);
-		LLVMValueRef k = cg_mul(cg, kk, cg_i64(cg, VW));
-		for (int r = 0; r < mr; r++)
-			av[r] = vload(cg, g, gep(cg, g->pa, cg_add(cg, aseg[r], k)));
-		for (int c = 0; c < nc; c++)
-			bv[c] = vload(cg, g, gep(cg, g->pb, cg_add(cg, bseg[c], k)));
-		for (int r = 0; r < mr; r++)
-			for (int c = 0; c < nc; c++) {
-				next[r][c] = vfma(cg, g, av[r], bv[c], acc[r][c]);
-				cg_acc_next(cg, acc[r][c], next[r][c]);
-			}
-		cg_loop_end(cg, &lk);
-		cg->as_written = 0;
+				next[r][c] = accs[r][c];
+		if (kv > 0) { /* (rows of fewer than VW have only the tail) */
+			LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+			cg->as_written = 1;
+			LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[MAX_DR][MAX_DC];
+			for (int r = 0; r < mr; r++)
+				for (int c = 0; c < nc; c++)
+					acc[r][c] = cg_acc_begin(cg, pre, accs[r][c]);
+			LLVMValueRef k = cg_mul(cg, kk, cg_i64(cg, VW));
+			for (int r = 0; r < mr; r++)
+				av[r] =
+				    vload(cg, g, gep(cg, g->pa, cg_add(cg, aseg[r], k)));
+			for (int c = 0; c < nc; c++)
+				bv[c] =
+				    vload(cg, g, gep(cg, g->pb, cg_add(cg, bseg[c], k)));
+			for (int r = 0; r < mr; r++)
+				for (int c = 0; c < nc; c++) {
+					next[r][c] = vfma(cg, g, av[r], bv[c], acc[r][c]);
+					cg_acc_next(cg, acc[r][c], next[r][c]);
+				}
+			cg_loop_end(cg, &lk);
+			cg->as_written = 0;
+		}
 		if (g->K % VW) { /* the tail of k: one more step, masked */
 			LLVMValueRef mask = lanes(cg, g->K % VW),
 			             kt = cg_i64(cg, kv * VW);
@@ -1586,6 +1606,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 {
 	ConvFlat f;
 	int flat = conv_flat(n, &f), pw = conv_pointwise(n);
+	int rows = conv_dy_rows(n, (int)VW); /* dy read in place */
 	int64_t per = pw     ? 0
 	              : flat ? f.xs + f.ys
 	                     : c->C * c->KH * c->KW * c->P,
@@ -1614,12 +1635,13 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 		LLVMValueRef img = at_index(cg, cg_node_ptr(cg, c->x), b, chw, 0),
 		             mine = at_index(cg, scratch(cg, n), b, per, 0);
 		if (flat) { /* the padded image, and dy on rows of Ws after it, f.pc
-			     * a channel */
+			     * a channel, unless read in place */
 			pad_image(cg, &f, img, mine);
-			flat_channels(
-			    cg, c, &f,
-			    at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0),
-			    gep(cg, mine, cg_i64(cg, f.xs)));
+			if (!rows)
+				flat_channels(cg, c, &f,
+				              at_index(cg, cg_node_ptr(cg, c->y), b,
+				                       c->O * c->P, 0),
+				              gep(cg, mine, cg_i64(cg, f.xs)));
 		} else {
 			patches(cg, c, img, mine, 0);
 		}
@@ -1628,21 +1650,25 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	LLVMValueRef taps = flat ? tap_offsets(cg, c, &f, c->C / c->p.groups, 0) : NULL;
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
 	/* positions per image: OH rows of Ws (flat), or of OW */
-	int64_t Pe = flat ? f.pc : c->P;
-	Gemm g = {.pa = flat ? at_index(cg, scratch(cg, n), first, per, f.xs)
-	                     : at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
+	int64_t Pe = flat && !rows ? f.pc : c->P;
+	Gemm g = {.pa = flat && !rows
+	                    ? at_index(cg, scratch(cg, n), first, per, f.xs)
+	                    : at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
 	          .pb = pw ? at_index(cg, cg_node_ptr(cg, c->x), first, chw, 0)
 	                   : at_index(cg, scratch(cg, n), first, per, 0),
 	          .pc = parts,
 	          .acc = 1,
 	          .M = c->Og,
 	          .N = c->Kc,
-	          .K = Pe,
+	          .K = rows ? c->OW : Pe,
 	          .lda = Pe,
 	          .ldb = c->P,
 	          .ldc = c->Kc,
 	          .vt = LLVMVectorType(cg->f32, VW),
-	          .sega = L * (flat ? per : c->O * c->P),
+	          .rows = rows ? c->OH : 0,
+	          .rowa = c->OW,
+	          .rowb = rows ? f.Ws : 0,
+	          .sega = L * (flat && !rows ? per : c->O * c->P),
 	          .segb = L * (pw ? chw : per),
 	          .segs = m,
 	          .boff = taps};

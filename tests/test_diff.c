@@ -1082,6 +1082,46 @@ static void test_diff_stride2_implicit_convolutions_match_the_reference(void)
 	two_end(&t);
 }
 
+/* Filter gradients of implicit convolutions read dy in place, a row at a time, where
+ * its rows on vectors take no more products than its copy on rows of Ws would
+ * (conv_dy_rows): rows of 32 at stride 2 with groups and relu, rows of 28 (whole
+ * vectors and a masked part, on the host's and AVX2's), and rows of 6, shorter than a
+ * vector (AVX2's: only the masked part). Against the reference, the same bits on 1, 2
+ * and 3 threads, and each of them read in place. */
+static void test_diff_filter_gradients_read_dy_in_place(void)
+{
+	const char *yaml[2] = {
+	    "name: dyrows\n"
+	    "inputs:\n"
+	    "  image: {shape: [batch, 3, 6, 64]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "layers:\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: 1}\n"
+	    "  - conv2d: {out_channels: 4, kernel_size: 3, stride: 2, padding: 1,\n"
+	    "             groups: 2, activation: relu}\n"
+	    "  - conv2d: {out_channels: 3, kernel_size: [3, 9], padding: [1, 1, 2, "
+	    "2]}\n" CONV_TAIL,
+	    "name: dyrows6\n"
+	    "inputs:\n"
+	    "  image: {shape: [batch, 2, 5, 9]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "layers:\n"
+	    "  - conv2d: {out_channels: 3, kernel_size: [3, 4], activation: "
+	    "tanh}\n" CONV_TAIL};
+	int want[2][2] = {{2, 2}, {0, 1}}; /* in place at 16 lanes, at 8 */
+	for (int k = 0; k < 2; k++) {
+		Two t;
+		int shared = 0, rows[2] = {0, 0};
+		checked_begin(&t, "dyrows.yaml", yaml[k], 3, 5, &shared);
+		for (int i = 0; i < t.c->g->n; i++)
+			for (int v = 0; v < 2; v++)
+				rows[v] += conv_dy_rows(t.c->g->nodes[i], v ? 8 : 16);
+		CU_ASSERT_EQUAL(rows[0], want[k][0]);
+		CU_ASSERT_EQUAL(rows[1], want[k][1]);
+		two_end(&t);
+	}
+}
+
 /* Concatenations are pads summed (layers.c), their gradients slices; both are loads at
  * shifted indices in their user's loop (plan.c): parts of 20, 28 and 20 columns (lanes
  * of a vector on both sides of a part's edge, masked), along the batch (whole rows
@@ -1430,6 +1470,8 @@ void suite_diff(void)
 	     test_diff_stride2_convolutions_match_the_reference},
 	    {"test_diff_stride2_implicit_convolutions_match_the_reference",
 	     test_diff_stride2_implicit_convolutions_match_the_reference},
+	    {"test_diff_filter_gradients_read_dy_in_place",
+	     test_diff_filter_gradients_read_dy_in_place},
 	    {"test_diff_max_pool_penalties_match_the_reference",
 	     test_diff_max_pool_penalties_match_the_reference},
 	    {"test_diff_a_step_that_overflows_writes_nothing",
