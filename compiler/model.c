@@ -223,6 +223,7 @@ static void parse_param(Ctx *c, const Spec *key, const Spec *val, ParamDecl *p)
 				p->init = RT_INIT_CONSTANT;
 		} else if (!spec_enum(c->d, v, "init", init_names, N(init_names), &k)) {
 			p->init = init_vals[k];
+			p->value = 1; /* normal's std, torch.randn's */
 		}
 	}
 	if ((v = spec_get(val, "trainable")))

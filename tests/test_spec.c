@@ -377,7 +377,7 @@ static void test_model_params_and_loss_expression(void)
 	CU_ASSERT(P[0].trainable && at(P[0].loc, 2, 3));
 	CU_ASSERT(P[1].init == RT_INIT_CONSTANT && P[1].value == 2 && !P[1].trainable);
 	CU_ASSERT(P[2].rank == 2 && P[2].dims[0] == 3 && P[2].dims[1] == 2);
-	CU_ASSERT(P[2].init == RT_INIT_NORMAL && P[2].trainable);
+	CU_ASSERT(P[2].init == RT_INIT_NORMAL && P[2].value == 1 && P[2].trainable);
 	/* no init: zeros */
 	CU_ASSERT(P[3].rank == 1 && P[3].dims[0] == 4 && P[3].init == RT_INIT_ZEROS);
 	/* a binary node is where its left operand is: inside the parenthesis */
