@@ -709,6 +709,10 @@ Plan *plan_fn(Graph *g, FnKind fn);
  * instructions (OPF_VECTOR; not calls into libm, which LLVM would make one lane at a
  * time). */
 int plan_vector_ok(const Plan *p, const Node *n, int computed);
+/* Whether the epilogue r of the convolution c (Plan.epi) can take each image's
+ * positions as one flat axis: every stored node it reads has c's last two axes, or
+ * 1 x 1. */
+int plan_planes_flat(const Plan *p, const Node *r, const Node *c);
 
 /* ================= codegen.c, jit.c ================= */
 

@@ -174,6 +174,10 @@ typedef struct Gemm {
 	/* when set, B's row r starts at pb + boff[r] (i64 offsets), not r * ldb: the
 	 * taps of an implicit convolution (conv_flat) */
 	LLVMValueRef boff;
+	/* when set (broadcast kernel, a multiple of VW), C's columns are rows of bw
+	 * positions, and B's are rows of bws: column j of C is B's j + (j / bw) (bws -
+	 * bw), an implicit convolution's output written in place */
+	int64_t bw, bws;
 	/* when set (not with acc), C holds epi's values, computed from the product
 	 * node epin's (Plan.epi) as each vector of them is stored */
 	Node *epi, *epin;
@@ -372,6 +376,15 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 		gm.mask = lanes_below(cg, LLVMBuildSub(B, g->mask_end, j, ""));
 		g = &gm;
 	}
+	LLVMValueRef bcol[MAX_NV]; /* B's column of each vector */
+	for (int v = 0; v < nv; v++) {
+		bcol[v] = cg_add(cg, j, cg_i64(cg, v * VW));
+		if (g->bw)
+			bcol[v] = cg_add(
+			    cg, bcol[v],
+			    cg_mul(cg, LLVMBuildUDiv(B, bcol[v], cg_i64(cg, g->bw), ""),
+			           cg_i64(cg, g->bws - g->bw)));
+	}
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	cg->as_written = 1; /* the k loop: vector code already */
 	LLVMValueRef k = cg_loop(cg, &lk, g->K), acc[MAX_MR][MAX_NV],
@@ -379,10 +392,9 @@ static void tiles(CG *cg, const Gemm *g, int64_t i0, int64_t ni, int mr, LLVMVal
 	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < nv; v++)
 			acc[r][v] = cg_acc_begin(cg, pre, LLVMConstNull(g->vt));
-	LLVMValueRef brow = cg_add(cg, b_row(cg, g, k), j);
+	LLVMValueRef bk = b_row(cg, g, k), brow = cg_add(cg, bk, j);
 	for (int v = 0; v < nv; v++)
-		bv[v] =
-		    vload(cg, g, gep(cg, g->pb, cg_add(cg, brow, cg_i64(cg, v * VW))));
+		bv[v] = vload(cg, g, gep(cg, g->pb, cg_add(cg, bk, bcol[v])));
 	/* B's rows too far apart for the hardware to prefetch, and the panel of them a
 	 * tile reads too large to stay in L1 for the next rows of A */
 	int pf = g->K * nv * VW * 4 > PF_PANEL;
@@ -1758,16 +1770,21 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
 	LLVMValueRef wg = at_index(cg, Wt, gi, c->Og * c->Kc, 0);
 	LLVMValueRef colg = at_index(cg, col, gi, c->Kc * c->P, 0);
-	LLVMValueRef yg = gep(cg, pw && epi ? cg_node_ptr(cg, epi) : Y,
+	/* an implicit convolution's output in place when no vector straddles two of its
+	 * rows, and its epilogue can take each image's positions as one flat axis */
+	int inplace =
+	    flat && c->OW % VW == 0 && (!epi || plan_planes_flat(cg->p, epi, n));
+	LLVMValueRef yg = gep(cg, (pw || inplace) && epi ? cg_node_ptr(cg, epi) : Y,
 	                      cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->P)),
 	                             cg_mul(cg, gi, cg_i64(cg, c->Og * c->P))));
 	if (mode == 0) { /* y_g = W_g B_g: B the taps' runs of the padded image, y_g on
 		          * rows of Ws after it, f.pc a channel (flat), or col_g, y_g */
-		int64_t N = flat ? f.pc : c->P;
+		int64_t N = flat && !inplace ? f.pc : c->P;
 		Gemm g = {.pa = wg,
 		          .pb = flat ? at_index(cg, col, gi, c->C / c->p.groups * f.cs, 0)
 		                     : colg,
-		          .pc = flat ? at_index(cg, col, gi, c->Og * N, f.xs) : yg,
+		          .pc = flat && !inplace ? at_index(cg, col, gi, c->Og * N, f.xs)
+		                                 : yg,
 		          .M = c->Og,
 		          .N = N,
 		          .K = c->Kc,
@@ -1775,8 +1792,11 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 		          .ldb = c->P,
 		          .ldc = N,
 		          .vt = vt,
-		          .boff = taps};
-		if (pw && epi) /* a bias and activation, say, as C is stored */
+		          .boff = taps,
+		          .bw = inplace ? c->OW : 0,
+		          .bws = inplace ? f.Ws : 0};
+		if ((pw || inplace) &&
+		    epi) /* a bias and activation, say, as C is stored */
 			g.epi = epi, g.epin = n, g.eimg = b,
 			g.echan = cg_mul(cg, gi, cg_i64(cg, c->Og));
 		gemm(cg, &g);
@@ -1799,7 +1819,7 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 		col2im_rows(cg, c, img, col);
 	else if (mode == 1 && !pw)
 		patches(cg, c, img, col, 1);
-	if (flat)
+	if (flat && !inplace)
 		epilogue_rows(cg, c, &f, epi, b, gep(cg, col, cg_i64(cg, f.xs)));
 	cg_loop_end(cg, &lb);
 	cg_loop_end(cg, &ll);

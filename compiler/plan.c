@@ -158,6 +158,11 @@ static int planes_flat(const Plan *p, const Node *r, const Node *c, int top)
 	return (h == 1 && w == 1) || (h == c->sh.d[2] && w == c->sh.d[3]);
 }
 
+int plan_planes_flat(const Plan *p, const Node *r, const Node *c)
+{
+	return planes_flat(p, r, c, 1);
+}
+
 /* Epilogues: a convolution computed as an implicit product (conv_flat) copies its
  * values out of the scratch anyway, a depthwise one (conv_depthwise) holds a row's in
  * registers, and a matrix product (or a pointwise convolution's,

@@ -1122,6 +1122,49 @@ static void test_diff_filter_gradients_read_dy_in_place(void)
 	}
 }
 
+/* Implicit convolutions whose rows are whole vectors write their output in place from
+ * the product's tiles (kernels.c, Gemm.bw), C's columns mapped to rows of the padded
+ * width: with bias and relu in the tiles (20 channels: tiles of 8 rows and one of 4;
+ * 80 positions: a tile of 3 vectors and two of 1), with no epilogue, and, through the
+ * padded rows as before, with an epilogue that reads a value per row (not of the
+ * image's positions as one axis). Against the reference on the host's vectors and
+ * AVX2's, the same bits on 1, 2 and 3 threads. */
+static void test_diff_implicit_convolutions_write_in_place(void)
+{
+	const char *yaml =
+	    "name: inplace\n"
+	    "inputs:\n"
+	    "  image: {shape: [batch, 3, 5, 16]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "params:\n"
+	    "  t: {shape: [1, 1, 5, 1], init: normal}\n"
+	    "nodes:\n"
+	    "  a: \"relu(conv2d(image, out_channels=20, kernel_size=3, padding=1))\"\n"
+	    "  b: \"conv2d(a, out_channels=4, kernel_size=3, padding=1, bias=false)\"\n"
+	    "  c: \"conv2d(b, out_channels=4, kernel_size=3, padding=1, bias=false) + "
+	    "t\"\n"
+	    "  out: \"dense(flatten(b + c), units=10)\"\n"
+	    "loss: \"softmax_cross_entropy(out, label)\"\n"
+	    "optimizer: {type: sgd, lr: 0.01, momentum: 0.9}\n";
+	Two t;
+	int shared = 0, flat = 0, fused[2] = {0, 0};
+	checked_begin(&t, "inplace.yaml", yaml, 3, 5, &shared);
+	Plan *p = plan_fn(t.c->g, FN_TRAIN_STEP);
+	for (int i = 0; i < t.c->g->n; i++) {
+		Node *n = t.c->g->nodes[i];
+		ConvFlat f;
+		if (n->op != OP_CONV2D || !conv_flat(n, &f))
+			continue;
+		flat++;
+		if (p->epi[i])
+			fused[plan_planes_flat(p, p->epi[i], n)]++;
+	}
+	CU_ASSERT_EQUAL(flat, 3);
+	CU_ASSERT_EQUAL(fused[0], 1); /* c's, + t, through the padded rows */
+	CU_ASSERT_EQUAL(fused[1], 1); /* a's, in the tiles */
+	two_end(&t);
+}
+
 /* Concatenations are pads summed (layers.c), their gradients slices; both are loads at
  * shifted indices in their user's loop (plan.c): parts of 20, 28 and 20 columns (lanes
  * of a vector on both sides of a part's edge, masked), along the batch (whole rows
@@ -1472,6 +1515,8 @@ void suite_diff(void)
 	     test_diff_stride2_implicit_convolutions_match_the_reference},
 	    {"test_diff_filter_gradients_read_dy_in_place",
 	     test_diff_filter_gradients_read_dy_in_place},
+	    {"test_diff_implicit_convolutions_write_in_place",
+	     test_diff_implicit_convolutions_write_in_place},
 	    {"test_diff_max_pool_penalties_match_the_reference",
 	     test_diff_max_pool_penalties_match_the_reference},
 	    {"test_diff_a_step_that_overflows_writes_nothing",
