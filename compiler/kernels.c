@@ -1588,20 +1588,26 @@ static void data_grad_flat(CG *cg, Node *n, const Conv *c, const ConvFlat *f)
 	LLVMValueRef b = lane_images(cg, c, lane, L, &lb);
 	pad_image(cg, f, at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0), xp);
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
+	/* dx in place when its rows are whole vectors (as conv_gemm's output) */
+	int inplace = c->W % VW == 0;
+	LLVMValueRef dx = at_index(cg, cg_node_ptr(cg, c->x), b, c->C * c->H * c->W, 0);
+	int64_t N = inplace ? c->H * c->W : Pe;
 	Gemm g = {.pa = at_index(cg, scratch(cg, n), gi, Cg * Kd, 0),
 	          .pb = at_index(cg, xp, gi, c->Og * f->cs, 0),
-	          .pc = at_index(cg, yp, gi, Cg * Pe, 0),
+	          .pc = at_index(cg, inplace ? dx : yp, gi, Cg * N, 0),
 	          .M = Cg,
-	          .N = Pe,
+	          .N = N,
 	          .K = Kd,
 	          .lda = Kd,
-	          .ldc = Pe,
+	          .ldc = N,
 	          .vt = LLVMVectorType(cg->f32, VW),
-	          .boff = taps};
+	          .boff = taps,
+	          .bw = inplace ? c->W : 0,
+	          .bws = inplace ? f->Ws : 0};
 	gemm(cg, &g);
 	cg_loop_end(cg, &lg);
-	flat_rows(cg, c->C * c->H, c->W, f->Wp,
-	          at_index(cg, cg_node_ptr(cg, c->x), b, c->C * c->H * c->W, 0), yp, 0);
+	if (!inplace)
+		flat_rows(cg, c->C * c->H, c->W, f->Wp, dx, yp, 0);
 	cg_loop_end(cg, &lb);
 	cg_loop_end(cg, &ll);
 }

@@ -1122,13 +1122,13 @@ static void test_diff_filter_gradients_read_dy_in_place(void)
 	}
 }
 
-/* Implicit convolutions whose rows are whole vectors write their output in place from
- * the product's tiles (kernels.c, Gemm.bw), C's columns mapped to rows of the padded
- * width: with bias and relu in the tiles (20 channels: tiles of 8 rows and one of 4;
- * 80 positions: a tile of 3 vectors and two of 1), with no epilogue, and, through the
- * padded rows as before, with an epilogue that reads a value per row (not of the
- * image's positions as one axis). Against the reference on the host's vectors and
- * AVX2's, the same bits on 1, 2 and 3 threads. */
+/* Implicit convolutions whose rows are whole vectors write their output, and their
+ * data gradients dx, in place from the product's tiles (kernels.c, Gemm.bw), C's
+ * columns mapped to rows of the padded width: with bias and relu in the tiles (20
+ * channels: tiles of 8 rows and one of 4; 80 positions: a tile of 3 vectors and two of
+ * 1), with no epilogue, and, through the padded rows as before, with an epilogue that
+ * reads a value per row (not of the image's positions as one axis). Against the reference
+ * on the host's vectors and AVX2's, the same bits on 1, 2 and 3 threads. */
 static void test_diff_implicit_convolutions_write_in_place(void)
 {
 	const char *yaml =
