@@ -1459,8 +1459,7 @@ static void pad_image(CG *cg, const ConvFlat *f, LLVMValueRef img, LLVMValueRef 
 		cg_loop_end(cg, &lw);
 	}
 	for (int64_t q = 0; q < 2 && f->sw == 2; q++) {
-		/* phase q's column j: the image's 2 j + q - left, inside for j in [a, e)
-		 */
+		/* column j of phase q: the image's 2 j + q - left, for j in [a, e) */
 		int64_t a = f->left - q > 0 ? (f->left - q + 1) / 2 : 0,
 		        e = (f->w + f->left - q + 1) / 2;
 		e = e < f->Ws ? e : f->Ws;
