@@ -1975,27 +1975,50 @@ static void dw_rows(CG *cg, Node *n, const Conv *c, int mode, Node *epi)
 
 /* dw[ch, kh, kw] = the sum over images and positions of dy[b, ch] times x[b, ch] at
  * (oh - top + kh dil, ow - left + kw dil): a vector of sums per tap, added to along
- * each row, reduced at the end. The threads share the channels, each summing its own
- * in one order: the same bits for any number of threads. */
+ * each row, reduced at the end. The threads share blocks of DW_BLOCK channels, each
+ * summing its own in one order: the same bits for any number of threads. Within a
+ * block the images run outside the channels, so that the planes are read in memory's
+ * order, DW_BYTES of them at a time (up to DW_BLOCK planes): one channel's planes, an
+ * image apart, each began a stream the prefetchers had not seen (MobileNet's stride-2
+ * 3 x 3 filter gradient over 32 x 32 images of 32 channels ran at 8.5 GFLOP/s, 9 GB/s
+ * of the planes). */
+enum { DW_BLOCK = 16, DW_BYTES = 16 << 10 };
 static void dw_filter(CG *cg, Node *n, const Conv *c)
 {
-	int64_t KK = c->KH * c->KW, H = c->H, W = c->W, OH = c->OH, OW = c->OW;
-	LLVMTypeRef vt = LLVMVectorType(cg->f32, VW);
+	int64_t KK = c->KH * c->KW, H = c->H, W = c->W, OH = c->OH, OW = c->OW,
+	        blk = DW_BYTES / (4 * H * W);
+	blk = blk < 1 ? 1 : blk > DW_BLOCK ? DW_BLOCK : blk;
+	int64_t nblk = (c->C + blk - 1) / blk;
+	LLVMTypeRef vt = LLVMVectorType(cg->f32, VW),
+	            at = LLVMArrayType(vt, (unsigned)(blk * KK)),
+	            ct = LLVMArrayType(vt, (unsigned)KK);
 	Gemm g = {.vt = vt};
 	LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
 	LLVMPositionBuilderAtEnd(B, LLVMGetEntryBasicBlock(cg->fn));
-	LLVMValueRef sums = LLVMBuildAlloca(B, LLVMArrayType(vt, (unsigned)KK), "taps");
+	/* the block's sums, and one channel's while a plane runs (in registers) */
+	LLVMValueRef sums = LLVMBuildAlloca(B, at, "taps"),
+	             cur = LLVMBuildAlloca(B, ct, "plane");
 	LLVMPositionBuilderAtEnd(B, here);
-	Loop lc, lb, lr, lv;
-	LLVMValueRef ch = cg_par_loop(cg, &lc, c->C, 1);
-	LLVMValueRef sum[49];
-	for (int64_t t = 0; t < KK; t++) {
-		LLVMValueRef i2[2] = {cg_i64(cg, 0), cg_i64(cg, t)};
-		sum[t] =
-		    LLVMBuildGEP2(B, LLVMArrayType(vt, (unsigned)KK), sums, i2, 2, "");
-		LLVMBuildStore(B, LLVMConstNull(vt), sum[t]);
-	}
+	Loop lk, lz, lb, lj, lr, lv, lo;
+	LLVMValueRef ch0 = cg_mul(cg, cg_par_loop(cg, &lk, nblk, 1), cg_i64(cg, blk));
+	LLVMValueRef nch =
+	    cg_min(cg, cg_i64(cg, blk), LLVMBuildSub(B, cg_i64(cg, c->C), ch0, ""));
+	LLVMValueRef z = cg_loop(cg, &lz, blk * KK), i2[2] = {cg_i64(cg, 0), z};
+	LLVMBuildStore(B, LLVMConstNull(vt), LLVMBuildGEP2(B, at, sums, i2, 2, ""));
+	cg_loop_end(cg, &lz);
 	LLVMValueRef b = cg_loop(cg, &lb, c->Bn);
+	LLVMValueRef j = cg_loop_range(cg, &lj, cg_i64(cg, 0), nch),
+	             ch = cg_add(cg, ch0, j);
+	LLVMValueRef sum[49], mine[49];
+	for (int64_t t = 0; t < KK; t++) {
+		LLVMValueRef a2[2] = {cg_i64(cg, 0),
+		                      cg_add(cg, cg_mul(cg, j, cg_i64(cg, KK)),
+		                             cg_i64(cg, t))},
+		             c2[2] = {cg_i64(cg, 0), cg_i64(cg, t)};
+		mine[t] = LLVMBuildGEP2(B, at, sums, a2, 2, "");
+		sum[t] = LLVMBuildGEP2(B, ct, cur, c2, 2, "");
+		LLVMBuildStore(B, LLVMBuildLoad2(B, vt, mine[t], ""), sum[t]);
+	}
 	LLVMValueRef plane = cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->C)), ch);
 	LLVMValueRef xp = at_index(cg, cg_node_ptr(cg, c->x), plane, H * W, 0),
 	             yp = at_index(cg, cg_node_ptr(cg, c->y), plane, OH * OW, 0);
@@ -2022,13 +2045,21 @@ static void dw_filter(CG *cg, Node *n, const Conv *c)
 	}
 	cg_loop_end(cg, &lv);
 	cg_loop_end(cg, &lr);
-	cg_loop_end(cg, &lb);
 	for (int64_t t = 0; t < KK; t++)
-		LLVMBuildStore(
-		    B, reduce_lanes(cg, "fadd", LLVMBuildLoad2(B, vt, sum[t], "")),
-		    gep(cg, cg_node_ptr(cg, n),
-		        cg_add(cg, cg_mul(cg, ch, cg_i64(cg, KK)), cg_i64(cg, t))));
-	cg_loop_end(cg, &lc);
+		LLVMBuildStore(B, LLVMBuildLoad2(B, vt, sum[t], ""), mine[t]);
+	cg_loop_end(cg, &lj);
+	cg_loop_end(cg, &lb);
+	LLVMValueRef o =
+	    cg_loop_range(cg, &lo, cg_i64(cg, 0), cg_mul(cg, nch, cg_i64(cg, KK)));
+	LLVMValueRef o2[2] = {cg_i64(cg, 0), o};
+	LLVMBuildStore(
+	    B,
+	    reduce_lanes(
+	        cg, "fadd",
+	        LLVMBuildLoad2(B, vt, LLVMBuildGEP2(B, at, sums, o2, 2, ""), "")),
+	    gep(cg, cg_node_ptr(cg, n), cg_add(cg, cg_mul(cg, ch0, cg_i64(cg, KK)), o)));
+	cg_loop_end(cg, &lo);
+	cg_loop_end(cg, &lk);
 }
 
 EMIT(conv2d)

@@ -1409,6 +1409,22 @@ static void test_diff_stride2_depthwise_convolutions_match_the_reference(void)
 	CU_ASSERT(depthwise_model("depthwise2.yaml", yaml, 16, 3) == 1);
 }
 
+/* A depthwise filter gradient runs its channels in blocks of planes (dw_filter): 7
+ * channels of 32 x 33 planes are blocks of 3, 3 and 1. Against the reference, and the
+ * same bits on 1, 2 and 3 threads, which share the blocks. */
+static void test_diff_depthwise_filter_gradients_in_blocks_match_the_reference(void)
+{
+	const char *yaml = "name: dwblocks\n"
+	                   "inputs:\n"
+	                   "  image: {shape: [batch, 2, 32, 33]}\n"
+	                   "  label: {shape: [batch], dtype: i32}\n"
+	                   "layers:\n"
+	                   "  - conv2d: {out_channels: 7, kernel_size: 1}\n"
+	                   "  - conv2d: {out_channels: 7, kernel_size: 3, padding: 1, "
+	                   "groups: 7}\n" CONV_TAIL;
+	depthwise_model("dwblocks.yaml", yaml, 4, 1);
+}
+
 /* A step whose new values are not all finite, though the loss and every gradient are,
  * writes nothing: a huge momentum buffer on one tensor alone overflows only its own
  * update group's check, and so does one huge value anywhere in a vector (lane 5, the
@@ -1503,6 +1519,8 @@ void suite_diff(void)
 	     test_diff_depthwise_convolutions_match_the_reference},
 	    {"test_diff_stride2_depthwise_convolutions_match_the_reference",
 	     test_diff_stride2_depthwise_convolutions_match_the_reference},
+	    {"test_diff_depthwise_filter_gradients_in_blocks_match_the_reference",
+	     test_diff_depthwise_filter_gradients_in_blocks_match_the_reference},
 	    {"test_diff_max_pools_match_the_reference",
 	     test_diff_max_pools_match_the_reference},
 	    {"test_diff_vector_loops_match_the_reference",
