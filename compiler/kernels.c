@@ -1473,10 +1473,9 @@ static void pad_image(CG *cg, const ConvFlat *f, LLVMValueRef img, LLVMValueRef 
 	cg_loop_end(cg, &lc);
 }
 
-/* rows of width values in y, and the same rows in yp, Wp apart: into yp with zeros in
- * the unused columns (to_flat), or back from yp's used columns. */
+/* rows of width values in y into yp, Wp apart, with zeros in the unused columns */
 static void flat_rows(CG *cg, int64_t rows, int64_t width, int64_t Wp, LLVMValueRef y,
-                      LLVMValueRef yp, int to_flat)
+                      LLVMValueRef yp)
 {
 	Loop lr, lw, lz;
 	LLVMValueRef r = cg_loop(cg, &lr, rows);
@@ -1484,12 +1483,9 @@ static void flat_rows(CG *cg, int64_t rows, int64_t width, int64_t Wp, LLVMValue
 	             pr = cg_mul(cg, r, cg_i64(cg, Wp));
 	LLVMValueRef w = cg_loop(cg, &lw, width);
 	LLVMValueRef ya = cg_add(cg, yr, w), pa = cg_add(cg, pr, w);
-	if (to_flat)
-		LLVMBuildStore(B, fload(cg, y, ya), gep(cg, yp, pa));
-	else
-		LLVMBuildStore(B, fload(cg, yp, pa), gep(cg, y, ya));
+	LLVMBuildStore(B, fload(cg, y, ya), gep(cg, yp, pa));
 	cg_loop_end(cg, &lw);
-	if (to_flat && Wp > width) {
+	if (Wp > width) {
 		LLVMValueRef z = cg_loop(cg, &lz, Wp - width);
 		LLVMBuildStore(
 		    B, cg_f32(cg, 0),
@@ -1499,31 +1495,33 @@ static void flat_rows(CG *cg, int64_t rows, int64_t width, int64_t Wp, LLVMValue
 	cg_loop_end(cg, &lr);
 }
 
-/* Image b's output, on rows of Ws in yp, into its place, or through the epilogue e
- * (Plan) if any into e's values: the convolution's own are then never stored. Each
- * row on vectors, the last one masked (LLVM's own vectorizing of the scalar loop used
- * 4 lanes and a scalar max: a fifth of LeNet's first convolution; without an
- * epilogue, the copy of a stride-2 convolution's rows of 16 took 7% of its kernel). */
-static void epilogue_rows(CG *cg, const Conv *c, const ConvFlat *f, Node *e,
-                          LLVMValueRef b, LLVMValueRef yp)
+/* Image b's values of node y (a convolution's output, or a data gradient's dx: nch
+ * channels of rows x width), on rows of ws in yp, pc a channel: into y's place, or
+ * through the epilogue e (Plan) if any into e's values: y's own are then never
+ * stored. Each row on vectors, the last one masked (LLVM's own vectorizing of the
+ * scalar loop used 4 lanes and a scalar max: a fifth of LeNet's first convolution;
+ * without an epilogue, the copy of a stride-2 convolution's rows of 16 took 7% of its
+ * kernel). */
+static void epilogue_rows(CG *cg, Node *y, int64_t nch, int64_t rows, int64_t width,
+                          int64_t pc, int64_t ws, Node *e, LLVMValueRef b,
+                          LLVMValueRef yp)
 {
 	Loop lo, lh, lw;
-	LLVMValueRef idx[4] = {b, cg_loop(cg, &lo, c->O), cg_loop(cg, &lh, c->OH), NULL};
-	LLVMValueRef row = cg_add(cg, cg_mul(cg, idx[1], cg_i64(cg, c->OH)), idx[2]);
-	LLVMValueRef in = cg_add(cg, cg_mul(cg, idx[1], cg_i64(cg, f->pc)),
-	                         cg_mul(cg, idx[2], cg_i64(cg, f->Ws))),
-	             out = cg_mul(
-	                 cg, cg_add(cg, cg_mul(cg, b, cg_i64(cg, c->O * c->OH)), row),
-	                 cg_i64(cg, c->OW));
-	idx[3] = cg_mul(cg, cg_loop(cg, &lw, (c->OW + VW - 1) / VW), cg_i64(cg, VW));
+	LLVMValueRef idx[4] = {b, cg_loop(cg, &lo, nch), cg_loop(cg, &lh, rows), NULL};
+	LLVMValueRef row = cg_add(cg, cg_mul(cg, idx[1], cg_i64(cg, rows)), idx[2]);
+	LLVMValueRef in = cg_add(cg, cg_mul(cg, idx[1], cg_i64(cg, pc)),
+	                         cg_mul(cg, idx[2], cg_i64(cg, ws))),
+	             out = cg_mul(cg,
+	                          cg_add(cg, cg_mul(cg, b, cg_i64(cg, nch * rows)), row),
+	                          cg_i64(cg, width));
+	idx[3] = cg_mul(cg, cg_loop(cg, &lw, (width + VW - 1) / VW), cg_i64(cg, VW));
 	Gemm g = {.vt = LLVMVectorType(cg->f32, VW)};
-	if (c->OW % VW)
-		g.mask = lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, c->OW), idx[3], ""));
+	if (width % VW)
+		g.mask = lanes_below(cg, LLVMBuildSub(B, cg_i64(cg, width), idx[3], ""));
 	LLVMValueRef v = vload(cg, &g, gep(cg, yp, cg_add(cg, in, idx[3])));
 	if (e)
-		v = epilogue_vec(cg, e, c->y, v, idx, g.mask);
-	vstore(cg, &g, v,
-	       gep(cg, cg_node_ptr(cg, e ? e : c->y), cg_add(cg, out, idx[3])));
+		v = epilogue_vec(cg, e, y, v, idx, g.mask);
+	vstore(cg, &g, v, gep(cg, cg_node_ptr(cg, e ? e : y), cg_add(cg, out, idx[3])));
 	cg_loop_end(cg, &lw);
 	cg_loop_end(cg, &lh);
 	cg_loop_end(cg, &lo);
@@ -1536,7 +1534,7 @@ static void flat_channels(CG *cg, const Conv *c, const ConvFlat *f, LLVMValueRef
 {
 	Loop lo, lt;
 	LLVMValueRef o = cg_loop(cg, &lo, c->O), ypo = at_index(cg, yp, o, f->pc, 0);
-	flat_rows(cg, c->OH, c->OW, f->Ws, at_index(cg, y, o, c->P, 0), ypo, 1);
+	flat_rows(cg, c->OH, c->OW, f->Ws, at_index(cg, y, o, c->P, 0), ypo);
 	if (f->pc > c->OH * f->Ws) {
 		LLVMValueRef t = cg_loop(cg, &lt, f->pc - c->OH * f->Ws);
 		LLVMBuildStore(B, cg_f32(cg, 0),
@@ -1587,7 +1585,7 @@ static void data_grad_flat(CG *cg, Node *n, const Conv *c, const ConvFlat *f)
 	LLVMValueRef b = lane_images(cg, c, lane, L, &lb);
 	pad_image(cg, f, at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0), xp);
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
-	/* dx in place when its rows are whole vectors (as conv_gemm's output) */
+	/* dx in place when its rows are whole vectors, as conv_gemm's output */
 	int inplace = c->W % VW == 0;
 	LLVMValueRef dx = at_index(cg, cg_node_ptr(cg, c->x), b, c->C * c->H * c->W, 0);
 	int64_t N = inplace ? c->H * c->W : Pe;
@@ -1606,7 +1604,7 @@ static void data_grad_flat(CG *cg, Node *n, const Conv *c, const ConvFlat *f)
 	gemm(cg, &g);
 	cg_loop_end(cg, &lg);
 	if (!inplace)
-		flat_rows(cg, c->C * c->H, c->W, f->Wp, dx, yp, 0);
+		epilogue_rows(cg, n, c->C, c->H, c->W, f->pc, f->Ws, NULL, b, yp);
 	cg_loop_end(cg, &lb);
 	cg_loop_end(cg, &ll);
 }
@@ -1719,7 +1717,7 @@ static void dw_filter(CG *cg, Node *n, const Conv *c);
 static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 {
 	if (conv_depthwise(n)) {
-		Node *epi = mode == 0 ? cg->p->epi[n->id] : NULL;
+		Node *epi = mode != 2 ? cg->p->epi[n->id] : NULL;
 		if (epi)
 			cg_epilogue_begin(cg, epi);
 		if (mode == 2)
@@ -1825,7 +1823,8 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	else if (mode == 1 && !pw)
 		patches(cg, c, img, col, 1);
 	if (flat && !inplace)
-		epilogue_rows(cg, c, &f, epi, b, gep(cg, col, cg_i64(cg, f.xs)));
+		epilogue_rows(cg, c->y, c->O, c->OH, c->OW, f.pc, f.Ws, epi, b,
+		              gep(cg, col, cg_i64(cg, f.xs)));
 	cg_loop_end(cg, &lb);
 	cg_loop_end(cg, &ll);
 	if (epi)

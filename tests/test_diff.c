@@ -612,24 +612,28 @@ static void checked_begin(Two *t, const char *name, const char *yaml, int64_t ba
 
 /* A model of convs depthwise convolutions (at batch 3), checked against the reference
  * and on 1, 2 and 3 threads at threads_batch: each of them, its data and its filter
- * gradient run depthwise (conv_depthwise), none through a padded copy as well. Whether
- * its loops are shared between threads. */
+ * gradient run depthwise (conv_depthwise), none through a padded copy as well, and
+ * dx_epilogues data gradients compute the node after them (an activation's gradient)
+ * in their rows (Plan.epi). Whether its loops are shared between threads. */
 static int depthwise_model(const char *name, const char *yaml, int64_t threads_batch,
-                           int convs)
+                           int convs, int dx_epilogues)
 {
 	Two t;
-	int shared = 0, depthwise = 0;
+	int shared = 0, depthwise = 0, dx = 0;
 	checked_begin(&t, name, yaml, 3, threads_batch, &shared);
+	Plan *p = plan_fn(t.c->g, FN_TRAIN_STEP);
 	for (int i = 0; i < t.c->g->n; i++) {
 		Node *n = t.c->g->nodes[i];
 		if (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
 		    n->op == OP_CONV2D_BWD_FILTER) {
 			ConvFlat f;
 			depthwise += conv_depthwise(n);
+			dx += n->op == OP_CONV2D_BWD_DATA && p->epi[i] != NULL;
 			CU_ASSERT(!conv_depthwise(n) || !conv_flat(n, &f));
 		}
 	}
 	CU_ASSERT_EQUAL(depthwise, 3 * convs);
+	CU_ASSERT_EQUAL(dx, dx_epilogues);
 	two_end(&t);
 	return shared;
 }
@@ -1127,8 +1131,8 @@ static void test_diff_filter_gradients_read_dy_in_place(void)
  * columns mapped to rows of the padded width: with bias and relu in the tiles (20
  * channels: tiles of 8 rows and one of 4; 80 positions: a tile of 3 vectors and two of
  * 1), with no epilogue, and, through the padded rows as before, with an epilogue that
- * reads a value per row (not of the image's positions as one axis). Against the reference
- * on the host's vectors and AVX2's, the same bits on 1, 2 and 3 threads. */
+ * reads a value per row (not of the image's positions as one axis). Against the
+ * reference on the host's vectors and AVX2's, the same bits on 1, 2 and 3 threads. */
 static void test_diff_implicit_convolutions_write_in_place(void)
 {
 	const char *yaml =
@@ -1361,7 +1365,8 @@ static void test_diff_pointwise_loops_write_in_place(void)
  * vector of a row at a time, lanes outside the image masked: 3 x 3 with padding and
  * relu in the loop, 5 x 5 dilated, [3, 4] with uneven padding, 3 x 3 without; rows of
  * 19 (a vector and a part) and 21 (after the valid one); every data gradient needed (a
- * 1 x 1 convolution first). Against the reference on the host's vectors and AVX2's,
+ * 1 x 1 convolution first), two of them computing relu's and tanh's gradients in their
+ * rows. Against the reference on the host's vectors and AVX2's,
  * the same bits on 1, 2 and 3 threads, and none of them through patches or padded
  * copies (no scratch). */
 static void test_diff_depthwise_convolutions_match_the_reference(void)
@@ -1380,7 +1385,7 @@ static void test_diff_depthwise_convolutions_match_the_reference(void)
 	    "  - conv2d: {out_channels: 5, kernel_size: [3, 4], padding: [2, 1, 0, 3],\n"
 	    "             groups: 5, activation: tanh}\n"
 	    "  - conv2d: {out_channels: 5, kernel_size: 3, groups: 5}\n" CONV_TAIL;
-	depthwise_model("depthwise.yaml", yaml, 3, 4);
+	depthwise_model("depthwise.yaml", yaml, 3, 4, 2);
 }
 
 /* Depthwise convolutions at stride 2 run on the images too (conv_depthwise): the
@@ -1406,7 +1411,7 @@ static void test_diff_stride2_depthwise_convolutions_match_the_reference(void)
 	    "             padding: [0, 1, 2, 1], dilation: [1, 2], groups: 4}\n"
 	    "  - conv2d: {out_channels: 4, kernel_size: 3, stride: [2, 1], padding: 1,\n"
 	    "             groups: 4}\n" CONV_TAIL;
-	CU_ASSERT(depthwise_model("depthwise2.yaml", yaml, 16, 3) == 1);
+	CU_ASSERT(depthwise_model("depthwise2.yaml", yaml, 16, 3, 1) == 1);
 }
 
 /* A depthwise filter gradient runs its channels in blocks of planes (dw_filter): 7
@@ -1422,7 +1427,7 @@ static void test_diff_depthwise_filter_gradients_in_blocks_match_the_reference(v
 	                   "  - conv2d: {out_channels: 7, kernel_size: 1}\n"
 	                   "  - conv2d: {out_channels: 7, kernel_size: 3, padding: 1, "
 	                   "groups: 7}\n" CONV_TAIL;
-	depthwise_model("dwblocks.yaml", yaml, 4, 1);
+	depthwise_model("dwblocks.yaml", yaml, 4, 1, 0);
 }
 
 /* A step whose new values are not all finite, though the loss and every gradient are,
