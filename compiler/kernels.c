@@ -1974,13 +1974,13 @@ static void dw_rows(CG *cg, Node *n, const Conv *c, int mode, Node *epi)
 
 /* dw[ch, kh, kw] = the sum over images and positions of dy[b, ch] times x[b, ch] at
  * (oh - top + kh dil, ow - left + kw dil): a vector of sums per tap, added to along
- * each row, reduced at the end. The threads share blocks of DW_BLOCK channels, each
- * summing its own in one order: the same bits for any number of threads. Within a
- * block the images run outside the channels, so that the planes are read in memory's
- * order, DW_BYTES of them at a time (up to DW_BLOCK planes): one channel's planes, an
- * image apart, each began a stream the prefetchers had not seen (MobileNet's stride-2
- * 3 x 3 filter gradient over 32 x 32 images of 32 channels ran at 8.5 GFLOP/s, 9 GB/s
- * of the planes). */
+ * each row, reduced at the end. The threads share blocks of channels, each summing
+ * its own in one order: the same bits for any number of threads. Within a block the
+ * images run outside the channels, so that an image's planes of the block, DW_BYTES
+ * of them (at most DW_BLOCK planes), are read one after the other. One channel at a
+ * time, its planes an image apart, each plane began a stream the prefetchers had not
+ * seen: MobileNet's stride-2 3 x 3 filter gradient over 32 x 32 images of 32 channels
+ * ran at 8.5 GFLOP/s, 9 GB/s of the planes. */
 enum { DW_BLOCK = 16, DW_BYTES = 16 << 10 };
 static void dw_filter(CG *cg, Node *n, const Conv *c)
 {
