@@ -1933,6 +1933,18 @@ static void dw_rows(CG *cg, Node *n, const Conv *c, int mode, Node *epi)
 			    "");
 		}
 		LLVMValueRef srow = gep(cg, sp, cg_mul(cg, sr, cg_i64(cg, SW)));
+		/* the data gradient at stride 2 along rows: a row's taps only when dy
+		 * has the row (half of them at 3 x 3), not their loads all masked off */
+		LLVMBasicBlockRef from = LLVMGetInsertBlock(B), join = NULL;
+		LLVMValueRef before = acc;
+		if (mode && sh > 1) {
+			LLVMBasicBlockRef taps =
+			    LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "row");
+			join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "");
+			LLVMBuildCondBr(B, rok, taps, join);
+			LLVMPositionBuilderAtEnd(B, taps);
+			rok = NULL;
+		}
 		for (int64_t kw = 0; kw < c->KW; kw++) {
 			int64_t t = kh * c->KW + kw, off = c0 + sgn * kw * c->p.dil[1];
 			LLVMValueRef v;
@@ -1954,6 +1966,16 @@ static void dw_rows(CG *cg, Node *n, const Conv *c, int mode, Node *epi)
 				v = shuffle(cg, d, LLVMConstNull(g.vt), idx);
 			}
 			acc = vfma(cg, &g, wt[t], v, acc);
+		}
+		if (join) {
+			LLVMBasicBlockRef end = LLVMGetInsertBlock(B);
+			LLVMBuildBr(B, join);
+			LLVMPositionBuilderAtEnd(B, join);
+			LLVMValueRef phi = LLVMBuildPhi(B, g.vt, "");
+			LLVMValueRef in[2] = {before, acc};
+			LLVMBasicBlockRef bb[2] = {from, end};
+			LLVMAddIncoming(phi, in, bb, 2);
+			acc = phi;
 		}
 	}
 	LLVMValueRef out =
