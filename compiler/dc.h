@@ -540,8 +540,8 @@ ConvP convp_of(const Node *n);
  * copy, so every tap is one contiguous run of it and no patches are copied (im2col).
  * Its two gradients run the same way: the filter gradient as dot products of dy (on
  * rows of Ws, or read in place a row at a time, conv_dy_rows) with those runs, the
- * data gradient (stride 1 only) as the convolution of
- * dy, padded by (K - 1) dil - pad, with the filter flipped.
+ * data gradient (stride 1 only) as the convolution of dy, padded by (K - 1) dil - pad,
+ * with the filter flipped.
  * The padded image has ch channels of h x w at row top, column left of its planes;
  * xs floats hold it (zeros after it, for the unused positions' taps), ys the output
  * on rows of Ws; both multiples of 16. */
