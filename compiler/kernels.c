@@ -1441,16 +1441,14 @@ static void pad_image(CG *cg, const ConvFlat *f, LLVMValueRef img, LLVMValueRef 
 	LLVMValueRef ch = cg_loop(cg, &lc, f->ch), ih = cg_loop(cg, &lh, f->h);
 	LLVMValueRef src = cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, f->h)), ih),
 	                          cg_i64(cg, f->w));
-	LLVMValueRef r = cg_add(cg, ih, cg_i64(cg, f->top)), /* the padded row */
-	    plane = cg_i64(cg, f->Hs * f->Ws);
-	LLVMValueRef row = cg_mul(cg, ch, cg_i64(cg, f->cs));
-	if (f->sh == 2)
-		row = cg_add(cg, row,
-		             cg_mul(cg, LLVMBuildAnd(B, r, cg_i64(cg, 1), ""),
-		                    cg_mul(cg, plane, cg_i64(cg, f->sw))));
-	row = cg_add(
-	    cg, row,
-	    cg_mul(cg, LLVMBuildSDiv(B, r, cg_i64(cg, f->sh), ""), cg_i64(cg, f->Ws)));
+	/* the padded row r: row r / sh of the phase planes r % sh (conv_flat_tap) */
+	LLVMValueRef r = cg_add(cg, ih, cg_i64(cg, f->top)), sh = cg_i64(cg, f->sh);
+	LLVMValueRef row =
+	    cg_add(cg, cg_mul(cg, ch, cg_i64(cg, f->cs)),
+	           cg_add(cg,
+	                  cg_mul(cg, LLVMBuildURem(B, r, sh, ""),
+	                         cg_i64(cg, f->sw * f->Hs * f->Ws)),
+	                  cg_mul(cg, LLVMBuildUDiv(B, r, sh, ""), cg_i64(cg, f->Ws))));
 	if (f->sw == 1) {
 		LLVMValueRef dst = cg_add(cg, row, cg_i64(cg, f->left));
 		LLVMValueRef iw = cg_loop(cg, &lw, f->w);
@@ -1471,28 +1469,6 @@ static void pad_image(CG *cg, const ConvFlat *f, LLVMValueRef img, LLVMValueRef 
 	}
 	cg_loop_end(cg, &lh);
 	cg_loop_end(cg, &lc);
-}
-
-/* rows of width values in y into yp, Wp apart, with zeros in the unused columns */
-static void flat_rows(CG *cg, int64_t rows, int64_t width, int64_t Wp, LLVMValueRef y,
-                      LLVMValueRef yp)
-{
-	Loop lr, lw, lz;
-	LLVMValueRef r = cg_loop(cg, &lr, rows);
-	LLVMValueRef yr = cg_mul(cg, r, cg_i64(cg, width)),
-	             pr = cg_mul(cg, r, cg_i64(cg, Wp));
-	LLVMValueRef w = cg_loop(cg, &lw, width);
-	LLVMValueRef ya = cg_add(cg, yr, w), pa = cg_add(cg, pr, w);
-	LLVMBuildStore(B, fload(cg, y, ya), gep(cg, yp, pa));
-	cg_loop_end(cg, &lw);
-	if (Wp > width) {
-		LLVMValueRef z = cg_loop(cg, &lz, Wp - width);
-		LLVMBuildStore(
-		    B, cg_f32(cg, 0),
-		    gep(cg, yp, cg_add(cg, pr, cg_add(cg, z, cg_i64(cg, width)))));
-		cg_loop_end(cg, &lz);
-	}
-	cg_loop_end(cg, &lr);
 }
 
 /* Image b's values of node y (a convolution's output, or a data gradient's dx: nch
@@ -1532,9 +1508,22 @@ static void epilogue_rows(CG *cg, Node *y, int64_t nch, int64_t rows, int64_t wi
 static void flat_channels(CG *cg, const Conv *c, const ConvFlat *f, LLVMValueRef y,
                           LLVMValueRef yp)
 {
-	Loop lo, lt;
+	Loop lo, lr, lw, lz, lt;
 	LLVMValueRef o = cg_loop(cg, &lo, c->O), ypo = at_index(cg, yp, o, f->pc, 0);
-	flat_rows(cg, c->OH, c->OW, f->Ws, at_index(cg, y, o, c->P, 0), ypo);
+	LLVMValueRef r = cg_loop(cg, &lr, c->OH);
+	/* row r of channel o, and its copy */
+	LLVMValueRef yr = at_index(cg, at_index(cg, y, o, c->P, 0), r, c->OW, 0),
+	             pr = at_index(cg, ypo, r, f->Ws, 0);
+	LLVMValueRef w = cg_loop(cg, &lw, c->OW);
+	LLVMBuildStore(B, fload(cg, yr, w), gep(cg, pr, w));
+	cg_loop_end(cg, &lw);
+	if (f->Ws > c->OW) {
+		LLVMValueRef z = cg_loop(cg, &lz, f->Ws - c->OW);
+		LLVMBuildStore(B, cg_f32(cg, 0),
+		               gep(cg, pr, cg_add(cg, z, cg_i64(cg, c->OW))));
+		cg_loop_end(cg, &lz);
+	}
+	cg_loop_end(cg, &lr);
 	if (f->pc > c->OH * f->Ws) {
 		LLVMValueRef t = cg_loop(cg, &lt, f->pc - c->OH * f->Ws);
 		LLVMBuildStore(B, cg_f32(cg, 0),
