@@ -954,20 +954,24 @@ static LLVMValueRef quot_within(CG *cg, const Quot *q, LLVMValueRef x)
 	return LLVMBuildNot(B, any_lane(cg, LLVMBuildNot(B, all, "")), "");
 }
 
+/* ORs the lanes of the i1 (vector) bad into the flag as bits: no test of each vector
+ * (a mask to flags, a setne) in the loop's chain */
 static void or_flag(CG *cg, Group *gr, LLVMValueRef bad)
 {
+	if (cg->vw)
+		bad = LLVMBuildBitCast(
+		    B, bad, LLVMIntTypeInContext(cg->ctx, (unsigned)cg->vw), "");
 	LLVMValueRef f = LLVMBuildLoad2(B, cg->i32, gr->flag, "");
 	LLVMBuildStore(B, LLVMBuildOr(B, f, LLVMBuildZExt(B, bad, cg->i32, ""), ""),
 	               gr->flag);
 }
 
-/* any lane of v NaN or infinite, or, for a step, larger than STEP_BOUND */
+/* the lanes of v NaN or infinite, or, for a step, larger than STEP_BOUND */
 static LLVMValueRef bad_value(CG *cg, LLVMValueRef v, int bound)
 {
-	return any_lane(
-	    cg, bound ? fcmp(cg, LLVMRealUGT, call1(cg, "llvm.fabs.f32", v),
-	                     cg_f32(cg, STEP_BOUND))
-	              : fcmp(cg, LLVMRealUNO, LLVMBuildFSub(B, v, v, ""), cg_f32(cg, 0)));
+	return bound ? fcmp(cg, LLVMRealUGT, call1(cg, "llvm.fabs.f32", v),
+	                    cg_f32(cg, STEP_BOUND))
+	             : fcmp(cg, LLVMRealUNO, LLVMBuildFSub(B, v, v, ""), cg_f32(cg, 0));
 }
 
 static void check_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMValueRef out,
