@@ -702,6 +702,10 @@ typedef struct Plan {
 /* Convolutions run their images in this many lanes (threads take whole lanes), each
  * with its own im2col scratch. */
 enum { CONV_LANES = 8 };
+/* Images a filter gradient's lane holds at once in its scratch, per floats each (its
+ * padded image or patches; 0: read in place): what fits 512 KB of L2, at most the
+ * lane's batch / lanes. The lane reuses the space for each chunk of its images. */
+int64_t conv_chunk(int64_t per, int64_t batch, int64_t lanes);
 /* Lays out one function; the Plan lives in g's arena. */
 Plan *plan_fn(Graph *g, FnKind fn);
 /* Whether n (computed in a loop, or an input loaded or computed in its expression) can

@@ -591,6 +591,14 @@ int conv_flat(const Node *n, ConvFlat *f)
 	       !conv_pointwise(n) && !conv_depthwise(n);
 }
 
+int64_t conv_chunk(int64_t per, int64_t batch, int64_t lanes)
+{
+	int64_t most = (batch + lanes - 1) / lanes,
+	        fit = per ? (512 << 10) / (per * 4) : most;
+	fit = fit < 1 ? 1 : fit;
+	return fit < most ? fit : most;
+}
+
 int conv_dy_rows(const Node *n, int vw)
 {
 	ConvFlat f;

@@ -1429,15 +1429,26 @@ static LLVMValueRef tap_offsets(CG *cg, const Conv *c, const ConvFlat *f, int64_
 	return gv;
 }
 
-/* One image img (f->ch x f->h x f->w) into xp, padded: zeros around it, and after;
- * split into phase planes at stride 2 (ConvFlat), a row's two column phases each a
- * run of its even or odd elements (stride2_run). */
+/* The zeros around a padded image in xp (pad_image), and after it: written once for
+ * a lane's scratch, which then takes one image after another, each writing the same
+ * places. Zeroing it for every image took a sixth of a stride-2 filter gradient. */
+static void pad_zero(CG *cg, const ConvFlat *f, LLVMValueRef xp, int64_t images,
+                     int64_t per)
+{
+	Loop li, lz;
+	LLVMValueRef at = cg_mul(cg, cg_loop(cg, &li, images), cg_i64(cg, per));
+	LLVMValueRef z = cg_loop(cg, &lz, f->xs);
+	LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, xp, cg_add(cg, at, z)));
+	cg_loop_end(cg, &lz);
+	cg_loop_end(cg, &li);
+}
+
+/* One image img (f->ch x f->h x f->w) into xp, padded, the zeros already there
+ * (pad_zero); split into phase planes at stride 2 (ConvFlat), a row's two column
+ * phases each a run of its even or odd elements (stride2_run). */
 static void pad_image(CG *cg, const ConvFlat *f, LLVMValueRef img, LLVMValueRef xp)
 {
-	Loop lz, lc, lh, lw;
-	LLVMValueRef z = cg_loop(cg, &lz, f->xs);
-	LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, xp, z));
-	cg_loop_end(cg, &lz);
+	Loop lc, lh, lw;
 	LLVMValueRef ch = cg_loop(cg, &lc, f->ch), ih = cg_loop(cg, &lh, f->h);
 	LLVMValueRef src = cg_mul(cg, cg_add(cg, cg_mul(cg, ch, cg_i64(cg, f->h)), ih),
 	                          cg_i64(cg, f->w));
@@ -1571,6 +1582,7 @@ static void data_grad_flat(CG *cg, Node *n, const Conv *c, const ConvFlat *f)
 	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
 	LLVMValueRef xp = at_index(cg, scratch(cg, n), lane, per, wn),
 	             yp = gep(cg, xp, cg_i64(cg, f->xs));
+	pad_zero(cg, f, xp, 1, per);
 	LLVMValueRef b = lane_images(cg, c, lane, L, &lb);
 	pad_image(cg, f, at_index(cg, cg_node_ptr(cg, c->y), b, c->O * c->P, 0), xp);
 	LLVMValueRef gi = cg_loop(cg, &lg, c->p.groups);
@@ -1599,10 +1611,10 @@ static void data_grad_flat(CG *cg, Node *n, const Conv *c, const ConvFlat *f)
 }
 
 /* The filter gradient, dW = the sum over images of dy_b col_b^T. The images run in
- * lanes, as in conv_gemm: lane l takes images l, l + L, ... in chunks that fit L2,
- * writes each chunk's patches (or padded images and dy on rows of Ws, conv_flat) side
- * by side in the scratch and at once adds the dot
- * products over all of them (k runs over every image's positions, segment by
+ * lanes, as in conv_gemm: lane l takes images l, l + L, ... in chunks that fit L2
+ * (conv_chunk), writes each chunk's patches (or padded images and dy on rows of Ws,
+ * conv_flat) side by side in its own space, the same for every chunk, and at once adds
+ * the dot products over all of them (k runs over every image's positions, segment by
  * segment) to its own partial dW. Then a second kernel adds the L partials in lane
  * order: the sum is the same for any number of threads, and the patches are read
  * back from L2, not memory. */
@@ -1617,14 +1629,17 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	        chw = c->C * c->H * c->W, L = c->Bn < CONV_LANES ? c->Bn : CONV_LANES,
 	        wn = shape_numel(&n->sh);
 	/* images per chunk; a pointwise convolution's are read in place, all at once */
-	int64_t ch = pw ? c->Bn : (512 << 10) / (per * 4);
-	ch = ch < 1 ? 1 : ch;
+	int64_t ch = conv_chunk(per, c->Bn, L);
 	Loop ll, lz, lc, lb, lg;
 	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
-	LLVMValueRef parts = at_index(cg, scratch(cg, n), lane, wn, c->Bn * per);
+	/* the lane's space for a chunk of images, then its partial dW */
+	LLVMValueRef buf = at_index(cg, scratch(cg, n), lane, ch * per, 0),
+	             parts = at_index(cg, scratch(cg, n), lane, wn, L * ch * per);
 	LLVMValueRef z = cg_loop(cg, &lz, wn);
 	LLVMBuildStore(B, cg_f32(cg, 0), gep(cg, parts, z));
 	cg_loop_end(cg, &lz);
+	if (flat)
+		pad_zero(cg, &f, buf, ch, per);
 	/* the lane's images, count of them, in chunks [s0, s0 + m) */
 	LLVMValueRef count = lane_count(cg, c, lane, L);
 	LLVMValueRef nch =
@@ -1633,11 +1648,10 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	LLVMValueRef m = cg_min(cg, cg_i64(cg, ch), LLVMBuildSub(B, count, s0, ""));
 	LLVMValueRef first = cg_add(cg, lane, cg_mul(cg, s0, cg_i64(cg, L)));
 	if (!pw) {
-		LLVMValueRef b = cg_add(
-		    cg, first,
-		    cg_mul(cg, cg_loop_range(cg, &lb, cg_i64(cg, 0), m), cg_i64(cg, L)));
+		LLVMValueRef i = cg_loop_range(cg, &lb, cg_i64(cg, 0), m),
+		             b = cg_add(cg, first, cg_mul(cg, i, cg_i64(cg, L)));
 		LLVMValueRef img = at_index(cg, cg_node_ptr(cg, c->x), b, chw, 0),
-		             mine = at_index(cg, scratch(cg, n), b, per, 0);
+		             mine = at_index(cg, buf, i, per, 0);
 		if (flat) { /* the padded image, and dy on rows of Ws after it, f.pc
 			     * a channel, unless read in place */
 			pad_image(cg, &f, img, mine);
@@ -1656,10 +1670,9 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	/* positions per image: OH rows of Ws (flat), or of OW */
 	int64_t Pe = flat && !rows ? f.pc : c->P;
 	Gemm g = {.pa = flat && !rows
-	                    ? at_index(cg, scratch(cg, n), first, per, f.xs)
+	                    ? gep(cg, buf, cg_i64(cg, f.xs))
 	                    : at_index(cg, cg_node_ptr(cg, c->y), first, c->O * c->P, 0),
-	          .pb = pw ? at_index(cg, cg_node_ptr(cg, c->x), first, chw, 0)
-	                   : at_index(cg, scratch(cg, n), first, per, 0),
+	          .pb = pw ? at_index(cg, cg_node_ptr(cg, c->x), first, chw, 0) : buf,
 	          .pc = parts,
 	          .acc = 1,
 	          .M = c->Og,
@@ -1672,8 +1685,8 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	          .rows = rows ? c->OH : 0,
 	          .rowa = c->OW,
 	          .rowb = rows ? f.Ws : 0,
-	          .sega = L * (flat && !rows ? per : c->O * c->P),
-	          .segb = L * (pw ? chw : per),
+	          .sega = flat && !rows ? per : L * c->O * c->P,
+	          .segb = pw ? L * chw : per,
 	          .segs = m,
 	          .boff = taps};
 	g.pa = gep(cg, g.pa, cg_mul(cg, gi, cg_i64(cg, c->Og * Pe)));
@@ -1688,7 +1701,7 @@ static void filter_grad(CG *cg, Node *n, const Conv *c)
 	cg_next_kernel(cg); /* then dW = the partials' sum, in lane order */
 	Loop le;
 	LLVMValueRef e = cg_par_loop(cg, &le, wn, 1024);
-	LLVMValueRef p0 = gep(cg, scratch(cg, n), cg_i64(cg, c->Bn * per)), sum = NULL;
+	LLVMValueRef p0 = gep(cg, scratch(cg, n), cg_i64(cg, L * ch * per)), sum = NULL;
 	for (int64_t l = 0; l < L; l++) {
 		LLVMValueRef v = fload(cg, p0, cg_add(cg, e, cg_i64(cg, l * wn)));
 		sum = sum ? LLVMBuildFAdd(B, sum, v, "") : v;
@@ -1741,6 +1754,8 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 	Loop ll, lb, lg;
 	LLVMValueRef lane = cg_par_loop(cg, &ll, L, 1);
 	LLVMValueRef col = at_index(cg, scratch(cg, n), lane, per, 0);
+	if (flat)
+		pad_zero(cg, &f, col, 1, per);
 	LLVMValueRef b = lane_images(cg, c, lane, L, &lb);
 	LLVMValueRef img = at_index(cg, X, b, chw, 0);
 	int pw = conv_pointwise(n), /* the image is its own patches */

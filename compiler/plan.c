@@ -340,9 +340,9 @@ static int64_t footprint(const Plan *p, const Node *n)
 	     n->op == OP_CONV2D_BWD_FILTER) &&
 	    !conv_depthwise(n)) { /* (which needs no scratch) */
 		/* im2col: C*KH*KW rows of OH*OW positions, or a padded image and its
-		 * output (conv_flat), for one image per lane (for every image for the
-		 * filter gradient, see kernels.c, which also sums each lane's images
-		 * apart) */
+		 * output (conv_flat), for one image per lane (for a chunk of images
+		 * per lane for the filter gradient, see kernels.c, which also sums
+		 * each lane's images apart) */
 		const Shape *x = n->op == OP_CONV2D_BWD_DATA ? &n->sh : &n->in[0]->sh;
 		const Shape *w = n->op == OP_CONV2D_BWD_FILTER ? &n->sh : &n->in[1]->sh;
 		const Shape *y = n->op == OP_CONV2D            ? &n->sh
@@ -354,7 +354,9 @@ static int64_t footprint(const Plan *p, const Node *n)
 		              : conv_flat(n, &f)
 		                  ? f.xs + f.ys /* padded image, output */
 		                  : x->d[1] * w->d[2] * w->d[3] * y->d[2] * y->d[3];
-		size += per * (n->op == OP_CONV2D_BWD_FILTER ? x->d[0] : lanes);
+		size +=
+		    per * lanes *
+		    (n->op == OP_CONV2D_BWD_FILTER ? conv_chunk(per, x->d[0], lanes) : 1);
 		if (n->op == OP_CONV2D_BWD_FILTER) /* and each lane's partial dW */
 			size += lanes * shape_numel(&n->sh);
 		if (n->op == OP_CONV2D_BWD_DATA && conv_flat(n, &f)) /* w, transposed */
