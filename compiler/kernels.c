@@ -576,42 +576,47 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 		brow[c] = b_row(cg, g, col[c]);
 	}
 	if (g->K > 0) {
-		Loop ls;
+		Loop ls, lr;
 		LLVMBasicBlockRef pre0 = LLVMGetInsertBlock(B);
-		int64_t rows = g->rows > 1 ? g->rows : 1;
-		LLVMValueRef sg = g->segs
-		                      ? cg_loop_n(cg, &ls,
-		                                  cg_mul(cg, g->segs, cg_i64(cg, rows)))
-		                      : cg_loop(cg, &ls,
-		                                (g->nseg > 1 ? g->nseg : 1) * rows),
-		             accs[MAX_DR][MAX_DC];
+		LLVMValueRef sg = g->segs ? cg_loop_n(cg, &ls, g->segs)
+		                          : cg_loop(cg, &ls, g->nseg > 1 ? g->nseg : 1),
+		             accs[MAX_DR][MAX_DC], raccs[MAX_DR][MAX_DC];
 		for (int r = 0; r < mr; r++) /* the phis first, at the top of the loop */
 			for (int c = 0; c < nc; c++)
 				accs[r][c] = cg_acc_begin(cg, pre0, LLVMConstNull(g->vt));
-		LLVMValueRef aseg[MAX_DR], bseg[MAX_DC], ra = cg_i64(cg, 0), rb = ra;
-		if (rows > 1) { /* segment sg / rows, its row sg % rows */
-			LLVMValueRef rr = LLVMBuildURem(B, sg, cg_i64(cg, rows), "");
-			ra = cg_mul(cg, rr, cg_i64(cg, g->rowa));
-			rb = cg_mul(cg, rr, cg_i64(cg, g->rowb));
-			sg = LLVMBuildUDiv(B, sg, cg_i64(cg, rows), "");
-		}
+		LLVMValueRef aseg[MAX_DR], bseg[MAX_DC];
 		for (int r = 0; r < mr; r++)
-			aseg[r] = cg_add(cg, cg_add(cg, arow[r], ra),
-			                 cg_mul(cg, sg, cg_i64(cg, g->sega)));
+			aseg[r] =
+			    cg_add(cg, arow[r], cg_mul(cg, sg, cg_i64(cg, g->sega)));
 		for (int c = 0; c < nc; c++)
-			bseg[c] = cg_add(cg, cg_add(cg, brow[c], rb),
-			                 cg_mul(cg, sg, cg_i64(cg, g->segb)));
-		LLVMValueRef next[MAX_DR][MAX_DC], av[MAX_DR], bv[MAX_DC];
-		for (int r = 0; r < mr; r++)
+			bseg[c] =
+			    cg_add(cg, brow[c], cg_mul(cg, sg, cg_i64(cg, g->segb)));
+		/* a segment's rows, a loop of their own: its offsets then step by rowa
+		 * and rowb, where one loop over both took a division and a product for
+		 * every row, and spilled their offsets */
+		memcpy(raccs, accs, sizeof raccs);
+		if (g->rows > 1) {
+			LLVMBasicBlockRef pre1 = LLVMGetInsertBlock(B);
+			LLVMValueRef rr = cg_loop(cg, &lr, g->rows);
+			for (int r = 0; r < mr; r++)
+				for (int c = 0; c < nc; c++)
+					raccs[r][c] = cg_acc_begin(cg, pre1, accs[r][c]);
+			for (int r = 0; r < mr; r++)
+				aseg[r] = cg_add(cg, aseg[r],
+				                 cg_mul(cg, rr, cg_i64(cg, g->rowa)));
 			for (int c = 0; c < nc; c++)
-				next[r][c] = accs[r][c];
+				bseg[c] = cg_add(cg, bseg[c],
+				                 cg_mul(cg, rr, cg_i64(cg, g->rowb)));
+		}
+		LLVMValueRef next[MAX_DR][MAX_DC], av[MAX_DR], bv[MAX_DC];
+		memcpy(next, raccs, sizeof next);
 		if (kv > 0) { /* (rows of fewer than VW have only the tail) */
 			LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 			cg->as_written = 1;
 			LLVMValueRef kk = cg_loop(cg, &lk, kv), acc[MAX_DR][MAX_DC];
 			for (int r = 0; r < mr; r++)
 				for (int c = 0; c < nc; c++)
-					acc[r][c] = cg_acc_begin(cg, pre, accs[r][c]);
+					acc[r][c] = cg_acc_begin(cg, pre, raccs[r][c]);
 			LLVMValueRef k = cg_mul(cg, kk, cg_i64(cg, VW));
 			for (int r = 0; r < mr; r++)
 				av[r] =
@@ -642,6 +647,12 @@ static void dots(CG *cg, const Gemm *g, int dr, int64_t i0, int64_t ni, int mr,
 				for (int c = 0; c < nc; c++)
 					next[r][c] =
 					    vfma(cg, g, av[r], bv[c], next[r][c]);
+		}
+		if (g->rows > 1) {
+			for (int r = 0; r < mr; r++)
+				for (int c = 0; c < nc; c++)
+					cg_acc_next(cg, raccs[r][c], next[r][c]);
+			cg_loop_end(cg, &lr);
 		}
 		for (int r = 0; r < mr; r++)
 			for (int c = 0; c < nc; c++)
