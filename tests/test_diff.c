@@ -971,6 +971,33 @@ static void test_diff_max_pool_penalties_match_the_reference(void)
 	           3);
 }
 
+/* Max pools whose windows hold -inf (every tap, in some) and NaN (a first tap, in some),
+ * at stride 1 and 2 with padding: pool_max_vec's fast taps disagree with the exact
+ * rule there, and those vectors must take the exact one. The output keeps a window's
+ * NaN as 5 and its -inf as -3, so that the loss is finite; the fast rule alone gives
+ * those windows a later tap's value. */
+static void test_diff_max_pools_of_infinities_and_nans_match_the_reference(void)
+{
+	check_yaml(
+	    "odd_pools.yaml",
+	    "name: odd_pools\n"
+	    "inputs:\n"
+	    "  image: {shape: [batch, 2, 9, 37]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "nodes:\n"
+	    "  h: \"conv2d(image, out_channels=2, kernel_size=1)\"\n"
+	    "  n: \"where(h > 1.2, h, log(min(image) * 0))\"\n"
+	    "  m: \"where(h > -1.2, n, sqrt(min(image) * 0 - 1))\"\n"
+	    "  a: \"max_pool2d(m, kernel_size=3, stride=2, padding=1)\"\n"
+	    "  b: \"max_pool2d(m, kernel_size=3, stride=1, padding=1)\"\n"
+	    "  fa: \"where(a == a, where(a > -1e30, a, -3), 5)\"\n"
+	    "  fb: \"where(b == b, where(b > -1e30, b, -3), 5)\"\n"
+	    "  out: \"dense(flatten(fa), units=5) + dense(flatten(fb), units=5)\"\n"
+	    "loss: \"softmax_cross_entropy(out, label)\"\n"
+	    "optimizer: {type: sgd, lr: 0.1}\n",
+	    3);
+}
+
 /* Pointwise loops written on vectors: along rows (48 columns: 3 vectors of 16, 6 of 8)
  * with a value per row broadcast to every lane ([batch, 1]), rows of a [batch, 3, 16]
  * with values per row and per column ([batch, 3, 1], [batch, 1, 16]), flat ones with a
@@ -1542,6 +1569,8 @@ void suite_diff(void)
 	     test_diff_implicit_convolutions_write_in_place},
 	    {"test_diff_max_pool_penalties_match_the_reference",
 	     test_diff_max_pool_penalties_match_the_reference},
+	    {"test_diff_max_pools_of_infinities_and_nans_match_the_reference",
+	     test_diff_max_pools_of_infinities_and_nans_match_the_reference},
 	    {"test_diff_a_step_that_overflows_writes_nothing",
 	     test_diff_a_step_that_overflows_writes_nothing},
 	    {"test_diff_weight_decay_is_checked_on_large_weights",
