@@ -107,9 +107,14 @@ RULE(sub)
 	ad_accum(gr, n, 1, ir_neg(G, dy));
 }
 
-/* d(x * y) = dy * y, dy * x */
+/* d(x * y) = dy * y, dy * x; d(x * x) = dy * 2x, one term (two equal ones would be
+ * added to x's gradient one after the other, and stored to be read twice) */
 RULE(mul)
 {
+	if (X == Y) {
+		ad_accum(gr, n, 0, ir_mul(G, dy, ir_mul(G, num(gr, 2), X)));
+		return;
+	}
 	ad_accum(gr, n, 0, ir_mul(G, dy, Y));
 	ad_accum(gr, n, 1, ir_mul(G, dy, X));
 }
