@@ -1153,6 +1153,45 @@ static void test_diff_filter_gradients_read_dy_in_place(void)
 	}
 }
 
+/* Filter gradients whose lanes hold fewer images at once than they take (conv_chunk):
+ * the space a lane writes its padded images into is reused chunk after chunk, its
+ * padding zeroed once. 64 channels make each image a chunk of its own; at batch 16, 2
+ * images a lane: stride 1 and stride 2 reading dy in place, and stride 1 with dy copied
+ * after each padded image (rows of 38 outputs). Against the reference, and the same
+ * bits on 1, 2 and 3 threads. */
+static void test_diff_filter_gradients_in_chunks_match_the_reference(void)
+{
+	const char *yaml =
+	    "name: chunks\n"
+	    "inputs:\n"
+	    "  image: {shape: [batch, 64, 32, 32]}\n"
+	    "  wide: {shape: [batch, 64, 40, 40]}\n"
+	    "  label: {shape: [batch], dtype: i32}\n"
+	    "nodes:\n"
+	    "  a: \"conv2d(image, out_channels=1, kernel_size=3, padding=1)\"\n"
+	    "  b: \"conv2d(image, out_channels=1, kernel_size=3, stride=2, padding=1)\"\n"
+	    "  c: \"conv2d(wide, out_channels=1, kernel_size=3)\"\n"
+	    "  out: \"dense(flatten(a), units=4) + dense(flatten(b), units=4) + "
+	    "dense(flatten(c), units=4)\"\n"
+	    "loss: \"softmax_cross_entropy(out, label)\"\n"
+	    "optimizer: {type: sgd, lr: 0.1}\n";
+	Two t;
+	int shared = 0, n = 0, rows = 0;
+	checked_begin(&t, "chunks.yaml", yaml, 16, 16, &shared);
+	for (int i = 0; i < t.c->g->n; i++) {
+		Node *f = t.c->g->nodes[i];
+		ConvFlat cf;
+		if (f->op != OP_CONV2D_BWD_FILTER || !conv_flat(f, &cf))
+			continue;
+		CU_ASSERT_EQUAL(conv_chunk(cf.xs + cf.ys, 16, CONV_LANES), 1);
+		rows += conv_dy_rows(f, 16);
+		n++;
+	}
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(rows, 2);
+	two_end(&t);
+}
+
 /* Implicit convolutions whose rows are whole vectors write their output, and their
  * data gradients dx, in place from the product's tiles (kernels.c, Gemm.bw), C's
  * columns mapped to rows of the padded width: with bias and relu in the tiles (20
@@ -1565,6 +1604,8 @@ void suite_diff(void)
 	     test_diff_stride2_implicit_convolutions_match_the_reference},
 	    {"test_diff_filter_gradients_read_dy_in_place",
 	     test_diff_filter_gradients_read_dy_in_place},
+	    {"test_diff_filter_gradients_in_chunks_match_the_reference",
+	     test_diff_filter_gradients_in_chunks_match_the_reference},
 	    {"test_diff_implicit_convolutions_write_in_place",
 	     test_diff_implicit_convolutions_write_in_place},
 	    {"test_diff_max_pool_penalties_match_the_reference",
