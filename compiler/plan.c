@@ -62,11 +62,32 @@ static Node *owner(Node *n)
 	return n;
 }
 
+static int poly(const Node *n) { return (opinfo[n->op].flags & OPF_POLY) != 0; }
+
+/* Whether n, used several times, is computed again in each of its users' loops
+ * (fuse): one vector op, not a polynomial (exp, tanh...), on one input of n's size,
+ * stored, and values broadcast into it (batch norm's x - mean). Each user then reads that
+ * input where it would have read n, and n costs no pass and no write of its own. */
+static int recomputed(const Plan *p, const Node *n)
+{
+	int64_t size = shape_numel(&n->sh);
+	int big = 0;
+	for (int k = 0; k < n->nin; k++) {
+		int64_t m = shape_numel(&n->in[k]->sh);
+		if (p->inl[n->in[k]->id] || (m != size && 4 * m > size))
+			return 0;
+		big += m == size;
+	}
+	return big == 1 && (opinfo[n->op].flags & OPF_ELEMWISE) &&
+	       (opinfo[n->op].flags & OPF_VECTOR) && !poly(n);
+}
+
 /* Fusion: a pointwise node used once, by a pointwise node of its own shape or by a
  * reduction, is computed inside its user's loop and never stored (batch norm's
  * (x - mean)^2 inside the sum that makes the variance, say). So is a window used once
  * by a pointwise node of its shape: its input is stored (only pointwise nodes fuse
- * into their users), which the window's loads read. */
+ * into their users), which the window's loads read. And so is a node that recomputed()
+ * tells, used by several such users: in each of their loops. */
 static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 {
 	const Fn *f = &g->fns[fn];
@@ -89,6 +110,23 @@ static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 		    window(n) && nuse[i] == 1 && pointwise(u) && shape_eq(&n->sh, &u->sh);
 		p->inl[i] = !g->no_fusion && p->live[i] && n->dt == DT_F32 &&
 		            ((into && pointwise(n)) || win);
+	}
+	for (int i = 0; i < g->n && !g->no_fusion; i++) {
+		Node *n = g->nodes[i];
+		if (!p->live[i] || p->inl[i] || nuse[i] < 2 || n->dt != DT_F32 ||
+		    !recomputed(p, n))
+			continue;
+		int users = 0, ok = 1; /* (an output's 2 uses have no user: not all) */
+		for (int j = i + 1; j < g->n && ok; j++)
+			for (int k = 0; p->live[j] && k < g->nodes[j]->nin; k++) {
+				Node *u = g->nodes[j];
+				if (u->in[k] != n)
+					continue;
+				users++;
+				ok &= (pointwise(u) && shape_eq(&u->sh, &n->sh)) ||
+				      u->op == OP_SUM || u->op == OP_RMAX;
+			}
+		p->inl[i] = ok && users == nuse[i];
 	}
 }
 
@@ -121,8 +159,6 @@ int plan_vector_ok(const Plan *p, const Node *n, int computed)
 			return 0;
 	return 1;
 }
-
-static int poly(const Node *n) { return (opinfo[n->op].flags & OPF_POLY) != 0; }
 
 static int branches(const Node *n) { return (opinfo[n->op].flags & OPF_BRANCH) != 0; }
 
@@ -196,7 +232,9 @@ static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 		if (g->no_fusion || !p->live[i] || (!conv && !pw && n->op != OP_MATMUL) ||
 		    nuse[i] != 1)
 			continue;
-		while (r && p->inl[r->id] && p->group[r->id] < 0)
+		/* (not through a node recomputed by several users: n's values are
+		 * read by the others) */
+		while (r && p->inl[r->id] && p->group[r->id] < 0 && nuse[r->id] == 1)
 			r = user[r->id];
 		if (r && pointwise(r) && !p->inl[r->id] && p->group[r->id] < 0 &&
 		    r->dt == DT_F32 && shape_eq(&r->sh, &n->sh) &&
@@ -206,15 +244,6 @@ static void epilogues(Graph *g, Plan *p, const int *nuse, Node **user)
 		    (conv || !fused_has(p, r, n, 1, branches)))
 			p->epi[i] = r;
 	}
-}
-
-/* Position in the order of the loop that computes n's values (its user's, if fused;
- * the end, if in the update phase). */
-static int position(const Plan *p, Node **user, const int *pos, Node *n)
-{
-	while (p->inl[n->id] && p->group[n->id] < 0)
-		n = user[n->id];
-	return p->group[n->id] >= 0 ? p->n : pos[n->id];
 }
 
 static int find(int *up, int i)
@@ -443,7 +472,7 @@ static Node *in_place(Graph *g, const Plan *p, Node *n, int k, const int *last, 
 /* Workspace by liveness: a node's span is reused once the last loop reading it (directly,
  * through a view, or through a fused user) has run. Outputs live to the end. A pointwise
  * node may take the span of an input it reads last (in_place). */
-static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
+static void assign(Graph *g, FnKind fn, Plan *p)
 {
 	int *pos = arena_alloc(g->A, (size_t)g->n * sizeof *pos),
 	    *last = arena_alloc(g->A, (size_t)g->n * sizeof *last);
@@ -452,17 +481,27 @@ static void assign(Graph *g, FnKind fn, Plan *p, Node **user)
 		if (p->epi[p->order[k]->id])
 			pos[p->epi[p->order[k]->id]->id] = k;
 	}
+	/* where each node's values are computed: its loop's position in the order,
+	 * the end for the update phase, or, fused, the last of its users' (users come
+	 * after their inputs) */
+	int *at = arena_alloc(g->A, (size_t)g->n * sizeof *at);
 	for (int i = 0; i < g->n; i++)
-		last[i] = -1;
-	for (int i = 0; i < g->n; i++) {
+		last[i] = -1, at[i] = -1;
+	for (int i = g->n - 1; i >= 0; i--) {
 		Node *n = g->nodes[i];
 		if (!p->live[i] || (opinfo[n->op].flags & OPF_LEAF))
 			continue;
-		int at =
-		    (opinfo[n->op].flags & OPF_VIEW) ? -1 : position(p, user, pos, n);
-		for (int k = 0; k < n->nin && at >= 0; k++) {
-			Node *o = owner(n->in[k]);
-			last[o->id] = last[o->id] > at ? last[o->id] : at;
+		if (p->group[i] >= 0)
+			at[i] = p->n;
+		else if (opinfo[n->op].flags & OPF_VIEW)
+			at[i] = -1;
+		else if (!p->inl[i])
+			at[i] = pos[i];
+		for (int k = 0; k < n->nin && at[i] >= 0; k++) {
+			Node *x = n->in[k], *o = owner(x);
+			last[o->id] = last[o->id] > at[i] ? last[o->id] : at[i];
+			if (p->inl[x->id] && p->group[x->id] < 0 && at[x->id] < at[i])
+				at[x->id] = at[i];
 		}
 	}
 	for (int i = 0; i < g->fns[fn].nouts; i++)
@@ -528,7 +567,7 @@ Plan *plan_fn(Graph *g, FnKind fn)
 		else if (!p->inl[i])
 			p->order[p->n++] = n;
 	}
-	assign(g, fn, p, user);
+	assign(g, fn, p);
 	for (int i = 0; i < g->n; i++) /* views of computed nodes, now placed */
 		if (live[i] && (opinfo[g->nodes[i]->op].flags & OPF_VIEW))
 			p->buf[i] = p->buf[owner(g->nodes[i])->id];
