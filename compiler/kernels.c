@@ -2651,13 +2651,16 @@ static void pool_max_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int 
 		           cg_add(cg, cg_mul(cg, plane, cg_i64(cg, H)),
 		                  cg_mul(cg, oh, cg_i64(cg, p.stride[0]))),
 		           cg_i64(cg, W));
+		/* (a window without a valid tap, all padding, has no maximum to add at)
+		 */
+		LLVMValueRef adds = LLVMBuildAnd(B, live, found, "");
 		for (int l = 0; l < VW; l++) {
 			LLVMValueRef lane = cg_i64(cg, l);
 			LLVMBasicBlockRef add =
 			    LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "lane");
 			LLVMBasicBlockRef next =
 			    LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "");
-			LLVMBuildCondBr(B, LLVMBuildExtractElement(B, live, lane, ""),
+			LLVMBuildCondBr(B, LLVMBuildExtractElement(B, adds, lane, ""),
 			                add, next);
 			LLVMPositionBuilderAtEnd(B, add);
 			LLVMValueRef t = LLVMBuildZExt(

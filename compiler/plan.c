@@ -550,6 +550,16 @@ Plan *plan_fn(Graph *g, FnKind fn)
 	for (int i = 0; i < g->n; i++) /* the update phase's nests are flat */
 		if (p->inl[i] && window(g->nodes[i]) && p->group[user[i]->id] >= 0)
 			p->inl[i] = 0;
+	/* A node recomputed by several loops (fuse) is stored after all when the update
+	 * phase, outside it, is one of them: the phase writes parameters in place, one
+	 * group after another, and a group would compute it from another's new values */
+	for (int j = 0; j < g->n; j++)
+		for (int k = 0; p->live[j] && p->group[j] >= 0 && k < g->nodes[j]->nin;
+		     k++) {
+			Node *x = g->nodes[j]->in[k];
+			if (p->inl[x->id] && p->group[x->id] < 0 && nuse[x->id] > 1)
+				p->inl[x->id] = 0;
+		}
 	p->epi = arena_alloc(g->A, (size_t)g->n * sizeof *p->epi);
 	epilogues(g, p, nuse, user);
 	char *made = arena_alloc(g->A, (size_t)g->n); /* in another node's loop */

@@ -1392,6 +1392,23 @@ static void test_diff_gathers_and_masks_are_shared_between_threads(void)
 	free(text);
 }
 
+/* A node recomputed in each loop that reads it (plan.c, recomputed) when the update
+ * phase is one of them: a * 3 is read by the forward product and by b's update, and a
+ * is written in place before b's update runs. Stored instead, the update reads it as
+ * computed from the old a. Against the reference (it failed with a * 3 recomputed). */
+static void test_diff_updates_read_values_of_the_old_parameters(void)
+{
+	check_yaml("olda.yaml",
+	           "name: olda\n"
+	           "params:\n"
+	           "  a: {shape: [64, 64], init: normal}\n"
+	           "  b: {shape: [64, 64], init: normal}\n"
+	           "  c: {shape: [64, 4], init: normal}\n"
+	           "loss: \"mean(matmul((b * b) * (a * 3), c))\"\n"
+	           "optimizer: {type: sgd, lr: 0.1}\n",
+	           1);
+}
+
 /* Whether n reads m, directly or through the nodes computed in its loop (Plan.inl). */
 static int loop_reads_node(const Plan *p, const Node *n, const Node *m)
 {
@@ -1598,6 +1615,8 @@ void suite_diff(void)
 	     test_diff_gathers_and_masks_are_shared_between_threads},
 	    {"test_diff_pointwise_loops_write_in_place",
 	     test_diff_pointwise_loops_write_in_place},
+	    {"test_diff_updates_read_values_of_the_old_parameters",
+	     test_diff_updates_read_values_of_the_old_parameters},
 	    {"test_diff_depthwise_convolutions_match_the_reference",
 	     test_diff_depthwise_convolutions_match_the_reference},
 	    {"test_diff_stride2_depthwise_convolutions_match_the_reference",
