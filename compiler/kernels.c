@@ -2547,6 +2547,33 @@ static MaxVec max_taps(CG *cg, const PoolP *p, Node *x, const Shape *xs,
 	return m;
 }
 
+/* The offsets in a plane of rows of W of a max pool's taps t = kh KW + kw, from its
+ * window's first row and column: a constant table, named by what it holds (as
+ * tap_offsets' tables, so that kernels with the same text share it). */
+static LLVMValueRef pool_taps(CG *cg, const PoolP *p, int64_t W)
+{
+	int64_t nt = p->k[0] * p->k[1];
+	char *name = arena_printf(cg->g->A, "pool_taps.%lldx%lld.%lld.%lld.%lld",
+	                          (long long)p->k[0], (long long)p->k[1], (long long)W,
+	                          (long long)p->pad[0], (long long)p->pad[2]);
+	LLVMValueRef table = LLVMGetNamedGlobal(cg->mod, name);
+	if (table)
+		return table;
+	LLVMValueRef *offs = arena_alloc(cg->g->A, (size_t)nt * sizeof *offs);
+	for (int64_t t = 0; t < nt; t++)
+		offs[t] =
+		    LLVMConstInt(cg->i64,
+		                 (unsigned long long)((t / p->k[1] - p->pad[0]) * W +
+		                                      t % p->k[1] - p->pad[2]),
+		                 1);
+	table = LLVMAddGlobal(cg->mod, LLVMArrayType(cg->i64, (unsigned)nt), name);
+	LLVMSetInitializer(table, LLVMConstArray(cg->i64, offs, (unsigned)nt));
+	LLVMSetGlobalConstant(table, 1);
+	LLVMSetLinkage(table, LLVMPrivateLinkage);
+	LLVMSetUnnamedAddress(table, LLVMGlobalUnnamedAddr);
+	return table;
+}
+
 /* Max pooling and its scatter for any windows, VW windows of a row at a time
  * (max_taps): fast, and again exact for the few vectors where the two may differ.
  * The found and valid masks of the exact taps took a third of a 3 x 3 stride-2
@@ -2621,38 +2648,15 @@ static void pool_max_vec(CG *cg, Node *n, const Shape *xs, const Shape *ys, int 
 		    B, found,
 		    cg_masked(cg, vt, live, gep(cg, cg_node_ptr(cg, n->in[1]), o), NULL),
 		    zero, "");
-		/* tap t of window ow0 + l is at row0 + (ow0 + l) stride + offs[t] */
+		/* tap t of window ow0 + l is at row0 + (ow0 + l) stride + table[t] */
 		int64_t nt = p.k[0] * p.k[1];
-		/* named by what it holds, as tap_offsets' tables */
-		char *name =
-		    arena_printf(cg->g->A, "pool_taps.%lldx%lld.%lld.%lld.%lld",
-		                 (long long)p.k[0], (long long)p.k[1], (long long)W,
-		                 (long long)p.pad[0], (long long)p.pad[2]);
-		LLVMValueRef table = LLVMGetNamedGlobal(cg->mod, name);
-		if (!table) {
-			LLVMValueRef *offs =
-			    arena_alloc(cg->g->A, (size_t)nt * sizeof *offs);
-			for (int64_t t = 0; t < nt; t++)
-				offs[t] = LLVMConstInt(
-				    cg->i64,
-				    (unsigned long long)((t / p.k[1] - p.pad[0]) * W +
-				                         t % p.k[1] - p.pad[2]),
-				    1);
-			table = LLVMAddGlobal(cg->mod,
-			                      LLVMArrayType(cg->i64, (unsigned)nt), name);
-			LLVMSetInitializer(table,
-			                   LLVMConstArray(cg->i64, offs, (unsigned)nt));
-			LLVMSetGlobalConstant(table, 1);
-			LLVMSetLinkage(table, LLVMPrivateLinkage);
-			LLVMSetUnnamedAddress(table, LLVMGlobalUnnamedAddr);
-		}
+		LLVMValueRef table = pool_taps(cg, &p, W);
 		LLVMValueRef row0 =
 		    cg_mul(cg,
 		           cg_add(cg, cg_mul(cg, plane, cg_i64(cg, H)),
 		                  cg_mul(cg, oh, cg_i64(cg, p.stride[0]))),
 		           cg_i64(cg, W));
-		/* (a window without a valid tap, all padding, has no maximum to add at)
-		 */
+		/* (a window of padding alone has no maximum to add at) */
 		LLVMValueRef adds = LLVMBuildAnd(B, live, found, "");
 		for (int l = 0; l < VW; l++) {
 			LLVMValueRef lane = cg_i64(cg, l);
