@@ -206,6 +206,16 @@ static void take_snapshot(rt_trainer *t)
 	t->snap_loss = t->loss_sum;
 }
 
+/* The rows of the batch from example order[at] on, asked of the cache while a step
+ * computes: they are at random places in the data set, and the next gather finds them
+ * there (as session.c's run does for evaluation). */
+static void prefetch_next(rt_trainer *t, int64_t at)
+{
+	int64_t left = t->n - at, B = t->s->prog->batch;
+	if (left > 0)
+		rt_prefetch_rows(t->x, t->order + at, left < B ? left : B);
+}
+
 /* One fused step on examples order[pos, pos + count); the loss through *loss. Generated
  * steps write no parameter or state when the loss or an updated value is not finite,
  * and say so with a NaN loss: the session is then as before the step. A program
@@ -217,6 +227,7 @@ static int fused_step(rt_trainer *t, int64_t count, double *loss, char *err,
 	rt_session *s = t->s;
 	const rt_program *p = s->prog;
 	session_fill(s, t->x, t->y, t->order + t->pos, count);
+	prefetch_next(t, t->pos + count);
 	p->train_step(s->bufs);
 	*loss = *(const float *)s->io[p->io_loss];
 	if (!t->snap || isfinite(*loss))
@@ -254,6 +265,7 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 	for (int64_t done = 0; done < count; done += B) {
 		int64_t c = count - done < B ? count - done : B;
 		session_fill(s, t->x, t->y, t->order + t->pos + done, c);
+		prefetch_next(t, t->pos + done + c);
 		p->grad(s->bufs);
 		double l = *(const float *)s->io[p->io_loss];
 		if (t->dropout_off >= 0)
