@@ -1404,6 +1404,19 @@ static void col2im_rows(CG *cg, const Conv *c, LLVMValueRef img, LLVMValueRef co
 
 /* ---- implicit convolutions (conv_flat) ---- */
 
+/* A constant table of n i64 values v, a private global of the module named name (by
+ * what it holds: kernels with the same text share it and are deduplicated) */
+static LLVMValueRef const_table(CG *cg, const char *name, LLVMValueRef *v, int64_t n)
+{
+	LLVMValueRef gv =
+	    LLVMAddGlobal(cg->mod, LLVMArrayType(cg->i64, (unsigned)n), name);
+	LLVMSetInitializer(gv, LLVMConstArray(cg->i64, v, (unsigned)n));
+	LLVMSetGlobalConstant(gv, 1);
+	LLVMSetLinkage(gv, LLVMPrivateLinkage);
+	LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+	return gv;
+}
+
 /* The row offsets of B for an implicit product: tap t = (c, kh, kw) of a group, with
  * c < n, at c cs + conv_flat_tap(kh dil, kw dil) of the padded image (its phase
  * planes), or at the mirrored tap (KH - 1 - kh, KW - 1 - kw) when flip. */
@@ -1432,12 +1445,7 @@ static LLVMValueRef tap_offsets(CG *cg, const Conv *c, const ConvFlat *f, int64_
 		                                                    kw * c->p.dil[1])),
 		    0);
 	}
-	gv = LLVMAddGlobal(cg->mod, LLVMArrayType(cg->i64, (unsigned)K), name);
-	LLVMSetInitializer(gv, LLVMConstArray(cg->i64, v, (unsigned)K));
-	LLVMSetGlobalConstant(gv, 1);
-	LLVMSetLinkage(gv, LLVMPrivateLinkage);
-	LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-	return gv;
+	return const_table(cg, name, v, K);
 }
 
 /* The zeros around a padded image in xp (pad_image), and after it: written once for
@@ -2566,12 +2574,7 @@ static LLVMValueRef pool_taps(CG *cg, const PoolP *p, int64_t W)
 		                 (unsigned long long)((t / p->k[1] - p->pad[0]) * W +
 		                                      t % p->k[1] - p->pad[2]),
 		                 1);
-	table = LLVMAddGlobal(cg->mod, LLVMArrayType(cg->i64, (unsigned)nt), name);
-	LLVMSetInitializer(table, LLVMConstArray(cg->i64, offs, (unsigned)nt));
-	LLVMSetGlobalConstant(table, 1);
-	LLVMSetLinkage(table, LLVMPrivateLinkage);
-	LLVMSetUnnamedAddress(table, LLVMGlobalUnnamedAddr);
-	return table;
+	return const_table(cg, name, offs, nt);
 }
 
 /* Max pooling and its scatter for any windows, VW windows of a row at a time
