@@ -370,11 +370,14 @@ void rt_gather(const rt_tensor *src, const int64_t *idx, int64_t count, int64_t 
 		memset(d + (size_t)count * row, 0, (size_t)(batch - count) * row);
 }
 
+/* A prefetch every 256 bytes of each row, not every 64-byte line: the hardware's
+ * prefetchers follow a row once it is started, and a prefetch a line put 2.6% of a
+ * one-thread Fashion MLP training run in this loop itself (perf). */
 void rt_prefetch_rows(const rt_tensor *src, const int64_t *idx, int64_t count)
 {
 	size_t row = (size_t)src->stride * 4;
 	for (int64_t i = 0; i < count; i++)
-		for (size_t b = 0; b < row; b += 64)
+		for (size_t b = 0; b < row; b += 256)
 			__builtin_prefetch(
 			    (const char *)src->data + (size_t)idx[i] * row + b, 0, 1);
 }
