@@ -1821,8 +1821,7 @@ static void conv_gemm(CG *cg, Node *n, const Conv *c, int mode)
 		          .boff = taps,
 		          .bw = inplace ? c->OW : 0,
 		          .bws = inplace ? f.Ws : 0};
-		if ((pw || inplace) &&
-		    epi) /* a bias and activation, say, as C is stored */
+		if ((pw || inplace) && epi) /* a bias and activation, as C is stored */
 			g.epi = epi, g.epin = n, g.eimg = b,
 			g.echan = cg_mul(cg, gi, cg_i64(cg, c->Og));
 		gemm(cg, &g);

@@ -82,6 +82,14 @@ static int recomputed(const Plan *p, const Node *n)
 	       (opinfo[n->op].flags & OPF_VECTOR) && !poly(n);
 }
 
+/* Whether a pointwise n can be computed in the loop of its user u: a pointwise node of
+ * n's shape, or a reduction */
+static int fuses_into(const Node *n, const Node *u)
+{
+	return (pointwise(u) && shape_eq(&n->sh, &u->sh)) || u->op == OP_SUM ||
+	       u->op == OP_RMAX;
+}
+
 /* Fusion: a pointwise node used once, by a pointwise node of its own shape or by a
  * reduction, is computed inside its user's loop and never stored (batch norm's
  * (x - mean)^2 inside the sum that makes the variance, say). So is a window used once
@@ -104,8 +112,7 @@ static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 	}
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i], *u = user[i];
-		int into = nuse[i] == 1 && ((pointwise(u) && shape_eq(&n->sh, &u->sh)) ||
-		                            u->op == OP_SUM || u->op == OP_RMAX);
+		int into = nuse[i] == 1 && fuses_into(n, u);
 		int win =
 		    window(n) && nuse[i] == 1 && pointwise(u) && shape_eq(&n->sh, &u->sh);
 		p->inl[i] = !g->no_fusion && p->live[i] && n->dt == DT_F32 &&
@@ -123,8 +130,7 @@ static void fuse(Graph *g, FnKind fn, Plan *p, int *nuse, Node **user)
 				if (u->in[k] != n)
 					continue;
 				users++;
-				ok &= (pointwise(u) && shape_eq(&u->sh, &n->sh)) ||
-				      u->op == OP_SUM || u->op == OP_RMAX;
+				ok &= fuses_into(n, u);
 			}
 		p->inl[i] = ok && users == nuse[i];
 	}
