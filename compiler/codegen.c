@@ -848,16 +848,19 @@ enum { VERSION_ELEMS = 1 << 16 };
  * 13.3 us without them, 13.9 and 16.2 with them. */
 enum { PF_ELEMS = 1 << 16, PF_AHEAD = 1024 };
 
-/* A parameter's step d = k x / (s1 sqrt(a) + s2), k, s1 and s2 single values, k and s1
- * possibly absent (Adam's, AdamW's, RMSProp's, Adagrad's step). Its check need not take
- * the square root and the division, whose divider time, not memory, bounds the check of
- * Adam (the Fashion MLP's took as long as the write pass, which moves twice the bytes):
- * when 0 <= a <= FLT_MAX, s1 >= 0 and s2 > 0, finite, the denominator is at least s2,
- * so |x / den| <= |x| / s2, finite when |x| <= 2^126 s2, and |d| <= |k| |x| / s2, within
- * STEP_BOUND when |x| <= T = STEP_BOUND s2 / (2 |k|) with 0 < T <= FLT_MAX (half:
- * room for rounding; T > 0: k finite, as inf * 0 is NaN). A vector with a lane that
- * does not pass computes d and tests it, so the check refuses what it did. For groups
- * of VERSION_ELEMS or more. */
+/* A parameter's step d = k x / (s1 sqrt(a) + s2) (Adam's, AdamW's, RMSProp's, Adagrad's
+ * step) or d = k x (SGD's), k, s1 and s2 single values, k and s1 possibly absent from
+ * the first. Its check need not take the square root and the division, whose divider
+ * time, not memory, bounds the check of Adam (the Fashion MLP's took as long as the
+ * write pass, which moves twice the bytes): when 0 <= a <= FLT_MAX, 0 <= s1 <= FLT_MAX
+ * and s2 > 0, the denominator is at least s2, so |x / den| <= |x| / s2, finite when
+ * |x| <= 2^126 s2, and |d| <= |k| |x| / s2, within STEP_BOUND when |x| <= T =
+ * STEP_BOUND s2 / (2 |k|) (half: room for rounding; T > 0: k is not NaN, nor infinite,
+ * as inf * 0 is NaN). The bound on |x| is the least of these and FLT_MAX, so x is
+ * finite; another new value that is x (SGD's momentum buffer) needs no test of its
+ * own. Without a denominator, s2 is 1. A vector with a lane that does not pass computes
+ * d and tests it, so the check refuses what it did. For groups of VERSION_ELEMS or
+ * more. */
 typedef struct Quot {
 	Node *d, *k, *x, *a, *s1, *s2;
 } Quot;
@@ -869,6 +872,7 @@ typedef struct Group {
 	LLVMValueRef flag; /* the check's: an i32 in the kernel's entry block */
 	char *bound;       /* the check's, by output: the value is a parameter's step */
 	Quot *quot;        /* the check's, by output: x set when the step is a Quot */
+	char *implied;     /* the check's, by output: a Quot's x, tested with it */
 } Group;
 
 /* in, or a single value beside it in the binary op n (set *one to it) */
@@ -888,16 +892,21 @@ static int quotient(CG *cg, Node *d, Quot *q)
 	q->d = d;
 	if (inline_here(cg, d) && d->op == OP_MUL && !(d = beside_one(d, &q->k)))
 		return 0;
-	if (!inline_here(cg, d) || d->op != OP_DIV)
+	if (!inline_here(cg, d) || d->op != OP_DIV) {
+		q->x = d; /* d = k x, no denominator (SGD's step), when k is there */
+	} else {
+		Node *y = d->in[1], *t;
+		if (!inline_here(cg, y) || y->op != OP_ADD ||
+		    !(t = beside_one(y, &q->s2)))
+			return 0;
+		if (inline_here(cg, t) && t->op == OP_MUL && !(t = beside_one(t, &q->s1)))
+			return 0;
+		if (!inline_here(cg, t) || t->op != OP_SQRT)
+			return 0;
+		q->x = d->in[0], q->a = t->in[0];
+	}
+	if (!q->a && !q->k)
 		return 0;
-	Node *y = d->in[1], *t;
-	if (!inline_here(cg, y) || y->op != OP_ADD || !(t = beside_one(y, &q->s2)))
-		return 0;
-	if (inline_here(cg, t) && t->op == OP_MUL && !(t = beside_one(t, &q->s1)))
-		return 0;
-	if (!inline_here(cg, t) || t->op != OP_SQRT)
-		return 0;
-	q->x = d->in[0], q->a = t->in[0];
 	/* x stands for d in the loop nest: computed there, the same shape, and the same
 	 * kind of nest */
 	int64_t n = shape_numel(&q->d->sh);
@@ -926,30 +935,37 @@ static LLVMValueRef quot_within(CG *cg, const Quot *q, LLVMValueRef x)
 {
 	const Shape *dims = cg->body_dims;
 	LLVMValueRef *idx = cg->body_idx, max = cg_f32(cg, FLT_MAX);
-	LLVMValueRef a = value(cg, q->a, dims, idx), s2 = value(cg, q->s2, dims, idx),
+	LLVMValueRef s2 = q->s2 ? value(cg, q->s2, dims, idx) : cg_f32(cg, 1),
 	             s1 = q->s1 ? value(cg, q->s1, dims, idx) : cg_f32(cg, 1),
 	             k = q->k ? value(cg, q->k, dims, idx) : cg_f32(cg, 1);
 	LLVMValueRef t = LLVMBuildFDiv(
 	                 B, LLVMBuildFMul(B, cg_f32(cg, STEP_BOUND / 2), s2, ""),
 	                 call1(cg, "llvm.fabs.f32", k), ""),
-	             t2 = LLVMBuildFMul(B, cg_f32(cg, 0x1p126), s2, "");
-	LLVMValueRef ok[] = {
-	    fcmp(cg, LLVMRealOGE, s1, cg_f32(cg, 0)), fcmp(cg, LLVMRealOLE, s1, max),
-	    fcmp(cg, LLVMRealOGT, s2, cg_f32(cg, 0)), fcmp(cg, LLVMRealOLE, t, max),
-	    fcmp(cg, LLVMRealOGT, t, cg_f32(cg, 0))};
+	             t2 = q->a ? LLVMBuildFMul(B, cg_f32(cg, 0x1p126), s2, "") : max;
+	LLVMValueRef ok[] = {fcmp(cg, LLVMRealOGE, s1, cg_f32(cg, 0)),
+	                     fcmp(cg, LLVMRealOLE, s1, max),
+	                     fcmp(cg, LLVMRealOGT, s2, cg_f32(cg, 0)),
+	                     fcmp(cg, LLVMRealOGT, t, cg_f32(cg, 0))};
 	LLVMValueRef all = ok[0];
 	for (size_t i = 1; i < sizeof ok / sizeof *ok; i++)
 		all = LLVMBuildAnd(B, all, ok[i], "");
-	/* t and t2 are positive here, so the smaller is their bound on |x| */
+	/* t and t2 are positive here, so the smallest of them and FLT_MAX is the bound
+	 * on |x| (FLT_MAX when k is 0: then d is 0 for any finite x) */
 	LLVMValueRef tmin = pick(cg, fcmp(cg, LLVMRealOLT, t, t2), t, t2);
-	LLVMTypeRef it = cg->vw ? LLVMVectorType(cg->i32, (unsigned)cg->vw) : cg->i32;
-	LLVMValueRef bits = LLVMBuildBitCast(B, a, it, ""),
-	             top = LLVMConstInt(cg->i32, 0x7f7fffff, 0); /* FLT_MAX's bits */
-	LLVMValueRef lane =
-	    LLVMBuildAnd(B,
-	                 LLVMBuildICmp(B, LLVMIntULE, bits,
-	                               cg->vw ? cg_splat(cg, top, cg->vw) : top, ""),
-	                 fcmp(cg, LLVMRealOLE, call1(cg, "llvm.fabs.f32", x), tmin), "");
+	tmin = pick(cg, fcmp(cg, LLVMRealOLT, tmin, max), tmin, max);
+	LLVMValueRef lane = fcmp(cg, LLVMRealOLE, call1(cg, "llvm.fabs.f32", x), tmin);
+	if (q->a) {
+		LLVMTypeRef it =
+		    cg->vw ? LLVMVectorType(cg->i32, (unsigned)cg->vw) : cg->i32;
+		LLVMValueRef bits =
+		                 LLVMBuildBitCast(B, value(cg, q->a, dims, idx), it, ""),
+		             top = LLVMConstInt(cg->i32, 0x7f7fffff, 0); /* FLT_MAX's */
+		lane = LLVMBuildAnd(
+		    B, lane,
+		    LLVMBuildICmp(B, LLVMIntULE, bits,
+		                  cg->vw ? cg_splat(cg, top, cg->vw) : top, ""),
+		    "");
+	}
 	all = LLVMBuildAnd(B, all, lane, "");
 	return LLVMBuildNot(B, any_lane(cg, LLVMBuildNot(B, all, "")), "");
 }
@@ -980,6 +996,8 @@ static void check_sink(CG *cg, Node **outs, int nout, LLVMValueRef *val, LLVMVal
 	(void)outs, (void)out;
 	Group *gr = ctx;
 	for (int o = 0; o < nout; o++) {
+		if (gr->implied[o])
+			continue;
 		if (!gr->quot[o].x) {
 			or_flag(cg, gr, bad_value(cg, val[o], gr->bound[o]));
 			continue;
@@ -1055,6 +1073,11 @@ static void update_kernel(CG *cg, Group *gr, int write)
 			else
 				gr->quot[o].x = NULL;
 		}
+		gr->implied = arena_alloc(cg->g->A, (size_t)gr->n);
+		for (int o = 0; o < gr->n; o++)
+			for (int q = 0; q < gr->n; q++)
+				gr->implied[o] |=
+				    !gr->bound[o] && gr->quot[q].x == vals[o];
 		if (large)
 			nest_by_hypers(cg, vals, gr->n, check_sink, gr);
 		else

@@ -461,6 +461,51 @@ static void test_diff_weight_decay_is_checked_on_large_weights(void)
 	two_end(&t);
 }
 
+/* SGD's step d = lr x, x the new momentum buffer, is checked from x and lr alone in a
+ * large group (codegen.c's Quot, d = k x), and so is the buffer itself: |x| within a
+ * bound from lr tells both. One element of fc1.weight's buffer (76800 elements), after
+ * a first step: infinite, the step is refused even with lr 0 (0 * inf is NaN) or 1e-35;
+ * 3e38, taken with those, its step within the bound; 1e30, a step of 9e29 at lr 1,
+ * taken, and of 1.8e30 at lr 2, above 2^100, refused. */
+static void test_diff_sgd_steps_are_checked_from_the_buffer(void)
+{
+	Two t;
+	two_begin(&t, 300, 256, "{type: sgd, lr: 0.01, momentum: 0.9}", 4);
+	const rt_program *p = t.p;
+	rt_session *s = t.s;
+	const rt_state *buf = NULL;
+	for (int i = 0; i < p->nstates; i++)
+		buf = strcmp(p->states[i].name, "fc1.weight.momentum_buffer")
+		          ? buf
+		          : &p->states[i];
+	CU_ASSERT_FATAL(buf && buf->numel == 256 * 300);
+	size_t np = (size_t)p->nparams * sizeof(float),
+	       ns = (size_t)p->nstate * sizeof(float);
+	float *params = malloc(np), *state = malloc(ns);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(params && state);
+	memcpy(params, s->params, np);
+	memcpy(state, s->state, ns);
+	const struct {
+		float value;
+		double lr;
+		int refused;
+	} cases[] = {{INFINITY, 0, 1},  {INFINITY, 1e-35, 1}, {3e38f, 0, 0},
+	             {3e38f, 1e-35, 0}, {1e30f, 1, 0},        {1e30f, 2, 1}};
+	for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+		memcpy(s->params, params, np);
+		memcpy(s->state, state, ns);
+		s->state[buf->offset + 4321] = cases[k].value;
+		CU_ASSERT_EQUAL(rt_set_hyper(s, "lr", cases[k].lr), 0);
+		int r = refused(p, s);
+		if (r != cases[k].refused)
+			fprintf(stderr, "\nbuffer %g, lr %g: %d\n", cases[k].value,
+			        cases[k].lr, r);
+		CU_ASSERT_EQUAL(r, cases[k].refused);
+	}
+	free(params), free(state);
+	two_end(&t);
+}
+
 /* Adam's step d = k m / (s1 sqrt(v) + eps) is checked from m and the single values alone
  * while they show it within bounds (codegen.c's Quot), and computed and tested where they
  * do not: an element of exp_avg_sq set to -1 (no step makes one, but a program may write
@@ -1647,6 +1692,8 @@ void suite_diff(void)
 	     test_diff_a_step_that_overflows_writes_nothing},
 	    {"test_diff_weight_decay_is_checked_on_large_weights",
 	     test_diff_weight_decay_is_checked_on_large_weights},
+	    {"test_diff_sgd_steps_are_checked_from_the_buffer",
+	     test_diff_sgd_steps_are_checked_from_the_buffer},
 	    {"test_diff_adam_steps_are_checked_without_dividing",
 	     test_diff_adam_steps_are_checked_without_dividing},
 	    {"test_diff_adam_check_refuses_what_dividing_would",
