@@ -940,9 +940,13 @@ static LLVMValueRef quot_within(CG *cg, const Quot *q, LLVMValueRef x)
 	LLVMValueRef s2 = q->s2 ? value(cg, q->s2, dims, idx) : cg_f32(cg, 1),
 	             s1 = q->s1 ? value(cg, q->s1, dims, idx) : cg_f32(cg, 1),
 	             k = q->k ? value(cg, q->k, dims, idx) : cg_f32(cg, 1);
-	LLVMValueRef t = LLVMBuildFDiv(
-	                 B, LLVMBuildFMul(B, cg_f32(cg, STEP_BOUND / 2), s2, ""),
-	                 call1(cg, "llvm.fabs.f32", k), ""),
+	/* (2^99 / |k|) s2, not 2^99 s2 / |k|: infinite only when the bound is above
+	 * FLT_MAX, so that it can be taken as FLT_MAX; 2^99 s2 is infinite for an eps
+	 * from 2^30 on, whatever k, and with k = lr = 1e30 such a step is infinite */
+	LLVMValueRef t = LLVMBuildFMul(B,
+	                               LLVMBuildFDiv(B, cg_f32(cg, STEP_BOUND / 2),
+	                                             call1(cg, "llvm.fabs.f32", k), ""),
+	                               s2, ""),
 	             t2 = q->a ? LLVMBuildFMul(B, cg_f32(cg, 0x1p126), s2, "") : max;
 	LLVMValueRef ok[] = {fcmp(cg, LLVMRealOGE, s1, cg_f32(cg, 0)),
 	                     fcmp(cg, LLVMRealOLE, s1, max),
@@ -952,7 +956,8 @@ static LLVMValueRef quot_within(CG *cg, const Quot *q, LLVMValueRef x)
 	for (size_t i = 1; i < sizeof ok / sizeof *ok; i++)
 		all = LLVMBuildAnd(B, all, ok[i], "");
 	/* t and t2 are positive here, so the smallest of them and FLT_MAX is the bound
-	 * on |x| (FLT_MAX when k is 0: then d is 0 for any finite x) */
+	 * on |x| (FLT_MAX when k is 0: then d is 0 for any finite x; k infinite makes t
+	 * 0 or NaN) */
 	LLVMValueRef tmin = pick(cg, fcmp(cg, LLVMRealOLT, t, t2), t, t2);
 	tmin = pick(cg, fcmp(cg, LLVMRealOLT, tmin, max), tmin, max);
 	LLVMValueRef lane = fcmp(cg, LLVMRealOLE, call1(cg, "llvm.fabs.f32", x), tmin);

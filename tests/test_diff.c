@@ -536,6 +536,28 @@ static void test_diff_adam_steps_are_checked_without_dividing(void)
 	two_end(&t);
 }
 
+/* Adam's bound on |m| is 2^99 eps / |k|, taken as FLT_MAX when it is larger: computed
+ * as 2^99 eps first, it was infinite for eps 2^31 whatever k, and let through the
+ * infinite step of an exp_avg of 1e30 at lr 1e30 (found by a review); at lr 1e-3 that
+ * step is 4e17, taken. fc1.weight's 76800 elements, a large group. */
+static void test_diff_adam_bound_with_a_large_eps(void)
+{
+	Two t;
+	two_begin(&t, 300, 256, "{type: adam, lr: 0.001}", 4);
+	const rt_program *p = t.p;
+	rt_session *s = t.s;
+	const rt_state *m = NULL;
+	for (int i = 0; i < p->nstates; i++)
+		m = strcmp(p->states[i].name, "fc1.weight.exp_avg") ? m : &p->states[i];
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(rt_set_hyper(s, "eps", 0x1p31), 0);
+	s->state[m->offset + 4321] = 1e30f;
+	refused_then_taken(p, s, "lr", 1e30, 1e-3);
+	for (int64_t i = 0; i < p->nparams; i++)
+		CU_ASSERT_FATAL(isfinite(s->params[i]));
+	two_end(&t);
+}
+
 /* The bound behind Adam's check without dividing holds only where k x / den is finite
  * as computed: a model whose one parameter (a weight of 70000, no bias) is the large
  * group, so that no other group's check refuses for it, with zero inputs (zero
@@ -1694,6 +1716,8 @@ void suite_diff(void)
 	     test_diff_weight_decay_is_checked_on_large_weights},
 	    {"test_diff_sgd_steps_are_checked_from_the_buffer",
 	     test_diff_sgd_steps_are_checked_from_the_buffer},
+	    {"test_diff_adam_bound_with_a_large_eps",
+	     test_diff_adam_bound_with_a_large_eps},
 	    {"test_diff_adam_steps_are_checked_without_dividing",
 	     test_diff_adam_steps_are_checked_without_dividing},
 	    {"test_diff_adam_check_refuses_what_dividing_would",
