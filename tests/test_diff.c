@@ -427,6 +427,15 @@ static int refused(const rt_program *p, rt_session *s)
 	return same && nan ? 1 : !same && !nan ? 0 : -1;
 }
 
+/* The state tensor of that name (NULL: none). */
+static const rt_state *state_named(const rt_program *p, const char *name)
+{
+	for (int i = 0; i < p->nstates; i++)
+		if (!strcmp(p->states[i].name, name))
+			return &p->states[i];
+	return NULL;
+}
+
 /* With the hyperparameter name at bad, a step is refused; at good, taken; and the
  * optimizer's state stays finite. */
 static void refused_then_taken(const rt_program *p, rt_session *s, const char *name,
@@ -473,11 +482,7 @@ static void test_diff_sgd_steps_are_checked_from_the_buffer(void)
 	two_begin(&t, 300, 256, "{type: sgd, lr: 0.01, momentum: 0.9}", 4);
 	const rt_program *p = t.p;
 	rt_session *s = t.s;
-	const rt_state *buf = NULL;
-	for (int i = 0; i < p->nstates; i++)
-		buf = strcmp(p->states[i].name, "fc1.weight.momentum_buffer")
-		          ? buf
-		          : &p->states[i];
+	const rt_state *buf = state_named(p, "fc1.weight.momentum_buffer");
 	CU_ASSERT_FATAL(buf && buf->numel == 256 * 300);
 	size_t np = (size_t)p->nparams * sizeof(float),
 	       ns = (size_t)p->nstate * sizeof(float);
@@ -520,9 +525,7 @@ static void test_diff_adam_steps_are_checked_without_dividing(void)
 	rt_session *s = t.s;
 	const char *const names[] = {"fc1.weight.exp_avg_sq", "fc2.bias.exp_avg_sq"};
 	for (int k = 0; k < 2; k++) {
-		const rt_state *v = NULL;
-		for (int i = 0; i < p->nstates; i++)
-			v = strcmp(p->states[i].name, names[k]) ? v : &p->states[i];
+		const rt_state *v = state_named(p, names[k]);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(v);
 		float old = s->state[v->offset + 3];
 		s->state[v->offset + 3] = -1;
@@ -546,9 +549,7 @@ static void test_diff_adam_bound_with_a_large_eps(void)
 	two_begin(&t, 300, 256, "{type: adam, lr: 0.001}", 4);
 	const rt_program *p = t.p;
 	rt_session *s = t.s;
-	const rt_state *m = NULL;
-	for (int i = 0; i < p->nstates; i++)
-		m = strcmp(p->states[i].name, "fc1.weight.exp_avg") ? m : &p->states[i];
+	const rt_state *m = state_named(p, "fc1.weight.exp_avg");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
 	CU_ASSERT_EQUAL(rt_set_hyper(s, "eps", 0x1p31), 0);
 	s->state[m->offset + 4321] = 1e30f;
