@@ -132,7 +132,7 @@ static void header(Text *t, const char *P, const char *guard, const Model *m,
 	rt_fn fns[FN_COUNT] = {p->forward, p->evaluate, p->grad, p->step, p->train_step};
 	for (int f = 0; f < FN_COUNT; f++)
 		if (fns[f])
-			put(t, "void %s%s(void *const *bufs);\n", P, fn_names[f]);
+			put(t, "int %s%s(void *const *bufs);\n", P, fn_names[f]);
 	put(t, "\n");
 	tables(t, P, p);
 	put(t, "static const rt_program %sprogram = {\n", P);

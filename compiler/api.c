@@ -6,14 +6,17 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dc.h"
 #include "descent/descent.h"
 
 struct dc_context {
 	Diags diags;
-	dc_diag *view; /* diags as dc_diag, rebuilt when asked */
-	int nview;
+	/* diags as dc_diag, each made when first asked for and kept until cleared: a
+	 * pointer handed out stays valid as more diagnostics come */
+	dc_diag **view;
+	int nview, capview;
 };
 
 struct dc_model {
@@ -21,6 +24,7 @@ struct dc_model {
 	Arena *A; /* the model description */
 	Compiled *c;
 	unsigned entry_points; /* dc_options': 0, every one */
+	int64_t *limit;        /* per io slot: ir_index_limit, for integer inputs */
 };
 
 _Static_assert(DC_FORWARD == 1 << FN_FORWARD && DC_EVALUATE == 1 << FN_EVALUATE &&
@@ -48,7 +52,7 @@ void dc_context_free(dc_context *ctx)
 {
 	if (!ctx)
 		return;
-	diags_free(&ctx->diags);
+	dc_diag_clear(ctx);
 	free(ctx->view);
 	free(ctx);
 }
@@ -60,19 +64,23 @@ const dc_diag *dc_diag_get(const dc_context *ctx, int i)
 	dc_context *c = (dc_context *)ctx;
 	if (!c || i < 0 || i >= c->diags.n)
 		return NULL;
-	if (c->nview != c->diags.n) {
-		dc_diag *v = realloc(c->view, (size_t)c->diags.n * sizeof *v);
+	if (c->capview < c->diags.n) {
+		dc_diag **v = realloc(c->view, (size_t)c->diags.n * sizeof *v);
 		if (!v)
 			return NULL;
 		c->view = v;
-		c->nview = c->diags.n;
-		for (int k = 0; k < c->diags.n; k++) {
-			const Diag *d = &c->diags.v[k];
-			v[k] = (dc_diag){(dc_severity)d->sev, d->loc.file, d->loc.line,
-			                 d->loc.col, d->msg};
-		}
+		c->capview = c->diags.n;
 	}
-	return &c->view[i];
+	for (; c->nview <= i; c->nview++)
+		c->view[c->nview] = NULL;
+	if (!c->view[i]) {
+		const Diag *d = &c->diags.v[i];
+		if (!(c->view[i] = malloc(sizeof *c->view[i])))
+			return NULL;
+		*c->view[i] = (dc_diag){(dc_severity)d->sev, d->loc.file, d->loc.line,
+		                        d->loc.col, d->msg};
+	}
+	return c->view[i];
 }
 
 void dc_diag_clear(dc_context *ctx)
@@ -81,6 +89,8 @@ void dc_diag_clear(dc_context *ctx)
 		return;
 	diags_free(&ctx->diags);
 	memset(&ctx->diags, 0, sizeof ctx->diags);
+	for (int i = 0; i < ctx->nview; i++)
+		free(ctx->view[i]);
 	ctx->nview = 0;
 }
 
@@ -90,7 +100,8 @@ static dc_status check_options(dc_context *ctx, const dc_options *o, int64_t *ba
 	dc_options def = {0, -1, 0, 0, 0};
 	if (!o)
 		o = &def;
-	if (o->batch < 0 || o->batch > (1 << 20) || o->opt_level > 3 || o->threads < 0) {
+	if (o->batch < 0 || o->batch > (1 << 20) || o->opt_level < -1 ||
+	    o->opt_level > 3 || o->threads < 0) {
 		error_at(&ctx->diags, (SrcLoc){0},
 		         "invalid options: batch %lld, opt_level %d, threads %d",
 		         (long long)o->batch, o->opt_level, o->threads);
@@ -131,14 +142,21 @@ static dc_status finish_compile(dc_context *ctx, Arena *A, Model *m, const dc_op
 		return m ? st : DC_ERR_MODEL;
 	}
 	CodegenOpts co = {.opt_level = level, .fns = o ? o->entry_points : 0};
-	Compiled *c = compile_model(&ctx->diags, m, batch ? batch : m->batch, &co);
+	int in_model = 0;
+	Compiled *c =
+	    compile_model_at(&ctx->diags, m, batch ? batch : m->batch, &co, &in_model);
 	dc_model *dm = c ? calloc(1, sizeof *dm) : NULL;
-	if (!dm) {
+	int64_t *limit = dm ? malloc((size_t)(c->prog.nio + 1) * sizeof *limit) : NULL;
+	if (!limit) {
+		free(dm);
+		dm = NULL;
 		compiled_free(c);
 		arena_free(A);
-		return c ? DC_ERR_NOMEM : DC_ERR_COMPILE;
+		return c ? DC_ERR_NOMEM : in_model ? DC_ERR_MODEL : DC_ERR_COMPILE;
 	}
-	*dm = (dc_model){ctx, A, c, co.fns};
+	for (int k = 0; k < c->prog.nio; k++)
+		limit[k] = c->prog.io[k].dtype == RT_I32 ? ir_index_limit(c->g, k) : -1;
+	*dm = (dc_model){ctx, A, c, co.fns, limit};
 	*out = dm;
 	return DC_OK;
 }
@@ -150,7 +168,13 @@ dc_status dc_compile_file(dc_context *ctx, const char *path, const dc_options *o
 		return DC_ERR_ARG;
 	*out = NULL;
 	Arena *A = arena_new();
-	return finish_compile(ctx, A, model_load(A, &ctx->diags, path), o, out);
+	Model *m = model_load(A, &ctx->diags, path);
+	struct stat st;
+	if (!m && (stat(path, &st) != 0 || !S_ISREG(st.st_mode))) {
+		arena_free(A); /* not a file it could read (diagnosed) */
+		return DC_ERR_IO;
+	}
+	return finish_compile(ctx, A, m, o, out);
 }
 
 dc_status dc_compile_string(dc_context *ctx, const char *yaml, const char *name,
@@ -172,6 +196,7 @@ void dc_model_free(dc_model *m)
 		return;
 	compiled_free(m->c);
 	arena_free(m->A);
+	free(m->limit);
 	free(m);
 }
 
@@ -233,8 +258,11 @@ static int io_slot(const rt_program *p, const char *name)
 static dc_status io_copy(dc_session *s, const char *name, void *data, size_t bytes,
                          int in)
 {
-	if (!s || !data)
+	if (!s)
 		return DC_ERR_ARG;
+	if (!data)
+		return fail(s, DC_ERR_ARG, "'%s': the data pointer is NULL",
+		            name ? name : "(null)");
 	const rt_program *p = &s->m->c->prog;
 	int k = io_slot(p, name);
 	if (k < 0 || p->io[k].kind != (in ? RT_IO_INPUT : RT_IO_OUTPUT))
@@ -244,6 +272,16 @@ static dc_status io_copy(dc_session *s, const char *name, void *data, size_t byt
 	if (bytes != want)
 		return fail(s, DC_ERR_ARG, "'%s' takes %zu bytes (%lld values), got %zu",
 		            name, want, (long long)p->io[k].numel, bytes);
+	/* integers index: labels name one of the classes, indices a row of a table */
+	int64_t limit = in ? s->m->limit[k] : -1;
+	for (int64_t i = 0; limit >= 0 && i < p->io[k].numel; i++) {
+		int32_t v = ((const int32_t *)data)[i];
+		if (v < 0 || v >= limit)
+			return fail(s, DC_ERR_ARG,
+			            "'%s'[%lld] is %d, outside 0 to %lld: the classes or "
+			            "rows it indexes",
+			            name, (long long)i, (int)v, (long long)limit - 1);
+	}
 	if (in)
 		memcpy(s->rt->io[k], data, bytes);
 	else
@@ -261,7 +299,14 @@ dc_status dc_get_output(dc_session *s, const char *name, void *data, size_t byte
 	return io_copy(s, name, data, bytes, 0);
 }
 
-/* Runs an entry point; the loss it wrote must be finite. */
+/* "nan", "inf" or "-inf": printf's "-nan" says nothing more */
+static const char *nonfinite(float x)
+{
+	return isnan(x) ? "nan" : x > 0 ? "inf" : "-inf";
+}
+
+/* Runs an entry point: a step it refused (rt_fn) is an error, and so is a loss that is
+ * not finite from one that computes it (the step reads none). */
 static dc_status run(dc_session *s, rt_fn fn, unsigned bit, const char *what, float *loss)
 {
 	if (!s)
@@ -272,12 +317,20 @@ static dc_status run(dc_session *s, rt_fn fn, unsigned bit, const char *what, fl
 	if (!fn)
 		return fail(s, DC_ERR_UNSUPPORTED, "the model has no %s function", what);
 	const rt_program *p = &s->m->c->prog;
-	fn(s->rt->bufs);
-	float l = p->io_loss >= 0 ? *(float *)s->rt->io[p->io_loss] : 0;
+	int refused = fn(s->rt->bufs) != 0;
+	int has_loss = p->io_loss >= 0 && fn != p->forward && fn != p->step;
+	float l = has_loss ? *(float *)s->rt->io[p->io_loss] : 0;
 	if (loss)
 		*loss = l;
-	if (p->io_loss >= 0 && !isfinite(l) && fn != p->forward)
-		return fail(s, DC_ERR_NUMERIC, "%s: the loss is %f", what, l);
+	if (refused)
+		return fail(
+		    s, DC_ERR_NUMERIC,
+		    "%s: no step taken, parameters and optimizer state unchanged: "
+		    "the loss, a gradient or a new parameter or state value is not "
+		    "finite, or a parameter's step is above 2^100",
+		    what);
+	if (has_loss && !isfinite(l))
+		return fail(s, DC_ERR_NUMERIC, "%s: the loss is %s", what, nonfinite(l));
 	s->rt->step += fn == p->train_step;
 	return DC_OK;
 }
@@ -332,8 +385,11 @@ static const rt_param *param_of(dc_session *s, const char *name, size_t count,
 static dc_status param_copy(dc_session *s, const char *name, float *data, size_t count,
                             int what)
 {
-	if (!s || !data)
+	if (!s)
 		return DC_ERR_ARG;
+	if (!data)
+		return fail(s, DC_ERR_ARG, "'%s': the data pointer is NULL",
+		            name ? name : "(null)");
 	dc_status st = DC_OK;
 	const rt_param *q = param_of(s, name, count, &st);
 	if (!q)
@@ -342,8 +398,8 @@ static dc_status param_copy(dc_session *s, const char *name, float *data, size_t
 	if (what == 1) {
 		for (size_t i = 0; i < count; i++)
 			if (!isfinite(data[i]))
-				return fail(s, DC_ERR_NUMERIC, "'%s'[%zu] is not finite",
-				            name, i);
+				return fail(s, DC_ERR_ARG, "'%s'[%zu] is not finite (%s)",
+				            name, i, nonfinite(data[i]));
 		memcpy(buf, data, count * sizeof *data);
 	} else {
 		memcpy(data, buf, count * sizeof *data);
@@ -368,19 +424,37 @@ dc_status dc_get_grad(dc_session *s, const char *name, float *data, size_t count
 
 dc_status dc_set_hyper(dc_session *s, const char *name, float value)
 {
-	if (!s || !name)
+	if (!s)
 		return DC_ERR_ARG;
-	if (!isfinite(value))
-		return fail(s, DC_ERR_ARG, "'%s' must be finite", name);
-	if (rt_set_hyper(s->rt, name, value) < 0)
+	if (!name)
+		return fail(s, DC_ERR_ARG, "the hyperparameter's name is NULL");
+	double lo, hi;
+	char open = 0;
+	const rt_program *p = &s->m->c->prog;
+	int k = 0;
+	while (k < p->nhyper && strcmp(p->hyper_names[k], name))
+		k++;
+	if (k == p->nhyper)
 		return fail(s, DC_ERR_ARG, "the model has no hyperparameter '%s'", name);
+	if (!isfinite(value))
+		return fail(s, DC_ERR_ARG, "'%s' must be finite, got %s", name,
+		            nonfinite(value));
+	if (hyper_range(name, &lo, &hi, &open) &&
+	    (value < lo || value > hi || (open == '>' && value == lo) ||
+	     (open == '<' && value == hi)))
+		return fail(s, DC_ERR_ARG, "'%s' must be %s %g and %s %g, got %g", name,
+		            open == '>' ? "above" : "at least", lo,
+		            open == '<' ? "below" : "at most", hi, (double)value);
+	rt_set_hyper(s->rt, name, value);
 	return DC_OK;
 }
 
 dc_status dc_save_params(dc_session *s, const char *path)
 {
-	if (!s || !path)
+	if (!s)
 		return DC_ERR_ARG;
+	if (!path)
+		return fail(s, DC_ERR_ARG, "the path is NULL");
 	if (rt_save_params(s->rt, path, 0, NULL, NULL, s->error, sizeof s->error) < 0)
 		return DC_ERR_IO;
 	return DC_OK;
@@ -388,8 +462,10 @@ dc_status dc_save_params(dc_session *s, const char *path)
 
 dc_status dc_load_params(dc_session *s, const char *path)
 {
-	if (!s || !path)
+	if (!s)
 		return DC_ERR_ARG;
+	if (!path)
+		return fail(s, DC_ERR_ARG, "the path is NULL");
 	rt_st_file f;
 	if (rt_st_load(path, &f, s->error, sizeof s->error) < 0)
 		return DC_ERR_IO;

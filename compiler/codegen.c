@@ -1,7 +1,7 @@
 /* Code generation: Graph -> LLVM IR -> optimized object code for the target.
  *
  * Every function of the graph (forward, evaluate, grad, step, train_step) becomes an
- * entry point `void name(void *const *bufs)` that calls, in the plan's order, one
+ * entry point `int name(void *const *bufs)` (rt_fn) that calls, in the plan's order, one
  * kernel function per loop nest: f(float *noalias op0, ..., lo, hi), directly or
  * through the runtime's thread pool (rt_parallel_for). Kernels with the same body are
  * one function, shared by every entry point that needs it. Then come the update phase
@@ -777,7 +777,7 @@ ELEMWISE(tanh, vm_tanh(cg, a))
 ELEMWISE(sigmoid, vm_sigmoid(cg, a))
 ELEMWISE(softplus, vm_softplus(cg, a))
 ELEMWISE(erf, vm_erf(cg, a))
-ELEMWISE(relu, pick(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)))
+ELEMWISE(relu, pick(cg, fcmp(cg, LLVMRealUGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)))
 ELEMWISE(step, as_f32(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0))))
 ELEMWISE(stopgrad, a)
 ELEMWISE(add, build_fadd(cg, a, b))
@@ -1194,12 +1194,13 @@ static void flush_denormals(CG *cg)
 	mxcsr(cg, "llvm.x86.sse.ldmxcsr", mine);
 }
 
-/* return from an entry point, the caller's floating-point state back */
-static void entry_return(CG *cg)
+/* return from an entry point, the caller's floating-point state back: 1 when it
+ * refused the step (rt_fn), else 0 */
+static void entry_return(CG *cg, int refused)
 {
 	if (cg->mxcsr)
 		mxcsr(cg, "llvm.x86.sse.ldmxcsr", cg->mxcsr);
-	LLVMBuildRetVoid(B);
+	LLVMBuildRet(B, LLVMConstInt(cg->i32, (unsigned long long)refused, 0));
 }
 
 /* ---- profiling: see ProfPart (dc.h) ---- */
@@ -1309,7 +1310,7 @@ static void check_node(CG *cg, FnKind k, Node *n, int slot)
 		if (fn->outs[i].kind == DEST_IO &&
 		    cg->g->ios[fn->outs[i].index].sh.rank == 0)
 			LLVMBuildStore(B, cg_f32(cg, NAN), dest_ptr(cg, &fn->outs[i]));
-	entry_return(cg);
+	entry_return(cg, k == FN_TRAIN_STEP || k == FN_STEP);
 	LLVMPositionBuilderAtEnd(B, go);
 }
 
@@ -2006,7 +2007,7 @@ static void emit_fn(CG *cg, FnKind k)
 			    g->ios[fn->outs[i].index].sh.rank == 0)
 				LLVMBuildStore(B, cg_f32(cg, NAN),
 				               dest_ptr(cg, &fn->outs[i]));
-		entry_return(cg);
+		entry_return(cg, 1);
 		LLVMPositionBuilderAtEnd(B, keep);
 		prof_mark(cg, PART_TEST, NULL, NULL);
 	}
@@ -2036,7 +2037,7 @@ static void emit_fn(CG *cg, FnKind k)
 	}
 	if (copies)
 		prof_mark(cg, PART_COPY, NULL, NULL);
-	entry_return(cg);
+	entry_return(cg, 0);
 }
 
 static double now(void)
@@ -2264,7 +2265,7 @@ static void emit_module(CG *cg)
 	cg->f32p = LLVMPointerType(cg->f32, 0);
 	cg->i32p = LLVMPointerType(cg->i32, 0);
 	LLVMTypeRef pp = LLVMPointerType(cg->ptr, 0);
-	cg->fnty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), &pp, 1, 0);
+	cg->fnty = LLVMFunctionType(cg->i32, &pp, 1, 0); /* rt_fn */
 	LLVMTypeRef kp[3] = {cg->ptr, cg->i64, cg->i64};
 	cg->kty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), kp, 3, 0);
 	for (int k = 0; k < FN_COUNT; k++)

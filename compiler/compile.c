@@ -242,6 +242,12 @@ static int shards(void)
 
 Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOpts *o)
 {
+	return compile_model_at(d, m, batch, o, NULL);
+}
+
+Compiled *compile_model_at(Diags *d, const Model *m, int64_t batch, const CodegenOpts *o,
+                           int *in_model)
+{
 	double t0 = now();
 	Compiled *c = calloc(1, sizeof *c);
 	if (!c)
@@ -251,6 +257,8 @@ Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOp
 	int64_t nwork = 0;
 	rt_fn fns[FN_COUNT] = {0};
 	c->g = lower_model(c->A, d, m, batch);
+	if (in_model)
+		*in_model = !c->g;
 	if (!c->g)
 		goto fail;
 	c->stage_seconds[STAGE_GRAPH] = now() - t0;

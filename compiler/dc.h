@@ -342,6 +342,10 @@ typedef struct Model {
 /* Reads and validates the model description. NULL on error (reported in d). */
 Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file);
 Model *model_load(Arena *A, Diags *d, const char *path);
+/* The values a run-time hyperparameter (optim.c's names: "lr", "beta1", ...) may take,
+ * the model file's ranges for its setting (lr from 0, for schedules): [lo, hi], with
+ * lo excluded when open is '>' and hi when '<'. 0 for a name it does not know. */
+int hyper_range(const char *name, double *lo, double *hi, char *open);
 
 /* ================= model_train.c: the train: and data: sections ================= */
 
@@ -496,6 +500,9 @@ Node *ir_param(Graph *g, int index);
 Node *ir_state(Graph *g, int index);
 Node *ir_gradbuf(Graph *g, int param_index);
 Node *ir_input(Graph *g, int io_index);
+/* What integers io slot i (an i32 input) may hold, [0, limit): the classes of the
+ * one-hot targets and the rows of the tables it indexes; -1 when nothing bounds it. */
+int64_t ir_index_limit(const Graph *g, int i);
 Node *ir_hyper(Graph *g, int index);
 Node *ir_const(Graph *g, double v, Shape sh);
 Node *ir_scalar(Graph *g, double v); /* rank-0 constant */
@@ -1025,8 +1032,11 @@ typedef struct Compiled {
 
 /* The layout tables of a program compiled from g (in g's arena); no entry points. */
 void program_describe(Graph *g, int64_t batch, int64_t nwork, rt_program *p);
-/* YAML model -> ready program. NULL on error. */
+/* YAML model -> ready program. NULL on error: in the model (its graph could not be
+ * built) when *in_model is set to 1 (if in_model is not NULL), else LLVM's. */
 Compiled *compile_model(Diags *d, const Model *m, int64_t batch, const CodegenOpts *o);
+Compiled *compile_model_at(Diags *d, const Model *m, int64_t batch, const CodegenOpts *o,
+                           int *in_model);
 void compiled_free(Compiled *c);
 
 #endif

@@ -37,29 +37,11 @@ static double normal(rt_rng *r)
 	return sqrt(-2 * log(1 - u1)) * cos(2 * M_PI * u2);
 }
 
-/* The io slot a chain of views ends at, or -1. */
-static int64_t io_under(const Node *n)
-{
-	while (opinfo[n->op].flags & OPF_VIEW)
-		n = n->in[0];
-	return n->op == OP_INPUT ? n->a[0] : -1;
-}
-
-/* The exclusive bound on an integer io slot's values: the rows of the tables it
- * indexes (embedding), the classes it one-hot encodes (labels); 2 if neither. */
+/* The exclusive bound on an integer io slot's values (ir_index_limit); 2 if none. */
 static int64_t int_bound(Graph *g, int io)
 {
-	int64_t bound = 0;
-	for (int i = 0; i < g->n; i++) {
-		const Node *n = g->nodes[i];
-		int64_t b = n->op == OP_GATHER && io_under(n->in[1]) == io
-		                ? n->in[0]->sh.d[0]
-		            : n->op == OP_ONEHOT && io_under(n->in[0]) == io ? n->a[0]
-		                                                             : 0;
-		if (b > 0 && (!bound || b < bound))
-			bound = b;
-	}
-	return bound ? bound : 2;
+	int64_t limit = ir_index_limit(g, io);
+	return limit > 0 ? limit : 2;
 }
 
 /* Random inputs into the session and their float64 copies for the interpreter. */

@@ -324,6 +324,24 @@ Node *ir_input(Graph *g, int i)
 	return g->ios[i].node;
 }
 
+int64_t ir_index_limit(const Graph *g, int i)
+{
+	int64_t limit = -1;
+	for (int k = 0; k < g->n; k++) {
+		const Node *n = g->nodes[k], *x = NULL;
+		int64_t m = 0;
+		if (n->op == OP_ONEHOT)
+			x = n->in[0], m = n->a[0];
+		else if (n->op == OP_GATHER)
+			x = n->in[1], m = n->in[0]->sh.d[0];
+		while (x && (opinfo[x->op].flags & OPF_VIEW))
+			x = x->in[0];
+		if (x && x->op == OP_INPUT && x->a[0] == i && (limit < 0 || m < limit))
+			limit = m;
+	}
+	return limit;
+}
+
 Node *ir_gradbuf(Graph *g, int i) { return leaf(g, OP_GRADBUF, i, &g->params[i]); }
 
 Node *ir_hyper(Graph *g, int i) { return leaf(g, OP_HYPER, i, NULL); }

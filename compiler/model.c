@@ -737,6 +737,28 @@ static const struct OptSetting {
 
 enum { LR_SETTING = 1 }; /* opt_settings' row of lr */
 
+int hyper_range(const char *name, double *lo, double *hi, char *open)
+{
+	static const char *const alias[][2] = {{"beta1", "betas"},
+	                                       {"beta2", "betas"},
+	                                       {"max_norm", "clip_grad_norm"},
+	                                       {"clip_value", "clip_grad_value"}};
+	const char *key = name;
+	for (int i = 0; i < N(alias); i++)
+		key = strcmp(name, alias[i][0]) ? key : alias[i][1];
+	if (!strcmp(key, "betas")) { /* parse_betas */
+		*lo = 0, *hi = 1, *open = '<';
+		return 1;
+	}
+	for (int i = 0; i < N(opt_settings); i++)
+		if (!strcmp(key, opt_settings[i].key) && strcmp(key, "type")) {
+			const struct OptSetting *t = &opt_settings[i];
+			*lo = t->lo, *hi = t->hi, *open = i == LR_SETTING ? 0 : t->open;
+			return 1;
+		}
+	return 0;
+}
+
 /* " (1 as a 32-bit float)" when x is not exactly a float, which hyperparameters are */
 static const char *as_float(Ctx *c, double x)
 {

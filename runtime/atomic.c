@@ -4,15 +4,19 @@
  * a counter; the file is fsync'd and closed, renamed over the target, and the
  * directory is fsync'd so the rename itself survives a crash. Readers therefore see
  * either the old file or the complete new one, never a partial write. Any failure up
- * to the rename removes the temporary file and leaves an existing target untouched. */
-#define _POSIX_C_SOURCE 200809L
+ * to the rename removes the temporary file and leaves an existing target untouched.
+ * A target that is a symbolic link is written through it (the file it names is
+ * replaced, the link kept), and a file replaced keeps its permission bits. */
+#define _XOPEN_SOURCE 700 /* realpath, and POSIX 2008 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "descent/runtime.h"
@@ -65,12 +69,23 @@ static int sync_dir(const char *path, char *dir, char *err, size_t errlen)
 int rt_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
                     int nparts, char *err, size_t errlen)
 {
-	/* the temporary file's name, then room for the directory's */
+	/* the file a link names (a dangling link is replaced), then the temporary
+	 * file's name and room for the directory's */
+	struct stat st;
+	char *real = rt_alloc(PATH_MAX);
+	if (!real)
+		return rt_fail(err, errlen, path, "out of memory");
+	const char *shown = path;
+	if (!lstat(path, &st) && S_ISLNK(st.st_mode) && realpath(path, real))
+		path = real;
 	size_t tlen = strlen(path) + 48;
 	char *tmp = rt_alloc(2 * tlen);
-	if (!tmp)
-		return rt_fail(err, errlen, path, "out of memory");
+	if (!tmp) {
+		rt_free(real);
+		return rt_fail(err, errlen, shown, "out of memory");
+	}
 	char *dir = tmp + tlen;
+	int keep_mode = !stat(path, &st) && S_ISREG(st.st_mode);
 	int fd = -1;
 	for (int tries = 0; tries < 100; tries++) {
 		snprintf(tmp, tlen, "%s.tmp-%ld-%u", path, (long)getpid(),
@@ -83,6 +98,7 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 		rt_fail(err, errlen, path, "cannot create temporary file %s: %s", tmp,
 		        strerror(errno));
 		rt_free(tmp);
+		rt_free(real);
 		return -1;
 	}
 	int rc = -1;
@@ -92,6 +108,11 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 			        tmp, strerror(errno));
 			goto fail_open;
 		}
+	if (keep_mode && fchmod(fd, st.st_mode & 07777)) {
+		rt_fail(err, errlen, path, "cannot set the permissions of %s: %s", tmp,
+		        strerror(errno));
+		goto fail_open;
+	}
 	if (fsync(fd)) {
 		rt_fail(err, errlen, path, "cannot sync temporary file %s: %s", tmp,
 		        strerror(errno));
@@ -111,11 +132,13 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 	}
 	rc = sync_dir(path, dir, err, errlen);
 	rt_free(tmp);
+	rt_free(real);
 	return rc;
 fail_open:
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
 	rt_free(tmp);
+	rt_free(real);
 	return rc;
 }

@@ -6,6 +6,8 @@
  * mismatch lists every missing, unexpected and mis-shaped tensor, so that loading into
  * a different model says how it differs.
  */
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,8 +92,8 @@ int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 			          float_dtype(t->dtype) ? "" : " not float", b);
 		} else {
 			for (int64_t k = 0; k < q->numel; k++) {
-				double v = element(t, k);
-				if (v != v || v - v != 0) {
+				double v = element(t, k); /* a float: F64's too */
+				if (v != v || v - v != 0 || fabs(v) > FLT_MAX) {
 					rt_append(bad, sizeof bad, "%s%s",
 					          nnonfinite++ ? ", " : "", q->name);
 					break;
@@ -117,7 +119,7 @@ int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 		if (nshape)
 			rt_append(err, errlen, " mis-shaped %d: %s;", nshape, shp);
 		if (nnonfinite)
-			rt_append(err, errlen, " not finite: %s;", bad);
+			rt_append(err, errlen, " not finite as 32-bit floats: %s;", bad);
 		err[strlen(err) - 1] = 0;
 		return -1;
 	}
@@ -161,11 +163,21 @@ int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 			         io->dtype == RT_I32 ? "integers" : "floats", b);
 			return -1;
 		}
-		for (int64_t i = 0; i < io->numel; i++)
+		for (int64_t i = 0; i < io->numel; i++) {
+			double v = element(t, i);
+			if (io->dtype == RT_I32 && !(v >= INT32_MIN && v <= INT32_MAX)) {
+				snprintf(
+				    err, errlen,
+				    "tensor '%s': element %lld, %.17g, is outside the "
+				    "32-bit integers the model's input takes",
+				    io->name, (long long)i, v);
+				return -1;
+			}
 			if (io->dtype == RT_I32)
-				((int32_t *)s->io[k])[i] = (int32_t)element(t, i);
+				((int32_t *)s->io[k])[i] = (int32_t)v;
 			else
-				((float *)s->io[k])[i] = (float)element(t, i);
+				((float *)s->io[k])[i] = (float)v;
+		}
 	}
 	return 0;
 }
@@ -174,6 +186,23 @@ int rt_save_params(const rt_session *s, const char *path, int grads,
                    const char *extra_name, const float *extra, char *err, size_t errlen)
 {
 	const rt_program *p = s->prog;
+	/* parameters that rt_load_params would refuse are not written (gradients may
+	 * be anything: they are what descent grad reports) */
+	for (int i = 0; i < p->nparam && !grads; i++)
+		for (int64_t k = 0; k < p->params[i].numel; k++) {
+			float v = s->params[p->params[i].offset + k];
+			if (!isfinite(v)) {
+				snprintf(
+				    err, errlen,
+				    "%s[%lld] is %s: the parameters were not saved (they "
+				    "could not be loaded back)",
+				    p->params[i].name, (long long)k,
+				    isnan(v) ? "nan"
+				    : v > 0  ? "inf"
+				             : "-inf");
+				return -1;
+			}
+		}
 	rt_st_tensor *t = rt_alloc((size_t)(p->nparam + 1) * sizeof *t);
 	if (!t) {
 		snprintf(err, errlen, "out of memory");

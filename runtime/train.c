@@ -228,19 +228,20 @@ static int fused_step(rt_trainer *t, int64_t count, double *loss, char *err,
 	const rt_program *p = s->prog;
 	session_fill(s, t->x, t->y, t->order + t->pos, count);
 	prefetch_next(t, t->pos + count);
-	p->train_step(s->bufs);
+	int refused = p->train_step(s->bufs);
 	*loss = *(const float *)s->io[p->io_loss];
-	if (!t->snap || isfinite(*loss))
+	if (!t->snap || (!refused && isfinite(*loss)))
 		return 0;
 	char at[160];
 	where(t, at, sizeof at);
 	t->bad_step = (int64_t)s->step + 1;
-	if (first_nonfinite(s->params, p->nparams) < 0 &&
-	    first_nonfinite(s->state, p->nstate) < 0)
+	if (refused || (first_nonfinite(s->params, p->nparams) < 0 &&
+	                first_nonfinite(s->state, p->nstate) < 0))
 		return rt_error(
 		    err, errlen,
-		    "the loss or an updated value is not finite at %s; the step was not "
-		    "taken: the parameters and optimizer state are those before it",
+		    "the loss or an updated value is not finite at %s, or a "
+		    "parameter's step is above 2^100; the step was not taken: "
+		    "the parameters and optimizer state are those before it",
 		    at);
 	roll_back(t);
 	return rt_error(
@@ -301,7 +302,16 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 		    param_at(p, bad), at);
 	}
 	memcpy(s->grads, t->acc, (size_t)p->nparams * sizeof(float));
-	p->step(s->bufs);
+	if (p->step(s->bufs)) {
+		if (t->dropout_off >= 0)
+			s->state[t->dropout_off] = counter;
+		where(t, at, sizeof at);
+		t->bad_step = (int64_t)s->step + 1;
+		return rt_error(err, errlen,
+		                "an updated value is not finite at %s, or a parameter's "
+		                "step is above 2^100; the step was not taken",
+		                at);
+	}
 	if (t->snap && (bad = first_nonfinite(s->params, p->nparams)) >= 0) {
 		where(t, at, sizeof at);
 		t->bad_step = (int64_t)s->step + 1;

@@ -6,9 +6,11 @@
  * through the JIT with the same seed and flags. Objects for another architecture and
  * the other output kinds are checked too, and the C API's errors.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dc.h"
@@ -145,7 +147,7 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	CU_ASSERT(file_has(tmp("m.s"), "fashion_mlp_train_step:"));
 	CU_ASSERT(sh("%s/descent compile %s -o %s --emit llvm >/dev/null",
 	             DESCENT_BINARY_DIR, model, tmp("m.ll")) == 0);
-	CU_ASSERT(file_has(tmp("m.ll"), "define void @fashion_mlp_grad"));
+	CU_ASSERT(file_has(tmp("m.ll"), "define i32 @fashion_mlp_grad"));
 	CU_ASSERT(sh("%s/descent compile %s -o %s --emit bc >/dev/null",
 	             DESCENT_BINARY_DIR, model, tmp("m.bc")) == 0);
 	CU_ASSERT(sh("head -c 2 %s | grep -q BC", tmp("m.bc")) == 0);
@@ -204,11 +206,19 @@ static void test_api_checks_names_sizes_and_values(void)
 	float nan[12];
 	for (int i = 0; i < 12; i++)
 		nan[i] = i == 5 ? 0.0f / 0.0f : 0;
-	CU_ASSERT_EQUAL(dc_set_param(s, "fc1.weight", nan, 12), DC_ERR_NUMERIC);
+	CU_ASSERT_EQUAL(dc_set_param(s, "fc1.weight", nan, 12), DC_ERR_ARG);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(dc_session_error(s), "'fc1.weight'[5] is not finite"));
 	CU_ASSERT_EQUAL(dc_set_hyper(s, "lr", 0.5f), DC_OK);
 	CU_ASSERT_EQUAL(dc_set_hyper(s, "nosuch", 0.5f), DC_ERR_ARG);
-	/* a huge learning rate: the loss blows up and the parameters stay finite */
-	CU_ASSERT_EQUAL(dc_set_hyper(s, "lr", 1e30f), DC_OK);
+	/* the model file's ranges */
+	CU_ASSERT_EQUAL(dc_set_hyper(s, "lr", -1), DC_ERR_ARG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dc_session_error(s), "'lr' must be at least 0"));
+	CU_ASSERT_EQUAL(dc_set_hyper(s, "lr", 1e30f), DC_ERR_ARG);
+	CU_ASSERT_EQUAL(dc_set_hyper(s, "lr", 0), DC_OK);
+	/* a huge learning rate (through the runtime, which takes any): the loss blows
+	 * up and the parameters stay finite */
+	CU_ASSERT_EQUAL(rt_set_hyper(dc_session_runtime(s), "lr", 1e30f), 0);
 	for (int k = 0; k < 5; k++)
 		dc_train_step(s, &loss);
 	CU_ASSERT_EQUAL(dc_get_param(s, "fc1.weight", w, 12), DC_OK);
@@ -217,6 +227,107 @@ static void test_api_checks_names_sizes_and_values(void)
 	CU_ASSERT_EQUAL(dc_save_params(s, tmp("api.safetensors")), DC_OK);
 	CU_ASSERT_EQUAL(dc_load_params(s, tmp("api.safetensors")), DC_OK);
 	CU_ASSERT_EQUAL(dc_load_params(s, tmp("nosuch.safetensors")), DC_ERR_IO);
+	dc_session_free(s);
+	dc_model_free(m);
+	dc_context_free(ctx);
+}
+
+/* A diagnostic handed out stays valid while more come, until dc_diag_clear (the
+ * views were one array, reallocated as it grew: ASan saw the first pointer freed).
+ * Errors in the model are DC_ERR_MODEL, a file it cannot read DC_ERR_IO. */
+static void test_api_diagnostics_stay_and_say_where_the_error_is(void)
+{
+	dc_context *ctx = dc_context_new();
+	dc_model *m = NULL;
+	const char *bad = "inputs: {x: {shape: [batch, 4]}}\nloss: \"sum(x @ x)\"\n";
+	CU_ASSERT_EQUAL(dc_compile_string(ctx, bad, "a.yaml", NULL, &m), DC_ERR_MODEL);
+	CU_ASSERT_FATAL(dc_diag_count(ctx) >= 1);
+	const dc_diag *first = dc_diag_get(ctx, 0);
+	char text[256];
+	snprintf(text, sizeof text, "%s", first->message);
+	CU_ASSERT_EQUAL(dc_compile_string(ctx, bad, "b.yaml", NULL, &m), DC_ERR_MODEL);
+	CU_ASSERT_PTR_NOT_NULL(dc_diag_get(ctx, dc_diag_count(ctx) - 1));
+	CU_ASSERT_STRING_EQUAL(first->message, text);
+	CU_ASSERT_STRING_EQUAL(first->file, "a.yaml");
+	CU_ASSERT_EQUAL(dc_compile_file(ctx, tmp("nosuch.yaml"), NULL, &m), DC_ERR_IO);
+	const char *good =
+	    "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
+	    "layers: [{dense: {units: 3}}]\nloss: softmax_cross_entropy\n";
+	CU_ASSERT_EQUAL(
+	    dc_compile_string(ctx, good, NULL, &(dc_options){.opt_level = -7}, &m),
+	    DC_ERR_ARG);
+	dc_context_free(ctx);
+}
+
+/* Integer inputs are checked against what they index; relu passes NaN on, as
+ * PyTorch's does; a step that dc_step refuses is reported, and one dc_step takes is
+ * not blamed on an older loss; parameters that could not be loaded back are not
+ * saved, and a save keeps the file's permissions and writes through a link. */
+static void test_api_reports_refused_steps_and_bad_values(void)
+{
+	dc_context *ctx = dc_context_new();
+	dc_model *m;
+	dc_session *s;
+	CU_ASSERT_FATAL(
+	    dc_compile_string(
+	        ctx,
+	        "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
+	        "layers: [{dense: {units: 3, activation: relu}}, {dense: {units: 3}}]\n"
+	        "loss: softmax_cross_entropy\n",
+	        NULL, &(dc_options){.batch = 2}, &m) == DC_OK);
+	CU_ASSERT_FATAL(dc_session_new(m, 1, &s) == DC_OK);
+	float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, b[3], b2[3], loss;
+	int32_t y[2] = {0, 3};
+	CU_ASSERT_EQUAL(dc_set_input(s, "y", y, sizeof y), DC_ERR_ARG);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(dc_session_error(s), "'y'[1] is 3, outside 0 to 2"));
+	y[1] = -1;
+	CU_ASSERT_EQUAL(dc_set_input(s, "y", y, sizeof y), DC_ERR_ARG);
+	y[1] = 2;
+	CU_ASSERT_EQUAL(dc_set_input(s, "y", y, sizeof y), DC_OK);
+	CU_ASSERT_EQUAL(dc_set_input(s, "x", NULL, sizeof x), DC_ERR_ARG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dc_session_error(s), "NULL"));
+	x[2] = NAN;
+	CU_ASSERT_EQUAL(dc_set_input(s, "x", x, sizeof x), DC_OK);
+	CU_ASSERT_EQUAL(dc_evaluate(s, &loss), DC_ERR_NUMERIC);
+	CU_ASSERT(isnan(loss));
+	CU_ASSERT_PTR_NOT_NULL(strstr(dc_session_error(s), "the loss is nan"));
+	x[2] = 3;
+	CU_ASSERT_EQUAL(dc_set_input(s, "x", x, sizeof x), DC_OK);
+	/* dc_step from an infinite gradient: refused, nothing written */
+	CU_ASSERT_EQUAL(dc_grad(s, &loss), DC_OK);
+	float *grads = dc_session_runtime(s)->grads;
+	grads[dc_model_program(m)->params[1].offset] = INFINITY; /* fc1.bias[0] */
+	CU_ASSERT_EQUAL(dc_get_param(s, "fc1.bias", b, 3), DC_OK);
+	CU_ASSERT_EQUAL(dc_step(s), DC_ERR_NUMERIC);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dc_session_error(s), "step: no step taken"));
+	CU_ASSERT_EQUAL(dc_get_param(s, "fc1.bias", b2, 3), DC_OK);
+	CU_ASSERT(memcmp(b, b2, sizeof b) == 0);
+	/* a non-finite loss from dc_evaluate does not make the next dc_step fail */
+	CU_ASSERT_EQUAL(dc_grad(s, &loss), DC_OK);
+	x[0] = INFINITY;
+	CU_ASSERT_EQUAL(dc_set_input(s, "x", x, sizeof x), DC_OK);
+	CU_ASSERT_EQUAL(dc_evaluate(s, &loss), DC_ERR_NUMERIC);
+	CU_ASSERT_EQUAL(dc_step(s), DC_OK);
+	CU_ASSERT_EQUAL(dc_get_param(s, "fc1.bias", b2, 3), DC_OK);
+	CU_ASSERT(memcmp(b, b2, sizeof b) != 0);
+	/* train_step refused (the infinite input): reported as such */
+	CU_ASSERT_EQUAL(dc_train_step(s, &loss), DC_ERR_NUMERIC);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dc_session_error(s), "train_step: no step taken"));
+	/* saving: permissions kept, links followed, infinite parameters refused */
+	const char *path = tmp("keep.safetensors"), *link = tmp("link.safetensors");
+	CU_ASSERT_EQUAL(dc_save_params(s, path), DC_OK);
+	CU_ASSERT(chmod(path, 0600) == 0 && symlink(path, link) == 0);
+	CU_ASSERT_EQUAL(dc_save_params(s, link), DC_OK);
+	struct stat st;
+	CU_ASSERT(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+	CU_ASSERT(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	float *params = dc_session_runtime(s)->params;
+	params[0] = INFINITY;
+	CU_ASSERT_EQUAL(dc_save_params(s, path), DC_ERR_IO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dc_session_error(s), "fc1.weight[0] is inf"));
+	CU_ASSERT_EQUAL(dc_load_params(s, path), DC_OK); /* the last good file */
+	CU_ASSERT(isfinite(params[0]));
 	dc_session_free(s);
 	dc_model_free(m);
 	dc_context_free(ctx);
@@ -279,6 +390,10 @@ void suite_aot(void)
 	     test_api_reports_model_errors_as_diagnostics},
 	    {"test_api_checks_names_sizes_and_values",
 	     test_api_checks_names_sizes_and_values},
+	    {"test_api_diagnostics_stay_and_say_where_the_error_is",
+	     test_api_diagnostics_stay_and_say_where_the_error_is},
+	    {"test_api_reports_refused_steps_and_bad_values",
+	     test_api_reports_refused_steps_and_bad_values},
 	    {"test_api_compiles_only_the_entry_points_asked_for",
 	     test_api_compiles_only_the_entry_points_asked_for},
 	    CU_TEST_INFO_NULL,

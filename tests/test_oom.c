@@ -295,7 +295,7 @@ static void test_oom_st_save_and_load(void)
 
 enum { B = 4, NIN = 3, NOUT = 2 };
 
-static void nothing(void *const *bufs) { (void)bufs; }
+static int nothing(void *const *bufs) { return (void)bufs, 0; }
 
 static const rt_param lin_params[] = {
     {"fc.weight", 2, {NOUT, NIN}, 0, NOUT *NIN, RT_INIT_KAIMING_UNIFORM, 0, NIN, NOUT, 1},

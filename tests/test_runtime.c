@@ -518,7 +518,7 @@ static double lin_loss(void *const *bufs, float *g)
 	return loss;
 }
 
-static void lin_train_step(void *const *bufs)
+static int lin_train_step(void *const *bufs)
 {
 	float *w = bufs[RT_PARAMS], *g = bufs[RT_GRADS],
 	      lr = ((float *)bufs[RT_HYPER])[0];
@@ -530,11 +530,13 @@ static void lin_train_step(void *const *bufs)
 	*(float *)bufs[RT_IO0 + 3] = (float)lin_loss(bufs, g);
 	w[0] -= lr * g[0];
 	w[1] -= lr * g[1];
+	return 0;
 }
 
-static void lin_evaluate(void *const *bufs)
+static int lin_evaluate(void *const *bufs)
 {
 	*(float *)bufs[RT_IO0 + 3] = (float)lin_loss(bufs, bufs[RT_GRADS]);
+	return 0;
 }
 
 static const char *const lin_hypers[] = {"lr"};
@@ -733,10 +735,11 @@ static void test_train_epoch_rejects_shape_mismatch(void)
 }
 
 /* A classifier whose scores are its input: accuracy = how often argmax(x) == label. */
-static void id_evaluate(void *const *bufs)
+static int id_evaluate(void *const *bufs)
 {
 	memcpy(bufs[RT_IO0 + 4], bufs[RT_IO0], 3 * 3 * sizeof(float));
 	*(float *)bufs[RT_IO0 + 3] = 1.0f;
+	return 0;
 }
 
 static void test_evaluate_computes_accuracy(void)

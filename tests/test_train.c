@@ -757,11 +757,12 @@ static void test_train_divergence_stops_with_finite_parameters(void)
 /* A hand-written program without the generated guard: its third step writes NaN into
  * the parameter. The trainer puts back the values the run started from. */
 static int calls;
-static void nan_step(void *const *bufs)
+static int nan_step(void *const *bufs)
 {
 	float *p = bufs[RT_PARAMS], *loss = bufs[RT_IO0 + 3];
 	p[0] = ++calls == 3 ? NAN : p[0] + 1;
 	*loss = p[0];
+	return 0;
 }
 
 static void test_train_rolls_back_a_program_without_a_guard(void)

@@ -35,12 +35,14 @@ extern "C" {
 
 typedef enum {
 	DC_OK = 0,
-	DC_ERR_MODEL,   /* the model file is wrong: see the diagnostics */
+	DC_ERR_MODEL,   /* the model is wrong (its file, or the graph it makes): see the
+	                   diagnostics */
 	DC_ERR_COMPILE, /* LLVM failed: see the diagnostics */
 	DC_ERR_ARG,     /* a wrong argument: unknown name, wrong size, NULL */
 	DC_ERR_IO,      /* a file could not be read or written */
 	DC_ERR_NOMEM,
-	DC_ERR_NUMERIC, /* the loss is not finite */
+	DC_ERR_NUMERIC, /* the loss is not finite, or a step was refused: see
+	                   dc_train_step */
 	DC_ERR_UNSUPPORTED
 } dc_status;
 
@@ -97,10 +99,15 @@ void dc_session_free(dc_session *s);
 rt_session *dc_session_runtime(dc_session *s); /* the buffers, for direct access */
 
 /* Inputs by name ("image", "label", "weight"): bytes must be the slot's size (batch
- * rows of float32, or int32 for integer inputs). A missing weight counts every row. */
+ * rows of float32, or int32 for integer inputs). A missing weight counts every row.
+ * Integer inputs must name one of the classes (labels) or rows (embedding indices)
+ * they index, else DC_ERR_ARG and nothing is copied. */
 dc_status dc_set_input(dc_session *s, const char *name, const void *data, size_t bytes);
 dc_status dc_get_output(dc_session *s, const char *name, void *data, size_t bytes);
 
+/* A step whose loss, gradients or new parameter and state values are not all finite,
+ * or that would move a parameter by more than 2^100, is refused: DC_ERR_NUMERIC, no
+ * parameter or state written, and the loss reads NaN. */
 dc_status dc_train_step(dc_session *s, float *loss); /* forward, backward, update */
 dc_status dc_grad(dc_session *s, float *loss);       /* loss and gradients only */
 dc_status dc_step(dc_session *s);                    /* the update from the gradients */
@@ -111,10 +118,13 @@ dc_status dc_evaluate(dc_session *s, float *loss);   /* loss and output, no upda
 dc_status dc_get_param(dc_session *s, const char *name, float *data, size_t count);
 dc_status dc_set_param(dc_session *s, const char *name, const float *data, size_t count);
 dc_status dc_get_grad(dc_session *s, const char *name, float *data, size_t count);
-/* Run-time hyperparameters ("lr", "momentum", ...): no recompile. */
+/* Run-time hyperparameters ("lr", "momentum", ...): no recompile. The model file's
+ * ranges hold (betas below 1, eps from 0 to 1...), except that lr may be 0. */
 dc_status dc_set_hyper(dc_session *s, const char *name, float value);
 
-/* Parameters as safetensors (PyTorch's names and layouts), written crash-safely. */
+/* Parameters as safetensors (PyTorch's names and layouts), written crash-safely (an
+ * existing file keeps its permissions; a link, its target is replaced); parameters
+ * that are not all finite are not saved (DC_ERR_IO). */
 dc_status dc_save_params(dc_session *s, const char *path);
 dc_status dc_load_params(dc_session *s, const char *path);
 /* The message of the last failed call on this session ("" if none). */

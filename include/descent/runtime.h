@@ -31,7 +31,10 @@ enum {
 	RT_IO0     /* first io slot: inputs and outputs, see rt_io */
 };
 
-typedef void (*rt_fn)(void *const *bufs);
+/* Returns 0, or 1 when train_step or step took no step: a value it would have written
+ * (the loss, a new parameter or optimizer state value) was not finite, or a parameter's
+ * step was above 2^100; it then wrote no parameter or state, and the loss reads NaN. */
+typedef int (*rt_fn)(void *const *bufs);
 
 /* ---- threads ----
  * Compiled code runs its large loop nests as kernels on a process-wide thread pool: a
