@@ -2,9 +2,12 @@
  * compile (ahead of time), gradcheck (against finite differences), bench and ir (any
  * stage as text or Graphviz). main.c parses the options and calls these; see cli.h.
  */
+#include <errno.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -60,6 +63,22 @@ int cmd_grad(const Opts *o, Diags *d, Arena *A)
 	if (bad) {
 		fprintf(stderr, "descent: error: %s: %s\n", bad, err);
 		goto done;
+	}
+	for (int k = 0; k < c->prog.nio; k++) { /* labels and indices in range */
+		const rt_io *io = &c->prog.io[k];
+		int64_t limit = io->dtype == RT_I32 ? ir_index_limit(c->g, k) : -1;
+		const int32_t *v = s->io[k];
+		for (int64_t i = 0; limit >= 0 && i < io->numel; i++)
+			if (v[i] < 0 || v[i] >= limit) {
+				fprintf(
+				    stderr,
+				    "descent: error: %s: tensor '%s': element %lld, %d, "
+				    "is "
+				    "outside 0 to %lld, the classes or rows it indexes\n",
+				    o->inputs, io->name, (long long)i, (int)v[i],
+				    (long long)limit - 1);
+				goto done;
+			}
 	}
 	c->prog.grad(s->bufs);
 	const float *loss = s->io[c->prog.io_loss];
@@ -118,25 +137,82 @@ int cmd_gradcheck(const Opts *o, Diags *d, Arena *A)
 	return rc < 0 ? 1 : rc;
 }
 
-/* A picture of the graph: Graphviz's dot renders the DOT text to SVG (or PNG, PDF). */
+extern char **environ;
+
+/* The file at path, whole, into *data (malloc'd); 0, or -1. */
+static int slurp(const char *path, char **data, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	char *buf = NULL;
+	size_t n = 0, cap = 0, k;
+	do {
+		if (n == cap) {
+			char *b = realloc(buf, cap = cap ? 2 * cap : 1 << 16);
+			if (!b) {
+				free(buf);
+				fclose(f);
+				return -1;
+			}
+			buf = b;
+		}
+		k = fread(buf + n, 1, cap - n, f);
+		n += k;
+	} while (k > 0);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		free(buf);
+		return -1;
+	}
+	*data = buf, *len = n;
+	return 0;
+}
+
+/* A picture of the graph: Graphviz's dot renders the DOT text in dot_path to SVG (or
+ * PNG, PDF), run without a shell, into a temporary file, and then into out through
+ * rt_write_atomic: a failing dot leaves out as it was. */
 static int render(const char *dot_path, const char *out)
 {
 	const char *ext = strrchr(out, '.');
-	char cmd[8192];
-	if (system("command -v dot >/dev/null 2>&1") != 0) {
+	char pic[] = "/tmp/descent-pic-XXXXXX", fmt[16], err[512];
+	int fd = mkstemp(pic);
+	if (fd < 0) {
+		fprintf(stderr, "descent: error: cannot write a temporary file: %s\n",
+		        strerror(errno));
+		return 1;
+	}
+	close(fd);
+	snprintf(fmt, sizeof fmt, "-T%s", ext + 1);
+	char *argv[] = {"dot", fmt, (char *)dot_path, "-o", pic, NULL};
+	pid_t pid;
+	int status = 0, rc = 1, e = posix_spawnp(&pid, "dot", NULL, NULL, argv, environ);
+	if (e == ENOENT) {
 		fprintf(
 		    stderr,
 		    "descent: error: rendering %s needs Graphviz's dot: apt-get install "
 		    "graphviz (or write DOT text with --format dot -o FILE.dot)\n",
 		    out);
-		return 1;
-	}
-	snprintf(cmd, sizeof cmd, "dot -T%s '%s' -o '%s'", ext + 1, dot_path, out);
-	if (system(cmd) != 0) {
+	} else if (e || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	           WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "descent: error: dot could not render %s\n", out);
-		return 1;
+	} else {
+		char *data = NULL;
+		size_t len = 0;
+		const void *parts[1];
+		if (slurp(pic, &data, &len) < 0)
+			fprintf(stderr, "descent: error: cannot read dot's picture %s\n",
+			        pic);
+		else if (parts[0] = data,
+		         rt_write_atomic(out, parts, &len, 1, err, sizeof err) < 0)
+			fprintf(stderr, "descent: error: %s\n", err);
+		else
+			rc = 0;
+		free(data);
 	}
-	return 0;
+	unlink(pic);
+	return rc;
 }
 
 /* descent bench: steps/s, GFLOP/s and the share of the FMA peak for train_step. */
@@ -199,23 +275,38 @@ int cmd_ir(const Opts *o, Diags *d, Arena *A)
 	Model *m = model_load(A, d, o->model);
 	if (!m)
 		return 1;
-	char tmp[] = "/tmp/descent-ir-XXXXXX";
-	int fd = o->out ? mkstemp(tmp) : -1;
-	FILE *f = o->out ? fdopen(fd, "w") : stdout;
+	/* into memory first: an existing -o file is replaced only once it is all
+	 * there (rt_write_atomic), and a picture's DOT text goes to dot in a file */
+	char *text = NULL, err[512];
+	size_t len = 0;
+	FILE *f = o->out ? open_memstream(&text, &len) : stdout;
 	if (!f) {
-		fprintf(stderr, "descent: error: cannot write a temporary file\n");
+		fprintf(stderr, "descent: error: out of memory\n");
 		return 1;
 	}
 	int bad = inspect(d, m, &io, f) < 0;
-	if (o->out)
-		fclose(f);
-	if (!bad && o->out && picture)
-		bad = render(tmp, o->out);
-	else if (!bad && o->out && rename(tmp, o->out) != 0) {
-		fprintf(stderr, "descent: error: cannot write %s\n", o->out);
+	if (o->out && fclose(f) != 0)
 		bad = 1;
+	if (!bad && o->out && picture) {
+		char tmp[] = "/tmp/descent-ir-XXXXXX";
+		int fd = mkstemp(tmp);
+		FILE *t = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (!t || fwrite(text, 1, len, t) != len || fclose(t) != 0) {
+			fprintf(stderr,
+			        "descent: error: cannot write a temporary file\n");
+			bad = 1;
+		} else {
+			bad = render(tmp, o->out);
+		}
+		if (fd >= 0)
+			unlink(tmp);
+	} else if (!bad && o->out) {
+		const void *parts[1] = {text};
+		if (rt_write_atomic(o->out, parts, &len, 1, err, sizeof err) < 0) {
+			fprintf(stderr, "descent: error: %s\n", err);
+			bad = 1;
+		}
 	}
-	if (o->out)
-		unlink(tmp);
+	free(text);
 	return bad;
 }

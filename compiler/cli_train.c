@@ -94,26 +94,30 @@ static int load_file(SrcKind kind, const char *path, double scale, int labels,
 	return rt_idx_load(path, scale, labels, t, err, errlen);
 }
 
-/* Does the first line of a CSV file hold names rather than numbers? */
+/* Does the first line of a CSV file hold names rather than numbers? When most of its
+ * fields (of its first 64 KB) are not numbers: a data row with a bad cell is then read
+ * as data, and the reader names the cell, where taking any word for a header dropped
+ * that row without a word. */
 static int csv_has_header(const char *path, char delim)
 {
 	FILE *f = fopen(path, "r");
-	char line[4096];
-	int header = 0;
+	static char line[1 << 16];
+	int words = 0, fields = 0;
 	if (f && fgets(line, sizeof line, f)) {
-		for (char *p = line, *end; *p && !header; p = *end ? end + 1 : end) {
+		for (char *p = line, *end; *p; p = *end ? end + 1 : end) {
 			while (*p == ' ' || *p == '"' || (unsigned char)*p >= 0x80)
 				p++;
 			strtod(p, &end);
-			header =
+			words +=
 			    end == p && *p != delim && *p != '\n' && *p != '\r' && *p;
+			fields++;
 			for (end = p; *end && *end != delim; end++)
 				;
 		}
 	}
 	if (f)
 		fclose(f);
-	return header;
+	return 2 * words > fields;
 }
 
 static int load_csv(const char *path, const char *label, char delim, int header,
@@ -149,6 +153,32 @@ static int labels_fit(const Model *m, const rt_program *p, const DataSource *src
 			    "of the output (0 to %lld)\n",
 			    src ? src[m->y].path : path, v[i], (long long)i, (long long)C,
 			    (long long)C - 1);
+			return 0;
+		}
+	return 1;
+}
+
+/* Integer inputs (embedding indices) name rows of the tables they index
+ * (ir_index_limit); else an error, as for labels. */
+static int indices_fit(const Model *m, const Compiled *c, const DataSource *src,
+                       const char *split, const rt_tensor *x, const char *path)
+{
+	int k = c->prog.io_x;
+	int64_t limit = k >= 0 && x->dtype == RT_I32 ? ir_index_limit(c->g, k) : -1;
+	const int32_t *v = x->data;
+	for (int64_t i = 0; limit >= 0 && i < x->n * x->stride; i++)
+		if (v[i] < 0 || v[i] >= limit) {
+			if (src)
+				fprintf(stderr, "%s:%d:%d: error: data.%s: ", m->file,
+				        src[m->x].loc.line, src[m->x].loc.col, split);
+			else
+				fprintf(stderr, "descent: error: ");
+			fprintf(
+			    stderr,
+			    "%s: index %d in example %lld is outside the %lld rows of "
+			    "the table it indexes (0 to %lld)\n",
+			    src ? src[m->x].path : path, v[i], (long long)(i / x->stride),
+			    (long long)limit, (long long)limit - 1);
 			return 0;
 		}
 	return 1;
@@ -267,33 +297,56 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 
 /* ---- report ---- */
 
+/* A JSON number, or null for NaN and the infinities, which JSON has not. */
+static void json_num(FILE *f, const char *key, const char *fmt, double v, int last)
+{
+	fprintf(f, "  \"%s\": ", key);
+	if (isfinite(v))
+		fprintf(f, fmt, v);
+	else
+		fputs("null", f);
+	fputs(last ? "\n" : ",\n", f);
+}
+
+/* The run's figures as JSON; a metric it has not (no test set) is null. Written
+ * whole or not at all (rt_write_atomic). */
 static int write_report(const char *path, const Model *m, const rt_metrics *test,
                         double train_s, double steps_s, double compile_s,
                         double train_loss)
 {
-	char tmp[4096];
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
+	char *text = NULL, err[1024];
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
 	if (!f) {
-		fprintf(stderr, "descent: error: cannot write %s: %s\n", tmp,
-		        strerror(errno));
+		fprintf(stderr, "descent: error: %s: out of memory\n", path);
 		return -1;
 	}
-	fprintf(f,
-	        "{\n  \"model\": \"%s\",\n  \"test_accuracy\": %.6f,\n  \"test_loss\": "
-	        "%.6f,\n"
-	        "  \"train_loss\": %.6f,\n  \"train_seconds\": %.3f,\n  "
-	        "\"steps_per_second\": %.1f,\n"
-	        "  \"compile_seconds\": %.4f\n}\n",
-	        m->name, isnan(test->accuracy) ? 0 : test->accuracy, test->loss,
-	        train_loss, train_s, steps_s, compile_s);
-	if (fclose(f) != 0 || rename(tmp, path) != 0) {
-		fprintf(stderr, "descent: error: cannot write %s: %s\n", path,
-		        strerror(errno));
-		remove(tmp);
-		return -1;
+	fputs("{\n  \"model\": \"", f);
+	for (const char *c = m->name; *c; c++) /* escaped, as JSON strings are */
+		if (*c == '"' || *c == '\\')
+			fprintf(f, "\\%c", *c);
+		else if ((unsigned char)*c < 0x20)
+			fprintf(f, "\\u%04x", (unsigned char)*c);
+		else
+			fputc(*c, f);
+	fputs("\",\n", f);
+	json_num(f, "test_accuracy", "%.6f", test->accuracy, 0);
+	json_num(f, "test_loss", "%.6f", test->loss, 0);
+	json_num(f, "train_loss", "%.6f", train_loss, 0);
+	json_num(f, "train_seconds", "%.3f", train_s, 0);
+	json_num(f, "steps_per_second", "%.1f", steps_s, 0);
+	json_num(f, "compile_seconds", "%.4f", compile_s, 1);
+	fputs("}\n", f);
+	int rc = fclose(f) ? -1 : 0;
+	const void *parts[1] = {text};
+	if (rc == 0 && rt_write_atomic(path, parts, &len, 1, err, sizeof err) < 0) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		rc = -1;
+	} else if (rc) {
+		fprintf(stderr, "descent: error: %s: out of memory\n", path);
 	}
-	return 0;
+	free(text);
+	return rc;
 }
 
 /* ---- training over data ---- */
@@ -374,7 +427,9 @@ static int run_data(Run *r)
 	                p->io[p->io_output].shape[1] > 1 &&
 	                p->io[p->io_y].dtype == RT_I32;
 	if (!labels_fit(m, p, m->train, "train", &r->ytr, NULL) ||
-	    (r->has_test && !labels_fit(m, p, m->test, "test", &r->yte, NULL)))
+	    (r->has_test && !labels_fit(m, p, m->test, "test", &r->yte, NULL)) ||
+	    !indices_fit(m, r->c, m->train, "train", &r->xtr, NULL) ||
+	    (r->has_test && !indices_fit(m, r->c, m->test, "test", &r->xte, NULL)))
 		return -1;
 	return 0;
 }
@@ -803,10 +858,50 @@ static int train_steps(const Opts *o, const Model *m, Compiled *c)
 	return status;
 }
 
+/* Whether a file (a directory when dir is set) can be written at path: the directory
+ * it goes in exists and takes files (else an error, before any training whose results
+ * would then be lost). */
+static int can_write(const char *opt, const char *path, int is_dir)
+{
+	char dir[4096];
+	struct stat st;
+	if (is_dir && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (access(path, W_OK | X_OK) == 0)
+			return 1;
+		fprintf(stderr, "descent: error: %s %s: not a writable directory\n", opt,
+		        path);
+		return 0;
+	}
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	else
+		snprintf(dir, sizeof dir, ".");
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK)) {
+		fprintf(stderr,
+		        "descent: error: %s %s: cannot write there (%s is not a "
+		        "writable directory)\n",
+		        opt, path, dir);
+		return 0;
+	}
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) != is_dir) {
+		fprintf(stderr, "descent: error: %s %s: %s a directory\n", opt, path,
+		        is_dir ? "not" : "is");
+		return 0;
+	}
+	return 1;
+}
+
 int cmd_train(const Opts *o, Diags *d, Arena *A)
 {
 	Model *m = model_load(A, d, o->model);
 	if (!m)
+		return 1;
+	if ((o->report && !can_write("--report", o->report, 0)) ||
+	    (o->log && !can_write("--log", o->log, 0)) ||
+	    (o->plot && !can_write("--plot", o->plot, 0)) ||
+	    (o->ckpt_dir && !can_write("--checkpoint-dir", o->ckpt_dir, 1)))
 		return 1;
 	if (o->epochs >= 0)
 		m->epochs = o->epochs;
@@ -914,7 +1009,8 @@ int cmd_eval(const Opts *o, Diags *d, Arena *A)
 		goto done;
 	rt_metrics mm;
 	if (!labels_fit(m, &c->prog, o->data_x ? NULL : m->test, "test", &y,
-	                o->data_y ? o->data_y : o->data_x))
+	                o->data_y ? o->data_y : o->data_x) ||
+	    !indices_fit(m, c, o->data_x ? NULL : m->test, "test", &x, o->data_x))
 		goto done;
 	if (rt_evaluate(s, &x, &y, &mm, err, sizeof err) < 0) {
 		fprintf(stderr, "descent: error: %s: %s\n", what, err);
@@ -992,12 +1088,18 @@ int cmd_predict(const Opts *o, Diags *d, Arena *A)
 	float *out = NULL;
 	Compiled *c = NULL;
 	rt_session *s = NULL;
-	if (m->x < 0 || load_cli_data(m, o->input, NULL, o->label, &x, NULL) < 0)
+	if (m->x < 0) {
+		fprintf(stderr, "%s: error: the model has no input to predict from\n",
+		        m->file);
+		return 1;
+	}
+	if (load_cli_data(m, o->input, NULL, o->label, &x, NULL) < 0)
 		return 1;
 	if (load_params_file(o, &f) < 0)
 		goto done;
 	if (!(c = compile_for_use(o, d, m, FN_FORWARD)) ||
-	    !(s = session_with_params(o, m, c, &f)))
+	    !(s = session_with_params(o, m, c, &f)) ||
+	    !indices_fit(m, c, NULL, NULL, &x, o->input))
 		goto done;
 	const rt_program *p = &c->prog;
 	if (p->io_output < 0) {

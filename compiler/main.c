@@ -168,7 +168,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 		} else if (!strcmp(a, "--tolerance")) {
 			char *end;
 			o->tolerance = strtod(v, &end);
-			if (*end || !(o->tolerance > 0) || !isfinite(o->tolerance)) {
+			if (end == v || *end || !(o->tolerance > 0) ||
+			    !isfinite(o->tolerance)) {
 				fprintf(stderr,
 				        "descent: error: --tolerance takes a positive "
 				        "number, got '%s'\n",
@@ -179,7 +180,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 		} else if (!strcmp(a, "--validation-split")) {
 			char *end;
 			o->val_split = strtod(v, &end);
-			if (*end || !(o->val_split >= 0 && o->val_split < 1)) {
+			if (end == v || *end ||
+			    !(o->val_split >= 0 && o->val_split < 1)) {
 				fprintf(stderr,
 				        "descent: error: --validation-split takes a "
 				        "fraction in [0, 1), "

@@ -123,13 +123,13 @@ int log_read(const char *path, TrainLog *l, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
-	char line[4096], *fld[64];
+	char line[4096], head[4096], *fld[64]; /* the header's fields stay in head */
 	int col[64], nf, lineno = 1, rc = -1;
-	if (!fgets(line, sizeof line, f)) {
+	if (!fgets(head, sizeof head, f)) {
 		snprintf(err, errlen, "%s: empty file, expected a header line", path);
 		goto done;
 	}
-	nf = split(line, fld, 64);
+	nf = split(head, fld, 64);
 	int have_epoch = 0;
 	for (int i = 0; i < nf; i++) {
 		col[i] = -1;
@@ -146,6 +146,12 @@ int log_read(const char *path, TrainLog *l, char *err, size_t errlen)
 	}
 	while (fgets(line, sizeof line, f)) {
 		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line longer than %zu bytes", path,
+			         lineno, sizeof line - 2);
+			log_free(l);
+			goto done;
+		}
 		if (strspn(line, " \r\n") == strlen(line))
 			continue;
 		char *v[64];
@@ -158,10 +164,11 @@ int log_read(const char *path, TrainLog *l, char *err, size_t errlen)
 				continue;
 			char *end;
 			r.v[col[i]] = strtod(v[i], &end);
-			if (*end) {
+			if (*end || isinf(r.v[col[i]])) {
 				snprintf(err, errlen,
-				         "%s:%d: column %d (%s): '%s' is not a number",
-				         path, lineno, i + 1, fld[i], v[i]);
+				         "%s:%d: column %d (%s): '%s' is not a %snumber",
+				         path, lineno, i + 1, fld[i], v[i],
+				         *end ? "" : "finite ");
 				log_free(l);
 				goto done;
 			}
@@ -253,11 +260,25 @@ static int has(const TrainLog *l, int col)
 	return 0;
 }
 
+/* The ticks of an axis from first in steps of step up to hi: how many, none when the
+ * step does not move a double that far (a range of 1e17 in steps of 1e16 would take
+ * forever, as would an infinite one); at most 100. */
+static int nticks(double first, double hi, double step)
+{
+	double n = (hi + step * 1e-6 - first) / step;
+	if (!(step > 0) || !(n >= 0) || n > 100 || first + step == first ||
+	    hi + step == hi)
+		return 0;
+	return (int)n + 1;
+}
+
 /* Axes, grid, ticks and labels of one panel. */
 static void frame(Str *b, const Panel *p, const char *title, const char *ylabel)
 {
 	put(b, "<g font-size=\"11\" fill=\"#333\">\n");
-	for (double t = p->ay.lo; t <= p->ay.hi + p->ay.step * 1e-6; t += p->ay.step) {
+	int ny = nticks(p->ay.lo, p->ay.hi, p->ay.step);
+	for (int i = 0; i < ny; i++) {
+		double t = p->ay.lo + i * p->ay.step;
 		double y = py(p, t);
 		put(b,
 		    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
@@ -267,8 +288,10 @@ static void frame(Str *b, const Panel *p, const char *title, const char *ylabel)
 		    p->x - 6, y + 4, p->ay.decimals,
 		    fabs(t) < p->ay.step * 1e-9 ? 0.0 : t);
 	}
-	for (double t = ceil(p->ax.lo / p->ax.step - 1e-9) * p->ax.step;
-	     t <= p->ax.hi + p->ax.step * 1e-6; t += p->ax.step) {
+	double x0 = ceil(p->ax.lo / p->ax.step - 1e-9) * p->ax.step;
+	int nx = nticks(x0, p->ax.hi, p->ax.step);
+	for (int i = 0; i < nx; i++) {
+		double t = x0 + i * p->ax.step;
 		double x = px(p, t);
 		put(b,
 		    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "

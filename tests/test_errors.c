@@ -222,6 +222,14 @@ static void write_checkpoints(void)
 	/* the first value of the first tensor not a number */
 	memcpy(b + 8 + hlen, "\x00\x00\xc0\x7f", 4);
 	put_file("ck_nan.safetensors", b, n);
+	/* inputs for descent grad with a label past the 3 classes */
+	static const float x[16] = {0};
+	static const int32_t y[4] = {0, 1, 99, 2};
+	const rt_st_tensor in[2] = {{"x", RT_ST_F32, 3, {4, 2, 2}, x, sizeof x},
+	                            {"y", RT_ST_I32, 1, {4}, y, sizeof y}};
+	char err[256], file[256];
+	snprintf(file, sizeof file, "%s/in_lab99.safetensors", dir);
+	CU_ASSERT_FATAL(rt_st_save(file, in, 2, NULL, NULL, 0, err, sizeof err) == 0);
 }
 
 /* ---- the table ---- */
@@ -454,6 +462,10 @@ static const ErrCase cases[] = {
      "grad m.yaml --params ck_cut.safetensors --inputs ck_cut.safetensors --out "
      "out/g.safetensors",
      "is larger than the rest of the file", "ck_cut.safetensors"},
+    {GOOD,
+     "grad m.yaml --params ck/last.safetensors --inputs in_lab99.safetensors --out "
+     "out/g.safetensors",
+     "tensor 'y': element 2, 99, is outside 0 to 2", "in_lab99.safetensors"},
 };
 
 static int check(const ErrCase *c, char *out, size_t len)

@@ -853,6 +853,27 @@ static void test_train_log_and_plot(void)
 	CU_ASSERT(access(in_dir("p.svg"), F_OK) == 0);
 	rc = descent("plot x.npy -o q.svg", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
+	/* epochs a tick's step cannot move (the tick loop never ended), an infinite
+	 * one, and a header's name in the message */
+	write_text(in_dir("far.csv"), "epoch,train_loss\n1e17,1\n100000000000000016,2\n");
+	CU_ASSERT_EQUAL(descent("plot far.csv -o far.svg", out, sizeof out), 0);
+	write_text(in_dir("inf.csv"), "epoch,train_loss\ninf,1\n");
+	CU_ASSERT_EQUAL(descent("plot inf.csv -o inf.svg", out, sizeof out), 1);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "inf.csv:2: column 1 (epoch): 'inf' is not a finite number"));
+	/* outputs that cannot be written: said before training, not after */
+	rc = descent("train tiny.yaml -O1 --epochs 1 --log nodir/l.csv", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--log nodir/l.csv: cannot write there"));
+	CU_ASSERT_PTR_NULL(strstr(out, "epoch 1"));
+	/* the report is JSON: no NaN (no training: no train loss) */
+	rc = descent("train tiny.yaml -O1 --epochs 0 --report r0.json", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	char *json = read_text(in_dir("r0.json"), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"train_loss\": null,"));
+	CU_ASSERT_PTR_NULL(strstr(json, "nan"));
+	free(json);
 }
 
 static void test_train_eval_and_predict(void)
@@ -896,6 +917,21 @@ static void test_train_eval_and_predict(void)
 	CU_ASSERT(fabs(v[0] - ((float *)p.data)[0]) < 1e-6);
 	free(csv);
 	rt_tensor_free(&p);
+	/* a first row with one bad cell is data with an error, not a header (which
+	 * dropped the row); a row of names is a header */
+	write_text(in_dir("typo.csv"), "1,2,3,x,5,6\n1,2,3,4,5,6\n");
+	rc = descent("predict tiny.yaml -O1 --params c/last.safetensors --input typo.csv "
+	             "-o t.csv",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "row 1, column 4: 'x' is not a number"));
+	write_text(in_dir("named.csv"), "a,b,c,d,e,f\n1,2,3,4,5,6\n");
+	rc =
+	    descent("predict tiny.yaml -O1 --params c/last.safetensors --input named.csv "
+	            "-o t.csv",
+	            out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "1 prediction"));
 	/* a parameters file of another model */
 	rc = descent("eval es.yaml --params nothing.safetensors", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
