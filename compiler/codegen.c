@@ -777,7 +777,9 @@ ELEMWISE(tanh, vm_tanh(cg, a))
 ELEMWISE(sigmoid, vm_sigmoid(cg, a))
 ELEMWISE(softplus, vm_softplus(cg, a))
 ELEMWISE(erf, vm_erf(cg, a))
-ELEMWISE(relu, pick(cg, fcmp(cg, LLVMRealUGT, a, cg_f32(cg, 0)), a, cg_f32(cg, 0)))
+/* relu as x86's max(0, a): NaN passes (PyTorch's relu(NaN) is NaN), in one vmaxps,
+ * where a > 0 || a is NaN differs at -0 and took a compare and a blend */
+ELEMWISE(relu, pick(cg, fcmp(cg, LLVMRealOLT, a, cg_f32(cg, 0)), cg_f32(cg, 0), a))
 ELEMWISE(step, as_f32(cg, fcmp(cg, LLVMRealOGT, a, cg_f32(cg, 0))))
 ELEMWISE(stopgrad, a)
 ELEMWISE(add, build_fadd(cg, a, b))

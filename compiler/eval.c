@@ -71,7 +71,7 @@ EW1(sqrt, sqrt(a))
 EW1(abs, fabs(a))
 EW1(sin, sin(a))
 EW1(cos, cos(a))
-EW1(relu, !(a <= 0) ? a : 0) /* NaN stays NaN, as in PyTorch */
+EW1(relu, a < 0 ? 0 : a) /* NaN stays NaN, as in PyTorch */
 EW1(sigmoid, 1 / (1 + exp(-a)))
 EW1(softplus, fmax(a, 0) + log1p(exp(-fabs(a))))
 EW1(erf, erf(a))
