@@ -18,6 +18,7 @@
  * ("optimizer." + name) and the position in __metadata__, all checked on loading
  * before anything is restored. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -633,21 +634,29 @@ static int64_t get_int(Reader *r, const char *key)
 {
 	const char *v = need(r, key);
 	char *end;
+	errno = 0;
 	long long x = v ? strtoll(v, &end, 10) : 0;
-	if (v && (*end || end == v || x < 0) && !r->bad++)
+	if (v && (*end || end == v || x < 0 || errno == ERANGE) && !r->bad++)
 		rt_error(r->err, r->errlen, "the checkpoint's '%s' is '%s', not a count",
 		         key, v);
 	return x;
 }
 
-static double get_num(Reader *r, const char *key)
+/* A number of the metadata: never NaN; finite unless inf is set; at least 0 when
+ * nonneg is (a learning rate, seconds) */
+static double get_num(Reader *r, const char *key, int inf, int nonneg)
 {
 	const char *v = need(r, key);
 	char *end;
 	double x = v ? strtod(v, &end) : 0;
-	if (v && (*end || end == v) && !r->bad++)
-		rt_error(r->err, r->errlen, "the checkpoint's '%s' is '%s', not a number",
-		         key, v);
+	if (v &&
+	    (*end || end == v || isnan(x) || (!inf && isinf(x)) || (nonneg && x < 0)) &&
+	    !r->bad++)
+		rt_error(r->err, r->errlen,
+		         "the checkpoint's '%s' is '%s', not a %snumber", key, v,
+		         nonneg ? "non-negative finite "
+		         : inf  ? ""
+		                : "finite ");
 	return x;
 }
 
@@ -685,11 +694,12 @@ int rt_trainer_load(rt_trainer *t, const rt_st_file *f, char *err, size_t errlen
 	int64_t epoch = get_int(&r, "epoch"), at = get_int(&r, "epoch_position");
 	int64_t n = get_int(&r, "examples_per_epoch"), batch = get_int(&r, "batch");
 	int64_t k = get_int(&r, "accumulate"), shuffle = get_int(&r, "shuffle");
-	double lr = get_num(&r, "lr"), slr = get_num(&r, "schedule.lr");
-	double best = get_num(&r, "schedule.best");
+	double lr = get_num(&r, "lr", 0, 1), slr = get_num(&r, "schedule.lr", 0, 1);
+	double best = get_num(&r, "schedule.best", 1, 0);
 	int64_t bad = get_int(&r, "schedule.bad_epochs");
 	int64_t cool = get_int(&r, "schedule.cooldown_left");
-	double loss_sum = get_num(&r, "epoch_loss_sum"), secs = get_num(&r, "seconds");
+	double loss_sum = get_num(&r, "epoch_loss_sum", 0, 0),
+	       secs = get_num(&r, "seconds", 0, 1);
 	const char *rs = need(&r, "rng");
 	rt_rng rng = {{0}};
 	if (rs &&
@@ -722,7 +732,7 @@ int rt_trainer_load(rt_trainer *t, const rt_st_file *f, char *err, size_t errlen
 	double es_best = t->es.best;
 	int64_t es_wait = t->es.wait;
 	if (t->es_on && rt_st_meta(f, "early_stopping.best")) {
-		es_best = get_num(&r, "early_stopping.best");
+		es_best = get_num(&r, "early_stopping.best", 1, 0);
 		es_wait = get_int(&r, "early_stopping.wait");
 		if (r.bad)
 			return -1;

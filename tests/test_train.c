@@ -495,7 +495,10 @@ typedef enum {
 	C_EXTRA,
 	C_BATCH,
 	C_TRUNCATE,
-	C_PARAMS
+	C_PARAMS,
+	C_LR,      /* lr -5 */
+	C_SECONDS, /* seconds inf */
+	C_STEP     /* a step past int64 */
 } Corrupt;
 
 static void write_variant(Corrupt how, const char *from, const char *to)
@@ -536,10 +539,13 @@ static void write_variant(Corrupt how, const char *from, const char *to)
 	for (int i = 0; i < f.nmeta && how != C_PARAMS; i++) {
 		const char *key = f.meta_keys[i];
 		mk[nm] = key;
-		mv[nm++] = how == C_HASH && !strcmp(key, "graph_hash")
-		               ? "0123456789abcdef"
-		           : how == C_BATCH && !strcmp(key, "batch") ? "16"
-		                                                     : f.meta_vals[i];
+		mv[nm++] =
+		    how == C_HASH && !strcmp(key, "graph_hash")   ? "0123456789abcdef"
+		    : how == C_BATCH && !strcmp(key, "batch")     ? "16"
+		    : how == C_LR && !strcmp(key, "lr")           ? "-5"
+		    : how == C_SECONDS && !strcmp(key, "seconds") ? "inf"
+		    : how == C_STEP && !strcmp(key, "step") ? "99999999999999999999999"
+		                                            : f.meta_vals[i];
 	}
 	CU_ASSERT_FATAL(rt_st_save(to, t, n, mk, mv, nm, err, sizeof err) == 0);
 	rt_st_free(&f);
@@ -562,6 +568,9 @@ static void test_train_corrupted_checkpoints_are_refused(void)
 	    {C_BATCH, "the checkpoint was made with batch 16"},
 	    {C_TRUNCATE, "bad.safetensors: "},
 	    {C_PARAMS, "not a descent checkpoint"},
+	    {C_LR, "the checkpoint's 'lr' is '-5', not a non-negative finite number"},
+	    {C_SECONDS, "'seconds' is 'inf', not a non-negative finite number"},
+	    {C_STEP, "the checkpoint's 'step' is '99999999999999999999999', not a count"},
 	};
 	Tiny k;
 	CU_ASSERT_FATAL(tiny_open(&k) == 0);
