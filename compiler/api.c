@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dc.h"
 #include "descent/descent.h"
@@ -170,7 +171,7 @@ dc_status dc_compile_file(dc_context *ctx, const char *path, const dc_options *o
 	Arena *A = arena_new();
 	Model *m = model_load(A, &ctx->diags, path);
 	struct stat st;
-	if (!m && (stat(path, &st) != 0 || !S_ISREG(st.st_mode))) {
+	if (!m && (stat(path, &st) != 0 || S_ISDIR(st.st_mode) || access(path, R_OK))) {
 		arena_free(A); /* not a file it could read (diagnosed) */
 		return DC_ERR_IO;
 	}

@@ -291,7 +291,12 @@ int cmd_ir(const Opts *o, Diags *d, Arena *A)
 		char tmp[] = "/tmp/descent-ir-XXXXXX";
 		int fd = mkstemp(tmp);
 		FILE *t = fd >= 0 ? fdopen(fd, "w") : NULL;
-		if (!t || fwrite(text, 1, len, t) != len || fclose(t) != 0) {
+		int ok = t && fwrite(text, 1, len, t) == len;
+		if (t)
+			ok &= fclose(t) == 0;
+		else if (fd >= 0)
+			close(fd);
+		if (!ok) {
 			fprintf(stderr,
 			        "descent: error: cannot write a temporary file\n");
 			bad = 1;

@@ -94,30 +94,41 @@ static int load_file(SrcKind kind, const char *path, double scale, int labels,
 	return rt_idx_load(path, scale, labels, t, err, errlen);
 }
 
-/* Does the first line of a CSV file hold names rather than numbers? When most of its
- * fields (of its first 64 KB) are not numbers: a data row with a bad cell is then read
- * as data, and the reader names the cell, where taking any word for a header dropped
- * that row without a word. */
-static int csv_has_header(const char *path, char delim)
+/* Does the first line of a CSV file hold names rather than numbers? When one of its
+ * fields is the label column's name, or most of its fields (of its first 64 KB) are not
+ * numbers ("1h" is not): a data row with a bad cell is then read as data, and the
+ * reader names the cell, where taking any word for a header dropped that row without a
+ * word. A header of numbers alone (pandas' 0, 1, ...) is data. */
+static int csv_has_header(const char *path, char delim, const char *label)
 {
 	FILE *f = fopen(path, "r");
 	static char line[1 << 16];
-	int words = 0, fields = 0;
+	int words = 0, fields = 0, named = 0;
+	/* (a label given as a column index is no name: "3" is in many a data row) */
+	size_t nl = label && label[strspn(label, "0123456789")] ? strlen(label) : 0;
 	if (f && fgets(line, sizeof line, f)) {
 		for (char *p = line, *end; *p; p = *end ? end + 1 : end) {
 			while (*p == ' ' || *p == '"' || (unsigned char)*p >= 0x80)
 				p++;
-			strtod(p, &end);
-			words +=
-			    end == p && *p != delim && *p != '\n' && *p != '\r' && *p;
-			fields++;
-			for (end = p; *end && *end != delim; end++)
+			char *num;
+			strtod(p, &num);
+			for (end = p;
+			     *end && *end != delim && *end != '\n' && *end != '\r'; end++)
 				;
+			char *last =
+			    end; /* the field less its closing quote and spaces */
+			while (last > p && (last[-1] == ' ' || last[-1] == '"'))
+				last--;
+			named |= nl && (size_t)(last - p) == nl && !strncmp(p, label, nl);
+			words += num != last && last > p;
+			fields++;
+			while (*end && *end != delim)
+				end++;
 		}
 	}
 	if (f)
 		fclose(f);
-	return 2 * words > fields;
+	return named || 2 * words > fields;
 }
 
 static int load_csv(const char *path, const char *label, char delim, int header,
@@ -262,7 +273,7 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 			    xpath);
 			return -1;
 		}
-		rc = load_csv(xpath, label, ',', csv_has_header(xpath, ','), scale,
+		rc = load_csv(xpath, label, ',', csv_has_header(xpath, ',', label), scale,
 		              labels, x, y, err, sizeof err);
 	} else {
 		SrcKind k = has_suffix(xpath, ".npy") ? SRC_NPY : SRC_IDX;
@@ -828,14 +839,16 @@ static int train_steps(const Opts *o, const Model *m, Compiled *c)
 	int status = 0;
 	int64_t done = 0;
 	for (int64_t k = 1; k <= steps; k++) {
-		c->prog.train_step(s->bufs);
-		if (!isfinite(*loss)) {
+		int refused = c->prog.train_step(s->bufs);
+		if (refused || !isfinite(*loss)) {
 			if (!numerics_report(c, s))
-				fprintf(stderr,
-				        "%s: error: the loss is not finite at step %lld; "
-				        "the step "
-				        "was not taken\n",
-				        m->file, (long long)k);
+				fprintf(
+				    stderr,
+				    "%s: error: step %lld was not taken: the loss or an "
+				    "updated value is not finite, or a parameter's step "
+				    "is "
+				    "above 2^100\n",
+				    m->file, (long long)k);
 			status = 1;
 			break;
 		}
@@ -863,8 +876,12 @@ static int train_steps(const Opts *o, const Model *m, Compiled *c)
  * would then be lost). */
 static int can_write(const char *opt, const char *path, int is_dir)
 {
-	char dir[4096];
+	char dir[4096], trimmed[4096];
 	struct stat st;
+	snprintf(trimmed, sizeof trimmed, "%s", path);
+	for (size_t n = strlen(trimmed); n > 1 && trimmed[n - 1] == '/'; n--)
+		trimmed[n - 1] = 0; /* "ck/" is ck */
+	path = trimmed;
 	if (is_dir && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		if (access(path, W_OK | X_OK) == 0)
 			return 1;

@@ -164,7 +164,8 @@ int log_read(const char *path, TrainLog *l, char *err, size_t errlen)
 				continue;
 			char *end;
 			r.v[col[i]] = strtod(v[i], &end);
-			if (*end || isinf(r.v[col[i]])) {
+			/* (a loss may be inf, as --log writes it; an epoch may not) */
+			if (*end || (col[i] == LOG_EPOCH && isinf(r.v[col[i]]))) {
 				snprintf(err, errlen,
 				         "%s:%d: column %d (%s): '%s' is not a %snumber",
 				         path, lineno, i + 1, fld[i], v[i],

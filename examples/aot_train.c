@@ -42,7 +42,11 @@ int main(int argc, char **argv)
 			idx[i] = (k * B + i) % x.n;
 		rt_gather(&x, idx, B, B, s->io[p->io_x]);
 		rt_gather(&y, idx, B, B, s->io[p->io_y]);
-		p->train_step(s->bufs);
+		if (p->train_step(s->bufs)) /* refused: nothing was written */
+			fprintf(stderr,
+			        "aot_train: step %d not taken: the loss or an updated "
+			        "value is not finite\n",
+			        k + 1);
 	}
 	printf("aot: %d steps, loss %.6f\n", steps, *loss);
 	if (argc > 4 && rt_save_params(s, argv[4], 0, NULL, NULL, err, sizeof err) < 0) {

@@ -108,7 +108,7 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 			        tmp, strerror(errno));
 			goto fail_open;
 		}
-	if (keep_mode && fchmod(fd, st.st_mode & 07777)) {
+	if (keep_mode && fchmod(fd, st.st_mode & 0777)) { /* not setuid/gid */
 		rt_fail(err, errlen, path, "cannot set the permissions of %s: %s", tmp,
 		        strerror(errno));
 		goto fail_open;

@@ -207,8 +207,17 @@ static int run(rt_session *s, rt_fn fn, int train, const rt_tensor *x, const rt_
 		if (k + 1 < nsteps)
 			rt_prefetch_rows(x, order + done + count,
 			                 n - done - count < B ? n - done - count : B);
-		fn(s->bufs);
+		int refused = fn(s->bufs);
 		steps++;
+		if (train && refused) { /* (the loss then reads NaN) */
+			rc = rt_error(
+			    err, errlen,
+			    "step %lld of %lld in the epoch was not taken: the loss "
+			    "or an updated value is not finite, or a parameter's "
+			    "step is above 2^100",
+			    (long long)k + 1, (long long)nsteps);
+			break;
+		}
 		if (train)
 			s->step++;
 		if (train && !isfinite(*loss)) {

@@ -870,6 +870,15 @@ static void test_train_log_and_plot(void)
 	CU_ASSERT_EQUAL(descent("plot inf.csv -o inf.svg", out, sizeof out), 1);
 	CU_ASSERT_PTR_NOT_NULL(
 	    strstr(out, "inf.csv:2: column 1 (epoch): 'inf' is not a finite number"));
+	/* an infinite loss, as --log writes one: plotted (without it) */
+	write_text(in_dir("infloss.csv"),
+	           "epoch,train_loss,test_loss\n1,1,inf\n2,0.5,1\n");
+	CU_ASSERT_EQUAL(descent("plot infloss.csv -o il.svg", out, sizeof out), 0);
+	/* a checkpoint directory named with a slash, not there yet */
+	rc = descent("train tiny.yaml -O1 --epochs 1 --checkpoint-dir slash/", out,
+	             sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT(access(in_dir("slash/last.safetensors"), F_OK) == 0);
 	/* outputs that cannot be written: said before training, not after */
 	rc = descent("train tiny.yaml -O1 --epochs 1 --log nodir/l.csv", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
@@ -934,6 +943,19 @@ static void test_train_eval_and_predict(void)
 	             out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "row 1, column 4: 'x' is not a number"));
+	/* a header of numbers (pandas' default names) with the label's name in it */
+	char *train = read_text(in_dir("train.csv"), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(train);
+	FILE *nh = fopen(in_dir("numhdr.csv"), "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(nh);
+	fprintf(nh, "0,1,2,3,4,5,label\n%s", strchr(train, '\n') + 1);
+	fclose(nh);
+	free(train);
+	rc = descent("eval tiny.yaml -O1 --params c/last.safetensors --data-x numhdr.csv "
+	             "--label label",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "numhdr.csv: 120 examples"));
 	write_text(in_dir("named.csv"), "a,b,c,d,e,f\n1,2,3,4,5,6\n");
 	rc =
 	    descent("predict tiny.yaml -O1 --params c/last.safetensors --input named.csv "

@@ -123,8 +123,9 @@ dc_status dc_get_grad(dc_session *s, const char *name, float *data, size_t count
 dc_status dc_set_hyper(dc_session *s, const char *name, float value);
 
 /* Parameters as safetensors (PyTorch's names and layouts), written crash-safely (an
- * existing file keeps its permissions; a link, its target is replaced); parameters
- * that are not all finite are not saved (DC_ERR_IO). */
+ * existing file keeps its permission bits; through a link, the file it names is
+ * replaced, and a dangling link by the file); parameters that are not all finite are
+ * not saved (DC_ERR_IO). */
 dc_status dc_save_params(dc_session *s, const char *path);
 dc_status dc_load_params(dc_session *s, const char *path);
 /* The message of the last failed call on this session ("" if none). */
