@@ -142,6 +142,33 @@ static int load_csv(const char *path, const char *label, char delim, int header,
 	return rc;
 }
 
+/* Integers of input k of the model below limit and not negative, else an error at the
+ * data's place in the model (src) or naming the file (path): labels (of classes) or
+ * indices (of a table's rows). */
+static int ints_fit(const Model *m, const DataSource *src, int k, const char *split,
+                    const rt_tensor *t, const char *path, int64_t limit, int labels)
+{
+	const int32_t *v = t->data;
+	for (int64_t i = 0; limit >= 0 && i < t->n * t->stride; i++) {
+		if (v[i] >= 0 && v[i] < limit)
+			continue;
+		if (src)
+			fprintf(stderr, "%s:%d:%d: error: data.%s: ", m->file,
+			        src[k].loc.line, src[k].loc.col, split);
+		else
+			fprintf(stderr, "descent: error: ");
+		fprintf(stderr,
+		        labels ? "%s: label %d of example %lld is not one of the %lld "
+		                 "classes of the output (0 to %lld)\n"
+		               : "%s: index %d in example %lld is outside the %lld rows "
+		                 "of the table it indexes (0 to %lld)\n",
+		        src ? src[k].path : path, v[i], (long long)(i / t->stride),
+		        (long long)limit, (long long)limit - 1);
+		return 0;
+	}
+	return 1;
+}
+
 /* Class labels (integers, [batch, C] scores) name one of the C classes. */
 static int labels_fit(const Model *m, const rt_program *p, const DataSource *src,
                       const char *split, const rt_tensor *y, const char *path)
@@ -149,24 +176,7 @@ static int labels_fit(const Model *m, const rt_program *p, const DataSource *src
 	if (p->io_output < 0 || p->io[p->io_output].rank != 2 || y->dtype != RT_I32 ||
 	    y->stride != 1)
 		return 1;
-	int64_t C = p->io[p->io_output].shape[1];
-	const int32_t *v = y->data;
-	for (int64_t i = 0; i < y->n; i++)
-		if (v[i] < 0 || v[i] >= C) {
-			if (src)
-				fprintf(stderr, "%s:%d:%d: error: data.%s: ", m->file,
-				        src[m->y].loc.line, src[m->y].loc.col, split);
-			else
-				fprintf(stderr, "descent: error: ");
-			fprintf(
-			    stderr,
-			    "%s: label %d of example %lld is not one of the %lld classes "
-			    "of the output (0 to %lld)\n",
-			    src ? src[m->y].path : path, v[i], (long long)i, (long long)C,
-			    (long long)C - 1);
-			return 0;
-		}
-	return 1;
+	return ints_fit(m, src, m->y, split, y, path, p->io[p->io_output].shape[1], 1);
 }
 
 /* Integer inputs (embedding indices) name rows of the tables they index
@@ -175,24 +185,9 @@ static int indices_fit(const Model *m, const Compiled *c, const DataSource *src,
                        const char *split, const rt_tensor *x, const char *path)
 {
 	int k = c->prog.io_x;
-	int64_t limit = k >= 0 && x->dtype == RT_I32 ? ir_index_limit(c->g, k) : -1;
-	const int32_t *v = x->data;
-	for (int64_t i = 0; limit >= 0 && i < x->n * x->stride; i++)
-		if (v[i] < 0 || v[i] >= limit) {
-			if (src)
-				fprintf(stderr, "%s:%d:%d: error: data.%s: ", m->file,
-				        src[m->x].loc.line, src[m->x].loc.col, split);
-			else
-				fprintf(stderr, "descent: error: ");
-			fprintf(
-			    stderr,
-			    "%s: index %d in example %lld is outside the %lld rows of "
-			    "the table it indexes (0 to %lld)\n",
-			    src ? src[m->x].path : path, v[i], (long long)(i / x->stride),
-			    (long long)limit, (long long)limit - 1);
-			return 0;
-		}
-	return 1;
+	if (k < 0 || x->dtype != RT_I32)
+		return 1;
+	return ints_fit(m, src, m->x, split, x, path, ir_index_limit(c->g, k), 0);
 }
 
 /* A data file's examples hold as many values as the input they feed (a [batch] target

@@ -181,18 +181,26 @@ static void test_api_reports_model_errors_as_diagnostics(void)
 	dc_context_free(ctx);
 }
 
+/* A session of a classifier of 4 features into 3 classes, batch 2, with these layers */
+static dc_session *api_session(dc_context *ctx, const char *layers, dc_model **m)
+{
+	char yaml[512];
+	snprintf(yaml, sizeof yaml,
+	         "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
+	         "layers: %s\nloss: softmax_cross_entropy\n",
+	         layers);
+	dc_session *s = NULL;
+	CU_ASSERT_FATAL(
+	    dc_compile_string(ctx, yaml, NULL, &(dc_options){.batch = 2}, m) == DC_OK);
+	CU_ASSERT_FATAL(dc_session_new(*m, 1, &s) == DC_OK);
+	return s;
+}
+
 static void test_api_checks_names_sizes_and_values(void)
 {
 	dc_context *ctx = dc_context_new();
 	dc_model *m;
-	dc_session *s;
-	CU_ASSERT_FATAL(
-	    dc_compile_string(
-	        ctx,
-	        "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
-	        "layers: [{dense: {units: 3}}]\nloss: softmax_cross_entropy\n",
-	        NULL, &(dc_options){.batch = 2}, &m) == DC_OK);
-	CU_ASSERT_FATAL(dc_session_new(m, 1, &s) == DC_OK);
+	dc_session *s = api_session(ctx, "[{dense: {units: 3}}]", &m);
 	float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, w[12], loss;
 	int32_t y[2] = {0, 2};
 	CU_ASSERT_EQUAL(dc_set_input(s, "x", x, sizeof x), DC_OK);
@@ -267,15 +275,8 @@ static void test_api_reports_refused_steps_and_bad_values(void)
 {
 	dc_context *ctx = dc_context_new();
 	dc_model *m;
-	dc_session *s;
-	CU_ASSERT_FATAL(
-	    dc_compile_string(
-	        ctx,
-	        "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
-	        "layers: [{dense: {units: 3, activation: relu}}, {dense: {units: 3}}]\n"
-	        "loss: softmax_cross_entropy\n",
-	        NULL, &(dc_options){.batch = 2}, &m) == DC_OK);
-	CU_ASSERT_FATAL(dc_session_new(m, 1, &s) == DC_OK);
+	dc_session *s = api_session(
+	    ctx, "[{dense: {units: 3, activation: relu}}, {dense: {units: 3}}]", &m);
 	float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, b[3], b2[3], loss;
 	int32_t y[2] = {0, 3};
 	CU_ASSERT_EQUAL(dc_set_input(s, "y", y, sizeof y), DC_ERR_ARG);
