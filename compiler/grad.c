@@ -135,21 +135,20 @@ RULE(pow)
 	         ir_binary(G, OP_MUL0, dy, ir_mul(G, ir_unary(G, OP_LOG, X), n)));
 }
 
-/* d max(x, y): dy goes to the larger (to x on ties) */
-RULE(max)
+/* d max(x, y): dy goes to the larger, half to each on a tie, as torch.maximum's: x's
+ * share is (x >= y) / 2 + (x > y) / 2 */
+static void split_rule(Grad *gr, Node *n, Node *dy, Node *wins, Node *ties_too)
 {
-	Node *xwins = ir_binary(G, OP_GE, X, Y), *zero = num(gr, 0);
-	ad_accum(gr, n, 0, ir_select(G, xwins, dy, zero));
-	ad_accum(gr, n, 1, ir_select(G, xwins, zero, dy));
+	Node *half = num(gr, 0.5);
+	Node *share = ir_mul(G, half, ir_add(G, wins, ties_too));
+	ad_accum(gr, n, 0, ir_mul(G, dy, share));
+	ad_accum(gr, n, 1, ir_mul(G, dy, ir_sub(G, num(gr, 1), share)));
 }
 
-/* d min(x, y): dy goes to the smaller (to x on ties) */
-RULE(min)
-{
-	Node *xwins = ir_binary(G, OP_GE, Y, X), *zero = num(gr, 0);
-	ad_accum(gr, n, 0, ir_select(G, xwins, dy, zero));
-	ad_accum(gr, n, 1, ir_select(G, xwins, zero, dy));
-}
+RULE(max) { split_rule(gr, n, dy, ir_binary(G, OP_GT, X, Y), ir_binary(G, OP_GE, X, Y)); }
+
+/* d min(x, y): dy goes to the smaller, half to each on a tie (torch.minimum's) */
+RULE(min) { split_rule(gr, n, dy, ir_binary(G, OP_GT, Y, X), ir_binary(G, OP_GE, Y, X)); }
 
 /* d where(c, a, b) = where(c, dy, 0), where(c, 0, dy): the branch not taken gets an
  * exact 0, whatever its own derivative would be */
@@ -170,11 +169,13 @@ RULE(div)
 /* d(sum x) = dy broadcast back over the summed axes */
 RULE(sum) { ad_accum(gr, n, 0, ir_broadcast(G, dy, X->sh)); }
 
-/* d(max over axes) = dy where x is the maximum (every tie gets it) */
+/* d(max over axes) = dy shared evenly by the elements equal to the maximum, as
+ * torch.amax's (each tie getting all of it made a row's gradient sum to its ties) */
 RULE(rmax)
 {
-	ad_accum(gr, n, 0,
-	         ir_mul(G, ir_broadcast(G, dy, X->sh), ir_binary(G, OP_EQ, X, n)));
+	Node *at = ir_binary(G, OP_EQ, X, n);
+	Node *share = ir_div(G, dy, ir_sum(G, at, (uint32_t)n->a[0], 1));
+	ad_accum(gr, n, 0, ir_mul(G, ir_broadcast(G, share, X->sh), at));
 }
 
 /* d(broadcast x) = dy; the driver sums it back to x's shape */

@@ -220,6 +220,46 @@ static void test_models_where_keeps_untaken_branch_gradient_finite(void)
 	}
 }
 
+/* Ties, as PyTorch: max over an axis shares dy among the elements equal to the maximum
+ * (torch.amax; every tie got all of it), elementwise max and min give half to each
+ * side of a tie (torch.maximum, torch.minimum; x got all of it). */
+static void test_models_max_and_min_share_ties_as_torch_does(void)
+{
+	static const struct {
+		const char *loss;
+		float dx[8], dy[8];
+	} cases[] = {
+	    {"sum(max(x, axis=1))", {0, .5f, .5f, 0, .25f, .25f, .25f, .25f}, {0}},
+	    {"sum(min(x, axis=1))", {0, 0, 0, 1, .25f, .25f, .25f, .25f}, {0}},
+	    {"max(x)", {0, .5f, .5f, 0, 0, 0, 0, 0}, {0}},
+	    {"sum(max(x, y))",
+	     {.5f, 1, .5f, 0, .5f, .5f, 1, 1},
+	     {.5f, 0, .5f, 1, .5f, .5f, 0, 0}},
+	    {"sum(min(x, y))",
+	     {.5f, 0, .5f, 1, .5f, .5f, 0, 0},
+	     {.5f, 1, .5f, 0, .5f, .5f, 1, 1}},
+	};
+	static const float xv[8] = {1, 3, 3, 0, 2, 2, 2, 2},
+	                   yv[8] = {1, 0, 3, 5, 2, 2, 0, 0};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		char text[512];
+		snprintf(text, sizeof text,
+		         "params: {x: {shape: [2, 4]}, y: {shape: [2, 4]}}\n"
+		         "loss: \"%s + 0 * sum(y)\"\n",
+		         cases[c].loss);
+		Run r;
+		CU_ASSERT_FATAL(start(&r, NULL, text, 0) == 0);
+		memcpy(param(&r, "x"), xv, sizeof xv);
+		memcpy(param(&r, "y"), yv, sizeof yv);
+		r.c->prog.grad(r.s->bufs);
+		for (int i = 0; i < 8; i++) {
+			CU_ASSERT_EQUAL(grad(&r, "x")[i], cases[c].dx[i]);
+			CU_ASSERT_EQUAL(grad(&r, "y")[i], cases[c].dy[i]);
+		}
+		finish(&r);
+	}
+}
+
 /* f = x0^2 x1: grad f = [2 x0 x1, x0^2], Hessian [[2 x1, 2 x0], [2 x0, 0]].
  * A gradient-norm penalty L = f + |grad f|^2 / 2 has dL/dx = grad f + H grad f. */
 static void test_models_gradient_penalty_matches_hessian(void)
@@ -373,6 +413,8 @@ void suite_models(void)
 	     test_models_rosenbrock_converges_to_one_one},
 	    {"test_models_residual_mlp_learns", test_models_residual_mlp_learns},
 	    {"test_models_lenet_learns", test_models_lenet_learns},
+	    {"test_models_max_and_min_share_ties_as_torch_does",
+	     test_models_max_and_min_share_ties_as_torch_does},
 	    {"test_models_argmax_beside_another_path_adds_nothing",
 	     test_models_argmax_beside_another_path_adds_nothing},
 	    {"test_models_cross_entropy_is_stable_at_extreme_logits",
