@@ -399,9 +399,10 @@ BUILD(dense)
 	if (need_float(L, call, x))
 		return NULL;
 	int64_t in = x->sh.d[x->sh.rank - 1], units = (int64_t)kw[0].f;
-	int act = kw[1].set ? kw[1].e : 0, train = !kw[4].set || kw[4].f != 0;
-	rt_init init =
-	    init_of(&kw[3], act == 1 ? RT_INIT_KAIMING_UNIFORM : RT_INIT_TORCH_LINEAR);
+	int train = !kw[4].set || kw[4].f != 0;
+	/* nn.Linear's init whatever the activation, as in PyTorch (He's for relu was
+	 * ours: the same model trained from another start than torch's) */
+	rt_init init = init_of(&kw[3], RT_INIT_TORCH_LINEAR);
 	Node *w = lower_param(L, "weight", (Shape){2, {units, in}}, init, 0, in, units,
 	                      train, call->loc);
 	Node *b = !kw[2].set || kw[2].f != 0
@@ -479,13 +480,10 @@ BUILD(conv2d)
 	int train = !kw[9].set || kw[9].f != 0;
 	int64_t area = mul_sat(kern[0], kern[1]);
 	int64_t fan_in = mul_sat(C / p.groups, area),
-	        fan_out = mul_sat(out / p.groups, area);
-	int act = kw[7].set ? kw[7].e : 0;
+	        fan_out = mul_sat(out, area); /* torch's: out kh kw, groups or not */
 	Shape ws = {4, {out, C / p.groups, kern[0], kern[1]}};
-	Node *w = lower_param(
-	    L, "weight", ws,
-	    init_of(&kw[8], act == 1 ? RT_INIT_KAIMING_UNIFORM : RT_INIT_TORCH_LINEAR), 0,
-	    fan_in, fan_out, train, call->loc);
+	Node *w = lower_param(L, "weight", ws, init_of(&kw[8], RT_INIT_TORCH_LINEAR), 0,
+	                      fan_in, fan_out, train, call->loc);
 	Node *b = !kw[6].set || kw[6].f != 0
 	              ? lower_param(L, "bias", (Shape){1, {out}}, RT_INIT_TORCH_LINEAR, 0,
 	                            fan_in, fan_out, train, call->loc)

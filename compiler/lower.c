@@ -250,8 +250,17 @@ static Node *lower_once(Lower *L, Node **out)
 		const ParamDecl *p = &m->params[k];
 		int i = find_param(g, p->name);
 		if (i < 0) {
+			/* the fans of torch's fan-based inits: [out, in, k...] gives in
+			 * k... and out k... (1 and 1 for fewer than 2 dimensions) */
+			int64_t fan_in = 1, fan_out = 1;
+			if (p->rank >= 2) {
+				fan_in = p->dims[1], fan_out = p->dims[0];
+				for (int d = 2; d < p->rank; d++)
+					fan_in = mul_sat(fan_in, p->dims[d]),
+					fan_out = mul_sat(fan_out, p->dims[d]);
+			}
 			i = ir_add_param(g, p->name, shape_of(p->rank, p->dims), p->init,
-			                 1, 1, p->loc);
+			                 fan_in, fan_out, p->loc);
 			g->params[i].value = p->value;
 			g->params[i].trainable = p->trainable;
 		}

@@ -150,9 +150,8 @@ static void test_layers_dense_parameters_follow_pytorch(void)
 	Graph *g = l.g;
 	CU_ASSERT_EQUAL(l.d.n, 0);
 	CU_ASSERT_FATAL(g != NULL);
-	/* weights are [out, in]; relu picks He's init, else PyTorch's nn.Linear default
-	 */
-	CU_ASSERT(has_param(g, "fc1.weight", SH(8, 4), RT_INIT_KAIMING_UNIFORM, 1));
+	/* weights are [out, in], PyTorch's nn.Linear init whatever the activation */
+	CU_ASSERT(has_param(g, "fc1.weight", SH(8, 4), RT_INIT_TORCH_LINEAR, 1));
 	CU_ASSERT(has_param(g, "fc1.bias", SH(8), RT_INIT_TORCH_LINEAR, 1));
 	CU_ASSERT(has_param(g, "hidden.weight", SH(6, 8), RT_INIT_ZEROS, 1));
 	CU_ASSERT_PTR_NULL(param(g, "hidden.bias"));
@@ -207,6 +206,9 @@ static void test_layers_conv_and_norm_parameters(void)
 	CU_ASSERT(has_param(g, "bn1.num_batches_tracked", SCALAR, RT_INIT_ZEROS, 0));
 	/* grouped: each output channel sees in/groups channels */
 	CU_ASSERT(has_param(g, "conv2.weight", SH(4, 3, 3, 3), RT_INIT_TORCH_LINEAR, 1));
+	/* torch's fans: in/groups kh kw in, out kh kw out (groups or not) */
+	CU_ASSERT(param(g, "conv2.weight")->fan_in == 27 &&
+	          param(g, "conv2.weight")->fan_out == 36);
 	CU_ASSERT_PTR_NULL(param(g, "conv2.bias"));
 	CU_ASSERT(has_param(g, "ln1.weight", SH(4), RT_INIT_ONES, 1));
 	CU_ASSERT(has_param(g, "fc1.weight", SH(3, 4), RT_INIT_TORCH_LINEAR, 1));
@@ -237,11 +239,29 @@ static void test_layers_nodes_name_their_parameters(void)
 	CU_ASSERT_FATAL(g != NULL);
 	CU_ASSERT(has_param(g, "e.weight", SH(10, 3), RT_INIT_NORMAL, 1));
 	CU_ASSERT_DOUBLE_EQUAL(param(g, "e.weight")->value, 1, 0);
-	CU_ASSERT(has_param(g, "h.weight", SH(8, 15), RT_INIT_KAIMING_UNIFORM, 1));
+	CU_ASSERT(has_param(g, "h.weight", SH(8, 15), RT_INIT_TORCH_LINEAR, 1));
 	CU_ASSERT(has_param(g, "h_2.weight", SH(2, 8), RT_INIT_TORCH_LINEAR, 1));
 	CU_ASSERT(has_param(g, "h_2.bias", SH(2), RT_INIT_TORCH_LINEAR, 1));
 	CU_ASSERT_EQUAL(g->io_x, 0);
 	CU_ASSERT_EQUAL(g->io_y, 1);
+	done(&l);
+}
+
+/* A free parameter's fan-based init takes torch's fans from its shape: [out, in, k...]
+ * has in k... in and out k... out (they were 1 and 1: kaiming_uniform's bound on a
+ * [256, 784] weight was sqrt(6), torch's sqrt(6 / 784)) */
+static void test_layers_free_parameters_take_fans_from_their_shape(void)
+{
+	Lowered l;
+	lower_text(&l, "params:\n"
+	               "  w: {shape: [256, 784], init: kaiming_uniform}\n"
+	               "  k: {shape: [16, 2, 3, 3], init: xavier_uniform}\n"
+	               "  b: {shape: [5], init: kaiming_uniform}\n"
+	               "loss: \"sum(w^2) + sum(k^2) + sum(b^2)\"\n");
+	CU_ASSERT_FATAL(l.g != NULL);
+	CU_ASSERT(param(l.g, "w")->fan_in == 784 && param(l.g, "w")->fan_out == 256);
+	CU_ASSERT(param(l.g, "k")->fan_in == 18 && param(l.g, "k")->fan_out == 144);
+	CU_ASSERT(param(l.g, "b")->fan_in == 1 && param(l.g, "b")->fan_out == 1);
 	done(&l);
 }
 
@@ -743,6 +763,8 @@ void suite_layers(void)
 	    {"layers_conv_and_norm_parameters", test_layers_conv_and_norm_parameters},
 	    {"layers_nodes_name_their_parameters",
 	     test_layers_nodes_name_their_parameters},
+	    {"layers_free_parameters_take_fans_from_their_shape",
+	     test_layers_free_parameters_take_fans_from_their_shape},
 	    {"layers_nodes_in_any_order", test_layers_nodes_in_any_order},
 	    {"layers_node_cycles_are_errors", test_layers_node_cycles_are_errors},
 	    {"layers_warn_about_what_is_never_used",
