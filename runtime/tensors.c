@@ -84,12 +84,18 @@ int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 		if (!t) {
 			rt_append(miss, sizeof miss, "%s%s", nmissing++ ? ", " : "",
 			          q->name);
-		} else if (!same_shape(t, q->rank, q->shape) || !float_dtype(t->dtype)) {
+		} else if (!same_shape(t, q->rank, q->shape) ||
+		           !(float_dtype(t->dtype) || int_dtype(t->dtype))) {
+			/* (integers too: torch keeps a batch norm's num_batches_tracked
+			 * as int64) */
 			rt_shape_text(a, sizeof a, t->rank, t->shape);
 			rt_shape_text(b, sizeof b, q->rank, q->shape);
 			rt_append(shp, sizeof shp, "%s%s (file: %s%s, model: %s)",
 			          nshape++ ? ", " : "", q->name, a,
-			          float_dtype(t->dtype) ? "" : " not float", b);
+			          float_dtype(t->dtype) || int_dtype(t->dtype)
+			              ? ""
+			              : " not numbers",
+			          b);
 		} else {
 			for (int64_t k = 0; k < q->numel; k++) {
 				double v = element(t, k); /* a float: F64's too */

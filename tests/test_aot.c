@@ -334,6 +334,37 @@ static void test_api_reports_refused_steps_and_bad_values(void)
 	dc_context_free(ctx);
 }
 
+/* A torch state_dict loads: its batch norm's num_batches_tracked is int64 there */
+static void test_api_loads_integer_buffers_from_torch(void)
+{
+	dc_context *ctx = dc_context_new();
+	dc_model *m;
+	dc_session *s = api_session(ctx, "[{dense: {units: 3}}, batch_norm]", &m);
+	const char *path = tmp("bn.safetensors");
+	CU_ASSERT_FATAL(dc_save_params(s, path) == DC_OK);
+	rt_st_file f;
+	char err[512];
+	CU_ASSERT_FATAL(rt_st_load(path, &f, err, sizeof err) == 0);
+	rt_st_tensor t[16];
+	int n = 0;
+	static const int64_t seven = 7;
+	for (int i = 0; i < f.n && n < 16; i++, n++) {
+		t[n] = f.t[i];
+		if (!strcmp(t[n].name, "bn1.num_batches_tracked"))
+			t[n].dtype = RT_ST_I64, t[n].data = &seven, t[n].nbytes = 8;
+	}
+	const char *torch = tmp("torch.safetensors");
+	CU_ASSERT_FATAL(rt_st_save(torch, t, n, NULL, NULL, 0, err, sizeof err) == 0);
+	rt_st_free(&f);
+	CU_ASSERT_EQUAL(dc_load_params(s, torch), DC_OK);
+	float v = 0;
+	CU_ASSERT_EQUAL(dc_get_param(s, "bn1.num_batches_tracked", &v, 1), DC_OK);
+	CU_ASSERT_EQUAL(v, 7);
+	dc_session_free(s);
+	dc_model_free(m);
+	dc_context_free(ctx);
+}
+
 /* dc_options.entry_points compiles only the entry points asked for: the others are
  * NULL and their calls say so; train_step computes the bits it computes compiled with
  * every entry point; bits past DC_TRAIN_STEP are refused. */
@@ -395,6 +426,8 @@ void suite_aot(void)
 	     test_api_diagnostics_stay_and_say_where_the_error_is},
 	    {"test_api_reports_refused_steps_and_bad_values",
 	     test_api_reports_refused_steps_and_bad_values},
+	    {"test_api_loads_integer_buffers_from_torch",
+	     test_api_loads_integer_buffers_from_torch},
 	    {"test_api_compiles_only_the_entry_points_asked_for",
 	     test_api_compiles_only_the_entry_points_asked_for},
 	    CU_TEST_INFO_NULL,
