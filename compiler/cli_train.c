@@ -738,7 +738,14 @@ static int run_epochs(Run *r)
 	char err[1024];
 	int64_t max = r->o->max_steps > 0 ? r->o->max_steps : 0;
 	Progress pr = {isatty(2), 0, m->epochs, 0, 0, 0};
-	int stop = 0;
+	/* a run resumed where early stopping had stopped it trains no more */
+	int stop =
+	    t->es_on && t->pos == 0 && t->epoch > 0 && t->es.wait >= t->es.patience;
+	if (stop)
+		printf(
+		    "early stopping: the run had stopped after epoch %lld (%lld epochs "
+		    "without improvement)\n",
+		    (long long)t->epoch, (long long)t->es.wait);
 	while (t->epoch < m->epochs && !stop) {
 		rt_metrics tr;
 		pr.epoch = t->epoch + 1;

@@ -151,6 +151,15 @@ static int parse_args(int argc, char **argv, Opts *o)
 			          !strcmp(a, "--threads");
 			if (parse_int(a, v, one, iv) < 0)
 				return -1;
+			if (!strcmp(a, "--accumulate") &&
+			    *iv > 1 << 16) { /* as the file's */
+				fprintf(
+				    stderr,
+				    "descent: error: --accumulate takes 1 to 65536, got "
+				    "'%s'\n",
+				    v);
+				return -1;
+			}
 			i++;
 		} else if (sv) {
 			*sv = argv[++i];

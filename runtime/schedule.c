@@ -91,7 +91,7 @@ int rt_schedule_epoch_end(const rt_schedule *s, rt_lr_state *st, double metric)
 		st->best = metric;
 		st->bad_epochs = 0;
 	} else {
-		st->bad_epochs++;
+		st->bad_epochs += st->bad_epochs < INT64_MAX; /* (a checkpoint's: any) */
 	}
 	if (st->cooldown_left > 0) { /* bad epochs in cooldown do not count */
 		st->cooldown_left--;
@@ -128,6 +128,6 @@ int rt_early_stop_update(rt_early_stop *e, double metric)
 		e->wait = 0;
 		return 0;
 	}
-	e->wait++;
+	e->wait += e->wait < INT64_MAX; /* (a checkpoint's count may be any) */
 	return e->wait >= e->patience;
 }

@@ -296,10 +296,20 @@ static void test_train_early_stopping_stops_the_run(void)
 	           "train:\n  batch: 16\n  epochs: 10\n  validation_split: 0.25\n"
 	           "  early_stopping: {monitor: val_loss, patience: 2, min_delta: "
 	           "5}\n" NPY_DATA);
-	int rc = descent("train es.yaml -O1 --log es.csv", out, sizeof out);
+	int rc = descent("train es.yaml -O1 --log es.csv --checkpoint-dir esc", out,
+	                 sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "early stopping: val_loss has not improved"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "epoch 3/10"));
+	CU_ASSERT_PTR_NULL(strstr(out, "epoch 4/10"));
+	/* resumed where it stopped, it trains no more (it went on for patience more
+	 * epochs, the stop not in the checkpoint) */
+	rc = descent(
+	    "train es.yaml -O1 --checkpoint-dir esc --resume esc/last.safetensors", out,
+	    sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "early stopping: the run had stopped after epoch 3"));
 	CU_ASSERT_PTR_NULL(strstr(out, "epoch 4/10"));
 	/* a monitor of something the run does not measure is a located error */
 	write_text(in_dir("es2.yaml"), TINY_HEAD
