@@ -260,6 +260,19 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 	const DataSource *ds = m->has_test ? m->test : m->has_train ? m->train : NULL;
 	double scale = ds && m->x >= 0 ? ds[m->x].scale : 1;
 	int rc;
+	if (ypath && (has_suffix(xpath, ".csv") || has_suffix(ypath, ".csv"))) {
+		fprintf(
+		    stderr,
+		    "descent: error: --data-y %s: with a CSV, the labels are a column "
+		    "of the --data-x file, named with --label\n",
+		    ypath);
+		return -1;
+	}
+	if (label && !has_suffix(xpath, ".csv"))
+		fprintf(stderr,
+		        "descent: warning: --label %s: %s is not a CSV file; its "
+		        "labels come from --data-y\n",
+		        label, xpath);
 	if (has_suffix(xpath, ".csv")) {
 		if (y && !label) {
 			fprintf(
@@ -933,6 +946,12 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 	if (!c)
 		return 1;
 	diag_flush(d, stderr); /* the model's warnings, before training */
+	if (!m->ninputs && (o->report || o->log || o->plot || o->ckpt_dir || o->resume))
+		fprintf(stderr,
+		        "descent: warning: %s has no inputs: it trains for its steps and "
+		        "prints its loss; --report, --log, --plot, --checkpoint-dir and "
+		        "--resume are for models with data\n",
+		        m->file);
 	int status = m->ninputs ? train_loop(o, d, m, c) : train_steps(o, m, c);
 	compiled_free(c);
 	return status;

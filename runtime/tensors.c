@@ -164,8 +164,8 @@ int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 			rt_shape_text(a, sizeof a, t->rank, t->shape);
 			rt_shape_text(b, sizeof b, io->rank, io->shape);
 			snprintf(err, errlen,
-			         "tensor '%s' is %s %s; the model's input takes %s %s",
-			         io->name, ok ? "" : "of the wrong type,", a,
+			         "tensor '%s' is %s%s; the model's input takes %s %s",
+			         io->name, ok ? "" : "of the wrong type, ", a,
 			         io->dtype == RT_I32 ? "integers" : "floats", b);
 			return -1;
 		}

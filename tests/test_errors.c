@@ -462,6 +462,8 @@ static const ErrCase cases[] = {
      "grad m.yaml --params ck_cut.safetensors --inputs ck_cut.safetensors --out "
      "out/g.safetensors",
      "is larger than the rest of the file", "ck_cut.safetensors"},
+    {GOOD, EVAL("ck/last.safetensors") " --data-x good.csv --label label --data-y y.idx",
+     "with a CSV, the labels are a column of the --data-x file", "y.idx"},
     {GOOD,
      "grad m.yaml --params ck/last.safetensors --inputs in_lab99.safetensors --out "
      "out/g.safetensors",
