@@ -812,7 +812,11 @@ static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
 		fprintf(stderr, "%s: error: evaluating: %s\n", m->file, err);
 		goto done;
 	}
-	double train_loss = r.log.n ? r.log.rows[r.log.n - 1].v[LOG_TRAIN_LOSS] : NAN;
+	/* the last epoch's, or that of the part of one a --max-steps stop trained: the
+	 * parameters the test figures are of */
+	double train_loss = r.t->pos > 0 ? r.t->loss_sum / (double)r.t->pos
+	                    : r.log.n    ? r.log.rows[r.log.n - 1].v[LOG_TRAIN_LOSS]
+	                                 : NAN;
 	if (r.has_test)
 		printf("final test accuracy %.4f (loss %.4f) after %.1f s of training\n",
 		       te.accuracy, te.loss, r.t->seconds);
