@@ -8,11 +8,17 @@
  * library alone can train (rt_session_new(&<prefix>program), rt_train_epoch, ...).
  */
 #include <ctype.h>
+#include <errno.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <llvm-c/ErrorHandling.h>
 
 #include "dc.h"
 
@@ -49,12 +55,13 @@ static const char *init_name(rt_init i)
 	return names[i];
 }
 
+/* {d0, d1, ...}, or {0} for a scalar (ISO C has no empty braces) */
 static void shape_init(Text *t, int rank, const int64_t *shape)
 {
 	put(t, "{");
 	for (int i = 0; i < rank; i++)
 		put(t, "%s%lld", i ? ", " : "", (long long)shape[i]);
-	put(t, "}");
+	put(t, rank ? "}" : "0}");
 }
 
 static void tables(Text *t, const char *P, const rt_program *p)
@@ -103,6 +110,15 @@ static void tables(Text *t, const char *P, const rt_program *p)
 static void header(Text *t, const char *P, const char *guard, const Model *m,
                    const rt_program *p)
 {
+	/* the model's path in a comment: a star and a slash in it would end it */
+	const char *file = m->file ? m->file : "a model";
+	char *safe = malloc(2 * strlen(file) + 1), *w = safe;
+	if (!safe)
+		die("out of memory");
+	for (const char *c = file; *c; c++)
+		if ((*w++ = *c) == '*' && c[1] == '/')
+			*w++ = ' ';
+	*w = 0;
 	put(t,
 	    "/* %s: compiled by descent from %s. Link with the object and "
 	    "libdescent_rt.a (and -pthread).\n"
@@ -112,7 +128,8 @@ static void header(Text *t, const char *P, const char *guard, const Model *m,
 	    "flushed "
 	    "to zero and\n"
 	    " * restores the caller's MXCSR. */\n",
-	    m->name, m->file ? m->file : "a model");
+	    m->name, safe);
+	free(safe);
 	put(t, "#ifndef %s\n#define %s\n\n#include <descent/runtime.h>\n\n", guard,
 	    guard);
 	char up[256];
@@ -130,10 +147,11 @@ static void header(Text *t, const char *P, const char *guard, const Model *m,
 	    up, (long long)p->nstate, up, (long long)p->nwork);
 	put(t, "#define %sNPARAM %d\n#define %sNIO %d\n\n", up, p->nparam, up, p->nio);
 	rt_fn fns[FN_COUNT] = {p->forward, p->evaluate, p->grad, p->step, p->train_step};
+	put(t, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
 	for (int f = 0; f < FN_COUNT; f++)
 		if (fns[f])
 			put(t, "int %s%s(void *const *bufs);\n", P, fn_names[f]);
-	put(t, "\n");
+	put(t, "#ifdef __cplusplus\n}\n#endif\n\n");
 	tables(t, P, p);
 	put(t, "static const rt_program %sprogram = {\n", P);
 	put(t, "\t.batch = %lld, .nparams = %lld, .nstate = %lld, .nwork = %lld,\n",
@@ -149,10 +167,11 @@ static void header(Text *t, const char *P, const char *guard, const Model *m,
 	    "\t.io_x = %d, .io_y = %d, .io_weight = %d, .io_loss = %d, .io_output = "
 	    "%d,\n",
 	    p->io_x, p->io_y, p->io_weight, p->io_loss, p->io_output);
-	put(t, "\t.graph_hash = 0x%016llxull,\n", (unsigned long long)p->graph_hash);
+	/* in the struct's order: C++ (20) wants designators so */
 	for (int f = 0; f < FN_COUNT; f++)
-		put(t, "\t.%s = %s%s%s,\n", fn_names[f], fns[f] ? P : "",
-		    fns[f] ? fn_names[f] : "0", "");
+		put(t, "\t.%s = %s%s,\n", fn_names[f], fns[f] ? P : "",
+		    fns[f] ? fn_names[f] : "0");
+	put(t, "\t.graph_hash = 0x%016llxull,\n", (unsigned long long)p->graph_hash);
 	put(t, "};\n\n#endif\n");
 }
 
@@ -167,26 +186,94 @@ static int write_file(Diags *d, const char *path, const void *data, size_t size)
 	return 0;
 }
 
-/* A shared library: the object, linked by the system's C compiler. */
+extern char **environ;
+
+/* Runs argv (no shell); 0 when it exits with 0. */
+static int run(char *const *argv)
+{
+	pid_t pid;
+	int status = 0;
+	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0 ||
+	    waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* A shared library: the object, linked by the system's C compiler (run without a
+ * shell) into a temporary file, then written to path whole (rt_write_atomic). */
 static int write_shared(Diags *d, const char *path, const ObjCode *obj)
 {
-	char tmp[] = "/tmp/descent-XXXXXX.o", cmd[8192];
-	int fd = mkstemps(tmp, 2);
-	if (fd < 0 || write(fd, obj->data, obj->size) != (ssize_t)obj->size) {
+	char o[] = "/tmp/descent-XXXXXX.o", so[] = "/tmp/descent-XXXXXX.so";
+	int fd = mkstemps(o, 2), fs = mkstemps(so, 3), rc = -1;
+	if (fs >= 0)
+		close(fs);
+	if (fd < 0 || fs < 0 || write(fd, obj->data, obj->size) != (ssize_t)obj->size) {
 		error_at(d, (SrcLoc){0}, "cannot write a temporary object file");
-		if (fd >= 0)
-			close(fd), unlink(tmp);
-		return -1;
+		goto done;
 	}
-	close(fd);
-	snprintf(cmd, sizeof cmd, "cc -shared -o '%s' '%s' -lm", path, tmp);
-	int rc = system(cmd);
-	unlink(tmp);
-	if (rc != 0) {
+	char *argv[] = {"cc", "-shared", "-o", so, o, "-lm", NULL};
+	if (run(argv) < 0) {
 		error_at(d, (SrcLoc){0}, "linking %s with 'cc -shared' failed", path);
-		return -1;
+		goto done;
 	}
-	return 0;
+	struct stat st;
+	FILE *f = fopen(so, "rb");
+	char *data =
+	    f && fstat(fileno(f), &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
+	size_t n = data ? fread(data, 1, (size_t)st.st_size, f) : 0;
+	if (f)
+		fclose(f);
+	if (!data || n != (size_t)st.st_size)
+		error_at(d, (SrcLoc){0}, "cannot read the linked library %s", so);
+	else
+		rc = write_file(d, path, data, n);
+	free(data);
+done:
+	if (fd >= 0)
+		close(fd), unlink(o);
+	if (fs >= 0)
+		unlink(so);
+	return rc;
+}
+
+/* Whether a file can be written at path: its directory takes files, and path is not
+ * a directory (checked before anything is written, so that a header that cannot be
+ * written does not leave a new object beside an old header). */
+static int writable(Diags *d, const char *path)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	else
+		snprintf(dir, sizeof dir, ".");
+	struct stat st;
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK)) {
+		error_at(d, (SrcLoc){0},
+		         "%s: cannot write there (%s is not a writable "
+		         "directory)",
+		         path, dir);
+		return 0;
+	}
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		error_at(d, (SrcLoc){0}, "%s: is a directory", path);
+		return 0;
+	}
+	return 1;
+}
+
+/* LLVM's fatal errors for a CPU or target it does not take (an x86-64 target with
+ * --cpu pentium99 has no 64-bit subtarget): said as an error, and exit status 1, not
+ * an abort (LLVM aborts when the handler returns). Nothing has been written yet. */
+static void llvm_fatal(const char *reason)
+{
+	fprintf(stderr,
+	        "descent: error: LLVM cannot compile for this target: %s (check "
+	        "--target and --cpu)\n",
+	        reason);
+	fflush(stderr);
+	_exit(1);
 }
 
 int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
@@ -194,25 +281,42 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
 	Arena *A = arena_new();
 	int status = -1;
 	ObjCode obj = {0};
+	Text t = {0};
 	int64_t nwork = 0;
-	Graph *g = lower_model(A, d, m, batch);
+	/* the names' prefix: a C identifier's start, and none of the runtime's */
 	char *P = arena_printf(A, "%s",
 	                       o->prefix ? o->prefix : arena_printf(A, "%s_", m->name));
-	for (char *c = P; *c; c++) /* a C identifier */
+	for (char *c = P; *c; c++)
 		if (!isalnum((unsigned char)*c))
 			*c = '_';
+	if (!o->prefix && isdigit((unsigned char)P[0])) /* a name like 3layer */
+		P = arena_printf(A, "m%s", P);
+	if (!P[0] || strlen(P) > 200 || isdigit((unsigned char)P[0]) ||
+	    !strncmp(P, "rt_", 3) || !strncmp(P, "dc_", 3) || !strncmp(P, "RT_", 3) ||
+	    !strncmp(P, "DC_", 3)) {
+		error_at(d, (SrcLoc){0},
+		         "--prefix '%s': the names need a prefix that starts a C name "
+		         "(a letter or _), is not the runtime's (rt_, dc_) and has at "
+		         "most 200 characters",
+		         o->prefix ? o->prefix : P);
+		goto done;
+	}
+	if (!writable(d, o->out) || (o->header && !writable(d, o->header)))
+		goto done;
+	Graph *g = lower_model(A, d, m, batch);
 	CodegenOpts co = {.opt_level = o->opt_level,
 	                  .prefix = P,
 	                  .triple = o->triple,
 	                  .cpu = o->cpu,
 	                  .features = o->features,
 	                  .emit = o->emit == AOT_SHARED ? EMIT_OBJ : (EmitKind)o->emit};
-	if (!g || cg_compile(g, &co, &obj, &nwork, NULL) < 0)
+	if (o->cpu || o->triple || o->features)
+		LLVMInstallFatalErrorHandler(llvm_fatal);
+	int compiled = g && cg_compile(g, &co, &obj, &nwork, NULL) == 0;
+	LLVMResetFatalErrorHandler();
+	if (!compiled)
 		goto done;
-	if (o->emit == AOT_SHARED ? write_shared(d, o->out, &obj)
-	                          : write_file(d, o->out, obj.data, obj.size))
-		goto done;
-	if (o->header) {
+	if (o->header) { /* made before anything is written */
 		rt_program p = {0};
 		program_describe(g, batch, nwork, &p);
 		p.forward =
@@ -221,20 +325,21 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
 		p.grad = g->fns[FN_GRAD].defined ? (rt_fn)1 : NULL;
 		p.step = g->fns[FN_STEP].defined ? (rt_fn)1 : NULL;
 		p.train_step = g->fns[FN_TRAIN_STEP].defined ? (rt_fn)1 : NULL;
-		Text t = {0};
-		char guard[256];
-		snprintf(guard, sizeof guard, "DESCENT_%sH", P);
+		/* DESCENT_MODEL_<P>H: not runtime.h's or descent.h's guard */
+		char *guard = arena_printf(A, "DESCENT_MODEL_%sH", P);
 		for (char *c = guard; *c; c++)
 			*c = isalnum((unsigned char)*c) ? (char)toupper((unsigned char)*c)
 			                                : '_';
 		header(&t, P, guard, m, &p);
-		int bad = write_file(d, o->header, t.s, t.n);
-		free(t.s);
-		if (bad)
-			goto done;
 	}
+	if (o->emit == AOT_SHARED ? write_shared(d, o->out, &obj)
+	                          : write_file(d, o->out, obj.data, obj.size))
+		goto done;
+	if (o->header && write_file(d, o->header, t.s, t.n))
+		goto done;
 	status = 0;
 done:
+	free(t.s);
 	objcode_free(&obj);
 	arena_free(A);
 	return status;

@@ -158,6 +158,47 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	CU_ASSERT(sh("%s/descent compile %s -o %s --target nosuch-cpu-none 2>/dev/null",
 	             DESCENT_BINARY_DIR, model, tmp("bad.o")) != 0);
 	CU_ASSERT(access(tmp("bad.o"), F_OK) != 0);
+	/* so is a CPU LLVM does not know (it aborted), with exit status 1 */
+	CU_ASSERT(
+	    sh("%s/descent compile %s -o %s --cpu pentium99 >/dev/null 2>&1; test $? "
+	       "= 1",
+	       DESCENT_BINARY_DIR, model, tmp("bad.o")) == 0);
+	CU_ASSERT(access(tmp("bad.o"), F_OK) != 0);
+	/* a header that cannot be written: no object either */
+	CU_ASSERT(sh("%s/descent compile %s -o %s --header %s 2>/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("bad.o"), tmp("nodir/bad.h")) != 0);
+	CU_ASSERT(access(tmp("bad.o"), F_OK) != 0);
+	/* prefixes that do not start a C name, or are the runtime's */
+	CU_ASSERT(sh("%s/descent compile %s -o %s --prefix 9 2>/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("bad.o")) != 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --prefix rt_ 2>/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("bad.o")) != 0);
+	/* the linker runs without a shell: a quote in the name is a name */
+	CU_ASSERT(sh("%s/descent compile %s -o \"%s\" --emit shared >/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("it's.so")) == 0);
+	CU_ASSERT(access(tmp("it's.so"), F_OK) == 0);
+	/* the header is ISO C (no empty braces: -pedantic) and C++ (designators in
+	 * order, extern "C" prototypes), with a scalar's shape (the step count) */
+	const char *h = tmp("adam.h");
+	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s --header %s >/dev/null",
+	                   DESCENT_BINARY_DIR, model, tmp("adam.o"), h) == 0);
+	CU_ASSERT(file_has(h, ".shape = {0}"));
+	CU_ASSERT(sh("printf '#include \"%s\"\\nint main(void) { return "
+	             "!fashion_mlp_program.train_step; }\\n' > %s",
+	             h, tmp("h.c")) == 0);
+	CU_ASSERT(sh("cc -std=c99 -Wall -Wextra -pedantic -Werror -I%s -c %s -o %s",
+	             src_path("include"), tmp("h.c"), tmp("h_c.o")) == 0);
+	if (sh("command -v c++ >/dev/null") == 0) {
+		char cpp[512], obj[512], exe[512]; /* (tmp's buffers are few) */
+		snprintf(cpp, sizeof cpp, "%s", tmp("h.cpp"));
+		snprintf(obj, sizeof obj, "%s", tmp("adam.o"));
+		snprintf(exe, sizeof exe, "%s", tmp("h_cpp"));
+		CU_ASSERT(
+		    sh("cp %s %s && c++ -std=c++20 -Wall -I%s %s %s %s/libdescent_rt.a "
+		       "-lm -lpthread -o %s && %s",
+		       tmp("h.c"), cpp, src_path("include"), cpp, obj, DESCENT_BINARY_DIR,
+		       exe, exe) == 0);
+	}
 }
 
 static void test_api_reports_model_errors_as_diagnostics(void)
