@@ -25,6 +25,28 @@ cmake --build "$tmp/user/build" >/dev/null
 	/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz \
 	/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz 50 | grep -q "final loss"
 
+# find_package for the runtime alone: no LLVM on its link line or in its rpath
+mkdir "$tmp/rtuser"
+cp "$src/examples/aot_train.c" "$tmp/rtuser/"
+"$tmp/prefix/bin/descent" compile "$src/models/fashion_mlp.yaml" -o "$tmp/rtuser/mlp.o" \
+	--header "$tmp/rtuser/mlp.h" --prefix model_ >/dev/null
+cat > "$tmp/rtuser/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.16)
+project(rtuser C)
+find_package(descent REQUIRED)
+add_executable(aot aot_train.c mlp.o)
+target_include_directories(aot PRIVATE ${CMAKE_SOURCE_DIR})
+target_link_libraries(aot PRIVATE descent::runtime)
+CM
+cmake -S "$tmp/rtuser" -B "$tmp/rtuser/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/rtuser/build" >/dev/null
+if readelf -d "$tmp/rtuser/build/aot" | grep -q llvm; then
+	echo "install test: a runtime-only program has LLVM in its dynamic section" >&2
+	exit 1
+fi
+"$tmp/rtuser/build/aot" /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz \
+	/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz 10 | grep -q "aot: 10 steps"
+
 # pkg-config: the runtime alone for an ahead-of-time object
 "$tmp/prefix/bin/descent" compile "$src/models/fashion_mlp.yaml" -o "$tmp/mlp.o" \
 	--header "$tmp/mlp.h" --prefix model_ >/dev/null
