@@ -43,7 +43,19 @@ void ad_accum(Grad *gr, Node *n, int i, Node *dx)
 	if (!dx || !gr->needs[x->id])
 		return;
 	dx = unbroadcast(gr->g, dx, &x->sh);
-	gr->adj[x->id] = gr->adj[x->id] ? ir_add(gr->g, gr->adj[x->id], dx) : dx;
+	if (!gr->adj[x->id]) {
+		gr->adj[x->id] = dx;
+		return;
+	}
+	/* the sum of x's users' gradients: no one rule's, but x's own, at x's place */
+	Graph *g = gr->g;
+	SrcLoc loc = g->cur_loc;
+	Node *fwd = g->cur_fwd;
+	const char *rule = g->cur_rule, *label = g->cur_label;
+	g->cur_loc = x->loc, g->cur_fwd = x, g->cur_rule = "sum of uses",
+	g->cur_label = x->label;
+	gr->adj[x->id] = ir_add(g, gr->adj[x->id], dx);
+	g->cur_loc = loc, g->cur_fwd = fwd, g->cur_rule = rule, g->cur_label = label;
 }
 
 static void mark(Grad *gr, Node *loss, Node *const *wrt, int nwrt)
@@ -116,7 +128,11 @@ int ad_backward(Graph *g, Node *loss, Node *const *wrt, int nwrt, Node **out)
 	if (!gr.adj || !gr.needs || !gr.reach)
 		die("out of memory");
 	mark(&gr, loss, wrt, nwrt);
+	/* restored after: grad() inside an expression is differentiated while that
+	 * expression's own nodes are being made */
 	SrcLoc saved_loc = g->cur_loc;
+	Node *saved_fwd = g->cur_fwd;
+	const char *saved_rule = g->cur_rule, *saved_label = g->cur_label;
 	int status = 0;
 
 	g->cur_loc = loss->loc;
@@ -147,9 +163,9 @@ int ad_backward(Graph *g, Node *loss, Node *const *wrt, int nwrt, Node **out)
 	if (status == 0)
 		status = only_through_cuts(&gr, cuts, ncuts, wrt, nwrt, out);
 	g->cur_loc = saved_loc;
-	g->cur_fwd = NULL;
-	g->cur_rule = NULL;
-	g->cur_label = NULL;
+	g->cur_fwd = saved_fwd;
+	g->cur_rule = saved_rule;
+	g->cur_label = saved_label;
 	free(gr.adj);
 	free(gr.needs);
 	free(gr.reach);

@@ -238,7 +238,8 @@ int cmd_ir(const Opts *o, Diags *d, Arena *A)
 	const char *ext = o->out ? strrchr(o->out, '.') : NULL;
 	int picture =
 	    ext && (!strcmp(ext, ".svg") || !strcmp(ext, ".png") || !strcmp(ext, ".pdf"));
-	io.dot = picture || (o->format && !strcmp(o->format, "dot"));
+	io.dot = picture || (o->format && !strcmp(o->format, "dot")) ||
+	         (ext && !strcmp(ext, ".dot"));
 	if (o->format && strcmp(o->format, "dot") && strcmp(o->format, "text")) {
 		fprintf(stderr, "descent: error: --format takes text or dot, not '%s'\n",
 		        o->format);
@@ -257,6 +258,14 @@ int cmd_ir(const Opts *o, Diags *d, Arena *A)
 			return 2;
 		}
 		io.stage = (Stage)k;
+	}
+	if (io.dot && (io.stage == ST_SPEC || io.stage >= ST_LLVM)) {
+		fprintf(
+		    stderr,
+		    "descent: error: DOT (--format dot, -o .dot/.svg/.png/.pdf) draws "
+		    "the graph stages (graph, backward, optimized, kernels), not %s\n",
+		    o->stage);
+		return 2;
 	}
 	for (int k = 0; o->fn && k <= FN_COUNT; k++) {
 		if (k == FN_COUNT) {

@@ -97,7 +97,17 @@ static Node *fold_pool_mask(Graph *g, Node *a, Node *b)
 		return NULL;
 	PoolP p = poolp_of(a);
 	Node *x = a->in[0], *pooled = ir_poolmax(g, 0, x, x, &p);
-	return ir_poolmax(g, 1, x, ir_mul(g, a->in[1], ir_unary(g, OP_STEP, pooled)), &p);
+	Node *masked = ir_mul(g, a->in[1], ir_unary(g, OP_STEP, pooled));
+	/* the mask is the relu's rule's, the scatter still the pool's gradient: a's
+	 * place, rule and layer, for the IR and the profile */
+	SrcLoc loc = g->cur_loc;
+	Node *fwd = g->cur_fwd;
+	const char *rule = g->cur_rule, *label = g->cur_label;
+	g->cur_loc = a->loc, g->cur_fwd = a->fwd, g->cur_rule = a->rule,
+	g->cur_label = a->label;
+	Node *r = ir_poolmax(g, 1, x, masked, &p);
+	g->cur_loc = loc, g->cur_fwd = fwd, g->cur_rule = rule, g->cur_label = label;
+	return r;
 }
 
 /* x ^ c for the constants c whose power is a product, a square root or a division:

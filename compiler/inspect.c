@@ -257,14 +257,22 @@ int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out)
 	int fn = o->fn >= 0               ? o->fn
 	         : o->stage <= ST_KERNELS ? (int)stage_fn[o->stage]
 	                                  : FN_TRAIN_STEP;
-	if (o->stage >= ST_LLVM || o->stats) {
-		if (codegen_text(g, o, out, t + 1) < 0)
-			goto done;
-	} else if (!g->fns[fn].defined) {
+	if (o->fn >= 0 && o->stage >= ST_LLVM) {
+		error_at(
+		    d, (SrcLoc){m->file, 0, 0},
+		    "--fn picks a function of the graph stages; llvm and asm show the "
+		    "whole module (its functions are named %s, %s.0.matmul, ...)",
+		    fn_names[fn], fn_names[fn]);
+		goto done;
+	}
+	if (!g->fns[fn].defined && (o->fn >= 0 || o->stage < ST_LLVM)) {
 		error_at(d, (SrcLoc){m->file, 0, 0}, "the model has no %s function",
 		         fn_names[fn]);
 		goto done;
 	}
+	if (o->stage >= ST_LLVM || o->stats)
+		if (codegen_text(g, o, out, t + 1) < 0)
+			goto done;
 	char *live = plan_fn(g, fn)->live;
 	if (o->grad_param) {
 		Node *gn = grad_of(g, o->grad_param);
@@ -280,6 +288,12 @@ int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out)
 			         near ? "'?" : "");
 			goto done;
 		}
+		if (gn->op == OP_CONST) { /* a frozen parameter's zero */
+			error_at(d, (SrcLoc){m->file, 0, 0},
+			         "'%s' is frozen (trainable: false): it has no gradient",
+			         o->grad_param);
+			goto done;
+		}
 		live = arena_alloc(A, (size_t)g->n);
 		mark(gn, live);
 	}
@@ -292,8 +306,8 @@ int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out)
 		dump_set(out, g, live);
 	} else if (o->stage < ST_LLVM)
 		dump_graph(out, g, fn);
-	if (o->stats)
-		stats(out, g, t);
+	if (o->stats) /* (to stderr beside DOT, which they would break) */
+		stats(o->dot ? stderr : out, g, t);
 	status = 0;
 done:
 	arena_free(A);

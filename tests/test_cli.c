@@ -103,6 +103,39 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "fc1 m.yaml:5:5")); /* the layer's YAML line */
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "grad relu %")); /* a backward node's rule */
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "-> grad fc1.weight = %"));
+	/* a max pool's gradient is the pool's, at its line, though the relu's rule
+	 * rewrote it (it was the relu's, at the conv's line); the sum of two uses'
+	 * gradients is no one rule's; grad() in an expression keeps its node's name */
+	const char *pool =
+	    "inputs:\n  x: {shape: [batch, 1, 8, 8]}\n"
+	    "  y: {shape: [batch], dtype: i32}\nlayers:\n"
+	    "  - conv2d: {out_channels: 2, kernel_size: 3, activation: relu}\n"
+	    "  - max_pool2d: {kernel_size: 2}\n  - flatten\n"
+	    "  - dense: {units: 3}\nloss: softmax_cross_entropy\n";
+	CU_ASSERT_EQUAL(run("ir --fn grad", pool, out, sizeof out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "pool1 m.yaml:6:5  grad poolmax_gather %"));
+	const char *twice = "params: {w: {init: 2}}\nnodes:\n  a: \"w * w\"\n"
+	                    "  g: \"exp(grad(a, w)) * 3\"\nloss: \"g + sin(w)\"\n";
+	CU_ASSERT_EQUAL(run("ir --fn grad", twice, out, sizeof out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "grad sum of uses %"));
+	const char *e = strstr(out, "= exp %");
+	CU_ASSERT(e && strstr(e, " g m.yaml:4:7") &&
+	          strstr(e, " g m.yaml:4:7") < strchr(e, '\n')); /* (was unnamed) */
+	/* a frozen parameter has no gradient to show; --fn is of the graph stages;
+	 * --stats beside DOT go to stderr, and -o .dot writes DOT */
+	CU_ASSERT_EQUAL(run("ir --grad w",
+	                    "params: {w: {init: 2, trainable: false}, v: {init: "
+	                    "1}}\nloss: \"w * v\"\n",
+	                    out, sizeof out),
+	                1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'w' is frozen (trainable: false)"));
+	CU_ASSERT_EQUAL(run("ir --stage llvm --fn grad", twice, out, sizeof out), 1);
+	char line[4096];
+	snprintf(line, sizeof line,
+	         "%s/descent ir --format dot --stats %s 2>/dev/null | tail -1",
+	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
+	CU_ASSERT_EQUAL(shell(line, out, sizeof out), 0);
+	CU_ASSERT_STRING_EQUAL(out, "}\n");
 }
 
 /* Runs `descent ARGS` as given; returns the exit code and the output (both streams). */
