@@ -155,9 +155,13 @@ struct Spec {
 	SrcLoc loc;
 	const char *str; /* SPEC_SCALAR: the text */
 	int quoted;      /* SPEC_SCALAR: written in quotes (so never a number) */
-	int n;           /* SPEC_SEQ, SPEC_MAP: number of items / entries */
-	Spec **items;    /* SPEC_SEQ: items; SPEC_MAP: values */
-	Spec **keys;     /* SPEC_MAP: keys, each a SPEC_SCALAR */
+	/* SPEC_SCALAR: the file's line and column of each character of str and of its
+	 * end (pos[2 i], pos[2 i + 1]), where they are not str's start plus i columns
+	 * (a block, a string over several lines, escapes, a tag); else NULL */
+	const int *pos;
+	int n;        /* SPEC_SEQ, SPEC_MAP: number of items / entries */
+	Spec **items; /* SPEC_SEQ: items; SPEC_MAP: values */
+	Spec **keys;  /* SPEC_MAP: keys, each a SPEC_SCALAR */
 };
 
 /* Parses one YAML document. Returns NULL with an error in d on bad YAML, anchors or
@@ -223,6 +227,8 @@ struct Expr {
 /* Parses text, which starts at file:line:col `at` (the first character of the text, so
  * a quoted YAML scalar's loc plus one column). NULL after an error pointing into it. */
 Expr *expr_parse(Arena *A, Diags *d, const char *text, SrcLoc at);
+/* the same, with each character's place in the file from pos (Spec.pos) if set */
+Expr *expr_parse_at(Arena *A, Diags *d, const char *text, SrcLoc at, const int *pos);
 /* A YAML value as an expression: a scalar is parsed (numbers, names, expressions), a
  * list becomes EX_LIST of its items; a mapping is an error. YAML's .nan and .inf become
  * EX_NUM nodes that are not finite, for the checks of each place to reject by name. */

@@ -49,8 +49,10 @@ typedef struct Parser {
 	Diags *d;
 	const char *p; /* next character to lex */
 	SrcLoc at;     /* its location */
-	Tok tok, prev; /* the current token and the one before it */
-	int depth;     /* open brackets and operators that recurse */
+	const char *text;
+	const int *pos; /* Spec.pos: each character's place, if set */
+	Tok tok, prev;  /* the current token and the one before it */
+	int depth;      /* open brackets and operators that recurse */
 	int failed;
 } Parser;
 
@@ -116,6 +118,12 @@ static int is_ident(int c) { return is_alpha(c) || is_digit(c); }
 
 static void step(Parser *p)
 {
+	if (p->pos) {
+		size_t k = (size_t)(p->p + 1 - p->text);
+		p->at.line = p->pos[2 * k], p->at.col = p->pos[2 * k + 1];
+		p->p++;
+		return;
+	}
 	if (*p->p == '\n') {
 		p->at.line++;
 		p->at.col = 1;
@@ -626,12 +634,19 @@ static Expr *expr(Parser *p, int *h) { return level(p, L_CMP, h); }
 
 Expr *expr_parse(Arena *A, Diags *d, const char *text, SrcLoc at)
 {
+	return expr_parse_at(A, d, text, at, NULL);
+}
+
+Expr *expr_parse_at(Arena *A, Diags *d, const char *text, SrcLoc at, const int *pos)
+{
 	check(text);
+	if (pos)
+		at.line = pos[0], at.col = pos[1];
 	if (strlen(text) > MAX_TEXT) {
 		error_at(d, at, "expression is longer than %d KiB", MAX_TEXT / 1024);
 		return NULL;
 	}
-	Parser p = {.A = A, .d = d, .p = text, .at = at};
+	Parser p = {.A = A, .d = d, .p = text, .at = at, .text = text, .pos = pos};
 	next(&p);
 	if (p.tok.kind == T_EOF) {
 		err(&p, at, "empty expression");
@@ -669,7 +684,7 @@ Expr *expr_from_spec(Arena *A, Diags *d, const Spec *s)
 	}
 	if (s->kind == SPEC_SCALAR) {
 		SrcLoc at = s->loc;
-		at.col += s->quoted; /* the text starts after the quote */
+		at.col += s->quoted; /* the text starts after the quote (else s->pos) */
 		double special = s->quoted ? 0 : yaml_special(s->str);
 		if (special != 0) {
 			Expr *e = arena_alloc(A, sizeof *e);
@@ -679,7 +694,7 @@ Expr *expr_from_spec(Arena *A, Diags *d, const Spec *s)
 			            .text = s->str};
 			return e;
 		}
-		return expr_parse(A, d, s->str, at);
+		return expr_parse_at(A, d, s->str, at, s->pos);
 	}
 	Expr *e = arena_alloc(A, sizeof *e);
 	e->kind = EX_LIST;

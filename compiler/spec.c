@@ -223,6 +223,75 @@ static Spec *alias(Parser *p, yaml_event_t *ev, int64_t *size)
 	return a->node;
 }
 
+static int blank(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* Spec.pos for a scalar: each character of its value found in the file, in order,
+ * from its start mark. A non-blank character is the next one like it (past quotes,
+ * indentation, a block's header line, a tag); an escape (\t, \x41) is the value's
+ * character at its backslash; a blank is where the file is, as folded lines and
+ * indentation collapse. */
+static const int *scalar_pos(Parser *p, yaml_event_t *ev)
+{
+	const char *v = (const char *)ev->data.scalar.value;
+	size_t n = ev->data.scalar.length, j = ev->start_mark.index,
+	       end = ev->end_mark.index < p->len ? ev->end_mark.index : p->len;
+	yaml_scalar_style_t st = ev->data.scalar.style;
+	int line = (int)ev->start_mark.line + 1, col = (int)ev->start_mark.column + 1;
+	int *pos = arena_alloc(p->A, (2 * n + 2) * sizeof *pos);
+	const char *s = p->text;
+#define ADV()                                                                            \
+	do {                                                                             \
+		if (s[j] == '\n')                                                        \
+			line++, col = 1;                                                 \
+		else if (((unsigned char)s[j] & 0xc0) != 0x80)                           \
+			col++;                                                           \
+		j++;                                                                     \
+	} while (0)
+	if (ev->data.scalar.tag) /* the tag, then blanks */
+		while (j < end && s[j] != ' ' && s[j] != '\t' && s[j] != '\n')
+			ADV();
+	if (st == YAML_LITERAL_SCALAR_STYLE || st == YAML_FOLDED_SCALAR_STYLE)
+		while (j < end && s[j] != '\n') /* the header: | or >, a comment */
+			ADV();
+	else
+		while (j < end && (s[j] == ' ' || s[j] == '\t'))
+			ADV();
+	if (j < end && (st == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+	                st == YAML_DOUBLE_QUOTED_SCALAR_STYLE))
+		ADV();
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)v[i];
+		if (st == YAML_DOUBLE_QUOTED_SCALAR_STYLE && j < end && s[j] == '\\') {
+			if (j + 1 < end && (s[j + 1] == '\n' || s[j + 1] == '\r')) {
+				ADV(); /* an escaped line break: no character */
+				while (j < end && blank(s[j]))
+					ADV();
+				continue;
+			}
+			pos[2 * i] = line, pos[2 * i + 1] = col;
+			char e = j + 1 < end ? s[j + 1] : 0;
+			int k = e == 'x' ? 4 : e == 'u' ? 6 : e == 'U' ? 10 : 2;
+			for (int m = 0; m < k && j < end; m++)
+				ADV();
+			/* (an escape's UTF-8 bytes: one character) */
+			for (i++; i < n && ((unsigned char)v[i] & 0xc0) == 0x80; i++)
+				pos[2 * i] = line, pos[2 * i + 1] = col;
+			continue;
+		}
+		if (!blank(c)) {
+			while (j < end && s[j] != (char)c)
+				ADV();
+		}
+		pos[2 * i] = line, pos[2 * i + 1] = col;
+		if (j < end && (!blank(c) || blank(s[j])))
+			ADV();
+		i++;
+	}
+#undef ADV
+	pos[2 * n] = line, pos[2 * n + 1] = col;
+	return pos;
+}
+
 static Spec *scalar(Parser *p, yaml_event_t *ev)
 {
 	Spec *s = new_node(p, SPEC_SCALAR, ev->start_mark);
@@ -233,6 +302,10 @@ static Spec *scalar(Parser *p, yaml_event_t *ev)
 	                       ev->data.scalar.length);
 	s->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
 	            (tag && !strcmp(tag, YAML_STR_TAG));
+	/* a plain scalar on one line, untagged, is its start plus i columns */
+	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || tag ||
+	    ev->end_mark.line != ev->start_mark.line)
+		s->pos = scalar_pos(p, ev);
 	return s;
 }
 

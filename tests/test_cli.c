@@ -121,6 +121,38 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	const char *e = strstr(out, "= exp %");
 	CU_ASSERT(e && strstr(e, " g m.yaml:4:7") &&
 	          strstr(e, " g m.yaml:4:7") < strchr(e, '\n')); /* (was unnamed) */
+	/* places in YAML's other string forms: a folded block, a literal block, a
+	 * string over two lines, an escape, a tag (they were the string's start plus
+	 * the offset, past the line or on the wrong one) */
+	const char *forms =
+	    "inputs:\n  x: {shape: [batch, 3]}\n  y: {shape: [batch, 3]}\n"
+	    "nodes:\n  a: !!str sigmoid(x) * 2\n"
+	    "  b: \"exp(a)\\t+ tanh(a)\"\n"
+	    "  c: >\n    exp(b)\n    + log(b + 1)\n"
+	    "  d: |\n    c *\n      sqrt(b)\n"
+	    "  e: \"abs(d) +\n    sin(d)\"\n"
+	    "loss: \"mse(e, y)\"\n";
+	CU_ASSERT_EQUAL(run("ir --stage graph", forms, out, sizeof out), 0);
+	const char *want[] = {"= sigmoid %1 ", "a m.yaml:5:12", "= tanh %",
+	                      "b m.yaml:6:17", "= log %",       "c m.yaml:9:7",
+	                      "= sqrt %",      "d m.yaml:12:7", "= sin %",
+	                      "e m.yaml:14:5"};
+	for (int i = 0; i < 10; i += 2) {
+		const char *l = strstr(out, want[i]);
+		CU_ASSERT(l && strstr(l, want[i + 1]) &&
+		          strstr(l, want[i + 1]) < strchr(l, '\n'));
+		if (!(l && strstr(l, want[i + 1]) &&
+		      strstr(l, want[i + 1]) < strchr(l, '\n')))
+			fprintf(stderr, "\n  want %s at %s in\n%s", want[i], want[i + 1],
+			        out);
+	}
+	CU_ASSERT_EQUAL(
+	    run("ir",
+	        "inputs:\n  x: {shape: [batch, 3]}\n  y: {shape: [batch, 3]}\n"
+	        "loss: >\n  mse(x, y)\n  + mean(foo(x))\n",
+	        out, sizeof out),
+	    1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "m.yaml:6:10: error: unknown function"));
 	/* a frozen parameter has no gradient to show; --fn is of the graph stages;
 	 * --stats beside DOT go to stderr, and -o .dot writes DOT */
 	CU_ASSERT_EQUAL(run("ir --grad w",
