@@ -11,7 +11,7 @@
 
 static const char *dtname(DType t) { return t == DT_I32 ? "i32" : "f32"; }
 
-static int attrs(char *buf, size_t len, Graph *g, Node *n)
+int dump_attrs(char *buf, size_t len, Graph *g, Node *n)
 {
 	switch (n->op) {
 	case OP_INPUT:
@@ -47,7 +47,7 @@ void dump_node(FILE *f, Graph *g, Node *n)
 	for (int i = 0; i < n->nin; i++)
 		k += snprintf(lhs + k, sizeof lhs - k, "%s%%%d", i ? ", " : " ",
 		              n->in[i]->id);
-	attrs(lhs + k, sizeof lhs - k, g, n);
+	dump_attrs(lhs + k, sizeof lhs - k, g, n);
 	fprintf(f, "  %-36s %s%-14s", lhs, dtname(n->dt),
 	        shape_str(&n->sh, sh, sizeof sh));
 	if (n->label)

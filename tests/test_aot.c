@@ -195,9 +195,9 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 		snprintf(exe, sizeof exe, "%s", tmp("h_cpp"));
 		CU_ASSERT(
 		    sh("cp %s %s && c++ -std=c++20 -Wall -I%s %s %s %s/libdescent_rt.a "
-		       "-lm -lpthread -o %s && %s",
+		       "-lm -lpthread %s -o %s && %s",
 		       tmp("h.c"), cpp, src_path("include"), cpp, obj, DESCENT_BINARY_DIR,
-		       exe, exe) == 0);
+		       DESCENT_SAN_LINK, exe, exe) == 0);
 	}
 }
 

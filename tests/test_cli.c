@@ -168,6 +168,16 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
 	CU_ASSERT_EQUAL(shell(line, out, sizeof out), 0);
 	CU_ASSERT_STRING_EQUAL(out, "}\n");
+	/* DOT labels say what the text says: a hyperparameter's name, the file's line
+	 * and column; a constant is drawn at its user, its value shown */
+	snprintf(line, sizeof line, "%s/descent ir --stage optimized --format dot %s",
+	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
+	static char big[1 << 16];
+	CU_ASSERT_EQUAL(shell(line, big, sizeof big), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(big, " hyper lr\\nf32 []"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(big, "models/rosenbrock.yaml:7:9"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(big, "[label=\"100\", shape=plaintext]"));
+	CU_ASSERT_PTR_NULL(strstr(big, " const"));
 }
 
 /* Runs `descent ARGS` as given; returns the exit code and the output (both streams). */
