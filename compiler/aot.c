@@ -289,7 +289,8 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
 	for (char *c = P; *c; c++)
 		if (!isalnum((unsigned char)*c))
 			*c = '_';
-	if (!o->prefix && isdigit((unsigned char)P[0])) /* a name like 3layer */
+	if (!o->prefix && (isdigit((unsigned char)P[0]) || !strncmp(P, "rt_", 3) ||
+	                   !strncmp(P, "dc_", 3))) /* a name like 3layer or rt_net */
 		P = arena_printf(A, "m%s", P);
 	if (!P[0] || strlen(P) > 200 || isdigit((unsigned char)P[0]) ||
 	    !strncmp(P, "rt_", 3) || !strncmp(P, "dc_", 3) || !strncmp(P, "RT_", 3) ||

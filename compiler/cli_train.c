@@ -752,8 +752,8 @@ static int run_epochs(Run *r)
 	int64_t max = r->o->max_steps > 0 ? r->o->max_steps : 0;
 	Progress pr = {isatty(2), 0, m->epochs, 0, 0, 0};
 	/* a run resumed where early stopping had stopped it trains no more */
-	int stop =
-	    t->es_on && t->pos == 0 && t->epoch > 0 && t->es.wait >= t->es.patience;
+	int stop = t->es_on && t->pos == 0 && t->epoch > 0 && t->es.wait > 0 &&
+	           t->es.wait >= t->es.patience; /* (a stop has waited an epoch) */
 	if (stop)
 		printf(
 		    "early stopping: the run had stopped after epoch %lld (%lld epochs "

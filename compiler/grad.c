@@ -141,8 +141,9 @@ static void split_rule(Grad *gr, Node *n, Node *dy, Node *wins, Node *ties_too)
 {
 	Node *half = num(gr, 0.5);
 	Node *share = ir_mul(G, half, ir_add(G, wins, ties_too));
-	ad_accum(gr, n, 0, ir_mul(G, dy, share));
-	ad_accum(gr, n, 1, ir_mul(G, dy, ir_sub(G, num(gr, 1), share)));
+	/* mul0: a share of 0 is an exact 0, whatever dy (inf * 0 was NaN) */
+	ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, share, dy));
+	ad_accum(gr, n, 1, ir_binary(G, OP_MUL0, ir_sub(G, num(gr, 1), share), dy));
 }
 
 RULE(max) { split_rule(gr, n, dy, ir_binary(G, OP_GT, X, Y), ir_binary(G, OP_GE, X, Y)); }

@@ -329,7 +329,10 @@ int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out)
 			         near ? "'?" : "");
 			goto done;
 		}
-		if (gn->op == OP_CONST) { /* a frozen parameter's zero */
+		int k = 0;
+		while (k < g->nparams && strcmp(g->params[k].name, o->grad_param))
+			k++;
+		if (k < g->nparams && !g->params[k].trainable) {
 			error_at(d, (SrcLoc){m->file, 0, 0},
 			         "'%s' is frozen (trainable: false): it has no gradient",
 			         o->grad_param);

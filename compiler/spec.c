@@ -41,6 +41,7 @@ typedef struct Parser {
 	size_t nanchors, cap;
 	int64_t nodes; /* so far, aliases expanded */
 	int depth, aliased;
+	size_t *lines, nlines; /* each line's first byte in text, made when needed */
 } Parser;
 
 typedef struct Vec {
@@ -225,6 +226,33 @@ static Spec *alias(Parser *p, yaml_event_t *ev, int64_t *size)
 
 static int blank(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+/* The byte of text at a mark: libyaml counts lines and characters (its index too,
+ * so not bytes when something before is UTF-8), and not a byte-order mark. */
+static size_t byte_at(Parser *p, yaml_mark_t m)
+{
+	if (!p->lines) {
+		size_t n = 1;
+		for (size_t i = 0; i < p->len; i++)
+			n += p->text[i] == '\n';
+		p->lines = arena_alloc(p->A, n * sizeof *p->lines);
+		p->lines[0] = p->len >= 3 && !memcmp(p->text, "\xef\xbb\xbf", 3) ? 3 : 0;
+		for (size_t i = 0, k = 1; i < p->len; i++)
+			if (p->text[i] == '\n')
+				p->lines[k++] = i + 1;
+		p->nlines = n;
+	}
+	if (m.line >= p->nlines)
+		return p->len;
+	size_t i = p->lines[m.line];
+	for (size_t col = 0; i < p->len && p->text[i] != '\n'; i++) {
+		if (((unsigned char)p->text[i] & 0xc0) == 0x80)
+			continue;
+		if (col++ == m.column)
+			return i;
+	}
+	return i;
+}
+
 /* Spec.pos for a scalar: each character of its value found in the file, in order,
  * from its start mark. A non-blank character is the next one like it (past quotes,
  * indentation, a block's header line, a tag); an escape (\t, \x41) is the value's
@@ -233,8 +261,8 @@ static int blank(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'
 static const int *scalar_pos(Parser *p, yaml_event_t *ev)
 {
 	const char *v = (const char *)ev->data.scalar.value;
-	size_t n = ev->data.scalar.length, j = ev->start_mark.index,
-	       end = ev->end_mark.index < p->len ? ev->end_mark.index : p->len;
+	size_t n = ev->data.scalar.length, j = byte_at(p, ev->start_mark),
+	       end = byte_at(p, ev->end_mark);
 	yaml_scalar_style_t st = ev->data.scalar.style;
 	int line = (int)ev->start_mark.line + 1, col = (int)ev->start_mark.column + 1;
 	int *pos = arena_alloc(p->A, (2 * n + 2) * sizeof *pos);
@@ -247,9 +275,13 @@ static const int *scalar_pos(Parser *p, yaml_event_t *ev)
 			col++;                                                           \
 		j++;                                                                     \
 	} while (0)
-	if (ev->data.scalar.tag) /* the tag, then blanks */
-		while (j < end && s[j] != ' ' && s[j] != '\t' && s[j] != '\n')
+	/* a tag and an anchor, in either order, each then blanks */
+	for (int k = 0; k < 2 && j < end && (s[j] == '!' || s[j] == '&'); k++) {
+		while (j < end && !blank(s[j]))
 			ADV();
+		while (j < end && blank(s[j]))
+			ADV();
+	}
 	if (st == YAML_LITERAL_SCALAR_STYLE || st == YAML_FOLDED_SCALAR_STYLE)
 		while (j < end && s[j] != '\n') /* the header: | or >, a comment */
 			ADV();
@@ -261,6 +293,9 @@ static const int *scalar_pos(Parser *p, yaml_event_t *ev)
 		ADV();
 	for (size_t i = 0; i < n;) {
 		unsigned char c = (unsigned char)v[i];
+		if (st == YAML_DOUBLE_QUOTED_SCALAR_STYLE && !blank(c))
+			while (j < end && blank(s[j])) /* folded: an escape may follow */
+				ADV();
 		if (st == YAML_DOUBLE_QUOTED_SCALAR_STYLE && j < end && s[j] == '\\') {
 			if (j + 1 < end && (s[j + 1] == '\n' || s[j + 1] == '\r')) {
 				ADV(); /* an escaped line break: no character */
@@ -302,9 +337,10 @@ static Spec *scalar(Parser *p, yaml_event_t *ev)
 	                       ev->data.scalar.length);
 	s->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
 	            (tag && !strcmp(tag, YAML_STR_TAG));
-	/* a plain scalar on one line, untagged, is its start plus i columns */
+	/* a plain scalar on one line, without tag or anchor, is its start plus i
+	 * columns */
 	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || tag ||
-	    ev->end_mark.line != ev->start_mark.line)
+	    ev->data.scalar.anchor || ev->end_mark.line != ev->start_mark.line)
 		s->pos = scalar_pos(p, ev);
 	return s;
 }

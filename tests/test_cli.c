@@ -153,6 +153,14 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	        out, sizeof out),
 	    1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "m.yaml:6:10: error: unknown function"));
+	/* libyaml counts characters: UTF-8 before a string, an escape after a fold */
+	CU_ASSERT_EQUAL(run("ir",
+	                    "# \xc3\xa9\xc3\xa9\xc3\xa9\nparams: {x: {init: 1}}\n"
+	                    "loss: \"(1 - x)^2 +\n   \\x24\"\n",
+	                    out, sizeof out),
+	                1);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "m.yaml:4:4: error: unexpected character '$'"));
 	/* a frozen parameter has no gradient to show; --fn is of the graph stages;
 	 * --stats beside DOT go to stderr, and -o .dot writes DOT */
 	CU_ASSERT_EQUAL(run("ir --grad w",
@@ -161,6 +169,11 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	                    out, sizeof out),
 	                1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'w' is frozen (trainable: false)"));
+	/* a trainable parameter whose gradient is a constant shows it */
+	CU_ASSERT_EQUAL(run("ir --grad x", "params: {x: {init: 1}}\nloss: \"3 * x\"\n",
+	                    out, sizeof out),
+	                0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "const 3"));
 	CU_ASSERT_EQUAL(run("ir --stage llvm --fn grad", twice, out, sizeof out), 1);
 	char line[4096];
 	snprintf(line, sizeof line,

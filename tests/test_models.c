@@ -258,6 +258,16 @@ static void test_models_max_and_min_share_ties_as_torch_does(void)
 		}
 		finish(&r);
 	}
+	/* the side that loses gets an exact 0, even of an infinite dy (not inf * 0) */
+	Run r;
+	CU_ASSERT_FATAL(start(&r, NULL,
+	                      "params: {x: {init: 0}, y: {init: -1}}\n"
+	                      "loss: \"sqrt(max(x, y))\"\n",
+	                      0) == 0);
+	r.c->prog.grad(r.s->bufs);
+	CU_ASSERT(isinf(*grad(&r, "x")));
+	CU_ASSERT_EQUAL(*grad(&r, "y"), 0);
+	finish(&r);
 }
 
 /* f = x0^2 x1: grad f = [2 x0 x1, x0^2], Hessian [[2 x1, 2 x0], [2 x0, 0]].

@@ -311,6 +311,20 @@ static void test_train_early_stopping_stops_the_run(void)
 	CU_ASSERT_PTR_NOT_NULL(
 	    strstr(out, "early stopping: the run had stopped after epoch 3"));
 	CU_ASSERT_PTR_NULL(strstr(out, "epoch 4/10"));
+	/* with patience 0, a run stopped by --max-steps after an improving epoch goes on
+	 * when resumed (its wait is 0, not a stop) */
+	write_text(in_dir("es0.yaml"), TINY_HEAD
+	           "optimizer: {type: adam, lr: 0.01}\n"
+	           "train:\n  batch: 16\n  epochs: 3\n  validation_split: 0.25\n"
+	           "  early_stopping: {monitor: val_loss, patience: 0}\n" NPY_DATA);
+	rc = descent("train es0.yaml -O1 --checkpoint-dir es0 --max-steps 6", out,
+	             sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	rc = descent(
+	    "train es0.yaml -O1 --checkpoint-dir es0 --resume es0/last.safetensors", out,
+	    sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "epoch 2/3"));
 	/* a monitor of something the run does not measure is a located error */
 	write_text(in_dir("es2.yaml"), TINY_HEAD
 	           "train:\n  early_stopping: {monitor: val_accuracy}\n" NPY_DATA);
