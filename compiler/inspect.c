@@ -93,8 +93,14 @@ static void dot(FILE *f, Graph *g, const char *live)
 {
 	char sh[128], at[256];
 	int nlive = 0;
-	for (int i = 0; i < g->n; i++)
+	char *used = calloc((size_t)g->n + 1, 1); /* a live node reads it */
+	if (!used)
+		die("out of memory");
+	for (int i = 0; i < g->n; i++) {
 		nlive += live[i] != 0;
+		for (int k = 0; live[i] && k < g->nodes[i]->nin; k++)
+			used[g->nodes[i]->in[k]->id] = 1;
+	}
 	fprintf(f, "digraph descent {\n  rankdir=TB;\n  node [shape=box, "
 	           "fontname=\"monospace\", fontsize=10];\n");
 	/* past a few hundred nodes, dot's crossing minimization and spline routing
@@ -104,7 +110,7 @@ static void dot(FILE *f, Graph *g, const char *live)
 		           "searchsize=5;\n");
 	for (int i = 0; i < g->n; i++) {
 		Node *n = g->nodes[i];
-		if (!live[i] || n->op == OP_CONST)
+		if (!live[i] || (n->op == OP_CONST && used[i])) /* (drawn at its users) */
 			continue;
 		const char *color = opinfo[n->op].flags & OPF_LEAF ? "#e8e8e8"
 		                    : n->rule                      ? "#ffd8b0"
@@ -141,6 +147,7 @@ static void dot(FILE *f, Graph *g, const char *live)
 			else
 				fprintf(f, "  n%d -> n%d;\n", n->in[k]->id, n->id);
 	}
+	free(used);
 	fprintf(f, "}\n");
 }
 
@@ -227,15 +234,19 @@ double fn_flops(Graph *g, FnKind fn) { return plan_flops(g, plan_fn(g, fn)); }
 static void stats(FILE *f, Graph *g, const double *t)
 {
 	fprintf(f, "stats:\n");
-	int64_t pf = 0, nparams = 0;
+	/* values, and the blobs' bytes as descent bench reports them (each tensor
+	 * padded to 16 floats), for parameters and state alike */
+	int64_t pf = 0, sf = 0;
 	for (int i = 0; i < g->nparams; i++)
-		pf += shape_numel(&g->params[i].sh), nparams++;
-	fprintf(
-	    f,
-	    "  parameters   %lld in %lld tensors, %lld bytes (+ as many for gradients)\n",
-	    (long long)pf, (long long)nparams, (long long)pf * 4);
-	fprintf(f, "  state        %lld bytes (optimizer)\n",
-	        (long long)g->state_floats * 4);
+		pf += shape_numel(&g->params[i].sh);
+	for (int i = 0; i < g->nstates; i++)
+		sf += shape_numel(&g->states[i].sh);
+	fprintf(f,
+	        "  parameters   %lld values in %d tensors, %lld bytes (+ as many for "
+	        "gradients)\n",
+	        (long long)pf, g->nparams, (long long)g->param_floats * 4);
+	fprintf(f, "  state        %lld values in %d tensors, %lld bytes (optimizer)\n",
+	        (long long)sf, g->nstates, (long long)g->state_floats * 4);
 	for (int k = 0; k < FN_COUNT; k++) {
 		if (!g->fns[k].defined)
 			continue;
@@ -250,8 +261,8 @@ static void stats(FILE *f, Graph *g, const double *t)
 		}
 		fprintf(
 		    f,
-		    "  %-11s  %.3f GFLOP per call, %d loop nests, workspace %lld bytes:",
-		    fn_names[k], fl / 1e9, p->n, (long long)p->nwork * 4);
+		    "  %-11s  %.4g MFLOP per call, %d loop nests, workspace %lld bytes:",
+		    fn_names[k], fl / 1e6, p->n, (long long)p->nwork * 4);
 		for (int op = 0; op < OP_COUNT; op++)
 			if (count[op])
 				fprintf(f, " %s %d", opinfo[op].name, count[op]);

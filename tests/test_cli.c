@@ -174,6 +174,22 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	                    out, sizeof out),
 	                0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "const 3"));
+	/* so does its DOT, though constants are drawn at their users */
+	CU_ASSERT_EQUAL(run("ir --grad x --format dot",
+	                    "params: {x: {init: 1}}\nloss: \"3 * x\"\n", out, sizeof out),
+	                0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "const 3\\n"));
+	/* --stats: values, and bytes as bench's (padded blobs), for state as for
+	 * parameters: Adam's two per parameter and its step */
+	CU_ASSERT_EQUAL(run("ir --stats",
+	                    "params: {x: {init: 1}, y: {init: 2}}\n"
+	                    "loss: \"x * y\"\noptimizer: {type: adam}\n",
+	                    out, sizeof out),
+	                0);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "parameters   2 values in 2 tensors, 128 bytes"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "state        5 values in 5 tensors, 320 bytes"));
 	CU_ASSERT_EQUAL(run("ir --stage llvm --fn grad", twice, out, sizeof out), 1);
 	char line[4096];
 	snprintf(line, sizeof line,
