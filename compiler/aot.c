@@ -8,14 +8,10 @@
  * library alone can train (rt_session_new(&<prefix>program), rt_train_epoch, ...).
  */
 #include <ctype.h>
-#include <errno.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <llvm-c/ErrorHandling.h>
@@ -186,19 +182,6 @@ static int write_file(Diags *d, const char *path, const void *data, size_t size)
 	return 0;
 }
 
-extern char **environ;
-
-/* Runs argv (no shell); 0 when it exits with 0. */
-static int run(char *const *argv)
-{
-	pid_t pid;
-	int status = 0;
-	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0 ||
-	    waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
 /* A shared library: the object, linked by the system's C compiler (run without a
  * shell) into a temporary file, then written to path whole (rt_write_atomic). */
 static int write_shared(Diags *d, const char *path, const ObjCode *obj)
@@ -212,18 +195,13 @@ static int write_shared(Diags *d, const char *path, const ObjCode *obj)
 		goto done;
 	}
 	char *argv[] = {"cc", "-shared", "-o", so, o, "-lm", NULL};
-	if (run(argv) < 0) {
+	if (run_program(argv) != 0) {
 		error_at(d, (SrcLoc){0}, "linking %s with 'cc -shared' failed", path);
 		goto done;
 	}
-	struct stat st;
-	FILE *f = fopen(so, "rb");
-	char *data =
-	    f && fstat(fileno(f), &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
-	size_t n = data ? fread(data, 1, (size_t)st.st_size, f) : 0;
-	if (f)
-		fclose(f);
-	if (!data || n != (size_t)st.st_size)
+	size_t n = 0;
+	char *data = read_whole(so, &n);
+	if (!data)
 		error_at(d, (SrcLoc){0}, "cannot read the linked library %s", so);
 	else
 		rc = write_file(d, path, data, n);
@@ -241,26 +219,11 @@ done:
  * written does not leave a new object beside an old header). */
 static int writable(Diags *d, const char *path)
 {
-	char dir[4096];
-	snprintf(dir, sizeof dir, "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*(slash == dir ? slash + 1 : slash) = 0;
-	else
-		snprintf(dir, sizeof dir, ".");
-	struct stat st;
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK)) {
-		error_at(d, (SrcLoc){0},
-		         "%s: cannot write there (%s is not a writable "
-		         "directory)",
-		         path, dir);
-		return 0;
-	}
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		error_at(d, (SrcLoc){0}, "%s: is a directory", path);
-		return 0;
-	}
-	return 1;
+	char buf[4200];
+	const char *why = cannot_write(path, 0, buf, sizeof buf);
+	if (why)
+		error_at(d, (SrcLoc){0}, "%s: %s", path, why);
+	return !why;
 }
 
 /* LLVM's fatal errors for a CPU or target it does not take (an x86-64 target with

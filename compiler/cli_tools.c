@@ -3,11 +3,9 @@
  * stage as text or Graphviz). main.c parses the options and calls these; see cli.h.
  */
 #include <errno.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -137,39 +135,6 @@ int cmd_gradcheck(const Opts *o, Diags *d, Arena *A)
 	return rc < 0 ? 1 : rc;
 }
 
-extern char **environ;
-
-/* The file at path, whole, into *data (malloc'd); 0, or -1. */
-static int slurp(const char *path, char **data, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return -1;
-	char *buf = NULL;
-	size_t n = 0, cap = 0, k;
-	do {
-		if (n == cap) {
-			char *b = realloc(buf, cap = cap ? 2 * cap : 1 << 16);
-			if (!b) {
-				free(buf);
-				fclose(f);
-				return -1;
-			}
-			buf = b;
-		}
-		k = fread(buf + n, 1, cap - n, f);
-		n += k;
-	} while (k > 0);
-	int bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		free(buf);
-		return -1;
-	}
-	*data = buf, *len = n;
-	return 0;
-}
-
 /* A picture of the graph: Graphviz's dot renders the DOT text in dot_path to SVG (or
  * PNG, PDF), run without a shell, into a temporary file, and then into out through
  * rt_write_atomic: a failing dot leaves out as it was. */
@@ -186,26 +151,23 @@ static int render(const char *dot_path, const char *out)
 	close(fd);
 	snprintf(fmt, sizeof fmt, "-T%s", ext + 1);
 	char *argv[] = {"dot", fmt, (char *)dot_path, "-o", pic, NULL};
-	pid_t pid;
-	int status = 0, rc = 1, e = posix_spawnp(&pid, "dot", NULL, NULL, argv, environ);
-	if (e == ENOENT) {
+	int ran = run_program(argv), rc = 1;
+	if (ran == 1) {
 		fprintf(
 		    stderr,
 		    "descent: error: rendering %s needs Graphviz's dot: apt-get install "
 		    "graphviz (or write DOT text with --format dot -o FILE.dot)\n",
 		    out);
-	} else if (e || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-	           WEXITSTATUS(status) != 0) {
+	} else if (ran != 0) {
 		fprintf(stderr, "descent: error: dot could not render %s\n", out);
 	} else {
-		char *data = NULL;
 		size_t len = 0;
-		const void *parts[1];
-		if (slurp(pic, &data, &len) < 0)
+		char *data = read_whole(pic, &len);
+		const void *parts[1] = {data};
+		if (!data)
 			fprintf(stderr, "descent: error: cannot read dot's picture %s\n",
 			        pic);
-		else if (parts[0] = data,
-		         rt_write_atomic(out, parts, &len, 1, err, sizeof err) < 0)
+		else if (rt_write_atomic(out, parts, &len, 1, err, sizeof err) < 0)
 			fprintf(stderr, "descent: error: %s\n", err);
 		else
 			rc = 0;

@@ -895,38 +895,11 @@ static int train_steps(const Opts *o, const Model *m, Compiled *c)
  * would then be lost). */
 static int can_write(const char *opt, const char *path, int is_dir)
 {
-	char dir[4096], trimmed[4096];
-	struct stat st;
-	snprintf(trimmed, sizeof trimmed, "%s", path);
-	for (size_t n = strlen(trimmed); n > 1 && trimmed[n - 1] == '/'; n--)
-		trimmed[n - 1] = 0; /* "ck/" is ck */
-	path = trimmed;
-	if (is_dir && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		if (access(path, W_OK | X_OK) == 0)
-			return 1;
-		fprintf(stderr, "descent: error: %s %s: not a writable directory\n", opt,
-		        path);
-		return 0;
-	}
-	snprintf(dir, sizeof dir, "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*(slash == dir ? slash + 1 : slash) = 0;
-	else
-		snprintf(dir, sizeof dir, ".");
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK)) {
-		fprintf(stderr,
-		        "descent: error: %s %s: cannot write there (%s is not a "
-		        "writable directory)\n",
-		        opt, path, dir);
-		return 0;
-	}
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) != is_dir) {
-		fprintf(stderr, "descent: error: %s %s: %s a directory\n", opt, path,
-		        is_dir ? "not" : "is");
-		return 0;
-	}
-	return 1;
+	char buf[4200];
+	const char *why = cannot_write(path, is_dir, buf, sizeof buf);
+	if (why)
+		fprintf(stderr, "descent: error: %s %s: %s\n", opt, path, why);
+	return !why;
 }
 
 int cmd_train(const Opts *o, Diags *d, Arena *A)

@@ -76,6 +76,16 @@ char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 char *arena_printf(Arena *a, const char *fmt, ...);
 
+/* Why no file (a directory when is_dir) can be written at path: its directory does
+ * not exist or take files, or path is (not) a directory; NULL when it can. why holds
+ * the message when it names the directory. */
+const char *cannot_write(const char *path, int is_dir, char *why, size_t n);
+/* The file's bytes (malloc'd, *len of them), or NULL. */
+char *read_whole(const char *path, size_t *len);
+/* Runs argv[0] (found on PATH, no shell) with argv: 0 when it exits with 0, 1 when
+ * there is no such program, -1 otherwise. */
+int run_program(char *const *argv);
+
 typedef enum { SEV_ERROR, SEV_WARNING, SEV_NOTE } Severity;
 
 typedef struct Diag {

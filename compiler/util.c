@@ -1,4 +1,6 @@
-/* Utilities every stage uses: an arena, diagnostics and internal errors.
+/* Utilities every stage uses: an arena, diagnostics and internal errors; and, for the
+ * command line's outputs, whether a path can be written, a file read whole, a program
+ * run without a shell.
  *
  * The arena is a list of chunks with a bump pointer; everything a compilation builds
  * lives in one arena and is freed at once. Diagnostics are kept in a malloc'd list
@@ -9,8 +11,13 @@
  * dc_die with the file and line of the check that failed.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "dc.h"
 
@@ -381,4 +388,74 @@ int mul_ok(int64_t a, int64_t b, int64_t *out)
 		return 0;
 	*out = a * b;
 	return 1;
+}
+
+/* ---- files and programs ---- */
+
+const char *cannot_write(const char *path, int is_dir, char *why, size_t n)
+{
+	char dir[4096], p[4096];
+	struct stat st;
+	snprintf(p, sizeof p, "%s", path);
+	for (size_t k = strlen(p); k > 1 && p[k - 1] == '/'; k--)
+		p[k - 1] = 0; /* "ck/" is ck */
+	if (is_dir && stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+		return access(p, W_OK | X_OK) ? "not a writable directory" : NULL;
+	snprintf(dir, sizeof dir, "%s", p);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	else
+		snprintf(dir, sizeof dir, ".");
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK)) {
+		snprintf(why, n, "cannot write there (%s is not a writable directory)",
+		         dir);
+		return why;
+	}
+	if (stat(p, &st) == 0 && S_ISDIR(st.st_mode) != is_dir)
+		return is_dir ? "not a directory" : "is a directory";
+	return NULL;
+}
+
+char *read_whole(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t n = 0, cap = 0, k;
+	do {
+		if (n == cap) {
+			char *b = realloc(buf, cap = cap ? 2 * cap : 1 << 16);
+			if (!b) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = b;
+		}
+		k = fread(buf + n, 1, cap - n, f);
+		n += k;
+	} while (k > 0);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		free(buf);
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+extern char **environ;
+
+int run_program(char *const *argv)
+{
+	pid_t pid;
+	int status = 0, e = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+	if (e)
+		return e == ENOENT ? 1 : -1;
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
