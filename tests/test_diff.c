@@ -436,6 +436,16 @@ static const rt_state *state_named(const rt_program *p, const char *name)
 	return NULL;
 }
 
+/* The 300-256 MLP with optimizer opt (fc1.weight, 76800 elements: a large update
+ * group), and its state tensor name */
+static const rt_state *two_with_state(Two *t, const char *opt, const char *name)
+{
+	two_begin(t, 300, 256, opt, 4);
+	const rt_state *st = state_named(t->p, name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	return st;
+}
+
 /* With the hyperparameter name at bad, a step is refused; at good, taken; and the
  * optimizer's state stays finite. */
 static void refused_then_taken(const rt_program *p, rt_session *s, const char *name,
@@ -479,11 +489,11 @@ static void test_diff_weight_decay_is_checked_on_large_weights(void)
 static void test_diff_sgd_steps_are_checked_from_the_buffer(void)
 {
 	Two t;
-	two_begin(&t, 300, 256, "{type: sgd, lr: 0.01, momentum: 0.9}", 4);
+	const rt_state *buf = two_with_state(&t, "{type: sgd, lr: 0.01, momentum: 0.9}",
+	                                     "fc1.weight.momentum_buffer");
 	const rt_program *p = t.p;
 	rt_session *s = t.s;
-	const rt_state *buf = state_named(p, "fc1.weight.momentum_buffer");
-	CU_ASSERT_FATAL(buf && buf->numel == 256 * 300);
+	CU_ASSERT_FATAL(buf->numel == 256 * 300);
 	size_t np = (size_t)p->nparams * sizeof(float),
 	       ns = (size_t)p->nstate * sizeof(float);
 	float *params = malloc(np), *state = malloc(ns);
@@ -546,11 +556,10 @@ static void test_diff_adam_steps_are_checked_without_dividing(void)
 static void test_diff_adam_bound_with_a_large_eps(void)
 {
 	Two t;
-	two_begin(&t, 300, 256, "{type: adam, lr: 0.001}", 4);
+	const rt_state *m =
+	    two_with_state(&t, "{type: adam, lr: 0.001}", "fc1.weight.exp_avg");
 	const rt_program *p = t.p;
 	rt_session *s = t.s;
-	const rt_state *m = state_named(p, "fc1.weight.exp_avg");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
 	CU_ASSERT_EQUAL(rt_set_hyper(s, "eps", 0x1p31), 0);
 	s->state[m->offset + 4321] = 1e30f;
 	refused_then_taken(p, s, "lr", 1e30, 1e-3);
