@@ -48,14 +48,9 @@ void ad_accum(Grad *gr, Node *n, int i, Node *dx)
 		return;
 	}
 	/* the sum of x's users' gradients: no one rule's, but x's own, at x's place */
-	Graph *g = gr->g;
-	SrcLoc loc = g->cur_loc;
-	Node *fwd = g->cur_fwd;
-	const char *rule = g->cur_rule, *label = g->cur_label;
-	g->cur_loc = x->loc, g->cur_fwd = x, g->cur_rule = "sum of uses",
-	g->cur_label = x->label;
-	gr->adj[x->id] = ir_add(g, gr->adj[x->id], dx);
-	g->cur_loc = loc, g->cur_fwd = fwd, g->cur_rule = rule, g->cur_label = label;
+	Stamp old = ir_stamp(gr->g, (Stamp){x->loc, x, "sum of uses", x->label});
+	gr->adj[x->id] = ir_add(gr->g, gr->adj[x->id], dx);
+	ir_stamp(gr->g, old);
 }
 
 static void mark(Grad *gr, Node *loss, Node *const *wrt, int nwrt)
@@ -130,13 +125,9 @@ int ad_backward(Graph *g, Node *loss, Node *const *wrt, int nwrt, Node **out)
 	mark(&gr, loss, wrt, nwrt);
 	/* restored after: grad() inside an expression is differentiated while that
 	 * expression's own nodes are being made */
-	SrcLoc saved_loc = g->cur_loc;
-	Node *saved_fwd = g->cur_fwd;
-	const char *saved_rule = g->cur_rule, *saved_label = g->cur_label;
+	Stamp saved = ir_stamp(g, (Stamp){loss->loc, g->cur_fwd, "seed", g->cur_label});
 	int status = 0;
 
-	g->cur_loc = loss->loc;
-	g->cur_rule = "seed";
 	gr.adj[loss->id] = ir_scalar(g, 1.0);
 	Node *cuts[8]; /* ops with no derivative that a parameter reaches the loss by */
 	int ncuts = 0;
@@ -150,10 +141,7 @@ int ad_backward(Graph *g, Node *loss, Node *const *wrt, int nwrt, Node **out)
 				cuts[ncuts++] = n;
 			continue;
 		}
-		g->cur_loc = n->loc;
-		g->cur_fwd = n;
-		g->cur_label = n->label;
-		g->cur_rule = opinfo[n->op].name;
+		ir_stamp(g, (Stamp){n->loc, n, opinfo[n->op].name, n->label});
 		grad_rules[n->op](&gr, n, dy);
 		if (g->diags->nerr)
 			status = -1;
@@ -162,10 +150,7 @@ int ad_backward(Graph *g, Node *loss, Node *const *wrt, int nwrt, Node **out)
 		out[k] = gr.adj[wrt[k]->id];
 	if (status == 0)
 		status = only_through_cuts(&gr, cuts, ncuts, wrt, nwrt, out);
-	g->cur_loc = saved_loc;
-	g->cur_fwd = saved_fwd;
-	g->cur_rule = saved_rule;
-	g->cur_label = saved_label;
+	ir_stamp(g, saved);
 	free(gr.adj);
 	free(gr.needs);
 	free(gr.reach);

@@ -613,6 +613,14 @@ Node *ir_argmax(Graph *g, Node *x);
 Node *ir_dropmask(Graph *g, Node *seed, Node *counter, double p, Shape sh);
 /* The raw builder under all of the above; attrs has NATTR entries or is NULL. */
 Node *ir_node(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f);
+/* What the builders stamp on the nodes they make (Graph.cur_*): ir_stamp sets it to s
+ * and returns the one it replaces, to be set back after */
+typedef struct Stamp {
+	SrcLoc loc;
+	Node *fwd;
+	const char *rule, *label;
+} Stamp;
+Stamp ir_stamp(Graph *g, Stamp s);
 /* Same, for ops whose result shape the builder gives (see ops.h). */
 Node *ir_node_sh(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f,
                  Shape sh);

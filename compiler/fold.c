@@ -100,13 +100,9 @@ static Node *fold_pool_mask(Graph *g, Node *a, Node *b)
 	Node *masked = ir_mul(g, a->in[1], ir_unary(g, OP_STEP, pooled));
 	/* the mask is the relu's rule's, the scatter still the pool's gradient: a's
 	 * place, rule and layer, for the IR and the profile */
-	SrcLoc loc = g->cur_loc;
-	Node *fwd = g->cur_fwd;
-	const char *rule = g->cur_rule, *label = g->cur_label;
-	g->cur_loc = a->loc, g->cur_fwd = a->fwd, g->cur_rule = a->rule,
-	g->cur_label = a->label;
+	Stamp old = ir_stamp(g, (Stamp){a->loc, a->fwd, a->rule, a->label});
 	Node *r = ir_poolmax(g, 1, x, masked, &p);
-	g->cur_loc = loc, g->cur_fwd = fwd, g->cur_rule = rule, g->cur_label = label;
+	ir_stamp(g, old);
 	return r;
 }
 

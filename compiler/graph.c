@@ -280,6 +280,14 @@ static Node *make(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, dou
 	return n;
 }
 
+Stamp ir_stamp(Graph *g, Stamp s)
+{
+	Stamp old = {g->cur_loc, g->cur_fwd, g->cur_rule, g->cur_label};
+	g->cur_loc = s.loc, g->cur_fwd = s.fwd, g->cur_rule = s.rule,
+	g->cur_label = s.label;
+	return old;
+}
+
 Node *ir_node(Graph *g, Op op, int nin, Node **in, const int64_t *attrs, double f)
 {
 	return make(g, op, nin, in, attrs, f, NULL);
