@@ -1131,6 +1131,23 @@ int cmd_predict(const Opts *o, Diags *d, Arena *A)
 		fprintf(stderr, "descent: error: %s: %s\n", o->input, err);
 		goto done;
 	}
+	/* written as they are (the file says nan), but not silently: such a row's
+	 * class is whatever argmax makes of its NaNs */
+	int64_t bad = 0, first = -1;
+	for (int64_t i = 0; i < x.n; i++)
+		for (int64_t j = 0; j < row; j++)
+			if (!isfinite(out[i * row + j])) {
+				bad++;
+				first = first < 0 ? i : first;
+				break;
+			}
+	if (bad)
+		fprintf(
+		    stderr,
+		    "descent: warning: %s: %lld of %lld rows give outputs that are not "
+		    "finite (the first: row %lld, counted from 1); are their inputs "
+		    "finite?\n",
+		    o->input, (long long)bad, (long long)x.n, (long long)first + 1);
 	int classifier =
 	    io->rank == 2 && row > 1 && m->y >= 0 && m->inputs[m->y].dt == DT_I32;
 	int64_t shape[RT_MAXRANK + 1] = {x.n};

@@ -387,8 +387,8 @@ void rt_argmax_rows(const float *x, int64_t rows, int64_t n, int32_t *out)
 	for (int64_t r = 0; r < rows; r++) {
 		const float *v = x + r * n;
 		int64_t best = 0;
-		for (int64_t j = 1; j < n; j++)
-			if (v[j] > v[best])
+		for (int64_t j = 1; j < n && v[best] == v[best]; j++)
+			if (v[j] > v[best] || v[j] != v[j])
 				best = j;
 		out[r] = (int32_t)best;
 	}

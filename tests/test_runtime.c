@@ -488,6 +488,10 @@ static void test_argmax_rows_first_of_ties(void)
 	int32_t out[4];
 	rt_argmax_rows(x, 4, 3, out);
 	CU_ASSERT(out[0] == 1 && out[1] == 1 && out[2] == 0 && out[3] == 2);
+	/* a NaN is the largest, the first of them (torch.argmax, numpy.argmax) */
+	const float y[] = {1, NAN, 9, NAN, 2, NAN, 3, 4, NAN};
+	rt_argmax_rows(y, 3, 3, out);
+	CU_ASSERT(out[0] == 1 && out[1] == 0 && out[2] == 2);
 }
 
 /* ---- the training loop, on a hand-written program ----

@@ -987,6 +987,19 @@ static void test_train_eval_and_predict(void)
 	            out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "1 prediction"));
+	/* inputs that are not finite: predicted, and said */
+	float nx[3][NFEAT] = {{1}, {1, NAN}, {1}};
+	int64_t ns[2] = {3, NFEAT};
+	CU_ASSERT_FATAL(
+	    rt_npy_save(in_dir("nan.npy"), RT_F32, 2, ns, nx, err, sizeof err) == 0);
+	rc = descent("predict tiny.yaml -O1 --params c/last.safetensors --input nan.npy "
+	             "-o n.csv",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "warning: nan.npy: 1 of 3 rows give outputs that are not finite "
+	                "(the first: row 2, counted from 1)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 predictions"));
 	/* a parameters file of another model */
 	rc = descent("eval es.yaml --params nothing.safetensors", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);

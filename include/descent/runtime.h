@@ -180,7 +180,8 @@ void rt_gather(const rt_tensor *src, const int64_t *idx, int64_t count, int64_t 
 /* Asks the cache for examples idx[0..count) of src, to be gathered soon. */
 void rt_prefetch_rows(const rt_tensor *src, const int64_t *idx, int64_t count);
 
-/* Index of the largest of the n values in each of the rows of x. */
+/* Index of the largest of the n values in each of the rows of x, the first of equals;
+ * a NaN counts as the largest, as in torch.argmax and numpy.argmax. */
 void rt_argmax_rows(const float *x, int64_t rows, int64_t n, int32_t *out);
 
 /* ---- training session ---- */
