@@ -115,6 +115,12 @@ static int split(char *line, char **f, int max)
 	return n;
 }
 
+/* A value the plot draws: finite, and small enough that the differences of two such
+ * values are too (a hand-made log's 1e308 would make the scale infinite and the
+ * coordinates NaN). A loss or accuracy that is not leaves a gap in its curve, as inf
+ * does; an epoch that is not is an error. */
+static int plottable(double v) { return fabs(v) <= 1e300; }
+
 int log_read(const char *path, TrainLog *l, char *err, size_t errlen)
 {
 	memset(l, 0, sizeof *l);
@@ -165,11 +171,12 @@ int log_read(const char *path, TrainLog *l, char *err, size_t errlen)
 			char *end;
 			r.v[col[i]] = strtod(v[i], &end);
 			/* (a loss may be inf, as --log writes it; an epoch may not) */
-			if (*end || (col[i] == LOG_EPOCH && isinf(r.v[col[i]]))) {
-				snprintf(err, errlen,
-				         "%s:%d: column %d (%s): '%s' is not a %snumber",
+			if (*end || (col[i] == LOG_EPOCH && !plottable(r.v[col[i]]))) {
+				snprintf(err, errlen, "%s:%d: column %d (%s): '%s' is %s",
 				         path, lineno, i + 1, fld[i], v[i],
-				         *end ? "" : "finite ");
+				         *end                 ? "not a number"
+				         : isinf(r.v[col[i]]) ? "not a finite number"
+				                              : "too large to plot");
 				log_free(l);
 				goto done;
 			}
@@ -256,7 +263,7 @@ static const struct {
 static int has(const TrainLog *l, int col)
 {
 	for (int i = 0; i < l->n; i++)
-		if (isfinite(l->rows[i].v[col]))
+		if (plottable(l->rows[i].v[col]))
 			return 1;
 	return 0;
 }
@@ -339,7 +346,7 @@ static void curves(Str *b, const Panel *p, const TrainLog *l, int from, int to, 
 		int pen = 0;
 		for (int i = 0; i < l->n; i++) {
 			double v = l->rows[i].v[c];
-			if (!isfinite(v)) {
+			if (!plottable(v)) {
 				pen = 0;
 				continue;
 			}
@@ -349,7 +356,7 @@ static void curves(Str *b, const Panel *p, const TrainLog *l, int from, int to, 
 		}
 		put(b, "\"/>\n");
 		for (int i = 0; i < l->n; i++)
-			if (isfinite(l->rows[i].v[c]))
+			if (plottable(l->rows[i].v[c]))
 				put(b,
 				    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" "
 				    "fill=\"%s\"/>\n",
@@ -386,7 +393,7 @@ static void ranges(const TrainLog *l, int from, int to, double *lo, double *hi)
 	for (int s = from; s < to; s++)
 		for (int i = 0; i < l->n; i++) {
 			double v = l->rows[i].v[series[s].col];
-			if (isfinite(v))
+			if (plottable(v))
 				*lo = v < *lo ? v : *lo, *hi = v > *hi ? v : *hi;
 		}
 	if (!isfinite(*lo))

@@ -894,6 +894,20 @@ static void test_train_log_and_plot(void)
 	CU_ASSERT_EQUAL(descent("plot inf.csv -o inf.svg", out, sizeof out), 1);
 	CU_ASSERT_PTR_NOT_NULL(
 	    strstr(out, "inf.csv:2: column 1 (epoch): 'inf' is not a finite number"));
+	/* values whose differences overflow: no NaN coordinates */
+	write_text(in_dir("huge.csv"),
+	           "epoch,train_loss,test_loss\n1,1e308,1\n2,-1e308,1e300\n3,1,-1e300\n");
+	CU_ASSERT_EQUAL(descent("plot huge.csv -o huge.svg", out, sizeof out), 0);
+	svg = read_text(in_dir("huge.svg"), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(svg);
+	CU_ASSERT_PTR_NULL(strstr(svg, "nan"));
+	CU_ASSERT_PTR_NULL(strstr(svg, "inf"));
+	CU_ASSERT_EQUAL(count(svg, "<circle"), 4); /* 1e308s are gaps */
+	free(svg);
+	write_text(in_dir("hugeepoch.csv"), "epoch,train_loss\n1,1\n1e308,1\n");
+	CU_ASSERT_EQUAL(descent("plot hugeepoch.csv -o he.svg", out, sizeof out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+	    out, "hugeepoch.csv:3: column 1 (epoch): '1e308' is too large to plot"));
 	/* an infinite loss, as --log writes one: plotted (without it) */
 	write_text(in_dir("infloss.csv"),
 	           "epoch,train_loss,test_loss\n1,1,inf\n2,0.5,1\n");
