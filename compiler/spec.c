@@ -602,8 +602,11 @@ int spec_expect(Diags *d, const Spec *s, SpecKind kind, const char *what)
 	if (s->kind == kind)
 		return 0;
 	char buf[80];
-	error_at(d, s->loc, "expected a %s for '%s', found %s", spec_kind_name(kind),
-	         what, spec_describe(s, buf, sizeof buf));
+	/* what is a key ('inputs') or a description that quotes its own name (input
+	 * 'x'), not to be quoted again */
+	int q = !strchr(what, '\'');
+	error_at(d, s->loc, "expected a %s for %s%s%s, found %s", spec_kind_name(kind),
+	         q ? "'" : "", what, q ? "'" : "", spec_describe(s, buf, sizeof buf));
 	return -1;
 }
 
