@@ -678,7 +678,8 @@ static void test_train_resume_in_a_new_process_is_bitwise_identical(void)
 {
 	char out[16384];
 	int rc =
-	    descent("train tiny.yaml -O1 --max-steps 17 --checkpoint-dir a --log a.csv",
+	    descent("train tiny.yaml -O1 --max-steps 17 --checkpoint-dir a --log a.csv "
+	            "--report a.json",
 	            out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(
@@ -704,6 +705,15 @@ static void test_train_resume_in_a_new_process_is_bitwise_identical(void)
 	CU_ASSERT_FATAL(log_read(in_dir("c.csv"), &lc, err, sizeof err) == 0);
 	CU_ASSERT_EQUAL(la.n, 3);
 	CU_ASSERT_EQUAL(lc.n, 3);
+	/* the stopped run's report: the train loss of the 5 steps of epoch 2 it took,
+	 * not epoch 1's (the log's last row then) */
+	char *json = read_text(in_dir("a.json"), NULL), *tl;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tl = strstr(json, "\"train_loss\": "));
+	double loss17 = strtod(tl + strlen("\"train_loss\": "), NULL);
+	CU_ASSERT(isfinite(loss17) && loss17 > 0);
+	CU_ASSERT(fabs(loss17 - la.rows[0].v[LOG_TRAIN_LOSS]) > 1e-6);
+	free(json);
 	for (int i = 0; i < la.n && i < lc.n; i++)
 		for (int j = 0; j < LOG_SECONDS; j++)
 			CU_ASSERT(la.rows[i].v[j] == lc.rows[i].v[j] ||
@@ -945,6 +955,14 @@ static void test_train_eval_and_predict(void)
 	             out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "train.csv: 120 examples"));
+	/* a --label that names nothing: said, not silently ignored */
+	rc = descent("eval tiny.yaml -O1 --params c/last.safetensors --data-x x.npy "
+	             "--data-y y.npy --label label",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "warning: --label label: x.npy is not a CSV "
+	                                   "file; its labels come from --data-y"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "x.npy: 120 examples"));
 	rc = descent(
 	    "predict tiny.yaml -O1 --params c/last.safetensors --input x.npy -o p.npy",
 	    out, sizeof out);
