@@ -841,9 +841,24 @@ done:
 }
 
 /* A model without data (a function of its parameters): train_step, steps times. */
-static int train_steps(const Opts *o, const Model *m, Compiled *c)
+static int train_steps(const Opts *o, Diags *d, const Model *m, Compiled *c)
 {
 	int64_t steps = o->steps >= 0 ? o->steps : m->steps;
+	const TrainCfg *tc = &m->tc;
+	/* no data, no epochs: each step is one, as a loop calling scheduler.step()
+	 * after each optimizer.step() counts them; nothing to monitor */
+	if (tc->sched.kind == RT_LR_PLATEAU || tc->early) {
+		error_at(d, tc->early ? tc->es_loc : tc->sched_loc,
+		         "%s monitors a loss over data; this model has no inputs",
+		         tc->early ? "early_stopping" : "reduce_on_plateau");
+		return 1;
+	}
+	rt_schedule sched = tc->sched;
+	if (!tc->sched_set)
+		rt_schedule_defaults(&sched, RT_LR_CONSTANT, 0);
+	sched.base_lr = o->lr > 0 ? o->lr : m->lr;
+	rt_lr_state lrs;
+	rt_lr_state_init(&sched, &lrs);
 	rt_session *s = rt_session_new(&c->prog);
 	if (!s) {
 		fprintf(stderr,
@@ -851,13 +866,12 @@ static int train_steps(const Opts *o, const Model *m, Compiled *c)
 		return 1;
 	}
 	rt_session_init(s, m->seed);
-	if (o->lr > 0)
-		rt_set_hyper(s, "lr", (float)o->lr);
 	float *loss = s->io[c->prog.io_loss];
 	double t0 = now();
 	int status = 0;
 	int64_t done = 0;
 	for (int64_t k = 1; k <= steps; k++) {
+		rt_set_hyper(s, "lr", (float)rt_schedule_lr(&sched, &lrs, k - 1, 1));
 		int refused = c->prog.train_step(s->bufs);
 		if (refused || !isfinite(*loss)) {
 			if (!numerics_report(c, s))
@@ -929,7 +943,7 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 		        "prints its loss; --report, --log, --plot, --checkpoint-dir and "
 		        "--resume are for models with data\n",
 		        m->file);
-	int status = m->ninputs ? train_loop(o, d, m, c) : train_steps(o, m, c);
+	int status = m->ninputs ? train_loop(o, d, m, c) : train_steps(o, d, m, c);
 	compiled_free(c);
 	return status;
 }

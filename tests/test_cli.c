@@ -466,6 +466,22 @@ static void test_cli_threads_change_nothing_but_time(void)
 	CU_ASSERT(strstr(out[2], "rosenbrock.yaml has no inputs: it trains for its "
 	                         "steps") != NULL);
 	CU_ASSERT(strstr(out[2], "x = ") != NULL);
+	/* its schedule and warm-up count its steps: 3 w^2 with lr 0.1 warmed up from
+	 * 0.1/3 over 2 steps (torch's LinearLR: 1/30, 2/30), then ExponentialLR(0.5)
+	 * from 0.1: w = 2 (1 - 6/30) (1 - 12/30) (1 - 0.6) (1 - 0.3) = 0.2688, as
+	 * SequentialLR stepped after every optimizer step gives */
+	const char *sched =
+	    "params: {w: {init: 2}}\nloss: \"3 * w^2\"\n"
+	    "optimizer: {type: sgd, lr: 0.1}\n"
+	    "train: {steps: 4, schedule: {type: exponential, gamma: 0.5}, "
+	    "warmup: {steps: 2}}\n";
+	CU_ASSERT_EQUAL(run("train", sched, out[2], sizeof out[2]), 0);
+	CU_ASSERT(strstr(out[2], "w = 0.2688\n") != NULL);
+	const char *plateau = "params: {w: {init: 2}}\nloss: \"3 * w^2\"\n"
+	                      "train: {steps: 4, schedule: {type: reduce_on_plateau}}\n";
+	CU_ASSERT_EQUAL(run("train", plateau, out[2], sizeof out[2]), 1);
+	CU_ASSERT(strstr(out[2], "m.yaml:3:29: error: reduce_on_plateau monitors a loss "
+	                         "over data; this model has no inputs") != NULL);
 }
 
 void suite_cli(void)
