@@ -127,12 +127,21 @@ RULE(mul0)
 }
 
 /* d(x ^ y) = dy * y * x^(y-1), dy * log(x) * x^y; 0 where dy is 0 */
+/* d x^y = dy y x^(y-1), dy log(x) x^y; as torch's pow_backward, x's is 0 where y = 0
+ * (x^0 is 1 for every x: 0 * 0^-1 was NaN) and y's is 0 where x = 0 and y >= 0
+ * (0^y does not move with y there: log 0 * 0 was NaN) */
 RULE(pow)
 {
-	Node *xm1 = ir_binary(G, OP_POW, X, ir_sub(G, Y, num(gr, 1)));
-	ad_accum(gr, n, 0, ir_binary(G, OP_MUL0, dy, ir_mul(G, Y, xm1)));
-	ad_accum(gr, n, 1,
-	         ir_binary(G, OP_MUL0, dy, ir_mul(G, ir_unary(G, OP_LOG, X), n)));
+	Node *zero = num(gr, 0), *xm1 = ir_binary(G, OP_POW, X, ir_sub(G, Y, num(gr, 1)));
+	ad_accum(gr, n, 0,
+	         ir_select(G, ir_binary(G, OP_EQ, Y, zero), zero,
+	                   ir_binary(G, OP_MUL0, dy, ir_mul(G, Y, xm1))));
+	Node *flat =
+	    ir_mul(G, ir_binary(G, OP_EQ, X, zero), ir_binary(G, OP_GE, Y, zero));
+	ad_accum(
+	    gr, n, 1,
+	    ir_select(G, flat, zero,
+	              ir_binary(G, OP_MUL0, dy, ir_mul(G, ir_unary(G, OP_LOG, X), n))));
 }
 
 /* d max(x, y): dy goes to the larger, half to each on a tie, as torch.maximum's: x's

@@ -270,6 +270,32 @@ static void test_models_max_and_min_share_ties_as_torch_does(void)
 	finish(&r);
 }
 
+/* pow at a base of 0, as torch's pow_backward: x^0 gives x nothing (0 * 0^-1 was
+ * NaN); x^u gives u nothing where x = 0 and u >= 0 (log 0 * 0 was NaN), and 0^u with
+ * u < 1 is still infinitely steep in x. Elsewhere u x^(u-1) and log(x) x^u. */
+static void test_models_pow_at_zero_follows_torch(void)
+{
+	static const float xv[4] = {0, 0, 2, 0.5f}, uv[4] = {2, 0.5f, 1.5f, 3};
+	Run r;
+	CU_ASSERT_FATAL(start(&r, NULL,
+	                      "params: {x: {shape: [4]}, u: {shape: [4]}}\n"
+	                      "loss: \"sum(pow(x, u)) + sum(x ^ 0)\"\n",
+	                      0) == 0);
+	memcpy(param(&r, "x"), xv, sizeof xv);
+	memcpy(param(&r, "u"), uv, sizeof uv);
+	r.c->prog.grad(r.s->bufs);
+	const float *dx = grad(&r, "x"), *du = grad(&r, "u");
+	CU_ASSERT_EQUAL(dx[0], 0);
+	CU_ASSERT(isinf(dx[1]) && dx[1] > 0);
+	CU_ASSERT_DOUBLE_EQUAL(dx[2], 1.5 * sqrt(2.0), 1e-5);
+	CU_ASSERT_DOUBLE_EQUAL(dx[3], 3 * 0.25, 1e-6);
+	CU_ASSERT_EQUAL(du[0], 0);
+	CU_ASSERT_EQUAL(du[1], 0);
+	CU_ASSERT_DOUBLE_EQUAL(du[2], log(2.0) * pow(2.0, 1.5), 1e-5);
+	CU_ASSERT_DOUBLE_EQUAL(du[3], log(0.5) * 0.125, 1e-6);
+	finish(&r);
+}
+
 /* f = x0^2 x1: grad f = [2 x0 x1, x0^2], Hessian [[2 x1, 2 x0], [2 x0, 0]].
  * A gradient-norm penalty L = f + |grad f|^2 / 2 has dL/dx = grad f + H grad f. */
 static void test_models_gradient_penalty_matches_hessian(void)
@@ -423,6 +449,8 @@ void suite_models(void)
 	     test_models_rosenbrock_converges_to_one_one},
 	    {"test_models_residual_mlp_learns", test_models_residual_mlp_learns},
 	    {"test_models_lenet_learns", test_models_lenet_learns},
+	    {"test_models_pow_at_zero_follows_torch",
+	     test_models_pow_at_zero_follows_torch},
 	    {"test_models_max_and_min_share_ties_as_torch_does",
 	     test_models_max_and_min_share_ties_as_torch_does},
 	    {"test_models_argmax_beside_another_path_adds_nothing",
