@@ -910,6 +910,9 @@ struct Lower {
 	const char **names; /* values in scope: inputs, parameters, nodes */
 	Node **vals;
 	int n, cap;
+	signed char
+	    *bat; /* by node id: batched (layers.c) known, 0 not yet, 1 no, 2 yes */
+	int nbat;
 };
 
 /* For builders: a parameter of the layer being built, "<node>.<suffix>", made on first

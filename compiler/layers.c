@@ -196,8 +196,10 @@ static uint32_t axes_of(Lower *L, const Expr *call, const KwVal *k, int rank, in
 	return m;
 }
 
-/* max(a, b) elementwise, max(x) or max(x, axis=...) a reduction; likewise min, sum, mean
- */
+static Node *mask_for(Lower *L, const Node *x);
+
+/* max(a, b) elementwise, max(x) or max(x, axis=...) a reduction; likewise min, sum, mean;
+ * over the batch, of the real rows alone */
 static Node *reduce_call(Lower *L, const Expr *call, Node **a, int na, const KwVal *kw,
                          int kind)
 {
@@ -215,16 +217,31 @@ static Node *reduce_call(Lower *L, const Expr *call, Node **a, int na, const KwV
 	int keep = kw[1].set && kw[1].f != 0;
 	if (bad)
 		return NULL;
+	/* over the batch: the padding rows of a last partial batch are left out, as
+	 * the losses leave them out (a select, not a product: a padding row's value
+	 * may be infinite) */
+	Node *x = a[0], *m = axes & 1 && x->dt == DT_F32 ? mask_for(L, x) : NULL;
+	if (m)
+		x = ir_select(G, m, x,
+		              scalar(L, kind == 0   ? -INFINITY
+		                        : kind == 1 ? INFINITY
+		                                    : 0));
 	switch (kind) {
 	case 0:
-		return ir_rmax(G, a[0], axes, keep);
+		return ir_rmax(G, x, axes, keep);
 	case 1:
-		return ir_neg(G, ir_rmax(G, ir_neg(G, a[0]), axes, keep));
+		return ir_neg(G, ir_rmax(G, ir_neg(G, x), axes, keep));
 	case 2:
-		return ir_sum(G, a[0], axes, keep);
-	default:
-		return ir_mean(G, a[0], axes, keep);
+		return ir_sum(G, x, axes, keep);
 	}
+	if (!m)
+		return ir_mean(G, x, axes, keep);
+	double per = 1; /* the reduced elements of a row */
+	for (int i = 1; i < x->sh.rank; i++)
+		if (axes >> i & 1)
+			per *= (double)x->sh.d[i];
+	return ir_div(G, ir_sum(G, x, axes, keep),
+	              ir_mul(G, ir_sum_all(G, L->mask), scalar(L, per)));
 }
 
 BUILD(max) { return reduce_call(L, call, a, na, kw, 0); }
@@ -271,10 +288,50 @@ BUILD(one_hot)
 
 /* ---- shapes ---- */
 
-/* Whether x carries the batch on axis 0 (the model has data and x is one of its). */
+/* Whether x carries the batch on axis 0: it comes from the data along that axis,
+ * through ops that keep axis 0 where it was. A first dimension of the batch's size is
+ * not enough: a parameter [4, 6] at batch 4 is not batched (reshape(W, shape=[-1])
+ * kept its rows, and the same model gave another loss at batch 5), nor is x^T dy. */
 static int batched(Lower *L, const Node *x)
 {
-	return L->batch && x->sh.rank >= 1 && x->sh.d[0] == L->batch;
+	if (!L->batch || x->sh.rank < 1 || x->sh.d[0] != L->batch)
+		return 0;
+	if (x->id >= L->nbat) {
+		int n = L->g->n + 64;
+		signed char *b = arena_alloc(L->g->A, (size_t)n);
+		if (L->nbat)
+			memcpy(b, L->bat, (size_t)L->nbat);
+		L->bat = b, L->nbat = n;
+	}
+	if (L->bat[x->id])
+		return L->bat[x->id] - 1;
+	int b = 0;
+	switch (x->op) {
+	case OP_INPUT: /* every io slot has the batch first */
+		b = 1;
+		break;
+	case OP_SUM:
+	case OP_RMAX:
+		b = !(x->a[0] & 1) && batched(L, x->in[0]);
+		break;
+	case OP_TRANSPOSE:
+		b = x->a[0] == 0 && batched(L, x->in[0]);
+		break;
+	case OP_MATMUL: /* the rows of the first operand */
+		b = !x->a[0] && batched(L, x->in[0]);
+		break;
+	case OP_SCATTER_ADD: /* shaped as a table, a filter */
+	case OP_CONV2D_BWD_FILTER:
+		break;
+	default: /* elementwise operands and broadcasts align on the right */
+		for (int i = 0; i < x->nin && !b; i++)
+			b = ((!(opinfo[x->op].flags & OPF_ELEMWISE) &&
+			      x->op != OP_BROADCAST) ||
+			     x->in[i]->sh.rank == x->sh.rank) &&
+			    batched(L, x->in[i]);
+	}
+	L->bat[x->id] = (signed char)(b + 1);
+	return b;
 }
 
 /* reshape(x, shape=[...]): for a batched value the shape is per example, like

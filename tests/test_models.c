@@ -270,6 +270,66 @@ static void test_models_max_and_min_share_ties_as_torch_does(void)
 	finish(&r);
 }
 
+/* The batch is a property of where a value comes from, not of its size: a parameter
+ * [4, 6] reshaped to [-1] is 24 values at batch 4 as at batch 5 (it kept 4 rows of 6
+ * at batch 4: max over them gave 123, not 23). */
+static void test_models_a_parameter_of_the_batch_size_is_not_batched(void)
+{
+	const char *text = "inputs: {c: {shape: [batch, 1]}}\n"
+	                   "params: {W: {shape: [4, 6]}}\n"
+	                   "nodes: {v: \"reshape(W, shape=[-1])\"}\n"
+	                   "loss: \"sum(max(v, axis=0)) + 0 * sum(c)\"\n";
+	for (int64_t b = 4; b <= 5; b++) {
+		Run r;
+		CU_ASSERT_FATAL(start(&r, NULL, text, b) == 0);
+		for (int i = 0; i < 24; i++)
+			param(&r, "W")[i] = (float)i;
+		r.c->prog.grad(r.s->bufs);
+		CU_ASSERT_EQUAL(loss(&r), 23);
+		CU_ASSERT_EQUAL(grad(&r, "W")[23], 1);
+		CU_ASSERT_EQUAL(grad(&r, "W")[5], 0);
+		finish(&r);
+	}
+}
+
+/* Reductions over the batch in a loss expression leave out the padding rows of a last
+ * partial batch, as the built-in losses do: mean((fc - t)^2) over 5 examples is the
+ * same at batch 4 (a batch of 1 and 3 padding rows) as at batch 5, and the same as
+ * mse's. */
+static void test_models_batch_reductions_leave_out_padding(void)
+{
+	float xv[5 * 3], tv[5 * 2];
+	for (int i = 0; i < 15; i++)
+		xv[i] = (float)((i * 7) % 5) - 1.5f;
+	for (int i = 0; i < 10; i++)
+		tv[i] = (float)((i * 3) % 4) - 1;
+	rt_tensor x = {RT_F32, 5, 1, {3}, 3, xv}, t = {RT_F32, 5, 1, {2}, 2, tv};
+	const char *losses[] = {"mean((fc - t)^2)", "mse(fc, t)"};
+	double got[2][2];
+	for (int k = 0; k < 2; k++)
+		for (int64_t b = 4; b <= 5; b++) {
+			char text[512];
+			snprintf(
+			    text, sizeof text,
+			    "inputs: {x: {shape: [batch, 3]}, t: {shape: [batch, 2]}}\n"
+			    "nodes: {fc: \"dense(x, units=2)\"}\n"
+			    "loss: \"%s\"\n",
+			    losses[k]);
+			Run r;
+			CU_ASSERT_FATAL(start(&r, NULL, text, b) == 0);
+			rt_metrics m;
+			char err[256];
+			CU_ASSERT_FATAL(rt_evaluate(r.s, &x, &t, &m, err, sizeof err) ==
+			                0);
+			got[k][b - 4] = m.loss;
+			finish(&r);
+		}
+	CU_ASSERT(got[0][0] > 0.1);
+	CU_ASSERT_DOUBLE_EQUAL(got[0][0], got[0][1], 1e-6 * got[0][1]);
+	CU_ASSERT_DOUBLE_EQUAL(got[0][0], got[1][0], 1e-6 * got[0][1]);
+	CU_ASSERT_DOUBLE_EQUAL(got[1][0], got[1][1], 1e-6 * got[0][1]);
+}
+
 /* pow at a base of 0, as torch's pow_backward: x^0 gives x nothing (0 * 0^-1 was
  * NaN); x^u gives u nothing where x = 0 and u >= 0 (log 0 * 0 was NaN), and 0^u with
  * u < 1 is still infinitely steep in x. Elsewhere u x^(u-1) and log(x) x^u. */
@@ -451,6 +511,10 @@ void suite_models(void)
 	    {"test_models_lenet_learns", test_models_lenet_learns},
 	    {"test_models_pow_at_zero_follows_torch",
 	     test_models_pow_at_zero_follows_torch},
+	    {"test_models_a_parameter_of_the_batch_size_is_not_batched",
+	     test_models_a_parameter_of_the_batch_size_is_not_batched},
+	    {"test_models_batch_reductions_leave_out_padding",
+	     test_models_batch_reductions_leave_out_padding},
 	    {"test_models_max_and_min_share_ties_as_torch_does",
 	     test_models_max_and_min_share_ties_as_torch_does},
 	    {"test_models_argmax_beside_another_path_adds_nothing",
