@@ -423,7 +423,7 @@ dc_status dc_get_grad(dc_session *s, const char *name, float *data, size_t count
 	return param_copy(s, name, data, count, 2);
 }
 
-dc_status dc_set_hyper(dc_session *s, const char *name, float value)
+dc_status dc_set_hyper(dc_session *s, const char *name, double value)
 {
 	if (!s)
 		return DC_ERR_ARG;
@@ -437,9 +437,13 @@ dc_status dc_set_hyper(dc_session *s, const char *name, float value)
 		k++;
 	if (k == p->nhyper)
 		return fail(s, DC_ERR_ARG, "the model has no hyperparameter '%s'", name);
-	if (!isfinite(value))
+	if (!strncmp(name, "1-", 2))
+		return fail(s, DC_ERR_ARG, "'%s' is set with '%s'", name, name + 2);
+	if (!isfinite((float)value)) /* (a float, once set) */
 		return fail(s, DC_ERR_ARG, "'%s' must be finite, got %s", name,
-		            nonfinite(value));
+		            isnan(value)   ? "nan"
+		            : isinf(value) ? nonfinite((float)value)
+		                           : "a value beyond float's range");
 	if (hyper_range(name, &lo, &hi, &open) &&
 	    (value < lo || value > hi || (open == '>' && value == lo) ||
 	     (open == '<' && value == hi)))

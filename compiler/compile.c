@@ -60,8 +60,9 @@ static uint64_t graph_hash(const Graph *g)
 		h = fnv_tensor(h, g->states[i].name, g->states[i].dt, &g->states[i].sh,
 		               0);
 	h = fnv(h, "/", 2);
-	for (int i = 0; i < g->nhypers; i++)
-		h = fnv(h, g->hypers[i], strlen(g->hypers[i]) + 1);
+	for (int i = 0; i < g->nhypers; i++) /* (a "1-" hyper follows from another) */
+		if (strncmp(g->hypers[i], "1-", 2))
+			h = fnv(h, g->hypers[i], strlen(g->hypers[i]) + 1);
 	h = fnv(h, "/", 2);
 	for (int i = 0; i < g->nios; i++)
 		h = fnv_tensor(h, g->ios[i].name, g->ios[i].dt, &g->ios[i].sh,

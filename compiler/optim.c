@@ -33,11 +33,13 @@
  * Every setting above but initial_accumulator_value is a run-time scalar (RT_HYPER)
  * under torch's name ("lr", "momentum", "dampening", "weight_decay", "beta1", "beta2",
  * "eps", "alpha", "lr_decay", "max_norm", "clip_value"), so a schedule never needs a
- * recompile. What decides which state exists is fixed at compile time: nesterov,
- * amsgrad, centered, momentum 0 or not (without momentum there is no "momentum" or
- * "dampening" to set), the clipping settings given or not, and
- * initial_accumulator_value. State tensors carry torch's state dict
- * keys: "<param>.momentum_buffer", ".exp_avg", ".exp_avg_sq", ".max_exp_avg_sq",
+ * recompile. 1 - dampening, 1 - beta1, 1 - beta2 and 1 - alpha are scalars of their
+ * own ("1-beta2"), set with theirs from the double (rt_set_hyper), as torch computes
+ * them in Python; the bias corrections 1 - beta^t are computed from them. What decides
+ * which state exists is fixed at compile time: nesterov, amsgrad, centered, momentum 0 or
+ * not (without momentum there is no "momentum" or "dampening" to set), the clipping
+ * settings given or not, and initial_accumulator_value. State tensors carry torch's state
+ * dict keys: "<param>.momentum_buffer", ".exp_avg", ".exp_avg_sq", ".max_exp_avg_sq",
  * ".square_avg", ".grad_avg", ".sum", and one step count "step" (adam, adamw,
  * adagrad, and sgd with momentum, whose first step differs). State starts at zero, so
  * the first step is told apart by step = 0: sgd's b = g and adagrad's s =
@@ -84,6 +86,7 @@ static const char *const slot_names[NSLOT] = {
 struct Optim {
 	const Model *m;
 	int hyper[NHYPER]; /* index among the graph's hypers; -1: the update has none */
+	int comp[NHYPER];  /* of "1-<name>", 1 - the hyper (hy1); -1: none */
 	int *
 	    slot[NSLOT]; /* per parameter: state index, -1 if none; NULL: no such state */
 	int step;        /* state index of the step count, -1 if none */
@@ -125,8 +128,18 @@ Optim *optim_setup(Graph *g, const Model *m)
 	const double init[NHYPER] = {
 	    m->lr,  m->momentum, m->dampening, m->weight_decay, m->beta1,     m->beta2,
 	    m->eps, m->alpha,    m->lr_decay,  m->max_norm,     m->clip_value};
-	for (int h = 0; h < NHYPER; h++)
+	/* 1 - beta is a hyper of its own, computed in double where beta is set (the
+	 * runtime's rt_set_hyper), as torch computes it in Python before one rounding to
+	 * float: 1 - (float)0.999 is 0.00099998713, 1.3e-5 off torch's (float)0.001 */
+	const unsigned comps = B(H_DAMPENING) | B(H_BETA1) | B(H_BETA2) | B(H_ALPHA);
+	for (int h = 0; h < NHYPER; h++) {
 		o->hyper[h] = hs & B(h) ? ir_add_hyper(g, hyper_names[h], init[h]) : -1;
+		o->comp[h] =
+		    hs & comps & B(h)
+		        ? ir_add_hyper(g, arena_printf(g->A, "1-%s", hyper_names[h]),
+		                       1 - init[h])
+		        : -1;
+	}
 	o->step = step ? ir_add_state(g, "step", (Shape){0, {0}}) : -1;
 	for (int s = 0; s < NSLOT; s++)
 		if (ss & B(s))
@@ -164,6 +177,13 @@ static Node *hy(const Upd *u, Hyper h)
 	return ir_hyper(u->g, u->o->hyper[h]);
 }
 
+/* 1 - the hyper h, set with it (optim_setup) */
+static Node *hy1(const Upd *u, Hyper h)
+{
+	check(u->o->comp[h] >= 0);
+	return ir_hyper(u->g, u->o->comp[h]);
+}
+
 static Node *one(const Upd *u) { return ir_scalar(u->g, 1); }
 
 /* This parameter's state s before the step; put() writes its new value. */
@@ -181,12 +201,30 @@ static Node *lerp(Graph *g, Node *a, Node *x, Node *b, Node *y)
 	return ir_add(g, ir_mul(g, a, x), ir_mul(g, b, y));
 }
 
-/* 1 - beta^t, as 1 - exp(t log beta) */
-static Node *bias_correction(const Upd *u, Node *beta)
+/* The bias correction 1 - beta^t from c = 1 - beta (hy1), to a few ulps where
+ * 1 - exp(t log beta) lost digits to cancellation: -expm1(t log1p(-c)), with Kahan's
+ * log1p(x) = log(1 + x) x / ((1 + x) - 1) and, while beta^t = u > 1/2,
+ * expm1(y) = (u - 1) y / log u (each x, or y, where its denominator is 0); for
+ * u <= 1/2, 1 - u loses nothing. */
+static Node *bias_correction(const Upd *u, Hyper h)
 {
 	Graph *g = u->g;
-	return ir_sub(g, one(u),
-	              ir_unary(g, OP_EXP, ir_mul(g, u->t, ir_unary(g, OP_LOG, beta))));
+	Node *zero = ir_scalar(g, 0), *half = ir_scalar(g, 0.5);
+	Node *x = ir_neg(g, hy1(u, h)), *w = ir_add(g, one(u), x),
+	     *wm1 = ir_sub(g, w, one(u));
+	Node *w0 = ir_binary(g, OP_EQ, wm1, zero);
+	Node *log1p = ir_select(g, w0, x,
+	                        ir_div(g, ir_mul(g, ir_unary(g, OP_LOG, w), x),
+	                               ir_select(g, w0, one(u), wm1)));
+	Node *y = ir_mul(g, u->t, log1p), *pw = ir_unary(g, OP_EXP, y);
+	Node *near = ir_mul(g, ir_binary(g, OP_GT, pw, half),
+	                    ir_binary(g, OP_GT, one(u), pw)); /* 1/2 < u < 1 */
+	Node *safe = ir_select(g, near, pw, half);
+	Node *kahan =
+	    ir_div(g, ir_mul(g, ir_sub(g, one(u), pw), y), ir_unary(g, OP_LOG, safe));
+	return ir_select(g, near, kahan,
+	                 ir_select(g, ir_binary(g, OP_EQ, pw, one(u)), ir_neg(g, y),
+	                           ir_sub(g, one(u), pw)));
 }
 
 /* Each returns the parameter's new value from p and the gradient. */
@@ -196,8 +234,8 @@ static Node *sgd(const Upd *u, Node *p, Node *grad)
 	Node *d = grad;
 	if (u->o->slot[S_MOMENTUM_BUFFER]) {
 		Node *mom = hy(u, H_MOMENTUM);
-		Node *later = lerp(g, mom, old(u, S_MOMENTUM_BUFFER),
-		                   ir_sub(g, one(u), hy(u, H_DAMPENING)), grad);
+		Node *later =
+		    lerp(g, mom, old(u, S_MOMENTUM_BUFFER), hy1(u, H_DAMPENING), grad);
 		Node *b = put(u, S_MOMENTUM_BUFFER, ir_select(g, u->t0, later, grad));
 		d = u->o->m->nesterov ? ir_add(g, grad, ir_mul(g, mom, b)) : b;
 	}
@@ -208,16 +246,16 @@ static Node *adam(const Upd *u, Node *p, Node *grad)
 {
 	Graph *g = u->g;
 	Node *b1 = hy(u, H_BETA1), *b2 = hy(u, H_BETA2);
-	Node *m = put(u, S_EXP_AVG,
-	              lerp(g, b1, old(u, S_EXP_AVG), ir_sub(g, one(u), b1), grad));
-	Node *v = put(u, S_EXP_AVG_SQ,
-	              lerp(g, b2, old(u, S_EXP_AVG_SQ), ir_sub(g, one(u), b2),
-	                   ir_mul(g, grad, grad)));
+	Node *m =
+	    put(u, S_EXP_AVG, lerp(g, b1, old(u, S_EXP_AVG), hy1(u, H_BETA1), grad));
+	Node *v = put(
+	    u, S_EXP_AVG_SQ,
+	    lerp(g, b2, old(u, S_EXP_AVG_SQ), hy1(u, H_BETA2), ir_mul(g, grad, grad)));
 	if (u->o->slot[S_MAX_EXP_AVG_SQ])
 		v = put(u, S_MAX_EXP_AVG_SQ,
 		        ir_binary(g, OP_MAX, old(u, S_MAX_EXP_AVG_SQ), v));
-	Node *step_size = ir_div(g, hy(u, H_LR), bias_correction(u, b1));
-	Node *rbc2 = ir_div(g, one(u), ir_unary(g, OP_SQRT, bias_correction(u, b2)));
+	Node *step_size = ir_div(g, hy(u, H_LR), bias_correction(u, H_BETA1));
+	Node *rbc2 = ir_div(g, one(u), ir_unary(g, OP_SQRT, bias_correction(u, H_BETA2)));
 	Node *denom = ir_add(g, ir_mul(g, ir_unary(g, OP_SQRT, v), rbc2), hy(u, H_EPS));
 	return ir_sub(g, p, ir_mul(g, step_size, ir_div(g, m, denom)));
 }
@@ -225,7 +263,7 @@ static Node *adam(const Upd *u, Node *p, Node *grad)
 static Node *rmsprop(const Upd *u, Node *p, Node *grad)
 {
 	Graph *g = u->g;
-	Node *a = hy(u, H_ALPHA), *c = ir_sub(g, one(u), a);
+	Node *a = hy(u, H_ALPHA), *c = hy1(u, H_ALPHA);
 	Node *v = put(u, S_SQUARE_AVG,
 	              lerp(g, a, old(u, S_SQUARE_AVG), c, ir_mul(g, grad, grad)));
 	if (u->o->slot[S_GRAD_AVG]) {

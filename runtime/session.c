@@ -86,14 +86,19 @@ void rt_session_init(rt_session *s, uint64_t seed)
 	s->step = 0;
 }
 
-int rt_set_hyper(rt_session *s, const char *name, float v)
+int rt_set_hyper(rt_session *s, const char *name, double v)
 {
-	for (int i = 0; i < s->prog->nhyper; i++)
-		if (!strcmp(s->prog->hyper_names[i], name)) {
-			s->hyper[i] = v;
-			return 0;
-		}
-	return -1;
+	int rc = -1;
+	if (!strncmp(name, "1-", 2)) /* set with its hyper */
+		return -1;
+	for (int i = 0; i < s->prog->nhyper; i++) {
+		const char *h = s->prog->hyper_names[i];
+		if (!strcmp(h, name))
+			s->hyper[i] = (float)v, rc = 0;
+		else if (!strncmp(h, "1-", 2) && !strcmp(h + 2, name))
+			s->hyper[i] = (float)(1 - v);
+	}
+	return rc;
 }
 
 static const char *dtype_name(rt_dtype t) { return t == RT_I32 ? "i32" : "f32"; }

@@ -340,14 +340,36 @@ static void test_optim_hypers_and_state_have_torch_names(void)
 	Run r;
 	CU_ASSERT_FATAL(start(&r, "{type: adam, amsgrad: true, clip_grad_norm: 1}") == 0);
 	const rt_program *p = &r.c->prog;
-	static const char *const hyper[] = {"lr",    "weight_decay", "beta1",
-	                                    "beta2", "eps",          "max_norm"};
-	static const float init[] = {1e-3f, 0, 0.9f, 0.999f, 1e-8f, 1};
-	CU_ASSERT_EQUAL_FATAL(p->nhyper, 6);
-	for (int i = 0; i < 6; i++) {
+	/* 1 - beta as torch computes it, in double and then rounded: 0.001f, not
+	 * 1 - 0.999f (0.00099998713) */
+	static const char *const hyper[] = {"lr",    "weight_decay", "beta1", "1-beta1",
+	                                    "beta2", "1-beta2",      "eps",   "max_norm"};
+	static const float init[] = {1e-3f, 0, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 1};
+	CU_ASSERT_EQUAL_FATAL(p->nhyper, 8);
+	for (int i = 0; i < 8; i++) {
 		CU_ASSERT_STRING_EQUAL(p->hyper_names[i], hyper[i]);
 		CU_ASSERT_EQUAL(p->hyper_init[i], init[i]);
 	}
+	/* set with beta2, from the double; not by its own name */
+	CU_ASSERT_EQUAL(rt_set_hyper(r.s, "beta2", 0.9999), 0);
+	CU_ASSERT_EQUAL(r.s->hyper[4], 0.9999f);
+	CU_ASSERT_EQUAL(r.s->hyper[5], 1e-4f);
+	CU_ASSERT_EQUAL(rt_set_hyper(r.s, "1-beta2", 0.5), -1);
+	CU_ASSERT_EQUAL(r.s->hyper[5], 1e-4f);
+	/* so the first step's second moment is 1e-4f g^2, torch's (unclipped; 1 -
+	 * 0.9999f would be 1.7e-4 off) */
+	CU_ASSERT_EQUAL(rt_set_hyper(r.s, "max_norm", 1e30), 0);
+	for (int64_t i = 0; i < p->nparams; i++)
+		r.s->grads[i] = (float)grad_at(0, i);
+	p->step(r.s->bufs);
+	const rt_state *v = &p->states[2];
+	CU_ASSERT_STRING_EQUAL_FATAL(v->name, "fc1.weight.exp_avg_sq");
+	for (int64_t i = 0; i < v->numel; i++) {
+		float g = (float)grad_at(0, i);
+		CU_ASSERT_DOUBLE_EQUAL(r.s->state[v->offset + i], 1e-4f * (g * g),
+		                       2e-7 * 1e-4 * g * g);
+	}
+	rt_session_init(r.s, 4);
 	static const char *const state[] = {"step",
 	                                    "fc1.weight.exp_avg",
 	                                    "fc1.weight.exp_avg_sq",
@@ -366,7 +388,8 @@ static void test_optim_hypers_and_state_have_torch_names(void)
 
 	CU_ASSERT_FATAL(start(&r, "{type: rmsprop, momentum: 0.5, centered: true}") == 0);
 	p = &r.c->prog;
-	CU_ASSERT_EQUAL(p->nhyper, 5); /* lr, momentum, weight_decay, eps, alpha */
+	CU_ASSERT_EQUAL(p->nhyper,
+	                6); /* lr, momentum, weight_decay, eps, alpha, 1-alpha */
 	CU_ASSERT_EQUAL(rt_set_hyper(r.s, "alpha", 0.9f), 0);
 	CU_ASSERT_EQUAL(rt_set_hyper(r.s, "momentum", 0.9f), 0);
 	CU_ASSERT_EQUAL_FATAL(p->nstates, 6);

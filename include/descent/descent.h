@@ -119,8 +119,10 @@ dc_status dc_get_param(dc_session *s, const char *name, float *data, size_t coun
 dc_status dc_set_param(dc_session *s, const char *name, const float *data, size_t count);
 dc_status dc_get_grad(dc_session *s, const char *name, float *data, size_t count);
 /* Run-time hyperparameters ("lr", "momentum", ...): no recompile. The model file's
- * ranges hold (betas below 1, eps from 0 to 1...), except that lr may be 0. */
-dc_status dc_set_hyper(dc_session *s, const char *name, float value);
+ * ranges hold (betas below 1, eps from 0 to 1...), except that lr may be 0. A double, as
+ * torch.optim's: the hyper is a float, and 1 - beta (a hyper "1-beta2" of its own) is
+ * computed from the double before it is rounded. */
+dc_status dc_set_hyper(dc_session *s, const char *name, double value);
 
 /* Parameters as safetensors (PyTorch's names and layouts), written crash-safely (an
  * existing file keeps its permission bits; through a link, the file it names is

@@ -202,8 +202,11 @@ void rt_session_free(rt_session *s);
 /* Initialises the parameters from a fresh rng seeded with seed (rt_init_params); zeroes
  * gradients and optimizer state; step = 0. Hyper values are left as they are. */
 void rt_session_init(rt_session *s, uint64_t seed);
-/* Sets the named hyper value (prog->hyper_names); 0, or -1 if there is no such name. */
-int rt_set_hyper(rt_session *s, const char *name, float v);
+/* Sets the named hyper value (prog->hyper_names); 0, or -1 if there is no such name.
+ * A hyper "1-<name>" (1 - beta2, ...) is set with <name>, to 1 - v computed in double
+ * and then rounded, as torch.optim computes 1 - beta in Python; it is not set by its
+ * own name (-1). */
+int rt_set_hyper(rt_session *s, const char *name, double v);
 
 typedef struct rt_metrics {
 	double loss;     /* mean over the examples */
