@@ -18,6 +18,7 @@
  * ("optimizer." + name) and the position in __metadata__, all checked on loading
  * before anything is restored. */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -522,9 +523,32 @@ done:
 
 /* The lists of what does not fit, built while checking. */
 typedef struct Misfit {
-	char miss[1024], shape[1024], extra[1024], bad[512];
-	int nmiss, nshape, nextra, nbad, oom;
+	char miss[1024], shape[1024], extra[1024], bad[512], range[512];
+	int nmiss, nshape, nextra, nbad, nrange, oom;
 } Misfit;
+
+static int ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), k = strlen(tail);
+	return n >= k && !strcmp(s + n - k, tail);
+}
+
+/* What an optimizer state of torch's name cannot hold, or NULL: the step count is a
+ * whole number (a float, exact up to 2^24), and second moments and sums of squares
+ * are not negative (sqrt of them is taken) */
+static const char *out_of_range(const char *name, const float *v, int64_t n)
+{
+	int count = !strcmp(name, "optimizer.step");
+	int squares = ends_with(name, ".exp_avg_sq") || ends_with(name, ".square_avg") ||
+	              ends_with(name, ".sum");
+	for (int64_t i = 0; i < n; i++) {
+		if (count && !(v[i] >= 0 && v[i] <= 0x1p24f && v[i] == floorf(v[i])))
+			return "not a step count";
+		if (squares && v[i] < 0)
+			return "negative";
+	}
+	return NULL;
+}
 
 static void check_tensor(const rt_st_file *f, const char *name, int rank,
                          const int64_t *shape, Misfit *x)
@@ -553,8 +577,12 @@ static void check_tensor(const rt_st_file *f, const char *name, int rank,
 		return;
 	}
 	memcpy(v, t->data, t->nbytes);
+	const char *why;
 	if (first_nonfinite(v, numel) >= 0)
 		rt_append(x->bad, sizeof x->bad, "%s%s", x->nbad++ ? ", " : "", name);
+	else if ((why = out_of_range(name, v, numel)))
+		rt_append(x->range, sizeof x->range, "%s%s (%s)", x->nrange++ ? ", " : "",
+		          name, why);
 	rt_free(v);
 }
 
@@ -595,7 +623,7 @@ static int check_tensors(const rt_program *p, const rt_st_file *f, char *err,
 	int rc = 0;
 	if (x->oom) {
 		rc = rt_error(err, errlen, "out of memory");
-	} else if (x->nmiss || x->nshape || x->nextra || x->nbad) {
+	} else if (x->nmiss || x->nshape || x->nextra || x->nbad || x->nrange) {
 		snprintf(err, errlen, "the checkpoint does not fit this model:");
 		if (x->nmiss)
 			rt_append(err, errlen, " missing %d: %s;", x->nmiss, x->miss);
@@ -607,6 +635,8 @@ static int check_tensors(const rt_program *p, const rt_st_file *f, char *err,
 			          x->shape);
 		if (x->nbad)
 			rt_append(err, errlen, " not finite: %s;", x->bad);
+		if (x->nrange)
+			rt_append(err, errlen, " out of range: %s;", x->range);
 		err[strlen(err) - 1] = 0;
 		rc = -1;
 	}
@@ -640,6 +670,30 @@ static int64_t get_int(Reader *r, const char *key)
 		rt_error(r->err, r->errlen, "the checkpoint's '%s' is '%s', not a count",
 		         key, v);
 	return x;
+}
+
+/* The generator's state as saved: four words of 1 to 16 hex digits, one space apart,
+ * not all zero (xoshiro's fixed point: every draw 0, and rt_rng_below's rejection
+ * loop waited for another forever) */
+static int parse_rng(const char *s, rt_rng *rng)
+{
+	uint64_t any = 0;
+	for (int i = 0; i < 4; i++) {
+		if (i && *s++ != ' ')
+			return 0;
+		int n = 0;
+		uint64_t v = 0;
+		for (; isxdigit((unsigned char)*s) && n < 16; s++, n++)
+			v = v << 4 |
+			    (uint64_t)(isdigit((unsigned char)*s)
+			                   ? *s - '0'
+			                   : (tolower((unsigned char)*s) - 'a' + 10));
+		if (!n)
+			return 0;
+		rng->s[i] = v;
+		any |= v;
+	}
+	return !*s && any;
 }
 
 /* A number of the metadata: never NaN; finite unless inf is set; at least 0 when
@@ -702,12 +756,14 @@ int rt_trainer_load(rt_trainer *t, const rt_st_file *f, char *err, size_t errlen
 	       secs = get_num(&r, "seconds", 0, 1);
 	const char *rs = need(&r, "rng");
 	rt_rng rng = {{0}};
-	if (rs &&
-	    sscanf(rs, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64, &rng.s[0],
-	           &rng.s[1], &rng.s[2], &rng.s[3]) != 4 &&
-	    !r.bad++)
+	if (rs && !parse_rng(rs, &rng) && !r.bad++)
 		rt_error(err, errlen,
-		         "the checkpoint's 'rng' is '%s', not four hex words", rs);
+		         "the checkpoint's 'rng' is '%s', not four hex words of a state "
+		         "that is not all zero",
+		         rs);
+	if (shuffle > 1 && !r.bad++)
+		rt_error(err, errlen, "the checkpoint's 'shuffle' is %lld, not 0 or 1",
+		         (long long)shuffle);
 	if (r.bad)
 		return -1;
 	if (batch != p->batch || k != t->o.accumulate || n != t->n ||

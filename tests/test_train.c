@@ -522,7 +522,11 @@ typedef enum {
 	C_PARAMS,
 	C_LR,      /* lr -5 */
 	C_SECONDS, /* seconds inf */
-	C_STEP     /* a step past int64 */
+	C_STEP,    /* a step past int64 */
+	C_RNG0,    /* the generator's all-zero state (its draws were 0 forever) */
+	C_RNGX,    /* four words and more */
+	C_SHUFFLE, /* shuffle 7 */
+	C_STATE    /* a step count of 2.5, a negative second moment */
 } Corrupt;
 
 static void write_variant(Corrupt how, const char *from, const char *to)
@@ -542,7 +546,7 @@ static void write_variant(Corrupt how, const char *from, const char *to)
 	rt_st_tensor t[64];
 	const char *mk[64], *mv[64];
 	int n = 0, nm = 0;
-	float nan_data[16 * 6];
+	float nan_data[16 * 6], half_step = 2.5f;
 	for (int i = 0; i < f.n; i++) {
 		t[n] = f.t[i];
 		if (how == C_DROP && !strcmp(t[n].name, "optimizer.fc1.weight.exp_avg"))
@@ -554,6 +558,14 @@ static void write_variant(Corrupt how, const char *from, const char *to)
 		if (how == C_NAN && !strcmp(t[n].name, "fc1.weight")) {
 			memcpy(nan_data, t[n].data, sizeof nan_data);
 			nan_data[17] = NAN;
+			t[n].data = nan_data;
+		}
+		if (how == C_STATE && !strcmp(t[n].name, "optimizer.step"))
+			t[n].data = &half_step;
+		if (how == C_STATE &&
+		    !strcmp(t[n].name, "optimizer.fc1.weight.exp_avg_sq")) {
+			memcpy(nan_data, t[n].data, sizeof nan_data);
+			nan_data[5] = -1;
 			t[n].data = nan_data;
 		}
 		n++;
@@ -569,7 +581,10 @@ static void write_variant(Corrupt how, const char *from, const char *to)
 		    : how == C_LR && !strcmp(key, "lr")           ? "-5"
 		    : how == C_SECONDS && !strcmp(key, "seconds") ? "inf"
 		    : how == C_STEP && !strcmp(key, "step") ? "99999999999999999999999"
-		                                            : f.meta_vals[i];
+		    : how == C_RNG0 && !strcmp(key, "rng")  ? "0 0 0 0"
+		    : how == C_RNGX && !strcmp(key, "rng")  ? "1 2 3 4 garbage"
+		    : how == C_SHUFFLE && !strcmp(key, "shuffle") ? "7"
+		                                                  : f.meta_vals[i];
 	}
 	CU_ASSERT_FATAL(rt_st_save(to, t, n, mk, mv, nm, err, sizeof err) == 0);
 	rt_st_free(&f);
@@ -595,6 +610,12 @@ static void test_train_corrupted_checkpoints_are_refused(void)
 	    {C_LR, "the checkpoint's 'lr' is '-5', not a non-negative finite number"},
 	    {C_SECONDS, "'seconds' is 'inf', not a non-negative finite number"},
 	    {C_STEP, "the checkpoint's 'step' is '99999999999999999999999', not a count"},
+	    {C_RNG0, "the checkpoint's 'rng' is '0 0 0 0', not four hex words of a state "
+	             "that is not all zero"},
+	    {C_RNGX, "the checkpoint's 'rng' is '1 2 3 4 garbage'"},
+	    {C_SHUFFLE, "the checkpoint's 'shuffle' is 7, not 0 or 1"},
+	    {C_STATE, "out of range: optimizer.step (not a step count), "
+	              "optimizer.fc1.weight.exp_avg_sq (negative)"},
 	};
 	Tiny k;
 	CU_ASSERT_FATAL(tiny_open(&k) == 0);
