@@ -916,6 +916,27 @@ static int can_write(const char *opt, const char *path, int is_dir)
 	return !why;
 }
 
+/* An output of the run that is one of the model's data files (the options' own clashes
+ * are main.c's) */
+static int overwrites_data(const Model *m, const char *opt, const char *path)
+{
+	for (int k = 0; k < 2 && path; k++) {
+		const DataSource *ds = k ? m->test : m->train;
+		if (!(k ? m->has_test : m->has_train))
+			continue;
+		for (int i = 0; i < m->ninputs; i++)
+			if (ds[i].path && same_file(path, ds[i].path)) {
+				fprintf(
+				    stderr,
+				    "descent: error: %s %s would overwrite the %s data "
+				    "%s\n",
+				    opt, path, k ? "test" : "training", ds[i].path);
+				return 1;
+			}
+	}
+	return 0;
+}
+
 int cmd_train(const Opts *o, Diags *d, Arena *A)
 {
 	Model *m = model_load(A, d, o->model);
@@ -924,7 +945,9 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 	if ((o->report && !can_write("--report", o->report, 0)) ||
 	    (o->log && !can_write("--log", o->log, 0)) ||
 	    (o->plot && !can_write("--plot", o->plot, 0)) ||
-	    (o->ckpt_dir && !can_write("--checkpoint-dir", o->ckpt_dir, 1)))
+	    (o->ckpt_dir && !can_write("--checkpoint-dir", o->ckpt_dir, 1)) ||
+	    overwrites_data(m, "--report", o->report) ||
+	    overwrites_data(m, "--log", o->log) || overwrites_data(m, "--plot", o->plot))
 		return 1;
 	if (o->epochs >= 0)
 		m->epochs = o->epochs;

@@ -80,6 +80,9 @@ char *arena_printf(Arena *a, const char *fmt, ...);
  * not exist or take files, or path is (not) a directory; NULL when it can. why holds
  * the message when it names the directory. */
 const char *cannot_write(const char *path, int is_dir, char *why, size_t n);
+/* Whether writing a and reading b (or writing both) meet in one file: the same device
+ * and inode when both exist, else the same name. */
+int same_file(const char *a, const char *b);
 /* The file's bytes (malloc'd, *len of them), or NULL. */
 char *read_whole(const char *path, size_t *len);
 /* Runs argv[0] (found on PATH, no shell) with argv: 0 when it exits with 0, 1 when

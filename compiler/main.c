@@ -79,6 +79,47 @@ static int parse_int(const char *flag, const char *s, int64_t min, int64_t *out)
 	return 0;
 }
 
+/* An output that would overwrite a file the command reads, or another output: refused
+ * before anything runs (train --log m.yaml made the model file the log). The model's
+ * own data files are checked when the model is read (cmd_train). */
+static int clobbers(const Opts *o)
+{
+	const struct {
+		const char *opt, *path;
+	} outs[] = {{"-o", o->out},
+	            {"--header", o->header},
+	            {"--report", o->report},
+	            {"--log", o->log},
+	            {"--plot", o->plot}},
+	  ins[] = {{"", o->model},          {"--input", o->input},
+	           {"--inputs", o->inputs}, {"--params", o->params},
+	           {"--resume", o->resume}, {"--data-x", o->data_x},
+	           {"--data-y", o->data_y}};
+	for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
+		if (!outs[i].path)
+			continue;
+		for (size_t j = 0; j < sizeof ins / sizeof *ins; j++)
+			if (ins[j].path && same_file(outs[i].path, ins[j].path)) {
+				fprintf(
+				    stderr,
+				    "descent: error: %s %s would overwrite %s%s%s, which "
+				    "this command reads\n",
+				    outs[i].opt, outs[i].path, ins[j].opt, j ? " " : "",
+				    ins[j].path);
+				return -1;
+			}
+		for (size_t j = 0; j < i; j++)
+			if (outs[j].path && same_file(outs[i].path, outs[j].path)) {
+				fprintf(
+				    stderr,
+				    "descent: error: %s %s and %s %s are the same file\n",
+				    outs[j].opt, outs[j].path, outs[i].opt, outs[i].path);
+				return -1;
+			}
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, Opts *o)
 {
 	memset(o, 0, sizeof *o);
@@ -219,7 +260,7 @@ static int parse_args(int argc, char **argv, Opts *o)
 		        RT_MAX_THREADS, (long long)o->threads);
 		return -1;
 	}
-	return 0;
+	return clobbers(o);
 }
 
 /* Compiled code shares its large loops between threads; results do not depend on how

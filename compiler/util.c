@@ -417,6 +417,14 @@ const char *cannot_write(const char *path, int is_dir, char *why, size_t n)
 	return NULL;
 }
 
+int same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	return !strcmp(a, b);
+}
+
 char *read_whole(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");

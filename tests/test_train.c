@@ -953,6 +953,24 @@ static void test_train_log_and_plot(void)
 	CU_ASSERT_EQUAL(rc, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--log nodir/l.csv: cannot write there"));
 	CU_ASSERT_PTR_NULL(strstr(out, "epoch 1"));
+	/* outputs that would overwrite what the run reads: refused, the files kept */
+	size_t before = 0, after = 0;
+	free(read_text(in_dir("x.npy"), &before));
+	rc = descent("train tiny.yaml -O1 --epochs 1 --log x.npy", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "--log x.npy would overwrite the training data x.npy"));
+	free(read_text(in_dir("x.npy"), &after));
+	CU_ASSERT(before > 0 && after == before);
+	rc = descent("train tiny.yaml -O1 --epochs 1 --report ./tiny.yaml", out,
+	             sizeof out);
+	CU_ASSERT_EQUAL(rc, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+	    out,
+	    "--report ./tiny.yaml would overwrite tiny.yaml, which this command reads"));
+	rc = descent("compile tiny.yaml -o t.o --header t.o", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "-o t.o and --header t.o are the same file"));
 	/* the report is JSON: no NaN (no training: no train loss) */
 	rc = descent("train tiny.yaml -O1 --epochs 0 --report r0.json", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
