@@ -335,11 +335,12 @@ static int convert(const char *path, int k, const unsigned char *b, size_t count
 		int64_t at = pos + (int64_t)i;
 		if (kinds[k].is_float) {
 			float f;
+			double d;
 			if (es == 4) {
 				uint32_t w = (uint32_t)u;
 				memcpy(&f, &w, 4);
+				d = f;
 			} else {
-				double d;
 				memcpy(&d, &u, 8);
 				if (isfinite(d) && fabs(d) > FLT_MAX)
 					return rt_fail(
@@ -349,6 +350,17 @@ static int convert(const char *path, int k, const unsigned char *b, size_t count
 					    (long long)at, d);
 				f = (float)d;
 			}
+			/* as the CSV reader: a NaN in the data made training "diverge" */
+			if (!isfinite(d))
+				return rt_fail(
+				    err, errlen, path,
+				    "element %lld (row %lld) is %s; the data must be "
+				    "finite",
+				    (long long)at,
+				    (long long)(t->stride ? at / t->stride : at),
+				    isnan(d) ? "nan"
+				    : d > 0  ? "inf"
+				             : "-inf");
 			((float *)t->data)[at] = f;
 			continue;
 		}

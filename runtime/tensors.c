@@ -179,6 +179,13 @@ int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 				    io->name, (long long)i, v);
 				return -1;
 			}
+			if (io->dtype != RT_I32 && !(fabs(v) <= FLT_MAX)) {
+				snprintf(err, errlen,
+				         "tensor '%s': element %lld is %g, not a finite "
+				         "32-bit float",
+				         io->name, (long long)i, v);
+				return -1;
+			}
 			if (io->dtype == RT_I32)
 				((int32_t *)s->io[k])[i] = (int32_t)v;
 			else

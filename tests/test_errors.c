@@ -230,6 +230,13 @@ static void write_checkpoints(void)
 	char err[256], file[256];
 	snprintf(file, sizeof file, "%s/in_lab99.safetensors", dir);
 	CU_ASSERT_FATAL(rt_st_save(file, in, 2, NULL, NULL, 0, err, sizeof err) == 0);
+	/* and with an x that is not finite (its loss was nan, and exit 0) */
+	static float xn[16] = {0, 0, 0, 0, 0, NAN};
+	static const int32_t yn[4] = {0, 1, 2, 2};
+	const rt_st_tensor inn[2] = {{"x", RT_ST_F32, 3, {4, 2, 2}, xn, sizeof xn},
+	                             {"y", RT_ST_I32, 1, {4}, yn, sizeof yn}};
+	snprintf(file, sizeof file, "%s/in_nan.safetensors", dir);
+	CU_ASSERT_FATAL(rt_st_save(file, inn, 2, NULL, NULL, 0, err, sizeof err) == 0);
 }
 
 /* ---- the table ---- */
@@ -468,6 +475,10 @@ static const ErrCase cases[] = {
      "grad m.yaml --params ck/last.safetensors --inputs in_lab99.safetensors --out "
      "out/g.safetensors",
      "tensor 'y': element 2, 99, is outside 0 to 2", "in_lab99.safetensors"},
+    {GOOD,
+     "grad m.yaml --params ck/last.safetensors --inputs in_nan.safetensors --out "
+     "out/g.safetensors",
+     "tensor 'x': element 5 is nan, not a finite 32-bit float", "in_nan.safetensors"},
 };
 
 static int check(const ErrCase *c, char *out, size_t len)

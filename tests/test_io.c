@@ -756,6 +756,13 @@ static const BadNpy bad_npy[] = {
     {"float64_range", 1, DICT("<f8", "False", "(2,)"),
      "\x00\x00\x00\x00\x00\x00\x00\x00\x9c\x75\x00\x88\x3c\xe4\x37\x7e", 16, 0,
      "element 1 is 1e+300, too large for float32"},
+    /* data that is not finite, as the CSV reader refuses nan and inf */
+    {"float32_nan", 1, DICT("<f4", "False", "(2, 2)"),
+     "\x00\x00\x80\x3f\x00\x00\x80\x3f\x00\x00\xc0\x7f\x00\x00\x80\x3f", 16, 0,
+     "element 2 (row 1) is nan; the data must be finite"},
+    {"float64_inf", 1, DICT("<f8", "False", "(2,)"),
+     "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xf0\xff", 16, 0,
+     "element 1 (row 1) is -inf; the data must be finite"},
     {"float16", 1, DICT("<f2", "False", "(2,)"), NULL, 4, 0,
      "dtype '<f2' is not supported (data: '<f4', '<f8'"},
     {"complex", 1, DICT("<c8", "False", "(2,)"), NULL, 16, 0,

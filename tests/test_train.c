@@ -5,6 +5,7 @@
  * CSV and .npy data sources. Small models on a synthetic data set written into a
  * temporary directory keep the suite fast. */
 #define _POSIX_C_SOURCE 200809L
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1058,7 +1059,7 @@ static void test_train_eval_and_predict(void)
 	            out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "1 prediction"));
-	/* inputs that are not finite: predicted, and said */
+	/* inputs that are not finite: refused, as CSV's nan is */
 	float nx[3][NFEAT] = {{1}, {1, NAN}, {1}};
 	int64_t ns[2] = {3, NFEAT};
 	CU_ASSERT_FATAL(
@@ -1066,9 +1067,21 @@ static void test_train_eval_and_predict(void)
 	rc = descent("predict tiny.yaml -O1 --params c/last.safetensors --input nan.npy "
 	             "-o n.csv",
 	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "nan.npy: element 7 (row 1) is nan; the data must be finite"));
+	CU_ASSERT(access(in_dir("n.csv"), F_OK) != 0);
+	/* finite inputs whose outputs overflow: predicted, and said */
+	for (int j = 0; j < NFEAT; j++)
+		nx[1][j] = FLT_MAX;
+	CU_ASSERT_FATAL(
+	    rt_npy_save(in_dir("big.npy"), RT_F32, 2, ns, nx, err, sizeof err) == 0);
+	rc = descent("predict tiny.yaml -O1 --params c/last.safetensors --input big.npy "
+	             "-o n.csv",
+	             out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(
-	    strstr(out, "warning: nan.npy: 1 of 3 rows give outputs that are not finite "
+	    strstr(out, "warning: big.npy: 1 of 3 rows give outputs that are not finite "
 	                "(the first: row 2, counted from 1)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 predictions"));
 	/* a parameters file of another model */
