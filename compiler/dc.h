@@ -684,6 +684,11 @@ extern const GradRule grad_rules[OP_COUNT];
 typedef struct EvalEnv {
 	const double *params, *states, *grads, *hyper;
 	const double *const *io;
+	/* by node id, or NULL: the values stop_gradient nodes keep, whatever their input
+	 * (gradcheck's differences move the parameters, not what the gradient treats as
+	 * constant); with hold set, eval_node records them (malloc'd) instead */
+	double **held;
+	int hold;
 } EvalEnv;
 /* Evaluates node (and what it needs); returns a malloc'd array of its numel values. */
 double *eval_node(Graph *g, Node *node, const EvalEnv *env);

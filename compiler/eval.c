@@ -448,14 +448,25 @@ static void eval_rec(Ev *e, Node *n)
 {
 	if (e->val[n->id])
 		return;
-	for (int i = 0; i < n->nin; i++)
-		eval_rec(e, n->in[i]);
-	double *out =
-	    malloc((size_t)(shape_numel(&n->sh) ? shape_numel(&n->sh) : 1) * sizeof *out);
+	size_t bytes =
+	    (size_t)(shape_numel(&n->sh) ? shape_numel(&n->sh) : 1) * sizeof(double);
+	double **held = n->op == OP_STOPGRAD ? e->env->held : NULL, *out = malloc(bytes);
 	if (!out)
 		die("out of memory");
+	if (held && held[n->id] && !e->env->hold) {
+		memcpy(out, held[n->id], bytes);
+		e->val[n->id] = out;
+		return;
+	}
+	for (int i = 0; i < n->nin; i++)
+		eval_rec(e, n->in[i]);
 	eval_fns[n->op](e, n, out);
 	e->val[n->id] = out;
+	if (held && e->env->hold && !held[n->id]) {
+		if (!(held[n->id] = malloc(bytes)))
+			die("out of memory");
+		memcpy(held[n->id], out, bytes);
+	}
 }
 
 double *eval_node(Graph *g, Node *node, const EvalEnv *env)

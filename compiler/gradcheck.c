@@ -206,17 +206,35 @@ int gradcheck(Diags *d, const Model *m, const GradcheckOpts *o, FILE *out)
 	params = to_double(s->params, p->nparams);
 	double *states = to_double(s->state, p->nstate),
 	       *hyper = to_double(s->hyper, p->nhyper);
+	/* stop_gradient's values are held at this point: the gradient treats them as
+	 * constants, and so do the differences (else stop_gradient(w) * x failed) */
+	double **held = calloc((size_t)g->n + 1, sizeof *held);
+	check(held);
 	EvalEnv env = {.params = params,
 	               .states = states,
 	               .hyper = hyper,
-	               .io = (const double *const *)io};
+	               .io = (const double *const *)io,
+	               .held = held,
+	               .hold = 1};
 	Node *loss = loss_node(g);
+	double l0 = loss_at(g, loss, &env);
+	env.hold = 0;
 	fprintf(
 	    out,
 	    "%s: batch %lld, seed %llu: loss %.6g (compiled, float32) %.6g (interpreted, "
 	    "float64)\n",
 	    m->name, (long long)(m->ninputs ? batch : 0), (unsigned long long)o->seed,
-	    *(const float *)s->io[p->io_loss], loss_at(g, loss, &env));
+	    *(const float *)s->io[p->io_loss], l0);
+	if (!isfinite(l0)) {
+		error_at(d, m->loss_loc,
+		         "the loss is %s at this point (seed %llu%s): no derivative to "
+		         "check there; try another --seed or --params",
+		         isnan(l0) ? "nan" : "infinite", (unsigned long long)o->seed,
+		         o->params ? ", --params" : "");
+		free(states);
+		free(hyper);
+		goto held_done;
+	}
 	fprintf(out, "%-28s %-16s %14s %14s %10s\n", "parameter", "shape", "compiled g.u",
 	        "central diff", "rel error");
 	double worst = -1, floor = 1e-6;
@@ -271,7 +289,7 @@ int gradcheck(Diags *d, const Model *m, const GradcheckOpts *o, FILE *out)
 	if (worst < 0) {
 		fprintf(out, "no trainable parameters to check\n");
 		status = 0;
-		goto done;
+		goto held_done;
 	}
 	fprintf(out, "worst relative error %.2e (%s)", worst, worst_name);
 	if (bad)
@@ -279,6 +297,10 @@ int gradcheck(Diags *d, const Model *m, const GradcheckOpts *o, FILE *out)
 		        bad == 1 ? "" : "s", tol);
 	fprintf(out, "\n");
 	status = bad ? 1 : 0;
+held_done:
+	for (int k = 0; k < g->n; k++)
+		free(held[k]);
+	free(held);
 done:
 	for (int k = 0; io && k < p->nio; k++)
 		free(io[k]);

@@ -352,6 +352,30 @@ static void test_cli_gradcheck_takes_rounding_of_a_zero_gradient(void)
 	rmdir(dir);
 }
 
+/* stop_gradient's values are constants to the differences as to the gradient (the
+ * float64 differences saw through it: w's 0 failed against 0.75); a loss that is not
+ * finite at the point checked is said, not a column of nan that FAILs. */
+static void test_cli_gradcheck_holds_stop_gradient_and_says_a_bad_loss(void)
+{
+	static char out[16384];
+	const char *sg =
+	    "inputs: {x: {shape: [batch, 4]}}\n"
+	    "params: {w: {shape: [4], init: normal}, v: {shape: [4], init: "
+	    "normal}}\n"
+	    "nodes: {h: \"stop_gradient(w) * x + v * x * stop_gradient(v)\"}\n"
+	    "loss: \"sum(h)\"\n";
+	CU_ASSERT_EQUAL(run("gradcheck", sg, out, sizeof out), 0);
+	CU_ASSERT(strstr(out, "FAIL") == NULL);
+	double rel = rel_error(out, "v");
+	CU_ASSERT(rel >= 0 && rel < 1e-4);
+	const char *inf =
+	    "params: {w: {shape: [4], init: normal}}\nloss: \"sum(w) / 0\"\n";
+	CU_ASSERT_EQUAL(run("gradcheck", inf, out, sizeof out), 1);
+	CU_ASSERT(strstr(out, "m.yaml:2:7: error: the loss is infinite at this point "
+	                      "(seed 0): no derivative to check there") != NULL);
+	CU_ASSERT(strstr(out, "FAIL") == NULL);
+}
+
 /* --check-numerics names the first op whose output is not finite, at its YAML place. */
 static void test_cli_check_numerics_names_the_first_bad_op(void)
 {
@@ -498,6 +522,8 @@ void suite_cli(void)
 	     test_cli_bench_profile_names_parts_by_line},
 	    {"test_cli_threads_change_nothing_but_time",
 	     test_cli_threads_change_nothing_but_time},
+	    {"test_cli_gradcheck_holds_stop_gradient_and_says_a_bad_loss",
+	     test_cli_gradcheck_holds_stop_gradient_and_says_a_bad_loss},
 	    {"test_cli_check_numerics_names_the_first_bad_op",
 	     test_cli_check_numerics_names_the_first_bad_op},
 	    {"test_cli_gradcheck_passes_on_the_models",

@@ -82,7 +82,7 @@ static void check_model_at(const char *path, const char *name, int level, const 
 			                                     : ((float *)s->io[k])[i];
 		io[k] = iov[k];
 	}
-	EvalEnv env = {params, state, NULL, hyper, io};
+	EvalEnv env = {params, state, NULL, hyper, io, NULL, 0};
 	Graph *g = c->g;
 	int ok = 1;
 	if (p->grad) { /* loss and gradients */

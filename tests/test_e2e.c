@@ -64,7 +64,7 @@ static void test_e2e_mlp_jit_gradients_match_finite_differences(void)
 			                              : ((float *)s->io[slots[k]])[i];
 		ios[slots[k]] = io[k];
 	}
-	EvalEnv env = {params, NULL, NULL, NULL, ios};
+	EvalEnv env = {params, NULL, NULL, NULL, ios, NULL, 0};
 	Node *loss = fn_output(g, FN_GRAD, DEST_IO, p->io_loss);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(loss);
 	int bad = 0, checked = 0;

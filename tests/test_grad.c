@@ -331,7 +331,7 @@ static void check_f32(Case *c, const double *params, double *const *want,
 	const double *ios[8];
 	for (int k = 0; k < 8; k++)
 		ios[k] = c->io[k];
-	EvalEnv env = {params, NULL, NULL, NULL, ios};
+	EvalEnv env = {params, NULL, NULL, NULL, ios, NULL, 0};
 	double *y = eval_node(g, c->out, &env);
 	float *yj = bufs[RT_IO0 + g->nios - 2];
 	for (int64_t i = 0; i < shape_numel(&c->out->sh); i++)
@@ -408,7 +408,7 @@ static void check_op(Op op)
 	const double *ios[8];
 	for (int k = 0; k < 8; k++)
 		ios[k] = c.io[k];
-	EvalEnv env = {params, NULL, NULL, NULL, ios};
+	EvalEnv env = {params, NULL, NULL, NULL, ios, NULL, 0};
 	double *want[MAXIN];
 	int lio =
 	    ir_add_io(c.g, "loss", RT_IO_OUTPUT, DT_F32, (Shape){0, {0}}, (SrcLoc){0});
@@ -485,7 +485,7 @@ static void test_grad_backward_graph_differentiates_again(void)
 	Node *gv = ir_sum_all(g, ir_mul(g, gx, ir_input(g, io)));
 	CU_ASSERT_FATAL(ad_backward(g, gv, &x, 1, &hv) == 0);
 	const double *ios[1] = {v};
-	EvalEnv env = {xs, NULL, NULL, NULL, ios};
+	EvalEnv env = {xs, NULL, NULL, NULL, ios, NULL, 0};
 	double *r = eval_node(g, hv, &env);
 	for (int i = 0; i < 4; i++)
 		CU_ASSERT_DOUBLE_EQUAL(r[i], 6 * xs[i] * v[i], 1e-12);
