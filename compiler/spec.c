@@ -439,6 +439,11 @@ static Spec *collection(Parser *p, yaml_event_t *ev, SpecKind kind, int64_t *siz
 			error_at(p->d, s->keys[i]->loc,
 			         "a mapping key must be a scalar, found a %s",
 			         spec_kind_name(s->keys[i]->kind));
+		else if (!s->keys[i]->quoted && !strcmp(s->keys[i]->str, "<<"))
+			error_at(
+			    p->d, s->keys[i]->loc,
+			    "merge keys ('<<') are not supported; write the keys out "
+			    "(an alias '*name' repeats a whole value)");
 	}
 	check_dups(p, s);
 	return s;
@@ -473,7 +478,7 @@ static Spec *node(Parser *p, yaml_event_t *ev, int64_t *size)
 	return s;
 }
 
-/* The root of the first document; the rest of the stream is not read. */
+/* The root of the stream's one document. */
 static Spec *document(Parser *p)
 {
 	yaml_event_t ev;
@@ -496,6 +501,12 @@ static Spec *document(Parser *p)
 	yaml_event_delete(&ev);
 	if (!root || !next(p, &ev)) /* document end: errors in trailing text */
 		return NULL;
+	yaml_event_delete(&ev);
+	if (!next(p, &ev)) /* stream end, or another document that was ignored */
+		return NULL;
+	if (ev.type == YAML_DOCUMENT_START_EVENT)
+		error_at(p->d, loc_of(p, ev.start_mark),
+		         "a second YAML document; a model file holds one");
 	yaml_event_delete(&ev);
 	if (root->kind == SPEC_SCALAR && !root->quoted && !root->str[0]) {
 		error_at(p->d, whole, "empty model file");

@@ -492,6 +492,11 @@ static void test_spec_reports_bad_yaml_at_the_problem(void)
 	     "duplicate key 'train' (first at line 4)", 5, 1},
 	    {OK "train: {batch: 4, seed: 1, batch: 8}\n",
 	     "duplicate key 'batch' (first at line 4)", 4, 28},
+	    /* where the file does something descent does not: said there, not later
+	     * at an alias's target or never */
+	    {"a: &x {b: 1}\nc: {<<: *x, d: 2}\n", "merge keys ('<<') are not supported",
+	     2, 5},
+	    {OK "---\nfoo: 1\n", "a second YAML document; a model file holds one", 4, 1},
 	};
 	RUN(cases);
 }
