@@ -844,6 +844,8 @@ done:
 static int train_steps(const Opts *o, Diags *d, const Model *m, Compiled *c)
 {
 	int64_t steps = o->steps >= 0 ? o->steps : m->steps;
+	if (o->max_steps > 0 && o->max_steps < steps)
+		steps = o->max_steps;
 	const TrainCfg *tc = &m->tc;
 	/* no data, no epochs: each step is one, as a loop calling scheduler.step()
 	 * after each optimizer.step() counts them; nothing to monitor */
@@ -960,12 +962,49 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 	if (!c)
 		return 1;
 	diag_flush(d, stderr); /* the model's warnings, before training */
-	if (!m->ninputs && (o->report || o->log || o->plot || o->ckpt_dir || o->resume))
-		fprintf(stderr,
-		        "descent: warning: %s has no inputs: it trains for its steps and "
-		        "prints its loss; --report, --log, --plot, --checkpoint-dir and "
-		        "--resume are for models with data\n",
-		        m->file);
+	/* the options of the other kind of run: said, not silently ignored */
+	const struct {
+		int given;
+		const char *name;
+	} data_only[] = {{o->report != NULL, "--report"},
+	                 {o->log != NULL, "--log"},
+	                 {o->plot != NULL, "--plot"},
+	                 {o->ckpt_dir != NULL, "--checkpoint-dir"},
+	                 {o->resume != NULL, "--resume"},
+	                 {o->epochs >= 0, "--epochs"},
+	                 {o->batch > 0, "--batch"},
+	                 {o->val_split >= 0, "--validation-split"},
+	                 {o->accumulate > 0, "--accumulate"},
+	                 {o->ckpt_every > 0, "--checkpoint-every"},
+	                 {o->train_limit > 0, "--train-limit"},
+	                 {o->test_limit > 0, "--test-limit"}};
+	char unused[512] = "";
+	for (size_t i = 0; i < sizeof data_only / sizeof *data_only && !m->ninputs; i++)
+		if (data_only[i].given)
+			snprintf(unused + strlen(unused), sizeof unused - strlen(unused),
+			         "%s%s", unused[0] ? ", " : "", data_only[i].name);
+	if (unused[0])
+		fprintf(
+		    stderr,
+		    "descent: warning: %s has no inputs: it trains for its steps "
+		    "(--steps, --max-steps) and prints its loss; %s %s for models with "
+		    "data\n",
+		    m->file, unused, strchr(unused, ',') ? "are" : "is");
+	if (m->ninputs && (o->steps >= 0 || m->tc.steps_set)) {
+		if (o->steps >= 0)
+			fprintf(
+			    stderr,
+			    "descent: error: --steps is for models without data; this "
+			    "one "
+			    "trains for epochs (--epochs; --max-steps stops it early)\n");
+		else
+			error_at(
+			    d, m->tc.steps_loc,
+			    "'steps' is for models without data; this one trains for "
+			    "'epochs' (--max-steps stops a run early)");
+		compiled_free(c);
+		return 1;
+	}
 	int status = m->ninputs ? train_loop(o, d, m, c) : train_steps(o, d, m, c);
 	compiled_free(c);
 	return status;

@@ -324,6 +324,8 @@ typedef struct TrainCfg {
 	int64_t
 	    ckpt_every; /* epochs between checkpoints; 0: 1 when a directory is given */
 	SrcLoc sched_loc, es_loc, split_loc;
+	int steps_set; /* train.steps given (for a model without data) */
+	SrcLoc steps_loc;
 } TrainCfg;
 
 typedef struct Model {

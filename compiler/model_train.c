@@ -162,8 +162,11 @@ void parse_train(Ctx *c, const Spec *s)
 		spec_int(c->d, v, "batch", 1, 1 << 20, &m->batch);
 	if ((v = spec_get(s, "epochs")))
 		spec_int(c->d, v, "epochs", 0, 1000000, &m->epochs);
-	if ((v = spec_get(s, "steps")))
+	if ((v = spec_get(s, "steps"))) {
 		spec_int(c->d, v, "steps", 0, INT64_C(1) << 40, &m->steps);
+		tc->steps_set = 1;
+		tc->steps_loc = key_of(s, "steps")->loc;
+	}
 	if ((v = spec_get(s, "seed")) && !spec_int(c->d, v, "seed", 0, INT64_MAX, &seed))
 		m->seed = (uint64_t)seed;
 	rt_schedule_defaults(&tc->sched, RT_LR_CONSTANT, 0);

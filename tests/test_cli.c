@@ -501,6 +501,21 @@ static void test_cli_threads_change_nothing_but_time(void)
 	    "warmup: {steps: 2}}\n";
 	CU_ASSERT_EQUAL(run("train", sched, out[2], sizeof out[2]), 0);
 	CU_ASSERT(strstr(out[2], "w = 0.2688\n") != NULL);
+	/* --max-steps stops it early; options for data are named in the warning */
+	snprintf(cmd, sizeof cmd,
+	         "%s/descent train %s --steps 30 --max-steps 3 --epochs 2 --batch 4 2>&1",
+	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
+	CU_ASSERT_EQUAL(shell(cmd, out[2], sizeof out[2]), 0);
+	CU_ASSERT(strstr(out[2], "--epochs, --batch are for models with data") != NULL);
+	CU_ASSERT(strstr(out[2], "after 3 steps") != NULL);
+	/* and steps for a model with data: an error where it is */
+	const char *datasteps = "inputs: {x: {shape: [batch, 2]}}\n"
+	                        "nodes: {h: \"dense(x, units=1)\"}\n"
+	                        "loss: \"mean(h^2)\"\n"
+	                        "train: {steps: 5}\n";
+	CU_ASSERT_EQUAL(run("train", datasteps, out[2], sizeof out[2]), 1);
+	CU_ASSERT(strstr(out[2], "m.yaml:4:9: error: 'steps' is for models without data; "
+	                         "this one trains for 'epochs'") != NULL);
 	const char *plateau = "params: {w: {init: 2}}\nloss: \"3 * w^2\"\n"
 	                      "train: {steps: 4, schedule: {type: reduce_on_plateau}}\n";
 	CU_ASSERT_EQUAL(run("train", plateau, out[2], sizeof out[2]), 1);
