@@ -34,6 +34,15 @@ static int sh(const char *fmt, ...)
 	return rc;
 }
 
+/* the suite's directory and what its tests left there, when the runner exits */
+static void remove_dir(void)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
 static const char *tmp(const char *name)
 {
 	static char buf[4][512];
@@ -42,6 +51,7 @@ static const char *tmp(const char *name)
 		strcpy(dir, "/tmp/descent-aot-XXXXXX");
 		if (!mkdtemp(dir))
 			return "/nonexistent";
+		atexit(remove_dir);
 	}
 	char *b = buf[k++ % 4];
 	snprintf(b, sizeof buf[0], "%s/%s", dir, name);
