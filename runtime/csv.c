@@ -278,9 +278,12 @@ static int number(Csv *c, long long row, int col, double *v)
 	s = c->f;
 	if (s == e)
 		return field_fail(c, row, col, "empty field, expected a number");
+	if (memchr(s, 0, (size_t)(e - s)))
+		return field_fail(c, row, col, "the field holds a NUL byte");
 	errno = 0;
 	*v = strtod(s, &end);
-	if (end != e)
+	/* decimal only: strtod also reads C's hex floats, 0x10 as 16 */
+	if (end != e || strpbrk(s, "xX"))
 		return field_fail(c, row, col, "'%.60s' is not a number", s);
 	if (isnan(*v) || (isinf(*v) && errno != ERANGE))
 		return field_fail(c, row, col,
