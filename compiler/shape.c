@@ -269,10 +269,15 @@ static int conv_out(Graph *g, Node *n, const Shape *x, const Shape *w, Shape *y)
 	    {x->d[0], w->d[0],
 	     out_dim(x->d[2], w->d[2], p.stride[0], p.pad[0], p.pad[1], p.dil[0]),
 	     out_dim(x->d[3], w->d[3], p.stride[1], p.pad[2], p.pad[3], p.dil[1])}};
+	/* the extents that were compared: the dilated kernel's, the padded input's */
+	Shape span = {2, {p.dil[0] * (w->d[2] - 1) + 1, p.dil[1] * (w->d[3] - 1) + 1}},
+	      padded = {2,
+	                {x->d[2] + p.pad[0] + p.pad[1], x->d[3] + p.pad[2] + p.pad[3]}};
 	if (y->d[2] < 1 || y->d[3] < 1)
 		return fail(g, n,
-		            "conv2d: the kernel %s is larger than the padded input %s", w,
-		            x);
+		            "conv2d: the kernel spans %s (with its dilation), more than "
+		            "the padded input's %s",
+		            &span, &padded);
 	return 0;
 }
 
@@ -311,10 +316,13 @@ static int pool_out(Graph *g, Node *n, const Shape *x, Shape *y)
 	             {x->d[0], x->d[1],
 	              out_dim(x->d[2], p.k[0], p.stride[0], p.pad[0], p.pad[1], 1),
 	              out_dim(x->d[3], p.k[1], p.stride[1], p.pad[2], p.pad[3], 1)}};
+	Shape win = {2, {p.k[0], p.k[1]}},
+	      padded = {2,
+	                {x->d[2] + p.pad[0] + p.pad[1], x->d[3] + p.pad[2] + p.pad[3]}};
 	if (y->d[2] < 1 || y->d[3] < 1)
 		return fail(g, n,
-		            "pooling: the window is larger than the padded input %s", x,
-		            NULL);
+		            "pooling: the window %s is larger than the padded input's %s",
+		            &win, &padded);
 	return 0;
 }
 

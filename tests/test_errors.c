@@ -306,7 +306,8 @@ static const ErrCase cases[] = {
     {"inputs:\n  x: {shape: [batch, 1, 4, 4]}\n  y: {shape: [batch], dtype: i32}\n"
      "layers:\n  - conv2d: {out_channels: 3, kernel_size: 5}\n  - flatten\n" SCE,
      TRAIN,
-     "conv2d: the kernel [3, 1, 5, 5] is larger than the padded input [32, 1, 4, 4]",
+     "conv2d: the kernel spans [5, 5] (with its dilation), more than the padded "
+     "input's [4, 4]",
      "m.yaml:5:5"},
     {"inputs:\n  x: {shape: [batch, 4]}\n  y: {shape: [batch, 2]}\n" DENSE
      "loss: {type: mse, target: y}\n",

@@ -670,8 +670,12 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	    {GRID("conv2d(g, out_channels=6, kernel_size=3, groups=4)"),
 	     "conv2d: 1 input and 6 output channels do not split into 4 groups", 6, 7},
 	    {GRID("conv2d(g, out_channels=6, kernel_size=29)"),
-	     "conv2d: the kernel [6, 1, 29, 29] is larger than the padded input [4, 1, "
-	     "28, 28]",
+	     "conv2d: the kernel spans [29, 29] (with its dilation), more than the "
+	     "padded input's [28, 28]",
+	     6, 7},
+	    {GRID("conv2d(g, out_channels=6, kernel_size=3, dilation=15, padding=1)"),
+	     "conv2d: the kernel spans [31, 31] (with its dilation), more than the "
+	     "padded input's [30, 30]",
 	     6, 7},
 	    {GRID("max_pool2d(g, kernel_size=2, padding=2)"),
 	     "max_pool2d: padding 2 is more than half the kernel 2", 6, 7},
