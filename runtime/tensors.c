@@ -141,6 +141,23 @@ int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 {
 	const rt_program *p = s->prog;
+	for (int i = 0; i < f->n; i++) { /* a tensor no input takes: a misspelt name */
+		int k = 0;
+		while (k < p->nio && (p->io[k].kind != RT_IO_INPUT ||
+		                      strcmp(p->io[k].name, f->t[i].name)))
+			k++;
+		if (k == p->nio) {
+			snprintf(err, errlen,
+			         "tensor '%s' is none of the model's inputs (",
+			         f->t[i].name);
+			for (int j = 0, n = 0; j < p->nio; j++)
+				if (p->io[j].kind == RT_IO_INPUT)
+					rt_append(err, errlen, "%s'%s'", n++ ? ", " : "",
+					          p->io[j].name);
+			rt_append(err, errlen, ")");
+			return -1;
+		}
+	}
 	for (int k = 0; k < p->nio; k++) {
 		const rt_io *io = &p->io[k];
 		if (io->kind != RT_IO_INPUT)

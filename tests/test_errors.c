@@ -237,6 +237,11 @@ static void write_checkpoints(void)
 	                             {"y", RT_ST_I32, 1, {4}, yn, sizeof yn}};
 	snprintf(file, sizeof file, "%s/in_nan.safetensors", dir);
 	CU_ASSERT_FATAL(rt_st_save(file, inn, 2, NULL, NULL, 0, err, sizeof err) == 0);
+	/* and with a label misspelt (it was ignored, the labels left zero) */
+	const rt_st_tensor inl[2] = {{"x", RT_ST_F32, 3, {4, 2, 2}, x, sizeof x},
+	                             {"labels", RT_ST_I32, 1, {4}, yn, sizeof yn}};
+	snprintf(file, sizeof file, "%s/in_labels.safetensors", dir);
+	CU_ASSERT_FATAL(rt_st_save(file, inl, 2, NULL, NULL, 0, err, sizeof err) == 0);
 }
 
 /* ---- the table ---- */
@@ -480,6 +485,11 @@ static const ErrCase cases[] = {
      "grad m.yaml --params ck/last.safetensors --inputs in_nan.safetensors --out "
      "out/g.safetensors",
      "tensor 'x': element 5 is nan, not a finite 32-bit float", "in_nan.safetensors"},
+    {GOOD,
+     "grad m.yaml --params ck/last.safetensors --inputs in_labels.safetensors --out "
+     "out/g.safetensors",
+     "tensor 'labels' is none of the model's inputs ('x', 'y', 'weight')",
+     "in_labels.safetensors"},
 };
 
 static int check(const ErrCase *c, char *out, size_t len)
