@@ -106,6 +106,10 @@ static int64_t read_upto(Src *s, unsigned char *buf, int64_t n)
 		if (r < 0)
 			return -1;
 		if (r == 0) {
+			if (s->gz && !s->between) { /* inside a member */
+				s->msg = "the gzip data is cut short (a truncated file?)";
+				return -1;
+			}
 			s->done = 1;
 			break;
 		}
