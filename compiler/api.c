@@ -219,10 +219,6 @@ dc_status dc_session_new(dc_model *m, uint64_t seed, dc_session **out)
 	}
 	s->m = m;
 	rt_session_init(s->rt, seed);
-	const rt_program *p = &m->c->prog;
-	if (p->io_weight >= 0) /* every row counts until told otherwise */
-		for (int64_t i = 0; i < p->io[p->io_weight].numel; i++)
-			((float *)s->rt->io[p->io_weight])[i] = 1;
 	*out = s;
 	return DC_OK;
 }

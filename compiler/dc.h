@@ -920,8 +920,8 @@ struct Lower {
 	const char **names; /* values in scope: inputs, parameters, nodes */
 	Node **vals;
 	int n, cap;
-	signed char
-	    *bat; /* by node id: batched (layers.c) known, 0 not yet, 1 no, 2 yes */
+	/* by node id: computed from the data? (layers.c) 0 not known, 1 no, 2 yes */
+	signed char *bat;
 	int nbat;
 };
 

@@ -217,12 +217,13 @@ static Node *reduce_call(Lower *L, const Expr *call, Node **a, int na, const KwV
 	int keep = kw[1].set && kw[1].f != 0;
 	if (bad)
 		return NULL;
-	/* over the batch: the padding rows of a last partial batch are left out, as
-	 * the losses leave them out (a select, not a product: a padding row's value
-	 * may be infinite) */
+	/* over the batch: rows weighted as the losses weight them (reduce_loss), the
+	 * padding rows of a last partial batch (weight 0) left out by a select, not a
+	 * product, as a padding row's value may be infinite; max and min take the rows
+	 * of weight not 0 */
 	Node *x = a[0], *m = axes & 1 && x->dt == DT_F32 ? mask_for(L, x) : NULL;
 	if (m)
-		x = ir_select(G, m, x,
+		x = ir_select(G, m, kind >= 2 ? ir_mul(G, x, m) : x,
 		              scalar(L, kind == 0   ? -INFINITY
 		                        : kind == 1 ? INFINITY
 		                                    : 0));
@@ -288,14 +289,9 @@ BUILD(one_hot)
 
 /* ---- shapes ---- */
 
-/* Whether x carries the batch on axis 0: it comes from the data along that axis,
- * through ops that keep axis 0 where it was. A first dimension of the batch's size is
- * not enough: a parameter [4, 6] at batch 4 is not batched (reshape(W, shape=[-1])
- * kept its rows, and the same model gave another loss at batch 5), nor is x^T dy. */
-static int batched(Lower *L, const Node *x)
+/* Whether x is computed from an io slot (the data), memoized by node id. */
+static int from_data(Lower *L, const Node *x)
 {
-	if (!L->batch || x->sh.rank < 1 || x->sh.d[0] != L->batch)
-		return 0;
 	if (x->id >= L->nbat) {
 		int n = L->g->n + 64;
 		signed char *b = arena_alloc(L->g->A, (size_t)n);
@@ -305,33 +301,26 @@ static int batched(Lower *L, const Node *x)
 	}
 	if (L->bat[x->id])
 		return L->bat[x->id] - 1;
-	int b = 0;
-	switch (x->op) {
-	case OP_INPUT: /* every io slot has the batch first */
-		b = 1;
-		break;
-	case OP_SUM:
-	case OP_RMAX:
-		b = !(x->a[0] & 1) && batched(L, x->in[0]);
-		break;
-	case OP_TRANSPOSE:
-		b = x->a[0] == 0 && batched(L, x->in[0]);
-		break;
-	case OP_MATMUL: /* the rows of the first operand */
-		b = !x->a[0] && batched(L, x->in[0]);
-		break;
-	case OP_SCATTER_ADD: /* shaped as a table, a filter */
-	case OP_CONV2D_BWD_FILTER:
-		break;
-	default: /* elementwise operands and broadcasts align on the right */
-		for (int i = 0; i < x->nin && !b; i++)
-			b = ((!(opinfo[x->op].flags & OPF_ELEMWISE) &&
-			      x->op != OP_BROADCAST) ||
-			     x->in[i]->sh.rank == x->sh.rank) &&
-			    batched(L, x->in[i]);
-	}
+	int b = x->op == OP_INPUT;
+	for (int i = 0; i < x->nin && !b; i++)
+		b = from_data(L, x->in[i]);
 	L->bat[x->id] = (signed char)(b + 1);
 	return b;
+}
+
+/* Whether x carries the batch on axis 0: its first dimension is the batch's size and
+ * it is computed from the data. The size alone took a parameter [4, 6] at batch 4 for
+ * per-example rows (reshape(W, shape=[-1]) kept 4 rows of 6, and the same model gave
+ * another loss at batch 5). Following axis 0 itself through every op lost it where
+ * an op merges or moves it and another brings it back (dense on [B, T, in] computes on
+ * [B*T, in]; transpose(f(transpose(x)))), so the size still decides, among values that
+ * depend on the data (memoized by node id). A value whose batch is on another axis is
+ * not batched. */
+static int batched(Lower *L, const Node *x)
+{
+	if (!L->batch || x->sh.rank < 1 || x->sh.d[0] != L->batch)
+		return 0;
+	return from_data(L, x);
 }
 
 /* reshape(x, shape=[...]): for a batched value the shape is per example, like

@@ -52,6 +52,9 @@ rt_session *rt_session_new(const rt_program *prog)
 	for (int i = 0; i < prog->nio; i++)
 		if (!(s->io[i] = elems(prog->io[i].numel)))
 			goto oom;
+	if (prog->io_weight >= 0) /* every row counts until told otherwise */
+		for (int64_t i = 0; i < prog->io[prog->io_weight].numel; i++)
+			((float *)s->io[prog->io_weight])[i] = 1;
 	return s;
 oom:
 	rt_session_free(s);

@@ -328,6 +328,32 @@ static void test_models_batch_reductions_leave_out_padding(void)
 	CU_ASSERT_DOUBLE_EQUAL(got[0][0], got[0][1], 1e-6 * got[0][1]);
 	CU_ASSERT_DOUBLE_EQUAL(got[0][0], got[1][0], 1e-6 * got[0][1]);
 	CU_ASSERT_DOUBLE_EQUAL(got[1][0], got[1][1], 1e-6 * got[0][1]);
+	/* dense on [batch, 2, 3] computes on [batch * 2, 3] and comes back: still per
+	 * example (reshape and the masked mean), as a transpose there and back is */
+	rt_tensor x3 = {RT_F32, 5, 2, {2, 3}, 6, xv}, t4 = {RT_F32, 5, 1, {2}, 2, tv};
+	const char *text =
+	    "inputs: {x: {shape: [batch, 2, 3]}, t: {shape: [batch, 2]}}\n"
+	    "nodes: {h: \"dense(x, units=1)\"}\n"
+	    "loss: \"mean((reshape(h, shape=[2]) - transpose(transpose(t) * 2))^2)\"\n";
+	float xs[5 * 6];
+	for (int i = 0; i < 30; i++)
+		xs[i] = (float)((i * 5) % 7) - 3;
+	x3.data = xs;
+	double l[2];
+	for (int64_t b = 4; b <= 5; b++) {
+		Run r;
+		CU_ASSERT_FATAL(start(&r, NULL, text, b) == 0);
+		rt_metrics m;
+		char err[256];
+		int rc = rt_evaluate(r.s, &x3, &t4, &m, err, sizeof err);
+		if (rc)
+			fprintf(stderr, "%s\n", err);
+		CU_ASSERT_FATAL(rc == 0);
+		l[b - 4] = m.loss;
+		finish(&r);
+	}
+	CU_ASSERT(l[0] > 0.1);
+	CU_ASSERT_DOUBLE_EQUAL(l[0], l[1], 1e-6 * l[1]);
 }
 
 /* pow at a base of 0, as torch's pow_backward: x^0 gives x nothing (0 * 0^-1 was

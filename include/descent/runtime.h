@@ -196,7 +196,8 @@ typedef struct rt_session {
 	uint64_t step; /* train steps taken */
 } rt_session;
 
-/* Allocates every buffer, zeroed; NULL when out of memory. Free with rt_session_free. */
+/* Allocates every buffer, zeroed but the io slot prog->io_weight, 1 (every row counts);
+ * NULL when out of memory. Free with rt_session_free. */
 rt_session *rt_session_new(const rt_program *prog);
 void rt_session_free(rt_session *s);
 /* Initialises the parameters from a fresh rng seeded with seed (rt_init_params); zeroes
@@ -222,12 +223,12 @@ typedef void (*rt_progress_fn)(void *ud, int64_t step, int64_t nsteps, double lo
 /* One epoch of prog->train_step over (x, y) in minibatches of prog->batch, in an order
  * shuffled from rng (in order if rng is NULL). The final partial batch is trained on
  * too: rows past its count are zero padding, and the io slot prog->io_weight
- * (float[batch]) holds 1/count for real rows and 0 for padding, so the compiled loss is
- * the mean over the real rows. limit > 0 uses only the first limit examples. x's and
- * y's per-example sizes and dtypes must match the io slots io_x and io_y (less the batch
- * dim). Returns 0 with m filled (accuracy is NAN), or -1 with a message in err: a
- * mismatch, or a loss that is not finite ("loss is nan at step 17 of 469 in the
- * epoch"), which stops the epoch at once. cb may be NULL. */
+ * (float[batch]) holds 1 for real rows and 0 for padding, so the compiled loss (and
+ * every sum, mean, max and min over the batch) is over the real rows. limit > 0 uses only
+ * the first limit examples. x's and y's per-example sizes and dtypes must match the io
+ * slots io_x and io_y (less the batch dim). Returns 0 with m filled (accuracy is NAN), or
+ * -1 with a message in err: a mismatch, or a loss that is not finite ("loss is nan at
+ * step 17 of 469 in the epoch"), which stops the epoch at once. cb may be NULL. */
 int rt_train_epoch(rt_session *s, const rt_tensor *x, const rt_tensor *y, int64_t limit,
                    rt_rng *rng, rt_progress_fn cb, void *ud, rt_metrics *m, char *err,
                    size_t errlen);
