@@ -157,6 +157,34 @@ static Node *fold_binary(Graph *g, Op op, Node *a, Node *b)
 
 /* A matrix transposed, as matmul's flag instead of a copy; a transpose of a
  * transpose, composed (ir_transpose drops an identity). */
+/* A product with a constant matrix (grad(f, p) of an f that does not depend on p is
+ * one, of zeros), which the kernels cannot read, having no buffer: with c filled with
+ * v, x c sums x's rows (v times the sum over k of x[i, k], every column alike) and c x
+ * its columns. */
+static Node *fold_const_product(Graph *g, Node **in, const int64_t *attrs)
+{
+	int c = in[1]->op == OP_CONST; /* the constant operand */
+	Node *x = in[1 - c];
+	if (x->sh.rank != 2 || in[c]->sh.rank != 2)
+		return NULL; /* the node reports the shape error */
+	int tx = (int)attrs[1 - c], tc = (int)attrs[c];
+	int64_t k = x->sh.d[c ? (tx ? 0 : 1) : (tx ? 1 : 0)],
+	        kc = in[c]->sh.d[c ? (tc ? 1 : 0) : (tc ? 0 : 1)],
+	        other = in[c]->sh.d[c ? (tc ? 0 : 1) : (tc ? 1 : 0)];
+	if (k != kc)
+		return NULL;
+	/* x's sums over k, as a column (x c) or a row (c x) */
+	int axis = c ? (tx ? 0 : 1) : (tx ? 1 : 0);
+	Node *s = ir_sum(g, x, 1u << axis, 1);
+	if ((c && axis == 0) || (!c && axis == 1)) {
+		int perm[2] = {1, 0};
+		s = ir_transpose(g, s, perm);
+	}
+	s = ir_mul(g, s, ir_scalar(g, in[c]->f));
+	Shape out = c ? (Shape){2, {s->sh.d[0], other}} : (Shape){2, {other, s->sh.d[1]}};
+	return ir_broadcast(g, s, out);
+}
+
 static Node *fold_layout(Graph *g, Op op, Node **in, const int64_t *attrs)
 {
 	if (op == OP_TRANSPOSE && in[0]->op == OP_TRANSPOSE) {
@@ -167,6 +195,8 @@ static Node *fold_layout(Graph *g, Op op, Node **in, const int64_t *attrs)
 	}
 	if (op != OP_MATMUL)
 		return NULL;
+	if (in[0]->op == OP_CONST || in[1]->op == OP_CONST)
+		return fold_const_product(g, in, attrs);
 	Node *x[2];
 	int t[2], any = 0;
 	/* a 2-D transpose swaps the axes (others are matmul's shape error) */

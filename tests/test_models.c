@@ -356,6 +356,34 @@ static void test_models_batch_reductions_leave_out_padding(void)
 	CU_ASSERT_DOUBLE_EQUAL(l[0], l[1], 1e-6 * l[1]);
 }
 
+/* A product with a constant matrix: grad(f, p) of an f linear in p is one (it had no
+ * buffer, and codegen stopped with an internal error). c = grad(sum(3 p), p) is 3s:
+ * q c sums q's rows, c q its columns, c r^T r's rows. */
+static void test_models_products_with_a_constant_matrix(void)
+{
+	Run r;
+	CU_ASSERT_FATAL(
+	    start(&r, NULL,
+	          "params: {p: {shape: [2, 2]}, q: {shape: [2, 2]}, r: {shape: "
+	          "[3, 2]}, w: {shape: [2]}, v: {shape: [2]}}\n"
+	          "nodes: {c: \"grad(sum(3 * p), p)\"}\n"
+	          "loss: \"sum(matmul(q, c) * w) + sum(matmul(c, q) * v) + "
+	          "sum(matmul(c, transpose(r)))\"\n",
+	          0) == 0);
+	const float qv[4] = {1, 2, 3, 4}, rv[6] = {1, 2, 3, 4, 5, 6}, wv[2] = {1, 10},
+	            vv[2] = {100, 1000};
+	memcpy(param(&r, "q"), qv, sizeof qv);
+	memcpy(param(&r, "r"), rv, sizeof rv);
+	memcpy(param(&r, "w"), wv, sizeof wv);
+	memcpy(param(&r, "v"), vv, sizeof vv);
+	r.c->prog.grad(r.s->bufs);
+	/* q c = 3 [3 3; 7 7]: 30 + 300; c q = 3 [4 6; 4 6]: 2400 + 36000; c r^T: 3 [3 7
+	 * 11; 3 7 11] sums to 126 */
+	CU_ASSERT_DOUBLE_EQUAL(loss(&r), 330 + 38400 + 126, 1e-3);
+	CU_ASSERT_DOUBLE_EQUAL(grad(&r, "q")[0], 3 * 11 + 2 * 3 * 100, 1e-3);
+	finish(&r);
+}
+
 /* pow at a base of 0, as torch's pow_backward: x^0 gives x nothing (0 * 0^-1 was
  * NaN); x^u gives u nothing where x = 0 and u >= 0 (log 0 * 0 was NaN), and 0^u with
  * u < 1 is still infinitely steep in x. Elsewhere u x^(u-1) and log(x) x^u. */
@@ -537,6 +565,8 @@ void suite_models(void)
 	    {"test_models_lenet_learns", test_models_lenet_learns},
 	    {"test_models_pow_at_zero_follows_torch",
 	     test_models_pow_at_zero_follows_torch},
+	    {"test_models_products_with_a_constant_matrix",
+	     test_models_products_with_a_constant_matrix},
 	    {"test_models_a_parameter_of_the_batch_size_is_not_batched",
 	     test_models_a_parameter_of_the_batch_size_is_not_batched},
 	    {"test_models_batch_reductions_leave_out_padding",
