@@ -86,7 +86,7 @@ static int clobbers(const Opts *o)
 {
 	const struct {
 		const char *opt, *path;
-	} outs[] = {{"-o", o->out},
+	} outs[] = {{"the output", o->out},
 	            {"--header", o->header},
 	            {"--report", o->report},
 	            {"--log", o->log},

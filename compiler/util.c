@@ -12,6 +12,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,12 +418,36 @@ const char *cannot_write(const char *path, int is_dir, char *why, size_t n)
 	return NULL;
 }
 
+/* path with its directory resolved (realpath), for a file that may not exist yet */
+static int canonical(const char *path, char *out, size_t n)
+{
+	char dir[4096], real[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	const char *base = slash ? slash + 1 : path;
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	else
+		snprintf(dir, sizeof dir, ".");
+	if (!realpath(dir, real))
+		return 0;
+	snprintf(out, n, "%s/%s", real, base);
+	return 1;
+}
+
 int same_file(const char *a, const char *b)
 {
 	struct stat sa, sb;
-	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
-		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-	return !strcmp(a, b);
+	int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+	if (ea && eb) /* a device (/dev/null) takes any number of writers */
+		return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev &&
+		       sa.st_ino == sb.st_ino;
+	if (ea != eb)
+		return 0;
+	char ca[4200], cb[4200];
+	return canonical(a, ca, sizeof ca) && canonical(b, cb, sizeof cb)
+	           ? !strcmp(ca, cb)
+	           : !strcmp(a, b);
 }
 
 char *read_whole(const char *path, size_t *len)

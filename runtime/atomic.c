@@ -85,8 +85,30 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 		return rt_fail(err, errlen, shown, "out of memory");
 	}
 	char *dir = tmp + tlen;
-	int keep_mode = !stat(path, &st) && S_ISREG(st.st_mode);
+	int exists = !stat(path, &st), keep_mode = exists && S_ISREG(st.st_mode);
 	int fd = -1;
+	if (exists && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		/* a device or a pipe (/dev/null, /dev/stdout) is written as it is: a
+		 * renamed temporary file would replace /dev/null itself */
+		int rc = -1;
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			rt_fail(err, errlen, shown, "cannot open: %s", strerror(errno));
+		for (int i = 0; fd >= 0 && i < nparts; i++)
+			if (sizes[i] && write_all(fd, parts[i], sizes[i])) {
+				rt_fail(err, errlen, shown, "cannot write: %s",
+				        strerror(errno));
+				goto device_done;
+			}
+		rc = fd >= 0 ? 0 : -1;
+	device_done:
+		if (fd >= 0 && close(fd) && !rc)
+			rc = rt_fail(err, errlen, shown, "cannot write: %s",
+			             strerror(errno));
+		rt_free(tmp);
+		rt_free(real);
+		return rc;
+	}
 	for (int tries = 0; tries < 100; tries++) {
 		snprintf(tmp, tlen, "%s.tmp-%ld-%u", path, (long)getpid(),
 		         atomic_fetch_add(&counter, 1));

@@ -557,6 +557,22 @@ static void test_write_atomic_joins_parts(void)
 	CU_ASSERT(memcmp(got, "abcdefg", 7) == 0);
 	CU_ASSERT_EQUAL(count_entries(tmpdir), 1);
 	tmp_cleanup();
+	/* a device is written as it is: a temporary file renamed over /dev/null (as
+	 * root) replaced the device with a file */
+	struct stat st;
+	CU_ASSERT_EQUAL(rt_write_atomic("/dev/null", parts, sizes, 4, err, sizeof err),
+	                0);
+	CU_ASSERT(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode));
+	/* and a pipe, in order */
+	int fds[2];
+	CU_ASSERT_FATAL(pipe(fds) == 0);
+	char name[64];
+	snprintf(name, sizeof name, "/dev/fd/%d", fds[1]);
+	CU_ASSERT_EQUAL(rt_write_atomic(name, parts, sizes, 4, err, sizeof err), 0);
+	close(fds[1]);
+	CU_ASSERT_EQUAL(read(fds[0], got, sizeof got), 7);
+	CU_ASSERT(memcmp(got, "abcdefg", 7) == 0);
+	close(fds[0]);
 }
 
 /* ---- NumPy .npy ---- */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -971,7 +972,18 @@ static void test_train_log_and_plot(void)
 	    "--report ./tiny.yaml would overwrite tiny.yaml, which this command reads"));
 	rc = descent("compile tiny.yaml -o t.o --header t.o", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 2);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "-o t.o and --header t.o are the same file"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "the output t.o and --header t.o are the same file"));
+	rc = descent("train tiny.yaml -O1 --epochs 1 --report r.json --log ./r.json", out,
+	             sizeof out);
+	CU_ASSERT_EQUAL(rc, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "are the same file"));
+	/* a device takes them all, and stays one */
+	rc = descent("train tiny.yaml -O1 --epochs 1 --log /dev/null --plot /dev/null",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	struct stat st;
+	CU_ASSERT(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode));
 	/* the report is JSON: no NaN (no training: no train loss) */
 	rc = descent("train tiny.yaml -O1 --epochs 0 --report r0.json", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
