@@ -440,12 +440,14 @@ dc_status dc_set_hyper(dc_session *s, const char *name, double value)
 		            isnan(value)   ? "nan"
 		            : isinf(value) ? nonfinite((float)value)
 		                           : "a value beyond float's range");
+	/* the range holds for the float stored: 0.99999999 is 1.0f, 1e-46 is 0 */
+	double v = (float)value;
 	if (hyper_range(name, &lo, &hi, &open) &&
-	    (value < lo || value > hi || (open == '>' && value == lo) ||
-	     (open == '<' && value == hi)))
-		return fail(s, DC_ERR_ARG, "'%s' must be %s %g and %s %g, got %g", name,
-		            open == '>' ? "above" : "at least", lo,
-		            open == '<' ? "below" : "at most", hi, (double)value);
+	    (v < lo || v > hi || (open == '>' && v == lo) || (open == '<' && v == hi)))
+		return fail(s, DC_ERR_ARG, "'%s' must be %s %g and %s %g, got %.9g%s",
+		            name, open == '>' ? "above" : "at least", lo,
+		            open == '<' ? "below" : "at most", hi, value,
+		            v != value ? " (as a float)" : "");
 	rt_set_hyper(s->rt, name, value);
 	return DC_OK;
 }

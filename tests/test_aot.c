@@ -275,6 +275,21 @@ static void test_api_checks_names_sizes_and_values(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(dc_session_error(s), "'lr' must be at least 0"));
 	CU_ASSERT_EQUAL(dc_set_hyper(s, "lr", 1e30f), DC_ERR_ARG);
 	CU_ASSERT_EQUAL(dc_set_hyper(s, "lr", 0), DC_OK);
+	/* the range holds for the float stored (0.99999999 is 1.0f, no momentum below
+	 * 1), and 1 - momentum's kin are set with it */
+	dc_model *m2;
+	dc_session *s2 = api_session(
+	    ctx, "[{dense: {units: 3}}]\noptimizer: {type: sgd, lr: 0.1, momentum: 0.5}",
+	    &m2);
+	CU_ASSERT_EQUAL(dc_set_hyper(s2, "momentum", 0.99999999), DC_ERR_ARG);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(dc_session_error(s2), "got 0.99999999 (as a float)"));
+	CU_ASSERT_EQUAL(dc_set_hyper(s2, "momentum", 0.9999999), DC_OK);
+	CU_ASSERT_EQUAL(dc_set_hyper(s2, "1-dampening", 0.5), DC_ERR_ARG);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(dc_session_error(s2), "'1-dampening' is set with 'dampening'"));
+	dc_session_free(s2);
+	dc_model_free(m2);
 	/* a huge learning rate (through the runtime, which takes any): the loss blows
 	 * up and the parameters stay finite */
 	CU_ASSERT_EQUAL(rt_set_hyper(dc_session_runtime(s), "lr", 1e30f), 0);
