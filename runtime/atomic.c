@@ -66,12 +66,68 @@ static int sync_dir(const char *path, char *dir, char *err, size_t errlen)
 	return rc;
 }
 
+/* Whether path names a file descriptor rather than a file: /dev/fd/N, /dev/stdout,
+ * /proc/self/fd/N, or a link that leads there. Such a path reaches whatever the
+ * caller's descriptor is (a pipe, a file the shell opened with >>, a deleted file), so
+ * it is written in place: a temporary file renamed over it would replace the link
+ * itself (as root, /dev/stdout) or, through realpath, the file the shell opened. */
+static int names_fd(const char *path)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s", path);
+	for (int hops = 0; hops < 8; hops++) {
+		if (!strncmp(buf, "/dev/fd/", 8) || !strncmp(buf, "/dev/std", 8) ||
+		    !strncmp(buf, "/proc/", 6))
+			return 1;
+		struct stat st;
+		if (lstat(buf, &st) || !S_ISLNK(st.st_mode))
+			return 0;
+		char to[PATH_MAX];
+		ssize_t n = readlink(buf, to, sizeof to - 1);
+		if (n <= 0)
+			return 0;
+		to[n] = 0;
+		if (to[0] == '/') {
+			snprintf(buf, sizeof buf, "%s", to);
+		} else { /* relative to the link's directory */
+			char *slash = strrchr(buf, '/');
+			size_t k = slash ? (size_t)(slash - buf) + 1 : 0;
+			if (k + (size_t)n >= sizeof buf)
+				return 0;
+			memcpy(buf + k, to, (size_t)n + 1);
+		}
+	}
+	return 0;
+}
+
+/* Writes the parts to a file that is not a regular one (a device, a pipe) or to a
+ * descriptor's path (names_fd) as it is, appended as a shell's >> would. */
+static int write_in_place(const char *path, const void *const *parts, const size_t *sizes,
+                          int nparts, char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return rt_fail(err, errlen, path, "cannot open: %s", strerror(errno));
+	int rc = 0;
+	for (int i = 0; i < nparts && !rc; i++)
+		if (sizes[i] && write_all(fd, parts[i], sizes[i]))
+			rc = rt_fail(err, errlen, path, "cannot write: %s",
+			             strerror(errno));
+	if (close(fd) && !rc)
+		rc = rt_fail(err, errlen, path, "cannot write: %s", strerror(errno));
+	return rc;
+}
+
 int rt_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
                     int nparts, char *err, size_t errlen)
 {
+	struct stat st;
+	/* decided on the path as given, before any link is resolved */
+	if (names_fd(path) ||
+	    (!stat(path, &st) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
+		return write_in_place(path, parts, sizes, nparts, err, errlen);
 	/* the file a link names (a dangling link is replaced), then the temporary
 	 * file's name and room for the directory's */
-	struct stat st;
 	char *real = rt_alloc(PATH_MAX);
 	if (!real)
 		return rt_fail(err, errlen, path, "out of memory");
@@ -85,30 +141,8 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 		return rt_fail(err, errlen, shown, "out of memory");
 	}
 	char *dir = tmp + tlen;
-	int exists = !stat(path, &st), keep_mode = exists && S_ISREG(st.st_mode);
+	int keep_mode = !stat(path, &st) && S_ISREG(st.st_mode);
 	int fd = -1;
-	if (exists && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-		/* a device or a pipe (/dev/null, /dev/stdout) is written as it is: a
-		 * renamed temporary file would replace /dev/null itself */
-		int rc = -1;
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			rt_fail(err, errlen, shown, "cannot open: %s", strerror(errno));
-		for (int i = 0; fd >= 0 && i < nparts; i++)
-			if (sizes[i] && write_all(fd, parts[i], sizes[i])) {
-				rt_fail(err, errlen, shown, "cannot write: %s",
-				        strerror(errno));
-				goto device_done;
-			}
-		rc = fd >= 0 ? 0 : -1;
-	device_done:
-		if (fd >= 0 && close(fd) && !rc)
-			rc = rt_fail(err, errlen, shown, "cannot write: %s",
-			             strerror(errno));
-		rt_free(tmp);
-		rt_free(real);
-		return rc;
-	}
 	for (int tries = 0; tries < 100; tries++) {
 		snprintf(tmp, tlen, "%s.tmp-%ld-%u", path, (long)getpid(),
 		         atomic_fetch_add(&counter, 1));
