@@ -920,7 +920,7 @@ struct Lower {
 	const char **names; /* values in scope: inputs, parameters, nodes */
 	Node **vals;
 	int n, cap;
-	/* by node id: computed from the data? (layers.c) 0 not known, 1 no, 2 yes */
+	/* by node id: where the value carries the batch (layers.c, batch_axis) */
 	signed char *bat;
 	int nbat;
 };

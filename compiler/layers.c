@@ -171,10 +171,30 @@ BUILD(where)
 	return ir_select(G, a[0], a[1], a[2]);
 }
 
+static int batch_axis(Lower *L, const Node *x, int *merged);
+static Node *mask_along(Lower *L, const Node *x, int axis, int64_t *k);
+
+/* matmul(a, b): a product that sums over the batch (matmul(transpose(x), x)) weights
+ * its rows as a sum over the batch does, the padding rows left out */
 BUILD(matmul)
 {
 	UNUSED;
-	return ir_matmul(G, a[0], a[1], 0, 0);
+	Node *x[2] = {a[0], a[1]};
+	for (int i = 0; i < 2 && x[0] && x[1]; i++) {
+		int64_t k;
+		int axis = i ? 0 : x[0]->sh.rank - 1; /* the axis summed over */
+		/* a transposed operand is weighted before its transpose, which then
+		 * stays a flag of the product (fold.c), not a copy */
+		int tr = x[i]->op == OP_TRANSPOSE && x[i]->sh.rank == 2;
+		Node *v = tr ? x[i]->in[0] : x[i],
+		     *m = mask_along(L, v, tr ? 1 - axis : axis, &k);
+		if (m) {
+			v = ir_select(G, m, ir_mul(G, v, m), scalar(L, 0));
+			x[i] = tr ? ir_transpose(G, v, (int[]){1, 0}) : v;
+			break;
+		}
+	}
+	return ir_matmul(G, x[0], x[1], 0, 0);
 }
 
 /* Axes from an `axis` keyword (an integer or a list, negative from the end), or all. */
@@ -196,8 +216,6 @@ static uint32_t axes_of(Lower *L, const Expr *call, const KwVal *k, int rank, in
 	return m;
 }
 
-static Node *mask_for(Lower *L, const Node *x);
-
 /* max(a, b) elementwise, max(x) or max(x, axis=...) a reduction; likewise min, sum, mean;
  * over the batch, of the real rows alone */
 static Node *reduce_call(Lower *L, const Expr *call, Node **a, int na, const KwVal *kw,
@@ -217,11 +235,15 @@ static Node *reduce_call(Lower *L, const Expr *call, Node **a, int na, const KwV
 	int keep = kw[1].set && kw[1].f != 0;
 	if (bad)
 		return NULL;
-	/* over the batch: rows weighted as the losses weight them (reduce_loss), the
-	 * padding rows of a last partial batch (weight 0) left out by a select, not a
-	 * product, as a padding row's value may be infinite; max and min take the rows
-	 * of weight not 0 */
-	Node *x = a[0], *m = axes & 1 && x->dt == DT_F32 ? mask_for(L, x) : NULL;
+	/* over the batch, wherever it is (batch_axis): rows weighted as the losses
+	 * weight them (reduce_loss), the padding rows of a last partial batch (weight 0)
+	 * left out by a select, not a product, as a padding row's value may be
+	 * infinite; max and min take the rows of weight not 0 */
+	Node *x = a[0], *m = NULL;
+	int64_t k = 1;
+	int merged, bax = batch_axis(L, x, &merged);
+	if (bax >= 0 && axes >> bax & 1)
+		m = mask_along(L, x, bax, &k);
 	if (m)
 		x = ir_select(G, m, kind >= 2 ? ir_mul(G, x, m) : x,
 		              scalar(L, kind == 0   ? -INFINITY
@@ -237,9 +259,9 @@ static Node *reduce_call(Lower *L, const Expr *call, Node **a, int na, const KwV
 	}
 	if (!m)
 		return ir_mean(G, x, axes, keep);
-	double per = 1; /* the reduced elements of a row */
-	for (int i = 1; i < x->sh.rank; i++)
-		if (axes >> i & 1)
+	double per = (double)k; /* the reduced elements of an example */
+	for (int i = 0; i < x->sh.rank; i++)
+		if (axes >> i & 1 && i != bax)
 			per *= (double)x->sh.d[i];
 	return ir_div(G, ir_sum(G, x, axes, keep),
 	              ir_mul(G, ir_sum_all(G, L->mask), scalar(L, per)));
@@ -289,9 +311,19 @@ BUILD(one_hot)
 
 /* ---- shapes ---- */
 
-/* Whether x is computed from an io slot (the data), memoized by node id. */
-static int from_data(Lower *L, const Node *x)
+/* Where x carries the batch: the axis (-1: none), and in *merged whether that axis
+ * is the batch times k rows (dense on [B, T, in] computes on [B*T, in], the batch the
+ * leading factor) rather than the batch itself. It follows the batch from the io slots
+ * through each op, so that a parameter [4, 6] is no batch at batch 4 (reshape(W,
+ * shape=[-1]) kept 4 rows of 6 and gave another loss at batch 5), nor x^T x, nor a
+ * gradient penalty's or an embedding's gradients, while transpose(f(transpose(x))) and
+ * dense's reshapes there and back keep it. Memoized by node id in L->bat: 0 not known,
+ * 1 none, else 2 + 2 axis + merged. */
+static int batch_axis(Lower *L, const Node *x, int *merged)
 {
+	*merged = 0;
+	if (!L->batch)
+		return -1;
 	if (x->id >= L->nbat) {
 		int n = L->g->n + 64;
 		signed char *b = arena_alloc(L->g->A, (size_t)n);
@@ -299,28 +331,83 @@ static int from_data(Lower *L, const Node *x)
 			memcpy(b, L->bat, (size_t)L->nbat);
 		L->bat = b, L->nbat = n;
 	}
-	if (L->bat[x->id])
-		return L->bat[x->id] - 1;
-	int b = x->op == OP_INPUT;
-	for (int i = 0; i < x->nin && !b; i++)
-		b = from_data(L, x->in[i]);
-	L->bat[x->id] = (signed char)(b + 1);
-	return b;
+	if (L->bat[x->id]) {
+		int code = L->bat[x->id];
+		*merged = code > 1 && (code - 2) % 2;
+		return code > 1 ? (code - 2) / 2 : -1;
+	}
+	const Shape *o = &x->sh;
+	int64_t B = L->batch;
+	int ax = -1, mg = 0;
+	if (x->op == OP_INPUT) {
+		if (o->rank >= 1 && o->d[0] == B)
+			ax = 0;
+	} else if (x->nin > 0 && x->op != OP_SCATTER_ADD &&
+	           x->op != OP_CONV2D_BWD_FILTER) {
+		int m[MAXIN], b[MAXIN];
+		for (int i = 0; i < x->nin; i++)
+			b[i] = batch_axis(L, x->in[i], &m[i]);
+		const Shape *in = &x->in[0]->sh;
+		switch (x->op) {
+		case OP_SUM: /* reduced axes are kept, as 1 */
+		case OP_RMAX:
+			if (b[0] >= 0 && !(x->a[0] >> b[0] & 1))
+				ax = b[0], mg = m[0];
+			break;
+		case OP_TRANSPOSE: /* out axis i is input axis a[i] */
+			for (int i = 0; i < o->rank && b[0] >= 0; i++)
+				if (x->a[i] == b[0])
+					ax = i, mg = m[0];
+			break;
+		case OP_MATMUL: /* the rows of the first operand, the columns of the
+		                   second */
+			if (b[0] >= 0 && b[0] == (x->a[0] ? 1 : 0))
+				ax = 0, mg = m[0];
+			else if (b[1] >= 0 && b[1] == (x->a[1] ? 0 : 1))
+				ax = 1, mg = m[1];
+			break;
+		case OP_RESHAPE: {
+			/* the axis whose outer product is the input's before the batch,
+			 * of a multiple of the batch: the same blocks of examples,
+			 * row-major */
+			if (b[0] < 0)
+				break;
+			int64_t outer = 1, acc = 1;
+			for (int i = 0; i < b[0]; i++)
+				outer *= in->d[i];
+			for (int j = 0; j < o->rank && ax < 0 && acc <= outer; j++) {
+				if (acc == outer && o->d[j] % B == 0 && o->d[j] >= B)
+					ax = j, mg = o->d[j] != B;
+				acc *= o->d[j];
+			}
+			break;
+		}
+		default: /* elementwise and broadcast operands align on the right; other
+		          * ops keep their first axes (conv, pooling, gather by index...)
+		          */
+			for (int i = 0; i < x->nin && ax < 0; i++) {
+				if (b[i] < 0)
+					continue;
+				int shift = (opinfo[x->op].flags & OPF_ELEMWISE) ||
+				                    x->op == OP_BROADCAST
+				                ? o->rank - x->in[i]->sh.rank
+				                : 0;
+				int j = b[i] + shift;
+				if (j < o->rank && o->d[j] == x->in[i]->sh.d[b[i]])
+					ax = j, mg = m[i];
+			}
+		}
+	}
+	L->bat[x->id] = (signed char)(ax < 0 ? 1 : 2 + 2 * ax + mg);
+	*merged = mg;
+	return ax;
 }
 
-/* Whether x carries the batch on axis 0: its first dimension is the batch's size and
- * it is computed from the data. The size alone took a parameter [4, 6] at batch 4 for
- * per-example rows (reshape(W, shape=[-1]) kept 4 rows of 6, and the same model gave
- * another loss at batch 5). Following axis 0 itself through every op lost it where
- * an op merges or moves it and another brings it back (dense on [B, T, in] computes on
- * [B*T, in]; transpose(f(transpose(x)))), so the size still decides, among values that
- * depend on the data (memoized by node id). A value whose batch is on another axis is
- * not batched. */
+/* Whether x carries the batch itself on axis 0 (batch_axis) */
 static int batched(Lower *L, const Node *x)
 {
-	if (!L->batch || x->sh.rank < 1 || x->sh.d[0] != L->batch)
-		return 0;
-	return from_data(L, x);
+	int merged;
+	return batch_axis(L, x, &merged) == 0 && !merged;
 }
 
 /* reshape(x, shape=[...]): for a batched value the shape is per example, like
@@ -600,15 +687,34 @@ BUILD(dropout)
 	return ir_mul(G, x, ir_dropmask(G, seed, lower_counter(L), p, x->sh));
 }
 
-/* The padding mask shaped to broadcast against x along the batch axis. */
+/* The rows' weights shaped to broadcast against x on axis, when x carries the batch
+ * there (batch_axis), each repeated k times for a merged axis (*k); else NULL. */
+static Node *mask_along(Lower *L, const Node *x, int axis, int64_t *k)
+{
+	int merged;
+	*k = 1;
+	if (!L->mask || x->dt != DT_F32 || batch_axis(L, x, &merged) != axis)
+		return NULL;
+	Node *m = L->mask;
+	*k = x->sh.d[axis] / L->batch;
+	if (merged)
+		m = ir_reshape(G,
+		               ir_broadcast(G,
+		                            ir_reshape(G, m, (Shape){2, {L->batch, 1}}),
+		                            (Shape){2, {L->batch, *k}}),
+		               (Shape){1, {x->sh.d[axis]}});
+	Shape s = {x->sh.rank, {0}};
+	for (int i = 0; i < s.rank; i++)
+		s.d[i] = i == axis ? x->sh.d[axis] : 1;
+	return ir_reshape(G, m, s);
+}
+
+/* The padding mask shaped to broadcast against x, when x carries the batch itself on
+ * axis 0 (the built-in losses' and batch norm's values). */
 static Node *mask_for(Lower *L, const Node *x)
 {
-	if (!L->mask || !batched(L, x))
-		return NULL;
-	Shape s = {x->sh.rank, {L->batch}};
-	for (int i = 1; i < s.rank; i++)
-		s.d[i] = 1;
-	return ir_reshape(G, L->mask, s);
+	int64_t k;
+	return batched(L, x) ? mask_along(L, x, 0, &k) : NULL;
 }
 
 /* 1 / sqrt(var + eps): a value per channel or row, so that normalizing is a full-size

@@ -354,6 +354,45 @@ static void test_models_batch_reductions_leave_out_padding(void)
 	}
 	CU_ASSERT(l[0] > 0.1);
 	CU_ASSERT_DOUBLE_EQUAL(l[0], l[1], 1e-6 * l[1]);
+	/* the batch follows the data through the ops, not the size: W * mean(x) is
+	 * [4, 3] at batch 4 without being 4 examples (its rows 2 and 3 were dropped as
+	 * padding), and a mean over a batch moved to axis 1 still leaves out padding */
+	const char *moved = "inputs: {x: {shape: [batch, 3]}, t: {shape: [batch, 2]}}\n"
+	                    "params: {W: {shape: [4, 3], init: normal}}\n"
+	                    "loss: \"mean(t) + sum(W * mean(x)) + mean(transpose(x))\"\n";
+	double lb[4];
+	for (int64_t b = 3; b <= 6; b++) {
+		Run r;
+		CU_ASSERT_FATAL(start(&r, NULL, moved, b) == 0);
+		rt_metrics m;
+		char err[256];
+		CU_ASSERT_FATAL(rt_evaluate(r.s, &x, &t, &m, err, sizeof err) == 0);
+		lb[b - 3] = m.loss;
+		finish(&r);
+	}
+	for (int k = 1; k < 4; k++)
+		CU_ASSERT_DOUBLE_EQUAL(lb[k], lb[0], 1e-6 * fabs(lb[0]));
+	/* a product that sums over the batch leaves out its padding rows too: x^T x
+	 * over 2 rows at batch 2, and at batch 3 with a padding row of ones */
+	const char *xtx = "inputs: {x: {shape: [batch, 3]}}\n"
+	                  "params: {c: {init: 0}}\n"
+	                  "loss: \"sum(matmul(transpose(x), x) * (1 + c))\"\n";
+	double lx[2];
+	for (int64_t b = 2; b <= 3; b++) {
+		Run r;
+		CU_ASSERT_FATAL(start(&r, NULL, xtx, b) == 0);
+		const rt_program *p = &r.c->prog;
+		float *xi = r.s->io[p->io_x], *wi = r.s->io[p->io_weight];
+		for (int i = 0; i < 9; i++)
+			xi[i] = i < 6 ? xv[i] : 1;
+		if (b == 3)
+			wi[2] = 0;
+		p->grad(r.s->bufs);
+		lx[b - 2] = loss(&r);
+		finish(&r);
+	}
+	CU_ASSERT(lx[0] > 1);
+	CU_ASSERT_DOUBLE_EQUAL(lx[0], lx[1], 1e-6 * lx[0]);
 }
 
 /* A product with a constant matrix: grad(f, p) of an f linear in p is one (it had no
