@@ -155,8 +155,6 @@ static Node *fold_binary(Graph *g, Op op, Node *a, Node *b)
 	}
 }
 
-/* A matrix transposed, as matmul's flag instead of a copy; a transpose of a
- * transpose, composed (ir_transpose drops an identity). */
 /* A product with a constant matrix (grad(f, p) of an f that does not depend on p is
  * one, of zeros), which the kernels cannot read, having no buffer: with c filled with
  * v, x c sums x's rows (v times the sum over k of x[i, k], every column alike) and c x
@@ -185,6 +183,8 @@ static Node *fold_const_product(Graph *g, Node **in, const int64_t *attrs)
 	return ir_broadcast(g, s, out);
 }
 
+/* A matrix transposed, as matmul's flag instead of a copy; a transpose of a
+ * transpose, composed (ir_transpose drops an identity). */
 static Node *fold_layout(Graph *g, Op op, Node **in, const int64_t *attrs)
 {
 	if (op == OP_TRANSPOSE && in[0]->op == OP_TRANSPOSE) {

@@ -207,7 +207,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 		} else if (!strcmp(a, "--lr")) {
 			char *end;
 			o->lr = strtod(v, &end);
-			if (*end || !(o->lr > 0) || !isfinite(o->lr)) {
+			/* (as the float the step reads: 1e-46 is 0, 1e39 infinite) */
+			if (*end || !((float)o->lr > 0) || !isfinite((float)o->lr)) {
 				fprintf(stderr,
 				        "descent: error: --lr takes a positive number, "
 				        "got '%s'\n",

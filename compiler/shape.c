@@ -234,10 +234,12 @@ SHAPE(matmul)
 		return fail(g, n, "matmul needs two matrices, got %s and %s", a, b);
 	int64_t m = a->d[n->a[0] ? 1 : 0], ka = a->d[n->a[0] ? 0 : 1];
 	int64_t kb = b->d[n->a[1] ? 1 : 0], nn = b->d[n->a[1] ? 0 : 1];
-	if (ka != kb)
-		return fail(g, n,
-		            "matmul: the input has shape %s but the weight expects %s", a,
-		            b);
+	if (ka != kb) /* the shapes as the product takes them, its flags applied */
+		return fail(
+		    g, n,
+		    "matmul: %s times %s: the first's columns are not the second's "
+		    "rows",
+		    &(Shape){2, {m, ka}}, &(Shape){2, {kb, nn}});
 	n->sh = (Shape){2, {m, nn}};
 	return need_f32(g, n, n->in[0]) | need_f32(g, n, n->in[1]);
 }

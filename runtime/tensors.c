@@ -147,14 +147,14 @@ int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 		                      strcmp(p->io[k].name, f->t[i].name)))
 			k++;
 		if (k == p->nio) {
-			snprintf(err, errlen,
-			         "tensor '%s' is none of the model's inputs (",
+			snprintf(err, errlen, "tensor '%s' is none of the model's inputs",
 			         f->t[i].name);
-			for (int j = 0, n = 0; j < p->nio; j++)
+			int n = 0;
+			for (int j = 0; j < p->nio; j++)
 				if (p->io[j].kind == RT_IO_INPUT)
-					rt_append(err, errlen, "%s'%s'", n++ ? ", " : "",
-					          p->io[j].name);
-			rt_append(err, errlen, ")");
+					rt_append(err, errlen, "%s'%s'",
+					          n++ ? ", " : " (", p->io[j].name);
+			rt_append(err, errlen, "%s", n ? ")" : ": it has none");
 			return -1;
 		}
 	}

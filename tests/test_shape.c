@@ -96,9 +96,10 @@ static void test_shape_matmul_rejects_inner_mismatch(void)
 	T t;
 	begin(&t);
 	Node *x = param(&t, 2, 64, 784, 0), *w = param(&t, 2, 256, 100, 0);
-	EXPECT_ERROR(
-	    t, ir_matmul(t.g, x, w, 0, 1),
-	    "matmul: the input has shape [64, 784] but the weight expects [256, 100]");
+	EXPECT_ERROR(t, ir_matmul(t.g, x, w, 0, 1),
+	             "matmul: [64, 784] times [100, 256]: the first's columns are not "
+	             "the second's "
+	             "rows");
 	end(&t);
 }
 
