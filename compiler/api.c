@@ -128,7 +128,7 @@ static dc_status check_options(dc_context *ctx, const dc_options *o, int64_t *ba
 		return DC_ERR_ARG;
 	}
 	*batch = o->batch;
-	*level = o->opt_level < 0 ? 3 : o->opt_level;
+	*level = o->opt_level == 0 ? 3 : o->opt_level < 0 ? 0 : o->opt_level;
 	return DC_OK;
 }
 

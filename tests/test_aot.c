@@ -446,7 +446,7 @@ static void test_api_compiles_only_the_entry_points_asked_for(void)
 	float w[2][20], loss;
 	const unsigned ask[2] = {0, DC_TRAIN_STEP | DC_EVALUATE};
 	for (int k = 0; k < 2; k++) {
-		dc_options o = {.batch = 2, .opt_level = -1, .entry_points = ask[k]};
+		dc_options o = {.batch = 2, .entry_points = ask[k]};
 		CU_ASSERT_FATAL(dc_compile_string(ctx, yaml, NULL, &o, &m[k]) == DC_OK);
 		CU_ASSERT_FATAL(dc_session_new(m[k], 7, &s[k]) == DC_OK);
 		float x[8] = {1, -2, 3, 4, 0.5f, 6, -7, 8};

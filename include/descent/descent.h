@@ -72,7 +72,8 @@ enum { DC_FORWARD = 1, DC_EVALUATE = 2, DC_GRAD = 4, DC_STEP = 8, DC_TRAIN_STEP 
 
 typedef struct dc_options {
 	int64_t batch;  /* 0: the model file's */
-	int opt_level;  /* 0 to 3; -1: 3 */
+	int opt_level;  /* 0: the default, 3 (as every field's 0 is its default); 1 to 3:
+	                   LLVM's -O1 to -O3; -1: -O0, unoptimized */
 	int threads;    /* > 0: sets the runtime's process-wide thread pool
 	                   (rt_set_threads); 0: leaves it as it is (1 by default) */
 	int dtype_bits; /* 0 or 32: float32 (float64 is not supported yet) */
