@@ -105,7 +105,9 @@ static int only_through_cuts(Grad *gr, Node **cuts, int ncuts, Node *const *wrt,
 			    "derivative",
 			    wrt[k]->op == OP_PARAM ? gr->g->params[wrt[k]->a[0]].name
 			                           : "a parameter",
-			    opinfo[cuts[c]->op].name);
+			    cuts[c]->op == OP_ONEHOT
+			        ? "one_hot" /* as the model calls it */
+			        : opinfo[cuts[c]->op].name);
 			free(seen);
 			return -1;
 		}

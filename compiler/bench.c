@@ -271,7 +271,9 @@ int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 	double t0 = now();
 	for (int64_t i = 0; i < n; i++)
 		step(s->bufs);
-	double secs = now() - t0, peak = o->peak > 0 ? o->peak : cg_measure_peak(d);
+	/* the peak of the cores the step runs on: one core's, measured, times threads */
+	double secs = now() - t0,
+	       peak = (o->peak > 0 ? o->peak : cg_measure_peak(d)) * (double)threads;
 	double gf = flops * (double)n / secs / 1e9;
 	fprintf(out, "%s: batch %lld, %d thread%s, %lld steps\n", m->name,
 	        (long long)batch, threads, threads > 1 ? "s" : "", (long long)n);

@@ -34,9 +34,17 @@ int cmd_grad(const Opts *o, Diags *d, Arena *A)
 	if (!m)
 		return 1;
 	if (!o->out || (m->ninputs && !o->inputs)) {
-		fprintf(stderr, "descent: error: grad needs --out%s\n",
-		        m->ninputs ? " and --inputs" : "");
+		fprintf(stderr, "descent: error: grad needs %s\n",
+		        !o->out && m->ninputs && !o->inputs ? "--out and --inputs"
+		        : !o->out                           ? "--out"
+		                  : "--inputs (the model has data)");
 		return 2;
+	}
+	char why[4200]; /* checked before the work, as every output is */
+	const char *no = cannot_write(o->out, 0, why, sizeof why);
+	if (no) {
+		fprintf(stderr, "descent: error: --out %s: %s\n", o->out, no);
+		return 1;
 	}
 	if ((o->inputs && rt_st_load(o->inputs, &xf, err, sizeof err) < 0) ||
 	    (o->params && rt_st_load(o->params, &pf, err, sizeof err) < 0)) {

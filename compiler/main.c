@@ -40,14 +40,16 @@ static void usage(FILE *f)
 	    "[--resume CKPT]\n"
 	    "                     [--max-steps N] [--log FILE.csv] [--plot FILE.svg]\n"
 	    "                     [--accumulate K] [--validation-split F] [--threads N]\n"
+	    "                     [--check-numerics] [--steps N (a model without data)]\n"
 	    "       descent eval MODEL.yaml --params CKPT [--data-x F --data-y F] "
 	    "[--label COL]\n"
 	    "       descent predict MODEL.yaml --params CKPT --input F(.npy|.csv|IDX)\n"
 	    "                     -o OUT(.npy|.csv)\n"
 	    "       descent plot LOG.csv -o PLOT.svg\n"
-	    "       descent grad MODEL.yaml [--params P.safetensors] [--inputs "
-	    "B.safetensors]\n"
-	    "                    --out G.safetensors [--seed S]\n"
+	    "       descent grad MODEL.yaml [--params P.safetensors] --inputs "
+	    "B.safetensors\n"
+	    "                    --out G.safetensors [--seed S] (no --inputs: a model "
+	    "without data)\n"
 	    "       descent compile MODEL.yaml -o OUT [--header OUT.h] [--batch B]\n"
 	    "                    [--emit obj|asm|llvm|bc|shared] [--target TRIPLE] "
 	    "[--cpu CPU]\n"
@@ -62,7 +64,8 @@ static void usage(FILE *f)
 	    "                    [--fn forward|evaluate|grad|step|train_step] [--grad "
 	    "PARAM]\n"
 	    "                    [--format text|dot] [-o FILE(.txt|.dot|.svg|.png)] "
-	    "[--stats]\n");
+	    "[--stats]\n"
+	    "                    [--batch B]\n");
 }
 
 static int parse_int(const char *flag, const char *s, int64_t min, int64_t *out)
