@@ -162,7 +162,7 @@ static void lex_number(Parser *p, Tok *t)
 	t->num = strtod(text, NULL);
 	t->kind = T_NUM;
 	if (isinf(t->num)) {
-		err(p, t->loc, "number '%s' is out of range",
+		err(p, t->loc, "number '%s' is out of range (beyond 1.8e308, a double's)",
 		    snip(p, text, (int)strlen(text)));
 		t->kind = T_BAD;
 	}
