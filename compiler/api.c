@@ -2,6 +2,7 @@
  * (compile.c) and the runtime's sessions. It keeps diagnostics as structured values in
  * the context, checks every argument, and never prints or exits.
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -98,7 +99,7 @@ void dc_diag_clear(dc_context *ctx)
 static dc_status check_options(dc_context *ctx, const dc_options *o, int64_t *batch,
                                int *level)
 {
-	dc_options def = {0, -1, 0, 0, 0};
+	dc_options def = {0}; /* every field's default */
 	if (!o)
 		o = &def;
 	if (o->batch < 0 || o->batch > (1 << 20) || o->opt_level < -1 ||
@@ -435,7 +436,7 @@ dc_status dc_set_hyper(dc_session *s, const char *name, double value)
 		return fail(s, DC_ERR_ARG, "the model has no hyperparameter '%s'", name);
 	if (!strncmp(name, "1-", 2))
 		return fail(s, DC_ERR_ARG, "'%s' is set with '%s'", name, name + 2);
-	if (!isfinite((float)value)) /* (a float, once set) */
+	if (!(fabs(value) <= FLT_MAX)) /* (a float, once set; the cast is UB past it) */
 		return fail(s, DC_ERR_ARG, "'%s' must be finite, got %s", name,
 		            isnan(value)   ? "nan"
 		            : isinf(value) ? nonfinite((float)value)

@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE /* sched_getaffinity */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <sched.h>
 #include <stdio.h>
@@ -211,7 +212,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 			char *end;
 			o->lr = strtod(v, &end);
 			/* (as the float the step reads: 1e-46 is 0, 1e39 infinite) */
-			if (*end || !((float)o->lr > 0) || !isfinite((float)o->lr)) {
+			if (*end || !(o->lr > 0 && o->lr <= FLT_MAX) ||
+			    !((float)o->lr > 0)) {
 				fprintf(stderr,
 				        "descent: error: --lr takes a positive number, "
 				        "got '%s'\n",
