@@ -922,6 +922,7 @@ struct Lower {
 	int n, cap;
 	/* by node id: where the value carries the batch (layers.c, batch_axis) */
 	signed char *bat;
+	int64_t *binner;
 	int nbat;
 };
 

@@ -171,7 +171,7 @@ BUILD(where)
 	return ir_select(G, a[0], a[1], a[2]);
 }
 
-static int batch_axis(Lower *L, const Node *x, int *merged);
+static int batch_axis(Lower *L, const Node *x, int64_t *inner);
 static Node *mask_along(Lower *L, const Node *x, int axis, int64_t *k);
 
 /* matmul(a, b): a product that sums over the batch (matmul(transpose(x), x)) weights
@@ -180,6 +180,7 @@ BUILD(matmul)
 {
 	UNUSED;
 	Node *x[2] = {a[0], a[1]};
+	int weighted = 0;
 	for (int i = 0; i < 2 && x[0] && x[1]; i++) {
 		int64_t k;
 		int axis = i ? 0 : x[0]->sh.rank - 1; /* the axis summed over */
@@ -188,10 +189,11 @@ BUILD(matmul)
 		int tr = x[i]->op == OP_TRANSPOSE && x[i]->sh.rank == 2;
 		Node *v = tr ? x[i]->in[0] : x[i],
 		     *m = mask_along(L, v, tr ? 1 - axis : axis, &k);
-		if (m) {
-			v = ir_select(G, m, ir_mul(G, v, m), scalar(L, 0));
+		if (m) { /* the weights once; both operands' padding rows zero, so that
+			  * an infinite one is no 0 * inf */
+			v = ir_select(G, m, weighted++ ? v : ir_mul(G, v, m),
+			              scalar(L, 0));
 			x[i] = tr ? ir_transpose(G, v, (int[]){1, 0}) : v;
-			break;
 		}
 	}
 	return ir_matmul(G, x[0], x[1], 0, 0);
@@ -240,8 +242,8 @@ static Node *reduce_call(Lower *L, const Expr *call, Node **a, int na, const KwV
 	 * left out by a select, not a product, as a padding row's value may be
 	 * infinite; max and min take the rows of weight not 0 */
 	Node *x = a[0], *m = NULL;
-	int64_t k = 1;
-	int merged, bax = batch_axis(L, x, &merged);
+	int64_t k = 1, inner;
+	int bax = batch_axis(L, x, &inner);
 	if (bax >= 0 && axes >> bax & 1)
 		m = mask_along(L, x, bax, &k);
 	if (m)
@@ -311,74 +313,79 @@ BUILD(one_hot)
 
 /* ---- shapes ---- */
 
-/* Where x carries the batch: the axis (-1: none), and in *merged whether that axis
- * is the batch times k rows (dense on [B, T, in] computes on [B*T, in], the batch the
- * leading factor) rather than the batch itself. It follows the batch from the io slots
- * through each op, so that a parameter [4, 6] is no batch at batch 4 (reshape(W,
- * shape=[-1]) kept 4 rows of 6 and gave another loss at batch 5), nor x^T x, nor a
- * gradient penalty's or an embedding's gradients, while transpose(f(transpose(x))) and
- * dense's reshapes there and back keep it. Memoized by node id in L->bat: 0 not known,
- * 1 none, else 2 + 2 axis + merged. */
-static int batch_axis(Lower *L, const Node *x, int *merged)
+/* Where x carries the batch: the axis (-1: none), and in *inner the stride of the batch
+ * within that axis: the axis is outer * B * inner long, its index o B inner + b inner
+ * + i for example b (dense on [B, T, n] computes on [B*T, n]: inner T; on [T, B, n],
+ * on [T*B, n]: outer T). It follows the batch from the io slots through each op, so
+ * that a parameter [4, 6] is no batch at batch 4 (reshape(W, shape=[-1]) kept 4 rows
+ * of 6 and gave another loss at batch 5), nor x^T x, nor a gradient penalty's or an
+ * embedding's gradients, while transposes and reshapes move it. A value with the batch
+ * on two axes (x x^T) keeps the first's. Memoized by node id: L->bat[id] is 0 not
+ * known, 1 none, else 2 + the axis; L->binner[id] the stride. */
+static int batch_axis(Lower *L, const Node *x, int64_t *inner)
 {
-	*merged = 0;
+	*inner = 1;
 	if (!L->batch)
 		return -1;
 	if (x->id >= L->nbat) {
 		int n = L->g->n + 64;
 		signed char *b = arena_alloc(L->g->A, (size_t)n);
-		if (L->nbat)
+		int64_t *in = arena_alloc(L->g->A, (size_t)n * sizeof *in);
+		if (L->nbat) {
 			memcpy(b, L->bat, (size_t)L->nbat);
-		L->bat = b, L->nbat = n;
+			memcpy(in, L->binner, (size_t)L->nbat * sizeof *in);
+		}
+		L->bat = b, L->binner = in, L->nbat = n;
 	}
 	if (L->bat[x->id]) {
-		int code = L->bat[x->id];
-		*merged = code > 1 && (code - 2) % 2;
-		return code > 1 ? (code - 2) / 2 : -1;
+		*inner = L->binner[x->id];
+		return L->bat[x->id] - 2;
 	}
 	const Shape *o = &x->sh;
-	int64_t B = L->batch;
-	int ax = -1, mg = 0;
+	int64_t B = L->batch, pi = 1;
+	int ax = -1;
 	if (x->op == OP_INPUT) {
 		if (o->rank >= 1 && o->d[0] == B)
 			ax = 0;
 	} else if (x->nin > 0 && x->op != OP_SCATTER_ADD &&
 	           x->op != OP_CONV2D_BWD_FILTER) {
-		int m[MAXIN], b[MAXIN];
+		int b[MAXIN];
+		int64_t n[MAXIN];
 		for (int i = 0; i < x->nin; i++)
-			b[i] = batch_axis(L, x->in[i], &m[i]);
+			b[i] = batch_axis(L, x->in[i], &n[i]);
 		const Shape *in = &x->in[0]->sh;
 		switch (x->op) {
 		case OP_SUM: /* reduced axes are kept, as 1 */
 		case OP_RMAX:
 			if (b[0] >= 0 && !(x->a[0] >> b[0] & 1))
-				ax = b[0], mg = m[0];
+				ax = b[0], pi = n[0];
 			break;
 		case OP_TRANSPOSE: /* out axis i is input axis a[i] */
 			for (int i = 0; i < o->rank && b[0] >= 0; i++)
 				if (x->a[i] == b[0])
-					ax = i, mg = m[0];
+					ax = i, pi = n[0];
 			break;
 		case OP_MATMUL: /* the rows of the first operand, the columns of the
 		                   second */
 			if (b[0] >= 0 && b[0] == (x->a[0] ? 1 : 0))
-				ax = 0, mg = m[0];
+				ax = 0, pi = n[0];
 			else if (b[1] >= 0 && b[1] == (x->a[1] ? 0 : 1))
-				ax = 1, mg = m[1];
+				ax = 1, pi = n[1];
 			break;
 		case OP_RESHAPE: {
-			/* the axis whose outer product is the input's before the batch,
-			 * of a multiple of the batch: the same blocks of examples,
-			 * row-major */
+			/* row-major, the batch is a digit of the flat index, of stride
+			 * sb and B values: on the out axis j of stride sj and nj values
+			 * that holds that digit whole (sj divides sb, sb B divides sj nj)
+			 */
 			if (b[0] < 0)
 				break;
-			int64_t outer = 1, acc = 1;
-			for (int i = 0; i < b[0]; i++)
-				outer *= in->d[i];
-			for (int j = 0; j < o->rank && ax < 0 && acc <= outer; j++) {
-				if (acc == outer && o->d[j] % B == 0 && o->d[j] >= B)
-					ax = j, mg = o->d[j] != B;
-				acc *= o->d[j];
+			int64_t sb = n[0], sj = 1;
+			for (int i = b[0] + 1; i < in->rank; i++)
+				sb *= in->d[i];
+			for (int j = o->rank - 1; j >= 0 && ax < 0; j--) {
+				if (sb % sj == 0 && (sj * o->d[j]) % (sb * B) == 0)
+					ax = j, pi = sb / sj;
+				sj *= o->d[j];
 			}
 			break;
 		}
@@ -394,20 +401,21 @@ static int batch_axis(Lower *L, const Node *x, int *merged)
 				                : 0;
 				int j = b[i] + shift;
 				if (j < o->rank && o->d[j] == x->in[i]->sh.d[b[i]])
-					ax = j, mg = m[i];
+					ax = j, pi = n[i];
 			}
 		}
 	}
-	L->bat[x->id] = (signed char)(ax < 0 ? 1 : 2 + 2 * ax + mg);
-	*merged = mg;
+	L->bat[x->id] = (signed char)(ax + 2);
+	L->binner[x->id] = pi;
+	*inner = pi;
 	return ax;
 }
 
 /* Whether x carries the batch itself on axis 0 (batch_axis) */
 static int batched(Lower *L, const Node *x)
 {
-	int merged;
-	return batch_axis(L, x, &merged) == 0 && !merged;
+	int64_t inner;
+	return batch_axis(L, x, &inner) == 0 && x->sh.d[0] == L->batch;
 }
 
 /* reshape(x, shape=[...]): for a batched value the shape is per example, like
@@ -688,24 +696,25 @@ BUILD(dropout)
 }
 
 /* The rows' weights shaped to broadcast against x on axis, when x carries the batch
- * there (batch_axis), each repeated k times for a merged axis (*k); else NULL. */
+ * there (batch_axis), each repeated as the axis holds it (outer times, inner times
+ * each); *k the values an example has on the axis (outer inner); else NULL. */
 static Node *mask_along(Lower *L, const Node *x, int axis, int64_t *k)
 {
-	int merged;
+	int64_t inner;
 	*k = 1;
-	if (!L->mask || x->dt != DT_F32 || batch_axis(L, x, &merged) != axis)
+	if (!L->mask || x->dt != DT_F32 || axis < 0 || batch_axis(L, x, &inner) != axis)
 		return NULL;
+	int64_t B = L->batch, size = x->sh.d[axis], outer = size / (B * inner);
 	Node *m = L->mask;
-	*k = x->sh.d[axis] / L->batch;
-	if (merged)
+	*k = outer * inner;
+	if (*k > 1)
 		m = ir_reshape(G,
-		               ir_broadcast(G,
-		                            ir_reshape(G, m, (Shape){2, {L->batch, 1}}),
-		                            (Shape){2, {L->batch, *k}}),
-		               (Shape){1, {x->sh.d[axis]}});
+		               ir_broadcast(G, ir_reshape(G, m, (Shape){3, {1, B, 1}}),
+		                            (Shape){3, {outer, B, inner}}),
+		               (Shape){1, {size}});
 	Shape s = {x->sh.rank, {0}};
 	for (int i = 0; i < s.rank; i++)
-		s.d[i] = i == axis ? x->sh.d[axis] : 1;
+		s.d[i] = i == axis ? size : 1;
 	return ir_reshape(G, m, s);
 }
 
@@ -850,7 +859,8 @@ static Node *reduce_loss(Lower *L, const KwVal *red, Node *l)
 	if (!l)
 		return NULL;
 	int sum = red->set && red->e == 1;
-	Node *m = mask_for(L, l);
+	int64_t k, inner; /* the batch wherever it is (mse(transpose(h), transpose(t))) */
+	Node *m = mask_along(L, l, batch_axis(L, l, &inner), &k);
 	if (!m)
 		return sum ? ir_sum_all(G, l) : ir_mean(G, l, (1u << l->sh.rank) - 1, 0);
 	Node *total = ir_sum_all(G, ir_mul(G, l, m));
