@@ -379,13 +379,15 @@ static int batch_axis(Lower *L, const Node *x, int64_t *inner)
 			 */
 			if (b[0] < 0)
 				break;
-			int64_t sb = n[0], sj = 1;
+			int64_t sb = n[0], sj = shape_numel(o);
 			for (int i = b[0] + 1; i < in->rank; i++)
 				sb *= in->d[i];
-			for (int j = o->rank - 1; j >= 0 && ax < 0; j--) {
+			/* outermost first: at batch 1 several axes hold the digit, and
+			 * [1, 2, 3] -> [2, 3] -> [1, 2, 3] keeps it on axis 0 */
+			for (int j = 0; j < o->rank && ax < 0; j++) {
+				sj /= o->d[j] ? o->d[j] : 1;
 				if (sb % sj == 0 && (sj * o->d[j]) % (sb * B) == 0)
 					ax = j, pi = sb / sj;
-				sj *= o->d[j];
 			}
 			break;
 		}
@@ -718,14 +720,6 @@ static Node *mask_along(Lower *L, const Node *x, int axis, int64_t *k)
 	return ir_reshape(G, m, s);
 }
 
-/* The padding mask shaped to broadcast against x, when x carries the batch itself on
- * axis 0 (the built-in losses' and batch norm's values). */
-static Node *mask_for(Lower *L, const Node *x)
-{
-	int64_t k;
-	return batched(L, x) ? mask_along(L, x, 0, &k) : NULL;
-}
-
 /* 1 / sqrt(var + eps): a value per channel or row, so that normalizing is a full-size
  * multiply rather than a division */
 static Node *rsqrt_eps(Lower *L, Node *var, double eps)
@@ -738,18 +732,23 @@ static Node *rsqrt_eps(Lower *L, Node *var, double eps)
 static void moments(Lower *L, Node *x, uint32_t axes, Node **mean, Node **var,
                     Node **count)
 {
-	Node *m = mask_for(L, x);
+	/* the batch on axis 0, alone or merged there (dense's [B*T, n], time-major
+	 * [T*B, n]): k values an example */
+	int64_t k = 1;
+	Node *m = mask_along(L, x, 0, &k);
 	int64_t per = 1;
 	for (int i = 0; i < x->sh.rank; i++)
 		if (axes >> i & 1 && !(i == 0 && m))
 			per *= x->sh.d[i];
-	Node *cnt = m ? ir_mul(G, ir_sum_all(G, L->mask), scalar(L, (double)per))
+	Node *cnt = m ? ir_mul(G, ir_sum_all(G, L->mask), scalar(L, (double)(per * k)))
 	              : scalar(L, (double)per);
-	Node *xm = m ? ir_mul(G, x, m) : x;
+	/* selects: a padding row's value may be infinite */
+	Node *zero = scalar(L, 0), *xm = m ? ir_select(G, m, ir_mul(G, x, m), zero) : x;
 	*mean = ir_div(G, ir_sum(G, xm, axes, 1), cnt);
 	Node *d = ir_sub(G, x, *mean);
 	Node *d2 = ir_mul(G, d, d);
-	*var = ir_div(G, ir_sum(G, m ? ir_mul(G, d2, m) : d2, axes, 1), cnt);
+	*var = ir_div(
+	    G, ir_sum(G, m ? ir_select(G, m, ir_mul(G, d2, m), zero) : d2, axes, 1), cnt);
 	*count = cnt;
 }
 
@@ -863,7 +862,8 @@ static Node *reduce_loss(Lower *L, const KwVal *red, Node *l)
 	Node *m = mask_along(L, l, batch_axis(L, l, &inner), &k);
 	if (!m)
 		return sum ? ir_sum_all(G, l) : ir_mean(G, l, (1u << l->sh.rank) - 1, 0);
-	Node *total = ir_sum_all(G, ir_mul(G, l, m));
+	/* a select: a padding row's loss may be infinite (log of a zero row) */
+	Node *total = ir_sum_all(G, ir_select(G, m, ir_mul(G, l, m), scalar(L, 0)));
 	if (sum)
 		return total;
 	double per = (double)(shape_numel(&l->sh) / L->batch);
