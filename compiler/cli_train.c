@@ -214,6 +214,16 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
                       rt_tensor *x, rt_tensor *y)
 {
 	char err[1024];
+	if (m->x < 0 || m->y < 0) { /* (src[-1] was read) */
+		fprintf(
+		    stderr,
+		    "%s: error: data.%s: training from data takes the network's input "
+		    "and the loss's target among the inputs; this model's loss has "
+		    "no target input (a model of one input, as an autoencoder, is not "
+		    "trained from data yet)\n",
+		    m->file, split);
+		return -1;
+	}
 	const DataSource *sx = &src[m->x], *sy = &src[m->y];
 	int labels = m->inputs[m->y].dt == DT_I32;
 	if (!sx->path || !sy->path) {

@@ -1105,6 +1105,16 @@ static void test_train_eval_and_predict(void)
 		CU_ASSERT_PTR_NOT_NULL(strstr(out, odd[i].said));
 		CU_ASSERT_EQUAL(access(in_dir("n.csv"), F_OK) == 0, odd[i].rc == 0);
 	}
+	/* data for a model of one input: said (it read the data sources at index -1) */
+	write_text(in_dir("ae.yaml"),
+	           "inputs: {x: {shape: [batch, 6]}}\n"
+	           "nodes: {h: \"dense(x, units=6)\"}\nloss: \"mean((h - x)^2)\"\n"
+	           "data: {train: {x: {npy: x.npy}}}\n");
+	rc = descent("train ae.yaml -O1 --epochs 1", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ae.yaml: error: data.train: training from "
+	                                   "data takes the network's input and the "
+	                                   "loss's target"));
 	/* a parameters file of another model */
 	rc = descent("eval es.yaml --params nothing.safetensors", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
