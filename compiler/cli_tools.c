@@ -40,12 +40,8 @@ int cmd_grad(const Opts *o, Diags *d, Arena *A)
 		                  : "--inputs (the model has data)");
 		return 2;
 	}
-	char why[4200]; /* checked before the work, as every output is */
-	const char *no = cannot_write(o->out, 0, why, sizeof why);
-	if (no) {
-		fprintf(stderr, "descent: error: --out %s: %s\n", o->out, no);
+	if (!can_write("--out", o->out, 0)) /* before the work, as every output is */
 		return 1;
-	}
 	if ((o->inputs && rt_st_load(o->inputs, &xf, err, sizeof err) < 0) ||
 	    (o->params && rt_st_load(o->params, &pf, err, sizeof err) < 0)) {
 		fprintf(stderr, "descent: error: %s\n", err);

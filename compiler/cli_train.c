@@ -878,12 +878,16 @@ static int train_steps(const Opts *o, Diags *d, const Model *m, Compiled *c)
 		return 1;
 	}
 	rt_session_init(s, m->seed);
+	int lr = 0; /* the hyper the schedule sets, found once: steps are short here */
+	while (lr < c->prog.nhyper && strcmp(c->prog.hyper_names[lr], "lr"))
+		lr++;
+	check(lr < c->prog.nhyper); /* every optimizer has one (optim.c) */
 	float *loss = s->io[c->prog.io_loss];
 	double t0 = now();
 	int status = 0;
 	int64_t done = 0;
 	for (int64_t k = 1; k <= steps; k++) {
-		rt_set_hyper(s, "lr", (float)rt_schedule_lr(&sched, &lrs, k - 1, 1));
+		s->hyper[lr] = (float)rt_schedule_lr(&sched, &lrs, k - 1, 1);
 		int refused = c->prog.train_step(s->bufs);
 		if (refused || !isfinite(*loss)) {
 			if (!numerics_report(c, s))
@@ -914,18 +918,6 @@ static int train_steps(const Opts *o, Diags *d, const Model *m, Compiled *c)
 	}
 	rt_session_free(s);
 	return status;
-}
-
-/* Whether a file (a directory when dir is set) can be written at path: the directory
- * it goes in exists and takes files (else an error, before any training whose results
- * would then be lost). */
-static int can_write(const char *opt, const char *path, int is_dir)
-{
-	char buf[4200];
-	const char *why = cannot_write(path, is_dir, buf, sizeof buf);
-	if (why)
-		fprintf(stderr, "descent: error: %s %s: %s\n", opt, path, why);
-	return !why;
 }
 
 /* An output of the run that is one of the model's data files (the options' own clashes

@@ -80,6 +80,9 @@ char *arena_printf(Arena *a, const char *fmt, ...);
  * not exist or take files, or path is (not) a directory; NULL when it can. why holds
  * the message when it names the directory. */
 const char *cannot_write(const char *path, int is_dir, char *why, size_t n);
+/* Whether path can be written (cannot_write), else an error naming the option on
+ * stderr (the command line's outputs, checked before the work). */
+int can_write(const char *opt, const char *path, int is_dir);
 /* Whether writing a and reading b (or writing both) meet in one file: the same device
  * and inode when both exist, else the same name. */
 int same_file(const char *a, const char *b);

@@ -393,6 +393,20 @@ int mul_ok(int64_t a, int64_t b, int64_t *out)
 
 /* ---- files and programs ---- */
 
+/* The directory path is in ("." for a bare name, "/" for one at the root) into dir;
+ * returns the name after it. */
+static const char *dir_of(const char *path, char *dir, size_t n)
+{
+	snprintf(dir, n, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash) {
+		snprintf(dir, n, ".");
+		return path;
+	}
+	*(slash == dir ? slash + 1 : slash) = 0;
+	return path + (slash - dir) + 1;
+}
+
 const char *cannot_write(const char *path, int is_dir, char *why, size_t n)
 {
 	char dir[4096], p[4096];
@@ -402,12 +416,7 @@ const char *cannot_write(const char *path, int is_dir, char *why, size_t n)
 		p[k - 1] = 0; /* "ck/" is ck */
 	if (is_dir && stat(p, &st) == 0 && S_ISDIR(st.st_mode))
 		return access(p, W_OK | X_OK) ? "not a writable directory" : NULL;
-	snprintf(dir, sizeof dir, "%s", p);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*(slash == dir ? slash + 1 : slash) = 0;
-	else
-		snprintf(dir, sizeof dir, ".");
+	dir_of(p, dir, sizeof dir);
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK)) {
 		snprintf(why, n, "cannot write there (%s is not a writable directory)",
 		         dir);
@@ -422,17 +431,20 @@ const char *cannot_write(const char *path, int is_dir, char *why, size_t n)
 static int canonical(const char *path, char *out, size_t n)
 {
 	char dir[4096], real[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s", path);
-	char *slash = strrchr(dir, '/');
-	const char *base = slash ? slash + 1 : path;
-	if (slash)
-		*(slash == dir ? slash + 1 : slash) = 0;
-	else
-		snprintf(dir, sizeof dir, ".");
+	const char *base = dir_of(path, dir, sizeof dir);
 	if (!realpath(dir, real))
 		return 0;
 	snprintf(out, n, "%s/%s", real, base);
 	return 1;
+}
+
+int can_write(const char *opt, const char *path, int is_dir)
+{
+	char buf[4200];
+	const char *why = cannot_write(path, is_dir, buf, sizeof buf);
+	if (why)
+		fprintf(stderr, "descent: error: %s %s: %s\n", opt, path, why);
+	return !why;
 }
 
 int same_file(const char *a, const char *b)
