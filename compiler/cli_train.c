@@ -210,6 +210,16 @@ static int example_fits(const Model *m, const char *split, int k, const DataSour
 	return 0;
 }
 
+/* Frees a data set's x and y; y may be x itself (an autoencoder's target). */
+static void free_xy(rt_tensor *x, rt_tensor *y)
+{
+	if (y && y->data == x->data)
+		memset(y, 0, sizeof *y);
+	else if (y)
+		rt_tensor_free(y);
+	rt_tensor_free(x);
+}
+
 static int load_split(const Model *m, const DataSource *src, const char *split,
                       rt_tensor *x, rt_tensor *y)
 {
@@ -218,14 +228,13 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
 		fprintf(
 		    stderr,
 		    "%s: error: data.%s: training from data takes the network's input "
-		    "and the loss's target among the inputs; this model's loss has "
-		    "no target input (a model of one input, as an autoencoder, is not "
-		    "trained from data yet)\n",
+		    "and the loss's target among the inputs, and this model's loss "
+		    "names no input as its target\n",
 		    m->file, split);
 		return -1;
 	}
 	const DataSource *sx = &src[m->x], *sy = &src[m->y];
-	int labels = m->inputs[m->y].dt == DT_I32;
+	int labels = m->inputs[m->y].dt == DT_I32, own = m->x == m->y;
 	if (!sx->path || !sy->path) {
 		fprintf(stderr, "%s: error: data.%s needs a source for '%s' and '%s'\n",
 		        m->file, split, m->inputs[m->x].name, m->inputs[m->y].name);
@@ -235,9 +244,12 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
 	    sx->kind == SRC_CSV ? load_csv(sx->path, sx->label, sx->delimiter, sx->header,
 	                                   sx->scale, labels, x, y, err, sizeof err)
 	    : load_file(sx->kind, sx->path, sx->scale, 0, x, err, sizeof err) < 0 ||
-	            load_file(sy->kind, sy->path, sy->scale, labels, y, err, sizeof err)
+	            (!own &&
+	             load_file(sy->kind, sy->path, sy->scale, labels, y, err, sizeof err))
 	        ? -1
 	        : 0;
+	if (rc == 0 && own) /* an autoencoder: the input is the target */
+		*y = *x;
 	if (rc == 0 && (!example_fits(m, split, m->x, sx, x) ||
 	                !example_fits(m, split, m->y, sy, y)))
 		rc = -1;
@@ -252,8 +264,7 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
 		fprintf(stderr, "descent: error: %s\n", err);
 	}
 	if (rc < 0) {
-		rt_tensor_free(x);
-		rt_tensor_free(y);
+		free_xy(x, y);
 		return -1;
 	}
 	return 0;
@@ -270,6 +281,19 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 	const DataSource *ds = m->has_test ? m->test : m->has_train ? m->train : NULL;
 	double scale = ds && m->x >= 0 ? ds[m->x].scale : 1;
 	int rc;
+	if (y && m->x >= 0 && m->x == m->y) { /* an autoencoder: x is its own target */
+		if (ypath) {
+			fprintf(stderr,
+			        "descent: error: --data-y %s: the target of %s is its "
+			        "input '%s', from --data-x\n",
+			        ypath, m->file, m->inputs[m->x].name);
+			return -1;
+		}
+		if (load_cli_data(m, xpath, NULL, label, x, NULL) < 0)
+			return -1;
+		*y = *x;
+		return 0;
+	}
 	if (ypath && (has_suffix(xpath, ".csv") || has_suffix(ypath, ".csv"))) {
 		fprintf(
 		    stderr,
@@ -799,6 +823,21 @@ static int run_epochs(Run *r)
 	return 0;
 }
 
+/* train -o: the trained parameters under their names, as eval and predict take them
+ * (--params), written when the training has run to its end */
+static int save_trained(const Opts *o, const rt_session *s)
+{
+	char err[1024];
+	if (!o->out)
+		return 0;
+	if (rt_save_params(s, o->out, 0, NULL, NULL, err, sizeof err) < 0) {
+		fprintf(stderr, "descent: error: %s\n", err);
+		return -1;
+	}
+	printf("parameters written to %s\n", o->out);
+	return 0;
+}
+
 static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
 {
 	Run r = {.o = o, .m = m, .c = c, .d = d};
@@ -827,12 +866,17 @@ static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
 	double train_loss = r.t->pos > 0 ? r.t->loss_sum / (double)r.t->pos
 	                    : r.log.n    ? r.log.rows[r.log.n - 1].v[LOG_TRAIN_LOSS]
 	                                 : NAN;
-	if (r.has_test)
+	if (r.has_test && !isnan(te.accuracy))
 		printf("final test accuracy %.4f (loss %.4f) after %.1f s of training\n",
 		       te.accuracy, te.loss, r.t->seconds);
+	else if (r.has_test) /* not a classifier */
+		printf("final test loss %.4f after %.1f s of training\n", te.loss,
+		       r.t->seconds);
 	else if (r.log.n)
 		printf("final train loss %.4f after %.1f s of training\n", train_loss,
 		       r.t->seconds);
+	if (save_trained(o, r.s) < 0)
+		goto done;
 	status = 0;
 	if (o->report &&
 	    write_report(o->report, m, &te, r.t->seconds,
@@ -843,10 +887,8 @@ done:
 	log_free(&r.log);
 	rt_trainer_free(r.t);
 	rt_session_free(r.s);
-	rt_tensor_free(&r.xtr);
-	rt_tensor_free(&r.ytr);
-	rt_tensor_free(&r.xte);
-	rt_tensor_free(&r.yte);
+	free_xy(&r.xtr, &r.ytr);
+	free_xy(&r.xte, &r.yte);
 	return status;
 }
 
@@ -916,6 +958,8 @@ static int train_steps(const Opts *o, Diags *d, const Model *m, Compiled *c)
 			printf(" %.6g", s->params[p->offset + j]);
 		printf("%s\n", p->numel > 8 ? " ..." : "");
 	}
+	if (!status && save_trained(o, s) < 0)
+		status = 1;
 	rt_session_free(s);
 	return status;
 }
@@ -946,10 +990,12 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 	Model *m = model_load(A, d, o->model);
 	if (!m)
 		return 1;
-	if ((o->report && !can_write("--report", o->report, 0)) ||
+	if ((o->out && !can_write("-o", o->out, 0)) ||
+	    (o->report && !can_write("--report", o->report, 0)) ||
 	    (o->log && !can_write("--log", o->log, 0)) ||
 	    (o->plot && !can_write("--plot", o->plot, 0)) ||
 	    (o->ckpt_dir && !can_write("--checkpoint-dir", o->ckpt_dir, 1)) ||
+	    overwrites_data(m, "-o", o->out) ||
 	    overwrites_data(m, "--report", o->report) ||
 	    overwrites_data(m, "--log", o->log) || overwrites_data(m, "--plot", o->plot))
 		return 1;
@@ -1118,8 +1164,7 @@ done:
 	rt_st_free(&f);
 	rt_session_free(s);
 	compiled_free(c);
-	rt_tensor_free(&x);
-	rt_tensor_free(&y);
+	free_xy(&x, &y);
 	return status;
 }
 

@@ -3,7 +3,8 @@
  *   descent train MODEL.yaml [--epochs N] [--batch B] [--seed S] [--lr X]
  *                            [--train-limit N] [--test-limit N] [--report FILE.json]
  *                            [--checkpoint-dir DIR] [--resume CKPT] [--max-steps N]
- *                            [--log FILE.csv] [--plot FILE.svg] [--accumulate K] ...
+ *                            [--log FILE.csv] [--plot FILE.svg] [--accumulate K]
+ *                            [-o PARAMS.safetensors] ...
  *   descent eval MODEL.yaml --params CKPT [--data-x F --data-y F | --label COL]
  *   descent predict MODEL.yaml --params CKPT --input F -o OUT(.npy|.csv)
  *   descent plot LOG.csv -o PLOT.svg
@@ -42,6 +43,7 @@ static void usage(FILE *f)
 	    "                     [--max-steps N] [--log FILE.csv] [--plot FILE.svg]\n"
 	    "                     [--accumulate K] [--validation-split F] [--threads N]\n"
 	    "                     [--check-numerics] [--steps N (a model without data)]\n"
+	    "                     [-o PARAMS.safetensors]\n"
 	    "       descent eval MODEL.yaml --params CKPT [--data-x F --data-y F] "
 	    "[--label COL]\n"
 	    "       descent predict MODEL.yaml --params CKPT --input F(.npy|.csv|IDX)\n"
@@ -124,6 +126,49 @@ static int clobbers(const Opts *o)
 	return 0;
 }
 
+/* The options each command reads; any other is an error, not silently ignored (train
+ * -o saved nothing before it meant the trained parameters). -O stands for -O0..3, -o
+ * for --out too. */
+static const struct {
+	const char *cmd, *opts;
+} takes[] = {
+    {"train", " --epochs --batch --seed --lr --train-limit --test-limit --report -O -o "
+              "--checkpoint-dir --checkpoint-every --resume --max-steps --log --plot "
+              "--accumulate --validation-split --threads --check-numerics --steps "},
+    {"eval", " --params --data-x --data-y --label --test-limit --batch -O "
+             "--check-numerics --threads "},
+    {"predict", " --params --input -o --label --batch -O --check-numerics --threads "},
+    {"plot", " -o "},
+    {"grad", " --params --inputs -o --seed -O --threads "},
+    {"compile", " -o --header --batch --emit --target --cpu --prefix -O "},
+    {"bench", " --batch --steps --threads --profile -O "},
+    {"gradcheck", " --batch --seed --params --tolerance -O --threads "},
+    {"ir", " --stage --fn --grad --format -o --stats --batch -O "},
+};
+
+/* Whether cmd (NULL: any command) takes option a */
+static int takes_option(const char *cmd, const char *a)
+{
+	char key[64];
+	int level = a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3];
+	snprintf(key, sizeof key, " %.60s ",
+	         !strcmp(a, "--out") ? "-o"
+	         : level             ? "-O"
+	                             : a);
+	for (size_t i = 0; i < sizeof takes / sizeof *takes; i++)
+		if ((!cmd || !strcmp(takes[i].cmd, cmd)) && strstr(takes[i].opts, key))
+			return 1;
+	return 0;
+}
+
+static const char *options_of(const char *cmd)
+{
+	for (size_t i = 0; i < sizeof takes / sizeof *takes; i++)
+		if (!strcmp(takes[i].cmd, cmd))
+			return takes[i].opts;
+	return "";
+}
+
 static int parse_args(int argc, char **argv, Opts *o)
 {
 	memset(o, 0, sizeof *o);
@@ -133,6 +178,13 @@ static int parse_args(int argc, char **argv, Opts *o)
 	o->opt_level = 3;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (takes_option(NULL, a) && !takes_option(argv[1], a)) {
+			const char *its = options_of(argv[1]);
+			fprintf(stderr,
+			        "descent: error: %s takes no %s; its options:%.*s\n",
+			        argv[1], a, (int)strlen(its) - 1, its);
+			return -1;
+		}
 		int64_t *iv = !strcmp(a, "--epochs")             ? &o->epochs
 		              : !strcmp(a, "--batch")            ? &o->batch
 		              : !strcmp(a, "--seed")             ? &o->seed

@@ -1105,16 +1105,61 @@ static void test_train_eval_and_predict(void)
 		CU_ASSERT_PTR_NOT_NULL(strstr(out, odd[i].said));
 		CU_ASSERT_EQUAL(access(in_dir("n.csv"), F_OK) == 0, odd[i].rc == 0);
 	}
-	/* data for a model of one input: said (it read the data sources at index -1) */
+	/* an autoencoder (a model of one input, its own target: it read the data sources
+	 * at index -1, then was refused) trains; -o writes its parameters, and eval's
+	 * loss is mean((x W^T + b - x)^2) computed here from them, with x as the target
+	 */
 	write_text(in_dir("ae.yaml"),
 	           "inputs: {x: {shape: [batch, 6]}}\n"
 	           "nodes: {h: \"dense(x, units=6)\"}\nloss: \"mean((h - x)^2)\"\n"
+	           "optimizer: {type: adam, lr: 0.01}\n"
 	           "data: {train: {x: {npy: x.npy}}}\n");
-	rc = descent("train ae.yaml -O1 --epochs 1", out, sizeof out);
+	rc = descent("train ae.yaml -O1 --epochs 3 -o ae.st", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "parameters written to ae.st"));
+	rc = descent("eval ae.yaml -O1 --params ae.st --data-x x.npy", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	const char *said = strstr(out, "loss ");
+	double eval_loss = said ? atof(said + 5) : NAN;
+	rt_st_file f;
+	rt_tensor x;
+	CU_ASSERT_FATAL(rt_st_load(in_dir("ae.st"), &f, err, sizeof err) == 0);
+	CU_ASSERT_FATAL(rt_npy_load(in_dir("x.npy"), 0, &x, err, sizeof err) == 0);
+	const rt_st_tensor *W = rt_st_find(&f, "h.weight"), *b = rt_st_find(&f, "h.bias");
+	CU_ASSERT_FATAL(W && b && x.stride == 6);
+	double sum = 0;
+	for (int64_t i = 0; i < x.n; i++)
+		for (int o = 0; o < 6; o++) {
+			const float *xi = (const float *)x.data + i * 6;
+			double h = ((const float *)b->data)[o];
+			for (int k = 0; k < 6; k++)
+				h += (double)((const float *)W->data)[o * 6 + k] * xi[k];
+			sum += (h - xi[o]) * (h - xi[o]);
+		}
+	double mean = sum / (double)(x.n * 6);
+	CU_ASSERT(fabs(eval_loss - mean) <= 1e-5 * mean + 1e-6);
+	rt_st_free(&f);
+	rt_tensor_free(&x);
+	/* its target is its input: no --data-y; a loss that names no input has no
+	 * target to train from data */
+	rc = descent("eval ae.yaml -O1 --params ae.st --data-x x.npy --data-y y.npy", out,
+	             sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ae.yaml: error: data.train: training from "
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the target of ae.yaml is its input 'x'"));
+	write_text(in_dir("nt.yaml"),
+	           "inputs: {x: {shape: [batch, 6]}}\n"
+	           "nodes: {h: \"dense(x, units=6)\"}\nloss: \"mean(h^2)\"\n"
+	           "data: {train: {x: {npy: x.npy}}}\n");
+	rc = descent("train nt.yaml -O1 --epochs 1", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nt.yaml: error: data.train: training from "
 	                                   "data takes the network's input and the "
 	                                   "loss's target"));
+	/* an option the command does not read is an error, not ignored */
+	rc = descent("eval ae.yaml --params ae.st --epochs 3", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 2);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "eval takes no --epochs; its options: --params"));
 	/* a parameters file of another model */
 	rc = descent("eval es.yaml --params nothing.safetensors", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
