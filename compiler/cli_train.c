@@ -210,6 +210,20 @@ static int example_fits(const Model *m, const char *split, int k, const DataSour
 	return 0;
 }
 
+/* Data feed the network's input and the loss's target, no other: a third input would
+ * stay 0 every step. Else an error, for what (data.train, --data-x). */
+static int two_inputs(const Model *m, const char *what, const char *what2)
+{
+	if (m->ninputs <= 2)
+		return 1;
+	fprintf(stderr,
+	        "%s: error: %s%s: data feed two inputs, the network's and the loss's "
+	        "target; this model has %d (a model of more inputs trains and runs "
+	        "through the C API, dc_set_input)\n",
+	        m->file, what, what2, m->ninputs);
+	return 0;
+}
+
 /* Frees a data set's x and y; y may be x itself (an autoencoder's target). */
 static void free_xy(rt_tensor *x, rt_tensor *y)
 {
@@ -224,6 +238,8 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
                       rt_tensor *x, rt_tensor *y)
 {
 	char err[1024];
+	if (!two_inputs(m, "data.", split))
+		return -1;
 	if (m->x < 0 || m->y < 0) { /* (src[-1] was read) */
 		fprintf(
 		    stderr,
@@ -281,6 +297,8 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 	const DataSource *ds = m->has_test ? m->test : m->has_train ? m->train : NULL;
 	double scale = ds && m->x >= 0 ? ds[m->x].scale : 1;
 	int rc;
+	if (!two_inputs(m, xpath, ""))
+		return -1;
 	if (y && m->x >= 0 && m->x == m->y) { /* an autoencoder: x is its own target */
 		if (ypath) {
 			fprintf(stderr,

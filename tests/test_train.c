@@ -1155,6 +1155,25 @@ static void test_train_eval_and_predict(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nt.yaml: error: data.train: training from "
 	                                   "data takes the network's input and the "
 	                                   "loss's target"));
+	/* a third input that data would never feed (it stayed 0 every step): an error,
+	 * in training and for the command line's data */
+	write_text(
+	    in_dir("three.yaml"),
+	    "input: x\ninputs: {x: {shape: [batch, 6]}, z: {shape: [batch, 6]}, "
+	    "y: {shape: [batch], dtype: i32}}\n"
+	    "nodes: {h: \"dense(x + z, units=3)\"}\n"
+	    "loss: \"softmax_cross_entropy(h, y)\"\n"
+	    "data: {train: {x: {npy: x.npy}, z: {npy: x.npy}, y: {npy: y.npy}}}\n");
+	rc = descent("train three.yaml -O1 --epochs 1", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "three.yaml: error: data.train: data feed two "
+	                                   "inputs, the network's and the loss's target; "
+	                                   "this model has 3"));
+	rc = descent("predict three.yaml -O1 --params ae.st --input x.npy -o t3.csv", out,
+	             sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "three.yaml: error: x.npy: data feed two"));
+	CU_ASSERT_EQUAL(access(in_dir("t3.csv"), F_OK), -1);
 	/* an option the command does not read is an error, not ignored */
 	rc = descent("eval ae.yaml --params ae.st --epochs 3", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 2);
