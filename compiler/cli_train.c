@@ -256,14 +256,14 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
 		        m->file, split, m->inputs[m->x].name, m->inputs[m->y].name);
 		return -1;
 	}
-	int rc =
-	    sx->kind == SRC_CSV ? load_csv(sx->path, sx->label, sx->delimiter, sx->header,
-	                                   sx->scale, labels, x, y, err, sizeof err)
-	    : load_file(sx->kind, sx->path, sx->scale, 0, x, err, sizeof err) < 0 ||
-	            (!own &&
-	             load_file(sy->kind, sy->path, sy->scale, labels, y, err, sizeof err))
-	        ? -1
-	        : 0;
+	int rc = sx->kind == SRC_CSV
+	             ? load_csv(sx->path, sx->label, sx->delimiter, sx->header, sx->scale,
+	                        labels, x, own ? NULL : y, err, sizeof err)
+	         : load_file(sx->kind, sx->path, sx->scale, 0, x, err, sizeof err) < 0 ||
+	                 (!own && load_file(sy->kind, sy->path, sy->scale, labels, y, err,
+	                                    sizeof err))
+	             ? -1
+	             : 0;
 	if (rc == 0 && own) /* an autoencoder: the input is the target */
 		*y = *x;
 	if (rc == 0 && (!example_fits(m, split, m->x, sx, x) ||
@@ -322,8 +322,8 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 	}
 	if (label && !has_suffix(xpath, ".csv"))
 		fprintf(stderr,
-		        "descent: warning: --label %s: %s is not a CSV file; its "
-		        "labels come from --data-y\n",
+		        "descent: warning: --label %s: %s is not a CSV file, and --label "
+		        "names a CSV's column\n",
 		        label, xpath);
 	if (has_suffix(xpath, ".csv")) {
 		if (y && !label) {
@@ -621,6 +621,11 @@ static int run_setup(Run *r)
 	r->every = o->ckpt_every > 0    ? o->ckpt_every
 	           : tc->ckpt_every > 0 ? tc->ckpt_every
 	                                : 1;
+	if (!o->ckpt_dir && o->ckpt_every > 0) {
+		fprintf(stderr,
+		        "descent: error: --checkpoint-every needs --checkpoint-dir\n");
+		return -1;
+	}
 	if (!o->ckpt_dir) {
 		r->every = 0;
 		if (tc->ckpt_every > 0)
@@ -763,8 +768,8 @@ static int stopped_inside(Run *r)
 	    "stopped at step %llu (--max-steps), %lld of %lld examples into epoch %lld\n",
 	    (unsigned long long)r->s->step, (long long)r->t->pos, (long long)r->t->n,
 	    (long long)r->t->epoch + 1);
-	if (!r->o->ckpt_dir) {
-		printf("no --checkpoint-dir: nothing saved\n");
+	if (!r->o->ckpt_dir) { /* (-o, if given, is written at the end) */
+		printf("no --checkpoint-dir: no checkpoint to resume from saved\n");
 		return 0;
 	}
 	snprintf(name, sizeof name, "step-%llu", (unsigned long long)r->s->step);
@@ -1003,17 +1008,48 @@ static int overwrites_data(const Model *m, const char *opt, const char *path)
 	return 0;
 }
 
+/* -o naming a checkpoint the run writes in --checkpoint-dir (last, epoch-N, step-N),
+ * which would replace it, or be replaced */
+static int among_checkpoints(const Opts *o)
+{
+	if (!o->out || !o->ckpt_dir)
+		return 0;
+	const char *base = strrchr(o->out, '/') ? strrchr(o->out, '/') + 1 : o->out,
+	           *num = !strncmp(base, "epoch-", 6)  ? base + 6
+	                  : !strncmp(base, "step-", 5) ? base + 5
+	                                               : NULL;
+	size_t k = num ? strspn(num, "0123456789") : 0;
+	char path[4200];
+	snprintf(path, sizeof path, "%s/%s", o->ckpt_dir, base);
+	if (!(!strcmp(base, "last.safetensors") ||
+	      (k && !strcmp(num + k, ".safetensors"))) ||
+	    !same_file(o->out, path))
+		return 0;
+	fprintf(stderr,
+	        "descent: error: -o %s is a checkpoint the run writes in "
+	        "--checkpoint-dir %s; name it otherwise\n",
+	        o->out, o->ckpt_dir);
+	return 1;
+}
+
 int cmd_train(const Opts *o, Diags *d, Arena *A)
 {
 	Model *m = model_load(A, d, o->model);
 	if (!m)
 		return 1;
+	if (o->out && !has_suffix(o->out, ".safetensors")) {
+		fprintf(stderr,
+		        "descent: error: -o %s: train writes the trained parameters as "
+		        "FILE.safetensors\n",
+		        o->out);
+		return 1;
+	}
 	if ((o->out && !can_write("-o", o->out, 0)) ||
 	    (o->report && !can_write("--report", o->report, 0)) ||
 	    (o->log && !can_write("--log", o->log, 0)) ||
 	    (o->plot && !can_write("--plot", o->plot, 0)) ||
 	    (o->ckpt_dir && !can_write("--checkpoint-dir", o->ckpt_dir, 1)) ||
-	    overwrites_data(m, "-o", o->out) ||
+	    among_checkpoints(o) || overwrites_data(m, "-o", o->out) ||
 	    overwrites_data(m, "--report", o->report) ||
 	    overwrites_data(m, "--log", o->log) || overwrites_data(m, "--plot", o->plot))
 		return 1;
@@ -1148,6 +1184,11 @@ int cmd_eval(const Opts *o, Diags *d, Arena *A)
 	Compiled *c = NULL;
 	rt_session *s = NULL;
 	const char *what = o->data_x ? o->data_x : "the test set";
+	if (!o->data_x && (o->data_y || o->label)) {
+		fprintf(stderr, "descent: error: %s names data with --data-x\n",
+		        o->data_y ? "--data-y" : "--label");
+		return 1;
+	}
 	if (!o->data_x && !m->has_test) {
 		fprintf(stderr,
 		        "%s: error: no test set (data: {test: ...}); give --data-x\n",

@@ -92,7 +92,7 @@ static int clobbers(const Opts *o)
 {
 	const struct {
 		const char *opt, *path;
-	} outs[] = {{"the output", o->out},
+	} outs[] = {{"-o", o->out},
 	            {"--header", o->header},
 	            {"--report", o->report},
 	            {"--log", o->log},
@@ -151,6 +151,8 @@ static int takes_option(const char *cmd, const char *a)
 {
 	char key[64];
 	int level = a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3];
+	if (a[0] == '-' && a[1] == 'O' && !level) /* (-O alone, -O4: unknown) */
+		return 0;
 	snprintf(key, sizeof key, " %.60s ",
 	         !strcmp(a, "--out") ? "-o"
 	         : level             ? "-O"

@@ -663,8 +663,6 @@ static void find_target(Ctx *c, const Expr *e)
 		find_target(c, e->args[i]);
 }
 
-static uint64_t inputs_named(const Model *m, const Expr *e);
-
 static void parse_loss(Ctx *c, const Spec *s)
 {
 	Model *m = c->m;
@@ -683,10 +681,10 @@ static void parse_loss(Ctx *c, const Spec *s)
 	}
 	if (m->loss)
 		find_target(c, m->loss);
-	/* a loss that names the network's input itself, and no other (an autoencoder's
-	 * mse(out, image)): the input is its own target */
-	if (m->loss && m->y < 0 && m->ninputs == 1 && m->x == 0 &&
-	    (inputs_named(m, m->loss) & 1))
+	/* a model of one input: data feed it alone, its own target if the loss has one
+	 * (an autoencoder's mse(out, image), or mse(out, flatten(image)) through a
+	 * node), or none (an unsupervised loss) */
+	if (m->loss && m->y < 0 && m->ninputs == 1 && m->x == 0)
 		m->y = 0;
 }
 

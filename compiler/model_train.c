@@ -251,20 +251,26 @@ static void parse_csv(Ctx *c, const Spec *s, DataSource *ds, const char *what)
 	    .kind = SRC_CSV, .scale = 1, .loc = s->loc, .delimiter = ',', .header = 1};
 	if (!keys_ok(c, s, what, csv_keys))
 		return;
-	if (m->x < 0 || m->y < 0 || m->ninputs != 2) {
-		error_at(c->d, s->loc,
-		         "a CSV data set feeds the network's input and the loss target; "
-		         "this model "
-		         "has %d inputs",
-		         m->ninputs);
+	int own = m->ninputs == 1 && m->x == 0 && m->y == 0; /* its own target */
+	if (!own && (m->x < 0 || m->y < 0 || m->ninputs != 2)) {
+		error_at(
+		    c->d, s->loc,
+		    "a CSV data set feeds the network's input and the loss target, or "
+		    "the one input of a model of one; this model has %d inputs",
+		    m->ninputs);
 		return;
 	}
 	if ((v = spec_get(s, "csv")) && !spec_str(c->d, v, "csv", &d.path)) {
 		d.path = resolve(c, d.path);
 		d.loc = v->loc;
 	}
-	if ((v = spec_need(c->d, s, "label", what)) &&
-	    spec_expect(c->d, v, SPEC_SCALAR, "label") == 0)
+	if (own && (v = spec_get(s, "label")))
+		error_at(c->d, key_of(s, "label")->loc,
+		         "'%s' is the target of its own model: its CSV holds its columns "
+		         "alone, no label",
+		         m->inputs[0].name);
+	else if (!own && (v = spec_need(c->d, s, "label", what)) &&
+	         spec_expect(c->d, v, SPEC_SCALAR, "label") == 0)
 		d.label = v->str;
 	if ((v = spec_get(s, "delimiter")) &&
 	    !spec_expect(c->d, v, SPEC_SCALAR, "delimiter")) {

@@ -411,6 +411,8 @@ const char *cannot_write(const char *path, int is_dir, char *why, size_t n)
 {
 	char dir[4096], p[4096];
 	struct stat st;
+	if (!*path)
+		return "an empty path";
 	snprintf(p, sizeof p, "%s", path);
 	for (size_t k = strlen(p); k > 1 && p[k - 1] == '/'; k--)
 		p[k - 1] = 0; /* "ck/" is ck */
