@@ -210,18 +210,36 @@ static int example_fits(const Model *m, const char *split, int k, const DataSour
 	return 0;
 }
 
-/* Data feed the network's input and the loss's target, no other: a third input would
- * stay 0 every step. Else an error, for what (data.train, --data-x). */
-static int two_inputs(const Model *m, const char *what, const char *what2)
+/* Data feed the network's input and, but for predict, the loss's target: another
+ * input that fn reads would stay 0 every step (a model of three inputs trained with
+ * its third at 0, and said nothing). Else an error. */
+static int fed(const Model *m, const Compiled *c, FnKind fn, int target)
 {
-	if (m->ninputs <= 2)
-		return 1;
+	for (int k = 0; k < m->ninputs; k++)
+		if (k != m->x && (!target || k != m->y) && ir_fn_reads(c->g, fn, k)) {
+			fprintf(stderr,
+			        "%s: error: input '%s' would never be fed: data feed the "
+			        "network's input '%s'%s%s%s (a model of more inputs "
+			        "trains and "
+			        "runs through the C API, dc_set_input)\n",
+			        m->file, m->inputs[k].name, m->inputs[m->x].name,
+			        target ? " and the loss's target '" : "",
+			        target ? m->inputs[m->y].name : "", target ? "'" : "");
+			return 0;
+		}
+	return 1;
+}
+
+/* A model of more than two inputs that does not say which the network takes */
+static int unnamed_input(const Model *m)
+{
+	if (m->x >= 0 || m->ninputs <= 2)
+		return 0;
 	fprintf(stderr,
-	        "%s: error: %s%s: data feed two inputs, the network's and the loss's "
-	        "target; this model has %d (a model of more inputs trains and runs "
-	        "through the C API, dc_set_input)\n",
-	        m->file, what, what2, m->ninputs);
-	return 0;
+	        "%s: error: the model has %d inputs and does not name the network's "
+	        "('input: NAME')\n",
+	        m->file, m->ninputs);
+	return 1;
 }
 
 /* Frees a data set's x and y; y may be x itself (an autoencoder's target). */
@@ -238,7 +256,7 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
                       rt_tensor *x, rt_tensor *y)
 {
 	char err[1024];
-	if (!two_inputs(m, "data.", split))
+	if (unnamed_input(m))
 		return -1;
 	if (m->x < 0 || m->y < 0) { /* (src[-1] was read) */
 		fprintf(
@@ -250,20 +268,22 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
 		return -1;
 	}
 	const DataSource *sx = &src[m->x], *sy = &src[m->y];
-	int labels = m->inputs[m->y].dt == DT_I32, own = m->x == m->y;
+	int labels = m->inputs[m->y].dt == DT_I32, own = m->x == m->y,
+	    ints = m->inputs[m->x].dt == DT_I32; /* (embedding indices) */
 	if (!sx->path || !sy->path) {
 		fprintf(stderr, "%s: error: data.%s needs a source for '%s' and '%s'\n",
 		        m->file, split, m->inputs[m->x].name, m->inputs[m->y].name);
 		return -1;
 	}
-	int rc = sx->kind == SRC_CSV
-	             ? load_csv(sx->path, sx->label, sx->delimiter, sx->header, sx->scale,
-	                        labels, x, own ? NULL : y, err, sizeof err)
-	         : load_file(sx->kind, sx->path, sx->scale, 0, x, err, sizeof err) < 0 ||
-	                 (!own && load_file(sy->kind, sy->path, sy->scale, labels, y, err,
-	                                    sizeof err))
-	             ? -1
-	             : 0;
+	int rc =
+	    sx->kind == SRC_CSV
+	        ? load_csv(sx->path, sx->label, sx->delimiter, sx->header, sx->scale,
+	                   labels, x, own ? NULL : y, err, sizeof err)
+	    : load_file(sx->kind, sx->path, sx->scale, ints, x, err, sizeof err) < 0 ||
+	            (!own &&
+	             load_file(sy->kind, sy->path, sy->scale, labels, y, err, sizeof err))
+	        ? -1
+	        : 0;
 	if (rc == 0 && own) /* an autoencoder: the input is the target */
 		*y = *x;
 	if (rc == 0 && (!example_fits(m, split, m->x, sx, x) ||
@@ -297,13 +317,11 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 	const DataSource *ds = m->has_test ? m->test : m->has_train ? m->train : NULL;
 	double scale = ds && m->x >= 0 ? ds[m->x].scale : 1;
 	int rc;
-	if (!two_inputs(m, xpath, ""))
-		return -1;
 	if (y && m->x >= 0 && m->x == m->y) { /* an autoencoder: x is its own target */
 		if (ypath) {
 			fprintf(stderr,
-			        "descent: error: --data-y %s: the target of %s is its "
-			        "input '%s', from --data-x\n",
+			        "descent: error: --data-y %s: %s is a model of one input "
+			        "('%s'), and its data come from --data-x alone\n",
 			        ypath, m->file, m->inputs[m->x].name);
 			return -1;
 		}
@@ -337,7 +355,8 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 		              labels, x, y, err, sizeof err);
 	} else {
 		SrcKind k = has_suffix(xpath, ".npy") ? SRC_NPY : SRC_IDX;
-		rc = load_file(k, xpath, scale, 0, x, err, sizeof err);
+		rc = load_file(k, xpath, scale, m->x >= 0 && m->inputs[m->x].dt == DT_I32,
+		               x, err, sizeof err);
 		if (!rc && y && !ypath) {
 			rt_tensor_free(x);
 			fprintf(
@@ -468,7 +487,9 @@ static int run_data(Run *r)
 		    m->file);
 		return -1;
 	}
-	if (load_split(m, m->train, "train", &r->xtr, &r->ytr) < 0 ||
+	if (unnamed_input(m) ||
+	    (m->x >= 0 && m->y >= 0 && !fed(m, r->c, FN_TRAIN_STEP, 1)) ||
+	    load_split(m, m->train, "train", &r->xtr, &r->ytr) < 0 ||
 	    (m->has_test && load_split(m, m->test, "test", &r->xte, &r->yte) < 0))
 		return -1;
 	r->has_test = m->has_test;
@@ -621,11 +642,6 @@ static int run_setup(Run *r)
 	r->every = o->ckpt_every > 0    ? o->ckpt_every
 	           : tc->ckpt_every > 0 ? tc->ckpt_every
 	                                : 1;
-	if (!o->ckpt_dir && o->ckpt_every > 0) {
-		fprintf(stderr,
-		        "descent: error: --checkpoint-every needs --checkpoint-dir\n");
-		return -1;
-	}
 	if (!o->ckpt_dir) {
 		r->every = 0;
 		if (tc->ckpt_every > 0)
@@ -769,7 +785,7 @@ static int stopped_inside(Run *r)
 	    (unsigned long long)r->s->step, (long long)r->t->pos, (long long)r->t->n,
 	    (long long)r->t->epoch + 1);
 	if (!r->o->ckpt_dir) { /* (-o, if given, is written at the end) */
-		printf("no --checkpoint-dir: no checkpoint to resume from saved\n");
+		printf("no --checkpoint-dir: no checkpoint saved to resume from\n");
 		return 0;
 	}
 	snprintf(name, sizeof name, "step-%llu", (unsigned long long)r->s->step);
@@ -1008,27 +1024,28 @@ static int overwrites_data(const Model *m, const char *opt, const char *path)
 	return 0;
 }
 
-/* -o naming a checkpoint the run writes in --checkpoint-dir (last, epoch-N, step-N),
- * which would replace it, or be replaced */
-static int among_checkpoints(const Opts *o)
+/* An output (opt path) naming a checkpoint the run writes in --checkpoint-dir (last,
+ * epoch-N, step-N), which would replace it, or be replaced (train -o c/last.safetensors
+ * left a file of parameters alone where --resume looks) */
+static int among_checkpoints(const Opts *o, const char *opt, const char *path)
 {
-	if (!o->out || !o->ckpt_dir)
+	if (!path || !o->ckpt_dir)
 		return 0;
-	const char *base = strrchr(o->out, '/') ? strrchr(o->out, '/') + 1 : o->out,
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path,
 	           *num = !strncmp(base, "epoch-", 6)  ? base + 6
 	                  : !strncmp(base, "step-", 5) ? base + 5
 	                                               : NULL;
 	size_t k = num ? strspn(num, "0123456789") : 0;
-	char path[4200];
-	snprintf(path, sizeof path, "%s/%s", o->ckpt_dir, base);
+	char in_dir[4200];
+	snprintf(in_dir, sizeof in_dir, "%s/%s", o->ckpt_dir, base);
 	if (!(!strcmp(base, "last.safetensors") ||
-	      (k && !strcmp(num + k, ".safetensors"))) ||
-	    !same_file(o->out, path))
+	      (k && (num[0] != '0' || k == 1) && !strcmp(num + k, ".safetensors"))) ||
+	    !same_file(path, in_dir))
 		return 0;
 	fprintf(stderr,
-	        "descent: error: -o %s is a checkpoint the run writes in "
+	        "descent: error: %s %s is a checkpoint the run writes in "
 	        "--checkpoint-dir %s; name it otherwise\n",
-	        o->out, o->ckpt_dir);
+	        opt, path, o->ckpt_dir);
 	return 1;
 }
 
@@ -1037,6 +1054,11 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 	Model *m = model_load(A, d, o->model);
 	if (!m)
 		return 1;
+	if (m->ninputs && o->ckpt_every > 0 && !o->ckpt_dir) {
+		fprintf(stderr,
+		        "descent: error: --checkpoint-every needs --checkpoint-dir\n");
+		return 1;
+	}
 	if (o->out && !has_suffix(o->out, ".safetensors")) {
 		fprintf(stderr,
 		        "descent: error: -o %s: train writes the trained parameters as "
@@ -1049,7 +1071,11 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 	    (o->log && !can_write("--log", o->log, 0)) ||
 	    (o->plot && !can_write("--plot", o->plot, 0)) ||
 	    (o->ckpt_dir && !can_write("--checkpoint-dir", o->ckpt_dir, 1)) ||
-	    among_checkpoints(o) || overwrites_data(m, "-o", o->out) ||
+	    (m->ninputs && (among_checkpoints(o, "-o", o->out) ||
+	                    among_checkpoints(o, "--report", o->report) ||
+	                    among_checkpoints(o, "--log", o->log) ||
+	                    among_checkpoints(o, "--plot", o->plot))) ||
+	    overwrites_data(m, "-o", o->out) ||
 	    overwrites_data(m, "--report", o->report) ||
 	    overwrites_data(m, "--log", o->log) || overwrites_data(m, "--plot", o->plot))
 		return 1;
@@ -1170,6 +1196,8 @@ int cmd_eval(const Opts *o, Diags *d, Arena *A)
 	Model *m = model_load(A, d, o->model);
 	if (!m)
 		return 1;
+	if (unnamed_input(m))
+		return 1;
 	if (!m->ninputs || m->x < 0 || m->y < 0) {
 		fprintf(
 		    stderr,
@@ -1185,7 +1213,7 @@ int cmd_eval(const Opts *o, Diags *d, Arena *A)
 	rt_session *s = NULL;
 	const char *what = o->data_x ? o->data_x : "the test set";
 	if (!o->data_x && (o->data_y || o->label)) {
-		fprintf(stderr, "descent: error: %s names data with --data-x\n",
+		fprintf(stderr, "descent: error: %s needs --data-x\n",
 		        o->data_y ? "--data-y" : "--label");
 		return 1;
 	}
@@ -1202,7 +1230,7 @@ int cmd_eval(const Opts *o, Diags *d, Arena *A)
 		x.n = y.n = o->test_limit;
 	if (load_params_file(o, &f) < 0)
 		goto done;
-	if (!(c = compile_for_use(o, d, m, FN_EVALUATE)) ||
+	if (!(c = compile_for_use(o, d, m, FN_EVALUATE)) || !fed(m, c, FN_EVALUATE, 1) ||
 	    !(s = session_with_params(o, m, c, &f)))
 		goto done;
 	rt_metrics mm;
@@ -1285,6 +1313,8 @@ int cmd_predict(const Opts *o, Diags *d, Arena *A)
 	float *out = NULL;
 	Compiled *c = NULL;
 	rt_session *s = NULL;
+	if (unnamed_input(m))
+		return 1;
 	if (m->x < 0) {
 		fprintf(stderr, "%s: error: the model has no input to predict from\n",
 		        m->file);
@@ -1294,7 +1324,7 @@ int cmd_predict(const Opts *o, Diags *d, Arena *A)
 		return 1;
 	if (load_params_file(o, &f) < 0)
 		goto done;
-	if (!(c = compile_for_use(o, d, m, FN_FORWARD)) ||
+	if (!(c = compile_for_use(o, d, m, FN_FORWARD)) || !fed(m, c, FN_FORWARD, 0) ||
 	    !(s = session_with_params(o, m, c, &f)) ||
 	    !indices_fit(m, c, NULL, NULL, &x, o->input))
 		goto done;

@@ -527,6 +527,8 @@ Node *ir_input(Graph *g, int io_index);
 /* What integers io slot i (an i32 input) may hold, [0, limit): the classes of the
  * one-hot targets and the rows of the tables it indexes; -1 when nothing bounds it. */
 int64_t ir_index_limit(const Graph *g, int i);
+/* Whether function fn's outputs depend on io slot io (an input). */
+int ir_fn_reads(const Graph *g, FnKind fn, int io);
 Node *ir_hyper(Graph *g, int index);
 Node *ir_const(Graph *g, double v, Shape sh);
 Node *ir_scalar(Graph *g, double v); /* rank-0 constant */

@@ -350,6 +350,31 @@ int64_t ir_index_limit(const Graph *g, int i)
 	return limit;
 }
 
+static int reaches(const Node *n, int io, char *seen)
+{
+	if (seen[n->id])
+		return 0;
+	seen[n->id] = 1;
+	if (n->op == OP_INPUT)
+		return n->a[0] == io;
+	for (int k = 0; k < n->nin; k++)
+		if (reaches(n->in[k], io, seen))
+			return 1;
+	return 0;
+}
+
+int ir_fn_reads(const Graph *g, FnKind fn, int io)
+{
+	char *seen = calloc((size_t)g->n + 1, 1);
+	if (!seen)
+		die("out of memory");
+	int r = 0;
+	for (int i = 0; i < g->fns[fn].nouts && !r; i++)
+		r = reaches(g->fns[fn].outs[i].node, io, seen);
+	free(seen);
+	return r;
+}
+
 Node *ir_gradbuf(Graph *g, int i) { return leaf(g, OP_GRADBUF, i, &g->params[i]); }
 
 Node *ir_hyper(Graph *g, int i) { return leaf(g, OP_HYPER, i, NULL); }

@@ -5,7 +5,7 @@
  *                            [--checkpoint-dir DIR] [--resume CKPT] [--max-steps N]
  *                            [--log FILE.csv] [--plot FILE.svg] [--accumulate K]
  *                            [-o PARAMS.safetensors] ...
- *   descent eval MODEL.yaml --params CKPT [--data-x F --data-y F | --label COL]
+ *   descent eval MODEL.yaml --params CKPT [--data-x F [--data-y F | --label COL]]
  *   descent predict MODEL.yaml --params CKPT --input F -o OUT(.npy|.csv)
  *   descent plot LOG.csv -o PLOT.svg
  *   descent grad MODEL.yaml --params P --inputs B --out G
@@ -44,8 +44,8 @@ static void usage(FILE *f)
 	    "                     [--accumulate K] [--validation-split F] [--threads N]\n"
 	    "                     [--check-numerics] [--steps N (a model without data)]\n"
 	    "                     [-o PARAMS.safetensors]\n"
-	    "       descent eval MODEL.yaml --params CKPT [--data-x F --data-y F] "
-	    "[--label COL]\n"
+	    "       descent eval MODEL.yaml --params CKPT [--data-x F [--data-y F | "
+	    "--label COL]]\n"
 	    "       descent predict MODEL.yaml --params CKPT --input F(.npy|.csv|IDX)\n"
 	    "                     -o OUT(.npy|.csv)\n"
 	    "       descent plot LOG.csv -o PLOT.svg\n"
@@ -85,14 +85,16 @@ static int parse_int(const char *flag, const char *s, int64_t min, int64_t *out)
 	return 0;
 }
 
-/* An output that would overwrite a file the command reads, or another output: refused
- * before anything runs (train --log m.yaml made the model file the log). The model's
- * own data files are checked when the model is read (cmd_train). */
+/* An output that cannot be written (a missing directory, an empty path), would
+ * overwrite a file the command reads, or another output: refused before anything runs
+ * (train --log m.yaml made the model file the log; plot -o nodir/x.svg failed after
+ * its work). The model's own data files are checked when the model is read
+ * (cmd_train). */
 static int clobbers(const Opts *o)
 {
 	const struct {
 		const char *opt, *path;
-	} outs[] = {{"-o", o->out},
+	} outs[] = {{"-o/--out", o->out},
 	            {"--header", o->header},
 	            {"--report", o->report},
 	            {"--log", o->log},
@@ -104,6 +106,8 @@ static int clobbers(const Opts *o)
 	for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
 		if (!outs[i].path)
 			continue;
+		if (!can_write(outs[i].opt, outs[i].path, 0))
+			return -1;
 		for (size_t j = 0; j < sizeof ins / sizeof *ins; j++)
 			if (ins[j].path && same_file(outs[i].path, ins[j].path)) {
 				fprintf(
@@ -315,6 +319,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 		usage(stderr);
 		return -1;
 	}
+	if (o->ckpt_dir && !can_write("--checkpoint-dir", o->ckpt_dir, 1))
+		return -1;
 	if (o->threads > RT_MAX_THREADS) {
 		fprintf(stderr, "descent: error: --threads takes 1 to %d, got %lld\n",
 		        RT_MAX_THREADS, (long long)o->threads);

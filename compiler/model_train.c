@@ -266,8 +266,8 @@ static void parse_csv(Ctx *c, const Spec *s, DataSource *ds, const char *what)
 	}
 	if (own && (v = spec_get(s, "label")))
 		error_at(c->d, key_of(s, "label")->loc,
-		         "'%s' is the target of its own model: its CSV holds its columns "
-		         "alone, no label",
+		         "a model of one input ('%s') takes its CSV's columns alone: no "
+		         "label",
 		         m->inputs[0].name);
 	else if (!own && (v = spec_need(c->d, s, "label", what)) &&
 	         spec_expect(c->d, v, SPEC_SCALAR, "label") == 0)

@@ -957,28 +957,32 @@ static void test_train_log_and_plot(void)
 		int rc;
 		const char *said;
 	} outs[] = {
-	    {"train tiny.yaml -O1 --epochs 1 --log nodir/l.csv", 1,
+	    {"train tiny.yaml -O1 --epochs 1 --log nodir/l.csv", 2,
 	     "--log nodir/l.csv: cannot write there"},
+	    {"plot l.csv -o nodir/p.svg", 2, "-o/--out nodir/p.svg: cannot write there"},
 	    {"train tiny.yaml -O1 --epochs 1 --log x.npy", 1,
 	     "--log x.npy would overwrite the training data x.npy"},
 	    {"train tiny.yaml -O1 --epochs 1 --report ./tiny.yaml", 2,
 	     "--report ./tiny.yaml would overwrite tiny.yaml, which this command reads"},
 	    {"compile tiny.yaml -o t.o --header t.o", 2,
-	     "-o t.o and --header t.o are the same file"},
+	     "-o/--out t.o and --header t.o are the same file"},
 	    {"train tiny.yaml -O1 --epochs 1 --report r.json --log ./r.json", 2,
 	     "--report r.json and --log ./r.json are the same file"},
 	    {"train tiny.yaml -O1 --epochs 1 --checkpoint-dir c -o ./c/last.safetensors",
 	     1, "-o ./c/last.safetensors is a checkpoint the run writes in"},
 	    {"train tiny.yaml -O1 --epochs 1 --checkpoint-dir c -o c/epoch-2.safetensors",
 	     1, "-o c/epoch-2.safetensors is a checkpoint the run writes in"},
-	    {"train tiny.yaml -O1 --epochs 1 -o ''", 1, "-o : train writes the trained"},
-	    {"train tiny.yaml -O1 --epochs 1 --log ''", 1, "--log : an empty path"},
+	    {"train tiny.yaml -O1 --epochs 1 -o ''", 2, "-o/--out : an empty path"},
+	    {"train tiny.yaml -O1 --epochs 1 --log ''", 2, "--log : an empty path"},
+	    {"train tiny.yaml -O1 --epochs 1 --checkpoint-dir c --log "
+	     "c/step-3.safetensors",
+	     1, "--log c/step-3.safetensors is a checkpoint the run writes in"},
 	    {"train tiny.yaml -O1 --epochs 1 -o p.csv", 1,
 	     "-o p.csv: train writes the trained parameters as FILE.safetensors"},
 	    {"train tiny.yaml -O1 --epochs 1 --checkpoint-every 2", 1,
 	     "--checkpoint-every needs --checkpoint-dir"},
 	    {"eval tiny.yaml -O1 --params c/last.safetensors --data-y y.npy", 1,
-	     "--data-y names data with --data-x"},
+	     "--data-y needs --data-x"},
 	};
 	size_t before = 0, after = 0;
 	free(read_text(in_dir("x.npy"), &before));
@@ -1176,16 +1180,17 @@ static void test_train_eval_and_predict(void)
 	           "data: {train: {csv: ae.csv, label: a}}\n");
 	rc = descent("train aecsv.yaml -O1 --epochs 1", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "aecsv.yaml:4:29: error: 'x' is the target of "
-	                                   "its own model: its CSV holds its columns "
-	                                   "alone, no label"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "aecsv.yaml:4:29: error: a model of one input "
+	                                   "('x') takes its CSV's columns alone: no "
+	                                   "label"));
 	/* its target is its input: no --data-y; a loss without a target (mean(h^2))
 	 * trains from the input's data too */
 	rc = descent(
 	    "eval ae.yaml -O1 --params ae.safetensors --data-x x.npy --data-y y.npy", out,
 	    sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the target of ae.yaml is its input 'x'"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ae.yaml is a model of one input ('x'), and "
+	                                   "its data come from --data-x alone"));
 	write_text(in_dir("nt.yaml"),
 	           "inputs: {x: {shape: [batch, 6]}}\n"
 	           "nodes: {h: \"dense(x, units=6)\"}\nloss: \"mean(h^2)\"\n"
@@ -1194,25 +1199,50 @@ static void test_train_eval_and_predict(void)
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "final train loss"));
 	/* a third input that data would never feed (it stayed 0 every step): an error,
-	 * in training and for the command line's data */
-	write_text(
-	    in_dir("three.yaml"),
+	 * in training and for predict when the network reads it; one that only the
+	 * loss reads is no matter to predict */
+	static const char three_head[] =
 	    "input: x\ninputs: {x: {shape: [batch, 6]}, z: {shape: [batch, 6]}, "
 	    "y: {shape: [batch], dtype: i32}}\n"
-	    "nodes: {h: \"dense(x + z, units=3)\"}\n"
-	    "loss: \"softmax_cross_entropy(h, y)\"\n"
-	    "data: {train: {x: {npy: x.npy}, z: {npy: x.npy}, y: {npy: y.npy}}}\n");
+	    "data: {train: {x: {npy: x.npy}, z: {npy: x.npy}, y: {npy: y.npy}}}\n";
+	char yaml[1024];
+	snprintf(yaml, sizeof yaml,
+	         "%snodes: {h: \"dense(x + z, units=3)\"}\n"
+	         "loss: \"softmax_cross_entropy(h, y)\"\n",
+	         three_head);
+	write_text(in_dir("three.yaml"), yaml);
 	rc = descent("train three.yaml -O1 --epochs 1", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "three.yaml: error: data.train: data feed two "
-	                                   "inputs, the network's and the loss's target; "
-	                                   "this model has 3"));
-	rc = descent(
-	    "predict three.yaml -O1 --params ae.safetensors --input x.npy -o t3.csv", out,
-	    sizeof out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "three.yaml: error: input 'z' would never be "
+	                                   "fed: data feed the network's input 'x' and "
+	                                   "the loss's target 'y'"));
+	rc = descent("predict three.yaml -O1 --params c/last.safetensors --input x.npy "
+	             "-o t3.csv",
+	             out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "three.yaml: error: x.npy: data feed two"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "three.yaml: error: input 'z' would never be "
+	                                   "fed: data feed the network's input 'x' ("));
 	CU_ASSERT_EQUAL(access(in_dir("t3.csv"), F_OK), -1);
+	snprintf(yaml, sizeof yaml,
+	         "%snodes: {fc1: \"dense(x, units=16, activation=relu)\", "
+	         "fc2: \"dense(fc1, units=3)\"}\n"
+	         "loss: \"softmax_cross_entropy(fc2, y) + 0 * sum(z)\"\n",
+	         three_head);
+	write_text(in_dir("three.yaml"), yaml);
+	rc = descent("train three.yaml -O1 --epochs 1", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "input 'z' would never be fed"));
+	rc = descent("predict three.yaml -O1 --params c/last.safetensors --input x.npy "
+	             "-o t3.csv",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	/* without 'input:', which one the network takes is not said */
+	write_text(in_dir("three.yaml"), yaml + strlen("input: x\n"));
+	rc = descent("eval three.yaml -O1 --params c/last.safetensors", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out,
+	                              "three.yaml: error: the model has 3 inputs and "
+	                              "does not name the network's"));
 	/* an option the command does not read is an error, not ignored */
 	rc = descent("eval ae.yaml --params ae.safetensors --epochs 3", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 2);
