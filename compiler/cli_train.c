@@ -217,14 +217,14 @@ static int fed(const Model *m, const Compiled *c, FnKind fn, int target)
 {
 	for (int k = 0; k < m->ninputs; k++)
 		if (k != m->x && (!target || k != m->y) && ir_fn_reads(c->g, fn, k)) {
-			fprintf(stderr,
-			        "%s: error: input '%s' would never be fed: data feed the "
-			        "network's input '%s'%s%s%s (a model of more inputs "
-			        "trains and "
-			        "runs through the C API, dc_set_input)\n",
-			        m->file, m->inputs[k].name, m->inputs[m->x].name,
-			        target ? " and the loss's target '" : "",
-			        target ? m->inputs[m->y].name : "", target ? "'" : "");
+			fprintf(
+			    stderr,
+			    "%s: error: input '%s' would never be fed: data feed the "
+			    "network's input '%s'%s%s%s (a model of more inputs trains "
+			    "and runs through the C API, dc_set_input)\n",
+			    m->file, m->inputs[k].name, m->inputs[m->x].name,
+			    target ? " and the loss's target '" : "",
+			    target ? m->inputs[m->y].name : "", target ? "'" : "");
 			return 0;
 		}
 	return 1;
@@ -1066,12 +1066,7 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 		        o->out);
 		return 1;
 	}
-	if ((o->out && !can_write("-o", o->out, 0)) ||
-	    (o->report && !can_write("--report", o->report, 0)) ||
-	    (o->log && !can_write("--log", o->log, 0)) ||
-	    (o->plot && !can_write("--plot", o->plot, 0)) ||
-	    (o->ckpt_dir && !can_write("--checkpoint-dir", o->ckpt_dir, 1)) ||
-	    (m->ninputs && (among_checkpoints(o, "-o", o->out) ||
+	if ((m->ninputs && (among_checkpoints(o, "-o", o->out) ||
 	                    among_checkpoints(o, "--report", o->report) ||
 	                    among_checkpoints(o, "--log", o->log) ||
 	                    among_checkpoints(o, "--plot", o->plot))) ||
