@@ -1036,11 +1036,9 @@ static int among_checkpoints(const Opts *o, const char *opt, const char *path)
 	                  : !strncmp(base, "step-", 5) ? base + 5
 	                                               : NULL;
 	size_t k = num ? strspn(num, "0123456789") : 0;
-	char in_dir[4200];
-	snprintf(in_dir, sizeof in_dir, "%s/%s", o->ckpt_dir, base);
 	if (!(!strcmp(base, "last.safetensors") ||
 	      (k && (num[0] != '0' || k == 1) && !strcmp(num + k, ".safetensors"))) ||
-	    !same_file(path, in_dir))
+	    !path_in_dir(path, o->ckpt_dir))
 		return 0;
 	fprintf(stderr,
 	        "descent: error: %s %s is a checkpoint the run writes in "
@@ -1074,6 +1072,15 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 	    overwrites_data(m, "--report", o->report) ||
 	    overwrites_data(m, "--log", o->log) || overwrites_data(m, "--plot", o->plot))
 		return 1;
+	/* outputs in a --checkpoint-dir not there yet (main.c): it is made first */
+	const char *in_ckpt[] = {o->out, o->report, o->log, o->plot};
+	for (size_t i = 0; i < 4 && o->ckpt_dir; i++)
+		if (in_ckpt[i] && path_in_dir(in_ckpt[i], o->ckpt_dir) &&
+		    mkdir(o->ckpt_dir, 0777) < 0 && errno != EEXIST) {
+			fprintf(stderr, "descent: error: cannot make %s: %s\n",
+			        o->ckpt_dir, strerror(errno));
+			return 1;
+		}
 	if (o->epochs >= 0)
 		m->epochs = o->epochs;
 	if (o->batch > 0)

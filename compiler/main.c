@@ -106,7 +106,9 @@ static int clobbers(const Opts *o)
 	for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
 		if (!outs[i].path)
 			continue;
-		if (!can_write(outs[i].opt, outs[i].path, 0))
+		/* (in a --checkpoint-dir not there yet: train makes it first) */
+		if (!(o->ckpt_dir && path_in_dir(outs[i].path, o->ckpt_dir)) &&
+		    !can_write(outs[i].opt, outs[i].path, 0))
 			return -1;
 		for (size_t j = 0; j < sizeof ins / sizeof *ins; j++)
 			if (ins[j].path && same_file(outs[i].path, ins[j].path)) {

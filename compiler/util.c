@@ -464,6 +464,17 @@ int same_file(const char *a, const char *b)
 	           : !strcmp(a, b);
 }
 
+int path_in_dir(const char *path, const char *dir)
+{
+	char d[4096], there[8300];
+	snprintf(d, sizeof d, "%s", dir);
+	for (size_t k = strlen(d); k > 1 && d[k - 1] == '/'; k--)
+		d[k - 1] = 0; /* "ck/" is ck */
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	snprintf(there, sizeof there, "%s/%s", d, base);
+	return *base && same_file(path, there);
+}
+
 char *read_whole(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");

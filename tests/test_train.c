@@ -950,6 +950,14 @@ static void test_train_log_and_plot(void)
 	             sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT(access(in_dir("slash/last.safetensors"), F_OK) == 0);
+	/* outputs in a checkpoint directory not there yet: it is made for them */
+	rc = descent("train tiny.yaml -O1 --epochs 1 --checkpoint-dir fresh -o "
+	             "fresh/final.safetensors --log fresh/log.csv",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT(access(in_dir("fresh/final.safetensors"), F_OK) == 0 &&
+	          access(in_dir("fresh/log.csv"), F_OK) == 0 &&
+	          access(in_dir("fresh/last.safetensors"), F_OK) == 0);
 	/* outputs that cannot be written, or would overwrite what the run reads or
 	 * writes: said before training (no epoch), the files kept */
 	static const struct {
