@@ -493,6 +493,11 @@ static int run_data(Run *r)
 	    (m->has_test && load_split(m, m->test, "test", &r->xte, &r->yte) < 0))
 		return -1;
 	r->has_test = m->has_test;
+	if (o->test_limit > 0 && !r->has_test)
+		fprintf(stderr,
+		        "%s: warning: --test-limit: the model has no test set (data: "
+		        "{test: ...})\n",
+		        m->file);
 	if (o->test_limit > 0 && o->test_limit < r->xte.n)
 		r->xte.n = r->yte.n = o->test_limit;
 	int64_t n =

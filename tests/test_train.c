@@ -1141,8 +1141,11 @@ static void test_train_eval_and_predict(void)
 	           "nodes: {h: \"dense(x, units=6)\"}\nloss: \"mean((h - x)^2)\"\n"
 	           "optimizer: {type: adam, lr: 0.01}\n"
 	           "data: {train: {x: {npy: x.npy}}}\n");
-	rc = descent("train ae.yaml -O1 --epochs 3 -o ae.safetensors", out, sizeof out);
+	rc = descent("train ae.yaml -O1 --epochs 3 -o ae.safetensors --test-limit 5", out,
+	             sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(out, "warning: --test-limit: the model has no test set"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "parameters written to ae.safetensors"));
 	rc = descent("eval ae.yaml -O1 --params ae.safetensors --data-x x.npy", out,
 	             sizeof out);
