@@ -182,13 +182,17 @@ static int labels_fit(const Model *m, const rt_program *p, const DataSource *src
 /* Integer inputs (embedding indices) name rows of the tables they index
  * (ir_index_limit); else an error, as for labels. */
 static int indices_fit(const Model *m, const Compiled *c, const DataSource *src,
-                       const char *split, const rt_tensor *x, const char *path)
+                       const char *split, int k, const rt_tensor *t, const char *path)
 {
-	int k = c->prog.io_x;
-	if (k < 0 || x->dtype != RT_I32)
+	if (k < 0 || t->dtype != RT_I32)
 		return 1;
-	return ints_fit(m, src, m->x, split, x, path, ir_index_limit(c->g, k), 0);
+	return ints_fit(m, src, k, split, t, path, ir_index_limit(c->g, k), 0);
 }
+
+/* The other inputs' integers, as indices_fit */
+typedef struct Extra Extra;
+static int extra_fits(const Model *m, const Compiled *c, const DataSource *src,
+                      const char *split, const Extra *e);
 
 /* A data file's examples hold as many values as the input they feed (a [batch] target
  * fits [batch, 1]); if not, an error at the file's place in the model. */
@@ -210,19 +214,21 @@ static int example_fits(const Model *m, const char *split, int k, const DataSour
 	return 0;
 }
 
-/* Data feed the network's input and, but for predict, the loss's target: another
- * input that fn reads would stay 0 every step (a model of three inputs trained with
- * its third at 0, and said nothing). Else an error. */
+/* Files named on the command line feed the network's input and, but for predict, the
+ * loss's target: another input that fn reads would stay 0 (the test set, data: {test:
+ * ...}, feeds every input). Else an error. */
 static int fed(const Model *m, const Compiled *c, FnKind fn, int target)
 {
 	for (int k = 0; k < m->ninputs; k++)
 		if (k != m->x && (!target || k != m->y) && ir_fn_reads(c->g, fn, k)) {
 			fprintf(
 			    stderr,
-			    "%s: error: input '%s' would never be fed: data feed the "
-			    "network's input '%s'%s%s%s (a model of more inputs trains "
-			    "and runs through the C API, dc_set_input)\n",
-			    m->file, m->inputs[k].name, m->inputs[m->x].name,
+			    "%s: error: input '%s' would never be fed: %s feed%s the "
+			    "network's input '%s'%s%s%s alone (the test set feeds every "
+			    "input to eval)\n",
+			    m->file, m->inputs[k].name,
+			    target ? "--data-x and --data-y" : "--input",
+			    target ? "" : "s", m->inputs[m->x].name,
 			    target ? " and the loss's target '" : "",
 			    target ? m->inputs[m->y].name : "", target ? "'" : "");
 			return 0;
@@ -252,8 +258,90 @@ static void free_xy(rt_tensor *x, rt_tensor *y)
 	rt_tensor_free(x);
 }
 
+/* A split's other inputs, fed with x and y (rt_session_feed): model input k[i] (its
+ * io slot too) from t[i] */
+struct Extra {
+	int n, k[RT_MAX_FEEDS];
+	rt_tensor t[RT_MAX_FEEDS];
+};
+
+static void free_extra(Extra *e)
+{
+	for (int i = 0; i < e->n; i++)
+		rt_tensor_free(&e->t[i]);
+	e->n = 0;
+}
+
+static int extra_fits(const Model *m, const Compiled *c, const DataSource *src,
+                      const char *split, const Extra *e)
+{
+	for (int i = 0; i < e->n; i++)
+		if (!indices_fit(m, c, src, split, e->k[i], &e->t[i], NULL))
+			return 0;
+	return 1;
+}
+
+/* The session's feeds: e's tensors, or none */
+static int feed_extra(rt_session *s, const Extra *e)
+{
+	char err[1024];
+	rt_session_feed(s, -1, NULL, NULL, 0);
+	for (int i = 0; e && i < e->n; i++)
+		if (rt_session_feed(s, e->k[i], &e->t[i], err, sizeof err) < 0) {
+			fprintf(stderr, "descent: error: %s\n", err);
+			return -1;
+		}
+	return 0;
+}
+
+/* The inputs besides x and y, from their sources (.npy or IDX), as many examples as x
+ * holds; else an error at the source's place. */
+static int load_extra(const Model *m, const DataSource *src, const char *split,
+                      const rt_tensor *x, Extra *e)
+{
+	char err[1024];
+	e->n = 0;
+	for (int k = 0; k < m->ninputs; k++) {
+		if (k == m->x || k == m->y)
+			continue;
+		const DataSource *sk = &src[k];
+		rt_tensor *t = &e->t[e->n];
+		if (e->n == RT_MAX_FEEDS) {
+			fprintf(
+			    stderr,
+			    "%s: error: data.%s: data feed at most %d inputs besides the "
+			    "network's and the target\n",
+			    m->file, split, RT_MAX_FEEDS);
+			return -1;
+		}
+		if (!sk->path || sk->kind == SRC_CSV) { /* (a CSV is refused when read) */
+			fprintf(stderr, "%s: error: data.%s needs a source for '%s'\n",
+			        m->file, split, m->inputs[k].name);
+			return -1;
+		}
+		if (load_file(sk->kind, sk->path, sk->scale, m->inputs[k].dt == DT_I32, t,
+		              err, sizeof err) < 0) {
+			fprintf(stderr, "descent: error: %s\n", err);
+			return -1;
+		}
+		e->k[e->n++] = k;
+		if (!example_fits(m, split, k, sk, t))
+			return -1;
+		if (t->n != x->n) {
+			fprintf(
+			    stderr,
+			    "%s:%d:%d: error: data.%s: %s has %lld examples but %s has "
+			    "%lld\n",
+			    m->file, sk->loc.line, sk->loc.col, split, sk->path,
+			    (long long)t->n, src[m->x].path, (long long)x->n);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int load_split(const Model *m, const DataSource *src, const char *split,
-                      rt_tensor *x, rt_tensor *y)
+                      rt_tensor *x, rt_tensor *y, Extra *e)
 {
 	char err[1024];
 	if (unnamed_input(m))
@@ -298,6 +386,10 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
 		rc = -1;
 	} else if (rc < 0) {
 		fprintf(stderr, "descent: error: %s\n", err);
+	}
+	if (rc == 0 && load_extra(m, src, split, x, e) < 0) {
+		free_extra(e);
+		rc = -1;
 	}
 	if (rc < 0) {
 		free_xy(x, y);
@@ -456,6 +548,7 @@ typedef struct Run {
 	Diags *d;
 	rt_tensor xtr, ytr, xte, yte;
 	rt_tensor xval, yval; /* views of the training set's last examples */
+	Extra etr, ete, evl;  /* the other inputs of each (evl: views too) */
 	int64_t ntrain;       /* examples trained on: those before the validation split */
 	int has_val, has_test, classifier;
 	Monitor sched_mon, es_mon;
@@ -487,10 +580,9 @@ static int run_data(Run *r)
 		    m->file);
 		return -1;
 	}
-	if (unnamed_input(m) ||
-	    (m->x >= 0 && m->y >= 0 && !fed(m, r->c, FN_TRAIN_STEP, 1)) ||
-	    load_split(m, m->train, "train", &r->xtr, &r->ytr) < 0 ||
-	    (m->has_test && load_split(m, m->test, "test", &r->xte, &r->yte) < 0))
+	if (load_split(m, m->train, "train", &r->xtr, &r->ytr, &r->etr) < 0 ||
+	    (m->has_test &&
+	     load_split(m, m->test, "test", &r->xte, &r->yte, &r->ete) < 0))
 		return -1;
 	r->has_test = m->has_test;
 	if (o->test_limit > 0 && !r->has_test)
@@ -498,8 +590,11 @@ static int run_data(Run *r)
 		        "%s: warning: --test-limit: the model has no test set (data: "
 		        "{test: ...})\n",
 		        m->file);
-	if (o->test_limit > 0 && o->test_limit < r->xte.n)
+	if (o->test_limit > 0 && o->test_limit < r->xte.n) {
 		r->xte.n = r->yte.n = o->test_limit;
+		for (int i = 0; i < r->ete.n; i++)
+			r->ete.t[i].n = o->test_limit;
+	}
 	int64_t n =
 	    o->train_limit > 0 && o->train_limit < r->xtr.n ? o->train_limit : r->xtr.n;
 	double split = o->val_split >= 0 ? o->val_split : m->tc.validation_split;
@@ -517,6 +612,9 @@ static int run_data(Run *r)
 		}
 		r->xval = view(&r->xtr, r->ntrain, n - r->ntrain);
 		r->yval = view(&r->ytr, r->ntrain, n - r->ntrain);
+		r->evl = r->etr;
+		for (int i = 0; i < r->etr.n; i++)
+			r->evl.t[i] = view(&r->etr.t[i], r->ntrain, n - r->ntrain);
 		r->has_val = 1;
 	}
 	const rt_program *p = &r->c->prog;
@@ -525,8 +623,11 @@ static int run_data(Run *r)
 	                p->io[p->io_y].dtype == RT_I32;
 	if (!labels_fit(m, p, m->train, "train", &r->ytr, NULL) ||
 	    (r->has_test && !labels_fit(m, p, m->test, "test", &r->yte, NULL)) ||
-	    !indices_fit(m, r->c, m->train, "train", &r->xtr, NULL) ||
-	    (r->has_test && !indices_fit(m, r->c, m->test, "test", &r->xte, NULL)))
+	    !indices_fit(m, r->c, m->train, "train", m->x, &r->xtr, NULL) ||
+	    !extra_fits(m, r->c, m->train, "train", &r->etr) ||
+	    (r->has_test &&
+	     (!indices_fit(m, r->c, m->test, "test", m->x, &r->xte, NULL) ||
+	      !extra_fits(m, r->c, m->test, "test", &r->ete))))
 		return -1;
 	return 0;
 }
@@ -625,6 +726,8 @@ static int run_setup(Run *r)
 	if (tc->early &&
 	    pick_monitor(r, tc->es_monitor, tc->es_loc, "early_stopping", &r->es_mon) < 0)
 		return -1;
+	if (feed_extra(r->s, &r->etr) < 0)
+		return -1;
 	if (!(r->t = rt_trainer_new(r->s, &r->xtr, &r->ytr, &to, err, sizeof err))) {
 		fprintf(stderr, "%s: error: %s\n", m->file, err);
 		return -1;
@@ -703,12 +806,13 @@ static int write_outputs(Run *r)
 	return 0;
 }
 
-static int evaluate_into(Run *r, const rt_tensor *x, const rt_tensor *y, LogRow *row,
-                         int lcol, int acol)
+static int evaluate_into(Run *r, const rt_tensor *x, const rt_tensor *y, const Extra *e,
+                         LogRow *row, int lcol, int acol)
 {
 	char err[1024];
 	rt_metrics mm;
-	if (rt_evaluate(r->s, x, y, &mm, err, sizeof err) < 0) {
+	if (feed_extra(r->s, e) < 0 ||
+	    rt_evaluate(r->s, x, y, &mm, err, sizeof err) < 0) {
 		fprintf(stderr, "%s: error: evaluating: %s\n", r->m->file, err);
 		return -1;
 	}
@@ -749,10 +853,10 @@ static int epoch_end(Run *r, const rt_metrics *tr, int last, int *stop)
 	row.v[LOG_LR] = t->lr;
 	row.v[LOG_TRAIN_LOSS] = tr->loss;
 	row.v[LOG_SECONDS] = t->seconds;
-	if ((r->has_val &&
-	     evaluate_into(r, &r->xval, &r->yval, &row, LOG_VAL_LOSS, LOG_VAL_ACC)) ||
-	    (r->has_test &&
-	     evaluate_into(r, &r->xte, &r->yte, &row, LOG_TEST_LOSS, LOG_TEST_ACC)))
+	if ((r->has_val && evaluate_into(r, &r->xval, &r->yval, &r->evl, &row,
+	                                 LOG_VAL_LOSS, LOG_VAL_ACC)) ||
+	    (r->has_test && evaluate_into(r, &r->xte, &r->yte, &r->ete, &row,
+	                                  LOG_TEST_LOSS, LOG_TEST_ACC)))
 		return -1;
 	print_epoch(r, &row, tr);
 	if (t->o.sched.kind == RT_LR_PLATEAU &&
@@ -901,7 +1005,8 @@ static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
 		goto done;
 	rt_metrics te = {.loss = NAN, .accuracy = NAN};
 	char err[1024];
-	if (r.has_test && rt_evaluate(r.s, &r.xte, &r.yte, &te, err, sizeof err) < 0) {
+	if (r.has_test && (feed_extra(r.s, &r.ete) < 0 ||
+	                   rt_evaluate(r.s, &r.xte, &r.yte, &te, err, sizeof err) < 0)) {
 		fprintf(stderr, "%s: error: evaluating: %s\n", m->file, err);
 		goto done;
 	}
@@ -933,6 +1038,8 @@ done:
 	rt_session_free(r.s);
 	free_xy(&r.xtr, &r.ytr);
 	free_xy(&r.xte, &r.yte);
+	free_extra(&r.etr);
+	free_extra(&r.ete);
 	return status;
 }
 
@@ -1230,20 +1337,26 @@ int cmd_eval(const Opts *o, Diags *d, Arena *A)
 		        m->file);
 		return 1;
 	}
+	Extra e = {0}; /* the other inputs of the test set */
 	if (o->data_x ? load_cli_data(m, o->data_x, o->data_y, o->label, &x, &y) < 0
-	              : load_split(m, m->test, "test", &x, &y) < 0)
+	              : load_split(m, m->test, "test", &x, &y, &e) < 0)
 		return 1;
-	if (o->test_limit > 0 && o->test_limit < x.n)
+	if (o->test_limit > 0 && o->test_limit < x.n) {
 		x.n = y.n = o->test_limit;
+		for (int i = 0; i < e.n; i++)
+			e.t[i].n = o->test_limit;
+	}
 	if (load_params_file(o, &f) < 0)
 		goto done;
-	if (!(c = compile_for_use(o, d, m, FN_EVALUATE)) || !fed(m, c, FN_EVALUATE, 1) ||
-	    !(s = session_with_params(o, m, c, &f)))
+	if (!(c = compile_for_use(o, d, m, FN_EVALUATE)) ||
+	    (o->data_x && !fed(m, c, FN_EVALUATE, 1)) ||
+	    !(s = session_with_params(o, m, c, &f)) || feed_extra(s, &e) < 0)
 		goto done;
 	rt_metrics mm;
 	if (!labels_fit(m, &c->prog, o->data_x ? NULL : m->test, "test", &y,
 	                o->data_y ? o->data_y : o->data_x) ||
-	    !indices_fit(m, c, o->data_x ? NULL : m->test, "test", &x, o->data_x))
+	    !indices_fit(m, c, o->data_x ? NULL : m->test, "test", m->x, &x, o->data_x) ||
+	    !extra_fits(m, c, m->test, "test", &e))
 		goto done;
 	if (rt_evaluate(s, &x, &y, &mm, err, sizeof err) < 0) {
 		fprintf(stderr, "descent: error: %s: %s\n", what, err);
@@ -1259,6 +1372,7 @@ done:
 	rt_session_free(s);
 	compiled_free(c);
 	free_xy(&x, &y);
+	free_extra(&e);
 	return status;
 }
 
@@ -1333,7 +1447,7 @@ int cmd_predict(const Opts *o, Diags *d, Arena *A)
 		goto done;
 	if (!(c = compile_for_use(o, d, m, FN_FORWARD)) || !fed(m, c, FN_FORWARD, 0) ||
 	    !(s = session_with_params(o, m, c, &f)) ||
-	    !indices_fit(m, c, NULL, NULL, &x, o->input))
+	    !indices_fit(m, c, NULL, NULL, m->x, &x, o->input))
 		goto done;
 	const rt_program *p = &c->prog;
 	if (p->io_output < 0) {

@@ -132,6 +132,48 @@ static int check_slot(const rt_program *p, int slot, const rt_tensor *t, const c
 	    shape_str(b, sizeof b, io->rank - 1, io->shape + 1, io->dtype));
 }
 
+/* Do the feeds fit their slots, and hold as many examples as x? */
+static int check_feeds(const rt_session *s, const rt_tensor *x, char *err, size_t errlen)
+{
+	const rt_feeds *f = &s->feeds;
+	for (int i = 0; i < f->n; i++) {
+		const char *name = s->prog->io[f->slot[i]].name;
+		if (f->t[i]->n != x->n)
+			return rt_error(
+			    err, errlen,
+			    "x has %lld examples but the data fed to '%s' has %lld",
+			    (long long)x->n, name, (long long)f->t[i]->n);
+		if (check_slot(s->prog, f->slot[i], f->t[i], name, err, errlen))
+			return -1;
+	}
+	return 0;
+}
+
+int rt_session_feed(rt_session *s, int slot, const rt_tensor *t, char *err, size_t errlen)
+{
+	const rt_program *p = s->prog;
+	rt_feeds *f = &s->feeds;
+	if (slot == -1) {
+		f->n = 0;
+		return 0;
+	}
+	if (slot < 0 || slot >= p->nio || p->io[slot].kind != RT_IO_INPUT ||
+	    slot == p->io_x || slot == p->io_y || slot == p->io_weight || !t)
+		return rt_error(err, errlen,
+		                "io slot %d is not an input fed besides x and y", slot);
+	if (check_slot(p, slot, t, p->io[slot].name, err, errlen))
+		return -1;
+	int i = 0;
+	while (i < f->n && f->slot[i] != slot)
+		i++;
+	if (i == RT_MAX_FEEDS)
+		return rt_error(err, errlen, "more than %d inputs fed besides x and y",
+		                RT_MAX_FEEDS);
+	f->slot[i] = slot, f->t[i] = t;
+	f->n += i == f->n;
+	return 0;
+}
+
 int session_check(const rt_session *s, rt_fn fn, const char *fname, const rt_tensor *x,
                   const rt_tensor *y, char *err, size_t errlen)
 {
@@ -158,7 +200,7 @@ int session_check(const rt_session *s, rt_fn fn, const char *fname, const rt_ten
 	if (check_slot(p, p->io_x, x, "x", err, errlen) ||
 	    check_slot(p, p->io_y, y, "y", err, errlen))
 		return -1;
-	return 0;
+	return check_feeds(s, x, err, errlen);
 }
 
 static double now(void)
@@ -183,12 +225,14 @@ static int64_t classes(const rt_program *p, const rt_tensor *y)
 }
 
 void session_fill(rt_session *s, const rt_tensor *x, const rt_tensor *y,
-                  const int64_t *idx, int64_t count)
+                  const rt_feeds *f, const int64_t *idx, int64_t count)
 {
 	const rt_program *p = s->prog;
 	float *w = s->io[p->io_weight];
 	rt_gather(x, idx, count, p->batch, s->io[p->io_x]);
 	rt_gather(y, idx, count, p->batch, s->io[p->io_y]);
+	for (int i = 0; i < f->n; i++)
+		rt_gather(f->t[i], idx, count, p->batch, s->io[f->slot[i]]);
 	for (int64_t i = 0; i < p->batch; i++)
 		w[i] = i < count ? 1.0f : 0.0f;
 }
@@ -209,7 +253,7 @@ static int run(rt_session *s, rt_fn fn, int train, const rt_tensor *x, const rt_
 	int rc = 0;
 	for (int64_t k = 0; k < nsteps; k++) {
 		int64_t count = n - done < B ? n - done : B;
-		session_fill(s, x, y, order + done, count);
+		session_fill(s, x, y, &s->feeds, order + done, count);
 		/* the next batch's rows are at random places in the data set: fetched
 		 * while this step computes, they are in cache when gathered */
 		if (k + 1 < nsteps)
@@ -320,7 +364,7 @@ int rt_predict(rt_session *s, const rt_tensor *x, float *out, char *err, size_t 
 	if (p->io_x < 0 || p->io_output < 0 || p->batch < 1)
 		return rt_error(err, errlen,
 		                "the program has no input or no output slot");
-	if (check_slot(p, p->io_x, x, "x", err, errlen))
+	if (check_slot(p, p->io_x, x, "x", err, errlen) || check_feeds(s, x, err, errlen))
 		return -1;
 	if (x->n < 1)
 		return rt_error(err, errlen, "no examples to predict");
@@ -332,6 +376,9 @@ int rt_predict(rt_session *s, const rt_tensor *x, float *out, char *err, size_t 
 	for (int64_t done = 0; done < x->n; done += B) {
 		int64_t count = x->n - done < B ? x->n - done : B;
 		rt_gather(x, order + done, count, B, s->io[p->io_x]);
+		for (int i = 0; i < s->feeds.n; i++)
+			rt_gather(s->feeds.t[i], order + done, count, B,
+			          s->io[s->feeds.slot[i]]);
 		for (int64_t i = 0; w && i < B; i++)
 			w[i] = i < count ? 1.0f : 0.0f;
 		p->forward(s->bufs);

@@ -117,6 +117,7 @@ rt_trainer *rt_trainer_new(rt_session *s, const rt_tensor *x, const rt_tensor *y
 	t->s = s;
 	t->x = x;
 	t->y = y;
+	t->feeds = s->feeds;
 	t->o = *o;
 	t->o.accumulate = k;
 	t->n = n;
@@ -228,7 +229,7 @@ static int fused_step(rt_trainer *t, int64_t count, double *loss, char *err,
 {
 	rt_session *s = t->s;
 	const rt_program *p = s->prog;
-	session_fill(s, t->x, t->y, t->order + t->pos, count);
+	session_fill(s, t->x, t->y, &t->feeds, t->order + t->pos, count);
 	prefetch_next(t, t->pos + count);
 	int refused = p->train_step(s->bufs);
 	*loss = *(const float *)s->io[p->io_loss];
@@ -267,7 +268,7 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 	memset(t->acc, 0, (size_t)p->nparams * sizeof(float));
 	for (int64_t done = 0; done < count; done += B) {
 		int64_t c = count - done < B ? count - done : B;
-		session_fill(s, t->x, t->y, t->order + t->pos + done, c);
+		session_fill(s, t->x, t->y, &t->feeds, t->order + t->pos + done, c);
 		prefetch_next(t, t->pos + done + c);
 		p->grad(s->bufs);
 		double l = *(const float *)s->io[p->io_loss];

@@ -596,6 +596,27 @@ static void progress(void *ud, int64_t step, int64_t nsteps, double loss)
 	cb_nsteps = nsteps;
 }
 
+/* rt_session_feed takes only the inputs besides x and y (and the weight): each
+ * other slot, and one out of range, is refused with its number */
+static void test_session_feed_refuses_other_slots(void)
+{
+	rt_session *s = rt_session_new(&lin_prog);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	rt_tensor x, y;
+	lin_data(5, &x, &y);
+	char err[256];
+	const int bad[] = {0, 1, 2, 3, 4, -2};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		err[0] = 0;
+		CU_ASSERT_EQUAL(rt_session_feed(s, bad[i], &x, err, sizeof err), -1);
+		CU_ASSERT_PTR_NOT_NULL(
+		    strstr(err, "is not an input fed besides x and y"));
+	}
+	CU_ASSERT_EQUAL(s->feeds.n, 0);
+	CU_ASSERT_EQUAL(rt_session_feed(s, -1, NULL, err, sizeof err), 0);
+	rt_session_free(s);
+}
+
 static void test_train_epoch_pads_final_batch_with_zero_weight(void)
 {
 	rt_session *s = rt_session_new(&lin_prog);
@@ -912,6 +933,7 @@ void suite_runtime(void)
 	    {"argmax_rows_first_of_ties", test_argmax_rows_first_of_ties},
 	    {"train_epoch_pads_final_batch_with_zero_weight",
 	     test_train_epoch_pads_final_batch_with_zero_weight},
+	    {"session_feed_refuses_other_slots", test_session_feed_refuses_other_slots},
 	    {"evaluate_loss_is_the_mean_over_examples",
 	     test_evaluate_loss_is_the_mean_over_examples},
 	    {"train_epoch_loss_decreases", test_train_epoch_loss_decreases},

@@ -188,12 +188,22 @@ void rt_argmax_rows(const float *x, int64_t rows, int64_t n, int32_t *out);
 /* Every buffer one compiled program needs, allocated once: hyper values start at
  * prog->hyper_init (rt_set_hyper changes them) and the session runs the program's entry
  * points over datasets. The session does not own prog, which must outlive it. */
+/* Inputs fed from data besides x and y (rt_session_feed): each batch gathers t[i]'s
+ * rows at the indices of x's into io slot slot[i]. The tensors are not owned. */
+enum { RT_MAX_FEEDS = 8 };
+typedef struct rt_feeds {
+	int n;
+	int slot[RT_MAX_FEEDS];
+	const rt_tensor *t[RT_MAX_FEEDS];
+} rt_feeds;
+
 typedef struct rt_session {
 	const rt_program *prog;
 	float *params, *grads, *state, *work, *hyper;
-	void **bufs;   /* RT_IO0 + prog->nio pointers, passed to every rt_fn */
-	void **io;     /* == bufs + RT_IO0: one buffer per io slot, numel of its dtype */
-	uint64_t step; /* train steps taken */
+	void **bufs;    /* RT_IO0 + prog->nio pointers, passed to every rt_fn */
+	void **io;      /* == bufs + RT_IO0: one buffer per io slot, numel of its dtype */
+	uint64_t step;  /* train steps taken */
+	rt_feeds feeds; /* more inputs, fed with x and y by the calls below */
 } rt_session;
 
 /* Allocates every buffer, zeroed but the io slot prog->io_weight, 1 (every row counts);
@@ -208,6 +218,13 @@ void rt_session_init(rt_session *s, uint64_t seed);
  * and then rounded, as torch.optim computes 1 - beta in Python; it is not set by its
  * own name (-1). */
 int rt_set_hyper(rt_session *s, const char *name, double v);
+/* Feeds input slot `slot` (not io_x nor io_y) from t, with x and y, in the calls that
+ * follow (rt_train_epoch, rt_evaluate, rt_predict, and a trainer made after it, which
+ * keeps the feeds it was made with): each batch gathers t's rows at x's indices. t
+ * must hold as many examples as x; it is not owned. Feeding a slot again replaces its
+ * tensor; slot -1 clears every feed. 0, or -1 with a message in err. */
+int rt_session_feed(rt_session *s, int slot, const rt_tensor *t, char *err,
+                    size_t errlen);
 
 typedef struct rt_metrics {
 	double loss;     /* mean over the examples */
@@ -343,6 +360,7 @@ typedef struct rt_trainer_opts {
 typedef struct rt_trainer {
 	rt_session *s;
 	const rt_tensor *x, *y;
+	rt_feeds feeds; /* the session's when the trainer was made */
 	rt_trainer_opts o;
 	int64_t n;               /* examples per epoch */
 	int64_t steps_per_epoch; /* optimizer steps per epoch */
@@ -366,9 +384,9 @@ typedef struct rt_trainer {
 	int64_t bad_step;    /* after a divergence: the step (1-based) that failed */
 } rt_trainer;
 
-/* NULL with a message in err on a mismatch between the data and the program, or when
- * out of memory. t->s->step is the global step count; the trainer does not own s, x, y.
- */
+/* NULL with a message in err on a mismatch between the data (x, y and the session's
+ * feeds, which the trainer keeps) and the program, or when out of memory. t->s->step is
+ * the global step count; the trainer does not own s, x, y, nor the feeds' tensors. */
 rt_trainer *rt_trainer_new(rt_session *s, const rt_tensor *x, const rt_tensor *y,
                            const rt_trainer_opts *o, char *err, size_t errlen);
 void rt_trainer_free(rt_trainer *t);
