@@ -811,8 +811,9 @@ static int evaluate_into(Run *r, const rt_tensor *x, const rt_tensor *y, const E
 {
 	char err[1024];
 	rt_metrics mm;
-	if (feed_extra(r->s, e) < 0 ||
-	    rt_evaluate(r->s, x, y, &mm, err, sizeof err) < 0) {
+	if (feed_extra(r->s, e) < 0)
+		return -1;
+	if (rt_evaluate(r->s, x, y, &mm, err, sizeof err) < 0) {
 		fprintf(stderr, "%s: error: evaluating: %s\n", r->m->file, err);
 		return -1;
 	}
@@ -986,12 +987,30 @@ static int save_trained(const Opts *o, const rt_session *s)
 	return 0;
 }
 
+/* Outputs in a --checkpoint-dir not there yet (main.c lets them through): it is made
+ * for them, once every check has passed */
+static int outputs_dir(const Opts *o)
+{
+	const char *in_ckpt[] = {o->out, o->report, o->log, o->plot};
+	for (size_t i = 0; i < 4 && o->ckpt_dir; i++)
+		if (in_ckpt[i] && path_in_dir(in_ckpt[i], o->ckpt_dir) &&
+		    mkdir(o->ckpt_dir, 0777) < 0 && errno != EEXIST) {
+			fprintf(stderr, "descent: error: cannot make %s: %s\n",
+			        o->ckpt_dir, strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
 static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
 {
 	Run r = {.o = o, .m = m, .c = c, .d = d};
 	int status = 1;
 	if (run_data(&r) < 0 || run_setup(&r) < 0)
 		goto done;
+	if (outputs_dir(o) < 0) /* (once the data and setup passed their checks) */
+		goto done;
+
 	printf("%s: %lld parameters, batch %lld, %lld training examples%s, compiled in "
 	       "%.3f s, %d thread%s\n",
 	       m->name, (long long)c->prog.nparams, (long long)c->prog.batch,
@@ -1005,8 +1024,9 @@ static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
 		goto done;
 	rt_metrics te = {.loss = NAN, .accuracy = NAN};
 	char err[1024];
-	if (r.has_test && (feed_extra(r.s, &r.ete) < 0 ||
-	                   rt_evaluate(r.s, &r.xte, &r.yte, &te, err, sizeof err) < 0)) {
+	if (r.has_test && feed_extra(r.s, &r.ete) < 0)
+		goto done;
+	if (r.has_test && rt_evaluate(r.s, &r.xte, &r.yte, &te, err, sizeof err) < 0) {
 		fprintf(stderr, "%s: error: evaluating: %s\n", m->file, err);
 		goto done;
 	}
@@ -1058,6 +1078,8 @@ static int train_steps(const Opts *o, Diags *d, const Model *m, Compiled *c)
 		         tc->early ? "early_stopping" : "reduce_on_plateau");
 		return 1;
 	}
+	if (outputs_dir(o) < 0)
+		return 1;
 	rt_schedule sched = tc->sched;
 	if (!tc->sched_set)
 		rt_schedule_defaults(&sched, RT_LR_CONSTANT, 0);
@@ -1184,15 +1206,6 @@ int cmd_train(const Opts *o, Diags *d, Arena *A)
 	    overwrites_data(m, "--report", o->report) ||
 	    overwrites_data(m, "--log", o->log) || overwrites_data(m, "--plot", o->plot))
 		return 1;
-	/* outputs in a --checkpoint-dir not there yet (main.c): it is made first */
-	const char *in_ckpt[] = {o->out, o->report, o->log, o->plot};
-	for (size_t i = 0; i < 4 && o->ckpt_dir; i++)
-		if (in_ckpt[i] && path_in_dir(in_ckpt[i], o->ckpt_dir) &&
-		    mkdir(o->ckpt_dir, 0777) < 0 && errno != EEXIST) {
-			fprintf(stderr, "descent: error: cannot make %s: %s\n",
-			        o->ckpt_dir, strerror(errno));
-			return 1;
-		}
 	if (o->epochs >= 0)
 		m->epochs = o->epochs;
 	if (o->batch > 0)

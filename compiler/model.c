@@ -26,9 +26,9 @@
 
 #include "model.h"
 
-static const char *const top_keys[] = {"name",      "inputs", "params", "input",
-                                       "layers",    "nodes",  "output", "loss",
-                                       "optimizer", "train",  "data",   NULL};
+static const char *const top_keys[] = {"name",   "inputs", "params", "input", "target",
+                                       "layers", "nodes",  "output", "loss",  "optimizer",
+                                       "train",  "data",   NULL};
 static const char *const input_keys[] = {"shape", "dtype", NULL};
 
 const char *const dtype_names[2] = {"f32", "i32"}; /* DType */
@@ -649,18 +649,24 @@ static Expr *loss_mapping(Ctx *c, const Spec *s)
 	return sum;
 }
 
-/* The target: the input the loss names that the network does not take. */
-static void find_target(Ctx *c, const Expr *e)
+/* The inputs the loss expression e names that the network does not take, into *f
+ * (an integer one, class labels, into *i) in order; through the nodes it names too
+ * (depth: how many more), when nodes is set. */
+static void find_target(Ctx *c, const Expr *e, int nodes, int depth, int *f, int *i)
 {
 	Model *m = c->m;
 	if (e->kind == EX_NAME) {
 		int k = input_index(m, e->name);
-		if (k >= 0 && (!c->net_input || strcmp(c->net_input, e->name)) &&
-		    m->y < 0)
-			m->y = k;
+		if (k >= 0 && (!c->net_input || strcmp(c->net_input, e->name))) {
+			int *first = m->inputs[k].dt == DT_I32 ? i : f;
+			*first = *first < 0 ? k : *first;
+		}
+		for (int d = 0; k < 0 && nodes && depth > 0 && d < m->ndefs; d++)
+			if (!strcmp(m->defs[d].name, e->name))
+				find_target(c, m->defs[d].e, nodes, depth - 1, f, i);
 	}
-	for (int i = 0; i < e->nargs; i++)
-		find_target(c, e->args[i]);
+	for (int a = 0; a < e->nargs; a++)
+		find_target(c, e->args[a], nodes, depth, f, i);
 }
 
 static void parse_loss(Ctx *c, const Spec *s)
@@ -679,13 +685,19 @@ static void parse_loss(Ctx *c, const Spec *s)
 		}
 		m->loss = e;
 	}
-	if (m->loss)
-		find_target(c, m->loss);
-	/* a model of one input: data feed it alone, its own target if the loss has one
-	 * (an autoencoder's mse(out, image), or mse(out, flatten(image)) through a
-	 * node), or none (an unsupervised loss) */
-	if (m->loss && m->y < 0 && m->ninputs == 1 && m->x == 0)
-		m->y = 0;
+	/* The target: an input the loss names that the network does not take, class
+	 * labels (integers) first, named in the loss itself first, then through its
+	 * nodes; 'target:' names it. Else the network's input is its own target (an
+	 * autoencoder's mse(out, image), an unsupervised loss): data feed every input
+	 * anyway, the target only decides what --data-y stands for and whether
+	 * accuracy is measured. */
+	for (int nodes = 0; m->loss && m->y < 0 && nodes < 2; nodes++) {
+		int f = -1, i = -1;
+		find_target(c, m->loss, nodes, m->ndefs, &f, &i);
+		m->y = i >= 0 ? i : f;
+	}
+	if (m->loss && m->y < 0 && m->x >= 0)
+		m->y = m->x;
 }
 
 /* ---------------- optimizer ---------------- */
@@ -946,9 +958,12 @@ static void network_input(Ctx *c, const Spec *root)
 	} else if (m->ninputs == 1) {
 		c->net_input = m->inputs[0].name;
 	} else if (m->ninputs == 2 && l) {
-		const Spec *t = l->kind == SPEC_MAP ? spec_get(l, "target") : NULL;
+		const Spec *t = l->kind == SPEC_MAP ? spec_get(l, "target") : NULL,
+		           *top = spec_get(root, "target"); /* 'target:' */
 		int y = t && t->kind == SPEC_SCALAR ? input_index(m, t->str) : 1;
-		if (l->kind == SPEC_SCALAR) { /* an expression: the input it names */
+		if (top && top->kind == SPEC_SCALAR && input_index(m, top->str) >= 0)
+			y = input_index(m, top->str);
+		else if (l->kind == SPEC_SCALAR) { /* an expression: the input it names */
 			Diags quiet = {0};
 			Arena *A = arena_new();
 			Expr *e = expr_from_spec(A, &quiet, l);
@@ -1014,6 +1029,10 @@ Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 	else if (m->ndefs)
 		m->output = m->defs[m->ndefs - 1].name,
 		m->output_loc = m->defs[m->ndefs - 1].loc;
+	const char *target;
+	if ((s = spec_get(root, "target")) && !spec_str(d, s, "target", &target) &&
+	    c.inputs_ok && (m->y = input_index(m, target)) < 0)
+		spec_enum(d, s, "target", c.names, m->ninputs, &m->y);
 	if ((s = spec_need(d, root, "loss", "model")))
 		parse_loss(&c, s);
 	if ((s = spec_get(root, "optimizer")))

@@ -429,12 +429,18 @@ const char *cannot_write(const char *path, int is_dir, char *why, size_t n)
 	return NULL;
 }
 
-/* path with its directory resolved (realpath), for a file that may not exist yet */
+/* path with its directory resolved (realpath), for a file that may not exist yet, in
+ * directories that may not either (a --checkpoint-dir train makes): the nearest that
+ * does is resolved, the rest appended as written */
 static int canonical(const char *path, char *out, size_t n)
 {
 	char dir[4096], real[PATH_MAX];
 	const char *base = dir_of(path, dir, sizeof dir);
-	if (!realpath(dir, real))
+	if (realpath(dir, real)) {
+		snprintf(out, n, "%s/%s", real, base);
+		return 1;
+	}
+	if (!strcmp(dir, path) || !canonical(dir, real, sizeof real)) /* (no progress) */
 		return 0;
 	snprintf(out, n, "%s/%s", real, base);
 	return 1;

@@ -958,6 +958,20 @@ static void test_train_log_and_plot(void)
 	CU_ASSERT(access(in_dir("fresh/final.safetensors"), F_OK) == 0 &&
 	          access(in_dir("fresh/log.csv"), F_OK) == 0 &&
 	          access(in_dir("fresh/last.safetensors"), F_OK) == 0);
+	/* however the two are spelled; and not made when the run stops on an error */
+	rc = descent("train tiny.yaml -O1 --epochs 1 --checkpoint-dir ./fresh2 -o "
+	             "fresh2/final.safetensors",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT(access(in_dir("fresh2/final.safetensors"), F_OK) == 0);
+	write_text(in_dir("baddata.yaml"),
+	           TINY_HEAD "data: {train: {x: {npy: x.npy}, y: {npy: x.npy}}}\n");
+	rc = descent("train baddata.yaml -O1 --epochs 1 --checkpoint-dir fresh3 -o "
+	             "fresh3/final.safetensors",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "x.npy"));
+	CU_ASSERT(access(in_dir("fresh3"), F_OK) == -1);
 	/* outputs that cannot be written, or would overwrite what the run reads or
 	 * writes: said before training (no epoch), the files kept */
 	static const struct {
@@ -1294,6 +1308,22 @@ static void test_train_eval_and_predict(void)
 	}
 	CU_ASSERT(fabs(wloss - wmean) <= 1e-5 * wmean + 1e-6);
 	rt_st_free(&wf);
+	/* its target: the first input its loss names (w), or the one 'target:' names;
+	 * --data-y stands for it */
+	for (int named = 0; named < 2; named++) {
+		char *wy = read_text(in_dir("w.yaml"), NULL), wyaml[1024];
+		CU_ASSERT_PTR_NOT_NULL_FATAL(wy);
+		snprintf(wyaml, sizeof wyaml, "%s%s", named ? "target: t\n" : "", wy);
+		free(wy);
+		write_text(in_dir("wn.yaml"), wyaml);
+		rc = descent("eval wn.yaml -O1 --params w.safetensors --data-x wx.npy "
+		             "--data-y wt.npy",
+		             out, sizeof out);
+		CU_ASSERT_EQUAL(rc, 1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, named
+		                                       ? "the loss's target 't' alone"
+		                                       : "the loss's target 'w' alone"));
+	}
 	/* without 'input:', which one the network takes is not said */
 	write_text(in_dir("three.yaml"), yaml + strlen("input: x\n"));
 	rc = descent("eval three.yaml -O1 --params c/last.safetensors", out, sizeof out);
