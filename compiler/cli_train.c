@@ -412,8 +412,8 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 	if (y && m->x >= 0 && m->x == m->y) { /* an autoencoder: x is its own target */
 		if (ypath) {
 			fprintf(stderr,
-			        "descent: error: --data-y %s: %s is a model of one input "
-			        "('%s'), and its data come from --data-x alone\n",
+			        "descent: error: --data-y %s: the target of %s is its "
+			        "network's input '%s', from --data-x\n",
 			        ypath, m->file, m->inputs[m->x].name);
 			return -1;
 		}

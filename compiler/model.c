@@ -584,6 +584,8 @@ static int input_index(const Model *m, const char *name)
 static const char *default_target(Ctx *c, SrcLoc at)
 {
 	Model *m = c->m;
+	if (m->y >= 0) /* 'target:' */
+		return m->inputs[m->y].name;
 	for (int i = 0; i < m->ninputs; i++)
 		if (!c->net_input || strcmp(m->inputs[i].name, c->net_input))
 			if (m->ninputs == 2 || (m->ninputs == 1 && !c->net_input))
@@ -649,24 +651,25 @@ static Expr *loss_mapping(Ctx *c, const Spec *s)
 	return sum;
 }
 
-/* The inputs the loss expression e names that the network does not take, into *f
- * (an integer one, class labels, into *i) in order; through the nodes it names too
- * (depth: how many more), when nodes is set. */
-static void find_target(Ctx *c, const Expr *e, int nodes, int depth, int *f, int *i)
+/* The inputs the loss expression e names that the network does not take: the first
+ * into *first, and the first that is a loss's target argument (softmax_cross_entropy(h,
+ * y)'s y) into *arg. Names only, not through the nodes they name (which lead into the
+ * network: an embedding's indices are no target). */
+static void find_target(Ctx *c, const Expr *e, int *first, int *arg)
 {
 	Model *m = c->m;
-	if (e->kind == EX_NAME) {
-		int k = input_index(m, e->name);
-		if (k >= 0 && (!c->net_input || strcmp(c->net_input, e->name))) {
-			int *first = m->inputs[k].dt == DT_I32 ? i : f;
-			*first = *first < 0 ? k : *first;
-		}
-		for (int d = 0; k < 0 && nodes && depth > 0 && d < m->ndefs; d++)
-			if (!strcmp(m->defs[d].name, e->name))
-				find_target(c, m->defs[d].e, nodes, depth - 1, f, i);
+	int k = e->kind == EX_NAME ? input_index(m, e->name) : -1;
+	if (k >= 0 && (!c->net_input || strcmp(c->net_input, e->name)) && *first < 0)
+		*first = k;
+	if (e->kind == EX_CALL && e->nargs >= 2 && e->args[1]->kind == EX_NAME &&
+	    fun_lookup(e->name) && (fun_lookup(e->name)->flags & FUN_LOSS)) {
+		int t = input_index(m, e->args[1]->name);
+		if (t >= 0 && (!c->net_input || strcmp(c->net_input, e->args[1]->name)) &&
+		    *arg < 0)
+			*arg = t;
 	}
 	for (int a = 0; a < e->nargs; a++)
-		find_target(c, e->args[a], nodes, depth, f, i);
+		find_target(c, e->args[a], first, arg);
 }
 
 static void parse_loss(Ctx *c, const Spec *s)
@@ -685,19 +688,17 @@ static void parse_loss(Ctx *c, const Spec *s)
 		}
 		m->loss = e;
 	}
-	/* The target: an input the loss names that the network does not take, class
-	 * labels (integers) first, named in the loss itself first, then through its
-	 * nodes; 'target:' names it. Else the network's input is its own target (an
-	 * autoencoder's mse(out, image), an unsupervised loss): data feed every input
-	 * anyway, the target only decides what --data-y stands for and whether
-	 * accuracy is measured. */
-	for (int nodes = 0; m->loss && m->y < 0 && nodes < 2; nodes++) {
-		int f = -1, i = -1;
-		find_target(c, m->loss, nodes, m->ndefs, &f, &i);
-		m->y = i >= 0 ? i : f;
-	}
-	if (m->loss && m->y < 0 && m->x >= 0)
-		m->y = m->x;
+	/* The target: 'target:' names it; else a loss's target argument the loss names
+	 * (-sum(w * nll(h, y)) / sum(w): y), else the first input it names that the
+	 * network does not take. Else the network's input is its own target (an
+	 * autoencoder's mse(out, image), an unsupervised loss, a loss that reaches its
+	 * inputs through nodes): data feed every input anyway; the target decides what
+	 * --data-y stands for and whether accuracy is measured. */
+	int first = -1, arg = -1;
+	if (m->loss && m->y < 0)
+		find_target(c, m->loss, &first, &arg);
+	if (m->loss && m->y < 0)
+		m->y = arg >= 0 ? arg : first >= 0 ? first : m->x;
 }
 
 /* ---------------- optimizer ---------------- */
@@ -958,12 +959,9 @@ static void network_input(Ctx *c, const Spec *root)
 	} else if (m->ninputs == 1) {
 		c->net_input = m->inputs[0].name;
 	} else if (m->ninputs == 2 && l) {
-		const Spec *t = l->kind == SPEC_MAP ? spec_get(l, "target") : NULL,
-		           *top = spec_get(root, "target"); /* 'target:' */
+		const Spec *t = l->kind == SPEC_MAP ? spec_get(l, "target") : NULL;
 		int y = t && t->kind == SPEC_SCALAR ? input_index(m, t->str) : 1;
-		if (top && top->kind == SPEC_SCALAR && input_index(m, top->str) >= 0)
-			y = input_index(m, top->str);
-		else if (l->kind == SPEC_SCALAR) { /* an expression: the input it names */
+		if (l->kind == SPEC_SCALAR) { /* an expression: the input it names */
 			Diags quiet = {0};
 			Arena *A = arena_new();
 			Expr *e = expr_from_spec(A, &quiet, l);
@@ -1029,12 +1027,18 @@ Model *model_from_spec(Arena *A, Diags *d, const Spec *root, const char *file)
 	else if (m->ndefs)
 		m->output = m->defs[m->ndefs - 1].name,
 		m->output_loc = m->defs[m->ndefs - 1].loc;
-	const char *target;
-	if ((s = spec_get(root, "target")) && !spec_str(d, s, "target", &target) &&
-	    c.inputs_ok && (m->y = input_index(m, target)) < 0)
-		spec_enum(d, s, "target", c.names, m->ninputs, &m->y);
+	const char *target = NULL;
+	const Spec *ts = spec_get(root, "target"), *lt;
+	if (ts && !spec_str(d, ts, "target", &target) && c.inputs_ok &&
+	    (m->y = input_index(m, target)) < 0)
+		spec_enum(d, ts, "target", c.names, m->ninputs, &m->y);
 	if ((s = spec_need(d, root, "loss", "model")))
 		parse_loss(&c, s);
+	if (target && s && s->kind == SPEC_MAP && (lt = spec_get(s, "target")) &&
+	    lt->kind == SPEC_SCALAR && strcmp(lt->str, target))
+		error_at(d, lt->loc,
+		         "the loss's target '%s' is not the model's target '%s'", lt->str,
+		         target);
 	if ((s = spec_get(root, "optimizer")))
 		parse_optimizer(&c, s);
 	if ((s = spec_get(root, "train")))

@@ -442,7 +442,13 @@ static int canonical(const char *path, char *out, size_t n)
 	}
 	if (!strcmp(dir, path) || !canonical(dir, real, sizeof real)) /* (no progress) */
 		return 0;
-	snprintf(out, n, "%s/%s", real, base);
+	char *up = strrchr(real, '/');
+	if (!*base || !strcmp(base, ".")) /* "a//b", "a/./b" */
+		snprintf(out, n, "%s", real);
+	else if (!strcmp(base, "..")) /* the directory above */
+		snprintf(out, n, "%.*s", up && up != real ? (int)(up - real) : 1, real);
+	else
+		snprintf(out, n, "%s/%s", real, base);
 	return 1;
 }
 

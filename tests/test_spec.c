@@ -561,6 +561,9 @@ static void test_spec_rejects_unknown_names_with_suggestion(void)
 	    {"inputs: {x: {shape: [batch, 4], dtype: f64}, y: {shape: [batch]}}\n" LAYERS
 	         LOSS,
 	     "unknown dtype 'f64'; expected one of: f32, i32", 1, 40},
+	    {"target: z\n" OK, "unknown target 'z'; expected one of: x, y", 1, 9},
+	    {"target: x\n" OK, "the loss's target 'y' is not the model's target 'x'", 4,
+	     45},
 	    {IN LAYERS "loss: {type: mse, target: y}\n"
 	               "data: {train: {x: {idx: a}, yy: {idx: b}}}\n",
 	     "unknown key 'yy' in data.train; did you mean 'y'?", 4, 29},

@@ -1214,8 +1214,9 @@ static void test_train_eval_and_predict(void)
 	    "eval ae.yaml -O1 --params ae.safetensors --data-x x.npy --data-y y.npy", out,
 	    sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ae.yaml is a model of one input ('x'), and "
-	                                   "its data come from --data-x alone"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out,
+	                              "the target of ae.yaml is its network's input 'x', "
+	                              "from --data-x"));
 	write_text(in_dir("nt.yaml"),
 	           "inputs: {x: {shape: [batch, 6]}}\n"
 	           "nodes: {h: \"dense(x, units=6)\"}\nloss: \"mean(h^2)\"\n"
@@ -1324,6 +1325,20 @@ static void test_train_eval_and_predict(void)
 		                                       ? "the loss's target 't' alone"
 		                                       : "the loss's target 'w' alone"));
 	}
+	/* an autoencoder with an embedding's indices beside its input: its target is
+	 * its input (the indices, the first other input a node reaches, made it a
+	 * classifier of them) */
+	write_text(in_dir("cae.yaml"),
+	           "input: x\ninputs: {x: {shape: [batch, 6]}, c: {shape: [batch], "
+	           "dtype: i32}}\n"
+	           "nodes: {e: \"embedding(c, num_embeddings=3, embedding_dim=6)\", "
+	           "out: \"dense(x + e, units=6)\"}\nloss: \"mse(out, x)\"\n"
+	           "data:\n  train: {x: {npy: x.npy}, c: {npy: y.npy}}\n"
+	           "  test: {x: {npy: x.npy}, c: {npy: y.npy}}\n");
+	rc = descent("train cae.yaml -O1 --epochs 1", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "final test loss"));
+	CU_ASSERT_PTR_NULL(strstr(out, "accuracy"));
 	/* without 'input:', which one the network takes is not said */
 	write_text(in_dir("three.yaml"), yaml + strlen("input: x\n"));
 	rc = descent("eval three.yaml -O1 --params c/last.safetensors", out, sizeof out);
