@@ -959,9 +959,20 @@ static void network_input(Ctx *c, const Spec *root)
 	} else if (m->ninputs == 1) {
 		c->net_input = m->inputs[0].name;
 	} else if (m->ninputs == 2 && l) {
-		const Spec *t = l->kind == SPEC_MAP ? spec_get(l, "target") : NULL;
+		const Spec *t = l->kind == SPEC_MAP ? spec_get(l, "target") : NULL,
+		           *top = spec_get(root, "target");
 		int y = t && t->kind == SPEC_SCALAR ? input_index(m, t->str) : 1;
-		if (l->kind == SPEC_SCALAR) { /* an expression: the input it names */
+		/* 'target:' stands for the loss's own where it has none to name: a
+		 * mapping without one, the short form 'loss: mse' */
+		int named = l->kind == SPEC_MAP
+		                ? !t
+		                : l->kind == SPEC_SCALAR && l->str &&
+		                      fun_lookup(l->str) &&
+		                      (fun_lookup(l->str)->flags & FUN_LOSS);
+		if (named && top && top->kind == SPEC_SCALAR &&
+		    input_index(m, top->str) >= 0)
+			y = input_index(m, top->str);
+		else if (l->kind == SPEC_SCALAR) { /* an expression: the input it names */
 			Diags quiet = {0};
 			Arena *A = arena_new();
 			Expr *e = expr_from_spec(A, &quiet, l);

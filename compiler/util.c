@@ -429,26 +429,14 @@ const char *cannot_write(const char *path, int is_dir, char *why, size_t n)
 	return NULL;
 }
 
-/* path with its directory resolved (realpath), for a file that may not exist yet, in
- * directories that may not either (a --checkpoint-dir train makes): the nearest that
- * does is resolved, the rest appended as written */
+/* path with its directory resolved (realpath), for a file that may not exist yet */
 static int canonical(const char *path, char *out, size_t n)
 {
 	char dir[4096], real[PATH_MAX];
 	const char *base = dir_of(path, dir, sizeof dir);
-	if (realpath(dir, real)) {
-		snprintf(out, n, "%s/%s", real, base);
-		return 1;
-	}
-	if (!strcmp(dir, path) || !canonical(dir, real, sizeof real)) /* (no progress) */
+	if (!realpath(dir, real))
 		return 0;
-	char *up = strrchr(real, '/');
-	if (!*base || !strcmp(base, ".")) /* "a//b", "a/./b" */
-		snprintf(out, n, "%s", real);
-	else if (!strcmp(base, "..")) /* the directory above */
-		snprintf(out, n, "%.*s", up && up != real ? (int)(up - real) : 1, real);
-	else
-		snprintf(out, n, "%s/%s", real, base);
+	snprintf(out, n, "%s/%s", real, base);
 	return 1;
 }
 
@@ -476,15 +464,45 @@ int same_file(const char *a, const char *b)
 	           : !strcmp(a, b);
 }
 
+/* dir written plainly into out: absolute (from the working directory), without "."
+ * and empty components; 0 when it holds ".." (which the kernel resolves through
+ * directories that may not exist) or is too long */
+static int plain_dir(const char *dir, char *out, size_t n)
+{
+	char buf[8300], cwd[PATH_MAX];
+	if (dir[0] != '/' && !getcwd(cwd, sizeof cwd))
+		return 0;
+	if ((size_t)snprintf(buf, sizeof buf, "%s/%s", dir[0] == '/' ? "" : cwd, dir) >=
+	    sizeof buf)
+		return 0;
+	size_t k = 0;
+	char *save = NULL;
+	for (char *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..") || k + strlen(c) + 2 > n)
+			return 0;
+		k += (size_t)snprintf(out + k, n - k, "/%s", c);
+	}
+	if (!k)
+		snprintf(out, n, "/");
+	return 1;
+}
+
 int path_in_dir(const char *path, const char *dir)
 {
-	char d[4096], there[8300];
+	char d[4096], there[8300], pd[4096], a[8300], b[8300];
 	snprintf(d, sizeof d, "%s", dir);
 	for (size_t k = strlen(d); k > 1 && d[k - 1] == '/'; k--)
 		d[k - 1] = 0; /* "ck/" is ck */
-	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	const char *base = dir_of(path, pd, sizeof pd);
 	snprintf(there, sizeof there, "%s/%s", d, base);
-	return *base && same_file(path, there);
+	struct stat st;
+	if (stat(d, &st) == 0) /* there: resolved */
+		return *base && same_file(path, there);
+	/* not there yet (train makes it): the same directory written plainly */
+	return *base && plain_dir(pd, a, sizeof a) && plain_dir(d, b, sizeof b) &&
+	       !strcmp(a, b);
 }
 
 char *read_whole(const char *path, size_t *len)

@@ -972,6 +972,13 @@ static void test_train_log_and_plot(void)
 	CU_ASSERT_EQUAL(rc, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "x.npy"));
 	CU_ASSERT(access(in_dir("fresh3"), F_OK) == -1);
+	/* but a ".." there goes through a directory that is not: refused first */
+	rc = descent("train tiny.yaml -O1 --epochs 1 --checkpoint-dir fresh4 -o "
+	             "fresh4/sub/../final.safetensors",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "cannot write there"));
+	CU_ASSERT(access(in_dir("fresh4"), F_OK) == -1);
 	/* outputs that cannot be written, or would overwrite what the run reads or
 	 * writes: said before training (no epoch), the files kept */
 	static const struct {
@@ -1328,6 +1335,17 @@ static void test_train_eval_and_predict(void)
 	}
 	CU_ASSERT(fabs(wloss - wmean) <= 1e-5 * wmean + 1e-6);
 	rt_st_free(&wf);
+	/* 'target:' with the short form 'loss: mse' in a model of two inputs: the other
+	 * is the network's (it took the first, the target, as both) */
+	write_text(in_dir("st.yaml"),
+	           "inputs: {t: {shape: [batch, 1]}, x: {shape: [batch, 6]}}\n"
+	           "target: t\nlayers: [{dense: {units: 1}}]\nloss: mse\n");
+	rc = descent("compile st.yaml -o st.o --header st.h", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	char *sth = read_text(in_dir("st.h"), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sth);
+	CU_ASSERT_PTR_NOT_NULL(strstr(sth, ".io_x = 1, .io_y = 0"));
+	free(sth);
 	/* its target: the first input its loss names (w), or the one 'target:' names;
 	 * --data-y stands for it */
 	for (int named = 0; named < 2; named++) {
