@@ -958,27 +958,31 @@ static void test_train_log_and_plot(void)
 	CU_ASSERT(access(in_dir("fresh/final.safetensors"), F_OK) == 0 &&
 	          access(in_dir("fresh/log.csv"), F_OK) == 0 &&
 	          access(in_dir("fresh/last.safetensors"), F_OK) == 0);
-	/* however the two are spelled; and not made when the run stops on an error */
-	rc = descent("train tiny.yaml -O1 --epochs 1 --checkpoint-dir ./fresh2 -o "
-	             "fresh2/final.safetensors",
-	             out, sizeof out);
-	CU_ASSERT_EQUAL(rc, 0);
-	CU_ASSERT(access(in_dir("fresh2/final.safetensors"), F_OK) == 0);
+	/* however the two are spelled; not made when the run stops on an error; and a
+	 * ".." there goes through a directory that is not: refused first */
 	write_text(in_dir("baddata.yaml"),
 	           TINY_HEAD "data: {train: {x: {npy: x.npy}, y: {npy: x.npy}}}\n");
-	rc = descent("train baddata.yaml -O1 --epochs 1 --checkpoint-dir fresh3 -o "
-	             "fresh3/final.safetensors",
-	             out, sizeof out);
-	CU_ASSERT_EQUAL(rc, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "x.npy"));
-	CU_ASSERT(access(in_dir("fresh3"), F_OK) == -1);
-	/* but a ".." there goes through a directory that is not: refused first */
-	rc = descent("train tiny.yaml -O1 --epochs 1 --checkpoint-dir fresh4 -o "
-	             "fresh4/sub/../final.safetensors",
-	             out, sizeof out);
-	CU_ASSERT_EQUAL(rc, 2);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "cannot write there"));
-	CU_ASSERT(access(in_dir("fresh4"), F_OK) == -1);
+	static const struct {
+		const char *args;
+		int rc;
+		const char *said, *there; /* what must exist after, or not (rc != 0) */
+	} fresh[] = {
+	    {"train tiny.yaml -O1 --epochs 1 --checkpoint-dir ./fresh2 -o "
+	     "fresh2/final.safetensors",
+	     0, "parameters written", "fresh2/final.safetensors"},
+	    {"train baddata.yaml -O1 --epochs 1 --checkpoint-dir fresh3 -o "
+	     "fresh3/final.safetensors",
+	     1, "x.npy", "fresh3"},
+	    {"train tiny.yaml -O1 --epochs 1 --checkpoint-dir fresh4 -o "
+	     "fresh4/sub/../final.safetensors",
+	     2, "cannot write there", "fresh4"},
+	};
+	for (size_t i = 0; i < sizeof fresh / sizeof *fresh; i++) {
+		CU_ASSERT_EQUAL(descent(fresh[i].args, out, sizeof out), fresh[i].rc);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, fresh[i].said));
+		CU_ASSERT_EQUAL(access(in_dir(fresh[i].there), F_OK) == 0,
+		                fresh[i].rc == 0);
+	}
 	/* outputs that cannot be written, or would overwrite what the run reads or
 	 * writes: said before training (no epoch), the files kept */
 	static const struct {
