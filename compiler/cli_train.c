@@ -189,10 +189,26 @@ static int indices_fit(const Model *m, const Compiled *c, const DataSource *src,
 	return ints_fit(m, src, k, split, t, path, ir_index_limit(c->g, k), 0);
 }
 
-/* The other inputs' integers, as indices_fit */
-typedef struct Extra Extra;
-static int extra_fits(const Model *m, const Compiled *c, const DataSource *src,
-                      const char *split, const Extra *e);
+/* A split's other inputs, fed with x and y (rt_session_feed): model input k[i] (its
+ * io slot too) from t[i] */
+typedef struct Extra {
+	int n, k[RT_MAX_FEEDS];
+	rt_tensor t[RT_MAX_FEEDS];
+} Extra;
+
+/* The integers of x (the network's input) and of the other inputs e (may be NULL), as
+ * indices_fit */
+static int inputs_fit(const Model *m, const Compiled *c, const DataSource *src,
+                      const char *split, const rt_tensor *x, const Extra *e,
+                      const char *path)
+{
+	if (!indices_fit(m, c, src, split, m->x, x, path))
+		return 0;
+	for (int i = 0; e && i < e->n; i++)
+		if (!indices_fit(m, c, src, split, e->k[i], &e->t[i], NULL))
+			return 0;
+	return 1;
+}
 
 /* A data file's examples hold as many values as the input they feed (a [batch] target
  * fits [batch, 1]); if not, an error at the file's place in the model. */
@@ -248,37 +264,28 @@ static int unnamed_input(const Model *m)
 	return 1;
 }
 
-/* Frees a data set's x and y; y may be x itself (an autoencoder's target). */
-static void free_xy(rt_tensor *x, rt_tensor *y)
+/* A split's tensors, freed: x, y (which may be x itself, an autoencoder's target),
+ * the other inputs */
+static void free_split(rt_tensor *x, rt_tensor *y, Extra *e)
 {
-	if (y && y->data == x->data)
+	if (y->data == x->data)
 		memset(y, 0, sizeof *y);
-	else if (y)
+	else
 		rt_tensor_free(y);
 	rt_tensor_free(x);
-}
-
-/* A split's other inputs, fed with x and y (rt_session_feed): model input k[i] (its
- * io slot too) from t[i] */
-struct Extra {
-	int n, k[RT_MAX_FEEDS];
-	rt_tensor t[RT_MAX_FEEDS];
-};
-
-static void free_extra(Extra *e)
-{
 	for (int i = 0; i < e->n; i++)
 		rt_tensor_free(&e->t[i]);
 	e->n = 0;
 }
 
-static int extra_fits(const Model *m, const Compiled *c, const DataSource *src,
-                      const char *split, const Extra *e)
+/* A split cut to its first n examples (--test-limit) */
+static void limit_split(rt_tensor *x, rt_tensor *y, Extra *e, int64_t n)
 {
+	if (n <= 0 || n >= x->n)
+		return;
+	x->n = y->n = n;
 	for (int i = 0; i < e->n; i++)
-		if (!indices_fit(m, c, src, split, e->k[i], &e->t[i], NULL))
-			return 0;
-	return 1;
+		e->t[i].n = n;
 }
 
 /* The session's feeds: e's tensors, or none */
@@ -346,15 +353,9 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
 	char err[1024];
 	if (unnamed_input(m))
 		return -1;
-	if (m->x < 0 || m->y < 0) { /* (src[-1] was read) */
-		fprintf(
-		    stderr,
-		    "%s: error: data.%s: training from data takes the network's input "
-		    "and the loss's target among the inputs, and this model's loss "
-		    "names no input as its target\n",
-		    m->file, split);
-		return -1;
-	}
+	/* a model of one or two inputs has its network's; every loss, its target
+	 * (model.c: the network's input at the last) */
+	check(m->x >= 0 && m->y >= 0);
 	const DataSource *sx = &src[m->x], *sy = &src[m->y];
 	int labels = m->inputs[m->y].dt == DT_I32, own = m->x == m->y,
 	    ints = m->inputs[m->x].dt == DT_I32; /* (embedding indices) */
@@ -387,12 +388,10 @@ static int load_split(const Model *m, const DataSource *src, const char *split,
 	} else if (rc < 0) {
 		fprintf(stderr, "descent: error: %s\n", err);
 	}
-	if (rc == 0 && load_extra(m, src, split, x, e) < 0) {
-		free_extra(e);
+	if (rc == 0 && load_extra(m, src, split, x, e) < 0)
 		rc = -1;
-	}
 	if (rc < 0) {
-		free_xy(x, y);
+		free_split(x, y, e);
 		return -1;
 	}
 	return 0;
@@ -590,11 +589,7 @@ static int run_data(Run *r)
 		        "%s: warning: --test-limit: the model has no test set (data: "
 		        "{test: ...})\n",
 		        m->file);
-	if (o->test_limit > 0 && o->test_limit < r->xte.n) {
-		r->xte.n = r->yte.n = o->test_limit;
-		for (int i = 0; i < r->ete.n; i++)
-			r->ete.t[i].n = o->test_limit;
-	}
+	limit_split(&r->xte, &r->yte, &r->ete, o->test_limit);
 	int64_t n =
 	    o->train_limit > 0 && o->train_limit < r->xtr.n ? o->train_limit : r->xtr.n;
 	double split = o->val_split >= 0 ? o->val_split : m->tc.validation_split;
@@ -623,11 +618,9 @@ static int run_data(Run *r)
 	                p->io[p->io_y].dtype == RT_I32;
 	if (!labels_fit(m, p, m->train, "train", &r->ytr, NULL) ||
 	    (r->has_test && !labels_fit(m, p, m->test, "test", &r->yte, NULL)) ||
-	    !indices_fit(m, r->c, m->train, "train", m->x, &r->xtr, NULL) ||
-	    !extra_fits(m, r->c, m->train, "train", &r->etr) ||
+	    !inputs_fit(m, r->c, m->train, "train", &r->xtr, &r->etr, NULL) ||
 	    (r->has_test &&
-	     (!indices_fit(m, r->c, m->test, "test", m->x, &r->xte, NULL) ||
-	      !extra_fits(m, r->c, m->test, "test", &r->ete))))
+	     !inputs_fit(m, r->c, m->test, "test", &r->xte, &r->ete, NULL)))
 		return -1;
 	return 0;
 }
@@ -1056,10 +1049,8 @@ done:
 	log_free(&r.log);
 	rt_trainer_free(r.t);
 	rt_session_free(r.s);
-	free_xy(&r.xtr, &r.ytr);
-	free_xy(&r.xte, &r.yte);
-	free_extra(&r.etr);
-	free_extra(&r.ete);
+	free_split(&r.xtr, &r.ytr, &r.etr);
+	free_split(&r.xte, &r.yte, &r.ete);
 	return status;
 }
 
@@ -1354,11 +1345,7 @@ int cmd_eval(const Opts *o, Diags *d, Arena *A)
 	if (o->data_x ? load_cli_data(m, o->data_x, o->data_y, o->label, &x, &y) < 0
 	              : load_split(m, m->test, "test", &x, &y, &e) < 0)
 		return 1;
-	if (o->test_limit > 0 && o->test_limit < x.n) {
-		x.n = y.n = o->test_limit;
-		for (int i = 0; i < e.n; i++)
-			e.t[i].n = o->test_limit;
-	}
+	limit_split(&x, &y, &e, o->test_limit);
 	if (load_params_file(o, &f) < 0)
 		goto done;
 	if (!(c = compile_for_use(o, d, m, FN_EVALUATE)) ||
@@ -1368,8 +1355,7 @@ int cmd_eval(const Opts *o, Diags *d, Arena *A)
 	rt_metrics mm;
 	if (!labels_fit(m, &c->prog, o->data_x ? NULL : m->test, "test", &y,
 	                o->data_y ? o->data_y : o->data_x) ||
-	    !indices_fit(m, c, o->data_x ? NULL : m->test, "test", m->x, &x, o->data_x) ||
-	    !extra_fits(m, c, m->test, "test", &e))
+	    !inputs_fit(m, c, o->data_x ? NULL : m->test, "test", &x, &e, o->data_x))
 		goto done;
 	if (rt_evaluate(s, &x, &y, &mm, err, sizeof err) < 0) {
 		fprintf(stderr, "descent: error: %s: %s\n", what, err);
@@ -1384,8 +1370,7 @@ done:
 	rt_st_free(&f);
 	rt_session_free(s);
 	compiled_free(c);
-	free_xy(&x, &y);
-	free_extra(&e);
+	free_split(&x, &y, &e);
 	return status;
 }
 
@@ -1460,7 +1445,7 @@ int cmd_predict(const Opts *o, Diags *d, Arena *A)
 		goto done;
 	if (!(c = compile_for_use(o, d, m, FN_FORWARD)) || !fed(m, c, FN_FORWARD, 0) ||
 	    !(s = session_with_params(o, m, c, &f)) ||
-	    !indices_fit(m, c, NULL, NULL, m->x, &x, o->input))
+	    !inputs_fit(m, c, NULL, NULL, &x, NULL, o->input))
 		goto done;
 	const rt_program *p = &c->prog;
 	if (p->io_output < 0) {

@@ -228,12 +228,13 @@ void session_fill(rt_session *s, const rt_tensor *x, const rt_tensor *y,
                   const rt_feeds *f, const int64_t *idx, int64_t count)
 {
 	const rt_program *p = s->prog;
-	float *w = s->io[p->io_weight];
+	float *w = p->io_weight >= 0 ? s->io[p->io_weight] : NULL;
 	rt_gather(x, idx, count, p->batch, s->io[p->io_x]);
-	rt_gather(y, idx, count, p->batch, s->io[p->io_y]);
+	if (y)
+		rt_gather(y, idx, count, p->batch, s->io[p->io_y]);
 	for (int i = 0; i < f->n; i++)
 		rt_gather(f->t[i], idx, count, p->batch, s->io[f->slot[i]]);
-	for (int64_t i = 0; i < p->batch; i++)
+	for (int64_t i = 0; w && i < p->batch; i++)
 		w[i] = i < count ? 1.0f : 0.0f;
 }
 
@@ -369,18 +370,12 @@ int rt_predict(rt_session *s, const rt_tensor *x, float *out, char *err, size_t 
 	if (x->n < 1)
 		return rt_error(err, errlen, "no examples to predict");
 	int64_t B = p->batch, row = p->io[p->io_output].numel / B;
-	float *w = p->io_weight >= 0 ? s->io[p->io_weight] : NULL;
 	int64_t *order = identity(x->n);
 	if (!order)
 		return rt_error(err, errlen, "out of memory");
 	for (int64_t done = 0; done < x->n; done += B) {
 		int64_t count = x->n - done < B ? x->n - done : B;
-		rt_gather(x, order + done, count, B, s->io[p->io_x]);
-		for (int i = 0; i < s->feeds.n; i++)
-			rt_gather(s->feeds.t[i], order + done, count, B,
-			          s->io[s->feeds.slot[i]]);
-		for (int64_t i = 0; w && i < B; i++)
-			w[i] = i < count ? 1.0f : 0.0f;
+		session_fill(s, x, NULL, &s->feeds, order + done, count);
 		p->forward(s->bufs);
 		memcpy(out + done * row, s->io[p->io_output],
 		       (size_t)(count * row) * sizeof *out);
