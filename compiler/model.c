@@ -655,19 +655,20 @@ static Expr *loss_mapping(Ctx *c, const Spec *s)
  * into *first, and the first that is a loss's target argument (softmax_cross_entropy(h,
  * y)'s y) into *arg. Names only, not through the nodes they name (which lead into the
  * network: an embedding's indices are no target). */
+static int other_input(Ctx *c, const Expr *e) /* the input e names, not the network's */
+{
+	int k = e->kind == EX_NAME ? input_index(c->m, e->name) : -1;
+	return k >= 0 && c->net_input && !strcmp(c->net_input, e->name) ? -1 : k;
+}
+
 static void find_target(Ctx *c, const Expr *e, int *first, int *arg)
 {
-	Model *m = c->m;
-	int k = e->kind == EX_NAME ? input_index(m, e->name) : -1;
-	if (k >= 0 && (!c->net_input || strcmp(c->net_input, e->name)) && *first < 0)
+	int k = other_input(c, e);
+	if (*first < 0)
 		*first = k;
-	if (e->kind == EX_CALL && e->nargs >= 2 && e->args[1]->kind == EX_NAME &&
-	    fun_lookup(e->name) && (fun_lookup(e->name)->flags & FUN_LOSS)) {
-		int t = input_index(m, e->args[1]->name);
-		if (t >= 0 && (!c->net_input || strcmp(c->net_input, e->args[1]->name)) &&
-		    *arg < 0)
-			*arg = t;
-	}
+	if (*arg < 0 && e->kind == EX_CALL && e->nargs >= 2 && fun_lookup(e->name) &&
+	    (fun_lookup(e->name)->flags & FUN_LOSS))
+		*arg = other_input(c, e->args[1]);
 	for (int a = 0; a < e->nargs; a++)
 		find_target(c, e->args[a], first, arg);
 }
@@ -694,11 +695,11 @@ static void parse_loss(Ctx *c, const Spec *s)
 	 * autoencoder's mse(out, image), an unsupervised loss, a loss that reaches its
 	 * inputs through nodes): data feed every input anyway; the target decides what
 	 * --data-y stands for and whether accuracy is measured. */
-	int first = -1, arg = -1;
-	if (m->loss && m->y < 0)
+	if (m->loss && m->y < 0) {
+		int first = -1, arg = -1;
 		find_target(c, m->loss, &first, &arg);
-	if (m->loss && m->y < 0)
 		m->y = arg >= 0 ? arg : first >= 0 ? first : m->x;
+	}
 }
 
 /* ---------------- optimizer ---------------- */
