@@ -1125,7 +1125,9 @@ static int updates_buffers(const Fn *fn)
 	return 0;
 }
 
-/* 1 if any float output value is NaN or infinite (x - x is NaN exactly then). */
+/* 1 if any float output value is NaN or infinite (x - x is NaN exactly then), less the
+ * gradients: grad returns them as they are, and refuses only a forward pass whose loss
+ * or write-backs (running statistics) are not finite. */
 static LLVMValueRef any_nonfinite(CG *cg, const Fn *fn)
 {
 	/* the flag lives in the entry block, where mem2reg turns it into registers */
@@ -1137,7 +1139,7 @@ static LLVMValueRef any_nonfinite(CG *cg, const Fn *fn)
 	LLVMBuildStore(B, LLVMConstInt(cg->i32, 0, 0), flag);
 	for (int i = 0; i < fn->nouts; i++) {
 		Node *n = fn->outs[i].node;
-		if (n->dt != DT_F32 ||
+		if (n->dt != DT_F32 || fn->outs[i].kind == DEST_GRAD ||
 		    cg->p->group[n->id] >= 0) /* checked in its group */
 			continue;
 		Loop l;
@@ -1922,6 +1924,33 @@ void cg_par_range(CG *cg, int64_t n, int64_t grain, LLVMValueRef *lo, LLVMValueR
 	*lo = cg->par_lo, *hi = cg->par_hi;
 }
 
+/* fn's outputs not written in place by the update phase, a kernel each: the updates
+ * (parameters and state) or the others */
+static void copy_outputs(CG *cg, const Fn *fn, int updates)
+{
+	int copies = 0;
+	for (int i = 0; i < fn->nouts; i++) {
+		const Out *o = &fn->outs[i];
+		if (cg->p->group[o->node->id] >= 0 || /* written in place */
+		    (o->kind == DEST_PARAM || o->kind == DEST_STATE) != updates)
+			continue;
+		cg->kname = "copy";
+		kernel_begin(cg, o->node);
+		Loop l;
+		LLVMValueRef j = cg_par_loop(cg, &l, shape_numel(&o->node->sh), 256),
+		             v = cg_load(cg, o->node, j);
+		if (o->node->dt == DT_I32)
+			v = LLVMBuildSIToFP(B, v, cg->f32, "");
+		LLVMBuildStore(B, v,
+		               LLVMBuildGEP2(B, cg->f32, dest_ptr(cg, o), &j, 1, ""));
+		cg_loop_end(cg, &l);
+		kernel_end(cg);
+		copies = 1;
+	}
+	if (copies)
+		prof_mark(cg, PART_COPY, NULL, NULL);
+}
+
 LLVMValueRef cg_par_loop(CG *cg, Loop *l, int64_t n, int64_t grain)
 {
 	if (!cg->knode)
@@ -1978,8 +2007,11 @@ static void emit_fn(CG *cg, FnKind k)
 			check_node(cg, k, made, numerics);
 		prof_mark(cg, PART_NODE, cg->p->order[i], NULL);
 	}
-	/* outputs are copied last, so updates never disturb values still being read */
+	/* the outputs that are not updates (the loss, the output, gradients) are copied
+	 * first, while the parameters they may be read from are the step's; updates not
+	 * written in place last, after the values the update phase reads */
 	Fn *fn = &g->fns[k];
+	copy_outputs(cg, fn, 0);
 	LLVMBasicBlockRef keep = NULL, refuse = NULL;
 	Group *gr = groups(cg, fn);
 	if (cg->p->ngroups)
@@ -2019,26 +2051,7 @@ static void emit_fn(CG *cg, FnKind k)
 		update_kernel(cg, &gr[i], 1);
 		prof_mark(cg, PART_WRITE, NULL, &gr[i]);
 	}
-	int copies = 0;
-	for (int i = 0; i < fn->nouts; i++) { /* the other outputs, a kernel each */
-		Out *o = &fn->outs[i];
-		if (cg->p->group[o->node->id] >= 0) /* written in place */
-			continue;
-		cg->kname = "copy";
-		kernel_begin(cg, o->node);
-		Loop l;
-		LLVMValueRef j = cg_par_loop(cg, &l, shape_numel(&o->node->sh), 256),
-		             v = cg_load(cg, o->node, j);
-		if (o->node->dt == DT_I32)
-			v = LLVMBuildSIToFP(B, v, cg->f32, "");
-		LLVMBuildStore(B, v,
-		               LLVMBuildGEP2(B, cg->f32, dest_ptr(cg, o), &j, 1, ""));
-		cg_loop_end(cg, &l);
-		kernel_end(cg);
-		copies = 1;
-	}
-	if (copies)
-		prof_mark(cg, PART_COPY, NULL, NULL);
+	copy_outputs(cg, fn, 1);
 	entry_return(cg, 0);
 }
 

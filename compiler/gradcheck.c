@@ -202,10 +202,12 @@ int gradcheck(Diags *d, const Model *m, const GradcheckOpts *o, FILE *out)
 	rt_rng rng;
 	rt_rng_seed(&rng, o->seed ^ 0x9c4ec4ecULL);
 	random_inputs(g, s, &rng, io);
-	p->grad(s->bufs);
+	/* the point grad starts from: its forward writes back batch norm's running
+	 * statistics and dropout's counter */
 	params = to_double(s->params, p->nparams);
 	double *states = to_double(s->state, p->nstate),
 	       *hyper = to_double(s->hyper, p->nhyper);
+	p->grad(s->bufs);
 	/* stop_gradient's values are held at this point: the gradient treats them as
 	 * constants, and so do the differences (else stop_gradient(w) * x failed) */
 	double **held = calloc((size_t)g->n + 1, sizeof *held);

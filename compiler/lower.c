@@ -343,14 +343,21 @@ static int training(Graph *g, Lower *L, Node *loss)
 		ir_fn_out(g, FN_GRAD, gi, DEST_GRAD, i);
 	}
 	optim_update(g, opt, grads, FN_TRAIN_STEP);
-	for (int i = 0; i < L->nupdates; i++)
-		ir_fn_out(g, FN_TRAIN_STEP, L->updates[i].value, DEST_PARAM,
-		          L->updates[i].param);
-	for (int i = 0; i < g->nstates; i++)
-		if (!strcmp(g->states[i].name, "dropout_step"))
-			ir_fn_out(g, FN_TRAIN_STEP,
-			          ir_add(g, ir_state(g, i), ir_scalar(g, 1)), DEST_STATE,
-			          i);
+	/* what a forward pass in training mode writes back, as PyTorch's model.train()
+	 * forward does: batch norm's running statistics and dropout's counter (fresh
+	 * masks next time). grad's forward is that pass too, so that grad then step is
+	 * train_step, and each micro-batch of an accumulated step counts as a forward. */
+	static const FnKind forwards[] = {FN_GRAD, FN_TRAIN_STEP};
+	for (int f = 0; f < 2; f++) {
+		for (int i = 0; i < L->nupdates; i++)
+			ir_fn_out(g, forwards[f], L->updates[i].value, DEST_PARAM,
+			          L->updates[i].param);
+		for (int i = 0; i < g->nstates; i++)
+			if (!strcmp(g->states[i].name, "dropout_step"))
+				ir_fn_out(g, forwards[f],
+				          ir_add(g, ir_state(g, i), ir_scalar(g, 1)),
+				          DEST_STATE, i);
+	}
 	Node **gbuf = arena_alloc(A, (size_t)(g->nparams + 1) * sizeof *gbuf);
 	for (int i = 0; i < g->nparams; i++)
 		gbuf[i] = g->params[i].trainable ? ir_gradbuf(g, i) : NULL;

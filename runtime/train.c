@@ -127,9 +127,12 @@ rt_trainer *rt_trainer_new(rt_session *s, const rt_tensor *x, const rt_tensor *y
 	    (uint64_t)n <= SIZE_MAX / sizeof(int64_t) ? rt_alloc((size_t)n * 8) : NULL;
 	if (!o->unguarded)
 		t->snap = floats(p->nparams + p->nstate);
+	int64_t fixed = 1; /* forward_state's floats */
+	for (int i = 0; i < p->nparam; i++)
+		fixed += p->params[i].trainable ? 0 : p->params[i].numel;
 	if (k > 1)
-		t->acc = floats(p->nparams);
-	if (!t->order || (!o->unguarded && !t->snap) || (k > 1 && !t->acc)) {
+		t->acc = floats(p->nparams), t->fwd = floats(fixed);
+	if (!t->order || (!o->unguarded && !t->snap) || (k > 1 && (!t->acc || !t->fwd))) {
 		rt_trainer_free(t);
 		rt_error(err, errlen, "out of memory");
 		return NULL;
@@ -153,6 +156,7 @@ void rt_trainer_free(rt_trainer *t)
 	rt_free(t->order);
 	rt_free(t->snap);
 	rt_free(t->acc);
+	rt_free(t->fwd);
 	rt_free(t);
 }
 
@@ -254,6 +258,27 @@ static int fused_step(rt_trainer *t, int64_t count, double *loss, char *err,
 	    nonfinite_name(*loss), at, (unsigned long long)s->step);
 }
 
+/* What grad's forward pass writes back: the parameters that are not trained (batch
+ * norm's running statistics) and dropout's counter. An accumulated step keeps them
+ * (keep = 1) to put them back (keep = 0) when it is not taken. */
+static void forward_state(rt_trainer *t, int keep)
+{
+	rt_session *s = t->s;
+	const rt_program *p = s->prog;
+	float *k = t->fwd;
+	for (int i = 0; i < p->nparam; i++)
+		if (!p->params[i].trainable) {
+			float *v = s->params + p->params[i].offset;
+			size_t n = (size_t)p->params[i].numel * sizeof(float);
+			memcpy(keep ? k : v, keep ? v : k, n);
+			k += p->params[i].numel;
+		}
+	if (t->dropout_off >= 0 && keep)
+		*k = s->state[t->dropout_off];
+	else if (t->dropout_off >= 0)
+		s->state[t->dropout_off] = *k;
+}
+
 /* One accumulated step: grad on each micro-batch of examples order[pos, pos + count),
  * gradients summed with weight count_j / count, checked, then step. */
 static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
@@ -262,7 +287,7 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 	rt_session *s = t->s;
 	const rt_program *p = s->prog;
 	int64_t B = p->batch;
-	float counter = t->dropout_off >= 0 ? s->state[t->dropout_off] : 0;
+	forward_state(t, 1);
 	double sum = 0;
 	char at[160];
 	memset(t->acc, 0, (size_t)p->nparams * sizeof(float));
@@ -270,22 +295,19 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 		int64_t c = count - done < B ? count - done : B;
 		session_fill(s, t->x, t->y, &t->feeds, t->order + t->pos + done, c);
 		prefetch_next(t, t->pos + done + c);
-		p->grad(s->bufs);
+		int refused = p->grad(s->bufs);
 		double l = *(const float *)s->io[p->io_loss];
-		if (t->dropout_off >= 0)
-			s->state[t->dropout_off] +=
-			    1; /* as train_step does: fresh masks */
 		if (!isfinite(l) && t->snap) {
-			if (t->dropout_off >= 0)
-				s->state[t->dropout_off] = counter;
+			forward_state(t, 0);
 			where(t, at, sizeof at);
 			t->bad_step = (int64_t)s->step + 1;
 			*loss = l;
 			return rt_error(
 			    err, errlen,
-			    "the loss is %s at %s (micro-batch %lld); the step was "
+			    "the loss %sis %s at %s (micro-batch %lld); the step was "
 			    "not taken",
-			    nonfinite_name(l), at, (long long)(done / B) + 1);
+			    refused ? "or a running statistic " : "", nonfinite_name(l),
+			    at, (long long)(done / B) + 1);
 		}
 		float w = (float)((double)c / (double)count);
 		for (int64_t i = 0; i < p->nparams; i++)
@@ -295,8 +317,7 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 	*loss = sum / (double)count;
 	int64_t bad = t->snap ? first_nonfinite(t->acc, p->nparams) : -1;
 	if (bad >= 0) {
-		if (t->dropout_off >= 0)
-			s->state[t->dropout_off] = counter;
+		forward_state(t, 0);
 		where(t, at, sizeof at);
 		t->bad_step = (int64_t)s->step + 1;
 		return rt_error(
@@ -306,8 +327,7 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 	}
 	memcpy(s->grads, t->acc, (size_t)p->nparams * sizeof(float));
 	if (p->step(s->bufs)) {
-		if (t->dropout_off >= 0)
-			s->state[t->dropout_off] = counter;
+		forward_state(t, 0);
 		where(t, at, sizeof at);
 		t->bad_step = (int64_t)s->step + 1;
 		return rt_error(err, errlen,

@@ -587,6 +587,43 @@ static void test_models_dropout_and_batch_norm_modes(void)
 	finish(&r);
 }
 
+/* grad is PyTorch's training-mode forward and backward: it advances batch norm's
+ * running statistics and dropout's masks as train_step does, so that grad then step
+ * is train_step (a C API or ahead-of-time program's loop, and each micro-batch of an
+ * accumulated step). */
+static void test_models_grad_then_step_is_train_step(void)
+{
+	static const char *model =
+	    "inputs: {x: {shape: [batch, 6]}, y: {shape: [batch], dtype: i32}}\n"
+	    "layers: [{dense: {units: 5}}, batch_norm, {dropout: {p: 0.5}}, "
+	    "{dense: {units: 3}}]\n"
+	    "loss: softmax_cross_entropy\n"
+	    "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n";
+	Run r[2];
+	for (int k = 0; k < 2; k++) {
+		CU_ASSERT_FATAL(start(&r[k], NULL, model, 4) == 0);
+		rt_rng rng;
+		rt_rng_seed(&rng, 2);
+		random_inputs(r[k].s, &rng);
+	}
+	const rt_program *p = &r[0].c->prog;
+	for (int step = 0; step < 3; step++) {
+		CU_ASSERT_EQUAL(p->train_step(r[0].s->bufs), 0);
+		CU_ASSERT_EQUAL(p->grad(r[1].s->bufs), 0);
+		CU_ASSERT_EQUAL(p->step(r[1].s->bufs), 0);
+	}
+	CU_ASSERT(param(&r[1], "bn1.running_mean")[0] != 0);
+	CU_ASSERT_EQUAL(*param(&r[1], "bn1.num_batches_tracked"), 3);
+	for (int64_t i = 0; i < p->nparams; i++)
+		CU_ASSERT(fabsf(r[0].s->params[i] - r[1].s->params[i]) <=
+		          1e-5f * (1 + fabsf(r[0].s->params[i])));
+	for (int64_t i = 0; i < p->nstate; i++)
+		CU_ASSERT(fabsf(r[0].s->state[i] - r[1].s->state[i]) <=
+		          1e-5f * (1 + fabsf(r[0].s->state[i])));
+	finish(&r[0]);
+	finish(&r[1]);
+}
+
 void suite_models(void)
 {
 	static CU_TestInfo tests[] = {
@@ -597,6 +634,8 @@ void suite_models(void)
 	    {"test_models_rosenbrock_converges_to_one_one",
 	     test_models_rosenbrock_converges_to_one_one},
 	    {"test_models_residual_mlp_learns", test_models_residual_mlp_learns},
+	    {"test_models_grad_then_step_is_train_step",
+	     test_models_grad_then_step_is_train_step},
 	    {"test_models_lenet_learns", test_models_lenet_learns},
 	    {"test_models_pow_at_zero_follows_torch",
 	     test_models_pow_at_zero_follows_torch},

@@ -110,10 +110,15 @@ dc_status dc_get_output(dc_session *s, const char *name, void *data, size_t byte
  * or that would move a parameter by more than 2^100, is refused: DC_ERR_NUMERIC, no
  * parameter or state written, and the loss reads NaN. */
 dc_status dc_train_step(dc_session *s, float *loss); /* forward, backward, update */
-dc_status dc_grad(dc_session *s, float *loss);       /* loss and gradients only */
-dc_status dc_step(dc_session *s);                    /* the update from the gradients */
-dc_status dc_forward(dc_session *s);                 /* output from the inputs */
-dc_status dc_evaluate(dc_session *s, float *loss);   /* loss and output, no update */
+/* Loss and gradients, no update: PyTorch's model.train() forward and loss.backward().
+ * As there, the forward pass advances batch norm's running statistics and dropout's
+ * masks, so that dc_grad then dc_step is dc_train_step. Refused (DC_ERR_NUMERIC, loss
+ * NaN, nothing written back) when the loss or a running statistic is not finite; the
+ * gradients are written as they are. */
+dc_status dc_grad(dc_session *s, float *loss);
+dc_status dc_step(dc_session *s); /* the update from the gradients (optimizer.step()) */
+dc_status dc_forward(dc_session *s);               /* output from the inputs */
+dc_status dc_evaluate(dc_session *s, float *loss); /* loss and output, no update */
 
 /* Parameters and gradients by name (PyTorch's: "fc1.weight"), count floats. */
 dc_status dc_get_param(dc_session *s, const char *name, float *data, size_t count);

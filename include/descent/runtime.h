@@ -377,6 +377,7 @@ typedef struct rt_trainer {
 	int64_t *order;     /* this epoch's permutation, once drawn */
 	int shuffled;       /* order holds this epoch's permutation */
 	float *snap, *acc;  /* guard's copy (params then state); accumulated grads */
+	float *fwd;         /* accumulating: what grad's forward writes back, kept */
 	uint64_t snap_step; /* the position the snapshot was taken at */
 	int64_t snap_pos;
 	double snap_loss;
