@@ -421,11 +421,9 @@ static LLVMValueRef window_value(CG *cg, Node *n, const Shape *dims, LLVMValueRe
 		ok = ok ? LLVMBuildAnd(B, ok, in, "") : in;
 	}
 	Node *c = const_of(cg, x);
-	LLVMValueRef zero = cg_f32(cg, 0), v;
-	if (cg->vw)
-		zero = splat(cg, zero);
+	LLVMValueRef zero = cg_f32(cg, 0), v; /* (vectors when cg->vw is set) */
 	if (c) {
-		v = cg->vw ? splat(cg, cg_f32(cg, c->f)) : cg_f32(cg, c->f);
+		v = cg_f32(cg, c->f);
 	} else if (lanes) {
 		LLVMValueRef mask = lanes;
 		if (ok)

@@ -1347,6 +1347,18 @@ static void test_diff_concatenations_match_the_reference(void)
 	    "loss: \"softmax_cross_entropy(out, label)\"\n"
 	    "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n";
 	check_yaml("concats.yaml", yaml, 6);
+	/* along an axis before the last, rows of whole vectors (16 floats, 8 on AVX2);
+	 * and a constant's part (grad(sum(a), a) is ones) */
+	check_yaml("concats16.yaml",
+	           "name: concats16\n"
+	           "inputs: {x: {shape: [batch, 4, 32]}, y: {shape: [batch, 2, 32]}}\n"
+	           "params: {a: {shape: [1, 16]}}\n"
+	           "nodes:\n"
+	           "  h: \"dense(concat(x, y, axis=1), units=3)\"\n"
+	           "  g: \"concat(grad(sum(a), a), a * a, axis=0)\"\n"
+	           "loss: \"mean(h ^ 2) + sum(exp(g))\"\n"
+	           "optimizer: {type: sgd, lr: 0.1}\n",
+	           6);
 	Two t;
 	model_begin(&t, yaml, 6);
 	Plan *p = plan_fn(t.c->g, FN_TRAIN_STEP);
