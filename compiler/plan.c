@@ -272,6 +272,27 @@ static Node *overwritten(Graph *g, const Plan *p, const Out *o)
 	return NULL;
 }
 
+/* The stored values a loop reads, at most MAX_READS distinct: a kernel's operands
+ * (MAXSLOTS, codegen), less room for what it writes and its scratch. */
+enum { MAX_READS = 48 };
+
+/* The distinct stored values (constants aside) that n reads through the nodes fused
+ * into it, each counted once per mark. */
+static int reads(const Plan *p, Node *n, int top, int *seen, int mark)
+{
+	if (!top && !p->inl[n->id]) {
+		Node *o = owner(n);
+		if (o->op == OP_CONST || seen[o->id] == mark)
+			return 0;
+		seen[o->id] = mark;
+		return 1;
+	}
+	int c = 0;
+	for (int k = 0; k < n->nin; k++)
+		c += reads(p, n->in[k], 0, seen, mark);
+	return c;
+}
+
 /* The update phase (see Plan). A node joins it when it is pointwise and float, and
  * each of its users is in it with the same shape, or it is a new parameter or state
  * value. Groups join nodes with the inputs of their shape in the phase and the
@@ -284,6 +305,7 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 	int *up = arena_alloc(g->A, (size_t)g->n * sizeof *up);
 	char *ok = arena_alloc(g->A, (size_t)g->n),
 	     *ban = arena_alloc(g->A, (size_t)g->n);
+	int *seen = arena_alloc(g->A, (size_t)g->n * sizeof *seen), mark = 0;
 	for (int i = 0; i < g->n; i++)
 		p->group[i] = -1;
 	if (g->no_fusion)
@@ -328,6 +350,22 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 					       find(up, j) != find(up, n->id);
 			if (bad)
 				ban[n->id] = 1, changed = 1;
+		}
+		/* a group's loop reads at most MAX_READS values: the outputs of one that
+		 * would read more (the updates of 64 scalar parameters, joined by
+		 * clip_grad_norm's scale) are computed apart and copied */
+		for (int r = 0; r < g->n && !changed; r++) {
+			if (p->group[r] < 0 || find(up, r) != r)
+				continue;
+			int n = 0;
+			mark++;
+			for (int j = 0; j < g->n; j++)
+				if (p->group[j] >= 0 && find(up, j) == r)
+					n += reads(p, g->nodes[j], 1, seen, mark);
+			for (int i = 0; n > MAX_READS && i < f->nouts; i++)
+				if (p->group[f->outs[i].node->id] >= 0 &&
+				    find(up, f->outs[i].node->id) == r)
+					ban[f->outs[i].node->id] = 1, changed = 1;
 		}
 	}
 	/* number the groups, list the nodes */
@@ -538,6 +576,42 @@ static void assign(Graph *g, FnKind fn, Plan *p)
 	}
 }
 
+/* A loop that would read more than MAX_READS values (70 parameters summed;
+ * clip_grad_norm's sum of the norms of 64 gradients) stores a node fused into it: down
+ * the inputs that read the most, the first that reads at most MAX_READS, so a chain of
+ * n sums is n / MAX_READS loops. Stored nodes become loops of their own, checked in
+ * turn (they come before their users). */
+static void limit_reads(Graph *g, Plan *p)
+{
+	int *seen = arena_alloc(g->A, (size_t)g->n * sizeof *seen), mark = 0;
+	for (int i = g->n - 1; i >= 0; i--) {
+		Node *r = g->nodes[i];
+		if (!p->live[i] || p->inl[i])
+			continue;
+		while (reads(p, r, 1, seen, ++mark) > MAX_READS) {
+			Node *c = r, *best;
+			for (;;) {
+				int most = 0;
+				best = NULL;
+				for (int k = 0; k < c->nin; k++) {
+					Node *x = c->in[k];
+					int n = p->inl[x->id]
+					            ? reads(p, x, 1, seen, ++mark)
+					            : 0;
+					if (n > most)
+						most = n, best = x;
+				}
+				if (!best || most <= MAX_READS)
+					break;
+				c = best;
+			}
+			if (!best)
+				break; /* (no op has that many inputs of its own) */
+			p->inl[best->id] = 0;
+		}
+	}
+}
+
 Plan *plan_fn(Graph *g, FnKind fn)
 {
 	Plan *p = arena_alloc(g->A, sizeof *p);
@@ -566,6 +640,7 @@ Plan *plan_fn(Graph *g, FnKind fn)
 			if (p->inl[x->id] && p->group[x->id] < 0 && nuse[x->id] > 1)
 				p->inl[x->id] = 0;
 		}
+	limit_reads(g, p);
 	p->epi = arena_alloc(g->A, (size_t)g->n * sizeof *p->epi);
 	epilogues(g, p, nuse, user);
 	char *made = arena_alloc(g->A, (size_t)g->n); /* in another node's loop */

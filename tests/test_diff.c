@@ -1375,6 +1375,26 @@ static void test_diff_concatenations_match_the_reference(void)
 	two_end(&t);
 }
 
+/* A loop reads at most MAX_READS values (plan.c), where one kernel could take 64:
+ * the loss's sum of 70 parameters is cut into loops of fewer, and the updates of 70
+ * scalar parameters, one group through clip_grad_norm's scale, are computed apart and
+ * copied (each used to be an internal error). */
+static void test_diff_loops_reading_many_values_match_the_reference(void)
+{
+	char yaml[4096], *w = yaml, *end = yaml + sizeof yaml;
+	w += snprintf(w, (size_t)(end - w), "name: many\nparams: {");
+	for (int i = 0; i < 70; i++)
+		w += snprintf(w, (size_t)(end - w), "%sp%d: {init: %g}", i ? ", " : "", i,
+		              0.01 * i);
+	w += snprintf(w, (size_t)(end - w), "}\nloss: \"");
+	for (int i = 0; i < 70; i++)
+		w += snprintf(w, (size_t)(end - w), "%s(p%d - 1)^2", i ? " + " : "", i);
+	snprintf(w, (size_t)(end - w),
+	         "\"\noptimizer: {type: sgd, lr: 0.1, momentum: 0.9, "
+	         "clip_grad_norm: 1.0}\n");
+	check_yaml("many.yaml", yaml, 1);
+}
+
 /* 1 x 1 convolutions of stride 1 without padding (conv_pointwise) read their images
  * and write their results in place: with bias and relu in the products' epilogue (b),
  * in groups, with an epilogue that reads a row of the image's width and so keeps its own
@@ -1702,6 +1722,8 @@ void suite_diff(void)
 	     test_diff_sin_and_cos_match_the_reference},
 	    {"test_diff_fused_reductions_match_the_reference",
 	     test_diff_fused_reductions_match_the_reference},
+	    {"test_diff_loops_reading_many_values_match_the_reference",
+	     test_diff_loops_reading_many_values_match_the_reference},
 	    {"test_diff_concatenations_match_the_reference",
 	     test_diff_concatenations_match_the_reference},
 	    {"test_diff_pointwise_convolutions_match_the_reference",
