@@ -14,7 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <llvm-c/Core.h>
 #include <llvm-c/ErrorHandling.h>
+#include <llvm-c/TargetMachine.h>
 
 #include "dc.h"
 
@@ -103,29 +105,50 @@ static void tables(Text *t, const char *P, const rt_program *p)
 	put(t, "0};\n\n");
 }
 
-static void header(Text *t, const char *P, const char *guard, const Model *m,
-                   const rt_program *p)
+/* s for a C comment (a model's name or path): a star and a slash in it would end it,
+ * and a slash and a star draw a warning */
+static char *comment_safe(Arena *A, const char *s)
 {
-	/* the model's path in a comment: a star and a slash in it would end it */
-	const char *file = m->file ? m->file : "a model";
-	char *safe = malloc(2 * strlen(file) + 1), *w = safe;
-	if (!safe)
-		die("out of memory");
-	for (const char *c = file; *c; c++)
-		if ((*w++ = *c) == '*' && c[1] == '/')
+	char *safe = arena_alloc(A, 2 * strlen(s) + 1), *w = safe;
+	for (const char *c = s; *c; c++)
+		if (((*w++ = *c) == '*' && c[1] == '/') || (*c == '/' && c[1] == '*'))
 			*w++ = ' ';
 	*w = 0;
+	return safe;
+}
+
+static void header(Text *t, Arena *A, const char *P, const char *guard, const Model *m,
+                   const rt_program *p, const AotOpts *o)
+{
 	put(t,
 	    "/* %s: compiled by descent from %s. Link with the object and "
-	    "libdescent_rt.a (and -pthread).\n"
+	    "libdescent_rt.a\n"
+	    " * (and -pthread -lz -lm).\n",
+	    comment_safe(A, m->name), comment_safe(A, m->file ? m->file : "a model"));
+	if (!o->triple && !o->cpu) {
+		char *cpu = LLVMGetHostCPUName();
+		put(t,
+		    " * Compiled for the CPU it was compiled on (%s), with all its "
+		    "instructions: on a CPU\n"
+		    " * without them it stops at an illegal instruction. For other "
+		    "machines, compile with\n"
+		    " * --cpu (x86-64-v3: AVX2, x86-64-v2, x86-64) or --target.\n",
+		    comment_safe(A, cpu));
+		LLVMDisposeMessage(cpu);
+	} else {
+		put(t, " * Compiled for %s%s%s.\n",
+		    o->triple ? comment_safe(A, o->triple) : "this host's triple",
+		    o->cpu ? ", CPU " : "", o->cpu ? comment_safe(A, o->cpu) : "");
+	}
+	put(t,
 	    " * Large loops run on the runtime's thread pool: rt_set_threads(n) before a "
 	    "step, 1 by default;\n"
 	    " * results are the same for any n. On x86 a step runs with denormals "
-	    "flushed "
-	    "to zero and\n"
-	    " * restores the caller's MXCSR. */\n",
-	    m->name, safe);
-	free(safe);
+	    "flushed to zero and\n"
+	    " * restores the caller's MXCSR. grad is a training-mode forward and "
+	    "backward: like\n"
+	    " * train_step, it advances batch norm's running statistics and dropout's "
+	    "masks. */\n");
 	put(t, "#ifndef %s\n#define %s\n\n#include <descent/runtime.h>\n\n", guard,
 	    guard);
 	char up[256];
@@ -294,7 +317,7 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
 		for (char *c = guard; *c; c++)
 			*c = isalnum((unsigned char)*c) ? (char)toupper((unsigned char)*c)
 			                                : '_';
-		header(&t, P, guard, m, &p);
+		header(&t, A, P, guard, m, &p, o);
 	}
 	if (o->emit == AOT_SHARED ? write_shared(d, o->out, &obj)
 	                          : write_file(d, o->out, obj.data, obj.size))

@@ -193,6 +193,7 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	CU_ASSERT_FATAL(sh("%s/descent compile %s -o %s --header %s >/dev/null",
 	                   DESCENT_BINARY_DIR, model, tmp("adam.o"), h) == 0);
 	CU_ASSERT(file_has(h, ".shape = {0}"));
+	CU_ASSERT(file_has(h, "Compiled for the CPU it was compiled on"));
 	CU_ASSERT(sh("printf '#include \"%s\"\\nint main(void) { return "
 	             "!fashion_mlp_program.train_step; }\\n' > %s",
 	             h, tmp("h.c")) == 0);
@@ -209,6 +210,22 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 		       tmp("h.c"), cpp, src_path("include"), cpp, obj, DESCENT_BINARY_DIR,
 		       DESCENT_SAN_LINK, exe, exe) == 0);
 	}
+	/* a model's name ends no comment in it: the header declares nothing of it */
+	char yaml[512], eh[512], ec[512];
+	snprintf(yaml, sizeof yaml, "%s", tmp("evil.yaml"));
+	snprintf(eh, sizeof eh, "%s", tmp("evil.h"));
+	snprintf(ec, sizeof ec, "%s", tmp("e.c"));
+	CU_ASSERT(
+	    sh("printf 'name: \"x */ int injected = 1; /* y\"\\nparams: {a: {shape: "
+	       "[3]}}\\nloss: \"sum(a^2)\"\\n' > %s",
+	       yaml) == 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --header %s --prefix ev_ >/dev/null",
+	             DESCENT_BINARY_DIR, yaml, tmp("evil.o"), eh) == 0);
+	CU_ASSERT(sh("printf '#include \"%s\"\\nint injected = 2;\\nint main(void) { "
+	             "return !ev_program.grad; }\\n' > %s",
+	             eh, ec) == 0);
+	CU_ASSERT(sh("cc -std=c99 -Wall -Werror -I%s -c %s -o %s", src_path("include"),
+	             ec, tmp("e.o")) == 0);
 }
 
 static void test_api_reports_model_errors_as_diagnostics(void)
