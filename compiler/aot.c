@@ -186,6 +186,9 @@ static void header(Text *t, Arena *A, const char *P, const char *guard, const Mo
 	    "\t.io_x = %d, .io_y = %d, .io_weight = %d, .io_loss = %d, .io_output = "
 	    "%d,\n",
 	    p->io_x, p->io_y, p->io_weight, p->io_loss, p->io_output);
+	static const char *const kinds[] = {"RT_LOSS_MEAN", "RT_LOSS_SUM",
+	                                    "RT_LOSS_OTHER"};
+	put(t, "\t.loss_kind = %s,\n", kinds[p->loss_kind]);
 	/* in the struct's order: C++ (20) wants designators so */
 	for (int f = 0; f < FN_COUNT; f++)
 		put(t, "\t.%s = %s%s,\n", fn_names[f], fns[f] ? P : "",

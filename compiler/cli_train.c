@@ -719,6 +719,17 @@ static int run_setup(Run *r)
 	if (tc->early &&
 	    pick_monitor(r, tc->es_monitor, tc->es_loc, "early_stopping", &r->es_mon) < 0)
 		return -1;
+	if (to.accumulate > 1 && r->c->prog.loss_kind == RT_LOSS_OTHER) {
+		error_at(
+		    r->d, m->loss_loc,
+		    "accumulate (%lld micro-batches a step) needs a loss that is a "
+		    "mean or a sum over the examples, which it splits; this one is "
+		    "neither (a ratio of sums over the batch, as sum(w * l) / "
+		    "sum(w), or a function of one): train on batches of %lld instead",
+		    (long long)to.accumulate,
+		    (long long)(to.accumulate * r->c->prog.batch));
+		return -1;
+	}
 	if (feed_extra(r->s, &r->etr) < 0)
 		return -1;
 	if (!(r->t = rt_trainer_new(r->s, &r->xtr, &r->ytr, &to, err, sizeof err))) {
@@ -730,16 +741,6 @@ static int run_setup(Run *r)
 		rt_early_stop_init(&r->t->es, max_mode(tc->es_mode, r->es_mon),
 		                   tc->es_min_delta, tc->es_patience);
 	}
-	if (to.accumulate > 1)
-		for (int i = 0; i < r->c->prog.nparam; i++)
-			if (!r->c->prog.params[i].trainable) {
-				fprintf(stderr,
-				        "%s: warning: with accumulate, buffers such as "
-				        "'%s' (batch norm's "
-				        "running statistics) are not updated\n",
-				        m->file, r->c->prog.params[i].name);
-				break;
-			}
 	r->every = o->ckpt_every > 0    ? o->ckpt_every
 	           : tc->ckpt_every > 0 ? tc->ckpt_every
 	                                : 1;

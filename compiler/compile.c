@@ -123,6 +123,7 @@ void program_describe(Graph *g, int64_t batch, int64_t nwork, rt_program *p)
 	p->io_y = g->io_y;
 	p->io_weight = g->io_weight;
 	p->io_loss = g->io_loss;
+	p->loss_kind = g->loss_kind;
 	p->io_output = g->io_output;
 	p->graph_hash = graph_hash(g);
 }

@@ -491,6 +491,7 @@ typedef struct Graph {
 	int nhypers, caphypers;
 	int64_t param_floats, state_floats;
 	int io_x, io_y, io_weight, io_loss, io_output;
+	rt_loss_kind loss_kind; /* how the training loss adds up over a batch (lower.c) */
 	int io_numerics,
 	    io_profile; /* slots compile.c adds for checks, profiling; or -1 */
 	Fn fns[FN_COUNT];

@@ -442,6 +442,86 @@ static int check_memory(Graph *g, Diags *d, const Model *m)
 	return -1;
 }
 
+/* ---- how the loss adds up over a batch ----
+ * An accumulated step (train: accumulate) sums the gradients of its micro-batches'
+ * losses, each weighted to make the gradient of the whole batch's loss. That weight
+ * is the micro-batch's share of the examples when the loss is a mean over them (plus
+ * terms no example changes, a penalty on the weights), and 1 when it is a sum over
+ * them; a loss of another form (a ratio of two sums over the batch, as in sum(w l) /
+ * sum(w)) has no such weights. */
+enum { K_FREE, K_MASK, K_SUM, K_MEAN, K_OTHER };
+
+/* the weight input's values, through views (reshape, broadcast) */
+static int is_mask(const Graph *g, const Node *n)
+{
+	while (n->op == OP_RESHAPE || n->op == OP_BROADCAST)
+		n = n->in[0];
+	return n->op == OP_INPUT && n->a[0] == g->io_weight;
+}
+
+static int batch_kind_of(const Graph *g, const Node *n, char *memo);
+
+/* What n is over the batch: free of it (reads no input), of the weight input alone
+ * (the count of real rows), a sum over its real rows of what each example gives (the
+ * masked reductions of layers.c: sum(select(m, x m, 0))), a mean (such a sum over the
+ * count), linear combinations of those with free terms, or other. */
+static int batch_kind(const Graph *g, const Node *n, char *memo)
+{
+	if (!memo[n->id])
+		memo[n->id] = (char)(1 + batch_kind_of(g, n, memo));
+	return memo[n->id] - 1;
+}
+
+static int batch_kind_of(const Graph *g, const Node *n, char *memo)
+{
+	if (n->op == OP_INPUT)
+		return n->a[0] == g->io_weight ? K_MASK : K_OTHER;
+	if (opinfo[n->op].flags & OPF_LEAF)
+		return K_FREE;
+	if (n->op == OP_SUM && n->in[0]->op == OP_SELECT && is_mask(g, n->in[0]->in[0]) &&
+	    n->in[0]->in[1]->op == OP_MUL && is_mask(g, n->in[0]->in[1]->in[1]))
+		return K_SUM;
+	int k[2] = {K_FREE, K_FREE}, free_or_mask = 1;
+	for (int i = 0; i < n->nin; i++) {
+		k[i] = batch_kind(g, n->in[i], memo);
+		free_or_mask &= k[i] == K_FREE || k[i] == K_MASK;
+	}
+	if (free_or_mask)
+		return k[0] == K_MASK || k[1] == K_MASK ? K_MASK : K_FREE;
+	switch (n->op) {
+	case OP_RESHAPE:
+	case OP_NEG:
+		return k[0];
+	case OP_ADD:
+	case OP_SUB:
+		if (k[0] == k[1] || k[1] == K_FREE)
+			return k[0] == K_SUM && k[1] == K_FREE ? K_OTHER : k[0];
+		return k[0] == K_FREE && k[1] == K_MEAN ? K_MEAN : K_OTHER;
+	case OP_MUL:
+		return k[0] == K_FREE ? k[1] : k[1] == K_FREE ? k[0] : K_OTHER;
+	case OP_DIV:
+		return k[1] == K_FREE                    ? k[0]
+		       : k[0] == K_SUM && k[1] == K_MASK ? K_MEAN
+		                                         : K_OTHER;
+	default:
+		return K_OTHER;
+	}
+}
+
+static rt_loss_kind loss_kind(Graph *g, const Node *loss)
+{
+	char *memo = arena_alloc(g->A, (size_t)g->n); /* (each node once: DAGs share) */
+	switch (batch_kind(g, loss, memo)) {
+	case K_MEAN:
+	case K_FREE: /* (the same for every micro-batch: their shares add to 1) */
+		return RT_LOSS_MEAN;
+	case K_SUM:
+		return RT_LOSS_SUM;
+	default:
+		return RT_LOSS_OTHER;
+	}
+}
+
 Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch)
 {
 	Graph *g = ir_new(A, d);
@@ -473,6 +553,7 @@ Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch)
 			return NULL;
 	}
 	functions(g, &L, loss, out, eloss, eout);
+	g->loss_kind = loss_kind(g, loss);
 	Node *roots[] = {loss, out, eloss, eout};
 	warn_unused(g, &L, L.mode_dependent ? &E : NULL, roots, 4);
 	if (training(g, &L, loss) < 0 || d->nerr || check_memory(g, d, m) < 0)

@@ -104,6 +104,14 @@ rt_trainer *rt_trainer_new(rt_session *s, const rt_tensor *x, const rt_tensor *y
 	                session_check(s, p->step, "step", x, y, err, errlen)
 	          : session_check(s, p->train_step, "train_step", x, y, err, errlen))
 		return NULL;
+	if (k > 1 && p->loss_kind == RT_LOSS_OTHER) {
+		rt_error(err, errlen,
+		         "accumulating gradients over micro-batches needs a loss that is "
+		         "a mean or a sum over the examples; this model's is neither "
+		         "(a ratio of sums over the batch, as sum(w * l) / sum(w), or a "
+		         "function of one)");
+		return NULL;
+	}
 	int64_t n = o->limit > 0 && o->limit < x->n ? o->limit : x->n;
 	if (n < 1) {
 		rt_error(err, errlen, "no examples to train on");
@@ -309,12 +317,15 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 			    refused ? "or a running statistic " : "", nonfinite_name(l),
 			    at, (long long)(done / B) + 1);
 		}
-		float w = (float)((double)c / (double)count);
+		/* the gradient of the whole batch's loss: of a mean over its examples,
+		 * the micro-batches' by their share of them; of a sum, their sum */
+		int sums = p->loss_kind == RT_LOSS_SUM;
+		float w = sums ? 1 : (float)((double)c / (double)count);
 		for (int64_t i = 0; i < p->nparams; i++)
 			t->acc[i] += w * s->grads[i];
-		sum += l * (double)c;
+		sum += sums ? l : l * (double)c / (double)count;
 	}
-	*loss = sum / (double)count;
+	*loss = sum;
 	int64_t bad = t->snap ? first_nonfinite(t->acc, p->nparams) : -1;
 	if (bad >= 0) {
 		forward_state(t, 0);

@@ -352,16 +352,19 @@ static void fill_data(rt_tensor *x, rt_tensor *y, int64_t n)
 }
 
 /* k micro-batches of b examples make the same update as one batch of k*b (a model
- * without batch statistics), a final partial group included. */
-static void test_train_accumulation_equals_one_big_batch(void)
+ * without batch statistics), a final partial group included, for a loss that is a
+ * mean over the examples (with a penalty on the weights), or a sum. */
+static void accumulation_equals_one_big_batch(const char *loss)
 {
-	static const char *yaml =
-	    "inputs: {x: {shape: [batch, 5]}, y: {shape: [batch], dtype: i32}}\n"
-	    "layers: [{dense: {name: fc1, units: 7, activation: tanh}}, {dense: {name: "
-	    "fc2, "
-	    "units: 3}}]\n"
-	    "loss: {type: softmax_cross_entropy, target: y}\n"
-	    "optimizer: {type: sgd, lr: 0.5, momentum: 0.9}\n";
+	char yaml[1024];
+	snprintf(yaml, sizeof yaml,
+	         "inputs: {x: {shape: [batch, 5]}, y: {shape: [batch], dtype: i32}}\n"
+	         "nodes:\n"
+	         "  h: \"dense(x, units=7, activation=tanh)\"\n"
+	         "  out: \"dense(h, units=3)\"\n"
+	         "loss: \"%s\"\n"
+	         "optimizer: {type: sgd, lr: 0.5, momentum: 0.9}\n",
+	         loss);
 	Arena *A = arena_new();
 	Diags d = {0};
 	Model *m;
@@ -416,6 +419,69 @@ static void test_train_accumulation_equals_one_big_batch(void)
 	compiled_free(big);
 	diags_free(&d);
 	arena_free(A);
+}
+
+static void test_train_accumulation_equals_one_big_batch(void)
+{
+	accumulation_equals_one_big_batch("softmax_cross_entropy(out, y)");
+	accumulation_equals_one_big_batch(
+	    "softmax_cross_entropy(out, y) + 0.01 * sum(h.weight ^ 2)");
+	accumulation_equals_one_big_batch(
+	    "sum(-sum(one_hot(y, num_classes=3) * log_softmax(out), "
+	    "axis=1))");
+}
+
+/* How the loss adds up over a batch (rt_loss_kind), which an accumulated step's weights
+ * follow; a loss that is neither a mean nor a sum over the examples cannot accumulate. */
+static void test_train_loss_kinds(void)
+{
+	static const struct {
+		const char *loss;
+		rt_loss_kind kind;
+	} cases[] = {
+	    {"softmax_cross_entropy(out, y)", RT_LOSS_MEAN},
+	    {"{type: mse, target: t}", RT_LOSS_MEAN},
+	    {"{type: mse, target: t, reduction: sum}", RT_LOSS_SUM},
+	    {"\"2 * mean((out - t)^2) - mean(out) + sum(out.bias^2)\"", RT_LOSS_MEAN},
+	    {"\"sum((out - t)^2) / 4\"", RT_LOSS_SUM},
+	    {"\"sum((out - t)^2) + sum(out.bias^2)\"", RT_LOSS_OTHER},
+	    {"\"sum(w * (out - t)^2) / sum(w)\"", RT_LOSS_OTHER},
+	    {"\"mean((out - t)^2)^2\"", RT_LOSS_OTHER},
+	    {"\"mean(out) * mean(t)\"", RT_LOSS_OTHER},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char yaml[1024];
+		snprintf(yaml, sizeof yaml,
+		         "inputs: {x: {shape: [batch, 5]}, y: {shape: [batch], dtype: "
+		         "i32}, t: {shape: [batch, 3]}, w: {shape: [batch, 1]}}\n"
+		         "input: x\ntarget: t\n"
+		         "nodes:\n  out: \"dense(x, units=3)\"\n"
+		         "loss: %s\noptimizer: {type: sgd, lr: 0.1}\n",
+		         cases[i].loss);
+		Arena *A = arena_new();
+		Diags d = {0};
+		Model *m;
+		Compiled *c = compile_yaml("kind.yaml", yaml, 4, A, &d, &m);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+		CU_ASSERT_EQUAL(c->prog.loss_kind, cases[i].kind);
+		if (c->prog.loss_kind != cases[i].kind)
+			fprintf(stderr, "\n  %s: kind %d\n", cases[i].loss,
+			        (int)c->prog.loss_kind);
+		compiled_free(c);
+		diags_free(&d);
+		arena_free(A);
+	}
+	char out[4096];
+	write_text(in_dir("ratio.yaml"),
+	           "name: ratio\ninputs:\n  x: {shape: [batch, 6]}\n"
+	           "  y: {shape: [batch], dtype: i32}\n"
+	           "nodes:\n  h: \"dense(x, units=3)\"\n"
+	           "loss: \"-sum(one_hot(y, num_classes=3) * log_softmax(h)) / "
+	           "sum(one_hot(y, num_classes=3))\"\n"
+	           "optimizer: {type: sgd, lr: 0.1}\n" NPY_DATA);
+	CU_ASSERT_EQUAL(descent("train ratio.yaml --accumulate 2", out, sizeof out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "error: accumulate (2 micro-batches a step) "
+	                                   "needs a loss that is a mean or a sum"));
 }
 
 /* ---- checkpoints ---- */
@@ -1462,6 +1528,7 @@ void suite_train(void)
 	     test_train_early_stopping_stops_the_run},
 	    {"test_train_accumulation_equals_one_big_batch",
 	     test_train_accumulation_equals_one_big_batch},
+	    {"test_train_loss_kinds", test_train_loss_kinds},
 	    {"test_train_checkpoint_round_trip_resumes_exactly",
 	     test_train_checkpoint_round_trip_resumes_exactly},
 	    {"test_train_corrupted_checkpoints_are_refused",

@@ -98,6 +98,12 @@ typedef struct rt_io {
 	int64_t numel;
 } rt_io;
 
+/* How a model's training loss adds up over the examples of a batch, which decides how
+ * an accumulated step weights its micro-batches' gradients: by their share of the
+ * examples (a mean over them, PyTorch's reduction='mean'), each by 1 (a sum), or not at
+ * all (another form, such as sum(w l) / sum(w): accumulation is refused). */
+typedef enum { RT_LOSS_MEAN, RT_LOSS_SUM, RT_LOSS_OTHER } rt_loss_kind;
+
 /* A compiled model: layout plus entry points. Filled by the JIT, or statically by an
  * ahead-of-time header. Entry points that a model does not have are NULL. */
 typedef struct rt_program {
@@ -114,6 +120,7 @@ typedef struct rt_program {
 	const rt_io *io;
 	/* io slot of each role, -1 when absent */
 	int io_x, io_y, io_weight, io_loss, io_output;
+	rt_loss_kind loss_kind;
 	rt_fn forward;    /* inputs -> output (predictions) */
 	rt_fn evaluate;   /* inputs, labels, weight -> loss, output */
 	rt_fn grad;       /* inputs, labels, weight -> loss, RT_GRADS */
