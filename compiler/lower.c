@@ -91,8 +91,8 @@ Node *lower_seed(Lower *L)
 {
 	Graph *g = L->g;
 	int k = find_name(g->hypers, g->nhypers, "seed");
-	return ir_hyper(
-	    g, k >= 0 ? k : ir_add_hyper(g, "seed", (double)(L->m->seed & 0xffffff)));
+	return ir_hyper(g, k >= 0 ? k
+	                          : ir_add_hyper(g, "seed", rt_dropout_seed(L->m->seed)));
 }
 
 /* The step counter that draws fresh dropout masks every step: one float in the state,

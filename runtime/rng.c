@@ -61,3 +61,10 @@ void rt_shuffle(rt_rng *r, int64_t *idx, int64_t n)
 		idx[j] = t;
 	}
 }
+
+float rt_dropout_seed(uint64_t seed)
+{
+	rt_rng r;
+	rt_rng_seed(&r, seed ^ 0xd1b54a32d192ed03ULL);
+	return (float)(rt_rng_next(&r) >> 40);
+}

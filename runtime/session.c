@@ -87,6 +87,9 @@ void rt_session_init(rt_session *s, uint64_t seed)
 	memset(s->grads, 0, (size_t)p->nparams * 4);
 	memset(s->state, 0, (size_t)p->nstate * 4);
 	s->step = 0;
+	for (int i = 0; i < p->nhyper; i++) /* dropout's masks follow the seed too */
+		if (!strcmp(p->hyper_names[i], "seed"))
+			s->hyper[i] = rt_dropout_seed(seed);
 }
 
 int rt_set_hyper(rt_session *s, const char *name, double v)

@@ -532,6 +532,9 @@ int rt_trainer_save(const rt_trainer *t, const char *path, const char *const *ke
 	meta_add(m, "schedule.cooldown_left", "%lld", (long long)t->lrs.cooldown_left);
 	meta_add(m, "epoch_loss_sum", "%.17g", t->loss_sum);
 	meta_add(m, "seconds", "%.17g", t->seconds);
+	int seed_k = hyper_index(p, "seed"); /* dropout's: the masks go on as they were */
+	if (seed_k >= 0)
+		meta_add(m, "dropout_seed", "%.9g", (double)s->hyper[seed_k]);
 	if (t->es_on) {
 		meta_add(m, "early_stopping.best", "%.17g", t->es.best);
 		meta_add(m, "early_stopping.wait", "%lld", (long long)t->es.wait);
@@ -817,6 +820,18 @@ int rt_trainer_load(rt_trainer *t, const rt_st_file *f, char *err, size_t errlen
 		    "the checkpoint's epoch_position %lld is not a step boundary "
 		    "of an epoch of %lld examples",
 		    (long long)at, (long long)n);
+	int seed_k = hyper_index(p, "seed");
+	double dseed = seed_k >= 0 ? s->hyper[seed_k] : 0;
+	if (seed_k >= 0 && rt_st_meta(f, "dropout_seed")) { /* (older ones lack it) */
+		dseed = get_num(&r, "dropout_seed", 0, 1);
+		if (!r.bad && (dseed != floor(dseed) || dseed >= 0x1p24))
+			return rt_error(err, errlen,
+			                "the checkpoint's 'dropout_seed' is %.9g, not a "
+			                "whole number below 2^24",
+			                dseed);
+		if (r.bad)
+			return -1;
+	}
 	double es_best = t->es.best;
 	int64_t es_wait = t->es.wait;
 	if (t->es_on && rt_st_meta(f, "early_stopping.best")) {
@@ -837,6 +852,8 @@ int rt_trainer_load(rt_trainer *t, const rt_st_file *f, char *err, size_t errlen
 		       (size_t)p->states[i].numel * 4);
 	}
 	s->step = step;
+	if (seed_k >= 0)
+		s->hyper[seed_k] = (float)dseed;
 	t->epoch = epoch;
 	t->pos = at;
 	t->rng = rng;

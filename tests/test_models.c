@@ -624,6 +624,36 @@ static void test_models_grad_then_step_is_train_step(void)
 	finish(&r[1]);
 }
 
+/* Dropout's masks follow the session's seed (rt_session_init), as PyTorch's follow
+ * torch.manual_seed, with all its 64 bits: seeds s and s + 2^24 differ (the "seed"
+ * hyper holds 2^24 values). */
+static void test_models_dropout_masks_follow_the_session_seed(void)
+{
+	static const char *model =
+	    "inputs: {x: {shape: [batch, 6]}, y: {shape: [batch], dtype: i32}}\n"
+	    "layers: [{dense: {units: 32}}, {dropout: {p: 0.5}}, {dense: {units: 3}}]\n"
+	    "loss: softmax_cross_entropy\noptimizer: {type: sgd, lr: 0.1}\n";
+	const uint64_t seeds[] = {1, 1 + (1ull << 24), 1};
+	float g[3][32 * 6];
+	Run r[3];
+	for (int k = 0; k < 3; k++) {
+		CU_ASSERT_FATAL(start(&r[k], NULL, model, 4) == 0);
+		rt_session_init(r[k].s, seeds[k]);
+		if (k) /* the same parameters: only the masks may differ */
+			memcpy(r[k].s->params, r[0].s->params,
+			       (size_t)r[0].c->prog.nparams * sizeof(float));
+		rt_rng rng;
+		rt_rng_seed(&rng, 2);
+		random_inputs(r[k].s, &rng);
+		CU_ASSERT_EQUAL(r[k].c->prog.grad(r[k].s->bufs), 0);
+		memcpy(g[k], grad(&r[k], "fc1.weight"), sizeof g[k]);
+	}
+	CU_ASSERT(memcmp(g[0], g[1], sizeof g[0]) != 0);
+	CU_ASSERT(memcmp(g[0], g[2], sizeof g[0]) == 0);
+	for (int k = 0; k < 3; k++)
+		finish(&r[k]);
+}
+
 void suite_models(void)
 {
 	static CU_TestInfo tests[] = {
@@ -636,6 +666,8 @@ void suite_models(void)
 	    {"test_models_residual_mlp_learns", test_models_residual_mlp_learns},
 	    {"test_models_grad_then_step_is_train_step",
 	     test_models_grad_then_step_is_train_step},
+	    {"test_models_dropout_masks_follow_the_session_seed",
+	     test_models_dropout_masks_follow_the_session_seed},
 	    {"test_models_lenet_learns", test_models_lenet_learns},
 	    {"test_models_pow_at_zero_follows_torch",
 	     test_models_pow_at_zero_follows_torch},

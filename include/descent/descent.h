@@ -94,7 +94,8 @@ void dc_model_free(dc_model *m);
 const rt_program *dc_model_program(const dc_model *m);
 double dc_model_compile_seconds(const dc_model *m);
 
-/* A session owns parameters, optimizer state and io buffers; init from the seed. */
+/* A session owns parameters, optimizer state and io buffers; init from the seed, which
+ * also draws dropout's masks (the "seed" hyper). */
 dc_status dc_session_new(dc_model *m, uint64_t seed, dc_session **out);
 void dc_session_free(dc_session *s);
 rt_session *dc_session_runtime(dc_session *s); /* the buffers, for direct access */

@@ -155,6 +155,10 @@ uint64_t rt_rng_next(rt_rng *r);
 double rt_rng_uniform(rt_rng *r);                    /* [0, 1) */
 uint64_t rt_rng_below(rt_rng *r, uint64_t n);        /* [0, n), unbiased */
 void rt_shuffle(rt_rng *r, int64_t *idx, int64_t n); /* Fisher-Yates */
+/* The "seed" hyper value that dropout's masks hash, from a session's seed: one of 2^24
+ * (a float holds them exactly), drawn from all 64 bits, so that seeds s and s + 2^24
+ * differ. rt_session_init sets it. */
+float rt_dropout_seed(uint64_t seed);
 
 /* ---- parameter initialisation ---- */
 /* Fills every parameter of prog in params from rng, in table order. */
