@@ -704,7 +704,8 @@ static void parse_loss(Ctx *c, const Spec *s)
 
 /* ---------------- optimizer ---------------- */
 
-/* torch.optim's defaults for optimizer k; sgd's lr is descent's 0.01 (torch: 1e-3). */
+/* torch.optim's defaults for optimizer k; sgd's lr, which torch 1.13 requires (torch 2:
+ * 1e-3), is Keras' 0.01. */
 static void opt_defaults(Model *m, OptKind k)
 {
 	m->opt = k;

@@ -236,8 +236,15 @@ static Node *sgd(const Upd *u, Node *p, Node *grad)
 		Node *mom = hy(u, H_MOMENTUM);
 		Node *later =
 		    lerp(g, mom, old(u, S_MOMENTUM_BUFFER), hy1(u, H_DAMPENING), grad);
-		Node *b = put(u, S_MOMENTUM_BUFFER, ir_select(g, u->t0, later, grad));
-		d = u->o->m->nesterov ? ir_add(g, grad, ir_mul(g, mom, b)) : b;
+		/* torch.optim.SGD tests momentum != 0 at every step: set to 0 at run
+		 * time, it takes plain steps and leaves the buffer as it is (whatever the
+		 * dampening) */
+		Node *b = put(u, S_MOMENTUM_BUFFER,
+		              ir_select(g, mom, ir_select(g, u->t0, later, grad),
+		                        old(u, S_MOMENTUM_BUFFER)));
+		d = ir_select(g, mom,
+		              u->o->m->nesterov ? ir_add(g, grad, ir_mul(g, mom, b)) : b,
+		              grad);
 	}
 	return ir_sub(g, p, ir_mul(g, hy(u, H_LR), d));
 }

@@ -548,6 +548,26 @@ static void test_optim_learning_rate_is_a_runtime_value(void)
 	p->step(r.s->bufs);
 	CU_ASSERT_DOUBLE_EQUAL(r.s->params[0], before - 0.25, 1e-6);
 	finish(&r);
+	/* momentum set to 0 at run time: plain steps, whatever the dampening, and the
+	 * buffer kept, as torch.optim.SGD's test of momentum != 0 at every step does */
+	CU_ASSERT_FATAL(
+	    start(&r, "{type: sgd, lr: 0.5, momentum: 0.9, dampening: 0.5}") == 0);
+	p = &r.c->prog;
+	for (int64_t i = 0; i < p->nparams; i++)
+		r.s->grads[i] = 1;
+	p->step(r.s->bufs); /* buffer 1 (the first step's is the gradient) */
+	CU_ASSERT_EQUAL(rt_set_hyper(r.s, "momentum", 0), 0);
+	before = r.s->params[0];
+	int b = 0; /* fc1.weight's buffer */
+	while (b < p->nstates && !strstr(p->states[b].name, "momentum_buffer"))
+		b++;
+	CU_ASSERT_FATAL(b < p->nstates);
+	float buf = r.s->state[p->states[b].offset];
+	CU_ASSERT_EQUAL(buf, 1);
+	p->step(r.s->bufs);
+	CU_ASSERT_DOUBLE_EQUAL(r.s->params[0], before - 0.5, 1e-6);
+	CU_ASSERT_EQUAL(r.s->state[p->states[b].offset], buf);
+	finish(&r);
 }
 
 void suite_optim(void)
