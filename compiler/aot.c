@@ -94,7 +94,8 @@ static void tables(Text *t, const char *P, const rt_program *p)
 		    q->name, q->kind == RT_IO_INPUT ? "RT_IO_INPUT" : "RT_IO_OUTPUT",
 		    q->dtype == RT_I32 ? "RT_I32" : "RT_F32", q->rank);
 		shape_init(t, q->rank, q->shape);
-		put(t, ", .numel = %lld},\n", (long long)q->numel);
+		put(t, ", .numel = %lld, .limit = %lld},\n", (long long)q->numel,
+		    (long long)q->limit);
 	}
 	put(t, "\t{0}};\n\nstatic const char *const %shyper_names[] = {", P);
 	for (int i = 0; i < p->nhyper; i++)

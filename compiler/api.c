@@ -26,7 +26,6 @@ struct dc_model {
 	Arena *A; /* the model description */
 	Compiled *c;
 	unsigned entry_points; /* dc_options': 0, every one */
-	int64_t *limit;        /* per io slot: ir_index_limit, for integer inputs */
 };
 
 _Static_assert(DC_FORWARD == 1 << FN_FORWARD && DC_EVALUATE == 1 << FN_EVALUATE &&
@@ -148,17 +147,12 @@ static dc_status finish_compile(dc_context *ctx, Arena *A, Model *m, const dc_op
 	Compiled *c =
 	    compile_model_at(&ctx->diags, m, batch ? batch : m->batch, &co, &in_model);
 	dc_model *dm = c ? calloc(1, sizeof *dm) : NULL;
-	int64_t *limit = dm ? malloc((size_t)(c->prog.nio + 1) * sizeof *limit) : NULL;
-	if (!limit) {
-		free(dm);
-		dm = NULL;
+	if (!dm) {
 		compiled_free(c);
 		arena_free(A);
 		return c ? DC_ERR_NOMEM : in_model ? DC_ERR_MODEL : DC_ERR_COMPILE;
 	}
-	for (int k = 0; k < c->prog.nio; k++)
-		limit[k] = c->prog.io[k].dtype == RT_I32 ? ir_index_limit(c->g, k) : -1;
-	*dm = (dc_model){ctx, A, c, co.fns, limit};
+	*dm = (dc_model){ctx, A, c, co.fns};
 	*out = dm;
 	return DC_OK;
 }
@@ -198,7 +192,6 @@ void dc_model_free(dc_model *m)
 		return;
 	compiled_free(m->c);
 	arena_free(m->A);
-	free(m->limit);
 	free(m);
 }
 
@@ -271,8 +264,8 @@ static dc_status io_copy(dc_session *s, const char *name, void *data, size_t byt
 		return fail(s, DC_ERR_ARG, "'%s' takes %zu bytes (%lld values), got %zu",
 		            name, want, (long long)p->io[k].numel, bytes);
 	/* integers index: labels name one of the classes, indices a row of a table */
-	int64_t limit = in ? s->m->limit[k] : -1;
-	for (int64_t i = 0; limit >= 0 && i < p->io[k].numel; i++) {
+	int64_t limit = in ? p->io[k].limit : 0; /* (rt_io.limit) */
+	for (int64_t i = 0; limit > 0 && i < p->io[k].numel; i++) {
 		int32_t v = ((const int32_t *)data)[i];
 		if (v < 0 || v >= limit)
 			return fail(s, DC_ERR_ARG,

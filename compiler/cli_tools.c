@@ -68,9 +68,9 @@ int cmd_grad(const Opts *o, Diags *d, Arena *A)
 	}
 	for (int k = 0; k < c->prog.nio; k++) { /* labels and indices in range */
 		const rt_io *io = &c->prog.io[k];
-		int64_t limit = io->dtype == RT_I32 ? ir_index_limit(c->g, k) : -1;
+		int64_t limit = io->limit; /* (0: none) */
 		const int32_t *v = s->io[k];
-		for (int64_t i = 0; limit >= 0 && i < io->numel; i++)
+		for (int64_t i = 0; limit > 0 && i < io->numel; i++)
 			if (v[i] < 0 || v[i] >= limit) {
 				fprintf(
 				    stderr,

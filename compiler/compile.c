@@ -106,6 +106,9 @@ void program_describe(Graph *g, int64_t batch, int64_t nwork, rt_program *p)
 		q->dtype = t->dt == DT_I32 ? RT_I32 : RT_F32;
 		copy_shape(&t->sh, &q->rank, q->shape);
 		q->numel = shape_numel(&t->sh);
+		q->limit = t->dt == DT_I32 && ir_index_limit(g, i) > 0
+		               ? ir_index_limit(g, i)
+		               : 0;
 	}
 	float *hinit = arena_alloc(g->A, (size_t)(g->nhypers + 1) * sizeof *hinit);
 	for (int i = 0; i < g->nhypers; i++)

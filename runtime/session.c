@@ -125,8 +125,19 @@ static int check_slot(const rt_program *p, int slot, const rt_tensor *t, const c
                       char *err, size_t errlen)
 {
 	const rt_io *io = &p->io[slot];
-	if (t->dtype == io->dtype && io->numel == t->stride * p->batch)
+	if (t->dtype == io->dtype && io->numel == t->stride * p->batch) {
+		/* integers in range of what they index, each example's */
+		const int32_t *v = t->data;
+		for (int64_t i = 0; io->limit > 0 && i < t->n * t->stride; i++)
+			if (v[i] < 0 || v[i] >= io->limit)
+				return rt_error(
+				    err, errlen,
+				    "%s: example %lld holds %d, outside 0 to %lld, the "
+				    "classes or rows the program's input '%s' indexes",
+				    what, (long long)(i / t->stride), (int)v[i],
+				    (long long)io->limit - 1, io->name);
 		return 0;
+	}
 	char a[128], b[128];
 	return rt_error(
 	    err, errlen,

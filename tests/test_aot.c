@@ -194,6 +194,7 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	                   DESCENT_BINARY_DIR, model, tmp("adam.o"), h) == 0);
 	CU_ASSERT(file_has(h, ".shape = {0}"));
 	CU_ASSERT(file_has(h, "Compiled for the CPU it was compiled on"));
+	CU_ASSERT(file_has(h, ".limit = 10}")); /* the labels' classes */
 	CU_ASSERT(sh("printf '#include \"%s\"\\nint main(void) { return "
 	             "!fashion_mlp_program.train_step; }\\n' > %s",
 	             h, tmp("h.c")) == 0);

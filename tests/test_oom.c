@@ -305,11 +305,12 @@ static const rt_state lin_states[] = {
     {"fc.bias.momentum_buffer", NOUT *NIN, NOUT, 1, {NOUT}}};
 static const char *const lin_hypers[] = {"lr", "momentum"};
 static const float lin_hyper_init[] = {0.1f, 0.9f};
-static const rt_io lin_io[] = {{"x", RT_IO_INPUT, RT_F32, 2, {B, NIN}, B *NIN},
-                               {"y", RT_IO_INPUT, RT_I32, 1, {B}, B},
-                               {"weight", RT_IO_INPUT, RT_F32, 1, {B}, B},
-                               {"loss", RT_IO_OUTPUT, RT_F32, 0, {0}, 1},
-                               {"output", RT_IO_OUTPUT, RT_F32, 2, {B, NOUT}, B *NOUT}};
+static const rt_io lin_io[] = {
+    {"x", RT_IO_INPUT, RT_F32, 2, {B, NIN}, B *NIN, 0},
+    {"y", RT_IO_INPUT, RT_I32, 1, {B}, B, 0},
+    {"weight", RT_IO_INPUT, RT_F32, 1, {B}, B, 0},
+    {"loss", RT_IO_OUTPUT, RT_F32, 0, {0}, 1, 0},
+    {"output", RT_IO_OUTPUT, RT_F32, 2, {B, NOUT}, B *NOUT, 0}};
 static const rt_program lin_prog = {.batch = B,
                                     .nparams = NOUT * NIN + NOUT,
                                     .nstate = NOUT * NIN + NOUT,

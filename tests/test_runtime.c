@@ -548,10 +548,10 @@ static const rt_param lin_params[] = {
     {"w", 1, {2}, 0, 2, RT_INIT_TORCH_LINEAR, 0, 2, 1, 1},
 };
 static const rt_io lin_io[] = {
-    {"x", RT_IO_INPUT, RT_F32, 2, {B, 2}, B * 2},
-    {"y", RT_IO_INPUT, RT_F32, 1, {B}, B},
-    {"weight", RT_IO_INPUT, RT_F32, 1, {B}, B},
-    {"loss", RT_IO_OUTPUT, RT_F32, 0, {0}, 1},
+    {"x", RT_IO_INPUT, RT_F32, 2, {B, 2}, B * 2, 0},
+    {"y", RT_IO_INPUT, RT_F32, 1, {B}, B, 0},
+    {"weight", RT_IO_INPUT, RT_F32, 1, {B}, B, 0},
+    {"loss", RT_IO_OUTPUT, RT_F32, 0, {0}, 1, 0},
 };
 static const rt_program lin_prog = {
     .batch = B,
@@ -770,11 +770,11 @@ static int id_evaluate(void *const *bufs)
 static void test_evaluate_computes_accuracy(void)
 {
 	static const rt_io io[] = {
-	    {"x", RT_IO_INPUT, RT_F32, 2, {3, 3}, 9},
-	    {"label", RT_IO_INPUT, RT_I32, 1, {3}, 3},
-	    {"weight", RT_IO_INPUT, RT_F32, 1, {3}, 3},
-	    {"loss", RT_IO_OUTPUT, RT_F32, 0, {0}, 1},
-	    {"output", RT_IO_OUTPUT, RT_F32, 2, {3, 3}, 9},
+	    {"x", RT_IO_INPUT, RT_F32, 2, {3, 3}, 9, 0},
+	    {"label", RT_IO_INPUT, RT_I32, 1, {3}, 3, 3}, /* of 3 classes */
+	    {"weight", RT_IO_INPUT, RT_F32, 1, {3}, 3, 0},
+	    {"loss", RT_IO_OUTPUT, RT_F32, 0, {0}, 1, 0},
+	    {"output", RT_IO_OUTPUT, RT_F32, 2, {3, 3}, 9, 0},
 	};
 	rt_program p = {.batch = 3,
 	                .nio = 5,
@@ -797,6 +797,13 @@ static void test_evaluate_computes_accuracy(void)
 	CU_ASSERT_DOUBLE_EQUAL(m.accuracy, 0.75, 1e-12);
 	CU_ASSERT_DOUBLE_EQUAL(m.loss, 1.0, 1e-12);
 	CU_ASSERT(m.steps == 2 && m.examples == 4);
+	/* labels outside the classes (rt_io.limit) are refused, naming the example */
+	ys[3] = 3;
+	CU_ASSERT_EQUAL(rt_evaluate(s, &x, &y, &m, err, sizeof err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "y: example 3 holds 3, outside 0 to 2"));
+	ys[3] = -1;
+	CU_ASSERT_EQUAL(rt_evaluate(s, &x, &y, &m, err, sizeof err), -1);
+	ys[3] = 1;
 	/* a program without train_step cannot train */
 	CU_ASSERT_EQUAL(
 	    rt_train_epoch(s, &x, &y, 0, NULL, NULL, NULL, &m, err, sizeof err), -1);

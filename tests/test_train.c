@@ -900,10 +900,10 @@ static int nan_step(void *const *bufs)
 static void test_train_rolls_back_a_program_without_a_guard(void)
 {
 	static const rt_param param = {"w", 1, {1}, 0, 1, RT_INIT_ZEROS, 0, 1, 1, 1};
-	static const rt_io io[] = {{"x", RT_IO_INPUT, RT_F32, 2, {1, 1}, 1},
-	                           {"y", RT_IO_INPUT, RT_F32, 2, {1, 1}, 1},
-	                           {"weight", RT_IO_INPUT, RT_F32, 1, {1}, 1},
-	                           {"loss", RT_IO_OUTPUT, RT_F32, 0, {0}, 1}};
+	static const rt_io io[] = {{"x", RT_IO_INPUT, RT_F32, 2, {1, 1}, 1, 0},
+	                           {"y", RT_IO_INPUT, RT_F32, 2, {1, 1}, 1, 0},
+	                           {"weight", RT_IO_INPUT, RT_F32, 1, {1}, 1, 0},
+	                           {"loss", RT_IO_OUTPUT, RT_F32, 0, {0}, 1, 0}};
 	static const char *const hyper[] = {"lr"};
 	static const float hinit[] = {0.1f};
 	rt_program p = {.batch = 1,

@@ -96,6 +96,11 @@ typedef struct rt_io {
 	int rank;
 	int64_t shape[RT_MAXRANK]; /* first dim is the compiled batch size */
 	int64_t numel;
+	/* an integer input's values index this many classes (labels) or rows (an
+	 * embedding's indices): each from 0 to limit - 1, checked where data come in
+	 * (rt_train_epoch, rt_evaluate, rt_predict, rt_trainer_new, rt_session_feed);
+	 * 0: none */
+	int64_t limit;
 } rt_io;
 
 /* How a model's training loss adds up over the examples of a batch, which decides how
