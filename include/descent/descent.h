@@ -117,11 +117,14 @@ dc_status dc_train_step(dc_session *s, float *loss); /* forward, backward, updat
  * NaN, nothing written back) when the loss or a running statistic is not finite; the
  * gradients are written as they are. */
 dc_status dc_grad(dc_session *s, float *loss);
-dc_status dc_step(dc_session *s); /* the update from the gradients (optimizer.step()) */
+/* The update from the session's gradients (optimizer.step()): dc_grad's, or written
+ * through dc_session_runtime()->grads. */
+dc_status dc_step(dc_session *s);
 dc_status dc_forward(dc_session *s);               /* output from the inputs */
 dc_status dc_evaluate(dc_session *s, float *loss); /* loss and output, no update */
 
-/* Parameters and gradients by name (PyTorch's: "fc1.weight"), count floats. */
+/* Parameters and gradients by name (PyTorch's: "fc1.weight"), count floats. The
+ * gradients are the last dc_grad's: dc_train_step keeps its own, and writes none. */
 dc_status dc_get_param(dc_session *s, const char *name, float *data, size_t count);
 dc_status dc_set_param(dc_session *s, const char *name, const float *data, size_t count);
 dc_status dc_get_grad(dc_session *s, const char *name, float *data, size_t count);
