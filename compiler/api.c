@@ -313,6 +313,12 @@ static dc_status run(dc_session *s, rt_fn fn, unsigned bit, const char *what, fl
 	float l = has_loss ? *(float *)s->rt->io[p->io_loss] : 0;
 	if (loss)
 		*loss = l;
+	if (refused && fn == p->grad)
+		return fail(s, DC_ERR_NUMERIC,
+		            "grad: nothing written back: the loss (%g) or a running "
+		            "statistic (batch norm's) is not finite; the gradients are "
+		            "written as they are",
+		            (double)l);
 	if (refused)
 		return fail(
 		    s, DC_ERR_NUMERIC,

@@ -82,7 +82,10 @@ int cmd_grad(const Opts *o, Diags *d, Arena *A)
 				goto done;
 			}
 	}
-	c->prog.grad(s->bufs);
+	if (c->prog.grad(s->bufs)) /* (the session's write-backs are not saved) */
+		fprintf(stderr,
+		        "descent: warning: a running statistic (batch norm's) of this "
+		        "forward pass is not finite\n");
 	const float *loss = s->io[c->prog.io_loss];
 	if (rt_save_params(s, o->out, 1, "loss", loss, err, sizeof err) < 0) {
 		fprintf(stderr, "descent: error: %s\n", err);

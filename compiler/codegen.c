@@ -2034,7 +2034,8 @@ static void emit_fn(CG *cg, FnKind k)
 		refuse = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "refuse");
 		LLVMBuildCondBr(B, bad, refuse, keep);
 		LLVMPositionBuilderAtEnd(B, refuse);
-		for (int i = 0; i < fn->nouts; i++)
+		/* (grad's loss stays: the step it refuses is the write-back alone) */
+		for (int i = 0; i < fn->nouts && k != FN_GRAD; i++)
 			if (fn->outs[i].kind == DEST_IO &&
 			    g->ios[fn->outs[i].index].sh.rank == 0)
 				LLVMBuildStore(B, cg_f32(cg, NAN),

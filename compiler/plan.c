@@ -306,6 +306,10 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 	char *ok = arena_alloc(g->A, (size_t)g->n),
 	     *ban = arena_alloc(g->A, (size_t)g->n);
 	int *seen = arena_alloc(g->A, (size_t)g->n * sizeof *seen), mark = 0;
+	char *cut = arena_alloc(g->A, (size_t)g->n),
+	     *out = arena_alloc(g->A, (size_t)g->n);
+	for (int i = 0; i < f->nouts; i++)
+		out[f->outs[i].node->id] = 1;
 	for (int i = 0; i < g->n; i++)
 		p->group[i] = -1;
 	if (g->no_fusion)
@@ -313,7 +317,7 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 	for (int changed = 1; changed;) {
 		changed = 0;
 		for (int i = 0; i < g->n; i++)
-			ok[i] = 1, up[i] = i;
+			ok[i] = !cut[i], up[i] = i;
 		for (int i = 0; i < f->nouts; i++) {
 			int id = f->outs[i].node->id;
 			ok[id] &= !ban[id] && (f->outs[i].kind == DEST_PARAM ||
@@ -351,18 +355,27 @@ static void updates(Graph *g, FnKind fn, Plan *p)
 			if (bad)
 				ban[n->id] = 1, changed = 1;
 		}
-		/* a group's loop reads at most MAX_READS values: the outputs of one that
-		 * would read more (the updates of 64 scalar parameters, joined by
-		 * clip_grad_norm's scale) are computed apart and copied */
+		/* a group's loop reads at most MAX_READS values (its members, computed
+		 * in it, read none). One that would read more (the updates of 64 scalar
+		 * parameters joined by clip_grad_norm's scale, a node in the group) has
+		 * its nodes that are not updates stored before the phase, which parts
+		 * it into groups of each parameter's own; one without such nodes has
+		 * its updates computed apart and copied */
 		for (int r = 0; r < g->n && !changed; r++) {
 			if (p->group[r] < 0 || find(up, r) != r)
 				continue;
-			int n = 0;
+			int n = 0, inner = 0;
 			mark++;
 			for (int j = 0; j < g->n; j++)
 				if (p->group[j] >= 0 && find(up, j) == r)
+					seen[j] = mark;
+			for (int j = 0; j < g->n; j++)
+				if (p->group[j] >= 0 && find(up, j) == r)
 					n += reads(p, g->nodes[j], 1, seen, mark);
-			for (int i = 0; n > MAX_READS && i < f->nouts; i++)
+			for (int j = 0; n > MAX_READS && j < g->n; j++)
+				if (p->group[j] >= 0 && find(up, j) == r && !out[j])
+					cut[j] = 1, inner = changed = 1;
+			for (int i = 0; n > MAX_READS && !inner && i < f->nouts; i++)
 				if (p->group[f->outs[i].node->id] >= 0 &&
 				    find(up, f->outs[i].node->id) == r)
 					ban[f->outs[i].node->id] = 1, changed = 1;

@@ -305,17 +305,23 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 		prefetch_next(t, t->pos + done + c);
 		int refused = p->grad(s->bufs);
 		double l = *(const float *)s->io[p->io_loss];
-		if (!isfinite(l) && t->snap) {
+		if ((refused || !isfinite(l)) && t->snap) {
 			forward_state(t, 0);
 			where(t, at, sizeof at);
 			t->bad_step = (int64_t)s->step + 1;
 			*loss = l;
+			if (isfinite(l))
+				return rt_error(
+				    err, errlen,
+				    "a running statistic (batch norm's) is not "
+				    "finite at %s (micro-batch %lld); the step "
+				    "was not taken",
+				    at, (long long)(done / B) + 1);
 			return rt_error(
 			    err, errlen,
-			    "the loss %sis %s at %s (micro-batch %lld); the step was "
-			    "not taken",
-			    refused ? "or a running statistic " : "", nonfinite_name(l),
-			    at, (long long)(done / B) + 1);
+			    "the loss is %s at %s (micro-batch %lld); the step "
+			    "was not taken",
+			    nonfinite_name(l), at, (long long)(done / B) + 1);
 		}
 		/* the gradient of the whole batch's loss: of a mean over its examples,
 		 * the micro-batches' by their share of them; of a sum, their sum */

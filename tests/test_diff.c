@@ -1377,8 +1377,10 @@ static void test_diff_concatenations_match_the_reference(void)
 
 /* A loop reads at most MAX_READS values (plan.c), where one kernel could take 64:
  * the loss's sum of 70 parameters is cut into loops of fewer, and the updates of 70
- * scalar parameters, one group through clip_grad_norm's scale, are computed apart and
- * copied (each used to be an internal error). */
+ * scalar parameters, one group through clip_grad_norm's scale, become a group each,
+ * the scale stored before them (each used to be an internal error); so each keeps
+ * its update check (a step above 2^100 refused). A group under the limit stays whole:
+ * its members read nothing, being computed in its loop (8 parameters, one group). */
 static void test_diff_loops_reading_many_values_match_the_reference(void)
 {
 	char yaml[4096], *w = yaml, *end = yaml + sizeof yaml;
@@ -1393,6 +1395,21 @@ static void test_diff_loops_reading_many_values_match_the_reference(void)
 	         "\"\noptimizer: {type: sgd, lr: 0.1, momentum: 0.9, "
 	         "clip_grad_norm: 1.0}\n");
 	check_yaml("many.yaml", yaml, 1);
+	Two t;
+	model_begin(&t, yaml, 1);
+	CU_ASSERT(plan_fn(t.c->g, FN_TRAIN_STEP)->ngroups >= 70);
+	two_end(&t);
+	char few[1024];
+	w = few, end = few + sizeof few;
+	w += snprintf(w, (size_t)(end - w), "name: few\nparams: {");
+	for (int i = 0; i < 8; i++)
+		w += snprintf(w, (size_t)(end - w), "%sp%d: {init: 0}", i ? ", " : "", i);
+	snprintf(w, (size_t)(end - w),
+	         "}\nloss: \"p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7\"\n"
+	         "optimizer: {type: sgd, lr: 0.1, momentum: 0.9, clip_grad_norm: 1}\n");
+	model_begin(&t, few, 1);
+	CU_ASSERT_EQUAL(plan_fn(t.c->g, FN_TRAIN_STEP)->ngroups, 1);
+	two_end(&t);
 }
 
 /* 1 x 1 convolutions of stride 1 without padding (conv_pointwise) read their images

@@ -632,6 +632,15 @@ static void test_models_grad_then_step_is_train_step(void)
 	for (int64_t i = 0; i < p->nstate; i++)
 		CU_ASSERT(fabsf(r[0].s->state[i] - r[1].s->state[i]) <=
 		          1e-5f * (1 + fabsf(r[0].s->state[i])));
+	/* a forward pass whose running variance overflows (an input of 1e25: the squares
+	 * of what fc1 makes of it are above FLT_MAX) writes nothing back, and says so;
+	 * its loss is as computed */
+	float mean = param(&r[1], "bn1.running_mean")[0];
+	((float *)r[1].s->io[p->io_x])[0] = 1e25f;
+	CU_ASSERT_EQUAL(p->grad(r[1].s->bufs), 1);
+	CU_ASSERT(isfinite(loss(&r[1])));
+	CU_ASSERT_EQUAL(param(&r[1], "bn1.running_mean")[0], mean);
+	CU_ASSERT_EQUAL(*param(&r[1], "bn1.num_batches_tracked"), 3);
 	finish(&r[0]);
 	finish(&r[1]);
 }

@@ -113,9 +113,9 @@ dc_status dc_get_output(dc_session *s, const char *name, void *data, size_t byte
 dc_status dc_train_step(dc_session *s, float *loss); /* forward, backward, update */
 /* Loss and gradients, no update: PyTorch's model.train() forward and loss.backward().
  * As there, the forward pass advances batch norm's running statistics and dropout's
- * masks, so that dc_grad then dc_step is dc_train_step. Refused (DC_ERR_NUMERIC, loss
- * NaN, nothing written back) when the loss or a running statistic is not finite; the
- * gradients are written as they are. */
+ * masks, so that dc_grad then dc_step is dc_train_step. Refused (DC_ERR_NUMERIC,
+ * nothing written back) when the loss or a running statistic is not finite; the loss
+ * and the gradients are written as they are. */
 dc_status dc_grad(dc_session *s, float *loss);
 /* The update from the session's gradients (optimizer.step()): dc_grad's, or written
  * through dc_session_runtime()->grads. */
