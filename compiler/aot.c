@@ -273,23 +273,27 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
 	ObjCode obj = {0};
 	Text t = {0};
 	int64_t nwork = 0;
-	/* the names' prefix: a C identifier's start, and none of the runtime's */
+	/* the names' prefix: letters, digits and _, starting with a letter (a leading _
+	 * is the C library's), and none of the runtime's. One from the model's name has
+	 * its other characters made _ and an m before a bad start; --prefix is taken as
+	 * given or refused, so that two prefixes never become one. */
 	char *P = arena_printf(A, "%s",
 	                       o->prefix ? o->prefix : arena_printf(A, "%s_", m->name));
+	int bad = 0;
 	for (char *c = P; *c; c++)
-		if (!isalnum((unsigned char)*c))
-			*c = '_';
-	if (!o->prefix && (isdigit((unsigned char)P[0]) || !strncmp(P, "rt_", 3) ||
+		if (!isalnum((unsigned char)*c) && *c != '_')
+			bad = 1, *c = '_';
+	if (!o->prefix && (!isalpha((unsigned char)P[0]) || !strncmp(P, "rt_", 3) ||
 	                   !strncmp(P, "dc_", 3))) /* a name like 3layer or rt_net */
 		P = arena_printf(A, "m%s", P);
-	if (!P[0] || strlen(P) > 200 || isdigit((unsigned char)P[0]) ||
+	if ((o->prefix && bad) || strlen(P) > 200 || !isalpha((unsigned char)P[0]) ||
 	    !strncmp(P, "rt_", 3) || !strncmp(P, "dc_", 3) || !strncmp(P, "RT_", 3) ||
 	    !strncmp(P, "DC_", 3)) {
 		error_at(d, (SrcLoc){0},
-		         "--prefix '%s': the names need a prefix that starts a C name "
-		         "(a letter or _), is not the runtime's (rt_, dc_) and has at "
-		         "most 200 characters",
-		         o->prefix ? o->prefix : P);
+		         "--prefix '%s': the names need a prefix of letters, digits and _ "
+		         "that starts with a letter, is not the runtime's (rt_, dc_) and "
+		         "has at most 200 characters",
+		         o->prefix);
 		goto done;
 	}
 	if (!writable(d, o->out) || (o->header && !writable(d, o->header)))
@@ -316,11 +320,10 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
 		p.grad = g->fns[FN_GRAD].defined ? (rt_fn)1 : NULL;
 		p.step = g->fns[FN_STEP].defined ? (rt_fn)1 : NULL;
 		p.train_step = g->fns[FN_TRAIN_STEP].defined ? (rt_fn)1 : NULL;
-		/* DESCENT_MODEL_<P>H: not runtime.h's or descent.h's guard */
+		/* DESCENT_MODEL_<P>H, P as it is: not runtime.h's or descent.h's guard,
+		 * nor that of a header of prefix NET_ for net_ (the second one was
+		 * skipped, and its names undeclared) */
 		char *guard = arena_printf(A, "DESCENT_MODEL_%sH", P);
-		for (char *c = guard; *c; c++)
-			*c = isalnum((unsigned char)*c) ? (char)toupper((unsigned char)*c)
-			                                : '_';
 		header(&t, A, P, guard, m, &p, o);
 	}
 	if (o->emit == AOT_SHARED ? write_shared(d, o->out, &obj)

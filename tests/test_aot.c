@@ -183,6 +183,12 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	             DESCENT_BINARY_DIR, model, tmp("bad.o")) != 0);
 	CU_ASSERT(sh("%s/descent compile %s -o %s --prefix rt_ 2>/dev/null",
 	             DESCENT_BINARY_DIR, model, tmp("bad.o")) != 0);
+	/* nor are others' characters (a-b and a b were both a_b) or a leading _ (the C
+	 * library's) */
+	CU_ASSERT(sh("%s/descent compile %s -o %s --prefix a-b 2>/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("bad.o")) != 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --prefix _x 2>/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("bad.o")) != 0);
 	/* the linker runs without a shell: a quote in the name is a name */
 	CU_ASSERT(sh("%s/descent compile %s -o \"%s\" --emit shared >/dev/null",
 	             DESCENT_BINARY_DIR, model, tmp("it's.so")) == 0);
