@@ -179,8 +179,8 @@ static Node *call(Lower *L, const Expr *e)
 			fun_check(L->d, e);
 		return NULL;
 	}
-	Node *args[64] = {0};
-	int na = e->nargs < 64 ? e->nargs : 64, ok = 1;
+	int na = e->nargs, ok = 1; /* (concat takes any number) */
+	Node **args = arena_alloc(L->g->A, (size_t)(na + 1) * sizeof *args);
 	for (int i = 0; i < na && !(f->flags & FUN_RAW); i++)
 		ok &= (args[i] = lower_expr(L, e->args[i])) != NULL;
 	if (!ok)

@@ -1410,6 +1410,18 @@ static void test_diff_loops_reading_many_values_match_the_reference(void)
 	model_begin(&t, few, 1);
 	CU_ASSERT_EQUAL(plan_fn(t.c->g, FN_TRAIN_STEP)->ngroups, 1);
 	two_end(&t);
+	/* a call of 70 values (the parts of a concat; once cut at 64) */
+	w = yaml, end = yaml + sizeof yaml;
+	w += snprintf(w, (size_t)(end - w), "name: cat70\nparams: {");
+	for (int i = 0; i < 70; i++)
+		w += snprintf(w, (size_t)(end - w), "%sq%d: {shape: [1, 3]}",
+		              i ? ", " : "", i);
+	w += snprintf(w, (size_t)(end - w), "}\nloss: \"sum(concat(");
+	for (int i = 0; i < 70; i++)
+		w += snprintf(w, (size_t)(end - w), "%sq%d", i ? ", " : "", i);
+	snprintf(w, (size_t)(end - w),
+	         ", axis=1) ^ 2)\"\noptimizer: {type: sgd, lr: 0.1}\n");
+	check_yaml("cat70.yaml", yaml, 1);
 }
 
 /* 1 x 1 convolutions of stride 1 without padding (conv_pointwise) read their images
