@@ -198,20 +198,10 @@ static void header(Text *t, Arena *A, const char *P, const char *guard, const Mo
 	put(t, "};\n\n#endif\n");
 }
 
-static int write_file(Diags *d, const char *path, const void *data, size_t size)
-{
-	char err[512];
-	const void *parts[1] = {data};
-	if (rt_write_atomic(path, parts, &size, 1, err, sizeof err) < 0) {
-		error_at(d, (SrcLoc){0}, "%s", err);
-		return -1;
-	}
-	return 0;
-}
-
 /* A shared library: the object, linked by the system's C compiler (run without a
  * shell) into a temporary file, then written to path whole (rt_write_atomic). */
-static int write_shared(Diags *d, const char *path, const ObjCode *obj)
+static int link_shared(Diags *d, const char *path, const ObjCode *obj, char **data,
+                       size_t *size)
 {
 	char o[] = "/tmp/descent-XXXXXX.o", so[] = "/tmp/descent-XXXXXX.so";
 	int fd = mkstemps(o, 2), fs = mkstemps(so, 3), rc = -1;
@@ -226,13 +216,10 @@ static int write_shared(Diags *d, const char *path, const ObjCode *obj)
 		error_at(d, (SrcLoc){0}, "linking %s with 'cc -shared' failed", path);
 		goto done;
 	}
-	size_t n = 0;
-	char *data = read_whole(so, &n);
-	if (!data)
+	if (!(*data = read_whole(so, size)))
 		error_at(d, (SrcLoc){0}, "cannot read the linked library %s", so);
 	else
-		rc = write_file(d, path, data, n);
-	free(data);
+		rc = 0;
 done:
 	if (fd >= 0)
 		close(fd), unlink(o);
@@ -289,11 +276,12 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
 	if ((o->prefix && bad) || strlen(P) > 200 || !isalpha((unsigned char)P[0]) ||
 	    !strncmp(P, "rt_", 3) || !strncmp(P, "dc_", 3) || !strncmp(P, "RT_", 3) ||
 	    !strncmp(P, "DC_", 3)) {
-		error_at(d, (SrcLoc){0},
-		         "--prefix '%s': the names need a prefix of letters, digits and _ "
-		         "that starts with a letter, is not the runtime's (rt_, dc_) and "
-		         "has at most 200 characters",
-		         o->prefix);
+		error_at(
+		    d, (SrcLoc){0},
+		    "--prefix '%s': the names need a prefix of letters, digits and _ "
+		    "that starts with a letter, is not the runtime's (rt_, dc_) and "
+		    "has at most 200 characters",
+		    o->prefix);
 		goto done;
 	}
 	if (!writable(d, o->out) || (o->header && !writable(d, o->header)))
@@ -326,11 +314,20 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
 		char *guard = arena_printf(A, "DESCENT_MODEL_%sH", P);
 		header(&t, A, P, guard, m, &p, o);
 	}
-	if (o->emit == AOT_SHARED ? write_shared(d, o->out, &obj)
-	                          : write_file(d, o->out, obj.data, obj.size))
+	/* the object (or library) and the header written together: both or neither */
+	char *lib = NULL, err[1024];
+	size_t nlib = 0;
+	if (o->emit == AOT_SHARED && link_shared(d, o->out, &obj, &lib, &nlib))
 		goto done;
-	if (o->header && write_file(d, o->header, t.s, t.n))
+	const void *body[1] = {lib ? (const void *)lib : obj.data}, *head[1] = {t.s};
+	size_t nbody = lib ? nlib : obj.size;
+	rt_output outs[2] = {{o->out, body, &nbody, 1}, {o->header, head, &t.n, 1}};
+	if (rt_write_atomic_all(outs, o->header ? 2 : 1, err, sizeof err) < 0) {
+		error_at(d, (SrcLoc){0}, "%s", err);
+		free(lib);
 		goto done;
+	}
+	free(lib);
 	status = 0;
 done:
 	free(t.s);

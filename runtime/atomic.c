@@ -118,29 +118,44 @@ static int write_in_place(const char *path, const void *const *parts, const size
 	return rc;
 }
 
-int rt_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
-                    int nparts, char *err, size_t errlen)
+/* A file being written: its temporary file, written, synced and closed, to be renamed
+ * over path (the file a link names). tmp and dir share one allocation. */
+typedef struct Pending {
+	char *tmp, *dir, *real;
+	const char *path;
+} Pending;
+
+static void pending_free(Pending *w, int unlink_tmp)
+{
+	if (w->tmp && unlink_tmp)
+		unlink(w->tmp);
+	rt_free(w->tmp);
+	rt_free(w->real);
+	memset(w, 0, sizeof *w);
+}
+
+/* The first half of a write: the bytes in a temporary file next to path, synced. */
+static int prepare(Pending *w, const char *path, const void *const *parts,
+                   const size_t *sizes, int nparts, char *err, size_t errlen)
 {
 	struct stat st;
-	/* decided on the path as given, before any link is resolved */
-	if (names_fd(path) ||
-	    (!stat(path, &st) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
-		return write_in_place(path, parts, sizes, nparts, err, errlen);
+	memset(w, 0, sizeof *w);
 	/* the file a link names (a dangling link is replaced), then the temporary
 	 * file's name and room for the directory's */
-	char *real = rt_alloc(PATH_MAX);
+	char *real = w->real = rt_alloc(PATH_MAX);
 	if (!real)
 		return rt_fail(err, errlen, path, "out of memory");
 	const char *shown = path;
 	if (!lstat(path, &st) && S_ISLNK(st.st_mode) && realpath(path, real))
 		path = real;
+	w->path = path;
 	size_t tlen = strlen(path) + 48;
 	char *tmp = rt_alloc(2 * tlen);
 	if (!tmp) {
-		rt_free(real);
+		pending_free(w, 0);
 		return rt_fail(err, errlen, shown, "out of memory");
 	}
-	char *dir = tmp + tlen;
+	w->dir = tmp + tlen;
 	int keep_mode = !stat(path, &st) && S_ISREG(st.st_mode);
 	int fd = -1;
 	for (int tries = 0; tries < 100; tries++) {
@@ -154,47 +169,104 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 		rt_fail(err, errlen, path, "cannot create temporary file %s: %s", tmp,
 		        strerror(errno));
 		rt_free(tmp);
-		rt_free(real);
+		pending_free(w, 0);
 		return -1;
 	}
-	int rc = -1;
+	w->tmp = tmp;
 	for (int i = 0; i < nparts; i++)
 		if (sizes[i] && write_all(fd, parts[i], sizes[i])) {
 			rt_fail(err, errlen, path, "cannot write temporary file %s: %s",
 			        tmp, strerror(errno));
-			goto fail_open;
+			goto fail;
 		}
 	if (keep_mode && fchmod(fd, st.st_mode & 0777)) { /* not setuid/gid */
 		rt_fail(err, errlen, path, "cannot set the permissions of %s: %s", tmp,
 		        strerror(errno));
-		goto fail_open;
+		goto fail;
 	}
 	if (fsync(fd)) {
 		rt_fail(err, errlen, path, "cannot sync temporary file %s: %s", tmp,
 		        strerror(errno));
-		goto fail_open;
+		goto fail;
 	}
 	int closed = close(fd);
 	fd = -1;
 	if (closed) {
 		rt_fail(err, errlen, path, "cannot write temporary file %s: %s", tmp,
 		        strerror(errno));
-		goto fail_open;
+		goto fail;
 	}
-	if (rename(tmp, path)) {
-		rt_fail(err, errlen, path, "cannot rename temporary file %s over it: %s",
-		        tmp, strerror(errno));
-		goto fail_open;
-	}
-	rc = sync_dir(path, dir, err, errlen);
-	rt_free(tmp);
-	rt_free(real);
-	return rc;
-fail_open:
+	return 0;
+fail:
 	if (fd >= 0)
 		close(fd);
-	unlink(tmp);
-	rt_free(tmp);
-	rt_free(real);
+	pending_free(w, 1);
+	return -1;
+}
+
+/* The second half: the rename, made durable. */
+static int commit(Pending *w, char *err, size_t errlen)
+{
+	if (rename(w->tmp, w->path)) {
+		rt_fail(err, errlen, w->path,
+		        "cannot rename temporary file %s over it: %s", w->tmp,
+		        strerror(errno));
+		pending_free(w, 1);
+		return -1;
+	}
+	int rc = sync_dir(w->path, w->dir, err, errlen);
+	pending_free(w, 0);
+	return rc;
+}
+
+/* a path written in place, not through a temporary file: a descriptor's name or a
+ * file that is not regular (a FIFO, a device) */
+static int in_place(const char *path)
+{
+	struct stat st;
+	return names_fd(path) ||
+	       (!stat(path, &st) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+}
+
+int rt_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
+                    int nparts, char *err, size_t errlen)
+{
+	/* decided on the path as given, before any link is resolved */
+	if (in_place(path))
+		return write_in_place(path, parts, sizes, nparts, err, errlen);
+	Pending w;
+	return prepare(&w, path, parts, sizes, nparts, err, errlen)
+	           ? -1
+	           : commit(&w, err, errlen);
+}
+
+int rt_write_atomic_all(const rt_output *outs, int n, char *err, size_t errlen)
+{
+	enum { MAXOUT = 8 };
+	Pending w[MAXOUT];
+	char flat[MAXOUT]; /* written in place */
+	if (n > MAXOUT)
+		return rt_fail(err, errlen, outs[0].path, "more than %d files at once",
+		               MAXOUT);
+	for (int i = 0; i < n; i++) {
+		memset(&w[i], 0, sizeof w[i]);
+		flat[i] = (char)in_place(outs[i].path);
+		if (!flat[i] && prepare(&w[i], outs[i].path, outs[i].parts, outs[i].sizes,
+		                        outs[i].nparts, err, errlen)) {
+			while (i-- > 0) /* one failed: none is written */
+				pending_free(&w[i], 1);
+			return -1;
+		}
+	}
+	int rc = 0;
+	for (int i = 0; i < n; i++) /* every one ready: the renames */
+		if (!flat[i] && !rc)
+			rc = commit(&w[i], err, errlen);
+		else if (!flat[i])
+			pending_free(&w[i], 1);
+	for (int i = 0; i < n && !rc; i++) /* those written in place, last */
+		if (flat[i])
+			rc = write_in_place(outs[i].path, outs[i].parts, outs[i].sizes,
+			                    outs[i].nparts, err, errlen);
 	return rc;
 }

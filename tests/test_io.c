@@ -576,6 +576,36 @@ static void test_write_atomic_joins_parts(void)
 	close(fds[0]);
 }
 
+/* Files written together (rt_write_atomic_all) are all written or none: the second
+ * one's temporary file cannot be made, and the first keeps its old bytes; a link to
+ * a file not there yet, named as the second, is replaced, not written through onto
+ * the first (an object's header once overwrote the object so). */
+static void test_write_atomic_all_writes_all_or_none(void)
+{
+	char a[256], h[256], got[16], err[512] = "";
+	snprintf(a, sizeof a, "%s", tmp_path("a.o"));
+	snprintf(h, sizeof h, "%s", tmp_path("nodir/a.h"));
+	const void *old[] = {"old"}, *pa[] = {"object"}, *pb[] = {"header"};
+	size_t nold = 3, na = 6, nb = 6;
+	CU_ASSERT_EQUAL_FATAL(rt_write_atomic(a, old, &nold, 1, err, sizeof err), 0);
+	rt_output outs[2] = {{a, pa, &na, 1}, {h, pb, &nb, 1}};
+	CU_ASSERT_EQUAL(rt_write_atomic_all(outs, 2, err, sizeof err), -1);
+	CU_ASSERT(check_msg(err, h, "cannot create temporary file"));
+	CU_ASSERT_EQUAL(read_bytes(a, got, sizeof got), 3);
+	CU_ASSERT(memcmp(got, "old", 3) == 0);
+	CU_ASSERT_EQUAL(count_entries(tmpdir), 1); /* no temporary file left */
+	/* link.h -> b.o, neither there yet: b.o gets the object, link.h the header */
+	char b[256], link[256];
+	snprintf(b, sizeof b, "%s", tmp_path("b.o"));
+	snprintf(link, sizeof link, "%s", tmp_path("link.h"));
+	CU_ASSERT_FATAL(symlink(b, link) == 0);
+	outs[0].path = b, outs[1].path = link;
+	CU_ASSERT_EQUAL(rt_write_atomic_all(outs, 2, err, sizeof err), 0);
+	CU_ASSERT(read_bytes(b, got, sizeof got) == 6 && !memcmp(got, "object", 6));
+	CU_ASSERT(read_bytes(link, got, sizeof got) == 6 && !memcmp(got, "header", 6));
+	tmp_cleanup();
+}
+
 /* ---- NumPy .npy ---- */
 
 /* A .npy file: magic, version major.0, header length, the dict padded to 64, data. */
@@ -1101,6 +1131,8 @@ void suite_io(void)
 	    {"st_failed_save_keeps_old_file_and_no_temp",
 	     test_st_failed_save_keeps_old_file_and_no_temp},
 	    {"write_atomic_joins_parts", test_write_atomic_joins_parts},
+	    {"write_atomic_all_writes_all_or_none",
+	     test_write_atomic_all_writes_all_or_none},
 	    {"npy_round_trip", test_npy_round_trip},
 	    {"npy_loads_other_writers_files", test_npy_loads_other_writers_files},
 	    {"npy_rejects_bad_files", test_npy_rejects_bad_files},

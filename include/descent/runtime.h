@@ -424,6 +424,17 @@ int rt_trainer_run(rt_trainer *t, int64_t max_steps, rt_progress_fn cb, void *ud
  * message in err. */
 int rt_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
                     int nparts, char *err, size_t errlen);
+/* Several files written together: each one's temporary file written and synced
+ * first, then the renames, so that a failure while writing (a full disk) leaves every
+ * old file as it was, not a new one beside an old one. Paths written in place (a FIFO,
+ * /dev/stdout) go last. At most 8. */
+typedef struct rt_output {
+	const char *path;
+	const void *const *parts;
+	const size_t *sizes;
+	int nparts;
+} rt_output;
+int rt_write_atomic_all(const rt_output *outs, int n, char *err, size_t errlen);
 
 /* safetensors (Hugging Face): an 8-byte little-endian header length, a JSON header,
  * then the tensors' bytes, little-endian, row-major. */
