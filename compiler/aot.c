@@ -121,6 +121,11 @@ static char *comment_safe(Arena *A, const char *s)
 static void header(Text *t, Arena *A, const char *P, const char *guard, const Model *m,
                    const rt_program *p, const AotOpts *o)
 {
+	char up[256]; /* the macros' prefix */
+	size_t k = 0;
+	for (; P[k] && k < sizeof up - 1; k++)
+		up[k] = (char)toupper((unsigned char)P[k]);
+	up[k] = 0;
 	put(t,
 	    "/* %s: compiled by descent from %s. Link with the object and "
 	    "libdescent_rt.a\n"
@@ -149,14 +154,26 @@ static void header(Text *t, Arena *A, const char *P, const char *guard, const Mo
 	    " * restores the caller's MXCSR. grad is a training-mode forward and "
 	    "backward: like\n"
 	    " * train_step, it advances batch norm's running statistics and dropout's "
-	    "masks. */\n");
+	    "masks.\n"
+	    " *\n"
+	    " * The simplest use: rt_session *s = rt_session_new(&%sprogram); "
+	    "rt_session_init(s, seed);\n"
+	    " * then rt_train_epoch, rt_evaluate, rt_predict, or the rt_trainer "
+	    "(descent/runtime.h).\n"
+	    " * Calling the entry points directly: bufs is RT_IO0 + %sNIO pointers, "
+	    "the floats of\n"
+	    " * the parameters and of the gradients (%sPARAM_FLOATS each), the "
+	    "optimizer state\n"
+	    " * (%sSTATE_FLOATS), the workspace (%sWORK_FLOATS), the hyperparameters "
+	    "(%shyper_init's\n"
+	    " * values), then one per io slot of %sio, in order. The \"weight\" input "
+	    "holds 1 for\n"
+	    " * each row of the batch that counts and 0 for padding (weights all 0 "
+	    "give a NaN loss);\n"
+	    " * the \"seed\" hyper draws dropout's masks (rt_dropout_seed). */\n",
+	    P, up, up, up, up, P, P);
 	put(t, "#ifndef %s\n#define %s\n\n#include <descent/runtime.h>\n\n", guard,
 	    guard);
-	char up[256];
-	size_t k = 0;
-	for (; P[k] && k < sizeof up - 1; k++)
-		up[k] = (char)toupper((unsigned char)P[k]);
-	up[k] = 0;
 	put(t,
 	    "#define %sBATCH %lld\n#define %sPARAM_FLOATS %lld /* parameters and "
 	    "gradients */\n",

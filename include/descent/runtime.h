@@ -33,7 +33,9 @@ enum {
 
 /* Returns 0, or 1 when train_step or step took no step: a value it would have written
  * (the loss, a new parameter or optimizer state value) was not finite, or a parameter's
- * step was above 2^100; it then wrote no parameter or state, and the loss reads NaN. */
+ * step was above 2^100; it then wrote no parameter or state, and the loss reads NaN.
+ * grad returns 1 when it wrote nothing back (its loss or a running statistic not
+ * finite); its loss and gradients are then as computed. */
 typedef int (*rt_fn)(void *const *bufs);
 
 /* ---- threads ----
