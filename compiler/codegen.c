@@ -15,9 +15,11 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm/Config/llvm-config.h>
@@ -2073,6 +2075,42 @@ const char *host_cpu_text(void)
 	return buf;
 }
 
+/* Whether LLVM knows cpu for triple. It says an unknown one on stderr, as a warning,
+ * each time it makes a subtarget (ten times for one object), and goes on with a
+ * generic CPU; so a --cpu is tried once here with stderr caught, and its warning is
+ * the answer. Anything else LLVM said passes through. Single-threaded: only the
+ * command line's --cpu comes here (the C API takes none). */
+static int cpu_known(LLVMTargetRef target, const char *triple, const char *cpu)
+{
+	fflush(stderr);
+	FILE *caught = tmpfile();
+	int saved = caught ? dup(2) : -1;
+	if (saved < 0 || dup2(fileno(caught), 2) < 0) {
+		if (saved >= 0)
+			close(saved);
+		if (caught)
+			fclose(caught);
+		return 1; /* no way to ask: LLVM's warning will say it */
+	}
+	LLVMTargetMachineRef tm =
+	    LLVMCreateTargetMachine(target, triple, cpu, "", LLVMCodeGenLevelNone,
+	                            LLVMRelocPIC, LLVMCodeModelDefault);
+	if (tm)
+		LLVMDisposeTargetMachine(tm);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	char said[4096];
+	rewind(caught);
+	size_t n = fread(said, 1, sizeof said - 1, caught);
+	fclose(caught);
+	said[n] = 0;
+	int known = !strstr(said, "is not a recognized processor");
+	if (known && n)
+		fputs(said, stderr);
+	return known;
+}
+
 LLVMTargetMachineRef target_machine(Diags *d, const CodegenOpts *o)
 {
 	int host = !o->triple;
@@ -2088,9 +2126,12 @@ LLVMTargetMachineRef target_machine(Diags *d, const CodegenOpts *o)
 	char *triple =
 	    host ? LLVMGetDefaultTargetTriple() : LLVMNormalizeTargetTriple(o->triple);
 	/* the host's features go with the host's CPU only: --cpu haswell on an AVX-512
-	 * machine means haswell's features */
-	char *cpu = host ? LLVMGetHostCPUName() : NULL,
-	     *features = host && !o->cpu ? LLVMGetHostCPUFeatures() : NULL;
+	 * machine means haswell's features; --cpu native is the host's, as clang's
+	 * -march=native */
+	int native = o->cpu && !strcmp(o->cpu, "native");
+	const char *want = native ? NULL : o->cpu;
+	char *cpu = host || native ? LLVMGetHostCPUName() : NULL,
+	     *features = (host && !want) || native ? LLVMGetHostCPUFeatures() : NULL;
 	char *err = NULL;
 	LLVMTargetRef target;
 	LLVMTargetMachineRef tm = NULL;
@@ -2099,13 +2140,22 @@ LLVMTargetMachineRef target_machine(Diags *d, const CodegenOpts *o)
 		LLVMDisposeMessage(err);
 		goto cleanup;
 	}
+	if (want && !cpu_known(target, triple, want)) {
+		error_at(d, (SrcLoc){0},
+		         "--cpu '%s': LLVM knows no such processor for %s (x86-64 ones: "
+		         "x86-64, x86-64-v2, x86-64-v3, x86-64-v4, haswell, znver4...; "
+		         "aarch64 ones: generic, cortex-a72, neoverse-n1...; native: "
+		         "this machine's)",
+		         want, triple);
+		goto cleanup;
+	}
 	LLVMCodeGenOptLevel lvl = o->opt_level >= 3   ? LLVMCodeGenLevelAggressive
 	                          : o->opt_level == 0 ? LLVMCodeGenLevelNone
 	                                              : LLVMCodeGenLevelDefault;
 	tm = LLVMCreateTargetMachine(target, triple,
-	                             o->cpu ? o->cpu
-	                             : cpu  ? cpu
-	                                    : "generic",
+	                             want  ? want
+	                             : cpu ? cpu
+	                                   : "generic",
 	                             o->features ? o->features
 	                             : features  ? features
 	                                         : "",

@@ -168,6 +168,16 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	CU_ASSERT(sh("%s/descent compile %s -o %s --target nosuch-cpu-none 2>/dev/null",
 	             DESCENT_BINARY_DIR, model, tmp("bad.o")) != 0);
 	CU_ASSERT(access(tmp("bad.o"), F_OK) != 0);
+	/* so is a CPU LLVM does not know, said once (LLVM warned ten times and went on
+	 * with a generic one); --cpu native is this machine's */
+	CU_ASSERT(sh("%s/descent compile %s -o %s --cpu nosuchcpu 2>%s; test $? = 1",
+	             DESCENT_BINARY_DIR, model, tmp("bad.o"), tmp("cpu.err")) == 0);
+	CU_ASSERT(access(tmp("bad.o"), F_OK) != 0);
+	CU_ASSERT(sh("test $(wc -l < %s) = 1 && grep -q \"'nosuchcpu': LLVM knows no "
+	             "such processor\" %s",
+	             tmp("cpu.err"), tmp("cpu.err")) == 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --cpu native >/dev/null",
+	             DESCENT_BINARY_DIR, model, tmp("native.o")) == 0);
 	/* so is a CPU LLVM does not know (it aborted), with exit status 1 */
 	CU_ASSERT(
 	    sh("%s/descent compile %s -o %s --cpu pentium99 >/dev/null 2>&1; test $? "
