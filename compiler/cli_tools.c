@@ -110,6 +110,11 @@ int cmd_compile(const Opts *o, Diags *d, Arena *A)
 	int emit = 0;
 	while (o->emit && emit < 5 && strcmp(o->emit, emits[emit]))
 		emit++;
+	if (o->target && !o->target[0]) {
+		fprintf(stderr, "descent: error: --target takes a triple "
+		                "(x86_64-linux-gnu, aarch64-linux-gnu...), got ''\n");
+		return 2;
+	}
 	if (emit == 5 || !o->out) {
 		fprintf(stderr, "descent: error: %s\n",
 		        !o->out ? "compile needs -o FILE"

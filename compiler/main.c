@@ -318,6 +318,9 @@ static int parse_args(int argc, char **argv, Opts *o)
 		}
 	}
 	if (!o->model) {
+		fprintf(stderr, "descent: error: %s needs %s\n", argv[1],
+		        !strcmp(argv[1], "plot") ? "a log file (LOG.csv)"
+		                                 : "a model file (MODEL.yaml)");
 		usage(stderr);
 		return -1;
 	}

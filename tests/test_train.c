@@ -1444,6 +1444,10 @@ static void test_train_eval_and_predict(void)
 	CU_ASSERT_EQUAL(rc, 2);
 	CU_ASSERT_PTR_NOT_NULL(
 	    strstr(out, "eval takes no --epochs; its options: --params"));
+	/* a command without its file says which it needs */
+	rc = descent("eval --params ae.safetensors", out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "eval needs a model file (MODEL.yaml)"));
 	/* a parameters file of another model */
 	rc = descent("eval es.yaml --params nothing.safetensors", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 1);
