@@ -265,6 +265,9 @@ static int read_data(Src *g, const char *path, double scale, rt_tensor *t, int64
 int rt_idx_load(const char *path, double scale, int as_labels, rt_tensor *out, char *err,
                 size_t errlen)
 {
+	if (!path || !out)
+		return rt_error(err, errlen, "rt_idx_load: %s is NULL",
+		                !path ? "the path" : "out");
 	memset(out, 0, sizeof *out);
 	FILE *fp = fopen(path, "rb");
 	if (!fp)

@@ -440,6 +440,9 @@ static int check_shape(const char *path, const Header *h, rt_tensor *out, int64_
 
 int rt_npy_load(const char *path, int as_labels, rt_tensor *out, char *err, size_t errlen)
 {
+	if (!path || !out)
+		return rt_error(err, errlen, "rt_npy_load: %s is NULL",
+		                !path ? "the path" : "out");
 	memset(out, 0, sizeof *out);
 	FILE *fp = fopen(path, "rb");
 	if (!fp)

@@ -770,6 +770,9 @@ done:
 
 int rt_st_load(const char *path, rt_st_file *out, char *err, size_t errlen)
 {
+	if (!path || !out)
+		return rt_error(err, errlen, "rt_st_load: %s is NULL",
+		                !path ? "the path" : "out");
 	memset(out, 0, sizeof *out);
 	uint64_t hlen = 0;
 	size_t size = 0;

@@ -27,6 +27,8 @@ static void *elems(int64_t n)
 
 rt_session *rt_session_new(const rt_program *prog)
 {
+	if (!prog)
+		return NULL;
 	if (prog->nio < 0 || (size_t)prog->nio > SIZE_MAX / sizeof(void *) - RT_IO0)
 		return NULL;
 	rt_session *s = rt_alloc(sizeof *s);
@@ -79,6 +81,8 @@ void rt_session_free(rt_session *s)
 
 void rt_session_init(rt_session *s, uint64_t seed)
 {
+	if (!s)
+		return;
 	const rt_program *p = s->prog;
 	rt_rng rng;
 	rt_rng_seed(&rng, seed);
@@ -94,6 +98,8 @@ void rt_session_init(rt_session *s, uint64_t seed)
 
 int rt_set_hyper(rt_session *s, const char *name, double v)
 {
+	if (!s || !name)
+		return -1;
 	int rc = -1;
 	if (!strncmp(name, "1-", 2)) /* set with its hyper */
 		return -1;
@@ -165,6 +171,8 @@ static int check_feeds(const rt_session *s, const rt_tensor *x, char *err, size_
 
 int rt_session_feed(rt_session *s, int slot, const rt_tensor *t, char *err, size_t errlen)
 {
+	if (!s)
+		return rt_error(err, errlen, "rt_session_feed: no session (NULL)");
 	const rt_program *p = s->prog;
 	rt_feeds *f = &s->feeds;
 	if (slot == -1) {
@@ -331,6 +339,11 @@ int rt_train_epoch(rt_session *s, const rt_tensor *x, const rt_tensor *y, int64_
                    rt_rng *rng, rt_progress_fn cb, void *ud, rt_metrics *m, char *err,
                    size_t errlen)
 {
+	if (!s || !x || !y)
+		return rt_error(err, errlen, "rt_train_epoch: %s is NULL",
+		                !s   ? "the session"
+		                : !x ? "x"
+		                     : "y");
 	rt_metrics dummy;
 	if (!m)
 		m = &dummy;
@@ -354,6 +367,11 @@ int rt_train_epoch(rt_session *s, const rt_tensor *x, const rt_tensor *y, int64_
 int rt_evaluate(rt_session *s, const rt_tensor *x, const rt_tensor *y, rt_metrics *m,
                 char *err, size_t errlen)
 {
+	if (!s || !x || !y)
+		return rt_error(err, errlen, "rt_evaluate: %s is NULL",
+		                !s   ? "the session"
+		                : !x ? "x"
+		                     : "y");
 	rt_metrics dummy;
 	if (!m)
 		m = &dummy;
@@ -373,6 +391,11 @@ int rt_evaluate(rt_session *s, const rt_tensor *x, const rt_tensor *y, rt_metric
 
 int rt_predict(rt_session *s, const rt_tensor *x, float *out, char *err, size_t errlen)
 {
+	if (!s || !x || !out)
+		return rt_error(err, errlen, "rt_predict: %s is NULL",
+		                !s   ? "the session"
+		                : !x ? "x"
+		                     : "out");
 	const rt_program *p = s->prog;
 	if (!p->forward)
 		return rt_error(err, errlen, "the program has no forward function");

@@ -74,6 +74,9 @@ static double element(const rt_st_tensor *t, int64_t i)
 
 int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 {
+	if (!s || !f)
+		return rt_error(err, errlen, "rt_load_params: %s is NULL",
+		                !s ? "the session" : "the file");
 	const rt_program *p = s->prog;
 	int nmissing = 0, nshape = 0, nextra = 0, nnonfinite = 0;
 	char miss[1024] = "", shp[1024] = "", extra[1024] = "", bad[512] = "";
@@ -140,6 +143,9 @@ int rt_load_params(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 
 int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 {
+	if (!s || !f)
+		return rt_error(err, errlen, "rt_load_inputs: %s is NULL",
+		                !s ? "the session" : "the file");
 	const rt_program *p = s->prog;
 	for (int i = 0; i < f->n; i++) { /* a tensor no input takes: a misspelt name */
 		int k = 0;
@@ -215,6 +221,9 @@ int rt_load_inputs(rt_session *s, const rt_st_file *f, char *err, size_t errlen)
 int rt_save_params(const rt_session *s, const char *path, int grads,
                    const char *extra_name, const float *extra, char *err, size_t errlen)
 {
+	if (!s || !path)
+		return rt_error(err, errlen, "rt_save_params: %s is NULL",
+		                !s ? "the session" : "the path");
 	const rt_program *p = s->prog;
 	/* parameters that rt_load_params would refuse are not written (gradients may
 	 * be anything: they are what descent grad reports) */

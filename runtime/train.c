@@ -98,6 +98,14 @@ static int hyper_index(const rt_program *p, const char *name)
 rt_trainer *rt_trainer_new(rt_session *s, const rt_tensor *x, const rt_tensor *y,
                            const rt_trainer_opts *o, char *err, size_t errlen)
 {
+	if (!s || !x || !y || !o) {
+		rt_error(err, errlen, "rt_trainer_new: %s is NULL",
+		         !s   ? "the session"
+		         : !x ? "x"
+		         : !y ? "y"
+		              : "the options");
+		return NULL;
+	}
 	const rt_program *p = s->prog;
 	int64_t k = o->accumulate > 1 ? o->accumulate : 1;
 	if (k > 1 ? session_check(s, p->grad, "grad", x, y, err, errlen) ||
@@ -368,6 +376,8 @@ static int accum_step(rt_trainer *t, int64_t count, double *loss, char *err,
 int rt_trainer_run(rt_trainer *t, int64_t max_steps, rt_progress_fn cb, void *ud,
                    rt_metrics *m, char *err, size_t errlen)
 {
+	if (!t)
+		return rt_error(err, errlen, "rt_trainer_run: no trainer (NULL)");
 	rt_session *s = t->s;
 	const rt_program *p = s->prog;
 	rt_metrics dummy;
@@ -472,6 +482,9 @@ static int state_shape(const rt_state *q, int64_t *shape)
 int rt_trainer_save(const rt_trainer *t, const char *path, const char *const *keys,
                     const char *const *vals, int nextra, char *err, size_t errlen)
 {
+	if (!t || !path)
+		return rt_error(err, errlen, "rt_trainer_save: %s is NULL",
+		                !t ? "the trainer" : "the path");
 	const rt_session *s = t->s;
 	const rt_program *p = s->prog;
 	int64_t bp = first_nonfinite(s->params, p->nparams);
@@ -757,6 +770,9 @@ static double get_num(Reader *r, const char *key, int inf, int nonneg)
 
 int rt_trainer_load(rt_trainer *t, const rt_st_file *f, char *err, size_t errlen)
 {
+	if (!t || !f)
+		return rt_error(err, errlen, "rt_trainer_load: %s is NULL",
+		                !t ? "the trainer" : "the file");
 	rt_session *s = t->s;
 	const rt_program *p = s->prog;
 	Reader r = {f, err, errlen, 0};

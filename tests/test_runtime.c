@@ -767,6 +767,37 @@ static int id_evaluate(void *const *bufs)
 	return 0;
 }
 
+/* The runtime's entry points take NULL for any pointer they need and say which, where
+ * an ahead-of-time program has nothing else to check them (they crashed). */
+static void test_runtime_refuses_null_pointers(void)
+{
+	char err[256];
+	rt_tensor t = {0};
+	rt_st_file f = {0};
+	rt_trainer_opts o = {0};
+	CU_ASSERT_PTR_NULL(rt_session_new(NULL));
+	rt_session_init(NULL, 1);
+	CU_ASSERT_EQUAL(rt_set_hyper(NULL, "lr", 1), -1);
+	CU_ASSERT_EQUAL(rt_session_feed(NULL, 0, &t, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(
+	    rt_train_epoch(NULL, &t, &t, 0, NULL, NULL, NULL, NULL, err, sizeof err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "the session is NULL"));
+	CU_ASSERT_EQUAL(rt_evaluate(NULL, &t, &t, NULL, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_predict(NULL, &t, NULL, err, sizeof err), -1);
+	CU_ASSERT_PTR_NULL(rt_trainer_new(NULL, &t, &t, &o, err, sizeof err));
+	CU_ASSERT_EQUAL(rt_trainer_run(NULL, 0, NULL, NULL, NULL, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_load_params(NULL, &f, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_load_inputs(NULL, &f, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_save_params(NULL, "x", 0, NULL, NULL, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_trainer_save(NULL, "x", NULL, NULL, 0, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_trainer_load(NULL, &f, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_st_load(NULL, &f, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_npy_load(NULL, 0, &t, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_idx_load(NULL, 1, 0, &t, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_csv_load(NULL, NULL, &t, NULL, err, sizeof err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "rt_csv_load: the path is NULL"));
+}
+
 static void test_evaluate_computes_accuracy(void)
 {
 	static const rt_io io[] = {
@@ -948,6 +979,7 @@ void suite_runtime(void)
 	    {"train_epoch_rejects_shape_mismatch",
 	     test_train_epoch_rejects_shape_mismatch},
 	    {"evaluate_computes_accuracy", test_evaluate_computes_accuracy},
+	    {"runtime_refuses_null_pointers", test_runtime_refuses_null_pointers},
 	    {"parallel_for_visits_each_element_once_on_grain_boundaries",
 	     test_parallel_for_visits_each_element_once_on_grain_boundaries},
 	    {"parallel_for_from_two_program_threads",
