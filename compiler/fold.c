@@ -122,11 +122,9 @@ static Node *fold_pow(Graph *g, Node *x, Node *c)
 		return ir_unary(g, OP_SQRT, x);
 	if (is_const(c, -1))
 		return ir_div(g, ir_scalar(g, 1), x);
-	if (is_const(c, -2)) { /* (1/x)^2, not 1/x^2: at 0 the gradient is torch's
-		                  -inf, where the product rule's 0 * -inf was NaN */
-		Node *r = ir_div(g, ir_scalar(g, 1), x);
-		return ir_mul(g, r, r);
-	}
+	/* not -2: as 1 / (x x) its gradient at 0 was NaN (the product rule's 0 times
+	 * -inf), as (1/x)^2 it was NaN on a where branch not taken (0 times 1/0); pow's
+	 * own rule gives torch's -inf, and 0 there */
 	if (is_const(c, -0.5))
 		return ir_div(g, ir_scalar(g, 1), ir_unary(g, OP_SQRT, x));
 	return NULL;

@@ -499,10 +499,10 @@ static void test_layers_transposes_fold_into_matmul(void)
 }
 
 /* Powers by the constants fold.c rewrites are products, square roots and divisions:
- * no pow left, and the loss's value on inputs in (0.5, 4). */
+ * no pow left, and the loss's value on inputs in (0.5, 4). (Not -2: see fold_pow.) */
 static void test_layers_powers_fold_into_products(void)
 {
-	static const double exps[] = {2, 3, 4, 0.5, -1, -2, -0.5};
+	static const double exps[] = {2, 3, 4, 0.5, -1, -0.5};
 	double x[4] = {0.5, 1.5, 2.25, 4}, w[4] = {1, 1, 1, 1};
 	for (int t = 0; t < (int)(sizeof exps / sizeof exps[0]); t++) {
 		char e[32];

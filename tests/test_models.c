@@ -443,17 +443,19 @@ static void test_models_pow_at_zero_follows_torch(void)
 	CU_ASSERT_DOUBLE_EQUAL(du[2], log(2.0) * pow(2.0, 1.5), 1e-5);
 	CU_ASSERT_DOUBLE_EQUAL(du[3], log(0.5) * 0.125, 1e-6);
 	finish(&r);
-	/* the exponents folded to products and quotients (fold.c), at 0: x^-2 is -inf,
-	 * -2 0^-3 (once NaN: 0 * -inf in the product rule of 1 / (x x)) */
+	/* x^-2 at 0 is -inf, -2 0^-3 (once NaN: 0 * -inf in the product rule of the
+	 * fold 1 / (x x)), and 0 on a where branch not taken (NaN with (1/x)^2) */
 	CU_ASSERT_FATAL(start(&r, NULL,
-	                      "params: {x: {shape: [2]}}\n"
-	                      "loss: \"sum(x ^ -2) + sum(x ^ 3)\"\n",
+	                      "params: {x: {shape: [2]}, z: {shape: [1]}}\n"
+	                      "loss: \"sum(x ^ -2) + sum(x ^ 3) + "
+	                      "sum(where(z > 0, z ^ -2, 0))\"\n",
 	                      0) == 0);
 	param(&r, "x")[1] = 2;
 	r.c->prog.grad(r.s->bufs);
 	dx = grad(&r, "x");
 	CU_ASSERT(isinf(dx[0]) && dx[0] < 0);
 	CU_ASSERT_DOUBLE_EQUAL(dx[1], -2 / 8.0 + 3 * 4, 1e-5);
+	CU_ASSERT_EQUAL(grad(&r, "z")[0], 0);
 	finish(&r);
 }
 
