@@ -440,6 +440,12 @@ dc_status dc_set_hyper(dc_session *s, const char *name, double value)
 		            isnan(value)   ? "nan"
 		            : isinf(value) ? nonfinite((float)value)
 		                           : "a value beyond float's range");
+	if (!strcmp(name, "seed") &&
+	    (value != floor(value) || value < 0 || value >= RT_DROPOUT_SEEDS))
+		return fail(s, DC_ERR_ARG,
+		            "'seed' (dropout's) must be a whole number from 0 to %d, got "
+		            "%.9g; rt_dropout_seed makes one of any 64-bit seed",
+		            RT_DROPOUT_SEEDS - 1, value);
 	/* the range holds for the float stored: 0.99999999 is 1.0f, 1e-46 is 0 */
 	double v = (float)value;
 	if (hyper_range(name, &lo, &hi, &open) &&

@@ -66,5 +66,5 @@ float rt_dropout_seed(uint64_t seed)
 {
 	rt_rng r;
 	rt_rng_seed(&r, seed ^ 0xd1b54a32d192ed03ULL);
-	return (float)(rt_rng_next(&r) >> 40);
+	return (float)(rt_rng_next(&r) >> 41); /* (below RT_DROPOUT_SEEDS) */
 }

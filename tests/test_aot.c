@@ -324,6 +324,24 @@ static void test_api_checks_names_sizes_and_values(void)
 	    strstr(dc_session_error(s2), "'1-dampening' is set with 'dampening'"));
 	dc_session_free(s2);
 	dc_model_free(m2);
+	/* dropout's seed: a whole number below RT_DROPOUT_SEEDS (a checkpoint of another
+	 * could not be loaded back) */
+	s2 = api_session(ctx, "[{dense: {units: 3}}, {dropout: {p: 0.5}}]", &m2);
+	const double bad_seeds[] = {0.5, -3, RT_DROPOUT_SEEDS};
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(dc_set_hyper(s2, "seed", bad_seeds[i]), DC_ERR_ARG);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(dc_session_error(s2), "'seed' (dropout's) must be"));
+	CU_ASSERT_EQUAL(dc_set_hyper(s2, "seed", 12345), DC_OK);
+	for (uint64_t seed = 0; seed < 100000; seed++) {
+		float v = rt_dropout_seed(seed);
+		if (!(v >= 0 && v < RT_DROPOUT_SEEDS && v == floorf(v))) {
+			CU_FAIL("rt_dropout_seed out of its range");
+			break;
+		}
+	}
+	dc_session_free(s2);
+	dc_model_free(m2);
 	/* a huge learning rate (through the runtime, which takes any): the loss blows
 	 * up and the parameters stay finite */
 	CU_ASSERT_EQUAL(rt_set_hyper(dc_session_runtime(s), "lr", 1e30f), 0);

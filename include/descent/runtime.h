@@ -162,9 +162,11 @@ uint64_t rt_rng_next(rt_rng *r);
 double rt_rng_uniform(rt_rng *r);                    /* [0, 1) */
 uint64_t rt_rng_below(rt_rng *r, uint64_t n);        /* [0, n), unbiased */
 void rt_shuffle(rt_rng *r, int64_t *idx, int64_t n); /* Fisher-Yates */
-/* The "seed" hyper value that dropout's masks hash, from a session's seed: one of 2^24
- * (a float holds them exactly), drawn from all 64 bits, so that seeds s and s + 2^24
- * differ. rt_session_init sets it. */
+/* The "seed" hyper value that dropout's masks hash, from a session's seed: one of
+ * RT_DROPOUT_SEEDS, drawn from all 64 bits, so that seeds s and s + 2^23 differ. Each
+ * dropout layer adds 4096 times its number to it, which a float holds exactly up to
+ * 2^24: below 2^23, for 2048 layers. rt_session_init sets it. */
+enum { RT_DROPOUT_SEEDS = 1 << 23 };
 float rt_dropout_seed(uint64_t seed);
 
 /* ---- parameter initialisation ---- */
