@@ -724,8 +724,9 @@ static int run_setup(Run *r)
 		    r->d, m->loss_loc,
 		    "accumulate (%lld micro-batches a step) needs a loss that is a "
 		    "mean or a sum over the examples, which it splits; this one is "
-		    "neither (a ratio of sums over the batch, as sum(w * l) / "
-		    "sum(w), or a function of one): train on batches of %lld instead",
+		    "neither (a ratio of sums over the batch as sum(w * l) / sum(w), "
+		    "a function of a mean, or a sum with a penalty beside it): train "
+		    "on batches of %lld instead",
 		    (long long)to.accumulate,
 		    (long long)(to.accumulate * r->c->prog.batch));
 		return -1;

@@ -489,8 +489,10 @@ static int batch_kind_of(const Graph *g, const Node *n, char *memo)
 	if (free_or_mask)
 		return k[0] == K_MASK || k[1] == K_MASK ? K_MASK : K_FREE;
 	switch (n->op) {
-	case OP_RESHAPE:
+	case OP_RESHAPE: /* linear in their one input: sum(mean(l, axis=0)) is a mean */
+	case OP_BROADCAST:
 	case OP_NEG:
+	case OP_SUM:
 		return k[0];
 	case OP_ADD:
 	case OP_SUB:

@@ -116,8 +116,8 @@ rt_trainer *rt_trainer_new(rt_session *s, const rt_tensor *x, const rt_tensor *y
 		rt_error(err, errlen,
 		         "accumulating gradients over micro-batches needs a loss that is "
 		         "a mean or a sum over the examples; this model's is neither "
-		         "(a ratio of sums over the batch, as sum(w * l) / sum(w), or a "
-		         "function of one)");
+		         "(a ratio of sums over the batch as sum(w * l) / sum(w), a "
+		         "function of a mean, or a sum with a penalty beside it)");
 		return NULL;
 	}
 	int64_t n = o->limit > 0 && o->limit < x->n ? o->limit : x->n;

@@ -448,6 +448,8 @@ static void test_train_loss_kinds(void)
 	    {"\"sum(w * (out - t)^2) / sum(w)\"", RT_LOSS_OTHER},
 	    {"\"mean((out - t)^2)^2\"", RT_LOSS_OTHER},
 	    {"\"mean(out) * mean(t)\"", RT_LOSS_OTHER},
+	    {"\"sqrt(mean((out - t)^2))\"", RT_LOSS_OTHER},
+	    {"\"sum(mean((out - t)^2, axis=0))\"", RT_LOSS_MEAN},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		char yaml[1024];
