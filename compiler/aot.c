@@ -174,6 +174,13 @@ static void header(Text *t, Arena *A, const char *P, const char *guard, const Mo
 	    P, up, up, up, up, P, P);
 	put(t, "#ifndef %s\n#define %s\n\n#include <descent/runtime.h>\n\n", guard,
 	    guard);
+	/* the macros are upper case: another model's of prefix NET_ for net_ would
+	 * redefine them, a warning, and size buffers wrong */
+	put(t,
+	    "#ifdef %sBATCH\n#error \"%sBATCH is defined: another descent header has "
+	    "the macros of this prefix; compile one of the models with another "
+	    "--prefix\"\n#endif\n",
+	    up, up);
 	put(t,
 	    "#define %sBATCH %lld\n#define %sPARAM_FLOATS %lld /* parameters and "
 	    "gradients */\n",
@@ -288,7 +295,8 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
 		if (!isalnum((unsigned char)*c) && *c != '_')
 			bad = 1, *c = '_';
 	if (!o->prefix && (!isalpha((unsigned char)P[0]) || !strncmp(P, "rt_", 3) ||
-	                   !strncmp(P, "dc_", 3))) /* a name like 3layer or rt_net */
+	                   !strncmp(P, "dc_", 3) || !strncmp(P, "RT_", 3) ||
+	                   !strncmp(P, "DC_", 3))) /* a name like 3layer or rt_net */
 		P = arena_printf(A, "m%s", P);
 	if ((o->prefix && bad) || strlen(P) > 200 || !isalpha((unsigned char)P[0]) ||
 	    !strncmp(P, "rt_", 3) || !strncmp(P, "dc_", 3) || !strncmp(P, "RT_", 3) ||
@@ -297,8 +305,9 @@ int aot_compile(Diags *d, const Model *m, int64_t batch, const AotOpts *o)
 		    d, (SrcLoc){0},
 		    "--prefix '%s': the names need a prefix of letters, digits and _ "
 		    "that starts with a letter, is not the runtime's (rt_, dc_) and "
-		    "has at most 200 characters",
-		    o->prefix);
+		    "has at most 200 characters%s",
+		    o->prefix ? o->prefix : P,
+		    o->prefix ? "" : " (this one is made of the model's name: give one)");
 		goto done;
 	}
 	if (!writable(d, o->out) || (o->header && !writable(d, o->header)))

@@ -243,6 +243,16 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	             eh, ec) == 0);
 	CU_ASSERT(sh("cc -std=c99 -Wall -Werror -I%s -c %s -o %s", src_path("include"),
 	             ec, tmp("e.o")) == 0);
+	/* the headers of prefixes ev_ and EV_ share their macros: an #error, not one
+	 * model's sizes for the other's */
+	char EH[512];
+	snprintf(EH, sizeof EH, "%s", tmp("EV.h"));
+	CU_ASSERT(sh("%s/descent compile %s -o %s --header %s --prefix EV_ >/dev/null",
+	             DESCENT_BINARY_DIR, yaml, tmp("EV.o"), EH) == 0);
+	CU_ASSERT(sh("printf '#include \"%s\"\\n#include \"%s\"\\n' > %s", eh, EH, ec) ==
+	          0);
+	CU_ASSERT(sh("cc -I%s -c %s -o %s 2>&1 | grep -q 'EV_BATCH is defined'",
+	             src_path("include"), ec, tmp("e.o")) == 0);
 }
 
 static void test_api_reports_model_errors_as_diagnostics(void)
