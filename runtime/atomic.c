@@ -258,15 +258,17 @@ int rt_write_atomic_all(const rt_output *outs, int n, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	/* those written in place (a FIFO, /dev/stdout) cannot wait: written now, and
+	 * when one fails, no file is replaced */
 	int rc = 0;
+	for (int i = 0; i < n && !rc; i++)
+		if (flat[i])
+			rc = write_in_place(outs[i].path, outs[i].parts, outs[i].sizes,
+			                    outs[i].nparts, err, errlen);
 	for (int i = 0; i < n; i++) /* every one ready: the renames */
 		if (!flat[i] && !rc)
 			rc = commit(&w[i], err, errlen);
 		else if (!flat[i])
 			pending_free(&w[i], 1);
-	for (int i = 0; i < n && !rc; i++) /* those written in place, last */
-		if (flat[i])
-			rc = write_in_place(outs[i].path, outs[i].parts, outs[i].sizes,
-			                    outs[i].nparts, err, errlen);
 	return rc;
 }

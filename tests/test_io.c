@@ -603,6 +603,12 @@ static void test_write_atomic_all_writes_all_or_none(void)
 	CU_ASSERT_EQUAL(rt_write_atomic_all(outs, 2, err, sizeof err), 0);
 	CU_ASSERT(read_bytes(b, got, sizeof got) == 6 && !memcmp(got, "object", 6));
 	CU_ASSERT(read_bytes(link, got, sizeof got) == 6 && !memcmp(got, "header", 6));
+	/* one written in place that fails (/dev/full, a device) replaces no file */
+	outs[1].path = "/dev/full";
+	outs[0].parts = old, outs[0].sizes = &nold;
+	CU_ASSERT_EQUAL(rt_write_atomic_all(outs, 2, err, sizeof err), -1);
+	CU_ASSERT(read_bytes(b, got, sizeof got) == 6 && !memcmp(got, "object", 6));
+	CU_ASSERT_EQUAL(count_entries(tmpdir), 3); /* a.o, b.o, link.h: no temporary */
 	tmp_cleanup();
 }
 
