@@ -590,38 +590,39 @@ static void assign(Graph *g, FnKind fn, Plan *p)
 }
 
 /* A loop that would read more than MAX_READS values (70 parameters summed;
- * clip_grad_norm's sum of the norms of 64 gradients) stores a node fused into it: down
- * the inputs that read the most, the first that reads at most MAX_READS, so a chain of
- * n sums is n / MAX_READS loops. Stored nodes become loops of their own, checked in
- * turn (they come before their users). */
+ * clip_grad_norm's sum of the norms of 64 gradients) stores nodes fused into it. In
+ * one pass from the inputs up: a node's count is what its fused inputs count and 1 for
+ * each stored one (a value read twice counts twice: more than it reads, never less),
+ * and a node over the limit stores its fused input of the largest count until it is
+ * not, so every loop is within it and a chain of n sums is about n / MAX_READS loops.
+ * (Linear: walking each tree from its root, for each node cut, was cubic in a long
+ * chain of fused products, a tanh chain's gradient.) */
 static void limit_reads(Graph *g, Plan *p)
 {
-	int *seen = arena_alloc(g->A, (size_t)g->n * sizeof *seen), mark = 0;
-	for (int i = g->n - 1; i >= 0; i--) {
-		Node *r = g->nodes[i];
-		if (!p->live[i] || p->inl[i])
+	int *cnt = arena_alloc(g->A, (size_t)g->n * sizeof *cnt);
+	for (int i = 0; i < g->n; i++) {
+		Node *n = g->nodes[i];
+		if (!p->live[i] || (opinfo[n->op].flags & OPF_LEAF))
 			continue;
-		while (reads(p, r, 1, seen, ++mark) > MAX_READS) {
-			Node *c = r, *best;
-			for (;;) {
-				int most = 0;
-				best = NULL;
-				for (int k = 0; k < c->nin; k++) {
-					Node *x = c->in[k];
-					int n = p->inl[x->id]
-					            ? reads(p, x, 1, seen, ++mark)
-					            : 0;
-					if (n > most)
-						most = n, best = x;
-				}
-				if (!best || most <= MAX_READS)
-					break;
-				c = best;
+		int c = 0;
+		for (int k = 0; k < n->nin; k++) {
+			Node *x = n->in[k];
+			c += p->inl[x->id] ? cnt[x->id] : owner(x)->op != OP_CONST;
+		}
+		while (c > MAX_READS) {
+			Node *best = NULL;
+			for (int k = 0; k < n->nin; k++) {
+				Node *x = n->in[k];
+				if (p->inl[x->id] &&
+				    (!best || cnt[x->id] > cnt[best->id]))
+					best = x;
 			}
-			if (!best)
+			if (!best || cnt[best->id] <= 1)
 				break; /* (no op has that many inputs of its own) */
 			p->inl[best->id] = 0;
+			c -= cnt[best->id] - 1;
 		}
+		cnt[i] = c;
 	}
 }
 
