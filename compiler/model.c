@@ -549,6 +549,13 @@ static void sort_defs(Ctx *c)
 static void check_def_names(Ctx *c)
 {
 	Model *m = c->m;
+	/* a parameter of an input's name took its place everywhere */
+	for (int i = 0; i < m->nparams; i++)
+		for (int j = 0; j < m->ninputs; j++)
+			if (!strcmp(m->inputs[j].name, m->params[i].name))
+				error_at(c->d, m->params[i].loc,
+				         "the name '%s' is already an input",
+				         m->params[i].name);
 	for (int i = 0; i < m->ndefs; i++) {
 		const Def *d = &m->defs[i];
 		for (int j = 0; j < i; j++)

@@ -872,6 +872,9 @@ static void test_spec_rejects_bad_nodes(void)
 	    {IMG "params:\n  w: {shape: [3]}\nnodes:\n  w: \"dense(image, units=3)\"\n"
 	         "  out: \"w\"\n" SCE,
 	     "the name 'w' is already a parameter", 7, 3},
+	    {IMG "params:\n  image: {shape: [3]}\nnodes:\n  out: \"dense(image, "
+	         "units=3)\"\n" SCE,
+	     "the name 'image' is already an input", 5, 3},
 	    {IMG "nodes:\n  2x: \"dense(image, units=3)\"\n  out: \"relu(2x)\"\n" SCE,
 	     "node name '2x' must start with a letter", 5, 3},
 	    {IMG "nodes:\n  out: {dense: {units: 3}}\n" SCE,
