@@ -244,7 +244,32 @@ static void print_caret(FILE *f, const struct DiagSrc *src, int line, int col)
 	const char *eol = p;
 	while (eol < end && *eol != '\n' && *eol != '\r')
 		eol++;
-	fprintf(f, "%.*s\n", (int)(eol - p), p);
+	/* control characters (ESC of a terminal's sequences, NUL) and bytes that are not
+	 * UTF-8 (a binary file's) as '?', one column each: the terminal is left as it
+	 * was. At most 400 bytes of a line (a binary file's first 'line' is long). */
+	int cut = eol - p > 400;
+	if (cut)
+		eol = p + 400;
+	for (const char *q = p; q < eol; q++) {
+		unsigned char b = (unsigned char)*q;
+		int n = b < 0x80                 ? 1
+		        : b >= 0xc2 && b <= 0xdf ? 2
+		        : b >= 0xe0 && b <= 0xef ? 3
+		        : b >= 0xf0 && b <= 0xf4 ? 4
+		                                 : 0;
+		for (int k = 1; k < n; k++)
+			if (q + k >= eol || ((unsigned char)q[k] & 0xc0) != 0x80)
+				n = 0;
+		if (n > 1) {
+			fwrite(q, 1, (size_t)n, f);
+			q += n - 1;
+		} else {
+			fputc(!n || (b < 0x20 && b != '\t') || b == 0x7f ? '?' : b, f);
+		}
+	}
+	fputs(cut ? " ...\n" : "\n", f);
+	if (cut && col > 400)
+		return;
 	if (col <= 0)
 		return;
 	int c = 1;
