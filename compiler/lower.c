@@ -22,6 +22,7 @@
  * loss nor the output is computed from and for trainable parameters the loss does not
  * depend on, and an error when the memory it needs is past MAX_BYTES.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -200,6 +201,18 @@ Node *lower_expr(Lower *L, const Expr *e)
 		if (!isfinite(e->num)) {
 			error_at(L->d, e->loc, "'%s' is not a finite number",
 			         e->text ? e->text : "?");
+			return NULL;
+		}
+		/* a value of the graph is a float: 1e39 would be inf, 1e-50 0 (and values
+		 * below FLT_MIN are flushed to 0 as the steps run) */
+		if (fabs(e->num) > FLT_MAX || (e->num != 0 && fabs(e->num) < FLT_MIN)) {
+			error_at(
+			    L->d, e->loc,
+			    "'%s' is %s a 32-bit float's range (%g to %g), which the "
+			    "model computes in",
+			    e->text ? e->text : "?",
+			    fabs(e->num) > FLT_MAX ? "beyond" : "below", (double)FLT_MIN,
+			    (double)FLT_MAX);
 			return NULL;
 		}
 		return ir_scalar(g, e->num);

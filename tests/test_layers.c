@@ -619,6 +619,7 @@ static void test_layers_reject_bad_calls(void)
 	     7},
 	    {NODE("where(image, image)"), "where takes 3 values, got 2", 5, 7},
 	    {NODE("concat()"), "concat takes 1 or more values, got 0", 5, 7},
+
 	    {NODE("softmax_cross_entropy(image, label, label_smoothing=-1)"),
 	     "'label_smoothing' must be a number from 0 to 1, got '-1'", 5, 59},
 	    {IMG "nodes:\n  out: \"dense(image, units=3)\"\nloss: \"grad(out)\"\n",
@@ -646,6 +647,8 @@ static void test_layers_reject_bad_calls(void)
 static void test_layers_lowering_reports_shapes_and_types(void)
 {
 	static const Case cases[] = {
+	    {NODE("image * 1e39"), "'1e39' is beyond a 32-bit float's range", 5, 15},
+	    {NODE("image + 1e-50"), "'1e-50' is below a 32-bit float's range", 5, 15},
 	    {FLAT "layers:\n  - conv2d: {out_channels: 6, kernel_size: 5}\n" SCE,
 	     "conv2d needs a [batch, channels, height, width] value, got [4, 784]; give "
 	     "the "
