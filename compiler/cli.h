@@ -32,6 +32,7 @@ typedef struct Opts {
 int cmd_train(const Opts *o, Diags *d, Arena *A);
 int cmd_eval(const Opts *o, Diags *d, Arena *A);
 int cmd_predict(const Opts *o, Diags *d, Arena *A);
+int svg_path(const char *opt, const char *path); /* main.c: -1 (said) if not .svg */
 int cmd_plot(const Opts *o, Diags *d, Arena *A);
 
 /* cli_tools.c: gradients, ahead-of-time compilation, checks, benchmarks, the IR */

@@ -2,10 +2,12 @@
  * compile (ahead of time), gradcheck (against finite differences), bench and ir (any
  * stage as text or Graphviz). main.c parses the options and calls these; see cli.h.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -162,6 +164,8 @@ static int render(const char *dot_path, const char *out)
 	}
 	close(fd);
 	snprintf(fmt, sizeof fmt, "-T%s", ext + 1);
+	for (char *c = fmt + 2; *c; c++) /* (.SVG is svg) */
+		*c = (char)tolower((unsigned char)*c);
 	char *argv[] = {"dot", fmt, (char *)dot_path, "-o", pic, NULL};
 	int ran = run_program(argv), rc = 1;
 	if (ran == 1) {
@@ -209,14 +213,52 @@ int cmd_bench(const Opts *o, Diags *d, Arena *A)
 int cmd_ir(const Opts *o, Diags *d, Arena *A)
 {
 	InspectOpts io = {ST_BACKWARD, -1, o->grad, 0, o->stats, o->opt_level, o->batch};
-	const char *ext = o->out ? strrchr(o->out, '.') : NULL;
-	int picture =
-	    ext && (!strcmp(ext, ".svg") || !strcmp(ext, ".png") || !strcmp(ext, ".pdf"));
-	io.dot = picture || (o->format && !strcmp(o->format, "dot")) ||
-	         (ext && !strcmp(ext, ".dot"));
+	/* -o's extension, in any case: .txt text, .dot DOT, .svg .png .pdf a picture
+	 * (DOT rendered); none: --format's. Another, or one that --format contradicts,
+	 * is an error: out.jpg got text. */
+	const char *slash = o->out ? strrchr(o->out, '/') : NULL,
+	           *ext = o->out ? strrchr(slash ? slash : o->out, '.') : NULL;
+	static const char *const exts[] = {".txt", ".dot", ".svg", ".png", ".pdf"};
+	int kind = -1; /* index in exts */
+	for (int k = 0; ext && k < 5; k++)
+		if (!strcasecmp(ext, exts[k]))
+			kind = k;
 	if (o->format && strcmp(o->format, "dot") && strcmp(o->format, "text")) {
 		fprintf(stderr, "descent: error: --format takes text or dot, not '%s'\n",
 		        o->format);
+		return 2;
+	}
+	if (ext && kind < 0) {
+		fprintf(stderr,
+		        "descent: error: -o %s: ir writes .txt (text), .dot (DOT) or "
+		        ".svg, .png, .pdf (a picture, with Graphviz)\n",
+		        o->out);
+		return 2;
+	}
+	int picture = kind >= 2, want_dot = o->format && !strcmp(o->format, "dot");
+	if (o->format && kind >= 0 && want_dot != (kind >= 1)) {
+		fprintf(stderr, "descent: error: --format %s, but -o %s is %s\n",
+		        o->format, o->out, kind ? "a picture or DOT" : "text");
+		return 2;
+	}
+	io.dot = picture || want_dot || kind == 1;
+	if (o->grad && o->stage && strcmp(o->stage, "graph") &&
+	    strcmp(o->stage, "backward") && strcmp(o->stage, "optimized")) {
+		fprintf(stderr,
+		        "descent: error: --grad slices the graph stages (graph, "
+		        "backward, optimized), not %s\n",
+		        o->stage);
+		return 2;
+	}
+	if (o->grad && o->fn) {
+		fprintf(stderr, "descent: error: --grad shows grad's chain rule to a "
+		                "parameter; --fn picks a whole function: one or the "
+		                "other\n");
+		return 2;
+	}
+	if (o->stats && o->stage && !strcmp(o->stage, "spec")) {
+		fprintf(stderr, "descent: error: --stats counts the compiled model's "
+		                "ops; the spec stage compiles nothing\n");
 		return 2;
 	}
 	if (o->stage) {

@@ -1518,6 +1518,8 @@ int cmd_plot(const Opts *o, Diags *d, Arena *A)
 		fprintf(stderr, "descent: error: plot needs -o FILE.svg\n");
 		return 2;
 	}
+	if (svg_path("-o", o->out) < 0)
+		return 2;
 	if (log_read(o->model, &l, err, sizeof err) < 0) {
 		fprintf(stderr, "descent: error: %s\n", err);
 		return 1;

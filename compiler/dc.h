@@ -707,6 +707,8 @@ double *eval_node(Graph *g, Node *node, const EvalEnv *env);
 
 void dump_graph(FILE *f, Graph *g, int only_fn);    /* only_fn < 0: every node */
 void dump_set(FILE *f, Graph *g, const char *live); /* the nodes marked in live */
+/* what an output of a function is: "grad fc1.weight", "io loss", "state step" */
+const char *dump_out(Graph *g, const Out *o, char *buf, size_t len);
 void dump_node(FILE *f, Graph *g, Node *n);
 /* n's attributes as dump_node shows them (" lr", " 0.5", " T2"); its length */
 int dump_attrs(char *buf, size_t len, Graph *g, Node *n);

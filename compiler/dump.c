@@ -84,6 +84,12 @@ void dump_set(FILE *f, Graph *g, const char *live)
 			dump_node(f, g, g->nodes[i]);
 }
 
+const char *dump_out(Graph *g, const Out *o, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s %s", dest_names[o->kind], dest_name(g, o));
+	return buf;
+}
+
 void dump_graph(FILE *f, Graph *g, int only_fn)
 {
 	char *live;

@@ -89,9 +89,9 @@ static void dot_text(FILE *f, const char *s)
  * and a backward node's rule. A constant is drawn at each of its users, not as one
  * node with an edge to every layer, which made dot's layout of a 20-layer model take
  * minutes. */
-static void dot(FILE *f, Graph *g, const char *live)
+static void dot(FILE *f, Graph *g, const char *live, const Fn *fn)
 {
-	char sh[128], at[256];
+	char sh[128], at[256], what[256];
 	int nlive = 0;
 	char *used = calloc((size_t)g->n + 1, 1); /* a live node reads it */
 	if (!used)
@@ -136,16 +136,31 @@ static void dot(FILE *f, Graph *g, const char *live)
 			fprintf(f, "\\ngrad %s of %%%d", n->rule, n->fwd->id);
 		else if (n->rule)
 			fprintf(f, "\\ngrad %s", n->rule);
-		fprintf(f, "\", style=filled, fillcolor=\"%s\"];\n", color);
-		for (int k = 0; k < n->nin; k++)
+		/* what the function writes (the loss, a gradient, a new value): in a
+		 * double box, named */
+		int out = 0;
+		for (int k = 0; k < fn->nouts; k++)
+			if (fn->outs[k].node == n) {
+				fprintf(f, "\\n-> ");
+				dot_text(f, dump_out(g, &fn->outs[k], what, sizeof what));
+				out = 1;
+			}
+		fprintf(f, "\", style=filled, fillcolor=\"%s\"%s];\n", color,
+		        out ? ", peripheries=2, penwidth=1.5" : "");
+		/* operands numbered where their order matters (a - b, a / b, a matmul,
+		 * a select's condition) */
+		for (int k = 0; k < n->nin; k++) {
+			char lab[32] = "";
+			if (n->nin > 1)
+				snprintf(lab, sizeof lab, " [label=\"%d\"]", k + 1);
 			if (n->in[k]->op == OP_CONST)
 				fprintf(f,
 				        "  c%d_%d [label=\"%g\", shape=plaintext];\n  "
-				        "c%d_%d -> "
-				        "n%d;\n",
-				        n->id, k, n->in[k]->f, n->id, k, n->id);
+				        "c%d_%d -> n%d%s;\n",
+				        n->id, k, n->in[k]->f, n->id, k, n->id, lab);
 			else
-				fprintf(f, "  n%d -> n%d;\n", n->in[k]->id, n->id);
+				fprintf(f, "  n%d -> n%d%s;\n", n->in[k]->id, n->id, lab);
+		}
 	}
 	free(used);
 	fprintf(f, "}\n");
@@ -353,12 +368,14 @@ int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out)
 		mark(gn, live);
 	}
 	if (o->stage < ST_LLVM && o->dot)
-		dot(out, g, live);
+		dot(out, g, live, &g->fns[o->grad_param ? FN_GRAD : fn]);
 	else if (o->stage == ST_KERNELS)
 		kernels(out, g, fn);
 	else if (o->stage < ST_LLVM && o->grad_param) {
 		fprintf(out, "the chain rule from the loss back to %s:\n", o->grad_param);
 		dump_set(out, g, live);
+		fprintf(out, "  -> grad %s = %%%d\n", o->grad_param,
+		        grad_of(g, o->grad_param)->id);
 	} else if (o->stage < ST_LLVM)
 		dump_graph(out, g, fn);
 	if (o->stats) /* (to stderr beside DOT, which they would break) */

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 
@@ -90,6 +91,20 @@ static int parse_int(const char *flag, const char *s, int64_t min, int64_t *out)
  * (train --log m.yaml made the model file the log; plot -o nodir/x.svg failed after
  * its work). The model's own data files are checked when the model is read
  * (cmd_train). */
+/* A plot is SVG: a path with another extension (p.png got SVG bytes) is refused; one
+ * without (/dev/stdout) is taken. */
+int svg_path(const char *opt, const char *path)
+{
+	const char *slash = strrchr(path, '/'), *ext = strrchr(slash ? slash : path, '.');
+	if (!ext || !strcasecmp(ext, ".svg"))
+		return 0;
+	fprintf(stderr,
+	        "descent: error: %s %s: plots are SVG; name the file .svg (and convert "
+	        "it, with rsvg-convert or a browser, if another format is needed)\n",
+	        opt, path);
+	return -1;
+}
+
 static int clobbers(const Opts *o)
 {
 	const struct {
@@ -103,6 +118,8 @@ static int clobbers(const Opts *o)
 	           {"--inputs", o->inputs}, {"--params", o->params},
 	           {"--resume", o->resume}, {"--data-x", o->data_x},
 	           {"--data-y", o->data_y}};
+	if (o->plot && svg_path("--plot", o->plot) < 0)
+		return -1;
 	for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
 		if (!outs[i].path)
 			continue;

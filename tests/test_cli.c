@@ -179,6 +179,31 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	                    "params: {x: {init: 1}}\nloss: \"3 * x\"\n", out, sizeof out),
 	                0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "const 3\\n"));
+	/* the slice names its end, in text as the functions do, and in DOT with the
+	 * operands numbered */
+	CU_ASSERT_EQUAL(run("ir --grad x", "params: {x: {init: 1}}\nloss: \"x / 3\"\n",
+	                    out, sizeof out),
+	                0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "  -> grad x = %"));
+	CU_ASSERT_EQUAL(run("ir --grad x --format dot",
+	                    "params: {x: {init: 1}}\nloss: \"x / 3\"\n", out, sizeof out),
+	                0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\\n-> grad x\", style=filled"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "[label=\"2\"]"));
+	/* options that would be ignored are errors: another picture format, --format
+	 * against -o, --grad of a stage it does not slice, --grad with --fn */
+	static const char *const clash[][2] = {
+	    {"ir -o /tmp/x.jpg", "ir writes .txt (text), .dot (DOT) or"},
+	    {"ir --format text -o /tmp/x.svg", "--format text, but -o /tmp/x.svg"},
+	    {"ir --stage kernels --grad x", "--grad slices the graph stages"},
+	    {"ir --grad x --fn grad", "one or the other"},
+	};
+	for (int i = 0; i < 4; i++) {
+		CU_ASSERT_EQUAL(run(clash[i][0], "params: {x: {init: 1}}\nloss: \"x\"\n",
+		                    out, sizeof out),
+		                2);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, clash[i][1]));
+	}
 	/* --stats: values, and bytes as bench's (padded blobs), for state as for
 	 * parameters: Adam's two per parameter and its step */
 	CU_ASSERT_EQUAL(run("ir --stats",

@@ -965,6 +965,9 @@ static void test_train_log_and_plot(void)
 	CU_ASSERT_EQUAL(count(csv, "\n"), 4);
 	CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n3,36,"));
 	free(csv);
+	/* a plot is SVG: another extension is refused, not given SVG bytes */
+	CU_ASSERT_EQUAL(descent("plot c.csv -o c.png", out, sizeof out), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "-o c.png: plots are SVG"));
 	int rc = descent("plot c.csv -o c.svg", out, sizeof out);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 epochs plotted to c.svg"));
