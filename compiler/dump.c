@@ -11,6 +11,16 @@
 
 static const char *dtname(DType t) { return t == DT_I32 ? "i32" : "f32"; }
 
+/* " name=a,b,c" */
+static int ints(char *buf, size_t len, const char *name, const int64_t *v, int n)
+{
+	int k = snprintf(buf, len, "%s", name);
+	for (int i = 0; i < n && k < (int)len; i++)
+		k += snprintf(buf + k, len - (size_t)k, "%s%lld", i ? "," : "",
+		              (long long)v[i]);
+	return k;
+}
+
 int dump_attrs(char *buf, size_t len, Graph *g, Node *n)
 {
 	switch (n->op) {
@@ -25,16 +35,52 @@ int dump_attrs(char *buf, size_t len, Graph *g, Node *n)
 		return snprintf(buf, len, " %s", g->hypers[n->a[0]]);
 	case OP_CONST:
 		return snprintf(buf, len, " %g", n->f);
-	case OP_SUM: {
-		int k = snprintf(buf, len, " axes=");
-		for (int i = 0; i < n->in[0]->sh.rank; i++)
+	case OP_SUM:
+	case OP_RMAX: {
+		int k = snprintf(buf, len, " axes="), first = 1;
+		for (int i = 0; i < n->in[0]->sh.rank && k < (int)len; i++)
 			if (n->a[0] >> i & 1)
-				k += snprintf(buf + k, len - k, "%d", i);
+				k += snprintf(buf + k, len - (size_t)k, "%s%d",
+				              first ? "" : ",", i),
+				    first = 0;
 		return k;
 	}
 	case OP_MATMUL:
 		return snprintf(buf, len, "%s%s", n->a[0] ? " T1" : "",
 		                n->a[1] ? " T2" : "");
+	case OP_TRANSPOSE:
+		return ints(buf, len, " perm=", n->a, n->sh.rank);
+	case OP_SLICE:
+	case OP_PAD: /* (where the input starts in the output, or is cut) */
+		return ints(buf, len, n->op == OP_PAD ? " before=" : " start=", n->a,
+		            n->sh.rank);
+	case OP_CONV2D:
+	case OP_CONV2D_BWD_DATA:
+	case OP_CONV2D_BWD_FILTER: { /* what is not the default */
+		int k = 0;
+		if (n->a[0] != 1 || n->a[1] != 1)
+			k += ints(buf + k, len - (size_t)k, " stride=", n->a, 2);
+		if (n->a[2] || n->a[3] || n->a[4] || n->a[5])
+			k += ints(buf + k, len - (size_t)k, " pad=", n->a + 2, 4);
+		if (n->a[6] != 1 || n->a[7] != 1)
+			k += ints(buf + k, len - (size_t)k, " dilation=", n->a + 6, 2);
+		if (n->a[8] != 1)
+			k += snprintf(buf + k, len - (size_t)k, " groups=%lld",
+			              (long long)n->a[8]);
+		return k;
+	}
+	case OP_POOLMAX_GATHER:
+	case OP_POOLMAX_SCATTER:
+	case OP_AVGPOOL:
+	case OP_AVGPOOL_BWD: {
+		int k = ints(buf, len, " kernel=", n->a, 2);
+		k += ints(buf + k, len - (size_t)k, " stride=", n->a + 2, 2);
+		if (n->a[4] || n->a[5] || n->a[6] || n->a[7])
+			k += ints(buf + k, len - (size_t)k, " pad=", n->a + 4, 4);
+		return k;
+	}
+	case OP_DROPMASK:
+		return snprintf(buf, len, " p=%g", n->f);
 	default:
 		return 0;
 	}

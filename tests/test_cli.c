@@ -190,6 +190,18 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	                0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\\n-> grad x\", style=filled"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "[label=\"2\"]"));
+	/* a node's attributes: a convolution's that are not the default, a pool's
+	 * window, a sum's axes */
+	CU_ASSERT_EQUAL(run("ir --stage graph --batch 2",
+	                    "inputs: {x: {shape: [batch, 1, 8, 8]}}\n"
+	                    "layers: [{conv2d: {out_channels: 2, kernel_size: 3, stride: "
+	                    "2, padding: 1}}, {max_pool2d: {kernel_size: 2}}]\n"
+	                    "loss: \"sum(sum(conv1 ^ 2, axis=[2, 3]))\"\n",
+	                    out, sizeof out),
+	                0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "conv2d %1, %2 stride=2,2 pad=1,1,1,1"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "kernel=2,2 stride=2,2"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "axes=2,3"));
 	/* options that would be ignored are errors: another picture format, --format
 	 * against -o, --grad of a stage it does not slice, --grad with --fn */
 	static const char *const clash[][2] = {
