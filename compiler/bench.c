@@ -27,15 +27,14 @@ static void random_inputs(rt_session *s, uint64_t seed)
 	const rt_program *p = s->prog;
 	rt_rng rng;
 	rt_rng_seed(&rng, seed);
-	int64_t classes = p->io_output >= 0
-	                      ? p->io[p->io_output].shape[p->io[p->io_output].rank - 1]
-	                      : 2;
 	for (int k = 0; k < p->nio; k++) {
 		const rt_io *io = &p->io[k];
+		/* integers below what they index (labels, an embedding's rows) */
+		uint64_t below = io->limit > 0 ? (uint64_t)io->limit : 2;
 		for (int64_t i = 0; io->kind == RT_IO_INPUT && i < io->numel; i++)
 			if (io->dtype == RT_I32)
 				((int32_t *)s->io[k])[i] =
-				    (int32_t)rt_rng_below(&rng, (uint64_t)classes);
+				    (int32_t)rt_rng_below(&rng, below);
 			else
 				((float *)s->io[k])[i] =
 				    k == p->io_weight ? 1.0f
