@@ -1524,6 +1524,12 @@ int cmd_plot(const Opts *o, Diags *d, Arena *A)
 		fprintf(stderr, "descent: error: %s\n", err);
 		return 1;
 	}
+	if (!l.n) {
+		fprintf(stderr, "descent: error: %s: no rows to plot, only a header\n",
+		        o->model);
+		log_free(&l);
+		return 1;
+	}
 	const char *base = strrchr(o->model, '/') ? strrchr(o->model, '/') + 1 : o->model;
 	size_t len;
 	char *svg = log_svg(&l, base, &len);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dc.h"
 
@@ -125,8 +126,12 @@ int log_read(const char *path, TrainLog *l, char *err, size_t errlen)
 {
 	memset(l, 0, sizeof *l);
 	FILE *f = fopen(path, "r");
-	if (!f) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	struct stat st;
+	if (!f || (!fstat(fileno(f), &st) && S_ISDIR(st.st_mode))) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+		         f ? "it is a directory" : strerror(errno));
+		if (f)
+			fclose(f);
 		return -1;
 	}
 	char line[4096], head[4096], *fld[64]; /* the header's fields stay in head */
@@ -202,6 +207,19 @@ typedef struct Axis {
 	double lo, hi, step;
 	int decimals;
 } Axis;
+
+/* A tick's label: its axis's decimals, or 3 digits and an exponent beyond 1e6 or below
+ * 1e-4 (a loss of 2e29 had a label of 30 digits); buf holds 64 */
+static const char *tick(char *buf, double t, const Axis *a)
+{
+	if (fabs(t) < a->step * 1e-9)
+		t = 0;
+	if (t != 0 && (fabs(t) >= 1e6 || fabs(t) < 1e-4))
+		snprintf(buf, 64, "%.3g", t);
+	else
+		snprintf(buf, 64, "%.*f", a->decimals, t);
+	return buf;
+}
 
 static Axis nice_axis(double lo, double hi, int n, int integer)
 {
@@ -283,6 +301,7 @@ static int nticks(double first, double hi, double step)
 /* Axes, grid, ticks and labels of one panel. */
 static void frame(Str *b, const Panel *p, const char *title, const char *ylabel)
 {
+	char lab[64];
 	put(b, "<g font-size=\"11\" fill=\"#333\">\n");
 	int ny = nticks(p->ay.lo, p->ay.hi, p->ay.step);
 	for (int i = 0; i < ny; i++) {
@@ -292,9 +311,8 @@ static void frame(Str *b, const Panel *p, const char *title, const char *ylabel)
 		    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
 		    "stroke=\"#e5e5e5\"/>\n",
 		    p->x, y, p->x + p->w, y);
-		put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n",
-		    p->x - 6, y + 4, p->ay.decimals,
-		    fabs(t) < p->ay.step * 1e-9 ? 0.0 : t);
+		put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+		    p->x - 6, y + 4, tick(lab, t, &p->ay));
 	}
 	double x0 = ceil(p->ax.lo / p->ax.step - 1e-9) * p->ax.step;
 	int nx = nticks(x0, p->ax.hi, p->ax.step);
@@ -309,9 +327,8 @@ static void frame(Str *b, const Panel *p, const char *title, const char *ylabel)
 		    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
 		    "stroke=\"#333\"/>\n",
 		    x, p->y + p->h, x, p->y + p->h + 5);
-		put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.*f</text>\n",
-		    x, p->y + p->h + 18, p->ax.decimals,
-		    fabs(t) < p->ax.step * 1e-9 ? 0.0 : t);
+		put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+		    x, p->y + p->h + 18, tick(lab, t, &p->ax));
 	}
 	put(b,
 	    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "

@@ -965,6 +965,18 @@ static void test_train_log_and_plot(void)
 	CU_ASSERT_EQUAL(count(csv, "\n"), 4);
 	CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n3,36,"));
 	free(csv);
+	/* ticks of large values in 3 digits and an exponent (2e29 had 30 digits); a log
+	 * of a header alone has nothing to plot */
+	write_text(in_dir("big.csv"),
+	           "epoch,step,lr,train_loss,val_loss,val_accuracy,test_loss,"
+	           "test_accuracy,seconds\n1,10,0.1,2e29,,,,,1\n2,20,0.1,1e29,,,,,2\n");
+	CU_ASSERT_EQUAL(descent("plot big.csv -o big.svg", out, sizeof out), 0);
+	char *big = read_text(in_dir("big.svg"), NULL);
+	CU_ASSERT(big && strstr(big, ">1e+29</text>") && !strstr(big, "00000000</text>"));
+	free(big);
+	write_text(in_dir("head.csv"), "epoch,step,lr,train_loss\n");
+	CU_ASSERT_EQUAL(descent("plot head.csv -o head.svg", out, sizeof out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no rows to plot"));
 	/* a plot is SVG: another extension is refused, not given SVG bytes */
 	CU_ASSERT_EQUAL(descent("plot c.csv -o c.png", out, sizeof out), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "-o c.png: plots are SVG"));
