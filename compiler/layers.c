@@ -1157,7 +1157,7 @@ static const Fun funs[] = {
     {"reshape", 1, 1, {{"shape", K_SHAPE, -1, BIG, NULL, 1}}, build_reshape, 0, NULL},
     {"flatten", 1, 1, {{0}}, build_flatten, 0, NULL},
     {"concat", 1, -1, {KW_INTS("axis", -MAXRANK, MAXRANK - 1)}, build_concat, 0, NULL},
-    {"add", 1, -1, {{0}}, build_add, 0, NULL},
+    {"add", 2, -1, {{0}}, build_add, 0, NULL}, /* (- add without with: was x) */
     /* layers */
     {"dense",
      1,

@@ -619,6 +619,7 @@ static void test_layers_reject_bad_calls(void)
 	     7},
 	    {NODE("where(image, image)"), "where takes 3 values, got 2", 5, 7},
 	    {NODE("concat()"), "concat takes 1 or more values, got 0", 5, 7},
+	    {NODE("add(image)"), "add takes 2 or more values, got 1", 5, 7},
 
 	    {NODE("softmax_cross_entropy(image, label, label_smoothing=-1)"),
 	     "'label_smoothing' must be a number from 0 to 1, got '-1'", 5, 59},
