@@ -359,9 +359,11 @@ int inspect(Diags *d, const Model *m, const InspectOpts *o, FILE *out)
 		while (k < g->nparams && strcmp(g->params[k].name, o->grad_param))
 			k++;
 		if (k < g->nparams && !g->params[k].trainable) {
-			error_at(d, (SrcLoc){m->file, 0, 0},
-			         "'%s' is frozen (trainable: false): it has no gradient",
-			         o->grad_param);
+			error_at(
+			    d, (SrcLoc){m->file, 0, 0},
+			    "'%s' is not trained (a buffer such as batch norm's running "
+			    "statistics, or trainable: false): it has no gradient",
+			    o->grad_param);
 			goto done;
 		}
 		live = arena_alloc(A, (size_t)g->n);

@@ -97,14 +97,17 @@ Node *lower_seed(Lower *L)
 }
 
 /* The step counter that draws fresh dropout masks every step: one float in the state,
- * exact up to 2^24 steps; train_step increments it. */
+ * exact up to 2^24 steps; train_step increments it. Its place is the first dropout
+ * layer's (the increment's line in the IR). */
 Node *lower_counter(Lower *L)
 {
 	Graph *g = L->g;
 	for (int i = 0; i < g->nstates; i++)
 		if (!strcmp(g->states[i].name, "dropout_step"))
 			return ir_state(g, i);
-	return ir_state(g, ir_add_state(g, "dropout_step", (Shape){0, {0}}));
+	int k = ir_add_state(g, "dropout_step", (Shape){0, {0}});
+	g->states[k].loc = g->cur_loc;
+	return ir_state(g, k);
 }
 
 /* ---- expressions ---- */
@@ -366,7 +369,8 @@ static int training(Graph *g, Lower *L, Node *loss)
 			ir_fn_out(g, forwards[f], L->updates[i].value, DEST_PARAM,
 			          L->updates[i].param);
 		for (int i = 0; i < g->nstates; i++)
-			if (!strcmp(g->states[i].name, "dropout_step"))
+			if (!strcmp(g->states[i].name, "dropout_step") &&
+			    (g->cur_loc = g->states[i].loc, 1))
 				ir_fn_out(g, forwards[f],
 				          ir_add(g, ir_state(g, i), ir_scalar(g, 1)),
 				          DEST_STATE, i);
