@@ -500,6 +500,7 @@ typedef struct Graph {
 	int cse_cap;
 	/* stamped on every node a builder makes */
 	SrcLoc cur_loc;
+	const char *cur_fn; /* the function being lowered (where, mean...), for errors */
 	Node *cur_fwd;
 	const char *cur_rule, *cur_label;
 	struct ProfPart *prof; /* train_step's parts, when compiled to profile itself */

@@ -192,7 +192,11 @@ static Node *call(Lower *L, const Expr *e)
 	L->g->cur_loc = e->loc;
 	if (f->flags & FUN_LAYER)
 		L->nlayers++;
-	return f->build(L, e, args, na, kw);
+	const char *was = L->g->cur_fn; /* (errors name what the user wrote) */
+	L->g->cur_fn = e->name;
+	Node *n = f->build(L, e, args, na, kw);
+	L->g->cur_fn = was;
+	return n;
 }
 
 Node *lower_expr(Lower *L, const Expr *e)

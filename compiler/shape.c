@@ -36,8 +36,19 @@ static int need_f32(Graph *g, Node *n, Node *x)
 {
 	if (x->dt == DT_F32)
 		return 0;
+	/* the function the user called (where, not select; mean, not sum), or the op:
+	 * an operator's (-, *) */
+	const char *sym = n->op == OP_NEG || n->op == OP_SUB ? "'-'"
+	                  : n->op == OP_ADD                  ? "'+'"
+	                  : n->op == OP_MUL                  ? "'*'"
+	                  : n->op == OP_DIV                  ? "'/'"
+	                  : n->op == OP_POW                  ? "'^'"
+	                  : n->op == OP_GT                   ? "'>' (or '<')"
+	                  : n->op == OP_GE                   ? "'>=' (or '<=')"
+	                  : n->op == OP_EQ                   ? "'=='"
+	                                                     : opinfo[n->op].name;
 	error_at(g->diags, n->loc, "%s expects floating-point values, got integers",
-	         opinfo[n->op].name);
+	         g->cur_fn ? g->cur_fn : sym);
 	return -1;
 }
 

@@ -649,6 +649,9 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 {
 	static const Case cases[] = {
 	    {NODE("image * 1e39"), "'1e39' is beyond a 32-bit float's range", 5, 15},
+	    {NODE("mean(label)"), "mean expects floating-point values, got integers", 5,
+	     7},
+	    {NODE("label * 2"), "'*' expects floating-point values, got integers", 5, 7},
 	    {NODE("image + 1e-50"), "'1e-50' is below a 32-bit float's range", 5, 15},
 	    {FLAT "layers:\n  - conv2d: {out_channels: 6, kernel_size: 5}\n" SCE,
 	     "conv2d needs a [batch, channels, height, width] value, got [4, 784]; give "
