@@ -288,13 +288,17 @@ static int parse_args(int argc, char **argv, Opts *o)
 		} else if (!strcmp(a, "--lr")) {
 			char *end;
 			o->lr = strtod(v, &end);
-			/* (as the float the step reads: 1e-46 is 0, 1e39 infinite) */
-			if (*end || !(o->lr > 0 && o->lr <= FLT_MAX) ||
-			    !((float)o->lr > 0)) {
-				fprintf(stderr,
-				        "descent: error: --lr takes a positive number, "
-				        "got '%s'\n",
-				        v);
+			/* (as the float the step reads: 1e-46 is 0, 1e39 infinite), and
+			 * at most what the model file's lr takes */
+			double lo, hi;
+			char open;
+			hyper_range("lr", &lo, &hi, &open);
+			if (*end || !(o->lr > 0 && o->lr <= hi) || !((float)o->lr > 0)) {
+				fprintf(
+				    stderr,
+				    "descent: error: --lr takes a positive number up to "
+				    "%g, got '%s'\n",
+				    hi, v);
 				return -1;
 			}
 			i++;

@@ -524,7 +524,14 @@ static void test_cli_threads_change_nothing_but_time(void)
 	snprintf(cmd, sizeof cmd, "%s/descent train %s --lr 1e-46 2>&1",
 	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
 	CU_ASSERT_NOT_EQUAL(shell(cmd, out[2], sizeof out[2]), 0);
-	CU_ASSERT(strstr(out[2], "--lr takes a positive number, got '1e-46'") != NULL);
+	CU_ASSERT(
+	    strstr(out[2], "--lr takes a positive number up to 1e+06, got '1e-46'") !=
+	    NULL);
+	/* and at most what the model file's lr takes */
+	snprintf(cmd, sizeof cmd, "%s/descent train %s --lr 1e30 2>&1",
+	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
+	CU_ASSERT_NOT_EQUAL(shell(cmd, out[2], sizeof out[2]), 0);
+	CU_ASSERT(strstr(out[2], "got '1e30'") != NULL);
 	/* run options a model without data has no use for: a warning, then its steps */
 	snprintf(cmd, sizeof cmd, "%s/descent train %s --steps 3 --log /dev/null 2>&1",
 	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
