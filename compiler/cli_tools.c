@@ -214,8 +214,8 @@ int cmd_ir(const Opts *o, Diags *d, Arena *A)
 {
 	InspectOpts io = {ST_BACKWARD, -1, o->grad, 0, o->stats, o->opt_level, o->batch};
 	/* -o's extension, in any case: .txt text, .dot DOT, .svg .png .pdf a picture
-	 * (DOT rendered); none: --format's. Another, or one that --format contradicts,
-	 * is an error: out.jpg got text. */
+	 * (DOT rendered); another: --format's. One that --format contradicts is an
+	 * error. */
 	const char *slash = o->out ? strrchr(o->out, '/') : NULL,
 	           *ext = o->out ? strrchr(slash ? slash : o->out, '.') : NULL;
 	static const char *const exts[] = {".txt", ".dot", ".svg", ".png", ".pdf"};
@@ -228,13 +228,19 @@ int cmd_ir(const Opts *o, Diags *d, Arena *A)
 		        o->format);
 		return 2;
 	}
-	if (ext && kind < 0) {
-		fprintf(stderr,
-		        "descent: error: -o %s: ir writes .txt (text), .dot (DOT) or "
-		        ".svg, .png, .pdf (a picture, with Graphviz)\n",
-		        o->out);
-		return 2;
-	}
+	/* pictures it cannot draw (out.jpg got text); any other name is text (m.ll,
+	 * m.s of the llvm and asm stages) */
+	static const char *const other[] = {".jpg",  ".jpeg", ".gif", ".bmp", ".tif",
+	                                    ".tiff", ".webp", ".eps", ".ps"};
+	for (int k = 0; ext && kind < 0 && k < (int)(sizeof other / sizeof *other); k++)
+		if (!strcasecmp(ext, other[k])) {
+			fprintf(
+			    stderr,
+			    "descent: error: -o %s: ir draws .svg, .png or .pdf (with "
+			    "Graphviz), or writes DOT (.dot) or text\n",
+			    o->out);
+			return 2;
+		}
 	int picture = kind >= 2, want_dot = o->format && !strcmp(o->format, "dot");
 	if (o->format && kind >= 0 && want_dot != (kind >= 1)) {
 		fprintf(stderr, "descent: error: --format %s, but -o %s is %s\n",

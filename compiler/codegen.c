@@ -2140,6 +2140,20 @@ LLVMTargetMachineRef target_machine(Diags *d, const CodegenOpts *o)
 		LLVMDisposeMessage(err);
 		goto cleanup;
 	}
+	if (native && !host) {
+		error_at(d, (SrcLoc){0},
+		         "--cpu native is this machine's CPU; for --target %s, name one "
+		         "of that target's",
+		         o->triple);
+		goto cleanup;
+	}
+	if (want && (!want[0] || !strcmp(want, "help"))) {
+		error_at(d, (SrcLoc){0},
+		         "--cpu takes a processor's name (x86-64-v3, znver4, "
+		         "cortex-a72...), got '%s'",
+		         want);
+		goto cleanup;
+	}
 	if (want && !cpu_known(target, triple, want)) {
 		error_at(d, (SrcLoc){0},
 		         "--cpu '%s': LLVM knows no such processor for %s (x86-64 ones: "

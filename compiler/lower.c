@@ -212,13 +212,13 @@ Node *lower_expr(Lower *L, const Expr *e)
 		}
 		/* a value of the graph is a float: 1e39 would be inf, 1e-50 0 (and values
 		 * below FLT_MIN are flushed to 0 as the steps run) */
-		if (fabs(e->num) > FLT_MAX || (e->num != 0 && fabs(e->num) < FLT_MIN)) {
+		if (isinf((float)e->num) || (e->num != 0 && fabs(e->num) < FLT_MIN)) {
 			error_at(
 			    L->d, e->loc,
 			    "'%s' is %s a 32-bit float's range (%g to %g), which the "
 			    "model computes in",
 			    e->text ? e->text : "?",
-			    fabs(e->num) > FLT_MAX ? "beyond" : "below", (double)FLT_MIN,
+			    isinf((float)e->num) ? "beyond" : "below", (double)FLT_MIN,
 			    (double)FLT_MAX);
 			return NULL;
 		}

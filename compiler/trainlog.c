@@ -214,9 +214,11 @@ static const char *tick(char *buf, double t, const Axis *a)
 {
 	if (fabs(t) < a->step * 1e-9)
 		t = 0;
-	if (t != 0 && (fabs(t) >= 1e6 || fabs(t) < 1e-4))
-		snprintf(buf, 64, "%.3g", t);
-	else
+	if (t != 0 && (fabs(t) >= 1e6 || fabs(t) < 1e-4)) {
+		/* as many digits as tell the ticks apart: 2.3455e9 to 2.3496e9 */
+		int digits = 1 + (int)ceil(log10(fabs(t) / a->step) - 1e-9);
+		snprintf(buf, 64, "%.*g", digits < 3 ? 3 : digits > 12 ? 12 : digits, t);
+	} else
 		snprintf(buf, 64, "%.*f", a->decimals, t);
 	return buf;
 }

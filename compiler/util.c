@@ -260,7 +260,12 @@ static void print_caret(FILE *f, const struct DiagSrc *src, int line, int col)
 		for (int k = 1; k < n; k++)
 			if (q + k >= eol || ((unsigned char)q[k] & 0xc0) != 0x80)
 				n = 0;
-		if (n > 1) {
+		/* U+0080..U+009F: C1 controls (CSI), which terminals obey: one '?' */
+		int c1 = n == 2 && b == 0xc2 && (unsigned char)q[1] < 0xa0;
+		if (c1) {
+			fputc('?', f);
+			q++;
+		} else if (n > 1) {
 			fwrite(q, 1, (size_t)n, f);
 			q += n - 1;
 		} else {

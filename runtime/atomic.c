@@ -231,6 +231,8 @@ static int in_place(const char *path)
 int rt_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
                     int nparts, char *err, size_t errlen)
 {
+	if (!path)
+		return rt_error(err, errlen, "rt_write_atomic: the path is NULL");
 	/* decided on the path as given, before any link is resolved */
 	if (in_place(path))
 		return write_in_place(path, parts, sizes, nparts, err, errlen);

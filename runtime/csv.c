@@ -373,9 +373,11 @@ static int read_all(const char *path, char **buf, size_t *n, char *err, size_t e
 int rt_csv_load(const char *path, const rt_csv_opts *o, rt_tensor *x, rt_tensor *y,
                 char *err, size_t errlen)
 {
-	if (!path || !x)
+	if (!path || !x || !y)
 		return rt_error(err, errlen, "rt_csv_load: %s is NULL",
-		                !path ? "the path" : "x");
+		                !path ? "the path"
+		                : !x  ? "x"
+		                      : "y");
 	static const rt_csv_opts defaults;
 	memset(x, 0, sizeof *x);
 	memset(y, 0, sizeof *y);

@@ -498,6 +498,8 @@ done:
 int rt_npy_save(const char *path, rt_dtype dtype, int rank, const int64_t *shape,
                 const void *data, char *err, size_t errlen)
 {
+	if (!path)
+		return rt_error(err, errlen, "rt_npy_save: the path is NULL");
 	if (dtype != RT_F32 && dtype != RT_I32)
 		return rt_fail(err, errlen, path, "invalid dtype %d", (int)dtype);
 	if (rank < 0 || rank > MAXDIMS || (rank && !shape))

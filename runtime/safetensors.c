@@ -794,7 +794,7 @@ int rt_st_load(const char *path, rt_st_file *out, char *err, size_t errlen)
 
 const rt_st_tensor *rt_st_find(const rt_st_file *f, const char *name)
 {
-	for (int i = 0; i < f->n; i++)
+	for (int i = 0; f && name && i < f->n; i++)
 		if (!strcmp(f->t[i].name, name))
 			return &f->t[i];
 	return NULL;
@@ -802,7 +802,7 @@ const rt_st_tensor *rt_st_find(const rt_st_file *f, const char *name)
 
 const char *rt_st_meta(const rt_st_file *f, const char *key)
 {
-	for (int i = 0; i < f->nmeta; i++)
+	for (int i = 0; f && key && i < f->nmeta; i++)
 		if (!strcmp(f->meta_keys[i], key))
 			return f->meta_vals[i];
 	return NULL;

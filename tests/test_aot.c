@@ -178,6 +178,15 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	             tmp("cpu.err"), tmp("cpu.err")) == 0);
 	CU_ASSERT(sh("%s/descent compile %s -o %s --cpu native >/dev/null",
 	             DESCENT_BINARY_DIR, model, tmp("native.o")) == 0);
+	/* native is this machine's: not another target's; an empty --cpu is none */
+	CU_ASSERT(
+	    sh("%s/descent compile %s -o %s --target aarch64-linux-gnu --cpu native "
+	       "2>&1 | grep -q 'native is this machine'",
+	       DESCENT_BINARY_DIR, model, tmp("bad.o")) == 0);
+	CU_ASSERT(sh("%s/descent compile %s -o %s --cpu '' 2>&1 | grep -q 'takes a "
+	             "processor'",
+	             DESCENT_BINARY_DIR, model, tmp("bad.o")) == 0);
+	CU_ASSERT(access(tmp("bad.o"), F_OK) != 0);
 	/* so is a CPU LLVM does not know (it aborted), with exit status 1 */
 	CU_ASSERT(
 	    sh("%s/descent compile %s -o %s --cpu pentium99 >/dev/null 2>&1; test $? "
@@ -343,6 +352,7 @@ static void test_api_checks_names_sizes_and_values(void)
 	CU_ASSERT_PTR_NOT_NULL(
 	    strstr(dc_session_error(s2), "'seed' (dropout's) must be"));
 	CU_ASSERT_EQUAL(dc_set_hyper(s2, "seed", 12345), DC_OK);
+	CU_ASSERT_EQUAL(rt_set_hyper(dc_session_runtime(s2), "seed", 0.5), -1);
 	for (uint64_t seed = 0; seed < 100000; seed++) {
 		float v = rt_dropout_seed(seed);
 		if (!(v >= 0 && v < RT_DROPOUT_SEEDS && v == floorf(v))) {

@@ -205,7 +205,7 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	/* options that would be ignored are errors: another picture format, --format
 	 * against -o, --grad of a stage it does not slice, --grad with --fn */
 	static const char *const clash[][2] = {
-	    {"ir -o /tmp/x.jpg", "ir writes .txt (text), .dot (DOT) or"},
+	    {"ir -o /tmp/x.jpg", "ir draws .svg, .png or .pdf"},
 	    {"ir --format text -o /tmp/x.svg", "--format text, but -o /tmp/x.svg"},
 	    {"ir --stage kernels --grad x", "--grad slices the graph stages"},
 	    {"ir --grad x --fn grad", "one or the other"},
@@ -216,6 +216,18 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 		                2);
 		CU_ASSERT_PTR_NOT_NULL(strstr(out, clash[i][1]));
 	}
+	/* a text stage's file takes its own extension: m.ll of the llvm stage */
+	char ll[] = "/tmp/descent_cli_XXXXXX.ll", cmd[64];
+	int fd = mkstemps(ll, 3);
+	CU_ASSERT_FATAL(fd >= 0);
+	close(fd);
+	snprintf(cmd, sizeof cmd, "ir --stage llvm -o %s", ll);
+	CU_ASSERT_EQUAL(
+	    run(cmd, "params: {x: {init: 1}}\nloss: \"x\"\n", out, sizeof out), 0);
+	snprintf(cmd, sizeof cmd, "head -c 12 %s", ll);
+	CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "; ModuleID"));
+	unlink(ll);
 	/* --stats: values, and bytes as bench's (padded blobs), for state as for
 	 * parameters: Adam's two per parameter and its step */
 	CU_ASSERT_EQUAL(run("ir --stats",

@@ -796,6 +796,11 @@ static void test_runtime_refuses_null_pointers(void)
 	CU_ASSERT_EQUAL(rt_idx_load(NULL, 1, 0, &t, err, sizeof err), -1);
 	CU_ASSERT_EQUAL(rt_csv_load(NULL, NULL, &t, NULL, err, sizeof err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "rt_csv_load: the path is NULL"));
+	CU_ASSERT_EQUAL(rt_csv_load("x.csv", NULL, &t, NULL, err, sizeof err), -1);
+	CU_ASSERT_PTR_NULL(rt_st_find(NULL, "w"));
+	CU_ASSERT_PTR_NULL(rt_st_meta(NULL, "step"));
+	CU_ASSERT_EQUAL(rt_npy_save(NULL, RT_F32, 0, NULL, &t, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(rt_write_atomic(NULL, NULL, NULL, 0, err, sizeof err), -1);
 }
 
 static void test_evaluate_computes_accuracy(void)

@@ -1054,11 +1054,11 @@ static void test_diag_print_shows_source_line_and_caret(void)
 	CU_ASSERT(d.n == 0 && d.v == NULL);
 	/* a terminal's escapes and bytes that are not UTF-8 show as '?', UTF-8 as it
 	 * is: the line as it reads, and the terminal as it was */
-	const char *raw = "x: \033[2J\xff\xc3\xa9 z\n";
+	const char *raw = "x: \033[2J\xff\xc3\xa9 z\xc2\x9b\n";
 	diag_source(&d, "e.yaml", raw, strlen(raw));
 	error_at(&d, ((SrcLoc){"e.yaml", 1, 13}), "here");
 	CU_ASSERT_STRING_EQUAL(print_to_string(&d), "e.yaml:1:13: error: here\n"
-	                                            "x: ?[2J?\xc3\xa9 z\n"
+	                                            "x: ?[2J?\xc3\xa9 z?\n"
 	                                            "            ^\n");
 	diags_free(&d);
 }

@@ -974,6 +974,16 @@ static void test_train_log_and_plot(void)
 	char *big = read_text(in_dir("big.svg"), NULL);
 	CU_ASSERT(big && strstr(big, ">1e+29</text>") && !strstr(big, "00000000</text>"));
 	free(big);
+	write_text(
+	    in_dir("near.csv"),
+	    "epoch,step,lr,train_loss,val_loss,val_accuracy,test_loss,"
+	    "test_accuracy,seconds\n1,10,0.1,2.3455e9,,,,,1\n2,20,0.1,2.3496e9,,,,,"
+	    "2\n");
+	CU_ASSERT_EQUAL(descent("plot near.csv -o near.svg", out, sizeof out), 0);
+	big = read_text(in_dir("near.svg"), NULL); /* ticks apart: 2.346e+09, ... */
+	CU_ASSERT(big && strstr(big, ">2.346e+09</text>") &&
+	          strstr(big, ">2.348e+09</text>"));
+	free(big);
 	write_text(in_dir("head.csv"), "epoch,step,lr,train_loss\n");
 	CU_ASSERT_EQUAL(descent("plot head.csv -o head.svg", out, sizeof out), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no rows to plot"));
