@@ -250,23 +250,27 @@ int rt_write_atomic_all(const rt_output *outs, int n, char *err, size_t errlen)
 	if (n > MAXOUT)
 		return rt_fail(err, errlen, outs[0].path, "more than %d files at once",
 		               MAXOUT);
+	/* those written in place (a FIFO, /dev/stdout) cannot be taken back: first, so
+	 * that one that fails (/dev/full), or a reader that goes away (SIGPIPE), leaves
+	 * every regular file as it was and no temporary file */
+	int rc = 0;
+	for (int i = 0; i < n; i++) {
+		flat[i] = (char)in_place(outs[i].path);
+		if (flat[i] && !rc)
+			rc = write_in_place(outs[i].path, outs[i].parts, outs[i].sizes,
+			                    outs[i].nparts, err, errlen);
+	}
+	if (rc)
+		return rc;
 	for (int i = 0; i < n; i++) {
 		memset(&w[i], 0, sizeof w[i]);
-		flat[i] = (char)in_place(outs[i].path);
 		if (!flat[i] && prepare(&w[i], outs[i].path, outs[i].parts, outs[i].sizes,
 		                        outs[i].nparts, err, errlen)) {
-			while (i-- > 0) /* one failed: none is written */
+			while (i-- > 0) /* one failed: no regular file is written */
 				pending_free(&w[i], 1);
 			return -1;
 		}
 	}
-	/* those written in place (a FIFO, /dev/stdout) cannot wait: written now, and
-	 * when one fails, no file is replaced */
-	int rc = 0;
-	for (int i = 0; i < n && !rc; i++)
-		if (flat[i])
-			rc = write_in_place(outs[i].path, outs[i].parts, outs[i].sizes,
-			                    outs[i].nparts, err, errlen);
 	for (int i = 0; i < n; i++) /* every one ready: the renames */
 		if (!flat[i] && !rc)
 			rc = commit(&w[i], err, errlen);

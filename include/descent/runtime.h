@@ -431,8 +431,8 @@ int rt_write_atomic(const char *path, const void *const *parts, const size_t *si
 /* Several files written together: each one's temporary file written and synced
  * first, then the renames, so that a failure while writing (a full disk) leaves every
  * old file as it was, not a new one beside an old one. Paths written in place (a FIFO,
- * /dev/stdout, /dev/full) are written before the renames, which a failure there
- * prevents. At most 8. */
+ * /dev/stdout), which cannot be taken back, are written before any of that: one that
+ * fails leaves the regular files as they were. At most 8. */
 typedef struct rt_output {
 	const char *path;
 	const void *const *parts;
