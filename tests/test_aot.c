@@ -58,6 +58,13 @@ static const char *tmp(const char *name)
 	return b;
 }
 
+/* tmp(name) in buf, of 512, which outlives tmp's few buffers */
+static char *kept(char *buf, const char *name)
+{
+	snprintf(buf, 512, "%s", tmp(name));
+	return buf;
+}
+
 /* The JIT's parameters after the same 20 steps the AOT program takes. */
 static void jit_reference(rt_st_file *aot)
 {
@@ -227,9 +234,7 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	             src_path("include"), tmp("h.c"), tmp("h_c.o")) == 0);
 	if (sh("command -v c++ >/dev/null") == 0) {
 		char cpp[512], obj[512], exe[512]; /* (tmp's buffers are few) */
-		snprintf(cpp, sizeof cpp, "%s", tmp("h.cpp"));
-		snprintf(obj, sizeof obj, "%s", tmp("adam.o"));
-		snprintf(exe, sizeof exe, "%s", tmp("h_cpp"));
+		kept(cpp, "h.cpp"), kept(obj, "adam.o"), kept(exe, "h_cpp");
 		CU_ASSERT(
 		    sh("cp %s %s && c++ -std=c++20 -Wall -I%s %s %s %s/libdescent_rt.a "
 		       "-lm -lpthread %s -o %s && %s",
@@ -238,9 +243,7 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	}
 	/* a model's name ends no comment in it: the header declares nothing of it */
 	char yaml[512], eh[512], ec[512];
-	snprintf(yaml, sizeof yaml, "%s", tmp("evil.yaml"));
-	snprintf(eh, sizeof eh, "%s", tmp("evil.h"));
-	snprintf(ec, sizeof ec, "%s", tmp("e.c"));
+	kept(yaml, "evil.yaml"), kept(eh, "evil.h"), kept(ec, "e.c");
 	CU_ASSERT(
 	    sh("printf 'name: \"x */ int injected = 1; /* y\"\\nparams: {a: {shape: "
 	       "[3]}}\\nloss: \"sum(a^2)\"\\n' > %s",
@@ -255,7 +258,7 @@ static void test_aot_cross_compiles_and_emits_every_kind(void)
 	/* the headers of prefixes ev_ and EV_ share their macros: an #error, not one
 	 * model's sizes for the other's */
 	char EH[512];
-	snprintf(EH, sizeof EH, "%s", tmp("EV.h"));
+	kept(EH, "EV.h");
 	CU_ASSERT(sh("%s/descent compile %s -o %s --header %s --prefix EV_ >/dev/null",
 	             DESCENT_BINARY_DIR, yaml, tmp("EV.o"), EH) == 0);
 	CU_ASSERT(sh("printf '#include \"%s\"\\n#include \"%s\"\\n' > %s", eh, EH, ec) ==

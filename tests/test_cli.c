@@ -169,27 +169,23 @@ static void test_cli_ir_shows_shapes_lines_and_rules(void)
 	                    out, sizeof out),
 	                1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'w' is not trained (a buffer"));
-	/* a trainable parameter whose gradient is a constant shows it */
-	CU_ASSERT_EQUAL(run("ir --grad x", "params: {x: {init: 1}}\nloss: \"3 * x\"\n",
-	                    out, sizeof out),
-	                0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "const 3"));
-	/* so does its DOT, though constants are drawn at their users */
-	CU_ASSERT_EQUAL(run("ir --grad x --format dot",
-	                    "params: {x: {init: 1}}\nloss: \"3 * x\"\n", out, sizeof out),
-	                0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "const 3\\n"));
-	/* the slice names its end, in text as the functions do, and in DOT with the
-	 * operands numbered */
-	CU_ASSERT_EQUAL(run("ir --grad x", "params: {x: {init: 1}}\nloss: \"x / 3\"\n",
-	                    out, sizeof out),
-	                0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "  -> grad x = %"));
-	CU_ASSERT_EQUAL(run("ir --grad x --format dot",
-	                    "params: {x: {init: 1}}\nloss: \"x / 3\"\n", out, sizeof out),
-	                0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\\n-> grad x\", style=filled"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "[label=\"2\"]"));
+	/* a trainable parameter whose gradient is a constant shows it, and so does its
+	 * DOT, though constants are drawn at their users; the slice names its end, in
+	 * text as the functions do, and in DOT with the operands numbered */
+	static const char *const slices[][3] = {
+	    {"ir --grad x", "3 * x", "const 3"},
+	    {"ir --grad x --format dot", "3 * x", "const 3\\n"},
+	    {"ir --grad x", "x / 3", "  -> grad x = %"},
+	    {"ir --grad x --format dot", "x / 3", "\\n-> grad x\", style=filled"},
+	    {"ir --grad x --format dot", "x / 3", "[label=\"2\"]"},
+	};
+	for (int i = 0; i < 5; i++) {
+		char model[128];
+		snprintf(model, sizeof model, "params: {x: {init: 1}}\nloss: \"%s\"\n",
+		         slices[i][1]);
+		CU_ASSERT_EQUAL(run(slices[i][0], model, out, sizeof out), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, slices[i][2]));
+	}
 	/* a node's attributes: a convolution's that are not the default, a pool's
 	 * window, a sum's axes */
 	CU_ASSERT_EQUAL(run("ir --stage graph --batch 2",

@@ -1381,46 +1381,48 @@ static void test_diff_concatenations_match_the_reference(void)
  * the scale stored before them (each used to be an internal error); so each keeps
  * its update check (a step above 2^100 refused). A group under the limit stays whole:
  * its members read nothing, being computed in its loop (8 parameters, one group). */
+/* head, item (a format of i, once or twice) for i in 0..n-1 joined by sep, then
+ * tail: a model of many parameters */
+static const char *joined(char *buf, size_t len, const char *head, const char *item,
+                          int n, const char *sep, const char *tail)
+{
+	size_t k = (size_t)snprintf(buf, len, "%s", head);
+	for (int i = 0; i < n && k < len; i++)
+		k += (size_t)snprintf(buf + k, len - k, "%s", i ? sep : ""),
+		    k += (size_t)snprintf(buf + k, len - k, item, i, i);
+	if (k < len)
+		snprintf(buf + k, len - k, "%s", tail);
+	return buf;
+}
+
 static void test_diff_loops_reading_many_values_match_the_reference(void)
 {
-	char yaml[4096], *w = yaml, *end = yaml + sizeof yaml;
-	w += snprintf(w, (size_t)(end - w), "name: many\nparams: {");
-	for (int i = 0; i < 70; i++)
-		w += snprintf(w, (size_t)(end - w), "%sp%d: {init: %g}", i ? ", " : "", i,
-		              0.01 * i);
-	w += snprintf(w, (size_t)(end - w), "}\nloss: \"");
-	for (int i = 0; i < 70; i++)
-		w += snprintf(w, (size_t)(end - w), "%s(p%d - 1)^2", i ? " + " : "", i);
-	snprintf(w, (size_t)(end - w),
-	         "\"\noptimizer: {type: sgd, lr: 0.1, momentum: 0.9, "
-	         "clip_grad_norm: 1.0}\n");
+	char params[2048], loss[2048], yaml[4096];
+	snprintf(yaml, sizeof yaml,
+	         "name: many\nparams: {%s}\nloss: \"%s\"\n"
+	         "optimizer: {type: sgd, lr: 0.1, momentum: 0.9, clip_grad_norm: 1.0}\n",
+	         joined(params, sizeof params, "", "p%d: {init: 0.%d}", 70, ", ", ""),
+	         joined(loss, sizeof loss, "", "(p%d - 1)^2", 70, " + ", ""));
 	check_yaml("many.yaml", yaml, 1);
 	Two t;
 	model_begin(&t, yaml, 1);
 	CU_ASSERT(plan_fn(t.c->g, FN_TRAIN_STEP)->ngroups >= 70);
 	two_end(&t);
-	char few[1024];
-	w = few, end = few + sizeof few;
-	w += snprintf(w, (size_t)(end - w), "name: few\nparams: {");
-	for (int i = 0; i < 8; i++)
-		w += snprintf(w, (size_t)(end - w), "%sp%d: {init: 0}", i ? ", " : "", i);
-	snprintf(w, (size_t)(end - w),
-	         "}\nloss: \"p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7\"\n"
-	         "optimizer: {type: sgd, lr: 0.1, momentum: 0.9, clip_grad_norm: 1}\n");
-	model_begin(&t, few, 1);
+	snprintf(yaml, sizeof yaml,
+	         "name: few\nparams: {%s}\nloss: \"%s\"\n"
+	         "optimizer: {type: sgd, lr: 0.1, momentum: 0.9, clip_grad_norm: 1}\n",
+	         joined(params, sizeof params, "", "p%d: {init: 0}", 8, ", ", ""),
+	         joined(loss, sizeof loss, "", "p%d", 8, " + ", ""));
+	model_begin(&t, yaml, 1);
 	CU_ASSERT_EQUAL(plan_fn(t.c->g, FN_TRAIN_STEP)->ngroups, 1);
 	two_end(&t);
 	/* a call of 70 values (the parts of a concat; once cut at 64) */
-	w = yaml, end = yaml + sizeof yaml;
-	w += snprintf(w, (size_t)(end - w), "name: cat70\nparams: {");
-	for (int i = 0; i < 70; i++)
-		w += snprintf(w, (size_t)(end - w), "%sq%d: {shape: [1, 3]}",
-		              i ? ", " : "", i);
-	w += snprintf(w, (size_t)(end - w), "}\nloss: \"sum(concat(");
-	for (int i = 0; i < 70; i++)
-		w += snprintf(w, (size_t)(end - w), "%sq%d", i ? ", " : "", i);
-	snprintf(w, (size_t)(end - w),
-	         ", axis=1) ^ 2)\"\noptimizer: {type: sgd, lr: 0.1}\n");
+	snprintf(
+	    yaml, sizeof yaml,
+	    "name: cat70\nparams: {%s}\nloss: \"%s\"\n"
+	    "optimizer: {type: sgd, lr: 0.1}\n",
+	    joined(params, sizeof params, "", "q%d: {shape: [1, 3]}", 70, ", ", ""),
+	    joined(loss, sizeof loss, "sum(concat(", "q%d", 70, ", ", ", axis=1) ^ 2)"));
 	check_yaml("cat70.yaml", yaml, 1);
 }
 
