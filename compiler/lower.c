@@ -502,13 +502,14 @@ static int batch_kind_of(const Graph *g, const Node *n, char *memo)
 	if (n->op == OP_SUM && n->in[0]->op == OP_SELECT && is_mask(g, n->in[0]->in[0]) &&
 	    n->in[0]->in[1]->op == OP_MUL && is_mask(g, n->in[0]->in[1]->in[1]))
 		return K_SUM;
-	int k[2] = {K_FREE, K_FREE}, free_or_mask = 1;
+	int k[MAXIN] = {K_FREE, K_FREE, K_FREE}, free_or_mask = 1;
 	for (int i = 0; i < n->nin; i++) {
 		k[i] = batch_kind(g, n->in[i], memo);
 		free_or_mask &= k[i] == K_FREE || k[i] == K_MASK;
 	}
 	if (free_or_mask)
-		return k[0] == K_MASK || k[1] == K_MASK ? K_MASK : K_FREE;
+		return k[0] == K_MASK || k[1] == K_MASK || k[2] == K_MASK ? K_MASK
+		                                                          : K_FREE;
 	switch (n->op) {
 	case OP_RESHAPE: /* linear in their one input: sum(mean(l, axis=0)) is a mean */
 	case OP_BROADCAST:
