@@ -372,7 +372,9 @@ static void parse_layers(Ctx *c, const Spec *s)
 		error_at(c->d, s->loc, "the model has no layers");
 	m->defs = arena_alloc(c->A, (size_t)(s->n + 1) * sizeof *m->defs);
 	const char *prev = c->net_input ? c->net_input : "?";
-	if (!c->net_input && c->inputs_ok)
+	/* (of two inputs, the loss tells which the network takes: without one, its
+	 * absence is the error) */
+	if (!c->net_input && c->inputs_ok && !(c->no_loss && m->ninputs == 2))
 		error_at(c->d, s->loc,
 		         m->ninputs
 		             ? "the layers need an input: name it with 'input: NAME'"
@@ -962,6 +964,7 @@ static void network_input(Ctx *c, const Spec *root)
 {
 	Model *m = c->m;
 	const Spec *s = spec_get(root, "input"), *l = spec_get(root, "loss");
+	c->no_loss = !l;
 	if (s && !spec_str(c->d, s, "input", &c->net_input)) {
 		if (c->inputs_ok && (m->x = input_index(m, c->net_input)) < 0)
 			spec_enum(c->d, s, "input", c->names, m->ninputs, &m->x);

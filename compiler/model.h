@@ -13,6 +13,7 @@ typedef struct Ctx {
 	const char *dir;    /* of the model file, "" if none: data paths are relative */
 	const char **names; /* input names, NULL-terminated */
 	int inputs_ok;      /* no error in the inputs section */
+	int no_loss;        /* no 'loss' key: said once, as missing */
 	const char *net_input; /* the input the first layer takes */
 	/* automatic layer names: fc, conv, ... and their counts */
 	const char *prefix[64];

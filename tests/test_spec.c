@@ -938,6 +938,19 @@ static void test_spec_rejects_deep_nesting(void)
 	done(&p);
 }
 
+/* A model of two inputs without a loss is one error, the missing loss: not also "the
+ * layers need an input", which the loss would have told. */
+static void test_spec_a_model_without_loss_is_one_error(void)
+{
+	Parsed p;
+	parse(&p, "inputs: {x: {shape: [batch, 4]}, y: {shape: [batch], dtype: i32}}\n"
+	          "layers: [{dense: {units: 3}}]\n");
+	CU_ASSERT_PTR_NULL(p.m);
+	CU_ASSERT_EQUAL(p.d.nerr, 1);
+	CU_ASSERT(has_error(&p.d, "missing key 'loss' in model", 1, 1));
+	done(&p);
+}
+
 static void test_spec_collects_errors_from_every_section(void)
 {
 	Parsed p;
@@ -1136,6 +1149,8 @@ void suite_spec(void)
 	    {"spec_rejects_bad_nodes", test_spec_rejects_bad_nodes},
 	    {"spec_rejects_alias_bomb_fast", test_spec_rejects_alias_bomb_fast},
 	    {"spec_rejects_deep_nesting", test_spec_rejects_deep_nesting},
+	    {"spec_a_model_without_loss_is_one_error",
+	     test_spec_a_model_without_loss_is_one_error},
 	    {"spec_collects_errors_from_every_section",
 	     test_spec_collects_errors_from_every_section},
 	    {"model_load_reads_files_and_reports_io_errors",
