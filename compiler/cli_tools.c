@@ -154,7 +154,7 @@ int cmd_gradcheck(const Opts *o, Diags *d, Arena *A)
  * rt_write_atomic: a failing dot leaves out as it was. */
 static int render(const char *dot_path, const char *out)
 {
-	const char *ext = strrchr(out, '.');
+	const char *ext = path_ext(out); /* (cmd_ir checked it: .svg, .png or .pdf) */
 	char pic[] = "/tmp/descent-pic-XXXXXX", fmt[16], err[512];
 	int fd = mkstemp(pic);
 	if (fd < 0) {
@@ -216,8 +216,7 @@ int cmd_ir(const Opts *o, Diags *d, Arena *A)
 	/* -o's extension, in any case: .txt text, .dot DOT, .svg .png .pdf a picture
 	 * (DOT rendered); another: --format's. One that --format contradicts is an
 	 * error. */
-	const char *slash = o->out ? strrchr(o->out, '/') : NULL,
-	           *ext = o->out ? strrchr(slash ? slash : o->out, '.') : NULL;
+	const char *ext = o->out ? path_ext(o->out) : NULL;
 	static const char *const exts[] = {".txt", ".dot", ".svg", ".png", ".pdf"};
 	int kind = -1; /* index in exts */
 	for (int k = 0; ext && k < 5; k++)

@@ -86,6 +86,8 @@ int can_write(const char *opt, const char *path, int is_dir);
 /* Whether writing a and reading b (or writing both) meet in one file: the same device
  * and inode when both exist, else the same name. */
 int same_file(const char *a, const char *b);
+/* The extension of path's last component, from its dot ("x.d/a.SVG": ".SVG"), or NULL */
+const char *path_ext(const char *path);
 /* Whether path names a file directly in directory dir, which may not exist yet */
 int path_in_dir(const char *path, const char *dir);
 /* The file's bytes (malloc'd, *len of them), or NULL. */

@@ -95,7 +95,7 @@ static int parse_int(const char *flag, const char *s, int64_t min, int64_t *out)
  * without (/dev/stdout) is taken. */
 int svg_path(const char *opt, const char *path)
 {
-	const char *slash = strrchr(path, '/'), *ext = strrchr(slash ? slash : path, '.');
+	const char *ext = path_ext(path);
 	if (!ext || !strcasecmp(ext, ".svg"))
 		return 0;
 	fprintf(stderr,

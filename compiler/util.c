@@ -479,6 +479,12 @@ int can_write(const char *opt, const char *path, int is_dir)
 	return !why;
 }
 
+const char *path_ext(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return strrchr(slash ? slash : path, '.');
+}
+
 int same_file(const char *a, const char *b)
 {
 	struct stat sa, sb;
