@@ -440,8 +440,7 @@ dc_status dc_set_hyper(dc_session *s, const char *name, double value)
 		            isnan(value)   ? "nan"
 		            : isinf(value) ? nonfinite((float)value)
 		                           : "a value beyond float's range");
-	if (!strcmp(name, "seed") &&
-	    (value != floor(value) || value < 0 || value >= RT_DROPOUT_SEEDS))
+	if (!strcmp(name, "seed") && !rt_is_dropout_seed(value))
 		return fail(s, DC_ERR_ARG,
 		            "'seed' (dropout's) must be a whole number from 0 to %d, got "
 		            "%.9g; rt_dropout_seed makes one of any 64-bit seed",

@@ -100,7 +100,7 @@ int rt_set_hyper(rt_session *s, const char *name, double v)
 {
 	if (!s || !name)
 		return -1;
-	if (!strcmp(name, "seed") && !(v >= 0 && v < RT_DROPOUT_SEEDS && v == floor(v)))
+	if (!strcmp(name, "seed") && !rt_is_dropout_seed(v))
 		return -1; /* (a checkpoint of another could not be loaded) */
 	int rc = -1;
 	if (!strncmp(name, "1-", 2)) /* set with its hyper */

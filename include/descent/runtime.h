@@ -168,6 +168,11 @@ void rt_shuffle(rt_rng *r, int64_t *idx, int64_t n); /* Fisher-Yates */
  * 2^24: below 2^23, for 2048 layers. rt_session_init sets it. */
 enum { RT_DROPOUT_SEEDS = 1 << 23 };
 float rt_dropout_seed(uint64_t seed);
+/* Whether v can be the "seed" hyper: a whole number below RT_DROPOUT_SEEDS */
+static inline int rt_is_dropout_seed(double v)
+{
+	return v >= 0 && v < RT_DROPOUT_SEEDS && v == (double)(int64_t)v;
+}
 
 /* ---- parameter initialisation ---- */
 /* Fills every parameter of prog in params from rng, in table order. */
