@@ -930,7 +930,9 @@ struct Lower {
 		int param;
 	} * updates; /* buffers a training step writes back (batch norm statistics) */
 	int nupdates, capupdates;
-	const char **names; /* values in scope: inputs, parameters, nodes */
+	Node **differentiated; /* functions grad() was taken of: used, though the */
+	int ndiff, capdiff;    /* gradient's graph may not read their nodes */
+	const char **names;    /* values in scope: inputs, parameters, nodes */
 	Node **vals;
 	int n, cap;
 	/* by node id: where the value carries the batch (layers.c, batch_axis) */
@@ -945,6 +947,8 @@ Node *lower_param(Lower *L, const char *suffix, Shape sh, rt_init init, double v
                   int64_t fan_in, int64_t fan_out, int trainable, SrcLoc loc);
 /* A buffer update done by the training step (running statistics). */
 void lower_update(Lower *L, Node *param, Node *value);
+/* grad() was taken of f: its node counts as used (warnings of unused nodes). */
+void lower_differentiated(Lower *L, Node *f);
 /* Dropout's random inputs: the seed hyperparameter and the step counter. */
 Node *lower_seed(Lower *L);
 Node *lower_counter(Lower *L);

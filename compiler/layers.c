@@ -1048,6 +1048,7 @@ BUILD(grad)
 		return error(L, call->args[1], "grad: '%s' is not a parameter",
 		             expr_str(G->A, call->args[1])),
 		       NULL;
+	lower_differentiated(L, f);
 	Node *out;
 	if (ad_backward(G, f, &p, 1, &out) < 0)
 		return NULL;

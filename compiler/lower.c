@@ -80,6 +80,18 @@ void lower_update(Lower *L, Node *param, Node *value)
 	L->updates[L->nupdates++] = (struct Update){value, (int)param->a[0]};
 }
 
+void lower_differentiated(Lower *L, Node *f)
+{
+	if (L->ndiff == L->capdiff) {
+		int cap = L->capdiff ? 2 * L->capdiff : 8;
+		Node **v = arena_alloc(L->g->A, (size_t)cap * sizeof *v);
+		if (L->ndiff)
+			memcpy(v, L->differentiated, (size_t)L->ndiff * sizeof *v);
+		L->differentiated = v, L->capdiff = cap;
+	}
+	L->differentiated[L->ndiff++] = f;
+}
+
 static int find_name(const char *const *v, int n, const char *name)
 {
 	for (int i = 0; i < n; i++)
@@ -387,7 +399,9 @@ static int training(Graph *g, Lower *L, Node *loss)
 }
 
 /* Inputs and nodes that neither the loss nor the output is computed from, in either
- * mode (L, E: the lowerings; their scopes hold inputs, parameters, then the nodes). */
+ * mode (L, E: the lowerings; their scopes hold inputs, parameters, then the nodes). A
+ * function grad() was taken of counts as used, as the source reads it, though its
+ * gradient's graph need not read its node (grad(w * w * w, w) is 3 w^2). */
 static void warn_unused(Graph *g, const Lower *L, const Lower *E, Node *const *roots,
                         int nroots)
 {
@@ -396,6 +410,9 @@ static void warn_unused(Graph *g, const Lower *L, const Lower *E, Node *const *r
 	for (int i = 0; i < nroots; i++)
 		if (roots[i])
 			seen[roots[i]->id] = 1;
+	for (const Lower *l = L; l; l = l == L ? E : NULL)
+		for (int i = 0; i < l->ndiff; i++)
+			seen[l->differentiated[i]->id] = 1;
 	for (int i = g->n - 1; i >= 0; i--) /* creation order is topological */
 		for (int k = 0; seen[i] && k < g->nodes[i]->nin; k++)
 			seen[g->nodes[i]->in[k]->id] = 1;
@@ -572,6 +589,7 @@ Graph *lower_model(Arena *A, Diags *d, const Model *m, int64_t batch)
 		E.nupdates = 0;
 		E.updates = NULL;
 		E.capupdates = 0;
+		E.differentiated = NULL, E.ndiff = E.capdiff = 0;
 		E.names = NULL, E.vals = NULL, E.n = E.cap = 0;
 		if (!(eloss = lower_once(&E, &eout)))
 			return NULL;

@@ -377,6 +377,23 @@ static void test_layers_warn_about_what_is_never_used(void)
 	if (l.d.n != 3)
 		diag_print(&l.d, stderr);
 	done(&l);
+	/* a node grad() is taken of is used, though 3 w^2 does not read w^3's node; a
+	 * gradient nothing uses is not (the last node, g, is the output) */
+	lower_text(&l, "params: {w: {init: 2}}\n"
+	               "nodes:\n"
+	               "  b: \"sin(w)\"\n"
+	               "  unused: \"grad(b, w)\"\n"
+	               "  a: \"w * w * w\"\n"
+	               "  g: \"grad(a, w)\"\n"
+	               "loss: \"g * g\"\n");
+	CU_ASSERT_FATAL(l.g != NULL);
+	CU_ASSERT_EQUAL(l.d.n, 1);
+	CU_ASSERT(l.d.n >= 1 && l.d.v[0].sev == SEV_WARNING &&
+	          !strcmp(l.d.v[0].msg, "the value of node 'unused' is never used") &&
+	          l.d.v[0].loc.line == 4);
+	if (l.d.n != 1)
+		diag_print(&l.d, stderr);
+	done(&l);
 }
 
 /* Rosenbrock's function from (-1.5, 2): (1 + 1.5)^2 + 100 (2 - 2.25)^2 = 12.5. */
