@@ -267,10 +267,12 @@ static int parse_args(int argc, char **argv, Opts *o)
 			return -1;
 		}
 		if (iv) {
-			int one = !strcmp(a, "--batch") || !strcmp(a, "--accumulate") ||
-			          !strcmp(a, "--max-steps") ||
-			          !strcmp(a, "--checkpoint-every") ||
-			          !strcmp(a, "--threads");
+			/* (--train-limit 0 was no limit, silently) */
+			int one =
+			    !strcmp(a, "--batch") || !strcmp(a, "--accumulate") ||
+			    !strcmp(a, "--max-steps") ||
+			    !strcmp(a, "--checkpoint-every") || !strcmp(a, "--threads") ||
+			    !strcmp(a, "--train-limit") || !strcmp(a, "--test-limit");
 			if (parse_int(a, v, one, iv) < 0)
 				return -1;
 			if (!strcmp(a, "--accumulate") &&

@@ -528,6 +528,15 @@ static void test_cli_threads_change_nothing_but_time(void)
 	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
 	CU_ASSERT_NOT_EQUAL(shell(cmd, out[2], sizeof out[2]), 0);
 	CU_ASSERT(strstr(out[2], "--threads takes 1 to 64, got 65") != NULL);
+	/* a limit of 0 examples is refused (it meant no limit) */
+	for (int k = 0; k < 2; k++) {
+		snprintf(cmd, sizeof cmd, "%s/descent train %s --%s-limit 0 2>&1",
+		         DESCENT_BINARY_DIR, src_path("models/fashion_mlp.yaml"),
+		         k ? "test" : "train");
+		CU_ASSERT_NOT_EQUAL(shell(cmd, out[2], sizeof out[2]), 0);
+		CU_ASSERT(strstr(out[2], "-limit takes an integer >= 1, got '0'") !=
+		          NULL);
+	}
 	/* --lr as the float the step reads: 1e-46 is 0 (and trained nothing) */
 	snprintf(cmd, sizeof cmd, "%s/descent train %s --lr 1e-46 2>&1",
 	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
