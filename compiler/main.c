@@ -69,7 +69,8 @@ static void usage(FILE *f)
 	    "PARAM]\n"
 	    "                    [--format text|dot] [-o FILE(.txt|.dot|.svg|.png)] "
 	    "[--stats]\n"
-	    "                    [--batch B]\n");
+	    "                    [--batch B]\n"
+	    "       descent --version   (and LLVM's, and the CPU code is made for)\n");
 }
 
 static int parse_int(const char *flag, const char *s, int64_t min, int64_t *out)
@@ -386,6 +387,16 @@ int main(int argc, char **argv)
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		char llvm[64] = "?",
+		     cpu[64] = "?"; /* host_cpu_text: "LLVM CPU FEATURES" */
+		sscanf(host_cpu_text(), "%63s %63s", llvm, cpu);
+		printf(
+		    "descent %s\nLLVM %s; this machine's CPU: %s (what code is compiled "
+		    "for unless --cpu says otherwise)\n",
+		    DESCENT_VERSION, llvm, cpu);
+		return 0;
 	}
 	Opts o;
 	int (*cmd)(const Opts *, Diags *, Arena *) =

@@ -505,6 +505,19 @@ static void test_cli_bench_profile_names_parts_by_line(void)
 	          strstr(out, ".sum_halves]") != NULL);
 }
 
+/* --version: descent's, LLVM's and the host CPU's (what --cpu defaults to) */
+static void test_cli_version(void)
+{
+	char cmd[4096], out[4096];
+	snprintf(cmd, sizeof cmd, "%s/descent --version 2>&1", DESCENT_BINARY_DIR);
+	CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
+	unsigned major, minor;
+	char cpu[64] = "";
+	CU_ASSERT(sscanf(out, "descent %u.%u\nLLVM %*s this machine's CPU: %63s", &major,
+	                 &minor, cpu) == 3);
+	CU_ASSERT(strlen(cpu) > 0);
+}
+
 /* The whole run's output, less its timings, is the same on 1 and 2 threads; a thread
  * count out of range is refused before anything runs. */
 static void test_cli_threads_change_nothing_but_time(void)
@@ -601,6 +614,7 @@ void suite_cli(void)
 	    {"test_cli_object_cache_is_reused", test_cli_object_cache_is_reused},
 	    {"test_cli_bench_profile_names_parts_by_line",
 	     test_cli_bench_profile_names_parts_by_line},
+	    {"test_cli_version", test_cli_version},
 	    {"test_cli_threads_change_nothing_but_time",
 	     test_cli_threads_change_nothing_but_time},
 	    {"test_cli_gradcheck_holds_stop_gradient_and_says_a_bad_loss",
