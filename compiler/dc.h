@@ -158,6 +158,8 @@ _Noreturn void dc_die(const char *file, int line, const char *fmt, ...);
 /* Overflow-checked products for sizes that come from user input. */
 int mul_ok(int64_t a, int64_t b, int64_t *out);
 /* a * b for a, b >= 0, or INT64_MAX when it overflows: past every limit below. */
+/* The shortest %g text of v that reads back as v (at most 24 bytes). */
+const char *num_text(char *s, size_t n, double v);
 int64_t mul_sat(int64_t a, int64_t b);
 
 /* What a model may ask for (README, "Errors and limits"); each has its own error. */

@@ -33,8 +33,10 @@ int dump_attrs(char *buf, size_t len, Graph *g, Node *n)
 		return snprintf(buf, len, " %s", g->states[n->a[0]].name);
 	case OP_HYPER:
 		return snprintf(buf, len, " %s", g->hypers[n->a[0]]);
-	case OP_CONST:
-		return snprintf(buf, len, " %g", n->f);
+	case OP_CONST: { /* (exact: the object cache's key is this text) */
+		char s[32];
+		return snprintf(buf, len, " %s", num_text(s, sizeof s, n->f));
+	}
 	case OP_SUM:
 	case OP_RMAX: {
 		int k = snprintf(buf, len, " axes="), first = 1;
@@ -79,8 +81,10 @@ int dump_attrs(char *buf, size_t len, Graph *g, Node *n)
 			k += ints(buf + k, len - (size_t)k, " pad=", n->a + 4, 4);
 		return k;
 	}
-	case OP_DROPMASK:
-		return snprintf(buf, len, " p=%g", n->f);
+	case OP_DROPMASK: {
+		char s[32];
+		return snprintf(buf, len, " p=%s", num_text(s, sizeof s, n->f));
+	}
 	default:
 		return 0;
 	}

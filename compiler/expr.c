@@ -752,16 +752,10 @@ static int prec(const Expr *e)
 	}
 }
 
-/* The shortest %g form that reads back as the same double. */
 static void put_num(Text *b, double v)
 {
 	char s[32];
-	for (int digits = 6; digits <= 17; digits++) {
-		snprintf(s, sizeof s, "%.*g", digits, v);
-		if (strtod(s, NULL) == v || isnan(v))
-			break;
-	}
-	put(b, s);
+	put(b, num_text(s, sizeof s, v));
 }
 
 /* Whether the lexer reads s back as one name, so that it needs no quotes. */

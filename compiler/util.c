@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,6 +404,18 @@ _Noreturn void dc_die(const char *file, int line, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	abort();
+}
+
+/* The shortest %g form that reads back as the same double (the IR's constants: the
+ * object cache's key is their text, so 1234567 and 1234571 must differ). */
+const char *num_text(char *s, size_t n, double v)
+{
+	for (int digits = 6; digits <= 17; digits++) {
+		snprintf(s, n, "%.*g", digits, v);
+		if (strtod(s, NULL) == v || isnan(v))
+			break;
+	}
+	return s;
 }
 
 int64_t mul_sat(int64_t a, int64_t b)
