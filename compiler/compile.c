@@ -4,8 +4,16 @@
  * everything downstream (the runtime's training loop, the CLI, the tests) is indifferent
  * to how the code was compiled.
  */
+#ifndef _GNU_SOURCE /* (LLVM's flags have it) dl_iterate_phdr */
+#define _GNU_SOURCE
+#endif
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +36,8 @@ static void copy_shape(const Shape *s, int *rank, int64_t *dims)
 
 /* FNV-1a, 64 bits, over bytes and over 0-terminated strings (the 0 included, so that
  * "ab" "c" and "a" "bc" differ). */
+#define FNV_BASIS 0xcbf29ce484222325ull
+
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *b = p;
@@ -51,7 +61,7 @@ static uint64_t fnv_tensor(uint64_t h, const char *name, DType dt, const Shape *
  * a change of batch size). */
 static uint64_t graph_hash(const Graph *g)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = FNV_BASIS;
 	for (int i = 0; i < g->nparams; i++)
 		h = fnv_tensor(h, g->params[i].name, g->params[i].dt, &g->params[i].sh,
 		               0);
@@ -135,42 +145,130 @@ void program_describe(Graph *g, int64_t batch, int64_t nwork, rt_program *p)
  *
  * Compiled objects are kept on disk, under $DESCENT_CACHE or $XDG_CACHE_HOME/descent or
  * ~/.cache/descent, named by a hash of everything that decides the code: the graph of
- * every function as text, the code generation options, the host CPU and its features,
- * and the program doing the compiling (its size and time, so a rebuilt descent never
- * reads an older one's objects). A second run of the same model skips LLVM. Set
- * DESCENT_CACHE=off to disable it. A cache that cannot be read or written is ignored. */
+ * every function as text and every node's fields as they are (constants exactly), the
+ * code generation options, LLVM's version, the host CPU and its features, and the
+ * compiler doing the compiling (the build ID of the program or library holding this
+ * code, or a hash of its file), so a rebuilt descent never reads an older one's objects.
+ * A second run of the same model skips LLVM. DESCENT_CACHE=off disables it.
+ *
+ * An entry is a header (magic, the key, a second hash of the same text, a hash of the
+ * payload) and the payload: nwork, the number of parts and their sizes (int64 each),
+ * then the parts. An entry that is not a regular file or does not check out in every
+ * one of those is ignored and compiled again, as is a cache that cannot be read or
+ * written: the cache only saves time. */
 
-static uint64_t cache_key(Graph *g, const CodegenOpts *o)
+#define CACHE_MAGIC "descent\2"
+#define FNV_BASIS2 0x6c62272e07bb0142ull /* the second hash's start */
+
+typedef struct {
+	uint64_t key, check;
+} CacheKey;
+
+/* The build ID (GNU note) of the loaded object that holds this function, or a hash of
+ * the running program's file where it has none; 0 if neither can be had. */
+static int build_id_of(struct dl_phdr_info *info, size_t size, void *data)
 {
+	(void)size;
+	uint64_t *id = data;
+	uintptr_t here = (uintptr_t)&build_id_of;
+	int holds = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		holds |= ph->p_type == PT_LOAD && here >= lo && here < lo + ph->p_memsz;
+	}
+	if (!holds)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_NOTE)
+			continue;
+		const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr),
+		           *end = p + ph->p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+			const char *name = p + sizeof *nh,
+			           *desc = name + ((nh->n_namesz + 3) & ~3u);
+			if (desc + nh->n_descsz > end)
+				break;
+			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+			    !memcmp(name, "GNU", 4) && nh->n_descsz > 0) {
+				*id = fnv(FNV_BASIS, desc, nh->n_descsz);
+				return 1;
+			}
+			p = desc + ((nh->n_descsz + 3) & ~3u);
+		}
+	}
+	return 1; /* found, without an ID */
+}
+
+static uint64_t the_compiler_id;
+
+static void find_compiler_id(void)
+{
+	uint64_t found = 0;
+	dl_iterate_phdr(build_id_of, &found);
+	if (!found) { /* no build ID: the program's bytes */
+		size_t len;
+		char *bytes = read_whole("/proc/self/exe", &len);
+		if (bytes)
+			found = fnv(FNV_BASIS, bytes, len);
+		free(bytes);
+	}
+	the_compiler_id = found;
+}
+
+static uint64_t compiler_id(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, find_compiler_id);
+	return the_compiler_id;
+}
+
+static CacheKey cache_key(Graph *g, const CodegenOpts *o)
+{
+	CacheKey k = {0, 0};
+	uint64_t id = compiler_id();
 	char *text = NULL;
 	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
+	FILE *f = id ? open_memstream(&text, &len) : NULL;
 	if (!f)
-		return 0;
-	for (int k = 0; k < FN_COUNT; k++)
-		if (g->fns[k].defined)
-			dump_graph(f, g, k);
+		return k;
+	for (int i = 0; i < FN_COUNT; i++)
+		if (g->fns[i].defined)
+			dump_graph(f, g, i);
+	for (int i = 0; i < g->n; i++) { /* what the text may not say */
+		const Node *n = g->nodes[i];
+		fprintf(f, "%d %d %d %d %a", n->op, n->dt, n->sh.rank, n->nin, n->f);
+		for (int j = 0; j < n->sh.rank; j++)
+			fprintf(f, " %lld", (long long)n->sh.d[j]);
+		for (int j = 0; j < n->nin; j++)
+			fprintf(f, " %%%d", n->in[j]->id);
+		for (int j = 0; j < NATTR; j++)
+			fprintf(f, " %lld", (long long)n->a[j]);
+		fputc('\n', f);
+	}
 	for (int i = 0; i < g->nparams; i++)
 		fprintf(f, "%s %lld %d\n", g->params[i].name, (long long)g->params[i].off,
 		        g->params[i].trainable);
-	fprintf(f, "%d %d %u %s %s %s %s\n", o->opt_level, o->check_numerics, o->fns,
-	        host_cpu_text(), o->triple ? o->triple : "", o->cpu ? o->cpu : "",
-	        o->features ? o->features : "");
-	struct stat st;
-	if (stat("/proc/self/exe", &st) == 0)
-		fprintf(f, "%lld %lld\n", (long long)st.st_size, (long long)st.st_mtime);
+	fprintf(f, "%d %d %u %s %s %s %s %016llx\n", o->opt_level, o->check_numerics,
+	        o->fns, host_cpu_text(), o->triple ? o->triple : "", o->cpu ? o->cpu : "",
+	        o->features ? o->features : "", (unsigned long long)id);
 	fclose(f);
-	uint64_t h = fnv(1469598103934665603ull, text, len);
+	k.key = fnv(FNV_BASIS, text, len);
+	k.check = fnv(FNV_BASIS2, text, len);
 	free(text);
-	return h;
+	return k;
 }
 
 static const char *cache_dir(char *buf, size_t len)
 {
 	const char *env = getenv("DESCENT_CACHE"), *xdg = getenv("XDG_CACHE_HOME"),
 	           *home = getenv("HOME");
-	if (env && !strcmp(env, "off"))
-		return NULL;
+	static const char *const off[] = {"off", "0", "no", "false", "none"};
+	for (size_t i = 0; env && i < sizeof off / sizeof *off; i++)
+		if (!strcasecmp(env, off[i]))
+			return NULL;
 	if (env && *env)
 		snprintf(buf, len, "%s", env);
 	else if (xdg && *xdg)
@@ -182,40 +280,88 @@ static const char *cache_dir(char *buf, size_t len)
 	return buf;
 }
 
-/* The cached object (its parts) and workspace size for key, or 0. The file: nwork,
- * the number of parts and their sizes (int64 each), then the parts. */
-static int cache_read(uint64_t key, ObjCode *obj, int64_t *nwork)
+static void cache_path(char *path, size_t len, const char *dir, CacheKey k)
+{
+	snprintf(path, len, "%s/%016llx.o", dir, (unsigned long long)k.key);
+}
+
+/* The whole of a regular file, at most 1 GiB (a FIFO would block, a device never
+ * end), or NULL. */
+static char *read_regular(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	char *buf = NULL;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    st.st_size < (1 << 30) && (buf = malloc((size_t)st.st_size))) {
+		size_t got = 0;
+		ssize_t r;
+		while (got < (size_t)st.st_size &&
+		       (r = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
+			got += (size_t)r;
+		if (got != (size_t)st.st_size)
+			free(buf), buf = NULL;
+		*len = got;
+	}
+	close(fd);
+	return buf;
+}
+
+/* The cached object (its parts) and workspace size for k, or 0. */
+static int cache_read(CacheKey k, ObjCode *obj, int64_t *nwork)
 {
 	char dir[3072], path[4096];
-	if (!key || !cache_dir(dir, sizeof dir))
+	if (!k.key || !cache_dir(dir, sizeof dir))
 		return 0;
-	snprintf(path, sizeof path, "%s/%016llx.o", dir, (unsigned long long)key);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return 0;
+	cache_path(path, sizeof path, dir, k);
+	size_t len = 0;
+	char *buf = read_regular(path, &len);
+	uint64_t head[3];
+	enum { HEAD = 8 + sizeof head };
+	int ok = buf && len >= HEAD + 2 * sizeof(int64_t) && !memcmp(buf, CACHE_MAGIC, 8);
+	if (ok) {
+		memcpy(head, buf + 8, sizeof head);
+		ok = head[0] == k.key && head[1] == k.check &&
+		     head[2] == fnv(FNV_BASIS, buf + HEAD, len - HEAD);
+	}
+	const char *p = buf + HEAD, *end = buf + len;
 	int64_t n = 0, size[MAXSHARDS] = {0};
-	int ok = fread(nwork, sizeof *nwork, 1, f) == 1 &&
-	         fread(&n, sizeof n, 1, f) == 1 && n >= 1 && n <= MAXSHARDS &&
-	         fread(size, sizeof *size, (size_t)n, f) == (size_t)n;
+	if (ok) {
+		memcpy(nwork, p, sizeof *nwork), p += sizeof *nwork;
+		memcpy(&n, p, sizeof n), p += sizeof n;
+		ok = *nwork >= 0 && n >= 1 && n <= MAXSHARDS &&
+		     (size_t)(end - p) >= (size_t)n * sizeof *size;
+	}
+	if (ok) {
+		memcpy(size, p, (size_t)n * sizeof *size), p += (size_t)n * sizeof *size;
+		int64_t total = 0;
+		for (int i = 0; ok && i < n; i++)
+			ok = size[i] > 0 && size[i] <= end - p - total &&
+			     (total += size[i], 1);
+		ok = ok && total == end - p;
+	}
 	for (int i = 0; ok && i < n; i++) {
-		void *data =
-		    size[i] > 0 && size[i] < (1ll << 32) ? malloc((size_t)size[i]) : NULL;
-		ok = data && fread(data, 1, (size_t)size[i], f) == (size_t)size[i];
+		void *data = malloc((size_t)size[i]);
+		ok = data != NULL;
+		if (data)
+			memcpy(data, p, (size_t)size[i]), p += size[i];
 		if (i == 0)
 			obj->data = data, obj->size = (size_t)size[i];
 		else
 			obj->more[i - 1] = data, obj->more_size[i - 1] = (size_t)size[i];
 	}
-	fclose(f);
+	free(buf);
 	if (!ok)
 		objcode_free(obj);
 	return ok;
 }
 
-static void cache_write(uint64_t key, const ObjCode *obj, int64_t nwork)
+static void cache_write(CacheKey k, const ObjCode *obj, int64_t nwork)
 {
 	char dir[3072], path[4096], err[256];
-	if (!key || !cache_dir(dir, sizeof dir))
+	if (!k.key || !cache_dir(dir, sizeof dir))
 		return;
 	for (char *p = dir + 1; *p; p++) /* mkdir -p */
 		if (*p == '/') {
@@ -224,16 +370,26 @@ static void cache_write(uint64_t key, const ObjCode *obj, int64_t nwork)
 			*p = '/';
 		}
 	mkdir(dir, 0755);
-	snprintf(path, sizeof path, "%s/%016llx.o", dir, (unsigned long long)key);
+	cache_path(path, sizeof path, dir, k);
+	struct stat st; /* something else at the path (a FIFO) is left alone */
+	if (!lstat(path, &st) && !S_ISREG(st.st_mode))
+		return;
 	int64_t n = 1, size[MAXSHARDS] = {(int64_t)obj->size};
-	const void *parts[3 + MAXSHARDS] = {&nwork, &n, size, obj->data};
-	size_t sizes[3 + MAXSHARDS] = {sizeof nwork, sizeof n, 0, obj->size};
+	uint64_t head[3] = {k.key, k.check, 0};
+	const void *parts[5 + MAXSHARDS] = {CACHE_MAGIC, head, &nwork,
+	                                    &n,          size, obj->data};
+	size_t sizes[5 + MAXSHARDS] = {8,        sizeof head, sizeof nwork,
+	                               sizeof n, 0,           obj->size};
 	for (int i = 0; i < MAXSHARDS - 1 && obj->more[i]; i++, n++) {
 		size[n] = (int64_t)obj->more_size[i];
-		parts[3 + n] = obj->more[i], sizes[3 + n] = obj->more_size[i];
+		parts[5 + n] = obj->more[i], sizes[5 + n] = obj->more_size[i];
 	}
-	sizes[2] = (size_t)n * sizeof *size;
-	rt_write_atomic(path, parts, sizes, 3 + (int)n, err,
+	sizes[4] = (size_t)n * sizeof *size;
+	uint64_t h = FNV_BASIS; /* the payload's hash, over its parts in order */
+	for (int i = 2; i < 5 + n; i++)
+		h = fnv(h, parts[i], sizes[i]);
+	head[2] = h;
+	rt_write_atomic(path, parts, sizes, 5 + (int)n, err,
 	                sizeof err); /* a failure only costs time */
 }
 
@@ -276,21 +432,30 @@ Compiled *compile_model_at(Diags *d, const Model *m, int64_t batch, const Codege
 		              (Shape){1, {3 * (int64_t)c->g->n + 4}}, (SrcLoc){0});
 	/* a check compiles, and so does profiling, which needs codegen's Graph.prof (key
 	 * 0: no cache) */
-	uint64_t key = o->check_dedupe || o->profile ? 0 : cache_key(c->g, o);
-	if (!cache_read(key, &obj, &nwork)) {
+	CacheKey key =
+	    o->check_dedupe || o->profile ? (CacheKey){0, 0} : cache_key(c->g, o);
+	double tj = now();
+	if (cache_read(key, &obj,
+	               &nwork)) { /* an object the JIT refuses: compiled again */
+		Diags quiet = {0};
+		c->jit = jit_load(&quiet, &obj, fns);
+		diags_free(&quiet);
+		objcode_free(&obj);
+	}
+	if (!c->jit) {
 		CodegenOpts so = *o;
 		so.shards = o->shards ? o->shards : shards();
 		so.seconds = &c->stage_seconds[STAGE_IR];
 		if (cg_compile(c->g, &so, &obj, &nwork, NULL) < 0)
 			goto fail;
 		cache_write(key, &obj, nwork);
+		tj = now();
+		c->jit = jit_load(d, &obj, fns);
+		objcode_free(&obj);
+		if (!c->jit)
+			goto fail;
 	}
-	double tj = now();
-	c->jit = jit_load(d, &obj, fns);
 	c->stage_seconds[STAGE_JIT] = now() - tj;
-	objcode_free(&obj);
-	if (!c->jit)
-		goto fail;
 	program_describe(c->g, batch, nwork, &c->prog);
 	c->prog.forward = fns[FN_FORWARD];
 	c->prog.evaluate = fns[FN_EVALUATE];

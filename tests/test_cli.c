@@ -476,6 +476,54 @@ static void test_cli_object_cache_is_reused(void)
 	CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+/* The cache's key holds constants exactly (1234567 and 1234571 printed alike as %g),
+ * and an entry that does not check out, whatever it holds, is compiled again: a byte
+ * changed, another key's entry, a FIFO (which blocked the run). DESCENT_CACHE=OFF is
+ * off too (it made a directory "OFF"). */
+static void test_cli_object_cache_trusts_only_its_own_entries(void)
+{
+	char dir[] = "/tmp/descent-cache-XXXXXX", cmd[8192], out[4096];
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	static const struct {
+		const char *before,
+		    *what; /* a shell command run first; what bench says */
+	} steps[] = {
+	    {"", "code generator"},
+	    {"", "object from the cache"},
+	    {"sed -i s/1234567/1234571/ m.yaml &&", "code generator"},
+	    {"", "object from the cache"},
+	    {"f=$(ls -t c/*.o | head -1) && printf Z | dd of=$f bs=1 seek=3000 "
+	     "conv=notrunc 2>/dev/null &&",
+	     "code generator"},
+	    {"f=$(ls -t c/*.o | head -1) && cp $(ls -tr c/*.o | head -1) $f &&",
+	     "code generator"},
+	    {"f=$(ls -t c/*.o | head -1) && rm $f && mkfifo $f &&", "code generator"},
+	};
+	snprintf(
+	    cmd, sizeof cmd,
+	    "cd %s && printf 'params:\\n  x: {init: 0}\\nloss: \"(x - 1234567)^2\"\\n"
+	    "optimizer: {type: sgd, lr: 0.1}\\n' >m.yaml",
+	    dir);
+	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+	for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+		snprintf(
+		    cmd, sizeof cmd,
+		    "cd %s && %s true && DESCENT_CACHE=c timeout 60 %s/descent bench "
+		    "m.yaml --steps 5 | grep 'compile stages'",
+		    dir, steps[i].before, DESCENT_BINARY_DIR);
+		CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
+		if (!strstr(out, steps[i].what))
+			fprintf(stderr, "step %zu: %s\n", i, out);
+		CU_ASSERT(strstr(out, steps[i].what) != NULL);
+	}
+	snprintf(
+	    cmd, sizeof cmd,
+	    "cd %s && DESCENT_CACHE=OFF %s/descent bench m.yaml --steps 5 >/dev/null && "
+	    "test ! -e OFF && cd / && rm -rf %s",
+	    dir, DESCENT_BINARY_DIR, dir);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 /* bench --profile: where a step's time goes, each part named by what it computes and
  * the YAML line it comes from. */
 static void test_cli_bench_profile_names_parts_by_line(void)
@@ -612,6 +660,8 @@ void suite_cli(void)
 	    {"test_cli_ir_shows_shapes_lines_and_rules",
 	     test_cli_ir_shows_shapes_lines_and_rules},
 	    {"test_cli_object_cache_is_reused", test_cli_object_cache_is_reused},
+	    {"test_cli_object_cache_trusts_only_its_own_entries",
+	     test_cli_object_cache_trusts_only_its_own_entries},
 	    {"test_cli_bench_profile_names_parts_by_line",
 	     test_cli_bench_profile_names_parts_by_line},
 	    {"test_cli_version", test_cli_version},
