@@ -7,6 +7,7 @@
  * come with it. With --profile, then where a step's time goes, part by part (ProfPart,
  * dc.h). A benchmark, not a test: compare ratios measured in the same run.
  */
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,10 @@ static Compiled *compile_for_bench(Diags *d, const Model *m, int64_t batch,
 	Compiled *c = compile_model(d, m, batch, &co);
 	*s = c ? rt_session_new(&c->prog) : NULL;
 	if (!*s) {
+		if (c) /* (bench said nothing and failed) */
+			error_at(d, (SrcLoc){m->file, 0, 0},
+			         "out of memory for the session (batch %lld)",
+			         (long long)batch);
 		compiled_free(c);
 		return NULL;
 	}
@@ -270,12 +275,21 @@ int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 	double t0 = now();
 	for (int64_t i = 0; i < n; i++)
 		step(s->bufs);
-	/* the peak of the cores the step runs on: one core's, measured, times threads */
+	/* the peak of the cores the step runs on: one core's, measured, times the threads
+	 * or the cores this process may use, the fewer (8 threads on 2 cores said 8
+	 * cores' peak) */
+	int cores = threads;
+	cpu_set_t set;
+	if (!sched_getaffinity(0, sizeof set, &set) && CPU_COUNT(&set) < threads)
+		cores = CPU_COUNT(&set);
 	double secs = now() - t0,
-	       peak = (o->peak > 0 ? o->peak : cg_measure_peak(d)) * (double)threads;
+	       peak = (o->peak > 0 ? o->peak : cg_measure_peak(d)) * (double)cores;
 	double gf = flops * (double)n / secs / 1e9;
-	fprintf(out, "%s: batch %lld, %d thread%s, %lld steps\n", m->name,
-	        (long long)batch, threads, threads > 1 ? "s" : "", (long long)n);
+	char on[64] = "";
+	if (cores < threads)
+		snprintf(on, sizeof on, " on %d core%s", cores, cores > 1 ? "s" : "");
+	fprintf(out, "%s: batch %lld, %d thread%s%s, %lld steps\n", m->name,
+	        (long long)batch, threads, threads > 1 ? "s" : "", on, (long long)n);
 	fprintf(
 	    out,
 	    "  %.1f steps/s, %.3f ms/step, %.1f GFLOP/s (%.1f%% of %.0f GFLOP/s peak), "

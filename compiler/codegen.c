@@ -2716,9 +2716,12 @@ void objcode_free(ObjCode *o)
 	memset(o, 0, sizeof *o);
 }
 
+#define PEAK_ITERS 4000000
+
 /* The machine's fp32 FMA peak on one core, measured with generated code: 12
  * independent chains of VW-wide fused multiply-adds, as ../shared/bench/peak.c does,
- * in GFLOP/s; 0 after an error. */
+ * in GFLOP/s, the best of 5 runs (one run that another program interrupts reads
+ * low, and a step's share of the peak high); 0 after an error. */
 double cg_measure_peak(Diags *d)
 {
 	CodegenOpts o = {.opt_level = 2};
@@ -2740,7 +2743,7 @@ double cg_measure_peak(Diags *d)
 	                         LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
 	Loop l;
-	cg_loop(cg, &l, 20000000);
+	cg_loop(cg, &l, PEAK_ITERS);
 	LLVMValueRef acc[12], next[12], b = LLVMConstNull(vt), c = LLVMConstNull(vt);
 	LLVMTypeRef args[3] = {vt, vt, vt}, fty = LLVMFunctionType(vt, args, 3, 0);
 	LLVMValueRef fma = LLVMAddFunction(cg->mod, "llvm.fma.v16f32", fty);
@@ -2779,11 +2782,13 @@ double cg_measure_peak(Diags *d)
 		               .size = LLVMGetBufferSize(mb)};
 		Jit *j = jit_load(d, &obj, NULL);
 		rt_fn peak = j ? jit_lookup(j, "peak") : NULL;
-		if (peak) {
+		for (int run = 0; peak && run < 5;
+		     run++) { /* the best of 5, 13 ms each */
 			float out;
 			double t0 = now();
 			peak((void *const *)(void *)&out); /* really void peak(float *) */
-			gflops = 20000000.0 * 12 * 16 * 2 / (now() - t0) / 1e9;
+			double g = (double)PEAK_ITERS * 12 * 16 * 2 / (now() - t0) / 1e9;
+			gflops = g > gflops ? g : gflops;
 		}
 		jit_free(j);
 		LLVMDisposeMemoryBuffer(mb);

@@ -524,6 +524,28 @@ static void test_cli_object_cache_trusts_only_its_own_entries(void)
 	CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+/* bench's peak is that of the cores it runs on: 2 threads pinned to one core are one
+ * core's peak (they were said to be two's); a session that cannot be allocated is an
+ * error that says so (bench failed without a word). */
+static void test_cli_bench_peak_counts_cores_and_says_out_of_memory(void)
+{
+	char cmd[8192], out[4096];
+	snprintf(cmd, sizeof cmd,
+	         "taskset -c 0 %s/descent bench %s --steps 20 --threads 2",
+	         DESCENT_BINARY_DIR, src_path("bench/mlp128.yaml"));
+	CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
+	CU_ASSERT(strstr(out, "batch 32, 2 threads on 1 core, 20 steps") != NULL);
+#ifndef __SANITIZE_ADDRESS__ /* (ASan needs more address space than any limit) */
+	snprintf(
+	    cmd, sizeof cmd,
+	    "ulimit -v 2500000 && %s/descent bench %s --batch 1048576 --steps 1 2>&1",
+	    DESCENT_BINARY_DIR, src_path("bench/mlp128.yaml"));
+	CU_ASSERT_NOT_EQUAL(shell(cmd, out, sizeof out), 0);
+	CU_ASSERT(strstr(out, "mlp128.yaml: error: out of memory for the session (batch "
+	                      "1048576)") != NULL);
+#endif
+}
+
 /* bench --profile: where a step's time goes, each part named by what it computes and
  * the YAML line it comes from. */
 static void test_cli_bench_profile_names_parts_by_line(void)
@@ -665,6 +687,8 @@ void suite_cli(void)
 	    {"test_cli_bench_profile_names_parts_by_line",
 	     test_cli_bench_profile_names_parts_by_line},
 	    {"test_cli_version", test_cli_version},
+	    {"test_cli_bench_peak_counts_cores_and_says_out_of_memory",
+	     test_cli_bench_peak_counts_cores_and_says_out_of_memory},
 	    {"test_cli_threads_change_nothing_but_time",
 	     test_cli_threads_change_nothing_but_time},
 	    {"test_cli_gradcheck_holds_stop_gradient_and_says_a_bad_loss",
