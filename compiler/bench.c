@@ -288,8 +288,11 @@ int bench_run(Diags *d, const Model *m, const BenchOpts *o, FILE *out)
 	char on[64] = "";
 	if (cores < threads)
 		snprintf(on, sizeof on, " on %d core%s", cores, cores > 1 ? "s" : "");
-	fprintf(out, "%s: batch %lld, %d thread%s%s, %lld steps\n", m->name,
-	        (long long)batch, threads, threads > 1 ? "s" : "", on, (long long)n);
+	char of[64] = "no data"; /* (a model without inputs said batch 32) */
+	if (m->ninputs)
+		snprintf(of, sizeof of, "batch %lld", (long long)batch);
+	fprintf(out, "%s: %s, %d thread%s%s, %lld steps\n", m->name, of, threads,
+	        threads > 1 ? "s" : "", on, (long long)n);
 	fprintf(
 	    out,
 	    "  %.1f steps/s, %.3f ms/step, %.1f GFLOP/s (%.1f%% of %.0f GFLOP/s peak), "

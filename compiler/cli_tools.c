@@ -199,6 +199,12 @@ int cmd_bench(const Opts *o, Diags *d, Arena *A)
 	Model *m = model_load(A, d, o->model);
 	if (!m)
 		return 1;
+	if (!m->ninputs &&
+	    o->batch > 0) /* (it was taken, and printed, as if it meant one) */
+		fprintf(stderr,
+		        "descent: warning: %s has no inputs: --batch is for models with "
+		        "data\n",
+		        m->file);
 	BenchOpts bo = {o->batch > 0 ? o->batch : 0,
 	                o->steps > 0 ? o->steps : 0,
 	                o->threads > 0 ? (int)o->threads : 1,

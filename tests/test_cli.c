@@ -525,9 +525,10 @@ static void test_cli_object_cache_trusts_only_its_own_entries(void)
 }
 
 /* bench's peak is that of the cores it runs on: 2 threads pinned to one core are one
- * core's peak (they were said to be two's); a session that cannot be allocated is an
- * error that says so (bench failed without a word). */
-static void test_cli_bench_peak_counts_cores_and_says_out_of_memory(void)
+ * core's peak (they were said to be two's); a model without data has no batch (it was
+ * said to have 32, or --batch); a session that cannot be allocated is an error that
+ * says so (bench failed without a word). */
+static void test_cli_bench_says_what_it_ran_on(void)
 {
 	char cmd[8192], out[4096];
 	snprintf(cmd, sizeof cmd,
@@ -535,6 +536,12 @@ static void test_cli_bench_peak_counts_cores_and_says_out_of_memory(void)
 	         DESCENT_BINARY_DIR, src_path("bench/mlp128.yaml"));
 	CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
 	CU_ASSERT(strstr(out, "batch 32, 2 threads on 1 core, 20 steps") != NULL);
+	snprintf(cmd, sizeof cmd, "%s/descent bench %s --steps 20 --batch 7 2>&1",
+	         DESCENT_BINARY_DIR, src_path("models/rosenbrock.yaml"));
+	CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
+	CU_ASSERT(strstr(out, "rosenbrock.yaml has no inputs: --batch is for models with "
+	                      "data") != NULL);
+	CU_ASSERT(strstr(out, "rosenbrock: no data, 1 thread, 20 steps") != NULL);
 #ifndef __SANITIZE_ADDRESS__ /* (ASan needs more address space than any limit) */
 	snprintf(
 	    cmd, sizeof cmd,
@@ -687,8 +694,7 @@ void suite_cli(void)
 	    {"test_cli_bench_profile_names_parts_by_line",
 	     test_cli_bench_profile_names_parts_by_line},
 	    {"test_cli_version", test_cli_version},
-	    {"test_cli_bench_peak_counts_cores_and_says_out_of_memory",
-	     test_cli_bench_peak_counts_cores_and_says_out_of_memory},
+	    {"test_cli_bench_says_what_it_ran_on", test_cli_bench_says_what_it_ran_on},
 	    {"test_cli_threads_change_nothing_but_time",
 	     test_cli_threads_change_nothing_but_time},
 	    {"test_cli_gradcheck_holds_stop_gradient_and_says_a_bad_loss",
