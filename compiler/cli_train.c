@@ -922,6 +922,14 @@ static int numerics_report(Compiled *c, rt_session *s)
 	return 1;
 }
 
+/* A resumed run that ended no epoch still writes its log and plot: the rows up to
+ * its checkpoint's epoch (the file kept the abandoned rows after them, and a run
+ * resumed after its last epoch wrote none). */
+static int resumed_log(Run *r, int wrote)
+{
+	return r->o->resume && !wrote ? write_outputs(r) : 0;
+}
+
 static int run_epochs(Run *r)
 {
 	const Model *m = r->m;
@@ -937,6 +945,7 @@ static int run_epochs(Run *r)
 		    "early stopping: the run had stopped after epoch %lld (%lld epochs "
 		    "without improvement)\n",
 		    (long long)t->epoch, (long long)t->es.wait);
+	int wrote = 0; /* the log and plot, at an epoch's end */
 	while (t->epoch < m->epochs && !stop) {
 		rt_metrics tr;
 		pr.epoch = t->epoch + 1;
@@ -953,10 +962,11 @@ static int run_epochs(Run *r)
 			return -1;
 		}
 		if (rc == 0)
-			return stopped_inside(r);
+			return resumed_log(r, wrote) < 0 ? -1 : stopped_inside(r);
 		int last = t->epoch == m->epochs || (max && (int64_t)r->s->step >= max);
 		if (epoch_end(r, &tr, last, &stop) < 0)
 			return -1;
+		wrote = 1;
 		if (max && (int64_t)r->s->step >= max && t->epoch < m->epochs) {
 			printf("stopped at step %llu (--max-steps), at the end of epoch "
 			       "%lld\n",
@@ -964,7 +974,7 @@ static int run_epochs(Run *r)
 			break;
 		}
 	}
-	return 0;
+	return resumed_log(r, wrote);
 }
 
 /* train -o: the trained parameters under their names, as eval and predict take them

@@ -810,7 +810,29 @@ static void test_train_resume_in_a_new_process_is_bitwise_identical(void)
 			CU_ASSERT(la.rows[i].v[j] == lc.rows[i].v[j] ||
 			          (isnan(la.rows[i].v[j]) && isnan(lc.rows[i].v[j])));
 	log_free(&la);
+	/* a resumed run that ends no epoch writes its log too: the rows up to its
+	 * checkpoint's epoch (the abandoned epochs 2 and 3 stayed in the file), and
+	 * one resumed after its last epoch writes its log and plot (it wrote none) */
+	char *text = read_text(in_dir("c.csv"), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	write_text(in_dir("d.csv"), text);
+	free(text);
+	rc = descent("train tiny.yaml -O1 --resume c/epoch-1.safetensors --max-steps 14 "
+	             "--log d.csv",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_FATAL(log_read(in_dir("d.csv"), &la, err, sizeof err) == 0);
+	CU_ASSERT_EQUAL(la.n, 1);
+	CU_ASSERT(la.n >= 1 &&
+	          la.rows[0].v[LOG_TRAIN_LOSS] == lc.rows[0].v[LOG_TRAIN_LOSS]);
+	log_free(&la);
 	log_free(&lc);
+	rc = descent("train tiny.yaml -O1 --resume c/last.safetensors --log e.csv --plot "
+	             "e.svg",
+	             out, sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT(access(in_dir("e.csv"), F_OK) == 0 &&
+	          access(in_dir("e.svg"), F_OK) == 0);
 	/* resuming another model's checkpoint is refused */
 	write_text(in_dir("other.yaml"),
 	           TINY_HEAD "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n"
