@@ -587,14 +587,19 @@ static int ends_with(const char *s, const char *tail)
 	return n >= k && !strcmp(s + n - k, tail);
 }
 
-/* What an optimizer state of torch's name cannot hold, or NULL: the step count is a
- * whole number (a float, exact up to 2^24), and second moments and sums of squares
- * are not negative (sqrt of them is taken) */
+/* What a tensor of torch's name cannot hold, or NULL: the step count and dropout's
+ * are whole numbers (floats, exact up to 2^24), and second moments, sums of squares
+ * and batch norm's running variance are not negative (sqrt of them is taken; a
+ * negative variance made every evaluation NaN) */
 static const char *out_of_range(const char *name, const float *v, int64_t n)
 {
-	int count = !strcmp(name, "optimizer.step");
-	int squares = ends_with(name, ".exp_avg_sq") || ends_with(name, ".square_avg") ||
-	              ends_with(name, ".sum");
+	int count =
+	    !strcmp(name, "optimizer.step") || !strcmp(name, "optimizer.dropout_step");
+	int state = !strncmp(name, "optimizer.", 10); /* (a parameter may be "a.sum") */
+	int squares = state
+	                  ? ends_with(name, ".exp_avg_sq") ||
+	                        ends_with(name, ".square_avg") || ends_with(name, ".sum")
+	                  : ends_with(name, ".running_var");
 	for (int64_t i = 0; i < n; i++) {
 		if (count && !(v[i] >= 0 && v[i] <= 0x1p24f && v[i] == floorf(v[i])))
 			return "not a step count";
