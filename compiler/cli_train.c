@@ -625,6 +625,13 @@ static int run_data(Run *r)
 	return 0;
 }
 
+/* The optimizer's name, as checkpoints record it */
+static const char *opt_name(const Model *m)
+{
+	return (unsigned)m->opt < sizeof opt_names / sizeof *opt_names ? opt_names[m->opt]
+	                                                               : "unknown";
+}
+
 /* The metric a monitor stands for, checked against what this run measures. */
 static int pick_monitor(Run *r, Monitor mon, SrcLoc loc, const char *who, Monitor *out)
 {
@@ -665,6 +672,13 @@ static int run_resume(Run *r)
 		return -1;
 	}
 	int rc = rt_trainer_load(r->t, &f, err, sizeof err);
+	/* Adam's state into AdamW: the same tensors, another update (it went unsaid) */
+	const char *was = rt_st_meta(&f, "optimizer");
+	if (rc == 0 && was && strcmp(was, opt_name(r->m)))
+		fprintf(stderr,
+		        "descent: warning: %s was saved by a run of %s; this model "
+		        "trains with %s, from that state\n",
+		        path, was, opt_name(r->m));
 	rt_st_free(&f);
 	if (rc < 0) {
 		fprintf(stderr, "descent: error: %s: %s\n", path, err);
@@ -760,10 +774,8 @@ static int run_setup(Run *r)
 static int save_ckpt(Run *r, const char *name, int keep)
 {
 	char path[4096], err[1024];
-	const char *opt = (unsigned)r->m->opt < sizeof opt_names / sizeof *opt_names
-	                      ? opt_names[r->m->opt]
-	                      : "unknown";
-	const char *keys[] = {"optimizer", "model"}, *vals[] = {opt, r->m->name};
+	const char *keys[] = {"optimizer", "model"},
+	           *vals[] = {opt_name(r->m), r->m->name};
 	if (mkdir(r->o->ckpt_dir, 0777) < 0 && errno != EEXIST) {
 		fprintf(stderr, "descent: error: cannot make %s: %s\n", r->o->ckpt_dir,
 		        strerror(errno));

@@ -630,7 +630,8 @@ static void write_variant(Corrupt how, const char *from, const char *to)
 			nan_data[17] = NAN;
 			t[n].data = nan_data;
 		}
-		if (how == C_STATE && !strcmp(t[n].name, "optimizer.step"))
+		if (how == C_STATE && (!strcmp(t[n].name, "optimizer.step") ||
+		                       !strcmp(t[n].name, "optimizer.dropout_step")))
 			t[n].data = &half_step;
 		if (how == C_STATE &&
 		    !strcmp(t[n].name, "optimizer.fc1.weight.exp_avg_sq")) {
@@ -684,7 +685,8 @@ static void test_train_corrupted_checkpoints_are_refused(void)
 	             "that is not all zero"},
 	    {C_RNGX, "the checkpoint's 'rng' is '1 2 3 4 garbage'"},
 	    {C_SHUFFLE, "the checkpoint's 'shuffle' is 7, not 0 or 1"},
-	    {C_STATE, "out of range: optimizer.step (not a step count), "
+	    {C_STATE, "out of range: optimizer.dropout_step (not a step count), "
+	              "optimizer.step (not a step count), "
 	              "optimizer.fc1.weight.exp_avg_sq (negative)"},
 	};
 	Tiny k;
@@ -764,6 +766,45 @@ static int same_checkpoints(const char *a, const char *b)
 	return same;
 }
 
+/* A checkpoint whose batch norm running variance is negative is refused (it loaded,
+ * and every evaluation was NaN). */
+static void test_train_resume_refuses_a_negative_running_variance(void)
+{
+	char out[16384], err[1024];
+	write_text(
+	    in_dir("bn.yaml"),
+	    "name: bn\ninputs:\n  x: {shape: [batch, 6]}\n"
+	    "  y: {shape: [batch], dtype: i32}\nlayers:\n"
+	    "  - dense: {name: fc1, units: 4}\n  - batch_norm: {name: bn1}\n"
+	    "  - dense: {name: fc2, units: 3}\n"
+	    "loss: {type: softmax_cross_entropy, target: y}\n"
+	    "optimizer: {type: sgd, lr: 0.1}\ntrain: {batch: 8, epochs: 1}\n" NPY_DATA);
+	CU_ASSERT_EQUAL_FATAL(
+	    descent("train bn.yaml -O1 --checkpoint-dir bnc", out, sizeof out), 0);
+	rt_st_file f;
+	CU_ASSERT_FATAL(rt_st_load(in_dir("bnc/last.safetensors"), &f, err, sizeof err) ==
+	                0);
+	rt_st_tensor t[64];
+	const char *mk[64], *mv[64];
+	float var[4] = {1, -0.5f, 1, 1};
+	CU_ASSERT_FATAL(f.n <= 64 && f.nmeta <= 64);
+	for (int i = 0; i < f.n; i++) {
+		t[i] = f.t[i];
+		if (!strcmp(t[i].name, "bn1.running_var"))
+			t[i].data = var;
+	}
+	for (int i = 0; i < f.nmeta; i++)
+		mk[i] = f.meta_keys[i], mv[i] = f.meta_vals[i];
+	CU_ASSERT_FATAL(rt_st_save(in_dir("bnc/bad.safetensors"), t, f.n, mk, mv, f.nmeta,
+	                           err, sizeof err) == 0);
+	rt_st_free(&f);
+	CU_ASSERT_EQUAL(
+	    descent("train bn.yaml -O1 --epochs 2 --resume bnc/bad.safetensors", out,
+	            sizeof out),
+	    1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "out of range: bn1.running_var (negative)"));
+}
+
 /* N steps in one process == K steps, then a resume in a new process, then N - K. */
 static void test_train_resume_in_a_new_process_is_bitwise_identical(void)
 {
@@ -833,6 +874,18 @@ static void test_train_resume_in_a_new_process_is_bitwise_identical(void)
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT(access(in_dir("e.csv"), F_OK) == 0 &&
 	          access(in_dir("e.svg"), F_OK) == 0);
+	/* Adam's checkpoint into AdamW, whose state has the same names: taken, and said
+	 */
+	write_text(in_dir("tinyw.yaml"),
+	           TINY_HEAD "optimizer: {type: adamw, lr: 0.01}\n"
+	                     "train:\n  batch: 8\n  epochs: 3\n  seed: 3\n"
+	                     "  validation_split: 0.2\n" NPY_DATA);
+	rc = descent("train tinyw.yaml -O1 --resume c/epoch-2.safetensors", out,
+	             sizeof out);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out,
+	                              "warning: c/epoch-2.safetensors was saved by a "
+	                              "run of adam; this model trains with adamw"));
 	/* resuming another model's checkpoint is refused */
 	write_text(in_dir("other.yaml"),
 	           TINY_HEAD "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n"
@@ -1586,6 +1639,8 @@ void suite_train(void)
 	     test_train_checkpoint_round_trip_resumes_exactly},
 	    {"test_train_corrupted_checkpoints_are_refused",
 	     test_train_corrupted_checkpoints_are_refused},
+	    {"test_train_resume_refuses_a_negative_running_variance",
+	     test_train_resume_refuses_a_negative_running_variance},
 	    {"test_train_resume_in_a_new_process_is_bitwise_identical",
 	     test_train_resume_in_a_new_process_is_bitwise_identical},
 	    {"test_train_divergence_stops_with_finite_parameters",
