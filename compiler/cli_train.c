@@ -829,6 +829,9 @@ static int evaluate_into(Run *r, const rt_tensor *x, const rt_tensor *y, const E
 	return 0;
 }
 
+/* A figure as printed: a NaN with its sign bit set printed as "-nan" */
+static double as_shown(double v) { return isnan(v) ? fabs(v) : v; }
+
 static void print_epoch(const Run *r, const LogRow *row, const rt_metrics *tr)
 {
 	static const struct {
@@ -839,10 +842,13 @@ static void print_epoch(const Run *r, const LogRow *row, const rt_metrics *tr)
 	             {LOG_VAL_ACC, "val acc"},
 	             {LOG_TEST_LOSS, "test loss"},
 	             {LOG_TEST_ACC, "test acc"}};
+	/* a split's loss is shown if it has the split, NaN too (a NaN loss was left out
+	 * as if there were no such split); accuracy, NaN for a model without one, not */
+	int has[] = {1, r->has_val, 0, r->has_test, 0};
 	printf("epoch %lld/%lld ", (long long)row->v[LOG_EPOCH], (long long)r->m->epochs);
 	for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++)
-		if (!isnan(row->v[shown[i].col]))
-			printf(" %s %.4f", shown[i].name, row->v[shown[i].col]);
+		if (has[i] || !isnan(row->v[shown[i].col]))
+			printf(" %s %.4f", shown[i].name, as_shown(row->v[shown[i].col]));
 	printf("  lr %.3g  %.0f steps/s  %.1f s\n", row->v[LOG_LR],
 	       tr->seconds > 0 ? tr->steps / tr->seconds : 0, row->v[LOG_SECONDS]);
 	fflush(stdout);
@@ -1028,14 +1034,22 @@ static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
 	if (outputs_dir(o) < 0) /* (once the data and setup passed their checks) */
 		goto done;
 
-	printf("%s: %lld parameters, batch %lld, %lld training examples%s, compiled in "
-	       "%.3f s, %d thread%s\n",
-	       m->name, (long long)c->prog.nparams, (long long)c->prog.batch,
-	       (long long)r.ntrain,
-	       r.has_val
-	           ? arena_printf(c->A, " (+%lld for validation)", (long long)r.xval.n)
-	           : "",
-	       c->compile_seconds, rt_threads(), rt_threads() > 1 ? "s" : "");
+	/* parameters counted as torch's numel() (prog.nparams is the blob's floats, each
+	 * tensor aligned: 16 for one scalar); buffers and frozen ones said apart */
+	int64_t nparam = 0, fixed = 0;
+	for (int i = 0; i < c->prog.nparam; i++) {
+		nparam += c->prog.params[i].numel;
+		fixed += c->prog.params[i].trainable ? 0 : c->prog.params[i].numel;
+	}
+	printf(
+	    "%s: %lld parameter%s%s, batch %lld, %lld training examples%s, compiled in "
+	    "%.3f s, %d thread%s\n",
+	    m->name, (long long)nparam, nparam == 1 ? "" : "s",
+	    fixed ? arena_printf(c->A, " (%lld not trained)", (long long)fixed) : "",
+	    (long long)c->prog.batch, (long long)r.ntrain,
+	    r.has_val ? arena_printf(c->A, " (+%lld for validation)", (long long)r.xval.n)
+	              : "",
+	    c->compile_seconds, rt_threads(), rt_threads() > 1 ? "s" : "");
 	fflush(stdout);
 	if (run_epochs(&r) < 0)
 		goto done;
@@ -1054,10 +1068,10 @@ static int train_loop(const Opts *o, Diags *d, const Model *m, Compiled *c)
 	                                 : NAN;
 	if (r.has_test && !isnan(te.accuracy))
 		printf("final test accuracy %.4f (loss %.4f) after %.1f s of training\n",
-		       te.accuracy, te.loss, r.t->seconds);
+		       te.accuracy, as_shown(te.loss), r.t->seconds);
 	else if (r.has_test) /* not a classifier */
-		printf("final test loss %.4f after %.1f s of training\n", te.loss,
-		       r.t->seconds);
+		printf("final test loss %.4f after %.1f s of training\n",
+		       as_shown(te.loss), r.t->seconds);
 	else if (r.log.n)
 		printf("final train loss %.4f after %.1f s of training\n", train_loss,
 		       r.t->seconds);

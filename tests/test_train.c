@@ -898,6 +898,36 @@ static void test_train_resume_in_a_new_process_is_bitwise_identical(void)
 	    strstr(out, "missing 4: optimizer.fc1.weight.momentum_buffer"));
 }
 
+/* The epoch line shows a test loss that is NaN (a sqrt of a negative test input), as
+ * "nan": it was left out as if the model had no test set. The parameters are counted
+ * as torch's numel() counts them: 1, not the blob's 16 floats. */
+static void test_train_shows_a_nan_test_loss_and_counts_parameters(void)
+{
+	char out[16384], err[512];
+	float x[16], t[16], xt[8];
+	for (int i = 0; i < 16; i++)
+		x[i] = (float)i + 1, t[i] = 1, xt[i % 8] = (float)(i % 8) + 1;
+	xt[3] = -1;
+	int64_t s16[2] = {16, 1}, s8[2] = {8, 1};
+	CU_ASSERT_FATAL(
+	    !rt_npy_save(in_dir("nx.npy"), RT_F32, 2, s16, x, err, sizeof err) &&
+	    !rt_npy_save(in_dir("nt.npy"), RT_F32, 2, s16, t, err, sizeof err) &&
+	    !rt_npy_save(in_dir("nxt.npy"), RT_F32, 2, s8, xt, err, sizeof err) &&
+	    !rt_npy_save(in_dir("ntt.npy"), RT_F32, 2, s8, t, err, sizeof err));
+	write_text(in_dir("nan.yaml"),
+	           "name: nan\ninputs: {x: {shape: [batch, 1]}, t: {shape: [batch, 1]}}\n"
+	           "params: {w: {shape: [1], init: 0.5}}\n"
+	           "nodes:\n  out: \"sqrt(x) * w\"\noutput: out\n"
+	           "loss: {type: mse, target: t}\n"
+	           "optimizer: {type: sgd, lr: 0.001}\ntrain: {batch: 4, epochs: 1}\n"
+	           "data:\n  train: {x: {npy: nx.npy}, t: {npy: nt.npy}}\n"
+	           "  test: {x: {npy: nxt.npy}, t: {npy: ntt.npy}}\n");
+	CU_ASSERT_EQUAL(descent("train nan.yaml -O1", out, sizeof out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nan: 1 parameter, batch 4"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, " test loss nan  lr 0.001"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "final test loss nan after"));
+}
+
 /* SGD at lr 1000 from epoch 2 on (a step schedule): the loss overflows there. */
 static void test_train_divergence_stops_with_finite_parameters(void)
 {
@@ -1639,6 +1669,8 @@ void suite_train(void)
 	     test_train_checkpoint_round_trip_resumes_exactly},
 	    {"test_train_corrupted_checkpoints_are_refused",
 	     test_train_corrupted_checkpoints_are_refused},
+	    {"test_train_shows_a_nan_test_loss_and_counts_parameters",
+	     test_train_shows_a_nan_test_loss_and_counts_parameters},
 	    {"test_train_resume_refuses_a_negative_running_variance",
 	     test_train_resume_refuses_a_negative_running_variance},
 	    {"test_train_resume_in_a_new_process_is_bitwise_identical",
