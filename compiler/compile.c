@@ -164,21 +164,18 @@ typedef struct {
 	uint64_t key, check;
 } CacheKey;
 
-/* The build ID (GNU note) of the loaded object that holds this function, or a hash of
- * the running program's file where it has none; 0 if neither can be had. */
-static int build_id_of(struct dl_phdr_info *info, size_t size, void *data)
+/* What names the code that compiles: the GNU build ID of the loaded object holding this
+ * code (the program, or a library descent is linked into), or a hash of that object's
+ * file where it has none; and likewise LLVM's shared library, whose code generator a
+ * distribution's update changes under the same version string. */
+typedef struct Ident {
+	int llvm;    /* 0: the object holding this code; 1: libLLVM */
+	uint64_t id; /* its build ID's hash, or its file's */
+	char path[4096];
+} Ident;
+
+static uint64_t build_id(struct dl_phdr_info *info)
 {
-	(void)size;
-	uint64_t *id = data;
-	uintptr_t here = (uintptr_t)&build_id_of;
-	int holds = 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-		holds |= ph->p_type == PT_LOAD && here >= lo && here < lo + ph->p_memsz;
-	}
-	if (!holds)
-		return 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type != PT_NOTE)
@@ -192,30 +189,60 @@ static int build_id_of(struct dl_phdr_info *info, size_t size, void *data)
 			if (desc + nh->n_descsz > end)
 				break;
 			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-			    !memcmp(name, "GNU", 4) && nh->n_descsz > 0) {
-				*id = fnv(FNV_BASIS, desc, nh->n_descsz);
-				return 1;
-			}
+			    !memcmp(name, "GNU", 4) && nh->n_descsz > 0)
+				return fnv(FNV_BASIS, desc, nh->n_descsz);
 			p = desc + ((nh->n_descsz + 3) & ~3u);
 		}
 	}
-	return 1; /* found, without an ID */
+	return 0;
+}
+
+static int find_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	Ident *x = data;
+	const char *name = info->dlpi_name ? info->dlpi_name : "";
+	int holds = 0;
+	if (x->llvm) {
+		const char *base = strrchr(name, '/');
+		holds = !strncmp(base ? base + 1 : name, "libLLVM", 7);
+	} else {
+		uintptr_t here = (uintptr_t)&find_object;
+		for (int i = 0; i < info->dlpi_phnum; i++) {
+			const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+			uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+			holds |= ph->p_type == PT_LOAD && here >= lo &&
+			         here < lo + ph->p_memsz;
+		}
+	}
+	if (!holds)
+		return 0;
+	x->id = build_id(info); /* the main program's name is "" */
+	snprintf(x->path, sizeof x->path, "%s", *name ? name : "/proc/self/exe");
+	return 1;
+}
+
+static uint64_t object_id(int llvm)
+{
+	Ident x = {.llvm = llvm};
+	if (!dl_iterate_phdr(find_object, &x))
+		return 0; /* (LLVM linked statically: its code is in ours) */
+	if (!x.id) {      /* no build ID: the file's bytes */
+		size_t len;
+		char *bytes = read_whole(x.path, &len);
+		if (bytes)
+			x.id = fnv(FNV_BASIS, bytes, len);
+		free(bytes);
+	}
+	return x.id;
 }
 
 static uint64_t the_compiler_id;
 
 static void find_compiler_id(void)
 {
-	uint64_t found = 0;
-	dl_iterate_phdr(build_id_of, &found);
-	if (!found) { /* no build ID: the program's bytes */
-		size_t len;
-		char *bytes = read_whole("/proc/self/exe", &len);
-		if (bytes)
-			found = fnv(FNV_BASIS, bytes, len);
-		free(bytes);
-	}
-	the_compiler_id = found;
+	uint64_t ours = object_id(0);
+	the_compiler_id = ours ? ours ^ object_id(1) * 0x9e3779b97f4a7c15ull : 0;
 }
 
 static uint64_t compiler_id(void)
@@ -265,10 +292,14 @@ static const char *cache_dir(char *buf, size_t len)
 {
 	const char *env = getenv("DESCENT_CACHE"), *xdg = getenv("XDG_CACHE_HOME"),
 	           *home = getenv("HOME");
-	static const char *const off[] = {"off", "0", "no", "false", "none"};
+	static const char *const off[] = {"off", "0", "no", "false", "none"},
+	                         *on[] = {"on", "1", "yes", "true"}; /* the default */
 	for (size_t i = 0; env && i < sizeof off / sizeof *off; i++)
 		if (!strcasecmp(env, off[i]))
 			return NULL;
+	for (size_t i = 0; env && i < sizeof on / sizeof *on; i++)
+		if (!strcasecmp(env, on[i]))
+			env = NULL;
 	if (env && *env)
 		snprintf(buf, len, "%s", env);
 	else if (xdg && *xdg)
@@ -326,7 +357,7 @@ static int cache_read(CacheKey k, ObjCode *obj, int64_t *nwork)
 		ok = head[0] == k.key && head[1] == k.check &&
 		     head[2] == fnv(FNV_BASIS, buf + HEAD, len - HEAD);
 	}
-	const char *p = buf + HEAD, *end = buf + len;
+	const char *p = ok ? buf + HEAD : NULL, *end = ok ? buf + len : NULL;
 	int64_t n = 0, size[MAXSHARDS] = {0};
 	if (ok) {
 		memcpy(nwork, p, sizeof *nwork), p += sizeof *nwork;
@@ -434,11 +465,15 @@ Compiled *compile_model_at(Diags *d, const Model *m, int64_t batch, const Codege
 	 * 0: no cache) */
 	CacheKey key =
 	    o->check_dedupe || o->profile ? (CacheKey){0, 0} : cache_key(c->g, o);
-	double tj = now();
-	if (cache_read(key, &obj,
-	               &nwork)) { /* an object the JIT refuses: compiled again */
+	if (cache_read(key, &obj, &nwork)) { /* what the JIT refuses: compiled again */
 		Diags quiet = {0};
+		double tj = now();
 		c->jit = jit_load(&quiet, &obj, fns);
+		for (int k = 0; c->jit && k < FN_COUNT; k++) /* (linked when looked up) */
+			if (c->g->fns[k].defined && (!o->fns || o->fns >> k & 1) &&
+			    !fns[k])
+				jit_free(c->jit), c->jit = NULL;
+		c->stage_seconds[STAGE_JIT] = now() - tj;
 		diags_free(&quiet);
 		objcode_free(&obj);
 	}
@@ -449,13 +484,13 @@ Compiled *compile_model_at(Diags *d, const Model *m, int64_t batch, const Codege
 		if (cg_compile(c->g, &so, &obj, &nwork, NULL) < 0)
 			goto fail;
 		cache_write(key, &obj, nwork);
-		tj = now();
+		double tj = now();
 		c->jit = jit_load(d, &obj, fns);
+		c->stage_seconds[STAGE_JIT] = now() - tj;
 		objcode_free(&obj);
 		if (!c->jit)
 			goto fail;
 	}
-	c->stage_seconds[STAGE_JIT] = now() - tj;
 	program_describe(c->g, batch, nwork, &c->prog);
 	c->prog.forward = fns[FN_FORWARD];
 	c->prog.evaluate = fns[FN_EVALUATE];

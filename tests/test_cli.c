@@ -479,7 +479,7 @@ static void test_cli_object_cache_is_reused(void)
 /* The cache's key holds constants exactly (1234567 and 1234571 printed alike as %g),
  * and an entry that does not check out, whatever it holds, is compiled again: a byte
  * changed, another key's entry, a FIFO (which blocked the run). DESCENT_CACHE=OFF is
- * off too (it made a directory "OFF"). */
+ * off too, and =on the default place (they made directories "OFF" and "on"). */
 static void test_cli_object_cache_trusts_only_its_own_entries(void)
 {
 	char dir[] = "/tmp/descent-cache-XXXXXX", cmd[8192], out[4096];
@@ -492,8 +492,8 @@ static void test_cli_object_cache_trusts_only_its_own_entries(void)
 	    {"", "object from the cache"},
 	    {"sed -i s/1234567/1234571/ m.yaml &&", "code generator"},
 	    {"", "object from the cache"},
-	    {"f=$(ls -t c/*.o | head -1) && printf Z | dd of=$f bs=1 seek=3000 "
-	     "conv=notrunc 2>/dev/null &&",
+	    {"f=$(ls -t c/*.o | head -1) && printf Z | dd of=$f bs=1 "
+	     "seek=$(($(stat -c %s $f) / 2)) conv=notrunc 2>/dev/null &&",
 	     "code generator"},
 	    {"f=$(ls -t c/*.o | head -1) && cp $(ls -tr c/*.o | head -1) $f &&",
 	     "code generator"},
@@ -519,8 +519,10 @@ static void test_cli_object_cache_trusts_only_its_own_entries(void)
 	snprintf(
 	    cmd, sizeof cmd,
 	    "cd %s && DESCENT_CACHE=OFF %s/descent bench m.yaml --steps 5 >/dev/null && "
-	    "test ! -e OFF && cd / && rm -rf %s",
-	    dir, DESCENT_BINARY_DIR, dir);
+	    "test ! -e OFF && HOME=%s XDG_CACHE_HOME= DESCENT_CACHE=on %s/descent "
+	    "bench m.yaml --steps 5 >/dev/null && test ! -e on && "
+	    "ls .cache/descent/*.o >/dev/null && cd / && rm -rf %s",
+	    dir, DESCENT_BINARY_DIR, dir, DESCENT_BINARY_DIR, dir);
 	CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
@@ -531,8 +533,9 @@ static void test_cli_object_cache_trusts_only_its_own_entries(void)
 static void test_cli_bench_says_what_it_ran_on(void)
 {
 	char cmd[8192], out[4096];
-	snprintf(cmd, sizeof cmd,
-	         "taskset -c 0 %s/descent bench %s --steps 20 --threads 2",
+	snprintf(cmd, sizeof cmd, /* on the first CPU this process may use */
+	         "taskset -c $(taskset -pc $$ | sed 's/.*: //; s/[-,].*//') %s/descent "
+	         "bench %s --steps 20 --threads 2",
 	         DESCENT_BINARY_DIR, src_path("bench/mlp128.yaml"));
 	CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
 	CU_ASSERT(strstr(out, "batch 32, 2 threads on 1 core, 20 steps") != NULL);
@@ -593,6 +596,9 @@ static void test_cli_version(void)
 	CU_ASSERT(sscanf(out, "descent %u.%u\nLLVM %*s this machine's CPU: %63s", &major,
 	                 &minor, cpu) == 3);
 	CU_ASSERT(strlen(cpu) > 0);
+	snprintf(cmd, sizeof cmd, "%s/descent --version m.yaml 2>&1", DESCENT_BINARY_DIR);
+	CU_ASSERT_NOT_EQUAL(shell(cmd, out, sizeof out), 0);
+	CU_ASSERT(strstr(out, "--version takes nothing after it") != NULL);
 }
 
 /* The whole run's output, less its timings, is the same on 1 and 2 threads; a thread
