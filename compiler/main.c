@@ -388,6 +388,10 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	if ((!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) && argc > 2) {
+		fprintf(stderr, "descent: error: %s takes nothing after it\n", argv[1]);
+		return 2;
+	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
 		char llvm[64] = "?",
 		     cpu[64] = "?"; /* host_cpu_text: "LLVM CPU FEATURES" */
