@@ -210,8 +210,31 @@ static int inputs_fit(const Model *m, const Compiled *c, const DataSource *src,
 	return 1;
 }
 
+/* Whether two shapes of as many values lay them out differently: with their 1s left
+ * out, both have two axes or more, and not the same ([8, 8, 3] against [3, 8, 8]). A
+ * flattening ([28, 28] into [784]) or an axis of 1 ([28, 28] into [1, 28, 28]) is no
+ * other layout. */
+static int other_layout(const Shape *a, const Shape *b)
+{
+	Shape x = {0, {0}}, y = {0, {0}};
+	for (int i = 0; i < a->rank; i++)
+		if (a->d[i] != 1)
+			x.d[x.rank++] = a->d[i];
+	for (int i = 0; i < b->rank; i++)
+		if (b->d[i] != 1)
+			y.d[y.rank++] = b->d[i];
+	if (x.rank < 2 || y.rank < 2 || x.rank != y.rank)
+		return x.rank >= 2 && y.rank >= 2;
+	for (int i = 0; i < x.rank; i++)
+		if (x.d[i] != y.d[i])
+			return 1;
+	return 0;
+}
+
 /* A data file's examples hold as many values as the input they feed (a [batch] target
- * fits [batch, 1]); if not, an error at the file's place in the model. */
+ * fits [batch, 1], [28, 28] images a [batch, 784] input), in the same layout: channels
+ * last images, [8, 8, 3], were read as a [3, 8, 8] input's, scrambled. If not, an
+ * error at the file's place in the model. */
 static int example_fits(const Model *m, const char *split, int k, const DataSource *src,
                         const rt_tensor *t)
 {
@@ -219,14 +242,19 @@ static int example_fits(const Model *m, const char *split, int k, const DataSour
 	Shape want = {in->rank - 1, {0}}, got = shape_of(t->rank, t->dims);
 	for (int i = 1; i < in->rank; i++)
 		want.d[i - 1] = in->dims[i];
-	if (shape_numel(&want) == t->stride)
+	int count = shape_numel(&want) == t->stride;
+	if (count && !other_layout(&want, &got))
 		return 1;
 	char a[128], b[128];
 	fprintf(stderr,
 	        "%s:%d:%d: error: data.%s: %s holds examples of shape %s; input '%s' "
-	        "takes %s\n",
+	        "takes %s%s\n",
 	        m->file, src->loc.line, src->loc.col, split, src->path,
-	        shape_str(&got, a, sizeof a), in->name, shape_str(&want, b, sizeof b));
+	        shape_str(&got, a, sizeof a), in->name, shape_str(&want, b, sizeof b),
+	        count ? ": the same values in another order (channels last? images are "
+	                "[channels, height, width], as PyTorch's; np.transpose(x, (0, 3, "
+	                "1, 2)) makes them so)"
+	              : "");
 	return 0;
 }
 

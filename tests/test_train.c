@@ -928,6 +928,39 @@ static void test_train_shows_a_nan_test_loss_and_counts_parameters(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "final test loss nan after"));
 }
 
+/* Images channels last, [8, 8, 3] an example, into a [3, 8, 8] input: the same number
+ * of values, read in another order without a word (a scrambled image); now an error
+ * at the file. A flattening, [8, 8, 3] into [192], is taken. */
+static void test_train_refuses_images_in_another_layout(void)
+{
+	char out[16384], err[512];
+	static float img[16 * 8 * 8 * 3];
+	int32_t lab[16] = {0};
+	int64_t si[4] = {16, 8, 8, 3}, sl[1] = {16};
+	CU_ASSERT_FATAL(
+	    !rt_npy_save(in_dir("nhwc.npy"), RT_F32, 4, si, img, err, sizeof err) &&
+	    !rt_npy_save(in_dir("lab.npy"), RT_I32, 1, sl, lab, err, sizeof err));
+	for (int flat = 0; flat < 2; flat++) {
+		char yaml[1024];
+		snprintf(yaml, sizeof yaml,
+		         "name: img\ninputs:\n  x: {shape: [batch, %s]}\n"
+		         "  y: {shape: [batch], dtype: i32}\nlayers:\n%s"
+		         "  - dense: {units: 2}\nloss: softmax_cross_entropy\n"
+		         "train: {batch: 4, epochs: 1}\n"
+		         "data:\n  train: {x: {npy: nhwc.npy}, y: {npy: lab.npy}}\n",
+		         flat ? "192" : "3, 8, 8", flat ? "" : "  - flatten\n");
+		write_text(in_dir("img.yaml"), yaml);
+		int rc = descent("train img.yaml -O1", out, sizeof out);
+		CU_ASSERT_EQUAL(rc, flat ? 0 : 1);
+		CU_ASSERT(
+		    (strstr(out,
+		            "img.yaml:11:20: error: data.train: nhwc.npy holds "
+		            "examples of shape [8, 8, 3]; input 'x' takes [3, 8, 8]: "
+		            "the same values in another order (channels last?") !=
+		     NULL) == !flat);
+	}
+}
+
 /* SGD at lr 1000 from epoch 2 on (a step schedule): the loss overflows there. */
 static void test_train_divergence_stops_with_finite_parameters(void)
 {
@@ -1669,6 +1702,8 @@ void suite_train(void)
 	     test_train_checkpoint_round_trip_resumes_exactly},
 	    {"test_train_corrupted_checkpoints_are_refused",
 	     test_train_corrupted_checkpoints_are_refused},
+	    {"test_train_refuses_images_in_another_layout",
+	     test_train_refuses_images_in_another_layout},
 	    {"test_train_shows_a_nan_test_loss_and_counts_parameters",
 	     test_train_shows_a_nan_test_loss_and_counts_parameters},
 	    {"test_train_resume_refuses_a_negative_running_variance",
