@@ -1011,7 +1011,10 @@ BUILD(binary_cross_entropy_with_logits)
 	return reduce_loss(L, &kw[0], l);
 }
 
-/* sum of squares of the given values, or of every trainable weight */
+/* sum of squares of the given values, or of every trainable weight of a product
+ * (dense, conv2d, embedding: ".weight" of 2 axes or more, Keras' kernels), not of a
+ * normalization's scale (batch_norm's and layer_norm's ".weight" of one axis, which the
+ * penalty pulled toward 0) */
 BUILD(l2)
 {
 	UNUSED;
@@ -1021,7 +1024,8 @@ BUILD(l2)
 		      : ir_sum_all(G, ir_mul(G, a[i], a[i]));
 	for (int i = 0; !na && i < G->nparams; i++) {
 		const char *nm = G->params[i].name, *dot = strrchr(nm, '.');
-		if (!G->params[i].trainable || !dot || strcmp(dot, ".weight"))
+		if (!G->params[i].trainable || !dot || strcmp(dot, ".weight") ||
+		    G->params[i].sh.rank < 2)
 			continue;
 		Node *p = ir_param(G, i), *q = ir_sum_all(G, ir_mul(G, p, p));
 		s = s ? ir_add(G, s, q) : q;

@@ -247,6 +247,23 @@ static void test_layers_nodes_name_their_parameters(void)
 	done(&l);
 }
 
+/* l2() sums the squares of products' weights (2 axes or more), not of a batch norm's
+ * or layer norm's scale, which it pulled toward 0 */
+static void test_layers_l2_leaves_norm_scales_out(void)
+{
+	Lowered l;
+	lower_text(&l, "inputs:\n  x: {shape: [batch, 3]}\n  y: {shape: [batch, 2]}\n"
+	               "layers:\n  - batch_norm: {name: bn}\n"
+	               "  - dense: {name: fc, units: 2, bias: false, init: ones}\n"
+	               "  - layer_norm: {name: ln}\n"
+	               "loss: \"l2()\"\n");
+	CU_ASSERT_EQUAL(l.d.nerr, 0);
+	CU_ASSERT_FATAL(l.g != NULL);
+	CU_ASSERT(has_param(l.g, "bn.weight", SH(3), RT_INIT_ONES, 1));
+	CU_ASSERT_DOUBLE_EQUAL(eval_loss(l.g, NULL), 6, 1e-12); /* fc.weight's 6 ones */
+	done(&l);
+}
+
 /* A free parameter's fan-based init takes torch's fans from its shape: [out, in, k...]
  * has in k... in and out k... out (they were 1 and 1: kaiming_uniform's bound on a
  * [256, 784] weight was sqrt(6), torch's sqrt(6 / 784)) */
@@ -797,6 +814,7 @@ void suite_layers(void)
 	     test_layers_nodes_name_their_parameters},
 	    {"layers_free_parameters_take_fans_from_their_shape",
 	     test_layers_free_parameters_take_fans_from_their_shape},
+	    {"layers_l2_leaves_norm_scales_out", test_layers_l2_leaves_norm_scales_out},
 	    {"layers_nodes_in_any_order", test_layers_nodes_in_any_order},
 	    {"layers_node_cycles_are_errors", test_layers_node_cycles_are_errors},
 	    {"layers_warn_about_what_is_never_used",
