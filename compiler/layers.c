@@ -988,12 +988,19 @@ BUILD(softmax_cross_entropy)
 	return reduce_loss(L, &kw[0], per);
 }
 
-/* -sum_c target_c x_c: x already holds log-probabilities */
+/* -sum_c target_c x_c: x already holds log-probabilities (a softmax's probabilities,
+ * PyTorch's softmax-then-NLLLoss slip, trained to a loss below 0 without a word) */
 BUILD(nll)
 {
 	UNUSED;
 	if (!a[0] || !a[1])
 		return NULL;
+	if (a[0]->op == OP_EXP && a[0]->in[0]->op == OP_LOGSOFTMAX)
+		diag_add(
+		    L->d, SEV_WARNING, call->loc,
+		    "nll takes log-probabilities, and its input is a softmax's "
+		    "probabilities: use log_softmax, or softmax_cross_entropy on the "
+		    "scores");
 	Node *t = target_dist(L, call, a[0], a[1], 0);
 	if (!t)
 		return NULL;
@@ -1001,13 +1008,17 @@ BUILD(nll)
 	return reduce_loss(L, &kw[0], ir_neg(G, ir_sum(G, ir_mul(G, t, a[0]), last, 0)));
 }
 
-/* softplus(x) - x t: log(1 + e^x) computed without overflow */
+/* softplus(x) - x t: log(1 + e^x) computed without overflow. A sigmoid layer right
+ * before it is seen through, as a softmax is before a cross-entropy (and as Keras'
+ * binary_crossentropy does): Keras' Dense(1, activation='sigmoid') with its loss had
+ * the sigmoid applied twice. */
 BUILD(binary_cross_entropy_with_logits)
 {
 	UNUSED;
 	if (pred_target(L, call, a) < 0)
 		return NULL;
-	Node *l = ir_sub(G, ir_unary(G, OP_SOFTPLUS, a[0]), ir_mul(G, a[0], a[1]));
+	Node *x = a[0]->op == OP_SIGMOID ? a[0]->in[0] : a[0];
+	Node *l = ir_sub(G, ir_unary(G, OP_SOFTPLUS, x), ir_mul(G, x, a[1]));
 	return reduce_loss(L, &kw[0], l);
 }
 

@@ -434,6 +434,42 @@ static void test_layers_free_parameters_and_loss_value(void)
 	done(&l);
 }
 
+/* A sigmoid right before binary_cross_entropy_with_logits is seen through (Keras'
+ * sigmoid output with its binary cross-entropy had the sigmoid applied twice): the loss
+ * of sigmoid(x) is that of the logits x. nll after a softmax is a warning. */
+static void test_layers_sigmoid_before_bce_is_seen_through(void)
+{
+	const double x[] = {1, 2, -3, 100}, y[] = {1, 0, 1, 0}, w[] = {1, 1, 1, 0};
+	double want = 0;
+	for (int i = 0; i < 3; i++)
+		want += log1p(exp(x[i])) - x[i] * y[i];
+	want /= 3;
+	for (int k = 0; k < 2; k++) {
+		char yaml[512];
+		snprintf(yaml, sizeof yaml,
+		         "inputs: {x: {shape: [batch, 1]}, y: {shape: [batch, 1]}}\n"
+		         "nodes: {out: \"%s\"}\n"
+		         "loss: binary_cross_entropy_with_logits\n",
+		         k ? "sigmoid(x)" : "x");
+		Lowered l;
+		lower_text(&l, yaml);
+		CU_ASSERT_FATAL(l.g != NULL);
+		const double *io[] = {x, y, w};
+		CU_ASSERT_EQUAL_FATAL(l.g->io_weight, 2);
+		CU_ASSERT_DOUBLE_EQUAL(eval_loss(l.g, io), want, 1e-12);
+		done(&l);
+	}
+	Lowered l;
+	lower_text(&l,
+	           "inputs: {x: {shape: [batch, 3]}, y: {shape: [batch], dtype: i32}}\n"
+	           "layers: [{dense: {units: 3, activation: softmax}}]\nloss: nll\n");
+	CU_ASSERT_FATAL(l.g != NULL);
+	CU_ASSERT(l.d.n == 1 && l.d.v[0].sev == SEV_WARNING &&
+	          strstr(l.d.v[0].msg, "nll takes log-probabilities, and its input is a "
+	                               "softmax's probabilities") != NULL);
+	done(&l);
+}
+
 /* The weight slot holds 1 for real rows and 0 for padding: the loss is the mean over
  * the real rows (or their sum), whatever is in the padding. */
 static void test_layers_loss_is_mean_over_real_rows(void)
@@ -815,6 +851,8 @@ void suite_layers(void)
 	    {"layers_free_parameters_take_fans_from_their_shape",
 	     test_layers_free_parameters_take_fans_from_their_shape},
 	    {"layers_l2_leaves_norm_scales_out", test_layers_l2_leaves_norm_scales_out},
+	    {"layers_sigmoid_before_bce_is_seen_through",
+	     test_layers_sigmoid_before_bce_is_seen_through},
 	    {"layers_nodes_in_any_order", test_layers_nodes_in_any_order},
 	    {"layers_node_cycles_are_errors", test_layers_node_cycles_are_errors},
 	    {"layers_warn_about_what_is_never_used",
