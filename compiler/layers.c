@@ -769,6 +769,13 @@ BUILD(batch_norm)
 	L->mode_dependent = 1;
 	int64_t C = x->sh.d[1];
 	double mom = kwf(kw, 0, 0.1), eps = kwf(kw, 1, 1e-5);
+	if (L->train && kw[0].set && mom > 0.5) /* (once: the evaluation lowering too) */
+		diag_add(
+		    L->d, SEV_WARNING, kw[0].loc,
+		    "batch_norm's momentum is PyTorch's, the new batch's weight: %g "
+		    "keeps %g of the running statistics each step (Keras' momentum %g "
+		    "is PyTorch's %g)",
+		    mom, 1 - mom, mom, 1 - mom);
 	Shape cs = {1, {C}},
 	      bs = x->sh.rank == 4 ? (Shape){3, {C, 1, 1}} : (Shape){1, {C}};
 	uint32_t axes = x->sh.rank == 4 ? 0xd : 0x1;

@@ -436,8 +436,9 @@ static void test_layers_free_parameters_and_loss_value(void)
 
 /* A sigmoid right before binary_cross_entropy_with_logits is seen through (Keras'
  * sigmoid output with its binary cross-entropy had the sigmoid applied twice): the loss
- * of sigmoid(x) is that of the logits x. nll after a softmax is a warning. */
-static void test_layers_sigmoid_before_bce_is_seen_through(void)
+ * of sigmoid(x) is that of the logits x. nll after a softmax is a warning, and so is a
+ * batch norm momentum of Keras' meaning. */
+static void test_layers_losses_and_norms_as_keras_and_torch_users_mean(void)
 {
 	const double x[] = {1, 2, -3, 100}, y[] = {1, 0, 1, 0}, w[] = {1, 1, 1, 0};
 	double want = 0;
@@ -467,6 +468,16 @@ static void test_layers_sigmoid_before_bce_is_seen_through(void)
 	CU_ASSERT(l.d.n == 1 && l.d.v[0].sev == SEV_WARNING &&
 	          strstr(l.d.v[0].msg, "nll takes log-probabilities, and its input is a "
 	                               "softmax's probabilities") != NULL);
+	done(&l);
+	/* Keras' batch norm momentum, 0.99, means PyTorch's 0.01: a warning, once */
+	lower_text(&l,
+	           "inputs: {x: {shape: [batch, 3]}, y: {shape: [batch], dtype: i32}}\n"
+	           "layers:\n  - batch_norm: {momentum: 0.99}\n  - dense: {units: 3}\n"
+	           "loss: softmax_cross_entropy\n");
+	CU_ASSERT_FATAL(l.g != NULL);
+	CU_ASSERT(l.d.n == 1 && l.d.v[0].sev == SEV_WARNING && l.d.v[0].loc.line == 3 &&
+	          strstr(l.d.v[0].msg, "(Keras' momentum 0.99 is PyTorch's 0.01)") !=
+	              NULL);
 	done(&l);
 }
 
@@ -851,8 +862,8 @@ void suite_layers(void)
 	    {"layers_free_parameters_take_fans_from_their_shape",
 	     test_layers_free_parameters_take_fans_from_their_shape},
 	    {"layers_l2_leaves_norm_scales_out", test_layers_l2_leaves_norm_scales_out},
-	    {"layers_sigmoid_before_bce_is_seen_through",
-	     test_layers_sigmoid_before_bce_is_seen_through},
+	    {"layers_losses_and_norms_as_keras_and_torch_users_mean",
+	     test_layers_losses_and_norms_as_keras_and_torch_users_mean},
 	    {"layers_nodes_in_any_order", test_layers_nodes_in_any_order},
 	    {"layers_node_cycles_are_errors", test_layers_node_cycles_are_errors},
 	    {"layers_warn_about_what_is_never_used",
