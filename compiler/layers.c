@@ -609,6 +609,15 @@ BUILD(conv2d)
 		return NULL;
 	ConvP p;
 	int64_t kern[2], out = (int64_t)kw[0].f, C = x->sh.d[1];
+	if (L->train && x->sh.d[3] <= 4 && C >= 8 && x->sh.d[2] >= 8) {
+		char s[128]; /* ([batch, 28, 28, 1] trained as 28 channels of 28 x 1) */
+		diag_add(
+		    L->d, SEV_WARNING, call->loc,
+		    "conv2d takes [batch, channels, height, width], as PyTorch's: its "
+		    "input %s is %lld channels of %lld x %lld images (channels last?)",
+		    shape_str(&x->sh, s, sizeof s), (long long)C, (long long)x->sh.d[2],
+		    (long long)x->sh.d[3]);
+	}
 	pair(&kw[1], 1, kern);
 	pair(&kw[2], 1, p.stride);
 	pair(&kw[4], 1, p.dil);

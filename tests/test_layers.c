@@ -479,6 +479,19 @@ static void test_layers_losses_and_norms_as_keras_and_torch_users_mean(void)
 	          strstr(l.d.v[0].msg, "(Keras' momentum 0.99 is PyTorch's 0.01)") !=
 	              NULL);
 	done(&l);
+	/* images channels last: 28 channels of 28 x 1 images, a warning at the conv */
+	lower_text(&l,
+	           "inputs: {x: {shape: [batch, 28, 28, 1]}, y: {shape: [batch], "
+	           "dtype: i32}}\nlayers:\n"
+	           "  - conv2d: {out_channels: 4, kernel_size: 3, padding: same}\n"
+	           "  - flatten\n  - dense: {units: 3}\nloss: softmax_cross_entropy\n");
+	CU_ASSERT_FATAL(l.g != NULL);
+	CU_ASSERT(l.d.n == 1 && l.d.v[0].sev == SEV_WARNING && l.d.v[0].loc.line == 3 &&
+	          strstr(l.d.v[0].msg, "28, 28, 1] is 28 channels of 28 x 1 "
+	                               "images (channels last?)") != NULL);
+	if (l.d.n != 1)
+		diag_print(&l.d, stderr);
+	done(&l);
 }
 
 /* The weight slot holds 1 for real rows and 0 for padding: the loss is the mean over
