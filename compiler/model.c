@@ -635,7 +635,11 @@ static Expr *loss_mapping(Ctx *c, const Spec *s)
 	Expr *call = loss_call(c, type->str, type->loc, target, t ? t->loc : s->loc);
 	for (int i = 0; i < s->n; i++) {
 		const char *k = s->keys[i]->str;
-		if (!strcmp(k, "type") || !strcmp(k, "target") || !strcmp(k, "l2"))
+		int known = 0; /* (an unknown key, said by keys_ok, was said again) */
+		for (int j = 0; loss_keys[j]; j++)
+			known |= !strcmp(k, loss_keys[j]);
+		if (!known || !strcmp(k, "type") || !strcmp(k, "target") ||
+		    !strcmp(k, "l2"))
 			continue;
 		Expr *v = setting(c, s->items[i]);
 		if (v) {

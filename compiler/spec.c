@@ -852,7 +852,22 @@ Spec *spec_need(Diags *d, const Spec *map, const char *key, const char *what)
 	if (spec_expect(d, map, SPEC_MAP, what))
 		return NULL;
 	Spec *v = spec_get(map, key);
-	if (!v)
-		error_at(d, map->loc, "missing key '%s' in %s", key, what);
-	return v;
+	if (v)
+		return v;
+	/* a key said to be unknown, with this one as its suggestion ('t_max' for
+	 * 'T_max'), is the one mistake: not said again as a missing key */
+	for (int i = 0; i < map->n; i++) {
+		const Spec *k = map->keys[i];
+		if (k->kind != SPEC_SCALAR || did_you_mean(k->str, &key, 1) != key)
+			continue;
+		for (int j = 0; j < d->n; j++)
+			if (d->v[j].sev == SEV_ERROR && d->v[j].loc.line == k->loc.line &&
+			    d->v[j].loc.col == k->loc.col &&
+			    (d->v[j].loc.file == k->loc.file ||
+			     (d->v[j].loc.file && k->loc.file &&
+			      !strcmp(d->v[j].loc.file, k->loc.file))))
+				return NULL;
+	}
+	error_at(d, map->loc, "missing key '%s' in %s", key, what);
+	return NULL;
 }

@@ -949,6 +949,23 @@ static void test_spec_a_model_without_loss_is_one_error(void)
 	CU_ASSERT_EQUAL(p.d.nerr, 1);
 	CU_ASSERT(has_error(&p.d, "missing key 'loss' in model", 1, 1));
 	done(&p);
+	/* nor is a key unknown to the loss (it was said again as the loss's setting),
+	 * nor a misspelt key that is also missing (said again as missing) */
+	static const Case one[] = {
+	    {IN LAYERS
+	     "loss: {type: softmax_cross_entropy, target: y, from_logits: true}\n",
+	     "unknown key 'from_logits' in loss", 3, 48},
+	    {OK "train:\n  epochs: 3\n  schedule: {type: cosine, t_max: 3}\n",
+	     "unknown key 't_max' in schedule (cosine); did you mean 'T_max'?", 6, 28},
+	};
+	for (size_t i = 0; i < sizeof one / sizeof *one; i++) {
+		parse(&p, one[i].yaml);
+		CU_ASSERT(p.m == NULL && p.d.nerr == 1 &&
+		          has_error(&p.d, one[i].msg, one[i].line, one[i].col));
+		if (p.d.nerr != 1)
+			diag_print(&p.d, stderr);
+		done(&p);
+	}
 }
 
 static void test_spec_collects_errors_from_every_section(void)
