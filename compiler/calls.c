@@ -175,6 +175,25 @@ static int kw_value(Diags *d, Arena *A, const Kw *k, const Expr *e, KwVal *v)
 	return -1;
 }
 
+/* PyTorch's and Keras' names of settings that descent names otherwise: the one of
+ * names[] that name means, or NULL */
+static const char *alias_of(const char *name, const char *const *names, int n)
+{
+	static const char *const alias[][2] = {{"out_features", "units"},
+	                                       {"filters", "out_channels"},
+	                                       {"pool_size", "kernel_size"},
+	                                       {"epsilon", "eps"},
+	                                       {"rate", "p"},
+	                                       {"alpha", "negative_slope"},
+	                                       {"use_bias", "bias"},
+	                                       {"dim", "axis"}};
+	for (size_t i = 0; i < sizeof alias / sizeof *alias; i++)
+		for (int k = 0; k < n; k++)
+			if (!strcmp(name, alias[i][0]) && !strcmp(names[k], alias[i][1]))
+				return names[k];
+	return NULL;
+}
+
 int fun_args(Diags *d, const Fun *f, const Expr *call, KwVal *kw)
 {
 	KwVal scratch[MAXKW];
@@ -215,14 +234,32 @@ int fun_args(Diags *d, const Fun *f, const Expr *call, KwVal *kw)
 			status |= kw_value(d, A, &f->kw[k], call->kwargs[i], &kw[k]);
 			continue;
 		}
-		const char *near = did_you_mean(call->kwnames[i], names, nkw);
+		const char *kn = call->kwnames[i], *near = did_you_mean(kn, names, nkw),
+		           *ours = alias_of(kn, names, nkw);
 		SrcLoc at = call->kwlocs ? call->kwlocs[i] : call->kwargs[i]->loc;
-		if (near)
+		if (!strcmp(kn, "in_channels") || !strcmp(kn, "in_features"))
+			error_at(
+			    d, at,
+			    "%s has no '%s': it takes its input's size from the input's "
+			    "shape",
+			    f->name, kn);
+		else if (ours)
+			error_at(d, at, "%s has no setting '%s'; its name here is '%s'",
+			         f->name, kn, ours);
+		else if (near)
 			error_at(d, at, "unknown setting '%s' for %s; did you mean '%s'?",
-			         call->kwnames[i], f->name, near);
-		else
-			error_at(d, at, "%s has no setting '%s'%s", f->name,
-			         call->kwnames[i], nkw ? "" : "; it takes none");
+			         kn, f->name, near);
+		else if (!nkw)
+			error_at(d, at, "%s has no setting '%s'; it takes none", f->name,
+			         kn);
+		else {
+			char list[256] = "";
+			for (int k = 0; k < nkw; k++)
+				snprintf(list + strlen(list), sizeof list - strlen(list),
+				         "%s%s", k ? ", " : "", names[k]);
+			error_at(d, at, "%s has no setting '%s'; its settings: %s",
+			         f->name, kn, list);
+		}
 		status = -1;
 	}
 	for (int k = 0; k < nkw; k++)
