@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dc.h"
 
@@ -271,6 +272,58 @@ int fun_args(Diags *d, const Fun *f, const Expr *call, KwVal *kw)
 	return status;
 }
 
+/* The function descent names what PyTorch or Keras call name (CrossEntropyLoss,
+ * Linear, BatchNorm2d, binary_crossentropy: the case aside), or NULL */
+const char *fun_alias(const char *name)
+{
+	static const char *const torch[][2] = {
+	    {"linear", "dense"},
+	    {"fc", "dense"},
+	    {"crossentropyloss", "softmax_cross_entropy"},
+	    {"cross_entropy", "softmax_cross_entropy"},
+	    {"categorical_crossentropy", "softmax_cross_entropy"},
+	    {"sparse_categorical_crossentropy", "softmax_cross_entropy"},
+	    {"mseloss", "mse"},
+	    {"mse_loss", "mse"},
+	    {"mean_squared_error", "mse"},
+	    {"l1loss", "l1"},
+	    {"l1_loss", "l1"},
+	    {"mean_absolute_error", "l1"},
+	    {"huberloss", "huber"},
+	    {"huber_loss", "huber"},
+	    {"nllloss", "nll"},
+	    {"nll_loss", "nll"},
+	    {"bcewithlogitsloss", "binary_cross_entropy_with_logits"},
+	    {"binary_crossentropy", "binary_cross_entropy_with_logits"},
+	    {"binary_cross_entropy", "binary_cross_entropy_with_logits"},
+	    {"maxpool2d", "max_pool2d"},
+	    {"maxpooling2d", "max_pool2d"},
+	    {"avgpool2d", "avg_pool2d"},
+	    {"averagepooling2d", "avg_pool2d"},
+	    {"batchnorm1d", "batch_norm"},
+	    {"batchnorm2d", "batch_norm"},
+	    {"batchnormalization", "batch_norm"},
+	    {"layernorm", "layer_norm"},
+	    {"layernormalization", "layer_norm"}};
+	for (size_t i = 0; i < sizeof torch / sizeof *torch; i++)
+		if (!strcasecmp(name, torch[i][0]))
+			return torch[i][1];
+	return NULL;
+}
+
+void fun_unknown(Diags *d, const char *name, SrcLoc at)
+{
+	int n;
+	const char *const *names = fun_names(&n);
+	const char *near = fun_alias(name);
+	near = near ? near : did_you_mean(name, names, n);
+	if (near)
+		error_at(d, at, "unknown function or layer '%s'; did you mean '%s'?",
+		         name, near);
+	else
+		error_at(d, at, "unknown function or layer '%s'", name);
+}
+
 int fun_check(Diags *d, const Expr *e)
 {
 	if (!e)
@@ -279,17 +332,7 @@ int fun_check(Diags *d, const Expr *e)
 	if (e->kind == EX_CALL) {
 		const Fun *f = fun_lookup(e->name);
 		if (!f) {
-			int n;
-			const char *const *names = fun_names(&n);
-			const char *near = did_you_mean(e->name, names, n);
-			if (near)
-				error_at(
-				    d, e->loc,
-				    "unknown function or layer '%s'; did you mean '%s'?",
-				    e->name, near);
-			else
-				error_at(d, e->loc, "unknown function or layer '%s'",
-				         e->name);
+			fun_unknown(d, e->name, e->loc);
 			status = -1;
 		} else {
 			status = fun_args(d, f, e, NULL);

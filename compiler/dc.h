@@ -909,6 +909,10 @@ const char *const *fun_names(int *n); /* every function's name, for suggestions 
 
 /* Checks one call against its signature; fills kw (MAXKW entries) if given. */
 int fun_args(Diags *d, const Fun *f, const Expr *call, KwVal *kw);
+/* The function descent names what PyTorch or Keras call name, or NULL. */
+const char *fun_alias(const char *name);
+/* The error for a function or layer of no such name, with a suggestion. */
+void fun_unknown(Diags *d, const char *name, SrcLoc at);
 /* Checks every call in e, recursively; -1 after errors. */
 int fun_check(Diags *d, const Expr *e);
 

@@ -146,8 +146,12 @@ static Node *lookup(Lower *L, const Expr *e)
 		memcpy(cands, L->names, (size_t)L->n * sizeof *cands);
 	for (int i = 0; i < m->ndefs; i++)
 		cands[L->n + i] = m->defs[i].name;
-	const char *near = did_you_mean(e->name, cands, L->n + m->ndefs);
-	if (near)
+	const char *near = did_you_mean(e->name, cands, L->n + m->ndefs),
+	           *fun = fun_alias(e->name); /* (loss: CrossEntropyLoss) */
+	if (fun)
+		error_at(L->d, e->loc, "unknown name '%s'; descent calls it '%s'",
+		         e->name, fun);
+	else if (near)
 		error_at(L->d, e->loc, "unknown name '%s'; did you mean '%s'?", e->name,
 		         near);
 	else

@@ -320,7 +320,11 @@ static void parse_layer(Ctx *c, const Spec *item, const char **prev)
 		return;
 	}
 	if (val && val->kind == SPEC_SCALAR && !val->quoted && !val->str[0])
-		val = NULL; /* "- relu:" */
+		val = NULL;                  /* "- relu:" */
+	if (val && !fun_lookup(kind->str)) { /* ("- foo: relu" was a mapping missing) */
+		fun_unknown(c->d, kind->str, kind->loc);
+		return;
+	}
 	if (val &&
 	    spec_expect(c->d, val, SPEC_MAP, arena_printf(c->A, "layer '%s'", kind->str)))
 		return;

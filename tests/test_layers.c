@@ -838,6 +838,10 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	     "unknown name 'latr'; did you mean 'later'?", 5, 15},
 	    {FLAT "layers: [{dense: {units: 3, name: a}}, {add: {with: b}}]\n" SCE,
 	     "unknown name 'b'", 4, 53},
+	    /* a loss by PyTorch's name: descent's */
+	    {FLAT "layers: [{dense: {units: 3}}]\nloss: CrossEntropyLoss\n",
+	     "unknown name 'CrossEntropyLoss'; descent calls it 'softmax_cross_entropy'",
+	     5, 7},
 	    {"params:\n  x: {shape: [3]}\nloss: \"sum(x) + x.y\"\n", "unknown name 'x.y'",
 	     3, 17},
 	    /* the loss */

@@ -957,6 +957,14 @@ static void test_spec_a_model_without_loss_is_one_error(void)
 	     "unknown key 'from_logits' in loss", 3, 48},
 	    {OK "train:\n  epochs: 3\n  schedule: {type: cosine, t_max: 3}\n",
 	     "unknown key 't_max' in schedule (cosine); did you mean 'T_max'?", 6, 28},
+	    /* PyTorch's names get descent's; an unknown layer is said to be one (it
+	     * was "expected a mapping for layer 'foo'") */
+	    {IN "layers:\n  - Linear: {units: 3}\n" LOSS,
+	     "unknown function or layer 'Linear'; did you mean 'dense'?", 3, 5},
+	    {IN "layers:\n  - foo: relu\n  - dense: {units: 3}\n" LOSS,
+	     "unknown function or layer 'foo'", 3, 5},
+	    {IN LAYERS "loss: {type: BCEWithLogitsLoss, target: y}\n",
+	     "did you mean 'binary_cross_entropy_with_logits'?", 3, 14},
 	};
 	for (size_t i = 0; i < sizeof one / sizeof *one; i++) {
 		parse(&p, one[i].yaml);
