@@ -447,6 +447,15 @@ BUILD(reshape)
 	if (hole >= 0 && known > 0 && total % known == 0)
 		to.d[hole] = total / known, known = total;
 	char s1[128], s2[128];
+	if (lead && hole == lead && kw[0].n > 1 &&
+	    to.d[hole] == 1) /* view(-1, 1, 28, 28) */
+		return error(L, call,
+		             "reshape: the shape is per example, the batch axis kept "
+		             "first: "
+		             "a -1 first (PyTorch's view(-1, ...)) is an axis of 1 here, "
+		             "making %s; leave it out",
+		             shape_str(&to, s2, sizeof s2)),
+		       NULL;
 	if (known != total)
 		return error(L, call,
 		             "reshape: %s has %lld elements, which do not fit %s",

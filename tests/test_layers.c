@@ -838,6 +838,10 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	     "unknown name 'latr'; did you mean 'later'?", 5, 15},
 	    {FLAT "layers: [{dense: {units: 3, name: a}}, {add: {with: b}}]\n" SCE,
 	     "unknown name 'b'", 4, 53},
+	    /* PyTorch's view(-1, 1, 28, 28): the shape is per example */
+	    {FLAT "layers:\n  - reshape: {shape: [-1, 1, 28, 28]}\n  - flatten\n"
+	          "  - dense: {units: 3}\n" SCE,
+	     "a -1 first (PyTorch's view(-1, ...)) is an axis of 1 here", 5, 5},
 	    /* a loss by PyTorch's name: descent's */
 	    {FLAT "layers: [{dense: {units: 3}}]\nloss: CrossEntropyLoss\n",
 	     "unknown name 'CrossEntropyLoss'; descent calls it 'softmax_cross_entropy'",
