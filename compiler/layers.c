@@ -977,10 +977,17 @@ static Node *target_dist(Lower *L, const Expr *call, Node *logits, Node *t, doub
 	rows.rank--;
 	if (t->dt == DT_I32) {
 		if (!shape_eq(&t->sh, &rows))
-			return error(L, call,
-			             "%s: class indices of shape %s do not fit scores %s",
-			             call->name, shape_str(&t->sh, s1, sizeof s1),
-			             shape_str(&logits->sh, s2, sizeof s2)),
+			return error(
+			           L, call,
+			           "%s: class indices of shape %s do not fit scores %s%s",
+			           call->name, shape_str(&t->sh, s1, sizeof s1),
+			           shape_str(&logits->sh, s2, sizeof s2),
+			           t->sh.rank == 1 && logits->sh.rank > 2
+			               ? " (a flatten missing before the last dense "
+			                 "layer? "
+			                 "dense acts on the last axis, as "
+			                 "torch.nn.Linear)"
+			               : ""),
 			       NULL;
 		t = ir_onehot(G, t, C);
 	} else if (same_shape(L, call, logits, t) < 0) {

@@ -842,6 +842,13 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	    {FLAT "layers:\n  - reshape: {shape: [-1, 1, 28, 28]}\n  - flatten\n"
 	          "  - dense: {units: 3}\n" SCE,
 	     "a -1 first (PyTorch's view(-1, ...)) is an axis of 1 here", 5, 5},
+	    /* a flatten forgotten: said at the loss, with the likely cause */
+	    {FLAT "layers:\n  - reshape: {shape: [1, 28, 28]}\n"
+	          "  - conv2d: {out_channels: 2, kernel_size: 3}\n"
+	          "  - dense: {units: 3}\n" SCE,
+	     "do not fit scores [4, 2, 26, 3] (a flatten missing before the last dense "
+	     "layer?",
+	     8, 14},
 	    /* a loss by PyTorch's name: descent's */
 	    {FLAT "layers: [{dense: {units: 3}}]\nloss: CrossEntropyLoss\n",
 	     "unknown name 'CrossEntropyLoss'; descent calls it 'softmax_cross_entropy'",
