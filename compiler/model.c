@@ -282,8 +282,18 @@ static int layer_args(Ctx *c, const Spec *with, const char *prev, SrcLoc at, Exp
 /* "- relu" or "- conv2d: {out_channels: 6, kernel_size: 5}" as the call
  * conv2d(prev, out_channels=6, kernel_size=5); 'name' names it, 'with' adds values. */
 /* A layer's setting: a quoted scalar is text (padding: "same"), not an expression. */
-static Expr *setting(Ctx *c, const Spec *v)
+static Expr *setting(Ctx *c, const Spec *key, const Spec *v)
 {
+	if (v->kind == SPEC_SCALAR && !v->quoted && !v->str[0]) {
+		/* ({units:10} is the key "units:10", without a value: "empty expression"
+		 * at the brace) */
+		error_at(c->d, key->loc, "'%s' has no value%s", key->str,
+		         strchr(key->str, ':')
+		             ? "; YAML needs a space after a colon ('units: 10', not "
+		               "'units:10')"
+		             : "");
+		return NULL;
+	}
 	if (v->kind == SPEC_SCALAR && v->quoted)
 		return name_expr(c, v->str, v->loc);
 	return expr_from_spec(c->A, c->d, v);
@@ -346,7 +356,7 @@ static void parse_layer(Ctx *c, const Spec *item, const char **prev)
 		const char *k = val->keys[i]->str;
 		if (!strcmp(k, "name") || !strcmp(k, "with"))
 			continue;
-		Expr *v = setting(c, val->items[i]);
+		Expr *v = setting(c, val->keys[i], val->items[i]);
 		if (!v) {
 			bad = 1;
 			continue;
@@ -645,7 +655,7 @@ static Expr *loss_mapping(Ctx *c, const Spec *s)
 		if (!known || !strcmp(k, "type") || !strcmp(k, "target") ||
 		    !strcmp(k, "l2"))
 			continue;
-		Expr *v = setting(c, s->items[i]);
+		Expr *v = setting(c, s->keys[i], s->items[i]);
 		if (v) {
 			call->kwlocs[call->nkw] = s->keys[i]->loc;
 			call->kwnames[call->nkw] = k, call->kwargs[call->nkw++] = v;

@@ -965,6 +965,10 @@ static void test_spec_a_model_without_loss_is_one_error(void)
 	     "unknown function or layer 'foo'", 3, 5},
 	    {IN LAYERS "loss: {type: BCEWithLogitsLoss, target: y}\n",
 	     "did you mean 'binary_cross_entropy_with_logits'?", 3, 14},
+	    /* {units:10} is a key without a value (it was "empty expression" at the
+	     * brace) */
+	    {IN "layers: [{dense: {units:10}}]\n" LOSS,
+	     "'units:10' has no value; YAML needs a space after a colon", 2, 19},
 	};
 	for (size_t i = 0; i < sizeof one / sizeof *one; i++) {
 		parse(&p, one[i].yaml);
