@@ -396,13 +396,9 @@ static void test_layers_warn_about_what_is_never_used(void)
 	done(&l);
 	/* a node grad() is taken of is used, though 3 w^2 does not read w^3's node; a
 	 * gradient nothing uses is not (the last node, g, is the output) */
-	lower_text(&l, "params: {w: {init: 2}}\n"
-	               "nodes:\n"
-	               "  b: \"sin(w)\"\n"
-	               "  unused: \"grad(b, w)\"\n"
-	               "  a: \"w * w * w\"\n"
-	               "  g: \"grad(a, w)\"\n"
-	               "loss: \"g * g\"\n");
+	lower_text(&l, "params: {w: {init: 2}}\nnodes:\n"
+	               "  b: \"sin(w)\"\n  unused: \"grad(b, w)\"\n"
+	               "  a: \"w * w * w\"\n  g: \"grad(a, w)\"\nloss: \"g * g\"\n");
 	CU_ASSERT_FATAL(l.g != NULL);
 	CU_ASSERT_EQUAL(l.d.n, 1);
 	CU_ASSERT(l.d.n >= 1 && l.d.v[0].sev == SEV_WARNING &&
