@@ -210,24 +210,28 @@ static int inputs_fit(const Model *m, const Compiled *c, const DataSource *src,
 	return 1;
 }
 
-/* Whether two shapes of as many values lay them out differently: with their 1s left
- * out, both have two axes or more, and not the same ([8, 8, 3] against [3, 8, 8]). A
- * flattening ([28, 28] into [784]) or an axis of 1 ([28, 28] into [1, 28, 28]) is no
- * other layout. */
+/* Whether two shapes of as many values lay them out differently. Walked together, the
+ * axes fall into the fewest runs of equal products; where a run has more than one
+ * axis on both sides ([8, 8, 3] against [3, 8, 8], [10, 6] against [6, 10]), the
+ * values are in another order. Merging or splitting axes ([28, 28] into [784],
+ * [3, 1024] into [3, 32, 32]) and axes of 1 keep the order. */
 static int other_layout(const Shape *a, const Shape *b)
 {
-	Shape x = {0, {0}}, y = {0, {0}};
-	for (int i = 0; i < a->rank; i++)
-		if (a->d[i] != 1)
-			x.d[x.rank++] = a->d[i];
-	for (int i = 0; i < b->rank; i++)
-		if (b->d[i] != 1)
-			y.d[y.rank++] = b->d[i];
-	if (x.rank < 2 || y.rank < 2 || x.rank != y.rank)
-		return x.rank >= 2 && y.rank >= 2;
-	for (int i = 0; i < x.rank; i++)
-		if (x.d[i] != y.d[i])
+	int i = 0, j = 0;
+	while (i < a->rank && j < b->rank) {
+		int64_t pa = a->d[i++], pb = b->d[j++];
+		int na = 1, nb = 1;
+		while (pa != pb && i <= a->rank && j <= b->rank) {
+			if (pa < pb && i < a->rank)
+				pa *= a->d[i++], na++;
+			else if (pb < pa && j < b->rank)
+				pb *= b->d[j++], nb++;
+			else
+				return 1; /* (not as many values) */
+		}
+		if ((na > 1 && nb > 1) || pa != pb)
 			return 1;
+	}
 	return 0;
 }
 
@@ -245,16 +249,22 @@ static int example_fits(const Model *m, const char *split, int k, const DataSour
 	int count = shape_numel(&want) == t->stride;
 	if (count && !other_layout(&want, &got))
 		return 1;
-	char a[128], b[128];
-	fprintf(stderr,
-	        "%s:%d:%d: error: data.%s: %s holds examples of shape %s; input '%s' "
-	        "takes %s%s\n",
-	        m->file, src->loc.line, src->loc.col, split, src->path,
+	char a[128], b[128],
+	    at[1200]; /* (a command line's file: no place in the model) */
+	if (src)
+		snprintf(at, sizeof at, "%s:%d:%d: error: data.%s: %s", m->file,
+		         src->loc.line, src->loc.col, split, src->path);
+	else
+		snprintf(at, sizeof at, "descent: error: %s", split);
+	fprintf(stderr, "%s holds examples of shape %s; input '%s' takes %s%s\n", at,
 	        shape_str(&got, a, sizeof a), in->name, shape_str(&want, b, sizeof b),
-	        count ? ": the same values in another order (channels last? images are "
-	                "[channels, height, width], as PyTorch's; np.transpose(x, (0, 3, "
-	                "1, 2)) makes them so)"
-	              : "");
+	        !count ? ""
+	        : got.rank == 3 && want.rank == 3 && got.d[2] == want.d[0]
+	            ? ": the same values in another order (channels last? images are "
+	              "[channels, height, width], as PyTorch's; np.transpose(x, (0, 3, "
+	              "1, 2)) makes them so)"
+	            : ": the same values in another order (np.transpose the file's axes "
+	              "into the input's)");
 	return 0;
 }
 
@@ -495,10 +505,19 @@ static int load_cli_data(const Model *m, const char *xpath, const char *ypath,
 			rc = -1;
 		}
 	}
-	if (rc < 0) {
+	if (rc < 0)
 		fprintf(stderr, "descent: error: %s\n", err);
+	/* the network's input in its layout, as the model's own files (a count that
+	 * differs is said where the examples are fed) */
+	Shape want = {0, {0}};
+	for (int i = 1; rc == 0 && m->x >= 0 && i < m->inputs[m->x].rank; i++)
+		want.d[want.rank++] = m->inputs[m->x].dims[i];
+	if (rc == 0 && m->x >= 0 && shape_numel(&want) == x->stride &&
+	    !example_fits(m, xpath, m->x, NULL, x))
+		rc = -1;
+	if (rc < 0) {
 		rt_tensor_free(x);
-		if (y)
+		if (y && y != x)
 			rt_tensor_free(y);
 	}
 	return rc;

@@ -446,9 +446,9 @@ BUILD(reshape)
 	int64_t total = shape_numel(&x->sh);
 	if (hole >= 0 && known > 0 && total % known == 0)
 		to.d[hole] = total / known, known = total;
-	char s1[128], s2[128];
-	if (lead && hole == lead && kw[0].n > 1 &&
-	    to.d[hole] == 1) /* view(-1, 1, 28, 28) */
+	char s1[128], s2[128]; /* view(-1, 1, 28, 28), making 5 axes no layer takes
+	                        * (Keras' Reshape((-1, 6)), [batch, 1, 6], is fine) */
+	if (lead && hole == lead && kw[0].n > 1 && to.d[hole] == 1 && to.rank > 4)
 		return error(L, call,
 		             "reshape: the shape is per example, the batch axis kept "
 		             "first: "
@@ -618,7 +618,12 @@ BUILD(conv2d)
 		return NULL;
 	ConvP p;
 	int64_t kern[2], out = (int64_t)kw[0].f, C = x->sh.d[1];
-	if (L->train && x->sh.d[3] <= 4 && C >= 8 && x->sh.d[2] >= 8) {
+	pair(&kw[1], 1, kern);
+	/* the model's input, or a reshape of it (a feature map the network made is
+	 * channels first), read by a kernel wider than 1 (a 1-D convolution's [k, 1]) */
+	const Node *src = x->op == OP_RESHAPE ? x->in[0] : x;
+	if (L->train && src->op == OP_INPUT && x->sh.d[3] <= 4 && C >= 8 &&
+	    x->sh.d[2] >= 8 && kern[1] != 1) {
 		char s[128]; /* ([batch, 28, 28, 1] trained as 28 channels of 28 x 1) */
 		diag_add(
 		    L->d, SEV_WARNING, call->loc,
@@ -627,7 +632,6 @@ BUILD(conv2d)
 		    shape_str(&x->sh, s, sizeof s), (long long)C, (long long)x->sh.d[2],
 		    (long long)x->sh.d[3]);
 	}
-	pair(&kw[1], 1, kern);
 	pair(&kw[2], 1, p.stride);
 	pair(&kw[4], 1, p.dil);
 	padding(&kw[3], &x->sh, kern, p.stride, p.dil, p.pad);
@@ -984,9 +988,11 @@ static Node *target_dist(Lower *L, const Expr *call, Node *logits, Node *t, doub
 			           shape_str(&logits->sh, s2, sizeof s2),
 			           t->sh.rank == 1 && logits->sh.rank > 2
 			               ? " (a flatten missing before the last dense "
-			                 "layer? "
-			                 "dense acts on the last axis, as "
-			                 "torch.nn.Linear)"
+			                 "layer, "
+			                 "which acts on the last axis as "
+			                 "torch.nn.Linear? or a "
+			                 "target declared without the scores' middle "
+			                 "axes?)"
 			               : ""),
 			       NULL;
 		t = ir_onehot(G, t, C);

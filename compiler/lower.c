@@ -148,12 +148,12 @@ static Node *lookup(Lower *L, const Expr *e)
 		cands[L->n + i] = m->defs[i].name;
 	const char *near = did_you_mean(e->name, cands, L->n + m->ndefs),
 	           *fun = fun_alias(e->name); /* (loss: CrossEntropyLoss) */
-	if (fun)
-		error_at(L->d, e->loc, "unknown name '%s'; descent calls it '%s'",
-		         e->name, fun);
-	else if (near)
+	if (near) /* (a name of the model's first: 'fc' may be 'fc1', not 'dense') */
 		error_at(L->d, e->loc, "unknown name '%s'; did you mean '%s'?", e->name,
 		         near);
+	else if (fun)
+		error_at(L->d, e->loc, "unknown name '%s'; descent calls it '%s'",
+		         e->name, fun);
 	else
 		error_at(L->d, e->loc, "unknown name '%s'", e->name);
 	return NULL;

@@ -856,12 +856,15 @@ Spec *spec_need(Diags *d, const Spec *map, const char *key, const char *what)
 		return v;
 	/* a key said to be unknown, with this one as its suggestion ('t_max' for
 	 * 'T_max'), is the one mistake: not said again as a missing key */
+	char said[160];
+	snprintf(said, sizeof said, "did you mean '%s'?", key);
 	for (int i = 0; i < map->n; i++) {
 		const Spec *k = map->keys[i];
 		if (k->kind != SPEC_SCALAR || did_you_mean(k->str, &key, 1) != key)
 			continue;
 		for (int j = 0; j < d->n; j++)
-			if (d->v[j].sev == SEV_ERROR && d->v[j].loc.line == k->loc.line &&
+			if (d->v[j].sev == SEV_ERROR && strstr(d->v[j].msg, said) &&
+			    d->v[j].loc.line == k->loc.line &&
 			    d->v[j].loc.col == k->loc.col &&
 			    (d->v[j].loc.file == k->loc.file ||
 			     (d->v[j].loc.file && k->loc.file &&

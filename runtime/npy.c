@@ -257,10 +257,9 @@ static int find_kind(const char *path, const char *d, int as_labels, int *kind, 
 	if (as_labels && kinds[k].is_float)
 		return rt_fail(
 		    err, errlen, path,
-		    "labels must be integers, but this file holds %s ('%s'); "
-		    "convert class indices with arr.astype('<i4'), one-hot rows "
-		    "with arr.argmax(1).astype('<i4') (or declare the target "
-		    "[batch, classes], f32, to train on them as probabilities)",
+		    "integers are wanted (class labels, embedding indices), but this "
+		    "file holds %s ('%s'); convert them with arr.astype('<i4'), one-hot "
+		    "labels with arr.argmax(1).astype('<i4')",
 		    kinds[k].cname, d);
 	if (!as_labels && !kinds[k].is_float)
 		return rt_fail(

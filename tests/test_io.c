@@ -798,8 +798,9 @@ static const BadNpy bad_npy[] = {
     {"overflow", 1, DICT("<f8", "False", "(4294967296, 4294967296)"), NULL, 8, 0,
      "declared size overflows (dimension 2 is 4294967296)"},
     {"float_as_labels", 1, DICT("<f4", "False", "(2,)"), NULL, 8, 1,
-     "labels must be integers, but this file holds float32 ('<f4'); convert class "
-     "indices with arr.astype('<i4'), one-hot rows with arr.argmax(1).astype('<i4')"},
+     "integers are wanted (class labels, embedding indices), but this file holds "
+     "float32 ('<f4'); convert them with arr.astype('<i4'), one-hot labels with "
+     "arr.argmax(1).astype('<i4')"},
     {"int_as_data", 1, DICT("<i8", "False", "(2,)"), NULL, 16, 0,
      "this file holds integers (int64, '<i8'), not float32 or float64 data"},
     {"label_range", 1, DICT("<i8", "False", "(2,)"),

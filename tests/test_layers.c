@@ -488,6 +488,25 @@ static void test_layers_losses_and_norms_as_keras_and_torch_users_mean(void)
 	if (l.d.n != 1)
 		diag_print(&l.d, stderr);
 	done(&l);
+	/* not on a feature map the network made, nor under a [k, 1] kernel (a 1-D
+	 * convolution), nor on Keras' Reshape((-1, 6)), [batch, 1, 6] */
+	lower_text(&l, "inputs: {x: {shape: [batch, 1, 64, 16]}, y: {shape: [batch], "
+	               "dtype: i32}}\nlayers:\n"
+	               "  - conv2d: {out_channels: 32, kernel_size: 3, padding: same}\n"
+	               "  - max_pool2d: {kernel_size: 4}\n"
+	               "  - conv2d: {out_channels: 8, kernel_size: 3, padding: same}\n"
+	               "  - flatten\n  - dense: {units: 6}\n"
+	               "  - reshape: {shape: [-1, 6]}\n  - flatten\n"
+	               "loss: softmax_cross_entropy\n");
+	CU_ASSERT(l.g != NULL && l.d.n == 0);
+	done(&l);
+	lower_text(&l,
+	           "inputs: {x: {shape: [batch, 16, 100, 1]}, y: {shape: [batch], "
+	           "dtype: i32}}\nlayers:\n"
+	           "  - conv2d: {out_channels: 4, kernel_size: [5, 1]}\n"
+	           "  - flatten\n  - dense: {units: 3}\nloss: softmax_cross_entropy\n");
+	CU_ASSERT(l.g != NULL && l.d.n == 0);
+	done(&l);
 }
 
 /* The weight slot holds 1 for real rows and 0 for padding: the loss is the mean over
@@ -843,7 +862,7 @@ static void test_layers_lowering_reports_shapes_and_types(void)
 	          "  - conv2d: {out_channels: 2, kernel_size: 3}\n"
 	          "  - dense: {units: 3}\n" SCE,
 	     "do not fit scores [4, 2, 26, 3] (a flatten missing before the last dense "
-	     "layer?",
+	     "layer, which",
 	     8, 14},
 	    /* a loss by PyTorch's name: descent's */
 	    {FLAT "layers: [{dense: {units: 3}}]\nloss: CrossEntropyLoss\n",

@@ -930,35 +930,50 @@ static void test_train_shows_a_nan_test_loss_and_counts_parameters(void)
 
 /* Images channels last, [8, 8, 3] an example, into a [3, 8, 8] input: the same number
  * of values, read in another order without a word (a scrambled image); now an error
- * at the file. A flattening, [8, 8, 3] into [192], is taken. */
+ * at the file, in train as in predict. A flattening or a split of axes keeps the
+ * order and is taken: [8, 8, 3] into [192], [3, 64] into [3, 8, 8]. */
 static void test_train_refuses_images_in_another_layout(void)
 {
 	char out[16384], err[512];
 	static float img[16 * 8 * 8 * 3];
 	int32_t lab[16] = {0};
-	int64_t si[4] = {16, 8, 8, 3}, sl[1] = {16};
+	int64_t si[4] = {16, 8, 8, 3}, sc[3] = {16, 3, 64}, sl[1] = {16};
 	CU_ASSERT_FATAL(
 	    !rt_npy_save(in_dir("nhwc.npy"), RT_F32, 4, si, img, err, sizeof err) &&
+	    !rt_npy_save(in_dir("c64.npy"), RT_F32, 3, sc, img, err, sizeof err) &&
 	    !rt_npy_save(in_dir("lab.npy"), RT_I32, 1, sl, lab, err, sizeof err));
-	for (int flat = 0; flat < 2; flat++) {
+	static const struct {
+		const char *file, *shape;
+		int ok;
+	} cases[] = {{"nhwc", "3, 8, 8", 0}, {"nhwc", "192", 1}, {"c64", "3, 8, 8", 1}};
+	for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
 		char yaml[1024];
 		snprintf(yaml, sizeof yaml,
 		         "name: img\ninputs:\n  x: {shape: [batch, %s]}\n"
-		         "  y: {shape: [batch], dtype: i32}\nlayers:\n%s"
+		         "  y: {shape: [batch], dtype: i32}\nlayers:\n  - flatten\n"
 		         "  - dense: {units: 2}\nloss: softmax_cross_entropy\n"
 		         "train: {batch: 4, epochs: 1}\n"
-		         "data:\n  train: {x: {npy: nhwc.npy}, y: {npy: lab.npy}}\n",
-		         flat ? "192" : "3, 8, 8", flat ? "" : "  - flatten\n");
+		         "data:\n  train: {x: {npy: %s.npy}, y: {npy: lab.npy}}\n",
+		         cases[k].shape, cases[k].file);
 		write_text(in_dir("img.yaml"), yaml);
-		int rc = descent("train img.yaml -O1", out, sizeof out);
-		CU_ASSERT_EQUAL(rc, flat ? 0 : 1);
+		int rc =
+		    descent("train img.yaml -O1 -o img.safetensors", out, sizeof out);
+		CU_ASSERT_EQUAL(rc, !cases[k].ok);
 		CU_ASSERT(
 		    (strstr(out,
 		            "img.yaml:11:20: error: data.train: nhwc.npy holds "
 		            "examples of shape [8, 8, 3]; input 'x' takes [3, 8, 8]: "
 		            "the same values in another order (channels last?") !=
-		     NULL) == !flat);
+		     NULL) == !cases[k].ok);
 	}
+	/* the last model trained: predict refuses the channels-last file too */
+	CU_ASSERT_EQUAL(descent("predict img.yaml --params img.safetensors --input "
+	                        "nhwc.npy -o p.csv",
+	                        out, sizeof out),
+	                1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out,
+	                              "error: nhwc.npy holds examples of shape [8, 8, "
+	                              "3]; input 'x' takes [3, 8, 8]"));
 }
 
 /* SGD at lr 1000 from epoch 2 on (a step schedule): the loss overflows there. */
