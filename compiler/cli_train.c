@@ -249,9 +249,8 @@ static int example_fits(const Model *m, const char *split, int k, const DataSour
 	int count = shape_numel(&want) == t->stride;
 	if (count && !other_layout(&want, &got))
 		return 1;
-	char a[128], b[128],
-	    at[1200]; /* (a command line's file: no place in the model) */
-	if (src)
+	char a[128], b[128], at[1200];
+	if (src) /* (no src: a command line's file, of no place in the model) */
 		snprintf(at, sizeof at, "%s:%d:%d: error: data.%s: %s", m->file,
 		         src->loc.line, src->loc.col, split, src->path);
 	else

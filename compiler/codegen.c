@@ -2782,8 +2782,8 @@ double cg_measure_peak(Diags *d)
 		               .size = LLVMGetBufferSize(mb)};
 		Jit *j = jit_load(d, &obj, NULL);
 		rt_fn peak = j ? jit_lookup(j, "peak") : NULL;
-		for (int run = 0; peak && run < 5;
-		     run++) { /* the best of 5, 13 ms each */
+		/* the best of 5, 13 ms each */
+		for (int run = 0; peak && run < 5; run++) {
 			float out;
 			double t0 = now();
 			peak((void *const *)(void *)&out); /* really void peak(float *) */

@@ -446,13 +446,14 @@ BUILD(reshape)
 	int64_t total = shape_numel(&x->sh);
 	if (hole >= 0 && known > 0 && total % known == 0)
 		to.d[hole] = total / known, known = total;
-	char s1[128], s2[128]; /* view(-1, 1, 28, 28), making 5 axes no layer takes
-	                        * (Keras' Reshape((-1, 6)), [batch, 1, 6], is fine) */
+	char s1[128], s2[128];
+	/* view(-1, 1, 28, 28), making 5 axes no layer takes (Keras' Reshape((-1, 6)),
+	 * [batch, 1, 6], is fine) */
 	if (lead && hole == lead && kw[0].n > 1 && to.d[hole] == 1 && to.rank > 4)
 		return error(L, call,
 		             "reshape: the shape is per example, the batch axis kept "
-		             "first: "
-		             "a -1 first (PyTorch's view(-1, ...)) is an axis of 1 here, "
+		             "first: a -1 first (PyTorch's view(-1, ...)) is an axis of "
+		             "1 here, "
 		             "making %s; leave it out",
 		             shape_str(&to, s2, sizeof s2)),
 		       NULL;

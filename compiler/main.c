@@ -393,8 +393,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		char llvm[64] = "?",
-		     cpu[64] = "?"; /* host_cpu_text: "LLVM CPU FEATURES" */
+		/* host_cpu_text: "LLVM CPU FEATURES" */
+		char llvm[64] = "?", cpu[64] = "?";
 		sscanf(host_cpu_text(), "%63s %63s", llvm, cpu);
 		printf(
 		    "descent %s\nLLVM %s; this machine's CPU: %s (what code is compiled "

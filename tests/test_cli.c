@@ -485,8 +485,8 @@ static void test_cli_object_cache_trusts_only_its_own_entries(void)
 	char dir[] = "/tmp/descent-cache-XXXXXX", cmd[8192], out[4096];
 	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
 	static const struct {
-		const char *before,
-		    *what; /* a shell command run first; what bench says */
+		/* commands run first, each ending in "&&"; what bench then says */
+		const char *before, *what;
 	} steps[] = {
 	    {"", "code generator"},
 	    {"", "object from the cache"},
