@@ -7,6 +7,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -38,6 +39,14 @@ static int literal(const Expr *e, double *v)
 
 static int bad_value(Diags *d, Arena *A, const Kw *k, const Expr *e, const char *what)
 {
+	char *end;
+	if (e->kind == EX_NAME && e->name[0] && (strtod(e->name, &end), !*end)) {
+		/* units: '3', a string (it said got ''3'') */
+		error_at(d, e->loc,
+		         "'%s' must be %s, got the string '%s': write it without quotes",
+		         k->name, what, e->name);
+		return -1;
+	}
 	error_at(d, e->loc, "'%s' must be %s, got '%s'", k->name, what, quote(A, e));
 	return -1;
 }
@@ -80,8 +89,9 @@ static int enum_value(Diags *d, const Kw *k, const Expr *e, KwVal *v)
 	while (k->names[n])
 		n++;
 	const char *s = e->kind == EX_NAME ? e->name : NULL;
-	for (int i = 0; s && i < n; i++)
-		if (!strcmp(s, k->names[i])) {
+	for (int i = 0; s && i < n; i++) /* a boolean as Python writes it too: False */
+		if (k->type == K_BOOL ? !strcasecmp(s, k->names[i])
+		                      : !strcmp(s, k->names[i])) {
 			v->e = i;
 			v->f = i;
 			return 0;
