@@ -350,6 +350,20 @@ static void functions(Graph *g, Lower *L, Node *loss, Node *out, Node *eloss, No
 	ir_fn_out(g, FN_TRAIN_STEP, loss, DEST_IO, g->io_loss);
 }
 
+/* Whether the line of loc was said to make a value never used: its layer's
+ * parameters then go unsaid (one unused dense node gave three warnings) */
+static int said_unused(const Diags *d, SrcLoc loc)
+{
+	for (int i = 0; i < d->n; i++)
+		if (d->v[i].sev == SEV_WARNING && d->v[i].loc.line == loc.line &&
+		    strstr(d->v[i].msg, "is never used") &&
+		    (d->v[i].loc.file == loc.file ||
+		     (d->v[i].loc.file && loc.file &&
+		      !strcmp(d->v[i].loc.file, loc.file))))
+			return 1;
+	return 0;
+}
+
 /* Gradients of the trainable parameters (the rest are constants to autodiff), the
  * update that uses them, and what else a training step writes back. */
 static int training(Graph *g, Lower *L, Node *loss)
@@ -367,7 +381,7 @@ static int training(Graph *g, Lower *L, Node *loss)
 		return -1;
 	for (int k = 0; k < nw; k++) {
 		grads[which[k]] = got[k];
-		if (!got[k])
+		if (!got[k] && !said_unused(L->d, g->params[which[k]].loc))
 			warn_at(L->d, g->params[which[k]].loc,
 			        "parameter '%s' does not affect the loss; it will not be "
 			        "trained",

@@ -394,6 +394,14 @@ static void test_layers_warn_about_what_is_never_used(void)
 	if (l.d.n != 3)
 		diag_print(&l.d, stderr);
 	done(&l);
+	/* an unused dense node is one warning, not one more for each parameter */
+	lower_text(&l,
+	           "inputs: {x: {shape: [batch, 3]}, y: {shape: [batch], dtype: i32}}\n"
+	           "nodes:\n  dead: \"dense(x, units=4)\"\n  out: \"dense(x, units=3)\"\n"
+	           "output: out\nloss: softmax_cross_entropy\n");
+	CU_ASSERT_FATAL(l.g != NULL);
+	CU_ASSERT(l.d.n == 1 && strstr(l.d.v[0].msg, "node 'dead' is never used"));
+	done(&l);
 	/* a node grad() is taken of is used, though 3 w^2 does not read w^3's node; a
 	 * gradient nothing uses is not (the last node, g, is the output) */
 	lower_text(&l, "params: {w: {init: 2}}\nnodes:\n"
