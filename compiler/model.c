@@ -22,6 +22,7 @@
  * The train: and data: sections are read in model_train.c; model.h is what the two
  * files share.
  */
+#include <ctype.h>
 #include <string.h>
 
 #include "model.h"
@@ -284,6 +285,15 @@ static int layer_args(Ctx *c, const Spec *with, const char *prev, SrcLoc at, Exp
 /* A layer's setting: a quoted scalar is text (padding: "same"), not an expression. */
 static Expr *setting(Ctx *c, const Spec *key, const Spec *v)
 {
+	if (v->kind == SPEC_SCALAR && !v->quoted && !v->str[0] &&
+	    !isalpha((unsigned char)key->str[0]) && key->str[0] != '_') {
+		/* the rest of a value a comma cut ({kernel_size: (3,3)} made the key
+		 * "3)"): one error, said at the value's start */
+		for (int i = 0; i < c->d->n; i++)
+			if (c->d->v[i].sev == SEV_ERROR &&
+			    c->d->v[i].loc.line == key->loc.line)
+				return NULL;
+	}
 	if (v->kind == SPEC_SCALAR && !v->quoted && !v->str[0]) {
 		/* ({units:10} is the key "units:10", without a value: "empty expression"
 		 * at the brace) */

@@ -970,6 +970,10 @@ static void test_spec_a_model_without_loss_is_one_error(void)
 	     "unknown function or layer 'foo'", 3, 5},
 	    {IN LAYERS "loss: {type: BCEWithLogitsLoss, target: y}\n",
 	     "did you mean 'binary_cross_entropy_with_logits'?", 3, 14},
+	    /* (3,3) in a {...} mapping: the comma cuts it, and the rest, '3)', made
+	     * a second error */
+	    {IN "layers: [{dense: {units: (3,3)}}]\n" LOSS,
+	     "expected ')' to close '(' opened at col 26", 2, 28},
 	    /* {units:10} is a key without a value (it was "empty expression" at the
 	     * brace) */
 	    {IN "layers: [{dense: {units:10}}]\n" LOSS,
