@@ -22,6 +22,7 @@
  * loss nor the output is computed from and for trainable parameters the loss does not
  * depend on, and an error when the memory it needs is past MAX_BYTES.
  */
+#include <ctype.h>
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -350,17 +351,27 @@ static void functions(Graph *g, Lower *L, Node *loss, Node *out, Node *eloss, No
 	ir_fn_out(g, FN_TRAIN_STEP, loss, DEST_IO, g->io_loss);
 }
 
-/* Whether the line of loc was said to make a value never used: its layer's
- * parameters then go unsaid (one unused dense node gave three warnings) */
-static int said_unused(const Diags *d, SrcLoc loc)
+/* Whether the node that made parameter `name` ("dead.weight": node 'dead') was said
+ * to be never used: its parameters then go unsaid (one unused dense node gave three
+ * warnings) */
+static int said_unused(const Diags *d, const char *name)
 {
-	for (int i = 0; i < d->n; i++)
-		if (d->v[i].sev == SEV_WARNING && d->v[i].loc.line == loc.line &&
-		    strstr(d->v[i].msg, "is never used") &&
-		    (d->v[i].loc.file == loc.file ||
-		     (d->v[i].loc.file && loc.file &&
-		      !strcmp(d->v[i].loc.file, loc.file))))
+	for (int i = 0; i < d->n; i++) {
+		const char *m = d->v[i].msg, *pre = "the value of node '", *q;
+		if (d->v[i].sev != SEV_WARNING || strncmp(m, pre, strlen(pre)))
+			continue;
+		m += strlen(pre);
+		if (!(q = strstr(m, "' is never used")) ||
+		    strncmp(name, m, (size_t)(q - m)))
+			continue;
+		const char *r =
+		    name + (q - m); /* "dead." or "dead_2.": a node's 2nd layer */
+		if (*r == '_' && isdigit((unsigned char)r[1]))
+			for (r++; isdigit((unsigned char)*r); r++)
+				;
+		if (*r == '.')
 			return 1;
+	}
 	return 0;
 }
 
@@ -381,7 +392,7 @@ static int training(Graph *g, Lower *L, Node *loss)
 		return -1;
 	for (int k = 0; k < nw; k++) {
 		grads[which[k]] = got[k];
-		if (!got[k] && !said_unused(L->d, g->params[which[k]].loc))
+		if (!got[k] && !said_unused(L->d, g->params[which[k]].name))
 			warn_at(L->d, g->params[which[k]].loc,
 			        "parameter '%s' does not affect the loss; it will not be "
 			        "trained",

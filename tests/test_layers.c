@@ -394,13 +394,17 @@ static void test_layers_warn_about_what_is_never_used(void)
 	if (l.d.n != 3)
 		diag_print(&l.d, stderr);
 	done(&l);
-	/* an unused dense node is one warning, not one more for each parameter */
+	/* an unused node of two dense layers is one warning, not one more for each of
+	 * their parameters; another node's on the same line are still said */
 	lower_text(&l,
 	           "inputs: {x: {shape: [batch, 3]}, y: {shape: [batch], dtype: i32}}\n"
-	           "nodes:\n  dead: \"dense(x, units=4)\"\n  out: \"dense(x, units=3)\"\n"
+	           "nodes: {dead: \"dense(dense(x, units=4), units=2)\", h: \"dense(x, "
+	           "units=3)\", out: \"dense(x, units=3) + stop_gradient(h)\"}\n"
 	           "output: out\nloss: softmax_cross_entropy\n");
 	CU_ASSERT_FATAL(l.g != NULL);
-	CU_ASSERT(l.d.n == 1 && strstr(l.d.v[0].msg, "node 'dead' is never used"));
+	CU_ASSERT(l.d.n == 3 && strstr(l.d.v[0].msg, "node 'dead' is never used"));
+	for (int i = 1; i < l.d.n; i++)
+		CU_ASSERT(strstr(l.d.v[i].msg, "parameter 'h.") != NULL);
 	done(&l);
 	/* a node grad() is taken of is used, though 3 w^2 does not read w^3's node; a
 	 * gradient nothing uses is not (the last node, g, is the output) */
