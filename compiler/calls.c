@@ -39,11 +39,14 @@ static int literal(const Expr *e, double *v)
 
 static int bad_value(Diags *d, Arena *A, const Kw *k, const Expr *e, const char *what)
 {
-	char *end;
-	if (e->kind == EX_NAME && e->name[0] && (strtod(e->name, &end), !*end)) {
-		/* units: '3', a string (it said got ''3'') */
+	/* units: '3', a string (it said got ''3''): digits, sign, point, exponent */
+	int decimal = e->kind == EX_NAME && e->name[0] &&
+	              strspn(e->name, "0123456789+-.eE") == strlen(e->name) &&
+	              strpbrk(e->name, "0123456789");
+	if (decimal) {
 		error_at(d, e->loc,
-		         "'%s' must be %s, got the string '%s': write it without quotes",
+		         "'%s' must be %s, got the string '%s' (a number goes without "
+		         "quotes)",
 		         k->name, what, e->name);
 		return -1;
 	}

@@ -282,16 +282,20 @@ static int layer_args(Ctx *c, const Spec *with, const char *prev, SrcLoc at, Exp
 
 /* "- relu" or "- conv2d: {out_channels: 6, kernel_size: 5}" as the call
  * conv2d(prev, out_channels=6, kernel_size=5); 'name' names it, 'with' adds values. */
-/* A layer's setting: a quoted scalar is text (padding: "same"), not an expression. */
-static Expr *setting(Ctx *c, const Spec *key, const Spec *v)
+/* A layer's setting: a quoted scalar is text (padding: "same"), not an expression.
+ * prev: the value before it in its mapping, or NULL. */
+static Expr *setting(Ctx *c, const Spec *key, const Spec *v, const Spec *prev)
 {
-	if (v->kind == SPEC_SCALAR && !v->quoted && !v->str[0] &&
+	if (v->kind == SPEC_SCALAR && !v->quoted && !v->str[0] && prev &&
 	    !isalpha((unsigned char)key->str[0]) && key->str[0] != '_') {
 		/* the rest of a value a comma cut ({kernel_size: (3,3)} made the key
-		 * "3)"): one error, said at the value's start */
+		 * "3)"): one error, said in the value before it */
 		for (int i = 0; i < c->d->n; i++)
 			if (c->d->v[i].sev == SEV_ERROR &&
-			    c->d->v[i].loc.line == key->loc.line)
+			    c->d->v[i].loc.line == key->loc.line &&
+			    prev->loc.line == key->loc.line &&
+			    c->d->v[i].loc.col >= prev->loc.col &&
+			    c->d->v[i].loc.col < key->loc.col)
 				return NULL;
 	}
 	if (v->kind == SPEC_SCALAR && !v->quoted && !v->str[0]) {
@@ -366,7 +370,8 @@ static void parse_layer(Ctx *c, const Spec *item, const char **prev)
 		const char *k = val->keys[i]->str;
 		if (!strcmp(k, "name") || !strcmp(k, "with"))
 			continue;
-		Expr *v = setting(c, val->keys[i], val->items[i]);
+		Expr *v =
+		    setting(c, val->keys[i], val->items[i], i ? val->items[i - 1] : NULL);
 		if (!v) {
 			bad = 1;
 			continue;
@@ -665,7 +670,7 @@ static Expr *loss_mapping(Ctx *c, const Spec *s)
 		if (!known || !strcmp(k, "type") || !strcmp(k, "target") ||
 		    !strcmp(k, "l2"))
 			continue;
-		Expr *v = setting(c, s->keys[i], s->items[i]);
+		Expr *v = setting(c, s->keys[i], s->items[i], i ? s->items[i - 1] : NULL);
 		if (v) {
 			call->kwlocs[call->nkw] = s->keys[i]->loc;
 			call->kwnames[call->nkw] = k, call->kwargs[call->nkw++] = v;

@@ -654,8 +654,8 @@ static void test_spec_rejects_bad_numbers_quoting_them(void)
 	    {IN "layers: [{dense: {units: x}}]\n" LOSS, "got 'x'", 2, 26},
 	    /* a quoted number is a string (it said got ''3'') */
 	    {IN "layers: [{dense: {units: '3'}}]\n" LOSS,
-	     "'units' must be an integer from 1 to 1073741824, got the string '3': write "
-	     "it without quotes",
+	     "'units' must be an integer from 1 to 1073741824, got the string '3' (a "
+	     "number goes without quotes)",
 	     2, 26},
 	    {IN "layers: [{dense: {units: {n: 3}}}]\n" LOSS,
 	     "expected a value or an expression, found a mapping", 2, 26},
