@@ -333,6 +333,16 @@ static void parse_layer(Ctx *c, const Spec *item, const char **prev)
 	if (item->kind == SPEC_MAP && item->n == 1) {
 		kind = item->keys[0];
 		val = item->items[0];
+	} else if (item->kind == SPEC_MAP && item->n > 1 &&
+	           item->keys[0]->kind == SPEC_SCALAR &&
+	           item->items[0]->kind == SPEC_SCALAR && !item->items[0]->quoted &&
+	           !item->items[0]->str[0] && fun_lookup(item->keys[0]->str)) {
+		/* "- dense:" with "units: 3" under it at the key's column, not further */
+		error_at(c->d, item->keys[1]->loc,
+		         "'%s' is a setting of the layer '%s' above it: indent it under "
+		         "'%s:'",
+		         item->keys[1]->str, item->keys[0]->str, item->keys[0]->str);
+		return;
 	} else if (item->kind != SPEC_SCALAR || item->quoted) {
 		char buf[80];
 		error_at(c->d, item->loc,

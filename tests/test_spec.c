@@ -970,6 +970,11 @@ static void test_spec_a_model_without_loss_is_one_error(void)
 	     "unknown function or layer 'foo'", 3, 5},
 	    {IN LAYERS "loss: {type: BCEWithLogitsLoss, target: y}\n",
 	     "did you mean 'binary_cross_entropy_with_logits'?", 3, 14},
+	    /* a layer's settings not indented under it: said at the setting */
+	    {IN "layers:\n  - dense:\n    units: 3\n" LOSS,
+	     "'units' is a setting of the layer 'dense' above it: indent it under "
+	     "'dense:'",
+	     4, 5},
 	    /* (3,3) in a {...} mapping: the comma cuts it, and the rest, '3)', made
 	     * a second error */
 	    {IN "layers: [{dense: {units: (3,3)}}]\n" LOSS,
