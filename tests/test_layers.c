@@ -512,15 +512,22 @@ static void test_layers_losses_and_norms_as_keras_and_torch_users_mean(void)
 	               "loss: softmax_cross_entropy\n");
 	CU_ASSERT(l.g != NULL && l.d.n == 0);
 	done(&l);
-	/* a boolean as Python writes it: bias: False */
-	lower_text(&l,
-	           "inputs: {x: {shape: [batch, 3]}, y: {shape: [batch], dtype: i32}}\n"
-	           "layers:\n  - dense: {name: fc, units: 3, bias: False}\n"
-	           "loss: softmax_cross_entropy\n");
-	CU_ASSERT_FATAL(l.g != NULL);
-	CU_ASSERT(l.d.n == 0 && l.g->nparams == 1 &&
-	          !strcmp(l.g->params[0].name, "fc.weight"));
-	done(&l);
+	/* a boolean as Python writes it, bias: False, or as YAML's other settings take
+	 * it, bias: no */
+	for (int k = 0; k < 2; k++) {
+		char yaml[256];
+		snprintf(
+		    yaml, sizeof yaml,
+		    "inputs: {x: {shape: [batch, 3]}, y: {shape: [batch], dtype: i32}}\n"
+		    "layers:\n  - dense: {name: fc, units: 3, bias: %s}\n"
+		    "loss: softmax_cross_entropy\n",
+		    k ? "no" : "False");
+		lower_text(&l, yaml);
+		CU_ASSERT_FATAL(l.g != NULL);
+		CU_ASSERT(l.d.n == 0 && l.g->nparams == 1 &&
+		          !strcmp(l.g->params[0].name, "fc.weight"));
+		done(&l);
+	}
 	lower_text(&l,
 	           "inputs: {x: {shape: [batch, 16, 100, 1]}, y: {shape: [batch], "
 	           "dtype: i32}}\nlayers:\n"
