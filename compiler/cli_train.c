@@ -578,8 +578,6 @@ static int write_report(const char *path, const Model *m, const rt_metrics *test
 
 /* ---- training over data ---- */
 
-/* OptKind's names, for checkpoints' metadata (model.c's table order). */
-static const char *const opt_names[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
 static const char *const monitor_names[] = {
     "auto", "train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy"};
 static const int monitor_col[] = {LOG_TRAIN_LOSS, LOG_TRAIN_LOSS, LOG_VAL_LOSS,
@@ -671,13 +669,6 @@ static int run_data(Run *r)
 	return 0;
 }
 
-/* The optimizer's name, as checkpoints record it */
-static const char *opt_name(const Model *m)
-{
-	return (unsigned)m->opt < sizeof opt_names / sizeof *opt_names ? opt_names[m->opt]
-	                                                               : "unknown";
-}
-
 /* The metric a monitor stands for, checked against what this run measures. */
 static int pick_monitor(Run *r, Monitor mon, SrcLoc loc, const char *who, Monitor *out)
 {
@@ -720,11 +711,11 @@ static int run_resume(Run *r)
 	int rc = rt_trainer_load(r->t, &f, err, sizeof err);
 	/* Adam's state into AdamW: the same tensors, another update (it went unsaid) */
 	const char *was = rt_st_meta(&f, "optimizer");
-	if (rc == 0 && was && strcmp(was, opt_name(r->m)))
+	if (rc == 0 && was && strcmp(was, opt_names[r->m->opt]))
 		fprintf(stderr,
 		        "descent: warning: %s was saved by a run of %s; this model "
 		        "trains with %s, from that state\n",
-		        path, was, opt_name(r->m));
+		        path, was, opt_names[r->m->opt]);
 	rt_st_free(&f);
 	if (rc < 0) {
 		fprintf(stderr, "descent: error: %s: %s\n", path, err);
@@ -821,7 +812,7 @@ static int save_ckpt(Run *r, const char *name, int keep)
 {
 	char path[4096], err[1024];
 	const char *keys[] = {"optimizer", "model"},
-	           *vals[] = {opt_name(r->m), r->m->name};
+	           *vals[] = {opt_names[r->m->opt], r->m->name};
 	if (mkdir(r->o->ckpt_dir, 0777) < 0 && errno != EEXIST) {
 		fprintf(stderr, "descent: error: cannot make %s: %s\n", r->o->ckpt_dir,
 		        strerror(errno));

@@ -291,6 +291,7 @@ typedef struct Def {
 
 /* torch.optim's optimizers, in model.c's name table order */
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_ADAGRAD } OptKind;
+extern const char *const opt_names[]; /* by OptKind: "sgd", "adam"... (model.c) */
 
 typedef enum { SRC_IDX, SRC_NPY, SRC_CSV } SrcKind;
 

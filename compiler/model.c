@@ -33,8 +33,8 @@ static const char *const top_keys[] = {"name",   "inputs", "params", "input", "t
 static const char *const input_keys[] = {"shape", "dtype", NULL};
 
 const char *const dtype_names[2] = {"f32", "i32"}; /* DType */
-static const char *const opt_names[] = {"sgd", "adam", "adamw", "rmsprop",
-                                        "adagrad"}; /* OptKind */
+const char *const opt_names[] = {"sgd", "adam", "adamw", "rmsprop",
+                                 "adagrad"}; /* OptKind */
 static const char *const init_names[] = {"kaiming_uniform", "xavier_uniform", "torch",
                                          "zeros",           "ones",           "normal"};
 static const rt_init init_vals[] = {
