@@ -5,7 +5,6 @@
  * what the number looked like in the file. It hands the builder typed values (KwVal).
  * fun_check does it for every call in an expression.
  */
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,12 +92,13 @@ static int enum_value(Diags *d, const Kw *k, const Expr *e, KwVal *v)
 	while (k->names[n])
 		n++;
 	const char *s = e->kind == EX_NAME ? e->name : NULL;
-	if (s && k->type == K_BOOL && (!strcasecmp(s, "yes") || !strcasecmp(s, "no")))
-		s = tolower((unsigned char)s[0]) == 'y' ? "true"
-		                                        : "false"; /* as spec_bool */
-	for (int i = 0; s && i < n; i++) /* a boolean as Python writes it too: False */
-		if (k->type == K_BOOL ? !strcasecmp(s, k->names[i])
-		                      : !strcmp(s, k->names[i])) {
+	if (s && k->type == K_BOOL && bool_word(s) >= 0) { /* (names: false, true) */
+		v->e = bool_word(s);
+		v->f = v->e;
+		return 0;
+	}
+	for (int i = 0; s && i < n; i++)
+		if (!strcmp(s, k->names[i])) {
 			v->e = i;
 			v->f = i;
 			return 0;

@@ -204,6 +204,8 @@ int spec_int(Diags *d, const Spec *s, const char *what, int64_t min, int64_t max
 /* Finite decimal or a fraction "a/b"; min/max inclusive. */
 int spec_num(Diags *d, const Spec *s, const char *what, double min, double max,
              double *out);
+/* true, yes: 1; false, no: 0, in any case (True, as Python writes it); else -1. */
+int bool_word(const char *s);
 int spec_bool(Diags *d, const Spec *s, const char *what, int *out);
 int spec_str(Diags *d, const Spec *s, const char *what, const char **out);
 /* One of the names; error lists them, with "did you mean". */

@@ -724,18 +724,19 @@ static int eq_nocase(const char *a, const char *b)
 	return !*a && !*b;
 }
 
+int bool_word(const char *s)
+{
+	return eq_nocase(s, "true") || eq_nocase(s, "yes")   ? 1
+	       : eq_nocase(s, "false") || eq_nocase(s, "no") ? 0
+	                                                     : -1;
+}
+
 int spec_bool(Diags *d, const Spec *s, const char *what, int *out)
 {
 	check(s);
-	if (s->kind == SPEC_SCALAR && !s->quoted) {
-		if (eq_nocase(s->str, "true") || eq_nocase(s->str, "yes")) {
-			*out = 1;
-			return 0;
-		}
-		if (eq_nocase(s->str, "false") || eq_nocase(s->str, "no")) {
-			*out = 0;
-			return 0;
-		}
+	if (s->kind == SPEC_SCALAR && !s->quoted && bool_word(s->str) >= 0) {
+		*out = bool_word(s->str);
+		return 0;
 	}
 	char buf[80];
 	error_at(d, s->loc, "'%s' must be true or false, got %s", what,
