@@ -941,6 +941,7 @@ struct Lower {
 	int nupdates, capupdates;
 	Node **differentiated; /* functions grad() was taken of: used, though the */
 	int ndiff, capdiff;    /* gradient's graph may not read their nodes */
+	char *unused;          /* by def: said to be never used (warn_unused) */
 	const char **names;    /* values in scope: inputs, parameters, nodes */
 	Node **vals;
 	int n, cap;

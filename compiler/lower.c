@@ -351,21 +351,15 @@ static void functions(Graph *g, Lower *L, Node *loss, Node *out, Node *eloss, No
 	ir_fn_out(g, FN_TRAIN_STEP, loss, DEST_IO, g->io_loss);
 }
 
-/* Whether the node that made parameter `name` ("dead.weight": node 'dead') was said
- * to be never used: its parameters then go unsaid (one unused dense node gave three
- * warnings) */
-static int said_unused(const Diags *d, const char *name)
+/* Whether parameter `name` was made by a node said to be never used ("dead.weight",
+ * "dead_2.weight": node 'dead', its second layer): its parameters then go unsaid (one
+ * unused dense node gave three warnings) */
+static int made_by_unused(const Lower *L, const char *name)
 {
-	for (int i = 0; i < d->n; i++) {
-		const char *m = d->v[i].msg, *pre = "the value of node '", *q;
-		if (d->v[i].sev != SEV_WARNING || strncmp(m, pre, strlen(pre)))
+	for (int i = 0; L->unused && i < L->m->ndefs; i++) {
+		const char *def = L->m->defs[i].name, *r = name + strlen(def);
+		if (!L->unused[i] || strncmp(name, def, strlen(def)))
 			continue;
-		m += strlen(pre);
-		if (!(q = strstr(m, "' is never used")) ||
-		    strncmp(name, m, (size_t)(q - m)))
-			continue;
-		const char *r =
-		    name + (q - m); /* "dead." or "dead_2.": a node's 2nd layer */
 		if (*r == '_' && isdigit((unsigned char)r[1]))
 			for (r++; isdigit((unsigned char)*r); r++)
 				;
@@ -392,7 +386,7 @@ static int training(Graph *g, Lower *L, Node *loss)
 		return -1;
 	for (int k = 0; k < nw; k++) {
 		grads[which[k]] = got[k];
-		if (!got[k] && !said_unused(L->d, g->params[which[k]].name))
+		if (!got[k] && !made_by_unused(L, g->params[which[k]].name))
 			warn_at(L->d, g->params[which[k]].loc,
 			        "parameter '%s' does not affect the loss; it will not be "
 			        "trained",
@@ -431,10 +425,11 @@ static int training(Graph *g, Lower *L, Node *loss)
  * mode (L, E: the lowerings; their scopes hold inputs, parameters, then the nodes). A
  * function grad() was taken of counts as used, as the source reads it, though its
  * gradient's graph need not read its node (grad(w * w * w, w) is 3 w^2). */
-static void warn_unused(Graph *g, const Lower *L, const Lower *E, Node *const *roots,
+static void warn_unused(Graph *g, Lower *L, const Lower *E, Node *const *roots,
                         int nroots)
 {
 	const Model *m = L->m;
+	L->unused = arena_alloc(g->A, (size_t)m->ndefs + 1);
 	char *seen = arena_alloc(g->A, (size_t)g->n + 1);
 	for (int i = 0; i < nroots; i++)
 		if (roots[i])
@@ -454,9 +449,11 @@ static void warn_unused(Graph *g, const Lower *L, const Lower *E, Node *const *r
 		const Def *df = &m->defs[i];
 		Node *v = L->vals[base + i], *ev = E ? E->vals[base + i] : NULL;
 		if (!seen[v->id] && (!ev || !seen[ev->id]) &&
-		    (!m->output || strcmp(m->output, df->name)))
+		    (!m->output || strcmp(m->output, df->name))) {
 			warn_at(L->d, df->loc, "the value of node '%s' is never used",
 			        df->name);
+			L->unused[i] = 1;
+		}
 	}
 }
 
